@@ -1,0 +1,51 @@
+"""Redis key names: the only place they are spelled.
+
+Every key carries its partition's hash tag ({p:<n>}) so that an account, its sessions, its ledger and
+its partition's deadline set and event stream share one Redis Cluster slot. The partition is a stable
+hash (CRC-32) of the account id, modulo the deployment's fixed partition count.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "cd"
+
+
+def partition_of(account_id: str, partitions: int) -> int:
+    return zlib.crc32(account_id.encode()) % partitions
+
+
+class Keys:
+    """Key builders for one deployment (its partition count)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+
+    def tag(self, account_id: str) -> str:
+        return f"{PREFIX}:{{p:{partition_of(account_id, self.partitions)}}}"
+
+    def account(self, account_id: str) -> str:
+        return f"{self.tag(account_id)}:acct:{account_id}"
+
+    def sessions(self, account_id: str) -> str:
+        return f"{self.account(account_id)}:sessions"
+
+    def ledger(self, account_id: str) -> str:
+        return f"{self.account(account_id)}:ledger"
+
+    def top_up_record(self, account_id: str, idempotency_key: str) -> str:
+        return f"{self.account(account_id)}:topup:{idempotency_key}"
+
+    def session(self, account_id: str, gateway_id: str, session_id: str) -> str:
+        return f"{self.tag(account_id)}:session:{gateway_id}:{session_id}"
+
+    def deadlines(self, account_id: str) -> str:
+        return f"{self.tag(account_id)}:deadlines"
+
+    def events(self, account_id: str) -> str:
+        return f"{self.tag(account_id)}:events"
+
+    def account_pattern(self) -> str:
+        """SCAN pattern matching every account hash (and, filtered by the caller, nothing else)."""
+        return f"{PREFIX}:{{p:*}}:acct:*"

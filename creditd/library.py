@@ -1,0 +1,95 @@
+"""The Lua function library: rendered from lua/ plus the deployment's CONFIG, loaded into Redis.
+
+The library is one Lua chunk: a generated CONFIG table (limits and plans), lua/lib/*.lua in a fixed
+order, then every lua/functions/*.lua, each wrapped in do ... end so that its locals stay its own.
+Plans live in the library rather than in keys so that a charge reads no configuration from Redis;
+the version is a hash of the rendered source, so a server loads it only when it changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import redis.asyncio as redis_asyncio
+
+from creditd.resources import lua_directory
+from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, UNIT_NUMBERS, Plan, Settings
+
+LIBRARY_NAME = "creditd"
+LIBRARY_FILES = ("codes.lua", "numbers.lua", "account.lua", "rating.lua")
+
+LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[int | str, "LuaValue"]
+
+
+def lua_literal(value: LuaValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        # Decimal byte escapes: valid Lua 5.1 for any byte, so no input can end the string early.
+        escaped = "".join(chr(b) if (b < 128 and chr(b).isalnum()) or chr(b) in " ._:/-?=&%+," else f"\\{b:03d}" for b in value.encode())
+        return f'"{escaped}"'
+    if isinstance(value, Mapping):
+        items = (f"[{lua_literal(key)}] = {lua_literal(item)}" for key, item in value.items())
+        return "{ " + ", ".join(items) + " }"
+    return "{ " + ", ".join(lua_literal(item) for item in value) + " }"
+
+
+def _plan_table(plan: Plan) -> dict[str, LuaValue]:
+    tariffs: dict[int | str, LuaValue] = {
+        tariff.rating_group: {
+            "unit": UNIT_NUMBERS[tariff.unit],
+            "price_minor": tariff.price_minor,
+            "block_size": tariff.block_size,
+            "default_grant": tariff.default_grant,
+            "validity_time_s": tariff.validity_time_s,
+            "originating": tariff.direction == "originating",
+            "always_allowed": tariff.always_allowed,
+        }
+        for tariff in plan.tariffs
+    }
+    return {
+        "currency": plan.currency,
+        "credit_limit_minor": plan.credit_limit_minor,
+        "final_unit_action": FINAL_UNIT_ACTION_NUMBERS[plan.final_unit_action],
+        "redirect_url": plan.redirect_url,
+        "throttle_kbps": plan.throttle_kbps,
+        "tariffs": tariffs,
+    }
+
+
+def config_table(settings: Settings) -> dict[str, LuaValue]:
+    limits = {name: getattr(settings.limits, name) for name in settings.limits.__struct_fields__}
+    plans: dict[int | str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
+    return {"limits": limits, "plans": plans}
+
+
+def render_library(settings: Settings, directory: Path | None = None) -> str:
+    directory = directory or lua_directory()
+    body = [f"local CONFIG = {lua_literal(config_table(settings))}"]
+    body += [(directory / "lib" / name).read_text() for name in LIBRARY_FILES]
+    for path in sorted((directory / "functions").glob("*.lua")):
+        body.append(f"do -- {path.name}\n{path.read_text()}\nend")
+    source = "\n".join(body)
+    version = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return f"#!lua name={LIBRARY_NAME}\nlocal LIBRARY_VERSION = '{version}'\n{source}\n"
+
+
+def library_version(source: str) -> str:
+    return source.split("'", 2)[1]
+
+
+async def ensure_library(client: redis_asyncio.Redis, source: str) -> bool:
+    """Loads the library unless the same version is already there; returns True when it loaded."""
+    wanted = library_version(source)
+    try:
+        loaded = await client.fcall_ro("library_version", 0)
+    except redis_asyncio.ResponseError:
+        loaded = None
+    if loaded is not None and (loaded.decode() if isinstance(loaded, bytes) else loaded) == wanted:
+        return False
+    await client.function_load(source, replace=True)
+    return True

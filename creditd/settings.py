@@ -1,0 +1,174 @@
+"""Configuration: frozen msgspec structs read from TOML, unknown fields forbidden, every limit named.
+
+Limits are checked at the edge (creditd/validation.py) and again inside the Lua functions, which get
+them through the generated CONFIG table (creditd/library.py).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from creditd.errors import ConfigError
+
+MAX_EXACT_INTEGER = 2**53 - 1
+MAX_UINT32 = 2**32 - 1
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_DATA_DIR = "data"
+DEFAULT_DRAIN_TIMEOUT_S = 10.0
+DEFAULT_PARTITIONS = 256
+DEFAULT_REDIS_CALL_TIMEOUT_S = 2.0
+DEFAULT_REDIS_MAX_CONNECTIONS = 16
+DEFAULT_REDIS_START_TIMEOUT_S = 10.0
+DEFAULT_MAX_AMOUNT_MINOR = 10**12
+DEFAULT_MAX_BALANCE_MINOR = 10**15
+DEFAULT_MAX_UNITS = 10**15
+DEFAULT_MAX_UNITS_PER_REQUEST = 16
+DEFAULT_MAX_BATCH_REQUESTS = 500
+DEFAULT_MAX_SESSIONS_PER_ACCOUNT = 256
+DEFAULT_MAX_BUCKETS_PER_ACCOUNT = 16
+DEFAULT_MAX_RATING_GROUPS_PER_BUCKET = 32
+DEFAULT_MAX_SESSION_ID_LENGTH = 128
+DEFAULT_MAX_CONTACT_FIELD_LENGTH = 128
+DEFAULT_MAX_LEDGER_PAGE = 1000
+DEFAULT_LEDGER_PAGE = 50
+DEFAULT_ANSWER_RETENTION_S = 3600
+DEFAULT_TOPUP_KEY_RETENTION_S = 7 * 86400
+DEFAULT_IDLE_SESSION_VALIDITY_S = 600
+DEFAULT_MAX_EVENTS_PER_PARTITION = 100_000
+DEFAULT_MAX_PIPELINE_COMMANDS = 512
+DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(Struct):
+    listen: str = DEFAULT_LISTEN
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = DEFAULT_DRAIN_TIMEOUT_S
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = DEFAULT_MAX_MESSAGE_BYTES
+
+
+class RedisSettings(Struct):
+    # Empty: start the embedded Redis-compatible server in data_dir.
+    url: str = ""
+    data_dir: str = DEFAULT_DATA_DIR
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=16384)] = DEFAULT_PARTITIONS
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_REDIS_CALL_TIMEOUT_S
+    max_connections: Annotated[int, msgspec.Meta(ge=2, le=1024)] = DEFAULT_REDIS_MAX_CONNECTIONS
+    start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = DEFAULT_REDIS_START_TIMEOUT_S
+    max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_PIPELINE_COMMANDS
+    max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_IN_FLIGHT_PIPELINES
+
+
+class Limits(Struct):
+    max_amount_minor: PositiveInt = DEFAULT_MAX_AMOUNT_MINOR
+    max_balance_minor: PositiveInt = DEFAULT_MAX_BALANCE_MINOR
+    max_units: PositiveInt = DEFAULT_MAX_UNITS
+    max_units_per_request: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_UNITS_PER_REQUEST
+    max_batch_requests: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_BATCH_REQUESTS
+    max_sessions_per_account: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS_PER_ACCOUNT
+    max_buckets_per_account: Annotated[int, msgspec.Meta(ge=0, le=256)] = DEFAULT_MAX_BUCKETS_PER_ACCOUNT
+    max_rating_groups_per_bucket: Annotated[int, msgspec.Meta(ge=1, le=64)] = DEFAULT_MAX_RATING_GROUPS_PER_BUCKET
+    max_session_id_length: Annotated[int, msgspec.Meta(ge=1, le=512)] = DEFAULT_MAX_SESSION_ID_LENGTH
+    max_contact_field_length: Annotated[int, msgspec.Meta(ge=1, le=1024)] = DEFAULT_MAX_CONTACT_FIELD_LENGTH
+    max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_LEDGER_PAGE
+    default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_LEDGER_PAGE
+    answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = DEFAULT_ANSWER_RETENTION_S
+    topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = DEFAULT_TOPUP_KEY_RETENTION_S
+    idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = DEFAULT_IDLE_SESSION_VALIDITY_S
+    max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = DEFAULT_MAX_EVENTS_PER_PARTITION
+
+
+UNIT_NUMBERS = {"BYTES": 1, "SECONDS": 2, "EVENTS": 3}
+FINAL_UNIT_ACTION_NUMBERS = {"TERMINATE": 1, "REDIRECT": 2, "RESTRICT_ACCESS": 3}
+
+
+class Tariff(Struct):
+    rating_group: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]
+    name: Name
+    unit: Literal["BYTES", "SECONDS", "EVENTS"]
+    # Price of one block in minor units; 0 = free.
+    price_minor: Annotated[int, msgspec.Meta(ge=0, le=10**9)]
+    block_size: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    default_grant: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    validity_time_s: Annotated[int, msgspec.Meta(ge=1, le=86400)]
+    # originating: charged, blocked by one-way suspension; terminating: blocked only by two-way.
+    direction: Literal["originating", "terminating"] = "originating"
+    # Served even under one-way suspension (top-up portal, emergency).
+    always_allowed: bool = False
+
+
+class Plan(Struct, kw_only=True):
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+    credit_limit_minor: NonNegativeInt = 0
+    final_unit_action: Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"] = "TERMINATE"
+    redirect_url: Annotated[str, msgspec.Meta(max_length=512)] = ""
+    throttle_kbps: Annotated[int, msgspec.Meta(ge=1, le=10**7)] = 256
+    tariffs: list[Tariff]
+
+
+class Settings(Struct, kw_only=True):
+    server: ServerSettings = ServerSettings()
+    redis: RedisSettings = RedisSettings()
+    limits: Limits = Limits()
+    plans: dict[Name, Plan]
+
+
+def _check_coherence(settings: Settings) -> None:
+    limits = settings.limits
+    if limits.max_amount_minor > limits.max_balance_minor:
+        raise ConfigError("limits.max_amount_minor: must not exceed limits.max_balance_minor")
+    if limits.default_ledger_page > limits.max_ledger_page:
+        raise ConfigError("limits.default_ledger_page: must not exceed limits.max_ledger_page")
+    if not settings.plans:
+        raise ConfigError("plans: at least one plan is required")
+    for plan_name, plan in settings.plans.items():
+        where = f"plans.{plan_name}"
+        if plan.final_unit_action == "REDIRECT" and not plan.redirect_url:
+            raise ConfigError(f"{where}.redirect_url: required when final_unit_action is REDIRECT")
+        if plan.credit_limit_minor > limits.max_amount_minor:
+            raise ConfigError(f"{where}.credit_limit_minor: above limits.max_amount_minor")
+        seen: set[int] = set()
+        for index, tariff in enumerate(plan.tariffs):
+            if tariff.rating_group in seen:
+                raise ConfigError(f"{where}.tariffs[{index}].rating_group: {tariff.rating_group} appears twice")
+            seen.add(tariff.rating_group)
+            if tariff.default_grant > limits.max_units:
+                raise ConfigError(f"{where}.tariffs[{index}].default_grant: above limits.max_units")
+
+
+def parse_settings(document: dict[str, object], source: str = "config") -> Settings:
+    plans = document.get("plans")
+    if isinstance(plans, dict):
+        for plan_name, plan_document in plans.items():
+            try:
+                msgspec.convert(plan_document, Plan)
+            except msgspec.ValidationError as error:  # names the plan, which msgspec's path does not
+                raise ConfigError(f"{source}: plans.{plan_name}: {error}") from None
+    try:
+        settings = msgspec.convert(document, Settings)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    _check_coherence(settings)
+    return settings
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_settings(document, str(path))

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for creditd.v1 (python -m creditd.protogen)."""

@@ -1,0 +1,357 @@
+--[=[
+charge — one gateway request (INITIAL, UPDATE, TERMINATE or EVENT), applied at most once.
+
+KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash (lib/account.lua)
+KEYS[2] sessions    cd:{p:<n>}:acct:<account_id>:sessions           set of '<gateway_id> <session_id>'
+KEYS[3] ledger      cd:{p:<n>}:acct:<account_id>:ledger             stream
+KEYS[4] session     cd:{p:<n>}:session:<gateway_id>:<session_id>    hash
+KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<gateway_id> <session_id>' by deadline ms
+KEYS[6] events      cd:{p:<n>}:events                               stream
+ARGV[1] now_ms          integer, Unix ms, from the server's clock
+ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
+ARGV[3] request_number  integer 0..2^32-1, increasing within a session
+ARGV[4] account_id      [A-Za-z0-9._:-]{1,64}
+ARGV[5] gateway_id      [A-Za-z0-9._:-]{1,64}
+ARGV[6] session_id      printable ASCII without space and braces, 1..max_session_id_length
+ARGV[7] unit_count      integer 0..max_units_per_request
+ARGV[8 + 3i ..]         per unit: rating_group (0..2^32-1), requested (units, 0 = tariff default),
+                        used (units, 0..max_units)
+Returns {answer, replayed}: answer is JSON
+  [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,
+    final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged], ...]]
+  stored in the session and returned unchanged (replayed = 1) for a retransmission.
+Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant or whole request),
+  RATING_FAILED (no tariff for a rating group, or usage too costly to rate), UNKNOWN_SESSION,
+  INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
+  are stored; a refused request writes nothing.
+]=]
+
+local function parse_units(args, count, request_type)
+  local units, seen = {}, {}
+  for index = 0, count - 1 do
+    local base = 8 + index * 3
+    local field = 'units[' .. index .. ']'
+    local unit = {
+      field = field,
+      rating_group = parse_integer(args[base], field .. '.rating_group', 0, MAX_UINT32),
+      requested = parse_integer(args[base + 1], field .. '.requested', 0, CONFIG.limits.max_units),
+      used = parse_integer(args[base + 2], field .. '.used', 0, CONFIG.limits.max_units),
+    }
+    if seen[unit.rating_group] then
+      refuse(CODE.INVALID_REQUEST, field .. '.rating_group: appears twice in one request')
+    end
+    seen[unit.rating_group] = true
+    if unit.used > 0 and (request_type == REQUEST_TYPE.INITIAL or request_type == REQUEST_TYPE.EVENT) then
+      refuse(CODE.INVALID_REQUEST, field .. '.used: must be 0 in INITIAL and EVENT requests')
+    end
+    if unit.requested > 0 and request_type == REQUEST_TYPE.TERMINATE then
+      refuse(CODE.INVALID_REQUEST, field .. '.requested: must be 0 in TERMINATE requests')
+    end
+    units[#units + 1] = unit
+  end
+  return units
+end
+
+local function parse_charge_request(args)
+  if #args < 7 then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 7, got ' .. #args)
+  end
+  local request = {
+    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
+    request_type = parse_integer(args[2], 'request_type', 1, 4),
+    request_number = parse_integer(args[3], 'request_number', 0, MAX_UINT32),
+    account_id = check_text(args[4], 'account_id', ID_PATTERN, 64),
+    gateway_id = check_text(args[5], 'gateway_id', ID_PATTERN, 64),
+    session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
+  }
+  local count = parse_integer(args[7], 'units', 0, CONFIG.limits.max_units_per_request)
+  check_argument_count(args, 7 + 3 * count)
+  request.units = parse_units(args, count, request.request_type)
+  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
+  request.member = request.gateway_id .. ' ' .. request.session_id
+  request.reference = request.member .. ' ' .. request.request_number
+  return request
+end
+
+local function load_session(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    return nil
+  end
+  local session = { reservations = {} }
+  for index = 1, #flat, 2 do
+    local field, value = flat[index], flat[index + 1]
+    if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
+      session.reservations[tonumber(string.sub(field, #RESERVATION_PREFIX + 1))] = decode_reservation(value)
+    else
+      session[field] = value
+    end
+  end
+  session.last_number = tonumber(session.last_number)
+  return session
+end
+
+-- Returns the stored answer of a retransmission, nil for a new request; refuses one out of order.
+local function check_sequence(session, request)
+  local kind = request.request_type
+  if session == nil then
+    if kind == REQUEST_TYPE.UPDATE or kind == REQUEST_TYPE.TERMINATE then
+      refuse(CODE.UNKNOWN_SESSION, 'session_id: unknown session')
+    end
+    return nil
+  end
+  if session.account_id ~= request.account_id then
+    refuse(CODE.INVALID_REQUEST, 'account_id: does not match the account of the session')
+  end
+  if request.request_number == session.last_number then
+    if request.fingerprint == session.last_fingerprint then
+      return session.last_answer
+    end
+    refuse(CODE.INVALID_REQUEST, 'request_number: already applied with a different payload')
+  end
+  if request.request_number < session.last_number then
+    refuse(CODE.INVALID_REQUEST, 'request_number: must be above the last applied ' .. session.last_number)
+  end
+  if kind == REQUEST_TYPE.INITIAL or kind == REQUEST_TYPE.EVENT then
+    refuse(CODE.INVALID_REQUEST, 'session_id: already in use')
+  end
+  if session.state ~= 'open' then
+    refuse(CODE.UNKNOWN_SESSION, 'session_id: session is closed')
+  end
+  return nil
+end
+
+local function new_grant(plan, rating_group)
+  local tariff = plan.tariffs[rating_group]
+  return {
+    rating_group = rating_group, result = CODE.SUCCESS, unit = tariff and tariff.unit or 0, granted = 0,
+    validity_time_s = 0, final = false, throttled = false, charged = 0,
+  }
+end
+
+local function grant_json(plan, grant)
+  local action, url = FINAL_UNIT_ACTION.NONE, ''
+  if grant.final then
+    action = plan.final_unit_action
+    if action == FINAL_UNIT_ACTION.REDIRECT then
+      url = plan.redirect_url
+    end
+  end
+  return '[' .. grant.rating_group .. ',' .. grant.result .. ',' .. grant.unit .. ','
+    .. format_integer(grant.granted) .. ',' .. grant.validity_time_s .. ',' .. action .. ','
+    .. json_string(url) .. ',' .. (grant.throttled and 1 or 0) .. ','
+    .. (grant.throttled and plan.throttle_kbps or 0) .. ',' .. format_integer(grant.charged) .. ']'
+end
+
+local function answer_json(result, account_status, message, plan, grants)
+  local parts = {}
+  for _, grant in ipairs(grants) do
+    parts[#parts + 1] = grant_json(plan, grant)
+  end
+  return '[' .. result .. ',' .. account_status .. ',' .. json_string(message) .. ',['
+    .. table.concat(parts, ',') .. ']]'
+end
+
+-- Usage of UPDATE and TERMINATE: release each reported group's reservation, rate what was used.
+local function commit_usage(account, plan, request, reservations, grants)
+  local charged_total = 0
+  for _, unit in ipairs(request.units) do
+    local grant = new_grant(plan, unit.rating_group)
+    local reservation = reservations[unit.rating_group]
+    local tariff = plan.tariffs[unit.rating_group]
+    if reservation then
+      release_reservation(account, reservation)
+      reservations[unit.rating_group] = nil
+    end
+    if tariff == nil and reservation == nil then
+      grant.result = CODE.RATING_FAILED
+    else
+      grant.charged = charge_usage(account, tariff, reservation, unit.rating_group, unit.used,
+        request.now_ms, unit.field .. '.used')
+      charged_total = charged_total + grant.charged
+    end
+    grants[#grants + 1] = grant
+  end
+  if request.request_type == REQUEST_TYPE.TERMINATE then
+    for rating_group, reservation in pairs(reservations) do
+      release_reservation(account, reservation)
+      reservations[rating_group] = nil
+    end
+  end
+  if charged_total > 0 then
+    queue_ledger(account, request.now_ms, 'charge', -charged_total, request.reference)
+  end
+end
+
+local function grant_units(account, plan, request, reservations, grants)
+  local by_group = {}
+  for _, grant in ipairs(grants) do
+    by_group[grant.rating_group] = grant
+  end
+  for _, unit in ipairs(request.units) do
+    local grant = by_group[unit.rating_group]
+    if grant == nil then
+      grant = new_grant(plan, unit.rating_group)
+      grants[#grants + 1] = grant
+    end
+    local tariff = plan.tariffs[unit.rating_group]
+    if tariff == nil then
+      grant.result = CODE.RATING_FAILED
+    elseif not service_allowed(account, tariff) then
+      grant.result = CODE.END_USER_SERVICE_DENIED
+    else
+      local requested = unit.requested > 0 and unit.requested or tariff.default_grant
+      local outcome, reservation = reserve_units(account, plan, tariff, unit.rating_group, requested, request.now_ms)
+      grant.result, grant.granted, grant.final, grant.throttled =
+        outcome.result, outcome.granted, outcome.final == true, outcome.throttled == true
+      if reservation then
+        grant.validity_time_s = tariff.validity_time_s
+        reservations[unit.rating_group] = reservation
+      end
+    end
+  end
+end
+
+-- EVENT: all or nothing. Returns false when any group fails; the caller then discards every change.
+local function debit_units(account, plan, request, grants)
+  local charged_total, failure = 0, nil
+  for _, unit in ipairs(request.units) do
+    local grant = new_grant(plan, unit.rating_group)
+    local tariff = plan.tariffs[unit.rating_group]
+    if tariff == nil then
+      grant.result = CODE.RATING_FAILED
+    elseif not service_allowed(account, tariff) then
+      grant.result = CODE.END_USER_SERVICE_DENIED
+    else
+      local units = unit.requested > 0 and unit.requested or tariff.default_grant
+      local outcome, cost = debit_event(account, tariff, unit.rating_group, units, request.now_ms, unit.field .. '.requested')
+      grant.result, grant.granted, grant.final, grant.charged = outcome.result, outcome.granted, outcome.final == true, cost
+      charged_total = charged_total + cost
+      -- the reservation-free debit must still respect what available could pay across groups
+      account.reserved = account.reserved + cost
+    end
+    failure = failure or (grant.result ~= CODE.SUCCESS and grant.result)
+    grants[#grants + 1] = grant
+  end
+  account.reserved = account.reserved - charged_total
+  if failure then
+    for _, grant in ipairs(grants) do
+      grant.result, grant.granted, grant.charged = failure, 0, 0
+    end
+    return failure
+  end
+  if charged_total > 0 then
+    queue_ledger(account, request.now_ms, 'charge', -charged_total, request.reference)
+  end
+  return nil
+end
+
+local function overall_result(request, grants)
+  if request.request_type == REQUEST_TYPE.TERMINATE or #grants == 0 then
+    return CODE.SUCCESS
+  end
+  local first_failure = nil
+  for _, grant in ipairs(grants) do
+    if grant.result == CODE.SUCCESS then
+      return CODE.SUCCESS
+    end
+    first_failure = first_failure or grant.result
+  end
+  return first_failure
+end
+
+local function rate_request(keys, request, session)
+  local account = load_existing_account(keys[1])
+  local plan = CONFIG.plans[account.plan]
+  if plan == nil then
+    refuse(CODE.RATING_FAILED, 'account_id: the account plan ' .. account.plan .. ' is not configured')
+  end
+  local kind = request.request_type
+  if kind == REQUEST_TYPE.INITIAL
+      and redis.call('SCARD', keys[2]) >= CONFIG.limits.max_sessions_per_account then
+    refuse(CODE.RESOURCES_EXCEEDED,
+      'session_id: the account already has ' .. CONFIG.limits.max_sessions_per_account .. ' open sessions')
+  end
+  local reservations = session and session.reservations or {}
+  local grants, discard = {}, false
+  if kind == REQUEST_TYPE.UPDATE or kind == REQUEST_TYPE.TERMINATE then
+    commit_usage(account, plan, request, reservations, grants)
+  end
+  apply_credit_exhaustion(account, request.now_ms, request.reference)
+  if kind == REQUEST_TYPE.INITIAL or kind == REQUEST_TYPE.UPDATE then
+    grant_units(account, plan, request, reservations, grants)
+  elseif kind == REQUEST_TYPE.EVENT then
+    discard = debit_units(account, plan, request, grants) ~= nil
+    apply_credit_exhaustion(account, request.now_ms, request.reference)
+  end
+  local result = overall_result(request, grants)
+  local closes = kind == REQUEST_TYPE.TERMINATE or kind == REQUEST_TYPE.EVENT
+    or (kind == REQUEST_TYPE.INITIAL and result ~= CODE.SUCCESS)
+  return {
+    account = account, reservations = reservations, closes = closes, discard = discard,
+    answer = answer_json(result, account.status, '', plan, grants),
+    opened_at_ms = session and session.opened_at_ms or format_integer(request.now_ms),
+  }
+end
+
+local function session_deadline_ms(request, reservations)
+  local deadline_ms = request.now_ms + CONFIG.limits.idle_session_validity_s * 1000
+  local any = false
+  for _, reservation in pairs(reservations) do
+    deadline_ms = any and math.max(deadline_ms, reservation.deadline_ms) or reservation.deadline_ms
+    any = true
+  end
+  return deadline_ms
+end
+
+local function write_session(keys, request, outcome)
+  local fields = { 'account_id', request.account_id, 'gateway_id', request.gateway_id,
+    'state', outcome.closes and 'closed' or 'open', 'opened_at_ms', outcome.opened_at_ms,
+    'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
+    'last_answer', outcome.answer }
+  redis.call('DEL', keys[4])
+  if outcome.closes then
+    redis.call('HSET', keys[4], unpack(fields))
+    redis.call('EXPIRE', keys[4], CONFIG.limits.answer_retention_s)
+    redis.call('SREM', keys[2], request.member)
+    redis.call('ZREM', keys[5], request.member)
+    return
+  end
+  for rating_group, reservation in pairs(outcome.reservations) do
+    fields[#fields + 1] = RESERVATION_PREFIX .. rating_group
+    fields[#fields + 1] = encode_reservation(reservation)
+  end
+  redis.call('HSET', keys[4], unpack(fields))
+  redis.call('SADD', keys[2], request.member)
+  redis.call('ZADD', keys[5], session_deadline_ms(request, outcome.reservations), request.member)
+end
+
+local function refusal_answer(refusal, account_status)
+  return { answer_json(refusal.code, account_status, refusal.message, nil, {}), 0 }
+end
+
+local function charge(keys, args)
+  local parsed, request = run_checked(parse_charge_request, args)
+  if not parsed then
+    return refusal_answer(request, 0)
+  end
+  local session = load_session(keys[4])
+  local in_order, replay = run_checked(check_sequence, session, request)
+  if not in_order then
+    return refusal_answer(replay, 0)
+  end
+  if replay then
+    return { replay, 1 }
+  end
+  local rated, outcome = run_checked(rate_request, keys, request, session)
+  if not rated then
+    return refusal_answer(outcome, 0)
+  end
+  if not outcome.discard then
+    save_account(outcome.account, keys[1], keys[3], keys[6])
+  end
+  write_session(keys, request, outcome)
+  return { outcome.answer, 0 }
+end
+
+redis.register_function('charge', charge)

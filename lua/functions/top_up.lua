@@ -1,0 +1,78 @@
+--[=[
+top_up — credits money to an account, at most once per idempotency key; pays debt first by simply
+adding to the balance, and resumes a credit-suspended account when available becomes positive.
+
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[2] sessions   cd:{p:<n>}:acct:<account_id>:sessions                 set (read for the card)
+KEYS[3] ledger     cd:{p:<n>}:acct:<account_id>:ledger                   stream
+KEYS[4] events     cd:{p:<n>}:events                                     stream
+KEYS[5] record     cd:{p:<n>}:acct:<account_id>:topup:<idempotency_key>  string '<fingerprint>|<ledger_seq>'
+ARGV[1] now_ms           integer, Unix ms
+ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
+ARGV[3] amount           integer minor units, 1..max_amount_minor
+ARGV[4] channel          [A-Za-z0-9._:-]{1,64}
+ARGV[5] idempotency_key  [A-Za-z0-9._:-]{1,64}, unique per account
+Returns {code, message, '{"account":<account_json>,"replayed":0|1,"ledger_seq":<n>}'}.
+Codes: SUCCESS; INVALID_REQUEST (bad field, key reused with another amount or channel, balance would
+exceed max_balance_minor); USER_UNKNOWN; ACCOUNT_TERMINATED.
+]=]
+
+local function parse_top_up(args)
+  check_argument_count(args, 5)
+  local request = {
+    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
+    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
+    amount = parse_integer(args[3], 'amount', 1, CONFIG.limits.max_amount_minor),
+    channel = check_text(args[4], 'channel', ID_PATTERN, 64),
+    idempotency_key = check_text(args[5], 'idempotency_key', ID_PATTERN, 64),
+  }
+  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
+  return request
+end
+
+local function check_top_up(keys, args)
+  local request = parse_top_up(args)
+  local account = load_existing_account(keys[1])
+  local record = redis.call('GET', keys[5])
+  if record then
+    local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
+    assert(fingerprint, 'corrupt top-up record')
+    if fingerprint ~= request.fingerprint then
+      refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with a different amount or channel')
+    end
+    return { account = account, replayed_seq = seq }
+  end
+  if account.status == STATUS.TERMINATED then
+    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
+  end
+  if account.balance + request.amount > CONFIG.limits.max_balance_minor then
+    refuse(CODE.INVALID_REQUEST, 'amount: would take the balance above ' .. format_integer(CONFIG.limits.max_balance_minor))
+  end
+  return { account = account, request = request }
+end
+
+local function top_up_json(account, keys, replayed, seq)
+  return '{"account":' .. account_json(account, redis.call('SCARD', keys[2])) .. ',"replayed":' .. replayed
+    .. ',"ledger_seq":' .. seq .. '}'
+end
+
+local function top_up(keys, args)
+  local checked, outcome = run_checked(check_top_up, keys, args)
+  if not checked then
+    return reply(outcome.code, outcome.message)
+  end
+  local account, request = outcome.account, outcome.request
+  if outcome.replayed_seq then
+    return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, 1, outcome.replayed_seq))
+  end
+  local reference = request.channel .. ' ' .. request.idempotency_key
+  local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
+  queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
+  apply_credit_recovery(account, request.now_ms, reference)
+  save_account(account, keys[1], keys[3], keys[4])
+  redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
+    'EX', CONFIG.limits.topup_key_retention_s)
+  return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))
+end
+
+redis.register_function('top_up', top_up)

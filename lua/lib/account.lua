@@ -1,0 +1,184 @@
+--[=[
+Account state: load, change in memory, save; ledger and event appends; the subscriber card as JSON.
+
+Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
+status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
+contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
+  bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<rg,rg,...>'
+Ledger stream (cd:{p:<n>}:acct:<id>:ledger): entry id '<seq>-0', fields time_ms, kind, amount,
+balance_after, reference. balance always equals the sum of the ledger's amounts.
+]=]
+local BUCKET_PREFIX = 'bucket:'
+local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
+
+local function decode_bucket(bucket_id, text)
+  local unit, remaining, reserved, expires_at_ms, priority, policy, groups =
+    string.match(text, BUCKET_PATTERN)
+  assert(unit, 'corrupt bucket ' .. bucket_id)
+  local rating_groups = {}
+  for group in string.gmatch(groups, '%d+') do
+    rating_groups[tonumber(group)] = true
+  end
+  return {
+    id = bucket_id, unit = tonumber(unit), remaining = tonumber(remaining),
+    reserved = tonumber(reserved), expires_at_ms = tonumber(expires_at_ms),
+    priority = tonumber(priority), policy = tonumber(policy), groups_text = groups,
+    rating_groups = rating_groups, has_groups = groups ~= '',
+  }
+end
+
+local function encode_bucket(bucket)
+  assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
+  return table.concat({ bucket.unit, format_integer(bucket.remaining), format_integer(bucket.reserved),
+    format_integer(bucket.expires_at_ms), bucket.priority, bucket.policy, bucket.groups_text }, '|')
+end
+
+local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
+  'created_at_ms', 'ledger_seq', 'initial_balance' }
+
+local function load_account(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    return nil
+  end
+  local account = { buckets = {}, dirty_buckets = {}, pending_ledger = {}, pending_events = {} }
+  for index = 1, #flat, 2 do
+    local field, value = flat[index], flat[index + 1]
+    if string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
+      local bucket_id = string.sub(field, #BUCKET_PREFIX + 1)
+      account.buckets[bucket_id] = decode_bucket(bucket_id, value)
+    else
+      account[field] = value
+    end
+  end
+  for _, field in ipairs(NUMERIC_FIELDS) do
+    account[field] = tonumber(account[field])
+  end
+  return account
+end
+
+local function available_money(account)
+  return account.balance + account.credit_limit - account.reserved
+end
+
+-- Buckets in consumption order: priority, then earliest expiry (0 = never, last), then id.
+local function ordered_buckets(account)
+  local list = {}
+  for _, bucket in pairs(account.buckets) do
+    list[#list + 1] = bucket
+  end
+  local function expiry_rank(bucket)
+    return bucket.expires_at_ms == 0 and MAX_EXACT_INTEGER or bucket.expires_at_ms
+  end
+  table.sort(list, function(a, b)
+    if a.priority ~= b.priority then return a.priority < b.priority end
+    if expiry_rank(a) ~= expiry_rank(b) then return expiry_rank(a) < expiry_rank(b) end
+    return a.id < b.id
+  end)
+  return list
+end
+
+local function queue_ledger(account, now_ms, kind, amount, reference)
+  account.balance = account.balance + amount
+  account.ledger_seq = account.ledger_seq + 1
+  table.insert(account.pending_ledger, { account.ledger_seq, now_ms, kind, amount, account.balance, reference })
+  return account.ledger_seq
+end
+
+local function queue_event(account, now_ms, kind, detail)
+  table.insert(account.pending_events, { now_ms, kind, detail })
+end
+
+local function set_status(account, now_ms, status, reason, reference)
+  if account.status == status and account.status_reason == reason then
+    return false
+  end
+  account.status, account.status_reason, account.status_since_ms = status, reason, now_ms
+  queue_ledger(account, now_ms, 'status', 0, STATUS_NAME[status] .. ' ' .. reason .. ' ' .. reference)
+  queue_event(account, now_ms, 'status_changed', STATUS_NAME[status] .. ' ' .. reason)
+  return true
+end
+
+-- The suspension ladder's credit rules. Exhaustion is checked after every balance change, in the same
+-- call; recovery only after a top-up, and only for suspensions the credit rule itself caused.
+local function apply_credit_exhaustion(account, now_ms, reference)
+  if account.status == STATUS.ACTIVE and account.balance + account.credit_limit <= 0 then
+    set_status(account, now_ms, STATUS.ONE_WAY_SUSPENDED, 'CREDIT', reference)
+  end
+end
+
+local function apply_credit_recovery(account, now_ms, reference)
+  local suspended = account.status == STATUS.ONE_WAY_SUSPENDED or account.status == STATUS.TWO_WAY_SUSPENDED
+  if suspended and account.status_reason == 'CREDIT' and available_money(account) > 0 then
+    set_status(account, now_ms, STATUS.ACTIVE, 'TOPUP', reference)
+  end
+end
+
+local function assert_account_invariants(account)
+  assert(account.reserved >= 0, 'reserved is negative')
+  assert(account.balance <= MAX_EXACT_INTEGER and account.balance >= -MAX_EXACT_INTEGER, 'balance out of range')
+  assert(not (account.status == STATUS.ACTIVE and account.balance + account.credit_limit <= 0),
+    'active account with exhausted credit')
+end
+
+-- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
+-- the account hash, then the events. Nothing before this point has written.
+local function save_account(account, account_key, ledger_key, events_key)
+  assert_account_invariants(account)
+  for _, entry in ipairs(account.pending_ledger) do
+    redis.call('XADD', ledger_key, format_integer(entry[1]) .. '-0',
+      'time_ms', format_integer(entry[2]), 'kind', entry[3], 'amount', format_integer(entry[4]),
+      'balance_after', format_integer(entry[5]), 'reference', entry[6])
+  end
+  local fields = { 'balance', format_integer(account.balance), 'reserved', format_integer(account.reserved),
+    'status', account.status, 'status_reason', account.status_reason,
+    'status_since_ms', format_integer(account.status_since_ms), 'ledger_seq', format_integer(account.ledger_seq) }
+  for bucket_id in pairs(account.dirty_buckets) do
+    fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
+    fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
+  end
+  redis.call('HSET', account_key, unpack(fields))
+  for _, event in ipairs(account.pending_events) do
+    redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*',
+      'kind', event[2], 'account_id', account.account_id, 'time_ms', format_integer(event[1]), 'detail', event[3])
+  end
+end
+
+local function bucket_json(bucket)
+  return '[' .. json_string(bucket.id) .. ',' .. bucket.unit .. ',' .. format_integer(bucket.remaining) .. ','
+    .. format_integer(bucket.reserved) .. ',' .. json_string(bucket.groups_text) .. ','
+    .. format_integer(bucket.expires_at_ms) .. ',' .. bucket.priority .. ',' .. bucket.policy .. ']'
+end
+
+-- The subscriber card; creditd/records.py decodes it.
+local function account_json(account, open_sessions)
+  local buckets = {}
+  for _, bucket in ipairs(ordered_buckets(account)) do
+    buckets[#buckets + 1] = bucket_json(bucket)
+  end
+  return '{"account_id":' .. json_string(account.account_id)
+    .. ',"plan":' .. json_string(account.plan)
+    .. ',"currency":' .. json_string(account.currency)
+    .. ',"status":' .. account.status
+    .. ',"status_reason":' .. json_string(account.status_reason)
+    .. ',"status_since_ms":' .. format_integer(account.status_since_ms)
+    .. ',"balance":' .. format_integer(account.balance)
+    .. ',"reserved":' .. format_integer(account.reserved)
+    .. ',"credit_limit":' .. format_integer(account.credit_limit)
+    .. ',"tier":' .. json_string(account.tier)
+    .. ',"created_at_ms":' .. format_integer(account.created_at_ms)
+    .. ',"ledger_seq":' .. format_integer(account.ledger_seq)
+    .. ',"contact_name":' .. json_string(account.contact_name)
+    .. ',"contact_email":' .. json_string(account.contact_email)
+    .. ',"contact_phone":' .. json_string(account.contact_phone)
+    .. ',"open_sessions":' .. open_sessions
+    .. ',"buckets":[' .. table.concat(buckets, ',') .. ']}'
+end
+
+local function load_existing_account(key)
+  local account = load_account(key)
+  if not account then
+    refuse(CODE.USER_UNKNOWN, 'account_id: unknown account')
+  end
+  return account
+end

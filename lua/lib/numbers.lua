@@ -1,0 +1,115 @@
+--[=[
+Integers, refusals and JSON output.
+
+Lua numbers are doubles: integers are exact only up to 2^53 - 1. Every integer enters a function as a
+decimal string checked by parse_integer (no hex, nan, inf or exponent; at most 17 characters) and
+leaves through format_integer (%d), because tostring prints large numbers as 1e+14 and cjson.encode
+rounds them to 14 digits. JSON replies are therefore assembled by hand; cjson is used only to quote
+strings.
+
+A refusal is raised with refuse(code, message) during the checking phase of a function, which runs
+under run_checked; the message always starts with the name of the offending field.
+]=]
+local MAX_EXACT_INTEGER = 9007199254740991
+local MAX_UINT32 = 4294967295
+
+local function format_integer(value)
+  assert(type(value) == 'number' and value == math.floor(value), 'format_integer: not an integer')
+  assert(value <= MAX_EXACT_INTEGER and value >= -MAX_EXACT_INTEGER, 'format_integer: out of range')
+  return string.format('%d', value)
+end
+
+local Refusal = {}
+
+local function refuse(code, message)
+  error(setmetatable({ code = code, message = message }, Refusal), 0)
+end
+
+-- Runs check(...) and returns true, its result; or false, the refusal it raised. Any other error
+-- (a bug, a failed redis.call) is raised again unchanged.
+local function run_checked(check, ...)
+  local ok, result = pcall(check, ...)
+  if ok then
+    return true, result
+  end
+  if getmetatable(result) == Refusal then
+    return false, result
+  end
+  error(result, 0)
+end
+
+local function parse_integer(text, field, minimum, maximum)
+  if type(text) ~= 'string' or #text == 0 or #text > 17 or not string.find(text, '^%-?%d+$') then
+    refuse(CODE.INVALID_REQUEST, field .. ': must be a decimal integer')
+  end
+  local value = tonumber(text)
+  if value < minimum or value > maximum then
+    refuse(CODE.INVALID_REQUEST,
+      field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
+  end
+  return value
+end
+
+-- Exact floor(a / b) for 0 <= a, 0 < b below 2^53: the double quotient may round up by one.
+local function floor_divide(dividend, divisor)
+  assert(dividend >= 0 and divisor > 0, 'floor_divide: operands must be positive')
+  local quotient = math.floor(dividend / divisor)
+  while quotient * divisor > dividend do
+    quotient = quotient - 1
+  end
+  while (quotient + 1) * divisor <= dividend do
+    quotient = quotient + 1
+  end
+  return quotient
+end
+
+local function ceil_divide(dividend, divisor)
+  local quotient = floor_divide(dividend, divisor)
+  if quotient * divisor < dividend then
+    return quotient + 1
+  end
+  return quotient
+end
+
+local function json_string(text)
+  return cjson.encode(text)
+end
+
+local ID_PATTERN = '^[%w%._:%-]+$'
+-- Printable ASCII without space, '{' and '}' (braces would confuse Redis Cluster hash tags).
+local SESSION_ID_PATTERN = '^[!-z|~]+$'
+
+local function check_text(text, field, pattern, maximum_length)
+  if type(text) ~= 'string' or #text == 0 then
+    refuse(CODE.INVALID_REQUEST, field .. ': must not be empty')
+  end
+  if #text > maximum_length then
+    refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' characters')
+  end
+  if not string.find(text, pattern) then
+    refuse(CODE.INVALID_REQUEST, field .. ': contains characters outside the allowed set')
+  end
+  return text
+end
+
+-- Free text (contact data): bounded, no control characters; may be empty.
+local function check_free_text(text, field, maximum_length)
+  if #text > maximum_length then
+    refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' bytes')
+  end
+  if string.find(text, '%c') then
+    refuse(CODE.INVALID_REQUEST, field .. ': contains control characters')
+  end
+  return text
+end
+
+local function check_argument_count(args, expected)
+  if #args ~= expected then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected ' .. expected .. ', got ' .. #args)
+  end
+end
+
+-- Every function replies {code, message, body}; body is JSON or ''.
+local function reply(code, message, body)
+  return { code, message or '', body or '' }
+end
