@@ -43,6 +43,11 @@ class Unavailable(CreditdError):
     """Redis cannot be reached or failed; the caller may retry with the same ids."""
 
 
+class Internal(CreditdError):
+    """A bug of ours: a Lua assertion or an unexpected reply. Nothing was half-written: the
+    functions assert before they write."""
+
+
 class Unimplemented(CreditdError):
     """The RPC belongs to a later milestone."""
 
@@ -54,6 +59,7 @@ GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Internal: grpc.StatusCode.INTERNAL,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }
 

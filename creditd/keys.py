@@ -17,7 +17,12 @@ def partition_of(account_id: str, partitions: int) -> int:
 
 
 class Keys:
-    """Key builders for one deployment (its partition count)."""
+    """Key builders for one deployment (its partition count).
+
+    Each kind of key has its own word after the tag, and compound parts are joined with '/', which
+    no account, gateway or key id may contain: account ids may contain ':', so a key such as
+    acct:<id>:ledger would be both account <id>'s ledger and the account '<id>:ledger'.
+    """
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
@@ -29,16 +34,16 @@ class Keys:
         return f"{self.tag(account_id)}:acct:{account_id}"
 
     def sessions(self, account_id: str) -> str:
-        return f"{self.account(account_id)}:sessions"
+        return f"{self.tag(account_id)}:sessions:{account_id}"
 
     def ledger(self, account_id: str) -> str:
-        return f"{self.account(account_id)}:ledger"
+        return f"{self.tag(account_id)}:ledger:{account_id}"
 
     def top_up_record(self, account_id: str, idempotency_key: str) -> str:
-        return f"{self.account(account_id)}:topup:{idempotency_key}"
+        return f"{self.tag(account_id)}:topup:{account_id}/{idempotency_key}"
 
     def session(self, account_id: str, gateway_id: str, session_id: str) -> str:
-        return f"{self.tag(account_id)}:session:{gateway_id}:{session_id}"
+        return f"{self.tag(account_id)}:session:{gateway_id}/{session_id}"
 
     def deadlines(self, account_id: str) -> str:
         return f"{self.tag(account_id)}:deadlines"
@@ -46,6 +51,9 @@ class Keys:
     def events(self, account_id: str) -> str:
         return f"{self.tag(account_id)}:events"
 
-    def account_pattern(self) -> str:
-        """SCAN pattern matching every account hash (and, filtered by the caller, nothing else)."""
-        return f"{PREFIX}:{{p:*}}:acct:*"
+
+ACCOUNT_KEY_PATTERN = f"{PREFIX}:{{p:*}}:acct:*"
+
+
+def account_id_of(account_key: str) -> str:
+    return account_key.split(":acct:", 1)[1]

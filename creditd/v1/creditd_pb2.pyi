@@ -16,6 +16,7 @@ class ResultCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNKNOWN_SESSION: _ClassVar[ResultCode]
     INVALID_REQUEST: _ClassVar[ResultCode]
     RESOURCES_EXCEEDED: _ClassVar[ResultCode]
+    UNABLE_TO_COMPLY: _ClassVar[ResultCode]
     USER_UNKNOWN: _ClassVar[ResultCode]
     RATING_FAILED: _ClassVar[ResultCode]
 
@@ -47,6 +48,7 @@ CREDIT_LIMIT_REACHED: ResultCode
 UNKNOWN_SESSION: ResultCode
 INVALID_REQUEST: ResultCode
 RESOURCES_EXCEEDED: ResultCode
+UNABLE_TO_COMPLY: ResultCode
 USER_UNKNOWN: ResultCode
 RATING_FAILED: ResultCode
 ACCOUNT_STATUS_UNSPECIFIED: AccountStatus

@@ -3,8 +3,8 @@ create_account — opens an account with its opening ledger entry and optional b
 same arguments again return the existing account (a client retry after a time-out).
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
-KEYS[2] sessions   cd:{p:<n>}:acct:<account_id>:sessions    set (read for the card)
-KEYS[3] ledger     cd:{p:<n>}:acct:<account_id>:ledger      stream
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
 ARGV[1] now_ms            integer, Unix ms
 ARGV[2] account_id        [A-Za-z0-9._:-]{1,64}

@@ -2,7 +2,7 @@
 get_account — the subscriber card. Read-only.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
-KEYS[2] sessions   cd:{p:<n>}:acct:<account_id>:sessions    set
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set
 ARGV[1] account_id [A-Za-z0-9._:-]{1,64}
 Returns {code, message, account_json}. Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]

@@ -3,8 +3,8 @@ set_status — operator suspension, resume or termination. Setting the current s
 changes nothing. A terminated account never leaves TERMINATED.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
-KEYS[2] sessions   cd:{p:<n>}:acct:<account_id>:sessions    set (read for the card)
-KEYS[3] ledger     cd:{p:<n>}:acct:<account_id>:ledger      stream
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}

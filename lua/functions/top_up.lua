@@ -3,10 +3,10 @@ top_up — credits money to an account, at most once per idempotency key; pays d
 adding to the balance, and resumes a credit-suspended account when available becomes positive.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
-KEYS[2] sessions   cd:{p:<n>}:acct:<account_id>:sessions                 set (read for the card)
-KEYS[3] ledger     cd:{p:<n>}:acct:<account_id>:ledger                   stream
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read for the card)
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        stream
 KEYS[4] events     cd:{p:<n>}:events                                     stream
-KEYS[5] record     cd:{p:<n>}:acct:<account_id>:topup:<idempotency_key>  string '<fingerprint>|<ledger_seq>'
+KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
 ARGV[3] amount           integer minor units, 1..max_amount_minor

@@ -5,7 +5,7 @@ Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<rg,rg,...>'
-Ledger stream (cd:{p:<n>}:acct:<id>:ledger): entry id '<seq>-0', fields time_ms, kind, amount,
+Ledger stream (cd:{p:<n>}:ledger:<id>): entry id '<seq>-0', fields time_ms, kind, amount,
 balance_after, reference. balance always equals the sum of the ledger's amounts.
 ]=]
 local BUCKET_PREFIX = 'bucket:'

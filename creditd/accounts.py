@@ -1,0 +1,92 @@
+"""Accounts: create, read, top up, set status, page the ledger. Each is one Lua function call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from creditd.clock import Clock
+from creditd.functions import Functions
+from creditd.keys import Keys
+from creditd.records import (
+    ACCOUNT_DECODER,
+    LEDGER_DECODER,
+    TOP_UP_DECODER,
+    AccountRecord,
+    LedgerEntryRecord,
+    TopUpRecord,
+)
+
+
+class BucketSpec(msgspec.Struct, frozen=True):
+    bucket_id: str
+    unit: int
+    amount: int
+    rating_groups: Sequence[int] = ()
+    expires_at_ms: int = 0
+    priority: int = 0
+    exhaustion_policy: int = 0
+
+
+class NewAccount(msgspec.Struct, frozen=True):
+    account_id: str
+    plan: str
+    initial_balance: int = 0
+    # None: the plan's default.
+    credit_limit: int | None = None
+    contact_name: str = ""
+    contact_email: str = ""
+    contact_phone: str = ""
+    buckets: Sequence[BucketSpec] = ()
+
+
+class Accounts:
+    def __init__(self, keys: Keys, functions: Functions, clock: Clock) -> None:
+        self._keys = keys
+        self._functions = functions
+        self._clock = clock
+
+    def _account_keys(self, account_id: str) -> tuple[str, str, str, str]:
+        keys = self._keys
+        return keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id), keys.events(account_id)
+
+    async def create(self, new: NewAccount) -> AccountRecord:
+        args: list[str | int] = [
+            self._clock.now_ms(),
+            new.account_id,
+            new.plan,
+            new.initial_balance,
+            "" if new.credit_limit is None else new.credit_limit,
+            new.contact_name,
+            new.contact_email,
+            new.contact_phone,
+            len(new.buckets),
+        ]
+        for bucket in new.buckets:
+            groups = ",".join(str(group) for group in bucket.rating_groups)
+            args += (bucket.bucket_id, bucket.unit, bucket.amount, groups, bucket.expires_at_ms,
+                     bucket.priority, bucket.exhaustion_policy)
+        reply = await self._functions.call(("create_account", self._account_keys(new.account_id), args))
+        return ACCOUNT_DECODER.decode(reply.body)
+
+    async def get(self, account_id: str) -> AccountRecord:
+        keys = (self._keys.account(account_id), self._keys.sessions(account_id))
+        reply = await self._functions.call(("get_account", keys, [account_id]))
+        return ACCOUNT_DECODER.decode(reply.body)
+
+    async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
+        keys = (*self._account_keys(account_id), self._keys.top_up_record(account_id, idempotency_key))
+        args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key]
+        reply = await self._functions.call(("top_up", keys, args))
+        return TOP_UP_DECODER.decode(reply.body)
+
+    async def set_status(self, account_id: str, status: int, reason: str) -> AccountRecord:
+        args = [self._clock.now_ms(), account_id, status, reason]
+        reply = await self._functions.call(("set_status", self._account_keys(account_id), args))
+        return ACCOUNT_DECODER.decode(reply.body)
+
+    async def list_ledger(self, account_id: str, limit: int, before_seq: int) -> list[LedgerEntryRecord]:
+        keys = (self._keys.account(account_id), self._keys.ledger(account_id))
+        reply = await self._functions.call(("list_ledger", keys, [account_id, limit, before_seq]))
+        return LEDGER_DECODER.decode(reply.body)

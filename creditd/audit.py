@@ -1,0 +1,137 @@
+"""The auditor: checks the invariants of design.md against what is in Redis.
+
+Written once and used by the tests after every scenario (and later by `creditd audit`). It reads
+with plain commands, never through the functions, so it does not share their bugs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+
+import msgspec
+import redis
+
+from creditd.keys import ACCOUNT_KEY_PATTERN, Keys, account_id_of
+
+ACTIVE = 1
+SCAN_BATCH = 500
+
+
+class AuditReport(msgspec.Struct):
+    accounts: int = 0
+    open_sessions: int = 0
+    total_balance: int = 0
+    total_initial_balance: int = 0
+    total_reserved: int = 0
+    amounts_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    violations: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.violations
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
+    return {_text(key): _text(value) for key, value in mapping.items()}
+
+
+def account_keys(client: redis.Redis) -> Iterator[str]:
+    for key in client.scan_iter(match=ACCOUNT_KEY_PATTERN, count=SCAN_BATCH, _type="hash"):
+        yield _text(key)
+
+
+class Auditor:
+    def __init__(self, client: redis.Redis, partitions: int) -> None:
+        self.client = client
+        self.keys = Keys(partitions)
+
+    def run(self) -> AuditReport:
+        report = AuditReport()
+        kinds: Counter[str] = Counter()
+        for account_key in account_keys(self.client):
+            self._audit_account(account_id_of(account_key), report, kinds)
+        report.amounts_by_kind = dict(kinds)
+        ledger_total = sum(kinds.values())
+        if ledger_total != report.total_balance:
+            report.violations.append(f"money: ledger amounts sum to {ledger_total}, balances to {report.total_balance}")
+        if kinds.get("opening", 0) != report.total_initial_balance:
+            report.violations.append("money: opening entries differ from the initial balances")
+        return report
+
+    def _audit_account(self, account_id: str, report: AuditReport, kinds: Counter[str]) -> None:
+        account = _decode(self.client.hgetall(self.keys.account(account_id)))
+        problems: list[str] = []
+        balance, reserved = int(account["balance"]), int(account["reserved"])
+        credit_limit, status = int(account["credit_limit"]), int(account["status"])
+        self._check_ledger(account_id, account, problems, kinds)
+        money_held, bucket_units_held = self._check_sessions(account_id, problems, report)
+        if reserved != money_held:
+            problems.append(f"reserved {reserved} but open sessions hold {money_held}")
+        for field, value in account.items():
+            if not field.startswith("bucket:"):
+                continue
+            bucket_id = field.removeprefix("bucket:")
+            _, remaining, bucket_reserved, *_ = value.split("|")
+            if int(bucket_reserved) != bucket_units_held.get(bucket_id, 0):
+                problems.append(f"bucket {bucket_id} reserves {bucket_reserved}, sessions hold {bucket_units_held.get(bucket_id, 0)}")
+            if int(bucket_reserved) > int(remaining) or int(remaining) < 0:
+                problems.append(f"bucket {bucket_id} reserves {bucket_reserved} of {remaining}")
+        if reserved < 0:
+            problems.append(f"reserved is negative: {reserved}")
+        if balance + credit_limit <= 0 and status == ACTIVE:
+            problems.append(f"ACTIVE with balance {balance} and credit limit {credit_limit}")
+        report.accounts += 1
+        report.total_balance += balance
+        report.total_initial_balance += int(account["initial_balance"])
+        report.total_reserved += reserved
+        report.violations += [f"account {account_id}: {problem}" for problem in problems]
+
+    def _check_ledger(self, account_id: str, account: dict[str, str], problems: list[str], kinds: Counter[str]) -> None:
+        running, expected_seq = 0, 0
+        references: Counter[tuple[str, str]] = Counter()
+        for entry_id, raw in self.client.xrange(self.keys.ledger(account_id)):
+            fields = _decode(raw)
+            expected_seq += 1
+            seq = int(_text(entry_id).split("-")[0])
+            if seq != expected_seq:
+                problems.append(f"ledger seq {seq} where {expected_seq} was expected")
+            amount = int(fields["amount"])
+            running += amount
+            kinds[fields["kind"]] += amount
+            if int(fields["balance_after"]) != running:
+                problems.append(f"ledger seq {seq}: balance_after {fields['balance_after']}, running sum {running}")
+            if fields["kind"] in ("charge", "topup"):
+                references[(fields["kind"], fields["reference"])] += 1
+        if running != int(account["balance"]):
+            problems.append(f"balance {account['balance']} but the ledger sums to {running}")
+        if expected_seq != int(account["ledger_seq"]):
+            problems.append(f"ledger_seq {account['ledger_seq']} but the ledger has {expected_seq} entries")
+        for (kind, reference), count in references.items():
+            if count > 1:
+                problems.append(f"{kind} {reference!r} applied {count} times")
+
+    def _check_sessions(self, account_id: str, problems: list[str], report: AuditReport) -> tuple[int, dict[str, int]]:
+        money_held = 0
+        bucket_units_held: dict[str, int] = defaultdict(int)
+        deadlines_key = self.keys.deadlines(account_id)
+        for member in self.client.smembers(self.keys.sessions(account_id)):
+            gateway_id, session_id = _text(member).split(" ", 1)
+            session = _decode(self.client.hgetall(self.keys.session(account_id, gateway_id, session_id)))
+            report.open_sessions += 1
+            if session.get("state") != "open" or session.get("account_id") != account_id:
+                problems.append(f"session {member!r} listed as open but is {session.get('state')!r}")
+                continue
+            if self.client.zscore(deadlines_key, member) is None:
+                problems.append(f"session {member!r} has no deadline")
+            for field, value in session.items():
+                if field.startswith("reservation:"):
+                    money, bucket_units, bucket_id, *_ = value.split("|")
+                    money_held += int(money)
+                    if bucket_id:
+                        bucket_units_held[bucket_id] += int(bucket_units)
+        return money_held, bucket_units_held

@@ -1,0 +1,183 @@
+"""The `creditd` command: serve, and a small client to try it by hand (account, charge)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import click
+import grpc
+import msgspec
+import uvloop
+
+from creditd import render
+from creditd.embedded import EmbeddedRedis
+from creditd.errors import CreditdError
+from creditd.resources import default_config_path
+from creditd.server import CreditdServer
+from creditd.settings import Settings, load_settings
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+CLIENT_TIMEOUT_S = 10.0
+log = logging.getLogger("creditd")
+
+
+@click.group()
+def main() -> None:
+    """creditd: real-time prepaid balance and credit control."""
+
+
+def _settings(config: Path | None, listen: str | None, redis_url: str | None, data_dir: Path | None) -> Settings:
+    settings = load_settings(config or default_config_path())
+    server = msgspec.structs.replace(settings.server, listen=listen or settings.server.listen)
+    redis_settings = msgspec.structs.replace(
+        settings.redis,
+        url=redis_url or os.environ.get("CREDITD_REDIS_URL") or settings.redis.url,
+        data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
+    )
+    return msgspec.structs.replace(settings, server=server, redis=redis_settings)
+
+
+async def _run(settings: Settings, redis_url: str) -> None:
+    server = CreditdServer(settings, redis_url, settings.server.listen)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stopping.set)
+    await stopping.wait()
+    log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
+    await server.stop()
+
+
+@main.command()
+@click.option("--listen", help=f"HOST:PORT to serve gRPC on [default: {DEFAULT_SERVER}]")
+@click.option("--redis", "redis_url", help="Redis URL; default: $CREDITD_REDIS_URL, else an embedded server")
+@click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped config/creditd.toml]")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def serve(listen: str | None, redis_url: str | None, config: Path | None, data_dir: Path | None, log_level: str) -> None:
+    """Serve CreditControl and Accounts over gRPC."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    embedded: EmbeddedRedis | None = None
+    try:
+        settings = _settings(config, listen, redis_url, data_dir)
+        url = settings.redis.url
+        if not url:
+            embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
+            url = embedded.start()
+            log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run(settings, url))
+    except CreditdError as error:
+        log.error("creditd cannot start: %s", error.message)
+        sys.exit(2)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded redis stopped")
+
+
+def _stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]:
+    channel = grpc.insecure_channel(server)
+    return pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
+
+
+def _call(method, request):  # type: ignore[no-untyped-def]
+    try:
+        return method(request, timeout=CLIENT_TIMEOUT_S)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
+
+
+server_option = click.option("--server", default=DEFAULT_SERVER, show_default=True, help="creditd gRPC address")
+
+
+@main.group()
+def account() -> None:
+    """Create, show and top up accounts on a running server."""
+
+
+@account.command("create")
+@click.argument("account_id")
+@click.option("--plan", default="standard", show_default=True)
+@click.option("--balance", "initial_balance", default=0, show_default=True, help="initial balance, minor units")
+@click.option("--credit-limit", type=int, help="minor units; default: the plan's")
+@click.option("--name", default="")
+@server_option
+def account_create(account_id: str, plan: str, initial_balance: int, credit_limit: int | None, name: str, server: str) -> None:
+    accounts, _ = _stubs(server)
+    request = pb.CreateAccountRequest(account_id=account_id, plan=plan, initial_balance=initial_balance,
+                                      contact=pb.Contact(name=name))
+    if credit_limit is not None:
+        request.credit_limit = credit_limit
+    click.echo(render.account_card(_call(accounts.CreateAccount, request)))
+
+
+@account.command("show")
+@click.argument("account_id")
+@click.option("--entries", default=10, show_default=True, help="ledger entries to list")
+@server_option
+def account_show(account_id: str, entries: int, server: str) -> None:
+    accounts, _ = _stubs(server)
+    card = _call(accounts.GetAccount, pb.GetAccountRequest(account_id=account_id))
+    ledger = _call(accounts.ListLedger, pb.ListLedgerRequest(account_id=account_id, limit=entries))
+    click.echo(render.account_card(card))
+    click.echo(render.ledger_table(ledger.entries))
+
+
+@account.command("topup")
+@click.argument("account_id")
+@click.argument("amount", type=int)
+@click.option("--channel", default="cli", show_default=True)
+@click.option("--key", "idempotency_key", help="idempotency key [default: a new random one]")
+@server_option
+def account_topup(account_id: str, amount: int, channel: str, idempotency_key: str | None, server: str) -> None:
+    accounts, _ = _stubs(server)
+    key = idempotency_key or uuid.uuid4().hex
+    answer = _call(accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel,
+                                                   idempotency_key=key))
+    click.echo(f"top-up {key}: {'REPLAYED (nothing applied)' if answer.replayed else 'applied'}, ledger seq {answer.ledger_seq}")
+    click.echo(render.account_card(answer.account))
+
+
+@account.command("status")
+@click.argument("account_id")
+@click.argument("status", type=click.Choice(["ACTIVE", "ONE_WAY_SUSPENDED", "TWO_WAY_SUSPENDED", "TERMINATED"]))
+@click.option("--reason", default="ADMIN", show_default=True, type=click.Choice(["ADMIN", "FRAUD"]))
+@server_option
+def account_status(account_id: str, status: str, reason: str, server: str) -> None:
+    accounts, _ = _stubs(server)
+    request = pb.SetStatusRequest(account_id=account_id, status=pb.AccountStatus.Value(status), reason=reason)
+    click.echo(render.account_card(_call(accounts.SetStatus, request)))
+
+
+@main.command()
+@click.argument("account_id")
+@click.option("--rating-group", default=1, show_default=True)
+@click.option("--requested", default=0, show_default=True, help="units per grant; 0 = tariff default")
+@click.option("--used", default=1_000_000, show_default=True, help="units reported per update")
+@click.option("--updates", default=2, show_default=True)
+@click.option("--gateway-id", default="cli", show_default=True)
+@click.option("--session-id", help="default: a new random one")
+@server_option
+def charge(account_id: str, rating_group: int, requested: int, used: int, updates: int, gateway_id: str,
+           session_id: str | None, server: str) -> None:
+    """Play one session (INITIAL, UPDATEs, TERMINATE) and print every answer."""
+    _, credit_control = _stubs(server)
+    session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
+    kinds = [pb.ChargeRequest.INITIAL] + [pb.ChargeRequest.UPDATE] * updates + [pb.ChargeRequest.TERMINATE]
+    for number, kind in enumerate(kinds):
+        unit = pb.UnitRequest(rating_group=rating_group,
+                              requested=0 if kind == pb.ChargeRequest.TERMINATE else requested,
+                              used=0 if kind == pb.ChargeRequest.INITIAL else used)
+        request = pb.ChargeRequest(session_id=session_id, request_type=kind, request_number=number,
+                                   account_id=account_id, gateway_id=gateway_id, units=[unit])
+        click.echo(render.charge_answer(kind, _call(credit_control.Charge, request)))

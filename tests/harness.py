@@ -1,0 +1,74 @@
+"""Test helpers: gRPC stubs on a real channel, request builders, Redis dumps and the auditor."""
+
+from __future__ import annotations
+
+import grpc
+import redis
+
+from creditd.audit import AuditReport, Auditor
+from creditd.server import CreditdServer
+from creditd.settings import Settings
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+INITIAL, UPDATE, TERMINATE, EVENT = (pb.ChargeRequest.INITIAL, pb.ChargeRequest.UPDATE,
+                                     pb.ChargeRequest.TERMINATE, pb.ChargeRequest.EVENT)
+DATA, VOICE, SMS, VOICE_IN = 1, 2, 3, 4
+MB = 1_000_000
+
+
+def charge_request(session_id: str, kind: int, number: int, account_id: str, units: list[tuple[int, int, int]],
+                   gateway_id: str = "gw1") -> pb.ChargeRequest:
+    """units: (rating_group, requested, used) per item."""
+    return pb.ChargeRequest(
+        session_id=session_id, request_type=kind, request_number=number, account_id=account_id,
+        gateway_id=gateway_id,
+        units=[pb.UnitRequest(rating_group=rg, requested=requested, used=used) for rg, requested, used in units],
+    )
+
+
+def dump(client: redis.Redis) -> dict[bytes, bytes | None]:
+    """Every key's serialized value: equal dumps mean Redis is unchanged (TTLs aside)."""
+    return {key: client.dump(key) for key in sorted(client.scan_iter(count=1000))}
+
+
+class Harness:
+    def __init__(self, server: CreditdServer, client: redis.Redis, settings: Settings) -> None:
+        self.server = server
+        self.redis = client
+        self.settings = settings
+        self.clock = server.clock
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        self.credit_control = pb_grpc.CreditControlStub(self.channel)
+        self.accounts = pb_grpc.AccountsStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def create_account(self, account_id: str, balance: int = 0, **fields: object) -> pb.Account:
+        request = pb.CreateAccountRequest(account_id=account_id, plan="standard", initial_balance=balance, **fields)
+        return await self.accounts.CreateAccount(request)
+
+    async def get(self, account_id: str) -> pb.Account:
+        return await self.accounts.GetAccount(pb.GetAccountRequest(account_id=account_id))
+
+    async def top_up(self, account_id: str, amount: int, key: str, channel: str = "bank") -> pb.TopUpAnswer:
+        return await self.accounts.TopUp(
+            pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key))
+
+    async def charge(self, session_id: str, kind: int, number: int, account_id: str,
+                     units: list[tuple[int, int, int]], gateway_id: str = "gw1") -> pb.ChargeAnswer:
+        return await self.credit_control.Charge(
+            charge_request(session_id, kind, number, account_id, units, gateway_id))
+
+    async def ledger(self, account_id: str, limit: int = 100) -> list[pb.LedgerEntry]:
+        answer = await self.accounts.ListLedger(pb.ListLedgerRequest(account_id=account_id, limit=limit))
+        return list(answer.entries)
+
+    def audit(self) -> AuditReport:
+        return Auditor(self.redis, self.settings.redis.partitions).run()
+
+    def assert_audit_clean(self) -> AuditReport:
+        report = self.audit()
+        assert report.violations == [], report.violations
+        return report
