@@ -6,6 +6,9 @@ import grpc
 import redis
 
 from creditd.audit import AuditReport, Auditor
+from creditd.functions import Functions
+from creditd.keys import Keys
+from creditd.quota import Quota
 from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
@@ -64,6 +67,10 @@ class Harness:
     async def ledger(self, account_id: str, limit: int = 100) -> list[pb.LedgerEntry]:
         answer = await self.accounts.ListLedger(pb.ListLedgerRequest(account_id=account_id, limit=limit))
         return list(answer.entries)
+
+    def server_quota(self) -> Quota:
+        """A Quota sharing the server's keys and clock, to build the exact calls the server makes."""
+        return Quota(Keys(self.settings.redis.partitions), Functions(None), self.clock)  # type: ignore[arg-type]
 
     def audit(self) -> AuditReport:
         return Auditor(self.redis, self.settings.redis.partitions).run()

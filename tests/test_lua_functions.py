@@ -1,0 +1,180 @@
+"""Each Lua function on its own, called with FCALL past every edge check: every kind of bad argument
+(number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the
+field named, and a refused call writes nothing (DUMP of every key before and after). The keys are
+built by creditd.keys, as the server builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from creditd.codes import Code
+from creditd.keys import Keys
+from tests.harness import dump
+
+ACCOUNT = "66855550000"
+NOW = "1790000000000"
+# Strings that are not plain decimal integers; Lua's tonumber accepts most of them.
+NOT_DECIMAL = ["", "1e3", "0x10", "nan", "inf", "-inf", " 1", "1.5", "+1", "--1", "1 ", "１"]
+TOO_LARGE = ["9007199254740992", "123456789012345678"]
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(256)
+
+
+@pytest.fixture
+def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], list[object]]:
+    def run(function: str, args: list[str]) -> list[object]:
+        key_list = KEYS_OF[function](keys)
+        return redis_client.fcall(function, len(key_list), *key_list, *args)
+
+    return run
+
+
+KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
+    "create_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
+    "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
+    "top_up": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT),
+                         k.top_up_record(ACCOUNT, "key1")],
+    "set_status": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
+    "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
+    "charge": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.session(ACCOUNT, "gw1", "s1"),
+                         k.deadlines(ACCOUNT), k.events(ACCOUNT)],
+}
+
+VALID_ARGS = {
+    "create_account": [NOW, ACCOUNT, "standard", "1000", "", "Name", "a@b.c", "+66", "1",
+                       "b1", "1", "5000000", "1,2", "0", "1", "1"],
+    "get_account": [ACCOUNT],
+    "top_up": [NOW, ACCOUNT, "500", "bank", "key1"],
+    "set_status": [NOW, ACCOUNT, "2", "ADMIN"],
+    "list_ledger": [ACCOUNT, "10", "0"],
+    "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0"],
+}
+
+# (function, argument index, bad values, field named in the message)
+NUMBER_FIELDS = [
+    ("create_account", 0, "now_ms"), ("create_account", 3, "initial_balance"), ("create_account", 4, "credit_limit"),
+    ("create_account", 8, "buckets"), ("create_account", 10, "buckets[0].unit"),
+    ("create_account", 11, "buckets[0].remaining"), ("create_account", 13, "buckets[0].expires_at_ms"),
+    ("create_account", 14, "buckets[0].priority"), ("create_account", 15, "buckets[0].exhaustion_policy"),
+    ("top_up", 0, "now_ms"), ("top_up", 2, "amount"),
+    ("set_status", 0, "now_ms"), ("set_status", 2, "status"),
+    ("list_ledger", 1, "limit"), ("list_ledger", 2, "before_seq"),
+    ("charge", 0, "now_ms"), ("charge", 1, "request_type"), ("charge", 2, "request_number"),
+    ("charge", 6, "units"), ("charge", 7, "units[0].rating_group"), ("charge", 8, "units[0].requested"),
+    ("charge", 9, "units[0].used"),
+]
+OUT_OF_RANGE = {
+    "initial_balance": ["-1", "1000000000001"], "credit_limit": ["-1"], "buckets": ["-1", "17"],
+    "buckets[0].unit": ["0", "4"], "buckets[0].remaining": ["0"], "buckets[0].exhaustion_policy": ["0", "4"],
+    "buckets[0].priority": ["4294967296"], "amount": ["0", "-5", "1000000000001"], "status": ["0", "5"],
+    "limit": ["0", "1001"], "before_seq": ["-1"], "request_type": ["0", "5"], "request_number": ["-1", "4294967296"],
+    "units[0].rating_group": ["-1", "4294967296"], "units[0].requested": ["-1", "1000000000000001"],
+    "units[0].used": ["-1"], "now_ms": ["-1"],
+}
+TEXT_FIELDS = [
+    ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
+    ("create_account", 2, "plan", ["", "gold"]),
+    ("create_account", 5, "contact.name", ["a\nb", "x" * 129]),
+    ("create_account", 9, "buckets[0].bucket_id", ["", "b|1"]),
+    ("create_account", 12, "buckets[0].rating_groups", ["1,,2", "a", "1,", ",1"]),
+    ("get_account", 0, "account_id", ["", "a}b"]),
+    ("top_up", 1, "account_id", ["", "a b"]),
+    ("top_up", 3, "channel", ["", "bank transfer"]),
+    ("top_up", 4, "idempotency_key", ["", "k/1"]),
+    ("set_status", 3, "reason", ["", "CREDIT", "admin"]),
+    ("list_ledger", 0, "account_id", [""]),
+    ("charge", 3, "account_id", ["", "a b"]),
+    ("charge", 4, "gateway_id", ["", "g w"]),
+    ("charge", 5, "session_id", ["", "s 1", "{s1}", "s" * 129]),
+]
+
+
+def bad_cases() -> list[tuple[str, int, str, str]]:
+    cases = []
+    for function, index, field in NUMBER_FIELDS:
+        for value in NOT_DECIMAL + TOO_LARGE + OUT_OF_RANGE.get(field, []):
+            if field == "credit_limit" and value == "":
+                continue  # '' means the plan's default
+            cases.append((function, index, value, field))
+    for function, index, field, values in TEXT_FIELDS:
+        cases += [(function, index, value, field) for value in values]
+    return cases
+
+
+def seed(call: Callable[[str, list[str]], list[object]]) -> None:
+    code, _, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS
+
+
+@pytest.mark.parametrize(("function", "index", "value", "field"), bad_cases())
+def test_bad_argument_is_refused_and_writes_nothing(redis_client: redis.Redis, call: Callable, function: str,
+                                                    index: int, value: str, field: str) -> None:
+    if function != "create_account":
+        seed(call)
+    args = list(VALID_ARGS[function])
+    args[index] = value
+    before = dump(redis_client)
+    reply = call(function, args)
+    if function == "charge":
+        answer = reply[0].decode()
+        assert answer.startswith(f"[{Code.INVALID_REQUEST},"), answer
+        assert f'"{field}:' in answer, answer
+    else:
+        code, message, _ = reply
+        assert code == Code.INVALID_REQUEST, (code, message)
+        assert message.decode().startswith(field + ":"), message
+    assert dump(redis_client) == before
+
+
+@pytest.mark.parametrize("function", sorted(VALID_ARGS))
+def test_wrong_argument_count_is_refused(redis_client: redis.Redis, call: Callable, function: str) -> None:
+    if function != "create_account":
+        seed(call)
+    before = dump(redis_client)
+    for args in (VALID_ARGS[function][:-1], [*VALID_ARGS[function], "extra"]):
+        reply = call(function, args)
+        text = reply[0].decode() if function == "charge" else reply[1].decode()
+        assert "arguments: expected" in text or "units" in text or "buckets" in text, text
+    assert dump(redis_client) == before
+
+
+@pytest.mark.parametrize("function", sorted(VALID_ARGS))
+def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, function: str) -> None:
+    """The base argument lists above are valid, so each refusal is caused by its one bad value."""
+    if function != "create_account":
+        seed(call)
+    reply = call(function, VALID_ARGS[function])
+    if function == "charge":
+        assert reply[0].decode().startswith(f"[{Code.SUCCESS},")
+    else:
+        assert reply[0] == Code.SUCCESS, reply
+
+
+def test_unknown_account_is_refused_by_every_function_and_writes_nothing(redis_client: redis.Redis,
+                                                                          call: Callable) -> None:
+    before = dump(redis_client)
+    for function in ("get_account", "top_up", "set_status", "list_ledger"):
+        code, message, _ = call(function, VALID_ARGS[function])
+        assert (code, message.decode()) == (Code.USER_UNKNOWN, "account_id: unknown account")
+    assert call("charge", VALID_ARGS["charge"])[0].decode().startswith(f"[{Code.USER_UNKNOWN},")
+    assert dump(redis_client) == before
+
+
+def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) -> None:
+    seed(call)
+    args = list(VALID_ARGS["top_up"])
+    for n in range(1000):
+        args[2], args[4] = "1000000000000", f"k{n}"
+        code, message, _ = redis_client.fcall("top_up", 5, *KEYS_OF["top_up"](Keys(256))[:4],
+                                              Keys(256).top_up_record(ACCOUNT, f"k{n}"), *args)
+        if code != Code.SUCCESS:
+            assert message.decode().startswith("amount: would take the balance above"), message
+            break
+    else:
+        pytest.fail("the balance ceiling was never reached")
