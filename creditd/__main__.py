@@ -1,0 +1,5 @@
+"""python -m creditd: the same as the creditd command."""
+
+from creditd.cli import main
+
+main()
