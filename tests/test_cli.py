@@ -1,0 +1,51 @@
+"""The CLI a person tries creditd with, run as real subprocesses against a real server: account
+create, charge (a whole session), topup (and its replay), status and show print what happened, and an
+error from the server comes back as a readable message with a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from tests.harness import Harness
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66812345678"
+
+
+async def cli(creditd: Harness, *arguments: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "creditd", *arguments, "--server", f"127.0.0.1:{creditd.server.port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, output.decode()
+
+
+async def test_worked_example(creditd: Harness) -> None:
+    code, created = await cli(creditd, "account", "create", ACCOUNT, "--balance", "1000", "--name", "Somchai")
+    assert code == 0 and "balance    1000" in created and "ACTIVE" in created
+
+    code, played = await cli(creditd, "charge", ACCOUNT, "--rating-group", "2", "--used", "90", "--updates", "2")
+    assert code == 0
+    lines = played.splitlines()
+    assert lines[0].startswith("INITIAL   #0: SUCCESS") and "granted 300 SECONDS" in lines[1]
+    assert "charged 200" in lines[3] and lines[6].startswith("TERMINATE #3: SUCCESS")
+    assert (await creditd.get(ACCOUNT)).balance == 1000 - 3 * 200
+
+    code, paid = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
+    assert code == 0 and "applied" in paid and "balance    900" in paid
+    code, replayed = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
+    assert code == 0 and "REPLAYED" in replayed and "balance    900" in replayed
+
+    code, suspended = await cli(creditd, "account", "status", ACCOUNT, "ONE_WAY_SUSPENDED", "--reason", "FRAUD")
+    assert code == 0 and "ONE_WAY_SUSPENDED (FRAUD)" in suspended
+
+    code, shown = await cli(creditd, "account", "show", ACCOUNT)
+    assert code == 0 and "topup" in shown and "voucher voucher-1" in shown and shown.count("charge") == 3
+
+
+async def test_server_errors_are_readable(creditd: Harness) -> None:
+    code, output = await cli(creditd, "account", "show", "66800000404")
+    assert code == 1 and "NOT_FOUND: account_id: unknown account" in output
