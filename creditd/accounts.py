@@ -65,8 +65,15 @@ class Accounts:
         ]
         for bucket in new.buckets:
             groups = ",".join(str(group) for group in bucket.rating_groups)
-            args += (bucket.bucket_id, bucket.unit, bucket.amount, groups, bucket.expires_at_ms,
-                     bucket.priority, bucket.exhaustion_policy)
+            args += (
+                bucket.bucket_id,
+                bucket.unit,
+                bucket.amount,
+                groups,
+                bucket.expires_at_ms,
+                bucket.priority,
+                bucket.exhaustion_policy,
+            )
         reply = await self._functions.call(("create_account", self._account_keys(new.account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 

@@ -77,8 +77,9 @@ class Auditor:
                 continue
             bucket_id = field.removeprefix("bucket:")
             _, remaining, bucket_reserved, *_ = value.split("|")
-            if int(bucket_reserved) != bucket_units_held.get(bucket_id, 0):
-                problems.append(f"bucket {bucket_id} reserves {bucket_reserved}, sessions hold {bucket_units_held.get(bucket_id, 0)}")
+            held = bucket_units_held.get(bucket_id, 0)
+            if int(bucket_reserved) != held:
+                problems.append(f"bucket {bucket_id} reserves {bucket_reserved}, sessions hold {held}")
             if int(bucket_reserved) > int(remaining) or int(remaining) < 0:
                 problems.append(f"bucket {bucket_id} reserves {bucket_reserved} of {remaining}")
         if reserved < 0:

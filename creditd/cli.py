@@ -60,10 +60,16 @@ async def _run(settings: Settings, redis_url: str) -> None:
 @main.command()
 @click.option("--listen", help=f"HOST:PORT to serve gRPC on [default: {DEFAULT_SERVER}]")
 @click.option("--redis", "redis_url", help="Redis URL; default: $CREDITD_REDIS_URL, else an embedded server")
-@click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped config/creditd.toml]")
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped config/creditd.toml]"
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-def serve(listen: str | None, redis_url: str | None, config: Path | None, data_dir: Path | None, log_level: str) -> None:
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+def serve(
+    listen: str | None, redis_url: str | None, config: Path | None, data_dir: Path | None, log_level: str
+) -> None:
     """Serve CreditControl and Accounts over gRPC."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded: EmbeddedRedis | None = None
@@ -112,10 +118,13 @@ def account() -> None:
 @click.option("--credit-limit", type=int, help="minor units; default: the plan's")
 @click.option("--name", default="")
 @server_option
-def account_create(account_id: str, plan: str, initial_balance: int, credit_limit: int | None, name: str, server: str) -> None:
+def account_create(
+    account_id: str, plan: str, initial_balance: int, credit_limit: int | None, name: str, server: str
+) -> None:
     accounts, _ = _stubs(server)
-    request = pb.CreateAccountRequest(account_id=account_id, plan=plan, initial_balance=initial_balance,
-                                      contact=pb.Contact(name=name))
+    request = pb.CreateAccountRequest(
+        account_id=account_id, plan=plan, initial_balance=initial_balance, contact=pb.Contact(name=name)
+    )
     if credit_limit is not None:
         request.credit_limit = credit_limit
     click.echo(render.account_card(_call(accounts.CreateAccount, request)))
@@ -142,9 +151,11 @@ def account_show(account_id: str, entries: int, server: str) -> None:
 def account_topup(account_id: str, amount: int, channel: str, idempotency_key: str | None, server: str) -> None:
     accounts, _ = _stubs(server)
     key = idempotency_key or uuid.uuid4().hex
-    answer = _call(accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel,
-                                                   idempotency_key=key))
-    click.echo(f"top-up {key}: {'REPLAYED (nothing applied)' if answer.replayed else 'applied'}, ledger seq {answer.ledger_seq}")
+    answer = _call(
+        accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key)
+    )
+    outcome = "REPLAYED (nothing applied)" if answer.replayed else "applied"
+    click.echo(f"top-up {key}: {outcome}, ledger seq {answer.ledger_seq}")
     click.echo(render.account_card(answer.account))
 
 
@@ -168,16 +179,32 @@ def account_status(account_id: str, status: str, reason: str, server: str) -> No
 @click.option("--gateway-id", default="cli", show_default=True)
 @click.option("--session-id", help="default: a new random one")
 @server_option
-def charge(account_id: str, rating_group: int, requested: int, used: int, updates: int, gateway_id: str,
-           session_id: str | None, server: str) -> None:
+def charge(
+    account_id: str,
+    rating_group: int,
+    requested: int,
+    used: int,
+    updates: int,
+    gateway_id: str,
+    session_id: str | None,
+    server: str,
+) -> None:
     """Play one session (INITIAL, UPDATEs, TERMINATE) and print every answer."""
     _, credit_control = _stubs(server)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     kinds = [pb.ChargeRequest.INITIAL] + [pb.ChargeRequest.UPDATE] * updates + [pb.ChargeRequest.TERMINATE]
     for number, kind in enumerate(kinds):
-        unit = pb.UnitRequest(rating_group=rating_group,
-                              requested=0 if kind == pb.ChargeRequest.TERMINATE else requested,
-                              used=0 if kind == pb.ChargeRequest.INITIAL else used)
-        request = pb.ChargeRequest(session_id=session_id, request_type=kind, request_number=number,
-                                   account_id=account_id, gateway_id=gateway_id, units=[unit])
+        unit = pb.UnitRequest(
+            rating_group=rating_group,
+            requested=0 if kind == pb.ChargeRequest.TERMINATE else requested,
+            used=0 if kind == pb.ChargeRequest.INITIAL else used,
+        )
+        request = pb.ChargeRequest(
+            session_id=session_id,
+            request_type=kind,
+            request_number=number,
+            account_id=account_id,
+            gateway_id=gateway_id,
+            units=[unit],
+        )
         click.echo(render.charge_answer(kind, _call(credit_control.Charge, request)))

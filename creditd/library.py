@@ -30,7 +30,10 @@ def lua_literal(value: LuaValue) -> str:
         return str(value)
     if isinstance(value, str):
         # Decimal byte escapes: valid Lua 5.1 for any byte, so no input can end the string early.
-        escaped = "".join(chr(b) if (b < 128 and chr(b).isalnum()) or chr(b) in " ._:/-?=&%+," else f"\\{b:03d}" for b in value.encode())
+        escaped = "".join(
+            chr(b) if (b < 128 and chr(b).isalnum()) or chr(b) in " ._:/-?=&%+," else f"\\{b:03d}"
+            for b in value.encode()
+        )
         return f'"{escaped}"'
     if isinstance(value, Mapping):
         items = (f"[{lua_literal(key)}] = {lua_literal(item)}" for key, item in value.items())

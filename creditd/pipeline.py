@@ -71,7 +71,7 @@ class AutoPipeline:
                 pipe.execute_command("FCALL", function, len(keys), *keys, *args)
             try:
                 results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, RedisError, OSError) as error:
                 failure = Unavailable(f"redis: {type(error).__name__}: {error}")
                 for _, future in batch:
                     if not future.done():

@@ -56,6 +56,8 @@ async def check_fit_for_money(client: redis_asyncio.Redis, url: str) -> None:
         log.warning("redis: cannot read CONFIG (%s); make sure maxmemory-policy is noeviction and AOF is on", error)
         return
     if policy != "noeviction":
-        raise ConfigError(f"redis: maxmemory-policy is {policy!r}; creditd needs 'noeviction' (evicted keys are lost money)")
+        raise ConfigError(
+            f"redis: maxmemory-policy is {policy!r}; creditd needs 'noeviction' (evicted keys are lost money)"
+        )
     if appendonly != "yes":
         log.warning("redis: AOF is OFF at %s: acknowledged top-ups and charges can be lost on a restart", redact(url))

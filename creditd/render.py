@@ -15,7 +15,8 @@ def _time(ms: int) -> str:
 def account_card(account: pb.Account) -> str:
     lines = [
         f"account    {account.account_id}   plan {account.plan}   currency {account.currency}",
-        f"status     {pb.AccountStatus.Name(account.status)} ({account.status_reason}) since {_time(account.status_since_ms)} UTC",
+        f"status     {pb.AccountStatus.Name(account.status)} ({account.status_reason})"
+        f" since {_time(account.status_since_ms)} UTC",
         f"balance    {account.balance}   reserved {account.reserved}   available {account.available}"
         f"   credit limit {account.credit_limit}",
         f"sessions   {account.open_sessions} open",

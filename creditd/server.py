@@ -62,7 +62,9 @@ class CreditdServer:
         pb_grpc.add_CreditControlServicer_to_server(
             CreditControlService(Quota(keys, functions, self.clock), settings.limits), self._grpc
         )
-        pb_grpc.add_AccountsServicer_to_server(AccountsService(Accounts(keys, functions, self.clock), settings.limits), self._grpc)
+        pb_grpc.add_AccountsServicer_to_server(
+            AccountsService(Accounts(keys, functions, self.clock), settings.limits), self._grpc
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
         try:

@@ -193,7 +193,9 @@ class AccountsService(pb_grpc.AccountsServicer):
     @grpc_errors
     async def TopUp(self, request: pb.TopUpRequest, context: grpc.aio.ServicerContext) -> pb.TopUpAnswer:
         validation.check_top_up(request, self._limits)
-        record = await self._accounts.top_up(request.account_id, request.amount, request.channel, request.idempotency_key)
+        record = await self._accounts.top_up(
+            request.account_id, request.amount, request.channel, request.idempotency_key
+        )
         return pb.TopUpAnswer(
             account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
         )
@@ -208,9 +210,7 @@ class AccountsService(pb_grpc.AccountsServicer):
         return account_message(await self._accounts.set_status(request.account_id, request.status, request.reason))
 
     @grpc_errors
-    async def ListLedger(
-        self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListLedgerAnswer:
+    async def ListLedger(self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext) -> pb.ListLedgerAnswer:
         validation.check_list_ledger(request, self._limits)
         limit = request.limit or self._limits.default_ledger_page
         entries = await self._accounts.list_ledger(request.account_id, limit, request.before_seq)

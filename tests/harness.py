@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import redis
 
-from creditd.audit import AuditReport, Auditor
+from creditd.audit import Auditor, AuditReport
 from creditd.functions import Functions
 from creditd.keys import Keys
 from creditd.quota import Quota
@@ -14,17 +14,25 @@ from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
-INITIAL, UPDATE, TERMINATE, EVENT = (pb.ChargeRequest.INITIAL, pb.ChargeRequest.UPDATE,
-                                     pb.ChargeRequest.TERMINATE, pb.ChargeRequest.EVENT)
+INITIAL, UPDATE, TERMINATE, EVENT = (
+    pb.ChargeRequest.INITIAL,
+    pb.ChargeRequest.UPDATE,
+    pb.ChargeRequest.TERMINATE,
+    pb.ChargeRequest.EVENT,
+)
 DATA, VOICE, SMS, VOICE_IN = 1, 2, 3, 4
 MB = 1_000_000
 
 
-def charge_request(session_id: str, kind: int, number: int, account_id: str, units: list[tuple[int, int, int]],
-                   gateway_id: str = "gw1") -> pb.ChargeRequest:
+def charge_request(
+    session_id: str, kind: int, number: int, account_id: str, units: list[tuple[int, int, int]], gateway_id: str = "gw1"
+) -> pb.ChargeRequest:
     """units: (rating_group, requested, used) per item."""
     return pb.ChargeRequest(
-        session_id=session_id, request_type=kind, request_number=number, account_id=account_id,
+        session_id=session_id,
+        request_type=kind,
+        request_number=number,
+        account_id=account_id,
         gateway_id=gateway_id,
         units=[pb.UnitRequest(rating_group=rg, requested=requested, used=used) for rg, requested, used in units],
     )
@@ -57,12 +65,19 @@ class Harness:
 
     async def top_up(self, account_id: str, amount: int, key: str, channel: str = "bank") -> pb.TopUpAnswer:
         return await self.accounts.TopUp(
-            pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key))
+            pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key)
+        )
 
-    async def charge(self, session_id: str, kind: int, number: int, account_id: str,
-                     units: list[tuple[int, int, int]], gateway_id: str = "gw1") -> pb.ChargeAnswer:
-        return await self.credit_control.Charge(
-            charge_request(session_id, kind, number, account_id, units, gateway_id))
+    async def charge(
+        self,
+        session_id: str,
+        kind: int,
+        number: int,
+        account_id: str,
+        units: list[tuple[int, int, int]],
+        gateway_id: str = "gw1",
+    ) -> pb.ChargeAnswer:
+        return await self.credit_control.Charge(charge_request(session_id, kind, number, account_id, units, gateway_id))
 
     async def ledger(self, account_id: str, limit: int = 100) -> list[pb.LedgerEntry]:
         answer = await self.accounts.ListLedger(pb.ListLedgerRequest(account_id=account_id, limit=limit))

@@ -3,6 +3,7 @@ CLI, start-up refusals). Every process started here is killed in a finally block
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -25,8 +26,18 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int, *extra: str, log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    log = open(log_path or data_dir.parent / f"creditd-{port}.log", "ab")
-    command = [sys.executable, "-m", "creditd", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir), *extra]
+    log = open(log_path or data_dir.parent / f"creditd-{port}.log", "ab")  # noqa: SIM115 - the child owns it
+    command = [
+        sys.executable,
+        "-m",
+        "creditd",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
@@ -38,7 +49,10 @@ def wait_serving(port: int, process: subprocess.Popen[bytes]) -> None:
             if process.poll() is not None:
                 raise RuntimeError(f"creditd exited with {process.returncode} before serving")
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 time.sleep(0.05)
@@ -50,10 +64,8 @@ def embedded_redis_pid(data_dir: Path) -> int:
 
 
 def kill_hard(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop(process: subprocess.Popen[bytes], data_dir: Path | None = None) -> None:

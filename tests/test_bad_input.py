@@ -51,8 +51,9 @@ CHARGE_CASES = [
 
 
 @pytest.mark.parametrize(("request_message", "field"), CHARGE_CASES, ids=[f for _, f in CHARGE_CASES])
-async def test_bad_charge_is_invalid_request_naming_the_field(creditd: Harness, request_message: pb.ChargeRequest,
-                                                               field: str) -> None:
+async def test_bad_charge_is_invalid_request_naming_the_field(
+    creditd: Harness, request_message: pb.ChargeRequest, field: str
+) -> None:
     await creditd.create_account(ACCOUNT, balance=1000)
     before = dump(creditd.redis)
     answer = await creditd.credit_control.Charge(request_message)
@@ -96,20 +97,70 @@ ACCOUNT_CASES = [
     ("CreateAccount", create(buckets=[data_bucket(unit=0)]), "INVALID_ARGUMENT", "buckets[0].unit"),
     ("CreateAccount", create(buckets=[data_bucket(remaining=0)]), "INVALID_ARGUMENT", "buckets[0].remaining"),
     ("CreateAccount", create(buckets=[data_bucket(reserved=5)]), "INVALID_ARGUMENT", "buckets[0].reserved"),
-    ("CreateAccount", create(buckets=[data_bucket(exhaustion_policy=0)]), "INVALID_ARGUMENT", "buckets[0].exhaustion_policy"),
-    ("CreateAccount", create(buckets=[data_bucket(exhaustion_policy=9)]), "INVALID_ARGUMENT", "buckets[0].exhaustion_policy"),
+    (
+        "CreateAccount",
+        create(buckets=[data_bucket(exhaustion_policy=0)]),
+        "INVALID_ARGUMENT",
+        "buckets[0].exhaustion_policy",
+    ),
+    (
+        "CreateAccount",
+        create(buckets=[data_bucket(exhaustion_policy=9)]),
+        "INVALID_ARGUMENT",
+        "buckets[0].exhaustion_policy",
+    ),
     ("CreateAccount", create(buckets=[data_bucket(), data_bucket()]), "INVALID_ARGUMENT", "buckets[1].bucket_id"),
-    ("CreateAccount", create(buckets=[data_bucket(bucket_id=f"b{n}") for n in range(17)]), "INVALID_ARGUMENT", "buckets"),
+    (
+        "CreateAccount",
+        create(buckets=[data_bucket(bucket_id=f"b{n}") for n in range(17)]),
+        "INVALID_ARGUMENT",
+        "buckets",
+    ),
     ("CreateAccount", create(account_id=ACCOUNT), "ALREADY_EXISTS", "account_id"),
     ("GetAccount", pb.GetAccountRequest(account_id=""), "INVALID_ARGUMENT", "account_id"),
     ("GetAccount", pb.GetAccountRequest(account_id="66800000404"), "NOT_FOUND", "account_id"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=0, channel="bank", idempotency_key="k"), "INVALID_ARGUMENT", "amount"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=-5, channel="bank", idempotency_key="k"), "INVALID_ARGUMENT", "amount"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=10**13, channel="bank", idempotency_key="k"), "INVALID_ARGUMENT", "amount"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="", idempotency_key="k"), "INVALID_ARGUMENT", "channel"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key=""), "INVALID_ARGUMENT", "idempotency_key"),
-    ("TopUp", pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key="a/b"), "INVALID_ARGUMENT", "idempotency_key"),
-    ("TopUp", pb.TopUpRequest(account_id="66800000404", amount=5, channel="bank", idempotency_key="k"), "NOT_FOUND", "account_id"),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=0, channel="bank", idempotency_key="k"),
+        "INVALID_ARGUMENT",
+        "amount",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=-5, channel="bank", idempotency_key="k"),
+        "INVALID_ARGUMENT",
+        "amount",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=10**13, channel="bank", idempotency_key="k"),
+        "INVALID_ARGUMENT",
+        "amount",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="", idempotency_key="k"),
+        "INVALID_ARGUMENT",
+        "channel",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key=""),
+        "INVALID_ARGUMENT",
+        "idempotency_key",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key="a/b"),
+        "INVALID_ARGUMENT",
+        "idempotency_key",
+    ),
+    (
+        "TopUp",
+        pb.TopUpRequest(account_id="66800000404", amount=5, channel="bank", idempotency_key="k"),
+        "NOT_FOUND",
+        "account_id",
+    ),
     ("SetStatus", pb.SetStatusRequest(account_id=ACCOUNT, status=0, reason="ADMIN"), "INVALID_ARGUMENT", "status"),
     ("SetStatus", pb.SetStatusRequest(account_id=ACCOUNT, status=7, reason="ADMIN"), "INVALID_ARGUMENT", "status"),
     ("SetStatus", pb.SetStatusRequest(account_id=ACCOUNT, status=2, reason="CREDIT"), "INVALID_ARGUMENT", "reason"),
@@ -118,10 +169,14 @@ ACCOUNT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "request_message", "status", "field"), ACCOUNT_CASES,
-                         ids=[f"{m}-{f}-{n}" for n, (m, _, _, f) in enumerate(ACCOUNT_CASES)])
-async def test_bad_accounts_call_is_refused_naming_the_field(creditd: Harness, method: str, request_message: object,
-                                                             status: str, field: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "request_message", "status", "field"),
+    ACCOUNT_CASES,
+    ids=[f"{m}-{f}-{n}" for n, (m, _, _, f) in enumerate(ACCOUNT_CASES)],
+)
+async def test_bad_accounts_call_is_refused_naming_the_field(
+    creditd: Harness, method: str, request_message: object, status: str, field: str
+) -> None:
     await creditd.create_account(ACCOUNT, balance=1000)
     before = dump(creditd.redis)
     with pytest.raises(grpc.aio.AioRpcError) as refused:

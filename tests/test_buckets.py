@@ -13,8 +13,9 @@ pytestmark = pytest.mark.asyncio
 ACCOUNT = "66822220000"
 
 
-def bucket(bucket_id: str, unit: int, amount: int, policy: int = pb.EXHAUSTION_POLICY_UNSPECIFIED,
-           **fields: object) -> pb.Bucket:
+def bucket(
+    bucket_id: str, unit: int, amount: int, policy: int = pb.EXHAUSTION_POLICY_UNSPECIFIED, **fields: object
+) -> pb.Bucket:
     return pb.Bucket(bucket_id=bucket_id, unit=unit, remaining=amount, exhaustion_policy=policy, **fields)
 
 
@@ -23,7 +24,9 @@ def buckets_of(card: pb.Account) -> dict[str, tuple[int, int]]:
 
 
 async def test_bucket_pays_first_and_money_pays_usage_beyond_it(creditd: Harness) -> None:
-    await creditd.create_account(ACCOUNT, balance=1000, buckets=[bucket("minutes", pb.SECONDS, 120, rating_groups=[VOICE])])
+    await creditd.create_account(
+        ACCOUNT, balance=1000, buckets=[bucket("minutes", pb.SECONDS, 120, rating_groups=[VOICE])]
+    )
     grant = (await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])).grants[0]
     assert grant.granted == 120 and grant.charged == 0
     card = await creditd.get(ACCOUNT)
@@ -37,12 +40,16 @@ async def test_bucket_pays_first_and_money_pays_usage_beyond_it(creditd: Harness
 
 async def test_consumption_order_is_priority_then_earliest_expiry(creditd: Harness) -> None:
     now_ms = creditd.clock.now_ms()
-    await creditd.create_account(ACCOUNT, balance=1000, buckets=[
-        bucket("late", pb.BYTES, 5 * MB, pb.OVERAGE, priority=1, expires_at_ms=now_ms + 86_400_000),
-        bucket("soon", pb.BYTES, 5 * MB, pb.OVERAGE, priority=1, expires_at_ms=now_ms + 3_600_000),
-        bucket("expired", pb.BYTES, 5 * MB, pb.OVERAGE, priority=0, expires_at_ms=now_ms - 1),
-        bucket("last", pb.BYTES, 5 * MB, pb.OVERAGE, priority=2),
-    ])
+    await creditd.create_account(
+        ACCOUNT,
+        balance=1000,
+        buckets=[
+            bucket("late", pb.BYTES, 5 * MB, pb.OVERAGE, priority=1, expires_at_ms=now_ms + 86_400_000),
+            bucket("soon", pb.BYTES, 5 * MB, pb.OVERAGE, priority=1, expires_at_ms=now_ms + 3_600_000),
+            bucket("expired", pb.BYTES, 5 * MB, pb.OVERAGE, priority=0, expires_at_ms=now_ms - 1),
+            bucket("last", pb.BYTES, 5 * MB, pb.OVERAGE, priority=2),
+        ],
+    )
     first = await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 2 * MB, 0)])
     assert first.grants[0].granted == 2 * MB
     assert buckets_of(await creditd.get(ACCOUNT))["soon"] == (5 * MB, 2 * MB)

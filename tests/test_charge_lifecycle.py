@@ -43,7 +43,10 @@ async def test_several_rating_groups_in_one_request(creditd: Harness) -> None:
     await creditd.create_account(ACCOUNT, balance=10_000)
     answer = await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 3 * MB, 0), (VOICE, 120, 0), (VOICE_IN, 0, 0)])
     assert [(g.rating_group, g.result, g.granted) for g in answer.grants] == [
-        (DATA, pb.SUCCESS, 3 * MB), (VOICE, pb.SUCCESS, 120), (VOICE_IN, pb.SUCCESS, 3600)]
+        (DATA, pb.SUCCESS, 3 * MB),
+        (VOICE, pb.SUCCESS, 120),
+        (VOICE_IN, pb.SUCCESS, 3600),
+    ]
     assert (await creditd.get(ACCOUNT)).reserved == 30 + 200
     update = await creditd.charge("s1", UPDATE, 1, ACCOUNT, [(VOICE, 0, 61)])
     assert [(g.rating_group, g.charged, g.granted) for g in update.grants] == [(VOICE, 200, 300)]
@@ -103,7 +106,9 @@ async def test_one_way_suspension_denies_originating_and_serves_terminating(cred
     answer = await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0), (VOICE_IN, 0, 0)])
     assert answer.result == pb.SUCCESS
     assert [(g.rating_group, g.result, g.granted) for g in answer.grants] == [
-        (DATA, pb.END_USER_SERVICE_DENIED, 0), (VOICE_IN, pb.SUCCESS, 3600)]
+        (DATA, pb.END_USER_SERVICE_DENIED, 0),
+        (VOICE_IN, pb.SUCCESS, 3600),
+    ]
     sms = await creditd.charge("e2", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])
     assert sms.result == pb.END_USER_SERVICE_DENIED
     creditd.assert_audit_clean()
@@ -188,7 +193,11 @@ async def test_ledger_pages_newest_first(creditd: Harness) -> None:
     page = await creditd.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=3))
     assert [entry.seq for entry in page.entries] == [8, 7, 6]
     older = await creditd.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=3, before_seq=6))
-    assert [(entry.seq, entry.amount, entry.balance_after) for entry in older.entries] == [(5, 4, 11), (4, 3, 7), (3, 2, 4)]
+    assert [(entry.seq, entry.amount, entry.balance_after) for entry in older.entries] == [
+        (5, 4, 11),
+        (4, 3, 7),
+        (3, 2, 4),
+    ]
 
 
 async def test_account_created_without_credit_starts_one_way_suspended(creditd: Harness) -> None:

@@ -17,8 +17,15 @@ ACCOUNT = "66812345678"
 
 async def cli(creditd: Harness, *arguments: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "creditd", *arguments, "--server", f"127.0.0.1:{creditd.server.port}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "creditd",
+        *arguments,
+        "--server",
+        f"127.0.0.1:{creditd.server.port}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode or 0, output.decode()
 
@@ -36,7 +43,9 @@ async def test_worked_example(creditd: Harness) -> None:
 
     code, paid = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
     assert code == 0 and "applied" in paid and "balance    900" in paid
-    code, replayed = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
+    code, replayed = await cli(
+        creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher"
+    )
     assert code == 0 and "REPLAYED" in replayed and "balance    900" in replayed
 
     code, suspended = await cli(creditd, "account", "status", ACCOUNT, "ONE_WAY_SUSPENDED", "--reason", "FRAUD")

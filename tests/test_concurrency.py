@@ -42,9 +42,13 @@ async def test_two_hundred_sessions_on_one_small_account(creditd: Harness) -> No
         groups = {n: DATA if n % 2 else VOICE for n in range(SESSIONS)}
 
         def request(n: int, kind: int, number: int, used: int = 0) -> pb.ChargeRequest:
-            return charge_request(f"s{n}", kind, number, ACCOUNT, [(groups[n], 0, used)], gateway_id=f"gw{n % GATEWAYS}")
+            return charge_request(
+                f"s{n}", kind, number, ACCOUNT, [(groups[n], 0, used)], gateway_id=f"gw{n % GATEWAYS}"
+            )
 
-        initials = await asyncio.gather(*(send_twice(stubs[n % GATEWAYS], request(n, INITIAL, 0)) for n in range(SESSIONS)))
+        initials = await asyncio.gather(
+            *(send_twice(stubs[n % GATEWAYS], request(n, INITIAL, 0)) for n in range(SESSIONS))
+        )
         granted = {n: answer.grants[0].granted for n, answer in enumerate(initials)}
         reserved_by_grants = sum(money_for(groups[n], units) for n, units in granted.items())
         card = await creditd.get(ACCOUNT)
@@ -60,8 +64,9 @@ async def test_two_hundred_sessions_on_one_small_account(creditd: Harness) -> No
         payments = [creditd.top_up(ACCOUNT, amount, key) for key, amount in top_ups + top_ups[:5]]
         update_answers = await asyncio.gather(*updates)
         await asyncio.gather(*payments)
-        terminations = [send_twice(stubs[n % GATEWAYS], request(n, TERMINATE, 2, used[n] - used[n] // 2))
-                        for n in open_sessions]
+        terminations = [
+            send_twice(stubs[n % GATEWAYS], request(n, TERMINATE, 2, used[n] - used[n] // 2)) for n in open_sessions
+        ]
         terminate_answers = await asyncio.gather(*terminations)
 
         charged = sum(a.grants[0].charged for a in (*update_answers, *terminate_answers))

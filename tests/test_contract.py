@@ -17,7 +17,7 @@ from tests.harness import Harness
 pytestmark = pytest.mark.asyncio
 PROTO_ROOT = Path(__file__).resolve().parent.parent / "protos"
 
-CLIENT = textwrap.dedent('''
+CLIENT = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     import grpc
@@ -39,19 +39,27 @@ CLIENT = textwrap.dedent('''
     card = accounts.GetAccount(pb.GetAccountRequest(account_id="66877770000"))
     assert (card.balance, card.reserved, card.status) == (950, 0, pb.ACTIVE), card
     print("lifecycle ok")
-''')
+""")
 
 
 async def run(*command: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, output.decode()
 
 
 async def test_client_generated_from_the_protos_alone_runs_the_lifecycle(creditd: Harness, tmp_path: Path) -> None:
-    code, output = await run(sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"--python_out={tmp_path}",
-                             f"--grpc_python_out={tmp_path}", str(PROTO_ROOT / "creditd" / "v1" / "creditd.proto"))
+    code, output = await run(
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"--python_out={tmp_path}",
+        f"--grpc_python_out={tmp_path}",
+        str(PROTO_ROOT / "creditd" / "v1" / "creditd.proto"),
+    )
     assert code == 0, output
     for package in (tmp_path / "creditd", tmp_path / "creditd" / "v1"):
         (package / "__init__.py").write_text("")

@@ -47,8 +47,12 @@ async def until_answered(call, request):  # type: ignore[no-untyped-def]
             return await call(request, timeout=CALL_TIMEOUT_S), attempt
         except grpc.aio.AioRpcError as error:
             if time.monotonic() > deadline or error.code() not in (
-                    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
-                    grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.INTERNAL,
+                grpc.StatusCode.CANCELLED,
+                grpc.StatusCode.UNKNOWN,
+            ):
                 raise
             attempt += 1
             await asyncio.sleep(0.05)
@@ -88,8 +92,9 @@ async def test_kill_nine_under_load_loses_and_duplicates_nothing(tmp_path: Path)
         wait_serving(port, process)
         accounts, credit_control = pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
         for account_id in ACCOUNTS:
-            await accounts.CreateAccount(pb.CreateAccountRequest(account_id=account_id, plan="standard",
-                                                                 initial_balance=INITIAL_BALANCE))
+            await accounts.CreateAccount(
+                pb.CreateAccountRequest(account_id=account_id, plan="standard", initial_balance=INITIAL_BALANCE)
+            )
         ledger = Ledger()
         load = [play_session(credit_control, a, s, ledger) for a in ACCOUNTS for s in range(SESSIONS_PER_ACCOUNT)]
         load += [pay(accounts, a, n, ledger) for a in ACCOUNTS for n in range(3)]

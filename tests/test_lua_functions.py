@@ -38,17 +38,44 @@ def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], li
 KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
     "create_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
     "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
-    "top_up": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT),
-                         k.top_up_record(ACCOUNT, "key1")],
+    "top_up": lambda k: [
+        k.account(ACCOUNT),
+        k.sessions(ACCOUNT),
+        k.ledger(ACCOUNT),
+        k.events(ACCOUNT),
+        k.top_up_record(ACCOUNT, "key1"),
+    ],
     "set_status": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
-    "charge": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.session(ACCOUNT, "gw1", "s1"),
-                         k.deadlines(ACCOUNT), k.events(ACCOUNT)],
+    "charge": lambda k: [
+        k.account(ACCOUNT),
+        k.sessions(ACCOUNT),
+        k.ledger(ACCOUNT),
+        k.session(ACCOUNT, "gw1", "s1"),
+        k.deadlines(ACCOUNT),
+        k.events(ACCOUNT),
+    ],
 }
 
 VALID_ARGS = {
-    "create_account": [NOW, ACCOUNT, "standard", "1000", "", "Name", "a@b.c", "+66", "1",
-                       "b1", "1", "5000000", "1,2", "0", "1", "1"],
+    "create_account": [
+        NOW,
+        ACCOUNT,
+        "standard",
+        "1000",
+        "",
+        "Name",
+        "a@b.c",
+        "+66",
+        "1",
+        "b1",
+        "1",
+        "5000000",
+        "1,2",
+        "0",
+        "1",
+        "1",
+    ],
     "get_account": [ACCOUNT],
     "top_up": [NOW, ACCOUNT, "500", "bank", "key1"],
     "set_status": [NOW, ACCOUNT, "2", "ADMIN"],
@@ -58,24 +85,47 @@ VALID_ARGS = {
 
 # (function, argument index, bad values, field named in the message)
 NUMBER_FIELDS = [
-    ("create_account", 0, "now_ms"), ("create_account", 3, "initial_balance"), ("create_account", 4, "credit_limit"),
-    ("create_account", 8, "buckets"), ("create_account", 10, "buckets[0].unit"),
-    ("create_account", 11, "buckets[0].remaining"), ("create_account", 13, "buckets[0].expires_at_ms"),
-    ("create_account", 14, "buckets[0].priority"), ("create_account", 15, "buckets[0].exhaustion_policy"),
-    ("top_up", 0, "now_ms"), ("top_up", 2, "amount"),
-    ("set_status", 0, "now_ms"), ("set_status", 2, "status"),
-    ("list_ledger", 1, "limit"), ("list_ledger", 2, "before_seq"),
-    ("charge", 0, "now_ms"), ("charge", 1, "request_type"), ("charge", 2, "request_number"),
-    ("charge", 6, "units"), ("charge", 7, "units[0].rating_group"), ("charge", 8, "units[0].requested"),
+    ("create_account", 0, "now_ms"),
+    ("create_account", 3, "initial_balance"),
+    ("create_account", 4, "credit_limit"),
+    ("create_account", 8, "buckets"),
+    ("create_account", 10, "buckets[0].unit"),
+    ("create_account", 11, "buckets[0].remaining"),
+    ("create_account", 13, "buckets[0].expires_at_ms"),
+    ("create_account", 14, "buckets[0].priority"),
+    ("create_account", 15, "buckets[0].exhaustion_policy"),
+    ("top_up", 0, "now_ms"),
+    ("top_up", 2, "amount"),
+    ("set_status", 0, "now_ms"),
+    ("set_status", 2, "status"),
+    ("list_ledger", 1, "limit"),
+    ("list_ledger", 2, "before_seq"),
+    ("charge", 0, "now_ms"),
+    ("charge", 1, "request_type"),
+    ("charge", 2, "request_number"),
+    ("charge", 6, "units"),
+    ("charge", 7, "units[0].rating_group"),
+    ("charge", 8, "units[0].requested"),
     ("charge", 9, "units[0].used"),
 ]
 OUT_OF_RANGE = {
-    "initial_balance": ["-1", "1000000000001"], "credit_limit": ["-1"], "buckets": ["-1", "17"],
-    "buckets[0].unit": ["0", "4"], "buckets[0].remaining": ["0"], "buckets[0].exhaustion_policy": ["0", "4"],
-    "buckets[0].priority": ["4294967296"], "amount": ["0", "-5", "1000000000001"], "status": ["0", "5"],
-    "limit": ["0", "1001"], "before_seq": ["-1"], "request_type": ["0", "5"], "request_number": ["-1", "4294967296"],
-    "units[0].rating_group": ["-1", "4294967296"], "units[0].requested": ["-1", "1000000000000001"],
-    "units[0].used": ["-1"], "now_ms": ["-1"],
+    "initial_balance": ["-1", "1000000000001"],
+    "credit_limit": ["-1"],
+    "buckets": ["-1", "17"],
+    "buckets[0].unit": ["0", "4"],
+    "buckets[0].remaining": ["0"],
+    "buckets[0].exhaustion_policy": ["0", "4"],
+    "buckets[0].priority": ["4294967296"],
+    "amount": ["0", "-5", "1000000000001"],
+    "status": ["0", "5"],
+    "limit": ["0", "1001"],
+    "before_seq": ["-1"],
+    "request_type": ["0", "5"],
+    "request_number": ["-1", "4294967296"],
+    "units[0].rating_group": ["-1", "4294967296"],
+    "units[0].requested": ["-1", "1000000000000001"],
+    "units[0].used": ["-1"],
+    "now_ms": ["-1"],
 }
 TEXT_FIELDS = [
     ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
@@ -113,8 +163,9 @@ def seed(call: Callable[[str, list[str]], list[object]]) -> None:
 
 
 @pytest.mark.parametrize(("function", "index", "value", "field"), bad_cases())
-def test_bad_argument_is_refused_and_writes_nothing(redis_client: redis.Redis, call: Callable, function: str,
-                                                    index: int, value: str, field: str) -> None:
+def test_bad_argument_is_refused_and_writes_nothing(
+    redis_client: redis.Redis, call: Callable, function: str, index: int, value: str, field: str
+) -> None:
     if function != "create_account":
         seed(call)
     args = list(VALID_ARGS[function])
@@ -156,8 +207,9 @@ def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, func
         assert reply[0] == Code.SUCCESS, reply
 
 
-def test_unknown_account_is_refused_by_every_function_and_writes_nothing(redis_client: redis.Redis,
-                                                                          call: Callable) -> None:
+def test_unknown_account_is_refused_by_every_function_and_writes_nothing(
+    redis_client: redis.Redis, call: Callable
+) -> None:
     before = dump(redis_client)
     for function in ("get_account", "top_up", "set_status", "list_ledger"):
         code, message, _ = call(function, VALID_ARGS[function])
@@ -171,8 +223,9 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
     args = list(VALID_ARGS["top_up"])
     for n in range(1000):
         args[2], args[4] = "1000000000000", f"k{n}"
-        code, message, _ = redis_client.fcall("top_up", 5, *KEYS_OF["top_up"](Keys(256))[:4],
-                                              Keys(256).top_up_record(ACCOUNT, f"k{n}"), *args)
+        code, message, _ = redis_client.fcall(
+            "top_up", 5, *KEYS_OF["top_up"](Keys(256))[:4], Keys(256).top_up_record(ACCOUNT, f"k{n}"), *args
+        )
         if code != Code.SUCCESS:
             assert message.decode().startswith("amount: would take the balance above"), message
             break

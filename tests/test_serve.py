@@ -25,8 +25,9 @@ from tests.processes import embedded_redis_pid, free_port, start_server, stop, w
 
 
 def run_serve(*arguments: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "creditd", "serve", *arguments],
-                          capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "creditd", "serve", *arguments], capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 def test_invalid_config_is_refused_naming_the_field(tmp_path: Path) -> None:
@@ -42,16 +43,41 @@ def test_unreachable_redis_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2 and "cannot reach redis://127.0.0.1" in result.stderr
 
 
-@pytest.mark.parametrize(("document", "field"), [
-    ({"plans": {}}, "plans"),
-    ({"plans": {"p": {"currency": "THB", "tariffs": []}}, "limits": {"max_units_per_request": 0}}, "max_units_per_request"),
-    ({"plans": {"p": {"currency": "THB", "final_unit_action": "REDIRECT", "tariffs": []}}}, "plans.p.redirect_url"),
-    ({"plans": {"p": {"currency": "thb", "tariffs": []}}}, "plans.p"),
-    ({"plans": {"p": {"currency": "THB", "tariffs": []}}, "surprise": 1}, "surprise"),
-    ({"plans": {"p": {"currency": "THB", "tariffs": [
-        {"rating_group": 1, "name": "a", "unit": "BYTES", "price_minor": 1, "block_size": 1, "default_grant": 1,
-         "validity_time_s": 1}] * 2}}}, "plans.p.tariffs[1].rating_group"),
-])
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"plans": {}}, "plans"),
+        (
+            {"plans": {"p": {"currency": "THB", "tariffs": []}}, "limits": {"max_units_per_request": 0}},
+            "max_units_per_request",
+        ),
+        ({"plans": {"p": {"currency": "THB", "final_unit_action": "REDIRECT", "tariffs": []}}}, "plans.p.redirect_url"),
+        ({"plans": {"p": {"currency": "thb", "tariffs": []}}}, "plans.p"),
+        ({"plans": {"p": {"currency": "THB", "tariffs": []}}, "surprise": 1}, "surprise"),
+        (
+            {
+                "plans": {
+                    "p": {
+                        "currency": "THB",
+                        "tariffs": [
+                            {
+                                "rating_group": 1,
+                                "name": "a",
+                                "unit": "BYTES",
+                                "price_minor": 1,
+                                "block_size": 1,
+                                "default_grant": 1,
+                                "validity_time_s": 1,
+                            }
+                        ]
+                        * 2,
+                    }
+                }
+            },
+            "plans.p.tariffs[1].rating_group",
+        ),
+    ],
+)
 def test_settings_errors_name_the_field(document: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_settings(document)
@@ -74,8 +100,9 @@ async def test_embedded_redis_persists_and_stops_with_creditd(tmp_path: Path) ->
         client.close()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = pb_grpc.AccountsStub(channel)
-            await accounts.CreateAccount(pb.CreateAccountRequest(account_id="66899990000", plan="standard",
-                                                                 initial_balance=777))
+            await accounts.CreateAccount(
+                pb.CreateAccountRequest(account_id="66899990000", plan="standard", initial_balance=777)
+            )
         redis_pid = embedded_redis_pid(data_dir)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
@@ -99,8 +126,12 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = pb_grpc.AccountsStub(channel)
             ids = [f"6689999{n:04d}" for n in range(300)]
-            calls = [accounts.CreateAccount(pb.CreateAccountRequest(account_id=account_id, plan="standard",
-                                                                    initial_balance=5)) for account_id in ids]
+            calls = [
+                accounts.CreateAccount(
+                    pb.CreateAccountRequest(account_id=account_id, plan="standard", initial_balance=5)
+                )
+                for account_id in ids
+            ]
             in_flight = asyncio.gather(*calls, return_exceptions=True)
             await asyncio.sleep(0.05)
             process.send_signal(signal.SIGTERM)
