@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import msgspec
 import redis
 
-from creditd.keys import ACCOUNT_KEY_PATTERN, Keys, account_id_of
+from creditd.keys import ACCOUNT_KEY_PATTERN, Keys, account_id_of, deadlines_of_partition
 
 ACTIVE = 1
 SCAN_BATCH = 500
@@ -50,8 +50,12 @@ class Auditor:
         self.client = client
         self.keys = Keys(partitions)
 
-    def run(self) -> AuditReport:
+    def run(self, now_ms: int | None = None, grace_period_s: int = 0) -> AuditReport:
+        """With now_ms, also checks that no session is past its deadline plus the grace period (the
+        state a sweeper pass must leave)."""
         report = AuditReport()
+        if now_ms is not None:
+            self._check_overdue(now_ms - grace_period_s * 1000, report)
         kinds: Counter[str] = Counter()
         for account_key in account_keys(self.client):
             self._audit_account(account_id_of(account_key), report, kinds)
@@ -62,6 +66,11 @@ class Auditor:
         if kinds.get("opening", 0) != report.total_initial_balance:
             report.violations.append("money: opening entries differ from the initial balances")
         return report
+
+    def _check_overdue(self, horizon_ms: int, report: AuditReport) -> None:
+        for partition in range(self.keys.partitions):
+            overdue = self.client.zrangebyscore(deadlines_of_partition(partition), "-inf", f"({horizon_ms}")
+            report.violations += [f"session {_text(member)!r} is past its deadline plus grace" for member in overdue]
 
     def _audit_account(self, account_id: str, report: AuditReport, kinds: Counter[str]) -> None:
         account = _decode(self.client.hgetall(self.keys.account(account_id)))
@@ -127,7 +136,7 @@ class Auditor:
             if session.get("state") != "open" or session.get("account_id") != account_id:
                 problems.append(f"session {member!r} listed as open but is {session.get('state')!r}")
                 continue
-            if self.client.zscore(deadlines_key, member) is None:
+            if self.client.zscore(deadlines_key, f"{account_id} {_text(member)}") is None:
                 problems.append(f"session {member!r} has no deadline")
             for field, value in session.items():
                 if field.startswith("reservation:"):

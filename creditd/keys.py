@@ -16,6 +16,22 @@ def partition_of(account_id: str, partitions: int) -> int:
     return zlib.crc32(account_id.encode()) % partitions
 
 
+def partition_tag(partition: int) -> str:
+    return f"{PREFIX}:{{p:{partition}}}"
+
+
+def deadlines_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:deadlines"
+
+
+def events_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:events"
+
+
+def sweeper_lease(partition: int) -> str:
+    return f"{partition_tag(partition)}:sweeper"
+
+
 class Keys:
     """Key builders for one deployment (its partition count).
 
@@ -28,7 +44,7 @@ class Keys:
         self.partitions = partitions
 
     def tag(self, account_id: str) -> str:
-        return f"{PREFIX}:{{p:{partition_of(account_id, self.partitions)}}}"
+        return partition_tag(partition_of(account_id, self.partitions))
 
     def account(self, account_id: str) -> str:
         return f"{self.tag(account_id)}:acct:{account_id}"
@@ -45,11 +61,22 @@ class Keys:
     def session(self, account_id: str, gateway_id: str, session_id: str) -> str:
         return f"{self.tag(account_id)}:session:{gateway_id}/{session_id}"
 
+    def session_call(self, account_id: str, gateway_id: str, session_id: str) -> tuple[str, ...]:
+        """The keys of a call on one session (charge, release_orphan), in their KEYS order."""
+        return (
+            self.account(account_id),
+            self.sessions(account_id),
+            self.ledger(account_id),
+            self.session(account_id, gateway_id, session_id),
+            self.deadlines(account_id),
+            self.events(account_id),
+        )
+
     def deadlines(self, account_id: str) -> str:
-        return f"{self.tag(account_id)}:deadlines"
+        return deadlines_of_partition(partition_of(account_id, self.partitions))
 
     def events(self, account_id: str) -> str:
-        return f"{self.tag(account_id)}:events"
+        return events_of_partition(partition_of(account_id, self.partitions))
 
 
 ACCOUNT_KEY_PATTERN = f"{PREFIX}:{{p:*}}:acct:*"

@@ -18,7 +18,7 @@ from creditd.resources import lua_directory
 from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, UNIT_NUMBERS, Plan, Settings
 
 LIBRARY_NAME = "creditd"
-LIBRARY_FILES = ("codes.lua", "numbers.lua", "account.lua", "rating.lua")
+LIBRARY_FILES = ("codes.lua", "numbers.lua", "account.lua", "rating.lua", "session.lua")
 
 LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[int | str, "LuaValue"]
 
@@ -67,7 +67,8 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
 def config_table(settings: Settings) -> dict[str, LuaValue]:
     limits = {name: getattr(settings.limits, name) for name in settings.limits.__struct_fields__}
     plans: dict[int | str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
-    return {"limits": limits, "plans": plans}
+    sweeper = {"grace_period_s": settings.sweeper.grace_period_s, "orphan_policy": settings.sweeper.orphan_policy}
+    return {"limits": limits, "plans": plans, "sweeper": sweeper}
 
 
 def render_library(settings: Settings, directory: Path | None = None) -> str:

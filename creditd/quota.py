@@ -50,15 +50,7 @@ class Quota:
 
     def command(self, request: ChargeLike) -> Command:
         account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id
-        keys = self._keys
-        key_list = (
-            keys.account(account_id),
-            keys.sessions(account_id),
-            keys.ledger(account_id),
-            keys.session(account_id, gateway_id, session_id),
-            keys.deadlines(account_id),
-            keys.events(account_id),
-        )
+        key_list = self._keys.session_call(account_id, gateway_id, session_id)
         args: list[str | int] = [
             self._clock.now_ms(),
             request.request_type,

@@ -3,6 +3,8 @@ graceful stop that drains in-flight requests."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -21,6 +23,7 @@ from creditd.quota import Quota
 from creditd.redis_connection import check_fit_for_money, connect, redact
 from creditd.service import AccountsService, CreditControlService
 from creditd.settings import Settings
+from creditd.sweeper import Sweeper
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -40,6 +43,9 @@ class CreditdServer:
         self._pipeline: AutoPipeline | None = None
         self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        self._stopping = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+        self.sweeper: Sweeper | None = None
 
     async def start(self) -> int:
         """Connects to Redis, loads the function library and starts serving; returns the bound port."""
@@ -72,6 +78,9 @@ class CreditdServer:
         except RuntimeError as error:
             raise ConfigError(f"listen: cannot bind {self.listen}: {error}") from None
         await self._grpc.start()
+        self.sweeper = Sweeper(self._redis, self._pipeline, settings.redis.partitions, settings.sweeper, self.clock)
+        if settings.sweeper.enabled:
+            self._background.append(asyncio.create_task(self.sweeper.run(self._stopping), name="sweeper"))
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = self.listen.rsplit(":", 1)[0]
@@ -84,11 +93,25 @@ class CreditdServer:
         await self._health.enter_graceful_shutdown()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
+        self._stopping.set()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._pipeline is not None:
             await self._pipeline.close()
         if self._redis is not None:
             await self._redis.aclose()
         log.info("creditd stopped")
+
+    @property
+    def pipeline(self) -> AutoPipeline:
+        assert self._pipeline is not None, "server not started"
+        return self._pipeline
+
+    @property
+    def redis(self) -> redis_asyncio.Redis:
+        assert self._redis is not None, "server not started"
+        return self._redis
 
     async def wait_for_termination(self) -> None:
         assert self._grpc is not None

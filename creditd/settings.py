@@ -43,6 +43,10 @@ DEFAULT_MAX_EVENTS_PER_PARTITION = 100_000
 DEFAULT_MAX_PIPELINE_COMMANDS = 512
 DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_SWEEP_INTERVAL_S = 1.0
+DEFAULT_ORPHAN_GRACE_PERIOD_S = 60
+DEFAULT_MAX_SESSIONS_PER_SWEEP = 1000
+DEFAULT_SWEEPER_LEASE_S = 10.0
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
@@ -90,6 +94,17 @@ class Limits(Struct):
     max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = DEFAULT_MAX_EVENTS_PER_PARTITION
 
 
+class SweeperSettings(Struct):
+    enabled: bool = True
+    interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = DEFAULT_SWEEP_INTERVAL_S
+    # A session that has not reported by its deadline plus this is an orphan.
+    grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = DEFAULT_ORPHAN_GRACE_PERIOD_S
+    # release: give the reservation back; charge: debit it as if used.
+    orphan_policy: Literal["release", "charge"] = "release"
+    max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS_PER_SWEEP
+    lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = DEFAULT_SWEEPER_LEASE_S
+
+
 UNIT_NUMBERS = {"BYTES": 1, "SECONDS": 2, "EVENTS": 3}
 FINAL_UNIT_ACTION_NUMBERS = {"TERMINATE": 1, "REDIRECT": 2, "RESTRICT_ACCESS": 3}
 
@@ -122,6 +137,7 @@ class Settings(Struct, kw_only=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
     limits: Limits = Limits()
+    sweeper: SweeperSettings = SweeperSettings()
     plans: dict[Name, Plan]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import pytest_asyncio
 import redis
@@ -26,7 +27,9 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return load_settings(default_config_path())
+    """The shipped config, with the background sweeper off: tests run sweeper passes themselves."""
+    shipped = load_settings(default_config_path())
+    return msgspec.structs.replace(shipped, sweeper=msgspec.structs.replace(shipped.sweeper, enabled=False))
 
 
 @pytest.fixture(scope="session")

@@ -87,8 +87,11 @@ class Harness:
         """A Quota sharing the server's keys and clock, to build the exact calls the server makes."""
         return Quota(Keys(self.settings.redis.partitions), Functions(None), self.clock)  # type: ignore[arg-type]
 
-    def audit(self) -> AuditReport:
-        return Auditor(self.redis, self.settings.redis.partitions).run()
+    def server_keys(self) -> Keys:
+        return Keys(self.settings.redis.partitions)
+
+    def audit(self, now_ms: int | None = None, grace_period_s: int = 0) -> AuditReport:
+        return Auditor(self.redis, self.settings.redis.partitions).run(now_ms, grace_period_s)
 
     def assert_audit_clean(self) -> AuditReport:
         report = self.audit()

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from creditd.codes import Code
-from creditd.keys import Keys
+from creditd.keys import Keys, sweeper_lease
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
@@ -47,14 +47,9 @@ KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
     ],
     "set_status": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
-    "charge": lambda k: [
-        k.account(ACCOUNT),
-        k.sessions(ACCOUNT),
-        k.ledger(ACCOUNT),
-        k.session(ACCOUNT, "gw1", "s1"),
-        k.deadlines(ACCOUNT),
-        k.events(ACCOUNT),
-    ],
+    "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
+    "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
+    "claim_partition": lambda k: [sweeper_lease(0)],
 }
 
 VALID_ARGS = {
@@ -81,6 +76,8 @@ VALID_ARGS = {
     "set_status": [NOW, ACCOUNT, "2", "ADMIN"],
     "list_ledger": [ACCOUNT, "10", "0"],
     "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0"],
+    "release_orphan": [NOW, ACCOUNT, "gw1", "s1"],
+    "claim_partition": ["owner1", "1000"],
 }
 
 # (function, argument index, bad values, field named in the message)
@@ -107,6 +104,8 @@ NUMBER_FIELDS = [
     ("charge", 7, "units[0].rating_group"),
     ("charge", 8, "units[0].requested"),
     ("charge", 9, "units[0].used"),
+    ("release_orphan", 0, "now_ms"),
+    ("claim_partition", 1, "lease_ms"),
 ]
 OUT_OF_RANGE = {
     "initial_balance": ["-1", "1000000000001"],
@@ -126,6 +125,7 @@ OUT_OF_RANGE = {
     "units[0].requested": ["-1", "1000000000000001"],
     "units[0].used": ["-1"],
     "now_ms": ["-1"],
+    "lease_ms": ["99", "600001"],
 }
 TEXT_FIELDS = [
     ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
@@ -142,6 +142,10 @@ TEXT_FIELDS = [
     ("charge", 3, "account_id", ["", "a b"]),
     ("charge", 4, "gateway_id", ["", "g w"]),
     ("charge", 5, "session_id", ["", "s 1", "{s1}", "s" * 129]),
+    ("release_orphan", 1, "account_id", ["", "a b"]),
+    ("release_orphan", 2, "gateway_id", ["", "g/w"]),
+    ("release_orphan", 3, "session_id", ["", "s 1"]),
+    ("claim_partition", 0, "owner", ["", "a b"]),
 ]
 
 
@@ -205,6 +209,8 @@ def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, func
         assert reply[0].decode().startswith(f"[{Code.SUCCESS},")
     else:
         assert reply[0] == Code.SUCCESS, reply
+    if function == "release_orphan":
+        assert reply[1] == b"not due"  # the session the seed did not open is not overdue either
 
 
 def test_unknown_account_is_refused_by_every_function_and_writes_nothing(

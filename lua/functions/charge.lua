@@ -5,7 +5,7 @@ KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash (lib/ac
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
 KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
-KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<gateway_id> <session_id>' by deadline ms
+KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
@@ -69,26 +69,9 @@ local function parse_charge_request(args)
   request.units = parse_units(args, count, request.request_type)
   request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
   request.member = request.gateway_id .. ' ' .. request.session_id
+  request.deadline_member = request.account_id .. ' ' .. request.member
   request.reference = request.member .. ' ' .. request.request_number
   return request
-end
-
-local function load_session(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then
-    return nil
-  end
-  local session = { reservations = {} }
-  for index = 1, #flat, 2 do
-    local field, value = flat[index], flat[index + 1]
-    if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
-      session.reservations[tonumber(string.sub(field, #RESERVATION_PREFIX + 1))] = decode_reservation(value)
-    else
-      session[field] = value
-    end
-  end
-  session.last_number = tonumber(session.last_number)
-  return session
 end
 
 -- Returns the stored answer of a retransmission, nil for a new request; refuses one out of order.
@@ -311,10 +294,7 @@ local function write_session(keys, request, outcome)
     'last_answer', outcome.answer }
   redis.call('DEL', keys[4])
   if outcome.closes then
-    redis.call('HSET', keys[4], unpack(fields))
-    redis.call('EXPIRE', keys[4], CONFIG.limits.answer_retention_s)
-    redis.call('SREM', keys[2], request.member)
-    redis.call('ZREM', keys[5], request.member)
+    close_session(keys[4], keys[2], keys[5], request, fields)
     return
   end
   for rating_group, reservation in pairs(outcome.reservations) do
@@ -323,7 +303,7 @@ local function write_session(keys, request, outcome)
   end
   redis.call('HSET', keys[4], unpack(fields))
   redis.call('SADD', keys[2], request.member)
-  redis.call('ZADD', keys[5], session_deadline_ms(request, outcome.reservations), request.member)
+  redis.call('ZADD', keys[5], session_deadline_ms(request, outcome.reservations), request.deadline_member)
 end
 
 local function refusal_answer(refusal, account_status)

@@ -1,0 +1,86 @@
+--[=[
+release_orphan — gives back what a session holds when its gateway stopped reporting: the session's
+deadline plus the sweeper's grace period has passed. Policy 'release' returns the reservations;
+'charge' debits what was reserved, as if it had been used. Either way the session is closed with
+close_reason 'orphan', an orphan_released event is written, and a later request for the session
+gets UNKNOWN_SESSION (a retransmission of its last request still gets its stored answer).
+The deadline is checked here again: the gateway may have reported since the sweeper looked.
+
+KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash
+KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set
+KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
+KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
+KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
+KEYS[6] events      cd:{p:<n>}:events                               stream
+ARGV[1] now_ms      integer, Unix ms
+ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
+ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}
+ARGV[4] session_id  as in charge
+Returns {code, message, '{"released":0|1,"charged":<minor units>}'}; message 'not due' or 'stale'
+  (an index entry without an open session, removed) when nothing was released.
+Codes: SUCCESS, INVALID_REQUEST.
+]=]
+
+local function check_release(args)
+  check_argument_count(args, 4)
+  local request = {
+    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
+    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
+    gateway_id = check_text(args[3], 'gateway_id', ID_PATTERN, 64),
+    session_id = check_text(args[4], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
+  }
+  request.member = request.gateway_id .. ' ' .. request.session_id
+  request.deadline_member = request.account_id .. ' ' .. request.member
+  return request
+end
+
+local NOTHING_RELEASED = '{"released":0,"charged":0}'
+
+-- Debits a reservation as used: its money, and its units from its bucket.
+local function charge_reservation(account, reservation)
+  local bucket = account.buckets[reservation.bucket_id]
+  if bucket and reservation.bucket_units > 0 then
+    bucket.remaining = bucket.remaining - math.min(reservation.bucket_units, bucket.remaining)
+    account.dirty_buckets[bucket.id] = true
+  end
+  return reservation.money
+end
+
+local function release_orphan(keys, args)
+  local checked, request = run_checked(check_release, args)
+  if not checked then
+    return reply(request.code, request.message)
+  end
+  local deadline_ms = redis.call('ZSCORE', keys[5], request.deadline_member)
+  if not deadline_ms or tonumber(deadline_ms) + CONFIG.sweeper.grace_period_s * 1000 > request.now_ms then
+    return reply(CODE.SUCCESS, 'not due', NOTHING_RELEASED)
+  end
+  local session, account = load_session(keys[4]), load_account(keys[1])
+  if session == nil or session.state ~= 'open' or account == nil then
+    redis.call('ZREM', keys[5], request.deadline_member)
+    redis.call('SREM', keys[2], request.member)
+    return reply(CODE.SUCCESS, 'stale', NOTHING_RELEASED)
+  end
+  local policy, charged = CONFIG.sweeper.orphan_policy, 0
+  for _, reservation in pairs(session.reservations) do
+    release_reservation(account, reservation)
+    if policy == 'charge' then
+      charged = charged + charge_reservation(account, reservation)
+    end
+  end
+  local reference = 'orphan ' .. request.member
+  if charged > 0 then
+    queue_ledger(account, request.now_ms, 'charge', -charged, reference)
+  end
+  apply_credit_exhaustion(account, request.now_ms, reference)
+  queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
+  save_account(account, keys[1], keys[3], keys[6])
+  redis.call('DEL', keys[4])
+  close_session(keys[4], keys[2], keys[5], request, { 'account_id', request.account_id,
+    'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',
+    'opened_at_ms', session.opened_at_ms, 'last_number', session.last_number,
+    'last_fingerprint', session.last_fingerprint, 'last_answer', session.last_answer })
+  return reply(CODE.SUCCESS, '', '{"released":1,"charged":' .. format_integer(charged) .. '}')
+end
+
+redis.register_function('release_orphan', release_orphan)

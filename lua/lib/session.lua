@@ -1,0 +1,35 @@
+--[=[
+Sessions: one hash per gateway session (cd:{p:<n>}:session:<gateway_id>/<session_id>) with account_id,
+gateway_id, state ('open' or 'closed'), opened_at_ms, last_number, last_fingerprint, last_answer,
+close_reason (when closed by creditd), and one 'reservation:<rating_group>' field per open grant
+(lib/rating.lua). An open session is a member '<gateway_id> <session_id>' of its account's sessions set
+and '<account_id> <gateway_id> <session_id>' of its partition's deadline set. A closed session keeps
+its last answer for answer_retention_s, so a retransmission still gets it.
+]=]
+
+local function load_session(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    return nil
+  end
+  local session = { reservations = {} }
+  for index = 1, #flat, 2 do
+    local field, value = flat[index], flat[index + 1]
+    if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
+      session.reservations[tonumber(string.sub(field, #RESERVATION_PREFIX + 1))] = decode_reservation(value)
+    else
+      session[field] = value
+    end
+  end
+  session.last_number = tonumber(session.last_number)
+  return session
+end
+
+-- Closes a session: keeps the identity and last answer (fields) for retransmissions, drops the
+-- reservations, and removes it from the open sets. request carries member and deadline_member.
+local function close_session(session_key, sessions_key, deadlines_key, request, fields)
+  redis.call('HSET', session_key, unpack(fields))
+  redis.call('EXPIRE', session_key, CONFIG.limits.answer_retention_s)
+  redis.call('SREM', sessions_key, request.member)
+  redis.call('ZREM', deadlines_key, request.deadline_member)
+end

@@ -1,0 +1,129 @@
+"""The sweeper: a session whose gateway stops reporting has its reservation returned once its
+deadline plus the grace period has passed (policy release), or debited as used (policy charge); not a
+moment before. The session is then closed: later requests get UNKNOWN_SESSION, a retransmission of
+its last request still gets the stored answer. Partitions are held by one sweeper at a time through
+leases that run out when their owner dies. The clock is moved, never slept on (leases, which Redis
+expires on its own clock, excepted)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from creditd.clock import Clock
+from creditd.server import CreditdServer
+from creditd.settings import Settings
+from creditd.sweeper import Sweeper
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66899990001"
+VALIDITY_S = 600
+GRACE_S = 60
+
+
+async def open_session(creditd: Harness, session_id: str = "s1") -> pb.ChargeAnswer:
+    answer = await creditd.charge(session_id, INITIAL, 0, ACCOUNT, [(VOICE, 0, 0), (DATA, 0, 0)])
+    assert answer.result == pb.SUCCESS
+    return answer
+
+
+async def test_orphan_is_released_after_deadline_plus_grace_and_not_before(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1000)
+    first = await open_session(creditd)
+    assert (await creditd.get(ACCOUNT)).reserved == 600
+    sweeper = creditd.server.sweeper
+    creditd.clock.advance(VALIDITY_S + GRACE_S - 1)
+    assert (await sweeper.sweep_once()).sessions_released == 0
+    creditd.clock.advance(2)
+    result = await sweeper.sweep_once()
+    assert (result.sessions_released, result.charged_minor, result.partitions_held) == (1, 0, 256)
+    card = await creditd.get(ACCOUNT)
+    assert (card.balance, card.reserved, card.open_sessions) == (1000, 0, 0)
+    late = await creditd.charge("s1", UPDATE, 1, ACCOUNT, [(VOICE, 0, 30)])
+    assert late.result == pb.UNKNOWN_SESSION
+    replay = await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0), (DATA, 0, 0)])
+    assert replay == first
+    events = creditd.redis.xrange(creditd.server_keys().events(ACCOUNT))
+    assert any(fields[b"kind"] == b"orphan_released" for _, fields in events)
+    report = creditd.audit(now_ms=creditd.clock.now_ms(), grace_period_s=GRACE_S)
+    assert report.violations == []
+
+
+async def test_a_session_that_reports_is_not_swept(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1000)
+    await open_session(creditd)
+    creditd.clock.advance(VALIDITY_S - 10)
+    await creditd.charge("s1", UPDATE, 1, ACCOUNT, [(VOICE, 0, 30)])  # a new deadline
+    creditd.clock.advance(GRACE_S + 20)
+    assert (await creditd.server.sweeper.sweep_once()).sessions_released == 0
+    assert (await creditd.get(ACCOUNT)).open_sessions == 1
+    creditd.assert_audit_clean()
+
+
+async def test_overdue_sessions_fail_the_audit_until_swept(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1000)
+    await open_session(creditd)
+    creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
+    overdue = creditd.audit(now_ms=creditd.clock.now_ms(), grace_period_s=GRACE_S)
+    assert len(overdue.violations) == 1 and "past its deadline" in overdue.violations[0]
+    await creditd.server.sweeper.sweep_once()
+    assert creditd.audit(now_ms=creditd.clock.now_ms(), grace_period_s=GRACE_S).violations == []
+
+
+def with_sweeper(settings: Settings, **changes: object) -> Settings:
+    return msgspec.structs.replace(settings, sweeper=msgspec.structs.replace(settings.sweeper, **changes))
+
+
+async def test_charge_policy_debits_the_reservation(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    server = CreditdServer(with_sweeper(settings, orphan_policy="charge"), redis_server.url, "127.0.0.1:0", Clock())
+    await server.start()
+    creditd = Harness(server, redis_client, settings)
+    try:
+        await creditd.create_account(ACCOUNT, balance=1000)
+        await open_session(creditd)
+        creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
+        result = await server.sweeper.sweep_once()
+        assert (result.sessions_released, result.charged_minor) == (1, 600)
+        card = await creditd.get(ACCOUNT)
+        assert (card.balance, card.reserved) == (400, 0)
+        creditd.assert_audit_clean()
+    finally:
+        await creditd.close()
+        await server.stop(0)
+
+
+async def test_background_sweeper_releases_without_being_asked(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    server = CreditdServer(
+        with_sweeper(settings, enabled=True, interval_s=0.05), redis_server.url, "127.0.0.1:0", Clock()
+    )
+    await server.start()
+    creditd = Harness(server, redis_client, settings)
+    try:
+        await creditd.create_account(ACCOUNT, balance=1000)
+        await open_session(creditd)
+        creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
+        for _ in range(100):
+            if (await creditd.get(ACCOUNT)).reserved == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await creditd.get(ACCOUNT)).open_sessions == 0
+    finally:
+        await creditd.close()
+        await server.stop(0)
+
+
+async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(creditd: Harness) -> None:
+    settings = with_sweeper(creditd.settings, lease_s=0.2)
+    pipeline, client = creditd.server.pipeline, creditd.server.redis
+    first = Sweeper(client, pipeline, 256, settings.sweeper, creditd.clock, owner="first")
+    second = Sweeper(client, pipeline, 256, settings.sweeper, creditd.clock, owner="second")
+    assert len(await first.claim()) == 256
+    assert await second.claim() == []
+    assert len(await first.claim()) == 256  # renewal by the holder
+    await asyncio.sleep(0.3)  # "first" died: its leases run out on Redis' clock
+    assert len(await second.claim()) == 256
+    assert await first.claim() == []
