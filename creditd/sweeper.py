@@ -10,6 +10,7 @@ is the function release_orphan, which checks the deadline again atomically.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -27,6 +28,12 @@ from creditd.pipeline import AutoPipeline, Command
 from creditd.settings import SweeperSettings
 
 log = logging.getLogger(__name__)
+
+
+async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleeps for `seconds`, or less when `stopping` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 def new_owner_id() -> str:
@@ -128,7 +135,4 @@ class Sweeper:
                 await self.sweep_once()
             except (CreditdError, RedisError, OSError) as error:
                 log.warning("sweeper pass failed (will retry): %s", error)
-            try:
-                await asyncio.wait_for(stopping.wait(), self._settings.interval_s)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stopping, self._settings.interval_s)
