@@ -47,9 +47,16 @@ class Accounts:
         self._functions = functions
         self._clock = clock
 
-    def _account_keys(self, account_id: str) -> tuple[str, str, str, str]:
+    def _account_keys(self, account_id: str) -> tuple[str, ...]:
+        """account, sessions, ledger, events, stats: the KEYS of create_account and set_status."""
         keys = self._keys
-        return keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id), keys.events(account_id)
+        return (
+            keys.account(account_id),
+            keys.sessions(account_id),
+            keys.ledger(account_id),
+            keys.events(account_id),
+            keys.stats(account_id),
+        )
 
     async def create(self, new: NewAccount) -> AccountRecord:
         args: list[str | int] = [
@@ -83,7 +90,8 @@ class Accounts:
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
-        keys = (*self._account_keys(account_id), self._keys.top_up_record(account_id, idempotency_key))
+        *common, stats = self._account_keys(account_id)
+        keys = (*common, self._keys.top_up_record(account_id, idempotency_key), stats)
         args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key]
         reply = await self._functions.call(("top_up", keys, args))
         return TOP_UP_DECODER.decode(reply.body)

@@ -34,15 +34,22 @@ def main() -> None:
     """creditd: real-time prepaid balance and credit control."""
 
 
-def _settings(config: Path | None, listen: str | None, redis_url: str | None, data_dir: Path | None) -> Settings:
+def _settings(
+    config: Path | None, listen: str | None, redis_url: str | None, data_dir: Path | None, metrics_listen: str | None
+) -> Settings:
+    """The config file, with what the command line and environment override."""
     settings = load_settings(config or default_config_path())
-    server = msgspec.structs.replace(settings.server, listen=listen or settings.server.listen)
-    redis_settings = msgspec.structs.replace(
-        settings.redis,
-        url=redis_url or os.environ.get("CREDITD_REDIS_URL") or settings.redis.url,
-        data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
+    replace = msgspec.structs.replace
+    return replace(
+        settings,
+        server=replace(settings.server, listen=listen or settings.server.listen),
+        redis=replace(
+            settings.redis,
+            url=redis_url or os.environ.get("CREDITD_REDIS_URL") or settings.redis.url,
+            data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
+        ),
+        metrics=replace(settings.metrics, listen=settings.metrics.listen if metrics_listen is None else metrics_listen),
     )
-    return msgspec.structs.replace(settings, server=server, redis=redis_settings)
 
 
 async def _run(settings: Settings, redis_url: str) -> None:
@@ -64,17 +71,23 @@ async def _run(settings: Settings, redis_url: str) -> None:
     "--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped config/creditd.toml]"
 )
 @click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
+@click.option("--metrics-listen", help="HOST:PORT for /metrics; '' for none [default: 127.0.0.1:9464]")
 @click.option(
     "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
 )
 def serve(
-    listen: str | None, redis_url: str | None, config: Path | None, data_dir: Path | None, log_level: str
+    listen: str | None,
+    redis_url: str | None,
+    config: Path | None,
+    data_dir: Path | None,
+    metrics_listen: str | None,
+    log_level: str,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded: EmbeddedRedis | None = None
     try:
-        settings = _settings(config, listen, redis_url, data_dir)
+        settings = _settings(config, listen, redis_url, data_dir, metrics_listen)
         url = settings.redis.url
         if not url:
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)

@@ -28,6 +28,10 @@ def events_of_partition(partition: int) -> str:
     return f"{partition_tag(partition)}:events"
 
 
+def stats_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:stats"
+
+
 def sweeper_lease(partition: int) -> str:
     return f"{partition_tag(partition)}:sweeper"
 
@@ -70,10 +74,14 @@ class Keys:
             self.session(account_id, gateway_id, session_id),
             self.deadlines(account_id),
             self.events(account_id),
+            self.stats(account_id),
         )
 
     def deadlines(self, account_id: str) -> str:
         return deadlines_of_partition(partition_of(account_id, self.partitions))
+
+    def stats(self, account_id: str) -> str:
+        return stats_of_partition(partition_of(account_id, self.partitions))
 
     def events(self, account_id: str) -> str:
         return events_of_partition(partition_of(account_id, self.partitions))

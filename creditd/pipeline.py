@@ -9,12 +9,14 @@ Every function is idempotent, so redis-py's retry of a pipeline after a time-out
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
+from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
 
 Command = tuple[str, Sequence[str], Sequence[str | int]]
@@ -69,19 +71,25 @@ class AutoPipeline:
             pipe = self._client.pipeline(transaction=False)
             for (function, keys, args), _ in batch:
                 pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+            metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
+            started = time.perf_counter()
             try:
                 results = await pipe.execute(raise_on_error=False)
             except (TimeoutError, RedisError, OSError) as error:
+                metrics.REDIS_ERRORS.labels("unavailable").inc(len(batch))
                 failure = Unavailable(f"redis: {type(error).__name__}: {error}")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
                 return
+            metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):
-                future.set_exception(classify_reply_error(result))
+                error = classify_reply_error(result)
+                metrics.REDIS_ERRORS.labels("unavailable" if isinstance(error, Unavailable) else "internal").inc()
+                future.set_exception(error)
             else:
                 future.set_result(result)
 

@@ -16,8 +16,10 @@ from creditd.accounts import Accounts
 from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.functions import Functions
+from creditd.health import RedisHealth
 from creditd.keys import Keys
 from creditd.library import ensure_library, render_library
+from creditd.metrics import MetricsEndpoint
 from creditd.pipeline import AutoPipeline
 from creditd.quota import Quota
 from creditd.redis_connection import check_fit_for_money, connect, redact
@@ -46,46 +48,65 @@ class CreditdServer:
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self.sweeper: Sweeper | None = None
+        self.metrics: MetricsEndpoint | None = None
 
     async def start(self) -> int:
         """Connects to Redis, loads the function library and starts serving; returns the bound port."""
-        settings = self.settings
-        self._redis = connect(self.redis_url, settings.redis)
-        await check_fit_for_money(self._redis, self.redis_url)
-        if await ensure_library(self._redis, render_library(settings)):
-            log.info("loaded the function library into redis")
-        self._pipeline = AutoPipeline(
-            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines
-        )
-        functions = Functions(self._pipeline)
-        keys = Keys(settings.redis.partitions)
-        self._grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", settings.server.max_message_bytes),
-                ("grpc.max_send_message_length", settings.server.max_message_bytes),
-            ]
-        )
-        pb_grpc.add_CreditControlServicer_to_server(
-            CreditControlService(Quota(keys, functions, self.clock), settings.limits), self._grpc
-        )
-        pb_grpc.add_AccountsServicer_to_server(
-            AccountsService(Accounts(keys, functions, self.clock), settings.limits), self._grpc
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._grpc)
+        library_source = await self._connect()
+        self._grpc = self._build_grpc_server()
         try:
             self.port = self._grpc.add_insecure_port(self.listen)
         except RuntimeError as error:
             raise ConfigError(f"listen: cannot bind {self.listen}: {error}") from None
         await self._grpc.start()
-        self.sweeper = Sweeper(self._redis, self._pipeline, settings.redis.partitions, settings.sweeper, self.clock)
-        if settings.sweeper.enabled:
-            self._background.append(asyncio.create_task(self.sweeper.run(self._stopping), name="sweeper"))
+        self._start_background(library_source)
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.metrics.listen:
+            self.metrics = MetricsEndpoint(self.settings.metrics.listen, self.redis_url, self.settings.redis.partitions)
+            log.info("metrics on http://%s/metrics (port %d)", self.settings.metrics.listen, self.metrics.start())
         host = self.listen.rsplit(":", 1)[0]
         log.info("creditd listening on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
         return self.port
+
+    async def _connect(self) -> str:
+        settings = self.settings
+        self._redis = connect(self.redis_url, settings.redis)
+        await check_fit_for_money(self._redis, self.redis_url)
+        library_source = render_library(settings)
+        if await ensure_library(self._redis, library_source):
+            log.info("loaded the function library into redis")
+        self._pipeline = AutoPipeline(
+            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines
+        )
+        return library_source
+
+    def _build_grpc_server(self) -> grpc.aio.Server:
+        settings = self.settings
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.server.max_message_bytes),
+                ("grpc.max_send_message_length", settings.server.max_message_bytes),
+            ]
+        )
+        functions, keys = Functions(self.pipeline), Keys(settings.redis.partitions)
+        quota, accounts = Quota(keys, functions, self.clock), Accounts(keys, functions, self.clock)
+        channels = frozenset(settings.metrics.channels)
+        pb_grpc.add_CreditControlServicer_to_server(CreditControlService(quota, settings.limits), server)
+        pb_grpc.add_AccountsServicer_to_server(AccountsService(accounts, settings.limits, channels), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        return server
+
+    def _start_background(self, library_source: str) -> None:
+        settings = self.settings
+        self.sweeper = Sweeper(self.redis, self.pipeline, settings.redis.partitions, settings.sweeper, self.clock)
+        self.redis_health = RedisHealth(
+            self.redis, self._health, SERVICE_NAMES, library_source, settings.redis.health_check_interval_s
+        )
+        self._background.append(asyncio.create_task(self.redis_health.run(self._stopping), name="redis-health"))
+        if settings.sweeper.enabled:
+            self._background.append(asyncio.create_task(self.sweeper.run(self._stopping), name="sweeper"))
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stops taking requests, lets in-flight ones finish within the grace period, then closes."""
@@ -97,6 +118,8 @@ class CreditdServer:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._pipeline is not None:
             await self._pipeline.close()
         if self._redis is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from creditd import validation
+from creditd import metrics, validation
 from creditd.accounts import Accounts, BucketSpec, NewAccount
 from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
 from creditd.quota import Quota
@@ -24,18 +25,26 @@ Reply = TypeVar("Reply")
 
 
 def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaitable[Reply]]:
-    """Turns creditd errors into gRPC status codes with the error's message as details."""
+    """Turns creditd errors into gRPC status codes with the error's message as details, and counts
+    and times every call."""
+    name = method.__name__
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Reply:
+        started = time.perf_counter()
         try:
-            return await method(self, request, context)
+            reply = await method(self, request, context)
+            metrics.REQUESTS.labels(name, "OK").inc()
+            return reply
         except CreditdError as error:
             status = grpc_status_of(error)
+            metrics.REQUESTS.labels(name, status.name).inc()
             if status == grpc.StatusCode.INTERNAL:
-                log.error("%s failed: %s", method.__name__, error.message)
+                log.error("%s failed: %s", name, error.message)
             await context.abort(status, error.message)
             raise AssertionError("unreachable: abort raises") from error
+        finally:
+            metrics.REQUEST_DURATION.labels(name).observe(time.perf_counter() - started)
 
     return wrapper
 
@@ -82,8 +91,10 @@ class CreditControlService(pb_grpc.CreditControlServicer):
         try:
             validation.check_charge(request, self._limits)
         except InvalidArgument as error:
+            metrics.count_charge(request.request_type, pb.INVALID_REQUEST)
             return refused_answer(request, pb.INVALID_REQUEST, error.message)
         outcome = await self._quota.charge(request)
+        metrics.count_charge(request.request_type, outcome.answer.result)
         return answer_message(request, outcome.answer)
 
     @grpc_errors
@@ -91,6 +102,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
         self, request: pb.ChargeBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChargeBatchAnswer:
         validation.check_batch(request.requests, self._limits)
+        metrics.BATCH_REQUESTS.observe(len(request.requests))
         answers: list[pb.ChargeAnswer | None] = [None] * len(request.requests)
         valid: list[int] = []
         for index, item in enumerate(request.requests):
@@ -109,6 +121,9 @@ class CreditControlService(pb_grpc.CreditControlServicer):
                 answers[index] = refused_answer(item, pb.UNABLE_TO_COMPLY, outcome.message)
             else:
                 answers[index] = answer_message(item, outcome.answer)
+        for item, answer in zip(request.requests, answers, strict=True):
+            assert answer is not None, "every batch item is answered"
+            metrics.count_charge(item.request_type, answer.result)
         return pb.ChargeBatchAnswer(answers=answers)
 
     @grpc_errors
@@ -176,9 +191,10 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
 
 
 class AccountsService(pb_grpc.AccountsServicer):
-    def __init__(self, accounts: Accounts, limits: Limits) -> None:
+    def __init__(self, accounts: Accounts, limits: Limits, metric_channels: frozenset[str]) -> None:
         self._accounts = accounts
         self._limits = limits
+        self._metric_channels = metric_channels
 
     @grpc_errors
     async def CreateAccount(self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
@@ -196,6 +212,10 @@ class AccountsService(pb_grpc.AccountsServicer):
         record = await self._accounts.top_up(
             request.account_id, request.amount, request.channel, request.idempotency_key
         )
+        if not record.replayed:
+            channel = metrics.channel_label(request.channel, self._metric_channels)
+            metrics.TOP_UPS.labels(channel).inc()
+            metrics.TOP_UP_AMOUNT.labels(channel).inc(request.amount)
         return pb.TopUpAnswer(
             account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
         )

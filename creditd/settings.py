@@ -42,7 +42,10 @@ DEFAULT_IDLE_SESSION_VALIDITY_S = 600
 DEFAULT_MAX_EVENTS_PER_PARTITION = 100_000
 DEFAULT_MAX_PIPELINE_COMMANDS = 512
 DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
+DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+DEFAULT_METRIC_CHANNELS = ("terminal", "bank", "voucher", "agent", "cli")
 DEFAULT_SWEEP_INTERVAL_S = 1.0
 DEFAULT_ORPHAN_GRACE_PERIOD_S = 60
 DEFAULT_MAX_SESSIONS_PER_SWEEP = 1000
@@ -73,6 +76,7 @@ class RedisSettings(Struct):
     start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = DEFAULT_REDIS_START_TIMEOUT_S
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_PIPELINE_COMMANDS
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_IN_FLIGHT_PIPELINES
+    health_check_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_HEALTH_CHECK_INTERVAL_S
 
 
 class Limits(Struct):
@@ -103,6 +107,13 @@ class SweeperSettings(Struct):
     orphan_policy: Literal["release", "charge"] = "release"
     max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS_PER_SWEEP
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = DEFAULT_SWEEPER_LEASE_S
+
+
+class MetricsSettings(Struct):
+    # HOST:PORT of the Prometheus endpoint; empty: no endpoint.
+    listen: str = DEFAULT_METRICS_LISTEN
+    # Top-up channels counted under their own label; any other channel is counted as "other".
+    channels: list[Name] = msgspec.field(default_factory=lambda: list(DEFAULT_METRIC_CHANNELS))
 
 
 UNIT_NUMBERS = {"BYTES": 1, "SECONDS": 2, "EVENTS": 3}
@@ -138,6 +149,7 @@ class Settings(Struct, kw_only=True):
     redis: RedisSettings = RedisSettings()
     limits: Limits = Limits()
     sweeper: SweeperSettings = SweeperSettings()
+    metrics: MetricsSettings = MetricsSettings()
     plans: dict[Name, Plan]
 
 
@@ -147,6 +159,8 @@ def _check_coherence(settings: Settings) -> None:
         raise ConfigError("limits.max_amount_minor: must not exceed limits.max_balance_minor")
     if limits.default_ledger_page > limits.max_ledger_page:
         raise ConfigError("limits.default_ledger_page: must not exceed limits.max_ledger_page")
+    if len(settings.metrics.channels) > 32:
+        raise ConfigError("metrics.channels: at most 32 (each is a label value)")
     if not settings.plans:
         raise ConfigError("plans: at least one plan is required")
     for plan_name, plan in settings.plans.items():

@@ -20,6 +20,7 @@ import msgspec
 import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
+from creditd import metrics
 from creditd.clock import Clock
 from creditd.errors import CreditdError, raise_for_code
 from creditd.functions import decode_reply
@@ -132,7 +133,13 @@ class Sweeper:
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                await self.sweep_once()
+                result = await self.sweep_once()
             except (CreditdError, RedisError, OSError) as error:
+                metrics.SWEEPER_PASSES.labels("failed").inc()
                 log.warning("sweeper pass failed (will retry): %s", error)
+            else:
+                metrics.SWEEPER_PASSES.labels("ok").inc()
+                metrics.SWEEPER_RELEASED.inc(result.sessions_released)
+                metrics.SWEEPER_CHARGED.inc(result.charged_minor)
+                metrics.SWEEPER_PARTITIONS.set(result.partitions_held)
             await wait_or_stop(stopping, self._settings.interval_s)

@@ -27,9 +27,14 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    """The shipped config, with the background sweeper off: tests run sweeper passes themselves."""
+    """The shipped config, with the background sweeper off (tests run sweeper passes themselves) and
+    no metrics endpoint (tests that need one start it on port 0)."""
     shipped = load_settings(default_config_path())
-    return msgspec.structs.replace(shipped, sweeper=msgspec.structs.replace(shipped.sweeper, enabled=False))
+    return msgspec.structs.replace(
+        shipped,
+        sweeper=msgspec.structs.replace(shipped.sweeper, enabled=False),
+        metrics=msgspec.structs.replace(shipped.metrics, listen=""),
+    )
 
 
 @pytest.fixture(scope="session")

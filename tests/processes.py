@@ -36,6 +36,8 @@ def start_server(data_dir: Path, port: int, *extra: str, log_path: Path | None =
         f"127.0.0.1:{port}",
         "--data-dir",
         str(data_dir),
+        "--metrics-listen",
+        "",  # tests run several servers: none may take the default metrics port
         *extra,
     ]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -36,7 +36,13 @@ def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], li
 
 
 KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
-    "create_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
+    "create_account": lambda k: [
+        k.account(ACCOUNT),
+        k.sessions(ACCOUNT),
+        k.ledger(ACCOUNT),
+        k.events(ACCOUNT),
+        k.stats(ACCOUNT),
+    ],
     "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
     "top_up": lambda k: [
         k.account(ACCOUNT),
@@ -44,8 +50,15 @@ KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
         k.ledger(ACCOUNT),
         k.events(ACCOUNT),
         k.top_up_record(ACCOUNT, "key1"),
+        k.stats(ACCOUNT),
     ],
-    "set_status": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT), k.ledger(ACCOUNT), k.events(ACCOUNT)],
+    "set_status": lambda k: [
+        k.account(ACCOUNT),
+        k.sessions(ACCOUNT),
+        k.ledger(ACCOUNT),
+        k.events(ACCOUNT),
+        k.stats(ACCOUNT),
+    ],
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
     "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
     "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
@@ -229,9 +242,9 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
     args = list(VALID_ARGS["top_up"])
     for n in range(1000):
         args[2], args[4] = "1000000000000", f"k{n}"
-        code, message, _ = redis_client.fcall(
-            "top_up", 5, *KEYS_OF["top_up"](Keys(256))[:4], Keys(256).top_up_record(ACCOUNT, f"k{n}"), *args
-        )
+        keys = Keys(256)
+        key_list = [*KEYS_OF["top_up"](keys)[:4], keys.top_up_record(ACCOUNT, f"k{n}"), keys.stats(ACCOUNT)]
+        code, message, _ = redis_client.fcall("top_up", len(key_list), *key_list, *args)
         if code != Code.SUCCESS:
             assert message.decode().startswith("amount: would take the balance above"), message
             break

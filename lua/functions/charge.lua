@@ -7,6 +7,7 @@ KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream
+KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
 ARGV[3] request_number  integer 0..2^32-1, increasing within a session
@@ -328,7 +329,7 @@ local function charge(keys, args)
     return refusal_answer(outcome, 0)
   end
   if not outcome.discard then
-    save_account(outcome.account, keys[1], keys[3], keys[6])
+    save_account(outcome.account, keys[1], keys[3], keys[6], keys[7])
   end
   write_session(keys, request, outcome)
   return { outcome.answer, 0 }

@@ -6,6 +6,7 @@ KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
+KEYS[5] stats      cd:{p:<n>}:stats                         hash
 ARGV[1] now_ms            integer, Unix ms
 ARGV[2] account_id        [A-Za-z0-9._:-]{1,64}
 ARGV[3] plan              name of a configured plan
@@ -96,7 +97,7 @@ local function new_account(request)
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
     contact_name = request.contact_name, contact_email = request.contact_email,
     contact_phone = request.contact_phone, buckets = request.buckets, dirty_buckets = {},
-    pending_ledger = {}, pending_events = {},
+    pending_ledger = {}, pending_events = {}, pending_transitions = {}, loaded_reserved = 0,
   }
   for bucket_id in pairs(request.buckets) do
     account.dirty_buckets[bucket_id] = true
@@ -125,7 +126,8 @@ local function create_account(keys, args)
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
     'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)
-  save_account(account, keys[1], keys[3], keys[4])
+  save_account(account, keys[1], keys[3], keys[4], keys[5])
+  redis.call('HINCRBY', keys[5], 'accounts_created', 1)
   return reply(CODE.SUCCESS, '', account_json(account, 0))
 end
 

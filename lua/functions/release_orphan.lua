@@ -12,6 +12,7 @@ KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
 KEYS[6] events      cd:{p:<n>}:events                               stream
+KEYS[7] stats       cd:{p:<n>}:stats                                hash
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}
@@ -74,7 +75,7 @@ local function release_orphan(keys, args)
   end
   apply_credit_exhaustion(account, request.now_ms, reference)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
-  save_account(account, keys[1], keys[3], keys[6])
+  save_account(account, keys[1], keys[3], keys[6], keys[7])
   redis.call('DEL', keys[4])
   close_session(keys[4], keys[2], keys[5], request, { 'account_id', request.account_id,
     'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',

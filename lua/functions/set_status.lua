@@ -6,6 +6,7 @@ KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
+KEYS[5] stats      cd:{p:<n>}:stats                         hash
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] status      integer 1 ACTIVE, 2 ONE_WAY_SUSPENDED, 3 TWO_WAY_SUSPENDED, 4 TERMINATED
@@ -46,7 +47,7 @@ local function set_status_function(keys, args)
     return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
   end
   if set_status(account, request.now_ms, request.status, request.reason, 'operator') then
-    save_account(account, keys[1], keys[3], keys[4])
+    save_account(account, keys[1], keys[3], keys[4], keys[5])
   end
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
 end

@@ -7,6 +7,7 @@ KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (rea
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        stream
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
+KEYS[6] stats      cd:{p:<n>}:stats                                      hash
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
 ARGV[3] amount           integer minor units, 1..max_amount_minor
@@ -69,7 +70,7 @@ local function top_up(keys, args)
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference)
-  save_account(account, keys[1], keys[3], keys[4])
+  save_account(account, keys[1], keys[3], keys[4], keys[6])
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)
   return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))

@@ -54,6 +54,8 @@ local function load_account(key)
   for _, field in ipairs(NUMERIC_FIELDS) do
     account[field] = tonumber(account[field])
   end
+  account.loaded_reserved = account.reserved
+  account.pending_transitions = {}
   return account
 end
 
@@ -94,6 +96,7 @@ local function set_status(account, now_ms, status, reason, reference)
     return false
   end
   account.status, account.status_reason, account.status_since_ms = status, reason, now_ms
+  table.insert(account.pending_transitions, status)
   queue_ledger(account, now_ms, 'status', 0, STATUS_NAME[status] .. ' ' .. reason .. ' ' .. reference)
   queue_event(account, now_ms, 'status_changed', STATUS_NAME[status] .. ' ' .. reason)
   return true
@@ -121,9 +124,21 @@ local function assert_account_invariants(account)
     'active account with exhausted credit')
 end
 
+-- The partition's statistics (cd:{p:<n>}:stats hash), read by the metrics endpoint: reserved_minor,
+-- accounts_created, and entered:<STATUS> per status transition.
+local function count_statistics(account, stats_key)
+  local reserved_delta = account.reserved - account.loaded_reserved
+  if reserved_delta ~= 0 then
+    redis.call('HINCRBY', stats_key, 'reserved_minor', format_integer(reserved_delta))
+  end
+  for _, status in ipairs(account.pending_transitions) do
+    redis.call('HINCRBY', stats_key, 'entered:' .. STATUS_NAME[status], 1)
+  end
+end
+
 -- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
--- the account hash, then the events. Nothing before this point has written.
-local function save_account(account, account_key, ledger_key, events_key)
+-- the account hash, the events and the statistics. Nothing before this point has written.
+local function save_account(account, account_key, ledger_key, events_key, stats_key)
   assert_account_invariants(account)
   for _, entry in ipairs(account.pending_ledger) do
     redis.call('XADD', ledger_key, format_integer(entry[1]) .. '-0',
@@ -142,6 +157,7 @@ local function save_account(account, account_key, ledger_key, events_key)
     redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*',
       'kind', event[2], 'account_id', account.account_id, 'time_ms', format_integer(event[1]), 'detail', event[3])
   end
+  count_statistics(account, stats_key)
 end
 
 local function bucket_json(bucket)

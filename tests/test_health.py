@@ -1,0 +1,67 @@
+"""Health follows Redis: with Redis stopped, gRPC health reports NOT_SERVING and a Charge fails with a
+clear UNAVAILABLE error instead of hanging or killing the server; when Redis is back on the same
+data, health reports SERVING again and charging works, with the library loaded again if Redis had lost
+it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import msgspec
+import pytest
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from creditd.clock import Clock
+from creditd.embedded import EmbeddedRedis
+from creditd.server import CreditdServer
+from creditd.settings import Settings
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import DATA, INITIAL, Harness
+
+pytestmark = pytest.mark.asyncio
+WAIT_LIMIT_S = 15.0
+
+
+async def wait_for_health(creditd: Harness, expected: int) -> None:
+    stub = health_pb2_grpc.HealthStub(creditd.channel)
+    deadline = asyncio.get_running_loop().time() + WAIT_LIMIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service="creditd.v1.CreditControl"))
+        if answer.status == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health did not become {expected}")
+
+
+async def test_health_follows_redis_stop_and_start(tmp_path: Path, settings: Settings) -> None:
+    own_redis = EmbeddedRedis(tmp_path / "redis")
+    own_redis.start()
+    quick = msgspec.structs.replace(
+        settings, redis=msgspec.structs.replace(settings.redis, health_check_interval_s=0.05, call_timeout_s=0.5)
+    )
+    server = CreditdServer(quick, own_redis.url, "127.0.0.1:0", Clock())
+    await server.start()
+    client = redis.Redis(unix_socket_path=str(own_redis.socket_path))
+    creditd = Harness(server, client, quick)
+    try:
+        await creditd.create_account("66810100000", balance=1000)
+        own_redis.stop()
+        await wait_for_health(creditd, health_pb2.HealthCheckResponse.NOT_SERVING)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await creditd.charge("s1", INITIAL, 0, "66810100000", [(DATA, 0, 0)])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and "redis" in refused.value.details()
+
+        own_redis.start()
+        client.function_delete("creditd")  # as if Redis had come back without its functions
+        await wait_for_health(creditd, health_pb2.HealthCheckResponse.SERVING)
+        answer = await creditd.charge("s1", INITIAL, 0, "66810100000", [(DATA, 0, 0)])
+        assert answer.result == pb.SUCCESS
+        assert (await creditd.get("66810100000")).reserved == 100
+    finally:
+        await creditd.close()
+        await server.stop(0)
+        client.close()
+        own_redis.stop()
