@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import urllib.request
 
+import grpc
 import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,7 +61,7 @@ async def test_metrics_after_traffic(redis_server, redis_client, settings: Setti
         await creditd.top_up(ACCOUNT, 7, "k2", channel="kiosk42")
         batch = [charge_request(f"b{n}", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)]) for n in range(3)]
         await creditd.credit_control.ChargeBatch(pb.ChargeBatchRequest(requests=batch))
-        with pytest.raises(Exception):
+        with pytest.raises(grpc.aio.AioRpcError):
             await creditd.get("66800000404")
 
         text = await asyncio.to_thread(scrape, server.metrics.port)
