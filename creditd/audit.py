@@ -7,7 +7,7 @@ with plain commands, never through the functions, so it does not share their bug
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import msgspec
 import redis
@@ -50,15 +50,19 @@ class Auditor:
         self.client = client
         self.keys = Keys(partitions)
 
-    def run(self, now_ms: int | None = None, grace_period_s: int = 0) -> AuditReport:
+    def run(
+        self, now_ms: int | None = None, grace_period_s: int = 0, progress: Callable[[int], None] | None = None
+    ) -> AuditReport:
         """With now_ms, also checks that no session is past its deadline plus the grace period (the
-        state a sweeper pass must leave)."""
+        state a sweeper pass must leave). progress, if given, is told how many accounts were checked."""
         report = AuditReport()
         if now_ms is not None:
             self._check_overdue(now_ms - grace_period_s * 1000, report)
         kinds: Counter[str] = Counter()
         for account_key in account_keys(self.client):
             self._audit_account(account_id_of(account_key), report, kinds)
+            if progress is not None:
+                progress(1)
         report.amounts_by_kind = dict(kinds)
         ledger_total = sum(kinds.values())
         if ledger_total != report.total_balance:

@@ -13,11 +13,15 @@ from pathlib import Path
 import click
 import grpc
 import msgspec
+import redis
 import uvloop
 
 from creditd import render
+from creditd.audit import Auditor, account_keys
+from creditd.clock import Clock
 from creditd.embedded import EmbeddedRedis
 from creditd.errors import CreditdError
+from creditd.library import render_library
 from creditd.resources import default_config_path
 from creditd.server import CreditdServer
 from creditd.settings import Settings, load_settings
@@ -102,6 +106,48 @@ def serve(
         if embedded is not None:
             embedded.stop()
             log.info("embedded redis stopped")
+
+
+@main.command("check-config")
+@click.argument("path", type=click.Path(path_type=Path))
+def check_config(path: Path) -> None:
+    """Validate a config file offline; exit 2 naming the bad field."""
+    try:
+        settings = load_settings(path)
+        render_library(settings)
+    except CreditdError as error:
+        click.echo(f"invalid: {error.message}", err=True)
+        sys.exit(2)
+    tariffs = sum(len(plan.tariffs) for plan in settings.plans.values())
+    click.echo(f"ok: {path}: {len(settings.plans)} plan(s), {tariffs} tariff(s)")
+
+
+@main.command()
+@click.option("--redis", "redis_url", help="Redis URL; default: $CREDITD_REDIS_URL, else the embedded one")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="data dir of a running embedded Redis [./data]")
+@click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped one]")
+def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """Check the invariants of every account; print each violation; exit 1 when there is any."""
+    settings = _settings(config, None, redis_url, data_dir, None)
+    url = settings.redis.url or f"unix://{Path(settings.redis.data_dir).resolve() / 'redis.sock'}"
+    client = redis.Redis.from_url(url, socket_timeout=settings.redis.call_timeout_s)
+    try:
+        total = sum(1 for _ in account_keys(client))
+        with click.progressbar(length=total, label="auditing accounts", file=sys.stderr) as bar:
+            report = Auditor(client, settings.redis.partitions).run(
+                Clock().now_ms(), settings.sweeper.grace_period_s, progress=bar.update
+            )
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    for violation in report.violations:
+        click.echo(f"VIOLATION {violation}")
+    click.echo(
+        f"{report.accounts} accounts, {report.open_sessions} open sessions, balances {report.total_balance}, "
+        f"reserved {report.total_reserved}: {len(report.violations)} violation(s)"
+    )
+    sys.exit(1 if report.violations else 0)
 
 
 def _stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]:
