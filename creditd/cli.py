@@ -229,6 +229,30 @@ def account_status(account_id: str, status: str, reason: str, server: str) -> No
     click.echo(render.account_card(_call(accounts.SetStatus, request)))
 
 
+@main.group()
+def events() -> None:
+    """Follow the event feed of a running server."""
+
+
+@events.command("tail")
+@click.option("--from", "from_id", default="", help="resume after this event id [default: from now]")
+@click.option("--count", type=int, help="stop after this many events [default: follow until Ctrl-C]")
+@server_option
+def events_tail(from_id: str, count: int | None, server: str) -> None:
+    """Print events as they happen, one line each, oldest first."""
+    accounts, _ = _stubs(server)
+    stream = accounts.WatchEvents(pb.WatchEventsRequest(from_id=from_id))
+    try:
+        for number, event in enumerate(stream, start=1):
+            click.echo(render.event_line(event))
+            if count is not None and number >= count:
+                break
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
+    finally:
+        stream.cancel()
+
+
 @main.command()
 @click.argument("account_id")
 @click.option("--rating-group", default=1, show_default=True)

@@ -43,6 +43,10 @@ class Unavailable(CreditdError):
     """Redis cannot be reached or failed; the caller may retry with the same ids."""
 
 
+class ResourceExhausted(CreditdError):
+    """A per-process bound is reached (concurrent watchers); retry later or elsewhere."""
+
+
 class Internal(CreditdError):
     """A bug of ours: a Lua assertion or an unexpected reply. Nothing was half-written: the
     functions assert before they write."""
@@ -59,6 +63,7 @@ GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Internal: grpc.StatusCode.INTERNAL,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }

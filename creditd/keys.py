@@ -36,6 +36,11 @@ def sweeper_lease(partition: int) -> str:
     return f"{partition_tag(partition)}:sweeper"
 
 
+def gateway_position(gateway_id: str) -> str:
+    """The last notification id sent to a gateway (not partitioned: it is no account's data)."""
+    return f"{PREFIX}:gateway:{gateway_id}:notified"
+
+
 class Keys:
     """Key builders for one deployment (its partition count).
 

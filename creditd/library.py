@@ -60,6 +60,7 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "final_unit_action": FINAL_UNIT_ACTION_NUMBERS[plan.final_unit_action],
         "redirect_url": plan.redirect_url,
         "throttle_kbps": plan.throttle_kbps,
+        "low_balance_thresholds_minor": list(plan.low_balance_thresholds_minor),
         "tariffs": tariffs,
     }
 

@@ -59,3 +59,8 @@ def charge_answer(kind: int, answer: pb.ChargeAnswer) -> str:
             line += f", throttled to {grant.max_bitrate_kbps} kbps"
         parts.append(line)
     return "\n".join(parts)
+
+
+def event_line(event: pb.Event) -> str:
+    attributes = " ".join(f"{name}={value}" for name, value in sorted(event.attributes.items()))
+    return f"{event.id}  {_time(event.time_ms)}  {event.kind:18} {event.account_id:16} {attributes}"

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from creditd.accounts import Accounts
 from creditd.clock import Clock
 from creditd.errors import ConfigError
+from creditd.events import EventFeed
 from creditd.functions import Functions
 from creditd.health import RedisHealth
 from creditd.keys import Keys
@@ -28,6 +29,7 @@ from creditd.settings import Settings
 from creditd.sweeper import Sweeper
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from creditd.watch import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,10 @@ class CreditdServer:
         functions, keys = Functions(self.pipeline), Keys(settings.redis.partitions)
         quota, accounts = Quota(keys, functions, self.clock), Accounts(keys, functions, self.clock)
         channels = frozenset(settings.metrics.channels)
-        pb_grpc.add_CreditControlServicer_to_server(CreditControlService(quota, settings.limits), server)
-        pb_grpc.add_AccountsServicer_to_server(AccountsService(accounts, settings.limits, channels), server)
+        feed = EventFeed(self.redis, settings.redis.partitions, settings.events)
+        watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
+        pb_grpc.add_CreditControlServicer_to_server(CreditControlService(quota, settings.limits, watchers), server)
+        pb_grpc.add_AccountsServicer_to_server(AccountsService(accounts, settings.limits, channels, watchers), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         return server
@@ -112,9 +116,9 @@ class CreditdServer:
         """Stops taking requests, lets in-flight ones finish within the grace period, then closes."""
         grace_s = self.settings.server.drain_timeout_s if grace_s is None else grace_s
         await self._health.enter_graceful_shutdown()
+        self._stopping.set()  # ends the streams and the background loops; unary calls drain below
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
-        self._stopping.set()
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

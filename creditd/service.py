@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -18,6 +18,7 @@ from creditd.records import AccountRecord, AnswerRecord
 from creditd.settings import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from creditd.watch import Watchers, grpc_stream_errors, watch_events, watch_notifications
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,10 @@ def refused_answer(request: pb.ChargeRequest, result: int, message: str) -> pb.C
 
 
 class CreditControlService(pb_grpc.CreditControlServicer):
-    def __init__(self, quota: Quota, limits: Limits) -> None:
+    def __init__(self, quota: Quota, limits: Limits, watchers: Watchers) -> None:
         self._quota = quota
         self._limits = limits
+        self._watchers = watchers
 
     @grpc_errors
     async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeAnswer:
@@ -126,9 +128,13 @@ class CreditControlService(pb_grpc.CreditControlServicer):
             metrics.count_charge(item.request_type, answer.result)
         return pb.ChargeBatchAnswer(answers=answers)
 
-    @grpc_errors
-    async def WatchNotifications(self, request: pb.WatchNotificationsRequest, context: grpc.aio.ServicerContext) -> Any:
-        raise Unimplemented("WatchNotifications: gateway notifications are not implemented yet")
+    @grpc_stream_errors
+    async def WatchNotifications(
+        self, request: pb.WatchNotificationsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Notification]:
+        validation.check_id(request.gateway_id, "gateway_id")
+        async for notification in watch_notifications(self._watchers, request):
+            yield notification
 
 
 def account_message(record: AccountRecord) -> pb.Account:
@@ -191,10 +197,11 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
 
 
 class AccountsService(pb_grpc.AccountsServicer):
-    def __init__(self, accounts: Accounts, limits: Limits, metric_channels: frozenset[str]) -> None:
+    def __init__(self, accounts: Accounts, limits: Limits, metric_channels: frozenset[str], watchers: Watchers) -> None:
         self._accounts = accounts
         self._limits = limits
         self._metric_channels = metric_channels
+        self._watchers = watchers
 
     @grpc_errors
     async def CreateAccount(self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
@@ -248,6 +255,9 @@ class AccountsService(pb_grpc.AccountsServicer):
             ]
         )
 
-    @grpc_errors
-    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> Any:
-        raise Unimplemented("WatchEvents: the event feed is not implemented yet")
+    @grpc_stream_errors
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Event]:
+        async for event in watch_events(self._watchers, request):
+            yield event

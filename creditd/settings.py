@@ -44,6 +44,10 @@ DEFAULT_MAX_PIPELINE_COMMANDS = 512
 DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
 DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_EVENT_POLL_INTERVAL_S = 0.05
+DEFAULT_EVENT_SETTLE_MS = 20
+DEFAULT_EVENT_BATCH_SIZE = 500
+DEFAULT_MAX_WATCHERS = 256
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 DEFAULT_METRIC_CHANNELS = ("terminal", "bank", "voucher", "agent", "cli")
 DEFAULT_SWEEP_INTERVAL_S = 1.0
@@ -109,6 +113,17 @@ class SweeperSettings(Struct):
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = DEFAULT_SWEEPER_LEASE_S
 
 
+class EventSettings(Struct):
+    # How often an idle feed looks for new events.
+    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = DEFAULT_EVENT_POLL_INTERVAL_S
+    # Events younger than this (by Redis' clock) wait, so none can appear behind one delivered.
+    settle_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_EVENT_SETTLE_MS
+    # Entries read per stream per round trip.
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_EVENT_BATCH_SIZE
+    # Concurrent WatchEvents and WatchNotifications streams per server process.
+    max_watchers: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_WATCHERS
+
+
 class MetricsSettings(Struct):
     # HOST:PORT of the Prometheus endpoint; empty: no endpoint.
     listen: str = DEFAULT_METRICS_LISTEN
@@ -141,6 +156,8 @@ class Plan(Struct, kw_only=True):
     final_unit_action: Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"] = "TERMINATE"
     redirect_url: Annotated[str, msgspec.Meta(max_length=512)] = ""
     throttle_kbps: Annotated[int, msgspec.Meta(ge=1, le=10**7)] = 256
+    # A low_balance event is written when a charge takes the balance to or below one of these.
+    low_balance_thresholds_minor: Annotated[list[int], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
     tariffs: list[Tariff]
 
 
@@ -150,6 +167,7 @@ class Settings(Struct, kw_only=True):
     limits: Limits = Limits()
     sweeper: SweeperSettings = SweeperSettings()
     metrics: MetricsSettings = MetricsSettings()
+    events: EventSettings = EventSettings()
     plans: dict[Name, Plan]
 
 

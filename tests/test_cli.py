@@ -58,3 +58,13 @@ async def test_worked_example(creditd: Harness) -> None:
 async def test_server_errors_are_readable(creditd: Harness) -> None:
     code, output = await cli(creditd, "account", "show", "66800000404")
     assert code == 1 and "NOT_FOUND: account_id: unknown account" in output
+
+
+async def test_events_tail_prints_the_feed_from_a_position(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1000)
+    await creditd.top_up(ACCOUNT, 250, "t-1", channel="voucher")
+    code, output = await cli(creditd, "events", "tail", "--from", "0-0-0", "--count", "2")
+    lines = output.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert "account_created" in lines[0] and ACCOUNT in lines[0] and "detail=standard" in lines[0]
+    assert "topup" in lines[1] and "detail=250 voucher" in lines[1]

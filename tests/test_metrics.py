@@ -76,7 +76,9 @@ async def test_metrics_after_traffic(redis_server, redis_client, settings: Setti
         assert value(after, "creditd_status_transitions_total", status="ONE_WAY_SUSPENDED") == 1
         assert value(after, "creditd_status_transitions_total", status="ACTIVE") == 1
         assert value(after, "creditd_accounts_created_total") == 1
-        assert value(after, "creditd_event_stream_entries") == 5  # created, suspended, top-up, resumed, top-up
+        # created, low_balance (0 crossed), suspended_one_way + REAUTH for s1 and s2, topup, resumed + REAUTH
+        # for s1, topup
+        assert value(after, "creditd_event_stream_entries") == 9
         assert delta("creditd_requests_total", method="Charge", result="OK") == 3
         assert delta("creditd_requests_total", method="GetAccount", result="NOT_FOUND") == 1
         assert delta("creditd_charges_total", request_type="INITIAL", result="SUCCESS") == 5

@@ -166,13 +166,15 @@ class ChargeBatchAnswer(_message.Message):
     def __init__(self, answers: _Optional[_Iterable[_Union[ChargeAnswer, _Mapping]]] = ...) -> None: ...
 
 class WatchNotificationsRequest(_message.Message):
-    __slots__ = ("gateway_id",)
+    __slots__ = ("gateway_id", "from_id")
     GATEWAY_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
     gateway_id: str
-    def __init__(self, gateway_id: _Optional[str] = ...) -> None: ...
+    from_id: str
+    def __init__(self, gateway_id: _Optional[str] = ..., from_id: _Optional[str] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("kind", "session_id", "account_id", "rating_groups", "reason")
+    __slots__ = ("kind", "session_id", "account_id", "rating_groups", "reason", "id")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Notification.Kind]
@@ -186,12 +188,14 @@ class Notification(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     RATING_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     kind: Notification.Kind
     session_id: str
     account_id: str
     rating_groups: _containers.RepeatedScalarFieldContainer[int]
     reason: str
-    def __init__(self, kind: _Optional[_Union[Notification.Kind, str]] = ..., session_id: _Optional[str] = ..., account_id: _Optional[str] = ..., rating_groups: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ...) -> None: ...
+    id: str
+    def __init__(self, kind: _Optional[_Union[Notification.Kind, str]] = ..., session_id: _Optional[str] = ..., account_id: _Optional[str] = ..., rating_groups: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
 
 class Contact(_message.Message):
     __slots__ = ("name", "email", "phone")

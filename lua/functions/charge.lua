@@ -329,7 +329,7 @@ local function charge(keys, args)
     return refusal_answer(outcome, 0)
   end
   if not outcome.discard then
-    save_account(outcome.account, keys[1], keys[3], keys[6], keys[7])
+    save_account(outcome.account, keys[1], keys[3], keys[6], keys[7], keys[2])
   end
   write_session(keys, request, outcome)
   return { outcome.answer, 0 }

@@ -3,7 +3,7 @@ create_account — opens an account with its opening ledger entry and optional b
 same arguments again return the existing account (a client retry after a time-out).
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
-KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
@@ -126,7 +126,7 @@ local function create_account(keys, args)
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
     'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)
-  save_account(account, keys[1], keys[3], keys[4], keys[5])
+  save_account(account, keys[1], keys[3], keys[4], keys[5], keys[2])
   redis.call('HINCRBY', keys[5], 'accounts_created', 1)
   return reply(CODE.SUCCESS, '', account_json(account, 0))
 end

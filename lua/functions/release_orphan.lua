@@ -75,7 +75,7 @@ local function release_orphan(keys, args)
   end
   apply_credit_exhaustion(account, request.now_ms, reference)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
-  save_account(account, keys[1], keys[3], keys[6], keys[7])
+  save_account(account, keys[1], keys[3], keys[6], keys[7], keys[2])
   redis.call('DEL', keys[4])
   close_session(keys[4], keys[2], keys[5], request, { 'account_id', request.account_id,
     'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',

@@ -3,7 +3,7 @@ set_status — operator suspension, resume or termination. Setting the current s
 changes nothing. A terminated account never leaves TERMINATED.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
-KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read for the card)
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
@@ -47,7 +47,7 @@ local function set_status_function(keys, args)
     return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
   end
   if set_status(account, request.now_ms, request.status, request.reason, 'operator') then
-    save_account(account, keys[1], keys[3], keys[4], keys[5])
+    save_account(account, keys[1], keys[3], keys[4], keys[5], keys[2])
   end
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
 end

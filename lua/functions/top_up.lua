@@ -3,7 +3,7 @@ top_up — credits money to an account, at most once per idempotency key; pays d
 adding to the balance, and resumes a credit-suspended account when available becomes positive.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
-KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read for the card)
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        stream
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
@@ -70,7 +70,7 @@ local function top_up(keys, args)
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference)
-  save_account(account, keys[1], keys[3], keys[4], keys[6])
+  save_account(account, keys[1], keys[3], keys[4], keys[6], keys[2])
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)
   return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))

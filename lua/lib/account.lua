@@ -80,16 +80,44 @@ local function ordered_buckets(account)
   return list
 end
 
+local function queue_event(account, now_ms, kind, detail)
+  table.insert(account.pending_events, { now_ms, kind, detail })
+end
+
+-- Low-balance thresholds of the plan crossed downwards by this change (thresholds may be negative).
+local function queue_threshold_events(account, now_ms, before, after)
+  local plan = CONFIG.plans[account.plan]
+  for _, threshold in ipairs(plan and plan.low_balance_thresholds_minor or {}) do
+    if before > threshold and after <= threshold then
+      queue_event(account, now_ms, 'low_balance', format_integer(threshold))
+    end
+  end
+end
+
 local function queue_ledger(account, now_ms, kind, amount, reference)
+  if amount < 0 then
+    queue_threshold_events(account, now_ms, account.balance, account.balance + amount)
+  end
   account.balance = account.balance + amount
   account.ledger_seq = account.ledger_seq + 1
   table.insert(account.pending_ledger, { account.ledger_seq, now_ms, kind, amount, account.balance, reference })
   return account.ledger_seq
 end
 
-local function queue_event(account, now_ms, kind, detail)
-  table.insert(account.pending_events, { now_ms, kind, detail })
-end
+local EVENT_OF_STATUS = {
+  [1] = 'resumed',
+  [2] = 'suspended_one_way',
+  [3] = 'suspended_two_way',
+  [4] = 'terminated',
+}
+-- What gateways holding sessions are told when the account enters a status: re-authorise (and get
+-- the new verdict) or drop the session at once.
+local NOTIFICATION_OF_STATUS = {
+  [1] = 'REAUTH',
+  [2] = 'REAUTH',
+  [3] = 'ABORT_SESSION',
+  [4] = 'ABORT_SESSION',
+}
 
 local function set_status(account, now_ms, status, reason, reference)
   if account.status == status and account.status_reason == reason then
@@ -98,7 +126,7 @@ local function set_status(account, now_ms, status, reason, reference)
   account.status, account.status_reason, account.status_since_ms = status, reason, now_ms
   table.insert(account.pending_transitions, status)
   queue_ledger(account, now_ms, 'status', 0, STATUS_NAME[status] .. ' ' .. reason .. ' ' .. reference)
-  queue_event(account, now_ms, 'status_changed', STATUS_NAME[status] .. ' ' .. reason)
+  queue_event(account, now_ms, EVENT_OF_STATUS[status], reason)
   return true
 end
 
@@ -136,9 +164,28 @@ local function count_statistics(account, stats_key)
   end
 end
 
+local function append_event(events_key, fields)
+  redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*', unpack(fields))
+end
+
+-- After a status change, one notification per open session of the account, for its gateway.
+local function notify_gateways(account, sessions_key, events_key, now_ms)
+  local status = account.pending_transitions[#account.pending_transitions]
+  if status == nil then
+    return
+  end
+  for _, member in ipairs(redis.call('SMEMBERS', sessions_key)) do
+    local gateway_id, session_id = string.match(member, '^(%S+) (.+)$')
+    append_event(events_key, { 'kind', NOTIFICATION_OF_STATUS[status], 'account_id', account.account_id,
+      'time_ms', format_integer(now_ms), 'detail', EVENT_OF_STATUS[status] .. ' ' .. account.status_reason,
+      'gateway_id', gateway_id, 'session_id', session_id })
+  end
+end
+
 -- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
--- the account hash, the events and the statistics. Nothing before this point has written.
-local function save_account(account, account_key, ledger_key, events_key, stats_key)
+-- the account hash, the events, the gateways' notifications and the statistics. Nothing before this
+-- point has written.
+local function save_account(account, account_key, ledger_key, events_key, stats_key, sessions_key)
   assert_account_invariants(account)
   for _, entry in ipairs(account.pending_ledger) do
     redis.call('XADD', ledger_key, format_integer(entry[1]) .. '-0',
@@ -154,9 +201,10 @@ local function save_account(account, account_key, ledger_key, events_key, stats_
   end
   redis.call('HSET', account_key, unpack(fields))
   for _, event in ipairs(account.pending_events) do
-    redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*',
-      'kind', event[2], 'account_id', account.account_id, 'time_ms', format_integer(event[1]), 'detail', event[3])
+    append_event(events_key, { 'kind', event[2], 'account_id', account.account_id,
+      'time_ms', format_integer(event[1]), 'detail', event[3] })
   end
+  notify_gateways(account, sessions_key, events_key, account.status_since_ms)
   count_statistics(account, stats_key)
 end
 

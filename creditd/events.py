@@ -1,0 +1,110 @@
+"""The event feed: every partition's outbox stream, merged into one ordered, resumable feed.
+
+Functions append events to their partition's stream (cd:{p:<n>}:events) in the same call as the
+change. The feed orders them by (stream ms, stream seq, partition) and names each by that triple,
+'<ms>-<seq>-<partition>', so one id is a complete resume position: everything at or before it was
+delivered, nothing after it was.
+
+That needs one guarantee: no event may appear later with a smaller key than one already delivered.
+Stream ids come from Redis' clock, which a function call reads once and which only moves forward, so
+the feed delivers only entries older than Redis' own TIME minus a settle lag, and, when a stream
+returned a full batch, nothing beyond the smallest key such a stream may still hold unread.
+(With several Redis nodes each has its own clock: a per-node horizon is for the scale-out work.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+import redis.asyncio as redis_asyncio
+
+from creditd.errors import InvalidArgument
+from creditd.keys import events_of_partition
+from creditd.settings import EventSettings
+from creditd.sweeper import wait_or_stop
+
+MAX_SEQUENCE = 2**64 - 1
+Key = tuple[int, int, int]  # stream ms, stream seq, partition
+
+
+class FeedEvent(msgspec.Struct, frozen=True):
+    key: Key
+    fields: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return format_position(self.key)
+
+
+def format_position(key: Key) -> str:
+    return f"{key[0]}-{key[1]}-{key[2]}"
+
+
+def parse_position(text: str, partitions: int, field: str = "from_id") -> Key:
+    parts = text.split("-")
+    if len(parts) != 3 or not all(part.isdigit() and len(part) <= 20 for part in parts):
+        raise InvalidArgument(f"{field}: must be an event id '<ms>-<seq>-<partition>'")
+    ms, seq, partition = (int(part) for part in parts)
+    if partition >= partitions or seq > MAX_SEQUENCE:
+        raise InvalidArgument(f"{field}: not an event id of this deployment")
+    return ms, seq, partition
+
+
+def stream_cursor(after: Key, partition: int) -> str:
+    """The exclusive stream id from which partition `partition` continues after position `after`."""
+    ms, seq, after_partition = after
+    if partition <= after_partition:
+        return f"{ms}-{seq}"
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-{MAX_SEQUENCE}" if ms > 0 else "0-0"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class EventFeed:
+    def __init__(self, client: redis_asyncio.Redis, partitions: int, settings: EventSettings) -> None:
+        self._client = client
+        self._partitions = partitions
+        self._settings = settings
+        self._keys = [events_of_partition(partition) for partition in range(partitions)]
+
+    async def now_position(self) -> Key:
+        """Just before Redis' current millisecond: an event written from now on has a stream ms at
+        least this one (an event of this very millisecond written just before may come too)."""
+        seconds, microseconds = await self._client.time()
+        return (seconds * 1000 + microseconds // 1000 - 1, MAX_SEQUENCE, self._partitions)
+
+    async def follow(self, after: Key | None, stopping: asyncio.Event) -> AsyncIterator[FeedEvent]:
+        """Yields every event after `after` (None: from now), in order, until `stopping` is set."""
+        position = after if after is not None else await self.now_position()
+        cursors = {key: stream_cursor(position, partition) for partition, key in enumerate(self._keys)}
+        while not stopping.is_set():
+            deliverable = await self._read(cursors)
+            for event in deliverable:
+                cursors[self._keys[event.key[2]]] = f"{event.key[0]}-{event.key[1]}"
+                yield event
+            if not deliverable:
+                await wait_or_stop(stopping, self._settings.poll_interval_s)
+
+    async def _read(self, cursors: dict[str, str]) -> list[FeedEvent]:
+        seconds, microseconds = await self._client.time()
+        horizon_ms = seconds * 1000 + microseconds // 1000 - self._settings.settle_ms
+        batch = self._settings.batch_size
+        replies = await self._client.xread(cursors, count=batch) or []
+        events: list[FeedEvent] = []
+        bound: Key | None = None
+        for stream, entries in replies:
+            partition = self._keys.index(_text(stream))
+            for entry_id, fields in entries:
+                ms, seq = (int(part) for part in _text(entry_id).split("-"))
+                events.append(FeedEvent((ms, seq, partition), {_text(k): _text(v) for k, v in fields.items()}))
+            if len(entries) == batch:  # more may wait unread in this stream: nothing past its last entry
+                last = events[-1].key
+                bound = last if bound is None else min(bound, last)
+        events.sort(key=lambda event: event.key)
+        return [e for e in events if e.key[0] < horizon_ms and (bound is None or e.key <= bound)]
