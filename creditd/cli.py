@@ -16,7 +16,7 @@ import msgspec
 import redis
 import uvloop
 
-from creditd import render
+from creditd import logs, render
 from creditd.audit import Auditor, account_keys
 from creditd.clock import Clock
 from creditd.embedded import EmbeddedRedis
@@ -56,13 +56,28 @@ def _settings(
     )
 
 
-async def _run(settings: Settings, redis_url: str) -> None:
+async def _reload(server: CreditdServer, config: Path) -> None:
+    try:
+        await server.reload_plans(load_settings(config))
+    except CreditdError as error:
+        log.error("config reload refused, keeping the running config: %s", error.message)
+
+
+async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     server = CreditdServer(settings, redis_url, settings.server.listen)
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stopping.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def reload_on_hangup() -> None:
+        task = loop.create_task(_reload(server, config))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
     await server.stop()
@@ -79,6 +94,7 @@ async def _run(settings: Settings, redis_url: str) -> None:
 @click.option(
     "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
 )
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
 def serve(
     listen: str | None,
     redis_url: str | None,
@@ -86,9 +102,10 @@ def serve(
     data_dir: Path | None,
     metrics_listen: str | None,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_level, log_format)
     embedded: EmbeddedRedis | None = None
     try:
         settings = _settings(config, listen, redis_url, data_dir, metrics_listen)
@@ -98,7 +115,7 @@ def serve(
             url = embedded.start()
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(settings, url))
+            runner.run(_run(settings, url, config or default_config_path()))
     except CreditdError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)

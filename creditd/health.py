@@ -35,7 +35,7 @@ class RedisHealth:
         self._client = client
         self._servicer = servicer
         self._services = ("", *services)
-        self._library_source = library_source
+        self.library_source = library_source
         self._interval_s = interval_s
         self.serving = True
 
@@ -47,7 +47,7 @@ class RedisHealth:
         try:
             await self._client.ping()
             if not self.serving:
-                await ensure_library(self._client, self._library_source)
+                await ensure_library(self._client, self.library_source)
         except (RedisError, OSError) as error:
             metrics.REDIS_UP.set(0)
             if self.serving:

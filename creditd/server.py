@@ -8,6 +8,7 @@ import contextlib
 import logging
 
 import grpc
+import msgspec
 import redis.asyncio as redis_asyncio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -129,6 +130,20 @@ class CreditdServer:
         if self._redis is not None:
             await self._redis.aclose()
         log.info("creditd stopped")
+
+    async def reload_plans(self, loaded: Settings) -> None:
+        """Takes the plans and tariffs of a reloaded config; everything else needs a restart, so that
+        the edge checks and the functions keep the same limits. The library is replaced atomically:
+        no call is dropped, each runs wholly on the old or wholly on the new tariffs."""
+        settings = msgspec.structs.replace(self.settings, plans=loaded.plans)
+        source = render_library(settings)
+        await ensure_library(self.redis, source)
+        self.redis_health.library_source = source
+        self.settings = settings
+        kept = (settings.limits, settings.sweeper, settings.events, settings.redis.partitions)
+        if (loaded.limits, loaded.sweeper, loaded.events, loaded.redis.partitions) != kept:
+            log.warning("config reloaded: plans and tariffs only; other changes take effect at the next restart")
+        log.info("config reloaded: %d plan(s)", len(settings.plans))
 
     @property
     def pipeline(self) -> AutoPipeline:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from creditd import metrics, validation
+from creditd import logs, metrics, validation
 from creditd.accounts import Accounts, BucketSpec, NewAccount
 from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
 from creditd.quota import Quota
@@ -33,6 +33,9 @@ def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaita
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Reply:
         started = time.perf_counter()
+        metadata = dict(context.invocation_metadata() or ())
+        logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
+        logs.SESSION_ID.set(getattr(request, "session_id", ""))
         try:
             reply = await method(self, request, context)
             metrics.REQUESTS.labels(name, "OK").inc()
@@ -42,6 +45,8 @@ def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaita
             metrics.REQUESTS.labels(name, status.name).inc()
             if status == grpc.StatusCode.INTERNAL:
                 log.error("%s failed: %s", name, error.message)
+            else:
+                log.info("%s refused (%s): %s", name, status.name, error.message)
             await context.abort(status, error.message)
             raise AssertionError("unreachable: abort raises") from error
         finally:
@@ -94,6 +99,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
             validation.check_charge(request, self._limits)
         except InvalidArgument as error:
             metrics.count_charge(request.request_type, pb.INVALID_REQUEST)
+            log.info("Charge %s refused: %s", request.request_number, error.message)
             return refused_answer(request, pb.INVALID_REQUEST, error.message)
         outcome = await self._quota.charge(request)
         metrics.count_charge(request.request_type, outcome.answer.result)
@@ -219,6 +225,8 @@ class AccountsService(pb_grpc.AccountsServicer):
         record = await self._accounts.top_up(
             request.account_id, request.amount, request.channel, request.idempotency_key
         )
+        log.info("top-up %s of %d on %s via %s%s", request.idempotency_key, request.amount, request.account_id,
+                 request.channel, " (replayed: nothing applied)" if record.replayed else "")  # fmt: skip
         if not record.replayed:
             channel = metrics.channel_label(request.channel, self._metric_channels)
             metrics.TOP_UPS.labels(channel).inc()

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import redis.asyncio as redis_asyncio
 
-from creditd import metrics
+from creditd import logs, metrics
 from creditd.errors import CreditdError, ResourceExhausted, grpc_status_of
 from creditd.events import EventFeed, FeedEvent, Key, parse_position
 from creditd.keys import gateway_position
@@ -29,6 +29,8 @@ def grpc_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Callable[..
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        logs.REQUEST_ID.set(logs.new_request_id())
+        log.info("%s started (%s)", name, getattr(request, "gateway_id", "") or "all events")
         try:
             async for message in method(self, request, context):
                 yield message

@@ -59,7 +59,11 @@ def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[re
 
 
 @pytest_asyncio.fixture
-async def creditd(redis_server: EmbeddedRedis, redis_client: redis.Redis, settings: Settings) -> AsyncIterator[Harness]:
+async def creditd(
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_client: redis.Redis, settings: Settings
+) -> AsyncIterator[Harness]:
+    """A started server; after the test, the auditor checks every invariant of what it left in Redis
+    (tests marked corrupts_data damage it on purpose)."""
     server = CreditdServer(settings, redis_server.url, "127.0.0.1:0", Clock())
     await server.start()
     harness = Harness(server, redis_client, settings)
@@ -68,3 +72,5 @@ async def creditd(redis_server: EmbeddedRedis, redis_client: redis.Redis, settin
     finally:
         await harness.close()
         await server.stop(0)
+    if request.node.get_closest_marker("corrupts_data") is None:
+        harness.assert_audit_clean()

@@ -25,6 +25,7 @@ async def creditd_command(*arguments: str) -> tuple[int, str]:
     return process.returncode or 0, output.decode() + errors.decode()
 
 
+@pytest.mark.corrupts_data
 async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness, redis_server) -> None:  # type: ignore[no-untyped-def]
     for n in range(5):
         await creditd.create_account(f"6681414000{n}", balance=1000)

@@ -1,0 +1,60 @@
+"""Logging: one line per notable event, as text or as JSON (--log-format json), each carrying the
+request id and session id of the call it belongs to. Balances are never logged, nor secrets: lines
+name accounts, amounts of the operation itself, and fields, nothing else."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+import uuid
+
+import msgspec
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+SESSION_ID: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
+
+
+def new_request_id(supplied: str = "") -> str:
+    """The caller's x-request-id when it is a sane token, else a fresh one."""
+    if 0 < len(supplied) <= 64 and supplied.isascii() and supplied.replace("-", "").isalnum():
+        return supplied
+    return uuid.uuid4().hex[:16]
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        record.session_id = SESSION_ID.get()
+        parts = [f"{name}={value}" for name, value in (("request", record.request_id), ("session", record.session_id))
+                 if value]  # fmt: skip
+        record.context = f" [{' '.join(parts)}]" if parts else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ("request_id", "session_id"):
+            value = getattr(record, name, "")
+            if value:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(line).decode()
+
+
+def configure(level: str, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
