@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 import redis
 
 from creditd.audit import Auditor, AuditReport
+from creditd.clock import Clock
 from creditd.functions import Functions
 from creditd.keys import Keys
 from creditd.quota import Quota
@@ -97,3 +101,16 @@ class Harness:
         report = self.audit()
         assert report.violations == [], report.violations
         return report
+
+
+@contextlib.asynccontextmanager
+async def started_server(settings: Settings, redis_url: str, client: redis.Redis) -> AsyncIterator[Harness]:
+    """A server with settings of the test's own (the creditd fixture has the shared ones)."""
+    server = CreditdServer(settings, redis_url, "127.0.0.1:0", Clock())
+    await server.start()
+    harness = Harness(server, client, settings)
+    try:
+        yield harness
+    finally:
+        await harness.close()
+        await server.stop(0)

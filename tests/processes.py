@@ -82,12 +82,12 @@ def stop(process: subprocess.Popen[bytes], data_dir: Path | None = None) -> None
     if data_dir is not None and (data_dir / "redis.pid").exists():
         pid = embedded_redis_pid(data_dir)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
         kill_hard(pid)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
         return True

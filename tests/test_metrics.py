@@ -15,11 +15,9 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from creditd.clock import Clock
-from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import DATA, INITIAL, TERMINATE, VOICE, Harness, charge_request
+from tests.harness import DATA, INITIAL, TERMINATE, VOICE, charge_request, started_server
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66813130000"
@@ -46,10 +44,8 @@ async def test_metrics_after_traffic(redis_server, redis_client, settings: Setti
     with_metrics = msgspec.structs.replace(
         settings, metrics=msgspec.structs.replace(settings.metrics, listen="127.0.0.1:0")
     )
-    server = CreditdServer(with_metrics, redis_server.url, "127.0.0.1:0", Clock())
-    await server.start()
-    creditd = Harness(server, redis_client, with_metrics)
-    try:
+    async with started_server(with_metrics, redis_server.url, redis_client) as creditd:
+        server = creditd.server
         assert server.metrics is not None
         before = samples(await asyncio.to_thread(scrape, server.metrics.port))
         await creditd.create_account(ACCOUNT, balance=150)
@@ -93,6 +89,3 @@ async def test_metrics_after_traffic(redis_server, redis_client, settings: Setti
         if shutil.which("promtool"):
             lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
             assert lint.returncode == 0, lint.stdout + lint.stderr
-    finally:
-        await creditd.close()
-        await server.stop(0)

@@ -21,7 +21,7 @@ from creditd.resources import default_config_path
 from creditd.settings import parse_settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.processes import embedded_redis_pid, free_port, start_server, stop, wait_serving
+from tests.processes import alive, embedded_redis_pid, free_port, start_server, stop, wait_serving
 
 
 def run_serve(*arguments: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
@@ -106,7 +106,7 @@ async def test_embedded_redis_persists_and_stops_with_creditd(tmp_path: Path) ->
         redis_pid = embedded_redis_pid(data_dir)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
-        assert not _alive(redis_pid), "embedded redis outlived creditd"
+        assert not alive(redis_pid), "embedded redis outlived creditd"
 
         process = start_server(data_dir, port)
         await asyncio.to_thread(wait_serving, port, process)
@@ -153,13 +153,3 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         assert created == answered
     finally:
         stop(process, data_dir)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False

@@ -12,12 +12,10 @@ import asyncio
 import msgspec
 import pytest
 
-from creditd.clock import Clock
-from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.sweeper import Sweeper
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness
+from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness, started_server
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66899990001"
@@ -79,30 +77,22 @@ def with_sweeper(settings: Settings, **changes: object) -> Settings:
 
 
 async def test_charge_policy_debits_the_reservation(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    server = CreditdServer(with_sweeper(settings, orphan_policy="charge"), redis_server.url, "127.0.0.1:0", Clock())
-    await server.start()
-    creditd = Harness(server, redis_client, settings)
-    try:
+    async with started_server(
+        with_sweeper(settings, orphan_policy="charge"), redis_server.url, redis_client
+    ) as creditd:
         await creditd.create_account(ACCOUNT, balance=1000)
         await open_session(creditd)
         creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
-        result = await server.sweeper.sweep_once()
+        result = await creditd.server.sweeper.sweep_once()
         assert (result.sessions_released, result.charged_minor) == (1, 600)
         card = await creditd.get(ACCOUNT)
         assert (card.balance, card.reserved) == (400, 0)
         creditd.assert_audit_clean()
-    finally:
-        await creditd.close()
-        await server.stop(0)
 
 
 async def test_background_sweeper_releases_without_being_asked(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    server = CreditdServer(
-        with_sweeper(settings, enabled=True, interval_s=0.05), redis_server.url, "127.0.0.1:0", Clock()
-    )
-    await server.start()
-    creditd = Harness(server, redis_client, settings)
-    try:
+    background = with_sweeper(settings, enabled=True, interval_s=0.05)
+    async with started_server(background, redis_server.url, redis_client) as creditd:
         await creditd.create_account(ACCOUNT, balance=1000)
         await open_session(creditd)
         creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
@@ -111,9 +101,6 @@ async def test_background_sweeper_releases_without_being_asked(redis_server, red
                 break
             await asyncio.sleep(0.05)
         assert (await creditd.get(ACCOUNT)).open_sessions == 0
-    finally:
-        await creditd.close()
-        await server.stop(0)
 
 
 async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(creditd: Harness) -> None:
