@@ -108,10 +108,11 @@ class Auditor:
     def _check_ledger(self, account_id: str, account: dict[str, str], problems: list[str], kinds: Counter[str]) -> None:
         running, expected_seq = 0, 0
         references: Counter[tuple[str, str]] = Counter()
-        for entry_id, raw in self.client.xrange(self.keys.ledger(account_id)):
-            fields = _decode(raw)
+        for raw in self.client.lrange(self.keys.ledger(account_id), 0, -1):
+            seq_text, time_ms, kind, amount_text, balance_after, reference = _text(raw).split("|", 5)
+            fields = {"kind": kind, "amount": amount_text, "balance_after": balance_after, "reference": reference}
             expected_seq += 1
-            seq = int(_text(entry_id).split("-")[0])
+            seq = int(seq_text)
             if seq != expected_seq:
                 problems.append(f"ledger seq {seq} where {expected_seq} was expected")
             amount = int(fields["amount"])

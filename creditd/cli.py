@@ -27,6 +27,7 @@ from creditd.server import CreditdServer
 from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from creditd.workers import run_workers
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 CLIENT_TIMEOUT_S = 10.0
@@ -95,6 +96,8 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
 )
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="server processes on the same port, sharing one Redis")  # fmt: skip
 def serve(
     listen: str | None,
     redis_url: str | None,
@@ -103,6 +106,7 @@ def serve(
     metrics_listen: str | None,
     log_level: str,
     log_format: str,
+    workers: int,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC."""
     logs.configure(log_level, log_format)
@@ -114,6 +118,12 @@ def serve(
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
             url = embedded.start()
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
+        if workers > 1:
+            passthrough = ["--log-level", log_level, "--log-format", log_format]
+            config_path = config or default_config_path()
+            sys.exit(
+                run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
+            )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run(settings, url, config or default_config_path()))
     except CreditdError as error:

@@ -3,7 +3,7 @@ charge — one gateway request (INITIAL, UPDATE, TERMINATE or EVENT), applied at
 
 KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash (lib/account.lua)
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
-KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
+KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream

@@ -2,7 +2,7 @@
 list_ledger — one page of an account's ledger, newest first. Read-only.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>          hash
-KEYS[2] ledger     cd:{p:<n>}:ledger:<account_id>        stream
+KEYS[2] ledger     cd:{p:<n>}:ledger:<account_id>        list (lib/account.lua)
 ARGV[1] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[2] limit       integer 1..max_ledger_page
 ARGV[3] before_seq  integer 0..2^53-1; 0 = from the newest entry, else entries with seq < before_seq
@@ -15,18 +15,17 @@ local function check_list_ledger(keys, args)
   check_text(args[1], 'account_id', ID_PATTERN, 64)
   local limit = parse_integer(args[2], 'limit', 1, CONFIG.limits.max_ledger_page)
   local before_seq = parse_integer(args[3], 'before_seq', 0, MAX_EXACT_INTEGER)
-  load_existing_account(keys[1])
-  return { limit = limit, before_seq = before_seq }
+  local account = load_existing_account(keys[1])
+  return { limit = limit, before_seq = before_seq, ledger_seq = account.ledger_seq }
 end
 
+local LEDGER_ENTRY_PATTERN = '^(%d+)|(%d+)|([%w_]+)|(%-?%d+)|(%-?%d+)|(.*)$'
+
 local function entry_json(entry)
-  local seq = string.match(entry[1], '^(%d+)%-')
-  local fields = {}
-  for index = 1, #entry[2], 2 do
-    fields[entry[2][index]] = entry[2][index + 1]
-  end
-  return '[' .. seq .. ',' .. fields.time_ms .. ',' .. json_string(fields.kind) .. ',' .. fields.amount .. ','
-    .. fields.balance_after .. ',' .. json_string(fields.reference) .. ']'
+  local seq, time_ms, kind, amount, balance_after, reference = string.match(entry, LEDGER_ENTRY_PATTERN)
+  assert(seq, 'corrupt ledger entry')
+  return '[' .. seq .. ',' .. time_ms .. ',' .. json_string(kind) .. ',' .. amount .. ',' .. balance_after .. ','
+    .. json_string(reference) .. ']'
 end
 
 local function list_ledger(keys, args)
@@ -34,14 +33,18 @@ local function list_ledger(keys, args)
   if not checked then
     return reply(page.code, page.message)
   end
-  local newest = '+'
+  -- entry seq lives at index seq - 1; the page ends just before before_seq (0: at the newest)
+  local newest_seq = page.ledger_seq
   if page.before_seq > 0 then
-    newest = '(' .. format_integer(page.before_seq) .. '-0'
+    newest_seq = math.min(newest_seq, page.before_seq - 1)
   end
-  local entries = redis.call('XREVRANGE', keys[2], newest, '-', 'COUNT', page.limit)
   local parts = {}
-  for _, entry in ipairs(entries) do
-    parts[#parts + 1] = entry_json(entry)
+  if newest_seq >= 1 then
+    local oldest_seq = math.max(1, newest_seq - page.limit + 1)
+    local entries = redis.call('LRANGE', keys[2], oldest_seq - 1, newest_seq - 1)
+    for index = #entries, 1, -1 do
+      parts[#parts + 1] = entry_json(entries[index])
+    end
   end
   return reply(CODE.SUCCESS, '', '[' .. table.concat(parts, ',') .. ']')
 end

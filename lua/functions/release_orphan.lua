@@ -8,7 +8,7 @@ The deadline is checked here again: the gateway may have reported since the swee
 
 KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set
-KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  stream
+KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
 KEYS[6] events      cd:{p:<n>}:events                               stream

@@ -4,7 +4,7 @@ changes nothing. A terminated account never leaves TERMINATED.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
-KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           stream
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
 ARGV[1] now_ms      integer, Unix ms

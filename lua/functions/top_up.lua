@@ -4,7 +4,7 @@ adding to the balance, and resumes a credit-suspended account when available bec
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
-KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        stream
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
 KEYS[6] stats      cd:{p:<n>}:stats                                      hash

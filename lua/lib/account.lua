@@ -5,8 +5,10 @@ Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<rg,rg,...>'
-Ledger stream (cd:{p:<n>}:ledger:<id>): entry id '<seq>-0', fields time_ms, kind, amount,
-balance_after, reference. balance always equals the sum of the ledger's amounts.
+Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first, entry seq at index seq - 1:
+  '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<reference>' (the reference is last: it may hold '|').
+A list, not a stream: Redis preallocates 4 KiB for a stream's first node, too much per account.
+balance always equals the sum of the ledger's amounts.
 ]=]
 local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
@@ -188,9 +190,8 @@ end
 local function save_account(account, account_key, ledger_key, events_key, stats_key, sessions_key)
   assert_account_invariants(account)
   for _, entry in ipairs(account.pending_ledger) do
-    redis.call('XADD', ledger_key, format_integer(entry[1]) .. '-0',
-      'time_ms', format_integer(entry[2]), 'kind', entry[3], 'amount', format_integer(entry[4]),
-      'balance_after', format_integer(entry[5]), 'reference', entry[6])
+    redis.call('RPUSH', ledger_key, table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
+      format_integer(entry[4]), format_integer(entry[5]), entry[6] }, '|'))
   end
   local fields = { 'balance', format_integer(account.balance), 'reserved', format_integer(account.reserved),
     'status', account.status, 'status_reason', account.status_reason,

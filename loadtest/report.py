@@ -1,0 +1,97 @@
+"""Latency histograms (HDR), results of one phase, and the final table and JSON."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import msgspec
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+class PhaseResult(msgspec.Struct):
+    name: str
+    seconds: float
+    rpcs: int
+    charges: int
+    latency_us: dict[str, int]
+    results: dict[str, int]
+    errors: dict[str, int]
+
+    @property
+    def rpcs_per_s(self) -> float:
+        return self.rpcs / self.seconds if self.seconds else 0.0
+
+    @property
+    def charges_per_s(self) -> float:
+        return self.charges / self.seconds if self.seconds else 0.0
+
+
+class Recorder:
+    """What one phase saw: latencies per RPC, answers by result, errors by kind."""
+
+    def __init__(self) -> None:
+        self.histogram = new_histogram()
+        self.rpcs = 0
+        self.charges = 0
+        self.results: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()
+
+    def record(self, latency_s: float, charges: int) -> None:
+        self.histogram.record_value(max(LOWEST_US, min(HIGHEST_US, int(latency_s * 1_000_000))))
+        self.rpcs += 1
+        self.charges += charges
+
+    def result(self, name: str) -> None:
+        self.results[name] += 1
+
+    def error(self, name: str) -> None:
+        self.errors[name] += 1
+
+    def finish(self, name: str, seconds: float) -> PhaseResult:
+        latency = {f"p{p:g}": self.histogram.get_value_at_percentile(p) for p in PERCENTILES}
+        latency["max"] = self.histogram.get_max_value()
+        return PhaseResult(name, seconds, self.rpcs, self.charges, latency, dict(self.results), dict(self.errors))
+
+
+class Report(msgspec.Struct):
+    settings: dict[str, object]
+    phases: list[PhaseResult]
+    ratios: dict[str, float]
+    memory: dict[str, int]
+    audit_violations: list[str]
+    audit_summary: dict[str, int]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3) if denominator else 0.0
+
+
+def table(report: Report) -> str:
+    header = f"{'phase':34} {'rpc/s':>9} {'charges/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}"
+    lines = [f"{header}  errors"]
+    for phase in report.phases:
+        ms = {key: value / 1000 for key, value in phase.latency_us.items()}
+        errors = sum(phase.errors.values())
+        lines.append(
+            f"{phase.name:34} {phase.rpcs_per_s:9.0f} {phase.charges_per_s:10.0f} {ms['p50']:8.2f} {ms['p90']:8.2f} "
+            f"{ms['p99']:8.2f} {ms['p99.9']:9.2f}  {errors}"
+        )
+    lines.append("")
+    lines += [f"{name:44} {value:8.3f}" for name, value in report.ratios.items()]
+    lines += [f"{name:44} {value:8d}" for name, value in report.memory.items()]
+    verdict = "clean" if not report.audit_violations else f"{len(report.audit_violations)} VIOLATIONS"
+    lines.append(f"audit: {verdict} {report.audit_summary}")
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2))

@@ -1,0 +1,199 @@
+"""One load-test run: start creditd (or use a running one), play each phase, measure the baselines
+in the same run, measure Redis memory per session and per account, audit, report ratios."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import msgspec
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from creditd.audit import Auditor
+from creditd.keys import Keys
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from loadtest.redis_floor import measure_redis_floor
+from loadtest.report import PhaseResult, Report, ratio
+from loadtest.traffic import Shape, create_accounts, run_traffic
+
+START_TIMEOUT_S = 30.0
+MEMORY_SAMPLE = 2000
+VOICE_IN, INITIAL, TERMINATE = 4, 1, 3
+
+
+class Options(msgspec.Struct, frozen=True):
+    target: str = ""
+    redis_url: str = ""
+    modes: tuple[str, ...] = ("unary", "batch")
+    shape: Shape = Shape()
+    batch_size: int = 200
+    workers: int = 1
+    baselines: bool = True
+    partitions: int = 256
+    seed: int = 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_serving(target: str, process: subprocess.Popen[bytes] | None, service: str = "") -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"server at {target} exited with {process.returncode}")
+            try:
+                answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    return  # the echo server has no health service: it answers, so it is up
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing serving at {target} within {START_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def phase(name: str, target: str, mode: str, shape: Shape, seed: int, progress) -> PhaseResult:  # type: ignore[no-untyped-def]
+    recorder, seconds = await run_traffic(target, mode, shape, seed, uuid.uuid4().hex[:8], progress)
+    return recorder.finish(name, seconds)
+
+
+async def echo_phase(shape: Shape, seed: int, progress) -> PhaseResult:  # type: ignore[no-untyped-def]
+    target = f"127.0.0.1:{free_port()}"
+    echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", target], stdin=subprocess.DEVNULL)
+    try:
+        await wait_serving(target, echo)
+        no_top_ups = msgspec.structs.replace(shape, top_ups_per_s=0)  # the echo server has no Accounts
+        return await phase("echo unary (gRPC floor)", target, "unary", no_top_ups, seed, progress)
+    finally:
+        stop(echo)
+
+
+def measure_memory(url: str, partitions: int) -> dict[str, int]:
+    """Bytes of Redis memory per idle account (hash, one-entry ledger) and per open session (hash,
+    set and deadline entries), from used_memory before and after creating MEMORY_SAMPLE of each."""
+    client, keys = redis.Redis.from_url(url), Keys(partitions)
+    try:
+        now_ms = int(time.time() * 1000)
+        accounts = [f"6698{n:07d}" for n in range(MEMORY_SAMPLE)]
+        before = client.info("memory")["used_memory"]
+        pipe = client.pipeline(transaction=False)
+        for account_id in accounts:
+            key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
+                        keys.events(account_id), keys.stats(account_id))  # fmt: skip
+            pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", 1000,
+                                 "", "", "", "", 0)  # fmt: skip
+        pipe.execute()
+        after_accounts = client.info("memory")["used_memory"]
+        sessions = _charge_all(client, keys, accounts, INITIAL, now_ms)
+        after_sessions = client.info("memory")["used_memory"]
+        _charge_all(client, keys, accounts, TERMINATE, now_ms)
+        assert sessions == len(accounts)
+        return {
+            "redis bytes per idle account (with events)": (after_accounts - before) // MEMORY_SAMPLE,
+            "redis bytes per open session": (after_sessions - after_accounts) // MEMORY_SAMPLE,
+        }
+    finally:
+        client.close()
+
+
+def _charge_all(client: redis.Redis, keys: Keys, accounts: list[str], kind: int, now_ms: int) -> int:
+    pipe = client.pipeline(transaction=False)
+    for account_id in accounts:
+        key_list = keys.session_call(account_id, "memory", f"m-{account_id}")
+        number = 0 if kind == INITIAL else 1
+        pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, kind, number, account_id,
+                             "memory", f"m-{account_id}", 1, VOICE_IN, 0, 0)  # fmt: skip
+    return sum(1 for reply in pipe.execute() if reply[0].startswith(b"[2001,"))
+
+
+def audit(url: str, partitions: int) -> tuple[list[str], dict[str, int]]:
+    client = redis.Redis.from_url(url)
+    try:
+        report = Auditor(client, partitions).run()
+    finally:
+        client.close()
+    violations = list(report.violations)
+    if report.total_reserved:
+        violations.append(f"{report.total_reserved} left reserved after every session ended")
+    summary = {"accounts": report.accounts, "open_sessions": report.open_sessions,
+               "total_balance": report.total_balance, "total_reserved": report.total_reserved}  # fmt: skip
+    return violations, summary
+
+
+def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
+    echo, unary = phases.get("echo"), phases.get("unary")
+    batch, floor = phases.get("batch"), phases.get("floor")
+    found: dict[str, float] = {}
+    if echo and unary:
+        found["unary Charge / echo unary (target >= 0.8)"] = ratio(unary.rpcs_per_s, echo.rpcs_per_s)
+    if echo and batch:
+        found["batch charges / echo unary (target >= 6)"] = ratio(batch.charges_per_s, echo.rpcs_per_s)
+    if floor and unary:
+        found["unary Charge / redis floor"] = ratio(unary.charges_per_s, floor.charges_per_s)
+    if floor and batch:
+        found["batch charges / redis floor"] = ratio(batch.charges_per_s, floor.charges_per_s)
+    if "paced" in phases:
+        found["p99 ms of unary at half its maximum (target <= 10)"] = phases["paced"].latency_us["p99"] / 1000
+    return found
+
+
+async def run(options: Options, progress) -> Report:  # type: ignore[no-untyped-def]
+    server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
+    target, url = options.target, options.redis_url
+    try:
+        if not target:
+            target = f"127.0.0.1:{free_port()}"
+            data_dir = Path(workdir) / "data"
+            server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
+                                       str(data_dir), "--metrics-listen", "", "--log-level", "WARNING",
+                                       "--workers", str(options.workers)], stdin=subprocess.DEVNULL)  # fmt: skip
+            url = f"unix://{data_dir / 'redis.sock'}"
+        await wait_serving(target, server, "creditd.v1.CreditControl")
+        async with grpc.aio.insecure_channel(target) as channel:
+            await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
+        phases: dict[str, PhaseResult] = {}
+        shape = options.shape
+        if options.baselines:
+            phases["echo"] = await echo_phase(shape, options.seed, progress)
+        if "unary" in options.modes:
+            phases["unary"] = await phase("creditd unary Charge", target, "unary", shape, options.seed, progress)
+            paced = msgspec.structs.replace(shape, rate_per_s=phases["unary"].rpcs_per_s / 2)
+            phases["paced"] = await phase("creditd unary at half max", target, "unary", paced, options.seed, progress)
+        if "batch" in options.modes:
+            batched = msgspec.structs.replace(shape, sessions_per_gateway=options.batch_size)
+            name = f"creditd ChargeBatch ({options.batch_size})"
+            phases["batch"] = await phase(name, target, "batch", batched, options.seed, progress)
+        if options.baselines and url:
+            recorder, seconds = await measure_redis_floor(url, options.partitions, shape.duration_s)
+            phases["floor"] = recorder.finish("raw pipelined FCALL (Redis floor)", seconds)
+        memory = measure_memory(url, options.partitions) if url else {}
+        violations, summary = audit(url, options.partitions) if url else (["no redis url: not audited"], {})
+        settings = {"shape": msgspec.to_builtins(shape), "batch_size": options.batch_size,
+                    "workers": options.workers, "target": target}  # fmt: skip
+        return Report(settings, list(phases.values()), ratios(phases), memory, violations, summary)
+    finally:
+        if server is not None:
+            stop(server)
