@@ -92,13 +92,13 @@ async def echo_phase(shape: Shape, seed: int, progress) -> PhaseResult:  # type:
 
 
 def measure_memory(url: str, partitions: int) -> dict[str, int]:
-    """Bytes of Redis memory per idle account (hash, one-entry ledger) and per open session (hash,
-    set and deadline entries), from used_memory before and after creating MEMORY_SAMPLE of each."""
+    """Redis bytes, by MEMORY USAGE, per idle account (its hash; its one-entry ledger apart) and per
+    open session (its hash, its entry in the account's sessions set and in the deadline set),
+    averaged over MEMORY_SAMPLE of each."""
     client, keys = redis.Redis.from_url(url), Keys(partitions)
     try:
         now_ms = int(time.time() * 1000)
         accounts = [f"6698{n:07d}" for n in range(MEMORY_SAMPLE)]
-        before = client.info("memory")["used_memory"]
         pipe = client.pipeline(transaction=False)
         for account_id in accounts:
             key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
@@ -106,17 +106,29 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
             pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", 1000,
                                  "", "", "", "", 0)  # fmt: skip
         pipe.execute()
-        after_accounts = client.info("memory")["used_memory"]
-        sessions = _charge_all(client, keys, accounts, INITIAL, now_ms)
-        after_sessions = client.info("memory")["used_memory"]
+        account_bytes = _usage(client, [keys.account(a) for a in accounts])
+        ledger_bytes = _usage(client, [keys.ledger(a) for a in accounts])
+        deadline_keys = [keys.deadlines(a) for a in accounts]
+        deadlines_before = _usage(client, sorted(set(deadline_keys)))
+        assert _charge_all(client, keys, accounts, INITIAL, now_ms) == len(accounts)
+        session_bytes = _usage(client, [keys.session(a, "memory", f"m-{a}") for a in accounts])
+        session_bytes += _usage(client, [keys.sessions(a) for a in accounts])
+        session_bytes += _usage(client, sorted(set(deadline_keys))) - deadlines_before
         _charge_all(client, keys, accounts, TERMINATE, now_ms)
-        assert sessions == len(accounts)
         return {
-            "redis bytes per idle account (with events)": (after_accounts - before) // MEMORY_SAMPLE,
-            "redis bytes per open session": (after_sessions - after_accounts) // MEMORY_SAMPLE,
+            "redis bytes per idle account (hash)": account_bytes // MEMORY_SAMPLE,
+            "redis bytes per one-entry ledger": ledger_bytes // MEMORY_SAMPLE,
+            "redis bytes per open session": session_bytes // MEMORY_SAMPLE,
         }
     finally:
         client.close()
+
+
+def _usage(client: redis.Redis, key_list: list[str]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for key in key_list:
+        pipe.memory_usage(key, samples=0)
+    return sum(value or 0 for value in pipe.execute())
 
 
 def _charge_all(client: redis.Redis, keys: Keys, accounts: list[str], kind: int, now_ms: int) -> int:
