@@ -12,13 +12,11 @@ import pytest_asyncio
 import redis
 import uvloop
 
-from creditd.clock import Clock
 from creditd.embedded import EmbeddedRedis
 from creditd.library import render_library
 from creditd.resources import default_config_path
-from creditd.server import CreditdServer
 from creditd.settings import Settings, load_settings
-from tests.harness import Harness
+from tests.harness import Harness, started_server
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
@@ -64,13 +62,7 @@ async def creditd(
 ) -> AsyncIterator[Harness]:
     """A started server; after the test, the auditor checks every invariant of what it left in Redis
     (tests marked corrupts_data damage it on purpose)."""
-    server = CreditdServer(settings, redis_server.url, "127.0.0.1:0", Clock())
-    await server.start()
-    harness = Harness(server, redis_client, settings)
-    try:
+    async with started_server(settings, redis_server.url, redis_client) as harness:
         yield harness
-    finally:
-        await harness.close()
-        await server.stop(0)
     if request.node.get_closest_marker("corrupts_data") is None:
         harness.assert_audit_clean()
