@@ -36,6 +36,7 @@ DEFAULT_MAX_SESSION_ID_LENGTH = 128
 DEFAULT_MAX_CONTACT_FIELD_LENGTH = 128
 DEFAULT_MAX_LEDGER_PAGE = 1000
 DEFAULT_LEDGER_PAGE = 50
+DEFAULT_MAX_LEDGER_ENTRIES = 2000
 DEFAULT_ANSWER_RETENTION_S = 3600
 DEFAULT_TOPUP_KEY_RETENTION_S = 7 * 86400
 DEFAULT_IDLE_SESSION_VALIDITY_S = 600
@@ -95,6 +96,8 @@ class Limits(Struct):
     max_session_id_length: Annotated[int, msgspec.Meta(ge=1, le=512)] = DEFAULT_MAX_SESSION_ID_LENGTH
     max_contact_field_length: Annotated[int, msgspec.Meta(ge=1, le=1024)] = DEFAULT_MAX_CONTACT_FIELD_LENGTH
     max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_LEDGER_PAGE
+    # Per account: older entries are trimmed, their sum carried in the account (memory stays bounded).
+    max_ledger_entries: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = DEFAULT_MAX_LEDGER_ENTRIES
     default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_LEDGER_PAGE
     answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = DEFAULT_ANSWER_RETENTION_S
     topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = DEFAULT_TOPUP_KEY_RETENTION_S

@@ -6,10 +6,11 @@ data 10 per MB, voice 100 per 60 s, SMS 50, incoming voice free. Every test ends
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import DATA, EVENT, INITIAL, MB, SMS, TERMINATE, UPDATE, VOICE, VOICE_IN, Harness
+from tests.harness import DATA, EVENT, INITIAL, MB, SMS, TERMINATE, UPDATE, VOICE, VOICE_IN, Harness, started_server
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66811110000"
@@ -208,3 +209,19 @@ async def test_account_created_without_credit_starts_one_way_suspended(creditd: 
     resumed = await creditd.top_up(ACCOUNT, 1, "first")
     assert resumed.account.status == pb.ACTIVE
     creditd.assert_audit_clean()
+
+
+async def test_ledger_keeps_its_newest_entries_and_carries_the_rest(redis_server, redis_client, settings) -> None:  # type: ignore[no-untyped-def]
+    short = msgspec.structs.replace(settings, limits=msgspec.structs.replace(settings.limits, max_ledger_entries=10))
+    async with started_server(short, redis_server.url, redis_client) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1000)
+        for n in range(1, 26):
+            await creditd.top_up(ACCOUNT, n, f"k{n}")
+        card = await creditd.get(ACCOUNT)
+        assert (card.balance, card.ledger_seq) == (1000 + 25 * 26 // 2, 26)
+        assert creditd.redis.llen(creditd.server_keys().ledger(ACCOUNT)) == 10
+        page = await creditd.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=4, before_seq=20))
+        assert [(entry.seq, entry.amount) for entry in page.entries] == [(19, 18), (18, 17), (17, 16)]
+        assert [entry.seq for entry in await creditd.ledger(ACCOUNT, limit=3)] == [26, 25, 24]
+        report = creditd.assert_audit_clean()
+        assert report.amounts_by_kind["carried"] == 1000 + sum(range(1, 16))

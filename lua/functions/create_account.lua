@@ -95,6 +95,7 @@ local function new_account(request)
     status = STATUS.ACTIVE, status_reason = 'CREATED', status_since_ms = request.now_ms,
     balance = 0, reserved = 0, credit_limit = request.credit_limit, tier = '',
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
+    ledger_first_seq = 1, ledger_carried = 0,
     contact_name = request.contact_name, contact_email = request.contact_email,
     contact_phone = request.contact_phone, buckets = request.buckets, dirty_buckets = {},
     pending_ledger = {}, pending_events = {}, pending_transitions = {}, loaded_reserved = 0,

@@ -16,7 +16,8 @@ local function check_list_ledger(keys, args)
   local limit = parse_integer(args[2], 'limit', 1, CONFIG.limits.max_ledger_page)
   local before_seq = parse_integer(args[3], 'before_seq', 0, MAX_EXACT_INTEGER)
   local account = load_existing_account(keys[1])
-  return { limit = limit, before_seq = before_seq, ledger_seq = account.ledger_seq }
+  return { limit = limit, before_seq = before_seq, ledger_seq = account.ledger_seq,
+    ledger_first_seq = account.ledger_first_seq }
 end
 
 local LEDGER_ENTRY_PATTERN = '^(%d+)|(%d+)|([%w_]+)|(%-?%d+)|(%-?%d+)|(.*)$'
@@ -33,15 +34,17 @@ local function list_ledger(keys, args)
   if not checked then
     return reply(page.code, page.message)
   end
-  -- entry seq lives at index seq - 1; the page ends just before before_seq (0: at the newest)
+  -- entry seq lives at index seq - ledger_first_seq; the page ends just before before_seq (0: at the
+  -- newest); entries trimmed by the retention limit are gone
+  local first = page.ledger_first_seq
   local newest_seq = page.ledger_seq
   if page.before_seq > 0 then
     newest_seq = math.min(newest_seq, page.before_seq - 1)
   end
   local parts = {}
-  if newest_seq >= 1 then
-    local oldest_seq = math.max(1, newest_seq - page.limit + 1)
-    local entries = redis.call('LRANGE', keys[2], oldest_seq - 1, newest_seq - 1)
+  if newest_seq >= first then
+    local oldest_seq = math.max(first, newest_seq - page.limit + 1)
+    local entries = redis.call('LRANGE', keys[2], oldest_seq - first, newest_seq - first)
     for index = #entries, 1, -1 do
       parts[#parts + 1] = entry_json(entries[index])
     end

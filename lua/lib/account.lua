@@ -8,7 +8,10 @@ contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field 
 Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first, entry seq at index seq - 1:
   '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<reference>' (the reference is last: it may hold '|').
 A list, not a stream: Redis preallocates 4 KiB for a stream's first node, too much per account.
-balance always equals the sum of the ledger's amounts.
+It keeps the newest limits.max_ledger_entries entries: older ones are trimmed in the call that
+appends, their sum carried in the hash field ledger_carried and the first kept seq in
+ledger_first_seq (entry seq then sits at index seq - ledger_first_seq). balance always equals
+ledger_carried plus the sum of the kept entries' amounts.
 ]=]
 local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
@@ -36,7 +39,7 @@ local function encode_bucket(bucket)
 end
 
 local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
-  'created_at_ms', 'ledger_seq', 'initial_balance' }
+  'created_at_ms', 'ledger_seq', 'initial_balance', 'ledger_first_seq', 'ledger_carried' }
 
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
@@ -56,6 +59,8 @@ local function load_account(key)
   for _, field in ipairs(NUMERIC_FIELDS) do
     account[field] = tonumber(account[field])
   end
+  account.ledger_first_seq = account.ledger_first_seq or 1
+  account.ledger_carried = account.ledger_carried or 0
   account.loaded_reserved = account.reserved
   account.pending_transitions = {}
   return account
@@ -166,6 +171,21 @@ local function count_statistics(account, stats_key)
   end
 end
 
+-- Keeps the newest max_ledger_entries entries; what is trimmed is carried in the hash.
+local function trim_ledger(account, ledger_key)
+  local excess = account.ledger_seq - account.ledger_first_seq + 1 - CONFIG.limits.max_ledger_entries
+  if excess <= 0 then
+    return
+  end
+  for _, entry in ipairs(redis.call('LRANGE', ledger_key, 0, excess - 1)) do
+    local amount = string.match(entry, '^%d+|%d+|[%w_]+|(%-?%d+)|')
+    assert(amount, 'corrupt ledger entry')
+    account.ledger_carried = account.ledger_carried + tonumber(amount)
+  end
+  redis.call('LTRIM', ledger_key, excess, -1)
+  account.ledger_first_seq = account.ledger_first_seq + excess
+end
+
 local function append_event(events_key, fields)
   redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*', unpack(fields))
 end
@@ -193,9 +213,12 @@ local function save_account(account, account_key, ledger_key, events_key, stats_
     redis.call('RPUSH', ledger_key, table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
       format_integer(entry[4]), format_integer(entry[5]), entry[6] }, '|'))
   end
+  trim_ledger(account, ledger_key)
   local fields = { 'balance', format_integer(account.balance), 'reserved', format_integer(account.reserved),
     'status', account.status, 'status_reason', account.status_reason,
-    'status_since_ms', format_integer(account.status_since_ms), 'ledger_seq', format_integer(account.ledger_seq) }
+    'status_since_ms', format_integer(account.status_since_ms), 'ledger_seq', format_integer(account.ledger_seq),
+    'ledger_first_seq', format_integer(account.ledger_first_seq),
+    'ledger_carried', format_integer(account.ledger_carried) }
   for bucket_id in pairs(account.dirty_buckets) do
     fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
     fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
