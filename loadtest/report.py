@@ -92,6 +92,6 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: Report, path: Path) -> None:
+def write_json(report: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2))

@@ -26,3 +26,14 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert report["audit_violations"] == [] and report["audit_summary"]["total_reserved"] == 0
     assert "unary Charge / echo unary (target >= 0.8)" in report["ratios"]
     assert report["memory"]["redis bytes per open session"] > 0
+
+
+def test_growth_run_measures_each_step(tmp_path: Path) -> None:
+    report_path = tmp_path / "growth.json"
+    result = subprocess.run([sys.executable, "-m", "loadtest.growth", "--steps", "100,300", "--duration", "0.5",
+                             "--json", str(report_path)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = json.loads(report_path.read_text())
+    assert [row["accounts"] for row in rows] == [100, 300]
+    assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
+    assert rows[1]["keys"] > rows[0]["keys"]
