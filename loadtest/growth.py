@@ -3,6 +3,7 @@ steps (created straight through the create_account function, in pipelines, for s
 each step a short unary phase over all of them and Redis' used_memory.
 
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
+    python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PIPELINE = 1000
 
 class GrowthRow(msgspec.Struct):
     accounts: int
+    open_sessions: int
     charges_per_s: float
     p99_ms: float
     used_memory_bytes: int
@@ -50,7 +52,21 @@ def create_accounts(client: redis.Redis, keys: Keys, first: int, last: int, bala
         pipe.execute()
 
 
-async def measure(steps: list[int], duration_s: float, partitions: int = 256) -> list[GrowthRow]:
+def open_idle_sessions(client: redis.Redis, keys: Keys, accounts: int, first: int, last: int) -> None:
+    """Sessions that hold a free incoming-voice grant and stay open (valid an hour) while traffic runs."""
+    now_ms = int(time.time() * 1000)
+    for start in range(first, last, PIPELINE):
+        pipe = client.pipeline(transaction=False)
+        for n in range(start, min(start + PIPELINE, last)):
+            account_id, session_id = f"6690{n % accounts:07d}", f"idle-{n}"
+            key_list = keys.session_call(account_id, "growth", session_id)
+            pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, 1, 0, account_id, "growth",
+                                 session_id, 1, 4, 0, 0)  # fmt: skip
+        pipe.execute()
+
+
+async def measure(steps: list[int], session_steps: list[int], duration_s: float,
+                  partitions: int = 256) -> list[GrowthRow]:  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
     server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
@@ -61,18 +77,21 @@ async def measure(steps: list[int], duration_s: float, partitions: int = 256) ->
     try:
         await wait_serving(target, server, "creditd.v1.CreditControl")
         baseline = client.info("memory")["used_memory"]
-        for accounts in steps:
+        plan = [(accounts, 0) for accounts in steps] + [(steps[-1], sessions) for sessions in session_steps if sessions]
+        opened = 0
+        for accounts, sessions in plan:
             create_accounts(client, Keys(partitions), created, accounts, 10**9)
-            created = accounts
+            open_idle_sessions(client, Keys(partitions), accounts, opened, sessions)
+            created, opened = accounts, max(opened, sessions)
             client.execute_command("MEMORY", "PURGE")
             used = client.info("memory")["used_memory"]
             shape = Shape(accounts=accounts, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
-            recorder, seconds = await run_traffic(target, "unary", shape, accounts, uuid.uuid4().hex[:8])
-            phase = recorder.finish(f"{accounts} accounts", seconds)
-            rows.append(GrowthRow(accounts, round(phase.charges_per_s), phase.latency_us["p99"] / 1000, used,
-                                  (used - baseline) // accounts, client.dbsize()))  # fmt: skip
-            click.echo(f"{accounts:>9} accounts: {phase.charges_per_s:7.0f} charges/s, p99 {rows[-1].p99_ms:6.1f} ms, "
-                       f"used_memory {used / 2**20:8.1f} MiB ({rows[-1].bytes_per_account} B/account)")  # fmt: skip
+            recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
+            phase = recorder.finish(f"{accounts} accounts, {sessions} sessions", seconds)
+            rows.append(GrowthRow(accounts, sessions, round(phase.charges_per_s), phase.latency_us["p99"] / 1000,
+                                  used, (used - baseline) // accounts, client.dbsize()))  # fmt: skip
+            click.echo(f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
+                       f"p99 {rows[-1].p99_ms:6.1f} ms, used_memory {used / 2**20:8.1f} MiB")  # fmt: skip
         return rows
     finally:
         client.close()
@@ -81,12 +100,14 @@ async def measure(steps: list[int], duration_s: float, partitions: int = 256) ->
 
 @click.command()
 @click.option("--steps", default="1000,10000,100000", show_default=True, help="account counts, ascending")
+@click.option("--session-steps", default="", help="then, at the last account count: idle open sessions, ascending")
 @click.option("--duration", default=5.0, show_default=True, help="seconds of unary traffic per step")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/growth.json"))
-def main(steps: str, duration: float, json_path: Path) -> None:
+def main(steps: str, session_steps: str, duration: float, json_path: Path) -> None:
     counts = sorted(int(step) for step in steps.split(","))
+    sessions = sorted(int(step) for step in session_steps.split(",") if step)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        rows = runner.run(measure(counts, duration))
+        rows = runner.run(measure(counts, sessions, duration))
     write_json(rows, json_path)  # type: ignore[arg-type]
     click.echo(f"written: {json_path}")
 

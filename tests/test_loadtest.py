@@ -30,10 +30,11 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     report_path = tmp_path / "growth.json"
-    result = subprocess.run([sys.executable, "-m", "loadtest.growth", "--steps", "100,300", "--duration", "0.5",
-                             "--json", str(report_path)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "loadtest.growth", "--steps", "100,300", "--session-steps", "500",
+                             "--duration", "0.5", "--json", str(report_path)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = json.loads(report_path.read_text())
-    assert [row["accounts"] for row in rows] == [100, 300]
+    assert [(row["accounts"], row["open_sessions"]) for row in rows] == [(100, 0), (300, 0), (300, 500)]
     assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
     assert rows[1]["keys"] > rows[0]["keys"]
