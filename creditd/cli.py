@@ -40,7 +40,12 @@ def main() -> None:
 
 
 def _settings(
-    config: Path | None, listen: str | None, redis_url: str | None, data_dir: Path | None, metrics_listen: str | None
+    config: Path | None,
+    listen: str | None,
+    redis_url: str | None,
+    data_dir: Path | None,
+    metrics_listen: str | None,
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> Settings:
     """The config file, with what the command line and environment override."""
     settings = load_settings(config or default_config_path())
@@ -54,6 +59,12 @@ def _settings(
             data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
         ),
         metrics=replace(settings.metrics, listen=settings.metrics.listen if metrics_listen is None else metrics_listen),
+        security=replace(
+            settings.security,
+            tls_cert_path=str(tls[0]) if tls[0] else settings.security.tls_cert_path,
+            tls_key_path=str(tls[1]) if tls[1] else settings.security.tls_key_path,
+            tls_client_ca_path=str(tls[2]) if tls[2] else settings.security.tls_client_ca_path,
+        ),
     )
 
 
@@ -96,6 +107,9 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
 )
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
+@click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
+@click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="server processes on the same port, sharing one Redis")  # fmt: skip
 def serve(
@@ -106,13 +120,16 @@ def serve(
     metrics_listen: str | None,
     log_level: str,
     log_format: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
     workers: int,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC."""
     logs.configure(log_level, log_format)
     embedded: EmbeddedRedis | None = None
     try:
-        settings = _settings(config, listen, redis_url, data_dir, metrics_listen)
+        settings = _settings(config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca))
         url = settings.redis.url
         if not url:
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
@@ -120,6 +137,8 @@ def serve(
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
         if workers > 1:
             passthrough = ["--log-level", log_level, "--log-format", log_format]
+            for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-client-ca", tls_client_ca)):
+                passthrough += [flag, str(path)] if path else []
             config_path = config or default_config_path()
             sys.exit(
                 run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)

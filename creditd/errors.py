@@ -43,6 +43,10 @@ class Unavailable(CreditdError):
     """Redis cannot be reached or failed; the caller may retry with the same ids."""
 
 
+class PermissionDenied(CreditdError):
+    """The caller's certificate maps to no role, or its role may not call this RPC."""
+
+
 class ResourceExhausted(CreditdError):
     """A per-process bound is reached (concurrent watchers); retry later or elsewhere."""
 
@@ -64,6 +68,7 @@ GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Internal: grpc.StatusCode.INTERNAL,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }

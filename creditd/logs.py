@@ -15,6 +15,8 @@ import msgspec
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 SESSION_ID: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
+# The authenticated caller of the current RPC (certificate name, or "local" without TLS).
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 
 

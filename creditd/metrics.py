@@ -38,6 +38,10 @@ CHARGES = Counter(
     "creditd_charges", "Charge requests (unary and batch items) by request type and result code",
     ["request_type", "result"], registry=REGISTRY,
 )  # fmt: skip
+PERMISSION_DENIED = Counter(
+    "creditd_permission_denied", "Calls refused for the caller's role or certificate, by method", ["method"],
+    registry=REGISTRY,
+)  # fmt: skip
 REQUEST_DURATION = Histogram(
     "creditd_request_duration_seconds", "gRPC request latency", ["method"], buckets=LATENCY_BUCKETS_S, registry=REGISTRY
 )

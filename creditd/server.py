@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import grpc
 import msgspec
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from creditd.accounts import Accounts
+from creditd.auth import Authorizer
 from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.events import EventFeed
@@ -26,7 +28,7 @@ from creditd.pipeline import AutoPipeline
 from creditd.quota import Quota
 from creditd.redis_connection import check_fit_for_money, connect, redact
 from creditd.service import AccountsService, CreditControlService
-from creditd.settings import Settings
+from creditd.settings import SecuritySettings, Settings
 from creditd.sweeper import Sweeper
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -35,6 +37,26 @@ from creditd.watch import Watchers
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in ("CreditControl", "Accounts"))
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def bind(server: grpc.aio.Server, listen: str, security: SecuritySettings) -> int:
+    """Mutual TLS when configured; plaintext only on loopback, for development."""
+    if security.tls:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(security.tls_key_path).read_bytes(), Path(security.tls_cert_path).read_bytes())],
+            root_certificates=Path(security.tls_client_ca_path).read_bytes(),
+            require_client_auth=True,
+        )
+        return server.add_secure_port(listen, credentials)
+    host = listen.rsplit(":", 1)[0]
+    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+        raise ConfigError(f"listen: plaintext gRPC is for loopback only; {listen} needs --tls-cert, --tls-key "
+                          "and --tls-client-ca")  # fmt: skip
+    log.warning("plaintext gRPC on %s: development only, every caller is admin", listen)
+    return server.add_insecure_port(listen)
 
 
 class CreditdServer:
@@ -58,7 +80,7 @@ class CreditdServer:
         library_source = await self._connect()
         self._grpc = self._build_grpc_server()
         try:
-            self.port = self._grpc.add_insecure_port(self.listen)
+            self.port = bind(self._grpc, self.listen, self.settings.security)
         except RuntimeError as error:
             raise ConfigError(f"listen: cannot bind {self.listen}: {error}") from None
         await self._grpc.start()
@@ -97,8 +119,11 @@ class CreditdServer:
         channels = frozenset(settings.metrics.channels)
         feed = EventFeed(self.redis, settings.redis.partitions, settings.events)
         watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
-        pb_grpc.add_CreditControlServicer_to_server(CreditControlService(quota, settings.limits, watchers), server)
-        pb_grpc.add_AccountsServicer_to_server(AccountsService(accounts, settings.limits, channels, watchers), server)
+        authorizer = Authorizer(settings.security.roles, settings.security.tls)
+        credit_control = CreditControlService(quota, settings.limits, watchers, authorizer)
+        pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
+        account_service = AccountsService(accounts, settings.limits, channels, watchers, authorizer)
+        pb_grpc.add_AccountsServicer_to_server(account_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         return server

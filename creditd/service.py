@@ -12,6 +12,7 @@ import grpc
 
 from creditd import logs, metrics, validation
 from creditd.accounts import Accounts, BucketSpec, NewAccount
+from creditd.auth import Authorizer
 from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
 from creditd.quota import Quota
 from creditd.records import AccountRecord, AnswerRecord
@@ -37,6 +38,7 @@ def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaita
         logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
         logs.SESSION_ID.set(getattr(request, "session_id", ""))
         try:
+            logs.CALLER.set(self.authorizer.check(context, name))
             reply = await method(self, request, context)
             metrics.REQUESTS.labels(name, "OK").inc()
             return reply
@@ -88,7 +90,8 @@ def refused_answer(request: pb.ChargeRequest, result: int, message: str) -> pb.C
 
 
 class CreditControlService(pb_grpc.CreditControlServicer):
-    def __init__(self, quota: Quota, limits: Limits, watchers: Watchers) -> None:
+    def __init__(self, quota: Quota, limits: Limits, watchers: Watchers, authorizer: Authorizer) -> None:
+        self.authorizer = authorizer
         self._quota = quota
         self._limits = limits
         self._watchers = watchers
@@ -203,7 +206,15 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
 
 
 class AccountsService(pb_grpc.AccountsServicer):
-    def __init__(self, accounts: Accounts, limits: Limits, metric_channels: frozenset[str], watchers: Watchers) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        limits: Limits,
+        metric_channels: frozenset[str],
+        watchers: Watchers,
+        authorizer: Authorizer,
+    ) -> None:
+        self.authorizer = authorizer
         self._accounts = accounts
         self._limits = limits
         self._metric_channels = metric_channels

@@ -116,6 +116,21 @@ class SweeperSettings(Struct):
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = DEFAULT_SWEEPER_LEASE_S
 
 
+class SecuritySettings(Struct):
+    # PEM files; all three or none. With them, clients need a certificate signed by the client CA.
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
+    tls_client_ca_path: str = ""
+    # Role -> certificate names (common name or DNS SAN) that have it.
+    roles: dict[Literal["gateway", "topup", "crm", "admin"], list[Annotated[str, msgspec.Meta(max_length=255)]]] = (
+        msgspec.field(default_factory=dict)
+    )
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_path)
+
+
 class EventSettings(Struct):
     # How often an idle feed looks for new events.
     poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = DEFAULT_EVENT_POLL_INTERVAL_S
@@ -171,6 +186,7 @@ class Settings(Struct, kw_only=True):
     sweeper: SweeperSettings = SweeperSettings()
     metrics: MetricsSettings = MetricsSettings()
     events: EventSettings = EventSettings()
+    security: SecuritySettings = SecuritySettings()
     plans: dict[Name, Plan]
 
 
@@ -180,6 +196,10 @@ def _check_coherence(settings: Settings) -> None:
         raise ConfigError("limits.max_amount_minor: must not exceed limits.max_balance_minor")
     if limits.default_ledger_page > limits.max_ledger_page:
         raise ConfigError("limits.default_ledger_page: must not exceed limits.max_ledger_page")
+    security = settings.security
+    given = [bool(security.tls_cert_path), bool(security.tls_key_path), bool(security.tls_client_ca_path)]
+    if any(given) and not all(given):
+        raise ConfigError("security: tls_cert_path, tls_key_path and tls_client_ca_path go together (mutual TLS)")
     if len(settings.metrics.channels) > 32:
         raise ConfigError("metrics.channels: at most 32 (each is a label value)")
     if not settings.plans:

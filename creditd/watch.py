@@ -30,8 +30,9 @@ def grpc_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Callable[..
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         logs.REQUEST_ID.set(logs.new_request_id())
-        log.info("%s started (%s)", name, getattr(request, "gateway_id", "") or "all events")
         try:
+            logs.CALLER.set(self.authorizer.check(context, name))
+            log.info("%s started (%s)", name, getattr(request, "gateway_id", "") or "all events")
             async for message in method(self, request, context):
                 yield message
             metrics.REQUESTS.labels(name, "OK").inc()

@@ -1,0 +1,76 @@
+"""Who may call what. With mutual TLS a caller's identity is its certificate's common name or one of
+its DNS subject alternative names, and the config maps identities to roles; every RPC checks its
+role before it touches Redis. Without TLS (loopback development only) every caller is admin.
+
+    gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
+    topup    TopUp, GetAccount
+    crm      GetAccount, ListLedger, WatchEvents (read-only)
+    admin    everything
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from creditd import metrics
+from creditd.errors import PermissionDenied
+
+log = logging.getLogger(__name__)
+
+ROLES = ("gateway", "topup", "crm", "admin")
+ALL_METHODS = frozenset({
+    "Charge", "ChargeBatch", "WatchNotifications", "CreateAccount", "GetAccount", "TopUp", "PurchaseBundle",
+    "SetStatus", "ListLedger", "WatchEvents",
+})  # fmt: skip
+METHODS_OF_ROLE: dict[str, frozenset[str]] = {
+    "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
+    "topup": frozenset({"TopUp", "GetAccount"}),
+    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents"}),
+    "admin": ALL_METHODS,
+}
+LOCAL_IDENTITY = "local"
+
+
+def _names(context: grpc.aio.ServicerContext) -> list[str]:
+    auth = context.auth_context() or {}
+    found = []
+    for property_name in ("x509_common_name", "x509_subject_alternative_name"):
+        found += [value.decode(errors="replace") for value in auth.get(property_name, [])]
+    return found
+
+
+class Authorizer:
+    def __init__(self, roles: Mapping[str, Sequence[str]], tls: bool) -> None:
+        self._tls = tls
+        self._role_of: dict[str, str] = {}
+        for role, identities in roles.items():
+            for identity in identities:
+                self._role_of[identity] = role
+
+    def caller(self, context: grpc.aio.ServicerContext) -> tuple[str, str]:
+        """The caller's identity and role; PermissionDenied when its certificate maps to none."""
+        if not self._tls:
+            return LOCAL_IDENTITY, "admin"
+        names = _names(context)
+        for name in names:
+            role = self._role_of.get(name)
+            if role is not None:
+                return name, role
+        raise PermissionDenied(f"caller: no role for certificate names {', '.join(names) or '(none)'}")
+
+    def check(self, context: grpc.aio.ServicerContext, method: str) -> str:
+        """Returns the caller's identity when its role allows method; else PermissionDenied."""
+        try:
+            identity, role = self.caller(context)
+        except PermissionDenied as error:
+            metrics.PERMISSION_DENIED.labels(method).inc()
+            log.warning("%s denied: %s", method, error.message)
+            raise
+        if method not in METHODS_OF_ROLE[role]:
+            metrics.PERMISSION_DENIED.labels(method).inc()
+            log.warning("%s denied to %s (role %s)", method, identity, role)
+            raise PermissionDenied(f"caller: role {role} may not call {method}")
+        return identity

@@ -1,0 +1,139 @@
+"""Mutual TLS and roles over real TLS connections: every role against every RPC (allowed ones are not
+refused for permission; the others get PERMISSION_DENIED before Redis is touched), a client with a
+certificate mapped to no role, a stranger whose certificate another CA signed, and a client without
+a certificate are refused. Plaintext off loopback is refused at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import msgspec
+import pytest
+import pytest_asyncio
+
+from creditd.auth import METHODS_OF_ROLE
+from creditd.clock import Clock
+from creditd.errors import ConfigError
+from creditd.server import CreditdServer
+from creditd.settings import Settings
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from tests.certificates import CLIENTS, Pki, make_pki
+from tests.harness import INITIAL, VOICE, charge_request, dump
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66817170000"
+
+
+def secure_settings(settings: Settings, pki: Pki) -> Settings:
+    cert, key, ca = pki.server_paths()
+    roles = {role: [name] for role, name in CLIENTS.items() if role != "nobody"}
+    security = msgspec.structs.replace(settings.security, tls_cert_path=str(cert), tls_key_path=str(key),
+                                       tls_client_ca_path=str(ca), roles=roles)  # fmt: skip
+    return msgspec.structs.replace(settings, security=security)
+
+
+@pytest_asyncio.fixture
+async def secure_server(tmp_path: Path, redis_server, redis_client, settings: Settings) -> AsyncIterator[tuple]:  # type: ignore[no-untyped-def]
+    pki = make_pki(tmp_path)
+    server = CreditdServer(secure_settings(settings, pki), redis_server.url, "127.0.0.1:0", Clock())
+    await server.start()
+    try:
+        yield server, pki
+    finally:
+        await server.stop(0)
+
+
+def channel_for(server: CreditdServer, pki: Pki, client: str | None) -> grpc.aio.Channel:
+    pair = pki.clients.get(client) if client else None
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.certificate,
+        private_key=pair.key if pair else None,
+        certificate_chain=pair.certificate if pair else None,
+    )
+    return grpc.aio.secure_channel(f"localhost:{server.port}", credentials)
+
+
+CALLS = {
+    "Charge": lambda cc, ac: cc.Charge(charge_request("sec-1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])),
+    "ChargeBatch": lambda cc, ac: cc.ChargeBatch(pb.ChargeBatchRequest()),
+    "CreateAccount": lambda cc, ac: ac.CreateAccount(
+        pb.CreateAccountRequest(account_id="66817179999", plan="standard")
+    ),
+    "GetAccount": lambda cc, ac: ac.GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)),
+    "TopUp": lambda cc, ac: ac.TopUp(
+        pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key="s1")
+    ),
+    "PurchaseBundle": lambda cc, ac: ac.PurchaseBundle(pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="b")),
+    "SetStatus": lambda cc, ac: ac.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")),
+    "ListLedger": lambda cc, ac: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
+}
+STREAMS = {
+    "WatchEvents": lambda cc, ac: ac.WatchEvents(pb.WatchEventsRequest()),
+    "WatchNotifications": lambda cc, ac: cc.WatchNotifications(pb.WatchNotificationsRequest(gateway_id="pgw1")),
+}
+
+
+async def outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def stream_outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    try:
+        await asyncio.wait_for(call.read(), 0.5)
+    except TimeoutError:
+        call.cancel()
+        return grpc.StatusCode.OK  # streaming, nothing to say yet: it was let in
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("role", ["gateway", "topup", "crm", "admin"])
+async def test_each_role_against_each_rpc(secure_server, redis_client, role: str) -> None:  # type: ignore[no-untyped-def]
+    server, pki = secure_server
+    async with channel_for(server, pki, "admin") as admin:
+        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
+                                                                                initial_balance=1000))  # fmt: skip
+    async with channel_for(server, pki, role) as channel:
+        cc, ac = pb_grpc.CreditControlStub(channel), pb_grpc.AccountsStub(channel)
+        for method, make in CALLS.items():
+            before = dump(redis_client)
+            code = await outcome(make(cc, ac))
+            if method in METHODS_OF_ROLE[role]:
+                assert code != grpc.StatusCode.PERMISSION_DENIED, (role, method)
+            else:
+                assert code == grpc.StatusCode.PERMISSION_DENIED, (role, method, code)
+                assert dump(redis_client) == before, (role, method)
+        for method, make in STREAMS.items():
+            code = await stream_outcome(make(cc, ac))
+            expected_denied = method not in METHODS_OF_ROLE[role]
+            assert (code == grpc.StatusCode.PERMISSION_DENIED) == expected_denied, (role, method, code)
+
+
+@pytest.mark.parametrize("client", ["nobody", "stranger", None])
+async def test_unknown_and_unauthenticated_clients_are_refused(secure_server, redis_client, client: str | None) -> None:  # type: ignore[no-untyped-def]
+    server, pki = secure_server
+    before = dump(redis_client)
+    async with channel_for(server, pki, client) as channel:
+        code = await outcome(pb_grpc.AccountsStub(channel).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))
+    if client == "nobody":
+        assert code == grpc.StatusCode.PERMISSION_DENIED  # a valid certificate, but no role
+    else:
+        assert code == grpc.StatusCode.UNAVAILABLE  # the TLS handshake itself fails
+    assert dump(redis_client) == before
+
+
+async def test_plaintext_off_loopback_is_refused(redis_server, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    server = CreditdServer(settings, redis_server.url, "0.0.0.0:0", Clock())
+    with pytest.raises(ConfigError) as refused:
+        await server.start()
+    assert "loopback only" in refused.value.message
+    await server.stop(0)
