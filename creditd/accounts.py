@@ -9,6 +9,7 @@ import msgspec
 from creditd.clock import Clock
 from creditd.functions import Functions
 from creditd.keys import Keys
+from creditd.logs import caller
 from creditd.records import (
     ACCOUNT_DECODER,
     LEDGER_DECODER,
@@ -81,6 +82,7 @@ class Accounts:
                 bucket.priority,
                 bucket.exhaustion_policy,
             )
+        args.append(caller())
         reply = await self._functions.call(("create_account", self._account_keys(new.account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 
@@ -92,12 +94,12 @@ class Accounts:
     async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
         *common, stats = self._account_keys(account_id)
         keys = (*common, self._keys.top_up_record(account_id, idempotency_key), stats)
-        args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key]
+        args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key, caller()]
         reply = await self._functions.call(("top_up", keys, args))
         return TOP_UP_DECODER.decode(reply.body)
 
     async def set_status(self, account_id: str, status: int, reason: str) -> AccountRecord:
-        args = [self._clock.now_ms(), account_id, status, reason]
+        args = [self._clock.now_ms(), account_id, status, reason, caller()]
         reply = await self._functions.call(("set_status", self._account_keys(account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 

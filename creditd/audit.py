@@ -6,6 +6,7 @@ with plain commands, never through the functions, so it does not share their bug
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
@@ -112,9 +113,15 @@ class Auditor:
         first_seq = int(account.get("ledger_first_seq", 1))
         running, expected_seq = carried, first_seq - 1
         references: Counter[tuple[str, str]] = Counter()
+        previous_hash = account.get("ledger_trimmed_hash", "")
         for raw in self.client.lrange(self.keys.ledger(account_id), 0, -1):
-            seq_text, time_ms, kind, amount_text, balance_after, reference = _text(raw).split("|", 5)
+            seq_text, time_ms, kind, amount_text, balance_after, actor, entry_hash, reference = _text(raw).split("|", 7)
             fields = {"kind": kind, "amount": amount_text, "balance_after": balance_after, "reference": reference}
+            head = "|".join((seq_text, time_ms, kind, amount_text, balance_after, actor))
+            expected_hash = hashlib.sha1(f"{previous_hash}\n{head}|{reference}".encode()).hexdigest()
+            if entry_hash != expected_hash:
+                problems.append(f"ledger seq {seq_text}: hash chain broken (entry altered, removed or inserted)")
+            previous_hash = entry_hash
             expected_seq += 1
             seq = int(seq_text)
             if seq != expected_seq:
@@ -126,6 +133,8 @@ class Auditor:
                 problems.append(f"ledger seq {seq}: balance_after {fields['balance_after']}, running sum {running}")
             if fields["kind"] in ("charge", "topup"):
                 references[(fields["kind"], fields["reference"])] += 1
+        if previous_hash != account.get("ledger_hash", ""):
+            problems.append("ledger: the newest entry's hash differs from the account's ledger_hash")
         if running != int(account["balance"]):
             problems.append(f"balance {account['balance']} but the ledger sums to {running}")
         if first_seq == 1 and carried != 0:

@@ -25,6 +25,11 @@ _PROCESS_PREFIX = uuid.uuid4().hex[:8]
 _SERIAL = itertools.count(1)
 
 
+def caller() -> str:
+    """The identity recorded in the ledger for the current call."""
+    return CALLER.get() or "local"
+
+
 def new_request_id(supplied: str = "") -> str:
     """The caller's x-request-id when it is a sane token, else a fresh one."""
     if 0 < len(supplied) <= 64 and supplied.isascii() and supplied.replace("-", "").isalnum():

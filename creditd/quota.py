@@ -12,6 +12,7 @@ from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.functions import Functions, decode_charge_reply
 from creditd.keys import Keys
+from creditd.logs import caller
 from creditd.pipeline import Command
 from creditd.records import ANSWER_DECODER, AnswerRecord
 
@@ -62,6 +63,7 @@ class Quota:
         ]
         for unit in request.units:
             args += (unit.rating_group, unit.requested, unit.used)
+        args.append(caller())
         return "charge", key_list, args
 
     async def charge(self, request: ChargeLike) -> ChargeOutcome:

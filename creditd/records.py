@@ -80,6 +80,7 @@ class LedgerEntryRecord(msgspec.Struct, array_like=True, frozen=True):
     amount: int
     balance_after: int
     reference: str
+    actor: str
 
 
 ANSWER_DECODER = msgspec.json.Decoder(AnswerRecord)

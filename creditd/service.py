@@ -269,6 +269,7 @@ class AccountsService(pb_grpc.AccountsServicer):
                     amount=entry.amount,
                     balance_after=entry.balance_after,
                     reference=entry.reference,
+                    actor=entry.actor,
                 )
                 for entry in entries
             ]

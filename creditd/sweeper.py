@@ -109,7 +109,8 @@ class Sweeper:
         now_ms = self._clock.now_ms()
         due = await self._due_sessions(held, now_ms)
         commands: list[Command] = [
-            ("release_orphan", self._keys.session_call(*session), (now_ms, *session)) for session in due
+            ("release_orphan", self._keys.session_call(*session), (now_ms, *session, f"sweeper:{self.owner}"))
+            for session in due
         ]
         result = SweepResult(partitions_held=len(held))
         for session, raw in zip(due, await self._pipeline.call_many(commands), strict=True):

@@ -48,7 +48,7 @@ def create_accounts(client: redis.Redis, keys: Keys, first: int, last: int, bala
             key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
                         keys.events(account_id), keys.stats(account_id))  # fmt: skip
             pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", balance,
-                                 "", "", "", "", 0)  # fmt: skip
+                                 "", "", "", "", 0, "loadtest")  # fmt: skip
         pipe.execute()
 
 
@@ -61,7 +61,7 @@ def open_idle_sessions(client: redis.Redis, keys: Keys, accounts: int, first: in
             account_id, session_id = f"6690{n % accounts:07d}", f"idle-{n}"
             key_list = keys.session_call(account_id, "growth", session_id)
             pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, 1, 0, account_id, "growth",
-                                 session_id, 1, 4, 0, 0)  # fmt: skip
+                                 session_id, 1, 4, 0, 0, "loadtest")  # fmt: skip
         pipe.execute()
 
 

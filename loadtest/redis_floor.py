@@ -23,7 +23,7 @@ async def create_floor_accounts(client: redis_asyncio.Redis, keys: Keys, now_ms:
     for account_id in accounts:
         key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
                     keys.events(account_id), keys.stats(account_id))  # fmt: skip
-        args = (now_ms, account_id, "standard", 10**12, "", "", "", "", 0)
+        args = (now_ms, account_id, "standard", 10**12, "", "", "", "", 0, "loadtest")
         pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
     await pipe.execute()
     return accounts
@@ -46,7 +46,7 @@ async def measure_redis_floor(url: str, partitions: int, duration_s: float) -> t
                     serial += 1
                     account_id, session_id = accounts[serial % len(accounts)], f"floor-{worker}-{serial}"
                     key_list = keys.session_call(account_id, "floor", session_id)
-                    args = (now_ms, EVENT, 0, account_id, "floor", session_id, 1, SMS, 0, 0)
+                    args = (now_ms, EVENT, 0, account_id, "floor", session_id, 1, SMS, 0, 0, "loadtest")
                     pipe.execute_command("FCALL", "charge", len(key_list), *key_list, *args)
                 started = time.perf_counter()
                 await pipe.execute()

@@ -104,7 +104,7 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
             key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
                         keys.events(account_id), keys.stats(account_id))  # fmt: skip
             pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", 1000,
-                                 "", "", "", "", 0)  # fmt: skip
+                                 "", "", "", "", 0, "loadtest")  # fmt: skip
         pipe.execute()
         account_bytes = _usage(client, [keys.account(a) for a in accounts])
         ledger_bytes = _usage(client, [keys.ledger(a) for a in accounts])
@@ -137,7 +137,7 @@ def _charge_all(client: redis.Redis, keys: Keys, accounts: list[str], kind: int,
         key_list = keys.session_call(account_id, "memory", f"m-{account_id}")
         number = 0 if kind == INITIAL else 1
         pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, kind, number, account_id,
-                             "memory", f"m-{account_id}", 1, VOICE_IN, 0, 0)  # fmt: skip
+                             "memory", f"m-{account_id}", 1, VOICE_IN, 0, 0, "loadtest")  # fmt: skip
     return sum(1 for reply in pipe.execute() if reply[0].startswith(b"[2001,"))
 
 

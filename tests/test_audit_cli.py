@@ -51,3 +51,29 @@ async def test_check_config(tmp_path: Path) -> None:
     bad.write_text(default_config_path().read_text().replace('orphan_policy = "release"', 'orphan_policy = "keep"'))
     code, output = await creditd_command("check-config", str(bad))
     assert code == 2 and "sweeper.orphan_policy" in output
+
+
+@pytest.mark.corrupts_data
+async def test_audit_detects_a_tampered_ledger_entry(creditd: Harness, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A forger who edits an entry and fixes up every sum still breaks the hash chain."""
+    account_id = "66814149999"
+    await creditd.create_account(account_id, balance=1000)
+    for n in range(3):
+        await creditd.top_up(account_id, 100, f"t{n}")
+    keys = creditd.server_keys()
+    ledger_key = keys.ledger(account_id)
+    entry = creditd.redis.lindex(ledger_key, 2).decode()  # the second top-up: 100 -> 1 100
+    seq, time_ms, kind, amount, balance_after, actor, entry_hash, reference = entry.split("|", 7)
+    forged = "|".join((seq, time_ms, kind, "1", str(int(balance_after) - 99), actor, entry_hash, reference))
+    creditd.redis.lset(ledger_key, 2, forged)
+    last = creditd.redis.lindex(ledger_key, 3).decode().split("|", 7)
+    last[4] = str(int(last[4]) - 99)
+    creditd.redis.lset(ledger_key, 3, "|".join(last))
+    creditd.redis.hincrby(keys.account(account_id), "balance", -99)
+    code, output = await creditd_command("audit", "--redis", redis_server.url)
+    assert code == 1
+    violations = [line for line in output.splitlines() if line.startswith("VIOLATION")]
+    assert violations == [
+        f"VIOLATION account {account_id}: ledger seq 3: hash chain broken (entry altered, removed or inserted)",
+        f"VIOLATION account {account_id}: ledger seq 4: hash chain broken (entry altered, removed or inserted)",
+    ], output

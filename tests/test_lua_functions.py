@@ -83,13 +83,14 @@ VALID_ARGS = {
         "0",
         "1",
         "1",
+        "tester",
     ],
     "get_account": [ACCOUNT],
-    "top_up": [NOW, ACCOUNT, "500", "bank", "key1"],
-    "set_status": [NOW, ACCOUNT, "2", "ADMIN"],
+    "top_up": [NOW, ACCOUNT, "500", "bank", "key1", "tester"],
+    "set_status": [NOW, ACCOUNT, "2", "ADMIN", "tester"],
     "list_ledger": [ACCOUNT, "10", "0"],
-    "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0"],
-    "release_orphan": [NOW, ACCOUNT, "gw1", "s1"],
+    "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0", "tester"],
+    "release_orphan": [NOW, ACCOUNT, "gw1", "s1", "tester"],
     "claim_partition": ["owner1", "1000"],
 }
 
@@ -159,6 +160,11 @@ TEXT_FIELDS = [
     ("release_orphan", 2, "gateway_id", ["", "g/w"]),
     ("release_orphan", 3, "session_id", ["", "s 1"]),
     ("claim_partition", 0, "owner", ["", "a b"]),
+    ("create_account", 16, "actor", ["", "a|b", "x" * 256]),
+    ("top_up", 5, "actor", ["", "a|b"]),
+    ("set_status", 4, "actor", ["", "a\nb"]),
+    ("charge", 10, "actor", ["", "a|b"]),
+    ("release_orphan", 4, "actor", ["", "a|b"]),
 ]
 
 

@@ -137,3 +137,24 @@ async def test_plaintext_off_loopback_is_refused(redis_server, settings: Setting
         await server.start()
     assert "loopback only" in refused.value.message
     await server.stop(0)
+
+
+async def test_ledger_records_who_made_each_change(secure_server) -> None:  # type: ignore[no-untyped-def]
+    server, pki = secure_server
+    async with channel_for(server, pki, "admin") as admin:
+        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
+                                                                                initial_balance=1000))  # fmt: skip
+    async with channel_for(server, pki, "topup") as bank:
+        top_up = pb.TopUpRequest(account_id=ACCOUNT, amount=250, channel="bank", idempotency_key="b-1")
+        await pb_grpc.AccountsStub(bank).TopUp(top_up)
+    async with channel_for(server, pki, "gateway") as gateway:
+        await pb_grpc.CreditControlStub(gateway).Charge(charge_request("s1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)]))
+        await pb_grpc.CreditControlStub(gateway).Charge(
+            charge_request("s1", pb.ChargeRequest.TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)]))  # fmt: skip
+    async with channel_for(server, pki, "crm") as crm:
+        ledger = await pb_grpc.AccountsStub(crm).ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT))
+    assert [(entry.kind, entry.actor) for entry in ledger.entries] == [
+        ("charge", "pgw1.test"),
+        ("topup", "bank.test"),
+        ("opening", "ops.test"),
+    ]

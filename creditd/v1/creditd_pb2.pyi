@@ -338,20 +338,22 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., limit: _Optional[int] = ..., before_seq: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("seq", "time_ms", "kind", "amount", "balance_after", "reference")
+    __slots__ = ("seq", "time_ms", "kind", "amount", "balance_after", "reference", "actor")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     seq: int
     time_ms: int
     kind: str
     amount: int
     balance_after: int
     reference: str
-    def __init__(self, seq: _Optional[int] = ..., time_ms: _Optional[int] = ..., kind: _Optional[str] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., reference: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, seq: _Optional[int] = ..., time_ms: _Optional[int] = ..., kind: _Optional[str] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., reference: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ListLedgerAnswer(_message.Message):
     __slots__ = ("entries",)

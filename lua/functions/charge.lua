@@ -17,6 +17,7 @@ ARGV[6] session_id      printable ASCII without space and braces, 1..max_session
 ARGV[7] unit_count      integer 0..max_units_per_request
 ARGV[8 + 3i ..]         per unit: rating_group (0..2^32-1), requested (units, 0 = tariff default),
                         used (units, 0..max_units)
+ARGV[last]              actor: the caller's identity (lib/numbers.lua), recorded in the ledger
 Returns {answer, replayed}: answer is JSON
   [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,
     final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged], ...]]
@@ -54,8 +55,8 @@ local function parse_units(args, count, request_type)
 end
 
 local function parse_charge_request(args)
-  if #args < 7 then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 7, got ' .. #args)
+  if #args < 8 then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 8, got ' .. #args)
   end
   local request = {
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
@@ -66,9 +67,10 @@ local function parse_charge_request(args)
     session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
   }
   local count = parse_integer(args[7], 'units', 0, CONFIG.limits.max_units_per_request)
-  check_argument_count(args, 7 + 3 * count)
+  check_argument_count(args, 8 + 3 * count)
   request.units = parse_units(args, count, request.request_type)
-  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
+  request.actor = check_actor(args)
+  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
   request.member = request.gateway_id .. ' ' .. request.session_id
   request.deadline_member = request.account_id .. ' ' .. request.member
   request.reference = request.member .. ' ' .. request.request_number
@@ -246,6 +248,7 @@ end
 
 local function rate_request(keys, request, session)
   local account = load_existing_account(keys[1])
+  account.actor = request.actor
   local plan = CONFIG.plans[account.plan]
   if plan == nil then
     refuse(CODE.RATING_FAILED, 'account_id: the account plan ' .. account.plan .. ' is not configured')

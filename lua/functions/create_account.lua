@@ -17,6 +17,7 @@ ARGV[9] bucket_count      integer 0..max_buckets_per_account
 ARGV[10 + 7i ..]          per bucket: bucket_id ([A-Za-z0-9._:-]{1,64}), unit (1..3), amount (units,
                           1..max_units), rating_groups ('' or comma-separated integers), expires_at_ms
                           (0 = never), priority (0..2^32-1), exhaustion_policy (1..3, required for BYTES)
+ARGV[last]                actor: the caller's identity, recorded in the ledger
 Returns {code, message, account_json}.
 Codes: SUCCESS; INVALID_REQUEST (field named in message); ACCOUNT_EXISTS (different arguments).
 ]=]
@@ -53,8 +54,8 @@ local function parse_bucket(args, base, field)
 end
 
 local function parse_create_request(args)
-  if #args < 9 then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 9, got ' .. #args)
+  if #args < 10 then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 10, got ' .. #args)
   end
   local limits = CONFIG.limits
   local request = {
@@ -76,7 +77,7 @@ local function parse_create_request(args)
     request.credit_limit = parse_integer(args[5], 'credit_limit', 0, limits.max_amount_minor)
   end
   local count = parse_integer(args[9], 'buckets', 0, limits.max_buckets_per_account)
-  check_argument_count(args, 9 + 7 * count)
+  check_argument_count(args, 10 + 7 * count)
   for index = 0, count - 1 do
     local bucket = parse_bucket(args, 10 + index * 7, 'buckets[' .. index .. ']')
     if request.buckets[bucket.id] then
@@ -85,7 +86,8 @@ local function parse_create_request(args)
     request.buckets[bucket.id] = bucket
   end
   request.currency = plan.currency
-  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
+  request.actor = check_actor(args)
+  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
   return request
 end
 
@@ -95,7 +97,7 @@ local function new_account(request)
     status = STATUS.ACTIVE, status_reason = 'CREATED', status_since_ms = request.now_ms,
     balance = 0, reserved = 0, credit_limit = request.credit_limit, tier = '',
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
-    ledger_first_seq = 1, ledger_carried = 0,
+    ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '', actor = request.actor,
     contact_name = request.contact_name, contact_email = request.contact_email,
     contact_phone = request.contact_phone, buckets = request.buckets, dirty_buckets = {},
     pending_ledger = {}, pending_events = {}, pending_transitions = {}, loaded_reserved = 0,

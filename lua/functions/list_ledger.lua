@@ -6,7 +6,7 @@ KEYS[2] ledger     cd:{p:<n>}:ledger:<account_id>        list (lib/account.lua)
 ARGV[1] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[2] limit       integer 1..max_ledger_page
 ARGV[3] before_seq  integer 0..2^53-1; 0 = from the newest entry, else entries with seq < before_seq
-Returns {code, message, '[[seq, time_ms, kind, amount, balance_after, reference], ...]'}.
+Returns {code, message, '[[seq, time_ms, kind, amount, balance_after, reference, actor], ...]'}.
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]
 
@@ -20,13 +20,13 @@ local function check_list_ledger(keys, args)
     ledger_first_seq = account.ledger_first_seq }
 end
 
-local LEDGER_ENTRY_PATTERN = '^(%d+)|(%d+)|([%w_]+)|(%-?%d+)|(%-?%d+)|(.*)$'
+local LEDGER_ENTRY_PATTERN = '^(%d+)|(%d+)|([%w_]+)|(%-?%d+)|(%-?%d+)|([^|]*)|%x+|(.*)$'
 
 local function entry_json(entry)
-  local seq, time_ms, kind, amount, balance_after, reference = string.match(entry, LEDGER_ENTRY_PATTERN)
+  local seq, time_ms, kind, amount, balance_after, actor, reference = string.match(entry, LEDGER_ENTRY_PATTERN)
   assert(seq, 'corrupt ledger entry')
   return '[' .. seq .. ',' .. time_ms .. ',' .. json_string(kind) .. ',' .. amount .. ',' .. balance_after .. ','
-    .. json_string(reference) .. ']'
+    .. json_string(reference) .. ',' .. json_string(actor) .. ']'
 end
 
 local function list_ledger(keys, args)

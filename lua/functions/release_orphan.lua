@@ -17,18 +17,20 @@ ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}
 ARGV[4] session_id  as in charge
+ARGV[5] actor       the sweeper's identity ('sweeper:<owner>'), recorded in the ledger
 Returns {code, message, '{"released":0|1,"charged":<minor units>}'}; message 'not due' or 'stale'
   (an index entry without an open session, removed) when nothing was released.
 Codes: SUCCESS, INVALID_REQUEST.
 ]=]
 
 local function check_release(args)
-  check_argument_count(args, 4)
+  check_argument_count(args, 5)
   local request = {
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
     account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
     gateway_id = check_text(args[3], 'gateway_id', ID_PATTERN, 64),
     session_id = check_text(args[4], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
+    actor = check_actor(args),
   }
   request.member = request.gateway_id .. ' ' .. request.session_id
   request.deadline_member = request.account_id .. ' ' .. request.member
@@ -62,6 +64,7 @@ local function release_orphan(keys, args)
     redis.call('SREM', keys[2], request.member)
     return reply(CODE.SUCCESS, 'stale', NOTHING_RELEASED)
   end
+  account.actor = request.actor
   local policy, charged = CONFIG.sweeper.orphan_policy, 0
   for _, reservation in pairs(session.reservations) do
     release_reservation(account, reservation)

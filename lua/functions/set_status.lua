@@ -11,18 +11,20 @@ ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] status      integer 1 ACTIVE, 2 ONE_WAY_SUSPENDED, 3 TWO_WAY_SUSPENDED, 4 TERMINATED
 ARGV[4] reason      ADMIN or FRAUD
+ARGV[5] actor       the caller's identity, recorded in the ledger
 Returns {code, message, account_json}.
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN, ACCOUNT_TERMINATED.
 ]=]
 local OPERATOR_REASONS = { ADMIN = true, FRAUD = true }
 
 local function check_set_status(keys, args)
-  check_argument_count(args, 4)
+  check_argument_count(args, 5)
   local request = {
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
     account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
     status = parse_integer(args[3], 'status', 1, 4),
     reason = args[4],
+    actor = check_actor(args),
   }
   if not OPERATOR_REASONS[request.reason] then
     refuse(CODE.INVALID_REQUEST, 'reason: must be ADMIN or FRAUD')
@@ -43,6 +45,7 @@ local function set_status_function(keys, args)
     return reply(outcome.code, outcome.message)
   end
   local account, request = outcome.account, outcome.request
+  account.actor = request.actor
   if account.status == STATUS.TERMINATED then
     return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
   end

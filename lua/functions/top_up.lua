@@ -13,21 +13,23 @@ ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
 ARGV[3] amount           integer minor units, 1..max_amount_minor
 ARGV[4] channel          [A-Za-z0-9._:-]{1,64}
 ARGV[5] idempotency_key  [A-Za-z0-9._:-]{1,64}, unique per account
+ARGV[6] actor            the caller's identity (the channel's certificate), recorded in the ledger
 Returns {code, message, '{"account":<account_json>,"replayed":0|1,"ledger_seq":<n>}'}.
 Codes: SUCCESS; INVALID_REQUEST (bad field, key reused with another amount or channel, balance would
 exceed max_balance_minor); USER_UNKNOWN; ACCOUNT_TERMINATED.
 ]=]
 
 local function parse_top_up(args)
-  check_argument_count(args, 5)
+  check_argument_count(args, 6)
   local request = {
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
     account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
     amount = parse_integer(args[3], 'amount', 1, CONFIG.limits.max_amount_minor),
     channel = check_text(args[4], 'channel', ID_PATTERN, 64),
     idempotency_key = check_text(args[5], 'idempotency_key', ID_PATTERN, 64),
+    actor = check_actor(args),
   }
-  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2))
+  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, 5))
   return request
 end
 
@@ -66,6 +68,7 @@ local function top_up(keys, args)
   if outcome.replayed_seq then
     return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, 1, outcome.replayed_seq))
   end
+  account.actor = request.actor
   local reference = request.channel .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)

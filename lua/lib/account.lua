@@ -5,12 +5,16 @@ Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<rg,rg,...>'
-Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first, entry seq at index seq - 1:
-  '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<reference>' (the reference is last: it may hold '|').
+Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first:
+  '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<actor>|<hash>|<reference>' (reference last: it may
+  hold '|'). actor is who caused it; hash = sha1(previous entry's hash .. '\n' .. the entry without its
+  hash), the first entry's previous hash being ''. The hash field ledger_hash holds the newest entry's
+  hash, so an entry changed, removed or inserted breaks the chain (creditd audit verifies it).
 A list, not a stream: Redis preallocates 4 KiB for a stream's first node, too much per account.
 It keeps the newest limits.max_ledger_entries entries: older ones are trimmed in the call that
-appends, their sum carried in the hash field ledger_carried and the first kept seq in
-ledger_first_seq (entry seq then sits at index seq - ledger_first_seq). balance always equals
+appends, their sum carried in the hash field ledger_carried, the first kept seq in ledger_first_seq
+(entry seq then sits at index seq - ledger_first_seq) and the last trimmed entry's hash in
+ledger_trimmed_hash (where the kept chain starts). balance always equals
 ledger_carried plus the sum of the kept entries' amounts.
 ]=]
 local BUCKET_PREFIX = 'bucket:'
@@ -61,6 +65,8 @@ local function load_account(key)
   end
   account.ledger_first_seq = account.ledger_first_seq or 1
   account.ledger_carried = account.ledger_carried or 0
+  account.ledger_hash = account.ledger_hash or ''
+  account.ledger_trimmed_hash = account.ledger_trimmed_hash or ''
   account.loaded_reserved = account.reserved
   account.pending_transitions = {}
   return account
@@ -178,9 +184,10 @@ local function trim_ledger(account, ledger_key)
     return
   end
   for _, entry in ipairs(redis.call('LRANGE', ledger_key, 0, excess - 1)) do
-    local amount = string.match(entry, '^%d+|%d+|[%w_]+|(%-?%d+)|')
+    local amount, hash = string.match(entry, '^%d+|%d+|[%w_]+|(%-?%d+)|%-?%d+|[^|]*|(%x+)|')
     assert(amount, 'corrupt ledger entry')
     account.ledger_carried = account.ledger_carried + tonumber(amount)
+    account.ledger_trimmed_hash = hash
   end
   redis.call('LTRIM', ledger_key, excess, -1)
   account.ledger_first_seq = account.ledger_first_seq + excess
@@ -210,15 +217,20 @@ end
 local function save_account(account, account_key, ledger_key, events_key, stats_key, sessions_key)
   assert_account_invariants(account)
   for _, entry in ipairs(account.pending_ledger) do
-    redis.call('RPUSH', ledger_key, table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
-      format_integer(entry[4]), format_integer(entry[5]), entry[6] }, '|'))
+    assert(account.actor, 'a ledger entry without an actor')
+    local head = table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
+      format_integer(entry[4]), format_integer(entry[5]), account.actor }, '|')
+    local hash = redis.sha1hex(account.ledger_hash .. '\n' .. head .. '|' .. entry[6])
+    redis.call('RPUSH', ledger_key, head .. '|' .. hash .. '|' .. entry[6])
+    account.ledger_hash = hash
   end
   trim_ledger(account, ledger_key)
   local fields = { 'balance', format_integer(account.balance), 'reserved', format_integer(account.reserved),
     'status', account.status, 'status_reason', account.status_reason,
     'status_since_ms', format_integer(account.status_since_ms), 'ledger_seq', format_integer(account.ledger_seq),
     'ledger_first_seq', format_integer(account.ledger_first_seq),
-    'ledger_carried', format_integer(account.ledger_carried) }
+    'ledger_carried', format_integer(account.ledger_carried), 'ledger_hash', account.ledger_hash,
+    'ledger_trimmed_hash', account.ledger_trimmed_hash }
   for bucket_id in pairs(account.dirty_buckets) do
     fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
     fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])

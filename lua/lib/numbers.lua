@@ -103,6 +103,15 @@ local function check_free_text(text, field, maximum_length)
   return text
 end
 
+-- The caller's identity, always the last argument of a function that writes: a certificate name,
+-- 'local' without TLS, 'sweeper:<owner>'. Recorded in every ledger entry; never part of a request's
+-- fingerprint (a retransmission through another gateway node is the same request).
+local ACTOR_PATTERN = '^[^|%c]+$'
+
+local function check_actor(args)
+  return check_text(args[#args], 'actor', ACTOR_PATTERN, 255)
+end
+
 local function check_argument_count(args, expected)
   if #args ~= expected then
     refuse(CODE.INVALID_REQUEST, 'arguments: expected ' .. expected .. ', got ' .. #args)
