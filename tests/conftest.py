@@ -47,7 +47,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 @pytest.fixture
 def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis(unix_socket_path=str(redis_server.socket_path))
+    client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.function_load(render_library(settings), replace=True)
     try:

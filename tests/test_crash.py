@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from creditd.audit import Auditor
+from creditd.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import DATA, INITIAL, MB, TERMINATE, UPDATE, VOICE, charge_request
@@ -115,7 +116,7 @@ async def test_kill_nine_under_load_loses_and_duplicates_nothing(tmp_path: Path)
             card = await accounts.GetAccount(pb.GetAccountRequest(account_id=account_id))
             expected = INITIAL_BALANCE + ledger.topped_up[account_id] - ledger.charged[account_id]
             assert (card.balance, card.reserved, card.open_sessions) == (expected, 0, 0), account_id
-        client = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
+        client = redis.Redis.from_url(embedded_url(data_dir))
         try:
             report = Auditor(client, 256).run()
         finally:

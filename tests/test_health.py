@@ -44,7 +44,7 @@ async def test_health_follows_redis_stop_and_start(tmp_path: Path, settings: Set
     )
     server = CreditdServer(quick, own_redis.url, "127.0.0.1:0", Clock())
     await server.start()
-    client = redis.Redis(unix_socket_path=str(own_redis.socket_path))
+    client = redis.Redis.from_url(own_redis.url)
     creditd = Harness(server, client, quick)
     try:
         await creditd.create_account("66810100000", balance=1000)

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from creditd import protogen
+from creditd.embedded import embedded_url
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
 from creditd.settings import parse_settings
@@ -94,8 +95,16 @@ async def test_embedded_redis_persists_and_stops_with_creditd(tmp_path: Path) ->
     process = start_server(data_dir, port)
     try:
         await asyncio.to_thread(wait_serving, port, process)
-        client = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
+        client = redis.Redis.from_url(embedded_url(data_dir))
         assert client.config_get("appendonly")["appendonly"] == "yes"
+        stranger = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
+        with pytest.raises(redis.AuthenticationError):
+            stranger.ping()  # no password, no access
+        stranger.close()
+        password = (data_dir / "redis.password").read_text().strip()
+        assert (data_dir / "redis.password").stat().st_mode & 0o777 == 0o600
+        command_line = Path(f"/proc/{embedded_redis_pid(data_dir)}/cmdline").read_bytes()
+        assert password.encode() not in command_line
         assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
         client.close()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -143,7 +152,7 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         late = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         assert all(isinstance(r, grpc.aio.AioRpcError) and r.code() in late for r in refused)
         # Drained, not dropped: exactly the answered requests were applied.
-        client = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
+        client = redis.Redis.from_url(embedded_url(data_dir))
         process = start_server(data_dir, port)
         await asyncio.to_thread(wait_serving, port, process)
         try:
