@@ -66,7 +66,12 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
 
 
 def config_table(settings: Settings) -> dict[str, LuaValue]:
-    limits = {name: getattr(settings.limits, name) for name in settings.limits.__struct_fields__}
+    # Integer limits only: the rates of client_limits.py are the server's alone.
+    limits = {
+        name: value
+        for name in settings.limits.__struct_fields__
+        if isinstance(value := getattr(settings.limits, name), int)
+    }
     plans: dict[int | str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
     sweeper = {"grace_period_s": settings.sweeper.grace_period_s, "orphan_policy": settings.sweeper.orphan_policy}
     return {"limits": limits, "plans": plans, "sweeper": sweeper}

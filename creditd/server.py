@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from creditd.accounts import Accounts
 from creditd.auth import Authorizer
+from creditd.client_limits import ClientLimits
 from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.events import EventFeed
@@ -109,10 +110,11 @@ class CreditdServer:
     def _build_grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
         server = grpc.aio.server(
+            maximum_concurrent_rpcs=settings.limits.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", settings.server.max_message_bytes),
                 ("grpc.max_send_message_length", settings.server.max_message_bytes),
-            ]
+            ],
         )
         functions, keys = Functions(self.pipeline), Keys(settings.redis.partitions)
         quota, accounts = Quota(keys, functions, self.clock), Accounts(keys, functions, self.clock)
@@ -120,9 +122,13 @@ class CreditdServer:
         feed = EventFeed(self.redis, settings.redis.partitions, settings.events)
         watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
         authorizer = Authorizer(settings.security.roles, settings.security.tls)
-        credit_control = CreditControlService(quota, settings.limits, watchers, authorizer)
+        limits = settings.limits
+        client_limits = ClientLimits(
+            limits.max_in_flight_per_client, limits.accounts_calls_per_client_s, limits.accounts_burst_per_client
+        )
+        credit_control = CreditControlService(quota, settings.limits, watchers, authorizer, client_limits)
         pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
-        account_service = AccountsService(accounts, settings.limits, channels, watchers, authorizer)
+        account_service = AccountsService(accounts, settings.limits, channels, watchers, authorizer, client_limits)
         pb_grpc.add_AccountsServicer_to_server(account_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

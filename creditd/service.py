@@ -13,6 +13,7 @@ import grpc
 from creditd import logs, metrics, validation
 from creditd.accounts import Accounts, BucketSpec, NewAccount
 from creditd.auth import Authorizer
+from creditd.client_limits import ClientLimits
 from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
 from creditd.quota import Quota
 from creditd.records import AccountRecord, AnswerRecord
@@ -38,8 +39,12 @@ def grpc_errors(method: Callable[..., Awaitable[Reply]]) -> Callable[..., Awaita
         logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
         logs.SESSION_ID.set(getattr(request, "session_id", ""))
         try:
-            logs.CALLER.set(self.authorizer.check(context, name))
-            reply = await method(self, request, context)
+            caller = self.authorizer.check(context, name)
+            logs.CALLER.set(caller)
+            if self.rate_limited:
+                self.client_limits.take_token(caller)
+            with self.client_limits.in_flight(caller):
+                reply = await method(self, request, context)
             metrics.REQUESTS.labels(name, "OK").inc()
             return reply
         except CreditdError as error:
@@ -90,8 +95,13 @@ def refused_answer(request: pb.ChargeRequest, result: int, message: str) -> pb.C
 
 
 class CreditControlService(pb_grpc.CreditControlServicer):
-    def __init__(self, quota: Quota, limits: Limits, watchers: Watchers, authorizer: Authorizer) -> None:
+    rate_limited = False  # gateways are bounded by calls in flight, not by rate
+
+    def __init__(
+        self, quota: Quota, limits: Limits, watchers: Watchers, authorizer: Authorizer, client_limits: ClientLimits
+    ) -> None:
         self.authorizer = authorizer
+        self.client_limits = client_limits
         self._quota = quota
         self._limits = limits
         self._watchers = watchers
@@ -206,6 +216,8 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
 
 
 class AccountsService(pb_grpc.AccountsServicer):
+    rate_limited = True
+
     def __init__(
         self,
         accounts: Accounts,
@@ -213,8 +225,10 @@ class AccountsService(pb_grpc.AccountsServicer):
         metric_channels: frozenset[str],
         watchers: Watchers,
         authorizer: Authorizer,
+        client_limits: ClientLimits,
     ) -> None:
         self.authorizer = authorizer
+        self.client_limits = client_limits
         self._accounts = accounts
         self._limits = limits
         self._metric_channels = metric_channels

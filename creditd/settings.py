@@ -36,6 +36,10 @@ DEFAULT_MAX_SESSION_ID_LENGTH = 128
 DEFAULT_MAX_CONTACT_FIELD_LENGTH = 128
 DEFAULT_MAX_LEDGER_PAGE = 1000
 DEFAULT_LEDGER_PAGE = 50
+DEFAULT_MAX_CONCURRENT_RPCS = 10_000
+DEFAULT_MAX_IN_FLIGHT_PER_CLIENT = 1_024
+DEFAULT_ACCOUNTS_RATE = 1_000.0
+DEFAULT_ACCOUNTS_BURST = 2_000
 DEFAULT_MAX_LEDGER_ENTRIES = 2000
 DEFAULT_ANSWER_RETENTION_S = 3600
 DEFAULT_TOPUP_KEY_RETENTION_S = 7 * 86400
@@ -103,6 +107,11 @@ class Limits(Struct):
     topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = DEFAULT_TOPUP_KEY_RETENTION_S
     idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = DEFAULT_IDLE_SESSION_VALIDITY_S
     max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = DEFAULT_MAX_EVENTS_PER_PARTITION
+    # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
+    max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_MAX_CONCURRENT_RPCS
+    max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_MAX_IN_FLIGHT_PER_CLIENT
+    accounts_calls_per_client_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = DEFAULT_ACCOUNTS_RATE
+    accounts_burst_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_ACCOUNTS_BURST
 
 
 class SweeperSettings(Struct):

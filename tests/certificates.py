@@ -78,11 +78,13 @@ class Pki(msgspec.Struct):
 
 CLIENTS = {
     "gateway": "pgw1.test",
+    "gateway2": "pgw2.test",
     "topup": "bank.test",
     "crm": "crm.test",
     "admin": "ops.test",
     "nobody": "nobody.test",
 }
+ROLES = {"gateway": ["pgw1.test", "pgw2.test"], "topup": ["bank.test"], "crm": ["crm.test"], "admin": ["ops.test"]}
 
 
 def make_pki(directory: Path) -> Pki:

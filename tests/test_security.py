@@ -21,7 +21,7 @@ from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.certificates import CLIENTS, Pki, make_pki
+from tests.certificates import ROLES, Pki, make_pki
 from tests.harness import INITIAL, VOICE, charge_request, dump
 
 pytestmark = pytest.mark.asyncio
@@ -30,10 +30,11 @@ ACCOUNT = "66817170000"
 
 def secure_settings(settings: Settings, pki: Pki) -> Settings:
     cert, key, ca = pki.server_paths()
-    roles = {role: [name] for role, name in CLIENTS.items() if role != "nobody"}
     security = msgspec.structs.replace(settings.security, tls_cert_path=str(cert), tls_key_path=str(key),
-                                       tls_client_ca_path=str(ca), roles=roles)  # fmt: skip
-    return msgspec.structs.replace(settings, security=security)
+                                       tls_client_ca_path=str(ca), roles=ROLES)  # fmt: skip
+    limits = msgspec.structs.replace(settings.limits, max_in_flight_per_client=2, accounts_calls_per_client_s=5,
+                                     accounts_burst_per_client=30)  # fmt: skip
+    return msgspec.structs.replace(settings, security=security, limits=limits)
 
 
 @pytest_asyncio.fixture
@@ -158,3 +159,33 @@ async def test_ledger_records_who_made_each_change(secure_server) -> None:  # ty
         ("topup", "bank.test"),
         ("opening", "ops.test"),
     ]
+
+
+async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> None:  # type: ignore[no-untyped-def]
+    server, pki = secure_server
+    async with channel_for(server, pki, "admin") as admin:
+        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
+                                                                                initial_balance=10**7))  # fmt: skip
+
+    def sms(gateway: str, n: int) -> pb.ChargeRequest:
+        return charge_request(f"{gateway}-{n}", pb.ChargeRequest.EVENT, 0, ACCOUNT, [(3, 0, 0)], gateway_id=gateway)
+
+    async with channel_for(server, pki, "gateway") as flooding, channel_for(server, pki, "gateway2") as calm:
+        flood_stub, calm_stub = pb_grpc.CreditControlStub(flooding), pb_grpc.CreditControlStub(calm)
+        flood = asyncio.gather(*(outcome(flood_stub.Charge(sms("pgw1", n))) for n in range(400)))
+        calm_results = [await calm_stub.Charge(sms("pgw2", n)) for n in range(30)]
+        flood_results = await flood
+    assert all(answer.result == pb.SUCCESS for answer in calm_results)
+    assert flood_results.count(grpc.StatusCode.RESOURCE_EXHAUSTED) > 0  # the flood met its own limit
+    assert flood_results.count(grpc.StatusCode.OK) > 0
+
+
+async def test_accounts_calls_are_rate_limited_per_caller(secure_server) -> None:  # type: ignore[no-untyped-def]
+    server, pki = secure_server
+    async with channel_for(server, pki, "crm") as crm, channel_for(server, pki, "admin") as admin:
+        codes = [await outcome(pb_grpc.AccountsStub(crm).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))
+                 for _ in range(40)]  # fmt: skip
+        assert codes[:30] == [grpc.StatusCode.NOT_FOUND] * 30  # the burst: let in (no such account)
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[30:]
+        other = await outcome(pb_grpc.AccountsStub(admin).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))
+        assert other == grpc.StatusCode.NOT_FOUND  # another caller has its own budget

@@ -1,0 +1,47 @@
+"""Per-caller limits, so that one client cannot starve the others: a bound on its calls in flight
+(every RPC) and a token bucket on its Accounts calls. The caller is its certificate name ("local"
+without TLS, where every caller shares one budget)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from creditd.errors import ResourceExhausted
+
+MAX_TRACKED_CALLERS = 100_000
+
+
+class ClientLimits:
+    def __init__(self, max_in_flight: int, rate_per_s: float, burst: int) -> None:
+        self._max_in_flight = max_in_flight
+        self._rate_per_s = rate_per_s
+        self._burst = burst
+        self._in_flight: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at monotonic time)
+
+    @contextlib.contextmanager
+    def in_flight(self, caller: str) -> Iterator[None]:
+        count = self._in_flight.get(caller, 0)
+        if count >= self._max_in_flight:
+            raise ResourceExhausted(f"caller: {caller} already has {self._max_in_flight} calls in flight")
+        self._in_flight[caller] = count + 1
+        try:
+            yield
+        finally:
+            remaining = self._in_flight[caller] - 1
+            if remaining:
+                self._in_flight[caller] = remaining
+            else:
+                del self._in_flight[caller]
+
+    def take_token(self, caller: str) -> None:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(caller, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - at) * self._rate_per_s)
+        if tokens < 1.0:
+            raise ResourceExhausted(f"caller: {caller} is over {self._rate_per_s:g} Accounts calls per second")
+        if len(self._buckets) >= MAX_TRACKED_CALLERS and caller not in self._buckets:
+            self._buckets.clear()  # bounded memory; forgetting full buckets only errs on the generous side
+        self._buckets[caller] = (tokens - 1.0, now)
