@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.clock import Clock
 from creditd.embedded import EmbeddedRedis
+from creditd.errors import Unavailable
 from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
@@ -64,4 +65,33 @@ async def test_health_follows_redis_stop_and_start(tmp_path: Path, settings: Set
         await creditd.close()
         await server.stop(0)
         client.close()
+        own_redis.stop()
+
+
+async def test_runs_as_a_restricted_acl_user_and_refuses_a_wrong_password(tmp_path: Path, settings: Settings) -> None:
+    own_redis = EmbeddedRedis(tmp_path / "redis")
+    own_redis.start()
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        # creditd's keys only, and no CONFIG, FLUSH* or DEBUG: what an operator would grant it
+        admin.execute_command("ACL", "SETUSER", "creditd", "on", ">s3cret-pw", "~cd:*", "&*", "+@all",
+                              "-config", "-flushall", "-flushdb", "-debug", "-shutdown")  # fmt: skip
+        url = f"unix://creditd:s3cret-pw@{own_redis.socket_path}"
+        server = CreditdServer(settings, url, "127.0.0.1:0", Clock())
+        await server.start()  # CONFIG is denied: it warns instead of checking noeviction, and starts
+        creditd = Harness(server, admin, settings)
+        try:
+            await creditd.create_account("66810109999", balance=500)
+            answer = await creditd.charge("s1", INITIAL, 0, "66810109999", [(DATA, 0, 0)])
+            assert answer.result == pb.SUCCESS
+        finally:
+            await creditd.close()
+            await server.stop(0)
+        wrong = CreditdServer(settings, f"unix://creditd:wrong@{own_redis.socket_path}", "127.0.0.1:0", Clock())
+        with pytest.raises(Unavailable) as refused:
+            await wrong.start()
+        assert "cannot reach" in refused.value.message and "wrong" not in refused.value.message
+        await wrong.stop(0)
+    finally:
+        admin.close()
         own_redis.stop()
