@@ -48,17 +48,6 @@ class Accounts:
         self._functions = functions
         self._clock = clock
 
-    def _account_keys(self, account_id: str) -> tuple[str, ...]:
-        """account, sessions, ledger, events, stats: the KEYS of create_account and set_status."""
-        keys = self._keys
-        return (
-            keys.account(account_id),
-            keys.sessions(account_id),
-            keys.ledger(account_id),
-            keys.events(account_id),
-            keys.stats(account_id),
-        )
-
     async def create(self, new: NewAccount) -> AccountRecord:
         args: list[str | int] = [
             self._clock.now_ms(),
@@ -83,7 +72,7 @@ class Accounts:
                 bucket.exhaustion_policy,
             )
         args.append(caller())
-        reply = await self._functions.call(("create_account", self._account_keys(new.account_id), args))
+        reply = await self._functions.call(("create_account", self._keys.account_call(new.account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def get(self, account_id: str) -> AccountRecord:
@@ -92,15 +81,16 @@ class Accounts:
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
-        *common, stats = self._account_keys(account_id)
-        keys = (*common, self._keys.top_up_record(account_id, idempotency_key), stats)
+        account, sessions, ledger, events, stats, ladder, blacklist = self._keys.account_call(account_id)
+        keys = (account, sessions, ledger, events, self._keys.top_up_record(account_id, idempotency_key), stats,
+                ladder, blacklist)  # fmt: skip
         args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key, caller()]
         reply = await self._functions.call(("top_up", keys, args))
         return TOP_UP_DECODER.decode(reply.body)
 
     async def set_status(self, account_id: str, status: int, reason: str) -> AccountRecord:
         args = [self._clock.now_ms(), account_id, status, reason, caller()]
-        reply = await self._functions.call(("set_status", self._account_keys(account_id), args))
+        reply = await self._functions.call(("set_status", self._keys.account_call(account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def list_ledger(self, account_id: str, limit: int, before_seq: int) -> list[LedgerEntryRecord]:

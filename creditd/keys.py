@@ -32,6 +32,14 @@ def stats_of_partition(partition: int) -> str:
     return f"{partition_tag(partition)}:stats"
 
 
+def ladder_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:ladder"
+
+
+def blacklist_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:blacklist"
+
+
 def sweeper_lease(partition: int) -> str:
     return f"{partition_tag(partition)}:sweeper"
 
@@ -80,10 +88,30 @@ class Keys:
             self.deadlines(account_id),
             self.events(account_id),
             self.stats(account_id),
+            self.ladder(account_id),
+            self.blacklist(account_id),
+        )
+
+    def account_call(self, account_id: str) -> tuple[str, ...]:
+        """The keys of a call on one account (create_account, set_status, advance_ladder)."""
+        return (
+            self.account(account_id),
+            self.sessions(account_id),
+            self.ledger(account_id),
+            self.events(account_id),
+            self.stats(account_id),
+            self.ladder(account_id),
+            self.blacklist(account_id),
         )
 
     def deadlines(self, account_id: str) -> str:
         return deadlines_of_partition(partition_of(account_id, self.partitions))
+
+    def ladder(self, account_id: str) -> str:
+        return ladder_of_partition(partition_of(account_id, self.partitions))
+
+    def blacklist(self, account_id: str) -> str:
+        return blacklist_of_partition(partition_of(account_id, self.partitions))
 
     def stats(self, account_id: str) -> str:
         return stats_of_partition(partition_of(account_id, self.partitions))

@@ -61,6 +61,9 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "redirect_url": plan.redirect_url,
         "throttle_kbps": plan.throttle_kbps,
         "low_balance_thresholds_minor": list(plan.low_balance_thresholds_minor),
+        "one_way_grace_period_s": plan.one_way_grace_period_s,
+        "two_way_grace_period_s": plan.two_way_grace_period_s,
+        "late_fee_minor": plan.late_fee_minor,
         "tariffs": tariffs,
     }
 

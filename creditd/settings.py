@@ -36,6 +36,8 @@ DEFAULT_MAX_SESSION_ID_LENGTH = 128
 DEFAULT_MAX_CONTACT_FIELD_LENGTH = 128
 DEFAULT_MAX_LEDGER_PAGE = 1000
 DEFAULT_LEDGER_PAGE = 50
+DEFAULT_ONE_WAY_GRACE_PERIOD_S = 7 * 86400
+DEFAULT_TWO_WAY_GRACE_PERIOD_S = 30 * 86400
 DEFAULT_MAX_CONCURRENT_RPCS = 10_000
 DEFAULT_MAX_IN_FLIGHT_PER_CLIENT = 1_024
 DEFAULT_ACCOUNTS_RATE = 1_000.0
@@ -183,6 +185,11 @@ class Plan(Struct, kw_only=True):
     final_unit_action: Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"] = "TERMINATE"
     redirect_url: Annotated[str, msgspec.Meta(max_length=512)] = ""
     throttle_kbps: Annotated[int, msgspec.Meta(ge=1, le=10**7)] = 256
+    # The suspension ladder: one-way still in debt after this becomes two-way (with the late fee);
+    # two-way after this becomes terminated (and blacklisted).
+    one_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)] = DEFAULT_ONE_WAY_GRACE_PERIOD_S
+    two_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=3 * 366 * 86400)] = DEFAULT_TWO_WAY_GRACE_PERIOD_S
+    late_fee_minor: NonNegativeInt = 0
     # A low_balance event is written when a charge takes the balance to or below one of these.
     low_balance_thresholds_minor: Annotated[list[int], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
     tariffs: list[Tariff]
@@ -217,6 +224,8 @@ def _check_coherence(settings: Settings) -> None:
         where = f"plans.{plan_name}"
         if plan.final_unit_action == "REDIRECT" and not plan.redirect_url:
             raise ConfigError(f"{where}.redirect_url: required when final_unit_action is REDIRECT")
+        if plan.late_fee_minor > limits.max_amount_minor:
+            raise ConfigError(f"{where}.late_fee_minor: above limits.max_amount_minor")
         if plan.credit_limit_minor > limits.max_amount_minor:
             raise ConfigError(f"{where}.credit_limit_minor: above limits.max_amount_minor")
         seen: set[int] = set()

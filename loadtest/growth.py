@@ -46,10 +46,9 @@ def create_accounts(client: redis.Redis, keys: Keys, first: int, last: int, bala
         pipe = client.pipeline(transaction=False)
         for n in range(start, min(start + PIPELINE, last)):
             account_id = f"6690{n:07d}"
-            key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
-                        keys.events(account_id), keys.stats(account_id))  # fmt: skip
-            pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", balance,
-                                 "", "", "", "", 0, "loadtest")  # fmt: skip
+            key_list = keys.account_call(account_id)
+            args = (now_ms, account_id, "standard", balance, "", "", "", "", 0, "loadtest")
+            pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
         pipe.execute()
 
 

@@ -21,8 +21,7 @@ async def create_floor_accounts(client: redis_asyncio.Redis, keys: Keys, now_ms:
     accounts = [f"6699{n:07d}" for n in range(FLOOR_ACCOUNTS)]
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
-        key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
-                    keys.events(account_id), keys.stats(account_id))  # fmt: skip
+        key_list = keys.account_call(account_id)
         args = (now_ms, account_id, "standard", 10**12, "", "", "", "", 0, "loadtest")
         pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
     await pipe.execute()

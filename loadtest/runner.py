@@ -102,10 +102,9 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
         accounts = [f"6698{n:07d}" for n in range(MEMORY_SAMPLE)]
         pipe = client.pipeline(transaction=False)
         for account_id in accounts:
-            key_list = (keys.account(account_id), keys.sessions(account_id), keys.ledger(account_id),
-                        keys.events(account_id), keys.stats(account_id))  # fmt: skip
-            pipe.execute_command("FCALL", "create_account", 5, *key_list, now_ms, account_id, "standard", 1000,
-                                 "", "", "", "", 0, "loadtest")  # fmt: skip
+            key_list = keys.account_call(account_id)
+            args = (now_ms, account_id, "standard", 1000, "", "", "", "", 0, "loadtest")
+            pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
         pipe.execute()
         account_bytes = _usage(client, [keys.account(a) for a in accounts])
         ledger_bytes = _usage(client, [keys.ledger(a) for a in accounts])

@@ -36,13 +36,7 @@ def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], li
 
 
 KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
-    "create_account": lambda k: [
-        k.account(ACCOUNT),
-        k.sessions(ACCOUNT),
-        k.ledger(ACCOUNT),
-        k.events(ACCOUNT),
-        k.stats(ACCOUNT),
-    ],
+    "create_account": lambda k: list(k.account_call(ACCOUNT)),
     "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
     "top_up": lambda k: [
         k.account(ACCOUNT),
@@ -51,14 +45,11 @@ KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
         k.events(ACCOUNT),
         k.top_up_record(ACCOUNT, "key1"),
         k.stats(ACCOUNT),
+        k.ladder(ACCOUNT),
+        k.blacklist(ACCOUNT),
     ],
-    "set_status": lambda k: [
-        k.account(ACCOUNT),
-        k.sessions(ACCOUNT),
-        k.ledger(ACCOUNT),
-        k.events(ACCOUNT),
-        k.stats(ACCOUNT),
-    ],
+    "set_status": lambda k: list(k.account_call(ACCOUNT)),
+    "advance_ladder": lambda k: list(k.account_call(ACCOUNT)),
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
     "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
     "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
@@ -91,6 +82,7 @@ VALID_ARGS = {
     "list_ledger": [ACCOUNT, "10", "0"],
     "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0", "tester"],
     "release_orphan": [NOW, ACCOUNT, "gw1", "s1", "tester"],
+    "advance_ladder": [NOW, ACCOUNT, "tester"],
     "claim_partition": ["owner1", "1000"],
 }
 
@@ -119,6 +111,7 @@ NUMBER_FIELDS = [
     ("charge", 8, "units[0].requested"),
     ("charge", 9, "units[0].used"),
     ("release_orphan", 0, "now_ms"),
+    ("advance_ladder", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
 ]
 OUT_OF_RANGE = {
@@ -165,6 +158,8 @@ TEXT_FIELDS = [
     ("set_status", 4, "actor", ["", "a\nb"]),
     ("charge", 10, "actor", ["", "a|b"]),
     ("release_orphan", 4, "actor", ["", "a|b"]),
+    ("advance_ladder", 1, "account_id", ["", "a b"]),
+    ("advance_ladder", 2, "actor", ["", "a|b"]),
 ]
 
 
@@ -249,7 +244,7 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
     for n in range(1000):
         args[2], args[4] = "1000000000000", f"k{n}"
         keys = Keys(256)
-        key_list = [*KEYS_OF["top_up"](keys)[:4], keys.top_up_record(ACCOUNT, f"k{n}"), keys.stats(ACCOUNT)]
+        key_list = [*KEYS_OF["top_up"](keys)[:4], keys.top_up_record(ACCOUNT, f"k{n}"), *KEYS_OF["top_up"](keys)[5:]]
         code, message, _ = redis_client.fcall("top_up", len(key_list), *key_list, *args)
         if code != Code.SUCCESS:
             assert message.decode().startswith("amount: would take the balance above"), message

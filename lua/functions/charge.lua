@@ -8,6 +8,8 @@ KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
+KEYS[8] ladder      cd:{p:<n>}:ladder                               zset of account ids by ladder step due ms
+KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
 ARGV[3] request_number  integer 0..2^32-1, increasing within a session
@@ -249,6 +251,7 @@ end
 local function rate_request(keys, request, session)
   local account = load_existing_account(keys[1])
   account.actor = request.actor
+  apply_ladder(account, request.now_ms)
   local plan = CONFIG.plans[account.plan]
   if plan == nil then
     refuse(CODE.RATING_FAILED, 'account_id: the account plan ' .. account.plan .. ' is not configured')
@@ -332,7 +335,7 @@ local function charge(keys, args)
     return refusal_answer(outcome, 0)
   end
   if not outcome.discard then
-    save_account(outcome.account, keys[1], keys[3], keys[6], keys[7], keys[2])
+    save_account(outcome.account, session_call_keys(keys))
   end
   write_session(keys, request, outcome)
   return { outcome.answer, 0 }

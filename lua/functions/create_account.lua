@@ -7,6 +7,8 @@ KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, 
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
+KEYS[6] ladder     cd:{p:<n>}:ladder                        zset (lib/account.lua)
+KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
 ARGV[1] now_ms            integer, Unix ms
 ARGV[2] account_id        [A-Za-z0-9._:-]{1,64}
 ARGV[3] plan              name of a configured plan
@@ -19,7 +21,8 @@ ARGV[10 + 7i ..]          per bucket: bucket_id ([A-Za-z0-9._:-]{1,64}), unit (1
                           (0 = never), priority (0..2^32-1), exhaustion_policy (1..3, required for BYTES)
 ARGV[last]                actor: the caller's identity, recorded in the ledger
 Returns {code, message, account_json}.
-Codes: SUCCESS; INVALID_REQUEST (field named in message); ACCOUNT_EXISTS (different arguments).
+Codes: SUCCESS; INVALID_REQUEST (field named in message); ACCOUNT_EXISTS (different arguments);
+ACCOUNT_TERMINATED (the id is on the blacklist of terminated subscribers).
 ]=]
 
 local function parse_rating_groups(text, field)
@@ -116,6 +119,9 @@ local function create_account(keys, args)
   if not parsed then
     return reply(request.code, request.message)
   end
+  if redis.call('SISMEMBER', keys[7], request.account_id) == 1 then
+    return reply(CODE.ACCOUNT_TERMINATED, 'account_id: blacklisted: this subscriber id was terminated')
+  end
   local existing = load_account(keys[1])
   if existing then
     if existing.creation_fingerprint == request.fingerprint then
@@ -129,7 +135,7 @@ local function create_account(keys, args)
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
     'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)
-  save_account(account, keys[1], keys[3], keys[4], keys[5], keys[2])
+  save_account(account, account_call_keys(keys))
   redis.call('HINCRBY', keys[5], 'accounts_created', 1)
   return reply(CODE.SUCCESS, '', account_json(account, 0))
 end

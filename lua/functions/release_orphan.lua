@@ -13,6 +13,8 @@ KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash
+KEYS[8] ladder      cd:{p:<n>}:ladder                               zset of account ids by ladder step due ms
+KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}
@@ -65,6 +67,7 @@ local function release_orphan(keys, args)
     return reply(CODE.SUCCESS, 'stale', NOTHING_RELEASED)
   end
   account.actor = request.actor
+  apply_ladder(account, request.now_ms)
   local policy, charged = CONFIG.sweeper.orphan_policy, 0
   for _, reservation in pairs(session.reservations) do
     release_reservation(account, reservation)
@@ -78,7 +81,7 @@ local function release_orphan(keys, args)
   end
   apply_credit_exhaustion(account, request.now_ms, reference)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
-  save_account(account, keys[1], keys[3], keys[6], keys[7], keys[2])
+  save_account(account, session_call_keys(keys))
   redis.call('DEL', keys[4])
   close_session(keys[4], keys[2], keys[5], request, { 'account_id', request.account_id,
     'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',

@@ -8,6 +8,8 @@ KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
 KEYS[6] stats      cd:{p:<n>}:stats                                      hash
+KEYS[7] ladder     cd:{p:<n>}:ladder                                     zset (lib/account.lua)
+KEYS[8] blacklist  cd:{p:<n>}:blacklist                                  set
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
 ARGV[3] amount           integer minor units, 1..max_amount_minor
@@ -36,6 +38,8 @@ end
 local function check_top_up(keys, args)
   local request = parse_top_up(args)
   local account = load_existing_account(keys[1])
+  account.actor = request.actor
+  apply_ladder(account, request.now_ms)
   local record = redis.call('GET', keys[5])
   if record then
     local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
@@ -68,12 +72,12 @@ local function top_up(keys, args)
   if outcome.replayed_seq then
     return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, 1, outcome.replayed_seq))
   end
-  account.actor = request.actor
   local reference = request.channel .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference)
-  save_account(account, keys[1], keys[3], keys[4], keys[6], keys[2])
+  save_account(account, { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4],
+    stats = keys[6], ladder = keys[7], blacklist = keys[8] })
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)
   return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))

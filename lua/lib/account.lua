@@ -193,6 +193,69 @@ local function trim_ledger(account, ledger_key)
   account.ledger_first_seq = account.ledger_first_seq + excess
 end
 
+-- When the suspension ladder's next time-driven step is due (nil: none). Only credit-caused
+-- suspensions move on by themselves; ADMIN and FRAUD wait for an operator.
+local function ladder_due_ms(account)
+  local plan = CONFIG.plans[account.plan]
+  if plan == nil or account.status_reason ~= 'CREDIT' then
+    return nil
+  end
+  if account.status == STATUS.ONE_WAY_SUSPENDED then
+    return account.status_since_ms + plan.one_way_grace_period_s * 1000
+  end
+  if account.status == STATUS.TWO_WAY_SUSPENDED then
+    return account.status_since_ms + plan.two_way_grace_period_s * 1000
+  end
+  return nil
+end
+
+-- The partition's ladder index (zset: account id by due ms, swept for due steps) and blacklist (set
+-- of terminated ids, refused by create_account), kept up to date after every status change.
+local function index_ladder(account, ladder_key, blacklist_key)
+  local due_ms = ladder_due_ms(account)
+  if due_ms then
+    redis.call('ZADD', ladder_key, due_ms, account.account_id)
+  else
+    redis.call('ZREM', ladder_key, account.account_id)
+  end
+  if account.status == STATUS.TERMINATED then
+    redis.call('SADD', blacklist_key, account.account_id)
+  end
+end
+
+-- Applies the steps that are due at now_ms (a long silence may cross both): one-way still in debt
+-- becomes two-way, with the plan's late fee; two-way becomes terminated. Each step is dated when it
+-- fell due, so the next grace period counts from there.
+local function apply_ladder(account, now_ms)
+  for _ = 1, 2 do
+    local due_ms = ladder_due_ms(account)
+    if due_ms == nil or now_ms < due_ms or account.balance + account.credit_limit > 0 then
+      return
+    end
+    if account.status == STATUS.ONE_WAY_SUSPENDED then
+      set_status(account, due_ms, STATUS.TWO_WAY_SUSPENDED, 'CREDIT', 'grace period over')
+      local fee = CONFIG.plans[account.plan].late_fee_minor
+      if fee > 0 then
+        queue_ledger(account, due_ms, 'fee', -fee, 'late fee')
+      end
+    else
+      set_status(account, due_ms, STATUS.TERMINATED, 'CREDIT', 'grace period over')
+    end
+  end
+end
+
+-- The named keys of a call on one session (charge, release_orphan).
+local function session_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[6], stats = keys[7],
+    ladder = keys[8], blacklist = keys[9] }
+end
+
+-- The named keys of a call on one account (create_account, set_status, apply_ladder).
+local function account_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[5],
+    ladder = keys[6], blacklist = keys[7] }
+end
+
 local function append_event(events_key, fields)
   redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*', unpack(fields))
 end
@@ -214,7 +277,9 @@ end
 -- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
 -- the account hash, the events, the gateways' notifications and the statistics. Nothing before this
 -- point has written.
-local function save_account(account, account_key, ledger_key, events_key, stats_key, sessions_key)
+-- k names the keys: account, sessions, ledger, events, stats, ladder, blacklist.
+local function save_account(account, k)
+  local account_key, ledger_key, events_key, stats_key, sessions_key = k.account, k.ledger, k.events, k.stats, k.sessions
   assert_account_invariants(account)
   for _, entry in ipairs(account.pending_ledger) do
     assert(account.actor, 'a ledger entry without an actor')
@@ -242,6 +307,9 @@ local function save_account(account, account_key, ledger_key, events_key, stats_
   end
   notify_gateways(account, sessions_key, events_key, account.status_since_ms)
   count_statistics(account, stats_key)
+  if #account.pending_transitions > 0 then
+    index_ladder(account, k.ladder, k.blacklist)
+  end
 end
 
 local function bucket_json(bucket)

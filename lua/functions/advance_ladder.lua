@@ -1,0 +1,51 @@
+--[=[
+advance_ladder — applies the suspension ladder's time-driven steps that are due for one account (the
+sweeper calls it for the accounts its ladder index lists as due; requests apply them lazily too):
+one-way still in debt becomes two-way with the plan's late fee, two-way becomes terminated and the
+id is blacklisted. Each step writes its ledger entry, event and gateway notifications.
+
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: notifications)
+KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
+KEYS[4] events     cd:{p:<n>}:events                        stream
+KEYS[5] stats      cd:{p:<n>}:stats                         hash
+KEYS[6] ladder     cd:{p:<n>}:ladder                        zset (lib/account.lua)
+KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
+ARGV[1] now_ms      integer, Unix ms
+ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
+ARGV[3] actor       the sweeper's identity
+Returns {code, message, '{"status":<status after>}'}; an account no longer due is taken off the index.
+Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
+]=]
+
+local function check_advance(keys, args)
+  check_argument_count(args, 3)
+  local request = {
+    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
+    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
+    actor = check_actor(args),
+  }
+  local account = load_existing_account(keys[1])
+  account.actor = request.actor
+  return { account = account, request = request }
+end
+
+local function advance_ladder(keys, args)
+  local checked, outcome = run_checked(check_advance, keys, args)
+  if not checked then
+    if outcome.code == CODE.USER_UNKNOWN then
+      redis.call('ZREM', keys[6], args[2])
+    end
+    return reply(outcome.code, outcome.message)
+  end
+  local account = outcome.account
+  apply_ladder(account, outcome.request.now_ms)
+  if #account.pending_ledger > 0 then
+    save_account(account, account_call_keys(keys))
+  elseif ladder_due_ms(account) == nil then
+    redis.call('ZREM', keys[6], account.account_id)
+  end
+  return reply(CODE.SUCCESS, '', '{"status":' .. account.status .. '}')
+end
+
+redis.register_function('advance_ladder', advance_ladder)
