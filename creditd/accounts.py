@@ -88,6 +88,14 @@ class Accounts:
         reply = await self._functions.call(("top_up", keys, args))
         return TOP_UP_DECODER.decode(reply.body)
 
+    async def purchase_bundle(self, account_id: str, bundle_id: str, idempotency_key: str) -> AccountRecord:
+        account, sessions, ledger, events, stats, ladder, blacklist = self._keys.account_call(account_id)
+        keys = (account, sessions, ledger, events, self._keys.top_up_record(account_id, idempotency_key), stats,
+                ladder, blacklist)  # fmt: skip
+        args = [self._clock.now_ms(), account_id, bundle_id, idempotency_key, caller()]
+        reply = await self._functions.call(("purchase_bundle", keys, args))
+        return ACCOUNT_DECODER.decode(reply.body)
+
     async def set_status(self, account_id: str, status: int, reason: str) -> AccountRecord:
         args = [self._clock.now_ms(), account_id, status, reason, caller()]
         reply = await self._functions.call(("set_status", self._keys.account_call(account_id), args))

@@ -56,9 +56,6 @@ class Internal(CreditdError):
     functions assert before they write."""
 
 
-class Unimplemented(CreditdError):
-    """The RPC belongs to a later milestone."""
-
 
 GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
@@ -70,7 +67,6 @@ GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Internal: grpc.StatusCode.INTERNAL,
-    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
@@ -79,6 +75,7 @@ ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
     Code.USER_UNKNOWN: NotFound,
     Code.ACCOUNT_EXISTS: AlreadyExists,
     Code.ACCOUNT_TERMINATED: FailedPrecondition,
+    Code.CREDIT_LIMIT_REACHED: FailedPrecondition,
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import redis.asyncio as redis_asyncio
 
 from creditd.resources import lua_directory
-from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, UNIT_NUMBERS, Plan, Settings
+from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, Settings
 
 LIBRARY_NAME = "creditd"
 LIBRARY_FILES = ("codes.lua", "numbers.lua", "account.lua", "rating.lua", "session.lua")
@@ -64,6 +64,18 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "one_way_grace_period_s": plan.one_way_grace_period_s,
         "two_way_grace_period_s": plan.two_way_grace_period_s,
         "late_fee_minor": plan.late_fee_minor,
+        "bundles": {
+            bundle.bundle_id: {
+                "price_minor": bundle.price_minor,
+                "unit": UNIT_NUMBERS[bundle.unit],
+                "amount": bundle.amount,
+                "rating_groups": ",".join(str(group) for group in bundle.rating_groups),
+                "validity_s": bundle.validity_s,
+                "priority": bundle.priority,
+                "policy": POLICY_NUMBERS[bundle.exhaustion_policy],
+            }
+            for bundle in plan.bundles
+        },
         "tariffs": tariffs,
     }
 

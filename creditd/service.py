@@ -14,7 +14,7 @@ from creditd import logs, metrics, validation
 from creditd.accounts import Accounts, BucketSpec, NewAccount
 from creditd.auth import Authorizer
 from creditd.client_limits import ClientLimits
-from creditd.errors import CreditdError, InvalidArgument, Unavailable, Unimplemented, grpc_status_of
+from creditd.errors import CreditdError, InvalidArgument, Unavailable, grpc_status_of
 from creditd.quota import Quota
 from creditd.records import AccountRecord, AnswerRecord
 from creditd.settings import Limits
@@ -262,7 +262,10 @@ class AccountsService(pb_grpc.AccountsServicer):
 
     @grpc_errors
     async def PurchaseBundle(self, request: pb.PurchaseBundleRequest, context: grpc.aio.ServicerContext) -> pb.Account:
-        raise Unimplemented("PurchaseBundle: the bundle catalogue is not implemented yet")
+        validation.check_purchase_bundle(request)
+        record = await self._accounts.purchase_bundle(request.account_id, request.bundle_id, request.idempotency_key)
+        log.info("bundle %s bought for %s (%s)", request.bundle_id, request.account_id, request.idempotency_key)
+        return account_message(record)
 
     @grpc_errors
     async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Account:

@@ -161,6 +161,7 @@ class MetricsSettings(Struct):
 
 
 UNIT_NUMBERS = {"BYTES": 1, "SECONDS": 2, "EVENTS": 3}
+POLICY_NUMBERS = {"CAP": 1, "THROTTLE": 2, "OVERAGE": 3}
 FINAL_UNIT_ACTION_NUMBERS = {"TERMINATE": 1, "REDIRECT": 2, "RESTRICT_ACCESS": 3}
 
 
@@ -179,6 +180,21 @@ class Tariff(Struct):
     always_allowed: bool = False
 
 
+class Bundle(Struct):
+    bundle_id: Name
+    price_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+    unit: Literal["BYTES", "SECONDS", "EVENTS"]
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**15)]
+    # Empty: every rating group of the unit.
+    rating_groups: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]], msgspec.Meta(max_length=32)] = (
+        msgspec.field(default_factory=list)
+    )
+    # 0: never expires.
+    validity_s: Annotated[int, msgspec.Meta(ge=0, le=3 * 366 * 86400)] = 30 * 86400
+    priority: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)] = 10
+    exhaustion_policy: Literal["CAP", "THROTTLE", "OVERAGE"] = "OVERAGE"
+
+
 class Plan(Struct, kw_only=True):
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
     credit_limit_minor: NonNegativeInt = 0
@@ -193,6 +209,7 @@ class Plan(Struct, kw_only=True):
     # A low_balance event is written when a charge takes the balance to or below one of these.
     low_balance_thresholds_minor: Annotated[list[int], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
     tariffs: list[Tariff]
+    bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
 
 class Settings(Struct, kw_only=True):
@@ -228,6 +245,11 @@ def _check_coherence(settings: Settings) -> None:
             raise ConfigError(f"{where}.late_fee_minor: above limits.max_amount_minor")
         if plan.credit_limit_minor > limits.max_amount_minor:
             raise ConfigError(f"{where}.credit_limit_minor: above limits.max_amount_minor")
+        if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
+            raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
+        for index, bundle in enumerate(plan.bundles):
+            if bundle.price_minor > limits.max_amount_minor:
+                raise ConfigError(f"{where}.bundles[{index}].price_minor: above limits.max_amount_minor")
         seen: set[int] = set()
         for index, tariff in enumerate(plan.tariffs):
             if tariff.rating_group in seen:

@@ -116,6 +116,12 @@ def check_top_up(request: pb.TopUpRequest, limits: Limits) -> None:
     check_id(request.idempotency_key, "idempotency_key")
 
 
+def check_purchase_bundle(request: pb.PurchaseBundleRequest) -> None:
+    check_id(request.account_id, "account_id")
+    check_id(request.bundle_id, "bundle_id")
+    check_id(request.idempotency_key, "idempotency_key")
+
+
 def check_set_status(request: pb.SetStatusRequest) -> None:
     check_id(request.account_id, "account_id")
     if request.status not in ACCOUNT_STATUSES:

@@ -197,9 +197,3 @@ async def test_terminated_account_refuses_top_up_and_status_change(creditd: Harn
         await creditd.accounts.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN"))
     assert resume.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert dump(creditd.redis) == before
-
-
-async def test_unimplemented_rpcs_say_so(creditd: Harness) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await creditd.accounts.PurchaseBundle(pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="x"))
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -50,6 +50,11 @@ KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
     ],
     "set_status": lambda k: list(k.account_call(ACCOUNT)),
     "advance_ladder": lambda k: list(k.account_call(ACCOUNT)),
+    "purchase_bundle": lambda k: [
+        *k.account_call(ACCOUNT)[:4],
+        k.top_up_record(ACCOUNT, "pk1"),
+        *k.account_call(ACCOUNT)[4:],
+    ],
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
     "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
     "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
@@ -61,7 +66,7 @@ VALID_ARGS = {
         NOW,
         ACCOUNT,
         "standard",
-        "1000",
+        "100000",
         "",
         "Name",
         "a@b.c",
@@ -83,6 +88,7 @@ VALID_ARGS = {
     "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0", "tester"],
     "release_orphan": [NOW, ACCOUNT, "gw1", "s1", "tester"],
     "advance_ladder": [NOW, ACCOUNT, "tester"],
+    "purchase_bundle": [NOW, ACCOUNT, "sms_50", "pk1", "tester"],
     "claim_partition": ["owner1", "1000"],
 }
 
@@ -111,6 +117,7 @@ NUMBER_FIELDS = [
     ("charge", 8, "units[0].requested"),
     ("charge", 9, "units[0].used"),
     ("release_orphan", 0, "now_ms"),
+    ("purchase_bundle", 0, "now_ms"),
     ("advance_ladder", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
 ]
@@ -160,6 +167,9 @@ TEXT_FIELDS = [
     ("release_orphan", 4, "actor", ["", "a|b"]),
     ("advance_ladder", 1, "account_id", ["", "a b"]),
     ("advance_ladder", 2, "actor", ["", "a|b"]),
+    ("purchase_bundle", 2, "bundle_id", ["", "a b", "no_such_bundle"]),
+    ("purchase_bundle", 3, "idempotency_key", ["", "k/1"]),
+    ("purchase_bundle", 4, "actor", ["", "a|b"]),
 ]
 
 

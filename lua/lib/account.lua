@@ -261,16 +261,22 @@ local function append_event(events_key, fields)
 end
 
 -- After a status change, one notification per open session of the account, for its gateway.
+-- After a status change (or a call that set account.notification = {kind, reason}, such as a bundle
+-- purchase), one notification per open session of the account, for its gateway.
 local function notify_gateways(account, sessions_key, events_key, now_ms)
+  local kind, reason
   local status = account.pending_transitions[#account.pending_transitions]
-  if status == nil then
+  if status ~= nil then
+    kind, reason = NOTIFICATION_OF_STATUS[status], EVENT_OF_STATUS[status] .. ' ' .. account.status_reason
+  elseif account.notification ~= nil then
+    kind, reason = account.notification[1], account.notification[2]
+  else
     return
   end
   for _, member in ipairs(redis.call('SMEMBERS', sessions_key)) do
     local gateway_id, session_id = string.match(member, '^(%S+) (.+)$')
-    append_event(events_key, { 'kind', NOTIFICATION_OF_STATUS[status], 'account_id', account.account_id,
-      'time_ms', format_integer(now_ms), 'detail', EVENT_OF_STATUS[status] .. ' ' .. account.status_reason,
-      'gateway_id', gateway_id, 'session_id', session_id })
+    append_event(events_key, { 'kind', kind, 'account_id', account.account_id, 'time_ms', format_integer(now_ms),
+      'detail', reason, 'gateway_id', gateway_id, 'session_id', session_id })
   end
 end
 
@@ -305,7 +311,7 @@ local function save_account(account, k)
     append_event(events_key, { 'kind', event[2], 'account_id', account.account_id,
       'time_ms', format_integer(event[1]), 'detail', event[3] })
   end
-  notify_gateways(account, sessions_key, events_key, account.status_since_ms)
+  notify_gateways(account, sessions_key, events_key, account.notification_ms or account.status_since_ms)
   count_statistics(account, stats_key)
   if #account.pending_transitions > 0 then
     index_ladder(account, k.ladder, k.blacklist)
