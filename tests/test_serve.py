@@ -162,3 +162,31 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         assert created == answered
     finally:
         stop(process, data_dir)
+
+
+@pytest.mark.asyncio
+async def test_workers_share_one_port_and_one_redis(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    process = start_server(data_dir, port, "--workers", "2")
+    try:
+        await asyncio.to_thread(wait_serving, port, process)
+        redis_pid = embedded_redis_pid(data_dir)
+        workers = subprocess.run(["pgrep", "-f", "--", f"--workers 1 --redis .* --listen 127.0.0.1:{port}"],
+                                 capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(workers) == 2, workers
+        client = redis.Redis.from_url(embedded_url(data_dir))
+        try:
+            for n in range(40):  # new connections, spread over both processes by SO_REUSEPORT
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    request = pb.CreateAccountRequest(account_id=f"6682121{n:04d}", plan="standard", initial_balance=5)
+                    await pb_grpc.AccountsStub(channel).CreateAccount(request)
+            assert len(list(client.scan_iter(match="cd:{p:*}:acct:*"))) == 40  # one Redis behind both
+        finally:
+            client.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        assert not alive(redis_pid), "the embedded redis outlived its workers"
+        children = subprocess.run(["pgrep", "-f", "--", f"--listen 127.0.0.1:{port}"], capture_output=True, text=True)
+        assert children.stdout.strip() == "", "a worker process outlived the parent"
+    finally:
+        stop(process, data_dir)
