@@ -81,17 +81,13 @@ class Accounts:
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
-        account, sessions, ledger, events, stats, ladder, blacklist = self._keys.account_call(account_id)
-        keys = (account, sessions, ledger, events, self._keys.top_up_record(account_id, idempotency_key), stats,
-                ladder, blacklist)  # fmt: skip
+        keys = self._keys.record_call(account_id, idempotency_key)
         args = [self._clock.now_ms(), account_id, amount, channel, idempotency_key, caller()]
         reply = await self._functions.call(("top_up", keys, args))
         return TOP_UP_DECODER.decode(reply.body)
 
     async def purchase_bundle(self, account_id: str, bundle_id: str, idempotency_key: str) -> AccountRecord:
-        account, sessions, ledger, events, stats, ladder, blacklist = self._keys.account_call(account_id)
-        keys = (account, sessions, ledger, events, self._keys.top_up_record(account_id, idempotency_key), stats,
-                ladder, blacklist)  # fmt: skip
+        keys = self._keys.record_call(account_id, idempotency_key)
         args = [self._clock.now_ms(), account_id, bundle_id, idempotency_key, caller()]
         reply = await self._functions.call(("purchase_bundle", keys, args))
         return ACCOUNT_DECODER.decode(reply.body)

@@ -56,7 +56,6 @@ class Internal(CreditdError):
     functions assert before they write."""
 
 
-
 GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,

@@ -104,6 +104,12 @@ class Keys:
             self.blacklist(account_id),
         )
 
+    def record_call(self, account_id: str, idempotency_key: str) -> tuple[str, ...]:
+        """The keys of a call on one account that keeps an idempotency record (top_up,
+        purchase_bundle): account_call with the record at KEYS[5]."""
+        account_keys = self.account_call(account_id)
+        return (*account_keys[:4], self.top_up_record(account_id, idempotency_key), *account_keys[4:])
+
     def deadlines(self, account_id: str) -> str:
         return deadlines_of_partition(partition_of(account_id, self.partitions))
 

@@ -38,23 +38,10 @@ def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], li
 KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
     "create_account": lambda k: list(k.account_call(ACCOUNT)),
     "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
-    "top_up": lambda k: [
-        k.account(ACCOUNT),
-        k.sessions(ACCOUNT),
-        k.ledger(ACCOUNT),
-        k.events(ACCOUNT),
-        k.top_up_record(ACCOUNT, "key1"),
-        k.stats(ACCOUNT),
-        k.ladder(ACCOUNT),
-        k.blacklist(ACCOUNT),
-    ],
+    "top_up": lambda k: list(k.record_call(ACCOUNT, "key1")),
     "set_status": lambda k: list(k.account_call(ACCOUNT)),
     "advance_ladder": lambda k: list(k.account_call(ACCOUNT)),
-    "purchase_bundle": lambda k: [
-        *k.account_call(ACCOUNT)[:4],
-        k.top_up_record(ACCOUNT, "pk1"),
-        *k.account_call(ACCOUNT)[4:],
-    ],
+    "purchase_bundle": lambda k: list(k.record_call(ACCOUNT, "pk1")),
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
     "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
     "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
@@ -254,7 +241,7 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
     for n in range(1000):
         args[2], args[4] = "1000000000000", f"k{n}"
         keys = Keys(256)
-        key_list = [*KEYS_OF["top_up"](keys)[:4], keys.top_up_record(ACCOUNT, f"k{n}"), *KEYS_OF["top_up"](keys)[5:]]
+        key_list = list(keys.record_call(ACCOUNT, f"k{n}"))
         code, message, _ = redis_client.fcall("top_up", len(key_list), *key_list, *args)
         if code != Code.SUCCESS:
             assert message.decode().startswith("amount: would take the balance above"), message

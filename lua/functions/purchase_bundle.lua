@@ -84,8 +84,7 @@ local function purchase_bundle(keys, args)
   account.dirty_buckets[bucket_id] = true
   queue_event(account, request.now_ms, 'bundle_purchased', request.bundle_id .. ' ' .. bucket_id)
   account.notification, account.notification_ms = { 'REAUTH', 'bundle_purchased ' .. request.bundle_id }, request.now_ms
-  save_account(account, { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4],
-    stats = keys[6], ladder = keys[7], blacklist = keys[8] })
+  save_account(account, record_call_keys(keys))
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
 end

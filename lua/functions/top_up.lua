@@ -76,8 +76,7 @@ local function top_up(keys, args)
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference)
-  save_account(account, { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4],
-    stats = keys[6], ladder = keys[7], blacklist = keys[8] })
+  save_account(account, record_call_keys(keys))
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)
   return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))

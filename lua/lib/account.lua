@@ -256,6 +256,13 @@ local function account_call_keys(keys)
     ladder = keys[6], blacklist = keys[7] }
 end
 
+-- The named keys of a call on one account with an idempotency record at KEYS[5] (top_up,
+-- purchase_bundle).
+local function record_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[6],
+    ladder = keys[7], blacklist = keys[8] }
+end
+
 local function append_event(events_key, fields)
   redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*', unpack(fields))
 end
