@@ -39,7 +39,38 @@ class NewAccount(msgspec.Struct, frozen=True):
     contact_name: str = ""
     contact_email: str = ""
     contact_phone: str = ""
+    # None: the day of the month of creation (28 from the 29th on).
+    billing_cycle_day: int | None = None
     buckets: Sequence[BucketSpec] = ()
+
+
+def create_account_args(new: NewAccount, now_ms: int, actor: str) -> list[str | int]:
+    """The ARGV of lua/functions/create_account.lua."""
+    args: list[str | int] = [
+        now_ms,
+        new.account_id,
+        new.plan,
+        new.initial_balance,
+        "" if new.credit_limit is None else new.credit_limit,
+        new.contact_name,
+        new.contact_email,
+        new.contact_phone,
+        "" if new.billing_cycle_day is None else new.billing_cycle_day,
+        len(new.buckets),
+    ]
+    for bucket in new.buckets:
+        groups = ",".join(str(group) for group in bucket.rating_groups)
+        args += (
+            bucket.bucket_id,
+            bucket.unit,
+            bucket.amount,
+            groups,
+            bucket.expires_at_ms,
+            bucket.priority,
+            bucket.exhaustion_policy,
+        )
+    args.append(actor)
+    return args
 
 
 class Accounts:
@@ -49,29 +80,7 @@ class Accounts:
         self._clock = clock
 
     async def create(self, new: NewAccount) -> AccountRecord:
-        args: list[str | int] = [
-            self._clock.now_ms(),
-            new.account_id,
-            new.plan,
-            new.initial_balance,
-            "" if new.credit_limit is None else new.credit_limit,
-            new.contact_name,
-            new.contact_email,
-            new.contact_phone,
-            len(new.buckets),
-        ]
-        for bucket in new.buckets:
-            groups = ",".join(str(group) for group in bucket.rating_groups)
-            args += (
-                bucket.bucket_id,
-                bucket.unit,
-                bucket.amount,
-                groups,
-                bucket.expires_at_ms,
-                bucket.priority,
-                bucket.exhaustion_policy,
-            )
-        args.append(caller())
+        args = create_account_args(new, self._clock.now_ms(), caller())
         reply = await self._functions.call(("create_account", self._keys.account_call(new.account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 

@@ -32,8 +32,8 @@ def stats_of_partition(partition: int) -> str:
     return f"{partition_tag(partition)}:stats"
 
 
-def ladder_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:ladder"
+def due_of_partition(partition: int) -> str:
+    return f"{partition_tag(partition)}:due"
 
 
 def blacklist_of_partition(partition: int) -> str:
@@ -88,19 +88,19 @@ class Keys:
             self.deadlines(account_id),
             self.events(account_id),
             self.stats(account_id),
-            self.ladder(account_id),
+            self.due(account_id),
             self.blacklist(account_id),
         )
 
     def account_call(self, account_id: str) -> tuple[str, ...]:
-        """The keys of a call on one account (create_account, set_status, advance_ladder)."""
+        """The keys of a call on one account (create_account, set_status, advance_account)."""
         return (
             self.account(account_id),
             self.sessions(account_id),
             self.ledger(account_id),
             self.events(account_id),
             self.stats(account_id),
-            self.ladder(account_id),
+            self.due(account_id),
             self.blacklist(account_id),
         )
 
@@ -113,8 +113,8 @@ class Keys:
     def deadlines(self, account_id: str) -> str:
         return deadlines_of_partition(partition_of(account_id, self.partitions))
 
-    def ladder(self, account_id: str) -> str:
-        return ladder_of_partition(partition_of(account_id, self.partitions))
+    def due(self, account_id: str) -> str:
+        return due_of_partition(partition_of(account_id, self.partitions))
 
     def blacklist(self, account_id: str) -> str:
         return blacklist_of_partition(partition_of(account_id, self.partitions))

@@ -15,10 +15,19 @@ from pathlib import Path
 import redis.asyncio as redis_asyncio
 
 from creditd.resources import lua_directory
-from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, Settings
+from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, PlanChange, Settings
 
 LIBRARY_NAME = "creditd"
-LIBRARY_FILES = ("codes.lua", "numbers.lua", "account.lua", "rating.lua", "session.lua")
+LIBRARY_FILES = (
+    "codes.lua",
+    "numbers.lua",
+    "calendar.lua",
+    "account.lua",
+    "lifecycle.lua",
+    "store.lua",
+    "rating.lua",
+    "session.lua",
+)
 
 LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[int | str, "LuaValue"]
 
@@ -64,6 +73,18 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "one_way_grace_period_s": plan.one_way_grace_period_s,
         "two_way_grace_period_s": plan.two_way_grace_period_s,
         "late_fee_minor": plan.late_fee_minor,
+        "suspension_reminder_days": list(plan.suspension_reminder_days),
+        "bundle_warning_percent": plan.bundle_warning_percent,
+        "monthly_data_overage_cap_minor": plan.monthly_data_overage_cap_minor,
+        "credit_tier_months": plan.credit_tier_months,
+        "credit_tiers": [
+            {
+                "name": tier.name,
+                "min_average_topup_minor": tier.min_average_topup_minor,
+                "credit_limit_minor": tier.credit_limit_minor,
+            }
+            for tier in plan.credit_tiers
+        ],
         "bundles": {
             bundle.bundle_id: {
                 "price_minor": bundle.price_minor,
@@ -80,6 +101,24 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
     }
 
 
+def _name_set(names: Sequence[str]) -> dict[int | str, LuaValue] | None:
+    # None (no key in the Lua table): the cohort is not restricted by this list.
+    return {name: True for name in names} if names else None
+
+
+def _plan_change_table(change: PlanChange) -> dict[str, LuaValue]:
+    table: dict[str, LuaValue] = {
+        "id": change.change_id,
+        "to_plan": change.to_plan,
+        "effective_at_ms": change.effective_at_ms,
+        "rollout_percent": change.rollout_percent,
+    }
+    for field, names in (("from_plans", change.from_plans), ("tiers", change.tiers), ("accounts", change.accounts)):
+        if (name_set := _name_set(names)) is not None:
+            table[field] = name_set
+    return table
+
+
 def config_table(settings: Settings) -> dict[str, LuaValue]:
     # Integer limits only: the rates of client_limits.py are the server's alone.
     limits = {
@@ -89,7 +128,8 @@ def config_table(settings: Settings) -> dict[str, LuaValue]:
     }
     plans: dict[int | str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
     sweeper = {"grace_period_s": settings.sweeper.grace_period_s, "orphan_policy": settings.sweeper.orphan_policy}
-    return {"limits": limits, "plans": plans, "sweeper": sweeper}
+    plan_changes = [_plan_change_table(change) for change in settings.plan_changes]
+    return {"limits": limits, "plans": plans, "sweeper": sweeper, "plan_changes": plan_changes}
 
 
 def render_library(settings: Settings, directory: Path | None = None) -> str:

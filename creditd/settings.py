@@ -7,6 +7,7 @@ them through the generated CONFIG table (creditd/library.py).
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -61,6 +62,11 @@ DEFAULT_SWEEP_INTERVAL_S = 1.0
 DEFAULT_ORPHAN_GRACE_PERIOD_S = 60
 DEFAULT_MAX_SESSIONS_PER_SWEEP = 1000
 DEFAULT_SWEEPER_LEASE_S = 10.0
+DEFAULT_BUNDLE_WARNING_PERCENT = 80
+DEFAULT_CREDIT_TIER_MONTHS = 3
+MAX_CREDIT_TIERS = 16
+MAX_PLAN_CHANGES = 32
+MAX_PLAN_CHANGE_ACCOUNTS = 10_000
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
@@ -195,6 +201,13 @@ class Bundle(Struct):
     exhaustion_policy: Literal["CAP", "THROTTLE", "OVERAGE"] = "OVERAGE"
 
 
+class CreditTier(Struct):
+    name: Name
+    # Accounts whose average monthly top-up over the plan's credit_tier_months reaches this.
+    min_average_topup_minor: NonNegativeInt
+    credit_limit_minor: NonNegativeInt
+
+
 class Plan(Struct, kw_only=True):
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
     credit_limit_minor: NonNegativeInt = 0
@@ -208,8 +221,42 @@ class Plan(Struct, kw_only=True):
     late_fee_minor: NonNegativeInt = 0
     # A low_balance event is written when a charge takes the balance to or below one of these.
     low_balance_thresholds_minor: Annotated[list[int], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
+    # suspension_coming events this many days before the ladder's next step (descending).
+    suspension_reminder_days: Annotated[
+        list[Annotated[int, msgspec.Meta(ge=1, le=366)]], msgspec.Meta(max_length=8)
+    ] = msgspec.field(default_factory=list)
+    # A bundle_nearly_used event when this much of a bucket is consumed (bundle_used_up at 100 %).
+    bundle_warning_percent: Annotated[int, msgspec.Meta(ge=1, le=99)] = DEFAULT_BUNDLE_WARNING_PERCENT
+    # Money spent on data beyond bundles per billing cycle; reached: data is throttled. 0: no cap.
+    monthly_data_overage_cap_minor: NonNegativeInt = 0
+    # Credit tiers by average monthly top-up, ascending; the first has min 0 and credit limit 0.
+    # Empty: every account gets credit_limit_minor.
+    credit_tiers: Annotated[list[CreditTier], msgspec.Meta(max_length=MAX_CREDIT_TIERS)] = msgspec.field(
+        default_factory=list
+    )
+    credit_tier_months: Annotated[int, msgspec.Meta(ge=1, le=24)] = DEFAULT_CREDIT_TIER_MONTHS
     tariffs: list[Tariff]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+
+
+class PlanChange(Struct):
+    """Moves a cohort to another plan from a date on, lazily (each account on its next request)."""
+
+    change_id: Name
+    to_plan: Name
+    effective_at: datetime
+    # The cohort: accounts matching every list given (an empty list matches all).
+    from_plans: Annotated[list[Name], msgspec.Meta(max_length=64)] = msgspec.field(default_factory=list)
+    tiers: Annotated[list[Name], msgspec.Meta(max_length=MAX_CREDIT_TIERS)] = msgspec.field(default_factory=list)
+    accounts: Annotated[list[Name], msgspec.Meta(max_length=MAX_PLAN_CHANGE_ACCOUNTS)] = msgspec.field(
+        default_factory=list
+    )
+    # Gradual rollout: this share of the cohort (chosen by a stable hash of change and account) moves.
+    rollout_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 100
+
+    @property
+    def effective_at_ms(self) -> int:
+        return int(self.effective_at.timestamp() * 1000)
 
 
 class Settings(Struct, kw_only=True):
@@ -221,6 +268,46 @@ class Settings(Struct, kw_only=True):
     events: EventSettings = EventSettings()
     security: SecuritySettings = SecuritySettings()
     plans: dict[Name, Plan]
+    plan_changes: Annotated[list[PlanChange], msgspec.Meta(max_length=MAX_PLAN_CHANGES)] = msgspec.field(
+        default_factory=list
+    )
+
+
+def _check_tiers(where: str, plan: Plan, limits: Limits) -> None:
+    if not plan.credit_tiers:
+        return
+    lowest = plan.credit_tiers[0]
+    if lowest.min_average_topup_minor != 0 or lowest.credit_limit_minor != 0:
+        raise ConfigError(
+            f"{where}.credit_tiers[0]: the lowest tier needs min_average_topup_minor 0 and credit_limit_minor 0"
+        )
+    if plan.credit_limit_minor != 0:
+        raise ConfigError(f"{where}.credit_limit_minor: must be 0 with credit_tiers (the tiers give the limit)")
+    for index, (lower, tier) in enumerate(zip(plan.credit_tiers, plan.credit_tiers[1:], strict=False), start=1):
+        if tier.min_average_topup_minor <= lower.min_average_topup_minor:
+            raise ConfigError(f"{where}.credit_tiers[{index}].min_average_topup_minor: must ascend")
+        if tier.credit_limit_minor > limits.max_amount_minor:
+            raise ConfigError(f"{where}.credit_tiers[{index}].credit_limit_minor: above limits.max_amount_minor")
+    if len({tier.name for tier in plan.credit_tiers}) != len(plan.credit_tiers):
+        raise ConfigError(f"{where}.credit_tiers: a tier name appears twice")
+
+
+def _check_plan_changes(settings: Settings) -> None:
+    if len({change.change_id for change in settings.plan_changes}) != len(settings.plan_changes):
+        raise ConfigError("plan_changes: a change_id appears twice")
+    for index, change in enumerate(settings.plan_changes):
+        where = f"plan_changes[{index}]"
+        if change.effective_at.tzinfo is None:
+            raise ConfigError(f"{where}.effective_at: needs a time zone offset (e.g. 2027-01-01T00:00:00Z)")
+        target = settings.plans.get(change.to_plan)
+        if target is None:
+            raise ConfigError(f"{where}.to_plan: unknown plan {change.to_plan}")
+        sources = change.from_plans or list(settings.plans)
+        for name in change.from_plans:
+            if name not in settings.plans:
+                raise ConfigError(f"{where}.from_plans: unknown plan {name}")
+        if change.from_plans and any(settings.plans[name].currency != target.currency for name in sources):
+            raise ConfigError(f"{where}.from_plans: every plan must have the currency of {change.to_plan}")
 
 
 def _check_coherence(settings: Settings) -> None:
@@ -245,6 +332,9 @@ def _check_coherence(settings: Settings) -> None:
             raise ConfigError(f"{where}.late_fee_minor: above limits.max_amount_minor")
         if plan.credit_limit_minor > limits.max_amount_minor:
             raise ConfigError(f"{where}.credit_limit_minor: above limits.max_amount_minor")
+        if plan.suspension_reminder_days != sorted(set(plan.suspension_reminder_days), reverse=True):
+            raise ConfigError(f"{where}.suspension_reminder_days: must be distinct and descending")
+        _check_tiers(where, plan, limits)
         if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
             raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
         for index, bundle in enumerate(plan.bundles):
@@ -257,6 +347,7 @@ def _check_coherence(settings: Settings) -> None:
             seen.add(tariff.rating_group)
             if tariff.default_grant > limits.max_units:
                 raise ConfigError(f"{where}.tariffs[{index}].default_grant: above limits.max_units")
+    _check_plan_changes(settings)
 
 
 def parse_settings(document: dict[str, object], source: str = "config") -> Settings:

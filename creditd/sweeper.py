@@ -25,7 +25,7 @@ from creditd.clock import Clock
 from creditd.codes import Code
 from creditd.errors import CreditdError, raise_for_code
 from creditd.functions import decode_reply
-from creditd.keys import Keys, deadlines_of_partition, ladder_of_partition, sweeper_lease
+from creditd.keys import Keys, deadlines_of_partition, due_of_partition, sweeper_lease
 from creditd.pipeline import AutoPipeline, Command
 from creditd.settings import SweeperSettings
 
@@ -55,7 +55,7 @@ class SweepResult(msgspec.Struct):
     partitions_held: int = 0
     sessions_released: int = 0
     charged_minor: int = 0
-    ladder_accounts: int = 0
+    due_accounts: int = 0
 
 
 class Sweeper:
@@ -106,17 +106,17 @@ class Sweeper:
                 due.append((account_id, gateway_id, session_id))
         return due[:budget]
 
-    async def _advance_ladders(self, partitions: list[int], now_ms: int) -> int:
+    async def _advance_accounts(self, partitions: list[int], now_ms: int) -> int:
         """Applies due suspension-ladder steps; returns how many accounts were looked at."""
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
-            pipe.zrangebyscore(ladder_of_partition(partition), "-inf", now_ms, start=0,
+            pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0,
                                num=self._settings.max_sessions_per_pass)  # fmt: skip
         accounts = [member.decode() for members in await pipe.execute() for member in members]
         accounts = accounts[: self._settings.max_sessions_per_pass]
         actor = f"sweeper:{self.owner}"
         commands: list[Command] = [
-            ("advance_ladder", self._keys.account_call(account_id), (now_ms, account_id, actor))
+            ("advance_account", self._keys.account_call(account_id), (now_ms, account_id, actor))
             for account_id in accounts
         ]
         for raw in await self._pipeline.call_many(commands):
@@ -130,13 +130,13 @@ class Sweeper:
     async def sweep_once(self) -> SweepResult:
         held = await self.claim()
         now_ms = self._clock.now_ms()
-        ladder_steps = await self._advance_ladders(held, now_ms)
+        ladder_steps = await self._advance_accounts(held, now_ms)
         due = await self._due_sessions(held, now_ms)
         commands: list[Command] = [
             ("release_orphan", self._keys.session_call(*session), (now_ms, *session, f"sweeper:{self.owner}"))
             for session in due
         ]
-        result = SweepResult(partitions_held=len(held), ladder_accounts=ladder_steps)
+        result = SweepResult(partitions_held=len(held), due_accounts=ladder_steps)
         for session, raw in zip(due, await self._pipeline.call_many(commands), strict=True):
             if isinstance(raw, BaseException):
                 raise raw

@@ -21,6 +21,7 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.accounts import NewAccount, create_account_args
 from creditd.embedded import embedded_url
 from creditd.keys import Keys
 from loadtest.report import write_json
@@ -47,7 +48,7 @@ def create_accounts(client: redis.Redis, keys: Keys, first: int, last: int, bala
         for n in range(start, min(start + PIPELINE, last)):
             account_id = f"6690{n:07d}"
             key_list = keys.account_call(account_id)
-            args = (now_ms, account_id, "standard", balance, "", "", "", "", 0, "loadtest")
+            args = create_account_args(NewAccount(account_id, "standard", balance), now_ms, "loadtest")
             pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
         pipe.execute()
 

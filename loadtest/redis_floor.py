@@ -8,6 +8,7 @@ import time
 
 import redis.asyncio as redis_asyncio
 
+from creditd.accounts import NewAccount, create_account_args
 from creditd.keys import Keys
 from loadtest.report import Recorder
 
@@ -22,7 +23,7 @@ async def create_floor_accounts(client: redis_asyncio.Redis, keys: Keys, now_ms:
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
         key_list = keys.account_call(account_id)
-        args = (now_ms, account_id, "standard", 10**12, "", "", "", "", 0, "loadtest")
+        args = create_account_args(NewAccount(account_id, "standard", 10**12), now_ms, "loadtest")
         pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
     await pipe.execute()
     return accounts

@@ -17,6 +17,7 @@ import msgspec
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from creditd.accounts import NewAccount, create_account_args
 from creditd.audit import Auditor
 from creditd.embedded import embedded_url
 from creditd.keys import Keys
@@ -103,7 +104,7 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
         pipe = client.pipeline(transaction=False)
         for account_id in accounts:
             key_list = keys.account_call(account_id)
-            args = (now_ms, account_id, "standard", 1000, "", "", "", "", 0, "loadtest")
+            args = create_account_args(NewAccount(account_id, "standard", 1000), now_ms, "loadtest")
             pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
         pipe.execute()
         account_bytes = _usage(client, [keys.account(a) for a in accounts])

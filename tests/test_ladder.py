@@ -44,7 +44,7 @@ async def test_the_sweeper_applies_the_steps_without_a_request_and_terminates(cr
     await exhaust(creditd)
     sweeper = creditd.server.sweeper
     creditd.clock.advance(7 * DAY_S + 1)
-    assert (await sweeper.sweep_once()).ladder_accounts == 1
+    assert (await sweeper.sweep_once()).due_accounts == 1
     assert (await creditd.get(ACCOUNT)).status == pb.TWO_WAY_SUSPENDED
     creditd.clock.advance(30 * DAY_S - 10)
     await sweeper.sweep_once()
@@ -54,7 +54,7 @@ async def test_the_sweeper_applies_the_steps_without_a_request_and_terminates(cr
     card = await creditd.get(ACCOUNT)
     assert (card.status, card.status_reason) == (pb.TERMINATED, "CREDIT")
     assert creditd.redis.sismember(creditd.server_keys().blacklist(ACCOUNT), ACCOUNT)
-    assert (await sweeper.sweep_once()).ladder_accounts == 0  # off the index: nothing more to do
+    assert (await sweeper.sweep_once()).due_accounts == 0  # off the index: nothing more to do
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await creditd.top_up(ACCOUNT, 10_000, "too-late")
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -78,7 +78,7 @@ async def test_paying_debt_and_fee_resumes_a_two_way_suspension(creditd: Harness
     paid = await creditd.top_up(ACCOUNT, 1, "pay-2")
     assert (paid.account.status, paid.account.status_reason) == (pb.ACTIVE, "TOPUP")
     creditd.clock.advance(60 * DAY_S)
-    assert (await creditd.server.sweeper.sweep_once()).ladder_accounts == 0
+    assert (await creditd.server.sweeper.sweep_once()).due_accounts == 0
 
 
 async def test_operator_suspension_waits_for_the_operator(creditd: Harness) -> None:

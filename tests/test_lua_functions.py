@@ -40,7 +40,7 @@ KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
     "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
     "top_up": lambda k: list(k.record_call(ACCOUNT, "key1")),
     "set_status": lambda k: list(k.account_call(ACCOUNT)),
-    "advance_ladder": lambda k: list(k.account_call(ACCOUNT)),
+    "advance_account": lambda k: list(k.account_call(ACCOUNT)),
     "purchase_bundle": lambda k: list(k.record_call(ACCOUNT, "pk1")),
     "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
     "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
@@ -58,6 +58,7 @@ VALID_ARGS = {
         "Name",
         "a@b.c",
         "+66",
+        "",
         "1",
         "b1",
         "1",
@@ -74,7 +75,7 @@ VALID_ARGS = {
     "list_ledger": [ACCOUNT, "10", "0"],
     "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "1", "1", "0", "0", "tester"],
     "release_orphan": [NOW, ACCOUNT, "gw1", "s1", "tester"],
-    "advance_ladder": [NOW, ACCOUNT, "tester"],
+    "advance_account": [NOW, ACCOUNT, "tester"],
     "purchase_bundle": [NOW, ACCOUNT, "sms_50", "pk1", "tester"],
     "claim_partition": ["owner1", "1000"],
 }
@@ -84,12 +85,13 @@ NUMBER_FIELDS = [
     ("create_account", 0, "now_ms"),
     ("create_account", 3, "initial_balance"),
     ("create_account", 4, "credit_limit"),
-    ("create_account", 8, "buckets"),
-    ("create_account", 10, "buckets[0].unit"),
-    ("create_account", 11, "buckets[0].remaining"),
-    ("create_account", 13, "buckets[0].expires_at_ms"),
-    ("create_account", 14, "buckets[0].priority"),
-    ("create_account", 15, "buckets[0].exhaustion_policy"),
+    ("create_account", 8, "billing_cycle_day"),
+    ("create_account", 9, "buckets"),
+    ("create_account", 11, "buckets[0].unit"),
+    ("create_account", 12, "buckets[0].remaining"),
+    ("create_account", 14, "buckets[0].expires_at_ms"),
+    ("create_account", 15, "buckets[0].priority"),
+    ("create_account", 16, "buckets[0].exhaustion_policy"),
     ("top_up", 0, "now_ms"),
     ("top_up", 2, "amount"),
     ("set_status", 0, "now_ms"),
@@ -105,12 +107,13 @@ NUMBER_FIELDS = [
     ("charge", 9, "units[0].used"),
     ("release_orphan", 0, "now_ms"),
     ("purchase_bundle", 0, "now_ms"),
-    ("advance_ladder", 0, "now_ms"),
+    ("advance_account", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
 ]
 OUT_OF_RANGE = {
     "initial_balance": ["-1", "1000000000001"],
     "credit_limit": ["-1"],
+    "billing_cycle_day": ["0", "29"],
     "buckets": ["-1", "17"],
     "buckets[0].unit": ["0", "4"],
     "buckets[0].remaining": ["0"],
@@ -132,8 +135,8 @@ TEXT_FIELDS = [
     ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
     ("create_account", 2, "plan", ["", "gold"]),
     ("create_account", 5, "contact.name", ["a\nb", "x" * 129]),
-    ("create_account", 9, "buckets[0].bucket_id", ["", "b|1"]),
-    ("create_account", 12, "buckets[0].rating_groups", ["1,,2", "a", "1,", ",1"]),
+    ("create_account", 10, "buckets[0].bucket_id", ["", "b|1"]),
+    ("create_account", 13, "buckets[0].rating_groups", ["1,,2", "a", "1,", ",1"]),
     ("get_account", 0, "account_id", ["", "a}b"]),
     ("top_up", 1, "account_id", ["", "a b"]),
     ("top_up", 3, "channel", ["", "bank transfer"]),
@@ -147,13 +150,13 @@ TEXT_FIELDS = [
     ("release_orphan", 2, "gateway_id", ["", "g/w"]),
     ("release_orphan", 3, "session_id", ["", "s 1"]),
     ("claim_partition", 0, "owner", ["", "a b"]),
-    ("create_account", 16, "actor", ["", "a|b", "x" * 256]),
+    ("create_account", 17, "actor", ["", "a|b", "x" * 256]),
     ("top_up", 5, "actor", ["", "a|b"]),
     ("set_status", 4, "actor", ["", "a\nb"]),
     ("charge", 10, "actor", ["", "a|b"]),
     ("release_orphan", 4, "actor", ["", "a|b"]),
-    ("advance_ladder", 1, "account_id", ["", "a b"]),
-    ("advance_ladder", 2, "actor", ["", "a|b"]),
+    ("advance_account", 1, "account_id", ["", "a b"]),
+    ("advance_account", 2, "actor", ["", "a|b"]),
     ("purchase_bundle", 2, "bundle_id", ["", "a b", "no_such_bundle"]),
     ("purchase_bundle", 3, "idempotency_key", ["", "k/1"]),
     ("purchase_bundle", 4, "actor", ["", "a|b"]),
@@ -164,8 +167,8 @@ def bad_cases() -> list[tuple[str, int, str, str]]:
     cases = []
     for function, index, field in NUMBER_FIELDS:
         for value in NOT_DECIMAL + TOO_LARGE + OUT_OF_RANGE.get(field, []):
-            if field == "credit_limit" and value == "":
-                continue  # '' means the plan's default
+            if field in ("credit_limit", "billing_cycle_day") and value == "":
+                continue  # '' means the plan's default / the day of creation
             cases.append((function, index, value, field))
     for function, index, field, values in TEXT_FIELDS:
         cases += [(function, index, value, field) for value in values]

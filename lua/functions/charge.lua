@@ -8,7 +8,7 @@ KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
-KEYS[8] ladder      cd:{p:<n>}:ladder                               zset of account ids by ladder step due ms
+KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
 KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
@@ -193,7 +193,7 @@ local function grant_units(account, plan, request, reservations, grants)
       grant.result, grant.granted, grant.final, grant.throttled =
         outcome.result, outcome.granted, outcome.final == true, outcome.throttled == true
       if reservation then
-        grant.validity_time_s = tariff.validity_time_s
+        grant.validity_time_s = reservation.validity_time_s
         reservations[unit.rating_group] = reservation
       end
     end
@@ -251,7 +251,7 @@ end
 local function rate_request(keys, request, session)
   local account = load_existing_account(keys[1])
   account.actor = request.actor
-  apply_ladder(account, request.now_ms)
+  apply_due_changes(account, request.now_ms)
   local plan = CONFIG.plans[account.plan]
   if plan == nil then
     refuse(CODE.RATING_FAILED, 'account_id: the account plan ' .. account.plan .. ' is not configured')

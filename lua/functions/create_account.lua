@@ -7,16 +7,18 @@ KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, 
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
-KEYS[6] ladder     cd:{p:<n>}:ladder                        zset (lib/account.lua)
+KEYS[6] due        cd:{p:<n>}:due                           zset (lib/lifecycle.lua)
 KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
 ARGV[1] now_ms            integer, Unix ms
 ARGV[2] account_id        [A-Za-z0-9._:-]{1,64}
 ARGV[3] plan              name of a configured plan
 ARGV[4] initial_balance   integer minor units, 0..max_amount_minor
-ARGV[5] credit_limit      integer minor units 0..max_amount_minor, or '' for the plan's default
+ARGV[5] credit_limit      integer minor units 0..max_amount_minor: a manual override that tier
+                          recomputes leave alone; '' for the plan's lowest credit tier (or its default)
 ARGV[6..8] contact_name, contact_email, contact_phone   text, no control characters, bounded
-ARGV[9] bucket_count      integer 0..max_buckets_per_account
-ARGV[10 + 7i ..]          per bucket: bucket_id ([A-Za-z0-9._:-]{1,64}), unit (1..3), amount (units,
+ARGV[9] billing_cycle_day integer 1..28, or '' for the day of creation (28 from the 29th on)
+ARGV[10] bucket_count     integer 0..max_buckets_per_account
+ARGV[11 + 7i ..]          per bucket: bucket_id ([A-Za-z0-9._:-]{1,64}), unit (1..3), amount (units,
                           1..max_units), rating_groups ('' or comma-separated integers), expires_at_ms
                           (0 = never), priority (0..2^32-1), exhaustion_policy (1..3, required for BYTES)
 ARGV[last]                actor: the caller's identity, recorded in the ledger
@@ -52,13 +54,13 @@ local function parse_bucket(args, base, field)
   local priority = parse_integer(args[base + 5], field .. '.priority', 0, MAX_UINT32)
   local minimum_policy = unit == UNIT.BYTES and 1 or 0
   local policy = parse_integer(args[base + 6], field .. '.exhaustion_policy', minimum_policy, 3)
-  return decode_bucket(bucket_id, table.concat({ unit, format_integer(amount), '0',
-    format_integer(expires_at_ms), format_integer(priority), policy, groups }, '|'))
+  return new_bucket(bucket_id, { unit = unit, amount = amount, expires_at_ms = expires_at_ms,
+    priority = format_integer(priority), policy = policy, rating_groups = groups })
 end
 
 local function parse_create_request(args)
-  if #args < 10 then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 10, got ' .. #args)
+  if #args < 11 then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 11, got ' .. #args)
   end
   local limits = CONFIG.limits
   local request = {
@@ -75,14 +77,22 @@ local function parse_create_request(args)
   if plan == nil then
     refuse(CODE.INVALID_REQUEST, 'plan: unknown plan ' .. request.plan)
   end
-  request.credit_limit = plan.credit_limit_minor
+  local lowest_tier = plan.credit_tiers[1]
+  request.tier = lowest_tier and lowest_tier.name or ''
+  request.credit_limit = lowest_tier and lowest_tier.credit_limit_minor or plan.credit_limit_minor
+  request.credit_limit_override = '0'
   if args[5] ~= '' then
     request.credit_limit = parse_integer(args[5], 'credit_limit', 0, limits.max_amount_minor)
+    request.credit_limit_override = '1'
   end
-  local count = parse_integer(args[9], 'buckets', 0, limits.max_buckets_per_account)
-  check_argument_count(args, 10 + 7 * count)
+  request.billing_cycle_day = cycle_day_of(request.now_ms)
+  if args[9] ~= '' then
+    request.billing_cycle_day = parse_integer(args[9], 'billing_cycle_day', 1, 28)
+  end
+  local count = parse_integer(args[10], 'buckets', 0, limits.max_buckets_per_account)
+  check_argument_count(args, 11 + 7 * count)
   for index = 0, count - 1 do
-    local bucket = parse_bucket(args, 10 + index * 7, 'buckets[' .. index .. ']')
+    local bucket = parse_bucket(args, 11 + index * 7, 'buckets[' .. index .. ']')
     if request.buckets[bucket.id] then
       refuse(CODE.INVALID_REQUEST, 'buckets[' .. index .. '].bucket_id: appears twice')
     end
@@ -98,7 +108,10 @@ local function new_account(request)
   local account = {
     account_id = request.account_id, plan = request.plan, currency = request.currency,
     status = STATUS.ACTIVE, status_reason = 'CREATED', status_since_ms = request.now_ms,
-    balance = 0, reserved = 0, credit_limit = request.credit_limit, tier = '',
+    balance = 0, reserved = 0, credit_limit = request.credit_limit, tier = request.tier,
+    credit_limit_override = request.credit_limit_override, billing_cycle_day = request.billing_cycle_day,
+    reminders_sent = 0, loaded_reminders_sent = 0, overage_cycle = 0, overage_spent_minor = 0,
+    plan_changes_applied = '', removed_buckets = {},
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
     ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '', actor = request.actor,
     contact_name = request.contact_name, contact_email = request.contact_email,
@@ -130,8 +143,7 @@ local function create_account(keys, args)
     return reply(CODE.ACCOUNT_EXISTS, 'account_id: an account with this id already exists')
   end
   local account = new_account(request)
-  redis.call('HSET', keys[1], 'account_id', account.account_id, 'plan', account.plan,
-    'currency', account.currency, 'tier', account.tier, 'credit_limit', format_integer(account.credit_limit),
+  redis.call('HSET', keys[1], 'account_id', account.account_id, 'currency', account.currency,
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
     'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)

@@ -10,7 +10,7 @@ KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>     string '<fingerprint>|<ledger_seq>'
 KEYS[6] stats      cd:{p:<n>}:stats                                      hash
-KEYS[7] ladder     cd:{p:<n>}:ladder                                     zset
+KEYS[7] due        cd:{p:<n>}:due                                        zset
 KEYS[8] blacklist  cd:{p:<n>}:blacklist                                  set
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
@@ -34,7 +34,7 @@ local function check_purchase(keys, args)
   request.fingerprint = redis.sha1hex('bundle\n' .. table.concat(args, '\n', 2, 4))
   local account = load_existing_account(keys[1])
   account.actor = request.actor
-  apply_ladder(account, request.now_ms)
+  apply_due_changes(account, request.now_ms)
   local record = redis.call('GET', keys[5])
   if record then
     if string.match(record, '^(%x+)|') ~= request.fingerprint then
@@ -79,8 +79,9 @@ local function purchase_bundle(keys, args)
   local seq = queue_ledger(account, request.now_ms, 'purchase', -bundle.price_minor, reference)
   local bucket_id = request.bundle_id .. '.' .. format_integer(seq)
   local expires_at_ms = bundle.validity_s > 0 and request.now_ms + bundle.validity_s * 1000 or 0
-  account.buckets[bucket_id] = decode_bucket(bucket_id, table.concat({ bundle.unit, format_integer(bundle.amount),
-    '0', format_integer(expires_at_ms), bundle.priority, bundle.policy, bundle.rating_groups }, '|'))
+  account.buckets[bucket_id] = new_bucket(bucket_id, { unit = bundle.unit, amount = bundle.amount,
+    expires_at_ms = expires_at_ms, priority = bundle.priority, policy = bundle.policy,
+    rating_groups = bundle.rating_groups })
   account.dirty_buckets[bucket_id] = true
   queue_event(account, request.now_ms, 'bundle_purchased', request.bundle_id .. ' ' .. bucket_id)
   account.notification, account.notification_ms = { 'REAUTH', 'bundle_purchased ' .. request.bundle_id }, request.now_ms

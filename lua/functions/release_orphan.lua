@@ -13,7 +13,7 @@ KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash
-KEYS[8] ladder      cd:{p:<n>}:ladder                               zset of account ids by ladder step due ms
+KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
 KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
@@ -67,7 +67,7 @@ local function release_orphan(keys, args)
     return reply(CODE.SUCCESS, 'stale', NOTHING_RELEASED)
   end
   account.actor = request.actor
-  apply_ladder(account, request.now_ms)
+  apply_due_changes(account, request.now_ms)
   local policy, charged = CONFIG.sweeper.orphan_policy, 0
   for _, reservation in pairs(session.reservations) do
     release_reservation(account, reservation)

@@ -7,7 +7,7 @@ KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, 
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
-KEYS[6] ladder     cd:{p:<n>}:ladder                        zset (lib/account.lua)
+KEYS[6] due        cd:{p:<n>}:due                           zset (lib/lifecycle.lua)
 KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
@@ -33,7 +33,7 @@ local function check_set_status(keys, args)
   end
   local account = load_existing_account(keys[1])
   account.actor = request.actor
-  apply_ladder(account, request.now_ms)
+  apply_due_changes(account, request.now_ms)
   if account.status == STATUS.TERMINATED and request.status ~= STATUS.TERMINATED then
     refuse(CODE.ACCOUNT_TERMINATED, 'status: a terminated account cannot change status')
   end
@@ -52,7 +52,7 @@ local function set_status_function(keys, args)
   if account.status ~= STATUS.TERMINATED then
     set_status(account, request.now_ms, request.status, request.reason, 'operator')
   end
-  if #account.pending_ledger > 0 then  -- an operator's change, or ladder steps that fell due first
+  if account_changed(account) then  -- an operator's change, or changes that fell due first
     save_account(account, account_call_keys(keys))
   end
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))

@@ -8,7 +8,7 @@ KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream
 KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
 KEYS[6] stats      cd:{p:<n>}:stats                                      hash
-KEYS[7] ladder     cd:{p:<n>}:ladder                                     zset (lib/account.lua)
+KEYS[7] due        cd:{p:<n>}:due                                        zset (lib/lifecycle.lua)
 KEYS[8] blacklist  cd:{p:<n>}:blacklist                                  set
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
@@ -39,7 +39,7 @@ local function check_top_up(keys, args)
   local request = parse_top_up(args)
   local account = load_existing_account(keys[1])
   account.actor = request.actor
-  apply_ladder(account, request.now_ms)
+  apply_due_changes(account, request.now_ms)
   local record = redis.call('GET', keys[5])
   if record then
     local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
@@ -75,7 +75,7 @@ local function top_up(keys, args)
   local reference = request.channel .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
-  apply_credit_recovery(account, request.now_ms, reference)
+  apply_credit_recovery(account, request.now_ms, reference, 'TOPUP')
   save_account(account, record_call_keys(keys))
   redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)

@@ -94,24 +94,45 @@ local function take_from_buckets(account, unit, rating_group, units, now_ms)
   return 0
 end
 
+-- Units granted from a bucket are consumed from that bucket, even if it expired since the grant.
+local function take_from_reserved_bucket(account, reservation, units)
+  local bucket = account.buckets[reservation.bucket_id]
+  if bucket == nil or reservation.bucket_units == 0 then
+    return units
+  end
+  local taken = math.min(units, reservation.bucket_units, bucket.remaining - bucket.reserved)
+  bucket.remaining = bucket.remaining - taken
+  account.dirty_buckets[bucket.id] = true
+  return units - taken
+end
+
+local function rate_money_usage(account, unit, units, price_minor, block_size, now_ms, field)
+  local cost = price_of(units, price_minor, block_size, field)
+  if cost > 0 and unit == UNIT.BYTES then
+    count_data_overage(account, CONFIG.plans[account.plan], cost, now_ms)
+  end
+  return cost
+end
+
 -- Rates `used` units of a rating group after its reservation (if any) was released; returns the money
 -- charged. Usage is always charged, even beyond the grant: it happened.
 local function charge_usage(account, tariff, reservation, rating_group, used, now_ms, field)
   if used == 0 or (reservation and reservation.throttled) then
     return 0
   end
-  if reservation and reservation.bucket_units == 0 and reservation.money > 0 then
-    return price_of(used, reservation.price_minor, reservation.block_size, field)
-  end
   local unit = reservation and reservation.unit or tariff.unit
-  local left = take_from_buckets(account, unit, rating_group, used, now_ms)
+  if reservation and reservation.bucket_units == 0 and reservation.money > 0 then
+    return rate_money_usage(account, unit, used, reservation.price_minor, reservation.block_size, now_ms, field)
+  end
+  local left = reservation and take_from_reserved_bucket(account, reservation, used) or used
+  left = take_from_buckets(account, unit, rating_group, left, now_ms)
   local _, blocking_policy = select_bucket(account, unit, rating_group, now_ms)
   if left == 0 or blocking_policy ~= nil then
     return 0
   end
   local price_minor = reservation and reservation.price_minor or tariff.price_minor
   local block_size = reservation and reservation.block_size or tariff.block_size
-  return price_of(left, price_minor, block_size, field)
+  return rate_money_usage(account, unit, left, price_minor, block_size, now_ms, field)
 end
 
 local function new_reservation(tariff, now_ms)
@@ -122,23 +143,55 @@ local function new_reservation(tariff, now_ms)
   }
 end
 
+-- A grant from a bucket is valid until the bucket expires at the latest.
+local function reserve_from_bucket(account, bucket, reservation, requested, now_ms)
+  local granted = math.min(requested, bucket.remaining - bucket.reserved)
+  bucket.reserved = bucket.reserved + granted
+  account.dirty_buckets[bucket.id] = true
+  reservation.bucket_id, reservation.bucket_units = bucket.id, granted
+  if bucket.expires_at_ms > 0 and bucket.expires_at_ms < reservation.deadline_ms then
+    reservation.deadline_ms = bucket.expires_at_ms
+    reservation.validity_time_s = math.max(1, ceil_divide(bucket.expires_at_ms - now_ms, 1000))
+  end
+  return granted
+end
+
+local function throttled_grant(reservation, requested)
+  reservation.throttled = true
+  return { result = CODE.SUCCESS, granted = requested, throttled = true }, reservation
+end
+
+-- Money blocks a grant may reserve: what available pays, and for data, what the plan's monthly
+-- overage spend cap still allows (nil: the cap is reached, throttle instead).
+local function affordable_blocks(account, plan, tariff, now_ms)
+  local available = available_money(account)
+  local blocks = available > 0 and floor_divide(available, tariff.price_minor) or 0
+  if tariff.unit == UNIT.BYTES then
+    local cap_left = data_overage_left(account, plan, now_ms)
+    if cap_left ~= nil then
+      local cap_blocks = cap_left > 0 and floor_divide(cap_left, tariff.price_minor) or 0
+      if cap_blocks == 0 then
+        return nil
+      end
+      blocks = math.min(blocks, cap_blocks)
+    end
+  end
+  return blocks
+end
+
 -- Reserves the next slice for one rating group. Returns the grant fields and the reservation (nil
 -- when nothing was granted).
 local function reserve_units(account, plan, tariff, rating_group, requested, now_ms)
   local reservation = new_reservation(tariff, now_ms)
   local bucket, blocking_policy = select_bucket(account, tariff.unit, rating_group, now_ms)
   if bucket then
-    local granted = math.min(requested, bucket.remaining - bucket.reserved)
-    bucket.reserved = bucket.reserved + granted
-    account.dirty_buckets[bucket.id] = true
-    reservation.bucket_id, reservation.bucket_units = bucket.id, granted
+    local granted = reserve_from_bucket(account, bucket, reservation, requested, now_ms)
     local next_bucket = select_bucket(account, tariff.unit, rating_group, now_ms)
     local final = next_bucket == nil and blocking_policy == POLICY.CAP
     return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
   end
   if blocking_policy == POLICY.THROTTLE then
-    reservation.throttled = true
-    return { result = CODE.SUCCESS, granted = requested, throttled = true }, reservation
+    return throttled_grant(reservation, requested)
   end
   if blocking_policy == POLICY.CAP then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
@@ -146,10 +199,12 @@ local function reserve_units(account, plan, tariff, rating_group, requested, now
   if tariff.price_minor == 0 then
     return { result = CODE.SUCCESS, granted = requested }, reservation
   end
-  local available = available_money(account)
-  local affordable_blocks = available > 0 and floor_divide(available, tariff.price_minor) or 0
+  local affordable = affordable_blocks(account, plan, tariff, now_ms)
+  if affordable == nil then
+    return throttled_grant(reservation, requested)
+  end
   local wanted_blocks = math.max(1, floor_divide(requested, tariff.block_size))
-  local blocks = math.min(wanted_blocks, affordable_blocks)
+  local blocks = math.min(wanted_blocks, affordable)
   if blocks == 0 then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end

@@ -1,20 +1,22 @@
 --[=[
-advance_ladder — applies the suspension ladder's time-driven steps that are due for one account (the
-sweeper calls it for the accounts its ladder index lists as due; requests apply them lazily too):
-one-way still in debt becomes two-way with the plan's late fee, two-way becomes terminated and the
-id is blacklisted. Each step writes its ledger entry, event and gateway notifications.
+advance_account — applies what time has made due for one account (lib/lifecycle.lua): plan changes,
+the suspension ladder's steps (one-way still in debt becomes two-way with the plan's late fee,
+two-way becomes terminated and the id is blacklisted), reminders of a coming step, bucket expiry.
+The sweeper calls it for the accounts the partition's due index lists; requests apply the same
+lazily. Each change writes its ledger entry, event and gateway notifications.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
-KEYS[6] ladder     cd:{p:<n>}:ladder                        zset (lib/account.lua)
+KEYS[6] due        cd:{p:<n>}:due                           zset (lib/lifecycle.lua)
 KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] actor       the sweeper's identity
-Returns {code, message, '{"status":<status after>}'}; an account no longer due is taken off the index.
+Returns {code, message, '{"status":<status after>}'}; the account's place in the due index is
+rewritten from its state (taken off when nothing is due, an unknown account too).
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]
 
@@ -30,7 +32,7 @@ local function check_advance(keys, args)
   return { account = account, request = request }
 end
 
-local function advance_ladder(keys, args)
+local function advance_account(keys, args)
   local checked, outcome = run_checked(check_advance, keys, args)
   if not checked then
     if outcome.code == CODE.USER_UNKNOWN then
@@ -39,13 +41,14 @@ local function advance_ladder(keys, args)
     return reply(outcome.code, outcome.message)
   end
   local account = outcome.account
-  apply_ladder(account, outcome.request.now_ms)
-  if #account.pending_ledger > 0 then
+  apply_due_changes(account, outcome.request.now_ms)
+  account.indexed_due_ms = -1  -- whatever the index held, rewrite it
+  if account_changed(account) then
     save_account(account, account_call_keys(keys))
-  elseif ladder_due_ms(account) == nil then
-    redis.call('ZREM', keys[6], account.account_id)
+  else
+    index_account(account, keys[6], keys[7])
   end
   return reply(CODE.SUCCESS, '', '{"status":' .. account.status .. '}')
 end
 
-redis.register_function('advance_ladder', advance_ladder)
+redis.register_function('advance_account', advance_account)

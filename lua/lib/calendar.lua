@@ -1,0 +1,36 @@
+--[=[
+Calendar arithmetic in UTC on integer milliseconds (no os.date inside Redis functions): the billing
+cycle an instant falls in. A cycle starts at 00:00 UTC on the account's billing_cycle_day (1..28, so
+every month has it) and is numbered year * 12 + month - 1 of its start.
+]=]
+local DAY_MS = 86400000
+
+-- Year, month (1..12) and day (1..31) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
+local function civil_from_days(days)
+  local z = days + 719468
+  local era = floor_divide(z, 146097)
+  local day_of_era = z - era * 146097
+  local year_of_era = floor_divide(day_of_era - floor_divide(day_of_era, 1460) + floor_divide(day_of_era, 36524)
+    - floor_divide(day_of_era, 146096), 365)
+  local day_of_year = day_of_era - (365 * year_of_era + floor_divide(year_of_era, 4) - floor_divide(year_of_era, 100))
+  local month_index = floor_divide(5 * day_of_year + 2, 153)
+  local day = day_of_year - floor_divide(153 * month_index + 2, 5) + 1
+  local month = month_index < 10 and month_index + 3 or month_index - 9
+  local year = year_of_era + era * 400 + (month <= 2 and 1 or 0)
+  return year, month, day
+end
+
+local function billing_cycle_of(now_ms, billing_cycle_day)
+  local year, month, day = civil_from_days(floor_divide(now_ms, DAY_MS))
+  local index = year * 12 + month - 1
+  if day < billing_cycle_day then
+    index = index - 1
+  end
+  return index
+end
+
+-- The day of the month of an instant, clamped to 28: a new account's billing cycle day.
+local function cycle_day_of(now_ms)
+  local _, _, day = civil_from_days(floor_divide(now_ms, DAY_MS))
+  return math.min(day, 28)
+end

@@ -1,0 +1,231 @@
+--[=[
+What happens to an account with time, applied by apply_due_changes at the start of every writing
+call with the server's now_ms (lazily), and by advance_account for the accounts the partition's due
+index lists (the sweeper):
+- plan changes of CONFIG.plan_changes whose effective date has come, for the accounts of their
+  cohort and rollout percentage, each at most once per account;
+- the suspension ladder's time-driven steps (credit-caused suspensions still in debt);
+- reminders that such a step is coming, plan.suspension_reminder_days before it;
+- bucket expiry (a bucket still reserved by a session waits for the session to report).
+The due index (zset cd:{p:<n>}:due, account id by ms) holds each account's next_due_ms; save_account
+keeps it current. Also here: the monthly data overage spend (per billing cycle), credit limit
+changes, and the bundle usage events.
+]=]
+
+local function in_debt(account)
+  return account.balance + account.credit_limit <= 0
+end
+
+-- When the suspension ladder's next time-driven step is due (nil: none). Only credit-caused
+-- suspensions move on by themselves; ADMIN and FRAUD wait for an operator.
+local function ladder_due_ms(account)
+  local plan = CONFIG.plans[account.plan]
+  if plan == nil or account.status_reason ~= 'CREDIT' then
+    return nil
+  end
+  if account.status == STATUS.ONE_WAY_SUSPENDED then
+    return account.status_since_ms + plan.one_way_grace_period_s * 1000
+  end
+  if account.status == STATUS.TWO_WAY_SUSPENDED then
+    return account.status_since_ms + plan.two_way_grace_period_s * 1000
+  end
+  return nil
+end
+
+-- Applies the steps that are due at now_ms (a long silence may cross both): one-way still in debt
+-- becomes two-way, with the plan's late fee; two-way becomes terminated. Each step is dated when it
+-- fell due, so the next grace period counts from there.
+local function apply_ladder(account, now_ms)
+  for _ = 1, 2 do
+    local due_ms = ladder_due_ms(account)
+    if due_ms == nil or now_ms < due_ms or not in_debt(account) then
+      return
+    end
+    if account.status == STATUS.ONE_WAY_SUSPENDED then
+      set_status(account, due_ms, STATUS.TWO_WAY_SUSPENDED, 'CREDIT', 'grace period over')
+      local fee = CONFIG.plans[account.plan].late_fee_minor
+      if fee > 0 then
+        queue_ledger(account, due_ms, 'fee', -fee, 'late fee')
+      end
+    else
+      set_status(account, due_ms, STATUS.TERMINATED, 'CREDIT', 'grace period over')
+    end
+  end
+end
+
+local NEXT_LADDER_STATUS = {
+  [STATUS.ONE_WAY_SUSPENDED] = STATUS.TWO_WAY_SUSPENDED,
+  [STATUS.TWO_WAY_SUSPENDED] = STATUS.TERMINATED,
+}
+
+-- The next reminder of a coming ladder step: {due ms, days before the step} or nil.
+local function next_reminder(account)
+  local step_ms = ladder_due_ms(account)
+  if step_ms == nil or not in_debt(account) then
+    return nil
+  end
+  local days = CONFIG.plans[account.plan].suspension_reminder_days[account.reminders_sent + 1]
+  if days == nil then
+    return nil
+  end
+  return { step_ms - days * DAY_MS, days, step_ms }
+end
+
+-- One suspension_coming event for the latest reminder that fell due (a long silence sends one, not
+-- all): detail '<next status> <step due ms> <days>'.
+local function apply_reminders(account, now_ms)
+  local reminder, sent = next_reminder(account), nil
+  while reminder ~= nil and reminder[1] <= now_ms and now_ms < reminder[3] do
+    account.reminders_sent = account.reminders_sent + 1
+    sent = reminder
+    reminder = next_reminder(account)
+  end
+  if sent then
+    queue_event(account, now_ms, 'suspension_coming',
+      STATUS_NAME[NEXT_LADDER_STATUS[account.status]] .. ' ' .. format_integer(sent[3]) .. ' ' .. sent[2])
+  end
+end
+
+local function remove_bucket(account, bucket)
+  account.buckets[bucket.id] = nil
+  account.dirty_buckets[bucket.id] = nil
+  account.removed_buckets[#account.removed_buckets + 1] = bucket.id
+  account.ordered = nil
+end
+
+-- Expired buckets leave with a ledger entry (amount 0: units, not money) and a bundle_expired event,
+-- dated when they expired. One still reserved waits: rating no longer grants from it, and the
+-- session's report consumes what it was granted.
+local function expire_buckets(account, now_ms)
+  for _, bucket in ipairs(ordered_buckets(account)) do
+    if bucket.expires_at_ms > 0 and bucket.expires_at_ms <= now_ms and bucket.reserved == 0 then
+      remove_bucket(account, bucket)
+      local left = format_integer(bucket.remaining)
+      queue_ledger(account, bucket.expires_at_ms, 'expiry', 0, 'bucket ' .. bucket.id .. ' expired with ' .. left .. ' left')
+      queue_event(account, bucket.expires_at_ms, 'bundle_expired', bucket.id .. ' ' .. left)
+    end
+  end
+end
+
+-- Stable per (change, account): the rollout takes the same accounts first as its percentage grows.
+local function in_rollout(change, account_id)
+  if change.rollout_percent >= 100 then
+    return true
+  end
+  local slot = tonumber(string.sub(redis.sha1hex(change.id .. ' ' .. account_id), 1, 8), 16) % 100
+  return slot < change.rollout_percent
+end
+
+local function in_cohort(change, account)
+  return (change.from_plans == nil or change.from_plans[account.plan] == true)
+    and (change.tiers == nil or change.tiers[account.tier] == true)
+    and (change.accounts == nil or change.accounts[account.account_id] == true)
+end
+
+local function apply_plan_changes(account, now_ms)
+  for _, change in ipairs(CONFIG.plan_changes) do
+    local target = CONFIG.plans[change.to_plan]
+    if now_ms >= change.effective_at_ms and account.plan ~= change.to_plan
+        and not string.find(',' .. account.plan_changes_applied .. ',', ',' .. change.id .. ',', 1, true)
+        and target.currency == account.currency and in_cohort(change, account)
+        and in_rollout(change, account.account_id) then
+      local reference = 'change ' .. change.id .. ': ' .. account.plan .. ' -> ' .. change.to_plan
+      account.plan = change.to_plan
+      account.plan_changes_applied = account.plan_changes_applied == '' and change.id
+        or account.plan_changes_applied .. ',' .. change.id
+      queue_ledger(account, now_ms, 'plan', 0, reference)
+      queue_event(account, now_ms, 'plan_changed', change.to_plan .. ' ' .. change.id)
+    end
+  end
+end
+
+-- The earliest time something above is due for the account (nil: nothing).
+local function next_due_ms(account)
+  local due = nil
+  local function consider(ms)
+    if ms ~= nil and (due == nil or ms < due) then
+      due = ms
+    end
+  end
+  if in_debt(account) then
+    consider(ladder_due_ms(account))
+    local reminder = next_reminder(account)
+    consider(reminder and reminder[1])
+  end
+  for _, bucket in pairs(account.buckets) do
+    if bucket.expires_at_ms > 0 and bucket.reserved == 0 then
+      consider(bucket.expires_at_ms)
+    end
+  end
+  return due
+end
+
+local function apply_due_changes(account, now_ms)
+  account.now_ms = now_ms
+  account.indexed_due_ms = next_due_ms(account) or 0
+  apply_plan_changes(account, now_ms)
+  apply_ladder(account, now_ms)
+  apply_reminders(account, now_ms)
+  expire_buckets(account, now_ms)
+end
+
+-- Money left under the plan's monthly data overage spend cap in the current billing cycle (nil: the
+-- plan has no cap). Data paid from money counts; when nothing is left, data is throttled instead.
+local function data_overage_left(account, plan, now_ms)
+  if plan.monthly_data_overage_cap_minor == 0 then
+    return nil
+  end
+  local spent = 0
+  if account.overage_cycle == billing_cycle_of(now_ms, account.billing_cycle_day) then
+    spent = account.overage_spent_minor
+  end
+  return plan.monthly_data_overage_cap_minor - spent
+end
+
+local function count_data_overage(account, plan, cost, now_ms)
+  local cycle = billing_cycle_of(now_ms, account.billing_cycle_day)
+  if account.overage_cycle ~= cycle then
+    account.overage_cycle, account.overage_spent_minor = cycle, 0
+  end
+  local cap = plan.monthly_data_overage_cap_minor
+  if cap > 0 and account.overage_spent_minor < cap and account.overage_spent_minor + cost >= cap then
+    queue_event(account, now_ms, 'data_overage_cap_reached', format_integer(cap))
+  end
+  account.overage_spent_minor = account.overage_spent_minor + cost
+end
+
+-- A credit limit change (tier recompute, operator override) is a ledger entry of amount 0 and an
+-- event; it can exhaust credit (one-way) or restore it (resume), like a balance change.
+local function change_credit_limit(account, now_ms, credit_limit, reference)
+  if credit_limit == account.credit_limit then
+    return
+  end
+  local before = account.credit_limit
+  account.credit_limit = credit_limit
+  queue_ledger(account, now_ms, 'credit_limit', 0,
+    format_integer(before) .. ' -> ' .. format_integer(credit_limit) .. ' ' .. reference)
+  queue_event(account, now_ms, 'credit_limit_changed', format_integer(credit_limit) .. ' ' .. reference)
+  apply_credit_exhaustion(account, now_ms, reference)
+  apply_credit_recovery(account, now_ms, reference, 'CREDIT_LIMIT')
+end
+
+-- Remaining units at which a bucket of `amount` has `percent` used.
+local function warning_remaining(amount, percent)
+  return floor_divide(amount, 100) * (100 - percent) + floor_divide((amount % 100) * (100 - percent), 100)
+end
+
+-- bundle_nearly_used when consumption crosses the plan's warning percentage, bundle_used_up at zero.
+local function queue_bucket_usage_events(account, now_ms)
+  local plan = CONFIG.plans[account.plan]
+  local percent = plan and plan.bundle_warning_percent or 80
+  for _, bucket in ipairs(ordered_buckets(account)) do
+    if account.dirty_buckets[bucket.id] and bucket.remaining < bucket.loaded_remaining then
+      local warning = warning_remaining(bucket.amount, percent)
+      if bucket.remaining == 0 then
+        queue_event(account, now_ms, 'bundle_used_up', bucket.id)
+      elseif bucket.loaded_remaining > warning and bucket.remaining <= warning then
+        queue_event(account, now_ms, 'bundle_nearly_used', bucket.id .. ' ' .. percent)
+      end
+    end
+  end
+end

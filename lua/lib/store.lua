@@ -1,0 +1,191 @@
+--[=[
+Saving an account: the ledger appends (with retention and the hash chain), the account hash, the
+partition's outbox, gateway notifications, statistics and the time-driven index; the card as JSON.
+]=]
+
+-- The partition's statistics (cd:{p:<n>}:stats hash), read by the metrics endpoint: reserved_minor,
+-- accounts_created, and entered:<STATUS> per status transition.
+local function count_statistics(account, stats_key)
+  local reserved_delta = account.reserved - account.loaded_reserved
+  if reserved_delta ~= 0 then
+    redis.call('HINCRBY', stats_key, 'reserved_minor', format_integer(reserved_delta))
+  end
+  for _, status in ipairs(account.pending_transitions) do
+    redis.call('HINCRBY', stats_key, 'entered:' .. STATUS_NAME[status], 1)
+  end
+end
+
+-- Keeps the newest max_ledger_entries entries; what is trimmed is carried in the hash.
+local function trim_ledger(account, ledger_key)
+  local excess = account.ledger_seq - account.ledger_first_seq + 1 - CONFIG.limits.max_ledger_entries
+  if excess <= 0 then
+    return
+  end
+  for _, entry in ipairs(redis.call('LRANGE', ledger_key, 0, excess - 1)) do
+    local amount, hash = string.match(entry, '^%d+|%d+|[%w_]+|(%-?%d+)|%-?%d+|[^|]*|(%x+)|')
+    assert(amount, 'corrupt ledger entry')
+    account.ledger_carried = account.ledger_carried + tonumber(amount)
+    account.ledger_trimmed_hash = hash
+  end
+  redis.call('LTRIM', ledger_key, excess, -1)
+  account.ledger_first_seq = account.ledger_first_seq + excess
+end
+
+-- The named keys of a call on one session (charge, release_orphan).
+local function session_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[6], stats = keys[7],
+    due = keys[8], blacklist = keys[9] }
+end
+
+-- The named keys of a call on one account (create_account, set_status, advance_account).
+local function account_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[5],
+    due = keys[6], blacklist = keys[7] }
+end
+
+-- The named keys of a call on one account with an idempotency record at KEYS[5] (top_up,
+-- purchase_bundle).
+local function record_call_keys(keys)
+  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[6],
+    due = keys[7], blacklist = keys[8] }
+end
+
+local function append_event(events_key, fields)
+  redis.call('XADD', events_key, 'MAXLEN', '~', CONFIG.limits.max_events_per_partition, '*', unpack(fields))
+end
+
+-- After a status change (or a call that set account.notification = {kind, reason}, such as a bundle
+-- purchase), one notification per open session of the account, for its gateway.
+local function notify_gateways(account, sessions_key, events_key, now_ms)
+  local kind, reason
+  local status = account.pending_transitions[#account.pending_transitions]
+  if status ~= nil then
+    kind, reason = NOTIFICATION_OF_STATUS[status], EVENT_OF_STATUS[status] .. ' ' .. account.status_reason
+  elseif account.notification ~= nil then
+    kind, reason = account.notification[1], account.notification[2]
+  else
+    return
+  end
+  for _, member in ipairs(redis.call('SMEMBERS', sessions_key)) do
+    local gateway_id, session_id = string.match(member, '^(%S+) (.+)$')
+    append_event(events_key, { 'kind', kind, 'account_id', account.account_id, 'time_ms', format_integer(now_ms),
+      'detail', reason, 'gateway_id', gateway_id, 'session_id', session_id })
+  end
+end
+
+local function append_ledger(account, ledger_key)
+  for _, entry in ipairs(account.pending_ledger) do
+    assert(account.actor, 'a ledger entry without an actor')
+    local head = table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
+      format_integer(entry[4]), format_integer(entry[5]), account.actor }, '|')
+    local hash = redis.sha1hex(account.ledger_hash .. '\n' .. head .. '|' .. entry[6])
+    redis.call('RPUSH', ledger_key, head .. '|' .. hash .. '|' .. entry[6])
+    account.ledger_hash = hash
+  end
+  trim_ledger(account, ledger_key)
+end
+
+local function write_account_hash(account, account_key)
+  local fields = { 'balance', format_integer(account.balance), 'reserved', format_integer(account.reserved),
+    'status', account.status, 'status_reason', account.status_reason,
+    'status_since_ms', format_integer(account.status_since_ms), 'ledger_seq', format_integer(account.ledger_seq),
+    'ledger_first_seq', format_integer(account.ledger_first_seq),
+    'ledger_carried', format_integer(account.ledger_carried), 'ledger_hash', account.ledger_hash,
+    'ledger_trimmed_hash', account.ledger_trimmed_hash, 'plan', account.plan, 'tier', account.tier,
+    'credit_limit', format_integer(account.credit_limit), 'credit_limit_override', account.credit_limit_override,
+    'reminders_sent', account.reminders_sent, 'billing_cycle_day', account.billing_cycle_day,
+    'overage_cycle', format_integer(account.overage_cycle),
+    'overage_spent_minor', format_integer(account.overage_spent_minor),
+    'plan_changes_applied', account.plan_changes_applied }
+  for bucket_id in pairs(account.dirty_buckets) do
+    fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
+    fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
+  end
+  redis.call('HSET', account_key, unpack(fields))
+  for _, bucket_id in ipairs(account.removed_buckets) do
+    redis.call('HDEL', account_key, BUCKET_PREFIX .. bucket_id)
+  end
+end
+
+-- The partition's due index (see lib/lifecycle.lua) and blacklist (terminated ids, refused by
+-- create_account).
+local function index_account(account, due_key, blacklist_key)
+  local due_ms = next_due_ms(account) or 0
+  if due_ms ~= account.indexed_due_ms then
+    if due_ms > 0 then
+      redis.call('ZADD', due_key, due_ms, account.account_id)
+    else
+      redis.call('ZREM', due_key, account.account_id)
+    end
+    account.indexed_due_ms = due_ms
+  end
+  if account.status == STATUS.TERMINATED and #account.pending_transitions > 0 then
+    redis.call('SADD', blacklist_key, account.account_id)
+  end
+end
+
+-- Whether the call changed anything save_account would write.
+local function account_changed(account)
+  return #account.pending_ledger > 0 or #account.pending_events > 0 or next(account.dirty_buckets) ~= nil
+    or #account.removed_buckets > 0 or account.reminders_sent ~= account.loaded_reminders_sent
+end
+
+-- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
+-- the account hash, the events, the gateways' notifications, the statistics and the due index.
+-- Nothing before this point has written. Buckets that expired by account.now_ms (set by
+-- apply_due_changes) leave here too, after the call released what it held of them.
+-- k names the keys: account, sessions, ledger, events, stats, due, blacklist.
+local function save_account(account, k)
+  if account.now_ms then
+    expire_buckets(account, account.now_ms)
+    queue_bucket_usage_events(account, account.now_ms)
+  end
+  assert_account_invariants(account)
+  append_ledger(account, k.ledger)
+  write_account_hash(account, k.account)
+  for _, event in ipairs(account.pending_events) do
+    append_event(k.events, { 'kind', event[2], 'account_id', account.account_id,
+      'time_ms', format_integer(event[1]), 'detail', event[3] })
+  end
+  notify_gateways(account, k.sessions, k.events, account.notification_ms or account.status_since_ms)
+  count_statistics(account, k.stats)
+  index_account(account, k.due, k.blacklist)
+end
+
+local function bucket_json(bucket)
+  return '[' .. json_string(bucket.id) .. ',' .. bucket.unit .. ',' .. format_integer(bucket.remaining) .. ','
+    .. format_integer(bucket.reserved) .. ',' .. json_string(bucket.groups_text) .. ','
+    .. format_integer(bucket.expires_at_ms) .. ',' .. bucket.priority .. ',' .. bucket.policy .. ','
+    .. format_integer(bucket.amount) .. ']'
+end
+
+-- The subscriber card; creditd/records.py decodes it.
+local function account_json(account, open_sessions)
+  local buckets = {}
+  for _, bucket in ipairs(ordered_buckets(account)) do
+    buckets[#buckets + 1] = bucket_json(bucket)
+  end
+  return '{"account_id":' .. json_string(account.account_id)
+    .. ',"plan":' .. json_string(account.plan)
+    .. ',"currency":' .. json_string(account.currency)
+    .. ',"status":' .. account.status
+    .. ',"status_reason":' .. json_string(account.status_reason)
+    .. ',"status_since_ms":' .. format_integer(account.status_since_ms)
+    .. ',"balance":' .. format_integer(account.balance)
+    .. ',"reserved":' .. format_integer(account.reserved)
+    .. ',"credit_limit":' .. format_integer(account.credit_limit)
+    .. ',"tier":' .. json_string(account.tier)
+    .. ',"created_at_ms":' .. format_integer(account.created_at_ms)
+    .. ',"ledger_seq":' .. format_integer(account.ledger_seq)
+    .. ',"contact_name":' .. json_string(account.contact_name)
+    .. ',"contact_email":' .. json_string(account.contact_email)
+    .. ',"contact_phone":' .. json_string(account.contact_phone)
+    .. ',"open_sessions":' .. open_sessions
+    .. ',"credit_limit_override":' .. (account.credit_limit_override == '1' and 'true' or 'false')
+    .. ',"billing_cycle_day":' .. account.billing_cycle_day
+    .. ',"overage_cycle":' .. format_integer(account.overage_cycle)
+    .. ',"overage_spent_minor":' .. format_integer(account.overage_spent_minor)
+    .. ',"reminders_sent":' .. account.reminders_sent
+    .. ',"buckets":[' .. table.concat(buckets, ',') .. ']}'
+end
+
