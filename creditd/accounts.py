@@ -79,6 +79,10 @@ class Accounts:
         self._functions = functions
         self._clock = clock
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     async def create(self, new: NewAccount) -> AccountRecord:
         args = create_account_args(new, self._clock.now_ms(), caller())
         reply = await self._functions.call(("create_account", self._keys.account_call(new.account_id), args))
@@ -104,6 +108,12 @@ class Accounts:
     async def set_status(self, account_id: str, status: int, reason: str) -> AccountRecord:
         args = [self._clock.now_ms(), account_id, status, reason, caller()]
         reply = await self._functions.call(("set_status", self._keys.account_call(account_id), args))
+        return ACCOUNT_DECODER.decode(reply.body)
+
+    async def set_credit_limit(self, account_id: str, credit_limit: int | None) -> AccountRecord:
+        """An operator's credit limit, or None: back to the tier's."""
+        args = [self._clock.now_ms(), account_id, "" if credit_limit is None else credit_limit, caller()]
+        reply = await self._functions.call(("set_credit_limit", self._keys.account_call(account_id), args))
         return ACCOUNT_DECODER.decode(reply.body)
 
     async def list_ledger(self, account_id: str, limit: int, before_seq: int) -> list[LedgerEntryRecord]:

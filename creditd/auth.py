@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 ROLES = ("gateway", "topup", "crm", "admin")
 ALL_METHODS = frozenset({
     "Charge", "ChargeBatch", "WatchNotifications", "CreateAccount", "GetAccount", "TopUp", "PurchaseBundle",
-    "SetStatus", "ListLedger", "WatchEvents",
+    "SetStatus", "SetCreditLimit", "ListLedger", "WatchEvents",
 })  # fmt: skip
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 import uuid
@@ -12,25 +11,32 @@ from pathlib import Path
 
 import click
 import grpc
-import msgspec
 import redis
 import uvloop
 
 from creditd import logs, render
 from creditd.audit import Auditor, account_keys
+from creditd.cli_accounts import account
+from creditd.cli_common import (
+    DEFAULT_SERVER,
+    call,
+    open_redis,
+    redis_options,
+    server_option,
+    settings_from_options,
+    stubs,
+)
+from creditd.cli_operations import report, tiers
 from creditd.clock import Clock
-from creditd.embedded import EmbeddedRedis, embedded_url
+from creditd.embedded import EmbeddedRedis
 from creditd.errors import CreditdError
 from creditd.library import render_library
 from creditd.resources import default_config_path
 from creditd.server import CreditdServer
 from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2 as pb
-from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from creditd.workers import run_workers
 
-DEFAULT_SERVER = "127.0.0.1:50051"
-CLIENT_TIMEOUT_S = 10.0
 log = logging.getLogger("creditd")
 
 
@@ -39,33 +45,9 @@ def main() -> None:
     """creditd: real-time prepaid balance and credit control."""
 
 
-def _settings(
-    config: Path | None,
-    listen: str | None,
-    redis_url: str | None,
-    data_dir: Path | None,
-    metrics_listen: str | None,
-    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
-) -> Settings:
-    """The config file, with what the command line and environment override."""
-    settings = load_settings(config or default_config_path())
-    replace = msgspec.structs.replace
-    return replace(
-        settings,
-        server=replace(settings.server, listen=listen or settings.server.listen),
-        redis=replace(
-            settings.redis,
-            url=redis_url or os.environ.get("CREDITD_REDIS_URL") or settings.redis.url,
-            data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
-        ),
-        metrics=replace(settings.metrics, listen=settings.metrics.listen if metrics_listen is None else metrics_listen),
-        security=replace(
-            settings.security,
-            tls_cert_path=str(tls[0]) if tls[0] else settings.security.tls_cert_path,
-            tls_key_path=str(tls[1]) if tls[1] else settings.security.tls_key_path,
-            tls_client_ca_path=str(tls[2]) if tls[2] else settings.security.tls_client_ca_path,
-        ),
-    )
+main.add_command(account)
+main.add_command(tiers)
+main.add_command(report)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
@@ -129,7 +111,9 @@ def serve(
     logs.configure(log_level, log_format)
     embedded: EmbeddedRedis | None = None
     try:
-        settings = _settings(config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca))
+        settings = settings_from_options(
+            config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca)
+        )
         url = settings.redis.url
         if not url:
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
@@ -169,14 +153,10 @@ def check_config(path: Path) -> None:
 
 
 @main.command()
-@click.option("--redis", "redis_url", help="Redis URL; default: $CREDITD_REDIS_URL, else the embedded one")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="data dir of a running embedded Redis [./data]")
-@click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped one]")
+@redis_options
 def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
     """Check the invariants of every account; print each violation; exit 1 when there is any."""
-    settings = _settings(config, None, redis_url, data_dir, None)
-    url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))
-    client = redis.Redis.from_url(url, socket_timeout=settings.redis.call_timeout_s)
+    settings, client = open_redis(redis_url, data_dir, config)
     try:
         total = sum(1 for _ in account_keys(client))
         with click.progressbar(length=total, label="auditing accounts", file=sys.stderr) as bar:
@@ -196,85 +176,6 @@ def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> 
     sys.exit(1 if report.violations else 0)
 
 
-def _stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]:
-    channel = grpc.insecure_channel(server)
-    return pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
-
-
-def _call(method, request):  # type: ignore[no-untyped-def]
-    try:
-        return method(request, timeout=CLIENT_TIMEOUT_S)
-    except grpc.RpcError as error:
-        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
-
-
-server_option = click.option("--server", default=DEFAULT_SERVER, show_default=True, help="creditd gRPC address")
-
-
-@main.group()
-def account() -> None:
-    """Create, show and top up accounts on a running server."""
-
-
-@account.command("create")
-@click.argument("account_id")
-@click.option("--plan", default="standard", show_default=True)
-@click.option("--balance", "initial_balance", default=0, show_default=True, help="initial balance, minor units")
-@click.option("--credit-limit", type=int, help="minor units; default: the plan's")
-@click.option("--name", default="")
-@server_option
-def account_create(
-    account_id: str, plan: str, initial_balance: int, credit_limit: int | None, name: str, server: str
-) -> None:
-    accounts, _ = _stubs(server)
-    request = pb.CreateAccountRequest(
-        account_id=account_id, plan=plan, initial_balance=initial_balance, contact=pb.Contact(name=name)
-    )
-    if credit_limit is not None:
-        request.credit_limit = credit_limit
-    click.echo(render.account_card(_call(accounts.CreateAccount, request)))
-
-
-@account.command("show")
-@click.argument("account_id")
-@click.option("--entries", default=10, show_default=True, help="ledger entries to list")
-@server_option
-def account_show(account_id: str, entries: int, server: str) -> None:
-    accounts, _ = _stubs(server)
-    card = _call(accounts.GetAccount, pb.GetAccountRequest(account_id=account_id))
-    ledger = _call(accounts.ListLedger, pb.ListLedgerRequest(account_id=account_id, limit=entries))
-    click.echo(render.account_card(card))
-    click.echo(render.ledger_table(ledger.entries))
-
-
-@account.command("topup")
-@click.argument("account_id")
-@click.argument("amount", type=int)
-@click.option("--channel", default="cli", show_default=True)
-@click.option("--key", "idempotency_key", help="idempotency key [default: a new random one]")
-@server_option
-def account_topup(account_id: str, amount: int, channel: str, idempotency_key: str | None, server: str) -> None:
-    accounts, _ = _stubs(server)
-    key = idempotency_key or uuid.uuid4().hex
-    answer = _call(
-        accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key)
-    )
-    outcome = "REPLAYED (nothing applied)" if answer.replayed else "applied"
-    click.echo(f"top-up {key}: {outcome}, ledger seq {answer.ledger_seq}")
-    click.echo(render.account_card(answer.account))
-
-
-@account.command("status")
-@click.argument("account_id")
-@click.argument("status", type=click.Choice(["ACTIVE", "ONE_WAY_SUSPENDED", "TWO_WAY_SUSPENDED", "TERMINATED"]))
-@click.option("--reason", default="ADMIN", show_default=True, type=click.Choice(["ADMIN", "FRAUD"]))
-@server_option
-def account_status(account_id: str, status: str, reason: str, server: str) -> None:
-    accounts, _ = _stubs(server)
-    request = pb.SetStatusRequest(account_id=account_id, status=pb.AccountStatus.Value(status), reason=reason)
-    click.echo(render.account_card(_call(accounts.SetStatus, request)))
-
-
 @main.group()
 def events() -> None:
     """Follow the event feed of a running server."""
@@ -286,7 +187,7 @@ def events() -> None:
 @server_option
 def events_tail(from_id: str, count: int | None, server: str) -> None:
     """Print events as they happen, one line each, oldest first."""
-    accounts, _ = _stubs(server)
+    accounts, _ = stubs(server)
     stream = accounts.WatchEvents(pb.WatchEventsRequest(from_id=from_id))
     try:
         for number, event in enumerate(stream, start=1):
@@ -319,7 +220,7 @@ def charge(
     server: str,
 ) -> None:
     """Play one session (INITIAL, UPDATEs, TERMINATE) and print every answer."""
-    _, credit_control = _stubs(server)
+    _, credit_control = stubs(server)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     kinds = [pb.ChargeRequest.INITIAL] + [pb.ChargeRequest.UPDATE] * updates + [pb.ChargeRequest.TERMINATE]
     for number, kind in enumerate(kinds):
@@ -336,4 +237,4 @@ def charge(
             gateway_id=gateway_id,
             units=[unit],
         )
-        click.echo(render.charge_answer(kind, _call(credit_control.Charge, request)))
+        click.echo(render.charge_answer(kind, call(credit_control.Charge, request)))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from creditd.calendar import billing_cycle_of
+
 
 class GrantRecord(msgspec.Struct, array_like=True, frozen=True):
     rating_group: int
@@ -38,6 +40,7 @@ class BucketRecord(msgspec.Struct, array_like=True, frozen=True):
     expires_at_ms: int
     priority: int
     exhaustion_policy: int
+    amount: int
 
     def rating_group_list(self) -> list[int]:
         return [int(group) for group in self.rating_groups.split(",")] if self.rating_groups else []
@@ -60,7 +63,22 @@ class AccountRecord(msgspec.Struct, frozen=True):
     contact_email: str
     contact_phone: str
     open_sessions: int
+    credit_limit_override: bool
+    billing_cycle_day: int
+    # The billing cycle (creditd/calendar.py) overage_spent_minor was counted in.
+    overage_cycle: int
+    overage_spent_minor: int
+    # The plan's monthly data overage spend cap (0: none).
+    data_overage_cap_minor: int
+    reminders_sent: int
+    next_status: int
+    next_status_at_ms: int
     buckets: list[BucketRecord]
+
+    def data_overage_spent_minor(self, now_ms: int) -> int:
+        """Money spent on data beyond bundles in the billing cycle of now_ms."""
+        current = self.overage_cycle == billing_cycle_of(now_ms, self.billing_cycle_day)
+        return self.overage_spent_minor if current else 0
 
     @property
     def available(self) -> int:

@@ -3,39 +3,68 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from creditd.v1 import creditd_pb2 as pb
+
+if TYPE_CHECKING:
+    from creditd.batch import ArrearsRow
 
 
 def _time(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _status(status: int) -> str:
+    return pb.AccountStatus.Name(status) if status else "-"
+
+
 def account_card(account: pb.Account) -> str:
+    """The subscriber card, one labelled line per fact."""
+    tier = account.tier or "-"
+    limit_source = "operator override" if account.credit_limit_override else f"tier {tier}"
     lines = [
-        f"account    {account.account_id}   plan {account.plan}   currency {account.currency}",
-        f"status     {pb.AccountStatus.Name(account.status)} ({account.status_reason})"
+        f"account      {account.account_id}   plan {account.plan}   currency {account.currency}",
+        f"contact      {account.contact.name or '-'}   {account.contact.email or '-'}   {account.contact.phone or '-'}",
+        f"status       {pb.AccountStatus.Name(account.status)} ({account.status_reason})"
         f" since {_time(account.status_since_ms)} UTC",
-        f"balance    {account.balance}   reserved {account.reserved}   available {account.available}"
-        f"   credit limit {account.credit_limit}",
-        f"sessions   {account.open_sessions} open",
+        f"balance      {account.balance}   reserved {account.reserved}   available {account.available}",
+        f"credit       limit {account.credit_limit} ({limit_source})   tier {tier}",
+        f"billing      cycle day {account.billing_cycle_day}   data overage this cycle {account.data_overage_spent}"
+        + (f" of {account.data_overage_cap}" if account.data_overage_cap else " (no cap)"),
+        f"sessions     {account.open_sessions} open",
     ]
+    if account.next_status:
+        lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")
     for bucket in account.buckets:
-        expiry = _time(bucket.expires_at_ms) if bucket.expires_at_ms else "never"
+        expiry = _time(bucket.expires_at_ms) + " UTC" if bucket.expires_at_ms else "never"
         lines.append(
-            f"bucket     {bucket.bucket_id}: {bucket.remaining} {pb.Unit.Name(bucket.unit)} left, "
+            f"bucket       {bucket.bucket_id}: {bucket.remaining} of {bucket.amount} {pb.Unit.Name(bucket.unit)} left, "
             f"{bucket.reserved} reserved, expires {expiry}"
         )
     return "\n".join(lines)
 
 
+def arrears_table(rows: Sequence[ArrearsRow]) -> str:
+    header = f"{'account':20}  {'status':18} {'reason':7} {'debt':>12}  {'days':>5}  next step"
+    lines = [header]
+    for row in rows:
+        step = f"{_status(row.next_status)} at {_time(row.next_status_at_ms)}" if row.next_status else "-"
+        lines.append(
+            f"{row.account_id:20}  {_status(row.status):18} {row.status_reason:7} {row.debt:>12}  "
+            f"{row.days_in_state:>5}  {step}"
+        )
+    lines.append(f"{len(rows)} account(s), total debt {sum(row.debt for row in rows)}")
+    return "\n".join(lines)
+
+
 def ledger_table(entries: Iterable[pb.LedgerEntry]) -> str:
-    rows = [f"{'seq':>6}  {'time (UTC)':19}  {'kind':8}  {'amount':>12}  {'balance':>12}  reference"]
+    rows = [f"{'seq':>6}  {'time (UTC)':19}  {'kind':12}  {'amount':>12}  {'balance':>12}  {'by':12}  reference"]
     for entry in entries:
         rows.append(
-            f"{entry.seq:>6}  {_time(entry.time_ms):19}  {entry.kind:8}  {entry.amount:>12}  "
-            f"{entry.balance_after:>12}  {entry.reference}"
+            f"{entry.seq:>6}  {_time(entry.time_ms):19}  {entry.kind:12}  {entry.amount:>12}  "
+            f"{entry.balance_after:>12}  {entry.actor:12}  {entry.reference}"
         )
     return "\n".join(rows)
 

@@ -156,7 +156,8 @@ class CreditControlService(pb_grpc.CreditControlServicer):
             yield notification
 
 
-def account_message(record: AccountRecord) -> pb.Account:
+def account_message(record: AccountRecord, now_ms: int) -> pb.Account:
+    """The subscriber card; now_ms decides which billing cycle the data overage spend is of."""
     buckets = [
         pb.Bucket(
             bucket_id=bucket.bucket_id,
@@ -167,6 +168,7 @@ def account_message(record: AccountRecord) -> pb.Account:
             expires_at_ms=bucket.expires_at_ms,
             priority=bucket.priority,
             exhaustion_policy=bucket.exhaustion_policy,
+            amount=bucket.amount,
         )
         for bucket in record.buckets
     ]
@@ -187,6 +189,12 @@ def account_message(record: AccountRecord) -> pb.Account:
         contact=pb.Contact(name=record.contact_name, email=record.contact_email, phone=record.contact_phone),
         created_at_ms=record.created_at_ms,
         ledger_seq=record.ledger_seq,
+        billing_cycle_day=record.billing_cycle_day,
+        credit_limit_override=record.credit_limit_override,
+        data_overage_spent=record.data_overage_spent_minor(now_ms),
+        data_overage_cap=record.data_overage_cap_minor,
+        next_status=record.next_status,
+        next_status_at_ms=record.next_status_at_ms,
     )
 
 
@@ -208,6 +216,7 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
         plan=request.plan,
         initial_balance=request.initial_balance,
         credit_limit=request.credit_limit if request.HasField("credit_limit") else None,
+        billing_cycle_day=request.billing_cycle_day if request.HasField("billing_cycle_day") else None,
         contact_name=request.contact.name,
         contact_email=request.contact.email,
         contact_phone=request.contact.phone,
@@ -234,15 +243,18 @@ class AccountsService(pb_grpc.AccountsServicer):
         self._metric_channels = metric_channels
         self._watchers = watchers
 
+    def _card(self, record: AccountRecord) -> pb.Account:
+        return account_message(record, self._accounts.clock.now_ms())
+
     @grpc_errors
     async def CreateAccount(self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
         validation.check_create_account(request, self._limits)
-        return account_message(await self._accounts.create(new_account(request)))
+        return self._card(await self._accounts.create(new_account(request)))
 
     @grpc_errors
     async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
         validation.check_id(request.account_id, "account_id")
-        return account_message(await self._accounts.get(request.account_id))
+        return self._card(await self._accounts.get(request.account_id))
 
     @grpc_errors
     async def TopUp(self, request: pb.TopUpRequest, context: grpc.aio.ServicerContext) -> pb.TopUpAnswer:
@@ -257,7 +269,7 @@ class AccountsService(pb_grpc.AccountsServicer):
             metrics.TOP_UPS.labels(channel).inc()
             metrics.TOP_UP_AMOUNT.labels(channel).inc(request.amount)
         return pb.TopUpAnswer(
-            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+            account=self._card(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
         )
 
     @grpc_errors
@@ -265,12 +277,18 @@ class AccountsService(pb_grpc.AccountsServicer):
         validation.check_purchase_bundle(request)
         record = await self._accounts.purchase_bundle(request.account_id, request.bundle_id, request.idempotency_key)
         log.info("bundle %s bought for %s (%s)", request.bundle_id, request.account_id, request.idempotency_key)
-        return account_message(record)
+        return self._card(record)
 
     @grpc_errors
     async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Account:
         validation.check_set_status(request)
-        return account_message(await self._accounts.set_status(request.account_id, request.status, request.reason))
+        return self._card(await self._accounts.set_status(request.account_id, request.status, request.reason))
+
+    @grpc_errors
+    async def SetCreditLimit(self, request: pb.SetCreditLimitRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+        validation.check_set_credit_limit(request, self._limits)
+        credit_limit = request.credit_limit if request.HasField("credit_limit") else None
+        return self._card(await self._accounts.set_credit_limit(request.account_id, credit_limit))
 
     @grpc_errors
     async def ListLedger(self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext) -> pb.ListLedgerAnswer:

@@ -101,6 +101,8 @@ def check_create_account(request: pb.CreateAccountRequest, limits: Limits) -> No
     check_range(request.initial_balance, "initial_balance", 0, limits.max_amount_minor)
     if request.HasField("credit_limit"):
         check_range(request.credit_limit, "credit_limit", 0, limits.max_amount_minor)
+    if request.HasField("billing_cycle_day"):
+        check_range(request.billing_cycle_day, "billing_cycle_day", 1, 28)
     for name in ("name", "email", "phone"):
         check_free_text(getattr(request.contact, name), f"contact.{name}", limits.max_contact_field_length)
     if len(request.buckets) > limits.max_buckets_per_account:
@@ -128,6 +130,12 @@ def check_set_status(request: pb.SetStatusRequest) -> None:
         raise InvalidArgument(f"status: unknown value {request.status}")
     if request.reason not in OPERATOR_REASONS:
         raise InvalidArgument(f"reason: must be one of {', '.join(OPERATOR_REASONS)}")
+
+
+def check_set_credit_limit(request: pb.SetCreditLimitRequest, limits: Limits) -> None:
+    check_id(request.account_id, "account_id")
+    if request.HasField("credit_limit"):
+        check_range(request.credit_limit, "credit_limit", 0, limits.max_amount_minor)
 
 
 def check_list_ledger(request: pb.ListLedgerRequest, limits: Limits) -> None:

@@ -32,7 +32,7 @@ async def cli(creditd: Harness, *arguments: str) -> tuple[int, str]:
 
 async def test_worked_example(creditd: Harness) -> None:
     code, created = await cli(creditd, "account", "create", ACCOUNT, "--balance", "1000", "--name", "Somchai")
-    assert code == 0 and "balance    1000" in created and "ACTIVE" in created
+    assert code == 0 and "balance      1000" in created and "ACTIVE" in created
 
     code, played = await cli(creditd, "charge", ACCOUNT, "--rating-group", "2", "--used", "90", "--updates", "2")
     assert code == 0
@@ -42,11 +42,11 @@ async def test_worked_example(creditd: Harness) -> None:
     assert (await creditd.get(ACCOUNT)).balance == 1000 - 3 * 200
 
     code, paid = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
-    assert code == 0 and "applied" in paid and "balance    900" in paid
+    assert code == 0 and "applied" in paid and "balance      900" in paid
     code, replayed = await cli(
         creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher"
     )
-    assert code == 0 and "REPLAYED" in replayed and "balance    900" in replayed
+    assert code == 0 and "REPLAYED" in replayed and "balance      900" in replayed
 
     code, suspended = await cli(creditd, "account", "status", ACCOUNT, "ONE_WAY_SUSPENDED", "--reason", "FRAUD")
     assert code == 0 and "ONE_WAY_SUSPENDED (FRAUD)" in suspended

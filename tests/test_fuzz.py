@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 ACCOUNTS = ["66818180000", "66818180001"]
 METHODS = [f"/creditd.v1.CreditControl/{m}" for m in ("Charge", "ChargeBatch")] + [
     f"/creditd.v1.Accounts/{m}"
-    for m in ("CreateAccount", "GetAccount", "TopUp", "PurchaseBundle", "SetStatus", "ListLedger")
+    for m in ("CreateAccount", "GetAccount", "TopUp", "PurchaseBundle", "SetStatus", "SetCreditLimit", "ListLedger")
 ]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -90,6 +90,11 @@ def test_hostile_accounts_calls_are_answered(fuzzed_server, account_id, amount, 
         (accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key)),
         (accounts.SetStatus, pb.SetStatusRequest(account_id=account_id, status=status, reason=reason)),
         (accounts.CreateAccount, pb.CreateAccountRequest(account_id=account_id, plan=channel, initial_balance=amount)),
+        (accounts.SetCreditLimit, pb.SetCreditLimitRequest(account_id=account_id, credit_limit=amount)),
+        (
+            accounts.PurchaseBundle,
+            pb.PurchaseBundleRequest(account_id=account_id, bundle_id=channel, idempotency_key=key),
+        ),
     ):
         try:
             invoke(message, timeout=10)

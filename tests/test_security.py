@@ -14,7 +14,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from creditd.auth import METHODS_OF_ROLE
+from creditd.auth import ALL_METHODS, METHODS_OF_ROLE
 from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.server import CreditdServer
@@ -70,12 +70,19 @@ CALLS = {
     ),
     "PurchaseBundle": lambda cc, ac: ac.PurchaseBundle(pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="b")),
     "SetStatus": lambda cc, ac: ac.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")),
+    "SetCreditLimit": lambda cc, ac: ac.SetCreditLimit(pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)),
     "ListLedger": lambda cc, ac: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
 }
 STREAMS = {
     "WatchEvents": lambda cc, ac: ac.WatchEvents(pb.WatchEventsRequest()),
     "WatchNotifications": lambda cc, ac: cc.WatchNotifications(pb.WatchNotificationsRequest(gateway_id="pgw1")),
 }
+
+
+async def test_every_rpc_of_the_contract_is_checked_here() -> None:
+    services = pb.DESCRIPTOR.services_by_name
+    contract = {method.name for name in ("CreditControl", "Accounts") for method in services[name].methods}
+    assert set(CALLS) | set(STREAMS) == contract == ALL_METHODS
 
 
 async def outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]

@@ -208,7 +208,7 @@ class Contact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ...) -> None: ...
 
 class Bucket(_message.Message):
-    __slots__ = ("bucket_id", "unit", "remaining", "reserved", "rating_groups", "expires_at_ms", "priority", "exhaustion_policy")
+    __slots__ = ("bucket_id", "unit", "remaining", "reserved", "rating_groups", "expires_at_ms", "priority", "exhaustion_policy", "amount")
     BUCKET_ID_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +217,7 @@ class Bucket(_message.Message):
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     EXHAUSTION_POLICY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
     bucket_id: str
     unit: Unit
     remaining: int
@@ -225,26 +226,29 @@ class Bucket(_message.Message):
     expires_at_ms: int
     priority: int
     exhaustion_policy: ExhaustionPolicy
-    def __init__(self, bucket_id: _Optional[str] = ..., unit: _Optional[_Union[Unit, str]] = ..., remaining: _Optional[int] = ..., reserved: _Optional[int] = ..., rating_groups: _Optional[_Iterable[int]] = ..., expires_at_ms: _Optional[int] = ..., priority: _Optional[int] = ..., exhaustion_policy: _Optional[_Union[ExhaustionPolicy, str]] = ...) -> None: ...
+    amount: int
+    def __init__(self, bucket_id: _Optional[str] = ..., unit: _Optional[_Union[Unit, str]] = ..., remaining: _Optional[int] = ..., reserved: _Optional[int] = ..., rating_groups: _Optional[_Iterable[int]] = ..., expires_at_ms: _Optional[int] = ..., priority: _Optional[int] = ..., exhaustion_policy: _Optional[_Union[ExhaustionPolicy, str]] = ..., amount: _Optional[int] = ...) -> None: ...
 
 class CreateAccountRequest(_message.Message):
-    __slots__ = ("account_id", "plan", "initial_balance", "credit_limit", "contact", "buckets")
+    __slots__ = ("account_id", "plan", "initial_balance", "credit_limit", "contact", "buckets", "billing_cycle_day")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     INITIAL_BALANCE_FIELD_NUMBER: _ClassVar[int]
     CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CYCLE_DAY_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     plan: str
     initial_balance: int
     credit_limit: int
     contact: Contact
     buckets: _containers.RepeatedCompositeFieldContainer[Bucket]
-    def __init__(self, account_id: _Optional[str] = ..., plan: _Optional[str] = ..., initial_balance: _Optional[int] = ..., credit_limit: _Optional[int] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[Bucket, _Mapping]]] = ...) -> None: ...
+    billing_cycle_day: int
+    def __init__(self, account_id: _Optional[str] = ..., plan: _Optional[str] = ..., initial_balance: _Optional[int] = ..., credit_limit: _Optional[int] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[Bucket, _Mapping]]] = ..., billing_cycle_day: _Optional[int] = ...) -> None: ...
 
 class Account(_message.Message):
-    __slots__ = ("account_id", "plan", "currency", "status", "status_reason", "balance", "reserved", "available", "credit_limit", "tier", "buckets", "open_sessions", "status_since_ms", "contact", "created_at_ms", "ledger_seq")
+    __slots__ = ("account_id", "plan", "currency", "status", "status_reason", "balance", "reserved", "available", "credit_limit", "tier", "buckets", "open_sessions", "status_since_ms", "contact", "created_at_ms", "ledger_seq", "billing_cycle_day", "credit_limit_override", "data_overage_spent", "data_overage_cap", "next_status", "next_status_at_ms")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +265,12 @@ class Account(_message.Message):
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     LEDGER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CYCLE_DAY_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    DATA_OVERAGE_SPENT_FIELD_NUMBER: _ClassVar[int]
+    DATA_OVERAGE_CAP_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STATUS_AT_MS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     plan: str
     currency: str
@@ -277,7 +287,13 @@ class Account(_message.Message):
     contact: Contact
     created_at_ms: int
     ledger_seq: int
-    def __init__(self, account_id: _Optional[str] = ..., plan: _Optional[str] = ..., currency: _Optional[str] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., balance: _Optional[int] = ..., reserved: _Optional[int] = ..., available: _Optional[int] = ..., credit_limit: _Optional[int] = ..., tier: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[Bucket, _Mapping]]] = ..., open_sessions: _Optional[int] = ..., status_since_ms: _Optional[int] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., ledger_seq: _Optional[int] = ...) -> None: ...
+    billing_cycle_day: int
+    credit_limit_override: bool
+    data_overage_spent: int
+    data_overage_cap: int
+    next_status: AccountStatus
+    next_status_at_ms: int
+    def __init__(self, account_id: _Optional[str] = ..., plan: _Optional[str] = ..., currency: _Optional[str] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., balance: _Optional[int] = ..., reserved: _Optional[int] = ..., available: _Optional[int] = ..., credit_limit: _Optional[int] = ..., tier: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[Bucket, _Mapping]]] = ..., open_sessions: _Optional[int] = ..., status_since_ms: _Optional[int] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., ledger_seq: _Optional[int] = ..., billing_cycle_day: _Optional[int] = ..., credit_limit_override: _Optional[bool] = ..., data_overage_spent: _Optional[int] = ..., data_overage_cap: _Optional[int] = ..., next_status: _Optional[_Union[AccountStatus, str]] = ..., next_status_at_ms: _Optional[int] = ...) -> None: ...
 
 class GetAccountRequest(_message.Message):
     __slots__ = ("account_id",)
@@ -326,6 +342,14 @@ class SetStatusRequest(_message.Message):
     status: AccountStatus
     reason: str
     def __init__(self, account_id: _Optional[str] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetCreditLimitRequest(_message.Message):
+    __slots__ = ("account_id", "credit_limit")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    credit_limit: int
+    def __init__(self, account_id: _Optional[str] = ..., credit_limit: _Optional[int] = ...) -> None: ...
 
 class ListLedgerRequest(_message.Message):
     __slots__ = ("account_id", "limit", "before_seq")

@@ -230,6 +230,11 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.SetStatusRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
                 _registered_method=True)
+        self.SetCreditLimit = channel.unary_unary(
+                '/creditd.v1.Accounts/SetCreditLimit',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SetCreditLimitRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
         self.ListLedger = channel.unary_unary(
                 '/creditd.v1.Accounts/ListLedger',
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.ListLedgerRequest.SerializeToString,
@@ -278,6 +283,13 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCreditLimit(self, request, context):
+        """A manual credit limit that tier recomputes leave alone, or (credit_limit unset) back to the tier's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLedger(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -316,6 +328,11 @@ def add_AccountsServicer_to_server(servicer, server):
             'SetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStatus,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetStatusRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+            'SetCreditLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCreditLimit,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetCreditLimitRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
             ),
             'ListLedger': grpc.unary_unary_rpc_method_handler(
@@ -466,6 +483,33 @@ class Accounts:
             target,
             '/creditd.v1.Accounts/SetStatus',
             creditd_dot_v1_dot_creditd__pb2.SetStatusRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCreditLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/SetCreditLimit',
+            creditd_dot_v1_dot_creditd__pb2.SetCreditLimitRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.Account.FromString,
             options,
             channel_credentials,

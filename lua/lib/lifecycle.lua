@@ -229,3 +229,19 @@ local function queue_bucket_usage_events(account, now_ms)
     end
   end
 end
+
+-- The credit limit of the account's tier (the lowest tier's for an unknown name); without tiers,
+-- the plan's credit_limit_minor.
+local function tier_credit_limit(account)
+  local plan = CONFIG.plans[account.plan]
+  if plan == nil then
+    return account.credit_limit
+  end
+  for _, tier in ipairs(plan.credit_tiers) do
+    if tier.name == account.tier then
+      return tier.credit_limit_minor
+    end
+  end
+  local lowest = plan.credit_tiers[1]
+  return lowest and lowest.credit_limit_minor or plan.credit_limit_minor
+end

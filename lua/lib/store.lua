@@ -161,6 +161,8 @@ end
 
 -- The subscriber card; creditd/records.py decodes it.
 local function account_json(account, open_sessions)
+  local next_step = in_debt(account) and ladder_due_ms(account) or nil
+  local plan = CONFIG.plans[account.plan]
   local buckets = {}
   for _, bucket in ipairs(ordered_buckets(account)) do
     buckets[#buckets + 1] = bucket_json(bucket)
@@ -185,7 +187,10 @@ local function account_json(account, open_sessions)
     .. ',"billing_cycle_day":' .. account.billing_cycle_day
     .. ',"overage_cycle":' .. format_integer(account.overage_cycle)
     .. ',"overage_spent_minor":' .. format_integer(account.overage_spent_minor)
+    .. ',"data_overage_cap_minor":' .. format_integer(plan and plan.monthly_data_overage_cap_minor or 0)
     .. ',"reminders_sent":' .. account.reminders_sent
+    .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)
+    .. ',"next_status_at_ms":' .. format_integer(next_step or 0)
     .. ',"buckets":[' .. table.concat(buckets, ',') .. ']}'
 end
 

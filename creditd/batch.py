@@ -1,0 +1,139 @@
+"""Batch jobs over every account, run by the CLI straight against Redis: credit tier recompute and
+the arrears report. Accounts are found by SCAN and processed in pipelined batches of function calls,
+so a job is as safe as the functions (each call atomic, a rerun harmless) and never holds the
+whole account list in memory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from itertools import islice
+
+import msgspec
+import redis
+
+from creditd.audit import account_keys
+from creditd.codes import Code
+from creditd.functions import decode_reply
+from creditd.keys import Keys, account_id_of
+from creditd.records import ACCOUNT_DECODER, AccountRecord
+
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000
+DAY_MS = 86_400_000
+SUSPENDED = (2, 3)
+
+
+def account_ids(client: redis.Redis) -> Iterator[str]:
+    return (account_id_of(key) for key in account_keys(client))
+
+
+def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def _call_all(client: redis.Redis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+    return pipe.execute(raise_on_error=False)
+
+
+class TierResult(msgspec.Struct, frozen=True):
+    tier: str
+    credit_limit: int
+    average_topup_minor: int
+    changed: int
+    window_trimmed: int
+
+
+TIER_RESULT_DECODER = msgspec.json.Decoder(TierResult)
+
+
+class TierSummary(msgspec.Struct):
+    accounts: int = 0
+    changed: int = 0
+    window_trimmed: int = 0
+    failed: int = 0
+    by_tier: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+def recompute_tiers(
+    client: redis.Redis,
+    keys: Keys,
+    now_ms: int,
+    actor: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], object] = lambda _: None,
+) -> TierSummary:
+    """Runs recompute_tier for every account, batch by batch; returns what it did."""
+    assert 1 <= batch_size <= MAX_BATCH_SIZE
+    summary, tiers = TierSummary(), Counter[str]()
+    for batch in _batches(account_ids(client), batch_size):
+        calls = [(keys.account_call(account_id), [now_ms, account_id, actor]) for account_id in batch]
+        for raw in _call_all(client, "recompute_tier", calls):
+            summary.accounts += 1
+            if isinstance(raw, Exception) or decode_reply(raw).code != Code.SUCCESS:
+                summary.failed += 1
+                continue
+            result = TIER_RESULT_DECODER.decode(decode_reply(raw).body)
+            tiers[result.tier or "(no tiers)"] += 1
+            summary.changed += result.changed
+            summary.window_trimmed += result.window_trimmed
+        progress(len(batch))
+    summary.by_tier = dict(sorted(tiers.items()))
+    return summary
+
+
+class ArrearsRow(msgspec.Struct, frozen=True):
+    account_id: str
+    status: int
+    status_reason: str
+    balance: int
+    # What the subscriber owes: -balance when below zero, else 0.
+    debt: int
+    days_in_state: int
+    next_status: int
+    next_status_at_ms: int
+
+
+def _arrears_row(card: AccountRecord, now_ms: int) -> ArrearsRow | None:
+    if card.balance >= 0 and card.status not in SUSPENDED:
+        return None
+    return ArrearsRow(
+        account_id=card.account_id,
+        status=card.status,
+        status_reason=card.status_reason,
+        balance=card.balance,
+        debt=max(0, -card.balance),
+        days_in_state=max(0, now_ms - card.status_since_ms) // DAY_MS,
+        next_status=card.next_status,
+        next_status_at_ms=card.next_status_at_ms,
+    )
+
+
+def arrears(
+    client: redis.Redis,
+    keys: Keys,
+    now_ms: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], object] = lambda _: None,
+) -> list[ArrearsRow]:
+    """Accounts in debt or suspended, the largest debt first (the subscriber cards, read-only)."""
+    assert 1 <= batch_size <= MAX_BATCH_SIZE
+    rows = []
+    for batch in _batches(account_ids(client), batch_size):
+        pipe = client.pipeline(transaction=False)
+        for account_id in batch:
+            pipe.execute_command(
+                "FCALL_RO", "get_account", 2, keys.account(account_id), keys.sessions(account_id), account_id
+            )
+        for raw in pipe.execute(raise_on_error=False):
+            if isinstance(raw, Exception) or decode_reply(raw).code != Code.SUCCESS:
+                continue  # deleted between SCAN and the read
+            row = _arrears_row(ACCOUNT_DECODER.decode(decode_reply(raw).body), now_ms)
+            if row is not None:
+                rows.append(row)
+        progress(len(batch))
+    return sorted(rows, key=lambda row: (-row.debt, row.account_id))

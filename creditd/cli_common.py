@@ -1,0 +1,85 @@
+"""What the CLI's commands share: settings with command-line overrides, a Redis client for the batch
+commands, the gRPC client stubs for the ones that talk to a running server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+import msgspec
+import redis
+
+from creditd.embedded import embedded_url
+from creditd.resources import default_config_path
+from creditd.settings import Settings, load_settings
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+CLIENT_TIMEOUT_S = 10.0
+
+
+def settings_from_options(
+    config: Path | None,
+    listen: str | None,
+    redis_url: str | None,
+    data_dir: Path | None,
+    metrics_listen: str | None,
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> Settings:
+    """The config file, with what the command line and environment override."""
+    settings = load_settings(config or default_config_path())
+    replace = msgspec.structs.replace
+    return replace(
+        settings,
+        server=replace(settings.server, listen=listen or settings.server.listen),
+        redis=replace(
+            settings.redis,
+            url=redis_url or os.environ.get("CREDITD_REDIS_URL") or settings.redis.url,
+            data_dir=str(data_dir) if data_dir else settings.redis.data_dir,
+        ),
+        metrics=replace(settings.metrics, listen=settings.metrics.listen if metrics_listen is None else metrics_listen),
+        security=replace(
+            settings.security,
+            tls_cert_path=str(tls[0]) if tls[0] else settings.security.tls_cert_path,
+            tls_key_path=str(tls[1]) if tls[1] else settings.security.tls_key_path,
+            tls_client_ca_path=str(tls[2]) if tls[2] else settings.security.tls_client_ca_path,
+        ),
+    )
+
+
+def redis_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--redis, --data-dir and --config, for commands that work on Redis directly."""
+    command = click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped one]")(
+        command
+    )
+    command = click.option(
+        "--data-dir", type=click.Path(path_type=Path), help="data dir of a running embedded Redis [./data]"
+    )(command)
+    return click.option("--redis", "redis_url", help="Redis URL; default: $CREDITD_REDIS_URL, else the embedded one")(
+        command
+    )
+
+
+def open_redis(redis_url: str | None, data_dir: Path | None, config: Path | None) -> tuple[Settings, redis.Redis]:
+    settings = settings_from_options(config, None, redis_url, data_dir, None)
+    url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))
+    return settings, redis.Redis.from_url(url, socket_timeout=settings.redis.call_timeout_s)
+
+
+def stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]:
+    channel = grpc.insecure_channel(server)
+    return pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
+
+
+def call(method, request):  # type: ignore[no-untyped-def]
+    try:
+        return method(request, timeout=CLIENT_TIMEOUT_S)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
+
+
+server_option = click.option("--server", default=DEFAULT_SERVER, show_default=True, help="creditd gRPC address")

@@ -1,0 +1,89 @@
+"""`creditd tiers recompute` and `creditd report arrears`: batch jobs straight against Redis
+(creditd/batch.py), with a progress bar on stderr and the result on stdout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+import redis
+
+from creditd import batch, render
+from creditd.audit import account_keys
+from creditd.cli_common import open_redis, redis_options
+from creditd.clock import Clock
+from creditd.keys import Keys
+
+batch_size_option = click.option(
+    "--batch-size",
+    default=batch.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    type=click.IntRange(1, batch.MAX_BATCH_SIZE),
+    help="accounts per pipelined round trip",
+)
+
+
+def _count_accounts(client: redis.Redis) -> int:
+    return sum(1 for _ in account_keys(client))
+
+
+@click.group()
+def tiers() -> None:
+    """Credit tiers by average monthly top-up."""
+
+
+@tiers.command("recompute")
+@redis_options
+@batch_size_option
+def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path | None, batch_size: int) -> None:
+    """Put every account in the tier its top-ups earn; its credit limit follows unless overridden."""
+    settings, client = open_redis(redis_url, data_dir, config)
+    try:
+        with click.progressbar(length=_count_accounts(client), label="recomputing tiers", file=sys.stderr) as bar:
+            summary = batch.recompute_tiers(
+                client, Keys(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
+            )
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    tiers_text = ", ".join(f"{name} {count}" for name, count in summary.by_tier.items()) or "none"
+    click.echo(
+        f"{summary.accounts} accounts, {summary.changed} changed, {summary.failed} failed; by tier: {tiers_text}"
+    )
+    if summary.window_trimmed:
+        click.echo(
+            f"warning: {summary.window_trimmed} account(s) had ledger entries of the window trimmed by retention "
+            "(limits.max_ledger_entries): their average is too low"
+        )
+    sys.exit(1 if summary.failed else 0)
+
+
+@click.group()
+def report() -> None:
+    """Reports for the people who run the service."""
+
+
+@report.command("arrears")
+@redis_options
+@batch_size_option
+@click.option("--json", "as_json", is_flag=True, help="one JSON document instead of a table")
+def report_arrears(
+    redis_url: str | None, data_dir: Path | None, config: Path | None, batch_size: int, as_json: bool
+) -> None:
+    """Accounts in debt or suspended: debt, days in the state, the next step and when."""
+    settings, client = open_redis(redis_url, data_dir, config)
+    now_ms = Clock().now_ms()
+    try:
+        with click.progressbar(length=_count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
+            rows = batch.arrears(client, Keys(settings.redis.partitions), now_ms, batch_size, bar.update)
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    if as_json:
+        click.echo(msgspec.json.encode(rows).decode())
+    else:
+        click.echo(render.arrears_table(rows))
