@@ -12,6 +12,7 @@ import redis
 
 from creditd.codes import Code
 from creditd.keys import Keys, sweeper_lease
+from creditd.resources import lua_directory
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
@@ -238,11 +239,18 @@ def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, func
         assert reply[1] == b"not due"  # the session the seed did not open is not overdue either
 
 
+def test_every_function_has_argument_cases_here() -> None:
+    shipped = {path.stem for path in (lua_directory() / "functions").glob("*.lua")}
+    assert shipped - {"library_version"} == set(VALID_ARGS) == set(KEYS_OF)
+
+
 def test_unknown_account_is_refused_by_every_function_and_writes_nothing(
     redis_client: redis.Redis, call: Callable
 ) -> None:
     before = dump(redis_client)
-    for function in ("get_account", "top_up", "set_status", "list_ledger"):
+    account_functions = ("get_account", "top_up", "set_status", "list_ledger", "purchase_bundle", "set_credit_limit",
+                         "recompute_tier", "advance_account")  # fmt: skip
+    for function in account_functions:
         code, message, _ = call(function, VALID_ARGS[function])
         assert (code, message.decode()) == (Code.USER_UNKNOWN, "account_id: unknown account")
     assert call("charge", VALID_ARGS["charge"])[0].decode().startswith(f"[{Code.USER_UNKNOWN},")
