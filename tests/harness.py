@@ -87,6 +87,15 @@ class Harness:
         answer = await self.accounts.ListLedger(pb.ListLedgerRequest(account_id=account_id, limit=limit))
         return list(answer.entries)
 
+    def events_of(self, account_id: str) -> list[tuple[str, str]]:
+        """(kind, detail) of the account's events in its partition's outbox, oldest first."""
+        entries = self.redis.xrange(self.server_keys().events(account_id))
+        return [
+            (fields[b"kind"].decode(), fields.get(b"detail", b"").decode())
+            for _, fields in entries
+            if fields[b"account_id"].decode() == account_id and b"gateway_id" not in fields
+        ]
+
     def server_quota(self) -> Quota:
         """A Quota sharing the server's keys and clock, to build the exact calls the server makes."""
         return Quota(Keys(self.settings.redis.partitions), Functions(None), self.clock)  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 debt for the plan's one-way grace period becomes two-way with the late fee charged, two-way for the
 two-way grace period becomes terminated and blacklisted; applied lazily by the next request and by
 the sweeper; a top-up that pays debt and fee resumes a credit-caused two-way suspension; operator
-suspensions do not move by themselves. Sample plan: 7 days, 30 days, late fee 2 000."""
+suspensions do not move by themselves; suspension_coming reminders 3 days and 1 day before a step
+(one for a long silence, none once paid), and the card shows the next step. Sample plan: 7 days,
+30 days, late fee 2 000."""
 
 from __future__ import annotations
 
@@ -99,3 +101,44 @@ async def test_a_terminated_id_is_blacklisted_for_new_accounts(creditd: Harness)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await creditd.create_account(ACCOUNT, balance=1000)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "blacklisted" in refused.value.details()
+
+
+async def test_reminders_announce_the_next_step_and_the_card_shows_it(creditd: Harness) -> None:
+    await exhaust(creditd)
+    since_ms = (await creditd.get(ACCOUNT)).status_since_ms
+    two_way_at_ms = since_ms + 7 * DAY_S * 1000
+    card = await creditd.get(ACCOUNT)
+    assert (card.next_status, card.next_status_at_ms) == (pb.TWO_WAY_SUSPENDED, two_way_at_ms)
+    sweeper = creditd.server.sweeper
+
+    def reminders() -> list[str]:
+        return [detail for kind, detail in creditd.events_of(ACCOUNT) if kind == "suspension_coming"]
+
+    creditd.clock.advance(4 * DAY_S - 10)  # 3 days + 10 s before the step
+    await sweeper.sweep_once()
+    assert reminders() == []
+    creditd.clock.advance(20)
+    await sweeper.sweep_once()
+    assert reminders() == [f"TWO_WAY_SUSPENDED {two_way_at_ms} 3"]
+    await sweeper.sweep_once()
+    assert len(reminders()) == 1  # once
+    creditd.clock.advance(2 * DAY_S)
+    await creditd.charge("in-1", INITIAL, 0, ACCOUNT, [(VOICE_IN, 0, 0)])  # lazily, by a request
+    assert reminders()[-1] == f"TWO_WAY_SUSPENDED {two_way_at_ms} 1"
+    creditd.clock.advance(DAY_S)
+    await sweeper.sweep_once()
+    card = await creditd.get(ACCOUNT)
+    assert card.status == pb.TWO_WAY_SUSPENDED and card.next_status == pb.TERMINATED
+    # A long silence: one reminder for the latest that fell due (1 day before termination), not two.
+    creditd.clock.advance(29 * DAY_S + 10)
+    await sweeper.sweep_once()
+    assert reminders()[2:] == [f"TERMINATED {card.next_status_at_ms} 1"]
+
+
+async def test_no_reminder_once_the_debt_is_paid(creditd: Harness) -> None:
+    await exhaust(creditd)
+    await creditd.top_up(ACCOUNT, 1_000, "pay")
+    creditd.clock.advance(6 * DAY_S + 1)
+    await creditd.server.sweeper.sweep_once()
+    assert "suspension_coming" not in [kind for kind, _ in creditd.events_of(ACCOUNT)]
+    assert (await creditd.get(ACCOUNT)).next_status == pb.ACCOUNT_STATUS_UNSPECIFIED
