@@ -48,11 +48,22 @@ async def test_worked_example(creditd: Harness) -> None:
     )
     assert code == 0 and "REPLAYED" in replayed and "balance      900" in replayed
 
+    await creditd.top_up(ACCOUNT, 2_000, "bank-1")
+    code, bought = await cli(creditd, "account", "buy", ACCOUNT, "sms_50", "--key", "b1")
+    assert code == 0 and "balance      1000" in bought and "50 of 50 EVENTS left" in bought
+    code, limited = await cli(creditd, "account", "credit-limit", ACCOUNT, "300")
+    assert code == 0 and "limit 300 (operator override)   tier basic" in limited
+    code, tiered = await cli(creditd, "account", "credit-limit", ACCOUNT, "--tier")
+    assert code == 0 and "limit 0 (tier basic)" in tiered
+    code, both = await cli(creditd, "account", "credit-limit", ACCOUNT, "300", "--tier")
+    assert code == 2 and "AMOUNT or --tier" in both
+
     code, suspended = await cli(creditd, "account", "status", ACCOUNT, "ONE_WAY_SUSPENDED", "--reason", "FRAUD")
     assert code == 0 and "ONE_WAY_SUSPENDED (FRAUD)" in suspended
 
     code, shown = await cli(creditd, "account", "show", ACCOUNT)
     assert code == 0 and "topup" in shown and "voucher voucher-1" in shown and shown.count("charge") == 3
+    assert "contact      Somchai" in shown and "billing      cycle day" in shown and "credit_limit" in shown
 
 
 async def test_server_errors_are_readable(creditd: Harness) -> None:
