@@ -107,7 +107,8 @@ class Sweeper:
         return due[:budget]
 
     async def _advance_accounts(self, partitions: list[int], now_ms: int) -> int:
-        """Applies due suspension-ladder steps; returns how many accounts were looked at."""
+        """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts of the due
+        index; returns how many accounts were looked at."""
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
             pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0,
@@ -130,13 +131,13 @@ class Sweeper:
     async def sweep_once(self) -> SweepResult:
         held = await self.claim()
         now_ms = self._clock.now_ms()
-        ladder_steps = await self._advance_accounts(held, now_ms)
+        due_accounts = await self._advance_accounts(held, now_ms)
         due = await self._due_sessions(held, now_ms)
         commands: list[Command] = [
             ("release_orphan", self._keys.session_call(*session), (now_ms, *session, f"sweeper:{self.owner}"))
             for session in due
         ]
-        result = SweepResult(partitions_held=len(held), due_accounts=ladder_steps)
+        result = SweepResult(partitions_held=len(held), due_accounts=due_accounts)
         for session, raw in zip(due, await self._pipeline.call_many(commands), strict=True):
             if isinstance(raw, BaseException):
                 raise raw
