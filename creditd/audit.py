@@ -47,6 +47,11 @@ def account_keys(client: redis.Redis) -> Iterator[str]:
         yield _text(key)
 
 
+def count_accounts(client: redis.Redis) -> int:
+    """For progress bars: one SCAN over the account keys."""
+    return sum(1 for _ in account_keys(client))
+
+
 class Auditor:
     def __init__(self, client: redis.Redis, partitions: int) -> None:
         self.client = client

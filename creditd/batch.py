@@ -33,10 +33,13 @@ def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _call_all(client: redis.Redis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]]) -> list:
+def _call_all(
+    client: redis.Redis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]], command: str = "FCALL"
+) -> list:
+    """One pipelined round trip of function calls; failures come back as exceptions in the list."""
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
-        pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+        pipe.execute_command(command, function, len(keys), *keys, *args)
     return pipe.execute(raise_on_error=False)
 
 
@@ -124,12 +127,8 @@ def arrears(
     assert 1 <= batch_size <= MAX_BATCH_SIZE
     rows = []
     for batch in _batches(account_ids(client), batch_size):
-        pipe = client.pipeline(transaction=False)
-        for account_id in batch:
-            pipe.execute_command(
-                "FCALL_RO", "get_account", 2, keys.account(account_id), keys.sessions(account_id), account_id
-            )
-        for raw in pipe.execute(raise_on_error=False):
+        calls = [((keys.account(a), keys.sessions(a)), [a]) for a in batch]
+        for raw in _call_all(client, "get_account", calls, command="FCALL_RO"):
             if isinstance(raw, Exception) or decode_reply(raw).code != Code.SUCCESS:
                 continue  # deleted between SCAN and the read
             row = _arrears_row(ACCOUNT_DECODER.decode(decode_reply(raw).body), now_ms)

@@ -15,7 +15,7 @@ import redis
 import uvloop
 
 from creditd import logs, render
-from creditd.audit import Auditor, account_keys
+from creditd.audit import Auditor, count_accounts
 from creditd.cli_accounts import account
 from creditd.cli_common import (
     DEFAULT_SERVER,
@@ -158,8 +158,7 @@ def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> 
     """Check the invariants of every account; print each violation; exit 1 when there is any."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
-        total = sum(1 for _ in account_keys(client))
-        with click.progressbar(length=total, label="auditing accounts", file=sys.stderr) as bar:
+        with click.progressbar(length=count_accounts(client), label="auditing accounts", file=sys.stderr) as bar:
             report = Auditor(client, settings.redis.partitions).run(
                 Clock().now_ms(), settings.sweeper.grace_period_s, progress=bar.update
             )

@@ -11,7 +11,7 @@ import msgspec
 import redis
 
 from creditd import batch, render
-from creditd.audit import account_keys
+from creditd.audit import count_accounts
 from creditd.cli_common import open_redis, redis_options
 from creditd.clock import Clock
 from creditd.keys import Keys
@@ -23,10 +23,6 @@ batch_size_option = click.option(
     type=click.IntRange(1, batch.MAX_BATCH_SIZE),
     help="accounts per pipelined round trip",
 )
-
-
-def _count_accounts(client: redis.Redis) -> int:
-    return sum(1 for _ in account_keys(client))
 
 
 @click.group()
@@ -41,7 +37,7 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
     """Put every account in the tier its top-ups earn; its credit limit follows unless overridden."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
-        with click.progressbar(length=_count_accounts(client), label="recomputing tiers", file=sys.stderr) as bar:
+        with click.progressbar(length=count_accounts(client), label="recomputing tiers", file=sys.stderr) as bar:
             summary = batch.recompute_tiers(
                 client, Keys(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
             )
@@ -77,7 +73,7 @@ def report_arrears(
     settings, client = open_redis(redis_url, data_dir, config)
     now_ms = Clock().now_ms()
     try:
-        with click.progressbar(length=_count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
+        with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
             rows = batch.arrears(client, Keys(settings.redis.partitions), now_ms, batch_size, bar.update)
     except redis.RedisError as error:
         raise click.ClickException(f"redis: {error}") from None

@@ -20,20 +20,8 @@ rewritten from its state (taken off when nothing is due, an unknown account too)
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]
 
-local function check_advance(keys, args)
-  check_argument_count(args, 3)
-  local request = {
-    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
-    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
-    actor = check_actor(args),
-  }
-  local account = load_existing_account(keys[1])
-  account.actor = request.actor
-  return { account = account, request = request }
-end
-
 local function advance_account(keys, args)
-  local checked, outcome = run_checked(check_advance, keys, args)
+  local checked, outcome = run_checked(check_account_call, keys, args)
   if not checked then
     if outcome.code == CODE.USER_UNKNOWN then
       redis.call('ZREM', keys[6], args[2])

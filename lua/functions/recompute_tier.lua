@@ -21,18 +21,6 @@ Returns {code, message, '{"tier":..,"credit_limit":..,"average_topup_minor":..,"
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]
 
-local function check_recompute(keys, args)
-  check_argument_count(args, 3)
-  local request = {
-    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
-    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
-    actor = check_actor(args),
-  }
-  local account = load_existing_account(keys[1])
-  account.actor = request.actor
-  return { account = account, request = request }
-end
-
 -- Sum of the top-ups dated at or after since_ms, and whether retention trimmed part of that window.
 local function top_ups_since(ledger_key, account, since_ms)
   local total, oldest_kept_ms = 0, nil
@@ -60,7 +48,7 @@ local function earned_tier(plan, average)
 end
 
 local function recompute_tier(keys, args)
-  local checked, outcome = run_checked(check_recompute, keys, args)
+  local checked, outcome = run_checked(check_account_call, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
   end

@@ -191,3 +191,17 @@ local function load_existing_account(key)
   end
   return account
 end
+
+-- The checks of a call whose arguments are just (now_ms, account_id, actor) (advance_account,
+-- recompute_tier): the request and the loaded account, or a refusal.
+local function check_account_call(keys, args)
+  check_argument_count(args, 3)
+  local request = {
+    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
+    account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
+    actor = check_actor(args),
+  }
+  local account = load_existing_account(keys[1])
+  account.actor = request.actor
+  return { account = account, request = request }
+end

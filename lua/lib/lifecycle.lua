@@ -96,9 +96,20 @@ end
 -- Expired buckets leave with a ledger entry (amount 0: units, not money) and a bundle_expired event,
 -- dated when they expired. One still reserved waits: rating no longer grants from it, and the
 -- session's report consumes what it was granted.
+local function bucket_expired(bucket, now_ms)
+  return bucket.expires_at_ms > 0 and bucket.expires_at_ms <= now_ms and bucket.reserved == 0
+end
+
 local function expire_buckets(account, now_ms)
+  local any = false
+  for _, bucket in pairs(account.buckets) do
+    any = any or bucket_expired(bucket, now_ms)
+  end
+  if not any then  -- the common case, on every save: no sort
+    return
+  end
   for _, bucket in ipairs(ordered_buckets(account)) do
-    if bucket.expires_at_ms > 0 and bucket.expires_at_ms <= now_ms and bucket.reserved == 0 then
+    if bucket_expired(bucket, now_ms) then
       remove_bucket(account, bucket)
       local left = format_integer(bucket.remaining)
       queue_ledger(account, bucket.expires_at_ms, 'expiry', 0, 'bucket ' .. bucket.id .. ' expired with ' .. left .. ' left')
@@ -216,6 +227,9 @@ end
 
 -- bundle_nearly_used when consumption crosses the plan's warning percentage, bundle_used_up at zero.
 local function queue_bucket_usage_events(account, now_ms)
+  if next(account.dirty_buckets) == nil then
+    return
+  end
   local plan = CONFIG.plans[account.plan]
   local percent = plan and plan.bundle_warning_percent or 80
   for _, bucket in ipairs(ordered_buckets(account)) do
