@@ -11,9 +11,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
 import msgspec
-import redis
 
 from creditd.keys import ACCOUNT_KEY_PATTERN, Keys, account_id_of, deadlines_of_partition
+from creditd.redis_connection import AnySyncRedis
 
 ACTIVE = 1
 SCAN_BATCH = 500
@@ -42,18 +42,18 @@ def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
     return {_text(key): _text(value) for key, value in mapping.items()}
 
 
-def account_keys(client: redis.Redis) -> Iterator[str]:
+def account_keys(client: AnySyncRedis) -> Iterator[str]:
     for key in client.scan_iter(match=ACCOUNT_KEY_PATTERN, count=SCAN_BATCH, _type="hash"):
         yield _text(key)
 
 
-def count_accounts(client: redis.Redis) -> int:
+def count_accounts(client: AnySyncRedis) -> int:
     """For progress bars: one SCAN over the account keys."""
     return sum(1 for _ in account_keys(client))
 
 
 class Auditor:
-    def __init__(self, client: redis.Redis, partitions: int) -> None:
+    def __init__(self, client: AnySyncRedis, partitions: int) -> None:
         self.client = client
         self.keys = Keys(partitions)
 

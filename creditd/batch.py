@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 
 import msgspec
-import redis
 
 from creditd.audit import account_keys
 from creditd.codes import Code
 from creditd.functions import decode_reply
 from creditd.keys import Keys, account_id_of
 from creditd.records import ACCOUNT_DECODER, AccountRecord
+from creditd.redis_connection import AnySyncRedis
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
@@ -24,7 +24,7 @@ DAY_MS = 86_400_000
 SUSPENDED = (2, 3)
 
 
-def account_ids(client: redis.Redis) -> Iterator[str]:
+def account_ids(client: AnySyncRedis) -> Iterator[str]:
     return (account_id_of(key) for key in account_keys(client))
 
 
@@ -34,7 +34,7 @@ def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def _call_all(
-    client: redis.Redis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]], command: str = "FCALL"
+    client: AnySyncRedis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]], command: str = "FCALL"
 ) -> list:
     """One pipelined round trip of function calls; failures come back as exceptions in the list."""
     pipe = client.pipeline(transaction=False)
@@ -63,7 +63,7 @@ class TierSummary(msgspec.Struct):
 
 
 def recompute_tiers(
-    client: redis.Redis,
+    client: AnySyncRedis,
     keys: Keys,
     now_ms: int,
     actor: str,
@@ -117,7 +117,7 @@ def _arrears_row(card: AccountRecord, now_ms: int) -> ArrearsRow | None:
 
 
 def arrears(
-    client: redis.Redis,
+    client: AnySyncRedis,
     keys: Keys,
     now_ms: int,
     batch_size: int = DEFAULT_BATCH_SIZE,

@@ -11,9 +11,9 @@ from typing import Any
 import click
 import grpc
 import msgspec
-import redis
 
 from creditd.embedded import embedded_url
+from creditd.redis_connection import AnySyncRedis, connect_sync
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -64,10 +64,10 @@ def redis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-def open_redis(redis_url: str | None, data_dir: Path | None, config: Path | None) -> tuple[Settings, redis.Redis]:
+def open_redis(redis_url: str | None, data_dir: Path | None, config: Path | None) -> tuple[Settings, AnySyncRedis]:
     settings = settings_from_options(config, None, redis_url, data_dir, None)
     url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))
-    return settings, redis.Redis.from_url(url, socket_timeout=settings.redis.call_timeout_s)
+    return settings, connect_sync(url, settings.redis)
 
 
 def stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]:

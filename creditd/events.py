@@ -9,7 +9,9 @@ That needs one guarantee: no event may appear later with a smaller key than one 
 Stream ids come from Redis' clock, which a function call reads once and which only moves forward, so
 the feed delivers only entries older than Redis' own TIME minus a settle lag, and, when a stream
 returned a full batch, nothing beyond the smallest key such a stream may still hold unread.
-(With several Redis nodes each has its own clock: a per-node horizon is for the scale-out work.)
+On a cluster each primary has its own clock: the horizon is the earliest of them, since an event
+written later on any node carries at least that node's time. Streams of different slots cannot share
+an XREAD there, so each partition gets its own, pipelined per node.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
-import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
 
 from creditd.errors import InvalidArgument
 from creditd.keys import events_of_partition
+from creditd.redis_connection import AnyRedis, redis_time_ms
 from creditd.settings import EventSettings
 from creditd.sweeper import wait_or_stop
 
 MAX_SEQUENCE = 2**64 - 1
 Key = tuple[int, int, int]  # stream ms, stream seq, partition
+StreamReply = tuple[bytes | str, list[tuple[bytes, dict[bytes, bytes]]]]  # XREAD: stream, entries
 
 
 class FeedEvent(msgspec.Struct, frozen=True):
@@ -67,7 +71,7 @@ def _text(value: bytes | str) -> str:
 
 
 class EventFeed:
-    def __init__(self, client: redis_asyncio.Redis, partitions: int, settings: EventSettings) -> None:
+    def __init__(self, client: AnyRedis, partitions: int, settings: EventSettings) -> None:
         self._client = client
         self._partitions = partitions
         self._settings = settings
@@ -76,8 +80,7 @@ class EventFeed:
     async def now_position(self) -> Key:
         """Just before Redis' current millisecond: an event written from now on has a stream ms at
         least this one (an event of this very millisecond written just before may come too)."""
-        seconds, microseconds = await self._client.time()
-        return (seconds * 1000 + microseconds // 1000 - 1, MAX_SEQUENCE, self._partitions)
+        return (await redis_time_ms(self._client) - 1, MAX_SEQUENCE, self._partitions)
 
     async def follow(self, after: Key | None, stopping: asyncio.Event) -> AsyncIterator[FeedEvent]:
         """Yields every event after `after` (None: from now), in order, until `stopping` is set."""
@@ -91,11 +94,19 @@ class EventFeed:
             if not deliverable:
                 await wait_or_stop(stopping, self._settings.poll_interval_s)
 
-    async def _read(self, cursors: dict[str, str]) -> list[FeedEvent]:
-        seconds, microseconds = await self._client.time()
-        horizon_ms = seconds * 1000 + microseconds // 1000 - self._settings.settle_ms
+    async def _read_streams(self, cursors: dict[str, str]) -> list[StreamReply]:
         batch = self._settings.batch_size
-        replies = await self._client.xread(cursors, count=batch) or []
+        if not isinstance(self._client, RedisCluster):
+            return await self._client.xread(cursors, count=batch) or []  # type: ignore[no-any-return]
+        pipe = self._client.pipeline(transaction=False)
+        for key, cursor in cursors.items():
+            pipe.xread({key: cursor}, count=batch)
+        return [stream for reply in await pipe.execute() for stream in reply or []]
+
+    async def _read(self, cursors: dict[str, str]) -> list[FeedEvent]:
+        horizon_ms = await redis_time_ms(self._client) - self._settings.settle_ms
+        batch = self._settings.batch_size
+        replies = await self._read_streams(cursors)
         events: list[FeedEvent] = []
         bound: Key | None = None
         for stream, entries in replies:

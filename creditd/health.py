@@ -1,7 +1,8 @@
 """Health that follows Redis: NOT_SERVING while Redis does not answer, SERVING again when it does.
 
-On recovery the function library is checked and loaded again if Redis lost it (a restart without
-persistence, a new primary), so requests work as soon as health says SERVING.
+Every check pings every primary and makes sure each holds this library version (one FCALL_RO per
+primary): a Sentinel-promoted replica, a cluster's new primary or a server restarted without its
+data gets the library before health says SERVING again.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-import redis.asyncio as redis_asyncio
 from grpc_health.v1 import health, health_pb2
 from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.library import ensure_library
+from creditd.redis_connection import AnyRedis, on_every_primary
 from creditd.sweeper import wait_or_stop
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class RedisHealth:
     def __init__(
         self,
-        client: redis_asyncio.Redis,
+        client: AnyRedis,
         servicer: health.aio.HealthServicer,
         services: Sequence[str],
         library_source: str,
@@ -45,9 +46,9 @@ class RedisHealth:
 
     async def check_once(self) -> bool:
         try:
-            await self._client.ping()
-            if not self.serving:
-                await ensure_library(self._client, self.library_source)
+            await on_every_primary(self._client, "PING")
+            if await ensure_library(self._client, self.library_source):
+                log.warning("redis: a primary lacked the function library; loaded it")
         except (RedisError, OSError) as error:
             metrics.REDIS_UP.set(0)
             if self.serving:

@@ -12,8 +12,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import redis.asyncio as redis_asyncio
+from redis.exceptions import ResponseError
 
+from creditd.redis_connection import AnyRedis, primaries
 from creditd.resources import lua_directory
 from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, PlanChange, Settings
 
@@ -147,14 +148,19 @@ def library_version(source: str) -> str:
     return source.split("'", 2)[1]
 
 
-async def ensure_library(client: redis_asyncio.Redis, source: str) -> bool:
-    """Loads the library unless the same version is already there; returns True when it loaded."""
+async def ensure_library(client: AnyRedis, source: str) -> bool:
+    """Loads the library on every primary that lacks this version (a cluster's new or promoted
+    primary, a server restarted without its data); returns True when it loaded anywhere."""
     wanted = library_version(source)
-    try:
-        loaded = await client.fcall_ro("library_version", 0)
-    except redis_asyncio.ResponseError:
-        loaded = None
-    if loaded is not None and (loaded.decode() if isinstance(loaded, bytes) else loaded) == wanted:
-        return False
-    await client.function_load(source, replace=True)
-    return True
+    loaded_anywhere = False
+    for node in primaries(client):
+        target = {} if node is None else {"target_nodes": node}
+        try:
+            loaded = await client.execute_command("FCALL_RO", "library_version", 0, **target)
+        except ResponseError:
+            loaded = None
+        if loaded is not None and (loaded.decode() if isinstance(loaded, bytes) else loaded) == wanted:
+            continue
+        await client.execute_command("FUNCTION LOAD", "REPLACE", source, **target)
+        loaded_anywhere = True
+    return loaded_anywhere

@@ -21,12 +21,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from creditd.keys import deadlines_of_partition, events_of_partition, stats_of_partition
+from creditd.redis_connection import AnySyncRedis, connect_sync
+from creditd.settings import RedisSettings
 from creditd.v1 import creditd_pb2 as pb
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 OTHER_CHANNEL = "other"
+SCRAPE_TIMEOUT_S = 2.0
 
 REQUESTS = Counter(
     "creditd_requests",
@@ -92,7 +95,7 @@ def channel_label(channel: str, known_channels: frozenset[str]) -> str:
 class StateCollector(Collector):
     """Cluster-wide state, read from Redis at scrape time (one pipelined round trip)."""
 
-    def __init__(self, client: redis.Redis, partitions: int) -> None:
+    def __init__(self, client: AnySyncRedis, partitions: int) -> None:
         self._client = client
         self._partitions = partitions
 
@@ -136,11 +139,11 @@ class MetricsEndpoint:
     """The HTTP endpoint; the state collector gets its own synchronous Redis connection, because
     prometheus_client scrapes on its own thread."""
 
-    def __init__(self, listen: str, redis_url: str, partitions: int) -> None:
+    def __init__(self, listen: str, redis_url: str, settings: RedisSettings) -> None:
         host, _, port = listen.rpartition(":")
         self._host, self._port = host or "127.0.0.1", int(port)
-        self._client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
-        self._collector = StateCollector(self._client, partitions)
+        self._client = connect_sync(redis_url, settings, socket_timeout_s=SCRAPE_TIMEOUT_S)
+        self._collector = StateCollector(self._client, settings.partitions)
         self._server = None
         self.port = 0
 

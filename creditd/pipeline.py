@@ -13,11 +13,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
+from creditd.redis_connection import AnyRedis
 
 Command = tuple[str, Sequence[str], Sequence[str | int]]
 
@@ -34,7 +34,7 @@ def classify_reply_error(error: Exception) -> CreditdError:
 
 
 class AutoPipeline:
-    def __init__(self, client: redis_asyncio.Redis, max_commands: int, max_in_flight: int) -> None:
+    def __init__(self, client: AnyRedis, max_commands: int, max_in_flight: int) -> None:
         self._client = client
         self._max_commands = max_commands
         self._in_flight = asyncio.Semaphore(max_in_flight)

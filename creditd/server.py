@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import msgspec
-import redis.asyncio as redis_asyncio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,7 +26,7 @@ from creditd.library import ensure_library, render_library
 from creditd.metrics import MetricsEndpoint
 from creditd.pipeline import AutoPipeline
 from creditd.quota import Quota
-from creditd.redis_connection import check_fit_for_money, connect, redact
+from creditd.redis_connection import AnyRedis, check_fit_for_money, connect, redact
 from creditd.service import AccountsService, CreditControlService
 from creditd.settings import SecuritySettings, Settings
 from creditd.sweeper import Sweeper
@@ -67,7 +66,7 @@ class CreditdServer:
         self.listen = listen
         self.clock = clock or Clock()
         self.port = 0
-        self._redis: redis_asyncio.Redis | None = None
+        self._redis: AnyRedis | None = None
         self._pipeline: AutoPipeline | None = None
         self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -89,7 +88,7 @@ class CreditdServer:
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics.listen:
-            self.metrics = MetricsEndpoint(self.settings.metrics.listen, self.redis_url, self.settings.redis.partitions)
+            self.metrics = MetricsEndpoint(self.settings.metrics.listen, self.redis_url, self.settings.redis)
             log.info("metrics on http://%s/metrics (port %d)", self.settings.metrics.listen, self.metrics.start())
         host = self.listen.rsplit(":", 1)[0]
         log.info("creditd listening on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
@@ -184,7 +183,7 @@ class CreditdServer:
         return self._pipeline
 
     @property
-    def redis(self) -> redis_asyncio.Redis:
+    def redis(self) -> AnyRedis:
         assert self._redis is not None, "server not started"
         return self._redis
 

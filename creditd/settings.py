@@ -51,6 +51,12 @@ DEFAULT_MAX_EVENTS_PER_PARTITION = 100_000
 DEFAULT_MAX_PIPELINE_COMMANDS = 512
 DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
 DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
+# Cluster redirections (MOVED, ASK, TRYAGAIN) followed per call before giving up; safe to resend
+# because every function is idempotent.
+DEFAULT_REDIS_REDIRECT_ATTEMPTS = 16
+# 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
+DEFAULT_REDIS_WAIT_REPLICAS = 0
+DEFAULT_REDIS_WAIT_TIMEOUT_MS = 100
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_EVENT_POLL_INTERVAL_S = 0.05
 DEFAULT_EVENT_SETTLE_MS = 20
@@ -94,6 +100,15 @@ class RedisSettings(Struct):
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_PIPELINE_COMMANDS
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_IN_FLIGHT_PIPELINES
     health_check_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_HEALTH_CHECK_INTERVAL_S
+    redirect_attempts: Annotated[int, msgspec.Meta(ge=1, le=64)] = DEFAULT_REDIS_REDIRECT_ATTEMPTS
+    # Replicas that must confirm a pipeline's writes (WAIT) before its requests are answered.
+    wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = DEFAULT_REDIS_WAIT_REPLICAS
+    wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_REDIS_WAIT_TIMEOUT_MS
+    # rediss:// (and rediss+sentinel://, rediss+cluster://): CA bundle, and a client certificate
+    # and key when the servers ask for one.
+    tls_ca_path: str = ""
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
 
 
 class Limits(Struct):

@@ -17,7 +17,6 @@ import socket
 import uuid
 
 import msgspec
-import redis.asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
 from creditd import metrics
@@ -27,6 +26,7 @@ from creditd.errors import CreditdError, raise_for_code
 from creditd.functions import decode_reply
 from creditd.keys import Keys, deadlines_of_partition, due_of_partition, sweeper_lease
 from creditd.pipeline import AutoPipeline, Command
+from creditd.redis_connection import AnyRedis
 from creditd.settings import SweeperSettings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class SweepResult(msgspec.Struct):
 class Sweeper:
     def __init__(
         self,
-        client: redis_asyncio.Redis,
+        client: AnyRedis,
         pipeline: AutoPipeline,
         partitions: int,
         settings: SweeperSettings,

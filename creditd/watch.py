@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
-import redis.asyncio as redis_asyncio
 
 from creditd import logs, metrics
 from creditd.errors import CreditdError, ResourceExhausted, grpc_status_of
 from creditd.events import EventFeed, FeedEvent, Key, parse_position
 from creditd.keys import gateway_position
+from creditd.redis_connection import AnyRedis
 from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def grpc_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Callable[..
 class Watchers:
     """Bounds concurrent streams per process and ends them all when the server stops."""
 
-    def __init__(self, feed: EventFeed, client: redis_asyncio.Redis, partitions: int, limit: int,
+    def __init__(self, feed: EventFeed, client: AnyRedis, partitions: int, limit: int,
                  stopping: asyncio.Event) -> None:  # fmt: skip
         self.feed = feed
         self.client = client
