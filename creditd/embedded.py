@@ -81,7 +81,7 @@ _PRCTL.argtypes = (ctypes.c_int, ctypes.c_ulong)
 _PRCTL.restype = ctypes.c_int
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -170,7 +170,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._wait_until_ready()
         return self.url

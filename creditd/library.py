@@ -153,7 +153,7 @@ async def ensure_library(client: AnyRedis, source: str) -> bool:
     primary, a server restarted without its data); returns True when it loaded anywhere."""
     wanted = library_version(source)
     loaded_anywhere = False
-    for node in primaries(client):
+    for node in await primaries(client):
         target = {} if node is None else {"target_nodes": node}
         try:
             loaded = await client.execute_command("FCALL_RO", "library_version", 0, **target)

@@ -148,17 +148,18 @@ def connect_sync(url: str, settings: RedisSettings, socket_timeout_s: float | No
     return redis.Redis.from_url(url, socket_timeout=timeout_s, retry=retry, **_tls_files(target, settings))
 
 
-def primaries(client: AnyRedis) -> list[Any]:
+async def primaries(client: AnyRedis) -> list[Any]:
     """The nodes a command must reach to reach every account: the cluster's primaries, or the one
     server. Each is a `target_nodes` for execute_command (None: the client's own server)."""
     if isinstance(client, async_cluster.RedisCluster):
+        await client.initialize()  # a no-op once the slot map is known; a fresh client has none
         return list(client.get_primaries())
     return [None]
 
 
 async def on_every_primary(client: AnyRedis, *command: Any) -> list[Any]:
     """Runs one command on every primary; the replies in primaries() order."""
-    nodes = primaries(client)
+    nodes = await primaries(client)
     if nodes == [None]:
         return [await client.execute_command(*command)]
     return list(await asyncio.gather(*(client.execute_command(*command, target_nodes=node) for node in nodes)))

@@ -1,22 +1,30 @@
-"""Shared fixtures: one real embedded Redis for the whole run (flushed before every test; the
-function library survives FLUSHALL), and a real creditd gRPC server on port 0 per test, on uvloop."""
+"""Shared fixtures: one real Redis topology for the whole run (flushed before every test; the
+function library survives FLUSHALL), and a real creditd gRPC server on port 0 per test, on uvloop.
+
+The topology is the embedded server by default; CREDITD_TEST_TOPOLOGY=cluster (3 primaries) or
+=sentinel (a primary, a replica, 3 sentinels) runs the same tests against those, started here from
+the same binary (tests/test_topologies.py does that for the lifecycle and concurrency modules)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 import pytest_asyncio
-import redis
 import uvloop
 
 from creditd.embedded import EmbeddedRedis
 from creditd.library import render_library
+from creditd.local_topology import LocalCluster, LocalSentinels
+from creditd.redis_connection import AnySyncRedis, connect_sync
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
 from tests.harness import Harness, started_server
+
+TOPOLOGY_VARIABLE = "CREDITD_TEST_TOPOLOGY"
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
@@ -35,19 +43,25 @@ def settings() -> Settings:
     )
 
 
+def _topology(directory: Path) -> EmbeddedRedis | LocalCluster | LocalSentinels:
+    name = os.environ.get(TOPOLOGY_VARIABLE, "single")
+    if name == "cluster":
+        return LocalCluster(directory, primaries=3)
+    if name == "sentinel":
+        return LocalSentinels(directory, replicas=1)
+    assert name == "single", f"{TOPOLOGY_VARIABLE}: single, cluster or sentinel, not {name!r}"
+    return EmbeddedRedis(directory)
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    embedded = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
-    embedded.start()
-    try:
-        yield embedded
-    finally:
-        embedded.stop()
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis | LocalCluster | LocalSentinels]:
+    with _topology(Path(tmp_path_factory.mktemp("redis"))) as topology:
+        yield topology
 
 
 @pytest.fixture
-def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
+def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[AnySyncRedis]:
+    client = connect_sync(redis_server.url, settings.redis)
     client.flushall()
     client.function_load(render_library(settings), replace=True)
     try:
@@ -58,7 +72,7 @@ def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[re
 
 @pytest_asyncio.fixture
 async def creditd(
-    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_client: redis.Redis, settings: Settings
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
 ) -> AsyncIterator[Harness]:
     """A started server; after the test, the auditor checks every invariant of what it left in Redis
     (tests marked corrupts_data damage it on purpose)."""

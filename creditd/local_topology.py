@@ -1,0 +1,296 @@
+"""Redis topologies on this machine, from the embedded server binary: a Cluster of N primaries (each
+with R replicas) and a Sentinel group (a primary, replicas and three sentinels).
+
+For the tests and the load generator: loopback only, a password on every node and an ACL user for
+creditd, AOF on; every process dies with its parent and stop() ends them all. kill_primary (SIGKILL)
+and migrate_slot give the failure scenarios something real to survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from creditd.embedded import die_with_parent, find_server_binary
+from creditd.errors import Unavailable
+
+HOST = "127.0.0.1"
+CLUSTER_SLOTS = 16384
+APP_USER = "creditd"
+SERVICE_NAME = "creditd"
+NODE_TIMEOUT_MS = 1000
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+MIGRATE_BATCH = 100
+MIGRATE_TIMEOUT_MS = 5000
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the server binds it a moment later; loopback only)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(redis.RedisError, OSError):
+            if condition():
+                return
+        time.sleep(0.05)
+    raise Unavailable(f"local topology: {what} not within {timeout_s} s")
+
+
+class ServerProcess:
+    """One valkey/redis server (or sentinel) on a loopback port, with its own directory."""
+
+    def __init__(self, directory: Path, port: int, config: str, arguments: list[str]) -> None:
+        self.directory, self.port = directory, port
+        self.config, self.arguments = config, arguments
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "server.conf"
+        config.touch(mode=0o600)
+        config.write_text(self.config)
+        command = [str(find_server_binary()), str(config), "--bind", HOST, "--port", str(self.port),
+                   "--dir", str(self.directory), "--logfile", str(self.directory / "server.log"),
+                   "--daemonize", "no", *self.arguments]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no AOF flush, no goodbye to the cluster; what a crash looks like."""
+        if self.process is not None and self.running:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _node_config(password: str) -> str:
+    return (
+        f"requirepass {password}\nmasterauth {password}\n"
+        f"user {APP_USER} on >{password} ~* &* +@all\n"
+        "appendonly yes\nappendfsync everysec\nsave \"\"\nmaxmemory-policy noeviction\n"
+    )
+
+
+class _Topology:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.password = secrets.token_urlsafe(16)
+        self.servers: list[ServerProcess] = []
+
+    def admin(self, server: ServerProcess) -> redis.Redis:
+        return redis.Redis(HOST, server.port, password=self.password, socket_timeout=2.0)
+
+    def _ask(self, server: ServerProcess, *command: object) -> object:
+        with self.admin(server) as client:
+            return client.execute_command(*command)
+
+    def _wait_ready(self, server: ServerProcess) -> None:
+        _wait(lambda: self._ask(server, "PING"), READY_TIMEOUT_S, f"server on port {server.port}")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+
+class LocalCluster(_Topology):
+    def __init__(self, directory: Path, primaries: int = 3, replicas: int = 0) -> None:
+        super().__init__(directory)
+        self.primary_count, self.replica_count = primaries, replicas
+        self.bus_ports: list[int] = []
+        for index in range(primaries * (1 + replicas)):
+            port, bus_port = free_port(), free_port()
+            arguments = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                         "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(bus_port),
+                         "--cluster-replica-validity-factor", "0"]  # fmt: skip
+            self.servers.append(ServerProcess(directory / f"node{index}", port, _node_config(self.password), arguments))
+            self.bus_ports.append(bus_port)
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"{HOST}:{server.port}" for server in self.servers[: self.primary_count])
+        return f"redis+cluster://{APP_USER}:{self.password}@{nodes}"
+
+    def node_id(self, server: ServerProcess) -> str:
+        return self._text(self._ask(server, "CLUSTER MYID"))
+
+    @staticmethod
+    def _text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        for server in self.servers:
+            self._wait_ready(server)
+        primaries = self.servers[: self.primary_count]
+        share = CLUSTER_SLOTS // self.primary_count
+        for index, server in enumerate(primaries):
+            last = CLUSTER_SLOTS - 1 if index == self.primary_count - 1 else (index + 1) * share - 1
+            self._ask(server, "CLUSTER ADDSLOTSRANGE", index * share, last)
+        for server in self.servers[1:]:
+            self._ask(server, "CLUSTER MEET", HOST, self.servers[0].port, self.bus_ports[0])
+        for server in self.servers:
+            _wait(lambda s=server: self._known_nodes(s) == len(self.servers), READY_TIMEOUT_S, "cluster meet")
+        for index, server in enumerate(self.servers[self.primary_count :]):
+            self._ask(server, "CLUSTER REPLICATE", self.node_id(primaries[index % self.primary_count]))
+        self.wait_healthy()
+
+    def _known_nodes(self, server: ServerProcess) -> int:
+        return int(self._ask(server, "CLUSTER INFO")["cluster_known_nodes"])  # type: ignore[index]
+
+    def _state_ok(self, server: ServerProcess) -> bool:
+        return self._ask(server, "CLUSTER INFO")["cluster_state"] == "ok"  # type: ignore[index]
+
+    def wait_healthy(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Every running node says the cluster is ok and every replica has synced."""
+        for server in self.servers:
+            if server.running:
+                _wait(lambda s=server: self._state_ok(s), timeout_s, f"cluster state ok on {server.port}")
+        for server in self.servers:
+            if server.running and self._role(server) == "slave":
+                _wait(lambda s=server: self._replica_synced(s), timeout_s, f"replica {server.port} in sync")
+
+    def _role(self, server: ServerProcess) -> str:
+        return self._text(self._ask(server, "ROLE")[0])  # type: ignore[index]
+
+    def _replica_synced(self, server: ServerProcess) -> bool:
+        return self._text(self._ask(server, "ROLE")[3]) == "connected"  # type: ignore[index]
+
+    def primaries(self) -> list[ServerProcess]:
+        return [server for server in self.servers if server.running and self._role(server) == "master"]
+
+    def owner_of(self, slot: int) -> ServerProcess:
+        primaries = self.primaries()
+        for first, last, (_, port, *_node), *_replicas in self._ask(primaries[0], "CLUSTER SLOTS"):  # type: ignore[attr-defined]
+            if first <= slot <= last:
+                return next(server for server in primaries if server.port == int(port))
+        raise LookupError(f"slot {slot}: no running primary owns it")
+
+    def migrate_slot(self, slot: int, target: ServerProcess) -> int:
+        """Moves one slot and its keys to `target`, the way redis-cli --cluster reshard does, while
+        clients keep writing (they meet ASK and TRYAGAIN meanwhile, then MOVED); returns keys moved."""
+        source = self.owner_of(slot)
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        self._ask(target, "CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        self._ask(source, "CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        moved = 0
+        while keys := self._ask(source, "CLUSTER GETKEYSINSLOT", slot, MIGRATE_BATCH):
+            self._ask(source, "MIGRATE", HOST, target.port, "", 0, MIGRATE_TIMEOUT_MS,
+                      "AUTH", self.password, "KEYS", *keys)  # type: ignore[misc]  # fmt: skip
+            moved += len(keys)  # type: ignore[arg-type]
+        for server in (target, source, *self.primaries()):
+            self._ask(server, "CLUSTER SETSLOT", slot, "NODE", target_id)
+        return moved
+
+
+class LocalSentinels(_Topology):
+    """A primary, `replicas` replicas and three sentinels (quorum 2) watching service 'creditd'."""
+
+    def __init__(self, directory: Path, replicas: int = 1, down_after_ms: int = NODE_TIMEOUT_MS) -> None:
+        super().__init__(directory)
+        self.data_servers = [
+            ServerProcess(directory / f"data{index}", free_port(), _node_config(self.password), [])
+            for index in range(1 + replicas)
+        ]
+        self.sentinels = [
+            ServerProcess(directory / f"sentinel{index}", free_port(), "", ["--sentinel"]) for index in range(3)
+        ]
+        self.down_after_ms = down_after_ms
+        self.servers = [*self.data_servers, *self.sentinels]
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"{HOST}:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{APP_USER}:{self.password}@{nodes}/{SERVICE_NAME}"
+
+    def _sentinel_config(self, primary_port: int) -> str:
+        return (
+            f"sentinel monitor {SERVICE_NAME} {HOST} {primary_port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE_NAME} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {SERVICE_NAME} 10000\n"
+            f"sentinel auth-pass {SERVICE_NAME} {self.password}\n"
+        )
+
+    def start(self) -> None:
+        primary = self.data_servers[0]
+        for server in self.data_servers:
+            server.start()
+        for server in self.data_servers:
+            self._wait_ready(server)
+        for replica in self.data_servers[1:]:
+            self._ask(replica, "REPLICAOF", HOST, primary.port)
+        for sentinel in self.sentinels:
+            sentinel.config = self._sentinel_config(primary.port)
+            sentinel.start()
+        for sentinel in self.sentinels:
+            _wait(lambda s=sentinel: self._sentinel_ready(s), READY_TIMEOUT_S, f"sentinel {sentinel.port}")
+        self.wait_replicas_synced()
+
+    def _sentinel_ready(self, sentinel: ServerProcess) -> bool:
+        with redis.Redis(HOST, sentinel.port, socket_timeout=2.0) as client:
+            replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE_NAME)
+            others = client.execute_command("SENTINEL", "SENTINELS", SERVICE_NAME)
+        return len(replicas) == len(self.data_servers) - 1 and len(others) == len(self.sentinels) - 1
+
+    def primary(self) -> ServerProcess:
+        """The data server the sentinels currently name as primary."""
+        for sentinel in self.sentinels:
+            if not sentinel.running:
+                continue
+            with redis.Redis(HOST, sentinel.port, socket_timeout=2.0) as client:
+                _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE_NAME)
+            return next(server for server in self.data_servers if server.port == int(port))
+        raise LookupError("no sentinel running")
+
+    def wait_replicas_synced(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        for server in self.data_servers:
+            if server.running and server is not self.primary():
+                _wait(lambda s=server: self._text_role(s) == "connected", timeout_s, f"replica {server.port} in sync")
+
+    def _text_role(self, server: ServerProcess) -> str:
+        role = self._ask(server, "ROLE")
+        state = role[3] if role[0] in (b"slave", "slave") else b"primary"  # type: ignore[index]
+        return state.decode() if isinstance(state, bytes) else str(state)
