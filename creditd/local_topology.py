@@ -96,7 +96,7 @@ def _node_config(password: str) -> str:
     return (
         f"requirepass {password}\nmasterauth {password}\n"
         f"user {APP_USER} on >{password} ~* &* +@all\n"
-        "appendonly yes\nappendfsync everysec\nsave \"\"\nmaxmemory-policy noeviction\n"
+        'appendonly yes\nappendfsync everysec\nsave ""\nmaxmemory-policy noeviction\n'
     )
 
 

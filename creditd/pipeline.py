@@ -4,6 +4,12 @@ A gateway's concurrent unary requests and a whole ChargeBatch thus share round t
 taking one. Calls are sent as non-transactional pipelines (each FCALL is atomic on its own); a batch
 is cut at max_pipeline_commands and at most max_in_flight_pipelines are outstanding at once.
 Every function is idempotent, so redis-py's retry of a pipeline after a time-out is safe.
+
+With wait_replicas > 0 each pipeline ends with WAIT on every node it wrote to (on the same connection,
+so it covers exactly these writes), and its calls are answered only when enough replicas confirmed;
+otherwise they fail UNAVAILABLE and the caller's retry replays them. On a cluster, a call redirected
+(MOVED, ASK) would run on another connection that WAIT does not cover: it is answered UNAVAILABLE too,
+after the slot map is refreshed, so that the retry goes straight to the slot's owner.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
+import msgspec
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import AskError, MovedError, RedisError, TryAgainError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
@@ -28,14 +36,44 @@ TRANSIENT_REPLY_PREFIXES = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGA
 
 def classify_reply_error(error: Exception) -> CreditdError:
     text = str(error)
+    if isinstance(error, (MovedError, AskError, TryAgainError)):
+        return Unavailable(f"redis: slot {text} is moving between nodes; retry (calls are idempotent)")
     if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
         return Unavailable(f"redis: {text}")
     return Internal(f"redis function failed: {text}")
 
 
+class ReplicaWait(msgspec.Struct, frozen=True):
+    """WAIT numreplicas timeout after each pipeline; replicas 0: no WAIT."""
+
+    replicas: int = 0
+    timeout_ms: int = 0
+
+    def nodes(self, client: AnyRedis, batch: Sequence[Command]) -> list[Any]:
+        """Where a WAIT goes: each node the batch writes to, or the one server (None)."""
+        if not isinstance(client, RedisCluster):
+            return [None]
+        by_name = {}
+        for _, keys, _ in batch:
+            node = client.get_node_from_key(keys[0]) if keys else None
+            if node is not None:
+                by_name[node.name] = node
+        return list(by_name.values())
+
+    def shortfall(self, confirmed: Sequence[Any]) -> str | None:
+        if all(isinstance(count, int) and count >= self.replicas for count in confirmed):
+            return None
+        counts = ", ".join(str(count) if isinstance(count, int) else type(count).__name__ for count in confirmed)
+        return (f"redis: written on the primary but confirmed by {counts} of {self.replicas} replica(s) "
+                f"within {self.timeout_ms} ms; retry (calls are idempotent)")  # fmt: skip
+
+
 class AutoPipeline:
-    def __init__(self, client: AnyRedis, max_commands: int, max_in_flight: int) -> None:
+    def __init__(
+        self, client: AnyRedis, max_commands: int, max_in_flight: int, wait: ReplicaWait | None = None
+    ) -> None:
         self._client = client
+        self._wait = wait or ReplicaWait()
         self._max_commands = max_commands
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
@@ -67,22 +105,22 @@ class AutoPipeline:
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        commands = [command for command, _ in batch]
         async with self._in_flight:
-            pipe = self._client.pipeline(transaction=False)
-            for (function, keys, args), _ in batch:
-                pipe.execute_command("FCALL", function, len(keys), *keys, *args)
             metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
             started = time.perf_counter()
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._execute(commands)
             except (TimeoutError, RedisError, OSError) as error:
-                metrics.REDIS_ERRORS.labels("unavailable").inc(len(batch))
-                failure = Unavailable(f"redis: {type(error).__name__}: {error}")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(failure)
+                self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
                 return
             metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
+        results, confirmed = results[: len(batch)], results[len(batch) :]
+        if self._wait.replicas and (shortfall := self._wait.shortfall(confirmed)):
+            self._fail(batch, Unavailable(shortfall))
+            return
+        if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
+            await self._client.nodes_manager.initialize()
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -92,6 +130,27 @@ class AutoPipeline:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+    async def _execute(self, commands: Sequence[Command]) -> list[Any]:
+        """The calls' replies in order, then (waiting for replicas) the WAIT replies."""
+        pipe = self._client.pipeline(transaction=False)
+        for function, keys, args in commands:
+            pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+        if not self._wait.replicas:
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        for node in self._wait.nodes(self._client, commands):
+            target = {} if node is None else {"target_nodes": node}
+            pipe.execute_command("WAIT", self._wait.replicas, self._wait.timeout_ms, **target)
+        if isinstance(pipe, ClusterPipeline):
+            return await pipe.execute(raise_on_error=False, allow_redirections=False)
+        return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], failure: CreditdError) -> None:
+        metrics.REDIS_ERRORS.labels("unavailable").inc(len(batch))
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(failure)
 
     async def close(self) -> None:
         if self._tasks:

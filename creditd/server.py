@@ -24,7 +24,7 @@ from creditd.health import RedisHealth
 from creditd.keys import Keys
 from creditd.library import ensure_library, render_library
 from creditd.metrics import MetricsEndpoint
-from creditd.pipeline import AutoPipeline
+from creditd.pipeline import AutoPipeline, ReplicaWait
 from creditd.quota import Quota
 from creditd.redis_connection import AnyRedis, check_fit_for_money, connect, redact
 from creditd.service import AccountsService, CreditControlService
@@ -101,8 +101,9 @@ class CreditdServer:
         library_source = render_library(settings)
         if await ensure_library(self._redis, library_source):
             log.info("loaded the function library into redis")
+        wait = ReplicaWait(settings.redis.wait_replicas, settings.redis.wait_timeout_ms)
         self._pipeline = AutoPipeline(
-            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines
+            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines, wait
         )
         return library_source
 

@@ -6,6 +6,7 @@ built by creditd.keys, as the server builds them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import redis
@@ -30,25 +31,36 @@ def keys() -> Keys:
 @pytest.fixture
 def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], list[object]]:
     def run(function: str, args: list[str]) -> list[object]:
-        key_list = KEYS_OF[function](keys)
+        key_list = KEYS_OF[function](keys, Ids())
         return redis_client.fcall(function, len(key_list), *key_list, *args)
 
     return run
 
 
-KEYS_OF: dict[str, Callable[[Keys], list[str]]] = {
-    "create_account": lambda k: list(k.account_call(ACCOUNT)),
-    "get_account": lambda k: [k.account(ACCOUNT), k.sessions(ACCOUNT)],
-    "top_up": lambda k: list(k.record_call(ACCOUNT, "key1")),
-    "set_status": lambda k: list(k.account_call(ACCOUNT)),
-    "advance_account": lambda k: list(k.account_call(ACCOUNT)),
-    "set_credit_limit": lambda k: list(k.account_call(ACCOUNT)),
-    "recompute_tier": lambda k: list(k.account_call(ACCOUNT)),
-    "purchase_bundle": lambda k: list(k.record_call(ACCOUNT, "pk1")),
-    "list_ledger": lambda k: [k.account(ACCOUNT), k.ledger(ACCOUNT)],
-    "charge": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
-    "release_orphan": lambda k: list(k.session_call(ACCOUNT, "gw1", "s1")),
-    "claim_partition": lambda k: [sweeper_lease(0)],
+class Ids(NamedTuple):
+    """What a function's keys are built from; the defaults are the ones these tests use."""
+
+    account: str = ACCOUNT
+    gateway: str = "gw1"
+    session: str = "s1"
+    topup_key: str = "key1"
+    purchase_key: str = "pk1"
+    partition: int = 0
+
+
+KEYS_OF: dict[str, Callable[[Keys, Ids], list[str]]] = {
+    "create_account": lambda k, i: list(k.account_call(i.account)),
+    "get_account": lambda k, i: [k.account(i.account), k.sessions(i.account)],
+    "top_up": lambda k, i: list(k.record_call(i.account, i.topup_key)),
+    "set_status": lambda k, i: list(k.account_call(i.account)),
+    "advance_account": lambda k, i: list(k.account_call(i.account)),
+    "set_credit_limit": lambda k, i: list(k.account_call(i.account)),
+    "recompute_tier": lambda k, i: list(k.account_call(i.account)),
+    "purchase_bundle": lambda k, i: list(k.record_call(i.account, i.purchase_key)),
+    "list_ledger": lambda k, i: [k.account(i.account), k.ledger(i.account)],
+    "charge": lambda k, i: list(k.session_call(i.account, i.gateway, i.session)),
+    "release_orphan": lambda k, i: list(k.session_call(i.account, i.gateway, i.session)),
+    "claim_partition": lambda k, i: [sweeper_lease(i.partition)],
 }
 
 VALID_ARGS = {

@@ -1,0 +1,48 @@
+"""The lifecycle, concurrency, idempotency, events, sweeper and batch-CLI tests, unchanged, against a
+3-primary Redis Cluster and against a Sentinel-managed primary with a replica and three sentinels.
+
+Each run is a child pytest over those modules with CREDITD_TEST_TOPOLOGY set, so conftest starts
+that topology from the embedded binary instead of the single server; the child's own fixtures stop
+it. The single-server run of the same modules is the main suite itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOPOLOGY_VARIABLE
+
+MODULES = (
+    "test_charge_lifecycle.py",
+    "test_concurrency.py",
+    "test_idempotency.py",
+    "test_ladder.py",
+    "test_bucket_lifecycle.py",
+    "test_buckets.py",
+    "test_bundles.py",
+    "test_events.py",
+    "test_event_positions.py",
+    "test_sweeper.py",
+    "test_audit_cli.py",
+    "test_credit_tiers.py",
+    "test_plan_changes.py",
+    "test_overage_cap.py",
+)
+RUN_TIMEOUT_S = 600
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_the_suite_passes_unchanged_on(topology: str, tmp_path: Path) -> None:
+    tests = Path(__file__).parent
+    environment = dict(os.environ, **{TOPOLOGY_VARIABLE: topology})
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "run"),
+               *(str(tests / module) for module in MODULES)]  # fmt: skip
+    run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                         cwd=tests.parent)  # fmt: skip
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
+    assert run.returncode == 0, f"{topology}: {summary}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+    assert " passed" in summary and "skipped" not in summary, summary
