@@ -15,18 +15,30 @@ after the slot map is refreshed, so that the retry goes straight to the slot's o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.exceptions import AskError, MovedError, RedisError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
 from creditd.redis_connection import AnyRedis
 
+log = logging.getLogger(__name__)
 Command = tuple[str, Sequence[str], Sequence[str | int]]
 
 
@@ -38,6 +50,10 @@ def classify_reply_error(error: Exception) -> CreditdError:
     text = str(error)
     if isinstance(error, (MovedError, AskError, TryAgainError)):
         return Unavailable(f"redis: slot {text} is moving between nodes; retry (calls are idempotent)")
+    if type(error) is ClusterError:  # redis-py followed redirect_attempts redirects ("TTL exhausted")
+        return Unavailable(f"redis: the slot kept moving ({text}); retry (calls are idempotent)")
+    if isinstance(error, (ClusterDownError, SlotNotCoveredError, RedisConnectionError, RedisTimeoutError)):
+        return Unavailable(f"redis: {type(error).__name__}: {text}")
     if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
         return Unavailable(f"redis: {text}")
     return Internal(f"redis function failed: {text}")
@@ -105,13 +121,26 @@ class AutoPipeline:
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        try:
+            await self._send_and_answer(batch)
+        finally:
+            # No caller may wait forever: whatever was not answered above is a bug of ours.
+            self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+
+    async def _send_and_answer(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         commands = [command for command, _ in batch]
         async with self._in_flight:
             metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
             started = time.perf_counter()
             try:
                 results = await self._execute(commands)
-            except (TimeoutError, RedisError, OSError) as error:
+            except Exception as error:  # noqa: BLE001
+                # Not a reply but a failure to exchange one: besides time-outs and connection errors,
+                # redis-py's cluster reconnection can trip over a transport a dead node closed
+                # (RuntimeError, AttributeError). Whether the calls ran is unknown; they are
+                # idempotent, so UNAVAILABLE (retry) is the right answer either way.
+                if not isinstance(error, (TimeoutError, RedisError, OSError)):
+                    log.warning("redis pipeline failed in the client: %s: %s", type(error).__name__, error)
                 self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
                 return
             metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
@@ -147,9 +176,11 @@ class AutoPipeline:
 
     @staticmethod
     def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], failure: CreditdError) -> None:
-        metrics.REDIS_ERRORS.labels("unavailable").inc(len(batch))
+        """Fails the calls of the batch not answered yet."""
+        kind = "unavailable" if isinstance(failure, Unavailable) else "internal"
         for _, future in batch:
             if not future.done():
+                metrics.REDIS_ERRORS.labels(kind).inc()
                 future.set_exception(failure)
 
     async def close(self) -> None:

@@ -1,0 +1,174 @@
+"""Failures under load, on real topologies started from the embedded binary, each ending with the
+books balanced (tests/money_load.py): every acknowledged top-up and charge is there exactly once,
+resending any of them replays it, and the audit is clean.
+
+- Cluster, 3 primaries with a replica each: a primary is killed (SIGKILL) mid-load; its replica
+  takes over; the killed node comes back as a replica. The server waits for one replica per write
+  (wait_replicas 1), which is what makes "no acknowledged write lost" hold through the kill.
+- Cluster: a slot holding loaded accounts is migrated to another primary mid-load, with redirects
+  followed by the client (wait_replicas 0) and answered UNAVAILABLE then retried (wait_replicas 1).
+- Sentinel, a primary, a replica and 3 sentinels: the primary is killed mid-load; health goes
+  NOT_SERVING and back to SERVING, in-flight requests fail UNAVAILABLE (no hang), and the server
+  follows the new primary by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.crc import key_slot
+
+from creditd.library import render_library
+from creditd.local_topology import LocalCluster, LocalSentinels
+from creditd.redis_connection import AnySyncRedis, connect_sync
+from creditd.settings import Settings
+from tests.harness import Harness, started_server
+from tests.money_load import MoneyLoad
+
+pytestmark = pytest.mark.asyncio
+ACCOUNTS = [f"66844{n:06d}" for n in range(24)]
+START_BALANCE = 100_000
+WORKERS = 8
+MAX_REQUESTS = 20_000
+LOAD_BEFORE_S = 1.0
+LOAD_AFTER_S = 1.5
+RECOVERY_TIMEOUT_S = 30.0
+
+
+def _tuned(settings: Settings, wait_replicas: int) -> Settings:
+    redis_settings = msgspec.structs.replace(
+        settings.redis, wait_replicas=wait_replicas, wait_timeout_ms=1000, health_check_interval_s=0.2
+    )
+    return msgspec.structs.replace(settings, redis=redis_settings)
+
+
+@contextlib.contextmanager
+def _fresh_client(url: str, settings: Settings) -> Iterator[AnySyncRedis]:
+    client = connect_sync(url, settings.redis)
+    client.flushall()
+    client.function_load(render_library(settings), replace=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+async def _run_under_load(harness: Harness, disturb: Callable[[], Awaitable[None]]) -> MoneyLoad:
+    for account_id in ACCOUNTS:
+        await harness.create_account(account_id, balance=START_BALANCE)
+    load = MoneyLoad(harness.channel, ACCOUNTS, START_BALANCE, MAX_REQUESTS)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(load.run(stopping, WORKERS))
+    await asyncio.sleep(LOAD_BEFORE_S)
+    await disturb()
+    await asyncio.sleep(LOAD_AFTER_S)
+    stopping.set()
+    await running
+    await load.settle()
+    return load
+
+
+async def _assert_books_balance(harness: Harness, load: MoneyLoad) -> None:
+    assert load.unexpected == []
+    assert load.acknowledged_during_load > 0
+    print(f"acknowledged during load {load.acknowledged_during_load}, after settling {len(load.acknowledged)}, "
+          f"retryable errors {dict(load.errors)}")  # fmt: skip
+    balances = {account_id: (await harness.get(account_id)).balance for account_id in ACCOUNTS}
+    assert balances == load.expected_balances()
+    assert await load.replay_mismatches() == []
+    harness.assert_audit_clean()
+
+
+async def _until(condition: Callable[[], bool], what: str) -> float:
+    """Polls `condition` in a thread (it talks to Redis synchronously); seconds it took."""
+    started = time.monotonic()
+    while not await asyncio.to_thread(condition):
+        assert time.monotonic() - started < RECOVERY_TIMEOUT_S, f"{what}: not within {RECOVERY_TIMEOUT_S} s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(Path(tmp_path_factory.mktemp("cluster")), primaries=3, replicas=1) as started:
+        yield started
+
+
+def _slot_of(harness: Harness, account_id: str) -> int:
+    return key_slot(harness.server_keys().account(account_id).encode())
+
+
+async def test_cluster_primary_killed_mid_load(cluster: LocalCluster, settings: Settings) -> None:
+    tuned = _tuned(settings, wait_replicas=1)
+    with _fresh_client(cluster.url, tuned) as client:
+        async with started_server(tuned, cluster.url, client) as harness:
+            victim = cluster.owner_of(_slot_of(harness, ACCOUNTS[0]))
+
+            async def kill_and_recover() -> None:
+                victim.kill()
+                took_s = await _until(lambda: len(cluster.primaries()) == cluster.primary_count, "replica promoted")
+                print(f"replica promoted {took_s:.2f} s after the kill")
+                victim.start()  # back from its own AOF and nodes.conf, as a replica of its successor
+                await asyncio.to_thread(cluster.wait_healthy)
+
+            load = await _run_under_load(harness, kill_and_recover)
+            assert cluster.owner_of(_slot_of(harness, ACCOUNTS[0])) is not victim
+            await _assert_books_balance(harness, load)
+
+
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+async def test_cluster_slot_migrated_mid_load(cluster: LocalCluster, settings: Settings, wait_replicas: int) -> None:
+    tuned = _tuned(settings, wait_replicas=wait_replicas)
+    with _fresh_client(cluster.url, tuned) as client:
+        async with started_server(tuned, cluster.url, client) as harness:
+            slot = _slot_of(harness, ACCOUNTS[0])
+            source = cluster.owner_of(slot)
+            target = next(server for server in cluster.primaries() if server is not source)
+            moved: list[int] = []
+
+            async def migrate() -> None:
+                moved.append(await asyncio.to_thread(cluster.migrate_slot, slot, target))
+
+            load = await _run_under_load(harness, migrate)
+            assert cluster.owner_of(slot) is target
+            assert moved[0] > 0  # the slot held keys of a loaded account while they moved
+            await _assert_books_balance(harness, load)
+
+
+async def _watch_health(harness: Harness, seen: list[int], stopping: asyncio.Event) -> None:
+    stub = health_pb2_grpc.HealthStub(harness.channel)
+    while not stopping.is_set():
+        seen.append((await stub.Check(health_pb2.HealthCheckRequest(service=""))).status)
+        await asyncio.sleep(0.05)
+
+
+async def test_sentinel_primary_killed_mid_load(tmp_path: Path, settings: Settings) -> None:
+    tuned = _tuned(settings, wait_replicas=1)
+    with LocalSentinels(tmp_path / "sentinel", replicas=1) as sentinels, _fresh_client(sentinels.url, tuned) as client:
+        async with started_server(tuned, sentinels.url, client) as harness:
+            statuses: list[int] = []
+            watching = asyncio.Event()
+            watched = asyncio.create_task(_watch_health(harness, statuses, watching))
+            old_primary = sentinels.primary()
+
+            async def kill_and_recover() -> None:
+                old_primary.kill()
+                took_s = await _until(lambda: sentinels.primary() is not old_primary, "sentinels name a new primary")
+                print(f"new primary named {took_s:.2f} s after the kill")
+                old_primary.start()  # comes back; the sentinels make it a replica of the new primary
+                await asyncio.to_thread(sentinels.wait_replicas_synced)
+
+            load = await _run_under_load(harness, kill_and_recover)
+            watching.set()
+            await watched
+            assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
+            assert statuses[-1] == health_pb2.HealthCheckResponse.SERVING
+            assert set(load.errors) <= {"UNAVAILABLE"} and load.errors["UNAVAILABLE"] > 0
+            await _assert_books_balance(harness, load)
