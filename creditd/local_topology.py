@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from creditd.embedded import die_with_parent, find_server_binary
+from creditd.embedded import dying_with_parent, find_server_binary
 from creditd.errors import Unavailable
 
 HOST = "127.0.0.1"
@@ -65,10 +65,11 @@ class ServerProcess:
         command = [str(find_server_binary()), str(config), "--bind", HOST, "--port", str(self.port),
                    "--dir", str(self.directory), "--logfile", str(self.directory / "server.log"),
                    "--daemonize", "no", *self.arguments]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )  # fmt: skip
+        # What the server says before its log file is open (a bad config, say) lands here.
+        with (self.directory / "console.log").open("ab") as console:
+            self.process = subprocess.Popen(
+                dying_with_parent(command), stdin=subprocess.DEVNULL, stdout=console, stderr=console
+            )
 
     @property
     def running(self) -> bool:
@@ -185,13 +186,40 @@ class LocalCluster(_Topology):
         return self._ask(server, "CLUSTER INFO")["cluster_state"] == "ok"  # type: ignore[index]
 
     def wait_healthy(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Every running node says the cluster is ok and every replica has synced."""
+        """Every running node says the cluster is ok, every replica has synced and every primary
+        has its replicas; a failure names each node's role, so a topology that did not heal says how."""
+        try:
+            self._wait_healthy(timeout_s)
+        except Unavailable as error:
+            raise Unavailable(f"{error}; nodes: {self.describe()}") from error
+
+    def describe(self) -> str:
+        return "; ".join(f"{server.port} {self._describe_role(server)}" for server in self.servers)
+
+    def _describe_role(self, server: ServerProcess) -> str:
+        if not server.running:
+            return f"down (exit status {server.process.returncode if server.process else None})"
+        try:
+            role = self._ask(server, "ROLE")
+        except (redis.RedisError, OSError) as error:
+            return f"unreachable ({error})"
+        if self._text(role[0]) == "master":  # type: ignore[index]
+            return f"primary, replicas {[int(port) for _, port, _ in role[2]]}"  # type: ignore[index]
+        return f"replica of {int(role[2])}, {self._text(role[3])}"  # type: ignore[index]
+
+    def _wait_healthy(self, timeout_s: float) -> None:
         for server in self.servers:
             if server.running:
                 _wait(lambda s=server: self._state_ok(s), timeout_s, f"cluster state ok on {server.port}")
         for server in self.servers:
             if server.running and self._role(server) == "slave":
                 _wait(lambda s=server: self._replica_synced(s), timeout_s, f"replica {server.port} in sync")
+        for server in self.primaries():
+            _wait(lambda s=server: self._connected_replicas(s) >= self.replica_count, timeout_s,
+                  f"{self.replica_count} replica(s) connected to primary {server.port}")  # fmt: skip
+
+    def _connected_replicas(self, server: ServerProcess) -> int:
+        return len(self._ask(server, "ROLE")[2])  # type: ignore[index,arg-type]
 
     def _role(self, server: ServerProcess) -> str:
         return self._text(self._ask(server, "ROLE")[0])  # type: ignore[index]

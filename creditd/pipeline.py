@@ -145,11 +145,12 @@ class AutoPipeline:
                 return
             metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
         results, confirmed = results[: len(batch)], results[len(batch) :]
+        if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
+            # Before anything else: a shortfall below must not keep a stale slot map alive.
+            await self._client.nodes_manager.initialize()
         if self._wait.replicas and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
-        if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
-            await self._client.nodes_manager.initialize()
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue

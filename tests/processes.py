@@ -88,8 +88,9 @@ def stop(process: subprocess.Popen[bytes], data_dir: Path | None = None) -> None
 
 
 def alive(pid: int) -> bool:
+    """Running: a zombie (exited, not yet reaped by whoever adopted it) does not count."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
         return False
+    return "\nState:\tZ" not in status

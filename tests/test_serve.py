@@ -1,7 +1,7 @@
 """`creditd serve` as a real process: it refuses to start with a clear message on an invalid config
 or an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction,
 whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
-embedded Redis. Also: the settings loader names the bad field, and the generated code is current."""
+embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it. Also: the settings loader names the bad field, and the generated code is current."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from creditd.resources import default_config_path
 from creditd.settings import parse_settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.processes import alive, embedded_redis_pid, free_port, start_server, stop, wait_serving
+from tests.processes import alive, embedded_redis_pid, free_port, kill_hard, start_server, stop, wait_serving
+
+ORPHAN_EXIT_POLLS = 100
 
 
 def run_serve(*arguments: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
@@ -122,6 +124,24 @@ async def test_embedded_redis_persists_and_stops_with_creditd(tmp_path: Path) ->
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             card = await pb_grpc.AccountsStub(channel).GetAccount(pb.GetAccountRequest(account_id="66899990000"))
         assert card.balance == 777
+    finally:
+        stop(process, data_dir)
+
+
+@pytest.mark.asyncio
+async def test_embedded_redis_dies_with_a_creditd_killed_outright(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    process = start_server(data_dir, port)
+    try:
+        await asyncio.to_thread(wait_serving, port, process)
+        redis_pid = embedded_redis_pid(data_dir)
+        kill_hard(process.pid)
+        await asyncio.to_thread(process.wait, 20)
+        for _ in range(ORPHAN_EXIT_POLLS):
+            if not alive(redis_pid):
+                break
+            await asyncio.sleep(0.1)
+        assert not alive(redis_pid), "the embedded redis outlived a creditd killed with SIGKILL"
     finally:
         stop(process, data_dir)
 
