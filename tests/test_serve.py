@@ -1,7 +1,8 @@
 """`creditd serve` as a real process: it refuses to start with a clear message on an invalid config
 or an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction,
 whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
-embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it. Also: the settings loader names the bad field, and the generated code is current."""
+embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it. Also: the
+settings loader names the bad field, and the generated code is current."""
 
 from __future__ import annotations
 
