@@ -1,15 +1,16 @@
 """The Redis floor: creditd's own `charge` function called straight from one Python process in
-pipelines (EVENT requests, one SMS each, on accounts of their own), with no gRPC and no server."""
+pipelines (EVENT requests, one SMS each, on accounts of their own), with no gRPC and no server; on
+a Redis Cluster the client splits each pipeline by node."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-import redis.asyncio as redis_asyncio
-
 from creditd.accounts import NewAccount, create_account_args
 from creditd.keys import Keys
+from creditd.redis_connection import AnyRedis, connect
+from creditd.settings import RedisSettings
 from loadtest.report import Recorder
 
 PIPELINE_CALLS = 100
@@ -18,7 +19,7 @@ FLOOR_ACCOUNTS = 100
 EVENT, SMS = 4, 3
 
 
-async def create_floor_accounts(client: redis_asyncio.Redis, keys: Keys, now_ms: int) -> list[str]:
+async def create_floor_accounts(client: AnyRedis, keys: Keys, now_ms: int) -> list[str]:
     accounts = [f"6699{n:07d}" for n in range(FLOOR_ACCOUNTS)]
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
@@ -30,7 +31,7 @@ async def create_floor_accounts(client: redis_asyncio.Redis, keys: Keys, now_ms:
 
 
 async def measure_redis_floor(url: str, partitions: int, duration_s: float) -> tuple[Recorder, float]:
-    client = redis_asyncio.Redis.from_url(url)
+    client = connect(url, RedisSettings())  # any topology: on a cluster, one pipeline per node
     keys, recorder = Keys(partitions), Recorder()
     try:
         accounts = await create_floor_accounts(client, keys, int(time.time() * 1000))

@@ -1,6 +1,7 @@
-"""The load generator runs to the end by itself on a small shape (a CI smoke test, no timing is
+"""The load generators run to the end by themselves on a small shape (CI smoke tests, no timing is
 asserted): every phase including both baselines produces figures, no request fails, and the audit of
-the run is clean with nothing left reserved."""
+the run is clean with nothing left reserved; the growth and scaling runs measure every step and
+cell (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,17 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     assert [(row["accounts"], row["open_sessions"]) for row in rows] == [(100, 0), (300, 0), (300, 500)]
     assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
     assert rows[1]["keys"] > rows[0]["keys"]
+
+
+def test_scaling_run_measures_every_cell(tmp_path: Path) -> None:
+    report_path = tmp_path / "scaling.json"
+    result = subprocess.run([sys.executable, "-m", "loadtest.scaling", "--duration", "0.5", "--accounts", "50",
+                             "--json", str(report_path)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = json.loads(report_path.read_text())
+    assert [(row["primaries"], row["processes"]) for row in rows] == [(1, 1), (1, 2), (3, 1), (3, 2)]
+    for row in rows:
+        assert min(row["unary_charges_per_s"], row["batch_charges_per_s"], row["redis_floor_charges_per_s"]) > 0
+        assert row["audit_violations"] == []
+        assert row["unary_cores"]["creditd"] > 0 and row["unary_cores"]["redis"] > 0
+    assert rows[0]["unary_ratio"] == 1.0

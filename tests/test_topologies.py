@@ -33,16 +33,26 @@ MODULES = (
     "test_overage_cap.py",
 )
 RUN_TIMEOUT_S = 600
+REPORT_CHARS = 6000
+
+
+def failures(stdout: str) -> str:
+    """The start of each failure of the child run (a long assertion diff would push an earlier one
+    out of a plain tail), then its short summary."""
+    report, _, summary = stdout.partition("short test summary info")
+    sections = report.split("\n___")[1:] or [report[-REPORT_CHARS:]]
+    shown = "\n___".join(section[: REPORT_CHARS // len(sections)] for section in sections)
+    return f"{shown}\n{summary[-1500:]}"
 
 
 @pytest.mark.parametrize("topology", ["cluster", "sentinel"])
 def test_the_suite_passes_unchanged_on(topology: str, tmp_path: Path) -> None:
     tests = Path(__file__).parent
     environment = dict(os.environ, **{TOPOLOGY_VARIABLE: topology})
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "run"),
-               *(str(tests / module) for module in MODULES)]  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
+               "--basetemp", str(tmp_path / "run"), *(str(tests / module) for module in MODULES)]  # fmt: skip
     run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                          cwd=tests.parent)  # fmt: skip
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
-    assert run.returncode == 0, f"{topology}: {summary}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+    assert run.returncode == 0, f"{topology}: {summary}\n{failures(run.stdout)}\n{run.stderr[-2000:]}"
     assert " passed" in summary and "skipped" not in summary, summary

@@ -1,0 +1,80 @@
+"""Where the cores went during a phase: CPU seconds of process trees read from /proc (Linux), and of
+this process from getrusage. On a machine with fewer cores than busy processes, throughput alone
+hides which one ran out of CPU first; cores used per role shows it."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+UTIME_FIELD, STIME_FIELD, PARENT_FIELD = 11, 12, 1  # /proc/<pid>/stat fields after "(comm)", from 0
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone since the listing
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[PARENT_FIELD])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of these processes and all their descendants alive now."""
+    total_ticks = 0
+    for pid in pids:
+        for member in (pid, *descendants(pid)):
+            fields = _stat(member)
+            if fields is not None:
+                total_ticks += int(fields[UTIME_FIELD]) + int(fields[STIME_FIELD])
+    return total_ticks / CLOCK_TICKS_PER_S
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CoresUsed(msgspec.Struct, frozen=True):
+    load_generator: float
+    creditd: float
+    redis: float
+
+    def __str__(self) -> str:
+        return f"{self.load_generator:.1f} / {self.creditd:.1f} / {self.redis:.1f}"
+
+
+class CpuMeter:
+    """Cores used by the load generator (this process), creditd and Redis between start and stop."""
+
+    def __init__(self, creditd_pids: list[int], redis_pids: list[int]) -> None:
+        self._creditd_pids, self._redis_pids = creditd_pids, redis_pids
+        self._started = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        own = own_cpu_seconds()
+        return time.perf_counter(), own, cpu_seconds(self._creditd_pids), cpu_seconds(self._redis_pids)
+
+    def stop(self) -> CoresUsed:
+        (wall0, own0, creditd0, redis0), (wall1, own1, creditd1, redis1) = self._started, self._sample()
+        seconds = max(wall1 - wall0, 1e-9)
+        return CoresUsed(round((own1 - own0) / seconds, 2), round((creditd1 - creditd0) / seconds, 2),
+                         round((redis1 - redis0) / seconds, 2))  # fmt: skip
