@@ -10,24 +10,28 @@ Stream ids come from Redis' clock, which a function call reads once and which on
 the feed delivers only entries older than Redis' own TIME minus a settle lag, and, when a stream
 returned a full batch, nothing beyond the smallest key such a stream may still hold unread.
 On a cluster each primary has its own clock: the horizon is the earliest of them, since an event
-written later on any node carries at least that node's time. Streams of different slots cannot share
+written later on any node carries at least that node's time. A clock stepped backwards breaks the
+guarantee; the feed still delivers such an event, and logs and counts it. Streams of different slots cannot share
 an XREAD there, so each partition gets its own, pipelined per node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
 
+from creditd import metrics
 from creditd.errors import InvalidArgument
 from creditd.keys import events_of_partition
 from creditd.redis_connection import AnyRedis, redis_time_ms
 from creditd.settings import EventSettings
 from creditd.sweeper import wait_or_stop
 
+log = logging.getLogger(__name__)
 MAX_SEQUENCE = 2**64 - 1
 Key = tuple[int, int, int]  # stream ms, stream seq, partition
 StreamReply = tuple[bytes | str, list[tuple[bytes, dict[bytes, bytes]]]]  # XREAD: stream, entries
@@ -86,10 +90,16 @@ class EventFeed:
         """Yields every event after `after` (None: from now), in order, until `stopping` is set."""
         position = after if after is not None else await self.now_position()
         cursors = {key: stream_cursor(position, partition) for partition, key in enumerate(self._keys)}
+        delivered = position
         while not stopping.is_set():
             deliverable = await self._read(cursors)
             for event in deliverable:
                 cursors[self._keys[event.key[2]]] = f"{event.key[0]}-{event.key[1]}"
+                if event.key < delivered:
+                    metrics.EVENTS_OUT_OF_ORDER.inc()
+                    log.warning("event %s came after %s: a Redis clock stepped back", event.id,
+                                format_position(delivered))  # fmt: skip
+                delivered = max(delivered, event.key)
                 yield event
             if not deliverable:
                 await wait_or_stop(stopping, self._settings.poll_interval_s)

@@ -77,6 +77,11 @@ SWEEPER_CHARGED = Counter(
     "creditd_sweeper_charged_minor", "Money debited from orphan sessions (policy charge), minor units",
     registry=REGISTRY,
 )  # fmt: skip
+EVENTS_OUT_OF_ORDER = Counter(
+    "creditd_events_out_of_order",
+    "Feed events found below one already delivered (a Redis clock stepped back): delivered, but a resume "
+    "position near them may skip or repeat events", registry=REGISTRY,
+)  # fmt: skip
 SWEEPER_PARTITIONS = Gauge("creditd_sweeper_partitions_held", "Partitions this process sweeps", registry=REGISTRY)
 
 REQUEST_TYPE_NAMES = {value: name for name, value in pb.ChargeRequest.RequestType.items()}

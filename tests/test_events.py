@@ -2,7 +2,8 @@
 and an event id resumes the feed exactly: reading in two halves across a reconnect gives every event
 once, also while many writers append concurrently. Gateways receive REAUTH when a suspended account
 is resumed (and on one-way suspension), ABORT_SESSION on two-way suspension, only for their own
-sessions, and a gateway that reconnects gets what it missed."""
+sessions, and a gateway that reconnects gets what it missed. An event out of order (a clock stepped
+back) is still delivered, and counted."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections import Counter
 import grpc
 import pytest
 
+from creditd import metrics
+from creditd.keys import events_of_partition
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, INITIAL, SMS, VOICE_IN, Harness
 
@@ -76,6 +79,27 @@ async def test_concurrent_writers_lose_and_repeat_nothing(creditd: Harness) -> N
     seen = Counter((e.kind, e.account_id, e.attributes["detail"]) for e in received)
     expected = Counter(("topup", a, f"{n + 1} bank") for n in range(10) for a in ACCOUNTS)
     assert seen == expected, f"missing {expected - seen}, unexpected {seen - expected}"
+
+
+def out_of_order_count() -> float:
+    return metrics.REGISTRY.get_sample_value("creditd_events_out_of_order_total") or 0.0
+
+
+async def test_an_event_below_one_delivered_still_comes_and_is_counted(creditd: Harness) -> None:
+    """What a Redis clock stepped back looks like to the feed, made with explicit stream ids: the
+    event is delivered all the same (never dropped), and logged and counted for the operator."""
+    call = await start_watching(creditd)
+    now_ms = int(time.time() * 1000)
+    fields = {"kind": "topup", "account_id": ACCOUNTS[0], "time_ms": now_ms}
+    creditd.redis.xadd(events_of_partition(1), {**fields, "detail": "written first"}, id=f"{now_ms}-5")
+    (first,) = await read(call, 1)
+    counted_before = out_of_order_count()
+    creditd.redis.xadd(events_of_partition(0), {**fields, "detail": "stamped earlier"}, id=f"{now_ms}-1")
+    (second,) = await read(call, 1)
+    call.cancel()
+    assert (first.id, second.id) == (f"{now_ms}-5-1", f"{now_ms}-1-0")
+    assert second.attributes["detail"] == "stamped earlier"
+    assert out_of_order_count() == counted_before + 1
 
 
 async def test_gateway_gets_reauth_on_resume_and_abort_on_two_way(creditd: Harness) -> None:
