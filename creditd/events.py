@@ -10,9 +10,9 @@ Stream ids come from Redis' clock, which a function call reads once and which on
 the feed delivers only entries older than Redis' own TIME minus a settle lag, and, when a stream
 returned a full batch, nothing beyond the smallest key such a stream may still hold unread.
 On a cluster each primary has its own clock: the horizon is the earliest of them, since an event
-written later on any node carries at least that node's time. A clock stepped backwards breaks the
-guarantee; the feed still delivers such an event, and logs and counts it. Streams of different slots cannot share
-an XREAD there, so each partition gets its own, pipelined per node.
+written later on any node carries at least that node's time. Streams of different slots cannot share
+an XREAD there, so each partition gets its own, pipelined per node. A clock stepped backwards breaks
+the guarantee: the feed still delivers such an event, and logs and counts it.
 """
 
 from __future__ import annotations

@@ -24,27 +24,31 @@ def _stat(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
-def descendants(pid: int) -> list[int]:
+def _parents() -> dict[int, int]:
+    """Every live process and its parent, from one listing of /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
             parents[int(entry.name)] = int(fields[PARENT_FIELD])
-    found, frontier = [], [pid]
+    return parents
+
+
+def _tree(pid: int, parents: dict[int, int]) -> list[int]:
+    members, frontier = [pid], [pid]
     while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        members += frontier
+    return members
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User + system CPU seconds of these processes and all their descendants alive now."""
+    parents = _parents()
     total_ticks = 0
-    for pid in pids:
-        for member in (pid, *descendants(pid)):
-            fields = _stat(member)
-            if fields is not None:
-                total_ticks += int(fields[UTIME_FIELD]) + int(fields[STIME_FIELD])
+    for member in (member for pid in pids for member in _tree(pid, parents)):
+        fields = _stat(member)
+        if fields is not None:
+            total_ticks += int(fields[UTIME_FIELD]) + int(fields[STIME_FIELD])
     return total_ticks / CLOCK_TICKS_PER_S
 
 

@@ -21,6 +21,8 @@ from creditd.accounts import NewAccount, create_account_args
 from creditd.audit import Auditor
 from creditd.embedded import embedded_url
 from creditd.keys import Keys
+from creditd.redis_connection import connect_sync
+from creditd.settings import RedisSettings
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio
@@ -143,7 +145,7 @@ def _charge_all(client: redis.Redis, keys: Keys, accounts: list[str], kind: int,
 
 
 def audit(url: str, partitions: int) -> tuple[list[str], dict[str, int]]:
-    client = redis.Redis.from_url(url)
+    client = connect_sync(url, RedisSettings())  # any topology
     try:
         report = Auditor(client, partitions).run()
     finally:

@@ -22,7 +22,6 @@ import grpc
 import msgspec
 import uvloop
 
-from creditd.audit import Auditor
 from creditd.library import ensure_library, render_library
 from creditd.local_topology import LocalCluster
 from creditd.redis_connection import connect, connect_sync
@@ -32,25 +31,12 @@ from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CoresUsed, CpuMeter
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import ratio, write_json
-from loadtest.runner import free_port, stop, wait_serving
+from loadtest.runner import audit, free_port, stop, wait_serving
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 PRIMARIES = (1, 3)
 PROCESSES = (1, 2)
 SEED = 1
-
-
-class ScalingRow(msgspec.Struct):
-    primaries: int
-    processes: int
-    redis_floor_charges_per_s: float
-    unary_charges_per_s: float
-    batch_charges_per_s: float
-    unary_cores: CoresUsed
-    batch_cores: CoresUsed
-    audit_violations: list[str]
-    unary_ratio: float = 0.0
-    batch_ratio: float = 0.0
 
 
 class Cell(msgspec.Struct, frozen=True):
@@ -61,6 +47,14 @@ class Cell(msgspec.Struct, frozen=True):
     audit_violations: list[str]
 
 
+class ScalingRow(Cell, frozen=True):
+    primaries: int
+    processes: int
+    redis_floor_charges_per_s: float
+    unary_ratio: float = 0.0
+    batch_ratio: float = 0.0
+
+
 async def _phase(target: str, mode: str, shape: Shape, meter: CpuMeter) -> tuple[float, CoresUsed]:
     """Charges/s of one phase and the cores each role used meanwhile."""
     recorder, seconds = await run_traffic(target, mode, shape, SEED, uuid.uuid4().hex[:8])
@@ -69,21 +63,18 @@ async def _phase(target: str, mode: str, shape: Shape, meter: CpuMeter) -> tuple
     return (round(recorder.charges / seconds) if seconds else 0.0), cores
 
 
-def _flush_and_audit(url: str, flush: bool) -> list[str]:
+def _flush(url: str) -> None:
+    """Each cell starts from no accounts (the function library survives FLUSHALL)."""
     client = connect_sync(url, RedisSettings())
     try:
-        if flush:  # functions survive FLUSHALL; each cell starts from no accounts
-            client.flushall()
-            return []
-        report = Auditor(client, DEFAULT_PARTITIONS).run()
-        return list(report.violations) + ([f"{report.total_reserved} left reserved"] if report.total_reserved else [])
+        client.flushall()
     finally:
         client.close()
 
 
 async def measure_cell(url: str, redis_pids: list[int], processes: int, shape: Shape, batch_size: int) -> Cell:
     """Both phases through `processes` creditd processes in front of `url`, then the audit."""
-    await asyncio.to_thread(_flush_and_audit, url, True)
+    await asyncio.to_thread(_flush, url)
     target = f"127.0.0.1:{free_port()}"
     server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--redis", url,
                                "--metrics-listen", "", "--log-level", "WARNING", "--workers", str(processes)],
@@ -97,7 +88,7 @@ async def measure_cell(url: str, redis_pids: list[int], processes: int, shape: S
         batch, batch_cores = await _phase(target, "batch", batch_shape, CpuMeter([server.pid], redis_pids))
     finally:
         stop(server)
-    violations = await asyncio.to_thread(_flush_and_audit, url, False)
+    violations, _ = await asyncio.to_thread(audit, url, DEFAULT_PARTITIONS)
     return Cell(unary, batch, unary_cores, batch_cores, violations)
 
 
@@ -120,7 +111,8 @@ async def measure(shape: Shape, batch_size: int) -> list[ScalingRow]:
             redis_pids = [server.process.pid for server in cluster.servers if server.process is not None]
             for processes in PROCESSES:
                 cell = await measure_cell(cluster.url, redis_pids, processes, shape, batch_size)
-                rows.append(ScalingRow(primaries, processes, floor, **msgspec.structs.asdict(cell)))
+                rows.append(ScalingRow(**msgspec.structs.asdict(cell), primaries=primaries, processes=processes,
+                                       redis_floor_charges_per_s=floor))  # fmt: skip
                 click.echo(f"{primaries} primaries, {processes} creditd: unary {cell.unary_charges_per_s:7.0f}/s "
                            f"(cores {cell.unary_cores}), batch {cell.batch_charges_per_s:7.0f}/s "
                            f"(cores {cell.batch_cores}), redis floor {floor:7.0f}/s, "
