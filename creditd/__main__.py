@@ -1,5 +1,5 @@
 """python -m creditd: the same as the creditd command."""
 
-from creditd.cli import main
+from creditd.cli.main import main
 
 main()

@@ -3,6 +3,8 @@ tests can move time by an offset instead of sleeping."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 
@@ -15,3 +17,9 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset_ms += int(seconds * 1000)
+
+
+async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleeps for `seconds`, or less when `stopping` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import grpc
 
-from creditd.codes import Code
+from creditd.store.codes import Code
 
 
 class CreditdError(Exception):

@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from creditd.keys import deadlines_of_partition, events_of_partition, stats_of_partition
-from creditd.redis_connection import AnySyncRedis, connect_sync
 from creditd.settings import RedisSettings
+from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.keys import deadlines_of_partition, events_of_partition, stats_of_partition
 from creditd.v1 import creditd_pb2 as pb
 
 REGISTRY = CollectorRegistry(auto_describe=True)

@@ -1,7 +1,7 @@
 """Configuration: frozen msgspec structs read from TOML, unknown fields forbidden, every limit named.
 
-Limits are checked at the edge (creditd/validation.py) and again inside the Lua functions, which get
-them through the generated CONFIG table (creditd/library.py).
+Limits are checked at the edge (creditd/api/validation.py) and again inside the Lua functions, which get
+them through the generated CONFIG table (creditd/store/library.py).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ import msgspec
 import redis
 import uvloop
 
-from creditd.accounts import NewAccount, create_account_args
-from creditd.embedded import embedded_url
-from creditd.keys import Keys
+from creditd.core.accounts import NewAccount, create_account_args
+from creditd.store.embedded import embedded_url
+from creditd.store.keys import Keys
 from loadtest.report import write_json
 from loadtest.runner import free_port, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from creditd.accounts import NewAccount, create_account_args
-from creditd.keys import Keys
-from creditd.redis_connection import AnyRedis, connect
+from creditd.core.accounts import NewAccount, create_account_args
 from creditd.settings import RedisSettings
+from creditd.store.connection import AnyRedis, connect
+from creditd.store.keys import Keys
 from loadtest.report import Recorder
 
 PIPELINE_CALLS = 100

@@ -17,12 +17,12 @@ import msgspec
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from creditd.accounts import NewAccount, create_account_args
-from creditd.audit import Auditor
-from creditd.embedded import embedded_url
-from creditd.keys import Keys
-from creditd.redis_connection import connect_sync
+from creditd.core.accounts import NewAccount, create_account_args
+from creditd.core.audit import Auditor
 from creditd.settings import RedisSettings
+from creditd.store.connection import connect_sync
+from creditd.store.embedded import embedded_url
+from creditd.store.keys import Keys
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio

@@ -22,11 +22,11 @@ import grpc
 import msgspec
 import uvloop
 
-from creditd.library import ensure_library, render_library
-from creditd.local_topology import LocalCluster
-from creditd.redis_connection import connect, connect_sync
+from creditd.devtools.local_topology import LocalCluster
 from creditd.resources import default_config_path
 from creditd.settings import DEFAULT_PARTITIONS, RedisSettings, load_settings
+from creditd.store.connection import connect, connect_sync
+from creditd.store.library import ensure_library, render_library
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CoresUsed, CpuMeter
 from loadtest.redis_floor import measure_redis_floor

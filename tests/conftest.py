@@ -16,12 +16,12 @@ import pytest
 import pytest_asyncio
 import uvloop
 
-from creditd.embedded import EmbeddedRedis
-from creditd.library import render_library
-from creditd.local_topology import LocalCluster, LocalSentinels
-from creditd.redis_connection import AnySyncRedis, connect_sync
+from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
+from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.embedded import EmbeddedRedis
+from creditd.store.library import render_library
 from tests.harness import Harness, started_server
 
 TOPOLOGY_VARIABLE = "CREDITD_TEST_TOPOLOGY"

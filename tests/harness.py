@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 import grpc
 import redis
 
-from creditd.audit import Auditor, AuditReport
+from creditd.api.server import CreditdServer
 from creditd.clock import Clock
-from creditd.functions import Functions
-from creditd.keys import Keys
-from creditd.quota import Quota
-from creditd.server import CreditdServer
+from creditd.core.audit import Auditor, AuditReport
+from creditd.core.charging import Quota
 from creditd.settings import Settings
+from creditd.store.functions import Functions
+from creditd.store.keys import Keys
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 

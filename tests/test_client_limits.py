@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from creditd.client_limits import ClientLimits
+from creditd.api.client_limits import ClientLimits
 from creditd.errors import ResourceExhausted
 
 

@@ -18,12 +18,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from creditd.keys import Keys
-from creditd.library import library_version, render_library
-from creditd.local_topology import LocalCluster
-from creditd.redis_connection import connect_sync, on_every_primary
+from creditd.devtools.local_topology import LocalCluster
 from creditd.resources import lua_directory
 from creditd.settings import Settings
+from creditd.store.connection import connect_sync, on_every_primary
+from creditd.store.keys import Keys
+from creditd.store.library import library_version, render_library
 from tests.harness import Harness, started_server
 from tests.test_lua_functions import KEYS_OF, Ids
 

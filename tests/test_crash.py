@@ -14,8 +14,8 @@ import grpc
 import pytest
 import redis
 
-from creditd.audit import Auditor
-from creditd.embedded import embedded_url
+from creditd.core.audit import Auditor
+from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import DATA, INITIAL, MB, TERMINATE, UPDATE, VOICE, charge_request

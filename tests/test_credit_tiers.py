@@ -11,7 +11,7 @@ import grpc
 import pytest
 from msgspec import json
 
-from creditd import batch
+from creditd.core import jobs as batch
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, Harness
 from tests.test_audit_cli import creditd_command

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
+from creditd.core.feed import format_position, parse_position, stream_cursor
 from creditd.errors import InvalidArgument
-from creditd.events import format_position, parse_position, stream_cursor
 
 
 def after_cursor(cursor: str, ms: int, seq: int) -> bool:

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from creditd import metrics
-from creditd.keys import events_of_partition
+from creditd.store.keys import events_of_partition
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, INITIAL, SMS, VOICE_IN, Harness
 

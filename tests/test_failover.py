@@ -25,10 +25,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.crc import key_slot
 
-from creditd.library import render_library
-from creditd.local_topology import LocalCluster, LocalSentinels
-from creditd.redis_connection import AnySyncRedis, connect_sync
+from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.settings import Settings
+from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.library import render_library
 from tests.harness import Harness, started_server
 from tests.money_load import MoneyLoad
 

@@ -14,11 +14,11 @@ import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from creditd.api.server import CreditdServer
 from creditd.clock import Clock
-from creditd.embedded import EmbeddedRedis
 from creditd.errors import Unavailable
-from creditd.server import CreditdServer
 from creditd.settings import Settings
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, Harness
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from creditd.codes import Code
 from creditd.resources import lua_directory
+from creditd.store.codes import Code
 from creditd.v1 import creditd_pb2 as pb
 
 TABLE = re.compile(r"local (\w+) = \{\n(.*?)\n\}", re.S)

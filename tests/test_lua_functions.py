@@ -11,9 +11,9 @@ from typing import NamedTuple
 import pytest
 import redis
 
-from creditd.codes import Code
-from creditd.keys import Keys, sweeper_lease
 from creditd.resources import lua_directory
+from creditd.store.codes import Code
+from creditd.store.keys import Keys, sweeper_lease
 from tests.harness import dump
 
 ACCOUNT = "66855550000"

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from creditd.auth import ALL_METHODS, METHODS_OF_ROLE
+from creditd.api.auth import ALL_METHODS, METHODS_OF_ROLE
+from creditd.api.server import CreditdServer
 from creditd.clock import Clock
 from creditd.errors import ConfigError
-from creditd.server import CreditdServer
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 
 from creditd import logs, metrics
+from creditd.core.feed import EventFeed, FeedEvent, Key, parse_position
 from creditd.errors import CreditdError, ResourceExhausted, grpc_status_of
-from creditd.events import EventFeed, FeedEvent, Key, parse_position
-from creditd.keys import gateway_position
-from creditd.redis_connection import AnyRedis
+from creditd.store.connection import AnyRedis
+from creditd.store.keys import gateway_position
 from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)

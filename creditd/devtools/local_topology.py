@@ -18,8 +18,8 @@ from pathlib import Path
 
 import redis
 
-from creditd.embedded import dying_with_parent, find_server_binary
 from creditd.errors import Unavailable
+from creditd.store.embedded import dying_with_parent, find_server_binary
 
 HOST = "127.0.0.1"
 CLUSTER_SLOTS = 16384

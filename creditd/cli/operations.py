@@ -1,5 +1,5 @@
 """`creditd tiers recompute` and `creditd report arrears`: batch jobs straight against Redis
-(creditd/batch.py), with a progress bar on stderr and the result on stdout."""
+(creditd/core/jobs.py), with a progress bar on stderr and the result on stdout."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import click
 import msgspec
 import redis
 
-from creditd import batch, render
-from creditd.audit import count_accounts
-from creditd.cli_common import open_redis, redis_options
+from creditd.cli import render
+from creditd.cli.common import open_redis, redis_options
 from creditd.clock import Clock
-from creditd.keys import Keys
+from creditd.core import jobs as batch
+from creditd.store.keys import Keys
+from creditd.store.scan import count_accounts
 
 batch_size_option = click.option(
     "--batch-size",

@@ -10,11 +10,11 @@ import msgspec
 
 from creditd.clock import Clock
 from creditd.errors import CreditdError
-from creditd.functions import Functions, decode_charge_reply
-from creditd.keys import Keys
 from creditd.logs import caller
-from creditd.pipeline import Command
-from creditd.records import ANSWER_DECODER, AnswerRecord
+from creditd.store.functions import Functions, decode_charge_reply
+from creditd.store.keys import Keys
+from creditd.store.pipeline import Command
+from creditd.store.replies import ANSWER_DECODER, AnswerRecord
 
 
 class UnitLike(Protocol):

@@ -12,10 +12,10 @@ import click
 import grpc
 import msgspec
 
-from creditd.embedded import embedded_url
-from creditd.redis_connection import AnySyncRedis, connect_sync
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
+from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"

@@ -14,10 +14,11 @@ import grpc
 import redis
 import uvloop
 
-from creditd import logs, render
-from creditd.audit import Auditor, count_accounts
-from creditd.cli_accounts import account
-from creditd.cli_common import (
+from creditd import logs
+from creditd.api.server import CreditdServer
+from creditd.cli import render
+from creditd.cli.accounts import account
+from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
     open_redis,
@@ -26,16 +27,17 @@ from creditd.cli_common import (
     settings_from_options,
     stubs,
 )
-from creditd.cli_operations import report, tiers
+from creditd.cli.operations import report, tiers
+from creditd.cli.workers import run_workers
 from creditd.clock import Clock
-from creditd.embedded import EmbeddedRedis
+from creditd.core.audit import Auditor
 from creditd.errors import CreditdError
-from creditd.library import render_library
 from creditd.resources import default_config_path
-from creditd.server import CreditdServer
 from creditd.settings import Settings, load_settings
+from creditd.store.embedded import EmbeddedRedis
+from creditd.store.library import render_library
+from creditd.store.scan import count_accounts
 from creditd.v1 import creditd_pb2 as pb
-from creditd.workers import run_workers
 
 log = logging.getLogger("creditd")
 

@@ -28,8 +28,8 @@ from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
 from creditd.errors import ConfigError, Unavailable
-from creditd.redis_target import RedisTarget, parse_redis_url, redact
 from creditd.settings import RedisSettings
+from creditd.store.url import RedisTarget, parse_redis_url, redact
 
 log = logging.getLogger(__name__)
 

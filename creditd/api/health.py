@@ -15,9 +15,9 @@ from grpc_health.v1 import health, health_pb2
 from redis.exceptions import RedisError
 
 from creditd import metrics
-from creditd.library import ensure_library
-from creditd.redis_connection import AnyRedis, on_every_primary
-from creditd.sweeper import wait_or_stop
+from creditd.clock import wait_or_stop
+from creditd.store.connection import AnyRedis, on_every_primary
+from creditd.store.library import ensure_library
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import msgspec
 
 from creditd.clock import Clock
-from creditd.functions import Functions
-from creditd.keys import Keys
 from creditd.logs import caller
-from creditd.records import (
+from creditd.store.functions import Functions
+from creditd.store.keys import Keys
+from creditd.store.replies import (
     ACCOUNT_DECODER,
     LEDGER_DECODER,
     TOP_UP_DECODER,

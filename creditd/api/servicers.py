@@ -10,17 +10,18 @@ from typing import Any, TypeVar
 
 import grpc
 
-from creditd import logs, metrics, validation
-from creditd.accounts import Accounts, BucketSpec, NewAccount
-from creditd.auth import Authorizer
-from creditd.client_limits import ClientLimits
+from creditd import logs, metrics
+from creditd.api import validation
+from creditd.api.auth import Authorizer
+from creditd.api.client_limits import ClientLimits
+from creditd.api.streams import Watchers, grpc_stream_errors, watch_events, watch_notifications
+from creditd.core.accounts import Accounts, BucketSpec, NewAccount
+from creditd.core.charging import Quota
 from creditd.errors import CreditdError, InvalidArgument, Unavailable, grpc_status_of
-from creditd.quota import Quota
-from creditd.records import AccountRecord, AnswerRecord
 from creditd.settings import Limits
+from creditd.store.replies import AccountRecord, AnswerRecord
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from creditd.watch import Watchers, grpc_stream_errors, watch_events, watch_notifications
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from creditd.codes import OPERATOR_REASONS
 from creditd.errors import InvalidArgument
 from creditd.settings import MAX_EXACT_INTEGER, Limits
+from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -25,11 +25,11 @@ import msgspec
 from redis.asyncio.cluster import RedisCluster
 
 from creditd import metrics
+from creditd.clock import wait_or_stop
 from creditd.errors import InvalidArgument
-from creditd.keys import events_of_partition
-from creditd.redis_connection import AnyRedis, redis_time_ms
 from creditd.settings import EventSettings
-from creditd.sweeper import wait_or_stop
+from creditd.store.connection import AnyRedis, redis_time_ms
+from creditd.store.keys import events_of_partition
 
 log = logging.getLogger(__name__)
 MAX_SEQUENCE = 2**64 - 1

@@ -13,26 +13,26 @@ import msgspec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from creditd.accounts import Accounts
-from creditd.auth import Authorizer
-from creditd.client_limits import ClientLimits
+from creditd.api.auth import Authorizer
+from creditd.api.client_limits import ClientLimits
+from creditd.api.health import RedisHealth
+from creditd.api.servicers import AccountsService, CreditControlService
+from creditd.api.streams import Watchers
 from creditd.clock import Clock
+from creditd.core.accounts import Accounts
+from creditd.core.charging import Quota
+from creditd.core.feed import EventFeed
+from creditd.core.sweeper import Sweeper
 from creditd.errors import ConfigError
-from creditd.events import EventFeed
-from creditd.functions import Functions
-from creditd.health import RedisHealth
-from creditd.keys import Keys
-from creditd.library import ensure_library, render_library
 from creditd.metrics import MetricsEndpoint
-from creditd.pipeline import AutoPipeline, ReplicaWait
-from creditd.quota import Quota
-from creditd.redis_connection import AnyRedis, check_fit_for_money, connect, redact
-from creditd.service import AccountsService, CreditControlService
 from creditd.settings import SecuritySettings, Settings
-from creditd.sweeper import Sweeper
+from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact
+from creditd.store.functions import Functions
+from creditd.store.keys import Keys
+from creditd.store.library import ensure_library, render_library
+from creditd.store.pipeline import AutoPipeline, ReplicaWait
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from creditd.watch import Watchers
 
 log = logging.getLogger(__name__)
 

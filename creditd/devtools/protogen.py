@@ -1,7 +1,7 @@
 """Generate the protobuf/gRPC code in creditd/v1 from protos/: the one command for it.
 
-    python -m creditd.protogen          # write creditd/v1/*_pb2*.py(i)
-    python -m creditd.protogen --check  # exit 1 when the committed code is stale or missing
+    python -m creditd.devtools.protogen          # write creditd/v1/*_pb2*.py(i)
+    python -m creditd.devtools.protogen --check  # exit 1 when the committed code is stale or missing
 
 Needs grpcio-tools (the `test` extra). Generated files are never edited by hand.
 """
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = REPOSITORY_ROOT / "protos"
 GENERATED_DIRECTORY = REPOSITORY_ROOT / "creditd" / "v1"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
@@ -59,7 +59,7 @@ def main() -> None:
     if options.check:
         stale = stale_files()
         if stale:
-            sys.exit(f"generated code is stale or missing: {', '.join(stale)}; run python -m creditd.protogen")
+            sys.exit(f"generated code is stale or missing: {', '.join(stale)}; run python -m creditd.devtools.protogen")
         print("generated code is up to date")
         return
     generate(REPOSITORY_ROOT)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from redis.exceptions import ResponseError
 
-from creditd.redis_connection import AnyRedis, primaries
 from creditd.resources import lua_directory
 from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, PlanChange, Settings
+from creditd.store.connection import AnyRedis, primaries
 
 LIBRARY_NAME = "creditd"
 LIBRARY_FILES = (

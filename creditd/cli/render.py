@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from creditd.v1 import creditd_pb2 as pb
 
 if TYPE_CHECKING:
-    from creditd.batch import ArrearsRow
+    from creditd.core.jobs import ArrearsRow
 
 
 def _time(ms: int) -> str:

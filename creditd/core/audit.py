@@ -1,4 +1,4 @@
-"""The auditor: checks the invariants of design.md against what is in Redis.
+"""The auditor: checks the invariants of docs/design.md against what is in Redis.
 
 Written once and used by the tests after every scenario (and later by `creditd audit`). It reads
 with plain commands, never through the functions, so it does not share their bugs.
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import msgspec
 
-from creditd.keys import ACCOUNT_KEY_PATTERN, Keys, account_id_of, deadlines_of_partition
-from creditd.redis_connection import AnySyncRedis
+from creditd.store.connection import AnySyncRedis
+from creditd.store.keys import Keys, account_id_of, deadlines_of_partition
+from creditd.store.scan import account_keys
 
 ACTIVE = 1
-SCAN_BATCH = 500
 
 
 class AuditReport(msgspec.Struct):
@@ -40,16 +40,6 @@ def _text(value: bytes | str) -> str:
 
 def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
     return {_text(key): _text(value) for key, value in mapping.items()}
-
-
-def account_keys(client: AnySyncRedis) -> Iterator[str]:
-    for key in client.scan_iter(match=ACCOUNT_KEY_PATTERN, count=SCAN_BATCH, _type="hash"):
-        yield _text(key)
-
-
-def count_accounts(client: AnySyncRedis) -> int:
-    """For progress bars: one SCAN over the account keys."""
-    return sum(1 for _ in account_keys(client))
 
 
 class Auditor:

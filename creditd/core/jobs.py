@@ -11,21 +11,17 @@ from itertools import islice
 
 import msgspec
 
-from creditd.audit import account_keys
-from creditd.codes import Code
-from creditd.functions import decode_reply
-from creditd.keys import Keys, account_id_of
-from creditd.records import ACCOUNT_DECODER, AccountRecord
-from creditd.redis_connection import AnySyncRedis
+from creditd.store.codes import Code
+from creditd.store.connection import AnySyncRedis
+from creditd.store.functions import decode_reply
+from creditd.store.keys import Keys
+from creditd.store.replies import ACCOUNT_DECODER, AccountRecord
+from creditd.store.scan import account_ids
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
 DAY_MS = 86_400_000
 SUSPENDED = (2, 3)
-
-
-def account_ids(client: AnySyncRedis) -> Iterator[str]:
-    return (account_id_of(key) for key in account_keys(client))
 
 
 def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -10,7 +10,6 @@ is the function release_orphan, which checks the deadline again atomically.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,22 +19,16 @@ import msgspec
 from redis.exceptions import RedisError
 
 from creditd import metrics
-from creditd.clock import Clock
-from creditd.codes import Code
+from creditd.clock import Clock, wait_or_stop
 from creditd.errors import CreditdError, raise_for_code
-from creditd.functions import decode_reply
-from creditd.keys import Keys, deadlines_of_partition, due_of_partition, sweeper_lease
-from creditd.pipeline import AutoPipeline, Command
-from creditd.redis_connection import AnyRedis
 from creditd.settings import SweeperSettings
+from creditd.store.codes import Code
+from creditd.store.connection import AnyRedis
+from creditd.store.functions import decode_reply
+from creditd.store.keys import Keys, deadlines_of_partition, due_of_partition, sweeper_lease
+from creditd.store.pipeline import AutoPipeline, Command
 
 log = logging.getLogger(__name__)
-
-
-async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> None:
-    """Sleeps for `seconds`, or less when `stopping` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 def new_owner_id() -> str:

@@ -6,8 +6,8 @@ import uuid
 
 import click
 
-from creditd import render
-from creditd.cli_common import call, server_option, stubs
+from creditd.cli import render
+from creditd.cli.common import call, server_option, stubs
 from creditd.v1 import creditd_pb2 as pb
 
 

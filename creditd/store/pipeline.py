@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
-from creditd.redis_connection import AnyRedis
+from creditd.store.connection import AnyRedis
 
 log = logging.getLogger(__name__)
 Command = tuple[str, Sequence[str], Sequence[str | int]]

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from creditd.errors import Internal, raise_for_code
-from creditd.pipeline import AutoPipeline, Command
+from creditd.store.pipeline import AutoPipeline, Command
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,1 @@
+"""Test and benchmark infrastructure, not the runtime: proto generation and local Redis topologies."""
