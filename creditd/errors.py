@@ -1,14 +1,11 @@
-"""One exception hierarchy for creditd, and the one table that maps it to gRPC status codes.
+"""One exception hierarchy for creditd. The edge maps it to gRPC status codes (api/interceptors.py);
+the functions' result codes map onto it in store/replies.py.
 
 Charge answers carry business outcomes and per-item validation as result codes; these exceptions are
 for whole-call problems and for the Accounts service, whose answers have no result code.
 """
 
 from __future__ import annotations
-
-import grpc
-
-from creditd.store.codes import Code
 
 
 class CreditdError(Exception):
@@ -54,39 +51,3 @@ class ResourceExhausted(CreditdError):
 class Internal(CreditdError):
     """A bug of ours: a Lua assertion or an unexpected reply. Nothing was half-written: the
     functions assert before they write."""
-
-
-GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
-    ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    Internal: grpc.StatusCode.INTERNAL,
-}
-
-ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
-    Code.INVALID_REQUEST: InvalidArgument,
-    Code.RATING_FAILED: InvalidArgument,
-    Code.USER_UNKNOWN: NotFound,
-    Code.ACCOUNT_EXISTS: AlreadyExists,
-    Code.ACCOUNT_TERMINATED: FailedPrecondition,
-    Code.CREDIT_LIMIT_REACHED: FailedPrecondition,
-}
-
-
-def grpc_status_of(error: CreditdError) -> grpc.StatusCode:
-    return GRPC_STATUS_BY_ERROR.get(type(error), grpc.StatusCode.INTERNAL)
-
-
-def raise_for_code(code: int, message: str) -> None:
-    """Raises the exception for a Lua function's code; returns for SUCCESS."""
-    if code == Code.SUCCESS:
-        return
-    error_class = ERROR_BY_CODE.get(Code(code))
-    if error_class is None:
-        raise CreditdError(f"unexpected result code {code}: {message}")
-    raise error_class(message)

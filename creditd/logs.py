@@ -39,11 +39,11 @@ def new_request_id(supplied: str = "") -> str:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get()
-        record.session_id = SESSION_ID.get()
-        parts = [f"{name}={value}" for name, value in (("request", record.request_id), ("session", record.session_id))
-                 if value]  # fmt: skip
-        record.context = f" [{' '.join(parts)}]" if parts else ""
+        request_id, session_id = REQUEST_ID.get(), SESSION_ID.get()
+        # The record's extra attributes, read by the formats (%(context)s) and JsonFormatter.
+        record.__dict__.update(request_id=request_id, session_id=session_id)
+        parts = [f"{name}={value}" for name, value in (("request", request_id), ("session", session_id)) if value]
+        record.__dict__["context"] = f" [{' '.join(parts)}]" if parts else ""
         return True
 
 

@@ -18,58 +18,7 @@ from creditd.errors import ConfigError
 MAX_EXACT_INTEGER = 2**53 - 1
 MAX_UINT32 = 2**32 - 1
 
-DEFAULT_LISTEN = "127.0.0.1:50051"
-DEFAULT_DATA_DIR = "data"
-DEFAULT_DRAIN_TIMEOUT_S = 10.0
 DEFAULT_PARTITIONS = 256
-DEFAULT_REDIS_CALL_TIMEOUT_S = 2.0
-DEFAULT_REDIS_MAX_CONNECTIONS = 16
-DEFAULT_REDIS_START_TIMEOUT_S = 10.0
-DEFAULT_MAX_AMOUNT_MINOR = 10**12
-DEFAULT_MAX_BALANCE_MINOR = 10**15
-DEFAULT_MAX_UNITS = 10**15
-DEFAULT_MAX_UNITS_PER_REQUEST = 16
-DEFAULT_MAX_BATCH_REQUESTS = 500
-DEFAULT_MAX_SESSIONS_PER_ACCOUNT = 256
-DEFAULT_MAX_BUCKETS_PER_ACCOUNT = 16
-DEFAULT_MAX_RATING_GROUPS_PER_BUCKET = 32
-DEFAULT_MAX_SESSION_ID_LENGTH = 128
-DEFAULT_MAX_CONTACT_FIELD_LENGTH = 128
-DEFAULT_MAX_LEDGER_PAGE = 1000
-DEFAULT_LEDGER_PAGE = 50
-DEFAULT_ONE_WAY_GRACE_PERIOD_S = 7 * 86400
-DEFAULT_TWO_WAY_GRACE_PERIOD_S = 30 * 86400
-DEFAULT_MAX_CONCURRENT_RPCS = 10_000
-DEFAULT_MAX_IN_FLIGHT_PER_CLIENT = 1_024
-DEFAULT_ACCOUNTS_RATE = 1_000.0
-DEFAULT_ACCOUNTS_BURST = 2_000
-DEFAULT_MAX_LEDGER_ENTRIES = 2000
-DEFAULT_ANSWER_RETENTION_S = 3600
-DEFAULT_TOPUP_KEY_RETENTION_S = 7 * 86400
-DEFAULT_IDLE_SESSION_VALIDITY_S = 600
-DEFAULT_MAX_EVENTS_PER_PARTITION = 100_000
-DEFAULT_MAX_PIPELINE_COMMANDS = 512
-DEFAULT_MAX_IN_FLIGHT_PIPELINES = 8
-DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
-# Cluster redirections (MOVED, ASK, TRYAGAIN) followed per call before giving up; safe to resend
-# because every function is idempotent.
-DEFAULT_REDIS_REDIRECT_ATTEMPTS = 16
-# 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
-DEFAULT_REDIS_WAIT_REPLICAS = 0
-DEFAULT_REDIS_WAIT_TIMEOUT_MS = 100
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-DEFAULT_EVENT_POLL_INTERVAL_S = 0.05
-DEFAULT_EVENT_SETTLE_MS = 20
-DEFAULT_EVENT_BATCH_SIZE = 500
-DEFAULT_MAX_WATCHERS = 256
-DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
-DEFAULT_METRIC_CHANNELS = ("terminal", "bank", "voucher", "agent", "cli")
-DEFAULT_SWEEP_INTERVAL_S = 1.0
-DEFAULT_ORPHAN_GRACE_PERIOD_S = 60
-DEFAULT_MAX_SESSIONS_PER_SWEEP = 1000
-DEFAULT_SWEEPER_LEASE_S = 10.0
-DEFAULT_BUNDLE_WARNING_PERCENT = 80
-DEFAULT_CREDIT_TIER_MONTHS = 3
 MAX_CREDIT_TIERS = 16
 MAX_PLAN_CHANGES = 32
 MAX_PLAN_CHANGE_ACCOUNTS = 10_000
@@ -79,31 +28,37 @@ NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
+Role = Literal["gateway", "topup", "crm", "admin"]
+
+
 class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class ServerSettings(Struct):
-    listen: str = DEFAULT_LISTEN
-    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = DEFAULT_DRAIN_TIMEOUT_S
-    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = DEFAULT_MAX_MESSAGE_BYTES
+class ServerSettings(Struct, frozen=True):
+    listen: str = "127.0.0.1:50051"
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
 
 
-class RedisSettings(Struct):
+class RedisSettings(Struct, frozen=True):
     # Empty: start the embedded Redis-compatible server in data_dir.
     url: str = ""
-    data_dir: str = DEFAULT_DATA_DIR
+    data_dir: str = "data"
     partitions: Annotated[int, msgspec.Meta(ge=1, le=16384)] = DEFAULT_PARTITIONS
-    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_REDIS_CALL_TIMEOUT_S
-    max_connections: Annotated[int, msgspec.Meta(ge=2, le=1024)] = DEFAULT_REDIS_MAX_CONNECTIONS
-    start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = DEFAULT_REDIS_START_TIMEOUT_S
-    max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_PIPELINE_COMMANDS
-    max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_IN_FLIGHT_PIPELINES
-    health_check_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_HEALTH_CHECK_INTERVAL_S
-    redirect_attempts: Annotated[int, msgspec.Meta(ge=1, le=64)] = DEFAULT_REDIS_REDIRECT_ATTEMPTS
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    max_connections: Annotated[int, msgspec.Meta(ge=2, le=1024)] = 16
+    start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
+    max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    health_check_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    # Cluster redirections (MOVED, ASK, TRYAGAIN) followed per call before giving up; safe to resend
+    # because every function is idempotent.
+    redirect_attempts: Annotated[int, msgspec.Meta(ge=1, le=64)] = 16
     # Replicas that must confirm a pipeline's writes (WAIT) before its requests are answered.
-    wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = DEFAULT_REDIS_WAIT_REPLICAS
-    wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_REDIS_WAIT_TIMEOUT_MS
+    # 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
+    wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # rediss:// (and rediss+sentinel://, rediss+cluster://): CA bundle, and a client certificate
     # and key when the servers ask for one.
     tls_ca_path: str = ""
@@ -111,82 +66,75 @@ class RedisSettings(Struct):
     tls_key_path: str = ""
 
 
-class Limits(Struct):
-    max_amount_minor: PositiveInt = DEFAULT_MAX_AMOUNT_MINOR
-    max_balance_minor: PositiveInt = DEFAULT_MAX_BALANCE_MINOR
-    max_units: PositiveInt = DEFAULT_MAX_UNITS
-    max_units_per_request: Annotated[int, msgspec.Meta(ge=1, le=256)] = DEFAULT_MAX_UNITS_PER_REQUEST
-    max_batch_requests: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_BATCH_REQUESTS
-    max_sessions_per_account: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS_PER_ACCOUNT
-    max_buckets_per_account: Annotated[int, msgspec.Meta(ge=0, le=256)] = DEFAULT_MAX_BUCKETS_PER_ACCOUNT
-    max_rating_groups_per_bucket: Annotated[int, msgspec.Meta(ge=1, le=64)] = DEFAULT_MAX_RATING_GROUPS_PER_BUCKET
-    max_session_id_length: Annotated[int, msgspec.Meta(ge=1, le=512)] = DEFAULT_MAX_SESSION_ID_LENGTH
-    max_contact_field_length: Annotated[int, msgspec.Meta(ge=1, le=1024)] = DEFAULT_MAX_CONTACT_FIELD_LENGTH
-    max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_LEDGER_PAGE
+class Limits(Struct, frozen=True):
+    max_amount_minor: PositiveInt = 10**12
+    max_balance_minor: PositiveInt = 10**15
+    max_units: PositiveInt = 10**15
+    max_units_per_request: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    max_batch_requests: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    max_sessions_per_account: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
+    max_buckets_per_account: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
+    max_rating_groups_per_bucket: Annotated[int, msgspec.Meta(ge=1, le=64)] = 32
+    max_session_id_length: Annotated[int, msgspec.Meta(ge=1, le=512)] = 128
+    max_contact_field_length: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 128
+    max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
     # Per account: older entries are trimmed, their sum carried in the account (memory stays bounded).
-    max_ledger_entries: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = DEFAULT_MAX_LEDGER_ENTRIES
-    default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_LEDGER_PAGE
-    answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = DEFAULT_ANSWER_RETENTION_S
-    topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = DEFAULT_TOPUP_KEY_RETENTION_S
-    idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = DEFAULT_IDLE_SESSION_VALIDITY_S
-    max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = DEFAULT_MAX_EVENTS_PER_PARTITION
+    max_ledger_entries: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 2000
+    default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = 3600
+    topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
+    idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 600
+    max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = 100_000
     # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
-    max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_MAX_CONCURRENT_RPCS
-    max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_MAX_IN_FLIGHT_PER_CLIENT
-    accounts_calls_per_client_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = DEFAULT_ACCOUNTS_RATE
-    accounts_burst_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = DEFAULT_ACCOUNTS_BURST
+    max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024
+    accounts_calls_per_client_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 1_000.0
+    accounts_burst_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2_000
 
 
-class SweeperSettings(Struct):
+class SweeperSettings(Struct, frozen=True):
     enabled: bool = True
-    interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = DEFAULT_SWEEP_INTERVAL_S
+    interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     # A session that has not reported by its deadline plus this is an orphan.
-    grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = DEFAULT_ORPHAN_GRACE_PERIOD_S
+    grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 60
     # release: give the reservation back; charge: debit it as if used.
     orphan_policy: Literal["release", "charge"] = "release"
-    max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_SESSIONS_PER_SWEEP
-    lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = DEFAULT_SWEEPER_LEASE_S
+    max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
 
 
-class SecuritySettings(Struct):
+class SecuritySettings(Struct, frozen=True):
     # PEM files; all three or none. With them, clients need a certificate signed by the client CA.
     tls_cert_path: str = ""
     tls_key_path: str = ""
     tls_client_ca_path: str = ""
     # Role -> certificate names (common name or DNS SAN) that have it.
-    roles: dict[Literal["gateway", "topup", "crm", "admin"], list[Annotated[str, msgspec.Meta(max_length=255)]]] = (
-        msgspec.field(default_factory=dict)
-    )
+    roles: dict[Role, list[Annotated[str, msgspec.Meta(max_length=255)]]] = msgspec.field(default_factory=dict)
 
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert_path)
 
 
-class EventSettings(Struct):
+class EventSettings(Struct, frozen=True):
     # How often an idle feed looks for new events.
-    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = DEFAULT_EVENT_POLL_INTERVAL_S
+    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.05
     # Events younger than this (by Redis' clock) wait, so none can appear behind one delivered.
-    settle_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_EVENT_SETTLE_MS
+    settle_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
     # Entries read per stream per round trip.
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_EVENT_BATCH_SIZE
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     # Concurrent WatchEvents and WatchNotifications streams per server process.
-    max_watchers: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_WATCHERS
+    max_watchers: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
 
 
-class MetricsSettings(Struct):
+class MetricsSettings(Struct, frozen=True):
     # HOST:PORT of the Prometheus endpoint; empty: no endpoint.
-    listen: str = DEFAULT_METRICS_LISTEN
+    listen: str = "127.0.0.1:9464"
     # Top-up channels counted under their own label; any other channel is counted as "other".
-    channels: list[Name] = msgspec.field(default_factory=lambda: list(DEFAULT_METRIC_CHANNELS))
+    channels: list[Name] = msgspec.field(default_factory=lambda: ["terminal", "bank", "voucher", "agent", "cli"])
 
 
-UNIT_NUMBERS = {"BYTES": 1, "SECONDS": 2, "EVENTS": 3}
-POLICY_NUMBERS = {"CAP": 1, "THROTTLE": 2, "OVERAGE": 3}
-FINAL_UNIT_ACTION_NUMBERS = {"TERMINATE": 1, "REDIRECT": 2, "RESTRICT_ACCESS": 3}
-
-
-class Tariff(Struct):
+class Tariff(Struct, frozen=True):
     rating_group: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]
     name: Name
     unit: Literal["BYTES", "SECONDS", "EVENTS"]
@@ -201,7 +149,7 @@ class Tariff(Struct):
     always_allowed: bool = False
 
 
-class Bundle(Struct):
+class Bundle(Struct, frozen=True):
     bundle_id: Name
     price_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)]
     unit: Literal["BYTES", "SECONDS", "EVENTS"]
@@ -216,14 +164,14 @@ class Bundle(Struct):
     exhaustion_policy: Literal["CAP", "THROTTLE", "OVERAGE"] = "OVERAGE"
 
 
-class CreditTier(Struct):
+class CreditTier(Struct, frozen=True):
     name: Name
     # Accounts whose average monthly top-up over the plan's credit_tier_months reaches this.
     min_average_topup_minor: NonNegativeInt
     credit_limit_minor: NonNegativeInt
 
 
-class Plan(Struct, kw_only=True):
+class Plan(Struct, frozen=True, kw_only=True):
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
     credit_limit_minor: NonNegativeInt = 0
     final_unit_action: Literal["TERMINATE", "REDIRECT", "RESTRICT_ACCESS"] = "TERMINATE"
@@ -231,8 +179,8 @@ class Plan(Struct, kw_only=True):
     throttle_kbps: Annotated[int, msgspec.Meta(ge=1, le=10**7)] = 256
     # The suspension ladder: one-way still in debt after this becomes two-way (with the late fee);
     # two-way after this becomes terminated (and blacklisted).
-    one_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)] = DEFAULT_ONE_WAY_GRACE_PERIOD_S
-    two_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=3 * 366 * 86400)] = DEFAULT_TWO_WAY_GRACE_PERIOD_S
+    one_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)] = 7 * 86400
+    two_way_grace_period_s: Annotated[int, msgspec.Meta(ge=0, le=3 * 366 * 86400)] = 30 * 86400
     late_fee_minor: NonNegativeInt = 0
     # A low_balance event is written when a charge takes the balance to or below one of these.
     low_balance_thresholds_minor: Annotated[list[int], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
@@ -241,7 +189,7 @@ class Plan(Struct, kw_only=True):
         list[Annotated[int, msgspec.Meta(ge=1, le=366)]], msgspec.Meta(max_length=8)
     ] = msgspec.field(default_factory=list)
     # A bundle_nearly_used event when this much of a bucket is consumed (bundle_used_up at 100 %).
-    bundle_warning_percent: Annotated[int, msgspec.Meta(ge=1, le=99)] = DEFAULT_BUNDLE_WARNING_PERCENT
+    bundle_warning_percent: Annotated[int, msgspec.Meta(ge=1, le=99)] = 80
     # Money spent on data beyond bundles per billing cycle; reached: data is throttled. 0: no cap.
     monthly_data_overage_cap_minor: NonNegativeInt = 0
     # Credit tiers by average monthly top-up, ascending; the first has min 0 and credit limit 0.
@@ -249,12 +197,12 @@ class Plan(Struct, kw_only=True):
     credit_tiers: Annotated[list[CreditTier], msgspec.Meta(max_length=MAX_CREDIT_TIERS)] = msgspec.field(
         default_factory=list
     )
-    credit_tier_months: Annotated[int, msgspec.Meta(ge=1, le=24)] = DEFAULT_CREDIT_TIER_MONTHS
+    credit_tier_months: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
     tariffs: list[Tariff]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
 
-class PlanChange(Struct):
+class PlanChange(Struct, frozen=True):
     """Moves a cohort to another plan from a date on, lazily (each account on its next request)."""
 
     change_id: Name
@@ -274,7 +222,7 @@ class PlanChange(Struct):
         return int(self.effective_at.timestamp() * 1000)
 
 
-class Settings(Struct, kw_only=True):
+class Settings(Struct, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
     limits: Limits = Limits()

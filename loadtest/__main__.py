@@ -32,14 +32,41 @@ SMOKE = Shape(gateways=2, sessions_per_gateway=4, accounts=40, duration_s=1.5, t
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/latest.json"))
 @click.option("--smoke", is_flag=True, help="a few seconds on a small shape (CI)")
 def main(  # noqa: PLR0913 - one parameter per option
-    target: str, redis_url: str, mode: str, duration: float, gateways: int, sessions: int, batch_size: int,
-    accounts: int, workers: int, max_requests: int, baselines: bool, json_path: Path, smoke: bool,
-) -> None:  # fmt: skip
-    shape = SMOKE if smoke else Shape(gateways=gateways, sessions_per_gateway=sessions, accounts=accounts,
-                                      duration_s=duration, max_requests=max_requests)  # fmt: skip
+    target: str,
+    redis_url: str,
+    mode: str,
+    duration: float,
+    gateways: int,
+    sessions: int,
+    batch_size: int,
+    accounts: int,
+    workers: int,
+    max_requests: int,
+    baselines: bool,
+    json_path: Path,
+    smoke: bool,
+) -> None:
+    shape = (
+        SMOKE
+        if smoke
+        else Shape(
+            gateways=gateways,
+            sessions_per_gateway=sessions,
+            accounts=accounts,
+            duration_s=duration,
+            max_requests=max_requests,
+        )
+    )
     modes = ("unary", "batch") if mode == "both" else (mode,)
-    options = Options(target=target, redis_url=redis_url, modes=modes, shape=shape,
-                      batch_size=20 if smoke else batch_size, workers=workers, baselines=baselines)  # fmt: skip
+    options = Options(
+        target=target,
+        redis_url=redis_url,
+        modes=modes,
+        shape=shape,
+        batch_size=20 if smoke else batch_size,
+        workers=workers,
+        baselines=baselines,
+    )
     progress = click.progressbar(
         length=10**12, label="charges", file=sys.stderr, show_eta=False, show_percent=False, show_pos=True
     )

@@ -80,5 +80,8 @@ class CpuMeter:
     def stop(self) -> CoresUsed:
         (wall0, own0, creditd0, redis0), (wall1, own1, creditd1, redis1) = self._started, self._sample()
         seconds = max(wall1 - wall0, 1e-9)
-        return CoresUsed(round((own1 - own0) / seconds, 2), round((creditd1 - creditd0) / seconds, 2),
-                         round((redis1 - redis0) / seconds, 2))  # fmt: skip
+        return CoresUsed(
+            round((own1 - own0) / seconds, 2),
+            round((creditd1 - creditd0) / seconds, 2),
+            round((redis1 - redis0) / seconds, 2),
+        )

@@ -21,8 +21,13 @@ GRANT = pb.UnitGrant(rating_group=1, result=pb.SUCCESS, unit=pb.BYTES, granted=1
 
 class EchoCreditControl(pb_grpc.CreditControlServicer):
     async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeAnswer:
-        return pb.ChargeAnswer(session_id=request.session_id, request_number=request.request_number,
-                               result=pb.SUCCESS, grants=[GRANT], account_status=pb.ACTIVE)  # fmt: skip
+        return pb.ChargeAnswer(
+            session_id=request.session_id,
+            request_number=request.request_number,
+            result=pb.SUCCESS,
+            grants=[GRANT],
+            account_status=pb.ACTIVE,
+        )
 
     async def ChargeBatch(
         self, request: pb.ChargeBatchRequest, context: grpc.aio.ServicerContext

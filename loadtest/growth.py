@@ -21,14 +21,15 @@ import msgspec
 import redis
 import uvloop
 
-from creditd.core.accounts import NewAccount, create_account_args
+from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
+from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
-from creditd.store.keys import Keys
 from loadtest.report import write_json
 from loadtest.runner import free_port, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
+VOICE_IN_RATING_GROUP = 4  # free incoming voice in the sample plan
 
 
 class GrowthRow(msgspec.Struct):
@@ -41,38 +42,52 @@ class GrowthRow(msgspec.Struct):
     keys: int
 
 
-def create_accounts(client: redis.Redis, keys: Keys, first: int, last: int, balance: int) -> None:
+def create_accounts(client: redis.Redis, calls: Calls, first: int, last: int, balance: int) -> None:
     now_ms = int(time.time() * 1000)
     for start in range(first, last, PIPELINE):
         pipe = client.pipeline(transaction=False)
         for n in range(start, min(start + PIPELINE, last)):
             account_id = f"6690{n:07d}"
-            key_list = keys.account_call(account_id)
-            args = create_account_args(NewAccount(account_id, "standard", balance), now_ms, "loadtest")
-            pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
+            command = calls.create_account(NewAccount(account_id, "standard", balance), now_ms, "loadtest")
+            pipe.execute_command("FCALL", *fcall(command))
         pipe.execute()
 
 
-def open_idle_sessions(client: redis.Redis, keys: Keys, accounts: int, first: int, last: int) -> None:
+def open_idle_sessions(client: redis.Redis, calls: Calls, accounts: int, first: int, last: int) -> None:
     """Sessions that hold a free incoming-voice grant and stay open (valid an hour) while traffic runs."""
     now_ms = int(time.time() * 1000)
     for start in range(first, last, PIPELINE):
         pipe = client.pipeline(transaction=False)
         for n in range(start, min(start + PIPELINE, last)):
             account_id, session_id = f"6690{n % accounts:07d}", f"idle-{n}"
-            key_list = keys.session_call(account_id, "growth", session_id)
-            pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, 1, 0, account_id, "growth",
-                                 session_id, 1, 4, 0, 0, "loadtest")  # fmt: skip
+            units = (UnitSpec(VOICE_IN_RATING_GROUP),)
+            request = ChargeSpec(session_id, RequestType.INITIAL, 0, account_id, "growth", units)
+            pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
         pipe.execute()
 
 
-async def measure(steps: list[int], session_steps: list[int], duration_s: float,
-                  partitions: int = 256) -> list[GrowthRow]:  # fmt: skip
+async def measure(
+    steps: list[int], session_steps: list[int], duration_s: float, partitions: int = 256
+) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
-                               str(data_dir), "--metrics-listen", "", "--log-level", "WARNING"],
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "creditd",
+            "serve",
+            "--listen",
+            target,
+            "--data-dir",
+            str(data_dir),
+            "--metrics-listen",
+            "",
+            "--log-level",
+            "WARNING",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
     rows, created = [], 0
     client = None
     try:
@@ -82,18 +97,29 @@ async def measure(steps: list[int], session_steps: list[int], duration_s: float,
         plan = [(accounts, 0) for accounts in steps] + [(steps[-1], sessions) for sessions in session_steps if sessions]
         opened = 0
         for accounts, sessions in plan:
-            create_accounts(client, Keys(partitions), created, accounts, 10**9)
-            open_idle_sessions(client, Keys(partitions), accounts, opened, sessions)
+            create_accounts(client, Calls(partitions), created, accounts, 10**9)
+            open_idle_sessions(client, Calls(partitions), accounts, opened, sessions)
             created, opened = accounts, max(opened, sessions)
             client.execute_command("MEMORY", "PURGE")
             used = client.info("memory")["used_memory"]
             shape = Shape(accounts=accounts, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
             recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
             phase = recorder.finish(f"{accounts} accounts, {sessions} sessions", seconds)
-            rows.append(GrowthRow(accounts, sessions, round(phase.charges_per_s), phase.latency_us["p99"] / 1000,
-                                  used, (used - baseline) // accounts, client.dbsize()))  # fmt: skip
-            click.echo(f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
-                       f"p99 {rows[-1].p99_ms:6.1f} ms, used_memory {used / 2**20:8.1f} MiB")  # fmt: skip
+            rows.append(
+                GrowthRow(
+                    accounts,
+                    sessions,
+                    round(phase.charges_per_s),
+                    phase.latency_us["p99"] / 1000,
+                    used,
+                    (used - baseline) // accounts,
+                    client.dbsize(),
+                )
+            )
+            click.echo(
+                f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
+                f"p99 {rows[-1].p99_ms:6.1f} ms, used_memory {used / 2**20:8.1f} MiB"
+            )
         return rows
     finally:
         if client is not None:
@@ -111,7 +137,7 @@ def main(steps: str, session_steps: str, duration: float, json_path: Path) -> No
     sessions = sorted(int(step) for step in session_steps.split(",") if step)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         rows = runner.run(measure(counts, sessions, duration))
-    write_json(rows, json_path)  # type: ignore[arg-type]
+    write_json(rows, json_path)
     click.echo(f"written: {json_path}")
 
 

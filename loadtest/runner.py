@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -17,12 +18,13 @@ import msgspec
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from creditd.core.accounts import NewAccount, create_account_args
 from creditd.core.audit import Auditor
 from creditd.settings import RedisSettings
+from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
+from creditd.store.codes import RequestType
 from creditd.store.connection import connect_sync
 from creditd.store.embedded import embedded_url
-from creditd.store.keys import Keys
+from creditd.store.replies import decode_reply
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio
@@ -30,7 +32,9 @@ from loadtest.traffic import Shape, create_accounts, run_traffic
 
 START_TIMEOUT_S = 30.0
 MEMORY_SAMPLE = 2000
-VOICE_IN, INITIAL, TERMINATE = 4, 1, 3
+VOICE_IN_RATING_GROUP = 4
+# Called with the number of requests just finished (a progress bar's update).
+Progress = Callable[[int], object]
 
 
 class Options(msgspec.Struct, frozen=True):
@@ -79,12 +83,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def phase(name: str, target: str, mode: str, shape: Shape, seed: int, progress) -> PhaseResult:  # type: ignore[no-untyped-def]
+async def phase(name: str, target: str, mode: str, shape: Shape, seed: int, progress: Progress) -> PhaseResult:
     recorder, seconds = await run_traffic(target, mode, shape, seed, uuid.uuid4().hex[:8], progress)
     return recorder.finish(name, seconds)
 
 
-async def echo_phase(shape: Shape, seed: int, progress) -> PhaseResult:  # type: ignore[no-untyped-def]
+async def echo_phase(shape: Shape, seed: int, progress: Progress) -> PhaseResult:
     target = f"127.0.0.1:{free_port()}"
     echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", target], stdin=subprocess.DEVNULL)
     try:
@@ -99,25 +103,25 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
     """Redis bytes, by MEMORY USAGE, per idle account (its hash; its one-entry ledger apart) and per
     open session (its hash, its entry in the account's sessions set and in the deadline set),
     averaged over MEMORY_SAMPLE of each."""
-    client, keys = redis.Redis.from_url(url), Keys(partitions)
+    client, calls = redis.Redis.from_url(url), Calls(partitions)
+    keys = calls.keys
     try:
         now_ms = int(time.time() * 1000)
         accounts = [f"6698{n:07d}" for n in range(MEMORY_SAMPLE)]
         pipe = client.pipeline(transaction=False)
         for account_id in accounts:
-            key_list = keys.account_call(account_id)
-            args = create_account_args(NewAccount(account_id, "standard", 1000), now_ms, "loadtest")
-            pipe.execute_command("FCALL", "create_account", len(key_list), *key_list, *args)
+            command = calls.create_account(NewAccount(account_id, "standard", 1000), now_ms, "loadtest")
+            pipe.execute_command("FCALL", *fcall(command))
         pipe.execute()
         account_bytes = _usage(client, [keys.account(a) for a in accounts])
         ledger_bytes = _usage(client, [keys.ledger(a) for a in accounts])
         deadline_keys = [keys.deadlines(a) for a in accounts]
         deadlines_before = _usage(client, sorted(set(deadline_keys)))
-        assert _charge_all(client, keys, accounts, INITIAL, now_ms) == len(accounts)
+        assert _charge_all(client, calls, accounts, RequestType.INITIAL, now_ms) == len(accounts)
         session_bytes = _usage(client, [keys.session(a, "memory", f"m-{a}") for a in accounts])
         session_bytes += _usage(client, [keys.sessions(a) for a in accounts])
         session_bytes += _usage(client, sorted(set(deadline_keys))) - deadlines_before
-        _charge_all(client, keys, accounts, TERMINATE, now_ms)
+        _charge_all(client, calls, accounts, RequestType.TERMINATE, now_ms)
         return {
             "redis bytes per idle account (hash)": account_bytes // MEMORY_SAMPLE,
             "redis bytes per one-entry ledger": ledger_bytes // MEMORY_SAMPLE,
@@ -134,14 +138,13 @@ def _usage(client: redis.Redis, key_list: list[str]) -> int:
     return sum(value or 0 for value in pipe.execute())
 
 
-def _charge_all(client: redis.Redis, keys: Keys, accounts: list[str], kind: int, now_ms: int) -> int:
+def _charge_all(client: redis.Redis, calls: Calls, accounts: list[str], kind: RequestType, now_ms: int) -> int:
     pipe = client.pipeline(transaction=False)
+    number = 0 if kind == RequestType.INITIAL else 1
     for account_id in accounts:
-        key_list = keys.session_call(account_id, "memory", f"m-{account_id}")
-        number = 0 if kind == INITIAL else 1
-        pipe.execute_command("FCALL", "charge", len(key_list), *key_list, now_ms, kind, number, account_id,
-                             "memory", f"m-{account_id}", 1, VOICE_IN, 0, 0, "loadtest")  # fmt: skip
-    return sum(1 for reply in pipe.execute() if reply[0].startswith(b"[2001,"))
+        request = ChargeSpec(f"m-{account_id}", kind, number, account_id, "memory", (UnitSpec(VOICE_IN_RATING_GROUP),))
+        pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+    return sum(1 for reply in pipe.execute() if decode_reply(reply).body.startswith(b"[2001,"))
 
 
 def audit(url: str, partitions: int) -> tuple[list[str], dict[str, int]]:
@@ -153,8 +156,12 @@ def audit(url: str, partitions: int) -> tuple[list[str], dict[str, int]]:
     violations = list(report.violations)
     if report.total_reserved:
         violations.append(f"{report.total_reserved} left reserved after every session ended")
-    summary = {"accounts": report.accounts, "open_sessions": report.open_sessions,
-               "total_balance": report.total_balance, "total_reserved": report.total_reserved}  # fmt: skip
+    summary = {
+        "accounts": report.accounts,
+        "open_sessions": report.open_sessions,
+        "total_balance": report.total_balance,
+        "total_reserved": report.total_reserved,
+    }
     return violations, summary
 
 
@@ -175,16 +182,32 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
     return found
 
 
-async def run(options: Options, progress) -> Report:  # type: ignore[no-untyped-def]
+async def run(options: Options, progress: Progress) -> Report:
     server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
     target, url = options.target, options.redis_url
     try:
         if not target:
             target = f"127.0.0.1:{free_port()}"
             data_dir = Path(workdir) / "data"
-            server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--data-dir",
-                                       str(data_dir), "--metrics-listen", "", "--log-level", "WARNING",
-                                       "--workers", str(options.workers)], stdin=subprocess.DEVNULL)  # fmt: skip
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "creditd",
+                    "serve",
+                    "--listen",
+                    target,
+                    "--data-dir",
+                    str(data_dir),
+                    "--metrics-listen",
+                    "",
+                    "--log-level",
+                    "WARNING",
+                    "--workers",
+                    str(options.workers),
+                ],
+                stdin=subprocess.DEVNULL,
+            )
         await wait_serving(target, server, "creditd.v1.CreditControl")
         if server is not None:
             url = embedded_url(data_dir)
@@ -207,8 +230,12 @@ async def run(options: Options, progress) -> Report:  # type: ignore[no-untyped-
             phases["floor"] = recorder.finish("raw pipelined FCALL (Redis floor)", seconds)
         memory = measure_memory(url, options.partitions) if url else {}
         violations, summary = audit(url, options.partitions) if url else (["no redis url: not audited"], {})
-        settings = {"shape": msgspec.to_builtins(shape), "batch_size": options.batch_size,
-                    "workers": options.workers, "target": target}  # fmt: skip
+        settings = {
+            "shape": msgspec.to_builtins(shape),
+            "batch_size": options.batch_size,
+            "workers": options.workers,
+            "target": target,
+        }
         return Report(settings, list(phases.values()), ratios(phases), memory, violations, summary)
     finally:
         if server is not None:

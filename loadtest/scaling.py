@@ -76,9 +76,25 @@ async def measure_cell(url: str, redis_pids: list[int], processes: int, shape: S
     """Both phases through `processes` creditd processes in front of `url`, then the audit."""
     await asyncio.to_thread(_flush, url)
     target = f"127.0.0.1:{free_port()}"
-    server = subprocess.Popen([sys.executable, "-m", "creditd", "serve", "--listen", target, "--redis", url,
-                               "--metrics-listen", "", "--log-level", "WARNING", "--workers", str(processes)],
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "creditd",
+            "serve",
+            "--listen",
+            target,
+            "--redis",
+            url,
+            "--metrics-listen",
+            "",
+            "--log-level",
+            "WARNING",
+            "--workers",
+            str(processes),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
     try:
         await wait_serving(target, server, "creditd.v1.CreditControl")
         async with grpc.aio.insecure_channel(target) as channel:
@@ -111,24 +127,43 @@ async def measure(shape: Shape, batch_size: int) -> list[ScalingRow]:
             redis_pids = [server.process.pid for server in cluster.servers if server.process is not None]
             for processes in PROCESSES:
                 cell = await measure_cell(cluster.url, redis_pids, processes, shape, batch_size)
-                rows.append(ScalingRow(**msgspec.structs.asdict(cell), primaries=primaries, processes=processes,
-                                       redis_floor_charges_per_s=floor))  # fmt: skip
-                click.echo(f"{primaries} primaries, {processes} creditd: unary {cell.unary_charges_per_s:7.0f}/s "
-                           f"(cores {cell.unary_cores}), batch {cell.batch_charges_per_s:7.0f}/s "
-                           f"(cores {cell.batch_cores}), redis floor {floor:7.0f}/s, "
-                           f"audit {cell.audit_violations or 'clean'}")  # fmt: skip
+                rows.append(
+                    ScalingRow(
+                        **msgspec.structs.asdict(cell),
+                        primaries=primaries,
+                        processes=processes,
+                        redis_floor_charges_per_s=floor,
+                    )
+                )
+                click.echo(
+                    f"{primaries} primaries, {processes} creditd: unary {cell.unary_charges_per_s:7.0f}/s "
+                    f"(cores {cell.unary_cores}), batch {cell.batch_charges_per_s:7.0f}/s "
+                    f"(cores {cell.batch_cores}), redis floor {floor:7.0f}/s, "
+                    f"audit {cell.audit_violations or 'clean'}"
+                )
     base = rows[0]
-    return [msgspec.structs.replace(row, unary_ratio=ratio(row.unary_charges_per_s, base.unary_charges_per_s),
-                                    batch_ratio=ratio(row.batch_charges_per_s, base.batch_charges_per_s))
-            for row in rows]  # fmt: skip
+    return [
+        msgspec.structs.replace(
+            row,
+            unary_ratio=ratio(row.unary_charges_per_s, base.unary_charges_per_s),
+            batch_ratio=ratio(row.batch_charges_per_s, base.batch_charges_per_s),
+        )
+        for row in rows
+    ]
 
 
 def markdown(rows: list[ScalingRow]) -> str:
-    lines = ["| primaries | creditd processes | unary charges/s | × | cores used | ChargeBatch charges/s | × "
-             "| cores used | Redis floor/s |", "|---:|---:|---:|---:|:---:|---:|---:|:---:|---:|"]  # fmt: skip
-    lines += [f"| {row.primaries} | {row.processes} | {row.unary_charges_per_s:.0f} | {row.unary_ratio:.2f} | "
-              f"{row.unary_cores} | {row.batch_charges_per_s:.0f} | {row.batch_ratio:.2f} | {row.batch_cores} | "
-              f"{row.redis_floor_charges_per_s:.0f} |" for row in rows]  # fmt: skip
+    lines = [
+        "| primaries | creditd processes | unary charges/s | × | cores used | ChargeBatch charges/s | × "
+        "| cores used | Redis floor/s |",
+        "|---:|---:|---:|---:|:---:|---:|---:|:---:|---:|",
+    ]
+    lines += [
+        f"| {row.primaries} | {row.processes} | {row.unary_charges_per_s:.0f} | {row.unary_ratio:.2f} | "
+        f"{row.unary_cores} | {row.batch_charges_per_s:.0f} | {row.batch_ratio:.2f} | {row.batch_cores} | "
+        f"{row.redis_floor_charges_per_s:.0f} |"
+        for row in rows
+    ]
     lines.append("\ncores used: load generator / creditd processes / Redis nodes, CPU seconds per second of the phase")
     return "\n".join(lines)
 
@@ -145,7 +180,7 @@ def main(duration: float, gateways: int, sessions: int, batch_size: int, account
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         rows = runner.run(measure(shape, batch_size))
     click.echo(markdown(rows))
-    write_json(rows, json_path)  # type: ignore[arg-type]
+    write_json(rows, json_path)
     click.echo(f"written: {json_path}")
     sys.exit(1 if any(row.audit_violations for row in rows) else 0)
 

@@ -101,17 +101,28 @@ class SessionScript:
             kind, unit = pb.ChargeRequest.TERMINATE, pb.UnitRequest(rating_group=self.group, used=self.used)
         else:
             kind, unit = pb.ChargeRequest.UPDATE, pb.UnitRequest(rating_group=self.group, used=self.used)
-        return pb.ChargeRequest(session_id=self.session_id, request_type=kind, request_number=number,
-                                account_id=self.account_id, gateway_id=self.gateway_id, units=[unit])  # fmt: skip
+        return pb.ChargeRequest(
+            session_id=self.session_id,
+            request_type=kind,
+            request_number=number,
+            account_id=self.account_id,
+            gateway_id=self.gateway_id,
+            units=[unit],
+        )
 
     def closing_request(self) -> pb.ChargeRequest | None:
         """TERMINATE for a session still open when the run ends, so that nothing stays reserved."""
         if self.is_event or self.stopped or not 0 < self.number < self.steps:
             return None
         number, self.number = self.number, self.steps
-        return pb.ChargeRequest(session_id=self.session_id, request_type=pb.ChargeRequest.TERMINATE,
-                                request_number=number, account_id=self.account_id, gateway_id=self.gateway_id,
-                                units=[pb.UnitRequest(rating_group=self.group)])  # fmt: skip
+        return pb.ChargeRequest(
+            session_id=self.session_id,
+            request_type=pb.ChargeRequest.TERMINATE,
+            request_number=number,
+            account_id=self.account_id,
+            gateway_id=self.gateway_id,
+            units=[pb.UnitRequest(rating_group=self.group)],
+        )
 
     def answered(self, request: pb.ChargeRequest, answer: pb.ChargeAnswer) -> None:
         if request.request_type == pb.ChargeRequest.INITIAL and answer.result != pb.SUCCESS:
@@ -122,8 +133,17 @@ def _failure(error: grpc.aio.AioRpcError) -> str:
     return error.code().name
 
 
-async def unary_session_loop(stub: pb_grpc.CreditControlStub, gateway: int, slot: int, shape: Shape, budget: Budget,
-                             recorder: Recorder, rng: random.Random, pacer: Pacer, run_id: str) -> None:  # fmt: skip
+async def unary_session_loop(
+    stub: pb_grpc.CreditControlStub,
+    gateway: int,
+    slot: int,
+    shape: Shape,
+    budget: Budget,
+    recorder: Recorder,
+    rng: random.Random,
+    pacer: Pacer,
+    run_id: str,
+) -> None:
     serial = slot
     while True:
         script = SessionScript(gateway, serial, shape, rng, run_id)
@@ -148,8 +168,15 @@ async def unary_session_loop(stub: pb_grpc.CreditControlStub, gateway: int, slot
             script.answered(request, answer)
 
 
-async def batch_gateway_loop(stub: pb_grpc.CreditControlStub, gateway: int, shape: Shape, budget: Budget,
-                             recorder: Recorder, rng: random.Random, run_id: str) -> None:  # fmt: skip
+async def batch_gateway_loop(
+    stub: pb_grpc.CreditControlStub,
+    gateway: int,
+    shape: Shape,
+    budget: Budget,
+    recorder: Recorder,
+    rng: random.Random,
+    run_id: str,
+) -> None:
     """One gateway sending the next request of each of its sessions in one ChargeBatch per round."""
     serial = 0
     scripts: list[SessionScript] = []
@@ -185,14 +212,16 @@ async def batch_gateway_loop(stub: pb_grpc.CreditControlStub, gateway: int, shap
             script.answered(request, item)
 
 
-async def top_up_loop(stub: pb_grpc.AccountsStub, shape: Shape, budget: Budget, recorder: Recorder,
-                      rng: random.Random, run_id: str) -> None:  # fmt: skip
+async def top_up_loop(
+    stub: pb_grpc.AccountsStub, shape: Shape, budget: Budget, recorder: Recorder, rng: random.Random, run_id: str
+) -> None:
     serial = 0
     while time.monotonic() < budget.deadline:
         await asyncio.sleep(1.0 / shape.top_ups_per_s)
         account_id = f"6690{rng.randrange(shape.accounts):07d}"
-        request = pb.TopUpRequest(account_id=account_id, amount=shape.top_up_amount, channel="loadtest",
-                                  idempotency_key=f"{run_id}-{serial}")  # fmt: skip
+        request = pb.TopUpRequest(
+            account_id=account_id, amount=shape.top_up_amount, channel="loadtest", idempotency_key=f"{run_id}-{serial}"
+        )
         serial += 1
         try:
             await stub.TopUp(request, timeout=CALL_TIMEOUT_S)
@@ -205,14 +234,17 @@ async def create_accounts(stub: pb_grpc.AccountsStub, shape: Shape) -> None:
     def balance(n: int) -> int:
         return shape.small_initial_balance if n % 10 == 0 else shape.initial_balance
 
-    requests = [pb.CreateAccountRequest(account_id=a, plan="standard", initial_balance=balance(n))
-                for n, a in enumerate(account_ids(shape))]  # fmt: skip
+    requests = [
+        pb.CreateAccountRequest(account_id=a, plan="standard", initial_balance=balance(n))
+        for n, a in enumerate(account_ids(shape))
+    ]
     for start in range(0, len(requests), 200):
         await asyncio.gather(*(stub.CreateAccount(r, timeout=CALL_TIMEOUT_S) for r in requests[start : start + 200]))
 
 
-async def run_traffic(target: str, mode: str, shape: Shape, seed: int, run_id: str,
-                      progress: Callable[[int], None] | None = None) -> tuple[Recorder, float]:  # fmt: skip
+async def run_traffic(
+    target: str, mode: str, shape: Shape, seed: int, run_id: str, progress: Callable[[int], None] | None = None
+) -> tuple[Recorder, float]:
     """Plays the traffic against target; returns what was recorded and the elapsed seconds."""
     recorder, rng = Recorder(), random.Random(seed)
     budget = Budget(shape)
@@ -225,12 +257,18 @@ async def run_traffic(target: str, mode: str, shape: Shape, seed: int, run_id: s
             ]
         else:
             pacer = Pacer(shape.rate_per_s)
-            loops = [unary_session_loop(stubs[g], g, s, shape, budget, recorder, rng, pacer, run_id)
-                     for g in range(shape.gateways) for s in range(shape.sessions_per_gateway)]  # fmt: skip
+            loops = [
+                unary_session_loop(stubs[g], g, s, shape, budget, recorder, rng, pacer, run_id)
+                for g in range(shape.gateways)
+                for s in range(shape.sessions_per_gateway)
+            ]
         tasks = [asyncio.create_task(loop) for loop in loops]
         if shape.top_ups_per_s > 0:
-            tasks.append(asyncio.create_task(
-                top_up_loop(pb_grpc.AccountsStub(channels[0]), shape, budget, recorder, rng, run_id)))  # fmt: skip
+            tasks.append(
+                asyncio.create_task(
+                    top_up_loop(pb_grpc.AccountsStub(channels[0]), shape, budget, recorder, rng, run_id)
+                )
+            )
         started = time.perf_counter()
         watcher = asyncio.create_task(_report_progress(recorder, budget, progress))
         await asyncio.gather(*tasks)

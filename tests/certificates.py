@@ -39,12 +39,16 @@ def _name(common_name: str) -> x509.Name:
 def make_ca(common_name: str) -> tuple[Pair, ec.EllipticCurvePrivateKey, x509.Certificate]:
     key, now = _key(), datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(_name(common_name))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR)
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALID_FOR)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return Pair(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)), key, certificate
 
 
@@ -54,12 +58,16 @@ def issue(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, common_name:
     if server:
         names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR)
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALID_FOR)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return Pair(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
 

@@ -13,7 +13,7 @@ from creditd.clock import Clock
 from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Quota
 from creditd.settings import Settings
-from creditd.store.functions import Functions
+from creditd.store.calls import Calls
 from creditd.store.keys import Keys
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -97,8 +97,8 @@ class Harness:
         ]
 
     def server_quota(self) -> Quota:
-        """A Quota sharing the server's keys and clock, to build the exact calls the server makes."""
-        return Quota(Keys(self.settings.redis.partitions), Functions(None), self.clock)  # type: ignore[arg-type]
+        """A Quota sharing the server's partitions and clock, to build the exact calls the server makes."""
+        return Quota(Calls(self.settings.redis.partitions), self.server.functions, self.clock)
 
     def server_keys(self) -> Keys:
         return Keys(self.settings.redis.partitions)

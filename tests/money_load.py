@@ -31,8 +31,9 @@ REPLAY_CHUNK = 100
 
 
 class MoneyLoad:
-    def __init__(self, channel: grpc.aio.Channel, account_ids: list[str], start_balance: int,
-                 max_requests: int) -> None:  # fmt: skip
+    def __init__(
+        self, channel: grpc.aio.Channel, account_ids: list[str], start_balance: int, max_requests: int
+    ) -> None:
         self.accounts = pb_grpc.AccountsStub(channel)
         self.credit_control = pb_grpc.CreditControlStub(channel)
         self.account_ids = account_ids
@@ -49,8 +50,9 @@ class MoneyLoad:
     def _request(self, number: int) -> Any:
         account_id = self.account_ids[number % len(self.account_ids)]
         if number % 3 == 0:
-            return pb.TopUpRequest(account_id=account_id, amount=100 + number % 50, channel="bank",
-                                   idempotency_key=f"load-{number}")  # fmt: skip
+            return pb.TopUpRequest(
+                account_id=account_id, amount=100 + number % 50, channel="bank", idempotency_key=f"load-{number}"
+            )
         return charge_request(f"load-sms-{number}", EVENT, 0, account_id, [(SMS, 0, 0)], gateway_id="gw-load")
 
     async def send(self, request: Any) -> Any:
@@ -89,8 +91,10 @@ class MoneyLoad:
             outcomes = await asyncio.gather(*(self._attempt(request) for request in self.pending))
             self.pending = [request for request, answered in zip(self.pending, outcomes, strict=True) if not answered]
             await asyncio.sleep(SETTLE_PAUSE_S)
-        raise AssertionError(f"{len(self.pending)} requests still unanswered after settling; errors {self.errors}, "
-                             f"the last: {self.last_error}")  # fmt: skip
+        raise AssertionError(
+            f"{len(self.pending)} requests still unanswered after settling; errors {self.errors}, "
+            f"the last: {self.last_error}"
+        )
 
     def expected_balances(self) -> dict[str, int]:
         balances = dict.fromkeys(self.account_ids, self.start_balance)

@@ -1,5 +1,5 @@
 """A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written
-from design.md and the plan, not from the Lua: money, status with the suspension ladder, sms_50
+from docs/design.md and the plan, not from the Lua: money, status with the suspension ladder, sms_50
 buckets with expiry, top-up keys. The property test drives creditd and this model with the same
 random operations and compares them after each one."""
 

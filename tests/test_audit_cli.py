@@ -26,7 +26,7 @@ async def creditd_command(*arguments: str) -> tuple[int, str]:
 
 
 @pytest.mark.corrupts_data
-async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness, redis_server) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness, redis_server) -> None:
     for n in range(5):
         await creditd.create_account(f"6681414000{n}", balance=1000)
         await creditd.charge(f"s{n}", INITIAL, 0, f"6681414000{n}", [(VOICE, 0, 0)])
@@ -54,7 +54,7 @@ async def test_check_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.corrupts_data
-async def test_audit_detects_a_tampered_ledger_entry(creditd: Harness, redis_server) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_detects_a_tampered_ledger_entry(creditd: Harness, redis_server) -> None:
     """A forger who edits an entry and fixes up every sum still breaks the hash chain."""
     account_id = "66814149999"
     await creditd.create_account(account_id, balance=1000)

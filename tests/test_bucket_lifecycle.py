@@ -54,8 +54,9 @@ async def test_the_sweeper_expires_buckets_of_idle_accounts(creditd: Harness) ->
 
 async def test_a_reserved_bucket_waits_for_its_session_and_the_grant_ends_at_expiry(creditd: Harness) -> None:
     expires_at_ms = creditd.clock.now_ms() + 120_000
-    bucket = pb.Bucket(bucket_id="promo", unit=pb.BYTES, remaining=50 * MB, exhaustion_policy=pb.OVERAGE,
-                       expires_at_ms=expires_at_ms)  # fmt: skip
+    bucket = pb.Bucket(
+        bucket_id="promo", unit=pb.BYTES, remaining=50 * MB, exhaustion_policy=pb.OVERAGE, expires_at_ms=expires_at_ms
+    )
     await creditd.create_account(ACCOUNT, balance=1_000, buckets=[bucket])
     grant = (await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 20 * MB, 0)])).grants[0]
     assert grant.granted == 20 * MB and 119 <= grant.validity_time_s <= 120  # not the tariff's 600 s

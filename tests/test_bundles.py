@@ -68,7 +68,7 @@ async def test_the_bought_bundle_is_used_first_and_caps_data(creditd: Harness) -
 )
 async def test_refused_purchases_change_nothing(
     creditd: Harness, balance: int, bundle_id: str, code, field: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     await creditd.create_account(ACCOUNT, balance=balance)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await creditd.accounts.PurchaseBundle(purchase(bundle_id, "buy-1"))

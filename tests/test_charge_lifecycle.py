@@ -1,4 +1,4 @@
-"""The quota lifecycle of design.md end to end over gRPC against a real server and Redis: grants in
+"""The quota lifecycle of docs/design.md end to end over gRPC against a real server and Redis: grants in
 whole blocks limited by available money, commits of real usage (even beyond the grant, into debt),
 final grants, CREDIT_LIMIT_REACHED, several rating groups per request, EVENT all-or-nothing, and the
 one-way suspension that the same call applies when credit runs out. Prices are the sample plan's:
@@ -211,7 +211,7 @@ async def test_account_created_without_credit_starts_one_way_suspended(creditd: 
     creditd.assert_audit_clean()
 
 
-async def test_ledger_keeps_its_newest_entries_and_carries_the_rest(redis_server, redis_client, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_ledger_keeps_its_newest_entries_and_carries_the_rest(redis_server, redis_client, settings) -> None:
     short = msgspec.structs.replace(settings, limits=msgspec.structs.replace(settings.limits, max_ledger_entries=10))
     async with started_server(short, redis_server.url, redis_client) as creditd:
         await creditd.create_account(ACCOUNT, balance=1000)

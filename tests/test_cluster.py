@@ -21,9 +21,10 @@ from redis.crc import key_slot
 from creditd.devtools.local_topology import LocalCluster
 from creditd.resources import lua_directory
 from creditd.settings import Settings
+from creditd.store.calls import Calls
 from creditd.store.connection import connect_sync, on_every_primary
-from creditd.store.keys import Keys
 from creditd.store.library import library_version, render_library
+from creditd.store.replies import decode_reply
 from tests.harness import Harness, started_server
 from tests.test_lua_functions import KEYS_OF, Ids
 
@@ -33,15 +34,22 @@ IDENTIFIER = st.text(st.characters(codec="ascii", exclude_characters="\x00 {}"),
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(
     partitions=st.sampled_from([1, 7, 256, 16384]),
-    ids=st.builds(Ids, account=st.from_regex(r"\A[0-9]{6,15}\Z"), gateway=IDENTIFIER, session=IDENTIFIER,
-                  topup_key=IDENTIFIER, purchase_key=IDENTIFIER, partition=st.integers(0, 255)),
-)  # fmt: skip
+    ids=st.builds(
+        Ids,
+        account=st.from_regex(r"\A[0-9]{6,15}\Z"),
+        gateway=IDENTIFIER,
+        session=IDENTIFIER,
+        topup_key=IDENTIFIER,
+        purchase_key=IDENTIFIER,
+        partition=st.integers(0, 255),
+    ),
+)
 def test_every_function_call_keys_share_one_slot(partitions: int, ids: Ids) -> None:
     shipped = {path.stem for path in (lua_directory() / "functions").glob("*.lua")}
     assert shipped - {"library_version"} == set(KEYS_OF)  # every function with keys is checked here
-    keys = Keys(partitions)
+    calls = Calls(partitions)
     for function, keys_of in KEYS_OF.items():
-        slots = {key_slot(key.encode()) for key in keys_of(keys, ids)}
+        slots = {key_slot(key.encode()) for key in keys_of(calls, ids)}
         assert len(slots) == 1, f"{function}: keys in slots {slots}"
 
 
@@ -63,8 +71,9 @@ def cluster_client(cluster: LocalCluster, settings: Settings) -> Iterator[redis.
 
 
 @pytest_asyncio.fixture
-async def on_cluster(cluster: LocalCluster, cluster_client: redis.cluster.RedisCluster,
-                     settings: Settings) -> AsyncIterator[Harness]:  # fmt: skip
+async def on_cluster(
+    cluster: LocalCluster, cluster_client: redis.cluster.RedisCluster, settings: Settings
+) -> AsyncIterator[Harness]:
     waiting = msgspec.structs.replace(settings.redis, wait_replicas=1, wait_timeout_ms=2000)
     async with started_server(msgspec.structs.replace(settings, redis=waiting), cluster.url, cluster_client) as harness:
         yield harness
@@ -105,8 +114,8 @@ async def test_a_primary_without_the_library_gets_it_back_from_the_health_check(
         assert admin.function_list() == []
     assert await on_cluster.server.redis_health.check_once()
     wanted = library_version(render_library(settings))
-    for version in await on_every_primary(on_cluster.server.redis, "FCALL_RO", "library_version", 0):
-        assert version.decode() == wanted
+    for reply in await on_every_primary(on_cluster.server.redis, "FCALL_RO", "library_version", 0):
+        assert decode_reply(reply).body.decode() == wanted
     await on_cluster.create_account("66834000001", balance=10)  # and calls work on every node again
     for n in range(30):
         assert (await on_cluster.top_up("66834000001", 1, f"k{n}")).account.balance == 11 + n

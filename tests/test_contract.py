@@ -73,7 +73,7 @@ async def test_client_generated_from_the_protos_alone_runs_the_lifecycle(creditd
 async def test_reflection_lists_the_services(creditd: Harness) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(creditd.channel)
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests():
         yield reflection_pb2.ServerReflectionRequest(list_services="")
 
     async for answer in stub.ServerReflectionInfo(requests()):

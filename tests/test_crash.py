@@ -40,7 +40,7 @@ class Ledger:
         self.answers = 0
 
 
-async def until_answered(call, request):  # type: ignore[no-untyped-def]
+async def until_answered(call, request):
     deadline = time.monotonic() + RETRY_DEADLINE_S
     attempt = 0
     while True:

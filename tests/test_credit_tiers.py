@@ -11,7 +11,8 @@ import grpc
 import pytest
 from msgspec import json
 
-from creditd.core import jobs as batch
+from creditd.core import jobs
+from creditd.store.calls import Calls
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, Harness
 from tests.test_audit_cli import creditd_command
@@ -21,9 +22,9 @@ DAY_S = 86400
 SILVER, GOLD = 5_000, 20_000
 
 
-def recompute(creditd: Harness, batch_size: int = 2) -> batch.TierSummary:
-    keys = creditd.server_keys()
-    return batch.recompute_tiers(creditd.redis, keys, creditd.clock.now_ms(), "test", batch_size)
+def recompute(creditd: Harness, batch_size: int = 2) -> jobs.TierSummary:
+    calls = Calls(creditd.settings.redis.partitions)
+    return jobs.recompute_tiers(creditd.redis, calls, creditd.clock.now_ms(), "test", batch_size)
 
 
 async def test_tiers_follow_recent_top_ups_and_old_ones_age_out(creditd: Harness) -> None:
@@ -78,7 +79,7 @@ async def test_credit_limit_changes_suspend_and_resume(creditd: Harness) -> None
     assert (raised.status, raised.status_reason) == (pb.ACTIVE, "CREDIT_LIMIT")
 
 
-async def test_tiers_recompute_and_report_arrears_commands(creditd: Harness, redis_server) -> None:  # type: ignore[no-untyped-def]
+async def test_tiers_recompute_and_report_arrears_commands(creditd: Harness, redis_server) -> None:
     await creditd.create_account("66823230030", balance=1_000)
     await creditd.top_up("66823230030", 300_000, "t1")
     await creditd.create_account("66823230031", balance=50)
@@ -95,5 +96,9 @@ async def test_tiers_recompute_and_report_arrears_commands(creditd: Harness, red
     (row,) = json.decode(output.splitlines()[0])  # stdout first; the progress bar went to stderr
     card = await creditd.get("66823230031")
     assert (row["account_id"], row["debt"], row["status"], row["next_status"]) == (
-        "66823230031", 0, pb.ONE_WAY_SUSPENDED, pb.TWO_WAY_SUSPENDED)  # fmt: skip
+        "66823230031",
+        0,
+        pb.ONE_WAY_SUSPENDED,
+        pb.TWO_WAY_SUSPENDED,
+    )
     assert row["next_status_at_ms"] == card.status_since_ms + 7 * DAY_S * 1000

@@ -24,7 +24,7 @@ READ_LIMIT_S = 10.0
 ACCOUNTS = [f"6681515{n:04d}" for n in range(12)]  # spread over several partitions
 
 
-async def read(call, count: int) -> list:  # type: ignore[no-untyped-def]
+async def read(call, count: int) -> list:
     messages = []
     for _ in range(count):
         message = await asyncio.wait_for(call.read(), READ_LIMIT_S)
@@ -33,7 +33,7 @@ async def read(call, count: int) -> list:  # type: ignore[no-untyped-def]
     return messages
 
 
-async def start_watching(creditd: Harness, from_id: str = ""):  # type: ignore[no-untyped-def]
+async def start_watching(creditd: Harness, from_id: str = ""):
     # "From now" also delivers events of Redis' current millisecond (missing one is worse than
     # repeating one): leave the millisecond of the test's earlier writes before taking the position.
     await asyncio.sleep(0.005)
@@ -127,8 +127,9 @@ async def test_gateway_gets_reauth_on_resume_and_abort_on_two_way(creditd: Harne
     print(f"REAUTH {latency_s * 1000:.0f} ms after the top-up")
     assert (resumed.kind, resumed.reason) == (pb.Notification.REAUTH, "resumed TOPUP")
 
-    await creditd.accounts.SetStatus(pb.SetStatusRequest(account_id=account_id, status=pb.TWO_WAY_SUSPENDED,
-                                                         reason="FRAUD"))  # fmt: skip
+    await creditd.accounts.SetStatus(
+        pb.SetStatusRequest(account_id=account_id, status=pb.TWO_WAY_SUSPENDED, reason="FRAUD")
+    )
     (aborted,) = await read(ims, 1)
     assert (aborted.kind, aborted.reason) == (pb.Notification.ABORT_SESSION, "suspended_two_way FRAUD")
     with pytest.raises(asyncio.TimeoutError):

@@ -78,8 +78,10 @@ async def _run_under_load(harness: Harness, disturb: Callable[[], Awaitable[None
 async def _assert_books_balance(harness: Harness, load: MoneyLoad) -> None:
     assert load.unexpected == []
     assert load.acknowledged_during_load > 0
-    print(f"acknowledged during load {load.acknowledged_during_load}, after settling {len(load.acknowledged)}, "
-          f"retryable errors {dict(load.errors)}")  # fmt: skip
+    print(
+        f"acknowledged during load {load.acknowledged_during_load}, after settling {len(load.acknowledged)}, "
+        f"retryable errors {dict(load.errors)}"
+    )
     balances = {account_id: (await harness.get(account_id)).balance for account_id in ACCOUNTS}
     assert balances == load.expected_balances()
     assert await load.replay_mismatches() == []

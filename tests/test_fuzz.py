@@ -59,21 +59,25 @@ def call(channel: grpc.Channel, method: str, payload: bytes) -> None:
 
 @FUZZ
 @given(method=st.sampled_from(METHODS), payload=st.binary(max_size=300))
-def test_random_bytes_to_every_rpc(fuzzed_server, method: str, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_random_bytes_to_every_rpc(fuzzed_server, method: str, payload: bytes) -> None:
     call(fuzzed_server[0], method, payload)
 
 
 units = st.builds(pb.UnitRequest, rating_group=uint32 | st.sampled_from([1, 2, 3, 4]), requested=int64, used=int64)
 charges = st.builds(
     pb.ChargeRequest,
-    session_id=text, request_type=st.integers(min_value=-5, max_value=9), request_number=uint32,
-    account_id=text, gateway_id=text, units=st.lists(units, max_size=20),
-)  # fmt: skip
+    session_id=text,
+    request_type=st.integers(min_value=-5, max_value=9),
+    request_number=uint32,
+    account_id=text,
+    gateway_id=text,
+    units=st.lists(units, max_size=20),
+)
 
 
 @FUZZ
 @given(request=charges, batch=st.booleans())
-def test_hostile_charges_always_get_an_answer(fuzzed_server, request: pb.ChargeRequest, batch: bool) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_charges_always_get_an_answer(fuzzed_server, request: pb.ChargeRequest, batch: bool) -> None:
     stub = pb_grpc.CreditControlStub(fuzzed_server[0])
     if batch:
         answers = stub.ChargeBatch(pb.ChargeBatchRequest(requests=[request, request]), timeout=10).answers
@@ -84,7 +88,7 @@ def test_hostile_charges_always_get_an_answer(fuzzed_server, request: pb.ChargeR
 
 @FUZZ
 @given(account_id=text, amount=int64, channel=text, key=text, status=st.integers(-3, 9), reason=text)
-def test_hostile_accounts_calls_are_answered(fuzzed_server, account_id, amount, channel, key, status, reason) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_accounts_calls_are_answered(fuzzed_server, account_id, amount, channel, key, status, reason) -> None:
     accounts = pb_grpc.AccountsStub(fuzzed_server[0])
     for invoke, message in (
         (accounts.TopUp, pb.TopUpRequest(account_id=account_id, amount=amount, channel=channel, idempotency_key=key)),
@@ -102,7 +106,7 @@ def test_hostile_accounts_calls_are_answered(fuzzed_server, account_id, amount, 
             assert error.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), error.details()
 
 
-def test_after_the_fuzzing_the_server_is_healthy_and_the_audit_clean(fuzzed_server) -> None:  # type: ignore[no-untyped-def]
+def test_after_the_fuzzing_the_server_is_healthy_and_the_audit_clean(fuzzed_server) -> None:
     channel, data_dir, process = fuzzed_server
     assert process.poll() is None
     answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)

@@ -74,8 +74,21 @@ async def test_runs_as_a_restricted_acl_user_and_refuses_a_wrong_password(tmp_pa
     admin = redis.Redis.from_url(own_redis.url)
     try:
         # creditd's keys only, and no CONFIG, FLUSH* or DEBUG: what an operator would grant it
-        admin.execute_command("ACL", "SETUSER", "creditd", "on", ">s3cret-pw", "~cd:*", "&*", "+@all",
-                              "-config", "-flushall", "-flushdb", "-debug", "-shutdown")  # fmt: skip
+        admin.execute_command(
+            "ACL",
+            "SETUSER",
+            "creditd",
+            "on",
+            ">s3cret-pw",
+            "~cd:*",
+            "&*",
+            "+@all",
+            "-config",
+            "-flushall",
+            "-flushdb",
+            "-debug",
+            "-shutdown",
+        )
         url = f"unix://creditd:s3cret-pw@{own_redis.socket_path}"
         server = CreditdServer(settings, url, "127.0.0.1:0", Clock())
         await server.start()  # CONFIG is denied: it warns instead of checking noeviction, and starts

@@ -85,8 +85,9 @@ async def test_paying_debt_and_fee_resumes_a_two_way_suspension(creditd: Harness
 
 async def test_operator_suspension_waits_for_the_operator(creditd: Harness) -> None:
     await creditd.create_account(ACCOUNT, balance=1000)
-    await creditd.accounts.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ONE_WAY_SUSPENDED,
-                                                         reason="FRAUD"))  # fmt: skip
+    await creditd.accounts.SetStatus(
+        pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ONE_WAY_SUSPENDED, reason="FRAUD")
+    )
     creditd.clock.advance(100 * DAY_S)
     await creditd.server.sweeper.sweep_once()
     assert (await creditd.get(ACCOUNT)).status == pb.ONE_WAY_SUSPENDED

@@ -17,8 +17,12 @@ pytestmark = pytest.mark.slow
 
 def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "loadtest", "--smoke", "--json", str(report_path)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--smoke", "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     report = json.loads(report_path.read_text())
     names = [phase["name"] for phase in report["phases"]]
@@ -31,9 +35,24 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     report_path = tmp_path / "growth.json"
-    result = subprocess.run([sys.executable, "-m", "loadtest.growth", "--steps", "100,300", "--session-steps", "500",
-                             "--duration", "0.5", "--json", str(report_path)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest.growth",
+            "--steps",
+            "100,300",
+            "--session-steps",
+            "500",
+            "--duration",
+            "0.5",
+            "--json",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = json.loads(report_path.read_text())
     assert [(row["accounts"], row["open_sessions"]) for row in rows] == [(100, 0), (300, 0), (300, 500)]
@@ -43,8 +62,12 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
 
 def test_scaling_run_measures_every_cell(tmp_path: Path) -> None:
     report_path = tmp_path / "scaling.json"
-    result = subprocess.run([sys.executable, "-m", "loadtest.scaling", "--duration", "0.5", "--accounts", "50",
-                             "--json", str(report_path)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.scaling", "--duration", "0.5", "--accounts", "50", "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = json.loads(report_path.read_text())
     assert [(row["primaries"], row["processes"]) for row in rows] == [(1, 1), (1, 2), (3, 1), (3, 2)]

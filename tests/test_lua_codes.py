@@ -1,13 +1,13 @@
-"""The status codes and enum values spelled in lua/lib/codes.lua agree with creditd.codes.Code and
-with the proto enums, so a code can never mean one thing in Lua and another on the wire. The Lua file
-is parsed as text, table by table."""
+"""The status codes and enum values spelled in lua/lib/codes.lua agree with the Python enums of
+creditd.store.codes and with the proto enums, so a code can never mean one thing in Lua, another in
+Python and a third on the wire. The Lua file is parsed as text, table by table."""
 
 from __future__ import annotations
 
 import re
 
 from creditd.resources import lua_directory
-from creditd.store.codes import Code
+from creditd.store.codes import AccountStatus, Code, ExhaustionPolicy, FinalUnitAction, RequestType, Unit
 from creditd.v1 import creditd_pb2 as pb
 
 TABLE = re.compile(r"local (\w+) = \{\n(.*?)\n\}", re.S)
@@ -24,7 +24,7 @@ def lua_tables() -> dict[str, dict[str, int]]:
 
 
 def proto_values(enum: object, skip_zero: bool = True) -> dict[str, int]:
-    return {name: number for name, number in enum.items() if number or not skip_zero}  # type: ignore[attr-defined]
+    return {name: number for name, number in enum.items() if number or not skip_zero}
 
 
 def test_lua_codes_mirror_the_python_enum() -> None:
@@ -50,3 +50,16 @@ def test_lua_status_names_match_the_statuses() -> None:
     source = (lua_directory() / "lib" / "codes.lua").read_text()
     names = dict(re.findall(r"\[(\d)\] = '(\w+)'", source))
     assert {name: int(number) for number, name in names.items()} == proto_values(pb.AccountStatus)
+
+
+def test_python_enums_equal_the_lua_and_proto_enums() -> None:
+    tables = lua_tables()
+    for enum, table, proto in (
+        (AccountStatus, "STATUS", proto_values(pb.AccountStatus)),
+        (Unit, "UNIT", proto_values(pb.Unit)),
+        (ExhaustionPolicy, "POLICY", proto_values(pb.ExhaustionPolicy)),
+        (FinalUnitAction, "FINAL_UNIT_ACTION", proto_values(pb.UnitGrant.FinalUnitAction, skip_zero=False)),
+        (RequestType, "REQUEST_TYPE", proto_values(pb.ChargeRequest.RequestType)),
+    ):
+        python = {member.name: member.value for member in enum}
+        assert python == tables[table] == proto, enum.__name__

@@ -1,7 +1,8 @@
 """Each Lua function on its own, called with FCALL past every edge check: every kind of bad argument
 (number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the
 field named, and a refused call writes nothing (DUMP of every key before and after). The keys are
-built by creditd.keys, as the server builds them."""
+built by creditd.store.calls, as the server builds them; the arguments are written out here, so that
+each can be made bad on its own."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 import redis
 
 from creditd.resources import lua_directory
+from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
-from creditd.store.keys import Keys, sweeper_lease
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
@@ -24,14 +25,14 @@ TOO_LARGE = ["9007199254740992", "123456789012345678"]
 
 
 @pytest.fixture
-def keys() -> Keys:
-    return Keys(256)
+def calls() -> Calls:
+    return Calls(256)
 
 
 @pytest.fixture
-def call(redis_client: redis.Redis, keys: Keys) -> Callable[[str, list[str]], list[object]]:
+def call(redis_client: redis.Redis, calls: Calls) -> Callable[[str, list[str]], list[object]]:
     def run(function: str, args: list[str]) -> list[object]:
-        key_list = KEYS_OF[function](keys, Ids())
+        key_list = KEYS_OF[function](calls, Ids())
         return redis_client.fcall(function, len(key_list), *key_list, *args)
 
     return run
@@ -48,19 +49,18 @@ class Ids(NamedTuple):
     partition: int = 0
 
 
-KEYS_OF: dict[str, Callable[[Keys, Ids], list[str]]] = {
-    "create_account": lambda k, i: list(k.account_call(i.account)),
-    "get_account": lambda k, i: [k.account(i.account), k.sessions(i.account)],
-    "top_up": lambda k, i: list(k.record_call(i.account, i.topup_key)),
-    "set_status": lambda k, i: list(k.account_call(i.account)),
-    "advance_account": lambda k, i: list(k.account_call(i.account)),
-    "set_credit_limit": lambda k, i: list(k.account_call(i.account)),
-    "recompute_tier": lambda k, i: list(k.account_call(i.account)),
-    "purchase_bundle": lambda k, i: list(k.record_call(i.account, i.purchase_key)),
-    "list_ledger": lambda k, i: [k.account(i.account), k.ledger(i.account)],
-    "charge": lambda k, i: list(k.session_call(i.account, i.gateway, i.session)),
-    "release_orphan": lambda k, i: list(k.session_call(i.account, i.gateway, i.session)),
-    "claim_partition": lambda k, i: [sweeper_lease(i.partition)],
+def _keys_of(function: str) -> Callable[[Calls, Ids], list[str]]:
+    def keys_of(calls: Calls, ids: Ids) -> list[str]:
+        if function == "claim_partition":
+            return list(calls.claim_partition(ids.partition, "owner", 1000)[1])
+        idempotency_key = ids.purchase_key if function == "purchase_bundle" else ids.topup_key
+        return list(calls.keys_of(function, ids.account, ids.gateway, ids.session, idempotency_key))
+
+    return keys_of
+
+
+KEYS_OF: dict[str, Callable[[Calls, Ids], list[str]]] = {
+    function: _keys_of(function) for function, layout in KEY_LAYOUTS.items() if layout
 }
 
 VALID_ARGS = {
@@ -84,7 +84,7 @@ VALID_ARGS = {
         "1",
         "tester",
     ],
-    "get_account": [ACCOUNT],
+    "get_account": [NOW, ACCOUNT],
     "top_up": [NOW, ACCOUNT, "500", "bank", "key1", "tester"],
     "set_status": [NOW, ACCOUNT, "2", "ADMIN", "tester"],
     "list_ledger": [ACCOUNT, "10", "0"],
@@ -109,6 +109,7 @@ NUMBER_FIELDS = [
     ("create_account", 14, "buckets[0].expires_at_ms"),
     ("create_account", 15, "buckets[0].priority"),
     ("create_account", 16, "buckets[0].exhaustion_policy"),
+    ("get_account", 0, "now_ms"),
     ("top_up", 0, "now_ms"),
     ("top_up", 2, "amount"),
     ("set_status", 0, "now_ms"),
@@ -157,7 +158,7 @@ TEXT_FIELDS = [
     ("create_account", 5, "contact.name", ["a\nb", "x" * 129]),
     ("create_account", 10, "buckets[0].bucket_id", ["", "b|1"]),
     ("create_account", 13, "buckets[0].rating_groups", ["1,,2", "a", "1,", ",1"]),
-    ("get_account", 0, "account_id", ["", "a}b"]),
+    ("get_account", 1, "account_id", ["", "a}b"]),
     ("top_up", 1, "account_id", ["", "a b"]),
     ("top_up", 3, "channel", ["", "bank transfer"]),
     ("top_up", 4, "idempotency_key", ["", "k/1"]),
@@ -215,7 +216,8 @@ def test_bad_argument_is_refused_and_writes_nothing(
     before = dump(redis_client)
     reply = call(function, args)
     if function == "charge":
-        answer = reply[0].decode()
+        assert reply[0] == Code.SUCCESS  # charge answers with the refusal as its answer's result
+        answer = reply[2].decode()
         assert answer.startswith(f"[{Code.INVALID_REQUEST},"), answer
         assert f'"{field}:' in answer, answer
     else:
@@ -232,7 +234,7 @@ def test_wrong_argument_count_is_refused(redis_client: redis.Redis, call: Callab
     before = dump(redis_client)
     for args in (VALID_ARGS[function][:-1], [*VALID_ARGS[function], "extra"]):
         reply = call(function, args)
-        text = reply[0].decode() if function == "charge" else reply[1].decode()
+        text = reply[2].decode() if function == "charge" else reply[1].decode()
         assert "arguments: expected" in text or "units" in text or "buckets" in text, text
     assert dump(redis_client) == before
 
@@ -243,10 +245,9 @@ def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, func
     if function != "create_account":
         seed(call)
     reply = call(function, VALID_ARGS[function])
+    assert reply[0] == Code.SUCCESS, reply
     if function == "charge":
-        assert reply[0].decode().startswith(f"[{Code.SUCCESS},")
-    else:
-        assert reply[0] == Code.SUCCESS, reply
+        assert reply[2].decode().startswith(f"[{Code.SUCCESS},")
     if function == "release_orphan":
         assert reply[1] == b"not due"  # the session the seed did not open is not overdue either
 
@@ -260,12 +261,20 @@ def test_unknown_account_is_refused_by_every_function_and_writes_nothing(
     redis_client: redis.Redis, call: Callable
 ) -> None:
     before = dump(redis_client)
-    account_functions = ("get_account", "top_up", "set_status", "list_ledger", "purchase_bundle", "set_credit_limit",
-                         "recompute_tier", "advance_account")  # fmt: skip
+    account_functions = (
+        "get_account",
+        "top_up",
+        "set_status",
+        "list_ledger",
+        "purchase_bundle",
+        "set_credit_limit",
+        "recompute_tier",
+        "advance_account",
+    )
     for function in account_functions:
         code, message, _ = call(function, VALID_ARGS[function])
         assert (code, message.decode()) == (Code.USER_UNKNOWN, "account_id: unknown account")
-    assert call("charge", VALID_ARGS["charge"])[0].decode().startswith(f"[{Code.USER_UNKNOWN},")
+    assert call("charge", VALID_ARGS["charge"])[2].decode().startswith(f"[{Code.USER_UNKNOWN},")
     assert dump(redis_client) == before
 
 
@@ -274,8 +283,7 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
     args = list(VALID_ARGS["top_up"])
     for n in range(1000):
         args[2], args[4] = "1000000000000", f"k{n}"
-        keys = Keys(256)
-        key_list = list(keys.record_call(ACCOUNT, f"k{n}"))
+        key_list = list(Calls(256).keys_of("top_up", ACCOUNT, idempotency_key=f"k{n}"))
         code, message, _ = redis_client.fcall("top_up", len(key_list), *key_list, *args)
         if code != Code.SUCCESS:
             assert message.decode().startswith("amount: would take the balance above"), message

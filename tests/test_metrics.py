@@ -36,11 +36,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-def value(found: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+def value(found: dict, name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_after_traffic(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_after_traffic(redis_server, redis_client, settings: Settings) -> None:
     with_metrics = msgspec.structs.replace(
         settings, metrics=msgspec.structs.replace(settings.metrics, listen="127.0.0.1:0")
     )

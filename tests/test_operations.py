@@ -41,8 +41,9 @@ async def test_sighup_reloads_tariffs_without_dropping_requests(tmp_path: Path) 
         await asyncio.to_thread(wait_serving, port, process)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub, accounts = pb_grpc.CreditControlStub(channel), pb_grpc.AccountsStub(channel)
-            await accounts.CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
-                                                                 initial_balance=10**6))  # fmt: skip
+            await accounts.CreateAccount(
+                pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=10**6)
+            )
             assert await minute_price(stub, 0) == 100
             stop_load = asyncio.Event()
 
@@ -86,8 +87,9 @@ async def test_json_logs_carry_request_and_session_ids(tmp_path: Path) -> None:
         await asyncio.to_thread(wait_serving, port, process)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub, accounts = pb_grpc.CreditControlStub(channel), pb_grpc.AccountsStub(channel)
-            await accounts.CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
-                                                                 initial_balance=123456))  # fmt: skip
+            await accounts.CreateAccount(
+                pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=123456)
+            )
             bad = charge_request("sess-42", INITIAL, 0, "bad id", [(VOICE, 0, 0)])
             await stub.Charge(bad, metadata=(("x-request-id", "req-7f3a"),))
             top_up = pb.TopUpRequest(account_id=ACCOUNT, amount=500, channel="bank", idempotency_key="t1")

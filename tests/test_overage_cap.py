@@ -18,9 +18,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from creditd.calendar import billing_cycle_of, cycle_start_ms
 from creditd.resources import lua_directory
 from creditd.v1 import creditd_pb2 as pb
+from tests.calendar_model import billing_cycle_of, cycle_start_ms
 from tests.harness import DATA, INITIAL, MB, UPDATE, VOICE, Harness, started_server
 
 ACCOUNT = "66822220001"
@@ -28,7 +28,7 @@ CAP = 200
 
 
 @pytest_asyncio.fixture
-async def capped(redis_server, redis_client, settings) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+async def capped(redis_server, redis_client, settings) -> AsyncIterator[Harness]:
     plan = msgspec.structs.replace(settings.plans["standard"], monthly_data_overage_cap_minor=CAP)
     capped_settings = msgspec.structs.replace(settings, plans={"standard": plan})
     async with started_server(capped_settings, redis_server.url, redis_client) as harness:

@@ -33,8 +33,9 @@ def new_price_list(settings: Settings) -> Settings:
 
 def change(effective_ms: int, rollout_percent: int = 100, **cohort: list[str]) -> PlanChange:
     effective_at = datetime.fromtimestamp(effective_ms / 1000, UTC)
-    return PlanChange(change_id="c2027", to_plan="standard_2027", effective_at=effective_at,
-                      rollout_percent=rollout_percent, **cohort)  # fmt: skip
+    return PlanChange(
+        change_id="c2027", to_plan="standard_2027", effective_at=effective_at, rollout_percent=rollout_percent, **cohort
+    )
 
 
 def in_rollout(account_id: str, percent: int) -> bool:
@@ -43,7 +44,7 @@ def in_rollout(account_id: str, percent: int) -> bool:
 
 
 @pytest_asyncio.fixture
-async def two_plans(redis_server, redis_client, settings) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+async def two_plans(redis_server, redis_client, settings) -> AsyncIterator[Harness]:
     async with started_server(new_price_list(settings), redis_server.url, redis_client) as harness:
         yield harness
     harness.assert_audit_clean()
@@ -116,7 +117,7 @@ async def test_cohorts_by_tier_and_by_list(two_plans: Harness) -> None:
         ({"rollout_percent": 101}, "rollout_percent"),
     ],
 )
-async def test_a_bad_plan_change_is_refused_naming_the_field(settings: Settings, change_document, message) -> None:  # type: ignore[no-untyped-def]
+async def test_a_bad_plan_change_is_refused_naming_the_field(settings: Settings, change_document, message) -> None:
     document = msgspec.to_builtins(new_price_list(settings), builtin_types=(datetime,))
     entry = {"change_id": "c1", "to_plan": "standard_2027", "effective_at": datetime(2027, 1, 1, tzinfo=UTC)}
     document["plan_changes"] = [entry | change_document]

@@ -2,7 +2,7 @@
 calls, sms_50 purchases and clock moves (days at a time: grace periods, bundle expiry) on one
 account agree, after every step, with the in-memory reference model (tests/reference_model.py) on
 balance, status, status reason and SMS left (after a sweeper pass); after each sequence the auditor checks the
-invariants of design.md. hypothesis runs the sequences in a worker thread; every gRPC call goes to
+invariants of docs/design.md. hypothesis runs the sequences in a worker thread; every gRPC call goes to
 the real server on the test's event loop."""
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ class Driver:
         return closed.grants[0].charged
 
     def buy(self) -> bool:
-        request = pb.PurchaseBundleRequest(account_id=self.account_id, bundle_id="sms_50",
-                                           idempotency_key=f"buy-{next(self.sessions)}")  # fmt: skip
+        request = pb.PurchaseBundleRequest(
+            account_id=self.account_id, bundle_id="sms_50", idempotency_key=f"buy-{next(self.sessions)}"
+        )
 
         async def purchase() -> pb.Account:  # a grpc.aio call must be made on its loop
             return await self.creditd.accounts.PurchaseBundle(request)
@@ -96,13 +97,18 @@ class Driver:
         now_ms = self.creditd.clock.now_ms()
         sms_left = sum(b.remaining for b in card.buckets if b.expires_at_ms > now_ms)
         assert (card.balance, card.status, card.status_reason, sms_left, card.reserved) == (
-            model.balance, model.status, model.reason, model.sms_left, 0), step  # fmt: skip
+            model.balance,
+            model.status,
+            model.reason,
+            model.sms_left,
+            0,
+        ), step
 
 
 def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[str, int]) -> None:
     kind, value = operation[0], operation[1]
     if kind == "top_up":
-        key = f"{driver.account_id}-{operation[2]}"  # type: ignore[misc]
+        key = f"{driver.account_id}-{operation[2]}"
         assert driver.top_up(value, key) == model.top_up(value, key), operation
     elif kind == "sms":
         for _ in range(value):
@@ -123,7 +129,7 @@ async def test_random_sequences_agree_with_the_reference_model(creditd: Harness)
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(initial_balance=st.integers(0, 3_000), steps=operations)
-    def sequence(initial_balance: int, steps: list) -> None:  # type: ignore[type-arg]
+    def sequence(initial_balance: int, steps: list) -> None:
         driver = Driver(creditd, loop, next(accounts))
         driver.run(creditd.create_account(driver.account_id, balance=initial_balance))
         model = Model(balance=initial_balance, now_ms=creditd.clock.now_ms())

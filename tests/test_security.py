@@ -30,15 +30,17 @@ ACCOUNT = "66817170000"
 
 def secure_settings(settings: Settings, pki: Pki) -> Settings:
     cert, key, ca = pki.server_paths()
-    security = msgspec.structs.replace(settings.security, tls_cert_path=str(cert), tls_key_path=str(key),
-                                       tls_client_ca_path=str(ca), roles=ROLES)  # fmt: skip
-    limits = msgspec.structs.replace(settings.limits, max_in_flight_per_client=2, accounts_calls_per_client_s=5,
-                                     accounts_burst_per_client=30)  # fmt: skip
+    security = msgspec.structs.replace(
+        settings.security, tls_cert_path=str(cert), tls_key_path=str(key), tls_client_ca_path=str(ca), roles=ROLES
+    )
+    limits = msgspec.structs.replace(
+        settings.limits, max_in_flight_per_client=2, accounts_calls_per_client_s=5, accounts_burst_per_client=30
+    )
     return msgspec.structs.replace(settings, security=security, limits=limits)
 
 
 @pytest_asyncio.fixture
-async def secure_server(tmp_path: Path, redis_server, redis_client, settings: Settings) -> AsyncIterator[tuple]:  # type: ignore[no-untyped-def]
+async def secure_server(tmp_path: Path, redis_server, redis_client, settings: Settings) -> AsyncIterator[tuple]:
     pki = make_pki(tmp_path)
     server = CreditdServer(secure_settings(settings, pki), redis_server.url, "127.0.0.1:0", Clock())
     await server.start()
@@ -85,7 +87,7 @@ async def test_every_rpc_of_the_contract_is_checked_here() -> None:
     assert set(CALLS) | set(STREAMS) == contract == ALL_METHODS
 
 
-async def outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+async def outcome(call) -> grpc.StatusCode:
     try:
         await call
     except grpc.aio.AioRpcError as error:
@@ -93,7 +95,7 @@ async def outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
     return grpc.StatusCode.OK
 
 
-async def stream_outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+async def stream_outcome(call) -> grpc.StatusCode:
     try:
         await asyncio.wait_for(call.read(), 0.5)
     except TimeoutError:
@@ -105,11 +107,12 @@ async def stream_outcome(call) -> grpc.StatusCode:  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("role", ["gateway", "topup", "crm", "admin"])
-async def test_each_role_against_each_rpc(secure_server, redis_client, role: str) -> None:  # type: ignore[no-untyped-def]
+async def test_each_role_against_each_rpc(secure_server, redis_client, role: str) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
-        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
-                                                                                initial_balance=1000))  # fmt: skip
+        await pb_grpc.AccountsStub(admin).CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=1000)
+        )
     async with channel_for(server, pki, role) as channel:
         cc, ac = pb_grpc.CreditControlStub(channel), pb_grpc.AccountsStub(channel)
         for method, make in CALLS.items():
@@ -127,7 +130,7 @@ async def test_each_role_against_each_rpc(secure_server, redis_client, role: str
 
 
 @pytest.mark.parametrize("client", ["nobody", "stranger", None])
-async def test_unknown_and_unauthenticated_clients_are_refused(secure_server, redis_client, client: str | None) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_and_unauthenticated_clients_are_refused(secure_server, redis_client, client: str | None) -> None:
     server, pki = secure_server
     before = dump(redis_client)
     async with channel_for(server, pki, client) as channel:
@@ -139,7 +142,7 @@ async def test_unknown_and_unauthenticated_clients_are_refused(secure_server, re
     assert dump(redis_client) == before
 
 
-async def test_plaintext_off_loopback_is_refused(redis_server, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+async def test_plaintext_off_loopback_is_refused(redis_server, settings: Settings) -> None:
     server = CreditdServer(settings, redis_server.url, "0.0.0.0:0", Clock())
     with pytest.raises(ConfigError) as refused:
         await server.start()
@@ -147,18 +150,20 @@ async def test_plaintext_off_loopback_is_refused(redis_server, settings: Setting
     await server.stop(0)
 
 
-async def test_ledger_records_who_made_each_change(secure_server) -> None:  # type: ignore[no-untyped-def]
+async def test_ledger_records_who_made_each_change(secure_server) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
-        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
-                                                                                initial_balance=1000))  # fmt: skip
+        await pb_grpc.AccountsStub(admin).CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=1000)
+        )
     async with channel_for(server, pki, "topup") as bank:
         top_up = pb.TopUpRequest(account_id=ACCOUNT, amount=250, channel="bank", idempotency_key="b-1")
         await pb_grpc.AccountsStub(bank).TopUp(top_up)
     async with channel_for(server, pki, "gateway") as gateway:
         await pb_grpc.CreditControlStub(gateway).Charge(charge_request("s1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)]))
         await pb_grpc.CreditControlStub(gateway).Charge(
-            charge_request("s1", pb.ChargeRequest.TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)]))  # fmt: skip
+            charge_request("s1", pb.ChargeRequest.TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)])
+        )
     async with channel_for(server, pki, "crm") as crm:
         ledger = await pb_grpc.AccountsStub(crm).ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT))
     assert [(entry.kind, entry.actor) for entry in ledger.entries] == [
@@ -168,11 +173,12 @@ async def test_ledger_records_who_made_each_change(secure_server) -> None:  # ty
     ]
 
 
-async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> None:  # type: ignore[no-untyped-def]
+async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
-        await pb_grpc.AccountsStub(admin).CreateAccount(pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard",
-                                                                                initial_balance=10**7))  # fmt: skip
+        await pb_grpc.AccountsStub(admin).CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=10**7)
+        )
 
     def sms(gateway: str, n: int) -> pb.ChargeRequest:
         return charge_request(f"{gateway}-{n}", pb.ChargeRequest.EVENT, 0, ACCOUNT, [(3, 0, 0)], gateway_id=gateway)
@@ -187,11 +193,13 @@ async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> N
     assert flood_results.count(grpc.StatusCode.OK) > 0
 
 
-async def test_accounts_calls_are_rate_limited_per_caller(secure_server) -> None:  # type: ignore[no-untyped-def]
+async def test_accounts_calls_are_rate_limited_per_caller(secure_server) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "crm") as crm, channel_for(server, pki, "admin") as admin:
-        codes = [await outcome(pb_grpc.AccountsStub(crm).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))
-                 for _ in range(40)]  # fmt: skip
+        codes = [
+            await outcome(pb_grpc.AccountsStub(crm).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))
+            for _ in range(40)
+        ]
         assert codes[:30] == [grpc.StatusCode.NOT_FOUND] * 30  # the burst: let in (no such account)
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[30:]
         other = await outcome(pb_grpc.AccountsStub(admin).GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)))

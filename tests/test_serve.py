@@ -192,8 +192,9 @@ async def test_workers_share_one_port_and_one_redis(tmp_path: Path) -> None:
     try:
         await asyncio.to_thread(wait_serving, port, process)
         redis_pid = embedded_redis_pid(data_dir)
-        workers = subprocess.run(["pgrep", "-f", "--", f"--workers 1 --redis .* --listen 127.0.0.1:{port}"],
-                                 capture_output=True, text=True).stdout.split()  # fmt: skip
+        workers = subprocess.run(
+            ["pgrep", "-f", "--", f"--workers 1 --redis .* --listen 127.0.0.1:{port}"], capture_output=True, text=True
+        ).stdout.split()
         assert len(workers) == 2, workers
         client = redis.Redis.from_url(embedded_url(data_dir))
         try:

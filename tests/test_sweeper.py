@@ -76,7 +76,7 @@ def with_sweeper(settings: Settings, **changes: object) -> Settings:
     return msgspec.structs.replace(settings, sweeper=msgspec.structs.replace(settings.sweeper, **changes))
 
 
-async def test_charge_policy_debits_the_reservation(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+async def test_charge_policy_debits_the_reservation(redis_server, redis_client, settings: Settings) -> None:
     async with started_server(
         with_sweeper(settings, orphan_policy="charge"), redis_server.url, redis_client
     ) as creditd:
@@ -90,7 +90,7 @@ async def test_charge_policy_debits_the_reservation(redis_server, redis_client, 
         creditd.assert_audit_clean()
 
 
-async def test_background_sweeper_releases_without_being_asked(redis_server, redis_client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+async def test_background_sweeper_releases_without_being_asked(redis_server, redis_client, settings: Settings) -> None:
     background = with_sweeper(settings, enabled=True, interval_s=0.05)
     async with started_server(background, redis_server.url, redis_client) as creditd:
         await creditd.create_account(ACCOUNT, balance=1000)
@@ -105,9 +105,9 @@ async def test_background_sweeper_releases_without_being_asked(redis_server, red
 
 async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(creditd: Harness) -> None:
     settings = with_sweeper(creditd.settings, lease_s=0.2)
-    pipeline, client = creditd.server.pipeline, creditd.server.redis
-    first = Sweeper(client, pipeline, 256, settings.sweeper, creditd.clock, owner="first")
-    second = Sweeper(client, pipeline, 256, settings.sweeper, creditd.clock, owner="second")
+    functions, client = creditd.server.functions, creditd.server.redis
+    first = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="first")
+    second = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="second")
     assert len(await first.claim()) == 256
     assert await second.claim() == []
     assert len(await first.claim()) == 256  # renewal by the holder

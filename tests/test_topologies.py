@@ -49,10 +49,21 @@ def failures(stdout: str) -> str:
 def test_the_suite_passes_unchanged_on(topology: str, tmp_path: Path) -> None:
     tests = Path(__file__).parent
     environment = dict(os.environ, **{TOPOLOGY_VARIABLE: topology})
-    command = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
-               "--basetemp", str(tmp_path / "run"), *(str(tests / module) for module in MODULES)]  # fmt: skip
-    run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                         cwd=tests.parent)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rf",
+        "-p",
+        "no:cacheprovider",
+        "--basetemp",
+        str(tmp_path / "run"),
+        *(str(tests / module) for module in MODULES),
+    ]
+    run = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tests.parent
+    )
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
     assert run.returncode == 0, f"{topology}: {summary}\n{failures(run.stdout)}\n{run.stderr[-2000:]}"
     assert " passed" in summary and "skipped" not in summary, summary

@@ -13,18 +13,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-import grpc
-
 from creditd import metrics
+from creditd.api.context import Context
 from creditd.errors import PermissionDenied
+from creditd.settings import Role
 
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "topup", "crm", "admin")
-ALL_METHODS = frozenset({
-    "Charge", "ChargeBatch", "WatchNotifications", "CreateAccount", "GetAccount", "TopUp", "PurchaseBundle",
-    "SetStatus", "SetCreditLimit", "ListLedger", "WatchEvents",
-})  # fmt: skip
+ALL_METHODS = frozenset(
+    {
+        "Charge",
+        "ChargeBatch",
+        "WatchNotifications",
+        "CreateAccount",
+        "GetAccount",
+        "TopUp",
+        "PurchaseBundle",
+        "SetStatus",
+        "SetCreditLimit",
+        "ListLedger",
+        "WatchEvents",
+    }
+)
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
     "topup": frozenset({"TopUp", "GetAccount"}),
@@ -34,7 +45,7 @@ METHODS_OF_ROLE: dict[str, frozenset[str]] = {
 LOCAL_IDENTITY = "local"
 
 
-def _names(context: grpc.aio.ServicerContext) -> list[str]:
+def _names(context: Context) -> list[str]:
     auth = context.auth_context() or {}
     found = []
     for property_name in ("x509_common_name", "x509_subject_alternative_name"):
@@ -43,14 +54,14 @@ def _names(context: grpc.aio.ServicerContext) -> list[str]:
 
 
 class Authorizer:
-    def __init__(self, roles: Mapping[str, Sequence[str]], tls: bool) -> None:
+    def __init__(self, roles: Mapping[Role, Sequence[str]], tls: bool) -> None:
         self._tls = tls
         self._role_of: dict[str, str] = {}
         for role, identities in roles.items():
             for identity in identities:
                 self._role_of[identity] = role
 
-    def caller(self, context: grpc.aio.ServicerContext) -> tuple[str, str]:
+    def caller(self, context: Context) -> tuple[str, str]:
         """The caller's identity and role; PermissionDenied when its certificate maps to none."""
         if not self._tls:
             return LOCAL_IDENTITY, "admin"
@@ -61,7 +72,7 @@ class Authorizer:
                 return name, role
         raise PermissionDenied(f"caller: no role for certificate names {', '.join(names) or '(none)'}")
 
-    def check(self, context: grpc.aio.ServicerContext, method: str) -> str:
+    def check(self, context: Context, method: str) -> str:
         """Returns the caller's identity when its role allows method; else PermissionDenied."""
         try:
             identity, role = self.caller(context)

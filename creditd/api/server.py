@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.health import RedisHealth
+from creditd.api.metrics_endpoint import MetricsEndpoint
 from creditd.api.servicers import AccountsService, CreditControlService
 from creditd.api.streams import Watchers
 from creditd.clock import Clock
@@ -24,11 +25,10 @@ from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
 from creditd.core.sweeper import Sweeper
 from creditd.errors import ConfigError
-from creditd.metrics import MetricsEndpoint
 from creditd.settings import SecuritySettings, Settings
+from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact
 from creditd.store.functions import Functions
-from creditd.store.keys import Keys
 from creditd.store.library import ensure_library, render_library
 from creditd.store.pipeline import AutoPipeline, ReplicaWait
 from creditd.v1 import creditd_pb2 as pb
@@ -53,8 +53,9 @@ def bind(server: grpc.aio.Server, listen: str, security: SecuritySettings) -> in
         return server.add_secure_port(listen, credentials)
     host = listen.rsplit(":", 1)[0]
     if host not in LOOPBACK_HOSTS and not host.startswith("127."):
-        raise ConfigError(f"listen: plaintext gRPC is for loopback only; {listen} needs --tls-cert, --tls-key "
-                          "and --tls-client-ca")  # fmt: skip
+        raise ConfigError(
+            f"listen: plaintext gRPC is for loopback only; {listen} needs --tls-cert, --tls-key and --tls-client-ca"
+        )
     log.warning("plaintext gRPC on %s: development only, every caller is admin", listen)
     return server.add_insecure_port(listen)
 
@@ -116,8 +117,8 @@ class CreditdServer:
                 ("grpc.max_send_message_length", settings.server.max_message_bytes),
             ],
         )
-        functions, keys = Functions(self.pipeline), Keys(settings.redis.partitions)
-        quota, accounts = Quota(keys, functions, self.clock), Accounts(keys, functions, self.clock)
+        calls = Calls(settings.redis.partitions)
+        quota, accounts = Quota(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
         channels = frozenset(settings.metrics.channels)
         feed = EventFeed(self.redis, settings.redis.partitions, settings.events)
         watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
@@ -136,7 +137,7 @@ class CreditdServer:
 
     def _start_background(self, library_source: str) -> None:
         settings = self.settings
-        self.sweeper = Sweeper(self.redis, self.pipeline, settings.redis.partitions, settings.sweeper, self.clock)
+        self.sweeper = Sweeper(self.redis, self.functions, settings.redis.partitions, settings.sweeper, self.clock)
         self.redis_health = RedisHealth(
             self.redis, self._health, SERVICE_NAMES, library_source, settings.redis.health_check_interval_s
         )
@@ -182,6 +183,10 @@ class CreditdServer:
     def pipeline(self) -> AutoPipeline:
         assert self._pipeline is not None, "server not started"
         return self._pipeline
+
+    @property
+    def functions(self) -> Functions:
+        return Functions(self.pipeline)
 
     @property
     def redis(self) -> AnyRedis:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import grpc
 import msgspec
 
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
+from creditd.settings import ServerSettings, Settings, load_settings
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
-DEFAULT_SERVER = "127.0.0.1:50051"
+Answer = TypeVar("Answer")
+
+# Where `creditd serve` listens by default: the client commands call it there.
+DEFAULT_SERVER = ServerSettings().listen
 CLIENT_TIMEOUT_S = 10.0
 
 
@@ -75,7 +78,8 @@ def stubs(server: str) -> tuple[pb_grpc.AccountsStub, pb_grpc.CreditControlStub]
     return pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
 
 
-def call(method, request):  # type: ignore[no-untyped-def]
+def call(method: Callable[..., Answer], request: object) -> Answer:
+    """One unary call with the CLI's deadline; a gRPC error becomes the command's error message."""
     try:
         return method(request, timeout=CLIENT_TIMEOUT_S)
     except grpc.RpcError as error:

@@ -94,8 +94,13 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
 @click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="server processes on the same port, sharing one Redis")  # fmt: skip
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="server processes on the same port, sharing one Redis",
+)
 def serve(
     listen: str | None,
     redis_url: str | None,

@@ -13,15 +13,15 @@ import redis
 from creditd.cli import render
 from creditd.cli.common import open_redis, redis_options
 from creditd.clock import Clock
-from creditd.core import jobs as batch
-from creditd.store.keys import Keys
+from creditd.core import jobs
+from creditd.store.calls import Calls
 from creditd.store.scan import count_accounts
 
 batch_size_option = click.option(
     "--batch-size",
-    default=batch.DEFAULT_BATCH_SIZE,
+    default=jobs.DEFAULT_BATCH_SIZE,
     show_default=True,
-    type=click.IntRange(1, batch.MAX_BATCH_SIZE),
+    type=click.IntRange(1, jobs.MAX_BATCH_SIZE),
     help="accounts per pipelined round trip",
 )
 
@@ -39,8 +39,8 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
     settings, client = open_redis(redis_url, data_dir, config)
     try:
         with click.progressbar(length=count_accounts(client), label="recomputing tiers", file=sys.stderr) as bar:
-            summary = batch.recompute_tiers(
-                client, Keys(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
+            summary = jobs.recompute_tiers(
+                client, Calls(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
             )
     except redis.RedisError as error:
         raise click.ClickException(f"redis: {error}") from None
@@ -75,7 +75,7 @@ def report_arrears(
     now_ms = Clock().now_ms()
     try:
         with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
-            rows = batch.arrears(client, Keys(settings.redis.partitions), now_ms, batch_size, bar.update)
+            rows = jobs.arrears(client, Calls(settings.redis.partitions), now_ms, batch_size, bar.update)
     except redis.RedisError as error:
         raise click.ClickException(f"redis: {error}") from None
     finally:

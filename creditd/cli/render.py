@@ -17,7 +17,7 @@ def _time(ms: int) -> str:
 
 
 def _status(status: int) -> str:
-    return pb.AccountStatus.Name(status) if status else "-"
+    return pb.AccountStatus.Name(pb.AccountStatus.ValueType(status)) if status else "-"
 
 
 def account_card(account: pb.Account) -> str:
@@ -71,7 +71,8 @@ def ledger_table(entries: Iterable[pb.LedgerEntry]) -> str:
 
 def charge_answer(kind: int, answer: pb.ChargeAnswer) -> str:
     head = (
-        f"{pb.ChargeRequest.RequestType.Name(kind):9} #{answer.request_number}: "
+        f"{pb.ChargeRequest.RequestType.Name(pb.ChargeRequest.RequestType.ValueType(kind)):9} "
+        f"#{answer.request_number}: "
         f"{pb.ResultCode.Name(answer.result)}  account {pb.AccountStatus.Name(answer.account_status)}"
     )
     if answer.error:

@@ -22,13 +22,28 @@ def worker_metrics_listen(metrics_listen: str, index: int) -> str:
     return f"{host}:{int(port) + index}" if int(port) else metrics_listen
 
 
-def run_workers(count: int, redis_url: str, listen: str, metrics_listen: str, config: Path,
-                passthrough: list[str]) -> int:  # fmt: skip
+def run_workers(
+    count: int, redis_url: str, listen: str, metrics_listen: str, config: Path, passthrough: list[str]
+) -> int:
     children = []
     for index in range(count):
-        command = [sys.executable, "-m", "creditd", "serve", "--workers", "1", "--redis", redis_url,
-                   "--listen", listen, "--config", str(config),
-                   "--metrics-listen", worker_metrics_listen(metrics_listen, index), *passthrough]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "creditd",
+            "serve",
+            "--workers",
+            "1",
+            "--redis",
+            redis_url,
+            "--listen",
+            listen,
+            "--config",
+            str(config),
+            "--metrics-listen",
+            worker_metrics_listen(metrics_listen, index),
+            *passthrough,
+        ]
         children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
     log.info("started %d worker processes on %s", count, listen)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -34,11 +34,11 @@ class AuditReport(msgspec.Struct):
         return not self.violations
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
+def _decode(mapping: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     return {_text(key): _text(value) for key, value in mapping.items()}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
@@ -97,8 +98,9 @@ class EventFeed:
                 cursors[self._keys[event.key[2]]] = f"{event.key[0]}-{event.key[1]}"
                 if event.key < delivered:
                     metrics.EVENTS_OUT_OF_ORDER.inc()
-                    log.warning("event %s came after %s: a Redis clock stepped back", event.id,
-                                format_position(delivered))  # fmt: skip
+                    log.warning(
+                        "event %s came after %s: a Redis clock stepped back", event.id, format_position(delivered)
+                    )
                 delivered = max(delivered, event.key)
                 yield event
             if not deliverable:
@@ -107,7 +109,8 @@ class EventFeed:
     async def _read_streams(self, cursors: dict[str, str]) -> list[StreamReply]:
         batch = self._settings.batch_size
         if not isinstance(self._client, RedisCluster):
-            return await self._client.xread(cursors, count=batch) or []  # type: ignore[no-any-return]
+            streams: dict[Any, Any] = dict(cursors)  # redis-py types stream ids as a union of key kinds
+            return cast(list[StreamReply], await self._client.xread(streams, count=batch) or [])
         pipe = self._client.pipeline(transaction=False)
         for key, cursor in cursors.items():
             pipe.xread({key: cursor}, count=batch)

@@ -11,32 +11,22 @@ from itertools import islice
 
 import msgspec
 
-from creditd.store.codes import Code
+from creditd.errors import CreditdError
+from creditd.store.calls import Calls
+from creditd.store.codes import SUSPENDED
 from creditd.store.connection import AnySyncRedis
-from creditd.store.functions import decode_reply
-from creditd.store.keys import Keys
+from creditd.store.functions import call_all_sync
 from creditd.store.replies import ACCOUNT_DECODER, AccountRecord
 from creditd.store.scan import account_ids
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
 DAY_MS = 86_400_000
-SUSPENDED = (2, 3)
 
 
 def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
     while batch := list(islice(items, size)):
         yield batch
-
-
-def _call_all(
-    client: AnySyncRedis, function: str, calls: list[tuple[tuple[str, ...], list[str | int]]], command: str = "FCALL"
-) -> list:
-    """One pipelined round trip of function calls; failures come back as exceptions in the list."""
-    pipe = client.pipeline(transaction=False)
-    for keys, args in calls:
-        pipe.execute_command(command, function, len(keys), *keys, *args)
-    return pipe.execute(raise_on_error=False)
 
 
 class TierResult(msgspec.Struct, frozen=True):
@@ -60,7 +50,7 @@ class TierSummary(msgspec.Struct):
 
 def recompute_tiers(
     client: AnySyncRedis,
-    keys: Keys,
+    calls: Calls,
     now_ms: int,
     actor: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -70,13 +60,13 @@ def recompute_tiers(
     assert 1 <= batch_size <= MAX_BATCH_SIZE
     summary, tiers = TierSummary(), Counter[str]()
     for batch in _batches(account_ids(client), batch_size):
-        calls = [(keys.account_call(account_id), [now_ms, account_id, actor]) for account_id in batch]
-        for raw in _call_all(client, "recompute_tier", calls):
+        commands = [calls.recompute_tier(account_id, now_ms, actor) for account_id in batch]
+        for outcome in call_all_sync(client, commands):
             summary.accounts += 1
-            if isinstance(raw, Exception) or decode_reply(raw).code != Code.SUCCESS:
+            if isinstance(outcome, CreditdError):
                 summary.failed += 1
                 continue
-            result = TIER_RESULT_DECODER.decode(decode_reply(raw).body)
+            result = TIER_RESULT_DECODER.decode(outcome.body)
             tiers[result.tier or "(no tiers)"] += 1
             summary.changed += result.changed
             summary.window_trimmed += result.window_trimmed
@@ -114,7 +104,7 @@ def _arrears_row(card: AccountRecord, now_ms: int) -> ArrearsRow | None:
 
 def arrears(
     client: AnySyncRedis,
-    keys: Keys,
+    calls: Calls,
     now_ms: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], object] = lambda _: None,
@@ -123,11 +113,11 @@ def arrears(
     assert 1 <= batch_size <= MAX_BATCH_SIZE
     rows = []
     for batch in _batches(account_ids(client), batch_size):
-        calls = [((keys.account(a), keys.sessions(a)), [a]) for a in batch]
-        for raw in _call_all(client, "get_account", calls, command="FCALL_RO"):
-            if isinstance(raw, Exception) or decode_reply(raw).code != Code.SUCCESS:
+        commands = [calls.get_account(account_id, now_ms) for account_id in batch]
+        for outcome in call_all_sync(client, commands):
+            if isinstance(outcome, CreditdError):
                 continue  # deleted between SCAN and the read
-            row = _arrears_row(ACCOUNT_DECODER.decode(decode_reply(raw).body), now_ms)
+            row = _arrears_row(ACCOUNT_DECODER.decode(outcome.body), now_ms)
             if row is not None:
                 rows.append(row)
         progress(len(batch))

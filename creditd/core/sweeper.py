@@ -20,13 +20,13 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
-from creditd.errors import CreditdError, raise_for_code
+from creditd.errors import CreditdError, NotFound
 from creditd.settings import SweeperSettings
-from creditd.store.codes import Code
+from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
-from creditd.store.functions import decode_reply
-from creditd.store.keys import Keys, deadlines_of_partition, due_of_partition, sweeper_lease
-from creditd.store.pipeline import AutoPipeline, Command
+from creditd.store.functions import Functions
+from creditd.store.keys import deadlines_of_partition, due_of_partition
+from creditd.store.replies import Reply
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +51,41 @@ class SweepResult(msgspec.Struct):
     due_accounts: int = 0
 
 
+def _replies(outcomes: list[Reply | CreditdError]) -> list[Reply]:
+    """The replies of a pass's calls; the first failure fails the pass (the next one retries)."""
+    replies = []
+    for outcome in outcomes:
+        if isinstance(outcome, CreditdError):
+            raise outcome
+        replies.append(outcome)
+    return replies
+
+
 class Sweeper:
     def __init__(
         self,
         client: AnyRedis,
-        pipeline: AutoPipeline,
+        functions: Functions,
         partitions: int,
         settings: SweeperSettings,
         clock: Clock,
         owner: str | None = None,
     ) -> None:
         self._client = client
-        self._pipeline = pipeline
+        self._functions = functions
         self._partitions = partitions
-        self._keys = Keys(partitions)
+        self._calls = Calls(partitions)
         self._settings = settings
         self._clock = clock
         self.owner = owner or new_owner_id()
 
     async def claim(self) -> list[int]:
         lease_ms = int(self._settings.lease_s * 1000)
-        commands: list[Command] = [
-            ("claim_partition", (sweeper_lease(partition),), (self.owner, lease_ms))
-            for partition in range(self._partitions)
+        commands = [
+            self._calls.claim_partition(partition, self.owner, lease_ms) for partition in range(self._partitions)
         ]
-        replies = await self._pipeline.call_many(commands)
-        held = []
-        for partition, raw in enumerate(replies):
-            if isinstance(raw, BaseException):
-                raise raw
-            reply = decode_reply(raw)
-            raise_for_code(reply.code, reply.message)
-            if reply.body == b"1":
-                held.append(partition)
-        return held
+        replies = _replies(await self._functions.call_many(commands))
+        return [partition for partition, reply in enumerate(replies) if reply.body == b"1"]
 
     async def _due_sessions(self, partitions: list[int], now_ms: int) -> list[tuple[str, str, str]]:
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
@@ -104,21 +105,16 @@ class Sweeper:
         index; returns how many accounts were looked at."""
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
-            pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0,
-                               num=self._settings.max_sessions_per_pass)  # fmt: skip
+            pipe.zrangebyscore(
+                due_of_partition(partition), "-inf", now_ms, start=0, num=self._settings.max_sessions_per_pass
+            )
         accounts = [member.decode() for members in await pipe.execute() for member in members]
         accounts = accounts[: self._settings.max_sessions_per_pass]
         actor = f"sweeper:{self.owner}"
-        commands: list[Command] = [
-            ("advance_account", self._keys.account_call(account_id), (now_ms, account_id, actor))
-            for account_id in accounts
-        ]
-        for raw in await self._pipeline.call_many(commands):
-            if isinstance(raw, BaseException):
-                raise raw
-            reply = decode_reply(raw)
-            if reply.code != Code.USER_UNKNOWN:
-                raise_for_code(reply.code, reply.message)
+        commands = [self._calls.advance_account(account_id, now_ms, actor) for account_id in accounts]
+        # An account deleted since it was indexed (unknown) is the one refusal expected here.
+        outcomes = await self._functions.call_many(commands)
+        _replies([outcome for outcome in outcomes if not isinstance(outcome, NotFound)])
         return len(accounts)
 
     async def sweep_once(self) -> SweepResult:
@@ -126,16 +122,10 @@ class Sweeper:
         now_ms = self._clock.now_ms()
         due_accounts = await self._advance_accounts(held, now_ms)
         due = await self._due_sessions(held, now_ms)
-        commands: list[Command] = [
-            ("release_orphan", self._keys.session_call(*session), (now_ms, *session, f"sweeper:{self.owner}"))
-            for session in due
-        ]
+        actor = f"sweeper:{self.owner}"
+        commands = [self._calls.release_orphan(*session, now_ms, actor) for session in due]
         result = SweepResult(partitions_held=len(held), due_accounts=due_accounts)
-        for session, raw in zip(due, await self._pipeline.call_many(commands), strict=True):
-            if isinstance(raw, BaseException):
-                raise raw
-            reply = decode_reply(raw)
-            raise_for_code(reply.code, reply.message)
+        for session, reply in zip(due, _replies(await self._functions.call_many(commands)), strict=True):
             released = RELEASED_DECODER.decode(reply.body)
             if released.released:
                 log.info(

@@ -9,12 +9,15 @@ and migrate_slot give the failure scenarios something real to survive.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Self
 
 import redis
 
@@ -39,7 +42,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], object], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(redis.RedisError, OSError):
@@ -62,9 +65,21 @@ class ServerProcess:
         config = self.directory / "server.conf"
         config.touch(mode=0o600)
         config.write_text(self.config)
-        command = [str(find_server_binary()), str(config), "--bind", HOST, "--port", str(self.port),
-                   "--dir", str(self.directory), "--logfile", str(self.directory / "server.log"),
-                   "--daemonize", "no", *self.arguments]  # fmt: skip
+        command = [
+            str(find_server_binary()),
+            str(config),
+            "--bind",
+            HOST,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / "server.log"),
+            "--daemonize",
+            "no",
+            *self.arguments,
+        ]
         # What the server says before its log file is open (a bad config, say) lands here.
         with (self.directory / "console.log").open("ab") as console:
             self.process = subprocess.Popen(
@@ -110,7 +125,7 @@ class _Topology:
     def admin(self, server: ServerProcess) -> redis.Redis:
         return redis.Redis(HOST, server.port, password=self.password, socket_timeout=2.0)
 
-    def _ask(self, server: ServerProcess, *command: object) -> object:
+    def _ask(self, server: ServerProcess, *command: object) -> Any:  # a reply of any shape
         with self.admin(server) as client:
             return client.execute_command(*command)
 
@@ -121,7 +136,7 @@ class _Topology:
         for server in self.servers:
             server.stop()
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -143,9 +158,18 @@ class LocalCluster(_Topology):
         self.bus_ports: list[int] = []
         for index in range(primaries * (1 + replicas)):
             port, bus_port = free_port(), free_port()
-            arguments = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                         "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(bus_port),
-                         "--cluster-replica-validity-factor", "0"]  # fmt: skip
+            arguments = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--cluster-port",
+                str(bus_port),
+                "--cluster-replica-validity-factor",
+                "0",
+            ]
             self.servers.append(ServerProcess(directory / f"node{index}", port, _node_config(self.password), arguments))
             self.bus_ports.append(bus_port)
 
@@ -174,16 +198,19 @@ class LocalCluster(_Topology):
         for server in self.servers[1:]:
             self._ask(server, "CLUSTER MEET", HOST, self.servers[0].port, self.bus_ports[0])
         for server in self.servers:
-            _wait(lambda s=server: self._known_nodes(s) == len(self.servers), READY_TIMEOUT_S, "cluster meet")
+            _wait(functools.partial(self._knows_every_node, server), READY_TIMEOUT_S, "cluster meet")
         for index, server in enumerate(self.servers[self.primary_count :]):
             self._ask(server, "CLUSTER REPLICATE", self.node_id(primaries[index % self.primary_count]))
         self.wait_healthy()
 
     def _known_nodes(self, server: ServerProcess) -> int:
-        return int(self._ask(server, "CLUSTER INFO")["cluster_known_nodes"])  # type: ignore[index]
+        return int(self._ask(server, "CLUSTER INFO")["cluster_known_nodes"])
+
+    def _knows_every_node(self, server: ServerProcess) -> bool:
+        return self._known_nodes(server) == len(self.servers)
 
     def _state_ok(self, server: ServerProcess) -> bool:
-        return self._ask(server, "CLUSTER INFO")["cluster_state"] == "ok"  # type: ignore[index]
+        return bool(self._ask(server, "CLUSTER INFO")["cluster_state"] == "ok")
 
     def wait_healthy(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Every running node says the cluster is ok, every replica has synced and every primary
@@ -203,36 +230,42 @@ class LocalCluster(_Topology):
             role = self._ask(server, "ROLE")
         except (redis.RedisError, OSError) as error:
             return f"unreachable ({error})"
-        if self._text(role[0]) == "master":  # type: ignore[index]
-            return f"primary, replicas {[int(port) for _, port, _ in role[2]]}"  # type: ignore[index]
-        return f"replica of {int(role[2])}, {self._text(role[3])}"  # type: ignore[index]
+        if self._text(role[0]) == "master":
+            return f"primary, replicas {[int(port) for _, port, _ in role[2]]}"
+        return f"replica of {int(role[2])}, {self._text(role[3])}"
 
     def _wait_healthy(self, timeout_s: float) -> None:
         for server in self.servers:
             if server.running:
-                _wait(lambda s=server: self._state_ok(s), timeout_s, f"cluster state ok on {server.port}")
+                _wait(functools.partial(self._state_ok, server), timeout_s, f"cluster state ok on {server.port}")
         for server in self.servers:
             if server.running and self._role(server) == "slave":
-                _wait(lambda s=server: self._replica_synced(s), timeout_s, f"replica {server.port} in sync")
+                _wait(functools.partial(self._replica_synced, server), timeout_s, f"replica {server.port} in sync")
         for server in self.primaries():
-            _wait(lambda s=server: self._connected_replicas(s) >= self.replica_count, timeout_s,
-                  f"{self.replica_count} replica(s) connected to primary {server.port}")  # fmt: skip
+            _wait(
+                functools.partial(self._has_its_replicas, server),
+                timeout_s,
+                f"{self.replica_count} replica(s) connected to primary {server.port}",
+            )
+
+    def _has_its_replicas(self, server: ServerProcess) -> bool:
+        return self._connected_replicas(server) >= self.replica_count
 
     def _connected_replicas(self, server: ServerProcess) -> int:
-        return len(self._ask(server, "ROLE")[2])  # type: ignore[index,arg-type]
+        return len(self._ask(server, "ROLE")[2])
 
     def _role(self, server: ServerProcess) -> str:
-        return self._text(self._ask(server, "ROLE")[0])  # type: ignore[index]
+        return self._text(self._ask(server, "ROLE")[0])
 
     def _replica_synced(self, server: ServerProcess) -> bool:
-        return self._text(self._ask(server, "ROLE")[3]) == "connected"  # type: ignore[index]
+        return self._text(self._ask(server, "ROLE")[3]) == "connected"
 
     def primaries(self) -> list[ServerProcess]:
         return [server for server in self.servers if server.running and self._role(server) == "master"]
 
     def owner_of(self, slot: int) -> ServerProcess:
         primaries = self.primaries()
-        for first, last, (_, port, *_node), *_replicas in self._ask(primaries[0], "CLUSTER SLOTS"):  # type: ignore[attr-defined]
+        for first, last, (_, port, *_node), *_replicas in self._ask(primaries[0], "CLUSTER SLOTS"):
             if first <= slot <= last:
                 return next(server for server in primaries if server.port == int(port))
         raise LookupError(f"slot {slot}: no running primary owns it")
@@ -246,9 +279,10 @@ class LocalCluster(_Topology):
         self._ask(source, "CLUSTER SETSLOT", slot, "MIGRATING", target_id)
         moved = 0
         while keys := self._ask(source, "CLUSTER GETKEYSINSLOT", slot, MIGRATE_BATCH):
-            self._ask(source, "MIGRATE", HOST, target.port, "", 0, MIGRATE_TIMEOUT_MS,
-                      "AUTH", self.password, "KEYS", *keys)  # type: ignore[misc]  # fmt: skip
-            moved += len(keys)  # type: ignore[arg-type]
+            self._ask(
+                source, "MIGRATE", HOST, target.port, "", 0, MIGRATE_TIMEOUT_MS, "AUTH", self.password, "KEYS", *keys
+            )
+            moved += len(keys)
         for server in (target, source, *self.primaries()):
             self._ask(server, "CLUSTER SETSLOT", slot, "NODE", target_id)
         return moved
@@ -294,7 +328,7 @@ class LocalSentinels(_Topology):
             sentinel.config = self._sentinel_config(primary.port)
             sentinel.start()
         for sentinel in self.sentinels:
-            _wait(lambda s=sentinel: self._sentinel_ready(s), READY_TIMEOUT_S, f"sentinel {sentinel.port}")
+            _wait(functools.partial(self._sentinel_ready, sentinel), READY_TIMEOUT_S, f"sentinel {sentinel.port}")
         self.wait_replicas_synced()
 
     def _sentinel_ready(self, sentinel: ServerProcess) -> bool:
@@ -316,9 +350,12 @@ class LocalSentinels(_Topology):
     def wait_replicas_synced(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         for server in self.data_servers:
             if server.running and server is not self.primary():
-                _wait(lambda s=server: self._text_role(s) == "connected", timeout_s, f"replica {server.port} in sync")
+                _wait(functools.partial(self._replica_connected, server), timeout_s, f"replica {server.port} in sync")
+
+    def _replica_connected(self, server: ServerProcess) -> bool:
+        return self._text_role(server) == "connected"
 
     def _text_role(self, server: ServerProcess) -> str:
         role = self._ask(server, "ROLE")
-        state = role[3] if role[0] in (b"slave", "slave") else b"primary"  # type: ignore[index]
+        state = role[3] if role[0] in (b"slave", "slave") else b"primary"
         return state.decode() if isinstance(state, bytes) else str(state)

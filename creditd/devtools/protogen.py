@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import shutil
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = REPOSITORY_ROOT / "protos"
 GENERATED_DIRECTORY = REPOSITORY_ROOT / "creditd" / "v1"
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+# mypy-protobuf's protoc plugins: typed messages, and typed servicers and (async) stubs for mypy.
+PLUGINS = ("protoc-gen-mypy", "protoc-gen-mypy_grpc")
+
+
+def plugin_path(name: str) -> str:
+    """The plugin beside this interpreter (pip's scripts directory), else on PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install mypy-protobuf (the test extra)")
+    return found
 
 
 def proto_files() -> list[Path]:
@@ -30,9 +43,11 @@ def generate(output_root: Path) -> None:
     arguments = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
+        *(f"--plugin={name}={plugin_path(name)}" for name in PLUGINS),
         f"--python_out={output_root}",
-        f"--pyi_out={output_root}",
+        f"--mypy_out={output_root}",
         f"--grpc_python_out={output_root}",
+        f"--mypy_grpc_out={output_root}",
         *(str(path) for path in proto_files()),
     ]
     if protoc.main(arguments) != 0:

@@ -1,7 +1,8 @@
-"""Status codes returned by the Lua functions: mirrored one to one by lua/lib/codes.lua.
+"""Status codes returned by the Lua functions and the enum numbers they share with the proto:
+mirrored one to one by lua/lib/codes.lua.
 
 2xxx-5xxx are Diameter result codes and equal the proto ResultCode values; 6xxx are internal to the
-Accounts service. tests/test_lua_codes.py checks that Lua, this enum and the proto agree.
+Accounts service. tests/test_lua_codes.py checks that Lua, these enums and the proto agree.
 """
 
 from __future__ import annotations
@@ -24,3 +25,39 @@ class Code(enum.IntEnum):
 
 # Status reasons an operator may give to SetStatus; CREDIT, CREATED and TOPUP are set by creditd.
 OPERATOR_REASONS = ("ADMIN", "FRAUD")
+
+
+class AccountStatus(enum.IntEnum):
+    ACTIVE = 1
+    ONE_WAY_SUSPENDED = 2
+    TWO_WAY_SUSPENDED = 3
+    TERMINATED = 4
+
+
+SUSPENDED = frozenset({AccountStatus.ONE_WAY_SUSPENDED, AccountStatus.TWO_WAY_SUSPENDED})
+
+
+class Unit(enum.IntEnum):
+    BYTES = 1
+    SECONDS = 2
+    EVENTS = 3
+
+
+class ExhaustionPolicy(enum.IntEnum):
+    CAP = 1
+    THROTTLE = 2
+    OVERAGE = 3
+
+
+class FinalUnitAction(enum.IntEnum):
+    NONE = 0
+    TERMINATE = 1
+    REDIRECT = 2
+    RESTRICT_ACCESS = 3
+
+
+class RequestType(enum.IntEnum):
+    INITIAL = 1
+    UPDATE = 2
+    TERMINATE = 3
+    EVENT = 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as redis_asyncio
@@ -92,7 +92,7 @@ def connect(url: str, settings: RedisSettings) -> AnyRedis:
     # Retries resend a call that may already have run: safe, because every function is idempotent.
     target = parse_redis_url(url)
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), RETRY_ATTEMPTS)
-    retry_on = [RedisConnectionError, RedisTimeoutError]
+    retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
     if target.kind == "cluster":
         client = FunctionCluster(
             startup_nodes=[async_cluster.ClusterNode(host, port) for host, port in target.nodes],
@@ -109,13 +109,16 @@ def connect(url: str, settings: RedisSettings) -> AnyRedis:
             sentinel_kwargs={
                 "socket_timeout": settings.call_timeout_s,
                 "socket_connect_timeout": settings.call_timeout_s,
-            },  # fmt: skip
+            },
             **_node_options(target, settings),
         )
         primary: redis_asyncio.Redis = sentinels.master_for(
-            target.service_name, db=target.db, max_connections=settings.max_connections, retry=retry,
+            target.service_name,
+            db=target.db,
+            max_connections=settings.max_connections,
+            retry=retry,
             retry_on_error=retry_on,
-        )  # fmt: skip
+        )
         return primary
     pool = redis_asyncio.BlockingConnectionPool.from_url(
         url,
@@ -144,7 +147,7 @@ def connect_sync(url: str, settings: RedisSettings, socket_timeout_s: float | No
         return client
     if target.kind == "sentinel":
         sentinels = SyncSentinel(list(target.nodes), sentinel_kwargs={"socket_timeout": timeout_s}, **options)
-        return sentinels.master_for(target.service_name, db=target.db, retry=retry)
+        return cast(redis.Redis, sentinels.master_for(target.service_name, db=target.db, retry=retry))
     return redis.Redis.from_url(url, socket_timeout=timeout_s, retry=retry, **_tls_files(target, settings))
 
 

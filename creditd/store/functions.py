@@ -1,40 +1,15 @@
-"""Typed wrappers over the Lua functions: the replies' shapes decoded, their codes turned into the
-exception hierarchy. Key and argument lists are built by quota.py and accounts.py."""
+"""Calling the Lua functions: a command from store/calls.py through the auto-pipeline, its reply
+decoded and its code checked in one place (store/replies.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import msgspec
-
-from creditd.errors import Internal, raise_for_code
-from creditd.store.pipeline import AutoPipeline, Command
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class Reply(msgspec.Struct, frozen=True):
-    code: int
-    message: str
-    body: bytes
-
-
-def decode_reply(raw: Any) -> Reply:
-    """{code, message, body} from every function but charge."""
-    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[0], int):
-        raise Internal(f"unexpected function reply: {raw!r:.200}")
-    body = raw[2] if isinstance(raw[2], bytes) else _text(raw[2]).encode()
-    return Reply(code=raw[0], message=_text(raw[1]), body=body)
-
-
-def decode_charge_reply(raw: Any) -> tuple[bytes, bool]:
-    """{answer_json, replayed} from charge."""
-    if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[0], bytes):
-        raise Internal(f"unexpected charge reply: {raw!r:.200}")
-    return raw[0], raw[1] == 1
+from creditd.errors import CreditdError
+from creditd.store.calls import READ_ONLY, Command
+from creditd.store.connection import AnySyncRedis
+from creditd.store.pipeline import AutoPipeline
+from creditd.store.replies import Reply, checked_reply
 
 
 class Functions:
@@ -42,13 +17,23 @@ class Functions:
         self.pipeline = pipeline
 
     async def call(self, command: Command) -> Reply:
-        """Calls a function and raises unless its code is SUCCESS."""
-        reply = decode_reply(await self.pipeline.call(*command))
-        raise_for_code(reply.code, reply.message)
-        return reply
+        """The function's reply; raises the creditd error its code stands for, or Unavailable."""
+        outcome = checked_reply(await self.pipeline.call(*command))
+        if isinstance(outcome, CreditdError):
+            raise outcome
+        return outcome
 
-    async def call_raw(self, command: Command) -> Any:
-        return await self.pipeline.call(*command)
+    async def call_many(self, commands: Sequence[Command]) -> list[Reply | CreditdError]:
+        """Every command in this event-loop turn (one pipeline when they fit); each outcome in order,
+        a reply or the error of that call alone."""
+        return [checked_reply(raw) for raw in await self.pipeline.call_many(commands)]
 
-    async def call_raw_many(self, commands: Sequence[Command]) -> list[Any]:
-        return await self.pipeline.call_many(commands)
+
+def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
+    """One pipelined round trip of function calls on a synchronous client (the CLI's batch jobs),
+    each outcome decoded as Functions.call_many decodes it; read-only functions go as FCALL_RO."""
+    pipe = client.pipeline(transaction=False)
+    for function, keys, args in commands:
+        verb = "FCALL_RO" if function in READ_ONLY else "FCALL"
+        pipe.execute_command(verb, function, len(keys), *keys, *args)
+    return [checked_reply(raw) for raw in pipe.execute(raise_on_error=False)]

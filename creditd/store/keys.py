@@ -1,15 +1,36 @@
-"""Redis key names: the only place they are spelled.
+"""Redis key names: the only place they are spelled (KEY_PATTERNS).
 
 Every key carries its partition's hash tag ({p:<n>}) so that an account, its sessions, its ledger and
 its partition's deadline set and event stream share one Redis Cluster slot. The partition is a stable
 hash (CRC-32) of the account id, modulo the deployment's fixed partition count.
+
+Each kind of key has its own word after the tag, and compound parts are joined with '/', which no
+account, gateway or key id may contain: account ids may contain ':', so a key such as
+acct:<id>:ledger would be both account <id>'s ledger and the account '<id>:ledger'.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 PREFIX = "cd"
+
+# Key name -> pattern; {tag} is the partition's hash tag. The names are the ones the Lua functions
+# use for their KEYS (store/calls.py lays them out per function).
+KEY_PATTERNS: dict[str, str] = {
+    "account": "{tag}:acct:{account_id}",
+    "sessions": "{tag}:sessions:{account_id}",
+    "ledger": "{tag}:ledger:{account_id}",
+    "session": "{tag}:session:{gateway_id}/{session_id}",
+    "record": "{tag}:topup:{account_id}/{idempotency_key}",
+    "deadlines": "{tag}:deadlines",
+    "events": "{tag}:events",
+    "stats": "{tag}:stats",
+    "due": "{tag}:due",
+    "blacklist": "{tag}:blacklist",
+    "lease": "{tag}:sweeper",
+}
 
 
 def partition_of(account_id: str, partitions: int) -> int:
@@ -20,42 +41,43 @@ def partition_tag(partition: int) -> str:
     return f"{PREFIX}:{{p:{partition}}}"
 
 
+def _of_partition(name: str, partition: int) -> str:
+    return KEY_PATTERNS[name].format(tag=partition_tag(partition))
+
+
 def deadlines_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:deadlines"
+    return _of_partition("deadlines", partition)
 
 
 def events_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:events"
+    return _of_partition("events", partition)
 
 
 def stats_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:stats"
+    return _of_partition("stats", partition)
 
 
 def due_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:due"
+    return _of_partition("due", partition)
 
 
 def blacklist_of_partition(partition: int) -> str:
-    return f"{partition_tag(partition)}:blacklist"
+    return _of_partition("blacklist", partition)
 
 
 def sweeper_lease(partition: int) -> str:
-    return f"{partition_tag(partition)}:sweeper"
+    return _of_partition("lease", partition)
 
 
 def gateway_position(gateway_id: str) -> str:
-    """The last notification id sent to a gateway (not partitioned: it is no account's data)."""
+    """The last notification id sent to a gateway. Not partitioned and written with a plain SET
+    outside the functions: it is no account's data, and a lost or stale value only repeats
+    notifications (see docs/design.md, Redis layout)."""
     return f"{PREFIX}:gateway:{gateway_id}:notified"
 
 
 class Keys:
-    """Key builders for one deployment (its partition count).
-
-    Each kind of key has its own word after the tag, and compound parts are joined with '/', which
-    no account, gateway or key id may contain: account ids may contain ':', so a key such as
-    acct:<id>:ledger would be both account <id>'s ledger and the account '<id>:ledger'.
-    """
+    """Key builders for one deployment (its partition count)."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
@@ -63,52 +85,38 @@ class Keys:
     def tag(self, account_id: str) -> str:
         return partition_tag(partition_of(account_id, self.partitions))
 
+    def layout(
+        self,
+        names: Sequence[str],
+        account_id: str,
+        gateway_id: str = "",
+        session_id: str = "",
+        idempotency_key: str = "",
+    ) -> tuple[str, ...]:
+        """The keys named, in that order, of one account's partition."""
+        parts = {
+            "tag": self.tag(account_id),
+            "account_id": account_id,
+            "gateway_id": gateway_id,
+            "session_id": session_id,
+            "idempotency_key": idempotency_key,
+        }
+        return tuple(KEY_PATTERNS[name].format_map(parts) for name in names)
+
     def account(self, account_id: str) -> str:
-        return f"{self.tag(account_id)}:acct:{account_id}"
+        return self.layout(("account",), account_id)[0]
 
     def sessions(self, account_id: str) -> str:
-        return f"{self.tag(account_id)}:sessions:{account_id}"
+        return self.layout(("sessions",), account_id)[0]
 
     def ledger(self, account_id: str) -> str:
-        return f"{self.tag(account_id)}:ledger:{account_id}"
+        return self.layout(("ledger",), account_id)[0]
 
     def top_up_record(self, account_id: str, idempotency_key: str) -> str:
-        return f"{self.tag(account_id)}:topup:{account_id}/{idempotency_key}"
+        return self.layout(("record",), account_id, idempotency_key=idempotency_key)[0]
 
     def session(self, account_id: str, gateway_id: str, session_id: str) -> str:
-        return f"{self.tag(account_id)}:session:{gateway_id}/{session_id}"
-
-    def session_call(self, account_id: str, gateway_id: str, session_id: str) -> tuple[str, ...]:
-        """The keys of a call on one session (charge, release_orphan), in their KEYS order."""
-        return (
-            self.account(account_id),
-            self.sessions(account_id),
-            self.ledger(account_id),
-            self.session(account_id, gateway_id, session_id),
-            self.deadlines(account_id),
-            self.events(account_id),
-            self.stats(account_id),
-            self.due(account_id),
-            self.blacklist(account_id),
-        )
-
-    def account_call(self, account_id: str) -> tuple[str, ...]:
-        """The keys of a call on one account (create_account, set_status, advance_account)."""
-        return (
-            self.account(account_id),
-            self.sessions(account_id),
-            self.ledger(account_id),
-            self.events(account_id),
-            self.stats(account_id),
-            self.due(account_id),
-            self.blacklist(account_id),
-        )
-
-    def record_call(self, account_id: str, idempotency_key: str) -> tuple[str, ...]:
-        """The keys of a call on one account that keeps an idempotency record (top_up,
-        purchase_bundle): account_call with the record at KEYS[5]."""
-        account_keys = self.account_call(account_id)
-        return (*account_keys[:4], self.top_up_record(account_id, idempotency_key), *account_keys[4:])
+        return self.layout(("session",), account_id, gateway_id, session_id)[0]
 
     def deadlines(self, account_id: str) -> str:
         return deadlines_of_partition(partition_of(account_id, self.partitions))
@@ -126,7 +134,8 @@ class Keys:
         return events_of_partition(partition_of(account_id, self.partitions))
 
 
-ACCOUNT_KEY_PATTERN = f"{PREFIX}:{{p:*}}:acct:*"
+# SCAN MATCH pattern of every account hash.
+ACCOUNT_KEY_PATTERN = KEY_PATTERNS["account"].format(tag=f"{PREFIX}:{{p:*}}", account_id="*")
 
 
 def account_id_of(account_key: str) -> str:

@@ -1,7 +1,10 @@
 """The Lua function library: rendered from lua/ plus the deployment's CONFIG, loaded into Redis.
 
-The library is one Lua chunk: a generated CONFIG table (limits and plans), lua/lib/*.lua in a fixed
-order, then every lua/functions/*.lua, each wrapped in do ... end so that its locals stay its own.
+The library is one Lua chunk: a generated CONFIG table (limits and plans) and KEY_NAMES table (each
+function's KEYS by name, from store/calls.py), lua/lib/*.lua in LIBRARY_FILES order, then every
+lua/functions/*.lua, each wrapped in do ... end so that its locals stay its own. Each lib file names
+the lib files it uses in its header ("uses: numbers, account"); rendering refuses an order in which a
+file comes before one it uses. The chunk's top-level locals share Lua 5.1's limit of 200.
 Plans live in the library rather than in keys so that a charge reads no configuration from Redis;
 the version is a hash of the rendered source, so a server loads it only when it changed.
 """
@@ -9,28 +12,38 @@ the version is a hash of the rendered source, so a server loads it only when it 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from redis.exceptions import ResponseError
 
+from creditd.errors import Internal
 from creditd.resources import lua_directory
-from creditd.settings import FINAL_UNIT_ACTION_NUMBERS, POLICY_NUMBERS, UNIT_NUMBERS, Plan, PlanChange, Settings
+from creditd.settings import Plan, PlanChange, Settings
+from creditd.store.calls import KEY_LAYOUTS, Calls
+from creditd.store.codes import ExhaustionPolicy, FinalUnitAction, Unit
 from creditd.store.connection import AnyRedis, primaries
+from creditd.store.replies import decode_reply
 
 LIBRARY_NAME = "creditd"
 LIBRARY_FILES = (
     "codes.lua",
     "numbers.lua",
+    "keys.lua",
     "calendar.lua",
     "account.lua",
     "lifecycle.lua",
+    "credit.lua",
+    "bundle_usage.lua",
     "store.lua",
     "rating.lua",
     "session.lua",
 )
+USES = re.compile(r"^uses: (.+)$", re.M)
 
-LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[int | str, "LuaValue"]
+# Mapping keys are invariant: string-keyed and integer-keyed tables are two members.
+LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[str, "LuaValue"] | Mapping[int, "LuaValue"]
 
 
 def lua_literal(value: LuaValue) -> str:
@@ -52,9 +65,9 @@ def lua_literal(value: LuaValue) -> str:
 
 
 def _plan_table(plan: Plan) -> dict[str, LuaValue]:
-    tariffs: dict[int | str, LuaValue] = {
+    tariffs: dict[int, LuaValue] = {
         tariff.rating_group: {
-            "unit": UNIT_NUMBERS[tariff.unit],
+            "unit": Unit[tariff.unit].value,
             "price_minor": tariff.price_minor,
             "block_size": tariff.block_size,
             "default_grant": tariff.default_grant,
@@ -67,7 +80,7 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
     return {
         "currency": plan.currency,
         "credit_limit_minor": plan.credit_limit_minor,
-        "final_unit_action": FINAL_UNIT_ACTION_NUMBERS[plan.final_unit_action],
+        "final_unit_action": FinalUnitAction[plan.final_unit_action].value,
         "redirect_url": plan.redirect_url,
         "throttle_kbps": plan.throttle_kbps,
         "low_balance_thresholds_minor": list(plan.low_balance_thresholds_minor),
@@ -89,12 +102,12 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "bundles": {
             bundle.bundle_id: {
                 "price_minor": bundle.price_minor,
-                "unit": UNIT_NUMBERS[bundle.unit],
+                "unit": Unit[bundle.unit].value,
                 "amount": bundle.amount,
                 "rating_groups": ",".join(str(group) for group in bundle.rating_groups),
                 "validity_s": bundle.validity_s,
                 "priority": bundle.priority,
-                "policy": POLICY_NUMBERS[bundle.exhaustion_policy],
+                "policy": ExhaustionPolicy[bundle.exhaustion_policy].value,
             }
             for bundle in plan.bundles
         },
@@ -102,7 +115,7 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
     }
 
 
-def _name_set(names: Sequence[str]) -> dict[int | str, LuaValue] | None:
+def _name_set(names: Sequence[str]) -> dict[str, LuaValue] | None:
     # None (no key in the Lua table): the cohort is not restricted by this list.
     return {name: True for name in names} if names else None
 
@@ -122,26 +135,55 @@ def _plan_change_table(change: PlanChange) -> dict[str, LuaValue]:
 
 def config_table(settings: Settings) -> dict[str, LuaValue]:
     # Integer limits only: the rates of client_limits.py are the server's alone.
-    limits = {
+    limits: dict[str, LuaValue] = {
         name: value
         for name in settings.limits.__struct_fields__
         if isinstance(value := getattr(settings.limits, name), int)
     }
-    plans: dict[int | str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
-    sweeper = {"grace_period_s": settings.sweeper.grace_period_s, "orphan_policy": settings.sweeper.orphan_policy}
+    plans: dict[str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
+    sweeper: dict[str, LuaValue] = {
+        "grace_period_s": settings.sweeper.grace_period_s,
+        "orphan_policy": settings.sweeper.orphan_policy,
+    }
     plan_changes = [_plan_change_table(change) for change in settings.plan_changes]
     return {"limits": limits, "plans": plans, "sweeper": sweeper, "plan_changes": plan_changes}
 
 
+def uses_of(source: str) -> list[str]:
+    """The lib files a lib file's header says it uses."""
+    match = USES.search(source)
+    if match is None or match.group(1) == "(nothing)":
+        return []
+    return [f"{name.strip()}.lua" for name in match.group(1).split(",")]
+
+
+def check_load_order(sources: Mapping[str, str]) -> None:
+    """Raises ValueError when a lib file comes before one it uses (sources in load order)."""
+    loaded: set[str] = set()
+    for name, source in sources.items():
+        missing = [used for used in uses_of(source) if used not in loaded]
+        if missing:
+            raise ValueError(f"lua/lib/{name} uses {', '.join(missing)}, which LIBRARY_FILES loads later or not at all")
+        loaded.add(name)
+
+
 def render_library(settings: Settings, directory: Path | None = None) -> str:
     directory = directory or lua_directory()
-    body = [f"local CONFIG = {lua_literal(config_table(settings))}"]
-    body += [(directory / "lib" / name).read_text() for name in LIBRARY_FILES]
+    sources = {name: (directory / "lib" / name).read_text() for name in LIBRARY_FILES}
+    check_load_order(sources)
+    key_names: dict[str, LuaValue] = {function: list(names) for function, names in KEY_LAYOUTS.items()}
+    body = [f"local CONFIG = {lua_literal(config_table(settings))}", f"local KEY_NAMES = {lua_literal(key_names)}"]
+    body += sources.values()
     for path in sorted((directory / "functions").glob("*.lua")):
         body.append(f"do -- {path.name}\n{path.read_text()}\nend")
     source = "\n".join(body)
     version = hashlib.sha256(source.encode()).hexdigest()[:16]
     return f"#!lua name={LIBRARY_NAME}\nlocal LIBRARY_VERSION = '{version}'\n{source}\n"
+
+
+def library_version_call() -> tuple[str | int, ...]:
+    function, keys, args = Calls.library_version()
+    return (function, len(keys), *keys, *args)
 
 
 def library_version(source: str) -> str:
@@ -156,10 +198,11 @@ async def ensure_library(client: AnyRedis, source: str) -> bool:
     for node in await primaries(client):
         target = {} if node is None else {"target_nodes": node}
         try:
-            loaded = await client.execute_command("FCALL_RO", "library_version", 0, **target)
-        except ResponseError:
+            reply = await client.execute_command("FCALL_RO", *library_version_call(), **target)
+            loaded = decode_reply(reply).body.decode()
+        except (ResponseError, Internal):  # no library, or one older than the {code, message, body} reply
             loaded = None
-        if loaded is not None and (loaded.decode() if isinstance(loaded, bytes) else loaded) == wanted:
+        if loaded == wanted:
             continue
         await client.execute_command("FUNCTION LOAD", "REPLACE", source, **target)
         loaded_anywhere = True

@@ -22,41 +22,15 @@ from typing import Any
 
 import msgspec
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    ClusterError,
-    MovedError,
-    RedisError,
-    SlotNotCoveredError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import MovedError, RedisError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
+from creditd.store.calls import Argument, Command
 from creditd.store.connection import AnyRedis
+from creditd.store.replies import classify_reply_error
 
 log = logging.getLogger(__name__)
-Command = tuple[str, Sequence[str], Sequence[str | int]]
-
-
-# Replies that mean "Redis cannot serve this now", as opposed to a bug in a function.
-TRANSIENT_REPLY_PREFIXES = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM", "NOREPLICAS")
-
-
-def classify_reply_error(error: Exception) -> CreditdError:
-    text = str(error)
-    if isinstance(error, (MovedError, AskError, TryAgainError)):
-        return Unavailable(f"redis: slot {text} is moving between nodes; retry (calls are idempotent)")
-    if type(error) is ClusterError:  # redis-py followed redirect_attempts redirects ("TTL exhausted")
-        return Unavailable(f"redis: the slot kept moving ({text}); retry (calls are idempotent)")
-    if isinstance(error, (ClusterDownError, SlotNotCoveredError, RedisConnectionError, RedisTimeoutError)):
-        return Unavailable(f"redis: {type(error).__name__}: {text}")
-    if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
-        return Unavailable(f"redis: {text}")
-    return Internal(f"redis function failed: {text}")
 
 
 class ReplicaWait(msgspec.Struct, frozen=True):
@@ -80,8 +54,10 @@ class ReplicaWait(msgspec.Struct, frozen=True):
         if all(isinstance(count, int) and count >= self.replicas for count in confirmed):
             return None
         counts = ", ".join(str(count) if isinstance(count, int) else type(count).__name__ for count in confirmed)
-        return (f"redis: written on the primary but confirmed by {counts} of {self.replicas} replica(s) "
-                f"within {self.timeout_ms} ms; retry (calls are idempotent)")  # fmt: skip
+        return (
+            f"redis: written on the primary but confirmed by {counts} of {self.replicas} replica(s) "
+            f"within {self.timeout_ms} ms; retry (calls are idempotent)"
+        )
 
 
 class AutoPipeline:
@@ -96,7 +72,7 @@ class AutoPipeline:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def call(self, function: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(((function, keys, args), future))
         if len(self._pending) >= self._max_commands:
@@ -155,9 +131,9 @@ class AutoPipeline:
             if future.done():
                 continue
             if isinstance(result, Exception):
-                error = classify_reply_error(result)
-                metrics.REDIS_ERRORS.labels("unavailable" if isinstance(error, Unavailable) else "internal").inc()
-                future.set_exception(error)
+                failure = classify_reply_error(result)
+                metrics.REDIS_ERRORS.labels("unavailable" if isinstance(failure, Unavailable) else "internal").inc()
+                future.set_exception(failure)
             else:
                 future.set_result(result)
 
@@ -167,13 +143,13 @@ class AutoPipeline:
         for function, keys, args in commands:
             pipe.execute_command("FCALL", function, len(keys), *keys, *args)
         if not self._wait.replicas:
-            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+            return await pipe.execute(raise_on_error=False)
         for node in self._wait.nodes(self._client, commands):
             target = {} if node is None else {"target_nodes": node}
             pipe.execute_command("WAIT", self._wait.replicas, self._wait.timeout_ms, **target)
         if isinstance(pipe, ClusterPipeline):
             return await pipe.execute(raise_on_error=False, allow_redirections=False)
-        return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        return await pipe.execute(raise_on_error=False)
 
     @staticmethod
     def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], failure: CreditdError) -> None:

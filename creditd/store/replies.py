@@ -1,14 +1,117 @@
-"""Decoded replies of the Lua functions: msgspec structs over the JSON the functions build by hand.
+"""Replies of the Lua functions: one shape, {code, message, body}, decoded in one place.
 
-Field order of the array-like structs is the order lua/ writes them; tests decode every function's
-replies through these, so a mismatch fails loudly.
+Every function replies {code, message, body}: code is a creditd.store.codes.Code, message names the
+offending field when the call was refused ('replayed' when an idempotent call was repeated), body is
+JSON or ''. A code other than SUCCESS becomes the exception of creditd.errors (error_for_code); charge
+always answers SUCCESS with its ChargeAnswer in the body, whose own result carries the outcome.
+
+The structs below decode the bodies. Field order of the array-like structs is the order lua/ writes
+them; tests decode every function's replies through these, so a mismatch fails loudly.
 """
 
 from __future__ import annotations
 
-import msgspec
+from typing import Any
 
-from creditd.calendar import billing_cycle_of
+import msgspec
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from creditd.errors import (
+    AlreadyExists,
+    CreditdError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from creditd.store.codes import Code
+
+REPLAYED = "replayed"
+
+ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
+    Code.INVALID_REQUEST: InvalidArgument,
+    Code.RATING_FAILED: InvalidArgument,
+    Code.USER_UNKNOWN: NotFound,
+    Code.ACCOUNT_EXISTS: AlreadyExists,
+    Code.ACCOUNT_TERMINATED: FailedPrecondition,
+    Code.CREDIT_LIMIT_REACHED: FailedPrecondition,
+}
+
+
+# Replies that mean "Redis cannot serve this now", as opposed to a bug in a function.
+TRANSIENT_REPLY_PREFIXES = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM", "NOREPLICAS")
+
+
+def classify_reply_error(error: Exception) -> CreditdError:
+    text = str(error)
+    if isinstance(error, (MovedError, AskError, TryAgainError)):
+        return Unavailable(f"redis: slot {text} is moving between nodes; retry (calls are idempotent)")
+    if type(error) is ClusterError:  # redis-py followed redirect_attempts redirects ("TTL exhausted")
+        return Unavailable(f"redis: the slot kept moving ({text}); retry (calls are idempotent)")
+    if isinstance(error, (ClusterDownError, SlotNotCoveredError, RedisConnectionError, RedisTimeoutError)):
+        return Unavailable(f"redis: {type(error).__name__}: {text}")
+    if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
+        return Unavailable(f"redis: {text}")
+    return Internal(f"redis function failed: {text}")
+
+
+class Reply(msgspec.Struct, frozen=True):
+    code: int
+    message: str
+    body: bytes
+
+    @property
+    def replayed(self) -> bool:
+        return self.message == REPLAYED
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decode_reply(raw: Any) -> Reply:
+    """The {code, message, body} of any function; Internal for anything else."""
+    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[0], int):
+        raise Internal(f"unexpected function reply: {raw!r:.200}")
+    body = raw[2] if isinstance(raw[2], bytes) else _text(raw[2]).encode()
+    return Reply(code=raw[0], message=_text(raw[1]), body=body)
+
+
+def error_for_code(code: int, message: str) -> CreditdError | None:
+    """The exception for a function's code; None for SUCCESS."""
+    if code == Code.SUCCESS:
+        return None
+    try:
+        error_class = ERROR_BY_CODE.get(Code(code))
+    except ValueError:
+        error_class = None
+    if error_class is None:
+        return Internal(f"unexpected result code {code}: {message}")
+    return error_class(message)
+
+
+def checked_reply(raw: Any) -> Reply | CreditdError:
+    """One pipelined call's outcome: its reply when SUCCESS, else the error it stands for. A failed
+    call (an exception in the pipeline's results) stays the error it already is, or becomes one."""
+    if isinstance(raw, CreditdError):
+        return raw
+    if isinstance(raw, RedisError):
+        return classify_reply_error(raw)
+    if isinstance(raw, BaseException):
+        raise raw
+    reply = decode_reply(raw)
+    return error_for_code(reply.code, reply.message) or reply
 
 
 class GrantRecord(msgspec.Struct, array_like=True, frozen=True):
@@ -65,9 +168,8 @@ class AccountRecord(msgspec.Struct, frozen=True):
     open_sessions: int
     credit_limit_override: bool
     billing_cycle_day: int
-    # The billing cycle (creditd/calendar.py) overage_spent_minor was counted in.
-    overage_cycle: int
-    overage_spent_minor: int
+    # Money spent on data beyond bundles in the current billing cycle (Lua decides which is current).
+    data_overage_spent_minor: int
     # The plan's monthly data overage spend cap (0: none).
     data_overage_cap_minor: int
     reminders_sent: int
@@ -75,14 +177,8 @@ class AccountRecord(msgspec.Struct, frozen=True):
     next_status_at_ms: int
     buckets: list[BucketRecord]
 
-    def data_overage_spent_minor(self, now_ms: int) -> int:
-        """Money spent on data beyond bundles in the billing cycle of now_ms."""
-        current = self.overage_cycle == billing_cycle_of(now_ms, self.billing_cycle_day)
-        return self.overage_spent_minor if current else 0
-
-    @property
-    def available(self) -> int:
-        return self.balance + self.credit_limit - self.reserved
+    # balance + credit_limit - reserved, as the functions count it.
+    available: int
 
 
 class TopUpRecord(msgspec.Struct, frozen=True):

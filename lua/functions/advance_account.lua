@@ -20,11 +20,12 @@ rewritten from its state (taken off when nothing is due, an unknown account too)
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.
 ]=]
 
-local function advance_account(keys, args)
+local function advance_account(raw_keys, args)
+  local keys = named_keys('advance_account', raw_keys)
   local checked, outcome = run_checked(check_account_call, keys, args)
   if not checked then
     if outcome.code == CODE.USER_UNKNOWN then
-      redis.call('ZREM', keys[6], args[2])
+      redis.call('ZREM', keys.due, args[2])
     end
     return reply(outcome.code, outcome.message)
   end
@@ -32,9 +33,9 @@ local function advance_account(keys, args)
   apply_due_changes(account, outcome.request.now_ms)
   account.indexed_due_ms = -1  -- whatever the index held, rewrite it
   if account_changed(account) then
-    save_account(account, account_call_keys(keys))
+    save_account(account, keys)
   else
-    index_account(account, keys[6], keys[7])
+    index_account(account, keys.due, keys.blacklist)
   end
   return reply(CODE.SUCCESS, '', '{"status":' .. account.status .. '}')
 end

@@ -20,10 +20,11 @@ ARGV[7] unit_count      integer 0..max_units_per_request
 ARGV[8 + 3i ..]         per unit: rating_group (0..2^32-1), requested (units, 0 = tariff default),
                         used (units, 0..max_units)
 ARGV[last]              actor: the caller's identity (lib/numbers.lua), recorded in the ledger
-Returns {answer, replayed}: answer is JSON
+Returns {code, message, answer}: code is always SUCCESS (the outcome is the answer's result);
+  message is 'replayed' for a retransmission, which gets the stored answer unchanged. answer is JSON
   [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,
     final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged], ...]]
-  stored in the session and returned unchanged (replayed = 1) for a retransmission.
+  and is stored in the session.
 Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant or whole request),
   RATING_FAILED (no tariff for a rating group, or usage too costly to rate), UNKNOWN_SESSION,
   INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
@@ -249,7 +250,7 @@ local function overall_result(request, grants)
 end
 
 local function rate_request(keys, request, session)
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
   local plan = CONFIG.plans[account.plan]
@@ -258,7 +259,7 @@ local function rate_request(keys, request, session)
   end
   local kind = request.request_type
   if kind == REQUEST_TYPE.INITIAL
-      and redis.call('SCARD', keys[2]) >= CONFIG.limits.max_sessions_per_account then
+      and redis.call('SCARD', keys.sessions) >= CONFIG.limits.max_sessions_per_account then
     refuse(CODE.RESOURCES_EXCEEDED,
       'session_id: the account already has ' .. CONFIG.limits.max_sessions_per_account .. ' open sessions')
   end
@@ -299,46 +300,47 @@ local function write_session(keys, request, outcome)
     'state', outcome.closes and 'closed' or 'open', 'opened_at_ms', outcome.opened_at_ms,
     'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
     'last_answer', outcome.answer }
-  redis.call('DEL', keys[4])
+  redis.call('DEL', keys.session)
   if outcome.closes then
-    close_session(keys[4], keys[2], keys[5], request, fields)
+    close_session(keys.session, keys.sessions, keys.deadlines, request, fields)
     return
   end
   for rating_group, reservation in pairs(outcome.reservations) do
     fields[#fields + 1] = RESERVATION_PREFIX .. rating_group
     fields[#fields + 1] = encode_reservation(reservation)
   end
-  redis.call('HSET', keys[4], unpack(fields))
-  redis.call('SADD', keys[2], request.member)
-  redis.call('ZADD', keys[5], session_deadline_ms(request, outcome.reservations), request.deadline_member)
+  redis.call('HSET', keys.session, unpack(fields))
+  redis.call('SADD', keys.sessions, request.member)
+  redis.call('ZADD', keys.deadlines, session_deadline_ms(request, outcome.reservations), request.deadline_member)
 end
 
 local function refusal_answer(refusal, account_status)
-  return { answer_json(refusal.code, account_status, refusal.message, nil, {}), 0 }
+  return reply(CODE.SUCCESS, '', answer_json(refusal.code, account_status, refusal.message, nil, {}))
 end
 
-local function charge(keys, args)
+local function charge(raw_keys, args)
+  local keys = named_keys('charge', raw_keys)
   local parsed, request = run_checked(parse_charge_request, args)
   if not parsed then
     return refusal_answer(request, 0)
   end
-  local session = load_session(keys[4])
+  local session = load_session(keys.session)
   local in_order, replay = run_checked(check_sequence, session, request)
   if not in_order then
     return refusal_answer(replay, 0)
   end
   if replay then
-    return { replay, 1 }
+    return reply(CODE.SUCCESS, 'replayed', replay)
   end
   local rated, outcome = run_checked(rate_request, keys, request, session)
   if not rated then
     return refusal_answer(outcome, 0)
   end
   if not outcome.discard then
-    save_account(outcome.account, session_call_keys(keys))
+    save_account(outcome.account, keys)
   end
   write_session(keys, request, outcome)
-  return { outcome.answer, 0 }
+  return reply(CODE.SUCCESS, '', outcome.answer)
 end
 
 redis.register_function('charge', charge)

@@ -9,7 +9,8 @@ Returns {code, message, '1'} when the caller holds the lease now, {code, message
 owner does. Codes: SUCCESS, INVALID_REQUEST.
 ]=]
 
-local function claim_partition(keys, args)
+local function claim_partition(raw_keys, args)
+  local keys = named_keys('claim_partition', raw_keys)
   local checked, request = run_checked(function()
     check_argument_count(args, 2)
     return {
@@ -20,11 +21,11 @@ local function claim_partition(keys, args)
   if not checked then
     return reply(request.code, request.message)
   end
-  local holder = redis.call('GET', keys[1])
+  local holder = redis.call('GET', keys.lease)
   if holder and holder ~= request.owner then
     return reply(CODE.SUCCESS, '', '0')
   end
-  redis.call('SET', keys[1], request.owner, 'PX', request.lease_ms)
+  redis.call('SET', keys.lease, request.owner, 'PX', request.lease_ms)
   return reply(CODE.SUCCESS, '', '1')
 end
 

@@ -127,29 +127,30 @@ local function new_account(request)
   return account
 end
 
-local function create_account(keys, args)
+local function create_account(raw_keys, args)
+  local keys = named_keys('create_account', raw_keys)
   local parsed, request = run_checked(parse_create_request, args)
   if not parsed then
     return reply(request.code, request.message)
   end
-  if redis.call('SISMEMBER', keys[7], request.account_id) == 1 then
+  if redis.call('SISMEMBER', keys.blacklist, request.account_id) == 1 then
     return reply(CODE.ACCOUNT_TERMINATED, 'account_id: blacklisted: this subscriber id was terminated')
   end
-  local existing = load_account(keys[1])
+  local existing = load_account(keys.account)
   if existing then
     if existing.creation_fingerprint == request.fingerprint then
-      return reply(CODE.SUCCESS, 'replayed', account_json(existing, redis.call('SCARD', keys[2])))
+      return reply(CODE.SUCCESS, 'replayed', account_json(existing, redis.call('SCARD', keys.sessions), request.now_ms))
     end
     return reply(CODE.ACCOUNT_EXISTS, 'account_id: an account with this id already exists')
   end
   local account = new_account(request)
-  redis.call('HSET', keys[1], 'account_id', account.account_id, 'currency', account.currency,
+  redis.call('HSET', keys.account, 'account_id', account.account_id, 'currency', account.currency,
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
     'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)
-  save_account(account, account_call_keys(keys))
-  redis.call('HINCRBY', keys[5], 'accounts_created', 1)
-  return reply(CODE.SUCCESS, '', account_json(account, 0))
+  save_account(account, keys)
+  redis.call('HINCRBY', keys.stats, 'accounts_created', 1)
+  return reply(CODE.SUCCESS, '', account_json(account, 0, request.now_ms))
 end
 
 redis.register_function('create_account', create_account)

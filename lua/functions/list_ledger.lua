@@ -15,7 +15,7 @@ local function check_list_ledger(keys, args)
   check_text(args[1], 'account_id', ID_PATTERN, 64)
   local limit = parse_integer(args[2], 'limit', 1, CONFIG.limits.max_ledger_page)
   local before_seq = parse_integer(args[3], 'before_seq', 0, MAX_EXACT_INTEGER)
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   return { limit = limit, before_seq = before_seq, ledger_seq = account.ledger_seq,
     ledger_first_seq = account.ledger_first_seq }
 end
@@ -29,7 +29,8 @@ local function entry_json(entry)
     .. json_string(reference) .. ',' .. json_string(actor) .. ']'
 end
 
-local function list_ledger(keys, args)
+local function list_ledger(raw_keys, args)
+  local keys = named_keys('list_ledger', raw_keys)
   local checked, page = run_checked(check_list_ledger, keys, args)
   if not checked then
     return reply(page.code, page.message)
@@ -44,7 +45,7 @@ local function list_ledger(keys, args)
   local parts = {}
   if newest_seq >= first then
     local oldest_seq = math.max(first, newest_seq - page.limit + 1)
-    local entries = redis.call('LRANGE', keys[2], oldest_seq - first, newest_seq - first)
+    local entries = redis.call('LRANGE', keys.ledger, oldest_seq - first, newest_seq - first)
     for index = #entries, 1, -1 do
       parts[#parts + 1] = entry_json(entries[index])
     end

@@ -32,15 +32,15 @@ local function check_purchase(keys, args)
     actor = check_actor(args),
   }
   request.fingerprint = redis.sha1hex('bundle\n' .. table.concat(args, '\n', 2, 4))
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
-  local record = redis.call('GET', keys[5])
+  local record = redis.call('GET', keys.record)
   if record then
     if string.match(record, '^(%x+)|') ~= request.fingerprint then
       refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with another payload')
     end
-    return { account = account, replayed = true }
+    return { account = account, request = request, replayed = true }
   end
   local bundle = CONFIG.plans[account.plan] and CONFIG.plans[account.plan].bundles[request.bundle_id]
   if bundle == nil then
@@ -66,14 +66,15 @@ local function check_purchase(keys, args)
   return { account = account, request = request, bundle = bundle }
 end
 
-local function purchase_bundle(keys, args)
+local function purchase_bundle(raw_keys, args)
+  local keys = named_keys('purchase_bundle', raw_keys)
   local checked, outcome = run_checked(check_purchase, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
   end
   local account, request, bundle = outcome.account, outcome.request, outcome.bundle
   if outcome.replayed then
-    return reply(CODE.SUCCESS, 'replayed', account_json(account, redis.call('SCARD', keys[2])))
+    return reply(CODE.SUCCESS, 'replayed', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))
   end
   local reference = 'bundle ' .. request.bundle_id .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'purchase', -bundle.price_minor, reference)
@@ -85,9 +86,9 @@ local function purchase_bundle(keys, args)
   account.dirty_buckets[bucket_id] = true
   queue_event(account, request.now_ms, 'bundle_purchased', request.bundle_id .. ' ' .. bucket_id)
   account.notification, account.notification_ms = { 'REAUTH', 'bundle_purchased ' .. request.bundle_id }, request.now_ms
-  save_account(account, record_call_keys(keys))
-  redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
-  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
+  save_account(account, keys)
+  redis.call('SET', keys.record, request.fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
+  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))
 end
 
 redis.register_function('purchase_bundle', purchase_bundle)

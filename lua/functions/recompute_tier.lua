@@ -47,7 +47,8 @@ local function earned_tier(plan, average)
   return earned
 end
 
-local function recompute_tier(keys, args)
+local function recompute_tier(raw_keys, args)
+  local keys = named_keys('recompute_tier', raw_keys)
   local checked, outcome = run_checked(check_account_call, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
@@ -60,7 +61,7 @@ local function recompute_tier(keys, args)
   if plan ~= nil and #plan.credit_tiers > 0 and account.status ~= STATUS.TERMINATED then
     local months = plan.credit_tier_months
     local total
-    total, trimmed = top_ups_since(keys[3], account, now_ms - months * 30 * DAY_MS)
+    total, trimmed = top_ups_since(keys.ledger, account, now_ms - months * 30 * DAY_MS)
     average = floor_divide(total, months)
     local tier = earned_tier(plan, average)
     if tier.name ~= account.tier then
@@ -72,7 +73,7 @@ local function recompute_tier(keys, args)
     end
   end
   if account_changed(account) then
-    save_account(account, account_call_keys(keys))
+    save_account(account, keys)
   end
   local changed = (before_tier ~= account.tier or before_limit ~= account.credit_limit) and 1 or 0
   return reply(CODE.SUCCESS, '', '{"tier":' .. json_string(account.tier) .. ',"credit_limit":'

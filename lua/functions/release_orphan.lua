@@ -51,19 +51,20 @@ local function charge_reservation(account, reservation)
   return reservation.money
 end
 
-local function release_orphan(keys, args)
+local function release_orphan(raw_keys, args)
+  local keys = named_keys('release_orphan', raw_keys)
   local checked, request = run_checked(check_release, args)
   if not checked then
     return reply(request.code, request.message)
   end
-  local deadline_ms = redis.call('ZSCORE', keys[5], request.deadline_member)
+  local deadline_ms = redis.call('ZSCORE', keys.deadlines, request.deadline_member)
   if not deadline_ms or tonumber(deadline_ms) + CONFIG.sweeper.grace_period_s * 1000 > request.now_ms then
     return reply(CODE.SUCCESS, 'not due', NOTHING_RELEASED)
   end
-  local session, account = load_session(keys[4]), load_account(keys[1])
+  local session, account = load_session(keys.session), load_account(keys.account)
   if session == nil or session.state ~= 'open' or account == nil then
-    redis.call('ZREM', keys[5], request.deadline_member)
-    redis.call('SREM', keys[2], request.member)
+    redis.call('ZREM', keys.deadlines, request.deadline_member)
+    redis.call('SREM', keys.sessions, request.member)
     return reply(CODE.SUCCESS, 'stale', NOTHING_RELEASED)
   end
   account.actor = request.actor
@@ -81,9 +82,9 @@ local function release_orphan(keys, args)
   end
   apply_credit_exhaustion(account, request.now_ms, reference)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
-  save_account(account, session_call_keys(keys))
-  redis.call('DEL', keys[4])
-  close_session(keys[4], keys[2], keys[5], request, { 'account_id', request.account_id,
+  save_account(account, keys)
+  redis.call('DEL', keys.session)
+  close_session(keys.session, keys.sessions, keys.deadlines, request, { 'account_id', request.account_id,
     'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',
     'opened_at_ms', session.opened_at_ms, 'last_number', session.last_number,
     'last_fingerprint', session.last_fingerprint, 'last_answer', session.last_answer })

@@ -29,7 +29,7 @@ local function check_set_credit_limit(keys, args)
   if args[3] ~= '' then
     request.credit_limit = parse_integer(args[3], 'credit_limit', 0, CONFIG.limits.max_amount_minor)
   end
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   if account.status == STATUS.TERMINATED then
     refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
@@ -37,7 +37,8 @@ local function check_set_credit_limit(keys, args)
   return { account = account, request = request }
 end
 
-local function set_credit_limit(keys, args)
+local function set_credit_limit(raw_keys, args)
+  local keys = named_keys('set_credit_limit', raw_keys)
   local checked, outcome = run_checked(check_set_credit_limit, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
@@ -51,8 +52,8 @@ local function set_credit_limit(keys, args)
     account.credit_limit_override = '0'
     change_credit_limit(account, request.now_ms, tier_credit_limit(account), 'tier ' .. account.tier)
   end
-  save_account(account, account_call_keys(keys))
-  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
+  save_account(account, keys)
+  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))
 end
 
 redis.register_function('set_credit_limit', set_credit_limit)

@@ -31,7 +31,7 @@ local function check_set_status(keys, args)
   if not OPERATOR_REASONS[request.reason] then
     refuse(CODE.INVALID_REQUEST, 'reason: must be ADMIN or FRAUD')
   end
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
   if account.status == STATUS.TERMINATED and request.status ~= STATUS.TERMINATED then
@@ -43,7 +43,8 @@ local function check_set_status(keys, args)
   return { account = account, request = request }
 end
 
-local function set_status_function(keys, args)
+local function set_status_function(raw_keys, args)
+  local keys = named_keys('set_status', raw_keys)
   local checked, outcome = run_checked(check_set_status, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
@@ -53,9 +54,9 @@ local function set_status_function(keys, args)
     set_status(account, request.now_ms, request.status, request.reason, 'operator')
   end
   if account_changed(account) then  -- an operator's change, or changes that fell due first
-    save_account(account, account_call_keys(keys))
+    save_account(account, keys)
   end
-  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys[2])))
+  return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))
 end
 
 redis.register_function('set_status', set_status_function)

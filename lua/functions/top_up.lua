@@ -37,17 +37,17 @@ end
 
 local function check_top_up(keys, args)
   local request = parse_top_up(args)
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
-  local record = redis.call('GET', keys[5])
+  local record = redis.call('GET', keys.record)
   if record then
     local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
     assert(fingerprint, 'corrupt top-up record')
     if fingerprint ~= request.fingerprint then
       refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with a different amount or channel')
     end
-    return { account = account, replayed_seq = seq }
+    return { account = account, request = request, replayed_seq = seq }
   end
   if account.status == STATUS.TERMINATED then
     refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
@@ -58,28 +58,29 @@ local function check_top_up(keys, args)
   return { account = account, request = request }
 end
 
-local function top_up_json(account, keys, replayed, seq)
-  return '{"account":' .. account_json(account, redis.call('SCARD', keys[2])) .. ',"replayed":' .. replayed
+local function top_up_json(account, keys, now_ms, replayed, seq)
+  return '{"account":' .. account_json(account, redis.call('SCARD', keys.sessions), now_ms) .. ',"replayed":' .. replayed
     .. ',"ledger_seq":' .. seq .. '}'
 end
 
-local function top_up(keys, args)
+local function top_up(raw_keys, args)
+  local keys = named_keys('top_up', raw_keys)
   local checked, outcome = run_checked(check_top_up, keys, args)
   if not checked then
     return reply(outcome.code, outcome.message)
   end
   local account, request = outcome.account, outcome.request
   if outcome.replayed_seq then
-    return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, 1, outcome.replayed_seq))
+    return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, request.now_ms, 1, outcome.replayed_seq))
   end
   local reference = request.channel .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference, 'TOPUP')
-  save_account(account, record_call_keys(keys))
-  redis.call('SET', keys[5], request.fingerprint .. '|' .. format_integer(seq),
+  save_account(account, keys)
+  redis.call('SET', keys.record, request.fingerprint .. '|' .. format_integer(seq),
     'EX', CONFIG.limits.topup_key_retention_s)
-  return reply(CODE.SUCCESS, '', top_up_json(account, keys, 0, format_integer(seq)))
+  return reply(CODE.SUCCESS, '', top_up_json(account, keys, request.now_ms, 0, format_integer(seq)))
 end
 
 redis.register_function('top_up', top_up)

@@ -17,6 +17,7 @@ appends, their sum carried in the hash field ledger_carried, the first kept seq 
 (entry seq then sits at index seq - ledger_first_seq) and the last trimmed entry's hash in
 ledger_trimmed_hash (where the kept chain starts). balance always equals
 ledger_carried plus the sum of the kept entries' amounts.
+uses: codes, numbers
 ]=]
 local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
@@ -201,7 +202,7 @@ local function check_account_call(keys, args)
     account_id = check_text(args[2], 'account_id', ID_PATTERN, 64),
     actor = check_actor(args),
   }
-  local account = load_existing_account(keys[1])
+  local account = load_existing_account(keys.account)
   account.actor = request.actor
   return { account = account, request = request }
 end

@@ -2,6 +2,7 @@
 Calendar arithmetic in UTC on integer milliseconds (no os.date inside Redis functions): the billing
 cycle an instant falls in. A cycle starts at 00:00 UTC on the account's billing_cycle_day (1..28, so
 every month has it) and is numbered year * 12 + month - 1 of its start.
+uses: numbers
 ]=]
 local DAY_MS = 86400000
 

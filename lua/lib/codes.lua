@@ -3,6 +3,7 @@ Status codes and enum values shared by every function. One entry per line: tests
 parses this file and checks it against creditd.codes.Code and the proto enums.
 Diameter result codes (2001..5031) go to gateways as they are; 6xxx codes are internal to the
 Accounts service and are mapped to gRPC status codes by creditd/errors.py.
+uses: (nothing)
 ]=]
 local CODE = {
   SUCCESS = 2001,

@@ -8,8 +8,8 @@ index lists (the sweeper):
 - reminders that such a step is coming, plan.suspension_reminder_days before it;
 - bucket expiry (a bucket still reserved by a session waits for the session to report).
 The due index (zset cd:{p:<n>}:due, account id by ms) holds each account's next_due_ms; save_account
-keeps it current. Also here: the monthly data overage spend (per billing cycle), credit limit
-changes, and the bundle usage events.
+keeps it current.
+uses: codes, numbers, calendar, account
 ]=]
 
 local function in_debt(account)
@@ -178,84 +178,4 @@ local function apply_due_changes(account, now_ms)
   apply_ladder(account, now_ms)
   apply_reminders(account, now_ms)
   expire_buckets(account, now_ms)
-end
-
--- Money left under the plan's monthly data overage spend cap in the current billing cycle (nil: the
--- plan has no cap). Data paid from money counts; when nothing is left, data is throttled instead.
-local function data_overage_left(account, plan, now_ms)
-  if plan.monthly_data_overage_cap_minor == 0 then
-    return nil
-  end
-  local spent = 0
-  if account.overage_cycle == billing_cycle_of(now_ms, account.billing_cycle_day) then
-    spent = account.overage_spent_minor
-  end
-  return plan.monthly_data_overage_cap_minor - spent
-end
-
-local function count_data_overage(account, plan, cost, now_ms)
-  local cycle = billing_cycle_of(now_ms, account.billing_cycle_day)
-  if account.overage_cycle ~= cycle then
-    account.overage_cycle, account.overage_spent_minor = cycle, 0
-  end
-  local cap = plan.monthly_data_overage_cap_minor
-  if cap > 0 and account.overage_spent_minor < cap and account.overage_spent_minor + cost >= cap then
-    queue_event(account, now_ms, 'data_overage_cap_reached', format_integer(cap))
-  end
-  account.overage_spent_minor = account.overage_spent_minor + cost
-end
-
--- A credit limit change (tier recompute, operator override) is a ledger entry of amount 0 and an
--- event; it can exhaust credit (one-way) or restore it (resume), like a balance change.
-local function change_credit_limit(account, now_ms, credit_limit, reference)
-  if credit_limit == account.credit_limit then
-    return
-  end
-  local before = account.credit_limit
-  account.credit_limit = credit_limit
-  queue_ledger(account, now_ms, 'credit_limit', 0,
-    format_integer(before) .. ' -> ' .. format_integer(credit_limit) .. ' ' .. reference)
-  queue_event(account, now_ms, 'credit_limit_changed', format_integer(credit_limit) .. ' ' .. reference)
-  apply_credit_exhaustion(account, now_ms, reference)
-  apply_credit_recovery(account, now_ms, reference, 'CREDIT_LIMIT')
-end
-
--- Remaining units at which a bucket of `amount` has `percent` used.
-local function warning_remaining(amount, percent)
-  return floor_divide(amount, 100) * (100 - percent) + floor_divide((amount % 100) * (100 - percent), 100)
-end
-
--- bundle_nearly_used when consumption crosses the plan's warning percentage, bundle_used_up at zero.
-local function queue_bucket_usage_events(account, now_ms)
-  if next(account.dirty_buckets) == nil then
-    return
-  end
-  local plan = CONFIG.plans[account.plan]
-  local percent = plan and plan.bundle_warning_percent or 80
-  for _, bucket in ipairs(ordered_buckets(account)) do
-    if account.dirty_buckets[bucket.id] and bucket.remaining < bucket.loaded_remaining then
-      local warning = warning_remaining(bucket.amount, percent)
-      if bucket.remaining == 0 then
-        queue_event(account, now_ms, 'bundle_used_up', bucket.id)
-      elseif bucket.loaded_remaining > warning and bucket.remaining <= warning then
-        queue_event(account, now_ms, 'bundle_nearly_used', bucket.id .. ' ' .. percent)
-      end
-    end
-  end
-end
-
--- The credit limit of the account's tier (the lowest tier's for an unknown name); without tiers,
--- the plan's credit_limit_minor.
-local function tier_credit_limit(account)
-  local plan = CONFIG.plans[account.plan]
-  if plan == nil then
-    return account.credit_limit
-  end
-  for _, tier in ipairs(plan.credit_tiers) do
-    if tier.name == account.tier then
-      return tier.credit_limit_minor
-    end
-  end
-  local lowest = plan.credit_tiers[1]
-  return lowest and lowest.credit_limit_minor or plan.credit_limit_minor
 end

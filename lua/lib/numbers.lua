@@ -9,6 +9,7 @@ strings.
 
 A refusal is raised with refuse(code, message) during the checking phase of a function, which runs
 under run_checked; the message always starts with the name of the offending field.
+uses: codes
 ]=]
 local MAX_EXACT_INTEGER = 9007199254740991
 local MAX_UINT32 = 4294967295

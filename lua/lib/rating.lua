@@ -1,13 +1,14 @@
 --[=[
 Rating: which source pays for a rating group's units, what a grant may be, what usage costs.
 
-Consumption order (design.md): serving buckets by priority, then earliest expiry; then main money at
+Consumption order (docs/design.md): serving buckets by priority, then earliest expiry; then main money at
 the tariff price, unless a CAP or THROTTLE data bucket for the group forbids overage.
 
 A reservation is what one session holds for one rating group, stored in the session hash as
   reservation:<rating_group> =
     '<money>|<bucket_units>|<bucket_id>|<price_minor>|<block_size>|<unit>|<validity_time_s>|<deadline_ms>|<throttled>'
 It keeps the price it was granted at, so usage is rated at that price even after a price change.
+uses: codes, numbers, account, credit
 ]=]
 local RESERVATION_PREFIX = 'reservation:'
 local RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])$'

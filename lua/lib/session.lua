@@ -5,6 +5,7 @@ close_reason (when closed by creditd), and one 'reservation:<rating_group>' fiel
 (lib/rating.lua). An open session is a member '<gateway_id> <session_id>' of its account's sessions set
 and '<account_id> <gateway_id> <session_id>' of its partition's deadline set. A closed session keeps
 its last answer for answer_retention_s, so a retransmission still gets it.
+uses: rating
 ]=]
 
 local function load_session(key)

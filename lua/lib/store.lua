@@ -1,6 +1,7 @@
 --[=[
 Saving an account: the ledger appends (with retention and the hash chain), the account hash, the
 partition's outbox, gateway notifications, statistics and the time-driven index; the card as JSON.
+uses: codes, numbers, account, lifecycle, credit, bundle_usage
 ]=]
 
 -- The partition's statistics (cd:{p:<n>}:stats hash), read by the metrics endpoint: reserved_minor,
@@ -29,25 +30,6 @@ local function trim_ledger(account, ledger_key)
   end
   redis.call('LTRIM', ledger_key, excess, -1)
   account.ledger_first_seq = account.ledger_first_seq + excess
-end
-
--- The named keys of a call on one session (charge, release_orphan).
-local function session_call_keys(keys)
-  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[6], stats = keys[7],
-    due = keys[8], blacklist = keys[9] }
-end
-
--- The named keys of a call on one account (create_account, set_status, advance_account).
-local function account_call_keys(keys)
-  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[5],
-    due = keys[6], blacklist = keys[7] }
-end
-
--- The named keys of a call on one account with an idempotency record at KEYS[5] (top_up,
--- purchase_bundle).
-local function record_call_keys(keys)
-  return { account = keys[1], sessions = keys[2], ledger = keys[3], events = keys[4], stats = keys[6],
-    due = keys[7], blacklist = keys[8] }
 end
 
 local function append_event(events_key, fields)
@@ -160,7 +142,8 @@ local function bucket_json(bucket)
 end
 
 -- The subscriber card; creditd/records.py decodes it.
-local function account_json(account, open_sessions)
+-- The subscriber card; now_ms decides which billing cycle the data overage spend is of.
+local function account_json(account, open_sessions, now_ms)
   local next_step = in_debt(account) and ladder_due_ms(account) or nil
   local plan = CONFIG.plans[account.plan]
   local buckets = {}
@@ -185,8 +168,8 @@ local function account_json(account, open_sessions)
     .. ',"open_sessions":' .. open_sessions
     .. ',"credit_limit_override":' .. (account.credit_limit_override == '1' and 'true' or 'false')
     .. ',"billing_cycle_day":' .. account.billing_cycle_day
-    .. ',"overage_cycle":' .. format_integer(account.overage_cycle)
-    .. ',"overage_spent_minor":' .. format_integer(account.overage_spent_minor)
+    .. ',"available":' .. format_integer(available_money(account))
+    .. ',"data_overage_spent_minor":' .. format_integer(data_overage_spent(account, now_ms))
     .. ',"data_overage_cap_minor":' .. format_integer(plan and plan.monthly_data_overage_cap_minor or 0)
     .. ',"reminders_sent":' .. account.reminders_sent
     .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)

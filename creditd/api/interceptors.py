@@ -1,0 +1,132 @@
+"""The one error path of the gRPC edge: every RPC, unary or server-streaming, goes through `rpc`.
+
+It names the request (x-request-id, or a new id), checks the caller's role, takes the caller's rate
+token (Accounts) and in-flight slot, counts and times the call, and turns creditd errors into gRPC
+status codes with the error's message as details (GRPC_STATUS_BY_ERROR, the only such table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+from creditd import logs, metrics
+from creditd.api.auth import Authorizer
+from creditd.api.client_limits import ClientLimits
+from creditd.api.context import Context
+from creditd.errors import (
+    AlreadyExists,
+    ConfigError,
+    CreditdError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+Answer = TypeVar("Answer")
+
+GRPC_STATUS_BY_ERROR: dict[type[CreditdError], grpc.StatusCode] = {
+    ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Internal: grpc.StatusCode.INTERNAL,
+}
+
+
+def grpc_status_of(error: CreditdError) -> grpc.StatusCode:
+    return GRPC_STATUS_BY_ERROR.get(type(error), grpc.StatusCode.INTERNAL)
+
+
+class Servicer(Protocol):
+    authorizer: Authorizer
+    client_limits: ClientLimits
+    # True: Accounts calls, bounded by a per-caller rate as well as by calls in flight.
+    rate_limited: bool
+
+
+@contextlib.contextmanager
+def _admitted(servicer: Servicer, name: str, request: Any, context: Context) -> Iterator[None]:
+    """The caller named, authorized and within its limits for the length of the call."""
+    metadata = dict(context.invocation_metadata() or ())
+    logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
+    logs.SESSION_ID.set(getattr(request, "session_id", ""))
+    caller = servicer.authorizer.check(context, name)
+    logs.CALLER.set(caller)
+    if servicer.rate_limited:
+        servicer.client_limits.take_token(caller)
+    with servicer.client_limits.in_flight(caller):
+        yield
+
+
+async def _refuse(name: str, error: CreditdError, context: Context) -> None:
+    status = grpc_status_of(error)
+    metrics.REQUESTS.labels(name, status.name).inc()
+    if status == grpc.StatusCode.INTERNAL:
+        log.error("%s failed: %s", name, error.message)
+    else:
+        log.info("%s refused (%s): %s", name, status.name, error.message)
+    await context.abort(status, error.message)
+
+
+def _unary(method: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[Answer]]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def handler(self: Servicer, request: Any, context: Context) -> Answer:
+        started = time.perf_counter()
+        try:
+            with _admitted(self, name, request, context):
+                answer = await method(self, request, context)
+            metrics.REQUESTS.labels(name, "OK").inc()
+            return answer
+        except CreditdError as error:
+            await _refuse(name, error, context)
+            raise AssertionError("unreachable: abort raises") from error
+        finally:
+            metrics.REQUEST_DURATION.labels(name).observe(time.perf_counter() - started)
+
+    return handler
+
+
+def _streaming(method: Callable[..., AsyncIterator[Answer]]) -> Callable[..., AsyncIterator[Answer]]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def handler(self: Servicer, request: Any, context: Context) -> AsyncIterator[Answer]:
+        started = time.perf_counter()
+        try:
+            with _admitted(self, name, request, context):
+                log.info("%s started (%s)", name, getattr(request, "gateway_id", "") or "all events")
+                async for message in method(self, request, context):
+                    yield message
+            metrics.REQUESTS.labels(name, "OK").inc()
+        except CreditdError as error:
+            await _refuse(name, error, context)
+        finally:
+            metrics.REQUEST_DURATION.labels(name).observe(time.perf_counter() - started)
+
+    return handler
+
+
+def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The edge of every RPC handler, unary or server-streaming (an async generator)."""
+    if inspect.isasyncgenfunction(method):
+        return _streaming(method)
+    return _unary(method)

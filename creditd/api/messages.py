@@ -1,0 +1,145 @@
+"""Converters between the proto messages and the core's records: no logic beyond renaming."""
+
+from __future__ import annotations
+
+from creditd.core.feed import FeedEvent
+from creditd.store.calls import BucketSpec, NewAccount
+from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord
+from creditd.v1 import creditd_pb2 as pb
+
+# The records carry the enums as plain ints (the parity tests keep the numbers equal); the stubs
+# type each proto enum field as its own int subtype.
+RESULT, STATUS = pb.ResultCode.ValueType, pb.AccountStatus.ValueType
+UNIT, POLICY = pb.Unit.ValueType, pb.ExhaustionPolicy.ValueType
+FINAL_UNIT_ACTION = pb.UnitGrant.FinalUnitAction.ValueType
+NOTIFICATION_KINDS = {"REAUTH": pb.Notification.REAUTH, "ABORT_SESSION": pb.Notification.ABORT_SESSION}
+
+
+def answer_message(request: pb.ChargeRequest, record: AnswerRecord) -> pb.ChargeAnswer:
+    grants = [
+        pb.UnitGrant(
+            rating_group=grant.rating_group,
+            result=RESULT(grant.result),
+            unit=UNIT(grant.unit),
+            granted=grant.granted,
+            validity_time_s=grant.validity_time_s,
+            final_unit_action=FINAL_UNIT_ACTION(grant.final_unit_action),
+            redirect_url=grant.redirect_url,
+            throttled=grant.throttled == 1,
+            max_bitrate_kbps=grant.max_bitrate_kbps,
+            charged=grant.charged,
+        )
+        for grant in record.grants
+    ]
+    return pb.ChargeAnswer(
+        session_id=request.session_id,
+        request_number=request.request_number,
+        result=RESULT(record.result),
+        grants=grants,
+        account_status=STATUS(record.account_status),
+        error=record.error,
+    )
+
+
+def refused_answer(request: pb.ChargeRequest, result: int, message: str) -> pb.ChargeAnswer:
+    return pb.ChargeAnswer(
+        session_id=request.session_id, request_number=request.request_number, result=RESULT(result), error=message
+    )
+
+
+def account_message(record: AccountRecord) -> pb.Account:
+    """The subscriber card."""
+    buckets = [
+        pb.Bucket(
+            bucket_id=bucket.bucket_id,
+            unit=UNIT(bucket.unit),
+            remaining=bucket.remaining,
+            reserved=bucket.reserved,
+            rating_groups=bucket.rating_group_list(),
+            expires_at_ms=bucket.expires_at_ms,
+            priority=bucket.priority,
+            exhaustion_policy=POLICY(bucket.exhaustion_policy),
+            amount=bucket.amount,
+        )
+        for bucket in record.buckets
+    ]
+    return pb.Account(
+        account_id=record.account_id,
+        plan=record.plan,
+        currency=record.currency,
+        status=STATUS(record.status),
+        status_reason=record.status_reason,
+        balance=record.balance,
+        reserved=record.reserved,
+        available=record.available,
+        credit_limit=record.credit_limit,
+        tier=record.tier,
+        buckets=buckets,
+        open_sessions=record.open_sessions,
+        status_since_ms=record.status_since_ms,
+        contact=pb.Contact(name=record.contact_name, email=record.contact_email, phone=record.contact_phone),
+        created_at_ms=record.created_at_ms,
+        ledger_seq=record.ledger_seq,
+        billing_cycle_day=record.billing_cycle_day,
+        credit_limit_override=record.credit_limit_override,
+        data_overage_spent=record.data_overage_spent_minor,
+        data_overage_cap=record.data_overage_cap_minor,
+        next_status=STATUS(record.next_status),
+        next_status_at_ms=record.next_status_at_ms,
+    )
+
+
+def new_account(request: pb.CreateAccountRequest) -> NewAccount:
+    buckets = [
+        BucketSpec(
+            bucket_id=bucket.bucket_id,
+            unit=bucket.unit,
+            amount=bucket.remaining,
+            rating_groups=list(bucket.rating_groups),
+            expires_at_ms=bucket.expires_at_ms,
+            priority=bucket.priority,
+            exhaustion_policy=bucket.exhaustion_policy,
+        )
+        for bucket in request.buckets
+    ]
+    return NewAccount(
+        account_id=request.account_id,
+        plan=request.plan,
+        initial_balance=request.initial_balance,
+        credit_limit=request.credit_limit if request.HasField("credit_limit") else None,
+        billing_cycle_day=request.billing_cycle_day if request.HasField("billing_cycle_day") else None,
+        contact_name=request.contact.name,
+        contact_email=request.contact.email,
+        contact_phone=request.contact.phone,
+        buckets=buckets,
+    )
+
+
+def ledger_entry_message(entry: LedgerEntryRecord) -> pb.LedgerEntry:
+    return pb.LedgerEntry(
+        seq=entry.seq,
+        time_ms=entry.time_ms,
+        kind=entry.kind,
+        amount=entry.amount,
+        balance_after=entry.balance_after,
+        reference=entry.reference,
+        actor=entry.actor,
+    )
+
+
+def event_message(event: FeedEvent) -> pb.Event:
+    attributes = dict(event.fields)
+    kind, account_id = attributes.pop("kind"), attributes.pop("account_id")
+    time_ms = int(attributes.pop("time_ms"))
+    return pb.Event(id=event.id, kind=kind, account_id=account_id, time_ms=time_ms, attributes=attributes)
+
+
+def notification_message(event: FeedEvent) -> pb.Notification:
+    fields = event.fields
+    return pb.Notification(
+        kind=NOTIFICATION_KINDS[fields["kind"]],
+        session_id=fields["session_id"],
+        account_id=fields["account_id"],
+        reason=fields["detail"],
+        id=event.id,
+    )

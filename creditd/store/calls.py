@@ -1,0 +1,223 @@
+"""One owner for every Lua function call: a builder per function returning (function, KEYS, ARGV).
+
+The server, the sweeper, the CLI jobs, the load generator and the tests all build their calls here,
+so the order of KEYS and ARGV is written once. KEY_LAYOUTS is also rendered into the library as the
+Lua table KEY_NAMES (store/library.py): a function reads its keys by name (keys.account, keys.session),
+never by position, and a test checks every function header's KEYS lines against these layouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from creditd.store.keys import Keys, sweeper_lease
+
+Argument = str | int
+Command = tuple[str, Sequence[str], Sequence[Argument]]
+
+# A call on one session: charge, release_orphan.
+SESSION_CALL = ("account", "sessions", "ledger", "session", "deadlines", "events", "stats", "due", "blacklist")
+# A call on one account that may write it.
+ACCOUNT_CALL = ("account", "sessions", "ledger", "events", "stats", "due", "blacklist")
+# ACCOUNT_CALL with an idempotency record: top_up, purchase_bundle.
+RECORD_CALL = ("account", "sessions", "ledger", "events", "record", "stats", "due", "blacklist")
+
+KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "charge": SESSION_CALL,
+    "release_orphan": SESSION_CALL,
+    "create_account": ACCOUNT_CALL,
+    "set_status": ACCOUNT_CALL,
+    "set_credit_limit": ACCOUNT_CALL,
+    "advance_account": ACCOUNT_CALL,
+    "recompute_tier": ACCOUNT_CALL,
+    "top_up": RECORD_CALL,
+    "purchase_bundle": RECORD_CALL,
+    "get_account": ("account", "sessions"),
+    "list_ledger": ("account", "ledger"),
+    "claim_partition": ("lease",),
+    "library_version": (),
+}
+
+# Functions that write nothing: called with FCALL_RO where a caller wants that guarantee.
+READ_ONLY = frozenset({"get_account", "list_ledger", "library_version"})
+
+
+# Read-only members, so that a proto message (whose enum fields are int subtypes) fits.
+class UnitLike(Protocol):
+    @property
+    def rating_group(self) -> int: ...
+    @property
+    def requested(self) -> int: ...
+    @property
+    def used(self) -> int: ...
+
+
+class ChargeLike(Protocol):
+    """A creditd.v1.ChargeRequest or anything shaped like one."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def request_type(self) -> int: ...
+    @property
+    def request_number(self) -> int: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def gateway_id(self) -> str: ...
+    @property
+    def units(self) -> Sequence[UnitLike]: ...
+
+
+class UnitSpec(msgspec.Struct, frozen=True):
+    """A UnitLike for callers without a proto message (load generators, tools)."""
+
+    rating_group: int
+    requested: int = 0
+    used: int = 0
+
+
+class ChargeSpec(msgspec.Struct, frozen=True):
+    """A ChargeLike for callers without a proto message."""
+
+    session_id: str
+    request_type: int
+    request_number: int
+    account_id: str
+    gateway_id: str
+    units: Sequence[UnitSpec] = ()
+
+
+class BucketSpec(msgspec.Struct, frozen=True):
+    bucket_id: str
+    unit: int
+    amount: int
+    rating_groups: Sequence[int] = ()
+    expires_at_ms: int = 0
+    priority: int = 0
+    exhaustion_policy: int = 0
+
+
+class NewAccount(msgspec.Struct, frozen=True):
+    account_id: str
+    plan: str
+    initial_balance: int = 0
+    # None: the plan's default.
+    credit_limit: int | None = None
+    contact_name: str = ""
+    contact_email: str = ""
+    contact_phone: str = ""
+    # None: the day of the month of creation (28 from the 29th on).
+    billing_cycle_day: int | None = None
+    buckets: Sequence[BucketSpec] = ()
+
+
+def fcall(command: Command) -> tuple[Argument, ...]:
+    """The words of FCALL (or FCALL_RO) after the verb, for a raw pipeline's execute_command."""
+    function, keys, args = command
+    return (function, len(keys), *keys, *args)
+
+
+def _optional(value: int | None) -> Argument:
+    # '' tells the function to use its default (the plan's credit limit, the day of creation).
+    return "" if value is None else value
+
+
+class Calls:
+    """The calls of one deployment (its partition count)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.keys = Keys(partitions)
+
+    def keys_of(
+        self, function: str, account_id: str, gateway_id: str = "", session_id: str = "", idempotency_key: str = ""
+    ) -> tuple[str, ...]:
+        return self.keys.layout(KEY_LAYOUTS[function], account_id, gateway_id, session_id, idempotency_key)
+
+    def charge(self, request: ChargeLike, now_ms: int, actor: str) -> Command:
+        account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id
+        args: list[Argument] = [
+            now_ms,
+            int(request.request_type),  # an IntEnum would not pass hiredis' packer
+            request.request_number,
+            account_id,
+            gateway_id,
+            session_id,
+            len(request.units),
+        ]
+        for unit in request.units:
+            args += (unit.rating_group, unit.requested, unit.used)
+        args.append(actor)
+        return "charge", self.keys_of("charge", account_id, gateway_id, session_id), tuple(args)
+
+    def release_orphan(self, account_id: str, gateway_id: str, session_id: str, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("release_orphan", account_id, gateway_id, session_id)
+        return "release_orphan", keys, (now_ms, account_id, gateway_id, session_id, actor)
+
+    def create_account(self, new: NewAccount, now_ms: int, actor: str) -> Command:
+        args: list[Argument] = [
+            now_ms,
+            new.account_id,
+            new.plan,
+            new.initial_balance,
+            _optional(new.credit_limit),
+            new.contact_name,
+            new.contact_email,
+            new.contact_phone,
+            _optional(new.billing_cycle_day),
+            len(new.buckets),
+        ]
+        for bucket in new.buckets:
+            groups = ",".join(str(group) for group in bucket.rating_groups)
+            args += (
+                bucket.bucket_id,
+                int(bucket.unit),
+                bucket.amount,
+                groups,
+                bucket.expires_at_ms,
+                bucket.priority,
+                int(bucket.exhaustion_policy),
+            )
+        args.append(actor)
+        return "create_account", self.keys_of("create_account", new.account_id), tuple(args)
+
+    def get_account(self, account_id: str, now_ms: int) -> Command:
+        return "get_account", self.keys_of("get_account", account_id), (now_ms, account_id)
+
+    def top_up(
+        self, account_id: str, amount_minor: int, channel: str, idempotency_key: str, now_ms: int, actor: str
+    ) -> Command:
+        keys = self.keys_of("top_up", account_id, idempotency_key=idempotency_key)
+        return "top_up", keys, (now_ms, account_id, amount_minor, channel, idempotency_key, actor)
+
+    def purchase_bundle(
+        self, account_id: str, bundle_id: str, idempotency_key: str, now_ms: int, actor: str
+    ) -> Command:
+        keys = self.keys_of("purchase_bundle", account_id, idempotency_key=idempotency_key)
+        return "purchase_bundle", keys, (now_ms, account_id, bundle_id, idempotency_key, actor)
+
+    def set_status(self, account_id: str, status: int, reason: str, now_ms: int, actor: str) -> Command:
+        return "set_status", self.keys_of("set_status", account_id), (now_ms, account_id, int(status), reason, actor)
+
+    def set_credit_limit(self, account_id: str, credit_limit_minor: int | None, now_ms: int, actor: str) -> Command:
+        args = (now_ms, account_id, _optional(credit_limit_minor), actor)
+        return "set_credit_limit", self.keys_of("set_credit_limit", account_id), args
+
+    def list_ledger(self, account_id: str, limit: int, before_seq: int) -> Command:
+        return "list_ledger", self.keys_of("list_ledger", account_id), (account_id, limit, before_seq)
+
+    def advance_account(self, account_id: str, now_ms: int, actor: str) -> Command:
+        return "advance_account", self.keys_of("advance_account", account_id), (now_ms, account_id, actor)
+
+    def recompute_tier(self, account_id: str, now_ms: int, actor: str) -> Command:
+        return "recompute_tier", self.keys_of("recompute_tier", account_id), (now_ms, account_id, actor)
+
+    def claim_partition(self, partition: int, owner: str, lease_ms: int) -> Command:
+        return "claim_partition", (sweeper_lease(partition),), (owner, lease_ms)
+
+    @staticmethod
+    def library_version() -> Command:
+        return "library_version", (), ()

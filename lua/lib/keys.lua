@@ -1,0 +1,17 @@
+--[=[
+Keys by name: each function reads its KEYS through named_keys, never by position. KEY_NAMES (function
+name -> its key names in KEYS order) is generated from creditd/store/calls.py's KEY_LAYOUTS when the
+library is rendered, so the order of KEYS is written once.
+uses: (nothing)
+]=]
+
+-- The keys of a call as a table by name; a wrong count is a bug of the caller's builder.
+local function named_keys(function_name, keys)
+  local names = KEY_NAMES[function_name]
+  assert(#keys == #names, function_name .. ': expected ' .. #names .. ' keys, got ' .. #keys)
+  local named = {}
+  for position, name in ipairs(names) do
+    named[name] = keys[position]
+  end
+  return named
+end
