@@ -57,6 +57,18 @@ REDIS_ERRORS = Counter(
     "creditd_redis_errors", "Failed Redis function calls by kind (unavailable, internal)", ["kind"], registry=REGISTRY
 )
 REDIS_UP = Gauge("creditd_redis_up", "1 while Redis answers the health check, else 0", registry=REGISTRY)
+REDIS_TIMEOUTS = Counter(
+    "creditd_redis_timeouts",
+    "Redis pipelines and health probes without an answer within redis.call_timeout_s",
+    ["source"],
+    registry=REGISTRY,
+)
+REDIS_CIRCUIT_OPEN = Gauge(
+    "creditd_redis_circuit_open", "1 while calls are refused at once because Redis stopped answering", registry=REGISTRY
+)
+REDIS_REFUSED = Counter(
+    "creditd_redis_refused", "Function calls refused at once while the Redis circuit was open", registry=REGISTRY
+)
 BATCH_REQUESTS = Histogram(
     "creditd_charge_batch_requests", "Requests per ChargeBatch", buckets=SIZE_BUCKETS, registry=REGISTRY
 )

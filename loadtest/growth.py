@@ -9,8 +9,6 @@ each step a short unary phase over all of them and Redis' used_memory.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,11 +19,12 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.devtools.ports import free_port
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
-from loadtest.runner import free_port, stop, wait_serving
+from loadtest.runner import start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
@@ -71,23 +70,7 @@ async def measure(
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "creditd",
-            "serve",
-            "--listen",
-            target,
-            "--data-dir",
-            str(data_dir),
-            "--metrics-listen",
-            "",
-            "--log-level",
-            "WARNING",
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    server = start_creditd(target, "--data-dir", str(data_dir))
     rows, created = [], 0
     client = None
     try:

@@ -4,7 +4,6 @@ in the same run, measure Redis memory per session and per account, audit, report
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.core.audit import Auditor
+from creditd.devtools.ports import free_port
 from creditd.settings import RedisSettings
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
@@ -49,10 +49,10 @@ class Options(msgspec.Struct, frozen=True):
     seed: int = 1
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def start_creditd(listen: str, *options: str) -> subprocess.Popen[bytes]:
+    """`creditd serve` on `listen` without metrics and quiet, with the given extra options."""
+    command = [sys.executable, "-m", "creditd", "serve", "--listen", listen, "--metrics-listen", ""]
+    return subprocess.Popen([*command, "--log-level", "WARNING", *options], stdin=subprocess.DEVNULL)
 
 
 async def wait_serving(target: str, process: subprocess.Popen[bytes] | None, service: str = "") -> None:
@@ -189,25 +189,7 @@ async def run(options: Options, progress: Progress) -> Report:
         if not target:
             target = f"127.0.0.1:{free_port()}"
             data_dir = Path(workdir) / "data"
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "creditd",
-                    "serve",
-                    "--listen",
-                    target,
-                    "--data-dir",
-                    str(data_dir),
-                    "--metrics-listen",
-                    "",
-                    "--log-level",
-                    "WARNING",
-                    "--workers",
-                    str(options.workers),
-                ],
-                stdin=subprocess.DEVNULL,
-            )
+            server = start_creditd(target, "--data-dir", str(data_dir), "--workers", str(options.workers))
         await wait_serving(target, server, "creditd.v1.CreditControl")
         if server is not None:
             url = embedded_url(data_dir)

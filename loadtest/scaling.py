@@ -11,7 +11,6 @@ On a machine with fewer cores than processes, the point is the shape, not the ab
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -23,6 +22,7 @@ import msgspec
 import uvloop
 
 from creditd.devtools.local_topology import LocalCluster
+from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.settings import DEFAULT_PARTITIONS, RedisSettings, load_settings
 from creditd.store.connection import connect, connect_sync
@@ -31,7 +31,7 @@ from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CoresUsed, CpuMeter
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import ratio, write_json
-from loadtest.runner import audit, free_port, stop, wait_serving
+from loadtest.runner import audit, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 PRIMARIES = (1, 3)
@@ -76,25 +76,7 @@ async def measure_cell(url: str, redis_pids: list[int], processes: int, shape: S
     """Both phases through `processes` creditd processes in front of `url`, then the audit."""
     await asyncio.to_thread(_flush, url)
     target = f"127.0.0.1:{free_port()}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "creditd",
-            "serve",
-            "--listen",
-            target,
-            "--redis",
-            url,
-            "--metrics-listen",
-            "",
-            "--log-level",
-            "WARNING",
-            "--workers",
-            str(processes),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    server = start_creditd(target, "--redis", url, "--workers", str(processes))
     try:
         await wait_serving(target, server, "creditd.v1.CreditControl")
         async with grpc.aio.insecure_channel(target) as channel:

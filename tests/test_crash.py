@@ -15,11 +15,12 @@ import pytest
 import redis
 
 from creditd.core.audit import Auditor
+from creditd.devtools.ports import free_port
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import DATA, INITIAL, MB, TERMINATE, UPDATE, VOICE, charge_request
-from tests.processes import CHANNEL_OPTIONS, embedded_redis_pid, free_port, kill_hard, start_server, stop, wait_serving
+from tests.processes import CHANNEL_OPTIONS, embedded_redis_pid, kill_hard, start_server, stop, wait_serving
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 ACCOUNTS = [f"6688800{n:04d}" for n in range(20)]

@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from creditd.core.audit import Auditor
+from creditd.devtools.ports import free_port
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.processes import free_port, start_server, stop, wait_serving
+from tests.processes import start_server, stop, wait_serving
 
 pytestmark = pytest.mark.slow
 ACCOUNTS = ["66818180000", "66818180001"]

@@ -13,11 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import EVENT, INITIAL, TERMINATE, VOICE, charge_request
-from tests.processes import free_port, start_server, stop, wait_serving
+from tests.processes import start_server, stop, wait_serving
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66816160000"

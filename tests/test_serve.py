@@ -17,13 +17,14 @@ import pytest
 import redis
 
 from creditd.devtools import protogen
+from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
 from creditd.settings import parse_settings
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.processes import alive, embedded_redis_pid, free_port, kill_hard, start_server, stop, wait_serving
+from tests.processes import alive, embedded_redis_pid, kill_hard, start_server, stop, wait_serving
 
 ORPHAN_EXIT_POLLS = 100
 

@@ -16,7 +16,7 @@ from creditd.store.calls import Calls
 from creditd.store.codes import SUSPENDED
 from creditd.store.connection import AnySyncRedis
 from creditd.store.functions import call_all_sync
-from creditd.store.replies import ACCOUNT_DECODER, AccountRecord
+from creditd.store.replies import ACCOUNT_DECODER, TIER_RESULT_DECODER, AccountRecord
 from creditd.store.scan import account_ids
 
 DEFAULT_BATCH_SIZE = 500
@@ -27,17 +27,6 @@ DAY_MS = 86_400_000
 def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
     while batch := list(islice(items, size)):
         yield batch
-
-
-class TierResult(msgspec.Struct, frozen=True):
-    tier: str
-    credit_limit: int
-    average_topup_minor: int
-    changed: int
-    window_trimmed: int
-
-
-TIER_RESULT_DECODER = msgspec.json.Decoder(TierResult)
 
 
 class TierSummary(msgspec.Struct):

@@ -26,7 +26,7 @@ from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
 from creditd.store.keys import deadlines_of_partition, due_of_partition
-from creditd.store.replies import Reply
+from creditd.store.replies import RELEASED_DECODER, Reply
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,6 @@ log = logging.getLogger(__name__)
 def new_owner_id() -> str:
     host = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in socket.gethostname())[:32]
     return f"{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-
-
-class Released(msgspec.Struct):
-    released: int
-    charged: int
-
-
-RELEASED_DECODER = msgspec.json.Decoder(Released)
 
 
 class SweepResult(msgspec.Struct):

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any, Self
 
 import redis
 
+from creditd.devtools.ports import free_port
 from creditd.errors import Unavailable
 from creditd.store.embedded import dying_with_parent, find_server_binary
 
@@ -33,13 +33,6 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 MIGRATE_BATCH = 100
 MIGRATE_TIMEOUT_MS = 5000
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the server binds it a moment later; loopback only)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait(condition: Callable[[], object], timeout_s: float, what: str) -> None:
@@ -90,6 +83,15 @@ class ServerProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stops answering without closing anything (a frozen host)."""
+        if self.process is not None and self.running:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.running:
+            self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: no AOF flush, no goodbye to the cluster; what a crash looks like."""
         if self.process is not None and self.running:
@@ -100,6 +102,7 @@ class ServerProcess:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)  # a paused server handles SIGTERM only once continued
         process.terminate()
         try:
             process.wait(STOP_TIMEOUT_S)
@@ -286,6 +289,28 @@ class LocalCluster(_Topology):
         for server in (target, source, *self.primaries()):
             self._ask(server, "CLUSTER SETSLOT", slot, "NODE", target_id)
         return moved
+
+
+class LocalServer(_Topology):
+    """One server on a loopback TCP port (the embedded one listens on a unix socket only), for tests
+    that put something between creditd and Redis, or freeze Redis (SIGSTOP)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.server = ServerProcess(directory / "data", free_port(), _node_config(self.password), [])
+        self.servers = [self.server]
+
+    def start(self) -> None:
+        self.server.start()
+        self._wait_ready(self.server)
+
+    def url_via(self, port: int) -> str:
+        """The URL of this server as reached through `port` (a proxy in front of it)."""
+        return f"redis://{APP_USER}:{self.password}@{HOST}:{port}"
+
+    @property
+    def url(self) -> str:
+        return self.url_via(self.server.port)
 
 
 class LocalSentinels(_Topology):

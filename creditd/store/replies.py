@@ -197,7 +197,26 @@ class LedgerEntryRecord(msgspec.Struct, array_like=True, frozen=True):
     actor: str
 
 
+class TierResult(msgspec.Struct, frozen=True):
+    """recompute_tier's body."""
+
+    tier: str
+    credit_limit: int
+    average_topup_minor: int
+    changed: int
+    window_trimmed: int
+
+
+class Released(msgspec.Struct, frozen=True):
+    """release_orphan's body."""
+
+    released: int
+    charged: int
+
+
 ANSWER_DECODER = msgspec.json.Decoder(AnswerRecord)
 ACCOUNT_DECODER = msgspec.json.Decoder(AccountRecord)
 TOP_UP_DECODER = msgspec.json.Decoder(TopUpRecord)
 LEDGER_DECODER = msgspec.json.Decoder(list[LedgerEntryRecord])
+TIER_RESULT_DECODER = msgspec.json.Decoder(TierResult)
+RELEASED_DECODER = msgspec.json.Decoder(Released)

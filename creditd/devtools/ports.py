@@ -1,0 +1,45 @@
+"""Loopback ports for servers that tests and benchmarks start with a fixed port (a cluster's nodes,
+sentinels, a creditd child process).
+
+A port found free by binding port 0 comes from the kernel's ephemeral range, which outgoing
+connections draw their source ports from too: between the probe and the server's bind, a client
+connection may take it ("Address already in use"; seen in CI while a cluster started). Ports here come
+from below that range, which the kernel never hands out on its own, and never twice in one process.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+LOWEST_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_START = 32_768
+ATTEMPTS = 1_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_EPHEMERAL_START
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, outside the ephemeral range, not handed out before."""
+    highest = max(LOWEST_PORT + 1_000, _ephemeral_start())
+    for _ in range(ATTEMPTS):
+        port = random.randrange(LOWEST_PORT, highest)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port below {highest} after {ATTEMPTS} attempts")
