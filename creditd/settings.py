@@ -277,6 +277,8 @@ def _check_coherence(settings: Settings) -> None:
     limits = settings.limits
     if limits.max_amount_minor > limits.max_balance_minor:
         raise ConfigError("limits.max_amount_minor: must not exceed limits.max_balance_minor")
+    if settings.redis.wait_timeout_ms >= settings.redis.call_timeout_s * 1000:
+        raise ConfigError("redis.wait_timeout_ms: must be below redis.call_timeout_s (a call waits for its replicas)")
     if limits.default_ledger_page > limits.max_ledger_page:
         raise ConfigError("limits.default_ledger_page: must not exceed limits.max_ledger_page")
     security = settings.security

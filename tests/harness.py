@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.api.server import CreditdServer
 from creditd.clock import Clock
@@ -113,9 +116,11 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def started_server(settings: Settings, redis_url: str, client: redis.Redis) -> AsyncIterator[Harness]:
-    """A server with settings of the test's own (the creditd fixture has the shared ones)."""
-    server = CreditdServer(settings, redis_url, "127.0.0.1:0", Clock())
+async def started_server(
+    settings: Settings, redis_url: str, client: redis.Redis, clock: Clock | None = None
+) -> AsyncIterator[Harness]:
+    """A server with settings (and a clock) of the test's own (the creditd fixture has the shared ones)."""
+    server = CreditdServer(settings, redis_url, "127.0.0.1:0", clock or Clock())
     await server.start()
     harness = Harness(server, client, settings)
     try:
@@ -123,3 +128,12 @@ async def started_server(settings: Settings, redis_url: str, client: redis.Redis
     finally:
         await harness.close()
         await server.stop(0)
+
+
+async def watch_health(harness: Harness, seen: list[tuple[float, int]], stopping: asyncio.Event) -> None:
+    """Records (monotonic time, overall health status) every 50 ms until stopping is set."""
+    stub = health_pb2_grpc.HealthStub(harness.channel)
+    while not stopping.is_set():
+        status = (await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5.0)).status
+        seen.append((time.monotonic(), status))
+        await asyncio.sleep(0.05)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import time
 from typing import Any
 
 import grpc
 
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.harness import EVENT, SMS, charge_request
+from tests.harness import EVENT, SMS, Harness, charge_request
 
 REQUEST_DEADLINE_S = 15.0
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
@@ -32,8 +33,15 @@ REPLAY_CHUNK = 100
 
 class MoneyLoad:
     def __init__(
-        self, channel: grpc.aio.Channel, account_ids: list[str], start_balance: int, max_requests: int
+        self,
+        channel: grpc.aio.Channel,
+        account_ids: list[str],
+        start_balance: int,
+        max_requests: int,
+        prefix: str = "load",
     ) -> None:
+        # Request ids (top-up keys, session ids) start with it: two loads on one Redis stay apart.
+        self.prefix = prefix
         self.accounts = pb_grpc.AccountsStub(channel)
         self.credit_control = pb_grpc.CreditControlStub(channel)
         self.account_ids = account_ids
@@ -46,14 +54,19 @@ class MoneyLoad:
         self.unexpected: list[str] = []
         self.acknowledged_during_load = 0
         self.last_error = ""
+        # The longest any one attempt waited for its answer (a result or an error), in seconds.
+        self.slowest_s = 0.0
 
     def _request(self, number: int) -> Any:
         account_id = self.account_ids[number % len(self.account_ids)]
         if number % 3 == 0:
             return pb.TopUpRequest(
-                account_id=account_id, amount=100 + number % 50, channel="bank", idempotency_key=f"load-{number}"
+                account_id=account_id,
+                amount=100 + number % 50,
+                channel="bank",
+                idempotency_key=f"{self.prefix}-{number}",
             )
-        return charge_request(f"load-sms-{number}", EVENT, 0, account_id, [(SMS, 0, 0)], gateway_id="gw-load")
+        return charge_request(f"{self.prefix}-sms-{number}", EVENT, 0, account_id, [(SMS, 0, 0)], gateway_id="gw-load")
 
     async def send(self, request: Any) -> Any:
         method = self.accounts.TopUp if isinstance(request, pb.TopUpRequest) else self.credit_control.Charge
@@ -61,15 +74,18 @@ class MoneyLoad:
 
     async def _attempt(self, request: Any) -> bool:
         """True when answered; a retryable failure puts nothing anywhere (the caller keeps it)."""
+        started = time.monotonic()
         try:
             answer = await self.send(request)
         except grpc.aio.AioRpcError as error:
+            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
             self.errors[error.code().name] += 1
             self.last_error = f"{error.code().name}: {error.details()}"
             if error.code() not in RETRYABLE:
                 self.unexpected.append(f"{error.code().name}: {error.details()}")
             await asyncio.sleep(PAUSE_AFTER_ERROR_S)
             return False
+        self.slowest_s = max(self.slowest_s, time.monotonic() - started)
         self.acknowledged.append((request, answer))
         return True
 
@@ -100,6 +116,9 @@ class MoneyLoad:
         balances = dict.fromkeys(self.account_ids, self.start_balance)
         for request, answer in self.acknowledged:
             if isinstance(request, pb.TopUpRequest):
+                # The answer is this request's: a reply read from a connection reused after a
+                # time-out would carry another account's card.
+                assert answer.account.account_id == request.account_id, (request, answer)
                 balances[request.account_id] += request.amount
             else:
                 assert answer.result == pb.SUCCESS, answer
@@ -119,3 +138,16 @@ class MoneyLoad:
                 elif again.SerializeToString() != first.SerializeToString():
                     mismatches.append(f"charge {request.session_id}: {first} then {again}")
         return mismatches
+
+    async def assert_books_balance(self, harness: Harness) -> None:
+        """Every acknowledged request is in the books once, each replays, and the audit is clean."""
+        assert self.unexpected == []
+        assert self.acknowledged_during_load > 0
+        print(
+            f"acknowledged during load {self.acknowledged_during_load}, after settling {len(self.acknowledged)}, "
+            f"retryable errors {dict(self.errors)}"
+        )
+        balances = {account_id: (await harness.get(account_id)).balance for account_id in self.account_ids}
+        assert balances == self.expected_balances()
+        assert await self.replay_mismatches() == []
+        harness.assert_audit_clean()

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from redis.crc import key_slot
 
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.library import render_library
-from tests.harness import Harness, started_server
+from tests.harness import Harness, started_server, watch_health
 from tests.money_load import MoneyLoad
 
 pytestmark = pytest.mark.asyncio
@@ -75,19 +75,6 @@ async def _run_under_load(harness: Harness, disturb: Callable[[], Awaitable[None
     return load
 
 
-async def _assert_books_balance(harness: Harness, load: MoneyLoad) -> None:
-    assert load.unexpected == []
-    assert load.acknowledged_during_load > 0
-    print(
-        f"acknowledged during load {load.acknowledged_during_load}, after settling {len(load.acknowledged)}, "
-        f"retryable errors {dict(load.errors)}"
-    )
-    balances = {account_id: (await harness.get(account_id)).balance for account_id in ACCOUNTS}
-    assert balances == load.expected_balances()
-    assert await load.replay_mismatches() == []
-    harness.assert_audit_clean()
-
-
 async def _until(condition: Callable[[], bool], what: str) -> float:
     """Polls `condition` in a thread (it talks to Redis synchronously); seconds it took."""
     started = time.monotonic()
@@ -122,7 +109,7 @@ async def test_cluster_primary_killed_mid_load(cluster: LocalCluster, settings: 
 
             load = await _run_under_load(harness, kill_and_recover)
             assert cluster.owner_of(_slot_of(harness, ACCOUNTS[0])) is not victim
-            await _assert_books_balance(harness, load)
+            await load.assert_books_balance(harness)
 
 
 @pytest.mark.parametrize("wait_replicas", [0, 1])
@@ -141,23 +128,16 @@ async def test_cluster_slot_migrated_mid_load(cluster: LocalCluster, settings: S
             load = await _run_under_load(harness, migrate)
             assert cluster.owner_of(slot) is target
             assert moved[0] > 0  # the slot held keys of a loaded account while they moved
-            await _assert_books_balance(harness, load)
-
-
-async def _watch_health(harness: Harness, seen: list[int], stopping: asyncio.Event) -> None:
-    stub = health_pb2_grpc.HealthStub(harness.channel)
-    while not stopping.is_set():
-        seen.append((await stub.Check(health_pb2.HealthCheckRequest(service=""))).status)
-        await asyncio.sleep(0.05)
+            await load.assert_books_balance(harness)
 
 
 async def test_sentinel_primary_killed_mid_load(tmp_path: Path, settings: Settings) -> None:
     tuned = _tuned(settings, wait_replicas=1)
     with LocalSentinels(tmp_path / "sentinel", replicas=1) as sentinels, _fresh_client(sentinels.url, tuned) as client:
         async with started_server(tuned, sentinels.url, client) as harness:
-            statuses: list[int] = []
+            seen: list[tuple[float, int]] = []
             watching = asyncio.Event()
-            watched = asyncio.create_task(_watch_health(harness, statuses, watching))
+            watched = asyncio.create_task(watch_health(harness, seen, watching))
             old_primary = sentinels.primary()
 
             async def kill_and_recover() -> None:
@@ -170,7 +150,8 @@ async def test_sentinel_primary_killed_mid_load(tmp_path: Path, settings: Settin
             load = await _run_under_load(harness, kill_and_recover)
             watching.set()
             await watched
+            statuses = [status for _, status in seen]
             assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
             assert statuses[-1] == health_pb2.HealthCheckResponse.SERVING
             assert set(load.errors) <= {"UNAVAILABLE"} and load.errors["UNAVAILABLE"] > 0
-            await _assert_books_balance(harness, load)
+            await load.assert_books_balance(harness)

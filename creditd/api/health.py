@@ -3,6 +3,11 @@
 Every check pings every primary and makes sure each holds this library version (one FCALL_RO per
 primary): a Sentinel-promoted replica, a cluster's new primary or a server restarted without its
 data gets the library before health says SERVING again.
+
+Each check is bounded by redis.call_timeout_s: a Redis that stops answering (frozen, or behind a path
+that drops packets) turns health NOT_SERVING within health_check_interval_s + call_timeout_s, and
+opens the circuit of store/circuit.py. The check is also the circuit's probe: one that succeeds
+closes it, so requests flow again within health_check_interval_s of Redis answering.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import wait_or_stop
+from creditd.errors import CreditdError
+from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, on_every_primary
 from creditd.store.library import ensure_library
 
@@ -32,7 +39,11 @@ class RedisHealth:
         services: Sequence[str],
         library_source: str,
         interval_s: float,
+        timeout_s: float,
+        circuit: Circuit,
     ) -> None:
+        self._timeout_s = timeout_s
+        self._circuit = circuit
         self._client = client
         self._servicer = servicer
         self._services = ("", *services)
@@ -44,24 +55,36 @@ class RedisHealth:
         for name in self._services:
             await self._servicer.set(name, status)
 
+    async def _probe(self) -> None:
+        await on_every_primary(self._client, "PING")
+        if await ensure_library(self._client, self.library_source):
+            log.warning("redis: a primary lacked the function library; loaded it")
+
     async def check_once(self) -> bool:
         try:
-            await on_every_primary(self._client, "PING")
-            if await ensure_library(self._client, self.library_source):
-                log.warning("redis: a primary lacked the function library; loaded it")
-        except (RedisError, OSError) as error:
-            metrics.REDIS_UP.set(0)
-            if self.serving:
-                log.error("redis unreachable, health NOT_SERVING: %s", error)
-                self.serving = False
-                await self._set(NOT_SERVING)
-            return False
+            async with asyncio.timeout(self._timeout_s):
+                await self._probe()
+        except TimeoutError:
+            metrics.REDIS_TIMEOUTS.labels("health").inc()
+            self._circuit.trip(f"the health check got no answer within {self._timeout_s:g} s")
+            return await self._down(f"no answer within {self._timeout_s:g} s")
+        except (RedisError, OSError, CreditdError) as error:
+            return await self._down(str(error))
+        self._circuit.close()
         metrics.REDIS_UP.set(1)
         if not self.serving:
             log.info("redis reachable again, health SERVING")
             self.serving = True
             await self._set(SERVING)
         return True
+
+    async def _down(self, why: str) -> bool:
+        metrics.REDIS_UP.set(0)
+        if self.serving:
+            log.error("redis unreachable, health NOT_SERVING: %s", why)
+            self.serving = False
+            await self._set(NOT_SERVING)
+        return False
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

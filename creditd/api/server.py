@@ -27,6 +27,7 @@ from creditd.core.sweeper import Sweeper
 from creditd.errors import ConfigError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
+from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
@@ -75,6 +76,7 @@ class CreditdServer:
         self._background: list[asyncio.Task[None]] = []
         self.sweeper: Sweeper | None = None
         self.metrics: MetricsEndpoint | None = None
+        self.circuit = Circuit()
 
     async def start(self) -> int:
         """Connects to Redis, loads the function library and starts serving; returns the bound port."""
@@ -103,8 +105,14 @@ class CreditdServer:
         if await ensure_library(self._redis, library_source):
             log.info("loaded the function library into redis")
         wait = ReplicaWait(settings.redis.wait_replicas, settings.redis.wait_timeout_ms)
+        redis_settings = settings.redis
         self._pipeline = AutoPipeline(
-            self._redis, settings.redis.max_pipeline_commands, settings.redis.max_in_flight_pipelines, wait
+            self._redis,
+            redis_settings.max_pipeline_commands,
+            redis_settings.max_in_flight_pipelines,
+            redis_settings.call_timeout_s,
+            self.circuit,
+            wait,
         )
         return library_source
 
@@ -139,7 +147,13 @@ class CreditdServer:
         settings = self.settings
         self.sweeper = Sweeper(self.redis, self.functions, settings.redis.partitions, settings.sweeper, self.clock)
         self.redis_health = RedisHealth(
-            self.redis, self._health, SERVICE_NAMES, library_source, settings.redis.health_check_interval_s
+            self.redis,
+            self._health,
+            SERVICE_NAMES,
+            library_source,
+            settings.redis.health_check_interval_s,
+            settings.redis.call_timeout_s,
+            self.circuit,
         )
         self._background.append(asyncio.create_task(self.redis_health.run(self._stopping), name="redis-health"))
         if settings.sweeper.enabled:

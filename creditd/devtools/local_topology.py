@@ -304,6 +304,9 @@ class LocalServer(_Topology):
         self.server.start()
         self._wait_ready(self.server)
 
+    def wait_ready(self) -> None:
+        self._wait_ready(self.server)
+
     def url_via(self, port: int) -> str:
         """The URL of this server as reached through `port` (a proxy in front of it)."""
         return f"redis://{APP_USER}:{self.password}@{HOST}:{port}"

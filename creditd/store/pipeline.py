@@ -5,6 +5,13 @@ taking one. Calls are sent as non-transactional pipelines (each FCALL is atomic 
 is cut at max_pipeline_commands and at most max_in_flight_pipelines are outstanding at once.
 Every function is idempotent, so redis-py's retry of a pipeline after a time-out is safe.
 
+Every call is answered within deadline_s (redis.call_timeout_s) of being issued, whatever Redis does:
+a pipeline still waiting then (for a slot among the in-flight ones, or for Redis) is cancelled, its
+calls fail UNAVAILABLE, and the circuit (store/circuit.py) opens, so that later calls are refused at
+once instead of queuing behind a Redis that does not answer. Cancelling closes the connection in the
+middle of its exchange (redis-py disconnects a connection whose read or write was interrupted), so a
+late reply is never read as the answer to a later command.
+
 With wait_replicas > 0 each pipeline ends with WAIT on every node it wrote to (on the same connection,
 so it covers exactly these writes), and its calls are answered only when enough replicas confirmed;
 otherwise they fail UNAVAILABLE and the caller's retry replays them. On a cluster, a call redirected
@@ -27,6 +34,7 @@ from redis.exceptions import MovedError, RedisError
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
 from creditd.store.calls import Argument, Command
+from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis
 from creditd.store.replies import classify_reply_error
 
@@ -62,9 +70,17 @@ class ReplicaWait(msgspec.Struct, frozen=True):
 
 class AutoPipeline:
     def __init__(
-        self, client: AnyRedis, max_commands: int, max_in_flight: int, wait: ReplicaWait | None = None
+        self,
+        client: AnyRedis,
+        max_commands: int,
+        max_in_flight: int,
+        deadline_s: float,
+        circuit: Circuit,
+        wait: ReplicaWait | None = None,
     ) -> None:
         self._client = client
+        self._deadline_s = deadline_s
+        self._circuit = circuit
         self._wait = wait or ReplicaWait()
         self._max_commands = max_commands
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -73,6 +89,7 @@ class AutoPipeline:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
+        self._circuit.check()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(((function, keys, args), future))
         if len(self._pending) >= self._max_commands:
@@ -98,7 +115,18 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
-            await self._send_and_answer(batch)
+            async with asyncio.timeout(self._deadline_s):
+                await self._send_and_answer(batch)
+        except TimeoutError:
+            metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
+            self._circuit.trip(f"a pipeline got no answer within {self._deadline_s:g} s")
+            self._fail(
+                batch,
+                Unavailable(
+                    f"redis: no answer within redis.call_timeout_s ({self._deadline_s:g} s); "
+                    "retry (calls are idempotent)"
+                ),
+            )
         finally:
             # No caller may wait forever: whatever was not answered above is a bug of ours.
             self._fail(batch, Internal("redis pipeline ended without an answer for this call"))

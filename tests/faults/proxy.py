@@ -32,6 +32,8 @@ class FaultyProxy:
         self.blackhole = False
         self._clients: set[asyncio.StreamWriter] = set()
         self._to_cut: set[asyncio.StreamWriter] = set()
+        # Connections closed half-way through a reply so far.
+        self.cuts = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="faulty-proxy", daemon=True)
         self._server: asyncio.Server | None = None
@@ -95,6 +97,7 @@ class FaultyProxy:
                     await asyncio.sleep(self.delay_s)
                 if from_redis and writer in self._to_cut:
                     self._to_cut.discard(writer)
+                    self.cuts += 1
                     writer.write(chunk[: max(1, len(chunk) // 2)])
                     await writer.drain()
                     return
