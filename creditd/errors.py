@@ -45,7 +45,8 @@ class PermissionDenied(CreditdError):
 
 
 class ResourceExhausted(CreditdError):
-    """A per-process bound is reached (concurrent watchers); retry later or elsewhere."""
+    """A bound is reached: a per-process one (concurrent watchers, a caller's calls in flight) or
+    Redis' memory; retry later or elsewhere."""
 
 
 class Internal(CreditdError):

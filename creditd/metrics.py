@@ -66,6 +66,11 @@ REDIS_TIMEOUTS = Counter(
 REDIS_CIRCUIT_OPEN = Gauge(
     "creditd_redis_circuit_open", "1 while calls are refused at once because Redis stopped answering", registry=REGISTRY
 )
+CLOCK_SKEW = Gauge(
+    "creditd_clock_skew_seconds",
+    "This server's clock minus Redis' TIME at the last health check (positive: the server is ahead)",
+    registry=REGISTRY,
+)
 REDIS_REFUSED = Counter(
     "creditd_redis_refused", "Function calls refused at once while the Redis circuit was open", registry=REGISTRY
 )

@@ -59,6 +59,9 @@ class RedisSettings(Struct, frozen=True):
     # 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
     wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # A server whose clock differs from Redis' TIME by more than this refuses every call and reports
+    # NOT_SERVING (docs/design.md, Where time comes from). 0: not checked.
+    max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 2_000
     # rediss:// (and rediss+sentinel://, rediss+cluster://): CA bundle, and a client certificate
     # and key when the servers ask for one.
     tls_ca_path: str = ""

@@ -33,13 +33,15 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    """The shipped config, with the background sweeper off (tests run sweeper passes themselves) and
-    no metrics endpoint (tests that need one start it on port 0)."""
+    """The shipped config, with the background sweeper off (tests run sweeper passes themselves), no
+    metrics endpoint (tests that need one start it on port 0), and no clock skew check: the tests
+    move the server's clock by days on purpose (tests/faults/test_clock_skew.py turns it on)."""
     shipped = load_settings(default_config_path())
     return msgspec.structs.replace(
         shipped,
         sweeper=msgspec.structs.replace(shipped.sweeper, enabled=False),
         metrics=msgspec.structs.replace(shipped.metrics, listen=""),
+        redis=msgspec.structs.replace(shipped.redis, max_clock_skew_ms=0),
     )
 
 

@@ -154,6 +154,8 @@ class CreditdServer:
             settings.redis.health_check_interval_s,
             settings.redis.call_timeout_s,
             self.circuit,
+            self.clock,
+            settings.redis.max_clock_skew_ms,
         )
         self._background.append(asyncio.create_task(self.redis_health.run(self._stopping), name="redis-health"))
         if settings.sweeper.enabled:

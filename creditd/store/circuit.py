@@ -35,15 +35,18 @@ class Circuit:
             metrics.REDIS_REFUSED.inc()
             open_s = time.monotonic() - self._opened_at
             raise Unavailable(
-                f"redis: not answering ({self._reason}, {open_s:.1f} s ago); refused at once until a health "
-                "probe succeeds; retry (calls are idempotent)"
+                f"refused at once for {open_s:.1f} s: {self._reason}; until a health probe succeeds; "
+                "retry (calls are idempotent)"
             )
 
     def trip(self, reason: str) -> None:
-        """Opens the circuit (Redis gave no answer in time)."""
-        if self._opened_at is None:
+        """Opens the circuit, or keeps it open for a new reason (Redis gave no answer in time, or
+        this server's clock is off)."""
+        if reason != self._reason:
             log.error("redis circuit open: %s; requests are refused until a probe succeeds", reason)
-            self._opened_at, self._reason = time.monotonic(), reason
+            self._reason = reason
+        if self._opened_at is None:
+            self._opened_at = time.monotonic()
             metrics.REDIS_CIRCUIT_OPEN.set(1)
 
     def close(self) -> None:

@@ -119,7 +119,7 @@ class AutoPipeline:
                 await self._send_and_answer(batch)
         except TimeoutError:
             metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
-            self._circuit.trip(f"a pipeline got no answer within {self._deadline_s:g} s")
+            self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
             self._fail(
                 batch,
                 Unavailable(

@@ -19,6 +19,7 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     MovedError,
+    OutOfMemoryError,
     RedisError,
     SlotNotCoveredError,
     TryAgainError,
@@ -33,6 +34,7 @@ from creditd.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 from creditd.store.codes import Code
@@ -50,7 +52,7 @@ ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
 
 
 # Replies that mean "Redis cannot serve this now", as opposed to a bug in a function.
-TRANSIENT_REPLY_PREFIXES = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM", "NOREPLICAS")
+TRANSIENT_REPLY_PREFIXES = ("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
 
 
 def classify_reply_error(error: Exception) -> CreditdError:
@@ -61,6 +63,13 @@ def classify_reply_error(error: Exception) -> CreditdError:
         return Unavailable(f"redis: the slot kept moving ({text}); retry (calls are idempotent)")
     if isinstance(error, (ClusterDownError, SlotNotCoveredError, RedisConnectionError, RedisTimeoutError)):
         return Unavailable(f"redis: {type(error).__name__}: {text}")
+    if isinstance(error, OutOfMemoryError) or text.startswith("OOM"):
+        # maxmemory reached under noeviction: Redis refused to run a function that may write, so
+        # nothing was written; reads (no-writes functions) still run. Not transient in seconds.
+        return ResourceExhausted(
+            "redis: out of memory (maxmemory reached; noeviction keeps every account): writes are refused "
+            "until memory is freed or maxmemory raised, reads still work"
+        )
     if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
         return Unavailable(f"redis: {text}")
     return Internal(f"redis function failed: {text}")

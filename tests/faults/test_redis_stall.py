@@ -31,6 +31,7 @@ import msgspec
 import pytest
 from grpc_health.v1 import health_pb2
 
+from creditd import metrics
 from creditd.devtools.local_topology import LocalServer
 from creditd.settings import Settings
 from creditd.store.connection import connect_sync
@@ -48,7 +49,7 @@ SERVING_AGAIN_WITHIN_S = 2.0
 # The health watcher polls every 50 ms; its own lateness is not creditd's.
 WATCH_SLACK_S = 0.2
 ACCOUNTS = [f"66855{n:06d}" for n in range(12)]
-START_BALANCE = 100_000
+START_BALANCE = 10_000_000  # no account runs out of money during a run
 WORKERS = 8
 MAX_REQUESTS = 20_000
 LOAD_BEFORE_S = 1.0
@@ -143,6 +144,10 @@ def _assert_answered_in_time_and_health_followed(run: FaultRun, name: str) -> No
     assert serving is not None and serving - run.fault_ended <= SERVING_AGAIN_WITHIN_S, run.report(name)
 
 
+def _refused_at_once() -> float:
+    return metrics.REGISTRY.get_sample_value("creditd_redis_refused_total") or 0.0
+
+
 @pytest.mark.parametrize("freeze_s", FREEZE_SECONDS)
 async def test_redis_frozen(tmp_path: Path, settings: Settings, freeze_s: float) -> None:
     async with _service(tmp_path, settings) as service:
@@ -156,9 +161,12 @@ async def test_redis_frozen(tmp_path: Path, settings: Settings, freeze_s: float)
                 service.redis.server.resume()
             run.fault_ended = time.monotonic()
 
+        refused_before = _refused_at_once()
         run = await _run_fault(service.harness, freeze)
         _assert_answered_in_time_and_health_followed(run, f"frozen {freeze_s:g} s")
         assert run.load.errors["UNAVAILABLE"] > 0
+        if freeze_s > CALL_TIMEOUT_S + HEALTH_INTERVAL_S:  # long enough for the circuit to open
+            assert _refused_at_once() > refused_before  # failed fast instead of queuing
         await run.load.assert_books_balance(service.harness)
 
 
