@@ -128,7 +128,7 @@ class CreditdServer:
         calls = Calls(settings.redis.partitions)
         quota, accounts = Quota(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
         channels = frozenset(settings.metrics.channels)
-        feed = EventFeed(self.redis, settings.redis.partitions, settings.events)
+        feed = EventFeed(self.redis, settings.redis.partitions, settings.events, settings.redis.call_timeout_s)
         watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
         authorizer = Authorizer(settings.security.roles, settings.security.tls)
         limits = settings.limits

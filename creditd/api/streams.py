@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 from creditd.api.messages import NOTIFICATION_KINDS, event_message, notification_message
-from creditd.core.feed import EventFeed, Key, parse_position
+from creditd.core.feed import EventFeed, Key, bounded, parse_position
 from creditd.errors import ResourceExhausted
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import gateway_position
@@ -56,7 +56,7 @@ async def watch_notifications(
     after = watchers.position(request.from_id)
     position_key = gateway_position(request.gateway_id)
     if after is None:
-        stored = await watchers.client.get(position_key)
+        stored = await bounded(watchers.client.get(position_key), watchers.feed.timeout_s)
         after = watchers.position(stored.decode() if isinstance(stored, bytes) else stored) if stored else None
     with watchers.slot():
         async for event in watchers.feed.follow(after, watchers.stopping):
@@ -64,4 +64,4 @@ async def watch_notifications(
                 continue
             yield notification_message(event)
             # Written after the message is handed to gRPC: a gateway may see one again, never miss one.
-            await watchers.client.set(position_key, event.id)
+            await bounded(watchers.client.set(position_key, event.id), watchers.feed.timeout_s)

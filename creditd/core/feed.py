@@ -13,26 +13,31 @@ On a cluster each primary has its own clock: the horizon is the earliest of them
 written later on any node carries at least that node's time. Streams of different slots cannot share
 an XREAD there, so each partition gets its own, pipelined per node. A clock stepped backwards breaks
 the guarantee: the feed still delivers such an event, and logs and counts it.
+
+Every read is bounded by redis.call_timeout_s: when Redis does not answer (or fails), the feed ends
+with Unavailable, and the watcher resumes from the last id it got.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar, cast
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import wait_or_stop
-from creditd.errors import InvalidArgument
+from creditd.errors import InvalidArgument, Unavailable
 from creditd.settings import EventSettings
 from creditd.store.connection import AnyRedis, redis_time_ms
 from creditd.store.keys import events_of_partition
 
 log = logging.getLogger(__name__)
+Answer = TypeVar("Answer")
 MAX_SEQUENCE = 2**64 - 1
 Key = tuple[int, int, int]  # stream ms, stream seq, partition
 StreamReply = tuple[bytes | str, list[tuple[bytes, dict[bytes, bytes]]]]  # XREAD: stream, entries
@@ -71,13 +76,25 @@ def stream_cursor(after: Key, partition: int) -> str:
     return f"{ms - 1}-{MAX_SEQUENCE}" if ms > 0 else "0-0"
 
 
+async def bounded(awaitable: Awaitable[Answer], timeout_s: float) -> Answer:
+    """The awaitable's result within timeout_s; Unavailable naming Redis when it is late or fails."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await awaitable
+    except TimeoutError:
+        raise Unavailable(f"redis: no answer within {timeout_s:g} s; resume from the last event id") from None
+    except (RedisError, OSError) as error:
+        raise Unavailable(f"redis: {type(error).__name__}: {error}; resume from the last event id") from None
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 class EventFeed:
-    def __init__(self, client: AnyRedis, partitions: int, settings: EventSettings) -> None:
+    def __init__(self, client: AnyRedis, partitions: int, settings: EventSettings, timeout_s: float) -> None:
         self._client = client
+        self.timeout_s = timeout_s
         self._partitions = partitions
         self._settings = settings
         self._keys = [events_of_partition(partition) for partition in range(partitions)]
@@ -85,7 +102,7 @@ class EventFeed:
     async def now_position(self) -> Key:
         """Just before Redis' current millisecond: an event written from now on has a stream ms at
         least this one (an event of this very millisecond written just before may come too)."""
-        return (await redis_time_ms(self._client) - 1, MAX_SEQUENCE, self._partitions)
+        return (await bounded(redis_time_ms(self._client), self.timeout_s) - 1, MAX_SEQUENCE, self._partitions)
 
     async def follow(self, after: Key | None, stopping: asyncio.Event) -> AsyncIterator[FeedEvent]:
         """Yields every event after `after` (None: from now), in order, until `stopping` is set."""
@@ -93,7 +110,7 @@ class EventFeed:
         cursors = {key: stream_cursor(position, partition) for partition, key in enumerate(self._keys)}
         delivered = position
         while not stopping.is_set():
-            deliverable = await self._read(cursors)
+            deliverable = await bounded(self._read(cursors), self.timeout_s)
             for event in deliverable:
                 cursors[self._keys[event.key[2]]] = f"{event.key[0]}-{event.key[1]}"
                 if event.key < delivered:

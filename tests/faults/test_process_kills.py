@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -24,7 +24,7 @@ import pytest
 from creditd.devtools.local_topology import LocalServer
 from creditd.devtools.ports import free_port
 from creditd.settings import Settings
-from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.connection import connect_sync
 from creditd.store.library import render_library
 from tests.harness import Harness, started_server
 from tests.money_load import MoneyLoad
@@ -65,14 +65,19 @@ class Victim:
         stop(self.process, self.directory / "data")
 
 
-@contextlib.contextmanager
-def _redis(directory: Path, settings: Settings) -> Iterator[tuple[LocalServer, AnySyncRedis]]:
+@contextlib.asynccontextmanager
+async def _two_servers(directory: Path, settings: Settings) -> AsyncIterator[tuple[LocalServer, Harness, Victim]]:
+    """A Redis, a creditd in this process (the survivor) and one in a child process (the victim)."""
     with LocalServer(directory / "redis") as redis_server:
         client = connect_sync(redis_server.url, settings.redis)
         client.function_load(render_library(settings), replace=True)
+        victim = Victim(directory / "victim", redis_server.url)
         try:
-            yield redis_server, client
+            await victim.wait_serving()
+            async with started_server(settings, redis_server.url, client) as harness:
+                yield redis_server, harness, victim
         finally:
+            victim.stop()
             client.close()
 
 
@@ -116,21 +121,15 @@ async def _under_two_loads(harness: Harness, victim: Victim, disturb: Callable[[
 
 
 async def test_creditd_killed_ten_times_while_another_serves(tmp_path: Path, settings: Settings) -> None:
-    with _redis(tmp_path, settings) as (redis_server, client):
-        victim = Victim(tmp_path / "victim", redis_server.url)
-        try:
-            await victim.wait_serving()
-            async with started_server(settings, redis_server.url, client) as harness:
+    async with _two_servers(tmp_path, settings) as (_, harness, victim):
 
-                async def kill_loop() -> None:
-                    for _ in range(CREDITD_KILLS):
-                        await asyncio.sleep(BETWEEN_KILLS_S)
-                        await victim.kill_and_restart()
+        async def kill_loop() -> None:
+            for _ in range(CREDITD_KILLS):
+                await asyncio.sleep(BETWEEN_KILLS_S)
+                await victim.kill_and_restart()
 
-                loads = await _under_two_loads(harness, victim, kill_loop)
-                assert loads[1].errors["UNAVAILABLE"] > 0  # the kills were felt
-        finally:
-            victim.stop()
+        loads = await _under_two_loads(harness, victim, kill_loop)
+        assert loads[1].errors["UNAVAILABLE"] > 0  # the kills were felt
 
 
 def _run_id(redis_server: LocalServer) -> str:
@@ -139,22 +138,16 @@ def _run_id(redis_server: LocalServer) -> str:
 
 
 async def test_redis_killed_and_restarted_from_its_append_only_file(tmp_path: Path, settings: Settings) -> None:
-    with _redis(tmp_path, settings) as (redis_server, client):
-        victim = Victim(tmp_path / "victim", redis_server.url)
-        try:
-            await victim.wait_serving()
-            async with started_server(settings, redis_server.url, client) as harness:
-                run_ids = [_run_id(redis_server)]
+    async with _two_servers(tmp_path, settings) as (redis_server, harness, victim):
+        run_ids = [_run_id(redis_server)]
 
-                async def kill_redis() -> None:
-                    for _ in range(REDIS_KILLS):
-                        await asyncio.sleep(BETWEEN_KILLS_S)
-                        redis_server.server.kill()
-                        redis_server.server.start()
-                        await asyncio.to_thread(redis_server.wait_ready)
-                        run_ids.append(_run_id(redis_server))
+        async def kill_redis() -> None:
+            for _ in range(REDIS_KILLS):
+                await asyncio.sleep(BETWEEN_KILLS_S)
+                redis_server.server.kill()
+                redis_server.server.start()
+                await asyncio.to_thread(redis_server.wait_ready)
+                run_ids.append(_run_id(redis_server))
 
-                await _under_two_loads(harness, victim, kill_redis)
-                assert len(set(run_ids)) == REDIS_KILLS + 1  # each kill gave a new Redis process
-        finally:
-            victim.stop()
+        await _under_two_loads(harness, victim, kill_redis)
+        assert len(set(run_ids)) == REDIS_KILLS + 1  # each kill gave a new Redis process

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import msgspec
 import pytest
 from grpc_health.v1 import health_pb2
@@ -36,6 +37,7 @@ from creditd.devtools.local_topology import LocalServer
 from creditd.settings import Settings
 from creditd.store.connection import connect_sync
 from creditd.store.library import render_library
+from creditd.v1 import creditd_pb2 as pb
 from tests.faults.proxy import FaultyProxy, faulty_proxy
 from tests.harness import Harness, started_server, watch_health
 from tests.money_load import MoneyLoad
@@ -47,7 +49,7 @@ HEALTH_INTERVAL_S = 0.25
 ANSWER_SLACK_S = 0.5
 SERVING_AGAIN_WITHIN_S = 2.0
 # The health watcher polls every 50 ms; its own lateness is not creditd's.
-WATCH_SLACK_S = 0.2
+WATCH_SLACK_S = 0.5
 ACCOUNTS = [f"66855{n:06d}" for n in range(12)]
 START_BALANCE = 10_000_000  # no account runs out of money during a run
 WORKERS = 8
@@ -114,6 +116,21 @@ async def _service(directory: Path, settings: Settings, proxied: bool = False) -
             yield Service(harness, redis_server, proxy)
 
 
+def _for_a_while(switch: Callable[[bool], None], seconds: float) -> Callable[[FaultRun], Awaitable[None]]:
+    """A fault that `switch(True)` starts and `switch(False)` ends, `seconds` apart, timed on the run."""
+
+    async def fault(run: FaultRun) -> None:
+        run.fault_started = time.monotonic()
+        switch(True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            switch(False)
+        run.fault_ended = time.monotonic()
+
+    return fault
+
+
 async def _run_fault(harness: Harness, fault: Callable[[FaultRun], Awaitable[None]]) -> FaultRun:
     for account_id in ACCOUNTS:
         await harness.create_account(account_id, balance=START_BALANCE)
@@ -152,17 +169,11 @@ def _refused_at_once() -> float:
 async def test_redis_frozen(tmp_path: Path, settings: Settings, freeze_s: float) -> None:
     async with _service(tmp_path, settings) as service:
 
-        async def freeze(run: FaultRun) -> None:
-            run.fault_started = time.monotonic()
-            service.redis.server.pause()
-            try:
-                await asyncio.sleep(freeze_s)
-            finally:
-                service.redis.server.resume()
-            run.fault_ended = time.monotonic()
+        def frozen(on: bool) -> None:
+            (service.redis.server.pause if on else service.redis.server.resume)()
 
         refused_before = _refused_at_once()
-        run = await _run_fault(service.harness, freeze)
+        run = await _run_fault(service.harness, _for_a_while(frozen, freeze_s))
         _assert_answered_in_time_and_health_followed(run, f"frozen {freeze_s:g} s")
         assert run.load.errors["UNAVAILABLE"] > 0
         if freeze_s > CALL_TIMEOUT_S + HEALTH_INTERVAL_S:  # long enough for the circuit to open
@@ -177,14 +188,10 @@ async def test_replies_delayed_past_the_time_out(tmp_path: Path, settings: Setti
         proxy = service.proxy
         assert proxy is not None
 
-        async def slow_path(run: FaultRun) -> None:
-            run.fault_started = time.monotonic()
-            proxy.delay_s = CALL_TIMEOUT_S * 1.5
-            await asyncio.sleep(3.0)
-            proxy.delay_s = 0.0
-            run.fault_ended = time.monotonic()
+        def slow(on: bool) -> None:
+            proxy.delay_s = CALL_TIMEOUT_S * 1.5 if on else 0.0
 
-        run = await _run_fault(service.harness, slow_path)
+        run = await _run_fault(service.harness, _for_a_while(slow, 3.0))
         _assert_answered_in_time_and_health_followed(run, "replies delayed 1.5 s")
         await _assert_every_card_is_its_own(service.harness)
         await run.load.assert_books_balance(service.harness)
@@ -196,14 +203,10 @@ async def test_path_drops_everything_silently(tmp_path: Path, settings: Settings
         proxy = service.proxy
         assert proxy is not None
 
-        async def black_hole(run: FaultRun) -> None:
-            run.fault_started = time.monotonic()
-            proxy.blackhole = True
-            await asyncio.sleep(4.0)
-            proxy.blackhole = False
-            run.fault_ended = time.monotonic()
+        def black_hole(on: bool) -> None:
+            proxy.blackhole = on
 
-        run = await _run_fault(service.harness, black_hole)
+        run = await _run_fault(service.harness, _for_a_while(black_hole, 4.0))
         _assert_answered_in_time_and_health_followed(run, "path silent 4 s")
         assert run.load.errors["UNAVAILABLE"] > 0
         await run.load.assert_books_balance(service.harness)
@@ -234,3 +237,30 @@ async def _assert_every_card_is_its_own(harness: Harness) -> None:
     for _ in range(5):
         cards = await asyncio.gather(*(harness.get(account_id) for account_id in ACCOUNTS * 20))
         assert [card.account_id for card in cards] == ACCOUNTS * 20
+
+
+async def test_event_stream_ends_unavailable_and_resumes(tmp_path: Path, settings: Settings) -> None:
+    """A WatchEvents stream while Redis is frozen ends with UNAVAILABLE within the time-out (not a hang,
+    not UNKNOWN); resumed from the last id it got, it delivers what happened meanwhile, once."""
+    async with _service(tmp_path, settings) as service:
+        harness = service.harness
+        await harness.create_account(ACCOUNTS[0], balance=START_BALANCE)
+        await harness.top_up(ACCOUNTS[0], 100, "before")
+        stream = harness.accounts.WatchEvents(pb.WatchEventsRequest(from_id="0-0-0"))
+        seen = [await stream.read() for _ in range(2)]  # the account created and the first top-up
+        assert [event.kind for event in seen] == ["account_created", "topup"]
+        service.redis.server.pause()
+        frozen_at = time.monotonic()
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await stream.read()
+            ended_after_s = time.monotonic() - frozen_at
+        finally:
+            service.redis.server.resume()
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE, ended.value
+        assert ended_after_s <= CALL_TIMEOUT_S + ANSWER_SLACK_S + settings.events.poll_interval_s
+        await harness.top_up(ACCOUNTS[0], 100, "after")
+        resumed = harness.accounts.WatchEvents(pb.WatchEventsRequest(from_id=seen[-1].id))
+        after = await resumed.read()
+        assert (after.kind, after.attributes.get("detail", "")) == ("topup", "100 bank")
+        resumed.cancel()
