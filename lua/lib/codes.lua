@@ -1,8 +1,9 @@
 --[=[
 Status codes and enum values shared by every function. One entry per line: tests/test_lua_codes.py
-parses this file and checks it against creditd.codes.Code and the proto enums.
+parses this file and checks it against the enums of creditd/store/codes.py and the proto.
 Diameter result codes (2001..5031) go to gateways as they are; 6xxx codes are internal to the
-Accounts service and are mapped to gRPC status codes by creditd/errors.py.
+Accounts service, mapped to errors by creditd/store/replies.py and to gRPC status codes by
+creditd/api/interceptors.py.
 uses: (nothing)
 ]=]
 local CODE = {

@@ -141,8 +141,8 @@ local function bucket_json(bucket)
     .. format_integer(bucket.amount) .. ']'
 end
 
--- The subscriber card; creditd/records.py decodes it.
--- The subscriber card; now_ms decides which billing cycle the data overage spend is of.
+-- The subscriber card (creditd/store/replies.py decodes it); now_ms decides which billing cycle the
+-- data overage spend is of.
 local function account_json(account, open_sessions, now_ms)
   local next_step = in_debt(account) and ladder_due_ms(account) or nil
   local plan = CONFIG.plans[account.plan]
