@@ -70,6 +70,7 @@ class CreditdServer:
         self.port = 0
         self._redis: AnyRedis | None = None
         self._pipeline: AutoPipeline | None = None
+        self._functions: Functions | None = None
         self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._stopping = asyncio.Event()
@@ -104,8 +105,8 @@ class CreditdServer:
         library_source = render_library(settings)
         if await ensure_library(self._redis, library_source):
             log.info("loaded the function library into redis")
-        wait = ReplicaWait(settings.redis.wait_replicas, settings.redis.wait_timeout_ms)
         redis_settings = settings.redis
+        wait = ReplicaWait(redis_settings.wait_replicas, redis_settings.wait_timeout_ms)
         self._pipeline = AutoPipeline(
             self._redis,
             redis_settings.max_pipeline_commands,
@@ -114,6 +115,7 @@ class CreditdServer:
             self.circuit,
             wait,
         )
+        self._functions = Functions(self._pipeline)
         return library_source
 
     def _build_grpc_server(self) -> grpc.aio.Server:
@@ -196,13 +198,9 @@ class CreditdServer:
         log.info("config reloaded: %d plan(s), %d plan change(s)", len(settings.plans), len(settings.plan_changes))
 
     @property
-    def pipeline(self) -> AutoPipeline:
-        assert self._pipeline is not None, "server not started"
-        return self._pipeline
-
-    @property
     def functions(self) -> Functions:
-        return Functions(self.pipeline)
+        assert self._functions is not None, "server not started"
+        return self._functions
 
     @property
     def redis(self) -> AnyRedis:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from creditd.errors import CreditdError
-from creditd.store.calls import READ_ONLY, Command
+from creditd.store.calls import READ_ONLY, Command, fcall
 from creditd.store.connection import AnySyncRedis
 from creditd.store.pipeline import AutoPipeline
 from creditd.store.replies import Reply, checked_reply
@@ -33,7 +33,6 @@ def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Rep
     """One pipelined round trip of function calls on a synchronous client (the CLI's batch jobs),
     each outcome decoded as Functions.call_many decodes it; read-only functions go as FCALL_RO."""
     pipe = client.pipeline(transaction=False)
-    for function, keys, args in commands:
-        verb = "FCALL_RO" if function in READ_ONLY else "FCALL"
-        pipe.execute_command(verb, function, len(keys), *keys, *args)
+    for command in commands:
+        pipe.execute_command("FCALL_RO" if command[0] in READ_ONLY else "FCALL", *fcall(command))
     return [checked_reply(raw) for raw in pipe.execute(raise_on_error=False)]

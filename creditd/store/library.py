@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from creditd.errors import Internal
 from creditd.resources import lua_directory
 from creditd.settings import Plan, PlanChange, Settings
-from creditd.store.calls import KEY_LAYOUTS, Calls
+from creditd.store.calls import KEY_LAYOUTS, Calls, fcall
 from creditd.store.codes import ExhaustionPolicy, FinalUnitAction, Unit
 from creditd.store.connection import AnyRedis, primaries
 from creditd.store.replies import decode_reply
@@ -181,11 +181,6 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
     return f"#!lua name={LIBRARY_NAME}\nlocal LIBRARY_VERSION = '{version}'\n{source}\n"
 
 
-def library_version_call() -> tuple[str | int, ...]:
-    function, keys, args = Calls.library_version()
-    return (function, len(keys), *keys, *args)
-
-
 def library_version(source: str) -> str:
     return source.split("'", 2)[1]
 
@@ -198,7 +193,7 @@ async def ensure_library(client: AnyRedis, source: str) -> bool:
     for node in await primaries(client):
         target = {} if node is None else {"target_nodes": node}
         try:
-            reply = await client.execute_command("FCALL_RO", *library_version_call(), **target)
+            reply = await client.execute_command("FCALL_RO", *fcall(Calls.library_version()), **target)
             loaded = decode_reply(reply).body.decode()
         except (ResponseError, Internal):  # no library, or one older than the {code, message, body} reply
             loaded = None

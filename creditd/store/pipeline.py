@@ -33,7 +33,7 @@ from redis.exceptions import MovedError, RedisError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
-from creditd.store.calls import Argument, Command
+from creditd.store.calls import Argument, Command, fcall
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis
 from creditd.store.replies import classify_reply_error
@@ -168,8 +168,8 @@ class AutoPipeline:
     async def _execute(self, commands: Sequence[Command]) -> list[Any]:
         """The calls' replies in order, then (waiting for replicas) the WAIT replies."""
         pipe = self._client.pipeline(transaction=False)
-        for function, keys, args in commands:
-            pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+        for command in commands:
+            pipe.execute_command("FCALL", *fcall(command))
         if not self._wait.replicas:
             return await pipe.execute(raise_on_error=False)
         for node in self._wait.nodes(self._client, commands):
