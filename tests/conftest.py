@@ -19,10 +19,9 @@ import uvloop
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
-from creditd.store.connection import AnySyncRedis, connect_sync
+from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
-from creditd.store.library import render_library
-from tests.harness import Harness, started_server
+from tests.harness import Harness, library_client, started_server
 
 TOPOLOGY_VARIABLE = "CREDITD_TEST_TOPOLOGY"
 
@@ -63,13 +62,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 @pytest.fixture
 def redis_client(redis_server: EmbeddedRedis, settings: Settings) -> Iterator[AnySyncRedis]:
-    client = connect_sync(redis_server.url, settings.redis)
-    client.flushall()
-    client.function_load(render_library(settings), replace=True)
-    try:
+    with library_client(redis_server.url, settings) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest_asyncio.fixture

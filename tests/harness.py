@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import redis
@@ -17,7 +17,9 @@ from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Quota
 from creditd.settings import Settings
 from creditd.store.calls import Calls
+from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import Keys
+from creditd.store.library import render_library
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -128,6 +130,18 @@ async def started_server(
     finally:
         await harness.close()
         await server.stop(0)
+
+
+@contextlib.contextmanager
+def library_client(url: str, settings: Settings) -> Iterator[AnySyncRedis]:
+    """A client of the Redis at url, emptied and with the settings' function library loaded."""
+    client = connect_sync(url, settings.redis)
+    client.flushall()
+    client.function_load(render_library(settings), replace=True)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 async def watch_health(harness: Harness, seen: list[tuple[float, int]], stopping: asyncio.Event) -> None:

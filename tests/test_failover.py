@@ -15,7 +15,6 @@ resending any of them replays it, and the audit is clean.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -27,9 +26,7 @@ from redis.crc import key_slot
 
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.settings import Settings
-from creditd.store.connection import AnySyncRedis, connect_sync
-from creditd.store.library import render_library
-from tests.harness import Harness, started_server, watch_health
+from tests.harness import Harness, library_client, started_server, watch_health
 from tests.money_load import MoneyLoad
 
 pytestmark = pytest.mark.asyncio
@@ -47,17 +44,6 @@ def _tuned(settings: Settings, wait_replicas: int) -> Settings:
         settings.redis, wait_replicas=wait_replicas, wait_timeout_ms=1000, health_check_interval_s=0.2
     )
     return msgspec.structs.replace(settings, redis=redis_settings)
-
-
-@contextlib.contextmanager
-def _fresh_client(url: str, settings: Settings) -> Iterator[AnySyncRedis]:
-    client = connect_sync(url, settings.redis)
-    client.flushall()
-    client.function_load(render_library(settings), replace=True)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 async def _run_under_load(harness: Harness, disturb: Callable[[], Awaitable[None]]) -> MoneyLoad:
@@ -96,7 +82,7 @@ def _slot_of(harness: Harness, account_id: str) -> int:
 
 async def test_cluster_primary_killed_mid_load(cluster: LocalCluster, settings: Settings) -> None:
     tuned = _tuned(settings, wait_replicas=1)
-    with _fresh_client(cluster.url, tuned) as client:
+    with library_client(cluster.url, tuned) as client:
         async with started_server(tuned, cluster.url, client) as harness:
             victim = cluster.owner_of(_slot_of(harness, ACCOUNTS[0]))
 
@@ -115,7 +101,7 @@ async def test_cluster_primary_killed_mid_load(cluster: LocalCluster, settings: 
 @pytest.mark.parametrize("wait_replicas", [0, 1])
 async def test_cluster_slot_migrated_mid_load(cluster: LocalCluster, settings: Settings, wait_replicas: int) -> None:
     tuned = _tuned(settings, wait_replicas=wait_replicas)
-    with _fresh_client(cluster.url, tuned) as client:
+    with library_client(cluster.url, tuned) as client:
         async with started_server(tuned, cluster.url, client) as harness:
             slot = _slot_of(harness, ACCOUNTS[0])
             source = cluster.owner_of(slot)
@@ -133,7 +119,7 @@ async def test_cluster_slot_migrated_mid_load(cluster: LocalCluster, settings: S
 
 async def test_sentinel_primary_killed_mid_load(tmp_path: Path, settings: Settings) -> None:
     tuned = _tuned(settings, wait_replicas=1)
-    with LocalSentinels(tmp_path / "sentinel", replicas=1) as sentinels, _fresh_client(sentinels.url, tuned) as client:
+    with LocalSentinels(tmp_path / "sentinel", replicas=1) as sentinels, library_client(sentinels.url, tuned) as client:
         async with started_server(tuned, sentinels.url, client) as harness:
             seen: list[tuple[float, int]] = []
             watching = asyncio.Event()

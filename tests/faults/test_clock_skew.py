@@ -20,9 +20,7 @@ from creditd.clock import Clock
 from creditd.devtools.local_topology import LocalServer
 from creditd.errors import Unavailable
 from creditd.settings import Settings
-from creditd.store.connection import connect_sync
-from creditd.store.library import render_library
-from tests.harness import DATA, INITIAL, Harness, started_server
+from tests.harness import DATA, INITIAL, Harness, library_client, started_server
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66858000001"
@@ -65,29 +63,24 @@ async def _until_not_serving(harness: Harness) -> float:
 
 async def test_a_fast_clock_is_refused_and_pulls_nothing_early(tmp_path: Path, settings: Settings) -> None:
     guarded = _guarded(settings)
-    with LocalServer(tmp_path) as redis_server:
-        client = connect_sync(redis_server.url, guarded.redis)
-        client.function_load(render_library(guarded), replace=True)
-        try:
-            async with started_server(guarded, redis_server.url, client) as on_time:
-                await on_time.create_account(ACCOUNT, balance=1_000)
-                opened = await on_time.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)])
-                validity_s = opened.grants[0].validity_time_s
-                async with started_server(guarded, redis_server.url, client, Clock(SKEW_S * 1000)) as fast:
-                    took_s = await _until_not_serving(fast)
-                    print(f"the fast server went NOT_SERVING {took_s:.2f} s after it started")
-                    with pytest.raises(grpc.aio.AioRpcError) as refused:
-                        await fast.top_up(ACCOUNT, 100, "fast-1")
-                    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-                    assert "clock" in (refused.value.details() or ""), refused.value.details()
-                    # Its sweeper, 90 s ahead, sees the session (valid validity_s < 90 s) as overdue:
-                    assert validity_s + guarded.sweeper.grace_period_s < SKEW_S
-                    with pytest.raises(Unavailable, match="clock"):
-                        await fast.server.sweeper.sweep_once()
-                    assert await _health(on_time) == health_pb2.HealthCheckResponse.SERVING
-                    card = await on_time.get(ACCOUNT)
-                    assert card.open_sessions == 1 and card.reserved > 0  # not released early
-                    assert (await on_time.top_up(ACCOUNT, 100, "on-time-1")).account.balance == 1_100
-                on_time.assert_audit_clean()
-        finally:
-            client.close()
+    with LocalServer(tmp_path) as redis_server, library_client(redis_server.url, guarded) as client:
+        async with started_server(guarded, redis_server.url, client) as on_time:
+            await on_time.create_account(ACCOUNT, balance=1_000)
+            opened = await on_time.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)])
+            validity_s = opened.grants[0].validity_time_s
+            async with started_server(guarded, redis_server.url, client, Clock(SKEW_S * 1000)) as fast:
+                took_s = await _until_not_serving(fast)
+                print(f"the fast server went NOT_SERVING {took_s:.2f} s after it started")
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await fast.top_up(ACCOUNT, 100, "fast-1")
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "clock" in (refused.value.details() or ""), refused.value.details()
+                # Its sweeper, 90 s ahead, sees the session (valid validity_s < 90 s) as overdue:
+                assert validity_s + guarded.sweeper.grace_period_s < SKEW_S
+                with pytest.raises(Unavailable, match="clock"):
+                    await fast.server.sweeper.sweep_once()
+                assert await _health(on_time) == health_pb2.HealthCheckResponse.SERVING
+                card = await on_time.get(ACCOUNT)
+                assert card.open_sessions == 1 and card.reserved > 0  # not released early
+                assert (await on_time.top_up(ACCOUNT, 100, "on-time-1")).account.balance == 1_100
+            on_time.assert_audit_clean()

@@ -24,9 +24,7 @@ import pytest
 from creditd.devtools.local_topology import LocalServer
 from creditd.devtools.ports import free_port
 from creditd.settings import Settings
-from creditd.store.connection import connect_sync
-from creditd.store.library import render_library
-from tests.harness import Harness, started_server
+from tests.harness import Harness, library_client, started_server
 from tests.money_load import MoneyLoad
 from tests.processes import CHANNEL_OPTIONS, kill_hard, start_server, stop, wait_serving
 
@@ -68,9 +66,7 @@ class Victim:
 @contextlib.asynccontextmanager
 async def _two_servers(directory: Path, settings: Settings) -> AsyncIterator[tuple[LocalServer, Harness, Victim]]:
     """A Redis, a creditd in this process (the survivor) and one in a child process (the victim)."""
-    with LocalServer(directory / "redis") as redis_server:
-        client = connect_sync(redis_server.url, settings.redis)
-        client.function_load(render_library(settings), replace=True)
+    with LocalServer(directory / "redis") as redis_server, library_client(redis_server.url, settings) as client:
         victim = Victim(directory / "victim", redis_server.url)
         try:
             await victim.wait_serving()
@@ -78,7 +74,6 @@ async def _two_servers(directory: Path, settings: Settings) -> AsyncIterator[tup
                 yield redis_server, harness, victim
         finally:
             victim.stop()
-            client.close()
 
 
 def _combined_balances(loads: list[MoneyLoad]) -> dict[str, int]:

@@ -14,10 +14,8 @@ from redis.exceptions import OutOfMemoryError
 
 from creditd.devtools.local_topology import LocalServer
 from creditd.settings import Settings
-from creditd.store.connection import connect_sync
-from creditd.store.library import render_library
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import EVENT, SMS, charge_request, dump, started_server
+from tests.harness import EVENT, SMS, charge_request, dump, library_client, started_server
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66856000001"
@@ -27,43 +25,40 @@ HEADROOM_BYTES = 2 * 1024 * 1024
 
 
 async def test_writes_refused_reads_served_at_maxmemory(tmp_path, settings: Settings) -> None:
-    with LocalServer(tmp_path) as redis_server:
-        admin = redis_server.admin(redis_server.server)
-        client = connect_sync(redis_server.url, settings.redis)
-        client.function_load(render_library(settings), replace=True)
-        try:
-            async with started_server(settings, redis_server.url, client) as harness:
-                await harness.create_account(ACCOUNT, balance=1_000)
-                used = int(admin.info("memory")["used_memory"])
-                admin.config_set("maxmemory", used + HEADROOM_BYTES)
-                filled = 0
-                with pytest.raises(OutOfMemoryError):
-                    for filled in range(MAX_FILLER_KEYS):
-                        admin.set(f"filler:{filled}", b"x" * FILLER_BYTES)
-                before = dump(client)
+    with (
+        LocalServer(tmp_path) as redis_server,
+        library_client(redis_server.url, settings) as client,
+        redis_server.admin(redis_server.server) as admin,
+    ):
+        async with started_server(settings, redis_server.url, client) as harness:
+            await harness.create_account(ACCOUNT, balance=1_000)
+            used = int(admin.info("memory")["used_memory"])
+            admin.config_set("maxmemory", used + HEADROOM_BYTES)
+            filled = 0
+            with pytest.raises(OutOfMemoryError):
+                for filled in range(MAX_FILLER_KEYS):
+                    admin.set(f"filler:{filled}", b"x" * FILLER_BYTES)
+            before = dump(client)
 
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await harness.top_up(ACCOUNT, 500, "oom-1")
-                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                assert "memory" in (refused.value.details() or ""), refused.value.details()
-                with pytest.raises(grpc.aio.AioRpcError) as charge_refused:
-                    await harness.credit_control.Charge(
-                        charge_request("oom-sms", EVENT, 0, ACCOUNT, [(SMS, 0, 0)], gateway_id="gw-oom")
-                    )
-                assert charge_refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                assert not harness.server.circuit.is_open  # Redis answered: no reason to refuse everything
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await harness.top_up(ACCOUNT, 500, "oom-1")
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "memory" in (refused.value.details() or ""), refused.value.details()
+            with pytest.raises(grpc.aio.AioRpcError) as charge_refused:
+                await harness.credit_control.Charge(
+                    charge_request("oom-sms", EVENT, 0, ACCOUNT, [(SMS, 0, 0)], gateway_id="gw-oom")
+                )
+            assert charge_refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert not harness.server.circuit.is_open  # Redis answered: no reason to refuse everything
 
-                card = await harness.get(ACCOUNT)  # reads still served
-                assert card.balance == 1_000
-                page = await harness.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=10))
-                assert len(page.entries) == 1
-                assert dump(client) == before  # nothing half-written
+            card = await harness.get(ACCOUNT)  # reads still served
+            assert card.balance == 1_000
+            page = await harness.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=10))
+            assert len(page.entries) == 1
+            assert dump(client) == before  # nothing half-written
 
-                for key in range(filled + 1):
-                    admin.delete(f"filler:{key}")
-                admin.config_set("maxmemory", 0)
-                assert (await harness.top_up(ACCOUNT, 500, "oom-1")).account.balance == 1_500
-                harness.assert_audit_clean()
-        finally:
-            admin.close()
-            client.close()
+            for key in range(filled + 1):
+                admin.delete(f"filler:{key}")
+            admin.config_set("maxmemory", 0)
+            assert (await harness.top_up(ACCOUNT, 500, "oom-1")).account.balance == 1_500
+            harness.assert_audit_clean()

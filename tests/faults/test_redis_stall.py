@@ -35,11 +35,9 @@ from grpc_health.v1 import health_pb2
 from creditd import metrics
 from creditd.devtools.local_topology import LocalServer
 from creditd.settings import Settings
-from creditd.store.connection import connect_sync
-from creditd.store.library import render_library
 from creditd.v1 import creditd_pb2 as pb
 from tests.faults.proxy import FaultyProxy, faulty_proxy
-from tests.harness import Harness, started_server, watch_health
+from tests.harness import Harness, library_client, started_server, watch_health
 from tests.money_load import MoneyLoad
 
 pytestmark = pytest.mark.asyncio
@@ -108,8 +106,7 @@ async def _service(directory: Path, settings: Settings, proxied: bool = False) -
     """A Redis of the test's own and a creditd in front of it, through a proxy when asked."""
     tuned = _tuned(settings)
     with LocalServer(directory) as redis_server, contextlib.ExitStack() as stack:
-        client = stack.enter_context(contextlib.closing(connect_sync(redis_server.url, tuned.redis)))
-        client.function_load(render_library(tuned), replace=True)
+        client = stack.enter_context(library_client(redis_server.url, tuned))
         proxy = stack.enter_context(faulty_proxy("127.0.0.1", redis_server.server.port)) if proxied else None
         url = redis_server.url if proxy is None else redis_server.url_via(proxy.port)
         async with started_server(tuned, url, client) as harness:
