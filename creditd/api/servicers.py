@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TypeVar
 
 from creditd import metrics
 from creditd.api import validation
@@ -23,8 +22,6 @@ from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-
-Reply = TypeVar("Reply")
 
 
 class CreditControlService(pb_grpc.CreditControlServicer):

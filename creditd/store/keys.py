@@ -112,9 +112,6 @@ class Keys:
     def ledger(self, account_id: str) -> str:
         return self.layout(("ledger",), account_id)[0]
 
-    def top_up_record(self, account_id: str, idempotency_key: str) -> str:
-        return self.layout(("record",), account_id, idempotency_key=idempotency_key)[0]
-
     def session(self, account_id: str, gateway_id: str, session_id: str) -> str:
         return self.layout(("session",), account_id, gateway_id, session_id)[0]
 
