@@ -7,13 +7,14 @@ them through the generated CONFIG table (creditd/store/library.py).
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
 from creditd.errors import ConfigError
+from creditd.rating_config import MAX_PREFIXES, check_rating, load_prefix_files
 
 MAX_EXACT_INTEGER = 2**53 - 1
 MAX_UINT32 = 2**32 - 1
@@ -22,10 +23,24 @@ DEFAULT_PARTITIONS = 256
 MAX_CREDIT_TIERS = 16
 MAX_PLAN_CHANGES = 32
 MAX_PLAN_CHANGE_ACCOUNTS = 10_000
+MAX_TARIFFS_PER_PLAN = 256
+MAX_ZONE_PLMNS = 10_000
+MAX_DESTINATIONS = 4096
+MAX_ZONES = 1024
+MAX_TIMINGS = 256
+MAX_TIMING_DATES = 1_000
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+# E.164: at most 15 digits; a destination prefix is a leading part of one.
+Prefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}$")]
+# MCC + MNC.
+Plmn = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{5,6}$")]
+# "HH:MM" local time; "24:00" only as a band's end.
+ClockTime = Annotated[str, msgspec.Meta(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+RatingNames = Annotated[list[Name], msgspec.Meta(max_length=64)]
 
 
 Role = Literal["gateway", "topup", "crm", "admin"]
@@ -150,6 +165,22 @@ class Tariff(Struct, frozen=True):
     direction: Literal["originating", "terminating"] = "originating"
     # Served even under one-way suspension (top-up portal, emergency).
     always_allowed: bool = False
+    # Criteria (docs/design.md, Rating): each given one narrows the tariff; per unit the matching
+    # tariff of the rating group with the most criteria wins. Empty: any.
+    service_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]], msgspec.Meta(max_length=64)] = (
+        msgspec.field(default_factory=list)
+    )
+    destinations: RatingNames = msgspec.field(default_factory=list)
+    # Zone names, or the built-in "home" (a plan's home_plmns) and "roaming" (a PLMN no zone lists).
+    zones: RatingNames = msgspec.field(default_factory=list)
+    timing: Name | None = None
+    # Sent with every grant: ask again when this share of the grant is left; return an idle grant.
+    quota_threshold_percent: Annotated[int, msgspec.Meta(ge=0, le=99)] = 20
+    quota_holding_time_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
+
+    @property
+    def specificity(self) -> int:
+        return sum(bool(given) for given in (self.service_ids, self.destinations, self.zones, self.timing))
 
 
 class Bundle(Struct, frozen=True):
@@ -165,6 +196,8 @@ class Bundle(Struct, frozen=True):
     validity_s: Annotated[int, msgspec.Meta(ge=0, le=3 * 366 * 86400)] = 30 * 86400
     priority: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)] = 10
     exhaustion_policy: Literal["CAP", "THROTTLE", "OVERAGE"] = "OVERAGE"
+    # Where the bucket serves: zone names, "home" or "roaming". Empty: at home only.
+    zones: RatingNames = msgspec.field(default_factory=list)
 
 
 class CreditTier(Struct, frozen=True):
@@ -201,8 +234,35 @@ class Plan(Struct, frozen=True, kw_only=True):
         default_factory=list
     )
     credit_tier_months: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
-    tariffs: list[Tariff]
+    # IANA name: timings are local times of this zone.
+    time_zone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
+    # Visited networks that count as home (an empty visited_plmn always does).
+    home_plmns: Annotated[list[Plmn], msgspec.Meta(max_length=64)] = msgspec.field(default_factory=list)
+    tariffs: Annotated[list[Tariff], msgspec.Meta(max_length=MAX_TARIFFS_PER_PLAN)]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+
+
+class Destination(Struct, frozen=True):
+    """A destination set: called numbers starting with one of its prefixes (the longest match wins)."""
+
+    prefixes: Annotated[list[Prefix], msgspec.Meta(max_length=MAX_PREFIXES)] = msgspec.field(default_factory=list)
+    # One prefix a line, or "prefix,name"; relative to the config file. Read into prefixes on load.
+    prefixes_file: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+
+
+class Zone(Struct, frozen=True):
+    plmns: Annotated[list[Plmn], msgspec.Meta(min_length=1, max_length=MAX_ZONE_PLMNS)]
+
+
+class Timing(Struct, frozen=True):
+    """When a tariff applies, in the plan's local time: every condition given must hold. A band that
+    crosses midnight belongs to the day it starts (fri 22:00-07:00 includes Saturday 03:00)."""
+
+    weekdays: Annotated[list[Weekday], msgspec.Meta(max_length=7)] = msgspec.field(default_factory=list)
+    # Both or neither; neither: all day.
+    start: ClockTime | None = None
+    end: ClockTime | None = None
+    dates: Annotated[list[date], msgspec.Meta(max_length=MAX_TIMING_DATES)] = msgspec.field(default_factory=list)
 
 
 class PlanChange(Struct, frozen=True):
@@ -234,6 +294,11 @@ class Settings(Struct, frozen=True, kw_only=True):
     events: EventSettings = EventSettings()
     security: SecuritySettings = SecuritySettings()
     plans: dict[Name, Plan]
+    destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
+        default_factory=dict
+    )
+    zones: Annotated[dict[Name, Zone], msgspec.Meta(max_length=MAX_ZONES)] = msgspec.field(default_factory=dict)
+    timings: Annotated[dict[Name, Timing], msgspec.Meta(max_length=MAX_TIMINGS)] = msgspec.field(default_factory=dict)
     plan_changes: Annotated[list[PlanChange], msgspec.Meta(max_length=MAX_PLAN_CHANGES)] = msgspec.field(
         default_factory=list
     )
@@ -308,17 +373,14 @@ def _check_coherence(settings: Settings) -> None:
         for index, bundle in enumerate(plan.bundles):
             if bundle.price_minor > limits.max_amount_minor:
                 raise ConfigError(f"{where}.bundles[{index}].price_minor: above limits.max_amount_minor")
-        seen: set[int] = set()
         for index, tariff in enumerate(plan.tariffs):
-            if tariff.rating_group in seen:
-                raise ConfigError(f"{where}.tariffs[{index}].rating_group: {tariff.rating_group} appears twice")
-            seen.add(tariff.rating_group)
             if tariff.default_grant > limits.max_units:
                 raise ConfigError(f"{where}.tariffs[{index}].default_grant: above limits.max_units")
     _check_plan_changes(settings)
 
 
-def parse_settings(document: dict[str, object], source: str = "config") -> Settings:
+def parse_settings(document: dict[str, object], source: str = "config", base_directory: Path | None = None) -> Settings:
+    """base_directory: where relative prefixes_file paths start (the config file's directory)."""
     plans = document.get("plans")
     if isinstance(plans, dict):
         for plan_name, plan_document in plans.items():
@@ -330,7 +392,9 @@ def parse_settings(document: dict[str, object], source: str = "config") -> Setti
         settings = msgspec.convert(document, Settings)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{source}: {error}") from None
+    settings = load_prefix_files(settings, base_directory or Path.cwd())
     _check_coherence(settings)
+    check_rating(settings)
     return settings
 
 
@@ -341,4 +405,4 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return parse_settings(document, str(path))
+    return parse_settings(document, str(path), path.parent)

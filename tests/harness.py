@@ -31,10 +31,43 @@ INITIAL, UPDATE, TERMINATE, EVENT = (
 )
 DATA, VOICE, SMS, VOICE_IN = 1, 2, 3, 4
 MB = 1_000_000
+# The sample plan prices calls and SMS by destination: a Thai number unless a test says otherwise.
+THAI_NUMBER = "66812345678"
+DAY_MS = 86_400_000
+# 10:00 in Bangkok: the sample plan's day tariffs hold for the next twelve hours.
+DAYTIME_UTC_MS = 3 * 3_600_000
+
+
+def daytime_clock() -> Clock:
+    """A clock moved forward to the next 10:00 Bangkok time (then running at real speed), so that a
+    test's prices do not depend on the hour the suite runs (the night tariff starts at 22:00)."""
+    real_ms = time.time_ns() // 1_000_000
+    target_ms = real_ms - real_ms % DAY_MS + DAYTIME_UTC_MS
+    if target_ms < real_ms:
+        target_ms += DAY_MS
+    return Clock(target_ms - real_ms)
+
+
+class FrozenClock(Clock):
+    """A clock that moves only when told: a test that compares prices by time band against a model
+    must not race the real clock across a band edge."""
+
+    def __init__(self, now_ms: int) -> None:
+        super().__init__(now_ms)
+
+    def now_ms(self) -> int:
+        return self.offset_ms
 
 
 def charge_request(
-    session_id: str, kind: int, number: int, account_id: str, units: list[tuple[int, int, int]], gateway_id: str = "gw1"
+    session_id: str,
+    kind: int,
+    number: int,
+    account_id: str,
+    units: list[tuple[int, int, int]],
+    gateway_id: str = "gw1",
+    called_party: str = THAI_NUMBER,
+    visited_plmn: str = "",
 ) -> pb.ChargeRequest:
     """units: (rating_group, requested, used) per item."""
     return pb.ChargeRequest(
@@ -44,6 +77,8 @@ def charge_request(
         account_id=account_id,
         gateway_id=gateway_id,
         units=[pb.UnitRequest(rating_group=rg, requested=requested, used=used) for rg, requested, used in units],
+        called_party=called_party,
+        visited_plmn=visited_plmn,
     )
 
 
@@ -85,8 +120,12 @@ class Harness:
         account_id: str,
         units: list[tuple[int, int, int]],
         gateway_id: str = "gw1",
+        called_party: str = THAI_NUMBER,
+        visited_plmn: str = "",
     ) -> pb.ChargeAnswer:
-        return await self.credit_control.Charge(charge_request(session_id, kind, number, account_id, units, gateway_id))
+        return await self.credit_control.Charge(
+            charge_request(session_id, kind, number, account_id, units, gateway_id, called_party, visited_plmn)
+        )
 
     async def ledger(self, account_id: str, limit: int = 100) -> list[pb.LedgerEntry]:
         answer = await self.accounts.ListLedger(pb.ListLedgerRequest(account_id=account_id, limit=limit))
@@ -122,7 +161,7 @@ async def started_server(
     settings: Settings, redis_url: str, client: redis.Redis, clock: Clock | None = None
 ) -> AsyncIterator[Harness]:
     """A server with settings (and a clock) of the test's own (the creditd fixture has the shared ones)."""
-    server = CreditdServer(settings, redis_url, "127.0.0.1:0", clock or Clock())
+    server = CreditdServer(settings, redis_url, "127.0.0.1:0", clock or daytime_clock())
     await server.start()
     harness = Harness(server, client, settings)
     try:

@@ -1,17 +1,64 @@
 """A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written
-from docs/design.md and the plan, not from the Lua: money, status with the suspension ladder, sms_50
-buckets with expiry, top-up keys. The property test drives creditd and this model with the same
-random operations and compares them after each one."""
+from docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
+suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, and the rating of
+calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
+(night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
+The property test drives creditd and this model with the same random operations and compares them
+after each one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 DAY_MS = 86_400_000
-SMS_PRICE, VOICE_BLOCK_PRICE, VOICE_BLOCK_S, VOICE_DEFAULT_S = 50, 100, 60, 300
+VOICE_BLOCK_S = 60
 SMS_BUNDLE_PRICE, SMS_BUNDLE_SIZE, BUNDLE_VALIDITY_MS = 1_900, 50, 30 * DAY_MS
 ONE_WAY_GRACE_MS, TWO_WAY_GRACE_MS, LATE_FEE = 7 * DAY_MS, 30 * DAY_MS, 2_000
 ACTIVE, ONE_WAY, TWO_WAY, TERMINATED = 1, 2, 3, 4
+BANGKOK_OFFSET_MS, MINUTE_MS = 7 * 3_600_000, 60_000
+NIGHT_FROM_MINUTE, NIGHT_UNTIL_MINUTE = 22 * 60, 7 * 60
+VOICE_GRANT_VALIDITY_MS = 600_000
+# (destination, zone) -> price per unit; "band": 100 by day, 50 by night. No entry: not rated.
+VOICE_PRICES: dict[tuple[str, str], int | str] = {("thai", "home"): "band", ("international", "home"): 900}
+SMS_PRICES = {("thai", "home"): 50, ("international", "home"): 300}
+ROAMING_VOICE_PRICE, ROAMING_SMS_PRICE = 1_500, 300
+
+
+def is_night(instant_ms: int) -> bool:
+    minute = (instant_ms + BANGKOK_OFFSET_MS) % DAY_MS // MINUTE_MS
+    return minute >= NIGHT_FROM_MINUTE or minute < NIGHT_UNTIL_MINUTE
+
+
+def voice_price(destination: str, zone: str, instant_ms: int) -> int | None:
+    if zone == "roaming":
+        return ROAMING_VOICE_PRICE
+    price = VOICE_PRICES.get((destination, zone))
+    if price == "band":
+        return 50 if is_night(instant_ms) else 100
+    assert price is None or isinstance(price, int)
+    return price
+
+
+def sms_price(destination: str, zone: str) -> int | None:
+    return ROAMING_SMS_PRICE if zone == "roaming" else SMS_PRICES.get((destination, zone))
+
+
+def band_edge_within(start_ms: int, end_ms: int) -> int:
+    """The first 07:00 or 22:00 Bangkok time strictly between the two instants; 0 when none."""
+    local_day_ms = (start_ms + BANGKOK_OFFSET_MS) // DAY_MS * DAY_MS - BANGKOK_OFFSET_MS
+    edges = sorted(
+        local_day_ms + days * DAY_MS + minute * MINUTE_MS
+        for days in (0, 1)
+        for minute in (NIGHT_UNTIL_MINUTE, NIGHT_FROM_MINUTE)
+    )
+    return next((edge for edge in edges if start_ms < edge < end_ms), 0)
+
+
+def used_after_change(start_ms: int, used_s: int, change_ms: int) -> int:
+    """Seconds of a call started at start_ms and lasting used_s that fall after change_ms."""
+    if change_ms == 0:
+        return 0
+    return min(used_s, max(0, -(-(start_ms + used_s * 1000 - change_ms) // 1000)))
 
 
 @dataclass
@@ -71,20 +118,21 @@ class Model:
             self._set(ACTIVE, "TOPUP", self.now_ms)
         return "applied"
 
-    def send_sms(self) -> int:
+    def send_sms(self, destination: str = "thai", zone: str = "home") -> int:
         """Money charged, or -1 when refused."""
         self.apply_ladder()
-        if self.status != ACTIVE:
+        price = sms_price(destination, zone)
+        if self.status != ACTIVE or price is None:
             return -1
         usable = sorted((b for b in self.buckets if b.remaining > 0), key=lambda b: b.expires_at_ms)
-        if usable:
+        if usable and zone == "home":
             usable[0].remaining -= 1
             return 0
-        if self.balance < SMS_PRICE:
+        if self.balance < price:
             return -1
-        self.balance -= SMS_PRICE
+        self.balance -= price
         self._check_exhaustion()
-        return SMS_PRICE
+        return price
 
     def buy_sms_bundle(self) -> bool:
         self.apply_ladder()
@@ -94,15 +142,28 @@ class Model:
         self.buckets.append(SmsBucket(SMS_BUNDLE_SIZE, self.now_ms + BUNDLE_VALIDITY_MS))
         return True
 
-    def call(self, used_s: int) -> int:
-        """A voice call (INITIAL then TERMINATE with used_s): money charged, or -1 when not granted."""
+    def call(self, used_s: int, destination: str = "thai", zone: str = "home", spans: bool = False) -> tuple[int, int]:
+        """A voice call: INITIAL, then TERMINATE with used_s, either at once or (spans) used_s later
+        with the part after the grant's tariff time change reported. Returns the money charged and the
+        grant's tariff_time_change_ms, or (-1, 0) when not granted."""
         self.apply_ladder()
-        if self.status != ACTIVE or self.balance < VOICE_BLOCK_PRICE:
-            return -1
-        cost = -(-used_s // VOICE_BLOCK_S) * VOICE_BLOCK_PRICE
+        price = voice_price(destination, zone, self.now_ms)
+        if self.status != ACTIVE or price is None:
+            return -1, 0
+        change_ms = band_edge_within(self.now_ms, self.now_ms + VOICE_GRANT_VALIDITY_MS)
+        price_after = voice_price(destination, zone, change_ms) if change_ms else price
+        assert price_after is not None
+        if price_after == price:
+            change_ms = 0
+        if self.balance < max(price, price_after):  # a grant reserves for the dearer side
+            return -1, 0
+        after_s = used_after_change(self.now_ms, used_s, change_ms) if spans else 0
+        if spans:
+            self.advance(used_s)
+        cost = -(-(used_s - after_s) // VOICE_BLOCK_S) * price + -(-after_s // VOICE_BLOCK_S) * price_after
         self.balance -= cost
         self._check_exhaustion()
-        return cost
+        return cost, change_ms
 
     @property
     def sms_left(self) -> int:

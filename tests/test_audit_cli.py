@@ -46,7 +46,9 @@ async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness,
 
 async def test_check_config(tmp_path: Path) -> None:
     code, output = await creditd_command("check-config", str(default_config_path()))
-    assert code == 0 and "1 plan(s), 4 tariff(s)" in output
+    assert (
+        code == 0 and "1 plan(s), 11 tariff(s), 2 destination(s) with 10 prefix(es), 0 zone(s), 1 timing(s)" in output
+    )
     bad = tmp_path / "bad.toml"
     bad.write_text(default_config_path().read_text().replace('orphan_policy = "release"', 'orphan_policy = "keep"'))
     code, output = await creditd_command("check-config", str(bad))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.harness import Harness
+from tests.harness import THAI_NUMBER, Harness
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66812345678"
@@ -34,7 +34,19 @@ async def test_worked_example(creditd: Harness) -> None:
     code, created = await cli(creditd, "account", "create", ACCOUNT, "--balance", "1000", "--name", "Somchai")
     assert code == 0 and "balance      1000" in created and "ACTIVE" in created
 
-    code, played = await cli(creditd, "charge", ACCOUNT, "--rating-group", "2", "--used", "90", "--updates", "2")
+    code, played = await cli(
+        creditd,
+        "charge",
+        ACCOUNT,
+        "--rating-group",
+        "2",
+        "--used",
+        "90",
+        "--updates",
+        "2",
+        "--called-party",
+        THAI_NUMBER,
+    )
     assert code == 0
     lines = played.splitlines()
     assert lines[0].startswith("INITIAL   #0: SUCCESS") and "granted 300 SECONDS" in lines[1]

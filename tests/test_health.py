@@ -15,12 +15,11 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.api.server import CreditdServer
-from creditd.clock import Clock
 from creditd.errors import Unavailable
 from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import DATA, INITIAL, Harness
+from tests.harness import DATA, INITIAL, Harness, daytime_clock
 
 pytestmark = pytest.mark.asyncio
 WAIT_LIMIT_S = 15.0
@@ -43,7 +42,7 @@ async def test_health_follows_redis_stop_and_start(tmp_path: Path, settings: Set
     quick = msgspec.structs.replace(
         settings, redis=msgspec.structs.replace(settings.redis, health_check_interval_s=0.05, call_timeout_s=0.5)
     )
-    server = CreditdServer(quick, own_redis.url, "127.0.0.1:0", Clock())
+    server = CreditdServer(quick, own_redis.url, "127.0.0.1:0", daytime_clock())
     await server.start()
     client = redis.Redis.from_url(own_redis.url)
     creditd = Harness(server, client, quick)
@@ -90,7 +89,7 @@ async def test_runs_as_a_restricted_acl_user_and_refuses_a_wrong_password(tmp_pa
             "-shutdown",
         )
         url = f"unix://creditd:s3cret-pw@{own_redis.socket_path}"
-        server = CreditdServer(settings, url, "127.0.0.1:0", Clock())
+        server = CreditdServer(settings, url, "127.0.0.1:0", daytime_clock())
         await server.start()  # CONFIG is denied: it warns instead of checking noeviction, and starts
         creditd = Harness(server, admin, settings)
         try:
@@ -100,7 +99,7 @@ async def test_runs_as_a_restricted_acl_user_and_refuses_a_wrong_password(tmp_pa
         finally:
             await creditd.close()
             await server.stop(0)
-        wrong = CreditdServer(settings, f"unix://creditd:wrong@{own_redis.socket_path}", "127.0.0.1:0", Clock())
+        wrong = CreditdServer(settings, f"unix://creditd:wrong@{own_redis.socket_path}", "127.0.0.1:0", daytime_clock())
         with pytest.raises(Unavailable) as refused:
             await wrong.start()
         assert "cannot reach" in refused.value.message and "wrong" not in refused.value.message

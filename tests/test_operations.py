@@ -22,13 +22,17 @@ from tests.processes import start_server, stop, wait_serving
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66816160000"
+LONDON = "442079460000"
 RELOAD_WAIT_S = 15.0
 
 
 async def minute_price(stub: pb_grpc.CreditControlStub, n: int) -> int:
-    """Plays one session with 60 s of outgoing voice; returns what it was charged."""
-    await stub.Charge(charge_request(f"probe{n}", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)]))
-    answer = await stub.Charge(charge_request(f"probe{n}", TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)]))
+    """Plays one session with 60 s of outgoing voice to London (one price day and night: the server
+    runs on the real clock); returns what it was charged."""
+    await stub.Charge(charge_request(f"probe{n}", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)], called_party=LONDON))
+    answer = await stub.Charge(
+        charge_request(f"probe{n}", TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)], called_party=LONDON)
+    )
     return answer.grants[0].charged
 
 
@@ -45,7 +49,7 @@ async def test_sighup_reloads_tariffs_without_dropping_requests(tmp_path: Path) 
             await accounts.CreateAccount(
                 pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=10**6)
             )
-            assert await minute_price(stub, 0) == 100
+            assert await minute_price(stub, 0) == 900
             stop_load = asyncio.Event()
 
             async def load() -> int:
@@ -57,19 +61,19 @@ async def test_sighup_reloads_tariffs_without_dropping_requests(tmp_path: Path) 
                 return count
 
             running = asyncio.create_task(load())
-            config.write_text(shipped.replace("price_minor = 100\n", "price_minor = 200\n", 1))
+            config.write_text(shipped.replace("price_minor = 900\n", "price_minor = 1800\n", 1))
             process.send_signal(signal.SIGHUP)
             deadline = asyncio.get_running_loop().time() + RELOAD_WAIT_S
             probe = 1
-            while await minute_price(stub, probe) != 200:
+            while await minute_price(stub, probe) != 1800:
                 assert asyncio.get_running_loop().time() < deadline, "the new tariff never took effect"
                 probe += 1
                 await asyncio.sleep(0.05)
 
-            config.write_text(shipped.replace("price_minor = 100\n", "price_minor = -1\n", 1))
+            config.write_text(shipped.replace("price_minor = 900\n", "price_minor = -1\n", 1))
             process.send_signal(signal.SIGHUP)
             await asyncio.sleep(0.5)
-            assert await minute_price(stub, 999) == 200  # the bad file changed nothing
+            assert await minute_price(stub, 999) == 1800  # the bad file changed nothing
             stop_load.set()
             assert await running > 0
         assert process.poll() is None

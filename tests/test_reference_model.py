@@ -1,9 +1,13 @@
-"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS, voice
-calls, sms_50 purchases and clock moves (days at a time: grace periods, bundle expiry) on one
-account agree, after every step, with the in-memory reference model (tests/reference_model.py) on
-balance, status, status reason and SMS left (after a sweeper pass); after each sequence the auditor checks the
-invariants of docs/design.md. hypothesis runs the sequences in a worker thread; every gRPC call goes to
-the real server on the test's event loop."""
+"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice
+calls (to Thai, international and unknown numbers, at home and roaming, some lasting across a band
+edge and reporting the part after the tariff time change), sms_50 purchases and clock moves (days at
+a time: grace periods, bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band
+edges) on one account agree, after every step, with the in-memory reference model
+(tests/reference_model.py) on balance, status, status reason, SMS left and each call's tariff time
+change (after a sweeper pass); after each sequence the auditor checks the invariants of
+docs/design.md. The server runs on a frozen clock (it moves only when a step moves it) so that the
+model and the server see the same instant. hypothesis runs the sequences in a worker thread; every
+gRPC call goes to the real server on the test's event loop."""
 
 from __future__ import annotations
 
@@ -17,20 +21,40 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditd.settings import Settings
+from creditd.store.connection import AnySyncRedis
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import EVENT, INITIAL, SMS, TERMINATE, VOICE, Harness
-from tests.reference_model import Model
+from tests.harness import (
+    EVENT,
+    INITIAL,
+    SMS,
+    TERMINATE,
+    VOICE,
+    FrozenClock,
+    Harness,
+    charge_request,
+    daytime_clock,
+    started_server,
+)
+from tests.reference_model import BANGKOK_OFFSET_MS, Model, used_after_change
 
 pytestmark = pytest.mark.asyncio
 EXAMPLES = 300
 
+NUMBERS = {"thai": "66812345678", "international": "442079460000", "unknown": "0123456"}
+PLMNS = {"home": "52001", "roaming": "23415"}
+destinations, zones = st.sampled_from(sorted(NUMBERS)), st.sampled_from(["home", "home", "roaming"])
+# Local minutes of the day, often just before a band edge.
+band_minutes = st.one_of(st.integers(0, 1439), st.integers(22 * 60 - 8, 22 * 60), st.integers(7 * 60 - 8, 7 * 60))
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("top_up"), st.integers(1, 3_000), st.sampled_from(["k1", "k2", "k3"])),
-        st.tuples(st.just("sms"), st.integers(1, 3)),
-        st.tuples(st.just("call"), st.integers(0, 400)),
+        st.tuples(st.just("sms"), st.integers(1, 3), destinations, zones),
+        st.tuples(st.just("call"), st.integers(0, 400), destinations, zones, st.booleans()),
         st.tuples(st.just("buy"), st.just(0)),
         st.tuples(st.just("advance"), st.integers(1, 12 * 86_400)),
+        st.tuples(st.just("until"), band_minutes),
     ),
     min_size=1,
     max_size=10,
@@ -57,21 +81,36 @@ class Driver:
             return "terminated"
         return "replayed" if answer.replayed else "applied"
 
-    def sms(self) -> int:
-        answer = self.run(
-            self.creditd.charge(
-                f"{self.account_id}-sms-{next(self.sessions)}", EVENT, 0, self.account_id, [(SMS, 0, 0)]
-            )
+    def charge(self, request: pb.ChargeRequest) -> pb.ChargeAnswer:
+        async def call() -> pb.ChargeAnswer:  # a grpc.aio call must be made on its loop
+            return await self.creditd.credit_control.Charge(request)
+
+        return self.run(call())
+
+    def sms(self, destination: str, zone: str) -> int:
+        request = charge_request(
+            f"{self.account_id}-sms-{next(self.sessions)}", EVENT, 0, self.account_id, [(SMS, 0, 0)]
         )
+        request.called_party, request.visited_plmn = NUMBERS[destination], PLMNS[zone]
+        answer = self.charge(request)
         return answer.grants[0].charged if answer.result == pb.SUCCESS else -1
 
-    def call(self, used_s: int) -> int:
+    def call(self, used_s: int, destination: str, zone: str, spans: bool) -> tuple[int, int]:
         session_id = f"{self.account_id}-call-{next(self.sessions)}"
-        opened = self.run(self.creditd.charge(session_id, INITIAL, 0, self.account_id, [(VOICE, 0, 0)]))
+        opening = charge_request(session_id, INITIAL, 0, self.account_id, [(VOICE, 0, 0)])
+        opening.called_party, opening.visited_plmn = NUMBERS[destination], PLMNS[zone]
+        started_ms = self.creditd.clock.now_ms()
+        opened = self.charge(opening)
         if opened.result != pb.SUCCESS:
-            return -1
-        closed = self.run(self.creditd.charge(session_id, TERMINATE, 1, self.account_id, [(VOICE, 0, used_s)]))
-        return closed.grants[0].charged
+            return -1, 0
+        change_ms = opened.grants[0].tariff_time_change_ms
+        closing = charge_request(session_id, TERMINATE, 1, self.account_id, [(VOICE, 0, used_s)])
+        closing.called_party, closing.visited_plmn = opening.called_party, opening.visited_plmn
+        if spans:
+            self.creditd.clock.advance(used_s)
+            closing.units[0].used_after_tariff_change = used_after_change(started_ms, used_s, change_ms)
+        closed = self.charge(closing)
+        return closed.grants[0].charged, change_ms
 
     def buy(self) -> bool:
         request = pb.PurchaseBundleRequest(
@@ -105,6 +144,12 @@ class Driver:
         ), step
 
 
+def seconds_until(now_ms: int, local_minute: int) -> int:
+    """Seconds from now to the next time the Bangkok clock shows local_minute:00 (at least 1)."""
+    local_s = (now_ms + BANGKOK_OFFSET_MS) // 1000 % 86_400
+    return (local_minute * 60 - local_s - 1) % 86_400 + 1
+
+
 def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[str, int]) -> None:
     kind, value = operation[0], operation[1]
     if kind == "top_up":
@@ -112,18 +157,29 @@ def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[
         assert driver.top_up(value, key) == model.top_up(value, key), operation
     elif kind == "sms":
         for _ in range(value):
-            assert driver.sms() == model.send_sms(), operation
+            assert driver.sms(*operation[2:]) == model.send_sms(*operation[2:]), operation  # type: ignore[arg-type]
     elif kind == "call":
-        assert driver.call(value) == model.call(value), operation
+        assert driver.call(value, *operation[2:]) == model.call(value, *operation[2:]), operation  # type: ignore[arg-type]
     elif kind == "buy":
         assert driver.buy() == model.buy_sms_bundle(), operation
     else:
-        driver.creditd.clock.advance(value)
-        model.advance(value)
+        seconds = value if kind == "advance" else seconds_until(model.now_ms, value)
+        driver.creditd.clock.advance(seconds)
+        model.advance(seconds)
     driver.compare(model, operation)
 
 
-async def test_random_sequences_agree_with_the_reference_model(creditd: Harness) -> None:
+async def test_random_sequences_agree_with_the_reference_model(
+    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
+) -> None:
+    async with started_server(
+        settings, redis_server.url, redis_client, FrozenClock(daytime_clock().now_ms())
+    ) as creditd:
+        await run_sequences(creditd)
+        creditd.assert_audit_clean()
+
+
+async def run_sequences(creditd: Harness) -> None:
     loop = asyncio.get_running_loop()
     accounts = (f"6682525{n:04d}" for n in itertools.count())
 

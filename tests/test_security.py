@@ -16,13 +16,12 @@ import pytest_asyncio
 
 from creditd.api.auth import ALL_METHODS, METHODS_OF_ROLE
 from creditd.api.server import CreditdServer
-from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.certificates import ROLES, Pki, make_pki
-from tests.harness import INITIAL, VOICE, charge_request, dump
+from tests.harness import INITIAL, VOICE, charge_request, daytime_clock, dump
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66817170000"
@@ -42,7 +41,7 @@ def secure_settings(settings: Settings, pki: Pki) -> Settings:
 @pytest_asyncio.fixture
 async def secure_server(tmp_path: Path, redis_server, redis_client, settings: Settings) -> AsyncIterator[tuple]:
     pki = make_pki(tmp_path)
-    server = CreditdServer(secure_settings(settings, pki), redis_server.url, "127.0.0.1:0", Clock())
+    server = CreditdServer(secure_settings(settings, pki), redis_server.url, "127.0.0.1:0", daytime_clock())
     await server.start()
     try:
         yield server, pki
@@ -143,7 +142,7 @@ async def test_unknown_and_unauthenticated_clients_are_refused(secure_server, re
 
 
 async def test_plaintext_off_loopback_is_refused(redis_server, settings: Settings) -> None:
-    server = CreditdServer(settings, redis_server.url, "0.0.0.0:0", Clock())
+    server = CreditdServer(settings, redis_server.url, "0.0.0.0:0", daytime_clock())
     with pytest.raises(ConfigError) as refused:
         await server.start()
     assert "loopback only" in refused.value.message

@@ -79,7 +79,7 @@ def test_unreachable_redis_is_refused(tmp_path: Path) -> None:
                     }
                 }
             },
-            "plans.p.tariffs[1].rating_group",
+            "plans.p.tariffs[1].name",
         ),
     ],
 )

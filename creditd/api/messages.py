@@ -28,6 +28,10 @@ def answer_message(request: pb.ChargeRequest, record: AnswerRecord) -> pb.Charge
             throttled=grant.throttled == 1,
             max_bitrate_kbps=grant.max_bitrate_kbps,
             charged=grant.charged,
+            tariff_time_change_ms=grant.tariff_time_change_ms,
+            quota_threshold=grant.quota_threshold,
+            quota_holding_time_s=grant.quota_holding_time_s,
+            tariff=grant.tariff,
         )
         for grant in record.grants
     ]
@@ -56,6 +60,7 @@ def account_message(record: AccountRecord) -> pb.Account:
             remaining=bucket.remaining,
             reserved=bucket.reserved,
             rating_groups=bucket.rating_group_list(),
+            zones=bucket.zone_list(),
             expires_at_ms=bucket.expires_at_ms,
             priority=bucket.priority,
             exhaustion_policy=POLICY(bucket.exhaustion_policy),

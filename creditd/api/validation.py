@@ -18,6 +18,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Printable ASCII without space and braces (braces would confuse Redis Cluster hash tags).
 SESSION_ID_PATTERN = re.compile(r"[!-z|~]+")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# E.164: at most 15 digits (a leading "+" is allowed and dropped before this check).
+CALLED_PARTY_PATTERN = re.compile(r"[0-9]{0,15}")
+VISITED_PLMN_PATTERN = re.compile(r"[0-9]{5,6}")
 REQUEST_TYPES = frozenset(pb.ChargeRequest.RequestType.values()) - {0}
 UNITS = frozenset(pb.Unit.values()) - {0}
 ACCOUNT_STATUSES = frozenset(pb.AccountStatus.values()) - {0}
@@ -55,6 +58,8 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
         seen.add(unit.rating_group)
         check_range(unit.requested, f"{field}.requested", 0, limits.max_units)
         check_range(unit.used, f"{field}.used", 0, limits.max_units)
+        if unit.used_after_tariff_change > unit.used or unit.used_after_tariff_change < 0:
+            raise InvalidArgument(f"{field}.used_after_tariff_change: must be between 0 and used ({unit.used})")
         if unit.used and kind in (pb.ChargeRequest.INITIAL, pb.ChargeRequest.EVENT):
             raise InvalidArgument(f"{field}.used: must be 0 in INITIAL and EVENT requests")
         if unit.requested and kind == pb.ChargeRequest.TERMINATE:
@@ -72,6 +77,10 @@ def check_charge(request: pb.ChargeRequest, limits: Limits) -> None:
         raise InvalidArgument(f"request_type: unknown value {request.request_type}")
     check_id(request.account_id, "account_id")
     check_id(request.gateway_id, "gateway_id")
+    if not CALLED_PARTY_PATTERN.fullmatch(request.called_party.removeprefix("+")):
+        raise InvalidArgument("called_party: at most 15 digits (E.164), a leading + allowed")
+    if request.visited_plmn and not VISITED_PLMN_PATTERN.fullmatch(request.visited_plmn):
+        raise InvalidArgument("visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network")
     _check_units(request, limits)
 
 

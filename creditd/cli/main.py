@@ -156,7 +156,11 @@ def check_config(path: Path) -> None:
         click.echo(f"invalid: {error.message}", err=True)
         sys.exit(2)
     tariffs = sum(len(plan.tariffs) for plan in settings.plans.values())
-    click.echo(f"ok: {path}: {len(settings.plans)} plan(s), {tariffs} tariff(s)")
+    prefixes = sum(len(destination.prefixes) for destination in settings.destinations.values())
+    click.echo(
+        f"ok: {path}: {len(settings.plans)} plan(s), {tariffs} tariff(s), {len(settings.destinations)} "
+        f"destination(s) with {prefixes} prefix(es), {len(settings.zones)} zone(s), {len(settings.timings)} timing(s)"
+    )
 
 
 @main.command()
@@ -212,6 +216,8 @@ def events_tail(from_id: str, count: int | None, server: str) -> None:
 @click.option("--requested", default=0, show_default=True, help="units per grant; 0 = tariff default")
 @click.option("--used", default=1_000_000, show_default=True, help="units reported per update")
 @click.option("--updates", default=2, show_default=True)
+@click.option("--called-party", default="", help="the other party of a call or SMS (E.164); prices by destination")
+@click.option("--visited-plmn", default="", help="MCC+MNC of the serving network; empty: home")
 @click.option("--gateway-id", default="cli", show_default=True)
 @click.option("--session-id", help="default: a new random one")
 @server_option
@@ -221,6 +227,8 @@ def charge(
     requested: int,
     used: int,
     updates: int,
+    called_party: str,
+    visited_plmn: str,
     gateway_id: str,
     session_id: str | None,
     server: str,
@@ -242,5 +250,7 @@ def charge(
             account_id=account_id,
             gateway_id=gateway_id,
             units=[unit],
+            called_party=called_party,
+            visited_plmn=visited_plmn,
         )
         click.echo(render.charge_answer(kind, call(credit_control.Charge, request)))

@@ -83,6 +83,10 @@ def charge_answer(kind: int, answer: pb.ChargeAnswer) -> str:
             f"    rating group {grant.rating_group}: {pb.ResultCode.Name(grant.result)} granted {grant.granted} "
             f"{pb.Unit.Name(grant.unit)} for {grant.validity_time_s} s, charged {grant.charged}"
         )
+        if grant.tariff:
+            line += f", tariff {grant.tariff}"
+        if grant.tariff_time_change_ms:
+            line += f", price changes at {_time(grant.tariff_time_change_ms)}"
         if grant.final_unit_action:
             line += f", FINAL -> {pb.UnitGrant.FinalUnitAction.Name(grant.final_unit_action)} {grant.redirect_url}"
         if grant.throttled:

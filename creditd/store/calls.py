@@ -53,6 +53,10 @@ class UnitLike(Protocol):
     def requested(self) -> int: ...
     @property
     def used(self) -> int: ...
+    @property
+    def service_id(self) -> int: ...
+    @property
+    def used_after_tariff_change(self) -> int: ...
 
 
 class ChargeLike(Protocol):
@@ -70,6 +74,10 @@ class ChargeLike(Protocol):
     def gateway_id(self) -> str: ...
     @property
     def units(self) -> Sequence[UnitLike]: ...
+    @property
+    def called_party(self) -> str: ...
+    @property
+    def visited_plmn(self) -> str: ...
 
 
 class UnitSpec(msgspec.Struct, frozen=True):
@@ -78,6 +86,8 @@ class UnitSpec(msgspec.Struct, frozen=True):
     rating_group: int
     requested: int = 0
     used: int = 0
+    service_id: int = 0
+    used_after_tariff_change: int = 0
 
 
 class ChargeSpec(msgspec.Struct, frozen=True):
@@ -89,6 +99,8 @@ class ChargeSpec(msgspec.Struct, frozen=True):
     account_id: str
     gateway_id: str
     units: Sequence[UnitSpec] = ()
+    called_party: str = ""
+    visited_plmn: str = ""
 
 
 class BucketSpec(msgspec.Struct, frozen=True):
@@ -146,10 +158,12 @@ class Calls:
             account_id,
             gateway_id,
             session_id,
+            request.called_party,
+            request.visited_plmn,
             len(request.units),
         ]
         for unit in request.units:
-            args += (unit.rating_group, unit.requested, unit.used)
+            args += (unit.rating_group, unit.service_id, unit.requested, unit.used, unit.used_after_tariff_change)
         args.append(actor)
         return "charge", self.keys_of("charge", account_id, gateway_id, session_id), tuple(args)
 

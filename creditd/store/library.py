@@ -23,6 +23,8 @@ from creditd.resources import lua_directory
 from creditd.settings import Plan, PlanChange, Settings
 from creditd.store.calls import KEY_LAYOUTS, Calls, fcall
 from creditd.store.codes import ExhaustionPolicy, FinalUnitAction, Unit
+from creditd.store.lua_values import LuaValue, lua_literal
+from creditd.store.rating_tables import rating_config_table, rating_groups_table
 from creditd.store.connection import AnyRedis, primaries
 from creditd.store.replies import decode_reply
 
@@ -32,6 +34,7 @@ LIBRARY_FILES = (
     "numbers.lua",
     "keys.lua",
     "calendar.lua",
+    "tariffs.lua",
     "account.lua",
     "lifecycle.lua",
     "credit.lua",
@@ -42,41 +45,8 @@ LIBRARY_FILES = (
 )
 USES = re.compile(r"^uses: (.+)$", re.M)
 
-# Mapping keys are invariant: string-keyed and integer-keyed tables are two members.
-LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[str, "LuaValue"] | Mapping[int, "LuaValue"]
-
-
-def lua_literal(value: LuaValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        # Decimal byte escapes: valid Lua 5.1 for any byte, so no input can end the string early.
-        escaped = "".join(
-            chr(b) if (b < 128 and chr(b).isalnum()) or chr(b) in " ._:/-?=&%+," else f"\\{b:03d}"
-            for b in value.encode()
-        )
-        return f'"{escaped}"'
-    if isinstance(value, Mapping):
-        items = (f"[{lua_literal(key)}] = {lua_literal(item)}" for key, item in value.items())
-        return "{ " + ", ".join(items) + " }"
-    return "{ " + ", ".join(lua_literal(item) for item in value) + " }"
-
 
 def _plan_table(plan: Plan) -> dict[str, LuaValue]:
-    tariffs: dict[int, LuaValue] = {
-        tariff.rating_group: {
-            "unit": Unit[tariff.unit].value,
-            "price_minor": tariff.price_minor,
-            "block_size": tariff.block_size,
-            "default_grant": tariff.default_grant,
-            "validity_time_s": tariff.validity_time_s,
-            "originating": tariff.direction == "originating",
-            "always_allowed": tariff.always_allowed,
-        }
-        for tariff in plan.tariffs
-    }
     return {
         "currency": plan.currency,
         "credit_limit_minor": plan.credit_limit_minor,
@@ -108,10 +78,13 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
                 "validity_s": bundle.validity_s,
                 "priority": bundle.priority,
                 "policy": ExhaustionPolicy[bundle.exhaustion_policy].value,
+                "zones": ",".join(bundle.zones or ["home"]),
             }
             for bundle in plan.bundles
         },
-        "tariffs": tariffs,
+        "time_zone": plan.time_zone,
+        "home_plmns": {plmn: True for plmn in plan.home_plmns},
+        "rating_groups": rating_groups_table(plan),
     }
 
 
@@ -146,7 +119,13 @@ def config_table(settings: Settings) -> dict[str, LuaValue]:
         "orphan_policy": settings.sweeper.orphan_policy,
     }
     plan_changes = [_plan_change_table(change) for change in settings.plan_changes]
-    return {"limits": limits, "plans": plans, "sweeper": sweeper, "plan_changes": plan_changes}
+    return {
+        "limits": limits,
+        "plans": plans,
+        "sweeper": sweeper,
+        "plan_changes": plan_changes,
+        "rating": rating_config_table(settings),
+    }
 
 
 def uses_of(source: str) -> list[str]:

@@ -134,6 +134,11 @@ class GrantRecord(msgspec.Struct, array_like=True, frozen=True):
     throttled: int
     max_bitrate_kbps: int
     charged: int
+    # Absent from answers stored before the rating engine (a replay returns them unchanged).
+    tariff: str = ""
+    tariff_time_change_ms: int = 0
+    quota_threshold: int = 0
+    quota_holding_time_s: int = 0
 
 
 class AnswerRecord(msgspec.Struct, array_like=True, frozen=True):
@@ -153,9 +158,13 @@ class BucketRecord(msgspec.Struct, array_like=True, frozen=True):
     priority: int
     exhaustion_policy: int
     amount: int
+    zones: str = "home"
 
     def rating_group_list(self) -> list[int]:
         return [int(group) for group in self.rating_groups.split(",")] if self.rating_groups else []
+
+    def zone_list(self) -> list[str]:
+        return self.zones.split(",")
 
 
 class AccountRecord(msgspec.Struct, frozen=True):

@@ -136,21 +136,31 @@ class UnitRequest(_message.Message):
     RATING_GROUP_FIELD_NUMBER: _builtins.int
     REQUESTED_FIELD_NUMBER: _builtins.int
     USED_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    USED_AFTER_TARIFF_CHANGE_FIELD_NUMBER: _builtins.int
     rating_group: _builtins.int
     requested: _builtins.int
     """Units wanted for the next slice; 0 means the tariff's default grant."""
     used: _builtins.int
     """Units used since the last report (UPDATE, TERMINATE)."""
+    service_id: _builtins.int
+    """The service within the rating group (Gy Service-Identifier); 0: none."""
+    used_after_tariff_change: _builtins.int
+    """The part of `used` consumed after the grant's tariff_time_change_ms (Gy Tariff-Change-Usage);
+    at most `used`. 0 from a gateway that ignores the change: all of it at the grant's first price.
+    """
     def __init__(
         self,
         *,
         rating_group: _builtins.int = ...,
         requested: _builtins.int = ...,
         used: _builtins.int = ...,
+        service_id: _builtins.int = ...,
+        used_after_tariff_change: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rating_group", b"rating_group", "requested", b"requested", "used", b"used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rating_group", b"rating_group", "requested", b"requested", "service_id", b"service_id", "used", b"used", "used_after_tariff_change", b"used_after_tariff_change"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,11 +195,17 @@ class ChargeRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
     UNITS_FIELD_NUMBER: _builtins.int
+    CALLED_PARTY_FIELD_NUMBER: _builtins.int
+    VISITED_PLMN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     request_type: Global___ChargeRequest.RequestType.ValueType
     request_number: _builtins.int
     account_id: _builtins.str
     gateway_id: _builtins.str
+    called_party: _builtins.str
+    """The other party of a voice call or SMS: E.164 digits, a leading "+" allowed; empty for data."""
+    visited_plmn: _builtins.str
+    """MCC+MNC of the network serving the subscriber (5 or 6 digits); empty: the home network."""
     @_builtins.property
     def units(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnitRequest]: ...
     def __init__(
@@ -201,10 +217,12 @@ class ChargeRequest(_message.Message):
         account_id: _builtins.str = ...,
         gateway_id: _builtins.str = ...,
         units: _abc.Iterable[Global___UnitRequest] | None = ...,
+        called_party: _builtins.str = ...,
+        visited_plmn: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "gateway_id", b"gateway_id", "request_number", b"request_number", "request_type", b"request_type", "session_id", b"session_id", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "called_party", b"called_party", "gateway_id", b"gateway_id", "request_number", b"request_number", "request_type", b"request_type", "session_id", b"session_id", "units", b"units", "visited_plmn", b"visited_plmn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,6 +259,10 @@ class UnitGrant(_message.Message):
     THROTTLED_FIELD_NUMBER: _builtins.int
     MAX_BITRATE_KBPS_FIELD_NUMBER: _builtins.int
     CHARGED_FIELD_NUMBER: _builtins.int
+    TARIFF_TIME_CHANGE_MS_FIELD_NUMBER: _builtins.int
+    QUOTA_THRESHOLD_FIELD_NUMBER: _builtins.int
+    QUOTA_HOLDING_TIME_S_FIELD_NUMBER: _builtins.int
+    TARIFF_FIELD_NUMBER: _builtins.int
     rating_group: _builtins.int
     result: Global___ResultCode.ValueType
     unit: Global___Unit.ValueType
@@ -252,6 +274,16 @@ class UnitGrant(_message.Message):
     max_bitrate_kbps: _builtins.int
     charged: _builtins.int
     """Money debited for the used units of this request, minor units."""
+    tariff_time_change_ms: _builtins.int
+    """When the price of this grant changes (Gy Tariff-Time-Change), Unix ms, within its validity;
+    0: none. Report usage after it in used_after_tariff_change.
+    """
+    quota_threshold: _builtins.int
+    """Ask again when this many units of the grant are left (Gy Volume-/Time-Quota-Threshold)."""
+    quota_holding_time_s: _builtins.int
+    """Return the grant after this long idle (Gy Quota-Holding-Time); 0: no limit."""
+    tariff: _builtins.str
+    """The tariff that priced the grant (or the usage of a TERMINATE)."""
     def __init__(
         self,
         *,
@@ -265,10 +297,14 @@ class UnitGrant(_message.Message):
         throttled: _builtins.bool = ...,
         max_bitrate_kbps: _builtins.int = ...,
         charged: _builtins.int = ...,
+        tariff_time_change_ms: _builtins.int = ...,
+        quota_threshold: _builtins.int = ...,
+        quota_holding_time_s: _builtins.int = ...,
+        tariff: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "final_unit_action", b"final_unit_action", "granted", b"granted", "max_bitrate_kbps", b"max_bitrate_kbps", "rating_group", b"rating_group", "redirect_url", b"redirect_url", "result", b"result", "throttled", b"throttled", "unit", b"unit", "validity_time_s", b"validity_time_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "final_unit_action", b"final_unit_action", "granted", b"granted", "max_bitrate_kbps", b"max_bitrate_kbps", "quota_holding_time_s", b"quota_holding_time_s", "quota_threshold", b"quota_threshold", "rating_group", b"rating_group", "redirect_url", b"redirect_url", "result", b"result", "tariff", b"tariff", "tariff_time_change_ms", b"tariff_time_change_ms", "throttled", b"throttled", "unit", b"unit", "validity_time_s", b"validity_time_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -466,6 +502,7 @@ class Bucket(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     EXHAUSTION_POLICY_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    ZONES_FIELD_NUMBER: _builtins.int
     bucket_id: _builtins.str
     unit: Global___Unit.ValueType
     remaining: _builtins.int
@@ -481,6 +518,10 @@ class Bucket(_message.Message):
     def rating_groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Empty: every rating group of the bucket's unit."""
 
+    @_builtins.property
+    def zones(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Where it serves: zone names, "home", "roaming"."""
+
     def __init__(
         self,
         *,
@@ -493,10 +534,11 @@ class Bucket(_message.Message):
         priority: _builtins.int = ...,
         exhaustion_policy: Global___ExhaustionPolicy.ValueType = ...,
         amount: _builtins.int = ...,
+        zones: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bucket_id", b"bucket_id", "exhaustion_policy", b"exhaustion_policy", "expires_at_ms", b"expires_at_ms", "priority", b"priority", "rating_groups", b"rating_groups", "remaining", b"remaining", "reserved", b"reserved", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bucket_id", b"bucket_id", "exhaustion_policy", b"exhaustion_policy", "expires_at_ms", b"expires_at_ms", "priority", b"priority", "rating_groups", b"rating_groups", "remaining", b"remaining", "reserved", b"reserved", "unit", b"unit", "zones", b"zones"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -16,32 +16,44 @@ ARGV[3] request_number  integer 0..2^32-1, increasing within a session
 ARGV[4] account_id      [A-Za-z0-9._:-]{1,64}
 ARGV[5] gateway_id      [A-Za-z0-9._:-]{1,64}
 ARGV[6] session_id      printable ASCII without space and braces, 1..max_session_id_length
-ARGV[7] unit_count      integer 0..max_units_per_request
-ARGV[8 + 3i ..]         per unit: rating_group (0..2^32-1), requested (units, 0 = tariff default),
-                        used (units, 0..max_units)
+ARGV[7] called_party    digits (E.164, a leading '+' ignored), at most 15; '' for data
+ARGV[8] visited_plmn    MCC+MNC, 5 or 6 digits; '' for the home network
+ARGV[9] unit_count      integer 0..max_units_per_request
+ARGV[10 + 5i ..]        per unit: rating_group (0..2^32-1), service_id (0..2^32-1, 0 = none), requested
+                        (units, 0 = tariff default), used (units, 0..max_units), used_after_tariff_change
+                        (units, <= used: the part of used after the grant's tariff time change)
 ARGV[last]              actor: the caller's identity (lib/numbers.lua), recorded in the ledger
 Returns {code, message, answer}: code is always SUCCESS (the outcome is the answer's result);
   message is 'replayed' for a retransmission, which gets the stored answer unchanged. answer is JSON
   [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,
-    final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged], ...]]
+    final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged, tariff,
+    tariff_time_change_ms, quota_threshold, quota_holding_time_s], ...]]
   and is stored in the session.
 Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant or whole request),
-  RATING_FAILED (no tariff for a rating group, or usage too costly to rate), UNKNOWN_SESSION,
+  RATING_FAILED (no tariff matches a unit: that unit, or the whole request, writing nothing, when no
+  unit of an INITIAL or EVENT could be rated; or usage too costly to rate), UNKNOWN_SESSION,
   INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
   are stored; a refused request writes nothing.
 ]=]
 
+local UNIT_ARGUMENTS, FIRST_UNIT_ARGUMENT = 5, 10
+local CALLED_PARTY_PATTERN = '^%+?%d*$'
+local VISITED_PLMN_PATTERN = '^%d%d%d%d%d%d?$'
+
 local function parse_units(args, count, request_type)
   local units, seen = {}, {}
   for index = 0, count - 1 do
-    local base = 8 + index * 3
+    local base = FIRST_UNIT_ARGUMENT + index * UNIT_ARGUMENTS
     local field = 'units[' .. index .. ']'
     local unit = {
       field = field,
       rating_group = parse_integer(args[base], field .. '.rating_group', 0, MAX_UINT32),
-      requested = parse_integer(args[base + 1], field .. '.requested', 0, CONFIG.limits.max_units),
-      used = parse_integer(args[base + 2], field .. '.used', 0, CONFIG.limits.max_units),
+      service_id = parse_integer(args[base + 1], field .. '.service_id', 0, MAX_UINT32),
+      requested = parse_integer(args[base + 2], field .. '.requested', 0, CONFIG.limits.max_units),
+      used = parse_integer(args[base + 3], field .. '.used', 0, CONFIG.limits.max_units),
     }
+    unit.used_after_tariff_change =
+      parse_integer(args[base + 4], field .. '.used_after_tariff_change', 0, unit.used)
     if seen[unit.rating_group] then
       refuse(CODE.INVALID_REQUEST, field .. '.rating_group: appears twice in one request')
     end
@@ -57,9 +69,20 @@ local function parse_units(args, count, request_type)
   return units
 end
 
+local function parse_called_party(text)
+  if string.find(text, CALLED_PARTY_PATTERN) == nil then
+    refuse(CODE.INVALID_REQUEST, 'called_party: digits only (E.164), a leading + allowed')
+  end
+  local digits = string.gsub(text, '^%+', '')
+  if #digits > 15 then
+    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164)')
+  end
+  return digits
+end
+
 local function parse_charge_request(args)
-  if #args < 8 then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 8, got ' .. #args)
+  if #args < FIRST_UNIT_ARGUMENT then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least ' .. FIRST_UNIT_ARGUMENT .. ', got ' .. #args)
   end
   local request = {
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
@@ -69,8 +92,14 @@ local function parse_charge_request(args)
     gateway_id = check_text(args[5], 'gateway_id', ID_PATTERN, 64),
     session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
   }
-  local count = parse_integer(args[7], 'units', 0, CONFIG.limits.max_units_per_request)
-  check_argument_count(args, 8 + 3 * count)
+  request.called_party = parse_called_party(args[7])
+  request.visited_plmn = args[8]
+  if request.visited_plmn ~= '' and string.find(request.visited_plmn, VISITED_PLMN_PATTERN) == nil then
+    refuse(CODE.INVALID_REQUEST, 'visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network')
+  end
+  request.destination = destination_of(request.called_party)
+  local count = parse_integer(args[9], 'units', 0, CONFIG.limits.max_units_per_request)
+  check_argument_count(args, FIRST_UNIT_ARGUMENT + UNIT_ARGUMENTS * count)
   request.units = parse_units(args, count, request.request_type)
   request.actor = check_actor(args)
   request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
@@ -111,10 +140,11 @@ local function check_sequence(session, request)
 end
 
 local function new_grant(plan, rating_group)
-  local tariff = plan.tariffs[rating_group]
+  local group = plan.rating_groups[rating_group]
   return {
-    rating_group = rating_group, result = CODE.SUCCESS, unit = tariff and tariff.unit or 0, granted = 0,
-    validity_time_s = 0, final = false, throttled = false, charged = 0,
+    rating_group = rating_group, result = CODE.SUCCESS, unit = group and group.unit or 0, granted = 0,
+    validity_time_s = 0, final = false, throttled = false, charged = 0, tariff = '', tariff_time_change_ms = 0,
+    quota_threshold = 0, quota_holding_time_s = 0,
   }
 end
 
@@ -129,7 +159,9 @@ local function grant_json(plan, grant)
   return '[' .. grant.rating_group .. ',' .. grant.result .. ',' .. grant.unit .. ','
     .. format_integer(grant.granted) .. ',' .. grant.validity_time_s .. ',' .. action .. ','
     .. json_string(url) .. ',' .. (grant.throttled and 1 or 0) .. ','
-    .. (grant.throttled and plan.throttle_kbps or 0) .. ',' .. format_integer(grant.charged) .. ']'
+    .. (grant.throttled and plan.throttle_kbps or 0) .. ',' .. format_integer(grant.charged) .. ','
+    .. json_string(grant.tariff) .. ',' .. format_integer(grant.tariff_time_change_ms) .. ','
+    .. format_integer(grant.quota_threshold) .. ',' .. grant.quota_holding_time_s .. ']'
 end
 
 local function answer_json(result, account_status, message, plan, grants)
@@ -141,22 +173,40 @@ local function answer_json(result, account_status, message, plan, grants)
     .. table.concat(parts, ',') .. ']]'
 end
 
+-- The tariff of a unit now, for its context; nil (and the grant marked RATING_FAILED, with why) when
+-- none matches.
+local function unit_tariff(plan, grant, context, unit, now_ms)
+  local group = plan.rating_groups[unit.rating_group]
+  local tariff = group and tariff_at(plan, group, context, now_ms)
+  if tariff == nil then
+    grant.result = CODE.RATING_FAILED
+    grant.rating_error = unit.field .. ': no tariff of rating group ' .. unit.rating_group .. ' for service_id '
+      .. unit.service_id .. ', destination "' .. context.destination .. '" (called_party), zone ' .. context.zone
+      .. ' (visited_plmn)'
+  end
+  return tariff, group
+end
+
 -- Usage of UPDATE and TERMINATE: release each reported group's reservation, rate what was used.
 local function commit_usage(account, plan, request, reservations, grants)
   local charged_total = 0
   for _, unit in ipairs(request.units) do
     local grant = new_grant(plan, unit.rating_group)
     local reservation = reservations[unit.rating_group]
-    local tariff = plan.tariffs[unit.rating_group]
+    if unit.used_after_tariff_change > 0 and (reservation == nil or reservation.change_ms == 0) then
+      refuse(CODE.INVALID_REQUEST, unit.field .. '.used_after_tariff_change: the grant had no tariff time change')
+    end
+    local context, tariff = unit_context(plan, request, unit), nil
     if reservation then
       release_reservation(account, reservation)
       reservations[unit.rating_group] = nil
-    end
-    if tariff == nil and reservation == nil then
-      grant.result = CODE.RATING_FAILED
+      grant.tariff = reservation.tariff
     else
-      grant.charged = charge_usage(account, tariff, reservation, unit.rating_group, unit.used,
-        request.now_ms, unit.field .. '.used')
+      tariff = unit_tariff(plan, grant, context, unit, request.now_ms)
+      grant.tariff = tariff and tariff.name or ''
+    end
+    if reservation or tariff then
+      grant.charged = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
       charged_total = charged_total + grant.charged
     end
     grants[#grants + 1] = grant
@@ -172,6 +222,18 @@ local function commit_usage(account, plan, request, reservations, grants)
   end
 end
 
+local function fill_grant(grant, outcome, reservation, tariff)
+  grant.result, grant.granted, grant.final, grant.throttled =
+    outcome.result, outcome.granted, outcome.final == true, outcome.throttled == true
+  grant.tariff = tariff.name
+  if reservation then
+    grant.validity_time_s = reservation.validity_time_s
+    grant.tariff_time_change_ms = reservation.change_ms
+    grant.quota_threshold = floor_divide(grant.granted * tariff.quota_threshold_percent, 100)
+    grant.quota_holding_time_s = tariff.quota_holding_time_s
+  end
+end
+
 local function grant_units(account, plan, request, reservations, grants)
   local by_group = {}
   for _, grant in ipairs(grants) do
@@ -183,20 +245,19 @@ local function grant_units(account, plan, request, reservations, grants)
       grant = new_grant(plan, unit.rating_group)
       grants[#grants + 1] = grant
     end
-    local tariff = plan.tariffs[unit.rating_group]
+    local context = unit_context(plan, request, unit)
+    local tariff, group = unit_tariff(plan, grant, context, unit, request.now_ms)
     if tariff == nil then
-      grant.result = CODE.RATING_FAILED
+      grant.granted = 0
     elseif not service_allowed(account, tariff) then
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
+      local pricing = price_grant(plan, group, context, request.now_ms)
       local requested = unit.requested > 0 and unit.requested or tariff.default_grant
-      local outcome, reservation = reserve_units(account, plan, tariff, unit.rating_group, requested, request.now_ms)
-      grant.result, grant.granted, grant.final, grant.throttled =
-        outcome.result, outcome.granted, outcome.final == true, outcome.throttled == true
-      if reservation then
-        grant.validity_time_s = reservation.validity_time_s
-        reservations[unit.rating_group] = reservation
-      end
+      local outcome, reservation =
+        reserve_units(account, plan, pricing, context, unit, group.unit, requested, request.now_ms)
+      fill_grant(grant, outcome, reservation, tariff)
+      reservations[unit.rating_group] = reservation
     end
   end
 end
@@ -206,15 +267,17 @@ local function debit_units(account, plan, request, grants)
   local charged_total, failure = 0, nil
   for _, unit in ipairs(request.units) do
     local grant = new_grant(plan, unit.rating_group)
-    local tariff = plan.tariffs[unit.rating_group]
+    local context = unit_context(plan, request, unit)
+    local tariff = unit_tariff(plan, grant, context, unit, request.now_ms)
     if tariff == nil then
-      grant.result = CODE.RATING_FAILED
+      grant.granted = 0
     elseif not service_allowed(account, tariff) then
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
       local units = unit.requested > 0 and unit.requested or tariff.default_grant
-      local outcome, cost = debit_event(account, tariff, unit.rating_group, units, request.now_ms, unit.field .. '.requested')
+      local outcome, cost = debit_event(account, tariff, unit, context.zone, units, request.now_ms)
       grant.result, grant.granted, grant.final, grant.charged = outcome.result, outcome.granted, outcome.final == true, cost
+      grant.tariff = tariff.name
       charged_total = charged_total + cost
       -- the reservation-free debit must still respect what available could pay across groups
       account.reserved = account.reserved + cost
@@ -233,6 +296,19 @@ local function debit_units(account, plan, request, grants)
     queue_ledger(account, request.now_ms, 'charge', -charged_total, request.reference)
   end
   return nil
+end
+
+-- An INITIAL or EVENT none of whose units any tariff prices is refused: it writes nothing.
+local function refuse_unrated(request, grants)
+  if #grants == 0 or (request.request_type ~= REQUEST_TYPE.INITIAL and request.request_type ~= REQUEST_TYPE.EVENT) then
+    return
+  end
+  for _, grant in ipairs(grants) do
+    if grant.rating_error == nil then
+      return
+    end
+  end
+  refuse(CODE.RATING_FAILED, grants[1].rating_error)
 end
 
 local function overall_result(request, grants)
@@ -275,6 +351,7 @@ local function rate_request(keys, request, session)
     discard = debit_units(account, plan, request, grants) ~= nil
     apply_credit_exhaustion(account, request.now_ms, request.reference)
   end
+  refuse_unrated(request, grants)
   local result = overall_result(request, grants)
   local closes = kind == REQUEST_TYPE.TERMINATE or kind == REQUEST_TYPE.EVENT
     or (kind == REQUEST_TYPE.INITIAL and result ~= CODE.SUCCESS)

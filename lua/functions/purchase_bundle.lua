@@ -82,7 +82,7 @@ local function purchase_bundle(raw_keys, args)
   local expires_at_ms = bundle.validity_s > 0 and request.now_ms + bundle.validity_s * 1000 or 0
   account.buckets[bucket_id] = new_bucket(bucket_id, { unit = bundle.unit, amount = bundle.amount,
     expires_at_ms = expires_at_ms, priority = bundle.priority, policy = bundle.policy,
-    rating_groups = bundle.rating_groups })
+    rating_groups = bundle.rating_groups, zones = bundle.zones })
   account.dirty_buckets[bucket_id] = true
   queue_event(account, request.now_ms, 'bundle_purchased', request.bundle_id .. ' ' .. bucket_id)
   account.notification, account.notification_ms = { 'REAUTH', 'bundle_purchased ' .. request.bundle_id }, request.now_ms

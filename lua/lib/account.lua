@@ -4,8 +4,9 @@ Account state: load, change in memory, save; ledger and event appends; the subsc
 Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
-  bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>'
-  (amount: the size it was granted with, for the usage events)
+  bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
+  (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
+  bucket written before zones existed)
 Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first:
   '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<actor>|<hash>|<reference>' (reference last: it may
   hold '|'). actor is who caused it; hash = sha1(previous entry's hash .. '\n' .. the entry without its
@@ -20,28 +21,41 @@ ledger_carried plus the sum of the kept entries' amounts.
 uses: codes, numbers
 ]=]
 local BUCKET_PREFIX = 'bucket:'
-local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
+local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|([%w%._:%-,]+)$'
+local OLDER_BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
+local HOME_ONLY = 'home'
 
 local function decode_bucket(bucket_id, text)
-  local unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups =
+  local unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones =
     string.match(text, BUCKET_PATTERN)
+  if unit == nil then
+    unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups =
+      string.match(text, OLDER_BUCKET_PATTERN)
+    zones = HOME_ONLY
+  end
   assert(unit, 'corrupt bucket ' .. bucket_id)
-  local rating_groups = {}
+  local rating_groups, zone_set = {}, {}
   for group in string.gmatch(groups, '%d+') do
     rating_groups[tonumber(group)] = true
+  end
+  for zone in string.gmatch(zones, '[^,]+') do
+    zone_set[zone] = true
   end
   return {
     id = bucket_id, unit = tonumber(unit), remaining = tonumber(remaining),
     reserved = tonumber(reserved), expires_at_ms = tonumber(expires_at_ms),
     priority = tonumber(priority), policy = tonumber(policy), amount = tonumber(amount), groups_text = groups,
     rating_groups = rating_groups, has_groups = groups ~= '', loaded_remaining = tonumber(remaining),
+    zones_text = zones, zones = zone_set,
   }
 end
 
--- A new, unreserved bucket; b holds unit, amount, expires_at_ms, priority, policy, rating_groups (text).
+-- A new, unreserved bucket; b holds unit, amount, expires_at_ms, priority, policy, rating_groups (text)
+-- and zones (text; nil: home only).
 local function new_bucket(bucket_id, b)
   local bucket = decode_bucket(bucket_id, table.concat({ b.unit, format_integer(b.amount), '0',
-    format_integer(b.expires_at_ms), b.priority, b.policy, format_integer(b.amount), b.rating_groups }, '|'))
+    format_integer(b.expires_at_ms), b.priority, b.policy, format_integer(b.amount), b.rating_groups,
+    b.zones or HOME_ONLY }, '|'))
   return bucket
 end
 
@@ -49,7 +63,7 @@ local function encode_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
   return table.concat({ bucket.unit, format_integer(bucket.remaining), format_integer(bucket.reserved),
     format_integer(bucket.expires_at_ms), bucket.priority, bucket.policy, format_integer(bucket.amount),
-    bucket.groups_text }, '|')
+    bucket.groups_text, bucket.zones_text }, '|')
 end
 
 local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',

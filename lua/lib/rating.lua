@@ -5,22 +5,34 @@ Consumption order (docs/design.md): serving buckets by priority, then earliest e
 the tariff price, unless a CAP or THROTTLE data bucket for the group forbids overage.
 
 A reservation is what one session holds for one rating group, stored in the session hash as
-  reservation:<rating_group> =
-    '<money>|<bucket_units>|<bucket_id>|<price_minor>|<block_size>|<unit>|<validity_time_s>|<deadline_ms>|<throttled>'
-It keeps the price it was granted at, so usage is rated at that price even after a price change.
+  reservation:<rating_group> = '<money>|<bucket_units>|<bucket_id>|<price_minor>|<block_size>|<unit>|
+    <validity_time_s>|<deadline_ms>|<throttled>|<tariff>|<change_ms>|<price_after>|<block_after>|
+    <tariff_after>|<zone>|<destination>' (one line)
+It keeps the prices it was granted at (before and after a tariff time change), so usage is rated at
+them even after a price change or a move to another zone; zone and destination are the grant's.
 uses: codes, numbers, account, credit
 ]=]
 local RESERVATION_PREFIX = 'reservation:'
-local RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])$'
+local RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])|([%w%._:%-]*)|(%d+)|'
+  .. '(%d+)|(%d+)|([%w%._:%-]*)|([%w%._:%-]*)|([%w%._:%-]*)$'
+-- Written before the rating engine: one price, home zone.
+local OLDER_RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])$'
 
 local function decode_reservation(text)
-  local money, bucket_units, bucket_id, price_minor, block_size, unit, validity_time_s, deadline_ms, throttled =
-    string.match(text, RESERVATION_PATTERN)
+  local money, bucket_units, bucket_id, price_minor, block_size, unit, validity_time_s, deadline_ms, throttled,
+    tariff, change_ms, price_after, block_after, tariff_after, zone, destination = string.match(text, RESERVATION_PATTERN)
+  if money == nil then
+    money, bucket_units, bucket_id, price_minor, block_size, unit, validity_time_s, deadline_ms, throttled =
+      string.match(text, OLDER_RESERVATION_PATTERN)
+    tariff, change_ms, price_after, block_after, tariff_after, zone, destination = '', '0', '0', '1', '', 'home', ''
+  end
   assert(money, 'corrupt reservation')
   return {
     money = tonumber(money), bucket_units = tonumber(bucket_units), bucket_id = bucket_id,
     price_minor = tonumber(price_minor), block_size = tonumber(block_size), unit = tonumber(unit),
     validity_time_s = tonumber(validity_time_s), deadline_ms = tonumber(deadline_ms), throttled = throttled == '1',
+    tariff = tariff, change_ms = tonumber(change_ms), price_after = tonumber(price_after),
+    block_after = tonumber(block_after), tariff_after = tariff_after, zone = zone, destination = destination,
   }
 end
 
@@ -28,24 +40,27 @@ local function encode_reservation(reservation)
   return table.concat({ format_integer(reservation.money), format_integer(reservation.bucket_units),
     reservation.bucket_id, format_integer(reservation.price_minor), format_integer(reservation.block_size),
     reservation.unit, reservation.validity_time_s, format_integer(reservation.deadline_ms),
-    reservation.throttled and '1' or '0' }, '|')
+    reservation.throttled and '1' or '0', reservation.tariff, format_integer(reservation.change_ms),
+    format_integer(reservation.price_after), format_integer(reservation.block_after), reservation.tariff_after,
+    reservation.zone, reservation.destination }, '|')
 end
 
-local function bucket_serves(bucket, unit, rating_group, now_ms)
+local function bucket_serves(bucket, unit, rating_group, zone, now_ms)
   return bucket.unit == unit
     and (not bucket.has_groups or bucket.rating_groups[rating_group] == true)
+    and bucket.zones[zone] == true
     and (bucket.expires_at_ms == 0 or bucket.expires_at_ms > now_ms)
 end
 
 -- The first serving bucket with free units, and the CAP/THROTTLE policy of serving data buckets that
 -- forbids falling through to money (nil when overage is allowed).
-local function select_bucket(account, unit, rating_group, now_ms)
+local function select_bucket(account, unit, rating_group, zone, now_ms)
   local chosen, blocking_policy = nil, nil
   if account.ordered == nil then
     account.ordered = ordered_buckets(account)
   end
   for _, bucket in ipairs(account.ordered) do
-    if bucket_serves(bucket, unit, rating_group, now_ms) then
+    if bucket_serves(bucket, unit, rating_group, zone, now_ms) then
       if chosen == nil and bucket.remaining > bucket.reserved then
         chosen = bucket
       end
@@ -69,6 +84,18 @@ local function price_of(units, price_minor, block_size, field)
   return cost
 end
 
+-- Money for the last `units` of a grant's usage, of which the final `after_units` (Gy
+-- Tariff-Change-Usage) came after its tariff time change: each part at its own price.
+local function usage_cost(reservation, units, after_units, field)
+  local after = math.min(units, after_units)
+  local cost = price_of(units - after, reservation.price_minor, reservation.block_size, field)
+    + price_of(after, reservation.price_after, reservation.block_after, field)
+  if cost > CONFIG.limits.max_amount_minor then
+    refuse(CODE.RATING_FAILED, field .. ': costs more than the maximum amount of one charge')
+  end
+  return cost
+end
+
 local function release_reservation(account, reservation)
   account.reserved = account.reserved - reservation.money
   assert(account.reserved >= 0, 'release makes reserved negative')
@@ -81,9 +108,9 @@ local function release_reservation(account, reservation)
 end
 
 -- Takes up to `units` free units from serving buckets in consumption order; returns what is left.
-local function take_from_buckets(account, unit, rating_group, units, now_ms)
+local function take_from_buckets(account, unit, rating_group, zone, units, now_ms)
   while units > 0 do
-    local bucket = select_bucket(account, unit, rating_group, now_ms)
+    local bucket = select_bucket(account, unit, rating_group, zone, now_ms)
     if bucket == nil then
       return units
     end
@@ -107,40 +134,50 @@ local function take_from_reserved_bucket(account, reservation, units)
   return units - taken
 end
 
-local function rate_money_usage(account, unit, units, price_minor, block_size, now_ms, field)
-  local cost = price_of(units, price_minor, block_size, field)
+local function debit_money(account, unit, cost, now_ms)
   if cost > 0 and unit == UNIT.BYTES then
     count_data_overage(account, CONFIG.plans[account.plan], cost, now_ms)
   end
   return cost
 end
 
--- Rates `used` units of a rating group after its reservation (if any) was released; returns the money
--- charged. Usage is always charged, even beyond the grant: it happened.
-local function charge_usage(account, tariff, reservation, rating_group, used, now_ms, field)
+-- Units left after the buckets serving (unit, rating group, zone); 0 also when a CAP or THROTTLE
+-- bucket forbids paying the rest from money.
+local function left_after_buckets(account, unit, rating_group, zone, units, now_ms)
+  local left = take_from_buckets(account, unit, rating_group, zone, units, now_ms)
+  local _, blocking_policy = select_bucket(account, unit, rating_group, zone, now_ms)
+  return blocking_policy == nil and left or 0
+end
+
+-- Rates a unit's usage after its reservation (if any) was released; returns the money charged.
+-- Usage is always charged, even beyond the grant: it happened. Without a reservation, `tariff` (in
+-- force now, for the request's context) prices it.
+local function charge_usage(account, tariff, reservation, unit_request, context, now_ms)
+  local used, field = unit_request.used, unit_request.field .. '.used'
   if used == 0 or (reservation and reservation.throttled) then
     return 0
   end
-  local unit = reservation and reservation.unit or tariff.unit
-  if reservation and reservation.bucket_units == 0 and reservation.money > 0 then
-    return rate_money_usage(account, unit, used, reservation.price_minor, reservation.block_size, now_ms, field)
+  if reservation == nil then
+    local left = left_after_buckets(account, tariff.unit, unit_request.rating_group, context.zone, used, now_ms)
+    return debit_money(account, tariff.unit, price_of(left, tariff.price_minor, tariff.block_size, field), now_ms)
   end
-  local left = reservation and take_from_reserved_bucket(account, reservation, used) or used
-  left = take_from_buckets(account, unit, rating_group, left, now_ms)
-  local _, blocking_policy = select_bucket(account, unit, rating_group, now_ms)
-  if left == 0 or blocking_policy ~= nil then
-    return 0
+  local unit, after_units = reservation.unit, unit_request.used_after_tariff_change
+  if reservation.bucket_units == 0 and reservation.money > 0 then
+    return debit_money(account, unit, usage_cost(reservation, used, after_units, field), now_ms)
   end
-  local price_minor = reservation and reservation.price_minor or tariff.price_minor
-  local block_size = reservation and reservation.block_size or tariff.block_size
-  return rate_money_usage(account, unit, left, price_minor, block_size, now_ms, field)
+  local left = take_from_reserved_bucket(account, reservation, used)
+  left = left_after_buckets(account, unit, unit_request.rating_group, reservation.zone, left, now_ms)
+  return debit_money(account, unit, usage_cost(reservation, left, after_units, field), now_ms)
 end
 
-local function new_reservation(tariff, now_ms)
+local function new_reservation(pricing, context, unit, now_ms)
+  local tariff, after = pricing.tariff, pricing.after
   return {
-    money = 0, bucket_units = 0, bucket_id = '', price_minor = tariff.price_minor,
-    block_size = tariff.block_size, unit = tariff.unit, validity_time_s = tariff.validity_time_s,
-    deadline_ms = now_ms + tariff.validity_time_s * 1000, throttled = false,
+    money = 0, bucket_units = 0, bucket_id = '', price_minor = tariff.price_minor, block_size = tariff.block_size,
+    unit = unit, validity_time_s = ceil_divide(pricing.deadline_ms - now_ms, 1000), deadline_ms = pricing.deadline_ms,
+    throttled = false, tariff = tariff.name, change_ms = pricing.change_ms,
+    price_after = after and after.price_minor or 0, block_after = after and after.block_size or 1,
+    tariff_after = after and after.name or '', zone = context.zone, destination = context.destination,
   }
 end
 
@@ -153,6 +190,9 @@ local function reserve_from_bucket(account, bucket, reservation, requested, now_
   if bucket.expires_at_ms > 0 and bucket.expires_at_ms < reservation.deadline_ms then
     reservation.deadline_ms = bucket.expires_at_ms
     reservation.validity_time_s = math.max(1, ceil_divide(bucket.expires_at_ms - now_ms, 1000))
+    if reservation.change_ms >= reservation.deadline_ms then
+      reservation.change_ms, reservation.price_after, reservation.block_after, reservation.tariff_after = 0, 0, 1, ''
+    end
   end
   return granted
 end
@@ -162,12 +202,12 @@ local function throttled_grant(reservation, requested)
   return { result = CODE.SUCCESS, granted = requested, throttled = true }, reservation
 end
 
--- Money blocks a grant may reserve: what available pays, and for data, what the plan's monthly
--- overage spend cap still allows (nil: the cap is reached, throttle instead).
-local function affordable_blocks(account, plan, tariff, now_ms)
+-- Money blocks of a tariff a grant may reserve: what available pays, and for data, what the plan's
+-- monthly overage spend cap still allows (nil: the cap is reached, throttle instead).
+local function affordable_blocks(account, plan, tariff, unit, now_ms)
   local available = available_money(account)
   local blocks = available > 0 and floor_divide(available, tariff.price_minor) or 0
-  if tariff.unit == UNIT.BYTES then
+  if unit == UNIT.BYTES then
     local cap_left = data_overage_left(account, plan, now_ms)
     if cap_left ~= nil then
       local cap_blocks = cap_left > 0 and floor_divide(cap_left, tariff.price_minor) or 0
@@ -180,14 +220,40 @@ local function affordable_blocks(account, plan, tariff, now_ms)
   return blocks
 end
 
--- Reserves the next slice for one rating group. Returns the grant fields and the reservation (nil
--- when nothing was granted).
-local function reserve_units(account, plan, tariff, rating_group, requested, now_ms)
-  local reservation = new_reservation(tariff, now_ms)
-  local bucket, blocking_policy = select_bucket(account, tariff.unit, rating_group, now_ms)
+-- Units a money grant gives and the money it reserves: what pays for the dearer side of a tariff
+-- time change. granted is nil when the data overage cap is reached (throttle instead), `requested`
+-- when every side is free.
+local function money_grant(account, plan, pricing, unit, requested, now_ms)
+  local granted, money, dearest_price = nil, 0, 0
+  for _, tariff in ipairs({ pricing.tariff, pricing.after }) do
+    if tariff.price_minor > 0 then
+      local affordable = affordable_blocks(account, plan, tariff, unit, now_ms)
+      if affordable == nil then
+        return nil, 0, 0
+      end
+      local blocks = math.min(math.max(1, floor_divide(requested, tariff.block_size)), affordable)
+      granted = math.min(granted or blocks * tariff.block_size, blocks * tariff.block_size)
+      dearest_price = math.max(dearest_price, tariff.price_minor)
+    end
+  end
+  if granted == nil then
+    return requested, 0, 0
+  end
+  for _, tariff in ipairs({ pricing.tariff, pricing.after }) do
+    money = math.max(money, price_of(granted, tariff.price_minor, tariff.block_size, 'requested'))
+  end
+  return granted, money, dearest_price
+end
+
+-- Reserves the next slice for one rating group, priced by `pricing` (lib/tariffs.lua). Returns the
+-- grant fields and the reservation (nil when nothing was granted).
+local function reserve_units(account, plan, pricing, context, unit_request, unit, requested, now_ms)
+  local rating_group = unit_request.rating_group
+  local reservation = new_reservation(pricing, context, unit, now_ms)
+  local bucket, blocking_policy = select_bucket(account, unit, rating_group, context.zone, now_ms)
   if bucket then
     local granted = reserve_from_bucket(account, bucket, reservation, requested, now_ms)
-    local next_bucket = select_bucket(account, tariff.unit, rating_group, now_ms)
+    local next_bucket = select_bucket(account, unit, rating_group, context.zone, now_ms)
     local final = next_bucket == nil and blocking_policy == POLICY.CAP
     return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
   end
@@ -197,30 +263,25 @@ local function reserve_units(account, plan, tariff, rating_group, requested, now
   if blocking_policy == POLICY.CAP then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end
-  if tariff.price_minor == 0 then
-    return { result = CODE.SUCCESS, granted = requested }, reservation
-  end
-  local affordable = affordable_blocks(account, plan, tariff, now_ms)
-  if affordable == nil then
+  local granted, money, dearest_price = money_grant(account, plan, pricing, unit, requested, now_ms)
+  if granted == nil then
     return throttled_grant(reservation, requested)
   end
-  local wanted_blocks = math.max(1, floor_divide(requested, tariff.block_size))
-  local blocks = math.min(wanted_blocks, affordable)
-  if blocks == 0 then
+  if granted == 0 then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end
-  reservation.money = blocks * tariff.price_minor
-  account.reserved = account.reserved + reservation.money
+  reservation.money = money
+  account.reserved = account.reserved + money
   assert(available_money(account) >= 0, 'reservation makes available negative')
-  local final = available_money(account) < tariff.price_minor
-  return { result = CODE.SUCCESS, granted = blocks * tariff.block_size, final = final }, reservation
+  local final = dearest_price > 0 and available_money(account) < dearest_price
+  return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
 end
 
 -- EVENT: debits `units` at once from buckets then money. Returns the grant fields and the money
 -- charged; a result other than SUCCESS means the caller must discard every change of the request.
-local function debit_event(account, tariff, rating_group, units, now_ms, field)
-  local left = take_from_buckets(account, tariff.unit, rating_group, units, now_ms)
-  local cost = price_of(left, tariff.price_minor, tariff.block_size, field)
+local function debit_event(account, tariff, unit_request, zone, units, now_ms)
+  local left = take_from_buckets(account, tariff.unit, unit_request.rating_group, zone, units, now_ms)
+  local cost = price_of(left, tariff.price_minor, tariff.block_size, unit_request.field .. '.requested')
   if cost > 0 and cost > available_money(account) then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0
   end

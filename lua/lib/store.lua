@@ -138,7 +138,7 @@ local function bucket_json(bucket)
   return '[' .. json_string(bucket.id) .. ',' .. bucket.unit .. ',' .. format_integer(bucket.remaining) .. ','
     .. format_integer(bucket.reserved) .. ',' .. json_string(bucket.groups_text) .. ','
     .. format_integer(bucket.expires_at_ms) .. ',' .. bucket.priority .. ',' .. bucket.policy .. ','
-    .. format_integer(bucket.amount) .. ']'
+    .. format_integer(bucket.amount) .. ',' .. json_string(bucket.zones_text) .. ']'
 end
 
 -- The subscriber card (creditd/store/replies.py decodes it); now_ms decides which billing cycle the

@@ -64,7 +64,7 @@ async def _until_not_serving(harness: Harness) -> float:
 async def test_a_fast_clock_is_refused_and_pulls_nothing_early(tmp_path: Path, settings: Settings) -> None:
     guarded = _guarded(settings)
     with LocalServer(tmp_path) as redis_server, library_client(redis_server.url, guarded) as client:
-        async with started_server(guarded, redis_server.url, client) as on_time:
+        async with started_server(guarded, redis_server.url, client, Clock()) as on_time:
             await on_time.create_account(ACCOUNT, balance=1_000)
             opened = await on_time.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)])
             validity_s = opened.grants[0].validity_time_s

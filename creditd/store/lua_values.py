@@ -1,0 +1,26 @@
+"""Python values written as Lua 5.1 literals (the library's generated CONFIG and KEY_NAMES tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+# Mapping keys are invariant: string-keyed and integer-keyed tables are two members.
+LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[str, "LuaValue"] | Mapping[int, "LuaValue"]
+
+
+def lua_literal(value: LuaValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        # Decimal byte escapes: valid Lua 5.1 for any byte, so no input can end the string early.
+        escaped = "".join(
+            chr(b) if (b < 128 and chr(b).isalnum()) or chr(b) in " ._:/-?=&%+," else f"\\{b:03d}"
+            for b in value.encode()
+        )
+        return f'"{escaped}"'
+    if isinstance(value, Mapping):
+        items = (f"[{lua_literal(key)}] = {lua_literal(item)}" for key, item in value.items())
+        return "{ " + ", ".join(items) + " }"
+    return "{ " + ", ".join(lua_literal(item) for item in value) + " }"

@@ -1,0 +1,90 @@
+"""The rating part of the library's CONFIG table (lua/lib/tariffs.lua reads it): destination
+prefixes and zone PLMNs as one comma-separated string per set (Lua splits them into lookup tables
+when the library loads: a table literal of 50 000 entries would need as many constants), timings as
+local minutes and day numbers, each plan time zone's UTC offsets (Lua has no time zone database), and
+each plan's tariffs grouped by rating group, most criteria first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from creditd.rating_config import WEEKDAYS, clock_minutes, utc_offsets
+from creditd.settings import Plan, Settings, Tariff, Timing
+from creditd.store.codes import Unit
+from creditd.store.lua_values import LuaValue
+
+EPOCH = date(1970, 1, 1)
+
+
+def _set_of(values: list[int] | list[str]) -> dict[int, LuaValue] | dict[str, LuaValue]:
+    return {value: True for value in values}  # type: ignore[misc]
+
+
+def _tariff_table(tariff: Tariff) -> dict[str, LuaValue]:
+    table: dict[str, LuaValue] = {
+        "name": tariff.name,
+        "unit": Unit[tariff.unit].value,
+        "price_minor": tariff.price_minor,
+        "block_size": tariff.block_size,
+        "default_grant": tariff.default_grant,
+        "validity_time_s": tariff.validity_time_s,
+        "originating": tariff.direction == "originating",
+        "always_allowed": tariff.always_allowed,
+        "quota_threshold_percent": tariff.quota_threshold_percent,
+        "quota_holding_time_s": tariff.quota_holding_time_s,
+    }
+    # An absent criterion is an absent key: the tariff matches any value of it.
+    for criterion, values in (
+        ("service_ids", tariff.service_ids),
+        ("destinations", tariff.destinations),
+        ("zones", tariff.zones),
+    ):
+        if values:
+            table[criterion] = _set_of(values)
+    if tariff.timing is not None:
+        table["timing"] = tariff.timing
+    return table
+
+
+def rating_groups_table(plan: Plan) -> dict[int, LuaValue]:
+    by_group: dict[int, list[Tariff]] = defaultdict(list)
+    for tariff in plan.tariffs:
+        by_group[tariff.rating_group].append(tariff)
+    groups: dict[int, LuaValue] = {}
+    for rating_group, tariffs in by_group.items():
+        ordered = sorted(tariffs, key=lambda tariff: -tariff.specificity)  # stable: config order among equals
+        groups[rating_group] = {
+            "unit": Unit[tariffs[0].unit].value,
+            "timed": any(tariff.timing is not None for tariff in tariffs),
+            "tariffs": [_tariff_table(tariff) for tariff in ordered],
+        }
+    return groups
+
+
+def _timing_table(timing: Timing) -> dict[str, LuaValue]:
+    table: dict[str, LuaValue] = {}
+    if timing.weekdays:
+        table["weekdays"] = _set_of([WEEKDAYS.index(day) for day in timing.weekdays])
+    if timing.start is not None and timing.end is not None:
+        table["start_minute"] = clock_minutes(timing.start)
+        table["end_minute"] = clock_minutes(timing.end)
+    if timing.dates:
+        table["dates"] = _set_of([(day - EPOCH).days for day in timing.dates])
+    return table
+
+
+def _time_zone_table(time_zone: str) -> dict[str, LuaValue]:
+    offsets = utc_offsets(time_zone)
+    return {"starts_ms": [start for start, _ in offsets], "offsets_s": [offset for _, offset in offsets]}
+
+
+def rating_config_table(settings: Settings) -> dict[str, LuaValue]:
+    prefixes = [prefix for destination in settings.destinations.values() for prefix in destination.prefixes]
+    return {
+        "destinations": {name: ",".join(item.prefixes) for name, item in settings.destinations.items()},
+        "max_prefix_digits": max((len(prefix) for prefix in prefixes), default=0),
+        "zones": {name: ",".join(zone.plmns) for name, zone in settings.zones.items()},
+        "timings": {name: _timing_table(timing) for name, timing in settings.timings.items()},
+        "time_zones": {plan.time_zone: _time_zone_table(plan.time_zone) for plan in settings.plans.values()},
+    }
