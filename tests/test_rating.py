@@ -1,0 +1,334 @@
+"""The rating engine on a real server, with the sample plan `standard` (README, "The sample plan") and,
+for holidays and daylight saving, a config of the test's own: calls and SMS are priced by
+destination (longest prefix), zone (visited PLMN) and Bangkok time band; a grant that crosses a band
+edge carries tariff_time_change_ms and usage reported split is charged part at each price (and
+unsplit at the grant's price); a money grant across a change is sized for the dearer side; roaming
+reprices the next grant of a session, bundles serve at home only, one-way suspension still lets
+roaming incoming calls through at their price; a number no tariff covers is RATING_FAILED and writes
+nothing (DUMP unchanged); a holiday date and a London band (across both daylight saving changes) switch
+at the right instant. Each server runs on a frozen clock set to the instant the case needs."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from creditd.settings import Settings, parse_settings
+from creditd.store.connection import AnySyncRedis
+from creditd.store.embedded import EmbeddedRedis
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import (
+    DATA,
+    EVENT,
+    INITIAL,
+    MB,
+    SMS,
+    TERMINATE,
+    THAI_NUMBER,
+    UPDATE,
+    VOICE,
+    VOICE_IN,
+    FrozenClock,
+    Harness,
+    charge_request,
+    dump,
+    started_server,
+)
+from tests.test_rating_config import SHIPPED
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66817170000"
+LONDON_NUMBER, NO_COUNTRY = "442079460000", "0123456"
+ABROAD, HOME = "23415", "52003"
+ServerAt = Callable[..., AbstractAsyncContextManager[Harness]]
+
+
+def utc_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def bangkok_ms(text: str) -> int:
+    return utc_ms(text) - 7 * 3_600_000
+
+
+@pytest_asyncio.fixture
+async def server_at(
+    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
+) -> AsyncIterator[ServerAt]:
+    """Starts a server on a frozen clock at an instant, with the shared settings or a config text."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def start(now_ms: int, config: str | None = None) -> AsyncIterator[Harness]:
+        own = settings
+        if config is not None:
+            loaded = parse_settings(tomllib.loads(config), "test")
+            own = msgspec.structs.replace(
+                settings, plans=loaded.plans, timings=loaded.timings, destinations=loaded.destinations
+            )
+        async with started_server(own, redis_server.url, redis_client, FrozenClock(now_ms)) as harness:
+            yield harness
+            harness.assert_audit_clean()
+
+    yield start
+
+
+async def play(
+    creditd: Harness,
+    session_id: str,
+    units: list[tuple[int, int, int]],
+    kind: int = INITIAL,
+    number: int = 0,
+    called_party: str = THAI_NUMBER,
+    visited_plmn: str = "",
+    used_after: int = 0,
+) -> pb.ChargeAnswer:
+    request = charge_request(session_id, kind, number, ACCOUNT, units, called_party=called_party)
+    request.visited_plmn = visited_plmn
+    if used_after:
+        request.units[0].used_after_tariff_change = used_after
+    return await creditd.credit_control.Charge(request)
+
+
+async def test_a_call_across_22_00_is_charged_part_at_each_price(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T21:55:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=10_000)
+        opened = await play(creditd, "s1", [(VOICE, 600, 0)])
+        grant = opened.grants[0]
+        assert (grant.result, grant.granted, grant.tariff) == (pb.SUCCESS, 600, "voice_out")
+        assert grant.tariff_time_change_ms == bangkok_ms("2027-03-10T22:00:00")
+        assert grant.validity_time_s == 600 and grant.quota_threshold == 120  # 20 % of the grant
+        creditd.clock.advance(600)
+        closed = await play(creditd, "s1", [(VOICE, 0, 600)], TERMINATE, 1, used_after=300)
+        assert closed.grants[0].charged == 5 * 100 + 5 * 50 == 750
+
+        # a gateway that ignores the change: everything at the price in force when granted
+        opened = await play(creditd, "s2", [(VOICE, 600, 0)])
+        assert opened.grants[0].tariff == "voice_out_night" and opened.grants[0].tariff_time_change_ms == 0
+        creditd.clock.advance(-600)  # 21:55 again
+        opened = await play(creditd, "s3", [(VOICE, 600, 0)])
+        assert opened.grants[0].tariff_time_change_ms == bangkok_ms("2027-03-10T22:00:00")
+        closed = await play(creditd, "s3", [(VOICE, 0, 600)], TERMINATE, 1)
+        assert closed.grants[0].charged == 1000
+        assert (await creditd.get(ACCOUNT)).balance == 10_000 - 750 - 1000
+
+
+async def test_a_money_grant_across_a_change_pays_for_the_dearer_side(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T06:55:00")) as creditd:  # night 50, then day 100
+        await creditd.create_account(ACCOUNT, balance=250)
+        opened = await play(creditd, "s1", [(VOICE, 600, 0)])
+        grant = opened.grants[0]
+        assert (grant.tariff, grant.granted) == ("voice_out_night", 120)  # 2 day blocks, not 5 night ones
+        assert grant.tariff_time_change_ms == bangkok_ms("2027-03-10T07:00:00")
+        assert (await creditd.get(ACCOUNT)).reserved == 200
+        closed = await play(creditd, "s1", [(VOICE, 0, 120)], TERMINATE, 1, used_after=60)
+        assert closed.grants[0].charged == 50 + 100
+
+
+async def test_destinations_and_roaming_price_calls_and_sms(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=100_000)
+        for session_id, number, plmn, tariff, price in [
+            ("uk", "+" + LONDON_NUMBER, "", "voice_out_international", 900),
+            ("th", THAI_NUMBER, HOME, "voice_out", 100),
+            ("roam", THAI_NUMBER, ABROAD, "voice_out_roaming", 1500),
+        ]:
+            opened = await play(creditd, session_id, [(VOICE, 60, 0)], called_party=number, visited_plmn=plmn)
+            assert opened.grants[0].tariff == tariff
+            closed = await play(creditd, session_id, [(VOICE, 0, 60)], TERMINATE, 1, number, plmn)
+            assert closed.grants[0].charged == price, session_id
+        for session_id, number, plmn, price in [
+            ("sms-uk", LONDON_NUMBER, "", 300),
+            ("sms-th", THAI_NUMBER, "", 50),
+            ("sms-roam", THAI_NUMBER, ABROAD, 300),
+        ]:
+            sent = await play(creditd, session_id, [(SMS, 0, 0)], EVENT, called_party=number, visited_plmn=plmn)
+            assert sent.grants[0].charged == price, session_id
+        assert (await creditd.get(ACCOUNT)).balance == 100_000 - 900 - 100 - 1500 - 300 - 50 - 300
+
+
+async def test_data_abroad_then_home_in_one_session(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=100_000)
+        opened = await play(creditd, "d1", [(DATA, MB, 0)], called_party="", visited_plmn=ABROAD)
+        grant = opened.grants[0]
+        assert (grant.tariff, grant.granted, grant.quota_threshold, grant.quota_holding_time_s) == (
+            "data_roaming",
+            MB,
+            MB // 5,
+            300,
+        )
+        # back home: the usage of the roaming grant at 500, the next grant at the home price
+        update = await play(creditd, "d1", [(DATA, MB, MB)], UPDATE, 1, "", HOME)
+        assert (update.grants[0].charged, update.grants[0].tariff) == (500, "data")
+        closed = await play(creditd, "d1", [(DATA, 0, MB)], TERMINATE, 2, "", HOME)
+        assert closed.grants[0].charged == 10
+        assert (await creditd.get(ACCOUNT)).balance == 100_000 - 510
+
+
+async def test_bundles_serve_at_home_only(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=100_000)
+        bought = await creditd.accounts.PurchaseBundle(
+            pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="sms_50", idempotency_key="b1")
+        )
+        assert list(bought.buckets[0].zones) == ["home"]
+        home = await play(creditd, "e1", [(SMS, 0, 0)], EVENT)
+        abroad = await play(creditd, "e2", [(SMS, 0, 0)], EVENT, visited_plmn=ABROAD)
+        assert (home.grants[0].charged, abroad.grants[0].charged) == (0, 300)
+        assert (await creditd.get(ACCOUNT)).buckets[0].remaining == 49
+
+
+async def test_one_way_suspension_lets_roaming_incoming_calls_through_at_their_price(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        await creditd.accounts.SetStatus(
+            pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ONE_WAY_SUSPENDED, reason="FRAUD")
+        )
+        outgoing = await play(creditd, "out", [(VOICE, 0, 0)], visited_plmn=ABROAD)
+        incoming = await play(creditd, "in", [(VOICE_IN, 0, 0)], visited_plmn=ABROAD)
+        assert outgoing.grants[0].result == pb.END_USER_SERVICE_DENIED
+        assert (incoming.grants[0].result, incoming.grants[0].tariff, incoming.grants[0].granted) == (
+            pb.SUCCESS,
+            "voice_in_roaming",
+            120,  # 1 000 pays two 60-s blocks at 500
+        )
+        closed = await play(creditd, "in", [(VOICE_IN, 0, 61)], TERMINATE, 1, visited_plmn=ABROAD)
+        assert closed.grants[0].charged == 1000
+
+
+async def test_a_number_no_tariff_covers_is_refused_and_writes_nothing(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        before = dump(creditd.redis)
+        for kind, rating_group in ((INITIAL, VOICE), (EVENT, SMS)):
+            answer = await play(creditd, f"x{kind}", [(rating_group, 0, 0)], kind, called_party=NO_COUNTRY)
+            assert answer.result == pb.RATING_FAILED
+            assert "units[0]: no tariff of rating group" in answer.error and "zone home" in answer.error
+        assert dump(creditd.redis) == before
+        # roaming, the same number is priced: the roaming tariff has no destination criterion
+        roaming = await play(creditd, "x9", [(VOICE, 0, 0)], called_party=NO_COUNTRY, visited_plmn=ABROAD)
+        assert roaming.grants[0].tariff == "voice_out_roaming"
+
+
+async def test_usage_split_is_checked(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        await play(creditd, "s1", [(VOICE, 60, 0)])
+        before = dump(creditd.redis)
+        refused = await play(creditd, "s1", [(VOICE, 0, 60)], TERMINATE, 1, used_after=30)
+        assert refused.result == pb.INVALID_REQUEST
+        assert "used_after_tariff_change: the grant had no tariff time change" in refused.error
+        assert dump(creditd.redis) == before
+        refused = await play(creditd, "s1", [(VOICE, 0, 10)], TERMINATE, 1, used_after=11)  # refused at the edge
+        assert refused.result == pb.INVALID_REQUEST
+        assert refused.error == "units[0].used_after_tariff_change: must be between 0 and used (10)"
+        assert dump(creditd.redis) == before
+        closed = await play(creditd, "s1", [(VOICE, 0, 60)], TERMINATE, 1)
+        assert closed.grants[0].charged == 100
+
+
+HOLIDAY_AND_LONDON = (
+    SHIPPED
+    + """
+[timings.songkran]
+dates = [2027-04-13]
+start = "07:00"
+end = "22:00"
+
+[[plans.standard.tariffs]]
+rating_group = 2
+name = "voice_out_songkran"
+destinations = ["thailand"]
+zones = ["home"]
+timing = "songkran"
+unit = "SECONDS"
+price_minor = 25
+block_size = 60
+default_grant = 300
+validity_time_s = 600
+
+[timings.small_hours]
+start = "01:30"
+end = "06:00"
+
+[timings.evening]
+start = "18:00"
+end = "23:00"
+
+[plans.london]
+currency = "GBP"
+time_zone = "Europe/London"
+
+[[plans.london.tariffs]]
+rating_group = 2
+name = "day"
+unit = "SECONDS"
+price_minor = 10
+block_size = 60
+default_grant = 60
+validity_time_s = 600
+
+[[plans.london.tariffs]]
+rating_group = 2
+name = "small_hours"
+timing = "small_hours"
+unit = "SECONDS"
+price_minor = 2
+block_size = 60
+default_grant = 60
+validity_time_s = 600
+
+[[plans.london.tariffs]]
+rating_group = 2
+name = "evening"
+timing = "evening"
+unit = "SECONDS"
+price_minor = 5
+block_size = 60
+default_grant = 60
+validity_time_s = 600
+"""
+)
+
+
+async def test_a_holiday_rates_at_its_own_price(server_at: ServerAt) -> None:
+    async with server_at(bangkok_ms("2027-04-13T12:00:00"), HOLIDAY_AND_LONDON) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        holiday = await play(creditd, "h1", [(VOICE, 60, 0)])
+        creditd.clock.advance(86_400)
+        ordinary = await play(creditd, "h2", [(VOICE, 60, 0)])
+        assert (holiday.grants[0].tariff, ordinary.grants[0].tariff) == ("voice_out_songkran", "voice_out")
+        closed = await play(creditd, "h1", [(VOICE, 0, 60)], TERMINATE, 1)
+        assert closed.grants[0].charged == 25
+
+
+@pytest.mark.parametrize(
+    ("now_utc", "tariff", "change_utc", "after"),
+    [
+        ("2027-01-15T17:55:00", "day", "2027-01-15T18:00:00", "evening"),  # GMT: 18:00 local is 18:00 UTC
+        ("2027-07-01T16:55:00", "day", "2027-07-01T17:00:00", "evening"),  # BST: 18:00 local is 17:00 UTC
+        ("2027-03-28T00:55:00", "day", "2027-03-28T01:00:00", "small_hours"),  # 01:00 GMT jumps to 02:00 BST
+        ("2027-10-31T00:25:00", "day", "2027-10-31T00:30:00", "small_hours"),  # 01:30 BST, the first time
+        ("2027-10-31T00:55:00", "small_hours", "2027-10-31T01:00:00", "day"),  # 02:00 BST falls back to 01:00 GMT
+        ("2027-10-31T01:25:00", "day", "2027-10-31T01:30:00", "small_hours"),  # 01:30 GMT, the second time
+    ],
+)
+async def test_london_bands_switch_at_the_right_instant_across_daylight_saving(
+    server_at: ServerAt, now_utc: str, tariff: str, change_utc: str, after: str
+) -> None:
+    async with server_at(utc_ms(now_utc), HOLIDAY_AND_LONDON) as creditd:
+        await creditd.accounts.CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="london", initial_balance=100)
+        )
+        opened = await play(creditd, "l1", [(VOICE, 600, 0)])
+        assert (opened.grants[0].tariff, opened.grants[0].tariff_time_change_ms) == (tariff, utc_ms(change_utc))
+        creditd.clock.advance((utc_ms(change_utc) - utc_ms(now_utc)) // 1000)
+        later = await play(creditd, "l2", [(VOICE, 60, 0)])
+        assert later.grants[0].tariff == after
