@@ -145,7 +145,7 @@ def timings_overlap(first: Timing, second: Timing) -> bool:
 
 
 def _lists_overlap(first: list[int] | list[str], second: list[int] | list[str]) -> bool:
-    return not first or not second or bool(set(first) & set(second))  # type: ignore[arg-type]
+    return not first or not second or bool(set(first) & set(second))
 
 
 def tariffs_overlap(first: Tariff, second: Tariff, timings: dict[str, Timing]) -> bool:
@@ -177,8 +177,8 @@ def _check_plan_rating(where: str, plan: Plan, settings: Settings) -> None:
         raise ConfigError(f"{where}.time_zone: unknown time zone {plan.time_zone!r} (an IANA name)") from None
     names: dict[str, int] = {}
     for index, tariff in enumerate(plan.tariffs):
-        if (first := names.setdefault(tariff.name, index)) != index:
-            raise ConfigError(f"{where}.tariffs[{index}].name: {tariff.name} is also tariffs[{first}]")
+        if (earlier := names.setdefault(tariff.name, index)) != index:
+            raise ConfigError(f"{where}.tariffs[{index}].name: {tariff.name} is also tariffs[{earlier}]")
         _check_tariff_names(where, index, tariff, settings)
     for (i, first), (j, second) in itertools.combinations(enumerate(plan.tariffs), 2):
         if first.rating_group != second.rating_group:

@@ -23,9 +23,9 @@ from creditd.resources import lua_directory
 from creditd.settings import Plan, PlanChange, Settings
 from creditd.store.calls import KEY_LAYOUTS, Calls, fcall
 from creditd.store.codes import ExhaustionPolicy, FinalUnitAction, Unit
+from creditd.store.connection import AnyRedis, primaries
 from creditd.store.lua_values import LuaValue, lua_literal
 from creditd.store.rating_tables import rating_config_table, rating_groups_table
-from creditd.store.connection import AnyRedis, primaries
 from creditd.store.replies import decode_reply
 
 LIBRARY_NAME = "creditd"

@@ -17,8 +17,12 @@ from creditd.store.lua_values import LuaValue
 EPOCH = date(1970, 1, 1)
 
 
-def _set_of(values: list[int] | list[str]) -> dict[int, LuaValue] | dict[str, LuaValue]:
-    return {value: True for value in values}  # type: ignore[misc]
+def _name_set(values: list[str]) -> dict[str, LuaValue]:
+    return {value: True for value in values}
+
+
+def _number_set(values: list[int]) -> dict[int, LuaValue]:
+    return {value: True for value in values}
 
 
 def _tariff_table(tariff: Tariff) -> dict[str, LuaValue]:
@@ -35,13 +39,12 @@ def _tariff_table(tariff: Tariff) -> dict[str, LuaValue]:
         "quota_holding_time_s": tariff.quota_holding_time_s,
     }
     # An absent criterion is an absent key: the tariff matches any value of it.
-    for criterion, values in (
-        ("service_ids", tariff.service_ids),
-        ("destinations", tariff.destinations),
-        ("zones", tariff.zones),
-    ):
-        if values:
-            table[criterion] = _set_of(values)
+    if tariff.service_ids:
+        table["service_ids"] = _number_set(tariff.service_ids)
+    if tariff.destinations:
+        table["destinations"] = _name_set(tariff.destinations)
+    if tariff.zones:
+        table["zones"] = _name_set(tariff.zones)
     if tariff.timing is not None:
         table["timing"] = tariff.timing
     return table
@@ -65,12 +68,12 @@ def rating_groups_table(plan: Plan) -> dict[int, LuaValue]:
 def _timing_table(timing: Timing) -> dict[str, LuaValue]:
     table: dict[str, LuaValue] = {}
     if timing.weekdays:
-        table["weekdays"] = _set_of([WEEKDAYS.index(day) for day in timing.weekdays])
+        table["weekdays"] = _number_set([WEEKDAYS.index(day) for day in timing.weekdays])
     if timing.start is not None and timing.end is not None:
         table["start_minute"] = clock_minutes(timing.start)
         table["end_minute"] = clock_minutes(timing.end)
     if timing.dates:
-        table["dates"] = _set_of([(day - EPOCH).days for day in timing.dates])
+        table["dates"] = _number_set([(day - EPOCH).days for day in timing.dates])
     return table
 
 
