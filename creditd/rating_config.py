@@ -32,6 +32,8 @@ MINUTES_PER_DAY = 1440
 MAX_PREFIX_DIGITS = 15
 # Across every destination set.
 MAX_PREFIXES = 1_000_000
+# Across every zone (there are about a thousand mobile networks in the world).
+MAX_ZONE_PLMNS = 10_000
 # UTC offsets are precomputed for these years; before and after, the nearest known offset holds.
 OFFSET_YEARS = (2000, 2100)
 
@@ -90,6 +92,9 @@ def _check_destinations(settings: Settings) -> None:
 
 def _check_zones(settings: Settings) -> None:
     owner: dict[str, str] = {}
+    total = sum(len(zone.plmns) for zone in settings.zones.values())
+    if total > MAX_ZONE_PLMNS:
+        raise ConfigError(f"zones: {total} PLMNs, more than {MAX_ZONE_PLMNS} in all")
     for name, zone in settings.zones.items():
         if name in BUILT_IN_ZONES:
             raise ConfigError(f"zones.{name}: {' and '.join(BUILT_IN_ZONES)} are built in (home_plmns, any other)")

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from creditd.errors import ConfigError
-from creditd.rating_config import MAX_PREFIXES, check_rating, load_prefix_files
+from creditd.rating_config import MAX_PREFIXES, MAX_ZONE_PLMNS, check_rating, load_prefix_files
 
 MAX_EXACT_INTEGER = 2**53 - 1
 MAX_UINT32 = 2**32 - 1
@@ -24,7 +24,6 @@ MAX_CREDIT_TIERS = 16
 MAX_PLAN_CHANGES = 32
 MAX_PLAN_CHANGE_ACCOUNTS = 10_000
 MAX_TARIFFS_PER_PLAN = 256
-MAX_ZONE_PLMNS = 10_000
 MAX_DESTINATIONS = 4096
 MAX_ZONES = 1024
 MAX_TIMINGS = 256

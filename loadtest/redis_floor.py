@@ -17,6 +17,7 @@ PIPELINE_CALLS = 100
 CONCURRENT_PIPELINES = 4
 FLOOR_ACCOUNTS = 100
 SMS_RATING_GROUP = 3
+THAI_NUMBER = "66812345678"
 
 
 async def create_floor_accounts(client: AnyRedis, calls: Calls, now_ms: int) -> list[str]:
@@ -46,7 +47,9 @@ async def measure_redis_floor(url: str, partitions: int, duration_s: float) -> t
                     serial += 1
                     account_id, session_id = accounts[serial % len(accounts)], f"floor-{worker}-{serial}"
                     units = (UnitSpec(SMS_RATING_GROUP),)
-                    request = ChargeSpec(session_id, RequestType.EVENT, 0, account_id, "floor", units)
+                    request = ChargeSpec(
+                        session_id, RequestType.EVENT, 0, account_id, "floor", units, called_party=THAI_NUMBER
+                    )
                     pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
                 started = time.perf_counter()
                 await pipe.execute()

@@ -2,8 +2,10 @@
 rounds, with top-ups arriving meanwhile on the same accounts.
 
 A session is INITIAL, a few UPDATEs reporting used units, TERMINATE; about one in ten sessions is an
-SMS EVENT instead. Accounts start with small balances, so some run out mid-run (one-way suspension)
-and are resumed by the top-ups. Everything is bounded by a deadline and a request budget.
+SMS EVENT instead. Calls and SMS go to Thai or foreign numbers, and some sessions roam, so the sample
+plan's destinations, zones and time bands all rate the traffic. Accounts start with small balances,
+so some run out mid-run (one-way suspension) and are resumed by the top-ups. Everything is bounded by
+a deadline and a request budget.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class Shape(msgspec.Struct, frozen=True):
     max_requests: int = 1_000_000
     # Unary only: requests per second across all sessions (0: as fast as answers come back).
     rate_per_s: float = 0.0
+    # Called numbers of calls and SMS, drawn at random (Thai ones twice as often here).
+    called_parties: tuple[str, ...] = ("66812345678", "66898765432", "442079460000")
+    # Sessions served by a foreign network (the sample plan's "roaming" zone).
+    roaming_share: float = 0.1
+    roaming_plmn: str = "23415"
 
 
 class Pacer:
@@ -86,6 +93,8 @@ class SessionScript:
         self.group = DATA if rng.random() < 0.6 else VOICE
         self.used = 3 * MB if self.group == DATA else 70
         self.steps = 1 if self.is_event else shape.updates_per_session + 2
+        self.called_party = "" if self.group == DATA and not self.is_event else rng.choice(shape.called_parties)
+        self.visited_plmn = shape.roaming_plmn if rng.random() < shape.roaming_share else ""
         self.number = 0
         self.stopped = False
 
@@ -108,6 +117,8 @@ class SessionScript:
             account_id=self.account_id,
             gateway_id=self.gateway_id,
             units=[unit],
+            called_party=self.called_party,
+            visited_plmn=self.visited_plmn,
         )
 
     def closing_request(self) -> pb.ChargeRequest | None:
@@ -122,6 +133,8 @@ class SessionScript:
             account_id=self.account_id,
             gateway_id=self.gateway_id,
             units=[pb.UnitRequest(rating_group=self.group)],
+            called_party=self.called_party,
+            visited_plmn=self.visited_plmn,
         )
 
     def answered(self, request: pb.ChargeRequest, answer: pb.ChargeAnswer) -> None:

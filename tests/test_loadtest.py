@@ -1,7 +1,8 @@
 """The load generators run to the end by themselves on a small shape (CI smoke tests, no timing is
 asserted): every phase including both baselines produces figures, no request fails, and the audit of
-the run is clean with nothing left reserved; the growth and scaling runs measure every step and
-cell (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
+the run is clean with nothing left reserved, and every unit is rated; the rating run measures the
+Redis time per call of each library (plain, sample, a generated prefix table); the growth and
+scaling runs measure every step and cell (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,23 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     names = [phase["name"] for phase in report["phases"]]
     assert names[0].startswith("echo") and names[-1].startswith("raw pipelined FCALL")
     assert all(phase["charges"] > 0 and not phase["errors"] for phase in report["phases"])
+    assert not any("RATING_FAILED" in phase["results"] for phase in report["phases"])  # every unit was rated
     assert report["audit_violations"] == [] and report["audit_summary"]["total_reserved"] == 0
     assert "unary Charge / echo unary (target >= 0.8)" in report["ratios"]
     assert report["memory"]["redis bytes per open session"] > 0
+
+
+def test_rating_run_measures_every_library(tmp_path: Path) -> None:
+    report_path = tmp_path / "rating.json"
+    arguments = ["--prefixes", "2000", "--duration", "0.3", "--rounds", "1", "--json", str(report_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.rating", *arguments], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    runs = json.loads(report_path.read_text())
+    assert [run["name"] for run in runs] == ["plain (no destinations)", "sample (10 prefixes)", "2000 prefixes"]
+    for run in runs:
+        assert run["usec_per_call"] > 0 and run["charges"] > 0 and set(run["results"]) == {"SUCCESS"}, run
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:

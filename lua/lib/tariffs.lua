@@ -13,27 +13,23 @@ uses: numbers, calendar
 local MINUTE_MS = 60000
 local HOME_ZONE, ROAMING_ZONE = 'home', 'roaming'
 
--- Lookup tables from one comma-separated string per set, built by the first call that needs them
--- (a library's load-time code has no standard library) and kept for the library's life: they derive
--- from CONFIG alone.
-local function index_of_sets(sets)
-  local index = {}
-  for name, text in pairs(sets) do
-    for member in string.gmatch(text, '[^,]+') do
-      index[member] = name
+-- The destination set of a called number (digits only), '' when no prefix matches: the longest
+-- prefix in the number's bucket (CONFIG.rating.prefix_buckets, by its first digits; see
+-- creditd/store/rating_tables.py), else the longest of the short prefixes.
+local function destination_of(called_party)
+  local rating = CONFIG.rating
+  local head_digits = rating.prefix_bucket_digits
+  local bucket = rating.prefix_buckets[string.sub(called_party, 1, head_digits)]
+  if bucket then
+    for digits = math.min(#called_party, rating.max_prefix_digits), head_digits, -1 do
+      local _, last = string.find(bucket, ',' .. string.sub(called_party, 1, digits) .. '=', 1, true)
+      if last then
+        return string.match(bucket, '^[^,]+', last + 1)
+      end
     end
   end
-  return index
-end
-local DESTINATION_OF_PREFIX, ZONE_OF_PLMN = nil, nil
-
--- The destination set of a called number (digits only), '' when no prefix matches.
-local function destination_of(called_party)
-  if DESTINATION_OF_PREFIX == nil then
-    DESTINATION_OF_PREFIX = index_of_sets(CONFIG.rating.destinations)
-  end
-  for digits = math.min(#called_party, CONFIG.rating.max_prefix_digits), 1, -1 do
-    local name = DESTINATION_OF_PREFIX[string.sub(called_party, 1, digits)]
+  for digits = math.min(#called_party, head_digits - 1), 1, -1 do
+    local name = rating.short_prefixes[string.sub(called_party, 1, digits)]
     if name then
       return name
     end
@@ -45,10 +41,7 @@ local function zone_of(plan, visited_plmn)
   if visited_plmn == '' or plan.home_plmns[visited_plmn] then
     return HOME_ZONE
   end
-  if ZONE_OF_PLMN == nil then
-    ZONE_OF_PLMN = index_of_sets(CONFIG.rating.zones)
-  end
-  return ZONE_OF_PLMN[visited_plmn] or ROAMING_ZONE
+  return CONFIG.rating.zone_of_plmn[visited_plmn] or ROAMING_ZONE
 end
 
 -- The index of the offset in force at an instant (binary search; before the first change, the first).
