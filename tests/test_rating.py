@@ -10,16 +10,19 @@ at the right instant. Each server runs on a frozen clock set to the instant the 
 
 from __future__ import annotations
 
+import contextlib
+import random
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
 import pytest_asyncio
 
-from creditd.settings import Settings, parse_settings
+from creditd.settings import Settings, load_settings, parse_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
@@ -61,14 +64,15 @@ def bangkok_ms(text: str) -> int:
 async def server_at(
     redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
 ) -> AsyncIterator[ServerAt]:
-    """Starts a server on a frozen clock at an instant, with the shared settings or a config text."""
-    import contextlib
+    """Starts a server on a frozen clock at an instant, with the shared settings, a config text or
+    settings of the test's own (their plans and rating tables)."""
 
     @contextlib.asynccontextmanager
-    async def start(now_ms: int, config: str | None = None) -> AsyncIterator[Harness]:
+    async def start(now_ms: int, config: str | None = None, loaded: Settings | None = None) -> AsyncIterator[Harness]:
         own = settings
         if config is not None:
             loaded = parse_settings(tomllib.loads(config), "test")
+        if loaded is not None:
             own = msgspec.structs.replace(
                 settings, plans=loaded.plans, timings=loaded.timings, destinations=loaded.destinations
             )
@@ -332,3 +336,78 @@ async def test_london_bands_switch_at_the_right_instant_across_daylight_saving(
         creditd.clock.advance((utc_ms(change_utc) - utc_ms(now_utc)) // 1000)
         later = await play(creditd, "l2", [(VOICE, 60, 0)])
         assert later.grants[0].tariff == after
+
+
+def longest_prefix_destination(number: str, tables: dict[str, list[str]]) -> str:
+    """The reference: the set of the longest prefix of number, '' for none."""
+    best, found = -1, ""
+    for name, prefixes in tables.items():
+        for prefix in prefixes:
+            if number.startswith(prefix) and len(prefix) > best:
+                best, found = len(prefix), name
+    return found
+
+
+async def test_destination_lookup_agrees_with_a_plain_longest_prefix_search(
+    server_at: ServerAt, tmp_path: Path
+) -> None:
+    """Random prefix tables of 1 to 6 digits in three sets (a prefix file among them), one tariff per
+    set: 400 random numbers (some shorter than the lookup's bucket width) get the tariff of their
+    longest prefix, or RATING_FAILED when none matches."""
+    rng = random.Random(15)
+    pool = sorted({"".join(rng.choice("0123456789") for _ in range(rng.randint(1, 6))) for _ in range(900)})
+    rng.shuffle(pool)
+    tables = {"alpha": pool[:300], "beta": pool[300:600], "gamma": pool[600:]}
+    (tmp_path / "gamma.csv").write_text("".join(f"{prefix},carrier {prefix}\n" for prefix in tables["gamma"]))
+    destinations = "\n".join(
+        f"[destinations.{name}]\nprefixes = [{', '.join(repr(p).replace(chr(39), chr(34)) for p in tables[name])}]"
+        for name in ("alpha", "beta")
+    )
+    destinations += '\n[destinations.gamma]\nprefixes_file = "gamma.csv"\n'
+    tariffs = "\n".join(
+        f'[[plans.lookup.tariffs]]\nrating_group = 3\nname = "to_{name}"\ndestinations = ["{name}"]\n'
+        'unit = "EVENTS"\nprice_minor = 1\nblock_size = 1\ndefault_grant = 1\nvalidity_time_s = 60'
+        for name in tables
+    )
+    config = tmp_path / "creditd.toml"
+    config.write_text(f'{destinations}\n[plans.lookup]\ncurrency = "THB"\n{tariffs}\n')
+    loaded = load_settings(config)
+    async with server_at(bangkok_ms("2027-03-10T12:00:00"), loaded=loaded) as creditd:
+        await creditd.accounts.CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="lookup", initial_balance=10**6)
+        )
+        numbers = [
+            "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 15)))
+            if index % 2
+            else rng.choice(pool) + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 8)))
+            for index in range(400)
+        ]
+        requests = [
+            charge_request(f"n{index}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)], called_party=number)
+            for index, number in enumerate(numbers)
+        ]
+        batch = await creditd.credit_control.ChargeBatch(pb.ChargeBatchRequest(requests=requests))
+        for number, answer in zip(numbers, batch.answers, strict=True):
+            expected = longest_prefix_destination(number, tables)
+            if expected:
+                assert (answer.result, answer.grants[0].tariff) == (pb.SUCCESS, f"to_{expected}"), number
+            else:
+                assert answer.result == pb.RATING_FAILED, number
+
+
+async def test_a_reload_takes_new_prefix_tables(server_at: ServerAt, tmp_path: Path) -> None:
+    config = tmp_path / "creditd.toml"
+    config.write_text(SHIPPED)
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=10_000)
+        before = await play(creditd, "r1", [(SMS, 0, 0)], EVENT, called_party="0800123")
+        (tmp_path / "freephone.csv").write_text("0800\n")
+        config.write_text(
+            SHIPPED.replace(
+                '[destinations.thailand]\nprefixes = ["66"]',
+                '[destinations.thailand]\nprefixes = ["66"]\nprefixes_file = "freephone.csv"',
+            )
+        )
+        await creditd.server.reload_plans(load_settings(config))
+        after = await play(creditd, "r2", [(SMS, 0, 0)], EVENT, called_party="0800123")
+        assert (before.result, after.result, after.grants[0].tariff) == (pb.RATING_FAILED, pb.SUCCESS, "sms")

@@ -182,10 +182,18 @@ class CreditdServer:
         log.info("creditd stopped")
 
     async def reload_plans(self, loaded: Settings) -> None:
-        """Takes the plans, tariffs and plan changes of a reloaded config; everything else needs a
-        restart, so that the edge checks and the functions keep the same limits. The library is
-        replaced atomically: no call is dropped, each runs wholly on the old or wholly on the new."""
-        settings = msgspec.structs.replace(self.settings, plans=loaded.plans, plan_changes=loaded.plan_changes)
+        """Takes the plans, tariffs, plan changes and rating tables (destinations with their prefix
+        files read again, zones, timings) of a reloaded config; everything else needs a restart, so
+        that the edge checks and the functions keep the same limits. The library is replaced
+        atomically: no call is dropped, each runs wholly on the old or wholly on the new."""
+        settings = msgspec.structs.replace(
+            self.settings,
+            plans=loaded.plans,
+            plan_changes=loaded.plan_changes,
+            destinations=loaded.destinations,
+            zones=loaded.zones,
+            timings=loaded.timings,
+        )
         source = render_library(settings)
         await ensure_library(self.redis, source)
         self.redis_health.library_source = source
@@ -193,9 +201,15 @@ class CreditdServer:
         kept = (settings.limits, settings.sweeper, settings.events, settings.redis.partitions)
         if (loaded.limits, loaded.sweeper, loaded.events, loaded.redis.partitions) != kept:
             log.warning(
-                "config reloaded: plans, tariffs and plan changes only; other changes take effect at the next restart"
+                "config reloaded: plans, tariffs, plan changes and rating tables only; other changes take effect "
+                "at the next restart"
             )
-        log.info("config reloaded: %d plan(s), %d plan change(s)", len(settings.plans), len(settings.plan_changes))
+        log.info(
+            "config reloaded: %d plan(s), %d plan change(s), %d destination(s)",
+            len(settings.plans),
+            len(settings.plan_changes),
+            len(settings.destinations),
+        )
 
     @property
     def functions(self) -> Functions:
