@@ -1,6 +1,7 @@
 """`creditd audit` walks every account of a real Redis and prints each violation of the invariants,
 exiting non-zero when there is any: clean after a scenario, and it reports a deliberately corrupted
-account (balance off its ledger, reserved off its sessions, an ACTIVE account in debt).
+account (balance off its ledger, reserved off its sessions, an ACTIVE account in debt, a reservation's
+tariff change after its deadline).
 `creditd check-config` validates a config offline and names the bad field."""
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness,
     creditd.redis.hset(keys.account("66814140001"), "balance", "999")
     creditd.redis.hset(keys.account("66814140002"), "reserved", "7")
     creditd.redis.hset(keys.account("66814140003"), mapping={"balance": "-5", "initial_balance": "1000"})
+    session_key = keys.session("66814140004", "gw1", "s4")
+    parts = creditd.redis.hget(session_key, f"reservation:{VOICE}").decode().split("|")
+    parts[10] = str(int(parts[7]) + 1)  # a tariff change after the grant's deadline
+    creditd.redis.hset(session_key, f"reservation:{VOICE}", "|".join(parts))
     code, output = await creditd_command("audit", "--redis", redis_server.url)
     assert code == 1
     assert "VIOLATION account 66814140001: balance 999 but the ledger sums to 1000" in output
     assert "VIOLATION account 66814140002: reserved 7 but open sessions hold 500" in output
     assert "VIOLATION account 66814140003: ACTIVE with balance -5" in output
+    assert "reservation:2: tariff change at" in output and "is not before its deadline" in output
 
 
 async def test_check_config(tmp_path: Path) -> None:

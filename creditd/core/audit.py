@@ -42,6 +42,20 @@ def _decode(mapping: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) 
     return {_text(key): _text(value) for key, value in mapping.items()}
 
 
+# Fields of a reservation (lua/lib/rating.lua): deadline_ms, then after the older nine, change_ms.
+RESERVATION_DEADLINE, RESERVATION_CHANGE, RESERVATION_FIELDS = 7, 10, 16
+
+
+def _reservation_problems(member: str, field: str, parts: list[str]) -> list[str]:
+    """A grant's tariff time change lies within its validity (docs/design.md, Rating)."""
+    if len(parts) < RESERVATION_FIELDS:
+        return []  # written before the rating engine: one price
+    change_ms, deadline_ms = int(parts[RESERVATION_CHANGE]), int(parts[RESERVATION_DEADLINE])
+    if change_ms and not change_ms < deadline_ms:
+        return [f"session {member!r} {field}: tariff change at {change_ms} is not before its deadline {deadline_ms}"]
+    return []
+
+
 class Auditor:
     def __init__(self, client: AnySyncRedis, partitions: int) -> None:
         self.client = client
@@ -156,8 +170,10 @@ class Auditor:
                 problems.append(f"session {member!r} has no deadline")
             for field, value in session.items():
                 if field.startswith("reservation:"):
-                    money, bucket_units, bucket_id, *_ = value.split("|")
+                    parts = value.split("|")
+                    money, bucket_units, bucket_id = parts[:3]
                     money_held += int(money)
                     if bucket_id:
                         bucket_units_held[bucket_id] += int(bucket_units)
+                    problems += _reservation_problems(_text(member), field, parts)
         return money_held, bucket_units_held
