@@ -3,7 +3,7 @@ for holidays and daylight saving, a config of the test's own: calls and SMS are 
 destination (longest prefix), zone (visited PLMN) and Bangkok time band; a grant that crosses a band
 edge carries tariff_time_change_ms and usage reported split is charged part at each price (and
 unsplit at the grant's price); a money grant across a change is sized for the dearer side; roaming
-reprices the next grant of a session, bundles serve at home only, one-way suspension still lets
+reprices the next grant of a session, a service id selects its own tariff, bundles serve at home only, one-way suspension still lets
 roaming incoming calls through at their price; a number no tariff covers is RATING_FAILED and writes
 nothing (DUMP unchanged); a holiday date and a London band (across both daylight saving changes) switch
 at the right instant. Each server runs on a frozen clock set to the instant the case needs."""
@@ -258,6 +258,17 @@ block_size = 60
 default_grant = 300
 validity_time_s = 600
 
+[[plans.standard.tariffs]]
+rating_group = 1
+name = "data_chat"
+service_ids = [7]
+zones = ["home"]
+unit = "BYTES"
+price_minor = 0
+block_size = 1_000_000
+default_grant = 10_000_000
+validity_time_s = 600
+
 [timings.small_hours]
 start = "01:30"
 end = "06:00"
@@ -311,6 +322,20 @@ async def test_a_holiday_rates_at_its_own_price(server_at: ServerAt) -> None:
         assert (holiday.grants[0].tariff, ordinary.grants[0].tariff) == ("voice_out_songkran", "voice_out")
         closed = await play(creditd, "h1", [(VOICE, 0, 60)], TERMINATE, 1)
         assert closed.grants[0].charged == 25
+
+
+async def test_a_service_id_selects_its_own_tariff(server_at: ServerAt) -> None:
+    """Service 7 (a zero-rated chat app) is free at home; other data at home and service 7 abroad are not."""
+    async with server_at(bangkok_ms("2027-03-10T12:00:00"), HOLIDAY_AND_LONDON) as creditd:
+        await creditd.create_account(ACCOUNT, balance=10_000)
+        charged = {}
+        for session_id, service_id, plmn in (("chat", 7, ""), ("web", 0, ""), ("chat-abroad", 7, ABROAD)):
+            for number, (used, kind) in enumerate(((0, INITIAL), (MB, TERMINATE))):
+                request = charge_request(session_id, kind, number, ACCOUNT, [(DATA, 0, used)], called_party="")
+                request.units[0].service_id, request.visited_plmn = service_id, plmn
+                answer = await creditd.credit_control.Charge(request)
+            charged[session_id] = (answer.grants[0].tariff, answer.grants[0].charged)
+        assert charged == {"chat": ("data_chat", 0), "web": ("data", 10), "chat-abroad": ("data_roaming", 500)}
 
 
 @pytest.mark.parametrize(
