@@ -1,12 +1,13 @@
-"""The rating engine on a real server, with the sample plan `standard` (README, "The sample plan") and,
-for holidays and daylight saving, a config of the test's own: calls and SMS are priced by
-destination (longest prefix), zone (visited PLMN) and Bangkok time band; a grant that crosses a band
-edge carries tariff_time_change_ms and usage reported split is charged part at each price (and
-unsplit at the grant's price); a money grant across a change is sized for the dearer side; roaming
-reprices the next grant of a session, a service id selects its own tariff, bundles serve at home only, one-way suspension still lets
-roaming incoming calls through at their price; a number no tariff covers is RATING_FAILED and writes
-nothing (DUMP unchanged); a holiday date and a London band (across both daylight saving changes) switch
-at the right instant. Each server runs on a frozen clock set to the instant the case needs."""
+"""The rating engine on a real server, with the sample plan `standard` (README, "The sample plan")
+and, for holidays, services and daylight saving, a config of the test's own: calls and SMS are
+priced by destination (longest prefix), zone (visited PLMN) and Bangkok time band; a grant that
+crosses a band edge carries tariff_time_change_ms, and usage reported split is charged part at each
+price (unsplit: at the grant's price); a money grant across a change is sized for the dearer side;
+roaming reprices the next grant of a session; a service id selects its own tariff; bundles serve at
+home only; one-way suspension still lets roaming incoming calls through at their price; a number no
+tariff covers is RATING_FAILED and writes nothing (DUMP unchanged); a holiday date and a London band
+(across both daylight saving changes) switch at the right instant. Each server runs on a frozen
+clock set to the instant the case needs."""
 
 from __future__ import annotations
 
