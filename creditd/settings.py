@@ -102,6 +102,10 @@ class Limits(Struct, frozen=True):
     topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
     idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 600
     max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = 100_000
+    # Usage records: kept this long (the sweeper trims older ones; export before), and at most about
+    # this many per partition.
+    usage_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
+    max_usage_per_partition: Annotated[int, msgspec.Meta(ge=1000, le=10**9)] = 1_000_000
     # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
     max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024
@@ -176,6 +180,8 @@ class Tariff(Struct, frozen=True):
     # Sent with every grant: ask again when this share of the grant is left; return an idle grant.
     quota_threshold_percent: Annotated[int, msgspec.Meta(ge=0, le=99)] = 20
     quota_holding_time_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
+    # The content or service provider this tariff's usage is settled with; empty: the operator's own.
+    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{0,64}$")] = ""
 
     @property
     def specificity(self) -> int:

@@ -82,10 +82,12 @@ VALID_ARGS = {
         "0",
         "1",
         "1",
+        "shop-42",
         "tester",
     ],
     "get_account": [NOW, ACCOUNT],
     "top_up": [NOW, ACCOUNT, "500", "bank", "key1", "tester"],
+    "adjust": [NOW, ACCOUNT, "-500", "goodwill refund reversed", "adj1", "tester"],
     "set_status": [NOW, ACCOUNT, "2", "ADMIN", "tester"],
     "list_ledger": [ACCOUNT, "10", "0"],
     "charge": [NOW, "1", "0", ACCOUNT, "gw1", "s1", "66812345678", "", "1", "1", "0", "0", "0", "0", "tester"],
@@ -112,6 +114,8 @@ NUMBER_FIELDS = [
     ("get_account", 0, "now_ms"),
     ("top_up", 0, "now_ms"),
     ("top_up", 2, "amount"),
+    ("adjust", 0, "now_ms"),
+    ("adjust", 2, "amount"),
     ("set_status", 0, "now_ms"),
     ("set_status", 2, "status"),
     ("list_ledger", 1, "limit"),
@@ -133,7 +137,7 @@ NUMBER_FIELDS = [
     ("recompute_tier", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
 ]
-OUT_OF_RANGE = {
+OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "initial_balance": ["-1", "1000000000001"],
     "credit_limit": ["-1", "1000000000001"],
     "billing_cycle_day": ["0", "29"],
@@ -143,6 +147,7 @@ OUT_OF_RANGE = {
     "buckets[0].exhaustion_policy": ["0", "4"],
     "buckets[0].priority": ["4294967296"],
     "amount": ["0", "-5", "1000000000001"],
+    ("adjust", "amount"): ["0", "1000000000001", "-1000000000001"],  # signed: -5 is a debit
     "status": ["0", "5"],
     "limit": ["0", "1001"],
     "before_seq": ["-1"],
@@ -175,7 +180,12 @@ TEXT_FIELDS = [
     ("release_orphan", 2, "gateway_id", ["", "g/w"]),
     ("release_orphan", 3, "session_id", ["", "s 1"]),
     ("claim_partition", 0, "owner", ["", "a b"]),
-    ("create_account", 17, "actor", ["", "a|b", "x" * 256]),
+    ("create_account", 18, "actor", ["", "a|b", "x" * 256]),
+    ("create_account", 17, "dealer", ["shop 42", "a|b", "x" * 65]),
+    ("adjust", 1, "account_id", ["", "a b"]),
+    ("adjust", 3, "reason", ["", "a\nb", "x" * 129]),
+    ("adjust", 4, "idempotency_key", ["", "k/1"]),
+    ("adjust", 5, "actor", ["", "a|b"]),
     ("top_up", 5, "actor", ["", "a|b"]),
     ("set_status", 4, "actor", ["", "a\nb"]),
     ("charge", 14, "actor", ["", "a|b"]),
@@ -197,7 +207,7 @@ TEXT_FIELDS = [
 def bad_cases() -> list[tuple[str, int, str, str]]:
     cases = []
     for function, index, field in NUMBER_FIELDS:
-        for value in NOT_DECIMAL + TOO_LARGE + OUT_OF_RANGE.get(field, []):
+        for value in NOT_DECIMAL + TOO_LARGE + OUT_OF_RANGE.get((function, field), OUT_OF_RANGE.get(field, [])):
             if field in ("credit_limit", "billing_cycle_day") and value == "":
                 continue  # '' means the plan's default / the day of creation
             cases.append((function, index, value, field))

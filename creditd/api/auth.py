@@ -4,7 +4,7 @@ role before it touches Redis. Without TLS (loopback development only) every call
 
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
     topup    TopUp, GetAccount
-    crm      GetAccount, ListLedger, WatchEvents (read-only)
+    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust
     admin    everything
 """
 
@@ -34,12 +34,14 @@ ALL_METHODS = frozenset(
         "SetCreditLimit",
         "ListLedger",
         "WatchEvents",
+        "WatchUsage",
+        "Adjust",
     }
 )
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
     "topup": frozenset({"TopUp", "GetAccount"}),
-    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents"}),
+    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust"}),
     "admin": ALL_METHODS,
 }
 LOCAL_IDENTITY = "local"

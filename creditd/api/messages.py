@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from creditd.core.feed import FeedEvent
+from creditd.core.usage import Usage
 from creditd.store.calls import BucketSpec, NewAccount
 from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord
 from creditd.v1 import creditd_pb2 as pb
@@ -83,6 +86,7 @@ def account_message(record: AccountRecord) -> pb.Account:
         open_sessions=record.open_sessions,
         status_since_ms=record.status_since_ms,
         contact=pb.Contact(name=record.contact_name, email=record.contact_email, phone=record.contact_phone),
+        dealer=record.dealer,
         created_at_ms=record.created_at_ms,
         ledger_seq=record.ledger_seq,
         billing_cycle_day=record.billing_cycle_day,
@@ -117,6 +121,7 @@ def new_account(request: pb.CreateAccountRequest) -> NewAccount:
         contact_email=request.contact.email,
         contact_phone=request.contact.phone,
         buckets=buckets,
+        dealer=request.dealer,
     )
 
 
@@ -137,6 +142,12 @@ def event_message(event: FeedEvent) -> pb.Event:
     kind, account_id = attributes.pop("kind"), attributes.pop("account_id")
     time_ms = int(attributes.pop("time_ms"))
     return pb.Event(id=event.id, kind=kind, account_id=account_id, time_ms=time_ms, attributes=attributes)
+
+
+def usage_message(usage: Usage) -> pb.UsageRecord:
+    fields = msgspec.structs.asdict(usage)
+    fields["unit"] = UNIT(usage.unit)
+    return pb.UsageRecord(**fields)
 
 
 def notification_message(event: FeedEvent) -> pb.Notification:

@@ -24,6 +24,7 @@ from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
 from creditd.core.sweeper import Sweeper
+from creditd.core.usage import usage_feed
 from creditd.errors import ConfigError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
@@ -130,8 +131,10 @@ class CreditdServer:
         calls = Calls(settings.redis.partitions)
         quota, accounts = Quota(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
         channels = frozenset(settings.metrics.channels)
-        feed = EventFeed(self.redis, settings.redis.partitions, settings.events, settings.redis.call_timeout_s)
-        watchers = Watchers(feed, self.redis, settings.redis.partitions, settings.events.max_watchers, self._stopping)
+        partitions, timeout_s = settings.redis.partitions, settings.redis.call_timeout_s
+        feed = EventFeed(self.redis, partitions, settings.events, timeout_s)
+        usage = usage_feed(self.redis, partitions, settings.events, timeout_s)
+        watchers = Watchers(feed, usage, self.redis, partitions, settings.events.max_watchers, self._stopping)
         authorizer = Authorizer(settings.security.roles, settings.security.tls)
         limits = settings.limits
         client_limits = ClientLimits(

@@ -13,7 +13,7 @@ from creditd.api.context import Context
 from creditd.api.interceptors import rpc
 from creditd.api.messages import account_message, answer_message, ledger_entry_message, new_account, refused_answer
 from creditd.api.metrics_endpoint import count_charge
-from creditd.api.streams import Watchers, watch_events, watch_notifications
+from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.errors import CreditdError, InvalidArgument, Unavailable
@@ -166,3 +166,23 @@ class AccountsService(pb_grpc.AccountsServicer):
     async def WatchEvents(self, request: pb.WatchEventsRequest, context: Context) -> AsyncIterator[pb.Event]:
         async for event in watch_events(self._watchers, request):
             yield event
+
+    @rpc
+    async def WatchUsage(self, request: pb.WatchUsageRequest, context: Context) -> AsyncIterator[pb.UsageRecord]:
+        async for record in watch_usage(self._watchers, request):
+            yield record
+
+    @rpc
+    async def Adjust(self, request: pb.AdjustRequest, context: Context) -> pb.AdjustAnswer:
+        validation.check_adjust(request, self._limits)
+        record = await self._accounts.adjust(
+            request.account_id, request.amount, request.reason, request.idempotency_key
+        )
+        log.info(
+            "adjustment %s of %d on %s%s",
+            request.idempotency_key,
+            request.amount,
+            request.account_id,
+            " (replayed: nothing applied)" if record.replayed else "",
+        )
+        return pb.AdjustAnswer(replayed=record.replayed == 1, ledger_seq=record.ledger_seq, balance=record.balance)

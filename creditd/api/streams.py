@@ -1,5 +1,6 @@
-"""The streaming RPCs: Accounts.WatchEvents (the whole feed) and CreditControl.WatchNotifications
-(REAUTH and ABORT_SESSION for one gateway's sessions), both resumable by event id."""
+"""The streaming RPCs: Accounts.WatchEvents (the whole feed), Accounts.WatchUsage (the usage records)
+and CreditControl.WatchNotifications (REAUTH and ABORT_SESSION for one gateway's sessions), all
+resumable by id."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from creditd.api.messages import NOTIFICATION_KINDS, event_message, notification_message
+from creditd.api.messages import NOTIFICATION_KINDS, event_message, notification_message, usage_message
 from creditd.core.feed import EventFeed, Key, bounded, parse_position
+from creditd.core.usage import Usage
 from creditd.errors import ResourceExhausted
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import gateway_position
@@ -21,8 +23,17 @@ log = logging.getLogger(__name__)
 class Watchers:
     """Bounds concurrent streams per process and ends them all when the server stops."""
 
-    def __init__(self, feed: EventFeed, client: AnyRedis, partitions: int, limit: int, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        feed: EventFeed,
+        usage_feed: EventFeed,
+        client: AnyRedis,
+        partitions: int,
+        limit: int,
+        stopping: asyncio.Event,
+    ) -> None:
         self.feed = feed
+        self.usage_feed = usage_feed
         self.client = client
         self.partitions = partitions
         self.stopping = stopping
@@ -48,6 +59,13 @@ async def watch_events(watchers: Watchers, request: pb.WatchEventsRequest) -> As
     with watchers.slot():
         async for event in watchers.feed.follow(after, watchers.stopping):
             yield event_message(event)
+
+
+async def watch_usage(watchers: Watchers, request: pb.WatchUsageRequest) -> AsyncIterator[pb.UsageRecord]:
+    after = watchers.position(request.from_id)
+    with watchers.slot():
+        async for event in watchers.usage_feed.follow(after, watchers.stopping):
+            yield usage_message(Usage.of(event))
 
 
 async def watch_notifications(

@@ -114,10 +114,23 @@ def check_create_account(request: pb.CreateAccountRequest, limits: Limits) -> No
         check_range(request.billing_cycle_day, "billing_cycle_day", 1, 28)
     for name in ("name", "email", "phone"):
         check_free_text(getattr(request.contact, name), f"contact.{name}", limits.max_contact_field_length)
+    if request.dealer:
+        check_id(request.dealer, "dealer")
     if len(request.buckets) > limits.max_buckets_per_account:
         raise InvalidArgument(f"buckets: at most {limits.max_buckets_per_account}")
     for index, bucket in enumerate(request.buckets):
         _check_bucket(bucket, f"buckets[{index}]", limits)
+
+
+def check_adjust(request: pb.AdjustRequest, limits: Limits) -> None:
+    check_id(request.account_id, "account_id")
+    check_range(request.amount, "amount", -limits.max_amount_minor, limits.max_amount_minor)
+    if request.amount == 0:
+        raise InvalidArgument("amount: must not be 0")
+    if not request.reason:
+        raise InvalidArgument("reason: must not be empty")
+    check_free_text(request.reason, "reason", limits.max_contact_field_length)
+    check_id(request.idempotency_key, "idempotency_key")
 
 
 def check_top_up(request: pb.TopUpRequest, limits: Limits) -> None:

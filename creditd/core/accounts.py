@@ -1,5 +1,5 @@
-"""Accounts: create, read, top up, buy a bundle, set status or credit limit, page the ledger. Each is
-one Lua function call."""
+"""Accounts: create, read, top up, adjust, buy a bundle, set status or credit limit, page the ledger.
+Each is one Lua function call."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from creditd.store.calls import Calls, Command, NewAccount
 from creditd.store.functions import Functions
 from creditd.store.replies import (
     ACCOUNT_DECODER,
+    ADJUST_DECODER,
     LEDGER_DECODER,
     TOP_UP_DECODER,
     AccountRecord,
+    AdjustRecord,
     LedgerEntryRecord,
     TopUpRecord,
 )
@@ -35,6 +37,10 @@ class Accounts:
     async def top_up(self, account_id: str, amount: int, channel: str, idempotency_key: str) -> TopUpRecord:
         command = self._calls.top_up(account_id, amount, channel, idempotency_key, self._clock.now_ms(), caller())
         return TOP_UP_DECODER.decode((await self._functions.call(command)).body)
+
+    async def adjust(self, account_id: str, amount: int, reason: str, idempotency_key: str) -> AdjustRecord:
+        command = self._calls.adjust(account_id, amount, reason, idempotency_key, self._clock.now_ms(), caller())
+        return ADJUST_DECODER.decode((await self._functions.call(command)).body)
 
     async def purchase_bundle(self, account_id: str, bundle_id: str, idempotency_key: str) -> AccountRecord:
         now_ms = self._clock.now_ms()

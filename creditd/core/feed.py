@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -92,20 +92,32 @@ def _text(value: bytes | str) -> str:
 
 
 class EventFeed:
-    def __init__(self, client: AnyRedis, partitions: int, settings: EventSettings, timeout_s: float) -> None:
+    def __init__(
+        self,
+        client: AnyRedis,
+        partitions: int,
+        settings: EventSettings,
+        timeout_s: float,
+        stream_of_partition: Callable[[int], str] = events_of_partition,
+    ) -> None:
+        """stream_of_partition: which stream of each partition the feed merges (the events, or the
+        usage records of core/usage.py)."""
         self._client = client
         self.timeout_s = timeout_s
         self._partitions = partitions
         self._settings = settings
-        self._keys = [events_of_partition(partition) for partition in range(partitions)]
+        self._keys = [stream_of_partition(partition) for partition in range(partitions)]
 
     async def now_position(self) -> Key:
         """Just before Redis' current millisecond: an event written from now on has a stream ms at
         least this one (an event of this very millisecond written just before may come too)."""
         return (await bounded(redis_time_ms(self._client), self.timeout_s) - 1, MAX_SEQUENCE, self._partitions)
 
-    async def follow(self, after: Key | None, stopping: asyncio.Event) -> AsyncIterator[FeedEvent]:
-        """Yields every event after `after` (None: from now), in order, until `stopping` is set."""
+    async def follow(
+        self, after: Key | None, stopping: asyncio.Event, stop_when_idle: bool = False
+    ) -> AsyncIterator[FeedEvent]:
+        """Yields every event after `after` (None: from now), in order, until `stopping` is set (or,
+        stop_when_idle, until a read finds nothing more to deliver)."""
         position = after if after is not None else await self.now_position()
         cursors = {key: stream_cursor(position, partition) for partition, key in enumerate(self._keys)}
         delivered = position
@@ -121,6 +133,8 @@ class EventFeed:
                 delivered = max(delivered, event.key)
                 yield event
             if not deliverable:
+                if stop_when_idle:
+                    return
                 await wait_or_stop(stopping, self._settings.poll_interval_s)
 
     async def _read_streams(self, cursors: dict[str, str]) -> list[StreamReply]:

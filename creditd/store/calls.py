@@ -19,7 +19,18 @@ Argument = str | int
 Command = tuple[str, Sequence[str], Sequence[Argument]]
 
 # A call on one session: charge, release_orphan.
-SESSION_CALL = ("account", "sessions", "ledger", "session", "deadlines", "events", "stats", "due", "blacklist")
+SESSION_CALL = (
+    "account",
+    "sessions",
+    "ledger",
+    "session",
+    "deadlines",
+    "events",
+    "stats",
+    "due",
+    "blacklist",
+    "usage",
+)
 # A call on one account that may write it.
 ACCOUNT_CALL = ("account", "sessions", "ledger", "events", "stats", "due", "blacklist")
 # ACCOUNT_CALL with an idempotency record: top_up, purchase_bundle.
@@ -35,6 +46,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "recompute_tier": ACCOUNT_CALL,
     "top_up": RECORD_CALL,
     "purchase_bundle": RECORD_CALL,
+    "adjust": RECORD_CALL,
     "get_account": ("account", "sessions"),
     "list_ledger": ("account", "ledger"),
     "claim_partition": ("lease",),
@@ -125,6 +137,8 @@ class NewAccount(msgspec.Struct, frozen=True):
     # None: the day of the month of creation (28 from the 29th on).
     billing_cycle_day: int | None = None
     buckets: Sequence[BucketSpec] = ()
+    # Who signed the customer (shop, agent, online); '' for none.
+    dealer: str = ""
 
 
 def fcall(command: Command) -> tuple[Argument, ...]:
@@ -195,7 +209,7 @@ class Calls:
                 bucket.priority,
                 int(bucket.exhaustion_policy),
             )
-        args.append(actor)
+        args += (new.dealer, actor)
         return "create_account", self.keys_of("create_account", new.account_id), tuple(args)
 
     def get_account(self, account_id: str, now_ms: int) -> Command:
@@ -206,6 +220,12 @@ class Calls:
     ) -> Command:
         keys = self.keys_of("top_up", account_id, idempotency_key=idempotency_key)
         return "top_up", keys, (now_ms, account_id, amount_minor, channel, idempotency_key, actor)
+
+    def adjust(
+        self, account_id: str, amount_minor: int, reason: str, idempotency_key: str, now_ms: int, actor: str
+    ) -> Command:
+        keys = self.keys_of("adjust", account_id, idempotency_key=idempotency_key)
+        return "adjust", keys, (now_ms, account_id, amount_minor, reason, idempotency_key, actor)
 
     def purchase_bundle(
         self, account_id: str, bundle_id: str, idempotency_key: str, now_ms: int, actor: str

@@ -26,6 +26,7 @@ KEY_PATTERNS: dict[str, str] = {
     "record": "{tag}:topup:{account_id}/{idempotency_key}",
     "deadlines": "{tag}:deadlines",
     "events": "{tag}:events",
+    "usage": "{tag}:usage",
     "stats": "{tag}:stats",
     "due": "{tag}:due",
     "blacklist": "{tag}:blacklist",
@@ -51,6 +52,10 @@ def deadlines_of_partition(partition: int) -> str:
 
 def events_of_partition(partition: int) -> str:
     return _of_partition("events", partition)
+
+
+def usage_of_partition(partition: int) -> str:
+    return _of_partition("usage", partition)
 
 
 def stats_of_partition(partition: int) -> str:
@@ -129,6 +134,9 @@ class Keys:
 
     def events(self, account_id: str) -> str:
         return events_of_partition(partition_of(account_id, self.partitions))
+
+    def usage(self, account_id: str) -> str:
+        return usage_of_partition(partition_of(account_id, self.partitions))
 
 
 # SCAN MATCH pattern of every account hash.

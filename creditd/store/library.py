@@ -40,6 +40,7 @@ LIBRARY_FILES = (
     "credit.lua",
     "bundle_usage.lua",
     "store.lua",
+    "usage.lua",
     "rating.lua",
     "session.lua",
 )
@@ -85,6 +86,7 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
         "time_zone": plan.time_zone,
         "home_plmns": {plmn: True for plmn in plan.home_plmns},
         "rating_groups": rating_groups_table(plan),
+        "providers": {tariff.name: tariff.provider for tariff in plan.tariffs if tariff.provider},
     }
 
 

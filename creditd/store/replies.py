@@ -183,6 +183,7 @@ class AccountRecord(msgspec.Struct, frozen=True):
     contact_name: str
     contact_email: str
     contact_phone: str
+    dealer: str
     open_sessions: int
     credit_limit_override: bool
     billing_cycle_day: int
@@ -197,6 +198,12 @@ class AccountRecord(msgspec.Struct, frozen=True):
 
     # balance + credit_limit - reserved, as the functions count it.
     available: int
+
+
+class AdjustRecord(msgspec.Struct, frozen=True):
+    replayed: int
+    ledger_seq: int
+    balance: int
 
 
 class TopUpRecord(msgspec.Struct, frozen=True):
@@ -235,6 +242,7 @@ class Released(msgspec.Struct, frozen=True):
 ANSWER_DECODER = msgspec.json.Decoder(AnswerRecord)
 ACCOUNT_DECODER = msgspec.json.Decoder(AccountRecord)
 TOP_UP_DECODER = msgspec.json.Decoder(TopUpRecord)
+ADJUST_DECODER = msgspec.json.Decoder(AdjustRecord)
 LEDGER_DECODER = msgspec.json.Decoder(list[LedgerEntryRecord])
 TIER_RESULT_DECODER = msgspec.json.Decoder(TierResult)
 RELEASED_DECODER = msgspec.json.Decoder(Released)

@@ -555,6 +555,7 @@ class CreateAccountRequest(_message.Message):
     CONTACT_FIELD_NUMBER: _builtins.int
     BUCKETS_FIELD_NUMBER: _builtins.int
     BILLING_CYCLE_DAY_FIELD_NUMBER: _builtins.int
+    DEALER_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     initial_balance: _builtins.int
@@ -562,6 +563,8 @@ class CreateAccountRequest(_message.Message):
     """Unset: the plan's default credit limit."""
     billing_cycle_day: _builtins.int
     """1..28; unset: the day of the month of creation (28 from the 29th on)."""
+    dealer: _builtins.str
+    """Who signed the customer (shop, agent, online): [A-Za-z0-9._:-]{0,64}."""
     @_builtins.property
     def contact(self) -> Global___Contact: ...
     @_builtins.property
@@ -578,10 +581,11 @@ class CreateAccountRequest(_message.Message):
         contact: Global___Contact | None = ...,
         buckets: _abc.Iterable[Global___Bucket] | None = ...,
         billing_cycle_day: _builtins.int | None = ...,
+        dealer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_billing_cycle_day", b"_billing_cycle_day", "_credit_limit", b"_credit_limit", "billing_cycle_day", b"billing_cycle_day", "contact", b"contact", "credit_limit", b"credit_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_billing_cycle_day", b"_billing_cycle_day", "_credit_limit", b"_credit_limit", "account_id", b"account_id", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "credit_limit", b"credit_limit", "initial_balance", b"initial_balance", "plan", b"plan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_billing_cycle_day", b"_billing_cycle_day", "_credit_limit", b"_credit_limit", "account_id", b"account_id", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "credit_limit", b"credit_limit", "dealer", b"dealer", "initial_balance", b"initial_balance", "plan", b"plan"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__billing_cycle_day: _TypeAlias = _typing.Literal["billing_cycle_day"]  # noqa: Y015
     _WhichOneofArgType__billing_cycle_day: _TypeAlias = _typing.Literal["_billing_cycle_day", b"_billing_cycle_day"]  # noqa: Y015
@@ -620,6 +624,7 @@ class Account(_message.Message):
     DATA_OVERAGE_CAP_FIELD_NUMBER: _builtins.int
     NEXT_STATUS_FIELD_NUMBER: _builtins.int
     NEXT_STATUS_AT_MS_FIELD_NUMBER: _builtins.int
+    DEALER_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     currency: _builtins.str
@@ -646,6 +651,7 @@ class Account(_message.Message):
     unspecified and 0): the status it will enter and when.
     """
     next_status_at_ms: _builtins.int
+    dealer: _builtins.str
     @_builtins.property
     def buckets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bucket]: ...
     @_builtins.property
@@ -675,10 +681,11 @@ class Account(_message.Message):
         data_overage_cap: _builtins.int = ...,
         next_status: Global___AccountStatus.ValueType = ...,
         next_status_at_ms: _builtins.int = ...,
+        dealer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "ledger_seq", b"ledger_seq", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -942,6 +949,161 @@ class WatchEventsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_ID_FIELD_NUMBER: _builtins.int
+    from_id: _builtins.str
+    """Resume after this usage record id; empty: from now; "0-0-0": from the oldest kept."""
+    def __init__(
+        self,
+        *,
+        from_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_id", b"from_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchUsageRequest: _TypeAlias = WatchUsageRequest  # noqa: Y015
+
+@_typing.final
+class UsageRecord(_message.Message):
+    """What was used and what it cost: one per rated unit of a commit (UPDATE, TERMINATE, an orphan
+    charged by the sweeper) or EVENT, written in the call that charged it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TIME_MS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_NUMBER_FIELD_NUMBER: _builtins.int
+    RATING_GROUP_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    CHARGED_FIELD_NUMBER: _builtins.int
+    FROM_BUCKETS_FIELD_NUMBER: _builtins.int
+    TARIFF_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    ZONE_FIELD_NUMBER: _builtins.int
+    DEALER_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """'<ms>-<seq>-<partition>', as event ids."""
+    time_ms: _builtins.int
+    account_id: _builtins.str
+    gateway_id: _builtins.str
+    session_id: _builtins.str
+    request_number: _builtins.int
+    rating_group: _builtins.int
+    service_id: _builtins.int
+    unit: Global___Unit.ValueType
+    units: _builtins.int
+    """Units used (of this part, when a tariff time change split the usage)."""
+    charged: _builtins.int
+    """Money debited for them, minor units."""
+    from_buckets: _builtins.int
+    """Of `units`, those taken from bundles."""
+    tariff: _builtins.str
+    destination: _builtins.str
+    """Names of the matched destination set and zone."""
+    zone: _builtins.str
+    dealer: _builtins.str
+    provider: _builtins.str
+    """The content or service provider of the tariff; empty for the operator's own services."""
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        time_ms: _builtins.int = ...,
+        account_id: _builtins.str = ...,
+        gateway_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        request_number: _builtins.int = ...,
+        rating_group: _builtins.int = ...,
+        service_id: _builtins.int = ...,
+        unit: Global___Unit.ValueType = ...,
+        units: _builtins.int = ...,
+        charged: _builtins.int = ...,
+        from_buckets: _builtins.int = ...,
+        tariff: _builtins.str = ...,
+        destination: _builtins.str = ...,
+        zone: _builtins.str = ...,
+        dealer: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "charged", b"charged", "dealer", b"dealer", "destination", b"destination", "from_buckets", b"from_buckets", "gateway_id", b"gateway_id", "id", b"id", "provider", b"provider", "rating_group", b"rating_group", "request_number", b"request_number", "service_id", b"service_id", "session_id", b"session_id", "tariff", b"tariff", "time_ms", b"time_ms", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageRecord: _TypeAlias = UsageRecord  # noqa: Y015
+
+@_typing.final
+class AdjustRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    amount: _builtins.int
+    """Signed, minor units: > 0 credits, < 0 debits."""
+    reason: _builtins.str
+    """Why: kept in the ledger entry's reference. Printable, at most 128 bytes."""
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustRequest: _TypeAlias = AdjustRequest  # noqa: Y015
+
+@_typing.final
+class AdjustAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    LEDGER_SEQ_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    ledger_seq: _builtins.int
+    balance: _builtins.int
+    def __init__(
+        self,
+        *,
+        replayed: _builtins.bool = ...,
+        ledger_seq: _builtins.int = ...,
+        balance: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "ledger_seq", b"ledger_seq", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustAnswer: _TypeAlias = AdjustAnswer  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):

@@ -245,6 +245,16 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.Event.FromString,
                 _registered_method=True)
+        self.WatchUsage = channel.unary_stream(
+                '/creditd.v1.Accounts/WatchUsage',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.WatchUsageRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.UsageRecord.FromString,
+                _registered_method=True)
+        self.Adjust = channel.unary_unary(
+                '/creditd.v1.Accounts/Adjust',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.AdjustRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -302,6 +312,22 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchUsage(self, request, context):
+        """Every usage record (one per rated unit of a commit or EVENT), ordered and resumable like
+        WatchEvents. Roles: crm, admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Adjust(self, request, context):
+        """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+        Roles: crm, admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -344,6 +370,16 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.WatchEventsRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.Event.SerializeToString,
+            ),
+            'WatchUsage': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchUsage,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.WatchUsageRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.UsageRecord.SerializeToString,
+            ),
+            'Adjust': grpc.unary_unary_rpc_method_handler(
+                    servicer.Adjust,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.AdjustRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +601,60 @@ class Accounts:
             '/creditd.v1.Accounts/WatchEvents',
             creditd_dot_v1_dot_creditd__pb2.WatchEventsRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/creditd.v1.Accounts/WatchUsage',
+            creditd_dot_v1_dot_creditd__pb2.WatchUsageRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.UsageRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Adjust(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/Adjust',
+            creditd_dot_v1_dot_creditd__pb2.AdjustRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.FromString,
             options,
             channel_credentials,
             insecure,

@@ -103,6 +103,14 @@ class AccountsStub:
     """A manual credit limit that tier recomputes leave alone, or (credit_limit unset) back to the tier's."""
     ListLedger: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.ListLedgerRequest, _creditd_pb2.ListLedgerAnswer]
     WatchEvents: _grpc.UnaryStreamMultiCallable[_creditd_pb2.WatchEventsRequest, _creditd_pb2.Event]
+    WatchUsage: _grpc.UnaryStreamMultiCallable[_creditd_pb2.WatchUsageRequest, _creditd_pb2.UsageRecord]
+    """Every usage record (one per rated unit of a commit or EVENT), ordered and resumable like
+    WatchEvents. Roles: crm, admin.
+    """
+    Adjust: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.AdjustRequest, _creditd_pb2.AdjustAnswer]
+    """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+    Roles: crm, admin.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -120,6 +128,14 @@ class AccountsAsyncStub(AccountsStub):
     """A manual credit limit that tier recomputes leave alone, or (credit_limit unset) back to the tier's."""
     ListLedger: _aio.UnaryUnaryMultiCallable[_creditd_pb2.ListLedgerRequest, _creditd_pb2.ListLedgerAnswer]  # type: ignore[assignment]
     WatchEvents: _aio.UnaryStreamMultiCallable[_creditd_pb2.WatchEventsRequest, _creditd_pb2.Event]  # type: ignore[assignment]
+    WatchUsage: _aio.UnaryStreamMultiCallable[_creditd_pb2.WatchUsageRequest, _creditd_pb2.UsageRecord]  # type: ignore[assignment]
+    """Every usage record (one per rated unit of a commit or EVENT), ordered and resumable like
+    WatchEvents. Roles: crm, admin.
+    """
+    Adjust: _aio.UnaryUnaryMultiCallable[_creditd_pb2.AdjustRequest, _creditd_pb2.AdjustAnswer]  # type: ignore[assignment]
+    """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+    Roles: crm, admin.
+    """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------------------------
@@ -182,5 +198,25 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         request: _creditd_pb2.WatchEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_creditd_pb2.Event], _abc.AsyncIterator[_creditd_pb2.Event]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchUsage(
+        self,
+        request: _creditd_pb2.WatchUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_creditd_pb2.UsageRecord], _abc.AsyncIterator[_creditd_pb2.UsageRecord]]:
+        """Every usage record (one per rated unit of a commit or EVENT), ordered and resumable like
+        WatchEvents. Roles: crm, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def Adjust(
+        self,
+        request: _creditd_pb2.AdjustRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.AdjustAnswer, _abc.Awaitable[_creditd_pb2.AdjustAnswer]]:
+        """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+        Roles: crm, admin.
+        """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

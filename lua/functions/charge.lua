@@ -10,6 +10,7 @@ KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
 KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
 KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
+KEYS[10] usage      cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_type    integer 1 INITIAL, 2 UPDATE, 3 TERMINATE, 4 EVENT
 ARGV[3] request_number  integer 0..2^32-1, increasing within a session
@@ -33,7 +34,8 @@ Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant 
   RATING_FAILED (no tariff matches a unit: that unit, or the whole request, writing nothing, when no
   unit of an INITIAL or EVENT could be rated; or usage too costly to rate), UNKNOWN_SESSION,
   INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
-  are stored; a refused request writes nothing.
+  are stored; a refused request writes nothing. Every rated unit of a commit or EVENT that charged
+  (or used) something appends its usage records in the same call; a replay appends none.
 ]=]
 
 local UNIT_ARGUMENTS, FIRST_UNIT_ARGUMENT = 5, 10
@@ -103,6 +105,7 @@ local function parse_charge_request(args)
   request.units = parse_units(args, count, request.request_type)
   request.actor = check_actor(args)
   request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
+  request.usage = {}
   request.member = request.gateway_id .. ' ' .. request.session_id
   request.deadline_member = request.account_id .. ' ' .. request.member
   request.reference = request.member .. ' ' .. request.request_number
@@ -137,6 +140,14 @@ local function check_sequence(session, request)
     refuse(CODE.UNKNOWN_SESSION, 'session_id: session is closed')
   end
   return nil
+end
+
+-- The usage records of one unit's parts (lib/rating.lua usage_parts), written by append_usage.
+local function queue_usage(request, unit_request, unit_kind, context, parts)
+  for _, part in ipairs(parts) do
+    request.usage[#request.usage + 1] = { rating_group = unit_request.rating_group, service_id = unit_request.service_id,
+      unit = unit_kind, part = part, zone = context.zone, destination = context.destination }
+  end
 end
 
 local function new_grant(plan, rating_group)
@@ -206,8 +217,11 @@ local function commit_usage(account, plan, request, reservations, grants)
       grant.tariff = tariff and tariff.name or ''
     end
     if reservation or tariff then
-      grant.charged = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
+      local parts
+      grant.charged, parts = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
       charged_total = charged_total + grant.charged
+      local usage_context = reservation and { zone = reservation.zone, destination = reservation.destination } or context
+      queue_usage(request, unit, grant.unit, usage_context, parts)
     end
     grants[#grants + 1] = grant
   end
@@ -275,9 +289,11 @@ local function debit_units(account, plan, request, grants)
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
       local units = unit.requested > 0 and unit.requested or tariff.default_grant
-      local outcome, cost = debit_event(account, tariff, unit, context.zone, units, request.now_ms)
+      local outcome, cost, from_buckets = debit_event(account, tariff, unit, context.zone, units, request.now_ms)
       grant.result, grant.granted, grant.final, grant.charged = outcome.result, outcome.granted, outcome.final == true, cost
       grant.tariff = tariff.name
+      queue_usage(request, unit, tariff.unit, context,
+        { { units = units, from_buckets = from_buckets, charged = cost, tariff = tariff.name } })
       charged_total = charged_total + cost
       -- the reservation-free debit must still respect what available could pay across groups
       account.reserved = account.reserved + cost
@@ -415,6 +431,7 @@ local function charge(raw_keys, args)
   end
   if not outcome.discard then
     save_account(outcome.account, keys)
+    append_usage(keys.usage, outcome.account, request)
   end
   write_session(keys, request, outcome)
   return reply(CODE.SUCCESS, '', outcome.answer)

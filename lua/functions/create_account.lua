@@ -21,6 +21,7 @@ ARGV[10] bucket_count     integer 0..max_buckets_per_account
 ARGV[11 + 7i ..]          per bucket: bucket_id ([A-Za-z0-9._:-]{1,64}), unit (1..3), amount (units,
                           1..max_units), rating_groups ('' or comma-separated integers), expires_at_ms
                           (0 = never), priority (0..2^32-1), exhaustion_policy (1..3, required for BYTES)
+ARGV[last - 1]            dealer: who signed the customer, [A-Za-z0-9._:-]{0,64} ('' for none)
 ARGV[last]                actor: the caller's identity, recorded in the ledger
 Returns {code, message, account_json}.
 Codes: SUCCESS; INVALID_REQUEST (field named in message); ACCOUNT_EXISTS (different arguments);
@@ -59,8 +60,8 @@ local function parse_bucket(args, base, field)
 end
 
 local function parse_create_request(args)
-  if #args < 11 then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 11, got ' .. #args)
+  if #args < 12 then
+    refuse(CODE.INVALID_REQUEST, 'arguments: expected at least 12, got ' .. #args)
   end
   local limits = CONFIG.limits
   local request = {
@@ -90,7 +91,7 @@ local function parse_create_request(args)
     request.billing_cycle_day = parse_integer(args[9], 'billing_cycle_day', 1, 28)
   end
   local count = parse_integer(args[10], 'buckets', 0, limits.max_buckets_per_account)
-  check_argument_count(args, 11 + 7 * count)
+  check_argument_count(args, 12 + 7 * count)
   for index = 0, count - 1 do
     local bucket = parse_bucket(args, 11 + index * 7, 'buckets[' .. index .. ']')
     if request.buckets[bucket.id] then
@@ -99,6 +100,10 @@ local function parse_create_request(args)
     request.buckets[bucket.id] = bucket
   end
   request.currency = plan.currency
+  request.dealer = args[#args - 1]
+  if request.dealer ~= '' then
+    check_text(request.dealer, 'dealer', ID_PATTERN, 64)
+  end
   request.actor = check_actor(args)
   request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
   return request
@@ -115,7 +120,7 @@ local function new_account(request)
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
     ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '', actor = request.actor,
     contact_name = request.contact_name, contact_email = request.contact_email,
-    contact_phone = request.contact_phone, buckets = request.buckets, dirty_buckets = {},
+    contact_phone = request.contact_phone, dealer = request.dealer, buckets = request.buckets, dirty_buckets = {},
     pending_ledger = {}, pending_events = {}, pending_transitions = {}, loaded_reserved = 0,
   }
   for bucket_id in pairs(request.buckets) do
@@ -147,7 +152,7 @@ local function create_account(raw_keys, args)
   redis.call('HSET', keys.account, 'account_id', account.account_id, 'currency', account.currency,
     'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
     'contact_name', account.contact_name, 'contact_email', account.contact_email,
-    'contact_phone', account.contact_phone, 'creation_fingerprint', request.fingerprint)
+    'contact_phone', account.contact_phone, 'dealer', account.dealer, 'creation_fingerprint', request.fingerprint)
   save_account(account, keys)
   redis.call('HINCRBY', keys.stats, 'accounts_created', 1)
   return reply(CODE.SUCCESS, '', account_json(account, 0, request.now_ms))

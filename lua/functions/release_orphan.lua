@@ -15,6 +15,7 @@ KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash
 KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
 KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
+KEYS[10] usage      cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}
@@ -37,6 +38,20 @@ local function check_release(args)
   request.member = request.gateway_id .. ' ' .. request.session_id
   request.deadline_member = request.account_id .. ' ' .. request.member
   return request
+end
+
+-- The usage record of a reservation charged as used: its bucket units and the units its money
+-- bought at the grant's first price.
+local function queue_orphan_usage(request, rating_group, reservation, cost)
+  local money_units = reservation.price_minor > 0
+    and floor_divide(reservation.money, reservation.price_minor) * reservation.block_size or 0
+  local units = reservation.bucket_units + money_units
+  if units == 0 and cost == 0 then
+    return
+  end
+  request.usage[#request.usage + 1] = { rating_group = rating_group, service_id = 0, unit = reservation.unit,
+    zone = reservation.zone, destination = reservation.destination,
+    part = { units = units, from_buckets = reservation.bucket_units, charged = cost, tariff = reservation.tariff } }
 end
 
 local NOTHING_RELEASED = '{"released":0,"charged":0}'
@@ -70,10 +85,13 @@ local function release_orphan(raw_keys, args)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
   local policy, charged = CONFIG.sweeper.orphan_policy, 0
-  for _, reservation in pairs(session.reservations) do
+  request.request_number, request.usage = session.last_number, {}
+  for rating_group, reservation in pairs(session.reservations) do
     release_reservation(account, reservation)
     if policy == 'charge' then
-      charged = charged + charge_reservation(account, reservation)
+      local cost = charge_reservation(account, reservation)
+      charged = charged + cost
+      queue_orphan_usage(request, rating_group, reservation, cost)
     end
   end
   local reference = 'orphan ' .. request.member
@@ -83,6 +101,7 @@ local function release_orphan(raw_keys, args)
   apply_credit_exhaustion(account, request.now_ms, reference)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
   save_account(account, keys)
+  append_usage(keys.usage, account, request)
   redis.call('DEL', keys.session)
   close_session(keys.session, keys.sessions, keys.deadlines, request, { 'account_id', request.account_id,
     'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',

@@ -84,16 +84,31 @@ local function price_of(units, price_minor, block_size, field)
   return cost
 end
 
--- Money for the last `units` of a grant's usage, of which the final `after_units` (Gy
--- Tariff-Change-Usage) came after its tariff time change: each part at its own price.
-local function usage_cost(reservation, units, after_units, field)
-  local after = math.min(units, after_units)
-  local cost = price_of(units - after, reservation.price_minor, reservation.block_size, field)
-    + price_of(after, reservation.price_after, reservation.block_after, field)
+-- The usage of one unit split by a grant's tariff time change: the parts before and after it, each
+-- {units, from_buckets, charged, tariff}. `taken` units came from buckets (the earliest ones), the
+-- last `after_units` (Gy Tariff-Change-Usage) after the change; `free` when a CAP or THROTTLE bucket
+-- forbids paying the rest from money.
+local function usage_parts(reservation, used, taken, after_units, free, field)
+  local after = math.min(used, after_units)
+  local before = used - after
+  local before_buckets = math.min(taken, before)
+  local after_buckets = taken - before_buckets
+  local parts = {}
+  for _, part in ipairs({
+    { before, before_buckets, reservation.price_minor, reservation.block_size, reservation.tariff },
+    { after, after_buckets, reservation.price_after, reservation.block_after, reservation.tariff_after },
+  }) do
+    local units, from_buckets, price_minor, block_size, tariff = part[1], part[2], part[3], part[4], part[5]
+    if units > 0 then
+      local charged = free and 0 or price_of(units - from_buckets, price_minor, block_size, field)
+      parts[#parts + 1] = { units = units, from_buckets = from_buckets, charged = charged, tariff = tariff }
+    end
+  end
+  local cost = (parts[1] and parts[1].charged or 0) + (parts[2] and parts[2].charged or 0)
   if cost > CONFIG.limits.max_amount_minor then
     refuse(CODE.RATING_FAILED, field .. ': costs more than the maximum amount of one charge')
   end
-  return cost
+  return cost, parts
 end
 
 local function release_reservation(account, reservation)
@@ -141,33 +156,42 @@ local function debit_money(account, unit, cost, now_ms)
   return cost
 end
 
--- Units left after the buckets serving (unit, rating group, zone); 0 also when a CAP or THROTTLE
--- bucket forbids paying the rest from money.
-local function left_after_buckets(account, unit, rating_group, zone, units, now_ms)
-  local left = take_from_buckets(account, unit, rating_group, zone, units, now_ms)
+-- Whether a CAP or THROTTLE bucket serving (unit, rating group, zone) forbids paying from money.
+local function money_blocked(account, unit, rating_group, zone, now_ms)
   local _, blocking_policy = select_bucket(account, unit, rating_group, zone, now_ms)
-  return blocking_policy == nil and left or 0
+  return blocking_policy ~= nil
 end
 
--- Rates a unit's usage after its reservation (if any) was released; returns the money charged.
--- Usage is always charged, even beyond the grant: it happened. Without a reservation, `tariff` (in
--- force now, for the request's context) prices it.
+-- Rates a unit's usage after its reservation (if any) was released. Returns the money charged and
+-- the usage parts (see usage_parts; none when nothing was used). Usage is always charged, even
+-- beyond the grant: it happened. Without a reservation, `tariff` (in force now, for the request's
+-- context) prices it, as one part.
 local function charge_usage(account, tariff, reservation, unit_request, context, now_ms)
   local used, field = unit_request.used, unit_request.field .. '.used'
-  if used == 0 or (reservation and reservation.throttled) then
-    return 0
+  if used == 0 then
+    return 0, {}
   end
+  local rating_group = unit_request.rating_group
   if reservation == nil then
-    local left = left_after_buckets(account, tariff.unit, unit_request.rating_group, context.zone, used, now_ms)
-    return debit_money(account, tariff.unit, price_of(left, tariff.price_minor, tariff.block_size, field), now_ms)
+    local left = take_from_buckets(account, tariff.unit, rating_group, context.zone, used, now_ms)
+    local free = money_blocked(account, tariff.unit, rating_group, context.zone, now_ms)
+    local charged = free and 0 or price_of(left, tariff.price_minor, tariff.block_size, field)
+    local part = { units = used, from_buckets = used - left, charged = charged, tariff = tariff.name }
+    return debit_money(account, tariff.unit, charged, now_ms), { part }
   end
   local unit, after_units = reservation.unit, unit_request.used_after_tariff_change
-  if reservation.bucket_units == 0 and reservation.money > 0 then
-    return debit_money(account, unit, usage_cost(reservation, used, after_units, field), now_ms)
+  if reservation.throttled then
+    local _, parts = usage_parts(reservation, used, 0, after_units, true, field)
+    return 0, parts
   end
-  local left = take_from_reserved_bucket(account, reservation, used)
-  left = left_after_buckets(account, unit, unit_request.rating_group, reservation.zone, left, now_ms)
-  return debit_money(account, unit, usage_cost(reservation, left, after_units, field), now_ms)
+  local left, free = used, false
+  if reservation.bucket_units > 0 or reservation.money == 0 then
+    left = take_from_reserved_bucket(account, reservation, used)
+    left = take_from_buckets(account, unit, rating_group, reservation.zone, left, now_ms)
+    free = money_blocked(account, unit, rating_group, reservation.zone, now_ms)
+  end
+  local cost, parts = usage_parts(reservation, used, used - left, after_units, free, field)
+  return debit_money(account, unit, cost, now_ms), parts
 end
 
 local function new_reservation(pricing, context, unit, now_ms)
@@ -277,15 +301,16 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
 end
 
--- EVENT: debits `units` at once from buckets then money. Returns the grant fields and the money
--- charged; a result other than SUCCESS means the caller must discard every change of the request.
+-- EVENT: debits `units` at once from buckets then money. Returns the grant fields, the money
+-- charged and the units taken from buckets; a result other than SUCCESS means the caller must
+-- discard every change of the request.
 local function debit_event(account, tariff, unit_request, zone, units, now_ms)
   local left = take_from_buckets(account, tariff.unit, unit_request.rating_group, zone, units, now_ms)
   local cost = price_of(left, tariff.price_minor, tariff.block_size, unit_request.field .. '.requested')
   if cost > 0 and cost > available_money(account) then
-    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0
+    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0, 0
   end
-  return { result = CODE.SUCCESS, granted = units }, cost
+  return { result = CODE.SUCCESS, granted = units }, cost, units - left
 end
 
 local function service_allowed(account, tariff)

@@ -165,6 +165,7 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"contact_name":' .. json_string(account.contact_name)
     .. ',"contact_email":' .. json_string(account.contact_email)
     .. ',"contact_phone":' .. json_string(account.contact_phone)
+    .. ',"dealer":' .. json_string(account.dealer or '')
     .. ',"open_sessions":' .. open_sessions
     .. ',"credit_limit_override":' .. (account.credit_limit_override == '1' and 'true' or 'false')
     .. ',"billing_cycle_day":' .. account.billing_cycle_day
