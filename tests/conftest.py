@@ -7,7 +7,9 @@ the same binary (tests/test_topologies.py does that for the lifecycle and concur
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,10 +20,10 @@ import uvloop
 
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
+from creditd.settings import Settings, SweeperSettings, load_settings, parse_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
-from tests.harness import Harness, library_client, started_server
+from tests.harness import FrozenClock, Harness, ServerAt, library_client, started_server
 
 TOPOLOGY_VARIABLE = "CREDITD_TEST_TOPOLOGY"
 
@@ -76,3 +78,28 @@ async def creditd(
         yield harness
     if request.node.get_closest_marker("corrupts_data") is None:
         harness.assert_audit_clean()
+
+
+@pytest_asyncio.fixture
+async def server_at(
+    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
+) -> AsyncIterator[ServerAt]:
+    """Starts a server on a frozen clock at an instant, with the shared settings, a config text or
+    settings of the test's own (their plans and rating tables)."""
+
+    @contextlib.asynccontextmanager
+    async def start(
+        now_ms: int, config: str | None = None, loaded: Settings | None = None, sweeper: SweeperSettings | None = None
+    ) -> AsyncIterator[Harness]:
+        own = settings if sweeper is None else msgspec.structs.replace(settings, sweeper=sweeper)
+        if config is not None:
+            loaded = parse_settings(tomllib.loads(config), "test")
+        if loaded is not None:
+            own = msgspec.structs.replace(
+                own, plans=loaded.plans, timings=loaded.timings, destinations=loaded.destinations
+            )
+        async with started_server(own, redis_server.url, redis_client, FrozenClock(now_ms)) as harness:
+            yield harness
+            harness.assert_audit_clean()
+
+    yield start

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 
 import grpc
 import redis
@@ -190,3 +191,8 @@ async def watch_health(harness: Harness, seen: list[tuple[float, int]], stopping
         status = (await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5.0)).status
         seen.append((time.monotonic(), status))
         await asyncio.sleep(0.05)
+
+
+# The server_at fixture (conftest.py): a server on a frozen clock at an instant, with settings of the
+# test's choosing.
+ServerAt = Callable[..., AbstractAsyncContextManager[Harness]]

@@ -11,21 +11,13 @@ clock set to the instant the case needs."""
 
 from __future__ import annotations
 
-import contextlib
 import random
-import tomllib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import pytest
-import pytest_asyncio
 
-from creditd.settings import Settings, load_settings, parse_settings
-from creditd.store.connection import AnySyncRedis
-from creditd.store.embedded import EmbeddedRedis
+from creditd.settings import load_settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
     DATA,
@@ -38,11 +30,10 @@ from tests.harness import (
     UPDATE,
     VOICE,
     VOICE_IN,
-    FrozenClock,
     Harness,
+    ServerAt,
     charge_request,
     dump,
-    started_server,
 )
 from tests.test_rating_config import SHIPPED
 
@@ -50,7 +41,6 @@ pytestmark = pytest.mark.asyncio
 ACCOUNT = "66817170000"
 LONDON_NUMBER, NO_COUNTRY = "442079460000", "0123456"
 ABROAD, HOME = "23415", "52003"
-ServerAt = Callable[..., AbstractAsyncContextManager[Harness]]
 
 
 def utc_ms(text: str) -> int:
@@ -59,29 +49,6 @@ def utc_ms(text: str) -> int:
 
 def bangkok_ms(text: str) -> int:
     return utc_ms(text) - 7 * 3_600_000
-
-
-@pytest_asyncio.fixture
-async def server_at(
-    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
-) -> AsyncIterator[ServerAt]:
-    """Starts a server on a frozen clock at an instant, with the shared settings, a config text or
-    settings of the test's own (their plans and rating tables)."""
-
-    @contextlib.asynccontextmanager
-    async def start(now_ms: int, config: str | None = None, loaded: Settings | None = None) -> AsyncIterator[Harness]:
-        own = settings
-        if config is not None:
-            loaded = parse_settings(tomllib.loads(config), "test")
-        if loaded is not None:
-            own = msgspec.structs.replace(
-                settings, plans=loaded.plans, timings=loaded.timings, destinations=loaded.destinations
-            )
-        async with started_server(own, redis_server.url, redis_client, FrozenClock(now_ms)) as harness:
-            yield harness
-            harness.assert_audit_clean()
-
-    yield start
 
 
 async def play(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from creditd.store.connection import AnySyncRedis
-from creditd.store.keys import Keys, account_id_of, deadlines_of_partition
+from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
 from creditd.store.scan import account_keys
 
 ACTIVE = 1
@@ -56,10 +56,55 @@ def _reservation_problems(member: str, field: str, parts: list[str]) -> list[str
     return []
 
 
+USAGE_PAGE = 10_000
+
+
+class PartitionUsage(msgspec.Struct):
+    """What a partition's usage records charged, per account and ledger reference."""
+
+    charged: dict[str, dict[str, int]]
+    # Records were trimmed (retention, length): a charge may have lost its records.
+    trimmed: bool
+
+
 class Auditor:
     def __init__(self, client: AnySyncRedis, partitions: int) -> None:
         self.client = client
         self.keys = Keys(partitions)
+        self._usage: dict[int, PartitionUsage] = {}
+
+    def _partition_usage(self, partition: int) -> PartitionUsage:
+        if partition not in self._usage:
+            key = usage_of_partition(partition)
+            charged: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            start = "-"
+            while entries := self.client.xrange(key, start, "+", count=USAGE_PAGE):
+                for _, raw in entries:
+                    fields = _decode(raw or {})
+                    charged[fields["account_id"]][fields["reference"]] += int(fields["charged"])
+                start = f"({_text(entries[-1][0])}"
+            trimmed = bool(self.client.exists(key)) and _text(
+                self.client.xinfo_stream(key).get("max-deleted-entry-id", b"0-0")
+            ) not in ("0-0", "")
+            self._usage[partition] = PartitionUsage(charged, trimmed)
+        return self._usage[partition]
+
+    def _check_usage(
+        self, account_id: str, account: dict[str, str], ledger_charges: dict[str, int], problems: list[str]
+    ) -> None:
+        """Usage records and charge ledger entries agree, reference by reference, as far as both are
+        kept (docs/design.md, invariant 9)."""
+        usage = self._partition_usage(partition_of(account_id, self.keys.partitions))
+        records = usage.charged.get(account_id, {})
+        if not usage.trimmed:
+            for reference, amount in ledger_charges.items():
+                charged = records.get(reference)
+                if charged != -amount:
+                    problems.append(f"charge {reference!r} of {-amount}: its usage records charge {charged}")
+        if int(account.get("ledger_first_seq", 1)) == 1:
+            for reference, charged in records.items():
+                if charged and reference not in ledger_charges:
+                    problems.append(f"usage records charge {charged} for {reference!r}, which no ledger entry charged")
 
     def run(
         self, now_ms: int | None = None, grace_period_s: int = 0, progress: Callable[[int], None] | None = None
@@ -92,7 +137,8 @@ class Auditor:
         problems: list[str] = []
         balance, reserved = int(account["balance"]), int(account["reserved"])
         credit_limit, status = int(account["credit_limit"]), int(account["status"])
-        self._check_ledger(account_id, account, problems, kinds)
+        ledger_charges = self._check_ledger(account_id, account, problems, kinds)
+        self._check_usage(account_id, account, ledger_charges, problems)
         money_held, bucket_units_held = self._check_sessions(account_id, problems, report)
         if reserved != money_held:
             problems.append(f"reserved {reserved} but open sessions hold {money_held}")
@@ -117,7 +163,11 @@ class Auditor:
         report.total_reserved += reserved
         report.violations += [f"account {account_id}: {problem}" for problem in problems]
 
-    def _check_ledger(self, account_id: str, account: dict[str, str], problems: list[str], kinds: Counter[str]) -> None:
+    def _check_ledger(
+        self, account_id: str, account: dict[str, str], problems: list[str], kinds: Counter[str]
+    ) -> dict[str, int]:
+        """Checks the chain and sums; returns the kept charge entries' amounts by reference."""
+        charges: dict[str, int] = defaultdict(int)
         carried = int(account.get("ledger_carried", 0))
         first_seq = int(account.get("ledger_first_seq", 1))
         running, expected_seq = carried, first_seq - 1
@@ -142,6 +192,8 @@ class Auditor:
                 problems.append(f"ledger seq {seq}: balance_after {fields['balance_after']}, running sum {running}")
             if fields["kind"] in ("charge", "topup"):
                 references[(fields["kind"], fields["reference"])] += 1
+            if kind == "charge":
+                charges[reference] += amount
         if previous_hash != account.get("ledger_hash", ""):
             problems.append("ledger: the newest entry's hash differs from the account's ledger_hash")
         if running != int(account["balance"]):
@@ -154,6 +206,7 @@ class Auditor:
         for (kind, reference), count in references.items():
             if count > 1:
                 problems.append(f"{kind} {reference!r} applied {count} times")
+        return charges
 
     def _check_sessions(self, account_id: str, problems: list[str], report: AuditReport) -> tuple[int, dict[str, int]]:
         money_held = 0

@@ -37,6 +37,7 @@ class Usage(msgspec.Struct, frozen=True):
     dealer: str
     provider: str
     actor: str
+    reference: str
 
     @classmethod
     def of(cls, event: FeedEvent) -> Usage:

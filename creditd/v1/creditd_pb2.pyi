@@ -996,6 +996,7 @@ class UsageRecord(_message.Message):
     DEALER_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """'<ms>-<seq>-<partition>', as event ids."""
     time_ms: _builtins.int
@@ -1020,6 +1021,10 @@ class UsageRecord(_message.Message):
     provider: _builtins.str
     """The content or service provider of the tariff; empty for the operator's own services."""
     actor: _builtins.str
+    reference: _builtins.str
+    """The reference of the ledger entry that charged it ('<gateway_id> <session_id> <request_number>',
+    or 'orphan <gateway_id> <session_id>' for the sweeper's).
+    """
     def __init__(
         self,
         *,
@@ -1041,10 +1046,11 @@ class UsageRecord(_message.Message):
         dealer: _builtins.str = ...,
         provider: _builtins.str = ...,
         actor: _builtins.str = ...,
+        reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "charged", b"charged", "dealer", b"dealer", "destination", b"destination", "from_buckets", b"from_buckets", "gateway_id", b"gateway_id", "id", b"id", "provider", b"provider", "rating_group", b"rating_group", "request_number", b"request_number", "service_id", b"service_id", "session_id", b"session_id", "tariff", b"tariff", "time_ms", b"time_ms", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "charged", b"charged", "dealer", b"dealer", "destination", b"destination", "from_buckets", b"from_buckets", "gateway_id", b"gateway_id", "id", b"id", "provider", b"provider", "rating_group", b"rating_group", "reference", b"reference", "request_number", b"request_number", "service_id", b"service_id", "session_id", b"session_id", "tariff", b"tariff", "time_ms", b"time_ms", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

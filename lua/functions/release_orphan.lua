@@ -95,6 +95,7 @@ local function release_orphan(raw_keys, args)
     end
   end
   local reference = 'orphan ' .. request.member
+  request.reference = reference
   if charged > 0 then
     queue_ledger(account, request.now_ms, 'charge', -charged, reference)
   end

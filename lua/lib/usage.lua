@@ -3,12 +3,13 @@ Usage records: what was used and what it cost, one stream per partition (cd:{p:<
 per rated part of a unit of a commit or EVENT (a tariff time change splits a unit's usage in two
 parts), appended in the call that charged it, so that a record exists if and only if its charge
 happened. Fields: time_ms, account_id, gateway_id, session_id, request_number, rating_group,
-service_id, unit, units, charged, from_buckets, tariff, destination, zone, dealer, provider, actor.
+service_id, unit, units, charged, from_buckets, tariff, destination, zone, dealer, provider, actor,
+and reference: that of the ledger entry that charged it (the auditor matches the two).
 Trimmed near limits.max_usage_per_partition here, and by age (limits.usage_retention_s) by the sweeper.
 uses: numbers
 ]=]
 
--- request: now_ms, account_id, gateway_id, session_id, request_number, actor and usage, a list of
+-- request: now_ms, account_id, gateway_id, session_id, request_number, actor, reference and usage, a list of
 -- { rating_group, service_id, unit, zone, destination, part = { units, from_buckets, charged, tariff } }.
 local function append_usage(usage_key, account, request)
   local plan = CONFIG.plans[account.plan]
@@ -21,6 +22,7 @@ local function append_usage(usage_key, account, request)
       'service_id', record.service_id, 'unit', record.unit, 'units', format_integer(part.units),
       'charged', format_integer(part.charged), 'from_buckets', format_integer(part.from_buckets),
       'tariff', part.tariff, 'destination', record.destination, 'zone', record.zone,
-      'dealer', account.dealer, 'provider', plan and plan.providers[part.tariff] or '', 'actor', request.actor)
+      'dealer', account.dealer, 'provider', plan and plan.providers[part.tariff] or '', 'actor', request.actor,
+      'reference', request.reference)
   end
 end
