@@ -41,7 +41,11 @@ class Usage(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, event: FeedEvent) -> Usage:
-        return msgspec.convert({"id": event.id, **event.fields}, cls, strict=False)
+        return cls.of_fields(event.id, event.fields)
+
+    @classmethod
+    def of_fields(cls, record_id: str, fields: dict[str, str]) -> Usage:
+        return msgspec.convert({"id": record_id, **fields}, cls, strict=False)
 
 
 FIELDS = Usage.__struct_fields__

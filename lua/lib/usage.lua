@@ -5,7 +5,9 @@ parts), appended in the call that charged it, so that a record exists if and onl
 happened. Fields: time_ms, account_id, gateway_id, session_id, request_number, rating_group,
 service_id, unit, units, charged, from_buckets, tariff, destination, zone, dealer, provider, actor,
 and reference: that of the ledger entry that charged it (the auditor matches the two).
-Trimmed near limits.max_usage_per_partition here, and by age (limits.usage_retention_s) by the sweeper.
+Trimmed here, approximately: to limits.max_usage_per_partition entries, and of entries older than
+limits.usage_retention_s by the stream's own clock (Redis' time, which stream ids carry; the
+server's now_ms may be moved, by tests or a skewed server, and must not decide what is dropped).
 uses: numbers
 ]=]
 
@@ -13,9 +15,10 @@ uses: numbers
 -- { rating_group, service_id, unit, zone, destination, part = { units, from_buckets, charged, tariff } }.
 local function append_usage(usage_key, account, request)
   local plan = CONFIG.plans[account.plan]
+  local newest_id
   for _, record in ipairs(request.usage) do
     local part = record.part
-    redis.call('XADD', usage_key, 'MAXLEN', '~', CONFIG.limits.max_usage_per_partition, '*',
+    newest_id = redis.call('XADD', usage_key, 'MAXLEN', '~', CONFIG.limits.max_usage_per_partition, '*',
       'time_ms', format_integer(request.now_ms), 'account_id', request.account_id,
       'gateway_id', request.gateway_id, 'session_id', request.session_id,
       'request_number', request.request_number, 'rating_group', record.rating_group,
@@ -24,5 +27,9 @@ local function append_usage(usage_key, account, request)
       'tariff', part.tariff, 'destination', record.destination, 'zone', record.zone,
       'dealer', account.dealer, 'provider', plan and plan.providers[part.tariff] or '', 'actor', request.actor,
       'reference', request.reference)
+  end
+  if newest_id then
+    local newest_ms = tonumber(string.match(newest_id, '^(%d+)-'))
+    redis.call('XTRIM', usage_key, 'MINID', '~', newest_ms - CONFIG.limits.usage_retention_s * 1000)
   end
 end
