@@ -134,6 +134,35 @@ def _day_intervals(timing: Timing, day: date) -> list[tuple[int, int]]:
     return intervals + ([(start, MINUTES_PER_DAY)] if day_holds(day) else [])
 
 
+def timing_holds(timing: Timing, time_zone: str, instant_ms: int) -> bool:
+    """Whether a timing holds at an instant, in the time zone's local time (lua/lib/tariffs.lua
+    decides the same in Lua)."""
+    local = datetime.fromtimestamp(instant_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
+    minute = local.hour * 60 + local.minute
+    return any(start <= minute < end for start, end in _day_intervals(timing, local.date()))
+
+
+def matching_tariff(
+    settings: Settings, plan: Plan, rating_group: int, service_id: int, destination: str, zone: str, instant_ms: int
+) -> Tariff | None:
+    """The tariff that prices a unit with this context at this instant: among the rating group's
+    tariffs whose criteria all hold, the one with the most (the checks above make it unique)."""
+    best: Tariff | None = None
+    for tariff in plan.tariffs:
+        if tariff.rating_group != rating_group or (best is not None and tariff.specificity <= best.specificity):
+            continue
+        if tariff.service_ids and service_id not in tariff.service_ids:
+            continue
+        if (tariff.destinations and destination not in tariff.destinations) or (
+            tariff.zones and zone not in tariff.zones
+        ):
+            continue
+        if tariff.timing is not None and not timing_holds(settings.timings[tariff.timing], plan.time_zone, instant_ms):
+            continue
+        best = tariff
+    return best
+
+
 def timings_overlap(first: Timing, second: Timing) -> bool:
     """Whether some local minute satisfies both (exact: weekdays repeat weekly, dates are listed)."""
     days = {day + timedelta(days=shift) for day in (*first.dates, *second.dates) for shift in (0, 1)}

@@ -28,7 +28,7 @@ from creditd.cli.common import (
     stubs,
 )
 from creditd.cli.operations import report, tiers
-from creditd.cli.usage import usage
+from creditd.cli.usage import rerate, usage
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
@@ -52,6 +52,7 @@ main.add_command(account)
 main.add_command(tiers)
 main.add_command(report)
 main.add_command(usage)
+main.add_command(rerate)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

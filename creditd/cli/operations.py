@@ -12,8 +12,9 @@ import redis
 
 from creditd.cli import render
 from creditd.cli.common import open_redis, redis_options
+from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
-from creditd.core import jobs
+from creditd.core import attribution, jobs
 from creditd.store.calls import Calls
 from creditd.store.scan import count_accounts
 
@@ -67,20 +68,68 @@ def report() -> None:
 @redis_options
 @batch_size_option
 @click.option("--json", "as_json", is_flag=True, help="one JSON document instead of a table")
+@click.option(
+    "--by", "group_by", type=click.Choice(["dealer", "provider"]), help="the debt per dealer or per provider instead"
+)
 def report_arrears(
-    redis_url: str | None, data_dir: Path | None, config: Path | None, batch_size: int, as_json: bool
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    batch_size: int,
+    as_json: bool,
+    group_by: str | None,
 ) -> None:
-    """Accounts in debt or suspended: debt, days in the state, the next step and when."""
+    """Accounts in debt or suspended: debt, days in the state, the next step and when. --by: the debt
+    per dealer, or per provider (by their share of each account's charges since it was last in credit)."""
     settings, client = open_redis(redis_url, data_dir, config)
     now_ms = Clock().now_ms()
     try:
         with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
             rows = jobs.arrears(client, Calls(settings.redis.partitions), now_ms, batch_size, bar.update)
+        grouped = None
+        if group_by == "dealer":
+            grouped = attribution.arrears_by_dealer(rows)
+        elif group_by == "provider":
+            grouped = attribution.arrears_by_provider(client, settings, rows)
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    if grouped is not None:
+        click.echo(msgspec.json.encode(grouped).decode() if as_json else render.amounts_table(group_by or "", grouped))
+    elif as_json:
+        click.echo(msgspec.json.encode(rows).decode())
+    else:
+        click.echo(render.arrears_table(rows))
+
+
+@report.command("settlement")
+@redis_options
+@click.option("--provider", required=True, help="the provider named by tariffs' provider")
+@click.option("--from", "from_text", required=True, help="window start, ISO 8601 (UTC unless an offset is given)")
+@click.option("--to", "to_text", required=True, help="window end (exclusive)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document instead of text")
+def report_settlement(
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    provider: str,
+    from_text: str,
+    to_text: str,
+    as_json: bool,
+) -> None:
+    """A provider's revenue in a window, less the arrears apportioned to it now."""
+    window = (instant_ms(from_text, "--from"), instant_ms(to_text, "--to"))
+    settings, client = open_redis(redis_url, data_dir, config)
+    try:
+        rows = jobs.arrears(client, Calls(settings.redis.partitions), Clock().now_ms())
+        owed = attribution.arrears_by_provider(client, settings, rows)
+        result = attribution.settlement(client, settings, provider, window, owed)
     except redis.RedisError as error:
         raise click.ClickException(f"redis: {error}") from None
     finally:
         client.close()
     if as_json:
-        click.echo(msgspec.json.encode(rows).decode())
+        click.echo(msgspec.json.encode(result).decode())
     else:
-        click.echo(render.arrears_table(rows))
+        click.echo(f"provider {provider}: revenue {result.revenue}, arrears {result.arrears}, net {result.net}")

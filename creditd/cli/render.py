@@ -10,6 +10,7 @@ from creditd.v1 import creditd_pb2 as pb
 
 if TYPE_CHECKING:
     from creditd.core.jobs import ArrearsRow
+    from creditd.core.rerate import RerateRow
 
 
 def _time(ms: int) -> str:
@@ -98,3 +99,29 @@ def charge_answer(kind: int, answer: pb.ChargeAnswer) -> str:
 def event_line(event: pb.Event) -> str:
     attributes = " ".join(f"{name}={value}" for name, value in sorted(event.attributes.items()))
     return f"{event.id}  {_time(event.time_ms)}  {event.kind:18} {event.account_id:16} {attributes}"
+
+
+def _posted(row: RerateRow) -> str:
+    if row.error:
+        return f"error: {row.error}"
+    return "replayed" if row.replayed else "yes" if row.posted else "-"
+
+
+def rerate_table(rows: Sequence[RerateRow], dry_run: bool) -> str:
+    lines = [f"{'account':18} {'records':>8} {'charged':>10} {'rerated':>10} {'adjustment':>11}  posted"]
+    for row in rows:
+        posted = "dry run" if dry_run else _posted(row)
+        lines.append(
+            f"{row.account_id:18} {row.records:8} {row.charged:10} {row.rerated:10} {row.adjustment:11}  {posted}"
+        )
+    total = sum(row.adjustment for row in rows)
+    unrated = sum(row.unrated for row in rows)
+    lines.append(f"{len(rows)} account(s), adjustments total {total}, {unrated} unrated record(s)")
+    return "\n".join(lines)
+
+
+def amounts_table(title: str, amounts: dict[str, int]) -> str:
+    lines = [f"{title:24} {'debt':>12}"]
+    lines += [f"{name or '(operator / none)':24} {amount:12}" for name, amount in amounts.items()]
+    lines.append(f"{'total':24} {sum(amounts.values()):12}")
+    return "\n".join(lines)

@@ -1,4 +1,6 @@
-"""`creditd usage export`: the usage records, in order, into a CSV or JSON Lines file, resumable.
+"""`creditd usage export` and `creditd rerate`.
+
+Export: the usage records, in order, into a CSV or JSON Lines file, resumable.
 
 The file itself is the resume point: a re-run onto the same file first drops a partly written last
 line (the writer was killed mid-line), then continues after the last record the file holds, so a
@@ -14,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,12 +24,18 @@ import click
 import msgspec
 import redis
 
+from creditd.cli import render
 from creditd.cli.common import open_redis, redis_options
+from creditd.clock import Clock
 from creditd.core.feed import Key, parse_position
+from creditd.core.rerate import post_adjustments, window_rows
 from creditd.core.usage import FIELDS, Usage
 from creditd.core.usage_log import EXPORTED_POSITION_KEY, count_usage, iter_usage
 from creditd.errors import CreditdError
+from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis
+from creditd.store.keys import Keys
+from creditd.store.library import library_version, render_library
 
 EXPORT_BATCH = 1000
 TAIL_BYTES = 65_536
@@ -139,3 +148,61 @@ def export(
         finally:
             client.close()
     click.echo(f"last id: {last_id or held or from_id}")
+
+
+def instant_ms(text: str, option: str) -> int:
+    """An ISO 8601 date or time as Unix ms; without an offset, UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{option}: an ISO 8601 date or time, e.g. 2027-03-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@click.command()
+@redis_options
+@click.option("--from", "from_text", required=True, help="window start, ISO 8601 (UTC unless an offset is given)")
+@click.option("--to", "to_text", required=True, help="window end (exclusive)")
+@click.option("--account", "accounts", multiple=True, help="only these accounts (repeatable) [default: all]")
+@click.option("--dry-run", is_flag=True, help="print the differences, post nothing")
+def rerate(
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    from_text: str,
+    to_text: str,
+    accounts: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Price every usage record of a window again with today's tariffs; post one adjustment per
+    account for the difference (idempotent: a second run with the same config posts nothing)."""
+    window = (instant_ms(from_text, "--from"), instant_ms(to_text, "--to"))
+    if window[0] >= window[1]:
+        raise click.BadParameter("--to: must be after --from")
+    settings, client = open_redis(redis_url, data_dir, config)
+    keys = Keys(settings.redis.partitions)
+    plans: dict[str, str] = {}
+
+    def plan_of(account_id: str) -> str:
+        if account_id not in plans:
+            plan = client.hget(keys.account(account_id), "plan")
+            plans[account_id] = plan.decode() if isinstance(plan, bytes) else str(plan or "")
+        return plans[account_id]
+
+    config_hash = library_version(render_library(settings))
+    try:
+        found = window_rows(client, settings, window, frozenset(accounts), plan_of)
+        rows = sorted(found.values(), key=lambda row: row.account_id)
+        if not dry_run:
+            calls = Calls(settings.redis.partitions)
+            post_adjustments(client, calls, rows, window, config_hash, Clock().now_ms(), "cli:rerate")
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    click.echo(render.rerate_table(rows, dry_run))
+    failed = [row for row in rows if row.error]
+    if failed:
+        raise click.ClickException(f"{len(failed)} adjustment(s) refused: {failed[0].account_id}: {failed[0].error}")

@@ -74,6 +74,7 @@ class ArrearsRow(msgspec.Struct, frozen=True):
     days_in_state: int
     next_status: int
     next_status_at_ms: int
+    dealer: str = ""
 
 
 def _arrears_row(card: AccountRecord, now_ms: int) -> ArrearsRow | None:
@@ -88,6 +89,7 @@ def _arrears_row(card: AccountRecord, now_ms: int) -> ArrearsRow | None:
         days_in_state=max(0, now_ms - card.status_since_ms) // DAY_MS,
         next_status=card.next_status,
         next_status_at_ms=card.next_status_at_ms,
+        dealer=card.dealer,
     )
 
 
