@@ -1,6 +1,7 @@
 """Metrics on /metrics after real traffic: requests by method and result, charges by request type and
 result code, batch sizes, top-ups by channel (unknown channels as "other"), and the cluster-wide state
-read from Redis (open sessions, reserved money, status transitions) with exact values. The exposition
+read from Redis (open sessions, reserved money, status transitions, usage records kept and the age of
+the oldest not yet exported) with exact values. The exposition
 passes `promtool check metrics` when promtool is installed (CI installs it)."""
 
 from __future__ import annotations
@@ -85,6 +86,20 @@ async def test_metrics_after_traffic(redis_server, redis_client, settings: Setti
         assert delta("creditd_top_up_amount_minor_total", channel="other") == 7
         assert delta("creditd_request_duration_seconds_count", method="Charge") == 3
         assert value(after, "creditd_redis_up") == 1
+        assert value(after, "creditd_usage_records") == 1  # the TERMINATE's data usage
+        assert value(after, "creditd_usage_unexported_age_seconds") >= 0
+        # once exported, nothing waits
+        creditd.redis.set("cd:usage:exported", "9999999999999-0-0")
+        assert (
+            value(samples(await asyncio.to_thread(scrape, server.metrics.port)), "creditd_usage_unexported_age_seconds")
+            == 0
+        )
+        creditd.redis.delete("cd:usage:exported")
+        await asyncio.sleep(1.1)
+        assert (
+            value(samples(await asyncio.to_thread(scrape, server.metrics.port)), "creditd_usage_unexported_age_seconds")
+            >= 1
+        )
         assert ACCOUNT not in text
         if shutil.which("promtool"):
             lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)

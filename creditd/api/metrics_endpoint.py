@@ -11,10 +11,14 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from creditd.core.feed import parse_position, stream_cursor
+from creditd.core.usage import OLDEST
+from creditd.core.usage_log import EXPORTED_POSITION_KEY, redis_time_ms
+from creditd.errors import CreditdError
 from creditd.metrics import CHARGES, REGISTRY
 from creditd.settings import RedisSettings
 from creditd.store.connection import AnySyncRedis, connect_sync
-from creditd.store.keys import deadlines_of_partition, events_of_partition, stats_of_partition
+from creditd.store.keys import deadlines_of_partition, events_of_partition, stats_of_partition, usage_of_partition
 from creditd.v1 import creditd_pb2 as pb
 
 SCRAPE_TIMEOUT_S = 2.0
@@ -25,6 +29,10 @@ STATUS_NAMES = [name for name, value in pb.AccountStatus.items() if value]
 
 def count_charge(request_type: int, result: int) -> None:
     CHARGES.labels(REQUEST_TYPE_NAMES.get(request_type, "UNKNOWN"), RESULT_NAMES.get(result, "UNKNOWN")).inc()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class StateCollector(Collector):
@@ -68,6 +76,29 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "creditd_event_stream_entries", "Entries in the event streams (cluster-wide)", value=events
+        )
+        yield from self._usage_metrics()
+
+    def _usage_metrics(self) -> Iterator[Metric]:
+        """Usage records kept, and the age of the oldest one no exporter has written yet (what the
+        retention trim would lose next if exports stopped)."""
+        try:
+            exported = self._client.get(EXPORTED_POSITION_KEY)
+            after = parse_position(_text(exported), self._partitions) if exported else OLDEST
+            pipe = self._client.pipeline(transaction=False)
+            for partition in range(self._partitions):
+                pipe.xlen(usage_of_partition(partition))
+                pipe.xrange(usage_of_partition(partition), f"({stream_cursor(after, partition)}", "+", count=1)
+            replies = pipe.execute()
+            now_ms = redis_time_ms(self._client)
+        except (redis.RedisError, OSError, CreditdError):
+            return
+        oldest_ms = min((int(_text(entries[0][0]).split("-")[0]) for entries in replies[1::2] if entries), default=None)
+        yield GaugeMetricFamily("creditd_usage_records", "Usage records kept (cluster-wide)", value=sum(replies[0::2]))
+        yield GaugeMetricFamily(
+            "creditd_usage_unexported_age_seconds",
+            "Age of the oldest usage record not yet exported (0: none waiting)",
+            value=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms is not None else 0.0,
         )
 
 
