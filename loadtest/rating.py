@@ -6,10 +6,13 @@ server, one run per library:
 - plain: the sample plan without destinations, zones or timings (one tariff per rating group);
 - sample: the sample plan as shipped (10 prefixes);
 - N prefixes: the sample plan plus N generated prefixes (a prefixes_file) in its international set,
-  the called numbers drawn from them.
+  the called numbers drawn from them;
+- sample without usage records: the sample library with its usage record writing cut out (what a
+  call cost before usage records), for the cost of the records themselves.
 
-For each: FUNCTION LOAD time, the first call's time, charges/s, and the Redis time per call from INFO
-commandstats (usec_per_call of FCALL), with ratios to plain and sample measured in the same run. The
+For each: FUNCTION LOAD time, the first call's time, charges/s, the Redis time per call from INFO
+commandstats (usec_per_call of FCALL) and the memory per usage record (MEMORY USAGE of the usage
+streams over their length), with ratios to plain and sample measured in the same run. The
 libraries take turns for several rounds and each figure is the median of its rounds: these machines
 are shared, and a single run of each moves by 10 %."""
 
@@ -33,6 +36,7 @@ from creditd.settings import RedisSettings, Settings, load_settings
 from creditd.store.calls import Calls, NewAccount, fcall
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis
+from creditd.store.keys import usage_of_partition
 from creditd.store.library import render_library
 from creditd.v1 import creditd_pb2 as pb
 from loadtest.traffic import SessionScript, Shape
@@ -75,6 +79,13 @@ def table_settings(directory: Path, count: int, rng: random.Random) -> tuple[Set
     return load_settings(config), prefixes
 
 
+# Cuts the usage records out of a rendered library: the baseline they are measured against.
+WITHOUT_USAGE = (
+    "local function append_usage(usage_key, account, request)\n",
+    "local function append_usage(usage_key, account, request)\n  do return end\n",
+)
+
+
 class LibraryRun(msgspec.Struct):
     name: str
     render_s: float
@@ -84,6 +95,7 @@ class LibraryRun(msgspec.Struct):
     seconds: float
     usec_per_call: float
     results: dict[str, int]
+    usage_bytes_per_record: float = 0.0
 
     @property
     def charges_per_s(self) -> float:
@@ -126,12 +138,27 @@ async def _drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: 
     return charges, results
 
 
-async def measure(name: str, settings: Settings, url: str, shape: Shape, duration_s: float) -> LibraryRun:
+def usage_bytes_per_record(client: redis.Redis, partitions: int) -> float:
+    pipe = client.pipeline(transaction=False)
+    for partition in range(partitions):
+        pipe.memory_usage(usage_of_partition(partition), samples=0)
+        pipe.xlen(usage_of_partition(partition))
+    replies = pipe.execute()
+    records = sum(replies[1::2])
+    return sum(size or 0 for size in replies[0::2]) / records if records else 0.0
+
+
+async def measure(
+    name: str, settings: Settings, url: str, shape: Shape, duration_s: float, without_usage: bool = False
+) -> LibraryRun:
     client = redis.Redis.from_url(url)
     calls = Calls(settings.redis.partitions)
     started = time.perf_counter()
     source = render_library(settings)
     render_s = time.perf_counter() - started
+    if without_usage:
+        assert WITHOUT_USAGE[0] in source
+        source = source.replace(*WITHOUT_USAGE)
     client.flushall()
     started = time.perf_counter()
     client.execute_command("FUNCTION", "LOAD", "REPLACE", source)
@@ -152,8 +179,9 @@ async def measure(name: str, settings: Settings, url: str, shape: Shape, duratio
     charges, results = await _drive(url, calls, shape, duration_s, seed=7)
     seconds = time.perf_counter() - started
     usec = _usec_per_call(client)
+    per_record = usage_bytes_per_record(client, settings.redis.partitions)
     client.close()
-    return LibraryRun(name, render_s, load_s, first_call_ms, charges, seconds, usec, results)
+    return LibraryRun(name, render_s, load_s, first_call_ms, charges, seconds, usec, results, per_record)
 
 
 def median_run(runs: list[LibraryRun]) -> LibraryRun:
@@ -172,18 +200,19 @@ def median_run(runs: list[LibraryRun]) -> LibraryRun:
         1.0,
         statistics.median(run.usec_per_call for run in runs),
         results,
+        statistics.median(run.usage_bytes_per_record for run in runs),
     )
 
 
 def report_lines(runs: list[LibraryRun]) -> list[str]:
     plain, sample = runs[0], runs[1]
-    header = f"{'library':24} {'render s':>8} {'load s':>7} {'1st call ms':>11} {'charges/s':>10} {'µs/call':>8}"
-    lines = [f"{header} {'/plain':>7} {'/sample':>8}"]
+    header = f"{'library':30} {'render s':>8} {'load s':>7} {'1st call ms':>11} {'charges/s':>10} {'µs/call':>8}"
+    lines = [f"{header} {'/plain':>7} {'/sample':>8} {'B/record':>9}"]
     for run in runs:
         lines.append(
-            f"{run.name:24} {run.render_s:8.3f} {run.load_s:7.3f} {run.first_call_ms:11.1f} {run.charges_per_s:10.0f} "
+            f"{run.name:30} {run.render_s:8.3f} {run.load_s:7.3f} {run.first_call_ms:11.1f} {run.charges_per_s:10.0f} "
             f"{run.usec_per_call:8.2f} {run.usec_per_call / plain.usec_per_call:7.3f} "
-            f"{run.usec_per_call / sample.usec_per_call:8.3f}"
+            f"{run.usec_per_call / sample.usec_per_call:8.3f} {run.usage_bytes_per_record:9.1f}"
         )
     return lines
 
@@ -203,15 +232,17 @@ def main(prefixes: int, duration: float, rounds: int, json_path: Path) -> None:
         big_shape = Shape(accounts=ACCOUNTS, called_parties=("66812345678", "66898765432", *foreign))
         shape = Shape(accounts=ACCOUNTS)
         variants = [
-            ("plain (no destinations)", plain_settings(sample), shape),
-            ("sample (10 prefixes)", sample, shape),
-            (f"{prefixes} prefixes", big, big_shape),
+            ("plain (no destinations)", plain_settings(sample), shape, False),
+            ("sample (10 prefixes)", sample, shape, False),
+            (f"{prefixes} prefixes", big, big_shape, False),
+            ("sample without usage records", sample, shape, True),
         ]
-        rounds_of: dict[str, list[LibraryRun]] = {name: [] for name, _, _ in variants}
+        rounds_of: dict[str, list[LibraryRun]] = {name: [] for name, _, _, _ in variants}
         with EmbeddedRedis(directory / "redis") as server, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             for _ in range(rounds):
-                for name, settings, variant_shape in variants:
-                    rounds_of[name].append(runner.run(measure(name, settings, server.url, variant_shape, duration)))
+                for name, settings, variant_shape, without_usage in variants:
+                    run = measure(name, settings, server.url, variant_shape, duration, without_usage)
+                    rounds_of[name].append(runner.run(run))
         runs = [median_run(each) for each in rounds_of.values()]
     for line in report_lines(runs):
         click.echo(line)

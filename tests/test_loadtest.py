@@ -43,9 +43,11 @@ def test_rating_run_measures_every_library(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     runs = json.loads(report_path.read_text())
-    assert [run["name"] for run in runs] == ["plain (no destinations)", "sample (10 prefixes)", "2000 prefixes"]
+    names = ["plain (no destinations)", "sample (10 prefixes)", "2000 prefixes", "sample without usage records"]
+    assert [run["name"] for run in runs] == names
     for run in runs:
         assert run["usec_per_call"] > 0 and run["charges"] > 0 and set(run["results"]) == {"SUCCESS"}, run
+    assert all(run["usage_bytes_per_record"] > 0 for run in runs[:3]) and runs[3]["usage_bytes_per_record"] == 0
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:

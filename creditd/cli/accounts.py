@@ -25,6 +25,7 @@ def account() -> None:
 @click.option("--name", default="")
 @click.option("--email", default="")
 @click.option("--phone", default="")
+@click.option("--dealer", default="", help="who signed the customer (shop, agent, online)")
 @server_option
 def account_create(
     account_id: str,
@@ -35,11 +36,12 @@ def account_create(
     name: str,
     email: str,
     phone: str,
+    dealer: str,
     server: str,
 ) -> None:
     accounts, _ = stubs(server)
     contact = pb.Contact(name=name, email=email, phone=phone)
-    request = pb.CreateAccountRequest(account_id=account_id, plan=plan, initial_balance=initial_balance)
+    request = pb.CreateAccountRequest(account_id=account_id, plan=plan, initial_balance=initial_balance, dealer=dealer)
     request.contact.CopyFrom(contact)
     if credit_limit is not None:
         request.credit_limit = credit_limit

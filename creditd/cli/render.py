@@ -34,7 +34,7 @@ def account_card(account: pb.Account) -> str:
         f"credit       limit {account.credit_limit} ({limit_source})   tier {tier}",
         f"billing      cycle day {account.billing_cycle_day}   data overage this cycle {account.data_overage_spent}"
         + (f" of {account.data_overage_cap}" if account.data_overage_cap else " (no cap)"),
-        f"sessions     {account.open_sessions} open",
+        f"sessions     {account.open_sessions} open" + (f"   dealer {account.dealer}" if account.dealer else ""),
     ]
     if account.next_status:
         lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")
@@ -42,7 +42,7 @@ def account_card(account: pb.Account) -> str:
         expiry = _time(bucket.expires_at_ms) + " UTC" if bucket.expires_at_ms else "never"
         lines.append(
             f"bucket       {bucket.bucket_id}: {bucket.remaining} of {bucket.amount} {pb.Unit.Name(bucket.unit)} left, "
-            f"{bucket.reserved} reserved, expires {expiry}"
+            f"{bucket.reserved} reserved, expires {expiry}, serves {', '.join(bucket.zones) or 'home'}"
         )
     return "\n".join(lines)
 
