@@ -1,5 +1,6 @@
-"""Fuzzing a real server process: random bytes sent to every RPC, and well-formed messages whose
-fields hold anything a protobuf can carry (any ints, unicode, unknown enum values, many units).
+"""Fuzzing a real server process: random bytes sent to every unary RPC, and well-formed messages whose
+fields hold anything a protobuf can carry (any ints, unicode, unknown enum values, many units,
+called numbers and PLMNs of every shape).
 Whatever comes in, every call gets an answer or a gRPC status, the server stays up and healthy, and
 the audit of what it wrote is clean."""
 
@@ -26,7 +27,16 @@ pytestmark = pytest.mark.slow
 ACCOUNTS = ["66818180000", "66818180001"]
 METHODS = [f"/creditd.v1.CreditControl/{m}" for m in ("Charge", "ChargeBatch")] + [
     f"/creditd.v1.Accounts/{m}"
-    for m in ("CreateAccount", "GetAccount", "TopUp", "PurchaseBundle", "SetStatus", "SetCreditLimit", "ListLedger")
+    for m in (
+        "CreateAccount",
+        "GetAccount",
+        "TopUp",
+        "PurchaseBundle",
+        "SetStatus",
+        "SetCreditLimit",
+        "ListLedger",
+        "Adjust",
+    )
 ]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -64,7 +74,15 @@ def test_random_bytes_to_every_rpc(fuzzed_server, method: str, payload: bytes) -
     call(fuzzed_server[0], method, payload)
 
 
-units = st.builds(pb.UnitRequest, rating_group=uint32 | st.sampled_from([1, 2, 3, 4]), requested=int64, used=int64)
+units = st.builds(
+    pb.UnitRequest,
+    rating_group=uint32 | st.sampled_from([1, 2, 3, 4]),
+    requested=int64,
+    used=int64,
+    service_id=uint32,
+    used_after_tariff_change=int64,
+)
+numbers = text | st.sampled_from(["66812345678", "+442079460000", "0123", "+", "6" * 16, "٦٦"])
 charges = st.builds(
     pb.ChargeRequest,
     session_id=text,
@@ -73,6 +91,8 @@ charges = st.builds(
     account_id=text,
     gateway_id=text,
     units=st.lists(units, max_size=20),
+    called_party=numbers,
+    visited_plmn=text | st.sampled_from(["52001", "23415", "2341", "5200100"]),
 )
 
 
@@ -96,6 +116,7 @@ def test_hostile_accounts_calls_are_answered(fuzzed_server, account_id, amount, 
         (accounts.SetStatus, pb.SetStatusRequest(account_id=account_id, status=status, reason=reason)),
         (accounts.CreateAccount, pb.CreateAccountRequest(account_id=account_id, plan=channel, initial_balance=amount)),
         (accounts.SetCreditLimit, pb.SetCreditLimitRequest(account_id=account_id, credit_limit=amount)),
+        (accounts.Adjust, pb.AdjustRequest(account_id=account_id, amount=amount, reason=reason, idempotency_key=key)),
         (
             accounts.PurchaseBundle,
             pb.PurchaseBundleRequest(account_id=account_id, bundle_id=channel, idempotency_key=key),

@@ -73,9 +73,13 @@ CALLS = {
     "SetStatus": lambda cc, ac: ac.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")),
     "SetCreditLimit": lambda cc, ac: ac.SetCreditLimit(pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)),
     "ListLedger": lambda cc, ac: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
+    "Adjust": lambda cc, ac: ac.Adjust(
+        pb.AdjustRequest(account_id=ACCOUNT, amount=5, reason="test", idempotency_key="adj-1")
+    ),
 }
 STREAMS = {
     "WatchEvents": lambda cc, ac: ac.WatchEvents(pb.WatchEventsRequest()),
+    "WatchUsage": lambda cc, ac: ac.WatchUsage(pb.WatchUsageRequest()),
     "WatchNotifications": lambda cc, ac: cc.WatchNotifications(pb.WatchNotificationsRequest(gateway_id="pgw1")),
 }
 
