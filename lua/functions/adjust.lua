@@ -50,13 +50,8 @@ local function check_adjust(keys, args)
   local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
-  local record = redis.call('GET', keys.record)
-  if record then
-    local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
-    assert(fingerprint, 'corrupt idempotency record')
-    if fingerprint ~= request.fingerprint then
-      refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with a different payload')
-    end
+  local seq = applied_seq(keys.record, request.fingerprint)
+  if seq then
     return { account = account, request = request, replayed_seq = seq }
   end
   if account.status == STATUS.TERMINATED then
@@ -92,8 +87,7 @@ local function adjust(raw_keys, args)
     apply_credit_exhaustion(account, request.now_ms, reference)
   end
   save_account(account, keys)
-  redis.call('SET', keys.record, request.fingerprint .. '|' .. format_integer(seq),
-    'EX', CONFIG.limits.topup_key_retention_s)
+  remember_applied(keys.record, request.fingerprint, seq)
   return reply(CODE.SUCCESS, '', adjust_json(0, format_integer(seq), account.balance))
 end
 

@@ -35,11 +35,7 @@ local function check_purchase(keys, args)
   local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
-  local record = redis.call('GET', keys.record)
-  if record then
-    if string.match(record, '^(%x+)|') ~= request.fingerprint then
-      refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with another payload')
-    end
+  if applied_seq(keys.record, request.fingerprint) then
     return { account = account, request = request, replayed = true }
   end
   local bundle = CONFIG.plans[account.plan] and CONFIG.plans[account.plan].bundles[request.bundle_id]
@@ -87,7 +83,7 @@ local function purchase_bundle(raw_keys, args)
   queue_event(account, request.now_ms, 'bundle_purchased', request.bundle_id .. ' ' .. bucket_id)
   account.notification, account.notification_ms = { 'REAUTH', 'bundle_purchased ' .. request.bundle_id }, request.now_ms
   save_account(account, keys)
-  redis.call('SET', keys.record, request.fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
+  remember_applied(keys.record, request.fingerprint, seq)
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))
 end
 

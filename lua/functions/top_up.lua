@@ -40,13 +40,8 @@ local function check_top_up(keys, args)
   local account = load_existing_account(keys.account)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
-  local record = redis.call('GET', keys.record)
-  if record then
-    local fingerprint, seq = string.match(record, '^(%x+)|(%d+)$')
-    assert(fingerprint, 'corrupt top-up record')
-    if fingerprint ~= request.fingerprint then
-      refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with a different amount or channel')
-    end
+  local seq = applied_seq(keys.record, request.fingerprint)
+  if seq then
     return { account = account, request = request, replayed_seq = seq }
   end
   if account.status == STATUS.TERMINATED then
@@ -78,8 +73,7 @@ local function top_up(raw_keys, args)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   apply_credit_recovery(account, request.now_ms, reference, 'TOPUP')
   save_account(account, keys)
-  redis.call('SET', keys.record, request.fingerprint .. '|' .. format_integer(seq),
-    'EX', CONFIG.limits.topup_key_retention_s)
+  remember_applied(keys.record, request.fingerprint, seq)
   return reply(CODE.SUCCESS, '', top_up_json(account, keys, request.now_ms, 0, format_integer(seq)))
 end
 

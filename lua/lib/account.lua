@@ -199,6 +199,26 @@ local function assert_account_invariants(account)
     'active account with exhausted credit')
 end
 
+-- An idempotency record (cd:{p:<n>}:topup:<account_id>/<key>, '<fingerprint>|<ledger_seq>', shared by
+-- top-ups, purchases and adjustments): the ledger seq the key applied as, for a retransmission; nil
+-- for a new key; refuses a key already used with another payload.
+local function applied_seq(record_key, fingerprint)
+  local record = redis.call('GET', record_key)
+  if not record then
+    return nil
+  end
+  local stored, seq = string.match(record, '^(%x+)|(%d+)$')
+  assert(stored, 'corrupt idempotency record')
+  if stored ~= fingerprint then
+    refuse(CODE.INVALID_REQUEST, 'idempotency_key: already used with a different payload')
+  end
+  return seq
+end
+
+local function remember_applied(record_key, fingerprint, seq)
+  redis.call('SET', record_key, fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
+end
+
 local function load_existing_account(key)
   local account = load_account(key)
   if not account then
