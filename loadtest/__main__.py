@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import uvloop
 
-from loadtest.report import table, write_json
+from loadtest.report import comparison, read_report, run_identity, table, write_json
 from loadtest.runner import Options, run
 from loadtest.traffic import Shape
 
@@ -29,7 +29,15 @@ SMOKE = Shape(gateways=2, sessions_per_gateway=4, accounts=40, duration_s=1.5, t
 @click.option("--workers", default=1, show_default=True, help="creditd processes when it starts one")
 @click.option("--max-requests", default=2_000_000, show_default=True, help="per phase")
 @click.option("--baselines/--no-baselines", default=True, show_default=True)
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/latest.json"))
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), help="[default: loadtest/results/<commit>-<time>.json]"
+)
+@click.option(
+    "--compare",
+    "compare_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a previous run's JSON: print every figure's ratio to it",
+)
 @click.option("--smoke", is_flag=True, help="a few seconds on a small shape (CI)")
 def main(  # noqa: PLR0913 - one parameter per option
     target: str,
@@ -43,7 +51,8 @@ def main(  # noqa: PLR0913 - one parameter per option
     workers: int,
     max_requests: int,
     baselines: bool,
-    json_path: Path,
+    json_path: Path | None,
+    compare_path: Path | None,
     smoke: bool,
 ) -> None:
     shape = (
@@ -72,7 +81,14 @@ def main(  # noqa: PLR0913 - one parameter per option
     )
     with progress as bar, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         report = runner.run(run(options, bar.update))
+    report.settings.update(run_identity())
     click.echo(table(report))
+    if compare_path is not None:
+        click.echo("")
+        click.echo(comparison(report, read_report(compare_path)))
+    json_path = (
+        json_path or Path("loadtest/results") / f"{report.settings['commit']}-{report.settings['written_at']}.json"
+    )
     write_json(report, json_path)
     click.echo(f"written: {json_path}")
     sys.exit(1 if report.audit_violations else 0)

@@ -107,7 +107,7 @@ def _usec_per_call(client: redis.Redis) -> float:
     return float(stats.get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
 
 
-async def _drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: int) -> tuple[int, dict[str, int]]:
+async def drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: int) -> tuple[int, dict[str, int]]:
     client = connect(url, RedisSettings())
     rng, results, charges = random.Random(seed), dict[str, int](), 0
     deadline = time.monotonic() + duration_s
@@ -176,7 +176,7 @@ async def measure(
     first_call_ms = (time.perf_counter() - started) * 1000
     client.config_resetstat()
     started = time.perf_counter()
-    charges, results = await _drive(url, calls, shape, duration_s, seed=7)
+    charges, results = await drive(url, calls, shape, duration_s, seed=7)
     seconds = time.perf_counter() - started
     usec = _usec_per_call(client)
     per_record = usage_bytes_per_record(client, settings.redis.partitions)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import subprocess
+import time
 from pathlib import Path
 
 import msgspec
@@ -92,6 +94,54 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def run_identity() -> dict[str, object]:
+    """The commit the run measured (with '+dirty' for uncommitted changes) and when."""
+
+    def git(*arguments: str) -> str:
+        try:
+            return subprocess.run(["git", *arguments], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    return {"commit": commit, "written_at": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())}
+
+
 def write_json(report: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2))
+
+
+def figures(report: Report) -> dict[str, float]:
+    """Every figure of a run by a stable name: per phase its rates and latency percentiles, then the
+    ratios and memory figures."""
+    found: dict[str, float] = {}
+    for phase in report.phases:
+        found[f"{phase.name}: rpc/s"] = phase.rpcs_per_s
+        found[f"{phase.name}: charges/s"] = phase.charges_per_s
+        for percentile, value_us in phase.latency_us.items():
+            found[f"{phase.name}: {percentile} ms"] = value_us / 1000
+    found.update(report.ratios)
+    found.update({name: float(value) for name, value in report.memory.items()})
+    return found
+
+
+def comparison(report: Report, base: Report) -> str:
+    """The ratio of every figure to the same figure of a previous run (rates: higher is better;
+    latencies and bytes: lower is better)."""
+    now, then = figures(report), figures(base)
+    lines = [f"compared with {base.settings.get('commit', '?')} ({base.settings.get('written_at', '?')})"]
+    lines.append(f"{'figure':60} {'base':>10} {'now':>10} {'now/base':>9}")
+    for name, value in now.items():
+        if name in then:
+            lines.append(f"{name:60} {then[name]:10.2f} {value:10.2f} {ratio(value, then[name]):9.3f}")
+    missing = sorted(set(then) - set(now))
+    if missing:
+        lines.append(f"not in this run: {', '.join(missing)}")
+    return "\n".join(lines)
+
+
+def read_report(path: Path) -> Report:
+    return msgspec.json.decode(path.read_bytes(), type=Report)

@@ -1,8 +1,10 @@
 """The load generators run to the end by themselves on a small shape (CI smoke tests, no timing is
-asserted): every phase including both baselines produces figures, no request fails, and the audit of
-the run is clean with nothing left reserved, and every unit is rated; the rating run measures the
-Redis time per call of each library (plain, sample, a generated prefix table); the growth and
-scaling runs measure every step and cell (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
+asserted): every phase including both baselines produces figures, no request fails, the audit of the
+run is clean with nothing left reserved, and every unit is rated; a run compared with a previous one
+prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
+sample, a generated prefix table, no usage records); the Redis time run measures each request type
+against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
+(scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,27 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert report["audit_violations"] == [] and report["audit_summary"]["total_reserved"] == 0
     assert "unary Charge / echo unary (target >= 0.8)" in report["ratios"]
     assert report["memory"]["redis bytes per open session"] > 0
+    assert report["settings"]["commit"] and report["settings"]["written_at"]
+
+    # a second run compared with the first prints every figure's ratio to it
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--smoke",
+            "--json",
+            str(tmp_path / "again.json"),
+            "--compare",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert f"compared with {report['settings']['commit']}" in again.stdout
+    assert "creditd unary Charge: charges/s" in again.stdout and "now/base" in again.stdout
 
 
 def test_rating_run_measures_every_library(tmp_path: Path) -> None:
@@ -48,6 +71,19 @@ def test_rating_run_measures_every_library(tmp_path: Path) -> None:
     for run in runs:
         assert run["usec_per_call"] > 0 and run["charges"] > 0 and set(run["results"]) == {"SUCCESS"}, run
     assert all(run["usage_bytes_per_record"] > 0 for run in runs[:3]) and runs[3]["usage_bytes_per_record"] == 0
+
+
+def test_redis_time_run_measures_every_request_type_against_the_baseline(tmp_path: Path) -> None:
+    report_path = tmp_path / "redis_time.json"
+    arguments = ["--rounds", "1", "--sessions", "200", "--mix-duration", "0.3", "--json", str(report_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.redis_time", *arguments], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = json.loads(report_path.read_text())
+    names = ["baseline (reserve-shaped)", "INITIAL", "UPDATE", "TERMINATE", "EVENT", "standard mix"]
+    assert [row["phase"] for row in rows] == names
+    assert all(row["usec_per_call"] > 0 for row in rows) and rows[0]["ratio_to_baseline"] == 1.0
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:

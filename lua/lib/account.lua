@@ -79,7 +79,8 @@ local function load_account(key)
   if #flat == 0 then
     return nil
   end
-  local account = { buckets = {}, dirty_buckets = {}, pending_ledger = {}, pending_events = {} }
+  -- stored: the hash's fields as read, so that saving writes only those that changed.
+  local account = { buckets = {}, dirty_buckets = {}, pending_ledger = {}, pending_events = {}, stored = {} }
   for index = 1, #flat, 2 do
     local field, value = flat[index], flat[index + 1]
     if string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
@@ -87,6 +88,7 @@ local function load_account(key)
       account.buckets[bucket_id] = decode_bucket(bucket_id, value)
     else
       account[field] = value
+      account.stored[field] = value
     end
   end
   for field, value in pairs(FIELD_DEFAULTS) do

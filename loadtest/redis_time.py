@@ -1,0 +1,147 @@
+"""python -m loadtest.redis_time: the Redis time of one `charge` call, per request type and on the
+standard mix, against a minimal reserve-shaped function measured in the same run (the performance
+issue's baseline: read two hash fields, check an idempotency record, HINCRBY, HSET, SET with EXPIRE,
+XADD; loadtest/baseline.lua). Everything is piped straight into an embedded server; the time is
+INFO commandstats' usec_per_call of FCALL, reset before each phase, so only that phase's calls count.
+
+Phases: the baseline; INITIAL for a set of sessions (data, voice to Thai and foreign numbers, one in
+ten roaming); an UPDATE for each; a TERMINATE for each; SMS EVENTs; the standard mix
+(loadtest/rating.py's traffic). Each figure is the median of --rounds rounds."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import msgspec
+import redis
+import uvloop
+
+from creditd.resources import default_config_path
+from creditd.settings import load_settings
+from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall
+from creditd.store.codes import RequestType
+from creditd.store.embedded import EmbeddedRedis
+from creditd.store.library import render_library
+from loadtest.rating import drive
+from loadtest.traffic import Shape
+
+BASELINE = Path(__file__).with_name("baseline.lua")
+PIPELINE = 500
+NUMBERS = ("66812345678", "66898765432", "442079460000")
+DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
+
+
+class TypeTimes(msgspec.Struct):
+    phase: str
+    calls: int
+    usec_per_call: float
+    ratio_to_baseline: float = 0.0
+
+
+def usec_per_call(client: redis.Redis) -> float:
+    return float(client.info("commandstats").get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
+
+
+def piped(client: redis.Redis, words: list[tuple[object, ...]]) -> float:
+    """Runs the FCALLs in pipelines; returns their usec_per_call. Every call must succeed (a charge
+    answer with result SUCCESS, a reservation made): a refused call would measure nothing."""
+    client.config_resetstat()
+    for start in range(0, len(words), PIPELINE):
+        pipe = client.pipeline(transaction=False)
+        for call in words[start : start + PIPELINE]:
+            pipe.execute_command("FCALL", *call)
+        for reply in pipe.execute():
+            succeeded = reply == 1 if isinstance(reply, int) else bytes(reply[2]).startswith(b"[2001,")
+            assert succeeded, reply
+    return usec_per_call(client)
+
+
+def sessions(count: int, rng: random.Random) -> list[tuple[str, str, int, str, str]]:
+    """(session id, account id, rating group, called party, visited PLMN) of each session."""
+    return [
+        (
+            f"t{n}",
+            f"6690{n % 200:07d}",
+            DATA if n % 2 else VOICE,
+            "" if n % 2 else rng.choice(NUMBERS),
+            "23415" if rng.random() < 0.1 else "",
+        )
+        for n in range(count)
+    ]
+
+
+def charge(calls: Calls, session: tuple[str, str, int, str, str], kind: int, number: int, used: int) -> Command:
+    session_id, account_id, group, called_party, visited_plmn = session
+    units = (UnitSpec(group, 0, used),)
+    spec = ChargeSpec(session_id, kind, number, account_id, "rt", units, called_party, visited_plmn)
+    return calls.charge(spec, int(time.time() * 1000), "loadtest")
+
+
+def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -> dict[str, float]:
+    settings = load_settings(default_config_path())
+    calls, rng = Calls(settings.redis.partitions), random.Random(17)
+    client.flushall()
+    client.function_load(render_library(settings), replace=True)
+    client.function_load(BASELINE.read_text(), replace=True)
+    now_ms = int(time.time() * 1000)
+    for n in range(200):
+        command = calls.create_account(NewAccount(f"6690{n:07d}", "standard", 10**12), now_ms, "lt")
+        client.execute_command("FCALL", *fcall(command))
+    baseline = [
+        ("reserve_baseline", 3, f"{{b}}:acct:{n % 200}", f"{{b}}:record:{n}", "{b}:events", 1)
+        for n in range(session_count)
+    ]
+    for n in range(200):
+        client.hset(f"{{b}}:acct:{n}", mapping={"balance": 10**12, "reserved": 0})
+    open_sessions = sessions(session_count, rng)
+
+    def phase(kind: int, number: int, used: Callable[[int], int]) -> list[tuple[object, ...]]:
+        return [fcall(charge(calls, session, kind, number, used(session[2]))) for session in open_sessions]
+
+    figures = {"baseline (reserve-shaped)": piped(client, baseline)}
+    figures["INITIAL"] = piped(client, phase(RequestType.INITIAL, 0, lambda group: 0))
+    figures["UPDATE"] = piped(client, phase(RequestType.UPDATE, 1, lambda group: MB if group == DATA else 60))
+    figures["TERMINATE"] = piped(client, phase(RequestType.TERMINATE, 2, lambda group: MB if group == DATA else 45))
+    events = [
+        fcall(charge(calls, (f"e{n}", f"6690{n % 200:07d}", SMS, rng.choice(NUMBERS), ""), RequestType.EVENT, 0, 0))
+        for n in range(session_count)
+    ]
+    figures["EVENT"] = piped(client, events)
+    client.config_resetstat()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(drive(url, calls, Shape(accounts=200), mix_s, seed=3))
+    figures["standard mix"] = usec_per_call(client)
+    return figures
+
+
+@click.command()
+@click.option("--sessions", "session_count", default=5000, show_default=True, help="sessions per request-type phase")
+@click.option("--mix-duration", default=3.0, show_default=True, help="seconds of the standard mix per round")
+@click.option("--rounds", default=3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/redis_time.json"))
+def main(session_count: int, mix_duration: float, rounds: int, json_path: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="creditd-redis-time-") as work, EmbeddedRedis(Path(work)) as server:
+        client = redis.Redis.from_url(server.url)
+        runs = [one_round(client, server.url, session_count, mix_duration) for _ in range(rounds)]
+        client.close()
+    medians = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+    baseline = medians["baseline (reserve-shaped)"]
+    rows = [TypeTimes(name, session_count, value, round(value / baseline, 2)) for name, value in medians.items()]
+    click.echo(f"{'phase':28} {'µs per call':>12} {'× baseline':>11}")
+    for row in rows:
+        click.echo(f"{row.phase:28} {row.usec_per_call:12.2f} {row.ratio_to_baseline:11.2f}")
+    click.echo("target: the standard mix at most 2.5 × the baseline")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_bytes(msgspec.json.encode(rows))
+    click.echo(f"written: {json_path}")
+
+
+if __name__ == "__main__":
+    main()
