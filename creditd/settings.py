@@ -43,6 +43,11 @@ RatingNames = Annotated[list[Name], msgspec.Meta(max_length=64)]
 
 
 Role = Literal["gateway", "topup", "crm", "admin"]
+# Languages subscriber notices are written in (config/templates/<language>/ when the notifier sends).
+Language = Literal["en", "th", "ru", "zh"]
+LANGUAGES: tuple[str, ...] = ("en", "th", "ru", "zh")
+Channel = Literal["sms", "email", "webhook"]
+CHANNELS: tuple[str, ...] = ("sms", "email", "webhook")
 
 
 class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -205,6 +210,18 @@ class Bundle(Struct, frozen=True):
     zones: RatingNames = msgspec.field(default_factory=list)
 
 
+class Preferences(Struct, frozen=True):
+    """A plan's defaults for its subscribers' notification preferences (Accounts.SetPreferences sets
+    an account's own; the time zone defaults to the plan's)."""
+
+    language: Language = "en"
+    channels: Annotated[list[Channel], msgspec.Meta(max_length=3)] = msgspec.field(default_factory=lambda: ["sms"])
+    marketing_opt_in: bool = False
+    # Both or neither; neither: no quiet hours.
+    quiet_hours_start: ClockTime | None = None
+    quiet_hours_end: ClockTime | None = None
+
+
 class CreditTier(Struct, frozen=True):
     name: Name
     # Accounts whose average monthly top-up over the plan's credit_tier_months reaches this.
@@ -243,6 +260,7 @@ class Plan(Struct, frozen=True, kw_only=True):
     time_zone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
     # Visited networks that count as home (an empty visited_plmn always does).
     home_plmns: Annotated[list[Plmn], msgspec.Meta(max_length=64)] = msgspec.field(default_factory=list)
+    preferences: Preferences = Preferences()
     tariffs: Annotated[list[Tariff], msgspec.Meta(max_length=MAX_TARIFFS_PER_PLAN)]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
@@ -373,6 +391,11 @@ def _check_coherence(settings: Settings) -> None:
         if plan.suspension_reminder_days != sorted(set(plan.suspension_reminder_days), reverse=True):
             raise ConfigError(f"{where}.suspension_reminder_days: must be distinct and descending")
         _check_tiers(where, plan, limits)
+        defaults = plan.preferences
+        if (defaults.quiet_hours_start is None) != (defaults.quiet_hours_end is None):
+            raise ConfigError(f"{where}.preferences: quiet_hours_start and quiet_hours_end go together")
+        if len(set(defaults.channels)) != len(defaults.channels):
+            raise ConfigError(f"{where}.preferences.channels: a channel appears twice")
         if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
             raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
         for index, bundle in enumerate(plan.bundles):

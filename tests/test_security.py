@@ -73,6 +73,9 @@ CALLS = {
     "SetStatus": lambda cc, ac: ac.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")),
     "SetCreditLimit": lambda cc, ac: ac.SetCreditLimit(pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)),
     "ListLedger": lambda cc, ac: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
+    "SetPreferences": lambda cc, ac: ac.SetPreferences(
+        pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=pb.Preferences(language="th"))
+    ),
     "Adjust": lambda cc, ac: ac.Adjust(
         pb.AdjustRequest(account_id=ACCOUNT, amount=5, reason="test", idempotency_key="adj-1")
     ),

@@ -4,7 +4,7 @@ role before it touches Redis. Without TLS (loopback development only) every call
 
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
     topup    TopUp, GetAccount
-    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust
+    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences
     admin    everything
 """
 
@@ -36,12 +36,13 @@ ALL_METHODS = frozenset(
         "WatchEvents",
         "WatchUsage",
         "Adjust",
+        "SetPreferences",
     }
 )
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
     "topup": frozenset({"TopUp", "GetAccount"}),
-    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust"}),
+    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences"}),
     "admin": ALL_METHODS,
 }
 LOCAL_IDENTITY = "local"

@@ -6,7 +6,7 @@ import msgspec
 
 from creditd.core.feed import FeedEvent
 from creditd.core.usage import Usage
-from creditd.store.calls import BucketSpec, NewAccount
+from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
 from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord
 from creditd.v1 import creditd_pb2 as pb
 
@@ -87,6 +87,14 @@ def account_message(record: AccountRecord) -> pb.Account:
         status_since_ms=record.status_since_ms,
         contact=pb.Contact(name=record.contact_name, email=record.contact_email, phone=record.contact_phone),
         dealer=record.dealer,
+        preferences=pb.Preferences(
+            language=record.preferences.language,
+            time_zone=record.preferences.time_zone,
+            channels=record.preferences.channels.split(",") if record.preferences.channels else [],
+            marketing_opt_in=record.preferences.marketing_opt_in,
+            quiet_hours_start=record.preferences.quiet_hours_start,
+            quiet_hours_end=record.preferences.quiet_hours_end,
+        ),
         created_at_ms=record.created_at_ms,
         ledger_seq=record.ledger_seq,
         billing_cycle_day=record.billing_cycle_day,
@@ -142,6 +150,18 @@ def event_message(event: FeedEvent) -> pb.Event:
     kind, account_id = attributes.pop("kind"), attributes.pop("account_id")
     time_ms = int(attributes.pop("time_ms"))
     return pb.Event(id=event.id, kind=kind, account_id=account_id, time_ms=time_ms, attributes=attributes)
+
+
+def preferences_spec(request: pb.SetPreferencesRequest) -> PreferencesSpec:
+    p = request.preferences
+    return PreferencesSpec(
+        language=p.language,
+        time_zone=p.time_zone,
+        channels=list(p.channels),
+        marketing_opt_in=p.marketing_opt_in,
+        quiet_hours_start=p.quiet_hours_start,
+        quiet_hours_end=p.quiet_hours_end,
+    )
 
 
 def usage_message(usage: Usage) -> pb.UsageRecord:

@@ -11,7 +11,14 @@ from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
 from creditd.api.interceptors import rpc
-from creditd.api.messages import account_message, answer_message, ledger_entry_message, new_account, refused_answer
+from creditd.api.messages import (
+    account_message,
+    answer_message,
+    ledger_entry_message,
+    new_account,
+    preferences_spec,
+    refused_answer,
+)
 from creditd.api.metrics_endpoint import count_charge
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
 from creditd.core.accounts import Accounts
@@ -171,6 +178,11 @@ class AccountsService(pb_grpc.AccountsServicer):
     async def WatchUsage(self, request: pb.WatchUsageRequest, context: Context) -> AsyncIterator[pb.UsageRecord]:
         async for record in watch_usage(self._watchers, request):
             yield record
+
+    @rpc
+    async def SetPreferences(self, request: pb.SetPreferencesRequest, context: Context) -> pb.Account:
+        validation.check_preferences(request)
+        return account_message(await self._accounts.set_preferences(request.account_id, preferences_spec(request)))
 
     @rpc
     async def Adjust(self, request: pb.AdjustRequest, context: Context) -> pb.AdjustAnswer:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from creditd.errors import InvalidArgument
-from creditd.settings import MAX_EXACT_INTEGER, Limits
+from creditd.settings import CHANNELS, LANGUAGES, MAX_EXACT_INTEGER, Limits
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 
@@ -131,6 +132,31 @@ def check_adjust(request: pb.AdjustRequest, limits: Limits) -> None:
         raise InvalidArgument("reason: must not be empty")
     check_free_text(request.reason, "reason", limits.max_contact_field_length)
     check_id(request.idempotency_key, "idempotency_key")
+
+
+CLOCK_PATTERN = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def check_preferences(request: pb.SetPreferencesRequest) -> None:
+    check_id(request.account_id, "account_id")
+    p = request.preferences
+    if p.language and p.language not in LANGUAGES:
+        raise InvalidArgument(f"preferences.language: one of {', '.join(LANGUAGES)}")
+    if p.time_zone:
+        try:
+            ZoneInfo(p.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidArgument(f"preferences.time_zone: unknown time zone {p.time_zone[:64]!r}") from None
+    for channel in p.channels:
+        if channel not in CHANNELS:
+            raise InvalidArgument(f"preferences.channels: unknown channel {channel[:32]!r} ({', '.join(CHANNELS)})")
+    if len(set(p.channels)) != len(p.channels):
+        raise InvalidArgument("preferences.channels: a channel appears twice")
+    for field in ("quiet_hours_start", "quiet_hours_end"):
+        if getattr(p, field) and not CLOCK_PATTERN.fullmatch(getattr(p, field)):
+            raise InvalidArgument(f"preferences.{field}: HH:MM, 00:00 to 23:59")
+    if bool(p.quiet_hours_start) != bool(p.quiet_hours_end):
+        raise InvalidArgument("preferences.quiet_hours_end: quiet_hours_start and quiet_hours_end go together")
 
 
 def check_top_up(request: pb.TopUpRequest, limits: Limits) -> None:

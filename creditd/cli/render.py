@@ -21,6 +21,12 @@ def _status(status: int) -> str:
     return pb.AccountStatus.Name(pb.AccountStatus.ValueType(status)) if status else "-"
 
 
+def _preferences_line(p: pb.Preferences) -> str:
+    quiet = f"quiet {p.quiet_hours_start}-{p.quiet_hours_end}" if p.quiet_hours_start else "no quiet hours"
+    marketing = "offers welcome" if p.marketing_opt_in else "no offers"
+    return f"notices      {p.language} via {', '.join(p.channels) or '-'}   {p.time_zone}   {quiet}   {marketing}"
+
+
 def account_card(account: pb.Account) -> str:
     """The subscriber card, one labelled line per fact."""
     tier = account.tier or "-"
@@ -35,6 +41,7 @@ def account_card(account: pb.Account) -> str:
         f"billing      cycle day {account.billing_cycle_day}   data overage this cycle {account.data_overage_spent}"
         + (f" of {account.data_overage_cap}" if account.data_overage_cap else " (no cap)"),
         f"sessions     {account.open_sessions} open" + (f"   dealer {account.dealer}" if account.dealer else ""),
+        _preferences_line(account.preferences),
     ]
     if account.next_status:
         lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from creditd.clock import Clock
 from creditd.logs import caller
-from creditd.store.calls import Calls, Command, NewAccount
+from creditd.store.calls import Calls, Command, NewAccount, PreferencesSpec
 from creditd.store.functions import Functions
 from creditd.store.replies import (
     ACCOUNT_DECODER,
@@ -52,6 +52,9 @@ class Accounts:
     async def set_credit_limit(self, account_id: str, credit_limit: int | None) -> AccountRecord:
         """An operator's credit limit, or None: back to the tier's."""
         return await self._card(self._calls.set_credit_limit(account_id, credit_limit, self._clock.now_ms(), caller()))
+
+    async def set_preferences(self, account_id: str, preferences: PreferencesSpec) -> AccountRecord:
+        return await self._card(self._calls.set_preferences(account_id, preferences, self._clock.now_ms(), caller()))
 
     async def list_ledger(self, account_id: str, limit: int, before_seq: int) -> list[LedgerEntryRecord]:
         reply = await self._functions.call(self._calls.list_ledger(account_id, limit, before_seq))

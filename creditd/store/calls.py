@@ -42,6 +42,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "create_account": ACCOUNT_CALL,
     "set_status": ACCOUNT_CALL,
     "set_credit_limit": ACCOUNT_CALL,
+    "set_preferences": ACCOUNT_CALL,
     "advance_account": ACCOUNT_CALL,
     "recompute_tier": ACCOUNT_CALL,
     "top_up": RECORD_CALL,
@@ -139,6 +140,17 @@ class NewAccount(msgspec.Struct, frozen=True):
     buckets: Sequence[BucketSpec] = ()
     # Who signed the customer (shop, agent, online); '' for none.
     dealer: str = ""
+
+
+class PreferencesSpec(msgspec.Struct, frozen=True):
+    """An account's notification preferences; '' (and no channels) means the plan's default."""
+
+    language: str = ""
+    time_zone: str = ""
+    channels: Sequence[str] = ()
+    marketing_opt_in: bool = False
+    quiet_hours_start: str = ""
+    quiet_hours_end: str = ""
 
 
 def fcall(command: Command) -> tuple[Argument, ...]:
@@ -239,6 +251,21 @@ class Calls:
     def set_credit_limit(self, account_id: str, credit_limit_minor: int | None, now_ms: int, actor: str) -> Command:
         args = (now_ms, account_id, _optional(credit_limit_minor), actor)
         return "set_credit_limit", self.keys_of("set_credit_limit", account_id), args
+
+    def set_preferences(self, account_id: str, preferences: PreferencesSpec, now_ms: int, actor: str) -> Command:
+        p = preferences
+        args = (
+            now_ms,
+            account_id,
+            p.language,
+            p.time_zone,
+            ",".join(p.channels),
+            int(p.marketing_opt_in),
+            p.quiet_hours_start,
+            p.quiet_hours_end,
+            actor,
+        )
+        return "set_preferences", self.keys_of("set_preferences", account_id), args
 
     def list_ledger(self, account_id: str, limit: int, before_seq: int) -> Command:
         return "list_ledger", self.keys_of("list_ledger", account_id), (account_id, limit, before_seq)

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from creditd.errors import Internal
 from creditd.resources import lua_directory
-from creditd.settings import Plan, PlanChange, Settings
+from creditd.settings import LANGUAGES, Plan, PlanChange, Settings
 from creditd.store.calls import KEY_LAYOUTS, Calls, fcall
 from creditd.store.codes import ExhaustionPolicy, FinalUnitAction, Unit
 from creditd.store.connection import AnyRedis, primaries
@@ -84,6 +84,14 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
             for bundle in plan.bundles
         },
         "time_zone": plan.time_zone,
+        "preferences": {
+            "language": plan.preferences.language,
+            "time_zone": plan.time_zone,
+            "channels": ",".join(plan.preferences.channels),
+            "marketing_opt_in": plan.preferences.marketing_opt_in,
+            "quiet_hours_start": plan.preferences.quiet_hours_start or "",
+            "quiet_hours_end": plan.preferences.quiet_hours_end or "",
+        },
         "home_plmns": {plmn: True for plmn in plan.home_plmns},
         "rating_groups": rating_groups_table(plan),
         "providers": {tariff.name: tariff.provider for tariff in plan.tariffs if tariff.provider},
@@ -127,6 +135,7 @@ def config_table(settings: Settings) -> dict[str, LuaValue]:
         "sweeper": sweeper,
         "plan_changes": plan_changes,
         "rating": rating_config_table(settings),
+        "languages": {language: True for language in LANGUAGES},
     }
 
 

@@ -167,6 +167,18 @@ class BucketRecord(msgspec.Struct, array_like=True, frozen=True):
         return self.zones.split(",")
 
 
+class PreferencesRecord(msgspec.Struct, frozen=True):
+    """The preferences in force: the account's own, else its plan's defaults."""
+
+    language: str
+    time_zone: str
+    # Comma-separated.
+    channels: str
+    marketing_opt_in: bool
+    quiet_hours_start: str
+    quiet_hours_end: str
+
+
 class AccountRecord(msgspec.Struct, frozen=True):
     account_id: str
     plan: str
@@ -184,6 +196,7 @@ class AccountRecord(msgspec.Struct, frozen=True):
     contact_email: str
     contact_phone: str
     dealer: str
+    preferences: PreferencesRecord
     open_sessions: int
     credit_limit_override: bool
     billing_cycle_day: int

@@ -625,6 +625,7 @@ class Account(_message.Message):
     NEXT_STATUS_FIELD_NUMBER: _builtins.int
     NEXT_STATUS_AT_MS_FIELD_NUMBER: _builtins.int
     DEALER_FIELD_NUMBER: _builtins.int
+    PREFERENCES_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     currency: _builtins.str
@@ -656,6 +657,10 @@ class Account(_message.Message):
     def buckets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bucket]: ...
     @_builtins.property
     def contact(self) -> Global___Contact: ...
+    @_builtins.property
+    def preferences(self) -> Global___Preferences:
+        """In force: the account's own, else its plan's defaults."""
+
     def __init__(
         self,
         *,
@@ -682,14 +687,81 @@ class Account(_message.Message):
         next_status: Global___AccountStatus.ValueType = ...,
         next_status_at_ms: _builtins.int = ...,
         dealer: _builtins.str = ...,
+        preferences: Global___Preferences | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class Preferences(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    MARKETING_OPT_IN_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_START_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_END_FIELD_NUMBER: _builtins.int
+    language: _builtins.str
+    """en, th, ru or zh."""
+    time_zone: _builtins.str
+    """IANA name: quiet hours and dates in notices are in it."""
+    marketing_opt_in: _builtins.bool
+    """Offers and campaigns only with it; service notices always."""
+    quiet_hours_start: _builtins.str
+    """"HH:MM", both or neither: notices due in between wait for its end."""
+    quiet_hours_end: _builtins.str
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """sms, email, webhook."""
+
+    def __init__(
+        self,
+        *,
+        language: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        channels: _abc.Iterable[_builtins.str] | None = ...,
+        marketing_opt_in: _builtins.bool = ...,
+        quiet_hours_start: _builtins.str = ...,
+        quiet_hours_end: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "language", b"language", "marketing_opt_in", b"marketing_opt_in", "quiet_hours_end", b"quiet_hours_end", "quiet_hours_start", b"quiet_hours_start", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Preferences: _TypeAlias = Preferences  # noqa: Y015
+
+@_typing.final
+class SetPreferencesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PREFERENCES_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    @_builtins.property
+    def preferences(self) -> Global___Preferences:
+        """Empty fields (and no channels): the plan's default."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        preferences: Global___Preferences | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "preferences", b"preferences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPreferencesRequest: _TypeAlias = SetPreferencesRequest  # noqa: Y015
 
 @_typing.final
 class GetAccountRequest(_message.Message):

@@ -255,6 +255,11 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.AdjustRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.FromString,
                 _registered_method=True)
+        self.SetPreferences = channel.unary_unary(
+                '/creditd.v1.Accounts/SetPreferences',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -328,6 +333,14 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPreferences(self, request, context):
+        """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
+        Roles: crm, admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -380,6 +393,11 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.Adjust,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.AdjustRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.SerializeToString,
+            ),
+            'SetPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPreferences,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -655,6 +673,33 @@ class Accounts:
             '/creditd.v1.Accounts/Adjust',
             creditd_dot_v1_dot_creditd__pb2.AdjustRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.AdjustAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/SetPreferences',
+            creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
             options,
             channel_credentials,
             insecure,

@@ -111,6 +111,10 @@ class AccountsStub:
     """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
     Roles: crm, admin.
     """
+    SetPreferences: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SetPreferencesRequest, _creditd_pb2.Account]
+    """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
+    Roles: crm, admin.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -134,6 +138,10 @@ class AccountsAsyncStub(AccountsStub):
     """
     Adjust: _aio.UnaryUnaryMultiCallable[_creditd_pb2.AdjustRequest, _creditd_pb2.AdjustAnswer]  # type: ignore[assignment]
     """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+    Roles: crm, admin.
+    """
+    SetPreferences: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetPreferencesRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+    """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
     Roles: crm, admin.
     """
 
@@ -216,6 +224,16 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_creditd_pb2.AdjustAnswer, _abc.Awaitable[_creditd_pb2.AdjustAnswer]]:
         """A credit (amount > 0) or debit (< 0) by an operator, ledger kind `adjustment`, once per key.
+        Roles: crm, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPreferences(
+        self,
+        request: _creditd_pb2.SetPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]:
+        """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
         Roles: crm, admin.
         """
 

@@ -155,6 +155,39 @@ local function bucket_json(bucket)
     .. format_integer(bucket.amount) .. ',' .. json_string(bucket.zones_text) .. ']'
 end
 
+-- An account's notification preferences, stored in its 'preferences' field as
+-- '<language>|<time_zone>|<channels>|<marketing 0/1>|<quiet start>|<quiet end>' ('' = the plan's
+-- default; no field: every one the plan's).
+local function encode_preferences(p)
+  return table.concat({ p.language, p.time_zone, p.channels, p.marketing_opt_in, p.quiet_hours_start,
+    p.quiet_hours_end }, '|')
+end
+
+-- The preferences in force, as JSON: the account's own, else its plan's defaults.
+local function preferences_json(account, plan)
+  local own = {}
+  if account.preferences and account.preferences ~= '' then
+    own.language, own.time_zone, own.channels, own.marketing_opt_in, own.quiet_hours_start, own.quiet_hours_end =
+      string.match(account.preferences, '^([^|]*)|([^|]*)|([^|]*)|([01])|([^|]*)|([^|]*)$')
+    assert(own.language, 'corrupt preferences')
+  end
+  local defaults = plan and plan.preferences or { language = 'en', time_zone = 'UTC', channels = '',
+    marketing_opt_in = false, quiet_hours_start = '', quiet_hours_end = '' }
+  local function pick(field)
+    local value = own[field]
+    return (value ~= nil and value ~= '') and value or defaults[field]
+  end
+  local quiet_start, quiet_end = own.quiet_hours_start, own.quiet_hours_end
+  if quiet_start == nil or quiet_start == '' then
+    quiet_start, quiet_end = defaults.quiet_hours_start, defaults.quiet_hours_end
+  end
+  local marketing = own.marketing_opt_in ~= nil and own.marketing_opt_in == '1'
+    or own.marketing_opt_in == nil and defaults.marketing_opt_in
+  return '{"language":' .. json_string(pick('language')) .. ',"time_zone":' .. json_string(pick('time_zone'))
+    .. ',"channels":' .. json_string(pick('channels')) .. ',"marketing_opt_in":' .. (marketing and 'true' or 'false')
+    .. ',"quiet_hours_start":' .. json_string(quiet_start) .. ',"quiet_hours_end":' .. json_string(quiet_end) .. '}'
+end
+
 -- The subscriber card (creditd/store/replies.py decodes it); now_ms decides which billing cycle the
 -- data overage spend is of.
 local function account_json(account, open_sessions, now_ms)
@@ -180,6 +213,7 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"contact_email":' .. json_string(account.contact_email)
     .. ',"contact_phone":' .. json_string(account.contact_phone)
     .. ',"dealer":' .. json_string(account.dealer or '')
+    .. ',"preferences":' .. preferences_json(account, plan)
     .. ',"open_sessions":' .. open_sessions
     .. ',"credit_limit_override":' .. (account.credit_limit_override == '1' and 'true' or 'false')
     .. ',"billing_cycle_day":' .. account.billing_cycle_day
