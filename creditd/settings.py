@@ -308,6 +308,12 @@ class PlanChange(Struct, frozen=True):
         return int(self.effective_at.timestamp() * 1000)
 
 
+class NotificationSettings(Struct, frozen=True):
+    # config/templates/<language>/<kind>.txt (creditd/notifier/templates.py); relative paths start at
+    # the config file's directory.
+    templates_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "templates"
+
+
 class Settings(Struct, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
@@ -316,6 +322,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     metrics: MetricsSettings = MetricsSettings()
     events: EventSettings = EventSettings()
     security: SecuritySettings = SecuritySettings()
+    notifications: NotificationSettings = NotificationSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict
@@ -420,7 +427,12 @@ def parse_settings(document: dict[str, object], source: str = "config", base_dir
         settings = msgspec.convert(document, Settings)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{source}: {error}") from None
-    settings = load_prefix_files(settings, base_directory or Path.cwd())
+    base = base_directory or Path.cwd()
+    settings = load_prefix_files(settings, base)
+    templates = base / settings.notifications.templates_dir
+    settings = msgspec.structs.replace(
+        settings, notifications=msgspec.structs.replace(settings.notifications, templates_dir=str(templates))
+    )
     _check_coherence(settings)
     check_rating(settings)
     return settings

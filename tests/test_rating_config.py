@@ -22,7 +22,12 @@ from creditd.rating_config import timings_overlap, utc_offsets
 from creditd.resources import default_config_path
 from creditd.settings import Settings, Timing, load_settings, parse_settings
 
-SHIPPED = default_config_path().read_text()
+# The shipped config, its templates found wherever a test writes the copy.
+SHIPPED = (
+    default_config_path()
+    .read_text()
+    .replace('templates_dir = "templates"', f'templates_dir = "{default_config_path().parent / "templates"}"')
+)
 
 
 def with_extra(extra: str, base: str = SHIPPED) -> str:

@@ -33,6 +33,7 @@ from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
 from creditd.errors import CreditdError
+from creditd.notifier.templates import Templates
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
 from creditd.store.embedded import EmbeddedRedis
@@ -155,6 +156,7 @@ def check_config(path: Path) -> None:
     try:
         settings = load_settings(path)
         render_library(settings)
+        templates = Templates(Path(settings.notifications.templates_dir)).check()
     except CreditdError as error:
         click.echo(f"invalid: {error.message}", err=True)
         sys.exit(2)
@@ -162,7 +164,8 @@ def check_config(path: Path) -> None:
     prefixes = sum(len(destination.prefixes) for destination in settings.destinations.values())
     click.echo(
         f"ok: {path}: {len(settings.plans)} plan(s), {tariffs} tariff(s), {len(settings.destinations)} "
-        f"destination(s) with {prefixes} prefix(es), {len(settings.zones)} zone(s), {len(settings.timings)} timing(s)"
+        f"destination(s) with {prefixes} prefix(es), {len(settings.zones)} zone(s), {len(settings.timings)} timing(s), "
+        f"{templates} notice template(s)"
     )
 
 
