@@ -1,5 +1,6 @@
-"""The lifecycle, concurrency, idempotency, events, sweeper and batch-CLI tests, unchanged, against a
-3-primary Redis Cluster and against a Sentinel-managed primary with a replica and three sentinels.
+"""The lifecycle, concurrency, idempotency, events, sweeper, rating, usage and batch-CLI tests (export,
+rerate, reports), unchanged, against a 3-primary Redis Cluster and against a Sentinel-managed primary
+with a replica and three sentinels.
 
 Each run is a child pytest over those modules with CREDITD_TEST_TOPOLOGY set, so conftest starts
 that topology from the embedded binary instead of the single server; the child's own fixtures stop
@@ -31,6 +32,10 @@ MODULES = (
     "test_credit_tiers.py",
     "test_plan_changes.py",
     "test_overage_cap.py",
+    "test_rating.py",
+    "test_usage.py",
+    "test_usage_export.py",
+    "test_rerate.py",
 )
 RUN_TIMEOUT_S = 600
 REPORT_CHARS = 6000
