@@ -308,10 +308,47 @@ class PlanChange(Struct, frozen=True):
         return int(self.effective_at.timestamp() * 1000)
 
 
+Url = Annotated[str, msgspec.Meta(pattern=r"^$|^https?://[^\s]{1,1000}$")]
+
+
+class SmsChannelSettings(Struct, frozen=True):
+    """An SMS gateway's HTTP send API in the form of Kannel's sendsms (smsbox's sendsms-port)."""
+
+    url: Url = ""
+    username: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    password: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    sender: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    # Delivery reports: Kannel calls it with %d (the report type) etc.; empty: none asked.
+    dlr_url: Url = ""
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
+class EmailChannelSettings(Struct, frozen=True):
+    host: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    starttls: bool = True
+    username: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    password: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    sender: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    # PEM bundle the server's certificate must chain to; empty: the system's.
+    ca_path: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
+class WebhookChannelSettings(Struct, frozen=True):
+    url: Url = ""
+    # Signs each body (HMAC-SHA256 of '<timestamp>.<body>'), header Creditd-Signature.
+    secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
 class NotificationSettings(Struct, frozen=True):
     # config/templates/<language>/<kind>.txt (creditd/notifier/templates.py); relative paths start at
     # the config file's directory.
     templates_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "templates"
+    sms: SmsChannelSettings = SmsChannelSettings()
+    email: EmailChannelSettings = EmailChannelSettings()
+    webhook: WebhookChannelSettings = WebhookChannelSettings()
 
 
 class Settings(Struct, frozen=True, kw_only=True):

@@ -1,0 +1,144 @@
+"""The channels a notice goes out on, each a real protocol: SMS through an SMS gateway's HTTP send
+API in the form Kannel's sendsms takes, e-mail over SMTP (STARTTLS and auth), and a webhook POST of
+JSON signed the way Stripe signs its own (header 'Creditd-Signature: t=<unix s>,v1=<hex HMAC-SHA256
+of "<t>.<body>">'), for CRMs and push services.
+
+A send either returns (handed off) or raises ChannelError, which says whether trying again later
+can help (a gateway or server down, busy or slow) or not (refused: a bad number or address, a
+rejected request); the delivery logic retries the first kind with backoff and dead-letters the
+second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+
+import httpx
+
+from creditd.notifier.templates import Notice
+from creditd.settings import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
+
+SIGNATURE_HEADER = "Creditd-Signature"
+# HTTP answers that a later try may turn: timeouts, too many requests, server-side failures.
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+class ChannelError(Exception):
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.message, self.retryable = message, retryable
+
+
+def _http_outcome(channel: str, answer: httpx.Response) -> None:
+    if answer.is_success:
+        return
+    retryable = answer.status_code >= 500 or answer.status_code in RETRYABLE_HTTP
+    raise ChannelError(f"{channel}: HTTP {answer.status_code} {answer.text[:200].strip()}", retryable)
+
+
+async def _http(channel: str, method: str, url: str, timeout_s: float, **options: object) -> None:
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            answer = await client.request(method, url, **options)  # type: ignore[arg-type]
+    except httpx.HTTPError as error:
+        raise ChannelError(f"{channel}: {type(error).__name__}: {error}", retryable=True) from None
+    _http_outcome(channel, answer)
+
+
+def needs_ucs2(text: str) -> bool:
+    """Whether an SMS text leaves the GSM 7-bit alphabet (Thai, Russian, Chinese do): then UCS-2."""
+    return any(character not in GSM_BASIC for character in text)
+
+
+class SmsChannel:
+    def __init__(self, settings: SmsChannelSettings) -> None:
+        self.settings = settings
+
+    async def send(self, to: str, notice: Notice, notice_id: str) -> None:
+        s = self.settings
+        parameters = {
+            "username": s.username,
+            "password": s.password,
+            "from": s.sender,
+            "to": to,
+            "text": notice.text,
+            "charset": "UTF-8",
+            "coding": "2" if needs_ucs2(notice.text) else "0",
+        }
+        if s.dlr_url:
+            parameters |= {"dlr-mask": "31", "dlr-url": s.dlr_url.replace("{id}", notice_id)}
+        await _http("sms", "GET", s.url, s.timeout_s, params=parameters)
+
+
+class EmailChannel:
+    def __init__(self, settings: EmailChannelSettings) -> None:
+        self.settings = settings
+
+    def _login(self, server: smtplib.SMTP) -> None:
+        """AUTH PLAIN when offered (one exchange, a refusal is final), else smtplib's choice, which
+        tries mechanism after mechanism."""
+        s = self.settings
+        if "PLAIN" in server.esmtp_features.get("auth", "").upper().split():
+            server.user, server.password = s.username, s.password
+            server.auth("PLAIN", server.auth_plain)
+        else:
+            server.login(s.username, s.password)
+
+    def _send(self, message: EmailMessage) -> None:
+        s = self.settings
+        context = ssl.create_default_context(cafile=s.ca_path or None)
+        with smtplib.SMTP(s.host, s.port, timeout=s.timeout_s) as server:
+            server.ehlo()
+            if s.starttls:
+                server.starttls(context=context)
+                server.ehlo()
+            if s.username:
+                self._login(server)
+            server.send_message(message)
+
+    async def send(self, to: str, notice: Notice, notice_id: str) -> None:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.settings.sender, to, notice.subject
+        message["Message-ID"] = f"<{notice_id}@creditd>"
+        message.set_content(notice.text)
+        try:
+            await asyncio.to_thread(self._send, message)
+        except smtplib.SMTPRecipientsRefused as error:
+            # 4xx: the mailbox is busy or full for now; 5xx: there is no such mailbox.
+            retryable = all(400 <= code < 500 for code, _ in error.recipients.values())
+            raise ChannelError(f"email: recipient refused: {error.recipients}", retryable) from None
+        except smtplib.SMTPResponseException as error:
+            retryable = 400 <= error.smtp_code < 500
+            raise ChannelError(f"email: {error.smtp_code} {error.smtp_error!r}", retryable) from None
+        except (smtplib.SMTPException, OSError) as error:
+            raise ChannelError(f"email: {type(error).__name__}: {error}", retryable=True) from None
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class WebhookChannel:
+    def __init__(self, settings: WebhookChannelSettings) -> None:
+        self.settings = settings
+
+    async def send(self, payload: dict[str, object], notice_id: str) -> None:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Idempotency-Key": notice_id,
+            SIGNATURE_HEADER: signature(self.settings.secret, int(time.time()), body),
+        }
+        await _http("webhook", "POST", self.settings.url, self.settings.timeout_s, content=body, headers=headers)
