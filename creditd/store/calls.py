@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from creditd.store.keys import Keys, sweeper_lease
+from creditd.store.keys import Keys, partition_lease
 
 Argument = str | int
 Command = tuple[str, Sequence[str], Sequence[Argument]]
@@ -276,8 +276,8 @@ class Calls:
     def recompute_tier(self, account_id: str, now_ms: int, actor: str) -> Command:
         return "recompute_tier", self.keys_of("recompute_tier", account_id), (now_ms, account_id, actor)
 
-    def claim_partition(self, partition: int, owner: str, lease_ms: int) -> Command:
-        return "claim_partition", (sweeper_lease(partition),), (owner, lease_ms)
+    def claim_partition(self, partition: int, owner: str, lease_ms: int, role: str = "sweeper") -> Command:
+        return "claim_partition", (partition_lease(partition, role),), (owner, lease_ms)
 
     @staticmethod
     def library_version() -> Command:

@@ -30,7 +30,7 @@ KEY_PATTERNS: dict[str, str] = {
     "stats": "{tag}:stats",
     "due": "{tag}:due",
     "blacklist": "{tag}:blacklist",
-    "lease": "{tag}:sweeper",
+    "lease": "{tag}:lease:{role}",
 }
 
 
@@ -70,8 +70,9 @@ def blacklist_of_partition(partition: int) -> str:
     return _of_partition("blacklist", partition)
 
 
-def sweeper_lease(partition: int) -> str:
-    return _of_partition("lease", partition)
+def partition_lease(partition: int, role: str) -> str:
+    """The lease on a partition of one kind of worker (sweeper, notifier): one process at a time."""
+    return KEY_PATTERNS["lease"].format(tag=partition_tag(partition), role=role)
 
 
 def gateway_position(gateway_id: str) -> str:

@@ -1,8 +1,9 @@
 --[=[
-claim_partition — takes or renews one sweeper's lease on a partition, so that one process at a time
-sweeps it. A crashed process's lease runs out (Redis expiry) and another process takes over.
+claim_partition — takes or renews one worker's lease on a partition (a sweeper's, a notifier's), so
+that one process of the kind at a time works it. A crashed process's lease runs out (Redis expiry)
+and another process takes over.
 
-KEYS[1] lease     cd:{p:<n>}:sweeper    string: owner id, with an expiry
+KEYS[1] lease     cd:{p:<n>}:lease:<role>    string: owner id, with an expiry
 ARGV[1] owner     [A-Za-z0-9._:-]{1,64}, unique per server process
 ARGV[2] lease_ms  integer 100..600000
 Returns {code, message, '1'} when the caller holds the lease now, {code, message, '0'} when another
