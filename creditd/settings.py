@@ -261,6 +261,8 @@ class Plan(Struct, frozen=True, kw_only=True):
     # Visited networks that count as home (an empty visited_plmn always does).
     home_plmns: Annotated[list[Plmn], msgspec.Meta(max_length=64)] = msgspec.field(default_factory=list)
     preferences: Preferences = Preferences()
+    # Notices of these kinds go out even in the subscriber's quiet hours.
+    urgent_notice_kinds: Annotated[list[Name], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
     tariffs: Annotated[list[Tariff], msgspec.Meta(max_length=MAX_TARIFFS_PER_PLAN)]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
 
@@ -346,6 +348,17 @@ class NotificationSettings(Struct, frozen=True):
     # config/templates/<language>/<kind>.txt (creditd/notifier/templates.py); relative paths start at
     # the config file's directory.
     templates_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "templates"
+    # No second notice of one kind to one account within this (no three low-balance texts in ten minutes).
+    min_interval_s: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 600
+    # A delivery an outage keeps failing is tried this often, backing off from retry_base_s, then dead-lettered.
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
+    retry_base_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
+    # Events read per partition per round; delivery records kept this long; dead letters kept per partition.
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    notice_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
+    max_dead_letters: Annotated[int, msgspec.Meta(ge=100, le=10**7)] = 100_000
     sms: SmsChannelSettings = SmsChannelSettings()
     email: EmailChannelSettings = EmailChannelSettings()
     webhook: WebhookChannelSettings = WebhookChannelSettings()

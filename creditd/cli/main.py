@@ -27,6 +27,7 @@ from creditd.cli.common import (
     settings_from_options,
     stubs,
 )
+from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers
 from creditd.cli.usage import rerate, usage
 from creditd.cli.workers import run_workers
@@ -54,6 +55,7 @@ main.add_command(tiers)
 main.add_command(report)
 main.add_command(usage)
 main.add_command(rerate)
+main.add_command(notify)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

@@ -31,6 +31,12 @@ KEY_PATTERNS: dict[str, str] = {
     "due": "{tag}:due",
     "blacklist": "{tag}:blacklist",
     "lease": "{tag}:lease:{role}",
+    # The notifier's (creditd/notifier/service.py), written with plain commands, not functions.
+    "notified": "{tag}:notified",
+    "notice": "{tag}:notice:{idempotency_key}",
+    "notices_due": "{tag}:notices_due",
+    "dead_letters": "{tag}:dead_letters",
+    "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
 }
 
 
@@ -68,6 +74,13 @@ def due_of_partition(partition: int) -> str:
 
 def blacklist_of_partition(partition: int) -> str:
     return _of_partition("blacklist", partition)
+
+
+def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:
+    """A key of the notifier's in a partition: notified, notice (idempotency_key: '<event id>/<channel>'),
+    notices_due, dead_letters, noticed (idempotency_key: the kind)."""
+    tag = partition_tag(partition)
+    return KEY_PATTERNS[name].format(tag=tag, account_id=account_id, idempotency_key=idempotency_key)
 
 
 def partition_lease(partition: int, role: str) -> str:

@@ -1,0 +1,287 @@
+"""`creditd notify`: follows each partition's event stream and tells subscribers, on the channels of
+their preferences, in their language, at a decent hour.
+
+Work is shared by partition leases (claim_partition, role 'notifier'): any number of notifiers run,
+each on the partitions it holds. Per partition it keeps, with plain commands (no money is involved,
+docs/design.md lists them): the id of the last event handled (`notified`), a delivery record per
+(event, channel) (`notice`: state sent, deferred, retrying, dead or suppressed, attempts, reason,
+and the event itself), the deliveries due later (`notices_due`: quiet hours, retries) and the dead
+letters. An event is handled once its every channel has a record, then `notified` moves past it: a
+notifier killed in between handles it again and finds the records, so the only notices sent twice
+are those in flight at the kill (sent, their record not yet written).
+
+Per event: only subscriber-facing kinds (templates.SUBSCRIBER_KINDS); marketing kinds only with the
+subscriber's opt-in (service notices always); at most one notice per kind and account within
+min_interval_s; in the subscriber's quiet hours (their time zone) a notice waits for the end of them,
+unless the plan lists its kind as urgent. A refusal (a bad number or address) dead-letters at once;
+an outage retries with backoff up to max_attempts, then dead-letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import msgspec
+from redis.exceptions import RedisError
+
+from creditd.clock import Clock, wait_or_stop
+from creditd.errors import CreditdError
+from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
+from creditd.notifier.templates import (
+    MARKETING_KINDS,
+    SUBSCRIBER_KINDS,
+    Notice,
+    NoticeContext,
+    Templates,
+    local_time,
+    money,
+    status_words,
+)
+from creditd.settings import Settings
+from creditd.store.calls import Calls, fcall
+from creditd.store.connection import AnyRedis
+from creditd.store.keys import events_of_partition, notifier_key
+from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, checked_reply
+
+log = logging.getLogger(__name__)
+ROLE = "notifier"
+SENT, DEFERRED, RETRYING, DEAD, SUPPRESSED = "sent", "deferred", "retrying", "dead", "suppressed"
+
+
+class Event(msgspec.Struct, frozen=True):
+    id: str  # the stream id within its partition
+    kind: str
+    account_id: str
+    time_ms: int
+    detail: str = ""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
+    """0 outside the quiet hours; inside, the Unix ms at which they end."""
+    if not start or not end:
+        return 0
+    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
+    begins, ends = (local.replace(hour=int(t[:2]), minute=int(t[3:]), second=0, microsecond=0) for t in (start, end))
+    minute = local.hour * 60 + local.minute
+    start_minute, end_minute = begins.hour * 60 + begins.minute, ends.hour * 60 + ends.minute
+    inside = (
+        start_minute <= minute < end_minute if start_minute < end_minute else not end_minute <= minute < start_minute
+    )
+    if not inside:
+        return 0
+    if ends <= local:
+        ends += timedelta(days=1)
+    return int(ends.timestamp() * 1000)
+
+
+class Notifier:
+    def __init__(self, client: AnyRedis, settings: Settings, clock: Clock, owner: str) -> None:
+        self.client, self.settings, self.clock, self.owner = client, settings, clock, owner
+        self.config = settings.notifications
+        self.calls = Calls(settings.redis.partitions)
+        self.templates = Templates(Path(settings.notifications.templates_dir))
+        self.sms = SmsChannel(self.config.sms)
+        self.email = EmailChannel(self.config.email)
+        self.webhook = WebhookChannel(self.config.webhook)
+        self.counts: dict[str, int] = {}
+
+    # -- leases and the loop
+
+    async def held_partitions(self) -> list[int]:
+        lease_ms = int(self.config.lease_s * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for partition in range(self.settings.redis.partitions):
+            pipe.execute_command("FCALL", *fcall(self.calls.claim_partition(partition, self.owner, lease_ms, ROLE)))
+        replies = await pipe.execute()
+        return [partition for partition, raw in enumerate(replies) if checked_reply(raw).body == b"1"]  # type: ignore[union-attr]
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                busy = await self.pass_once()
+            except (RedisError, OSError, CreditdError) as error:
+                log.warning("notifier: %s; trying again", error)
+                busy = False
+            if not busy:
+                await wait_or_stop(stopping, self.config.poll_interval_s)
+
+    async def pass_once(self) -> bool:
+        """One round over the held partitions; True when it found work."""
+        busy = False
+        for partition in await self.held_partitions():
+            busy |= await self.handle_partition(partition)
+            busy |= await self.deliver_due(partition)
+        return busy
+
+    # -- events
+
+    async def handle_partition(self, partition: int) -> bool:
+        position_key = notifier_key("notified", partition)
+        after = _text(await self.client.get(position_key) or b"0-0")
+        stream = events_of_partition(partition)
+        entries = await self.client.xrange(stream, f"({after}", "+", count=self.config.batch_size) or []
+        for raw_id, raw in entries:
+            entry_id = _text(raw_id or b"")
+            fields = {_text(name): _text(value) for name, value in (raw or {}).items()}
+            if fields.get("kind") in SUBSCRIBER_KINDS and "gateway_id" not in fields:
+                time_ms, detail = int(fields["time_ms"]), fields.get("detail", "")
+                await self.handle_event(
+                    partition, Event(entry_id, fields["kind"], fields["account_id"], time_ms, detail)
+                )
+            await self.client.set(position_key, entry_id)
+        return bool(entries)
+
+    async def card(self, account_id: str) -> AccountRecord | None:
+        raw = await self.client.execute_command(
+            "FCALL_RO", *fcall(self.calls.get_account(account_id, self.clock.now_ms()))
+        )
+        outcome = checked_reply(raw)
+        return None if isinstance(outcome, CreditdError) else ACCOUNT_DECODER.decode(outcome.body)
+
+    async def handle_event(self, partition: int, event: Event) -> None:
+        card = await self.card(event.account_id)
+        if card is None:
+            return
+        prefs = card.preferences
+        channels = [channel for channel in prefs.channels.split(",") if channel]
+        records = [notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
+        existing = [await self.client.exists(key) for key in records]
+        pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
+        if not pending:
+            return
+        reason = await self.suppression(partition, event, card)
+        if reason:
+            for channel in pending:
+                await self.record(partition, event, channel, SUPPRESSED, reason)
+            return
+        quiet_end = in_quiet_hours(self.clock.now_ms(), prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end)
+        plan = self.settings.plans.get(card.plan)
+        urgent = plan is not None and event.kind in plan.urgent_notice_kinds
+        for channel in pending:
+            if quiet_end and not urgent:
+                await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
+            else:
+                await self.deliver(partition, event, channel, card, attempts=0)
+
+    async def suppression(self, partition: int, event: Event, card: AccountRecord) -> str:
+        if event.kind in MARKETING_KINDS and not card.preferences.marketing_opt_in:
+            return "no marketing opt-in"
+        if self.config.min_interval_s:
+            key = notifier_key("noticed", partition, event.account_id, event.kind)
+            claimed = await self.client.set(key, event.id, nx=True, px=self.config.min_interval_s * 1000)
+            if not claimed and _text(await self.client.get(key) or b"") != event.id:  # this event's own claim: a retry
+                return f"another {event.kind} notice within {self.config.min_interval_s} s"
+        return ""
+
+    # -- deliveries
+
+    def context(self, event: Event, card: AccountRecord) -> NoticeContext:
+        language, currency = card.preferences.language, card.currency
+        words = event.detail.split(" ")
+        plan = self.settings.plans.get(card.plan)
+        fields: dict[str, object] = {
+            "name": card.contact_name,
+            "balance": money(card.balance, currency, language),
+            "available": money(card.available, currency, language),
+            "topup_url": plan.redirect_url if plan else "",
+        }
+        if (
+            event.kind in ("low_balance", "data_overage_cap_reached")
+            and words[0].lstrip("-").isdigit()
+            or event.kind == "topup"
+            and words[0].isdigit()
+        ):
+            fields["amount"] = money(int(words[0]), currency, language)
+        elif event.kind == "suspension_coming" and len(words) >= 3:
+            fields["next_status"] = status_words(words[0], language)
+            fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
+            fields["days"] = int(words[2])
+        elif event.kind.startswith("bundle_"):
+            fields["bundle"] = words[0].rsplit(".", 1)[0]
+            fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
+        return msgspec.convert(fields, NoticeContext)
+
+    async def send(self, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
+        notice_id = f"{event.id}-{channel}"
+        if channel == "sms":
+            await self.sms.send(card.contact_phone or card.account_id, notice, notice_id)
+        elif channel == "email":
+            await self.email.send(card.contact_email, notice, notice_id)
+        else:
+            payload = {
+                "id": notice_id,
+                "kind": event.kind,
+                "account_id": card.account_id,
+                "time_ms": event.time_ms,
+                "language": card.preferences.language,
+                "subject": notice.subject,
+                "text": notice.text,
+            }
+            await self.webhook.send(payload, notice_id)
+
+    async def deliver(self, partition: int, event: Event, channel: str, card: AccountRecord, attempts: int) -> None:
+        notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
+        attempts += 1
+        try:
+            await self.send(channel, event, card, notice)
+        except ChannelError as error:
+            if error.retryable and attempts < self.config.max_attempts:
+                due_ms = self.clock.now_ms() + int(self.config.retry_base_s * 2 ** (attempts - 1) * 1000)
+                await self.schedule(partition, event, channel, RETRYING, due_ms, error.message, attempts)
+            else:
+                await self.record(partition, event, channel, DEAD, error.message, attempts)
+                key = notifier_key("dead_letters", partition)
+                await self.client.lpush(key, f"{event.id}/{channel} {error.message}")
+                await self.client.ltrim(key, 0, self.config.max_dead_letters - 1)
+            self._count(f"{channel} failed")
+            return
+        await self.record(partition, event, channel, SENT, "", attempts)
+        self._count(f"{channel} sent")
+
+    async def record(
+        self, partition: int, event: Event, channel: str, state: str, reason: str, attempts: int = 0, due_ms: int = 0
+    ) -> None:
+        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        fields = {
+            "state": state,
+            "reason": reason,
+            "attempts": attempts,
+            "due_ms": due_ms,
+            "event": msgspec.json.encode(event),
+        }
+        await self.client.hset(key, mapping=fields)  # type: ignore[arg-type]
+        await self.client.expire(key, self.config.notice_retention_s)
+
+    async def schedule(
+        self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
+    ) -> None:
+        await self.record(partition, event, channel, state, reason, attempts, due_ms)
+        await self.client.zadd(notifier_key("notices_due", partition), {f"{event.id}/{channel}": due_ms})
+
+    async def deliver_due(self, partition: int) -> bool:
+        due_key = notifier_key("notices_due", partition)
+        now_ms = self.clock.now_ms()
+        members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
+        for member in members:
+            name = member.decode() if isinstance(member, bytes) else str(member)
+            record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
+            event = msgspec.json.decode(record[b"event"], type=Event) if record else None
+            card = await self.card(event.account_id) if event else None
+            if event and card:
+                await self.deliver(partition, event, name.rsplit("/", 1)[1], card, int(record[b"attempts"]))
+            # Only now: a kill before this sends it again (in flight); a retry rescheduled it later.
+            score = await self.client.zscore(due_key, name)
+            if score is not None and score <= now_ms:
+                await self.client.zrem(due_key, name)
+        return bool(members)
+
+    def _count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1

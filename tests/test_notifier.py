@@ -1,0 +1,125 @@
+"""The notifier against a real creditd server and a real HTTP endpoint (the webhook channel), on the
+server's frozen clock: a low balance is told in the subscriber's language with money formatted for
+it; a second notice of the kind within the minimum interval is suppressed; a suspension at 23:00
+waits for the end of the quiet hours (no marketing opt-in never suppresses it) and goes out at
+08:00; an endpoint refusing (400) dead-letters at once, one failing (503) is retried with backoff
+until it answers; a notifier that handles the same events again (a restart) sends nothing twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+
+from creditd.notifier.service import Notifier
+from creditd.resources import default_config_path
+from creditd.settings import Settings
+from creditd.store.keys import notifier_key, partition_of
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request
+from tests.test_channels import http_server
+from tests.test_rating import bangkok_ms
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66815150000"
+
+
+def notifier_for(creditd: Harness, url: str, settings: Settings) -> Notifier:
+    notifications = msgspec.structs.replace(
+        settings.notifications,
+        templates_dir=str(default_config_path().parent / "templates"),
+        webhook=msgspec.structs.replace(settings.notifications.webhook, url=url, secret="s3cret", timeout_s=5),
+        retry_base_s=60,
+    )
+    own = msgspec.structs.replace(creditd.settings, notifications=notifications)
+    return Notifier(creditd.server.redis, own, creditd.clock, "notify-test")
+
+
+async def open_account(creditd: Harness, balance: int) -> None:
+    await creditd.create_account(ACCOUNT, balance=balance)
+    preferences = pb.Preferences(channels=["webhook"], language="th")
+    await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+
+
+async def send_sms(creditd: Harness, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        await creditd.credit_control.Charge(charge_request(f"sms{n}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)]))
+
+
+def posted(server: object) -> list[dict]:
+    return [json.loads(body) for _, _, _, body in server.seen]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def endpoint() -> Iterator[object]:
+    with http_server() as server:
+        yield server
+
+
+async def test_low_balance_in_thai_then_the_interval_holds_the_next(
+    server_at: ServerAt, settings: Settings, endpoint: object
+) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
+        await open_account(creditd, 2_050)
+        await send_sms(creditd, 2)  # 2 050 -> 1 950: below 2 000
+        await notifier.pass_once()
+        notices = posted(endpoint)
+        assert [(n["kind"], n["language"]) for n in notices] == [("low_balance", "th")]
+        assert (
+            notices[0]["subject"] == "ยอดเงินคงเหลือต่ำ"
+            and "฿19.50" in notices[0]["text"]
+            and "฿20.00" in notices[0]["text"]
+        )
+        await send_sms(creditd, 29, start=2)  # 1 950 -> 500: below 500 within ten minutes
+        await notifier.pass_once()
+        assert len(posted(endpoint)) == 1
+        partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
+        states = {
+            key.decode(): creditd.redis.hget(key, "state").decode()
+            for key in creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*"))
+        }
+        assert sorted(states.values()) == ["sent", "suppressed"]
+        # the same events handled again (a restart that lost its position): nothing twice
+        creditd.redis.delete(notifier_key("notified", partition))
+        await notifier.pass_once()
+        assert len(posted(endpoint)) == 1
+
+
+async def test_a_suspension_at_night_waits_for_the_end_of_quiet_hours(
+    server_at: ServerAt, settings: Settings, endpoint: object
+) -> None:
+    async with server_at(bangkok_ms("2027-03-10T23:00:00")) as creditd:  # the plan's quiet hours: 21-08
+        notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
+        await open_account(creditd, 100)
+        await send_sms(creditd, 2)  # to 0: suspended one-way
+        assert (await creditd.get(ACCOUNT)).status == pb.ONE_WAY_SUSPENDED
+        await notifier.pass_once()
+        assert posted(endpoint) == []
+        creditd.clock.advance(9 * 3600)  # 08:00
+        await notifier.pass_once()
+        kinds = sorted(n["kind"] for n in posted(endpoint))
+        assert kinds == ["low_balance", "suspended_one_way"]
+
+
+async def test_a_refusal_dead_letters_and_an_outage_is_retried(server_at: ServerAt, settings: Settings) -> None:
+    with http_server(400, 503, 200) as refusing:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{refusing.server_port}/", settings)
+            await open_account(creditd, 2_050)
+            await send_sms(creditd, 2)  # low_balance: refused (400)
+            await notifier.pass_once()
+            partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
+            dead = [entry.decode() for entry in creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)]
+            assert len(dead) == 1 and "HTTP 400" in dead[0]
+            await creditd.top_up(ACCOUNT, 500, "t1")  # a topup notice: 503, then retried
+            await notifier.pass_once()
+            assert len(refusing.seen) == 2  # type: ignore[attr-defined]
+            await notifier.pass_once()
+            assert len(refusing.seen) == 2  # type: ignore[attr-defined]  # not due yet
+            creditd.clock.advance(61)
+            await notifier.pass_once()
+            assert [n["kind"] for n in posted(refusing)] == ["low_balance", "topup", "topup"]
+            assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
