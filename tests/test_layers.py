@@ -1,5 +1,6 @@
-"""The packages of creditd import only downwards: __main__ -> cli -> api -> core -> store -> the bottom
-modules (settings, errors, clock, logs, metrics, resources), with devtools (test infrastructure) on
+"""The packages of creditd import only downwards: __main__ -> cli -> api and notifier (siblings, neither
+importing the other) -> core -> store -> the bottom modules (settings, rating_config, errors, clock,
+logs, metrics, resources), with devtools (test infrastructure) on
 store and the generated v1 code only at the gRPC edge and above. Every import of every module is read with
 ast (imports inside functions too), so a new upward import fails here, and a cycle cannot form."""
 
@@ -15,7 +16,8 @@ import creditd
 PACKAGE = Path(creditd.__file__).parent
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "cli": 4, "__main__": 5}
+# api (the gRPC edge) and notifier (the subscribers' notices) are sibling front ends onto core.
+RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "cli": 4, "__main__": 5}
 V1_ALLOWED = {"api", "cli"}
 
 
