@@ -99,6 +99,19 @@ EVENTS_OUT_OF_ORDER = Counter(
     registry=REGISTRY,
 )
 SWEEPER_PARTITIONS = Gauge("creditd_sweeper_partitions_held", "Partitions this process sweeps", registry=REGISTRY)
+# The notifier's (creditd notify); kind is one of the notice template kinds, result sent, failed
+# (an outage, to be retried), dead, suppressed or deferred.
+NOTICES = Counter(
+    "creditd_notices", "Notices by channel, event kind and result", ["channel", "kind", "result"], registry=REGISTRY
+)
+NOTICE_LAG = Histogram(
+    "creditd_notice_lag_seconds",
+    "From the event to the notice's hand-off to its channel (quiet hours and retries included)",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 43200),
+    registry=REGISTRY,
+)
+NOTIFIER_PARTITIONS = Gauge("creditd_notifier_partitions_held", "Partitions this notifier serves", registry=REGISTRY)
 
 
 def channel_label(channel: str, known_channels: frozenset[str]) -> str:

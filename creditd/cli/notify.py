@@ -1,21 +1,28 @@
-"""`creditd notify`: the notifier process (creditd/notifier/service.py) until SIGTERM or SIGINT."""
+"""`creditd notify`: the notifier process (creditd/notifier/service.py) until SIGTERM or SIGINT, with
+its Prometheus endpoint; `creditd notify status`: what was delivered and what waits."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
+import sys
+import time
 from pathlib import Path
 
 import click
+import msgspec
 import uvloop
+from prometheus_client import start_http_server
 
-from creditd import logs
-from creditd.cli.common import redis_options, settings_from_options
+from creditd import logs, metrics
+from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.notifier.service import Notifier
+from creditd.notifier.status import notifier_status
 from creditd.store.connection import connect
 from creditd.store.embedded import embedded_url
 
@@ -34,13 +41,47 @@ async def _run(redis_url: str | None, data_dir: Path | None, config: Path | None
         await client.aclose()
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @redis_options
-def notify(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+@click.option("--metrics-listen", default="", help="HOST:PORT for Prometheus /metrics; empty: none")
+@click.pass_context
+def notify(
+    context: click.Context, redis_url: str | None, data_dir: Path | None, config: Path | None, metrics_listen: str
+) -> None:
     """Tell subscribers what happened to their account, on their channels, in their language."""
+    if context.invoked_subcommand is not None:
+        return
     logs.configure("INFO", "text")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per notice otherwise
+    if metrics_listen:
+        host, _, port = metrics_listen.rpartition(":")
+        start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.REGISTRY)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run(redis_url, data_dir, config))
     except CreditdError as error:
         raise click.ClickException(error.message) from None
+
+
+@notify.command("status")
+@redis_options
+@click.option("--json", "as_json", is_flag=True, help="one JSON document instead of text")
+def status(redis_url: str | None, data_dir: Path | None, config: Path | None, as_json: bool) -> None:
+    """Delivery records by state, deliveries due later, dead letters, unhandled events, and the age of
+    the oldest notice waiting."""
+    settings, client = open_redis(redis_url, data_dir, config)
+    try:
+        found = notifier_status(client, settings.redis.partitions)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(msgspec.json.encode(found).decode())
+        return
+    states = ", ".join(f"{state} {count}" for state, count in found.records_by_state.items()) or "none"
+    click.echo(f"deliveries   {states}")
+    click.echo(f"waiting      {found.due_later} due later, {found.unhandled_events} events not handled yet")
+    click.echo(f"dead letters {found.dead_letters}")
+    if found.oldest_waiting_ms:
+        age_s = max(0.0, time.time() - found.oldest_waiting_ms / 1000)
+        click.echo(f"oldest       waiting {age_s:.0f} s")
+    sys.stdout.flush()

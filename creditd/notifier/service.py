@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.exceptions import RedisError
 
+from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
 from creditd.errors import CreditdError
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
@@ -65,8 +66,8 @@ def _text(value: bytes | str) -> str:
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
-    """0 outside the quiet hours; inside, the Unix ms at which they end."""
-    if not start or not end:
+    """0 outside the quiet hours; inside, the Unix ms at which they end. Equal start and end: none."""
+    if not start or not end or start == end:
         return 0
     local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
     begins, ends = (local.replace(hour=int(t[:2]), minute=int(t[3:]), second=0, microsecond=0) for t in (start, end))
@@ -91,7 +92,6 @@ class Notifier:
         self.sms = SmsChannel(self.config.sms)
         self.email = EmailChannel(self.config.email)
         self.webhook = WebhookChannel(self.config.webhook)
-        self.counts: dict[str, int] = {}
 
     # -- leases and the loop
 
@@ -101,17 +101,26 @@ class Notifier:
         for partition in range(self.settings.redis.partitions):
             pipe.execute_command("FCALL", *fcall(self.calls.claim_partition(partition, self.owner, lease_ms, ROLE)))
         replies = await pipe.execute()
-        return [partition for partition, raw in enumerate(replies) if checked_reply(raw).body == b"1"]  # type: ignore[union-attr]
+        held = [partition for partition, raw in enumerate(replies) if checked_reply(raw).body == b"1"]  # type: ignore[union-attr]
+        metrics.NOTIFIER_PARTITIONS.set(len(held))
+        return held
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                busy = await self.pass_once()
-            except (RedisError, OSError, CreditdError) as error:
-                log.warning("notifier: %s; trying again", error)
-                busy = False
-            if not busy:
-                await wait_or_stop(stopping, self.config.poll_interval_s)
+        try:
+            while not stopping.is_set():
+                try:
+                    busy = await self.pass_once()
+                except (RedisError, OSError, CreditdError) as error:
+                    log.warning("notifier: %s; trying again", error)
+                    busy = False
+                if not busy:
+                    await wait_or_stop(stopping, self.config.poll_interval_s)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await self.sms.close()
+        await self.webhook.close()
 
     async def pass_once(self) -> bool:
         """One round over the held partitions; True when it found work."""
@@ -161,6 +170,7 @@ class Notifier:
         if reason:
             for channel in pending:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
+                metrics.NOTICES.labels(channel, event.kind, SUPPRESSED).inc()
             return
         quiet_end = in_quiet_hours(self.clock.now_ms(), prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end)
         plan = self.settings.plans.get(card.plan)
@@ -168,6 +178,7 @@ class Notifier:
         for channel in pending:
             if quiet_end and not urgent:
                 await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
+                metrics.NOTICES.labels(channel, event.kind, DEFERRED).inc()
             else:
                 await self.deliver(partition, event, channel, card, attempts=0)
 
@@ -209,8 +220,9 @@ class Notifier:
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
         return msgspec.convert(fields, NoticeContext)
 
-    async def send(self, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
-        notice_id = f"{event.id}-{channel}"
+    async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
+        # Unique across partitions (stream ids are only unique within one): the feed's event id and the channel.
+        notice_id = f"{event.id}-{partition}-{channel}"
         if channel == "sms":
             await self.sms.send(card.contact_phone or card.account_id, notice, notice_id)
         elif channel == "email":
@@ -231,20 +243,22 @@ class Notifier:
         notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
         attempts += 1
         try:
-            await self.send(channel, event, card, notice)
+            await self.send(partition, channel, event, card, notice)
         except ChannelError as error:
             if error.retryable and attempts < self.config.max_attempts:
                 due_ms = self.clock.now_ms() + int(self.config.retry_base_s * 2 ** (attempts - 1) * 1000)
                 await self.schedule(partition, event, channel, RETRYING, due_ms, error.message, attempts)
+                metrics.NOTICES.labels(channel, event.kind, "failed").inc()
             else:
+                metrics.NOTICES.labels(channel, event.kind, DEAD).inc()
                 await self.record(partition, event, channel, DEAD, error.message, attempts)
                 key = notifier_key("dead_letters", partition)
                 await self.client.lpush(key, f"{event.id}/{channel} {error.message}")
                 await self.client.ltrim(key, 0, self.config.max_dead_letters - 1)
-            self._count(f"{channel} failed")
             return
         await self.record(partition, event, channel, SENT, "", attempts)
-        self._count(f"{channel} sent")
+        metrics.NOTICES.labels(channel, event.kind, SENT).inc()
+        metrics.NOTICE_LAG.labels(channel).observe(max(0.0, (self.clock.now_ms() - event.time_ms) / 1000))
 
     async def record(
         self, partition: int, event: Event, channel: str, state: str, reason: str, attempts: int = 0, due_ms: int = 0
@@ -282,6 +296,3 @@ class Notifier:
             if score is not None and score <= now_ms:
                 await self.client.zrem(due_key, name)
         return bool(members)
-
-    def _count(self, name: str) -> None:
-        self.counts[name] = self.counts.get(name, 0) + 1

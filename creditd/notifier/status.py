@@ -1,0 +1,49 @@
+"""`creditd notify status`: what the notifiers have done and what waits, read from Redis (the
+delivery records by state, the deliveries due later, the dead letters, and the events no notifier
+has handled yet, with the age of the oldest)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+
+from creditd.store.connection import AnySyncRedis
+from creditd.store.keys import PREFIX, events_of_partition, notifier_key
+
+SCAN_BATCH = 1000
+
+
+class NotifierStatus(msgspec.Struct):
+    records_by_state: dict[str, int]
+    due_later: int
+    dead_letters: int
+    unhandled_events: int
+    # Unix ms of the oldest event no notifier has handled, or of the earliest deferred or retried
+    # delivery; 0: nothing waits.
+    oldest_waiting_ms: int
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
+    states: Counter[str] = Counter()
+    for key in client.scan_iter(match=f"{PREFIX}:{{p:*}}:notice:*", count=SCAN_BATCH):
+        states[_text(client.hget(key, "state") or b"?")] += 1
+    due = dead = unhandled = 0
+    oldest: list[int] = []
+    for partition in range(partitions):
+        due_key = notifier_key("notices_due", partition)
+        due += client.zcard(due_key)
+        earliest = client.zrange(due_key, 0, 0, withscores=True)
+        if earliest:
+            oldest.append(int(earliest[0][1]))
+        dead += client.llen(notifier_key("dead_letters", partition))
+        after = _text(client.get(notifier_key("notified", partition)) or b"0-0")
+        pending = client.xrange(events_of_partition(partition), f"({after}", "+", count=SCAN_BATCH) or []
+        unhandled += len(pending)
+        if pending:
+            oldest.append(int(_text(pending[0][0] or b"0-0").split("-")[0]))
+    return NotifierStatus(dict(sorted(states.items())), due, dead, unhandled, min(oldest, default=0))
