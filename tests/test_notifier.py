@@ -1,9 +1,10 @@
 """The notifier against a real creditd server and a real HTTP endpoint (the webhook channel), on the
 server's frozen clock: a low balance is told in the subscriber's language with money formatted for
-it; a second notice of the kind within the minimum interval is suppressed; a suspension at 23:00
-waits for the end of the quiet hours (no marketing opt-in never suppresses it) and goes out at
-08:00; an endpoint refusing (400) dead-letters at once, one failing (503) is retried with backoff
-until it answers; a notifier that handles the same events again (a restart) sends nothing twice."""
+it; a second notice of the kind within the minimum interval is suppressed (both counted in the
+metrics); a suspension at 23:00 waits for the end of the quiet hours (no marketing opt-in never
+suppresses it) and goes out at 08:00; an endpoint refusing (400) dead-letters at once, one failing
+(503) is retried with backoff until it answers; a notifier that handles the same events again (a
+restart) sends nothing twice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
+from creditd import metrics
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
 from creditd.settings import Settings
@@ -48,6 +50,10 @@ async def send_sms(creditd: Harness, count: int, start: int = 0) -> None:
         await creditd.credit_control.Charge(charge_request(f"sms{n}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)]))
 
 
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def posted(server: object) -> list[dict]:
     return [json.loads(body) for _, _, _, body in server.seen]  # type: ignore[attr-defined]
 
@@ -65,7 +71,11 @@ async def test_low_balance_in_thai_then_the_interval_holds_the_next(
         notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
         await open_account(creditd, 2_050)
         await send_sms(creditd, 2)  # 2 050 -> 1 950: below 2 000
+        labels = {"channel": "webhook", "kind": "low_balance"}
+        sent_before = sample("creditd_notices_total", result="sent", **labels)
         await notifier.pass_once()
+        assert sample("creditd_notices_total", result="sent", **labels) == sent_before + 1
+        assert sample("creditd_notice_lag_seconds_count", channel="webhook") >= 1
         notices = posted(endpoint)
         assert [(n["kind"], n["language"]) for n in notices] == [("low_balance", "th")]
         assert (
@@ -74,8 +84,10 @@ async def test_low_balance_in_thai_then_the_interval_holds_the_next(
             and "฿20.00" in notices[0]["text"]
         )
         await send_sms(creditd, 29, start=2)  # 1 950 -> 500: below 500 within ten minutes
+        suppressed_before = sample("creditd_notices_total", result="suppressed", **labels)
         await notifier.pass_once()
         assert len(posted(endpoint)) == 1
+        assert sample("creditd_notices_total", result="suppressed", **labels) == suppressed_before + 1
         partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
         states = {
             key.decode(): creditd.redis.hget(key, "state").decode()
