@@ -47,15 +47,9 @@ end
 
 local function check_adjust(keys, args)
   local request = parse_adjust(args)
-  local account = load_existing_account(keys.account)
-  account.actor = request.actor
-  apply_due_changes(account, request.now_ms)
-  local seq = applied_seq(keys.record, request.fingerprint)
+  local account, seq = load_for_keyed_call(keys, request)
   if seq then
     return { account = account, request = request, replayed_seq = seq }
-  end
-  if account.status == STATUS.TERMINATED then
-    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
   end
   local balance = account.balance + request.amount
   if balance > CONFIG.limits.max_balance_minor or balance < -CONFIG.limits.max_balance_minor then

@@ -37,15 +37,9 @@ end
 
 local function check_top_up(keys, args)
   local request = parse_top_up(args)
-  local account = load_existing_account(keys.account)
-  account.actor = request.actor
-  apply_due_changes(account, request.now_ms)
-  local seq = applied_seq(keys.record, request.fingerprint)
+  local account, seq = load_for_keyed_call(keys, request)
   if seq then
     return { account = account, request = request, replayed_seq = seq }
-  end
-  if account.status == STATUS.TERMINATED then
-    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
   end
   if account.balance + request.amount > CONFIG.limits.max_balance_minor then
     refuse(CODE.INVALID_REQUEST, 'amount: would take the balance above ' .. format_integer(CONFIG.limits.max_balance_minor))

@@ -179,3 +179,17 @@ local function apply_due_changes(account, now_ms)
   apply_reminders(account, now_ms)
   expire_buckets(account, now_ms)
 end
+
+-- The start of a money call keyed by an idempotency record (top_up, adjust): the account, its due
+-- changes applied, and the ledger seq of a retransmission (nil for a new key); refuses a key used
+-- with another payload, and, for a new key, a terminated account.
+local function load_for_keyed_call(keys, request)
+  local account = load_existing_account(keys.account)
+  account.actor = request.actor
+  apply_due_changes(account, request.now_ms)
+  local seq = applied_seq(keys.record, request.fingerprint)
+  if seq == nil and account.status == STATUS.TERMINATED then
+    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
+  end
+  return account, seq
+end
