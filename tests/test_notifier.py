@@ -4,24 +4,28 @@ it; a second notice of the kind within the minimum interval is suppressed (both 
 metrics); a suspension at 23:00 waits for the end of the quiet hours (no marketing opt-in never
 suppresses it) and goes out at 08:00; an endpoint refusing (400) dead-letters at once, one failing
 (503) is retried with backoff until it answers; a notifier that handles the same events again (a
-restart) sends nothing twice."""
+restart) sends nothing twice; an e-mail notice in Russian reaches a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from email import message_from_bytes
+from email import policy as email_policy
 
 import msgspec
 import pytest
+from aiosmtpd.controller import Controller
 
 from creditd import metrics
+from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import Settings
+from creditd.settings import EmailChannelSettings, Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request
-from tests.test_channels import http_server
+from tests.test_channels import Inbox, http_server
 from tests.test_rating import bangkok_ms
 
 pytestmark = pytest.mark.asyncio
@@ -135,3 +139,27 @@ async def test_a_refusal_dead_letters_and_an_outage_is_retried(server_at: Server
             await notifier.pass_once()
             assert [n["kind"] for n in posted(refusing)] == ["low_balance", "topup", "topup"]
             assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
+
+
+async def test_an_email_notice_reaches_a_real_smtp_server(server_at: ServerAt, settings: Settings) -> None:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            smtp = EmailChannelSettings(host="127.0.0.1", port=port, starttls=False, sender="notices@example.net")
+            notifications = msgspec.structs.replace(
+                settings.notifications, templates_dir=str(default_config_path().parent / "templates"), email=smtp
+            )
+            own = msgspec.structs.replace(creditd.settings, notifications=notifications)
+            notifier = Notifier(creditd.server.redis, own, creditd.clock, "notify-email")
+            await creditd.create_account(ACCOUNT, balance=2_050, contact=pb.Contact(email="somchai@example.net"))
+            preferences = pb.Preferences(channels=["email"], language="ru")
+            await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+            await send_sms(creditd, 2)
+            await notifier.pass_once()
+            message = message_from_bytes(inbox.messages[0], policy=email_policy.default)
+            assert str(message["Subject"]) == "Низкий баланс" and str(message["To"]) == "somchai@example.net"
+            assert "19,50" in message.get_content()
+    finally:
+        controller.stop()
