@@ -19,6 +19,7 @@ from creditd.metrics import CHARGES, REGISTRY
 from creditd.settings import RedisSettings
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import deadlines_of_partition, events_of_partition, stats_of_partition, usage_of_partition
+from creditd.store.replies import as_text
 from creditd.v1 import creditd_pb2 as pb
 
 SCRAPE_TIMEOUT_S = 2.0
@@ -29,10 +30,6 @@ STATUS_NAMES = [name for name, value in pb.AccountStatus.items() if value]
 
 def count_charge(request_type: int, result: int) -> None:
     CHARGES.labels(REQUEST_TYPE_NAMES.get(request_type, "UNKNOWN"), RESULT_NAMES.get(result, "UNKNOWN")).inc()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class StateCollector(Collector):
@@ -84,7 +81,7 @@ class StateCollector(Collector):
         retention trim would lose next if exports stopped)."""
         try:
             exported = self._client.get(EXPORTED_POSITION_KEY)
-            after = parse_position(_text(exported), self._partitions) if exported else OLDEST
+            after = parse_position(as_text(exported), self._partitions) if exported else OLDEST
             pipe = self._client.pipeline(transaction=False)
             for partition in range(self._partitions):
                 pipe.xlen(usage_of_partition(partition))
@@ -93,7 +90,9 @@ class StateCollector(Collector):
             now_ms = redis_time_ms(self._client)
         except (redis.RedisError, OSError, CreditdError):
             return
-        oldest_ms = min((int(_text(entries[0][0]).split("-")[0]) for entries in replies[1::2] if entries), default=None)
+        oldest_ms = min(
+            (int(as_text(entries[0][0]).split("-")[0]) for entries in replies[1::2] if entries), default=None
+        )
         yield GaugeMetricFamily("creditd_usage_records", "Usage records kept (cluster-wide)", value=sum(replies[0::2]))
         yield GaugeMetricFamily(
             "creditd_usage_unexported_age_seconds",

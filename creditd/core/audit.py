@@ -14,6 +14,7 @@ import msgspec
 
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
+from creditd.store.replies import as_text
 from creditd.store.scan import account_keys
 
 ACTIVE = 1
@@ -34,12 +35,8 @@ class AuditReport(msgspec.Struct):
         return not self.violations
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _decode(mapping: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    return {_text(key): _text(value) for key, value in mapping.items()}
+    return {as_text(key): as_text(value) for key, value in mapping.items()}
 
 
 # Fields of a reservation (lua/lib/rating.lua): deadline_ms, then after the older nine, change_ms.
@@ -82,8 +79,8 @@ class Auditor:
                 for _, raw in entries:
                     fields = _decode(raw or {})
                     charged[fields["account_id"]][fields["reference"]] += int(fields["charged"])
-                start = f"({_text(entries[-1][0])}"
-            trimmed = bool(self.client.exists(key)) and _text(
+                start = f"({as_text(entries[-1][0])}"
+            trimmed = bool(self.client.exists(key)) and as_text(
                 self.client.xinfo_stream(key).get("max-deleted-entry-id", b"0-0")
             ) not in ("0-0", "")
             self._usage[partition] = PartitionUsage(charged, trimmed)
@@ -130,7 +127,7 @@ class Auditor:
     def _check_overdue(self, horizon_ms: int, report: AuditReport) -> None:
         for partition in range(self.keys.partitions):
             overdue = self.client.zrangebyscore(deadlines_of_partition(partition), "-inf", f"({horizon_ms}")
-            report.violations += [f"session {_text(member)!r} is past its deadline plus grace" for member in overdue]
+            report.violations += [f"session {as_text(member)!r} is past its deadline plus grace" for member in overdue]
 
     def _audit_account(self, account_id: str, report: AuditReport, kinds: Counter[str]) -> None:
         account = _decode(self.client.hgetall(self.keys.account(account_id)))
@@ -174,7 +171,9 @@ class Auditor:
         references: Counter[tuple[str, str]] = Counter()
         previous_hash = account.get("ledger_trimmed_hash", "")
         for raw in self.client.lrange(self.keys.ledger(account_id), 0, -1):
-            seq_text, time_ms, kind, amount_text, balance_after, actor, entry_hash, reference = _text(raw).split("|", 7)
+            seq_text, time_ms, kind, amount_text, balance_after, actor, entry_hash, reference = as_text(raw).split(
+                "|", 7
+            )
             fields = {"kind": kind, "amount": amount_text, "balance_after": balance_after, "reference": reference}
             head = "|".join((seq_text, time_ms, kind, amount_text, balance_after, actor))
             expected_hash = hashlib.sha1(f"{previous_hash}\n{head}|{reference}".encode()).hexdigest()
@@ -213,13 +212,13 @@ class Auditor:
         bucket_units_held: dict[str, int] = defaultdict(int)
         deadlines_key = self.keys.deadlines(account_id)
         for member in self.client.smembers(self.keys.sessions(account_id)):
-            gateway_id, session_id = _text(member).split(" ", 1)
+            gateway_id, session_id = as_text(member).split(" ", 1)
             session = _decode(self.client.hgetall(self.keys.session(account_id, gateway_id, session_id)))
             report.open_sessions += 1
             if session.get("state") != "open" or session.get("account_id") != account_id:
                 problems.append(f"session {member!r} listed as open but is {session.get('state')!r}")
                 continue
-            if self.client.zscore(deadlines_key, f"{account_id} {_text(member)}") is None:
+            if self.client.zscore(deadlines_key, f"{account_id} {as_text(member)}") is None:
                 problems.append(f"session {member!r} has no deadline")
             for field, value in session.items():
                 if field.startswith("reservation:"):
@@ -228,5 +227,5 @@ class Auditor:
                     money_held += int(money)
                     if bucket_id:
                         bucket_units_held[bucket_id] += int(bucket_units)
-                    problems += _reservation_problems(_text(member), field, parts)
+                    problems += _reservation_problems(as_text(member), field, parts)
         return money_held, bucket_units_held

@@ -35,6 +35,7 @@ from creditd.errors import InvalidArgument, Unavailable
 from creditd.settings import EventSettings
 from creditd.store.connection import AnyRedis, redis_time_ms
 from creditd.store.keys import events_of_partition
+from creditd.store.replies import as_text
 
 log = logging.getLogger(__name__)
 Answer = TypeVar("Answer")
@@ -85,10 +86,6 @@ async def bounded(awaitable: Awaitable[Answer], timeout_s: float) -> Answer:
         raise Unavailable(f"redis: no answer within {timeout_s:g} s; resume from the last event id") from None
     except (RedisError, OSError) as error:
         raise Unavailable(f"redis: {type(error).__name__}: {error}; resume from the last event id") from None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class EventFeed:
@@ -154,10 +151,10 @@ class EventFeed:
         events: list[FeedEvent] = []
         bound: Key | None = None
         for stream, entries in replies:
-            partition = self._keys.index(_text(stream))
+            partition = self._keys.index(as_text(stream))
             for entry_id, fields in entries:
-                ms, seq = (int(part) for part in _text(entry_id).split("-"))
-                events.append(FeedEvent((ms, seq, partition), {_text(k): _text(v) for k, v in fields.items()}))
+                ms, seq = (int(part) for part in as_text(entry_id).split("-"))
+                events.append(FeedEvent((ms, seq, partition), {as_text(k): as_text(v) for k, v in fields.items()}))
             if len(entries) == batch:  # more may wait unread in this stream: nothing past its last entry
                 last = events[-1].key
                 bound = last if bound is None else min(bound, last)

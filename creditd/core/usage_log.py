@@ -14,6 +14,7 @@ from creditd.core.feed import Key, format_position, stream_cursor
 from creditd.core.usage import Usage
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import usage_of_partition
+from creditd.store.replies import as_text
 
 PAGE = 1000
 # Where an exporter records how far it got: read by the metrics endpoint (oldest unexported record).
@@ -30,19 +31,15 @@ def redis_time_ms(client: AnySyncRedis) -> int:
     return min(int(seconds) * 1000 + int(microseconds) // 1000 for seconds, microseconds in times)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _partition_records(client: AnySyncRedis, partition: int, after: Key, page: int) -> Iterator[tuple[Key, Usage]]:
     key, cursor = usage_of_partition(partition), stream_cursor(after, partition)
     while True:
         entries = client.xrange(key, f"({cursor}", "+", count=page) or []
         for entry_id, raw in entries:
-            cursor = _text(entry_id or b"")
+            cursor = as_text(entry_id or b"")
             ms, seq = (int(part) for part in cursor.split("-"))
             position = (ms, seq, partition)
-            fields = {_text(name): _text(value) for name, value in (raw or {}).items()}
+            fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
             yield position, Usage.of_fields(format_position(position), fields)
         if len(entries) < page:
             return

@@ -46,7 +46,7 @@ from creditd.settings import Settings
 from creditd.store.calls import Calls, fcall
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import events_of_partition, notifier_key
-from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, checked_reply
+from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, as_text, checked_reply
 
 log = logging.getLogger(__name__)
 ROLE = "notifier"
@@ -59,10 +59,6 @@ class Event(msgspec.Struct, frozen=True):
     account_id: str
     time_ms: int
     detail: str = ""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -134,12 +130,12 @@ class Notifier:
 
     async def handle_partition(self, partition: int) -> bool:
         position_key = notifier_key("notified", partition)
-        after = _text(await self.client.get(position_key) or b"0-0")
+        after = as_text(await self.client.get(position_key) or b"0-0")
         stream = events_of_partition(partition)
         entries = await self.client.xrange(stream, f"({after}", "+", count=self.config.batch_size) or []
         for raw_id, raw in entries:
-            entry_id = _text(raw_id or b"")
-            fields = {_text(name): _text(value) for name, value in (raw or {}).items()}
+            entry_id = as_text(raw_id or b"")
+            fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
             if fields.get("kind") in SUBSCRIBER_KINDS and "gateway_id" not in fields:
                 time_ms, detail = int(fields["time_ms"]), fields.get("detail", "")
                 await self.handle_event(
@@ -188,7 +184,8 @@ class Notifier:
         if self.config.min_interval_s:
             key = notifier_key("noticed", partition, event.account_id, event.kind)
             claimed = await self.client.set(key, event.id, nx=True, px=self.config.min_interval_s * 1000)
-            if not claimed and _text(await self.client.get(key) or b"") != event.id:  # this event's own claim: a retry
+            # Claimed before by this very event: it is being handled again after a restart.
+            if not claimed and as_text(await self.client.get(key) or b"") != event.id:
                 return f"another {event.kind} notice within {self.config.min_interval_s} s"
         return ""
 

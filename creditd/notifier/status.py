@@ -10,6 +10,7 @@ import msgspec
 
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import PREFIX, events_of_partition, notifier_key
+from creditd.store.replies import as_text
 
 SCAN_BATCH = 1000
 
@@ -24,14 +25,10 @@ class NotifierStatus(msgspec.Struct):
     oldest_waiting_ms: int
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
     states: Counter[str] = Counter()
     for key in client.scan_iter(match=f"{PREFIX}:{{p:*}}:notice:*", count=SCAN_BATCH):
-        states[_text(client.hget(key, "state") or b"?")] += 1
+        states[as_text(client.hget(key, "state") or b"?")] += 1
     due = dead = unhandled = 0
     oldest: list[int] = []
     for partition in range(partitions):
@@ -41,9 +38,9 @@ def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
         if earliest:
             oldest.append(int(earliest[0][1]))
         dead += client.llen(notifier_key("dead_letters", partition))
-        after = _text(client.get(notifier_key("notified", partition)) or b"0-0")
+        after = as_text(client.get(notifier_key("notified", partition)) or b"0-0")
         pending = client.xrange(events_of_partition(partition), f"({after}", "+", count=SCAN_BATCH) or []
         unhandled += len(pending)
         if pending:
-            oldest.append(int(_text(pending[0][0] or b"0-0").split("-")[0]))
+            oldest.append(int(as_text(pending[0][0] or b"0-0").split("-")[0]))
     return NotifierStatus(dict(sorted(states.items())), due, dead, unhandled, min(oldest, default=0))

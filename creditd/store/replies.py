@@ -85,7 +85,8 @@ class Reply(msgspec.Struct, frozen=True):
         return self.message == REPLAYED
 
 
-def _text(value: Any) -> str:
+def as_text(value: object) -> str:
+    """A Redis reply's bytes (or anything else) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -93,8 +94,8 @@ def decode_reply(raw: Any) -> Reply:
     """The {code, message, body} of any function; Internal for anything else."""
     if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[0], int):
         raise Internal(f"unexpected function reply: {raw!r:.200}")
-    body = raw[2] if isinstance(raw[2], bytes) else _text(raw[2]).encode()
-    return Reply(code=raw[0], message=_text(raw[1]), body=body)
+    body = raw[2] if isinstance(raw[2], bytes) else as_text(raw[2]).encode()
+    return Reply(code=raw[0], message=as_text(raw[1]), body=body)
 
 
 def error_for_code(code: int, message: str) -> CreditdError | None:
