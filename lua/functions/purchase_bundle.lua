@@ -42,9 +42,7 @@ local function check_purchase(keys, args)
   if bundle == nil then
     refuse(CODE.INVALID_REQUEST, 'bundle_id: not offered by plan ' .. account.plan)
   end
-  if account.status == STATUS.TERMINATED then
-    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
-  end
+  refuse_terminated(account)
   if account.status ~= STATUS.ACTIVE then
     refuse(CODE.CREDIT_LIMIT_REACHED, 'account_id: only an ACTIVE account can buy a bundle')
   end

@@ -76,9 +76,7 @@ local function check_set_preferences(keys, args)
   end
   local account = load_existing_account(keys.account)
   account.actor = request.actor
-  if account.status == STATUS.TERMINATED then
-    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
-  end
+  refuse_terminated(account)
   check_channels(request.channels, account)
   return { account = account, request = request }
 end

@@ -221,6 +221,13 @@ local function remember_applied(record_key, fingerprint, seq)
   redis.call('SET', record_key, fingerprint .. '|' .. format_integer(seq), 'EX', CONFIG.limits.topup_key_retention_s)
 end
 
+-- Calls that change a terminated account are refused (a terminated number only keeps its history).
+local function refuse_terminated(account)
+  if account.status == STATUS.TERMINATED then
+    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
+  end
+end
+
 local function load_existing_account(key)
   local account = load_account(key)
   if not account then

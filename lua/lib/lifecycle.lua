@@ -188,8 +188,8 @@ local function load_for_keyed_call(keys, request)
   account.actor = request.actor
   apply_due_changes(account, request.now_ms)
   local seq = applied_seq(keys.record, request.fingerprint)
-  if seq == nil and account.status == STATUS.TERMINATED then
-    refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
+  if seq == nil then
+    refuse_terminated(account)
   end
   return account, seq
 end
