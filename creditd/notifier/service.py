@@ -42,6 +42,7 @@ from creditd.notifier.templates import (
     money,
     status_words,
 )
+from creditd.rating_config import clock_minutes
 from creditd.settings import Settings
 from creditd.store.calls import Calls, fcall
 from creditd.store.connection import AnyRedis
@@ -66,14 +67,15 @@ def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
     if not start or not end or start == end:
         return 0
     local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
-    begins, ends = (local.replace(hour=int(t[:2]), minute=int(t[3:]), second=0, microsecond=0) for t in (start, end))
+    start_minute, end_minute = clock_minutes(start), clock_minutes(end)
     minute = local.hour * 60 + local.minute
-    start_minute, end_minute = begins.hour * 60 + begins.minute, ends.hour * 60 + ends.minute
-    inside = (
-        start_minute <= minute < end_minute if start_minute < end_minute else not end_minute <= minute < start_minute
-    )
+    if start_minute < end_minute:
+        inside = start_minute <= minute < end_minute
+    else:
+        inside = not end_minute <= minute < start_minute
     if not inside:
         return 0
+    ends = local.replace(hour=end_minute // 60, minute=end_minute % 60, second=0, microsecond=0)
     if ends <= local:
         ends += timedelta(days=1)
     return int(ends.timestamp() * 1000)
