@@ -261,8 +261,7 @@ local function grant_units(account, plan, request, reservations, grants)
     end
     local context = unit_context(plan, request, unit)
     local tariff, group = unit_tariff(plan, grant, context, unit, request.now_ms)
-    if tariff == nil then
-      grant.granted = 0
+    if tariff == nil then -- unit_tariff marked the grant RATING_FAILED; nothing is granted or debited
     elseif not service_allowed(account, tariff) then
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
@@ -283,8 +282,7 @@ local function debit_units(account, plan, request, grants)
     local grant = new_grant(plan, unit.rating_group)
     local context = unit_context(plan, request, unit)
     local tariff = unit_tariff(plan, grant, context, unit, request.now_ms)
-    if tariff == nil then
-      grant.granted = 0
+    if tariff == nil then -- unit_tariff marked the grant RATING_FAILED; nothing is granted or debited
     elseif not service_allowed(account, tariff) then
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
