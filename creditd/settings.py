@@ -111,6 +111,12 @@ class Limits(Struct, frozen=True):
     # this many per partition.
     usage_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
     max_usage_per_partition: Annotated[int, msgspec.Meta(ge=1000, le=10**9)] = 1_000_000
+    # Usage summaries (per account: totals per local day, recent calls and SMS; the sweeper folds
+    # the records in): kept this long after the last write, days older dropped; at most this many
+    # recent entries; at most this many records per summarize_usage call.
+    usage_summary_retention_s: Annotated[int, msgspec.Meta(ge=86400, le=400 * 86400)] = 35 * 86400
+    max_recent_usage: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    max_usage_summary_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
     max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024
@@ -126,6 +132,8 @@ class SweeperSettings(Struct, frozen=True):
     # release: give the reservation back; charge: debit it as if used.
     orphan_policy: Literal["release", "charge"] = "release"
     max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    # Usage records folded into the accounts' summaries per pass (core/usage_summary.py).
+    max_usage_per_pass: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
 
 

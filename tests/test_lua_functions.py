@@ -98,6 +98,24 @@ VALID_ARGS = {
     "recompute_tier": [NOW, ACCOUNT, "tester"],
     "purchase_bundle": [NOW, ACCOUNT, "sms_50", "pk1", "tester"],
     "claim_partition": ["owner1", "1000"],
+    # account_id, cutoff_day, record_count, one record (record_id, time_ms, day, rating_group, unit,
+    # zone, destination, units, charged, recent), actor
+    "summarize_usage": [
+        ACCOUNT,
+        "20260901",
+        "1",
+        "1790000000000-0",
+        NOW,
+        "20260921",
+        "2",
+        "2",
+        "home",
+        "thailand",
+        "60",
+        "100",
+        "1",
+        "tester",
+    ],
 }
 
 # (function, argument index, bad values, field named in the message)
@@ -139,6 +157,13 @@ NUMBER_FIELDS = [
     ("set_credit_limit", 2, "credit_limit"),
     ("recompute_tier", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
+    ("summarize_usage", 2, "record_count"),
+    ("summarize_usage", 4, "records[1].time_ms"),
+    ("summarize_usage", 6, "records[1].rating_group"),
+    ("summarize_usage", 7, "records[1].unit"),
+    ("summarize_usage", 10, "records[1].units"),
+    ("summarize_usage", 11, "records[1].charged"),
+    ("summarize_usage", 12, "records[1].recent"),
 ]
 OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "initial_balance": ["-1", "1000000000001"],
@@ -164,6 +189,12 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "marketing_opt_in": ["2", "-1"],
     "now_ms": ["-1"],
     "lease_ms": ["99", "600001"],
+    "record_count": ["0", "501"],
+    "records[1].rating_group": ["-1", "4294967296"],
+    "records[1].unit": ["0", "4"],
+    "records[1].units": ["-1", "1000000000000001"],
+    "records[1].charged": ["-1", "1000000000001"],
+    "records[1].recent": ["2", "-1"],
 }
 TEXT_FIELDS = [
     ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
@@ -212,6 +243,13 @@ TEXT_FIELDS = [
     ("purchase_bundle", 2, "bundle_id", ["", "a b", "no_such_bundle"]),
     ("purchase_bundle", 3, "idempotency_key", ["", "k/1"]),
     ("purchase_bundle", 4, "actor", ["", "a|b"]),
+    ("summarize_usage", 0, "account_id", ["", "a b"]),
+    ("summarize_usage", 1, "cutoff_day", ["", "2026091", "2026-09-01", "20261301"]),
+    ("summarize_usage", 3, "records[1].record_id", ["", "1790000000000", "a-0", "1-2-3"]),
+    ("summarize_usage", 5, "records[1].day", ["", "2026092", "20269921"]),
+    ("summarize_usage", 8, "records[1].zone", ["a b", "a:b", "x" * 65]),
+    ("summarize_usage", 9, "records[1].destination", ["a b", "x" * 65]),
+    ("summarize_usage", 13, "actor", ["", "a|b"]),
 ]
 
 

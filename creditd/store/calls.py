@@ -51,6 +51,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "get_account": ("account", "sessions"),
     "list_ledger": ("account", "ledger"),
     "claim_partition": ("lease",),
+    "summarize_usage": ("summary", "recent"),
     "library_version": (),
 }
 
@@ -70,6 +71,31 @@ class UnitLike(Protocol):
     def service_id(self) -> int: ...
     @property
     def used_after_tariff_change(self) -> int: ...
+
+
+class SummaryRecordLike(Protocol):
+    """A usage record as summarize_usage takes it (core/usage_summary.py)."""
+
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def time_ms(self) -> int: ...
+    @property
+    def day(self) -> str: ...
+    @property
+    def rating_group(self) -> int: ...
+    @property
+    def unit(self) -> int: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def units(self) -> int: ...
+    @property
+    def charged(self) -> int: ...
+    @property
+    def recent(self) -> bool: ...
 
 
 class ChargeLike(Protocol):
@@ -278,6 +304,26 @@ class Calls:
 
     def claim_partition(self, partition: int, owner: str, lease_ms: int, role: str = "sweeper") -> Command:
         return "claim_partition", (partition_lease(partition, role),), (owner, lease_ms)
+
+    def summarize_usage(
+        self, account_id: str, cutoff_day: str, records: Sequence[SummaryRecordLike], actor: str
+    ) -> Command:
+        args: list[Argument] = [account_id, cutoff_day, len(records)]
+        for record in records:
+            args += (
+                record.record_id,
+                record.time_ms,
+                record.day,
+                record.rating_group,
+                record.unit,
+                record.zone,
+                record.destination,
+                record.units,
+                record.charged,
+                int(record.recent),
+            )
+        args.append(actor)
+        return "summarize_usage", self.keys_of("summarize_usage", account_id), tuple(args)
 
     @staticmethod
     def library_version() -> Command:

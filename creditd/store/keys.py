@@ -31,6 +31,11 @@ KEY_PATTERNS: dict[str, str] = {
     "due": "{tag}:due",
     "blacklist": "{tag}:blacklist",
     "lease": "{tag}:lease:{role}",
+    "summary": "{tag}:summary:{account_id}",
+    "recent": "{tag}:recent:{account_id}",
+    # The sweeper's position in the partition's usage stream (plain SET; summarize_usage skips
+    # records a summary already holds, so a stale position only repeats work).
+    "summarized": "{tag}:summarized",
     # The notifier's (creditd/notifier/service.py), written with plain commands, not functions.
     "notified": "{tag}:notified",
     "notice": "{tag}:notice:{idempotency_key}",
@@ -81,6 +86,10 @@ def notifier_key(name: str, partition: int, account_id: str = "", idempotency_ke
     notices_due, dead_letters, noticed (idempotency_key: the kind)."""
     tag = partition_tag(partition)
     return KEY_PATTERNS[name].format(tag=tag, account_id=account_id, idempotency_key=idempotency_key)
+
+
+def summarized_of_partition(partition: int) -> str:
+    return _of_partition("summarized", partition)
 
 
 def partition_lease(partition: int, role: str) -> str:
