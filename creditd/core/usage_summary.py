@@ -184,8 +184,16 @@ def parse_summary(summary: dict[bytes, bytes], recent: list[bytes]) -> AccountUs
 
 def recent_usage(line: str) -> RecentUsage:
     record_id, time_ms, rating_group, unit, units, charged, destination, zone = line.split(" ")
-    numbers = (int(part) for part in (time_ms, rating_group, unit, units, charged))
-    return RecentUsage(record_id, *numbers, "" if destination == "-" else destination, "" if zone == "-" else zone)
+    return RecentUsage(
+        record_id=record_id,
+        time_ms=int(time_ms),
+        rating_group=int(rating_group),
+        unit=int(unit),
+        units=int(units),
+        charged_minor=int(charged),
+        destination="" if destination == "-" else destination,
+        zone="" if zone == "-" else zone,
+    )
 
 
 async def account_usage(client: AnyRedis, calls: Calls, account_id: str) -> AccountUsage:
