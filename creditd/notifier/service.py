@@ -13,8 +13,11 @@ are those in flight at the kill (sent, their record not yet written).
 Per event: only subscriber-facing kinds (templates.SUBSCRIBER_KINDS); marketing kinds only with the
 subscriber's opt-in (service notices always); at most one notice per kind and account within
 min_interval_s; in the subscriber's quiet hours (their time zone) a notice waits for the end of them,
-unless the plan lists its kind as urgent. A refusal (a bad number or address) dead-letters at once;
-an outage retries with backoff up to max_attempts, then dead-letters.
+unless the plan lists its kind as urgent. After a data bundle ran out or the overage cap was reached,
+an opted-in subscriber also gets an offer: the bundle that would have covered their last 30 days of
+data for the least (core/offers.py, from the usage summaries the sweeper keeps). A refusal (a bad
+number or address) dead-letters at once; an outage retries with backoff up to max_attempts, then
+dead-letters.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.core.offers import recommend
+from creditd.core.usage_summary import account_usage
 from creditd.errors import CreditdError
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
@@ -52,6 +57,8 @@ from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, as_text, check
 log = logging.getLogger(__name__)
 ROLE = "notifier"
 SENT, DEFERRED, RETRYING, DEAD, SUPPRESSED = "sent", "deferred", "retrying", "dead", "suppressed"
+# Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
+OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -157,6 +164,29 @@ class Notifier:
         card = await self.card(event.account_id)
         if card is None:
             return
+        await self.tell(partition, event, card)
+        offer = await self.offer_for(event, card)
+        if offer is not None:
+            await self.tell(partition, offer, card)
+
+    async def offer_for(self, event: Event, card: AccountRecord) -> Event | None:
+        """After a data bundle ran out or the overage cap was reached, an opted-in subscriber hears of
+        the bundle that would have covered their last 30 days for the least (core/offers.py)."""
+        plan = self.settings.plans.get(card.plan)
+        if event.kind not in OFFER_TRIGGERS or plan is None or not card.preferences.marketing_opt_in:
+            return None
+        if event.kind == "bundle_used_up":
+            bundle_id = event.detail.split(" ")[0].rsplit(".", 1)[0]
+            if not any(b.bundle_id == bundle_id and b.unit == "BYTES" for b in plan.bundles):
+                return None
+        usage = await account_usage(self.client, self.calls, card.account_id)
+        offer = recommend(plan, usage.days, self.clock.now_ms(), card.preferences.time_zone)
+        if offer is None:
+            return None
+        detail = f"{offer.bundle_id} {offer.price_minor}"
+        return Event(f"{event.id}.offer", "offer", event.account_id, event.time_ms, detail)
+
+    async def tell(self, partition: int, event: Event, card: AccountRecord) -> None:
         prefs = card.preferences
         channels = [channel for channel in prefs.channels.split(",") if channel]
         records = [notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
@@ -214,6 +244,9 @@ class Notifier:
             fields["next_status"] = status_words(words[0], language)
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
             fields["days"] = int(words[2])
+        elif event.kind == "offer" and len(words) == 2:
+            fields["offer_bundle"] = words[0]
+            fields["offer_price"] = money(int(words[1]), currency, language)
         elif event.kind.startswith("bundle_"):
             fields["bundle"] = words[0].rsplit(".", 1)[0]
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
