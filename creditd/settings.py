@@ -46,6 +46,23 @@ Role = Literal["gateway", "topup", "crm", "admin"]
 # Languages subscriber notices are written in (config/templates/<language>/ when the notifier sends).
 Language = Literal["en", "th", "ru", "zh"]
 LANGUAGES: tuple[str, ...] = ("en", "th", "ru", "zh")
+# The event kinds a subscriber is told about (creditd/notifier/templates.py has a template of each):
+# service notices, always sent; marketing ones only with the subscriber's opt-in.
+SERVICE_NOTICE_KINDS: tuple[str, ...] = (
+    "low_balance",
+    "suspension_coming",
+    "suspended_one_way",
+    "suspended_two_way",
+    "resumed",
+    "terminated",
+    "topup",
+    "bundle_purchased",
+    "bundle_nearly_used",
+    "bundle_used_up",
+    "bundle_expired",
+    "data_overage_cap_reached",
+)
+MARKETING_NOTICE_KINDS: tuple[str, ...] = ("offer",)
 Channel = Literal["sms", "email", "webhook"]
 CHANNELS: tuple[str, ...] = ("sms", "email", "webhook")
 
@@ -461,6 +478,12 @@ def _check_coherence(settings: Settings) -> None:
             raise ConfigError(f"{where}.preferences: quiet_hours_start and quiet_hours_end go together")
         if len(set(defaults.channels)) != len(defaults.channels):
             raise ConfigError(f"{where}.preferences.channels: a channel appears twice")
+        unknown_kinds = sorted(set(plan.urgent_notice_kinds) - set(SERVICE_NOTICE_KINDS))
+        if unknown_kinds:
+            raise ConfigError(
+                f"{where}.urgent_notice_kinds: {', '.join(unknown_kinds)} is not a service notice kind"
+                f" ({', '.join(SERVICE_NOTICE_KINDS)})"
+            )
         if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
             raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
         for index, bundle in enumerate(plan.bundles):

@@ -4,7 +4,10 @@ it; a second notice of the kind within the minimum interval is suppressed (both 
 metrics); a suspension at 23:00 waits for the end of the quiet hours (no marketing opt-in never
 suppresses it) and goes out at 08:00; an endpoint refusing (400) dead-letters at once, one failing
 (503) is retried with backoff until it answers; a notifier that handles the same events again (a
-restart) sends nothing twice; an e-mail notice in Russian reaches a real SMTP server (aiosmtpd)."""
+restart) sends nothing twice; an e-mail notice in Russian reaches a real SMTP server (aiosmtpd); a
+kind the plan marks urgent goes out in the quiet hours while the others wait; an SMTP server that
+refuses every connection gets its notice retried with backoff, then dead-lettered, while the webhook
+of the same event goes out at once and every (event, channel) keeps a record."""
 
 from __future__ import annotations
 
@@ -163,3 +166,56 @@ async def test_an_email_notice_reaches_a_real_smtp_server(server_at: ServerAt, s
             assert "19,50" in message.get_content()
     finally:
         controller.stop()
+
+
+async def test_an_urgent_kind_is_told_in_quiet_hours_and_the_rest_wait(
+    server_at: ServerAt, settings: Settings, endpoint: object
+) -> None:
+    plan = msgspec.structs.replace(settings.plans["standard"], urgent_notice_kinds=["suspended_one_way"])
+    loaded = msgspec.structs.replace(settings, plans={**settings.plans, "standard": plan})
+    async with server_at(bangkok_ms("2027-03-10T23:00:00"), loaded=loaded) as creditd:
+        notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", creditd.settings)  # type: ignore[attr-defined]
+        await open_account(creditd, 100)
+        await send_sms(creditd, 2)  # low_balance, then suspended one-way
+        await notifier.pass_once()
+        assert [n["kind"] for n in posted(endpoint)] == ["suspended_one_way"]
+        creditd.clock.advance(9 * 3600)
+        await notifier.pass_once()
+        assert sorted(n["kind"] for n in posted(endpoint)) == ["low_balance", "suspended_one_way"]
+
+
+async def test_a_channel_down_retries_then_dead_letters_and_the_others_go_on(
+    server_at: ServerAt, settings: Settings, endpoint: object
+) -> None:
+    refusing_port = free_port()  # nothing listens: every connection is refused
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        smtp = EmailChannelSettings(host="127.0.0.1", port=refusing_port, starttls=False, timeout_s=5)
+        own = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
+        notifications = msgspec.structs.replace(own.settings.notifications, email=smtp, max_attempts=3)
+        notifier = Notifier(
+            creditd.server.redis,
+            msgspec.structs.replace(own.settings, notifications=notifications),
+            creditd.clock,
+            "notify-down",
+        )
+        await creditd.create_account(ACCOUNT, balance=2_050, contact=pb.Contact(email="somchai@example.net"))
+        preferences = pb.Preferences(channels=["email", "webhook"], language="en")
+        await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+        await send_sms(creditd, 2)  # low_balance
+        await notifier.pass_once()
+        assert [n["kind"] for n in posted(endpoint)] == ["low_balance"]  # the webhook is not held up
+        partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
+        records = {
+            key.decode().rsplit("/", 1)[1]: creditd.redis.hgetall(key)
+            for key in creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*"))
+        }
+        assert records["webhook"][b"state"] == b"sent" and records["email"][b"state"] == b"retrying"
+        for wait_s in (61, 121):  # backoff 60 s, then 120 s
+            creditd.clock.advance(wait_s)
+            await notifier.pass_once()
+        email = next(creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*/email")))
+        assert creditd.redis.hget(email, "state") == b"dead" and creditd.redis.hget(email, "attempts") == b"3"
+        dead = creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)
+        assert len(dead) == 1 and dead[0].decode().endswith("/email " + creditd.redis.hget(email, "reason").decode())
+        assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
+        assert len(posted(endpoint)) == 1

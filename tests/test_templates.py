@@ -1,5 +1,6 @@
-"""Notice templates: every shipped template (4 languages x 13 kinds) renders with a sample notice,
-money and dates formatted for its language; `creditd check-config` renders them all and exits 2
+"""Notice templates: every shipped template (4 languages x 13 kinds, and the sample campaign)
+renders with a sample notice, money and dates formatted for its language; a campaign template
+missing in one language is named; an urgent kind that is not a service notice kind is a config error; `creditd check-config` renders them all and exits 2
 naming the file when one is missing, does not parse, uses an unknown variable, reaches for Python
 internals (the sandbox refuses) or lacks its subject line."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from creditd.errors import ConfigError
 from creditd.notifier.templates import SUBSCRIBER_KINDS, Templates, sample_context
 from creditd.resources import default_config_path
-from creditd.settings import LANGUAGES
+from creditd.settings import LANGUAGES, parse_settings
 from tests.test_rating_config import SHIPPED
 
 TEMPLATES = default_config_path().parent / "templates"
@@ -23,7 +25,10 @@ TEMPLATES = default_config_path().parent / "templates"
 
 def test_every_shipped_template_renders_in_its_language() -> None:
     templates = Templates(TEMPLATES)
-    assert templates.check() == len(LANGUAGES) * len(SUBSCRIBER_KINDS) == 52
+    assert templates.campaigns == ("songkran",)
+    assert templates.check() == len(LANGUAGES) * (len(SUBSCRIBER_KINDS) + 1) == 56
+    campaign = templates.render("zh", "campaign:songkran", sample_context("zh"))
+    assert campaign.subject == "泼水节：本周流量翻倍" and "Somchai" in campaign.text
     thai = templates.render("th", "low_balance", sample_context("th"))
     assert thai.subject == "ยอดเงินคงเหลือต่ำ" and "฿15.50" in thai.text and "https://topup.example.net/" in thai.text
     russian = templates.render("ru", "low_balance", sample_context("ru"))
@@ -41,6 +46,22 @@ def copy_with(tmp_path: Path, language: str, kind: str, content: str | None) -> 
     else:
         target.write_text(content, encoding="utf-8")
     return directory
+
+
+def test_a_campaign_missing_in_a_language_is_named(tmp_path: Path) -> None:
+    directory = copy_with(tmp_path, "ru", "campaigns/songkran", None)
+    with pytest.raises(ConfigError) as error:
+        Templates(directory)
+    assert "ru/campaigns/songkran.txt: cannot read" in error.value.message
+
+
+def test_an_urgent_kind_must_be_a_service_notice_kind() -> None:
+    text = SHIPPED.replace("# urgent_notice_kinds = [", "urgent_notice_kinds = [").replace(
+        '["suspended_two_way"]', '["suspended_two_way", "offer"]'
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_settings(tomllib.loads(text), "test")
+    assert error.value.message.startswith("plans.standard.urgent_notice_kinds: offer is not a service notice kind")
 
 
 @pytest.mark.parametrize(

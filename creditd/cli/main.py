@@ -18,6 +18,7 @@ from creditd import logs
 from creditd.api.server import CreditdServer
 from creditd.cli import render
 from creditd.cli.accounts import account
+from creditd.cli.campaign import campaign
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
@@ -56,6 +57,7 @@ main.add_command(report)
 main.add_command(usage)
 main.add_command(rerate)
 main.add_command(notify)
+main.add_command(campaign)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

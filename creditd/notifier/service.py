@@ -38,11 +38,12 @@ from creditd.core.usage_summary import account_usage
 from creditd.errors import CreditdError
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
-    MARKETING_KINDS,
     SUBSCRIBER_KINDS,
     Notice,
     NoticeContext,
     Templates,
+    is_marketing,
+    kind_label,
     local_time,
     money,
     status_words,
@@ -67,6 +68,17 @@ class Event(msgspec.Struct, frozen=True):
     account_id: str
     time_ms: int
     detail: str = ""
+
+
+def notice_fields(event: Event, state: str, reason: str, attempts: int, due_ms: int) -> dict[str, object]:
+    """A delivery record's fields (the key: notifier_key('notice', partition, '<event id>/<channel>'))."""
+    return {
+        "state": state,
+        "reason": reason,
+        "attempts": attempts,
+        "due_ms": due_ms,
+        "event": msgspec.json.encode(event),
+    }
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -198,7 +210,7 @@ class Notifier:
         if reason:
             for channel in pending:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
-                metrics.NOTICES.labels(channel, event.kind, SUPPRESSED).inc()
+                metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             return
         quiet_end = in_quiet_hours(self.clock.now_ms(), prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end)
         plan = self.settings.plans.get(card.plan)
@@ -206,12 +218,12 @@ class Notifier:
         for channel in pending:
             if quiet_end and not urgent:
                 await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
-                metrics.NOTICES.labels(channel, event.kind, DEFERRED).inc()
+                metrics.NOTICES.labels(channel, kind_label(event.kind), DEFERRED).inc()
             else:
                 await self.deliver(partition, event, channel, card, attempts=0)
 
     async def suppression(self, partition: int, event: Event, card: AccountRecord) -> str:
-        if event.kind in MARKETING_KINDS and not card.preferences.marketing_opt_in:
+        if is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             return "no marketing opt-in"
         if self.config.min_interval_s:
             key = notifier_key("noticed", partition, event.account_id, event.kind)
@@ -280,30 +292,23 @@ class Notifier:
             if error.retryable and attempts < self.config.max_attempts:
                 due_ms = self.clock.now_ms() + int(self.config.retry_base_s * 2 ** (attempts - 1) * 1000)
                 await self.schedule(partition, event, channel, RETRYING, due_ms, error.message, attempts)
-                metrics.NOTICES.labels(channel, event.kind, "failed").inc()
+                metrics.NOTICES.labels(channel, kind_label(event.kind), "failed").inc()
             else:
-                metrics.NOTICES.labels(channel, event.kind, DEAD).inc()
+                metrics.NOTICES.labels(channel, kind_label(event.kind), DEAD).inc()
                 await self.record(partition, event, channel, DEAD, error.message, attempts)
                 key = notifier_key("dead_letters", partition)
                 await self.client.lpush(key, f"{event.id}/{channel} {error.message}")
                 await self.client.ltrim(key, 0, self.config.max_dead_letters - 1)
             return
         await self.record(partition, event, channel, SENT, "", attempts)
-        metrics.NOTICES.labels(channel, event.kind, SENT).inc()
+        metrics.NOTICES.labels(channel, kind_label(event.kind), SENT).inc()
         metrics.NOTICE_LAG.labels(channel).observe(max(0.0, (self.clock.now_ms() - event.time_ms) / 1000))
 
     async def record(
         self, partition: int, event: Event, channel: str, state: str, reason: str, attempts: int = 0, due_ms: int = 0
     ) -> None:
         key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
-        fields = {
-            "state": state,
-            "reason": reason,
-            "attempts": attempts,
-            "due_ms": due_ms,
-            "event": msgspec.json.encode(event),
-        }
-        await self.client.hset(key, mapping=fields)  # type: ignore[arg-type]
+        await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
         await self.client.expire(key, self.config.notice_retention_s)
 
     async def schedule(
@@ -321,8 +326,12 @@ class Notifier:
             record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
             event = msgspec.json.decode(record[b"event"], type=Event) if record else None
             card = await self.card(event.account_id) if event else None
-            if event and card:
-                await self.deliver(partition, event, name.rsplit("/", 1)[1], card, int(record[b"attempts"]))
+            channel = name.rsplit("/", 1)[1]
+            if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
+                await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
+                metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
+            elif event and card:
+                await self.deliver(partition, event, channel, card, int(record[b"attempts"]))
             # Only now: a kill before this sends it again (in flight); a retry rescheduled it later.
             score = await self.client.zscore(due_key, name)
             if score is not None and score <= now_ms:

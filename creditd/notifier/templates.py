@@ -18,29 +18,31 @@ from zoneinfo import ZoneInfo
 import msgspec
 from babel.dates import format_datetime
 from babel.numbers import format_currency
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from creditd.errors import ConfigError
-from creditd.settings import LANGUAGES
+from creditd.settings import LANGUAGES, MARKETING_NOTICE_KINDS, SERVICE_NOTICE_KINDS
 
-# The event kinds a subscriber is told about; MARKETING_KINDS only with their opt-in.
-SERVICE_KINDS = (
-    "low_balance",
-    "suspension_coming",
-    "suspended_one_way",
-    "suspended_two_way",
-    "resumed",
-    "terminated",
-    "topup",
-    "bundle_purchased",
-    "bundle_nearly_used",
-    "bundle_used_up",
-    "bundle_expired",
-    "data_overage_cap_reached",
-)
-MARKETING_KINDS = ("offer",)
+SERVICE_KINDS = SERVICE_NOTICE_KINDS
+MARKETING_KINDS = MARKETING_NOTICE_KINDS
 SUBSCRIBER_KINDS = SERVICE_KINDS + MARKETING_KINDS
+# A campaign's notices (creditd campaign send) have kind 'campaign:<template>', from
+# <language>/campaigns/<template>.txt; marketing, like offers.
+CAMPAIGN_PREFIX = "campaign:"
+CAMPAIGN_DIRECTORY = "campaigns"
+MAX_CAMPAIGN_TEMPLATES = 256
+
+
+def kind_label(kind: str) -> str:
+    """A kind as a metric label: every campaign is 'campaign' (labels come from a small fixed set)."""
+    return "campaign" if kind.startswith(CAMPAIGN_PREFIX) else kind
+
+
+def is_marketing(kind: str) -> bool:
+    return kind in MARKETING_KINDS or kind.startswith(CAMPAIGN_PREFIX)
+
+
 SUBJECT_PREFIX = "Subject: "
 MAX_TEMPLATE_BYTES = 4096
 
@@ -121,38 +123,48 @@ class Templates:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-        self._compiled = {}
+        self._environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self._compiled: dict[tuple[str, str], Template] = {}
+        campaigns = sorted(path.stem for path in (directory / LANGUAGES[0] / CAMPAIGN_DIRECTORY).glob("*.txt"))
+        if len(campaigns) > MAX_CAMPAIGN_TEMPLATES:
+            raise ConfigError(f"{directory / LANGUAGES[0] / CAMPAIGN_DIRECTORY}: more than {MAX_CAMPAIGN_TEMPLATES}")
         for language in LANGUAGES:
             for kind in SUBSCRIBER_KINDS:
-                path = directory / language / f"{kind}.txt"
-                try:
-                    source = path.read_text(encoding="utf-8")
-                except OSError as error:
-                    raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-                if len(source.encode()) > MAX_TEMPLATE_BYTES or not source.startswith(SUBJECT_PREFIX):
-                    raise ConfigError(
-                        f"{path}: must start with '{SUBJECT_PREFIX}' and be under {MAX_TEMPLATE_BYTES} bytes"
-                    )
-                try:
-                    self._compiled[(language, kind)] = environment.from_string(source)
-                except TemplateError as error:
-                    raise ConfigError(f"{path}: {error}") from None
+                self._compile(language, kind, directory / language / f"{kind}.txt")
+            for name in campaigns:
+                path = directory / language / CAMPAIGN_DIRECTORY / f"{name}.txt"
+                self._compile(language, CAMPAIGN_PREFIX + name, path)
+        self.campaigns = tuple(campaigns)
+
+    def _compile(self, language: str, kind: str, path: Path) -> None:
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        if len(source.encode()) > MAX_TEMPLATE_BYTES or not source.startswith(SUBJECT_PREFIX):
+            raise ConfigError(f"{path}: must start with '{SUBJECT_PREFIX}' and be under {MAX_TEMPLATE_BYTES} bytes")
+        try:
+            self._compiled[(language, kind)] = self._environment.from_string(source)
+        except TemplateError as error:
+            raise ConfigError(f"{path}: {error}") from None
 
     def render(self, language: str, kind: str, context: NoticeContext) -> Notice:
         try:
             text = self._compiled[(language, kind)].render(msgspec.structs.asdict(context))
         except TemplateError as error:
-            raise ConfigError(f"{self.directory / language / kind}.txt: {error}") from None
+            raise ConfigError(f"{self.path_of(language, kind)}: {error}") from None
         head, _, body = text.partition("\n\n")
         return Notice(subject=head.removeprefix(SUBJECT_PREFIX).strip(), text=body.strip())
+
+    def path_of(self, language: str, kind: str) -> Path:
+        if kind.startswith(CAMPAIGN_PREFIX):
+            return self.directory / language / CAMPAIGN_DIRECTORY / f"{kind.removeprefix(CAMPAIGN_PREFIX)}.txt"
+        return self.directory / language / f"{kind}.txt"
 
     def check(self) -> int:
         """Renders each template with a sample notice; returns how many rendered."""
         for language, kind in self._compiled:
             notice = self.render(language, kind, sample_context(language))
             if not notice.subject or not notice.text:
-                raise ConfigError(
-                    f"{self.directory / language / kind}.txt: needs a subject and, after a blank line, a text"
-                )
+                raise ConfigError(f"{self.path_of(language, kind)}: needs a subject and, after a blank line, a text")
         return len(self._compiled)
