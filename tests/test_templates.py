@@ -1,8 +1,9 @@
 """Notice templates: every shipped template (4 languages x 13 kinds, and the sample campaign)
 renders with a sample notice, money and dates formatted for its language; a campaign template
 missing in one language is named; an urgent kind that is not a service notice kind is a config
-error; `creditd check-config` renders them all and exits 2 naming the file when one is missing, does not parse, uses an unknown variable, reaches for Python
-internals (the sandbox refuses) or lacks its subject line."""
+error; `creditd check-config` renders them all and exits 2 naming the file when one is missing,
+does not parse, uses an unknown variable, reaches for Python internals (the sandbox refuses) or
+lacks its subject line."""
 
 from __future__ import annotations
 
