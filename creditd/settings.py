@@ -382,6 +382,8 @@ class NotificationSettings(Struct, frozen=True):
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
     # Events read per partition per round; delivery records kept this long; dead letters kept per partition.
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    # Notices handed off at once by one notifier (a kill may send these again: they were in flight).
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
     notice_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
     max_dead_letters: Annotated[int, msgspec.Meta(ge=100, le=10**7)] = 100_000
     sms: SmsChannelSettings = SmsChannelSettings()
@@ -458,6 +460,9 @@ def _check_coherence(settings: Settings) -> None:
     given = [bool(security.tls_cert_path), bool(security.tls_key_path), bool(security.tls_client_ca_path)]
     if any(given) and not all(given):
         raise ConfigError("security: tls_cert_path, tls_key_path and tls_client_ca_path go together (mutual TLS)")
+    email = settings.notifications.email
+    if email.host and "@" not in email.sender:
+        raise ConfigError("notifications.email.sender: an address (From) is required with a host")
     if len(settings.metrics.channels) > 32:
         raise ConfigError("metrics.channels: at most 32 (each is a label value)")
     if not settings.plans:

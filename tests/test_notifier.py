@@ -219,3 +219,31 @@ async def test_a_channel_down_retries_then_dead_letters_and_the_others_go_on(
         assert len(dead) == 1 and dead[0].decode().endswith("/email " + creditd.redis.hget(email, "reason").decode())
         assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
         assert len(posted(endpoint)) == 1
+
+
+async def test_a_failure_no_channel_foresaw_dead_letters_that_notice_only(
+    server_at: ServerAt, settings: Settings, endpoint: object
+) -> None:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            # no sender: smtplib itself fails (IndexError) before anything is sent
+            smtp = EmailChannelSettings(host="127.0.0.1", port=port, starttls=False, sender="")
+            own = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
+            notifications = msgspec.structs.replace(own.settings.notifications, email=smtp)
+            own_settings = msgspec.structs.replace(own.settings, notifications=notifications)
+            notifier = Notifier(creditd.server.redis, own_settings, creditd.clock, "notify-bug")
+            await creditd.create_account(ACCOUNT, balance=2_050, contact=pb.Contact(email="somchai@example.net"))
+            preferences = pb.Preferences(channels=["email", "webhook"], language="en")
+            await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+            await send_sms(creditd, 2)
+            assert await notifier.pass_once()  # the pass completes
+            assert [n["kind"] for n in posted(endpoint)] == ["low_balance"] and inbox.messages == []
+            partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
+            email = next(creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*/email")))
+            assert creditd.redis.hget(email, "state") == b"dead"
+            assert creditd.redis.hget(email, "reason").startswith(b"email: IndexError")
+    finally:
+        controller.stop()

@@ -1,9 +1,9 @@
 """Notice templates: every shipped template (4 languages x 13 kinds, and the sample campaign)
 renders with a sample notice, money and dates formatted for its language; a campaign template
 missing in one language is named; an urgent kind that is not a service notice kind is a config
-error; `creditd check-config` renders them all and exits 2 naming the file when one is missing,
-does not parse, uses an unknown variable, reaches for Python internals (the sandbox refuses) or
-lacks its subject line."""
+error, as is an SMTP host without a sender; `creditd check-config` renders them all and exits 2
+naming the file when one is missing, does not parse, uses an unknown variable, reaches for Python
+internals (the sandbox refuses) or lacks its subject line."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def test_a_campaign_missing_in_a_language_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         Templates(directory)
     assert "ru/campaigns/songkran.txt: cannot read" in error.value.message
+
+
+def test_an_smtp_host_needs_a_sender() -> None:
+    text = SHIPPED.replace("[notifications]\n", '[notifications]\nemail = { host = "smtp.example.net" }\n', 1)
+    with pytest.raises(ConfigError) as error:
+        parse_settings(tomllib.loads(text), "test")
+    assert error.value.message.startswith("notifications.email.sender: an address")
 
 
 def test_an_urgent_kind_must_be_a_service_notice_kind() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,6 +59,8 @@ from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, as_text, check
 log = logging.getLogger(__name__)
 ROLE = "notifier"
 SENT, DEFERRED, RETRYING, DEAD, SUPPRESSED = "sent", "deferred", "retrying", "dead", "suppressed"
+# Partitions worked at once in a pass (each holds one of max_in_flight slots only while it delivers).
+PARTITIONS_AT_ONCE = 16
 # Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
 OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
 
@@ -109,6 +112,7 @@ class Notifier:
         self.sms = SmsChannel(self.config.sms)
         self.email = EmailChannel(self.config.email)
         self.webhook = WebhookChannel(self.config.webhook)
+        self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
 
     # -- leases and the loop
 
@@ -140,12 +144,22 @@ class Notifier:
         await self.webhook.close()
 
     async def pass_once(self) -> bool:
-        """One round over the held partitions; True when it found work."""
-        busy = False
-        for partition in await self.held_partitions():
-            busy |= await self.handle_partition(partition)
-            busy |= await self.deliver_due(partition)
-        return busy
+        """One round over the held partitions, PARTITIONS_AT_ONCE at a time; True when it found work."""
+        partitions = await self.held_partitions()
+        gate = asyncio.Semaphore(PARTITIONS_AT_ONCE)
+
+        async def work(partition: int) -> bool:
+            async with gate:
+                return await self.handle_partition(partition) | await self.deliver_due(partition)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(work(partition)) for partition in partitions]
+        return any(task.result() for task in tasks)
+
+    async def in_flight(self, work: Awaitable[None]) -> None:
+        """Runs work when fewer than max_in_flight others run: the bound on notices handed off at once."""
+        async with self._in_flight:
+            await work
 
     # -- events
 
@@ -154,15 +168,25 @@ class Notifier:
         after = as_text(await self.client.get(position_key) or b"0-0")
         stream = events_of_partition(partition)
         entries = await self.client.xrange(stream, f"({after}", "+", count=self.config.batch_size) or []
+        by_account: dict[str, list[Event]] = {}
         for raw_id, raw in entries:
-            entry_id = as_text(raw_id or b"")
             fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
             if fields.get("kind") in SUBSCRIBER_KINDS and "gateway_id" not in fields:
                 time_ms, detail = int(fields["time_ms"]), fields.get("detail", "")
-                await self.handle_event(
-                    partition, Event(entry_id, fields["kind"], fields["account_id"], time_ms, detail)
-                )
-            await self.client.set(position_key, entry_id)
+                event = Event(as_text(raw_id or b""), fields["kind"], fields["account_id"], time_ms, detail)
+                by_account.setdefault(event.account_id, []).append(event)
+
+        async def handle_account(events: list[Event]) -> None:
+            for event in events:  # one account's notices in their order
+                await self.handle_event(partition, event)
+
+        # Accounts at once; a failure leaves the position where it was, and the batch is handled again
+        # (the delivery records keep what was done from being done twice).
+        async with asyncio.TaskGroup() as group:
+            for events in by_account.values():
+                group.create_task(self.in_flight(handle_account(events)))
+        if entries:
+            await self.client.set(position_key, as_text(entries[-1][0] or b""))
         return bool(entries)
 
     async def card(self, account_id: str) -> AccountRecord | None:
@@ -283,11 +307,24 @@ class Notifier:
             }
             await self.webhook.send(payload, notice_id)
 
+    async def send_checked(
+        self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice
+    ) -> None:
+        """send, with a failure the channel did not classify (our bug, or a library's) turned into a
+        refusal: that notice is dead-lettered with the reason and logged, and the others go on."""
+        try:
+            await self.send(partition, channel, event, card, notice)
+        except ChannelError:
+            raise
+        except Exception as error:
+            log.exception("notifier: %s notice %s failed unexpectedly", channel, event.id)
+            raise ChannelError(f"{channel}: {type(error).__name__}: {error}", retryable=False) from None
+
     async def deliver(self, partition: int, event: Event, channel: str, card: AccountRecord, attempts: int) -> None:
         notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
         attempts += 1
         try:
-            await self.send(partition, channel, event, card, notice)
+            await self.send_checked(partition, channel, event, card, notice)
         except ChannelError as error:
             if error.retryable and attempts < self.config.max_attempts:
                 due_ms = self.clock.now_ms() + int(self.config.retry_base_s * 2 ** (attempts - 1) * 1000)
@@ -321,19 +358,25 @@ class Notifier:
         due_key = notifier_key("notices_due", partition)
         now_ms = self.clock.now_ms()
         members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
-        for member in members:
-            name = member.decode() if isinstance(member, bytes) else str(member)
-            record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
-            event = msgspec.json.decode(record[b"event"], type=Event) if record else None
-            card = await self.card(event.account_id) if event else None
-            channel = name.rsplit("/", 1)[1]
-            if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
-                await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
-                metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
-            elif event and card:
-                await self.deliver(partition, event, channel, card, int(record[b"attempts"]))
-            # Only now: a kill before this sends it again (in flight); a retry rescheduled it later.
-            score = await self.client.zscore(due_key, name)
-            if score is not None and score <= now_ms:
-                await self.client.zrem(due_key, name)
+        async with asyncio.TaskGroup() as group:
+            for member in members:
+                name = member.decode() if isinstance(member, bytes) else str(member)
+                group.create_task(self.in_flight(self.deliver_member(partition, name, now_ms)))
         return bool(members)
+
+    async def deliver_member(self, partition: int, name: str, now_ms: int) -> None:
+        """One deferred or retried delivery ('<event id>/<channel>' of the due set)."""
+        due_key = notifier_key("notices_due", partition)
+        record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
+        event = msgspec.json.decode(record[b"event"], type=Event) if record else None
+        card = await self.card(event.account_id) if event else None
+        channel = name.rsplit("/", 1)[1]
+        if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
+            await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
+            metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
+        elif event and card:
+            await self.deliver(partition, event, channel, card, int(record[b"attempts"]))
+        # Only now: a kill before this sends it again (in flight); a retry rescheduled it later.
+        score = await self.client.zscore(due_key, name)
+        if score is not None and score <= now_ms:
+            await self.client.zrem(due_key, name)
