@@ -80,7 +80,12 @@ def http_receiver() -> Iterator[int]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 512  # the default 5 drops connections the notifier opens at once
+
+    Handler.protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint would
+    Handler.disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
+    server = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -116,7 +121,7 @@ def kannel_receiver(directory: Path) -> Iterator[str]:
         yield kannel.sendsms_url
 
 
-def channel_settings(settings: Settings, channel: str, endpoint: str) -> Settings:
+def channel_settings(settings: Settings, channel: str, endpoint: str, in_flight: int) -> Settings:
     plan = settings.plans["standard"]
     quiet_free = msgspec.structs.replace(plan.preferences, quiet_hours_start=None, quiet_hours_end=None)
     plans = {**settings.plans, "standard": msgspec.structs.replace(plan, preferences=quiet_free)}
@@ -130,7 +135,8 @@ def channel_settings(settings: Settings, channel: str, endpoint: str) -> Setting
     else:
         sms = SmsChannelSettings(url=endpoint, username="creditd", password="secret", sender="TOPUP")
         n = msgspec.structs.replace(n, sms=msgspec.structs.replace(sms, dlr_url="http://127.0.0.1:9/dlr?id={id}"))
-    n = msgspec.structs.replace(n, templates_dir=str(default_config_path().parent / "templates"), min_interval_s=0)
+    templates_dir = str(default_config_path().parent / "templates")
+    n = msgspec.structs.replace(n, templates_dir=templates_dir, min_interval_s=0, max_in_flight=in_flight)
     return msgspec.structs.replace(settings, plans=plans, notifications=n)
 
 
@@ -199,7 +205,7 @@ async def measure_channel(url: str, settings: Settings, channel: str, count: int
     }
 
 
-def run_channel(channel: str, count: int, work: Path) -> dict[str, float]:
+def run_channel(channel: str, count: int, work: Path, in_flight: int) -> dict[str, float]:
     with contextlib.ExitStack() as stack:
         if channel == "email":
             endpoint = f"127.0.0.1:{stack.enter_context(smtp_receiver())}"
@@ -208,7 +214,7 @@ def run_channel(channel: str, count: int, work: Path) -> dict[str, float]:
         else:
             port = stack.enter_context(http_receiver())
             endpoint = f"http://127.0.0.1:{port}/" + ("cgi-bin/sendsms" if channel == "sms-http" else "")
-        settings = channel_settings(load_settings(default_config_path()), channel, endpoint)
+        settings = channel_settings(load_settings(default_config_path()), channel, endpoint, in_flight)
         server = stack.enter_context(EmbeddedRedis(work / channel))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(measure_channel(server.url, settings, channel, count))
@@ -217,12 +223,13 @@ def run_channel(channel: str, count: int, work: Path) -> dict[str, float]:
 @click.command()
 @click.option("--notices", default=2000, show_default=True, help="notices in the burst per channel")
 @click.option("--channels", default="webhook,sms-http,email", show_default=True)
+@click.option("--in-flight", default=32, show_default=True, help="the notifier's max_in_flight")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def main(notices: int, channels: str, json_path: Path | None) -> None:
+def main(notices: int, channels: str, in_flight: int, json_path: Path | None) -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="creditd-notices-") as work:
         for channel in channels.split(","):
-            results[channel] = run_channel(channel, notices, Path(work))
+            results[channel] = run_channel(channel, notices, Path(work), in_flight)
             r = results[channel]
             click.echo(
                 f"{channel:9} {r['notices_per_s']:8.1f} notices/s burst; at {r['paced_per_s']:.0f}/s: "

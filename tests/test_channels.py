@@ -3,8 +3,9 @@ carries the notice as JSON with a Stripe-style HMAC-SHA256 signature the receive
 e-mail goes through a real SMTP server (aiosmtpd) over STARTTLS with a certificate from the test CA
 and a login, Thai text intact; an SMS request has the form Kannel's sendsms takes (UCS-2 for Thai,
 the delivery-report URL). Refusals are permanent (4xx, a recipient refused), outages retryable (5xx,
-429, a closed port, an SMTP 4xx). The real Kannel (bearerbox, smsbox, fakesmsc) is the next step of
-the notifications issue."""
+429, a closed port, an SMTP 4xx). One SMTP session serves notice after notice (counted at the
+server), also after a refused recipient, and one the server has closed meanwhile is replaced at the
+next notice. The real Kannel is in test_kannel.py."""
 
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ async def test_an_sms_request_has_kannels_sendsms_form() -> None:
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[bytes] = []
+        self.sessions = 0
+
+    async def handle_EHLO(
+        self, server: object, session: object, envelope: object, hostname: str, responses: list
+    ) -> list:  # noqa: N802 - aiosmtpd's name
+        session.host_name = hostname  # type: ignore[attr-defined]  # a handle_EHLO hook must (aiosmtpd)
+        if getattr(session, "ssl", None) is None:  # EHLO comes again after STARTTLS, on the same session
+            self.sessions += 1
+        return responses
 
     async def handle_RCPT(self, server: object, session: object, envelope: object, address: str, options: list) -> str:
         if address.startswith("nobody@"):
@@ -173,9 +183,29 @@ async def test_an_email_goes_through_smtp_with_starttls_and_login(tmp_path: Path
             with pytest.raises(ChannelError) as error:
                 await channel.send(address, THAI, "n-21")
             assert error.value.retryable is retryable, error.value.message
+        await channel.send("somchai@example.net", THAI, "n-23")
+        # one session, kept open for the next notice, even past refused recipients
+        assert (len(inbox.messages), inbox.sessions) == (2, 1)
         wrong = EmailChannel(msgspec.structs.replace(settings, password="guess"))
         with pytest.raises(ChannelError) as error:
             await wrong.send("somchai@example.net", THAI, "n-22")
         assert not error.value.retryable and "535" in error.value.message
     finally:
         controller.stop()
+    # the server went away and came back: the kept session is stale, the next notice opens a new one
+    restarted = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        authenticator=login,
+        auth_require_tls=True,
+    )
+    restarted.start()
+    try:
+        await channel.send("somchai@example.net", THAI, "n-24")
+        assert (len(inbox.messages), inbox.sessions) == (3, 3)  # the refused login opened the second
+    finally:
+        restarted.stop()
+        await channel.close()

@@ -12,11 +12,13 @@ second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import smtplib
 import ssl
+import threading
 import time
 from email.message import EmailMessage
 
@@ -26,6 +28,8 @@ from creditd.notifier.templates import Notice
 from creditd.settings import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
 
 SIGNATURE_HEADER = "Creditd-Signature"
+# SMTP sessions kept open between notices, at most (asyncio.to_thread sends on at most this many threads).
+MAX_IDLE_SMTP_SESSIONS = 32
 # HTTP answers that a later try may turn: timeouts, too many requests, server-side failures.
 RETRYABLE_HTTP = frozenset({408, 425, 429})
 GSM_BASIC = frozenset(
@@ -97,8 +101,14 @@ class SmsChannel(HttpChannel):
 
 
 class EmailChannel:
+    """SMTP sessions are kept open between notices (each new one costs a connection, EHLO, STARTTLS's
+    TLS handshake and AUTH) and reused, one per sending thread at a time; a kept session the server
+    has since closed is replaced once, at the next notice."""
+
     def __init__(self, settings: EmailChannelSettings) -> None:
         self.settings = settings
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
 
     def _login(self, server: smtplib.SMTP) -> None:
         """AUTH PLAIN when offered (one exchange, a refusal is final), else smtplib's choice, which
@@ -110,17 +120,64 @@ class EmailChannel:
         else:
             server.login(s.username, s.password)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _open(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context(cafile=s.ca_path or None)
-        with smtplib.SMTP(s.host, s.port, timeout=s.timeout_s) as server:
+        server = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
+        try:
             server.ehlo()
             if s.starttls:
-                server.starttls(context=context)
+                server.starttls(context=ssl.create_default_context(cafile=s.ca_path or None))
                 server.ehlo()
             if s.username:
                 self._login(server)
+        except BaseException:
+            server.close()
+            raise
+        return server
+
+    def _take(self) -> tuple[smtplib.SMTP, bool]:
+        """An idle session (True: reused) or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._open(), False
+
+    def _send(self, message: EmailMessage) -> None:
+        server, reused = self._take()
+        try:
             server.send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            server.close()
+            if not reused:
+                raise
+            server = self._open()  # the kept session had gone stale
+            try:
+                server.send_message(message)
+            except BaseException:
+                server.close()
+                raise
+        except smtplib.SMTPRecipientsRefused:
+            server.rset()  # the session is fine; only this recipient was refused
+            self._give_back(server)
+            raise
+        except BaseException:
+            server.close()
+            raise
+        self._give_back(server)
+
+    def _give_back(self, server: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_SMTP_SESSIONS:
+                self._idle.append(server)
+                return
+        server.quit()
+
+    async def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for server in idle:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                await asyncio.to_thread(server.quit)
 
     async def send(self, to: str, notice: Notice, notice_id: str) -> None:
         message = EmailMessage()

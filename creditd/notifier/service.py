@@ -141,6 +141,7 @@ class Notifier:
 
     async def close(self) -> None:
         await self.sms.close()
+        await self.email.close()
         await self.webhook.close()
 
     async def pass_once(self) -> bool:
