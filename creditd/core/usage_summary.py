@@ -31,6 +31,8 @@ from creditd.store.keys import summarized_of_partition, usage_of_partition
 from creditd.store.replies import ACCOUNT_DECODER, as_text
 
 DAY_FORMAT = "%Y%m%d"
+# Records read per partition per pass, at least (the pass's budget is shared out above this).
+MIN_PER_PARTITION = 50
 
 
 class SummaryRecord(msgspec.Struct, frozen=True):
@@ -115,25 +117,46 @@ class UsageSummarizer:
                 zones[account_id] = ACCOUNT_DECODER.decode(outcome.body).preferences.time_zone or "UTC"
         return zones
 
-    async def summarize_partition(self, partition: int, budget: int) -> int:
-        """Folds up to `budget` records after the partition's position; returns how many were read."""
-        position_key = summarized_of_partition(partition)
-        after = as_text(await self.client.get(position_key) or b"0-0")
-        entries = await self.client.xrange(usage_of_partition(partition), f"({after}", "+", count=budget) or []
-        if not entries:
+    async def summarize(self, partitions: list[int], budget: int) -> int:
+        """Folds the records after each partition's position, about `budget` in all (at least
+        MIN_PER_PARTITION per partition); returns how many were read. Five round trips whatever the
+        number of partitions: positions, streams, time zones, the calls, the new positions."""
+        if not partitions:
+            return 0
+        per_partition = max(MIN_PER_PARTITION, budget // len(partitions))
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(summarized_of_partition(partition))
+        positions = [as_text(raw or b"0-0") for raw in await pipe.execute()]
+        pipe = self.client.pipeline(transaction=False)
+        for partition, after in zip(partitions, positions, strict=True):
+            pipe.xrange(usage_of_partition(partition), f"({after}", "+", count=per_partition)
+        read = [
+            (partition, entries) for partition, entries in zip(partitions, await pipe.execute(), strict=True) if entries
+        ]
+        if not read:
             return 0
         by_account: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
-        for raw_id, raw in entries:
-            fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
-            by_account[fields["account_id"]].append((as_text(raw_id), fields))
+        for _, entries in read:
+            for raw_id, raw in entries:
+                fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
+                by_account[fields["account_id"]].append((as_text(raw_id), fields))
+        await self.fold(by_account)
+        pipe = self.client.pipeline(transaction=False)
+        for partition, entries in read:
+            pipe.set(summarized_of_partition(partition), as_text(entries[-1][0]))
+        await pipe.execute()
+        return sum(len(entries) for _, entries in read)
+
+    async def fold(self, by_account: dict[str, list[tuple[str, dict[str, str]]]]) -> None:
         zones = await self.time_zones(list(by_account))
         now_ms = self.clock.now_ms()
         commands = []
+        batch = self.limits.max_usage_summary_batch
         for account_id, records in by_account.items():
             time_zone = zones[account_id]
             summary = [self.summary_record(record_id, fields, time_zone) for record_id, fields in records]
             cutoff_day = days_back(now_ms, time_zone, self.retention_days)
-            batch = self.limits.max_usage_summary_batch
             for start in range(0, len(summary), batch):
                 commands.append(
                     self.calls.summarize_usage(account_id, cutoff_day, summary[start : start + batch], self.actor)
@@ -141,8 +164,6 @@ class UsageSummarizer:
         for outcome in await self.functions.call_many(commands):
             if isinstance(outcome, CreditdError):
                 raise outcome
-        await self.client.set(position_key, as_text(entries[-1][0]))
-        return len(entries)
 
     @staticmethod
     def summary_record(record_id: str, fields: dict[str, str], time_zone: str) -> SummaryRecord:
@@ -159,14 +180,6 @@ class UsageSummarizer:
             charged=int(fields["charged"]),
             recent=unit != Unit.BYTES,  # calls and SMS; data sessions make too many records to list
         )
-
-    async def summarize(self, partitions: list[int], budget: int) -> int:
-        read = 0
-        for partition in partitions:
-            read += await self.summarize_partition(partition, max(1, budget - read))
-            if read >= budget:
-                break
-        return read
 
 
 def parse_summary(summary: dict[bytes, bytes], recent: list[bytes]) -> AccountUsage:
