@@ -44,6 +44,10 @@ class PermissionDenied(CreditdError):
     """The caller's certificate maps to no role, or its role may not call this RPC."""
 
 
+class Unauthenticated(CreditdError):
+    """The caller's proof of who they are (a portal session token) is not one creditd holds."""
+
+
 class ResourceExhausted(CreditdError):
     """A bound is reached: a per-process one (concurrent watchers, a caller's calls in flight) or
     Redis' memory; retry later or elsewhere."""

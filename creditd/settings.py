@@ -134,6 +134,15 @@ class Limits(Struct, frozen=True):
     usage_summary_retention_s: Annotated[int, msgspec.Meta(ge=86400, le=400 * 86400)] = 35 * 86400
     max_recent_usage: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     max_usage_summary_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # Self-service sign-in: a code lives this long and takes this many wrong tries; at most this
+    # many codes per account per window; a portal session lasts this long.
+    sign_in_code_lifetime_s: Annotated[int, msgspec.Meta(ge=30, le=3600)] = 300
+    max_sign_in_tries: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    max_sign_in_codes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    sign_in_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    portal_session_s: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 3600
+    # Vouchers: the largest amount, the longest validity.
+    max_voucher_validity_s: Annotated[int, msgspec.Meta(ge=86400, le=10 * 366 * 86400)] = 3 * 366 * 86400
     # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
     max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024

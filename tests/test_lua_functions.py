@@ -22,6 +22,9 @@ NOW = "1790000000000"
 # Strings that are not plain decimal integers; Lua's tonumber accepts most of them.
 NOT_DECIMAL = ["", "1e3", "0x10", "nan", "inf", "-inf", " 1", "1.5", "+1", "--1", "1 ", "１"]
 TOO_LARGE = ["9007199254740992", "123456789012345678"]
+HASH, OTHER_HASH = "ab" * 32, "cd" * 32
+NOT_HASHES = ["", "AB" * 32, "ab" * 31, "zz" * 32, "ab" * 33]
+TOMORROW = str(int(NOW) + 86_400_000)
 
 
 @pytest.fixture
@@ -100,6 +103,11 @@ VALID_ARGS = {
     "claim_partition": ["owner1", "1000"],
     # account_id, cutoff_day, record_count, one record (record_id, time_ms, day, rating_group, unit,
     # zone, destination, units, charged, recent), actor
+    "issue_sign_in_code": [NOW, ACCOUNT, HASH, "tester"],
+    "sign_in": [NOW, ACCOUNT, HASH, OTHER_HASH, "tester"],
+    "sign_out": [ACCOUNT, "tester"],
+    "create_voucher": [NOW, HASH, "5000", "THB", TOMORROW, "batch-1", "tester"],
+    "claim_voucher": [NOW, HASH, ACCOUNT, "THB", "tester"],
     "summarize_usage": [
         ACCOUNT,
         "20260901",
@@ -157,6 +165,12 @@ NUMBER_FIELDS = [
     ("set_credit_limit", 2, "credit_limit"),
     ("recompute_tier", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
+    ("issue_sign_in_code", 0, "now_ms"),
+    ("sign_in", 0, "now_ms"),
+    ("create_voucher", 0, "now_ms"),
+    ("create_voucher", 2, "amount"),
+    ("create_voucher", 4, "expires_at_ms"),
+    ("claim_voucher", 0, "now_ms"),
     ("summarize_usage", 2, "record_count"),
     ("summarize_usage", 4, "records[1].time_ms"),
     ("summarize_usage", 6, "records[1].rating_group"),
@@ -190,6 +204,8 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "now_ms": ["-1"],
     "lease_ms": ["99", "600001"],
     "record_count": ["0", "501"],
+    ("create_voucher", "amount"): ["0", "1000000000001"],
+    "expires_at_ms": [NOW, str(int(NOW) + 4 * 366 * 86_400_000)],
     "records[1].rating_group": ["-1", "4294967296"],
     "records[1].unit": ["0", "4"],
     "records[1].units": ["-1", "1000000000000001"],
@@ -243,6 +259,23 @@ TEXT_FIELDS = [
     ("purchase_bundle", 2, "bundle_id", ["", "a b", "no_such_bundle"]),
     ("purchase_bundle", 3, "idempotency_key", ["", "k/1"]),
     ("purchase_bundle", 4, "actor", ["", "a|b"]),
+    ("issue_sign_in_code", 1, "account_id", ["", "a b"]),
+    ("issue_sign_in_code", 2, "code_hash", NOT_HASHES),
+    ("issue_sign_in_code", 3, "actor", ["", "a|b"]),
+    ("sign_in", 1, "account_id", ["", "a{b}"]),
+    ("sign_in", 2, "code_hash", NOT_HASHES),
+    ("sign_in", 3, "token_hash", NOT_HASHES),
+    ("sign_in", 4, "actor", ["", "a|b"]),
+    ("sign_out", 0, "account_id", ["", "a b"]),
+    ("sign_out", 1, "actor", ["", "a|b"]),
+    ("create_voucher", 1, "code_hash", NOT_HASHES),
+    ("create_voucher", 3, "currency", ["", "thb", "TH", "THBX"]),
+    ("create_voucher", 5, "batch", ["", "a b"]),
+    ("create_voucher", 6, "actor", ["", "a|b"]),
+    ("claim_voucher", 1, "code_hash", NOT_HASHES),
+    ("claim_voucher", 2, "account_id", ["", "a b"]),
+    ("claim_voucher", 3, "currency", ["", "thb"]),
+    ("claim_voucher", 4, "actor", ["", "a|b"]),
     ("summarize_usage", 0, "account_id", ["", "a b"]),
     ("summarize_usage", 1, "cutoff_day", ["", "2026091", "2026-09-01", "20261301"]),
     ("summarize_usage", 3, "records[1].record_id", ["", "1790000000000", "a-0", "1-2-3"]),
@@ -266,7 +299,10 @@ def bad_cases() -> list[tuple[str, int, str, str]]:
 
 
 def seed(call: Callable[[str, list[str]], list[object]]) -> None:
+    """The account the functions work on, and a voucher (claim_voucher's)."""
     code, _, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS
+    code, _, _ = call("create_voucher", VALID_ARGS["create_voucher"])
     assert code == Code.SUCCESS
 
 
@@ -307,7 +343,7 @@ def test_wrong_argument_count_is_refused(redis_client: redis.Redis, call: Callab
 @pytest.mark.parametrize("function", sorted(VALID_ARGS))
 def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, function: str) -> None:
     """The base argument lists above are valid, so each refusal is caused by its one bad value."""
-    if function != "create_account":
+    if function not in ("create_account", "create_voucher"):
         seed(call)
     reply = call(function, VALID_ARGS[function])
     assert reply[0] == Code.SUCCESS, reply
@@ -335,6 +371,7 @@ def test_unknown_account_is_refused_by_every_function_and_writes_nothing(
         "set_credit_limit",
         "recompute_tier",
         "advance_account",
+        "issue_sign_in_code",
     )
     for function in account_functions:
         code, message, _ = call(function, VALID_ARGS[function])

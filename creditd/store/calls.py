@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from creditd.store.keys import Keys, partition_lease
+from creditd.store.keys import KEY_PATTERNS, Keys, partition_lease
 
 Argument = str | int
 Command = tuple[str, Sequence[str], Sequence[Argument]]
@@ -52,6 +52,11 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "list_ledger": ("account", "ledger"),
     "claim_partition": ("lease",),
     "summarize_usage": ("summary", "recent"),
+    "issue_sign_in_code": ("account", "sign_in"),
+    "sign_in": ("sign_in", "portal_session"),
+    "sign_out": ("portal_session",),
+    "create_voucher": ("voucher",),
+    "claim_voucher": ("voucher",),
     "library_version": (),
 }
 
@@ -324,6 +329,30 @@ class Calls:
             )
         args.append(actor)
         return "summarize_usage", self.keys_of("summarize_usage", account_id), tuple(args)
+
+    def issue_sign_in_code(self, account_id: str, code_hash: str, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("issue_sign_in_code", account_id)
+        return "issue_sign_in_code", keys, (now_ms, account_id, code_hash, actor)
+
+    def sign_in(self, account_id: str, code_hash: str, token_hash: str, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("sign_in", account_id, idempotency_key=token_hash)
+        return "sign_in", keys, (now_ms, account_id, code_hash, token_hash, actor)
+
+    def sign_out(self, account_id: str, token_hash: str, actor: str) -> Command:
+        return "sign_out", self.keys_of("sign_out", account_id, idempotency_key=token_hash), (account_id, actor)
+
+    @staticmethod
+    def voucher_key(code_hash: str) -> str:
+        return KEY_PATTERNS["voucher"].format(idempotency_key=code_hash)
+
+    def create_voucher(
+        self, code_hash: str, amount_minor: int, currency: str, expires_at_ms: int, batch: str, now_ms: int, actor: str
+    ) -> Command:
+        args = (now_ms, code_hash, amount_minor, currency, expires_at_ms, batch, actor)
+        return "create_voucher", (self.voucher_key(code_hash),), args
+
+    def claim_voucher(self, code_hash: str, account_id: str, currency: str, now_ms: int, actor: str) -> Command:
+        return "claim_voucher", (self.voucher_key(code_hash),), (now_ms, code_hash, account_id, currency, actor)
 
     @staticmethod
     def library_version() -> Command:

@@ -21,6 +21,10 @@ class Code(enum.IntEnum):
     RATING_FAILED = 5031
     ACCOUNT_EXISTS = 6001
     ACCOUNT_TERMINATED = 6002
+    # The thing's state forbids it (a voucher used by another account, expired).
+    REFUSED = 6003
+    # Too many of it for now (sign-in codes per window).
+    TOO_MANY = 6004
 
 
 # Status reasons an operator may give to SetStatus; CREDIT, CREATED and TOPUP are set by creditd.

@@ -31,6 +31,10 @@ KEY_PATTERNS: dict[str, str] = {
     "due": "{tag}:due",
     "blacklist": "{tag}:blacklist",
     "lease": "{tag}:lease:{role}",
+    "sign_in": "{tag}:sign_in:{account_id}",
+    "portal_session": "{tag}:portal_session:{account_id}/{idempotency_key}",
+    # A voucher is no account's: its own hash tag (the hash of its code) spreads them over a cluster.
+    "voucher": PREFIX + ":voucher:{{{idempotency_key}}}",
     "summary": "{tag}:summary:{account_id}",
     "recent": "{tag}:recent:{account_id}",
     # The sweeper's position in the partition's usage stream (plain SET; summarize_usage skips

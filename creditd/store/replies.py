@@ -48,6 +48,8 @@ ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
     Code.ACCOUNT_EXISTS: AlreadyExists,
     Code.ACCOUNT_TERMINATED: FailedPrecondition,
     Code.CREDIT_LIMIT_REACHED: FailedPrecondition,
+    Code.REFUSED: FailedPrecondition,
+    Code.TOO_MANY: ResourceExhausted,
 }
 
 

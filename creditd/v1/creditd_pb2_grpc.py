@@ -709,3 +709,477 @@ class Accounts:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SelfServiceStub:
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RequestSignInCode = channel.unary_unary(
+                '/creditd.v1.SelfService/RequestSignInCode',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeAnswer.FromString,
+                _registered_method=True)
+        self.SignIn = channel.unary_unary(
+                '/creditd.v1.SelfService/SignIn',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SignInRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.SignInAnswer.FromString,
+                _registered_method=True)
+        self.SignOut = channel.unary_unary(
+                '/creditd.v1.SelfService/SignOut',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.SignOutAnswer.FromString,
+                _registered_method=True)
+        self.GetMyAccount = channel.unary_unary(
+                '/creditd.v1.SelfService/GetMyAccount',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
+        self.ListMyLedger = channel.unary_unary(
+                '/creditd.v1.SelfService/ListMyLedger',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.ListMyLedgerRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.ListLedgerAnswer.FromString,
+                _registered_method=True)
+        self.GetMyUsage = channel.unary_unary(
+                '/creditd.v1.SelfService/GetMyUsage',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.UsageSummary.FromString,
+                _registered_method=True)
+        self.ListMyBundles = channel.unary_unary(
+                '/creditd.v1.SelfService/ListMyBundles',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.BundleCatalogue.FromString,
+                _registered_method=True)
+        self.PurchaseMyBundle = channel.unary_unary(
+                '/creditd.v1.SelfService/PurchaseMyBundle',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.PurchaseMyBundleRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
+        self.RedeemVoucher = channel.unary_unary(
+                '/creditd.v1.SelfService/RedeemVoucher',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.RedeemVoucherRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
+                _registered_method=True)
+        self.SetMyPreferences = channel.unary_unary(
+                '/creditd.v1.SelfService/SetMyPreferences',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
+
+
+class SelfServiceServicer:
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    def RequestSignInCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignOut(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMyAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyLedger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMyUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurchaseMyBundle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeemVoucher(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMyPreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SelfServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RequestSignInCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestSignInCode,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeAnswer.SerializeToString,
+            ),
+            'SignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignIn,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SignInRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.SignInAnswer.SerializeToString,
+            ),
+            'SignOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOut,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.SignOutAnswer.SerializeToString,
+            ),
+            'GetMyAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyAccount,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+            'ListMyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyLedger,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.ListMyLedgerRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.ListLedgerAnswer.SerializeToString,
+            ),
+            'GetMyUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyUsage,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.UsageSummary.SerializeToString,
+            ),
+            'ListMyBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyBundles,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.BundleCatalogue.SerializeToString,
+            ),
+            'PurchaseMyBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurchaseMyBundle,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.PurchaseMyBundleRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+            'RedeemVoucher': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeemVoucher,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.RedeemVoucherRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.SerializeToString,
+            ),
+            'SetMyPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMyPreferences,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'creditd.v1.SelfService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('creditd.v1.SelfService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SelfService:
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    @staticmethod
+    def RequestSignInCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/RequestSignInCode',
+            creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.RequestSignInCodeAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/SignIn',
+            creditd_dot_v1_dot_creditd__pb2.SignInRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.SignInAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/SignOut',
+            creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.SignOutAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/GetMyAccount',
+            creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/ListMyLedger',
+            creditd_dot_v1_dot_creditd__pb2.ListMyLedgerRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.ListLedgerAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/GetMyUsage',
+            creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.UsageSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/ListMyBundles',
+            creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.BundleCatalogue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurchaseMyBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/PurchaseMyBundle',
+            creditd_dot_v1_dot_creditd__pb2.PurchaseMyBundleRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeemVoucher(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/RedeemVoucher',
+            creditd_dot_v1_dot_creditd__pb2.RedeemVoucherRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMyPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/SetMyPreferences',
+            creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

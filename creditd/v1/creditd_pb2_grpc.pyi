@@ -238,3 +238,127 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class SelfServiceStub:
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> SelfServiceAsyncStub: ...
+    RequestSignInCode: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.RequestSignInCodeRequest, _creditd_pb2.RequestSignInCodeAnswer]
+    SignIn: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SignInRequest, _creditd_pb2.SignInAnswer]
+    SignOut: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.SignOutAnswer]
+    GetMyAccount: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.Account]
+    ListMyLedger: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.ListMyLedgerRequest, _creditd_pb2.ListLedgerAnswer]
+    GetMyUsage: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.UsageSummary]
+    ListMyBundles: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.BundleCatalogue]
+    PurchaseMyBundle: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.PurchaseMyBundleRequest, _creditd_pb2.Account]
+    RedeemVoucher: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.RedeemVoucherRequest, _creditd_pb2.TopUpAnswer]
+    SetMyPreferences: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SetMyPreferencesRequest, _creditd_pb2.Account]
+
+@_typing.type_check_only
+class SelfServiceAsyncStub(SelfServiceStub):
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    RequestSignInCode: _aio.UnaryUnaryMultiCallable[_creditd_pb2.RequestSignInCodeRequest, _creditd_pb2.RequestSignInCodeAnswer]  # type: ignore[assignment]
+    SignIn: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SignInRequest, _creditd_pb2.SignInAnswer]  # type: ignore[assignment]
+    SignOut: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.SignOutAnswer]  # type: ignore[assignment]
+    GetMyAccount: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+    ListMyLedger: _aio.UnaryUnaryMultiCallable[_creditd_pb2.ListMyLedgerRequest, _creditd_pb2.ListLedgerAnswer]  # type: ignore[assignment]
+    GetMyUsage: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.UsageSummary]  # type: ignore[assignment]
+    ListMyBundles: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.BundleCatalogue]  # type: ignore[assignment]
+    PurchaseMyBundle: _aio.UnaryUnaryMultiCallable[_creditd_pb2.PurchaseMyBundleRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+    RedeemVoucher: _aio.UnaryUnaryMultiCallable[_creditd_pb2.RedeemVoucherRequest, _creditd_pb2.TopUpAnswer]  # type: ignore[assignment]
+    SetMyPreferences: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetMyPreferencesRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+
+class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
+    """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
+    a one-time code sent by SMS (and e-mail when they have one); SignIn answers a session token, and
+    every other call carries it: creditd finds the account from it, so a portal can reach only the
+    accounts whose subscribers signed in. A token creditd does not hold (signed out, expired, forged)
+    is refused with UNAUTHENTICATED.
+    """
+
+    @_abc_1.abstractmethod
+    def RequestSignInCode(
+        self,
+        request: _creditd_pb2.RequestSignInCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.RequestSignInCodeAnswer, _abc.Awaitable[_creditd_pb2.RequestSignInCodeAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def SignIn(
+        self,
+        request: _creditd_pb2.SignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.SignInAnswer, _abc.Awaitable[_creditd_pb2.SignInAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def SignOut(
+        self,
+        request: _creditd_pb2.SessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.SignOutAnswer, _abc.Awaitable[_creditd_pb2.SignOutAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMyAccount(
+        self,
+        request: _creditd_pb2.SessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMyLedger(
+        self,
+        request: _creditd_pb2.ListMyLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.ListLedgerAnswer, _abc.Awaitable[_creditd_pb2.ListLedgerAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMyUsage(
+        self,
+        request: _creditd_pb2.SessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.UsageSummary, _abc.Awaitable[_creditd_pb2.UsageSummary]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMyBundles(
+        self,
+        request: _creditd_pb2.SessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.BundleCatalogue, _abc.Awaitable[_creditd_pb2.BundleCatalogue]]: ...
+
+    @_abc_1.abstractmethod
+    def PurchaseMyBundle(
+        self,
+        request: _creditd_pb2.PurchaseMyBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]: ...
+
+    @_abc_1.abstractmethod
+    def RedeemVoucher(
+        self,
+        request: _creditd_pb2.RedeemVoucherRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.TopUpAnswer, _abc.Awaitable[_creditd_pb2.TopUpAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def SetMyPreferences(
+        self,
+        request: _creditd_pb2.SetMyPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]: ...
+
+def add_SelfServiceServicer_to_server(servicer: SelfServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

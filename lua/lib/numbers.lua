@@ -113,6 +113,15 @@ local function check_actor(args)
   return check_text(args[#args], 'actor', ACTOR_PATTERN, 255)
 end
 
+-- A SHA-256 digest in hex (of a sign-in code, a session token, a voucher code): 64 of [0-9a-f].
+local function check_hash(text, field)
+  check_text(text, field, '^[0-9a-f]+$', 64)
+  if #text ~= 64 then
+    refuse(CODE.INVALID_REQUEST, field .. ': 64 lowercase hex digits (SHA-256)')
+  end
+  return text
+end
+
 local function check_argument_count(args, expected)
   if #args ~= expected then
     refuse(CODE.INVALID_REQUEST, 'arguments: expected ' .. expected .. ', got ' .. #args)
