@@ -42,7 +42,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 RatingNames = Annotated[list[Name], msgspec.Meta(max_length=64)]
 
 
-Role = Literal["gateway", "topup", "crm", "admin"]
+Role = Literal["gateway", "topup", "crm", "portal", "admin"]
 # Languages subscriber notices are written in (config/templates/<language>/ when the notifier sends).
 Language = Literal["en", "th", "ru", "zh"]
 LANGUAGES: tuple[str, ...] = ("en", "th", "ru", "zh")
@@ -61,6 +61,7 @@ SERVICE_NOTICE_KINDS: tuple[str, ...] = (
     "bundle_used_up",
     "bundle_expired",
     "data_overage_cap_reached",
+    "sign_in_code",  # queued by the self-service sign-in, not from the event feed
 )
 MARKETING_NOTICE_KINDS: tuple[str, ...] = ("offer",)
 Channel = Literal["sms", "email", "webhook"]

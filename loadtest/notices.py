@@ -33,8 +33,9 @@ import uvloop
 from aiosmtpd.controller import Controller
 
 from creditd.clock import Clock
+from creditd.core.notices import NoticeEvent as Event
 from creditd.devtools.ports import free_port
-from creditd.notifier.service import Event, Notifier
+from creditd.notifier.service import Notifier
 from creditd.notifier.templates import Notice
 from creditd.resources import default_config_path
 from creditd.settings import EmailChannelSettings, Settings, SmsChannelSettings, WebhookChannelSettings, load_settings

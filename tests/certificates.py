@@ -88,11 +88,18 @@ CLIENTS = {
     "gateway": "pgw1.test",
     "gateway2": "pgw2.test",
     "topup": "bank.test",
+    "portal": "portal.test",
     "crm": "crm.test",
     "admin": "ops.test",
     "nobody": "nobody.test",
 }
-ROLES = {"gateway": ["pgw1.test", "pgw2.test"], "topup": ["bank.test"], "crm": ["crm.test"], "admin": ["ops.test"]}
+ROLES = {
+    "gateway": ["pgw1.test", "pgw2.test"],
+    "topup": ["bank.test"],
+    "crm": ["crm.test"],
+    "portal": ["portal.test"],
+    "admin": ["ops.test"],
+}
 
 
 def make_pki(directory: Path) -> Pki:

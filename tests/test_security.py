@@ -60,36 +60,55 @@ def channel_for(server: CreditdServer, pki: Pki, client: str | None) -> grpc.aio
 
 
 CALLS = {
-    "Charge": lambda cc, ac: cc.Charge(charge_request("sec-1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])),
-    "ChargeBatch": lambda cc, ac: cc.ChargeBatch(pb.ChargeBatchRequest()),
-    "CreateAccount": lambda cc, ac: ac.CreateAccount(
+    "Charge": lambda cc, ac, ss: cc.Charge(charge_request("sec-1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])),
+    "ChargeBatch": lambda cc, ac, ss: cc.ChargeBatch(pb.ChargeBatchRequest()),
+    "CreateAccount": lambda cc, ac, ss: ac.CreateAccount(
         pb.CreateAccountRequest(account_id="66817179999", plan="standard")
     ),
-    "GetAccount": lambda cc, ac: ac.GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)),
-    "TopUp": lambda cc, ac: ac.TopUp(
+    "GetAccount": lambda cc, ac, ss: ac.GetAccount(pb.GetAccountRequest(account_id=ACCOUNT)),
+    "TopUp": lambda cc, ac, ss: ac.TopUp(
         pb.TopUpRequest(account_id=ACCOUNT, amount=5, channel="bank", idempotency_key="s1")
     ),
-    "PurchaseBundle": lambda cc, ac: ac.PurchaseBundle(pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="b")),
-    "SetStatus": lambda cc, ac: ac.SetStatus(pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")),
-    "SetCreditLimit": lambda cc, ac: ac.SetCreditLimit(pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)),
-    "ListLedger": lambda cc, ac: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
-    "SetPreferences": lambda cc, ac: ac.SetPreferences(
+    "PurchaseBundle": lambda cc, ac, ss: ac.PurchaseBundle(pb.PurchaseBundleRequest(account_id=ACCOUNT, bundle_id="b")),
+    "SetStatus": lambda cc, ac, ss: ac.SetStatus(
+        pb.SetStatusRequest(account_id=ACCOUNT, status=pb.ACTIVE, reason="ADMIN")
+    ),
+    "SetCreditLimit": lambda cc, ac, ss: ac.SetCreditLimit(
+        pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)
+    ),
+    "ListLedger": lambda cc, ac, ss: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
+    "SetPreferences": lambda cc, ac, ss: ac.SetPreferences(
         pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=pb.Preferences(language="th"))
     ),
-    "Adjust": lambda cc, ac: ac.Adjust(
+    "Adjust": lambda cc, ac, ss: ac.Adjust(
         pb.AdjustRequest(account_id=ACCOUNT, amount=5, reason="test", idempotency_key="adj-1")
     ),
 }
+SELF_SERVICE = pb.SessionRequest(session_token=f"{ACCOUNT}.not-a-session")
+CALLS |= {
+    "RequestSignInCode": lambda cc, ac, ss: ss.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=ACCOUNT)),
+    "SignIn": lambda cc, ac, ss: ss.SignIn(pb.SignInRequest(account_id=ACCOUNT, code="123456")),
+    "SignOut": lambda cc, ac, ss: ss.SignOut(SELF_SERVICE),
+    "GetMyAccount": lambda cc, ac, ss: ss.GetMyAccount(SELF_SERVICE),
+    "ListMyLedger": lambda cc, ac, ss: ss.ListMyLedger(pb.ListMyLedgerRequest(session_token="x.y")),
+    "GetMyUsage": lambda cc, ac, ss: ss.GetMyUsage(SELF_SERVICE),
+    "ListMyBundles": lambda cc, ac, ss: ss.ListMyBundles(SELF_SERVICE),
+    "PurchaseMyBundle": lambda cc, ac, ss: ss.PurchaseMyBundle(pb.PurchaseMyBundleRequest(session_token="x.y")),
+    "RedeemVoucher": lambda cc, ac, ss: ss.RedeemVoucher(pb.RedeemVoucherRequest(session_token="x.y")),
+    "SetMyPreferences": lambda cc, ac, ss: ss.SetMyPreferences(pb.SetMyPreferencesRequest(session_token="x.y")),
+}
 STREAMS = {
-    "WatchEvents": lambda cc, ac: ac.WatchEvents(pb.WatchEventsRequest()),
-    "WatchUsage": lambda cc, ac: ac.WatchUsage(pb.WatchUsageRequest()),
-    "WatchNotifications": lambda cc, ac: cc.WatchNotifications(pb.WatchNotificationsRequest(gateway_id="pgw1")),
+    "WatchEvents": lambda cc, ac, ss: ac.WatchEvents(pb.WatchEventsRequest()),
+    "WatchUsage": lambda cc, ac, ss: ac.WatchUsage(pb.WatchUsageRequest()),
+    "WatchNotifications": lambda cc, ac, ss: cc.WatchNotifications(pb.WatchNotificationsRequest(gateway_id="pgw1")),
 }
 
 
 async def test_every_rpc_of_the_contract_is_checked_here() -> None:
     services = pb.DESCRIPTOR.services_by_name
-    contract = {method.name for name in ("CreditControl", "Accounts") for method in services[name].methods}
+    contract = {
+        method.name for name in ("CreditControl", "Accounts", "SelfService") for method in services[name].methods
+    }
     assert set(CALLS) | set(STREAMS) == contract == ALL_METHODS
 
 
@@ -112,7 +131,7 @@ async def stream_outcome(call) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-@pytest.mark.parametrize("role", ["gateway", "topup", "crm", "admin"])
+@pytest.mark.parametrize("role", ["gateway", "topup", "crm", "portal", "admin"])
 async def test_each_role_against_each_rpc(secure_server, redis_client, role: str) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
@@ -121,16 +140,17 @@ async def test_each_role_against_each_rpc(secure_server, redis_client, role: str
         )
     async with channel_for(server, pki, role) as channel:
         cc, ac = pb_grpc.CreditControlStub(channel), pb_grpc.AccountsStub(channel)
+        ss = pb_grpc.SelfServiceStub(channel)
         for method, make in CALLS.items():
             before = dump(redis_client)
-            code = await outcome(make(cc, ac))
+            code = await outcome(make(cc, ac, ss))
             if method in METHODS_OF_ROLE[role]:
                 assert code != grpc.StatusCode.PERMISSION_DENIED, (role, method)
             else:
                 assert code == grpc.StatusCode.PERMISSION_DENIED, (role, method, code)
                 assert dump(redis_client) == before, (role, method)
         for method, make in STREAMS.items():
-            code = await stream_outcome(make(cc, ac))
+            code = await stream_outcome(make(cc, ac, ss))
             expected_denied = method not in METHODS_OF_ROLE[role]
             assert (code == grpc.StatusCode.PERMISSION_DENIED) == expected_denied, (role, method, code)
 

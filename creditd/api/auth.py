@@ -5,6 +5,7 @@ role before it touches Redis. Without TLS (loopback development only) every call
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
     topup    TopUp, GetAccount
     crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences
+    portal   SelfService (a subscriber's own account, through their session token)
     admin    everything
 """
 
@@ -20,7 +21,21 @@ from creditd.settings import Role
 
 log = logging.getLogger(__name__)
 
-ROLES = ("gateway", "topup", "crm", "admin")
+ROLES = ("gateway", "topup", "crm", "portal", "admin")
+SELF_SERVICE_METHODS = frozenset(
+    {
+        "RequestSignInCode",
+        "SignIn",
+        "SignOut",
+        "GetMyAccount",
+        "ListMyLedger",
+        "GetMyUsage",
+        "ListMyBundles",
+        "PurchaseMyBundle",
+        "RedeemVoucher",
+        "SetMyPreferences",
+    }
+)
 ALL_METHODS = frozenset(
     {
         "Charge",
@@ -38,11 +53,13 @@ ALL_METHODS = frozenset(
         "Adjust",
         "SetPreferences",
     }
+    | SELF_SERVICE_METHODS
 )
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
     "topup": frozenset({"TopUp", "GetAccount"}),
     "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences"}),
+    "portal": SELF_SERVICE_METHODS,
     "admin": ALL_METHODS,
 }
 LOCAL_IDENTITY = "local"

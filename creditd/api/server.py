@@ -17,12 +17,14 @@ from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.health import RedisHealth
 from creditd.api.metrics_endpoint import MetricsEndpoint
+from creditd.api.self_service import SelfServiceServicer
 from creditd.api.servicers import AccountsService, CreditControlService
 from creditd.api.streams import Watchers
 from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
+from creditd.core.self_service import SelfService
 from creditd.core.sweeper import Sweeper, new_owner_id
 from creditd.core.usage import usage_feed
 from creditd.core.usage_summary import UsageSummarizer
@@ -39,7 +41,9 @@ from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in ("CreditControl", "Accounts"))
+SERVICE_NAMES = tuple(
+    pb.DESCRIPTOR.services_by_name[name].full_name for name in ("CreditControl", "Accounts", "SelfService")
+)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -145,6 +149,9 @@ class CreditdServer:
         pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
         account_service = AccountsService(accounts, settings.limits, channels, watchers, authorizer, client_limits)
         pb_grpc.add_AccountsServicer_to_server(account_service, server)
+        self_service = SelfService(self.redis, self.functions, accounts, settings, self.clock)
+        self_servicer = SelfServiceServicer(self_service, accounts, settings.limits, authorizer, client_limits)
+        pb_grpc.add_SelfServiceServicer_to_server(self_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         return server

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 
 import msgspec
 
+from creditd.core.notices import DEFERRED, queue_notice
+from creditd.core.notices import NoticeEvent as Event
 from creditd.errors import CreditdError, InvalidArgument
-from creditd.notifier.service import DEFERRED, Event, in_quiet_hours, notice_fields
+from creditd.notifier.service import in_quiet_hours
 from creditd.notifier.templates import CAMPAIGN_PREFIX
 from creditd.settings import Settings
 from creditd.store.calls import Calls
@@ -132,11 +134,9 @@ def queue(
         key = notifier_key("notice", partition, idempotency_key=member)
         if not client.hsetnx(key, "state", DEFERRED):
             continue
-        fields = notice_fields(event, DEFERRED, "campaign", 0, due_ms)
         pipe = client.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        pipe.expire(key, settings.notifications.notice_retention_s)
-        pipe.zadd(notifier_key("notices_due", partition), {member: due_ms})
+        due_key = notifier_key("notices_due", partition)
+        queue_notice(pipe, key, due_key, event, channel, due_ms, "campaign", settings.notifications.notice_retention_s)
         pipe.execute()
         queued += 1
     return queued

@@ -34,6 +34,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.core.notices import DEFERRED, notice_fields
+from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.usage_summary import account_usage
 from creditd.errors import CreditdError
@@ -58,30 +60,11 @@ from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, as_text, check
 
 log = logging.getLogger(__name__)
 ROLE = "notifier"
-SENT, DEFERRED, RETRYING, DEAD, SUPPRESSED = "sent", "deferred", "retrying", "dead", "suppressed"
+SENT, RETRYING, DEAD, SUPPRESSED = "sent", "retrying", "dead", "suppressed"
 # Partitions worked at once in a pass (each holds one of max_in_flight slots only while it delivers).
 PARTITIONS_AT_ONCE = 16
 # Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
 OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
-
-
-class Event(msgspec.Struct, frozen=True):
-    id: str  # the stream id within its partition
-    kind: str
-    account_id: str
-    time_ms: int
-    detail: str = ""
-
-
-def notice_fields(event: Event, state: str, reason: str, attempts: int, due_ms: int) -> dict[str, object]:
-    """A delivery record's fields (the key: notifier_key('notice', partition, '<event id>/<channel>'))."""
-    return {
-        "state": state,
-        "reason": reason,
-        "attempts": attempts,
-        "due_ms": due_ms,
-        "event": msgspec.json.encode(event),
-    }
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -281,6 +264,8 @@ class Notifier:
             fields["next_status"] = status_words(words[0], language)
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
             fields["days"] = int(words[2])
+        elif event.kind == "sign_in_code":
+            fields["code"] = words[0]
         elif event.kind == "offer" and len(words) == 2:
             fields["offer_bundle"] = words[0]
             fields["offer_price"] = money(int(words[1]), currency, language)

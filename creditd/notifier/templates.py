@@ -6,7 +6,7 @@ A template's first line is the e-mail subject, 'Subject: ...'; after one blank l
 which is what an SMS carries. The variables (NoticeContext): name, balance, available, amount (a
 top-up, a low-balance threshold or the data cap, formatted), next_status (in words), next_step_at
 (a date and time in the subscriber's time zone), days, bundle, percent, topup_url, offer_bundle,
-offer_price. Money and dates are formatted for the language (Babel).
+offer_price, code. Money and dates are formatted for the language (Babel).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class NoticeContext(msgspec.Struct, frozen=True):
     topup_url: str = ""
     offer_bundle: str = ""
     offer_price: str = ""
+    code: str = ""  # a sign-in code
 
 
 class Notice(msgspec.Struct, frozen=True):
@@ -114,6 +115,7 @@ def sample_context(language: str) -> NoticeContext:
         topup_url="https://topup.example.net/",
         offer_bundle="data_1gb",
         offer_price=money(9_900, "THB", language),
+        code="123456",
     )
 
 

@@ -1,0 +1,158 @@
+"""The SelfService gRPC edge (role portal): a subscriber's own account, resolved from the session
+token of every call (core/self_service.py), so that the portal reaches no account whose subscriber
+has not signed in. Each call is logged with the subscriber, and the actor written into the ledger is
+'<portal identity>/<account id>'. The checks are the Accounts ones, on the account the token names."""
+
+from __future__ import annotations
+
+import logging
+
+from creditd import logs
+from creditd.api import validation
+from creditd.api.auth import Authorizer
+from creditd.api.client_limits import ClientLimits
+from creditd.api.context import Context
+from creditd.api.interceptors import rpc
+from creditd.api.messages import account_message, ledger_entry_message, preferences_spec
+from creditd.core.accounts import Accounts
+from creditd.core.self_service import SelfService
+from creditd.settings import Limits
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class SelfServiceServicer(pb_grpc.SelfServiceServicer):
+    rate_limited = True
+
+    def __init__(
+        self,
+        self_service: SelfService,
+        accounts: Accounts,
+        limits: Limits,
+        authorizer: Authorizer,
+        client_limits: ClientLimits,
+    ) -> None:
+        self.authorizer = authorizer
+        self.client_limits = client_limits
+        self._self_service = self_service
+        self._accounts = accounts
+        self._limits = limits
+
+    async def _subscriber(self, session_token: str) -> str:
+        """The signed-in subscriber's account; from here on the actor is '<portal>/<account>'."""
+        account_id = await self._self_service.account_of(session_token)
+        logs.CALLER.set(f"{logs.caller()}/{account_id}")
+        return account_id
+
+    @rpc
+    async def RequestSignInCode(
+        self, request: pb.RequestSignInCodeRequest, context: Context
+    ) -> pb.RequestSignInCodeAnswer:
+        validation.check_id(request.account_id, "account_id")
+        expires_at_ms = await self._self_service.send_code(request.account_id)
+        log.info("sign-in code sent to %s", request.account_id)
+        return pb.RequestSignInCodeAnswer(expires_at_ms=expires_at_ms)
+
+    @rpc
+    async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInAnswer:
+        validation.check_id(request.account_id, "account_id")
+        token, outcome = await self._self_service.sign_in(request.account_id, request.code)
+        log.info("sign-in of %s: %s", request.account_id, "signed in" if token else "wrong or expired code")
+        return pb.SignInAnswer(
+            session_token=token, tries_left=outcome.tries_left, session_expires_at_ms=outcome.session_expires_at_ms
+        )
+
+    @rpc
+    async def SignOut(self, request: pb.SessionRequest, context: Context) -> pb.SignOutAnswer:
+        account_id = await self._subscriber(request.session_token)
+        await self._self_service.sign_out(request.session_token)
+        log.info("%s signed out", account_id)
+        return pb.SignOutAnswer()
+
+    @rpc
+    async def GetMyAccount(self, request: pb.SessionRequest, context: Context) -> pb.Account:
+        return account_message(await self._accounts.get(await self._subscriber(request.session_token)))
+
+    @rpc
+    async def ListMyLedger(self, request: pb.ListMyLedgerRequest, context: Context) -> pb.ListLedgerAnswer:
+        account_id = await self._subscriber(request.session_token)
+        page = pb.ListLedgerRequest(account_id=account_id, limit=request.limit, before_seq=request.before_seq)
+        validation.check_list_ledger(page, self._limits)
+        limit = request.limit or self._limits.default_ledger_page
+        entries = await self._accounts.list_ledger(account_id, limit, request.before_seq)
+        return pb.ListLedgerAnswer(entries=[ledger_entry_message(entry) for entry in entries])
+
+    @rpc
+    async def GetMyUsage(self, request: pb.SessionRequest, context: Context) -> pb.UsageSummary:
+        usage = await self._self_service.usage(await self._subscriber(request.session_token))
+        days = [
+            pb.UsageDay(
+                day=t.day,
+                rating_group=t.rating_group,
+                unit=t.unit,  # type: ignore[arg-type]
+                zone=t.zone,
+                units=t.units,
+                charged=t.charged_minor,
+                records=t.records,
+            )
+            for t in usage.days
+        ]
+        recent = [
+            pb.RecentUsage(
+                time_ms=r.time_ms,
+                rating_group=r.rating_group,
+                unit=r.unit,  # type: ignore[arg-type]
+                units=r.units,
+                charged=r.charged_minor,
+                destination=r.destination,
+                zone=r.zone,
+            )
+            for r in usage.recent
+        ]
+        return pb.UsageSummary(days=days, recent=recent)
+
+    @rpc
+    async def ListMyBundles(self, request: pb.SessionRequest, context: Context) -> pb.BundleCatalogue:
+        card = await self._accounts.get(await self._subscriber(request.session_token))
+        entries = await self._self_service.catalogue(card)
+        bundles = [
+            pb.CatalogueBundle(
+                bundle_id=e.bundle.bundle_id,
+                price=e.bundle.price_minor,
+                unit=pb.Unit.Value(e.bundle.unit),
+                amount=e.bundle.amount,
+                validity_s=e.bundle.validity_s,
+                recommended=e.recommended,
+            )
+            for e in entries
+        ]
+        return pb.BundleCatalogue(bundles=bundles, currency=card.currency)
+
+    @rpc
+    async def PurchaseMyBundle(self, request: pb.PurchaseMyBundleRequest, context: Context) -> pb.Account:
+        account_id = await self._subscriber(request.session_token)
+        purchase = pb.PurchaseBundleRequest(
+            account_id=account_id, bundle_id=request.bundle_id, idempotency_key=request.idempotency_key
+        )
+        validation.check_purchase_bundle(purchase)
+        record = await self._accounts.purchase_bundle(account_id, request.bundle_id, request.idempotency_key)
+        log.info("bundle %s bought by %s (%s)", request.bundle_id, account_id, request.idempotency_key)
+        return account_message(record)
+
+    @rpc
+    async def RedeemVoucher(self, request: pb.RedeemVoucherRequest, context: Context) -> pb.TopUpAnswer:
+        account_id = await self._subscriber(request.session_token)
+        record = await self._self_service.redeem_voucher(account_id, request.code)
+        log.info("voucher redeemed by %s%s", account_id, " (replayed: nothing applied)" if record.replayed else "")
+        return pb.TopUpAnswer(
+            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+        )
+
+    @rpc
+    async def SetMyPreferences(self, request: pb.SetMyPreferencesRequest, context: Context) -> pb.Account:
+        account_id = await self._subscriber(request.session_token)
+        own = pb.SetPreferencesRequest(account_id=account_id, preferences=request.preferences)
+        validation.check_preferences(own)
+        return account_message(await self._accounts.set_preferences(account_id, preferences_spec(own)))

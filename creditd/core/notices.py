@@ -1,0 +1,51 @@
+"""Notices queued for the notifier without an event behind them: sign-in codes (core/self_service.py)
+and campaigns (notifier/campaign.py). A queued notice is what the notifier itself writes for a
+deferred one: a delivery record in state 'deferred' holding the notice, and its entry in the
+partition's due set (docs/design.md: the notifier's keys, written with plain commands); the notifier
+delivers it when due, with its usual records, retries and dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+DEFERRED = "deferred"
+
+
+class NoticeEvent(msgspec.Struct, frozen=True):
+    """What the notifier tells: from an event (id: the stream id) or queued here (id: made up,
+    unique per partition)."""
+
+    id: str
+    kind: str
+    account_id: str
+    time_ms: int
+    detail: str = ""
+
+
+def notice_fields(notice: NoticeEvent, state: str, reason: str, attempts: int, due_ms: int) -> dict[str, object]:
+    """A delivery record's fields (the key: notifier_key('notice', partition, '<notice id>/<channel>'))."""
+    return {
+        "state": state,
+        "reason": reason,
+        "attempts": attempts,
+        "due_ms": due_ms,
+        "event": msgspec.json.encode(notice),
+    }
+
+
+def queue_notice(
+    pipe: Any,
+    record_key: str,
+    due_key: str,
+    notice: NoticeEvent,
+    channel: str,
+    due_ms: int,
+    reason: str,
+    retention_s: int,
+) -> None:
+    """Adds to a pipeline (sync or async: adding is the same) the writes that queue one delivery."""
+    pipe.hset(record_key, mapping=notice_fields(notice, DEFERRED, reason, 0, due_ms))
+    pipe.expire(record_key, retention_s)
+    pipe.zadd(due_key, {f"{notice.id}/{channel}": due_ms})

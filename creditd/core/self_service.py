@@ -1,0 +1,135 @@
+"""The subscriber's own account, for the self-service portal: sign-in by a one-time code, sessions,
+and what a subscriber may do for themselves (creditd/api/self_service.py is the gRPC edge).
+
+A sign-in code (six digits) is stored only as its SHA-256 (issue_sign_in_code, which also bounds
+how many are sent) and queued for the notifier as a `sign_in_code` notice on SMS, and e-mail when
+the subscriber has an address; the notifier sends it at once (quiet hours do not hold it). A right
+code opens a session: the subscriber's token is '<account_id>.<random>' and Redis keeps only the
+SHA-256 of the random part, so neither a Redis dump nor a log holds a usable token. Every later call
+is resolved to its account through the token; a token Redis does not hold is Unauthenticated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import msgspec
+
+from creditd.clock import Clock
+from creditd.core.accounts import Accounts
+from creditd.core.notices import NoticeEvent, queue_notice
+from creditd.core.offers import recommend
+from creditd.core.usage_summary import AccountUsage, account_usage
+from creditd.core.vouchers import code_hash, normalized
+from creditd.errors import InvalidArgument, Unauthenticated
+from creditd.logs import caller
+from creditd.settings import Bundle, Settings
+from creditd.store.calls import Calls
+from creditd.store.connection import AnyRedis
+from creditd.store.functions import Functions
+from creditd.store.keys import notifier_key, partition_of
+from creditd.store.replies import AccountRecord, TopUpRecord
+
+CODE_LENGTH = 6
+TOKEN_BYTES = 32
+MAX_TOKEN_LENGTH = 128
+
+
+class SignedIn(msgspec.Struct, frozen=True):
+    signed_in: int
+    tries_left: int
+    session_expires_at_ms: int
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    amount: int
+    replayed: int
+
+
+class CatalogueEntry(msgspec.Struct, frozen=True):
+    bundle: Bundle
+    recommended: bool
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SelfService:
+    def __init__(
+        self, client: AnyRedis, functions: Functions, accounts: Accounts, settings: Settings, clock: Clock
+    ) -> None:
+        self.client, self.functions, self.accounts, self.clock = client, functions, accounts, clock
+        self.settings = settings
+        self.calls = Calls(settings.redis.partitions)
+
+    # -- signing in
+
+    async def send_code(self, account_id: str) -> int:
+        """Sends a new code; returns when it stops working (Unix ms)."""
+        card = await self.accounts.get(account_id)
+        code = f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
+        now_ms = self.clock.now_ms()
+        command = self.calls.issue_sign_in_code(account_id, sha256(code), now_ms, caller())
+        expires_at_ms = int(msgspec.json.decode((await self.functions.call(command)).body)["expires_at_ms"])
+        notice = NoticeEvent(f"signin.{now_ms}.{secrets.token_hex(4)}", "sign_in_code", account_id, now_ms, code)
+        partition = partition_of(account_id, self.settings.redis.partitions)
+        pipe = self.client.pipeline(transaction=False)
+        for channel in ["sms"] + (["email"] if card.contact_email else []):
+            record_key = notifier_key("notice", partition, idempotency_key=f"{notice.id}/{channel}")
+            due_key = notifier_key("notices_due", partition)
+            retention_s = self.settings.limits.sign_in_code_lifetime_s * 2  # the code is worthless after
+            queue_notice(pipe, record_key, due_key, notice, channel, now_ms, "sign-in code", retention_s)
+        await pipe.execute()
+        return expires_at_ms
+
+    async def sign_in(self, account_id: str, code: str) -> tuple[str, SignedIn]:
+        """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not."""
+        if len(code) != CODE_LENGTH or not code.isascii() or not code.isdigit():
+            raise InvalidArgument(f"code: {CODE_LENGTH} digits")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        command = self.calls.sign_in(account_id, sha256(code), sha256(token), self.clock.now_ms(), caller())
+        outcome = msgspec.json.decode((await self.functions.call(command)).body, type=SignedIn)
+        return (f"{account_id}.{token}" if outcome.signed_in else ""), outcome
+
+    def _session_key(self, session_token: str) -> tuple[str, str]:
+        account_id, _, token = session_token.partition(".")
+        if not account_id or not token or len(session_token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("session_token: not a session token; sign in")
+        return account_id, self.calls.keys_of("sign_out", account_id, idempotency_key=sha256(token))[0]
+
+    async def account_of(self, session_token: str) -> str:
+        """The account whose subscriber holds this session; Unauthenticated when none does."""
+        account_id, key = self._session_key(session_token)
+        if not await self.client.exists(key):
+            raise Unauthenticated("session_token: signed out or expired; sign in again")
+        return account_id
+
+    async def sign_out(self, session_token: str) -> None:
+        account_id, _ = self._session_key(session_token)
+        _, _, token = session_token.partition(".")
+        await self.functions.call(self.calls.sign_out(account_id, sha256(token), caller()))
+
+    # -- what a subscriber may do
+
+    async def usage(self, account_id: str) -> AccountUsage:
+        return await account_usage(self.client, self.calls, account_id)
+
+    async def catalogue(self, card: AccountRecord) -> list[CatalogueEntry]:
+        """The plan's bundles, the one that would have covered the last 30 days of data first."""
+        plan = self.settings.plans.get(card.plan)
+        if plan is None:
+            return []
+        usage = await self.usage(card.account_id)
+        offer = recommend(plan, usage.days, self.clock.now_ms(), card.preferences.time_zone)
+        entries = [CatalogueEntry(b, offer is not None and b.bundle_id == offer.bundle_id) for b in plan.bundles]
+        return sorted(entries, key=lambda entry: not entry.recommended)
+
+    async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
+        digest = code_hash(normalized(typed_code))
+        card = await self.accounts.get(account_id)
+        command = self.calls.claim_voucher(digest, account_id, card.currency, self.clock.now_ms(), caller())
+        claimed = msgspec.json.decode((await self.functions.call(command)).body, type=Claimed)
+        # Keyed by the voucher: a repeated redemption (a double click, a retry) tops up once.
+        return await self.accounts.top_up(account_id, claimed.amount, "voucher", f"voucher-{digest[:48]}")
