@@ -401,6 +401,26 @@ class NotificationSettings(Struct, frozen=True):
     webhook: WebhookChannelSettings = WebhookChannelSettings()
 
 
+class PortalSettings(Struct, frozen=True):
+    """`creditd portal`, the subscribers' self-service web page (creditd/portal/)."""
+
+    listen: str = "127.0.0.1:8080"
+    # creditd's gRPC address, and the portal's client certificate there (role portal); without them,
+    # plaintext (loopback development only).
+    server: str = "127.0.0.1:50051"
+    tls_ca_path: str = ""
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
+    # Signs the CSRF tokens; every portal process behind one address needs the same. Empty: a random
+    # one per process (one process only).
+    csrf_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    # Sign-in codes asked from one client address per window, at most (creditd bounds them per number).
+    max_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    address_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    # Ledger entries per history page.
+    history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20
+
+
 class Settings(Struct, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
@@ -410,6 +430,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     events: EventSettings = EventSettings()
     security: SecuritySettings = SecuritySettings()
     notifications: NotificationSettings = NotificationSettings()
+    portal: PortalSettings = PortalSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict

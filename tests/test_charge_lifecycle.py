@@ -14,7 +14,7 @@ from tests.harness import DATA, EVENT, INITIAL, MB, SMS, TERMINATE, UPDATE, VOIC
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66811110000"
-REDIRECT_URL = "https://topup.example.net/"
+REDIRECT_URL = "http://127.0.0.1:8080/top-up"
 
 
 async def test_session_reserves_commits_in_blocks_and_releases(creditd: Harness) -> None:

@@ -1,5 +1,5 @@
-"""The packages of creditd import only downwards: __main__ -> cli -> api and notifier (siblings, neither
-importing the other) -> core -> store -> the bottom modules (settings, rating_config, errors, clock,
+"""The packages of creditd import only downwards: __main__ -> cli -> api, notifier and portal (siblings,
+none importing another) -> core -> store -> the bottom modules (settings, rating_config, errors, clock,
 logs, metrics, resources), with devtools (test infrastructure) on
 store and the generated v1 code only at the gRPC edge and above. Every import of every module is read with
 ast (imports inside functions too), so a new upward import fails here, and a cycle cannot form."""
@@ -16,9 +16,11 @@ import creditd
 PACKAGE = Path(creditd.__file__).parent
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge) and notifier (the subscribers' notices) are sibling front ends onto core.
-RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "cli": 4, "__main__": 5}
-V1_ALLOWED = {"api", "cli"}
+# api (the gRPC edge), notifier (the subscribers' notices) and portal (their web page) are sibling
+# front ends.
+RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "portal": 3, "cli": 4, "__main__": 5}
+# portal is a gRPC client of creditd: it reaches the rest only through the wire.
+V1_ALLOWED = {"api", "cli", "portal"}
 
 
 def layer_of(module: str) -> str:

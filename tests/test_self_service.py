@@ -12,21 +12,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlparse
 
 import grpc
-import msgspec
 import pytest
 
-from creditd.core.vouchers import code_hash, luhn_digit, new_code, printed
+from creditd.core.vouchers import luhn_digit, printed
 from creditd.notifier.service import Notifier
-from creditd.resources import default_config_path
-from creditd.settings import Settings, SmsChannelSettings
+from creditd.settings import Settings
 from creditd.store.calls import Calls
-from creditd.store.codes import Code
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request
+from tests.portal import create_voucher, sms_notifier, texts_to
 from tests.test_channels import http_server
 from tests.test_rating import bangkok_ms
 
@@ -39,24 +36,6 @@ CALLS = Calls(256)
 def gateway() -> Iterator[object]:
     with http_server() as server:
         yield server
-
-
-def sms_notifier(creditd: Harness, gateway: object, settings: Settings) -> Notifier:
-    sms = SmsChannelSettings(url=f"http://127.0.0.1:{gateway.server_port}/cgi-bin/sendsms", sender="CREDITD")  # type: ignore[attr-defined]
-    notifications = msgspec.structs.replace(
-        settings.notifications, templates_dir=str(default_config_path().parent / "templates"), sms=sms
-    )
-    own = msgspec.structs.replace(creditd.settings, notifications=notifications)
-    return Notifier(creditd.server.redis, own, creditd.clock, "notify-portal")
-
-
-def texts_to(gateway: object, number: str) -> list[str]:
-    found = []
-    for _, path, _, _ in gateway.seen:  # type: ignore[attr-defined]
-        query = parse_qs(urlparse(path).query)
-        if query["to"] == [number]:
-            found.append(query["text"][0])
-    return found
 
 
 async def code_for(creditd: Harness, notifier: Notifier, gateway: object, account_id: str) -> str:
@@ -133,15 +112,6 @@ async def test_five_wrong_tries_kill_the_code_and_codes_are_rationed(
         await code_for(creditd, notifier, gateway, ACCOUNT)  # a new window
         for unknown, status in (("66800000000", grpc.StatusCode.NOT_FOUND), ("a b", grpc.StatusCode.INVALID_ARGUMENT)):
             assert await status_of(ss.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=unknown))) == status
-
-
-def create_voucher(creditd: Harness, amount: int) -> str:
-    code = new_code()
-    now_ms = creditd.clock.now_ms()
-    command = CALLS.create_voucher(code_hash(code), amount, "THB", now_ms + 86_400_000, "test", now_ms, "tester")
-    function, keys, args = command
-    assert creditd.redis.fcall(function, len(keys), *keys, *args)[0] == Code.SUCCESS
-    return code
 
 
 async def test_a_voucher_pays_once_and_resumes_a_suspended_line(

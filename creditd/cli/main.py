@@ -30,7 +30,9 @@ from creditd.cli.common import (
 )
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers
+from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
+from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
@@ -58,6 +60,8 @@ main.add_command(usage)
 main.add_command(rerate)
 main.add_command(notify)
 main.add_command(campaign)
+main.add_command(voucher)
+main.add_command(portal)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

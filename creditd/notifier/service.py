@@ -39,6 +39,7 @@ from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.usage_summary import account_usage
 from creditd.errors import CreditdError
+from creditd.formatting import local_time, money
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
     SUBSCRIBER_KINDS,
@@ -47,8 +48,6 @@ from creditd.notifier.templates import (
     Templates,
     is_marketing,
     kind_label,
-    local_time,
-    money,
     status_words,
 )
 from creditd.rating_config import clock_minutes

@@ -11,17 +11,14 @@ offer_price, code. Money and dates are formatted for the language (Babel).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import msgspec
-from babel.dates import format_datetime
-from babel.numbers import format_currency
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from creditd.errors import ConfigError
+from creditd.formatting import local_time, money
 from creditd.settings import LANGUAGES, MARKETING_NOTICE_KINDS, SERVICE_NOTICE_KINDS
 
 SERVICE_KINDS = SERVICE_NOTICE_KINDS
@@ -85,15 +82,6 @@ class NoticeContext(msgspec.Struct, frozen=True):
 class Notice(msgspec.Struct, frozen=True):
     subject: str
     text: str
-
-
-def money(amount_minor: int, currency: str, language: str, minor_digits: int = 2) -> str:
-    return str(format_currency(amount_minor / 10**minor_digits, currency, locale=language))
-
-
-def local_time(instant_ms: int, time_zone: str, language: str) -> str:
-    moment = datetime.fromtimestamp(instant_ms / 1000, UTC)
-    return str(format_datetime(moment, "medium", tzinfo=ZoneInfo(time_zone), locale=language))
 
 
 def status_words(status: str, language: str) -> str:

@@ -1,0 +1,309 @@
+"""The portal's pages (Starlette, Jinja2; no JavaScript): sign-in by a code sent by SMS, the overview,
+usage, history, bundles, top-up by voucher and preferences of the signed-in subscriber, in their
+language (their preference, else the browser's Accept-Language). Every page asks creditd's
+SelfService with the subscriber's session token; the portal holds no account state.
+
+Cookies: the session token (HttpOnly, SameSite=Lax, Secure off loopback) and, before sign-in, a form
+seed; every form carries a CSRF token bound to one of them (security.py). A request whose session
+creditd no longer holds (signed out, expired) goes back to the sign-in page.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from creditd.portal import views
+from creditd.portal.client import CALL_TIMEOUT_S, self_service
+from creditd.portal.security import (
+    SEED_COOKIE,
+    SESSION_COOKIE,
+    AddressLimiter,
+    csrf_ok,
+    csrf_token,
+    new_seed,
+    secure_cookies,
+)
+from creditd.portal.words import WORDS
+from creditd.settings import LANGUAGES, PortalSettings
+from creditd.v1 import creditd_pb2 as pb
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "templates"
+# Errors of creditd shown to the subscriber as they are (each names the field it is about).
+SHOWN = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+Page = Callable[[Request], Awaitable[Response]]
+
+
+class SignInNeeded(Exception):
+    pass
+
+
+def accepted_language(request: Request) -> str:
+    """The first of the browser's languages that the portal speaks, by q-value; else English."""
+    ranked = []
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            ranked.append((float(q) if q else 1.0, tag.split("-")[0].lower()))
+        except ValueError:
+            continue
+    for _, language in sorted(ranked, key=lambda item: -item[0]):
+        if language in LANGUAGES:
+            return language
+    return "en"
+
+
+class Portal:
+    def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel) -> None:
+        self.settings = settings
+        self.stub = self_service(channel)
+        self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
+        self.limiter = AddressLimiter(settings.max_codes_per_address, settings.address_window_s)
+        self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+    # -- rendering
+
+    def page(self, request: Request, name: str, language: str, status_code: int = 200, **context: Any) -> Response:
+        bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
+        seed = "" if bound else new_seed()
+        words = WORDS[language]
+        html = self.environment.get_template(name).render(
+            words=words,
+            language=language,
+            csrf=csrf_token(self.secret, bound or seed),
+            path=request.url.path,
+            signed_in=bool(request.cookies.get(SESSION_COOKIE)),
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status_code)
+        if seed:
+            self.set_cookie(request, response, SEED_COOKIE, seed)
+        return response
+
+    def set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
+        secure = secure_cookies(request.headers.get("host", ""))
+        response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, path="/")
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """The posted form, after its CSRF token is checked against the cookie it is bound to."""
+        data = {key: str(value) for key, value in (await request.form()).items()}
+        bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
+        if not csrf_ok(self.secret, bound, data.get("csrf", "")):
+            raise PermissionError("csrf")
+        return data
+
+    # -- calls
+
+    def token(self, request: Request) -> str:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token:
+            raise SignInNeeded
+        return token
+
+    async def call(self, method: Callable[..., Any], message: Any) -> Any:
+        try:
+            return await method(message, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise SignInNeeded from None
+            raise
+
+    async def card(self, request: Request) -> pb.Account:
+        card: pb.Account = await self.call(self.stub.GetMyAccount, pb.SessionRequest(session_token=self.token(request)))
+        return card
+
+    def guarded(self, handler: Page) -> Page:
+        """Sends to sign-in when there is no session, answers 403 to a form without its CSRF token,
+        and shows creditd's refusals (which name the field) on a page."""
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInNeeded:
+                response = RedirectResponse("/sign-in", status_code=303)
+                response.delete_cookie(SESSION_COOKIE, path="/")
+                return response
+            except PermissionError:
+                return HTMLResponse("Forbidden: the form's security token is missing or wrong.", status_code=403)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in SHOWN:
+                    log.warning("creditd answered %s: %s", error.code().name, error.details())
+                    return HTMLResponse("The service is not available right now.", status_code=503)
+                language = accepted_language(request)
+                return self.page(request, "message.html", language, 400, message=error.details(), failed=True)
+
+        return page
+
+    # -- sign-in
+
+    async def sign_in_form(self, request: Request) -> Response:
+        return self.page(request, "sign_in.html", accepted_language(request))
+
+    async def send_code(self, request: Request) -> Response:
+        data = await self.form(request)
+        language = accepted_language(request)
+        number = "".join(ch for ch in data.get("phone", "") if ch.isdigit())
+        address = request.client.host if request.client else ""
+        if not self.limiter.allow(address):
+            return self.page(request, "sign_in.html", language, 429, error=WORDS[language]["too_many"])
+        await self.call(self.stub.RequestSignInCode, pb.RequestSignInCodeRequest(account_id=number))
+        return self.page(request, "code.html", language, phone=number)
+
+    async def check_code(self, request: Request) -> Response:
+        data = await self.form(request)
+        language = accepted_language(request)
+        number, code = data.get("phone", ""), data.get("code", "").strip()
+        answer = await self.call(self.stub.SignIn, pb.SignInRequest(account_id=number, code=code))
+        if not answer.session_token:
+            words = WORDS[language]
+            error = words["wrong_code"].format(tries=answer.tries_left) if answer.tries_left else words["code_dead"]
+            return self.page(request, "code.html", language, 400, phone=number, error=error)
+        response = RedirectResponse("/", status_code=303)
+        self.set_cookie(request, response, SESSION_COOKIE, answer.session_token)
+        response.delete_cookie(SEED_COOKIE, path="/")
+        return response
+
+    async def sign_out(self, request: Request) -> Response:
+        await self.form(request)
+        token = self.token(request)
+        await self.call(self.stub.SignOut, pb.SessionRequest(session_token=token))
+        response = RedirectResponse("/sign-in", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- the subscriber's pages
+
+    async def overview(self, request: Request) -> Response:
+        card = await self.card(request)
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "overview.html", language, view=views.overview(card, language))
+
+    async def usage(self, request: Request) -> Response:
+        card = await self.card(request)
+        usage = await self.call(self.stub.GetMyUsage, pb.SessionRequest(session_token=self.token(request)))
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "usage.html", language, view=views.usage(card, usage, language))
+
+    async def history(self, request: Request) -> Response:
+        card = await self.card(request)
+        before = request.query_params.get("before", "0")
+        page = pb.ListMyLedgerRequest(
+            session_token=self.token(request),
+            limit=self.settings.history_page,
+            before_seq=int(before) if before.isdigit() else 0,
+        )
+        ledger = await self.call(self.stub.ListMyLedger, page)
+        language = card.preferences.language or accepted_language(request)
+        view = views.history(card, list(ledger.entries), language, self.settings.history_page)
+        return self.page(request, "history.html", language, view=view)
+
+    async def bundles(self, request: Request) -> Response:
+        card = await self.card(request)
+        catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "bundles.html", language, bundles=views.catalogue(catalogue, language))
+
+    async def confirm_bundle(self, request: Request) -> Response:
+        card = await self.card(request)
+        catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
+        language = card.preferences.language or accepted_language(request)
+        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == request.path_params["bundle_id"]]
+        if not chosen:
+            return self.page(request, "message.html", language, 404, message="bundle_id: no such bundle", failed=True)
+        # One key per confirmation page: a double click sends it twice and buys once.
+        return self.page(request, "confirm.html", language, bundle=chosen[0], key=secrets.token_hex(16))
+
+    async def buy_bundle(self, request: Request) -> Response:
+        data = await self.form(request)
+        bundle_id = request.path_params["bundle_id"]
+        purchase = pb.PurchaseMyBundleRequest(
+            session_token=self.token(request), bundle_id=bundle_id, idempotency_key=data.get("key", "")
+        )
+        card = await self.call(self.stub.PurchaseMyBundle, purchase)
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "message.html", language, message=WORDS[language]["bought"].format(bundle=bundle_id))
+
+    async def top_up_form(self, request: Request) -> Response:
+        card = await self.card(request)
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "top_up.html", language, view=views.overview(card, language))
+
+    async def redeem(self, request: Request) -> Response:
+        data = await self.form(request)
+        redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=data.get("code", ""))
+        answer = await self.call(self.stub.RedeemVoucher, redeem)
+        card = answer.account
+        entry = pb.ListMyLedgerRequest(session_token=redeem.session_token, limit=1, before_seq=answer.ledger_seq + 1)
+        top_up = (await self.call(self.stub.ListMyLedger, entry)).entries[0]
+        language = card.preferences.language or accepted_language(request)
+        view = views.overview(card, language)
+        amount = views.amount_text(top_up.amount, card, language)
+        message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
+        return self.page(request, "top_up.html", language, view=view, message=message)
+
+    async def preferences_form(self, request: Request) -> Response:
+        card = await self.card(request)
+        language = card.preferences.language or accepted_language(request)
+        return self.page(request, "preferences.html", language, prefs=card.preferences, languages=LANGUAGES)
+
+    async def save_preferences(self, request: Request) -> Response:
+        data = await self.form(request)
+        form = await request.form()
+        preferences = pb.Preferences(
+            language=data.get("language", ""),
+            channels=[str(channel) for channel in form.getlist("channels")],
+            marketing_opt_in=data.get("marketing") == "on",
+            quiet_hours_start=data.get("quiet_from", ""),
+            quiet_hours_end=data.get("quiet_to", ""),
+        )
+        request_message = pb.SetMyPreferencesRequest(session_token=self.token(request), preferences=preferences)
+        card = await self.call(self.stub.SetMyPreferences, request_message)
+        language = card.preferences.language or accepted_language(request)
+        return self.page(
+            request,
+            "preferences.html",
+            language,
+            prefs=card.preferences,
+            languages=LANGUAGES,
+            message=WORDS[language]["saved"],
+        )
+
+
+def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette:
+    portal = Portal(settings, channel)
+    g = portal.guarded
+    routes = [
+        Route("/sign-in", g(portal.sign_in_form), methods=["GET"]),
+        Route("/sign-in", g(portal.send_code), methods=["POST"]),
+        Route("/sign-in/code", g(portal.check_code), methods=["POST"]),
+        Route("/sign-out", g(portal.sign_out), methods=["POST"]),
+        Route("/", g(portal.overview), methods=["GET"]),
+        Route("/usage", g(portal.usage), methods=["GET"]),
+        Route("/history", g(portal.history), methods=["GET"]),
+        Route("/bundles", g(portal.bundles), methods=["GET"]),
+        Route("/bundles/{bundle_id}", g(portal.confirm_bundle), methods=["GET"]),
+        Route("/bundles/{bundle_id}", g(portal.buy_bundle), methods=["POST"]),
+        Route("/top-up", g(portal.top_up_form), methods=["GET"]),
+        Route("/top-up", g(portal.redeem), methods=["POST"]),
+        Route("/preferences", g(portal.preferences_form), methods=["GET"]),
+        Route("/preferences", g(portal.save_preferences), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
