@@ -14,9 +14,9 @@ def money(amount_minor: int, currency: str, language: str, minor_digits: int = 2
     return str(format_currency(amount_minor / 10**minor_digits, currency, locale=language))
 
 
-def local_time(instant_ms: int, time_zone: str, language: str) -> str:
+def local_time(instant_ms: int, time_zone: str, language: str, length: str = "medium") -> str:
     moment = datetime.fromtimestamp(instant_ms / 1000, UTC)
-    return str(format_datetime(moment, "medium", tzinfo=ZoneInfo(time_zone), locale=language))
+    return str(format_datetime(moment, length, tzinfo=ZoneInfo(time_zone), locale=language))
 
 
 def local_date(instant_ms: int, time_zone: str, language: str) -> str:

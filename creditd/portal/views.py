@@ -46,7 +46,17 @@ class RecentView(msgspec.Struct, frozen=True):
     cost: str
 
 
+class GroupView(msgspec.Struct, frozen=True):
+    """One rating group's 30 days: how much, what it cost, its share of the largest cost."""
+
+    name: str
+    used: str
+    cost: str
+    percent: int
+
+
 class UsageView(msgspec.Struct, frozen=True):
+    groups: list[GroupView]
     days: list[DayView]
     recent: list[RecentView]
 
@@ -143,7 +153,7 @@ def usage(card: pb.Account, summary: pb.UsageSummary, language: str) -> UsageVie
     ]
     recent = [
         RecentView(
-            when=local_time(item.time_ms, zone, language),
+            when=local_time(item.time_ms, zone, language, "short"),
             what=words.get(f"unit_{pb.Unit.Name(item.unit)}", ""),
             to=item.destination or "-",
             quantity=quantity(item.unit, item.units),
@@ -151,14 +161,33 @@ def usage(card: pb.Account, summary: pb.UsageSummary, language: str) -> UsageVie
         )
         for item in summary.recent
     ]
-    return UsageView(days=day_views, recent=recent)
+    return UsageView(groups=groups(card, summary, language), days=day_views, recent=recent)
+
+
+def groups(card: pb.Account, summary: pb.UsageSummary, language: str) -> list[GroupView]:
+    words = WORDS[language]
+    totals: dict[tuple[int, int], list[int]] = {}
+    for total in summary.days:
+        units_and_cost = totals.setdefault((total.rating_group, int(total.unit)), [0, 0])
+        units_and_cost[0] += total.units
+        units_and_cost[1] += total.charged
+    largest = max((cost for _, cost in totals.values()), default=0) or 1
+    return [
+        GroupView(
+            name=f"{words.get(f'unit_{pb.Unit.Name(pb.Unit.ValueType(unit))}', '')} ({rating_group})",
+            used=quantity(unit, used),
+            cost=money(cost, card.currency, language),
+            percent=round(100 * cost / largest),
+        )
+        for (rating_group, unit), (used, cost) in sorted(totals.items())
+    ]
 
 
 def history(card: pb.Account, entries: list[pb.LedgerEntry], language: str, page: int) -> HistoryView:
     zone = time_zone_of(card)
     rows = [
         LedgerRow(
-            when=local_time(entry.time_ms, zone, language),
+            when=local_time(entry.time_ms, zone, language, "short"),
             kind=entry.kind,
             amount=money(entry.amount, card.currency, language),
             balance_after=money(entry.balance_after, card.currency, language),
