@@ -152,15 +152,19 @@ async def test_an_email_goes_through_smtp_with_starttls_and_login(tmp_path: Path
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
     inbox, port = Inbox(), free_port()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=tls,
-        require_starttls=True,
-        authenticator=login,
-        auth_require_tls=True,
-    )
+
+    def smtp_server() -> Controller:
+        return Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=tls,
+            require_starttls=True,
+            authenticator=login,
+            auth_require_tls=True,
+        )
+
+    controller = smtp_server()
     controller.start()
     try:
         settings = EmailChannelSettings(
@@ -193,15 +197,7 @@ async def test_an_email_goes_through_smtp_with_starttls_and_login(tmp_path: Path
     finally:
         controller.stop()
     # the server went away and came back: the kept session is stale, the next notice opens a new one
-    restarted = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=tls,
-        require_starttls=True,
-        authenticator=login,
-        auth_require_tls=True,
-    )
+    restarted = smtp_server()
     restarted.start()
     try:
         await channel.send("somchai@example.net", THAI, "n-24")
