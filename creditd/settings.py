@@ -159,8 +159,6 @@ class SweeperSettings(Struct, frozen=True):
     # release: give the reservation back; charge: debit it as if used.
     orphan_policy: Literal["release", "charge"] = "release"
     max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
-    # Usage records folded into the accounts' summaries per pass (core/usage_summary.py).
-    max_usage_per_pass: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
 
 
@@ -392,6 +390,8 @@ class NotificationSettings(Struct, frozen=True):
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
     # Events read per partition per round; delivery records kept this long; dead letters kept per partition.
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    # Usage records folded into the accounts' summaries per pass, about (core/usage_summary.py).
+    max_usage_per_pass: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
     # Notices handed off at once by one notifier (a kill may send these again: they were in flight).
     max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
     notice_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400

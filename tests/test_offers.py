@@ -2,7 +2,7 @@
 use against each data bundle of the sample catalogue (data_1gb 99.00 for 30 days, data_5gb 199.00,
 the day pass data_day_2gb 29.00) and picks the cheapest that covers it, by hand-computed cases; end
 to end on a real server, a subscriber who opted in and whose 1 GB bundle runs out in one day hears
-of it and is offered the day pass (the sweeper folded the usage into the summary first), in their
+of it and is offered the day pass (the notifier's pass folded the usage into the summary first), in their
 language, through a real HTTP endpoint; one who did not opt in is told the bundle ran out and is
 offered nothing."""
 
@@ -83,8 +83,7 @@ async def test_a_used_up_data_bundle_brings_an_offer_to_those_who_opted_in(
         async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
             notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
             await use_up_a_gigabyte(creditd, opt_in)
-            await creditd.server.sweeper.sweep_once()  # folds the usage into the summary
-            await notifier.pass_once()
+            await notifier.pass_once()  # folds the usage into the summary, then tells
             notices = {notice["kind"]: notice["text"] for notice in posted(endpoint)}
             if not opt_in:
                 assert "offer" not in notices and "bundle_used_up" in notices

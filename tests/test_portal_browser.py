@@ -140,12 +140,12 @@ async def test_a_barred_subscriber_signs_in_tops_up_buys_and_signs_out(
             assert await pages.run(pages.text, "status") == "ใช้งานได้"  # active
             await pages.run(pages.shoot, "3-top-up")
 
-            # a day of use: 300 MB of data and a call, folded into the usage summary by the sweeper
+            # a day of use: 300 MB of data and a call, folded into the usage summary by the notifier
             await creditd.charge("d1", INITIAL, 0, ACCOUNT, [(DATA, 300_000_000, 0)])
             await creditd.charge("d1", TERMINATE, 1, ACCOUNT, [(DATA, 0, 300_000_000)])
             await creditd.charge("v1", INITIAL, 0, ACCOUNT, [(VOICE, 60, 0)])
             await creditd.charge("v1", TERMINATE, 1, ACCOUNT, [(VOICE, 0, 45)])
-            await creditd.server.sweeper.sweep_once()
+            await notifier.pass_once()
             await pages.run(pages.open, "/bundles")
             recommended = str(await pages.run(pages.text, "bundle-data_day_2gb"))
             assert recommended.startswith("แนะนำสำหรับท่าน")  # recommended: a 29-baht day pass covers the month

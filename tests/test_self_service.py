@@ -164,8 +164,7 @@ async def test_bundles_preferences_and_usage_of_the_signed_in_account(
         notifier = sms_notifier(creditd, gateway, settings)
         await creditd.create_account(ACCOUNT, balance=50_000)
         await creditd.credit_control.Charge(charge_request("sms1", EVENT, 0, ACCOUNT, [(SMS, 0, 0)]))
-        await creditd.server.sweeper.sweep_once()
-        token = await signed_in(creditd, notifier, gateway, ACCOUNT)
+        token = await signed_in(creditd, notifier, gateway, ACCOUNT)  # its pass also folds the usage
         ss = pb_grpc.SelfServiceStub(creditd.channel)
         catalogue = await ss.ListMyBundles(pb.SessionRequest(session_token=token))
         assert catalogue.currency == "THB" and "data_1gb" in [b.bundle_id for b in catalogue.bundles]

@@ -1,7 +1,7 @@
-"""Usage summaries (core/usage_summary.py, lua/functions/summarize_usage.lua): a sweeper pass folds a
-real server's usage records into per-account totals per local day (the subscriber's time zone, not
-UTC: a call at 23:30 and an SMS at 00:30 Bangkok time fall on two days that are one UTC day) and a
-list of recent calls and SMS; the money summed equals what the balance lost; a pass run again from
+"""Usage summaries (core/usage_summary.py, lua/functions/summarize_usage.lua): a pass (the notifier
+runs one each round) folds a real server's usage records into per-account totals per local day (the
+subscriber's time zone, not UTC: a call at 23:30 and an SMS at 00:30 Bangkok time fall on two days
+that are one UTC day) and a list of recent calls and SMS; the money summed equals what the balance lost; a pass run again from
 a lost position counts nothing twice. The function alone: records folded once whatever the
 repetition, days before the cutoff dropped, the recent list bounded, records out of order refused
 (writing nothing)."""
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from creditd.core.usage_summary import account_usage, local_day
+from creditd.core.usage_summary import UsageSummarizer, account_usage, local_day
 from creditd.store.calls import Calls
 from creditd.store.codes import Code, Unit
 from creditd.store.keys import partition_of, summarized_of_partition
@@ -37,8 +37,8 @@ async def test_a_sweeper_pass_folds_usage_into_local_days_once(server_at: Server
         await use_a_little(creditd)
         creditd.clock.advance(3600)  # 00:30 on the 11th in Bangkok, still the 10th in UTC
         await creditd.charge("s2", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])
-        result = await creditd.server.sweeper.sweep_once()
-        assert result.usage_summarized == 4  # the call, the data session, two SMS
+        summarizer = UsageSummarizer(creditd.server.redis, creditd.settings, creditd.clock, "test")
+        assert await summarizer.summarize(list(range(256)), 1000) == 4  # the call, the data session, two SMS
         usage = await account_usage(creditd.server.redis, CALLS, ACCOUNT)
         by_day: dict[str, set[int]] = {}
         for total in usage.days:
@@ -56,8 +56,7 @@ async def test_a_sweeper_pass_folds_usage_into_local_days_once(server_at: Server
         assert usage.recent[-1].units == 60 and usage.recent[-1].destination == "thailand"
         # the position lost (or two sweepers racing): the same records again count nothing twice
         creditd.redis.delete(summarized_of_partition(partition_of(ACCOUNT, 256)))
-        again = await creditd.server.sweeper.sweep_once()
-        assert again.usage_summarized == 4
+        assert await summarizer.summarize(list(range(256)), 1000) == 4
         assert await account_usage(creditd.server.redis, CALLS, ACCOUNT) == usage
 
 

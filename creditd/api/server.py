@@ -25,9 +25,8 @@ from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
 from creditd.core.self_service import SelfService
-from creditd.core.sweeper import Sweeper, new_owner_id
+from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
-from creditd.core.usage_summary import UsageSummarizer
 from creditd.errors import ConfigError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
@@ -158,11 +157,7 @@ class CreditdServer:
 
     def _start_background(self, library_source: str) -> None:
         settings = self.settings
-        owner = new_owner_id()
-        summarizer = UsageSummarizer(self.redis, self.functions, settings, self.clock, f"sweeper:{owner}")
-        self.sweeper = Sweeper(
-            self.redis, self.functions, settings.redis.partitions, settings.sweeper, self.clock, owner, summarizer
-        )
+        self.sweeper = Sweeper(self.redis, self.functions, settings.redis.partitions, settings.sweeper, self.clock)
         self.redis_health = RedisHealth(
             self.redis,
             self._health,

@@ -20,7 +20,6 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
-from creditd.core.usage_summary import UsageSummarizer
 from creditd.errors import CreditdError, NotFound
 from creditd.settings import SweeperSettings
 from creditd.store.calls import Calls
@@ -42,7 +41,6 @@ class SweepResult(msgspec.Struct):
     sessions_released: int = 0
     charged_minor: int = 0
     due_accounts: int = 0
-    usage_summarized: int = 0
 
 
 def _replies(outcomes: list[Reply | CreditdError]) -> list[Reply]:
@@ -64,7 +62,6 @@ class Sweeper:
         settings: SweeperSettings,
         clock: Clock,
         owner: str | None = None,
-        summarizer: UsageSummarizer | None = None,
     ) -> None:
         self._client = client
         self._functions = functions
@@ -73,7 +70,6 @@ class Sweeper:
         self._settings = settings
         self._clock = clock
         self.owner = owner or new_owner_id()
-        self._summarizer = summarizer
 
     async def claim(self) -> list[int]:
         lease_ms = int(self._settings.lease_s * 1000)
@@ -133,8 +129,6 @@ class Sweeper:
                 )
             result.sessions_released += released.released
             result.charged_minor += released.charged
-        if self._summarizer is not None:
-            result.usage_summarized = await self._summarizer.summarize(held, self._settings.max_usage_per_pass)
         return result
 
     async def run(self, stopping: asyncio.Event) -> None:

@@ -3,7 +3,9 @@ per rating group, unit and zone, and the recent calls and SMS; read by the self-
 and by the notifier's bundle offers, which look back 30 days while usage records are kept for
 `limits.usage_retention_s` (7 days by default) and are read per partition, not per account.
 
-The sweeper folds the records in (UsageSummarizer, on the partitions whose lease it holds): it reads
+The notifier (`creditd notify`) folds the records in (UsageSummarizer, on the partitions whose lease
+it holds, each pass before it handles the events, so that an offer sees the usage that led to it;
+it runs there rather than in `creditd serve` so that its work never delays a charge): it reads
 the partition's usage stream after its position (`cd:{p:<n>}:summarized`), works out each record's
 local day from the account's time zone, and calls summarize_usage per account; the function skips
 records the summary already holds, so a pass repeated after a crash counts nothing twice. Records
@@ -26,7 +28,7 @@ from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Unit
 from creditd.store.connection import AnyRedis
-from creditd.store.functions import Functions
+from creditd.store.functions import call_all
 from creditd.store.keys import summarized_of_partition, usage_of_partition
 from creditd.store.replies import ACCOUNT_DECODER, as_text
 
@@ -98,15 +100,15 @@ def last_days(instant_ms: int, time_zone: str, days: int) -> list[str]:
 
 
 class UsageSummarizer:
-    def __init__(self, client: AnyRedis, functions: Functions, settings: Settings, clock: Clock, actor: str) -> None:
-        self.client, self.functions, self.clock, self.actor = client, functions, clock, actor
+    def __init__(self, client: AnyRedis, settings: Settings, clock: Clock, actor: str) -> None:
+        self.client, self.clock, self.actor = client, clock, actor
         self.calls = Calls(settings.redis.partitions)
         self.limits = settings.limits
         self.retention_days = settings.limits.usage_summary_retention_s // 86400
 
     async def time_zones(self, account_ids: list[str]) -> dict[str, str]:
         now_ms = self.clock.now_ms()
-        outcomes = await self.functions.call_many([self.calls.get_account(a, now_ms) for a in account_ids])
+        outcomes = await call_all(self.client, [self.calls.get_account(a, now_ms) for a in account_ids])
         zones: dict[str, str] = {}
         for account_id, outcome in zip(account_ids, outcomes, strict=True):
             if isinstance(outcome, NotFound):
@@ -161,7 +163,7 @@ class UsageSummarizer:
                 commands.append(
                     self.calls.summarize_usage(account_id, cutoff_day, summary[start : start + batch], self.actor)
                 )
-        for outcome in await self.functions.call_many(commands):
+        for outcome in await call_all(self.client, commands):
             if isinstance(outcome, CreditdError):
                 raise outcome
 

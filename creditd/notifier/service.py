@@ -2,7 +2,9 @@
 their preferences, in their language, at a decent hour.
 
 Work is shared by partition leases (claim_partition, role 'notifier'): any number of notifiers run,
-each on the partitions it holds. Per partition it keeps, with plain commands (no money is involved,
+each on the partitions it holds. Each pass first folds the partitions' new usage records into the
+accounts' usage summaries (core/usage_summary.py), which the offers below and the self-service
+page read. Per partition it keeps, with plain commands (no money is involved,
 docs/design.md lists them): the id of the last event handled (`notified`), a delivery record per
 (event, channel) (`notice`: state sent, deferred, retrying, dead or suppressed, attempts, reason,
 and the event itself), the deliveries due later (`notices_due`: quiet hours, retries) and the dead
@@ -37,7 +39,7 @@ from creditd.clock import Clock, wait_or_stop
 from creditd.core.notices import DEFERRED, notice_fields
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
-from creditd.core.usage_summary import account_usage
+from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.errors import CreditdError
 from creditd.formatting import local_time, money
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
@@ -95,6 +97,7 @@ class Notifier:
         self.email = EmailChannel(self.config.email)
         self.webhook = WebhookChannel(self.config.webhook)
         self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
+        self.summarizer = UsageSummarizer(client, settings, clock, f"notifier:{owner}")
 
     # -- leases and the loop
 
@@ -129,6 +132,7 @@ class Notifier:
     async def pass_once(self) -> bool:
         """One round over the held partitions, PARTITIONS_AT_ONCE at a time; True when it found work."""
         partitions = await self.held_partitions()
+        summarized = await self.summarizer.summarize(partitions, self.config.max_usage_per_pass)
         gate = asyncio.Semaphore(PARTITIONS_AT_ONCE)
 
         async def work(partition: int) -> bool:
@@ -137,7 +141,7 @@ class Notifier:
 
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(work(partition)) for partition in partitions]
-        return any(task.result() for task in tasks)
+        return bool(summarized) or any(task.result() for task in tasks)
 
     async def in_flight(self, work: Awaitable[None]) -> None:
         """Runs work when fewer than max_in_flight others run: the bound on notices handed off at once."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from creditd.errors import CreditdError
 from creditd.store.calls import READ_ONLY, Command, fcall
-from creditd.store.connection import AnySyncRedis
+from creditd.store.connection import AnyRedis, AnySyncRedis
 from creditd.store.pipeline import AutoPipeline
 from creditd.store.replies import Reply, checked_reply
 
@@ -27,6 +27,15 @@ class Functions:
         """Every command in this event-loop turn (one pipeline when they fit); each outcome in order,
         a reply or the error of that call alone."""
         return [checked_reply(raw) for raw in await self.pipeline.call_many(commands)]
+
+
+async def call_all(client: AnyRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
+    """One pipelined round trip of function calls on an asyncio client of its own (the notifier's,
+    outside the server's auto-pipeline), each outcome decoded as call_many decodes it."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command("FCALL_RO" if command[0] in READ_ONLY else "FCALL", *fcall(command))
+    return [checked_reply(raw) for raw in await pipe.execute(raise_on_error=False)]
 
 
 def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
