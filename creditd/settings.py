@@ -243,6 +243,19 @@ class Bundle(Struct, frozen=True):
     zones: RatingNames = msgspec.field(default_factory=list)
 
 
+class LoanOffer(Struct, frozen=True):
+    """Emergency credit a subscriber may borrow (Accounts.Borrow): the amount is credited at once; it
+    and the fee are owed, and recovered from the next top-ups."""
+
+    offer_id: Name
+    amount_minor: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    # Owed (loans and fees not yet recovered) after borrowing, at most.
+    max_outstanding_minor: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    fee_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    # Credit tiers that may borrow it; empty: every tier.
+    tiers: Annotated[list[Name], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
+
+
 class Preferences(Struct, frozen=True):
     """A plan's defaults for its subscribers' notification preferences (Accounts.SetPreferences sets
     an account's own; the time zone defaults to the plan's)."""
@@ -298,6 +311,7 @@ class Plan(Struct, frozen=True, kw_only=True):
     urgent_notice_kinds: Annotated[list[Name], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
     tariffs: Annotated[list[Tariff], msgspec.Meta(max_length=MAX_TARIFFS_PER_PLAN)]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+    loan_offers: Annotated[list[LoanOffer], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
 
 
 class Destination(Struct, frozen=True):
@@ -442,6 +456,21 @@ class Settings(Struct, frozen=True, kw_only=True):
     )
 
 
+def _check_loan_offers(where: str, plan: Plan, limits: Limits) -> None:
+    if len({offer.offer_id for offer in plan.loan_offers}) != len(plan.loan_offers):
+        raise ConfigError(f"{where}.loan_offers: an offer_id appears twice")
+    tiers = {tier.name for tier in plan.credit_tiers}
+    for index, offer in enumerate(plan.loan_offers):
+        at = f"{where}.loan_offers[{index}]"
+        if offer.amount_minor + offer.fee_minor > offer.max_outstanding_minor:
+            raise ConfigError(f"{at}.max_outstanding_minor: below the offer's amount and fee")
+        if offer.max_outstanding_minor > limits.max_amount_minor:
+            raise ConfigError(f"{at}.max_outstanding_minor: above limits.max_amount_minor")
+        unknown = sorted(set(offer.tiers) - tiers)
+        if unknown:
+            raise ConfigError(f"{at}.tiers: {', '.join(unknown)} is not a credit tier of the plan")
+
+
 def _check_tiers(where: str, plan: Plan, limits: Limits) -> None:
     if not plan.credit_tiers:
         return
@@ -520,6 +549,7 @@ def _check_coherence(settings: Settings) -> None:
                 f"{where}.urgent_notice_kinds: {', '.join(unknown_kinds)} is not a service notice kind"
                 f" ({', '.join(SERVICE_NOTICE_KINDS)})"
             )
+        _check_loan_offers(where, plan, limits)
         if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
             raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
         for index, bundle in enumerate(plan.bundles):

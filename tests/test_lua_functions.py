@@ -103,6 +103,7 @@ VALID_ARGS = {
     "claim_partition": ["owner1", "1000"],
     # account_id, cutoff_day, record_count, one record (record_id, time_ms, day, rating_group, unit,
     # zone, destination, units, charged, recent), actor
+    "borrow": [NOW, ACCOUNT, "emergency_10", "loan1", "tester"],
     "issue_sign_in_code": [NOW, ACCOUNT, HASH, "tester"],
     "sign_in": [NOW, ACCOUNT, HASH, OTHER_HASH, "tester"],
     "sign_out": [ACCOUNT, "tester"],
@@ -165,6 +166,7 @@ NUMBER_FIELDS = [
     ("set_credit_limit", 2, "credit_limit"),
     ("recompute_tier", 0, "now_ms"),
     ("claim_partition", 1, "lease_ms"),
+    ("borrow", 0, "now_ms"),
     ("issue_sign_in_code", 0, "now_ms"),
     ("sign_in", 0, "now_ms"),
     ("create_voucher", 0, "now_ms"),
@@ -259,6 +261,10 @@ TEXT_FIELDS = [
     ("purchase_bundle", 2, "bundle_id", ["", "a b", "no_such_bundle"]),
     ("purchase_bundle", 3, "idempotency_key", ["", "k/1"]),
     ("purchase_bundle", 4, "actor", ["", "a|b"]),
+    ("borrow", 1, "account_id", ["", "a b"]),
+    ("borrow", 2, "offer_id", ["", "a b", "no_such_offer"]),
+    ("borrow", 3, "idempotency_key", ["", "k/1"]),
+    ("borrow", 4, "actor", ["", "a|b"]),
     ("issue_sign_in_code", 1, "account_id", ["", "a b"]),
     ("issue_sign_in_code", 2, "code_hash", NOT_HASHES),
     ("issue_sign_in_code", 3, "actor", ["", "a|b"]),
@@ -372,6 +378,7 @@ def test_unknown_account_is_refused_by_every_function_and_writes_nothing(
         "recompute_tier",
         "advance_account",
         "issue_sign_in_code",
+        "borrow",
     )
     for function in account_functions:
         code, message, _ = call(function, VALID_ARGS[function])

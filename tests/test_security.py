@@ -80,6 +80,9 @@ CALLS = {
     "SetPreferences": lambda cc, ac, ss: ac.SetPreferences(
         pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=pb.Preferences(language="th"))
     ),
+    "Borrow": lambda cc, ac, ss: ac.Borrow(
+        pb.BorrowRequest(account_id=ACCOUNT, offer_id="emergency_10", idempotency_key="loan-1")
+    ),
     "Adjust": lambda cc, ac, ss: ac.Adjust(
         pb.AdjustRequest(account_id=ACCOUNT, amount=5, reason="test", idempotency_key="adj-1")
     ),

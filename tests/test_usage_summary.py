@@ -1,10 +1,10 @@
 """Usage summaries (core/usage_summary.py, lua/functions/summarize_usage.lua): a pass (the notifier
 runs one each round) folds a real server's usage records into per-account totals per local day (the
 subscriber's time zone, not UTC: a call at 23:30 and an SMS at 00:30 Bangkok time fall on two days
-that are one UTC day) and a list of recent calls and SMS; the money summed equals what the balance lost; a pass run again from
-a lost position counts nothing twice. The function alone: records folded once whatever the
-repetition, days before the cutoff dropped, the recent list bounded, records out of order refused
-(writing nothing)."""
+that are one UTC day) and a list of recent calls and SMS; the money summed equals what the balance
+lost; a pass run again from a lost position counts nothing twice. The function alone: records
+folded once whatever the repetition, days before the cutoff dropped, the recent list bounded,
+records out of order refused (writing nothing)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ role before it touches Redis. Without TLS (loopback development only) every call
 
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
     topup    TopUp, GetAccount
-    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences
+    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences, Borrow
     portal   SelfService (a subscriber's own account, through their session token)
     admin    everything
 """
@@ -52,13 +52,14 @@ ALL_METHODS = frozenset(
         "WatchUsage",
         "Adjust",
         "SetPreferences",
+        "Borrow",
     }
     | SELF_SERVICE_METHODS
 )
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
     "topup": frozenset({"TopUp", "GetAccount"}),
-    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences"}),
+    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences", "Borrow"}),
     "portal": SELF_SERVICE_METHODS,
     "admin": ALL_METHODS,
 }

@@ -101,6 +101,7 @@ def account_message(record: AccountRecord) -> pb.Account:
         credit_limit_override=record.credit_limit_override,
         data_overage_spent=record.data_overage_spent_minor,
         data_overage_cap=record.data_overage_cap_minor,
+        loan_outstanding=record.loan_outstanding,
         next_status=STATUS(record.next_status),
         next_status_at_ms=record.next_status_at_ms,
     )

@@ -185,6 +185,21 @@ class AccountsService(pb_grpc.AccountsServicer):
         return account_message(await self._accounts.set_preferences(request.account_id, preferences_spec(request)))
 
     @rpc
+    async def Borrow(self, request: pb.BorrowRequest, context: Context) -> pb.TopUpAnswer:
+        validation.check_borrow(request)
+        record = await self._accounts.borrow(request.account_id, request.offer_id, request.idempotency_key)
+        log.info(
+            "loan %s (%s) to %s%s",
+            request.offer_id,
+            request.idempotency_key,
+            request.account_id,
+            " (replayed: nothing lent)" if record.replayed else "",
+        )
+        return pb.TopUpAnswer(
+            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+        )
+
+    @rpc
     async def Adjust(self, request: pb.AdjustRequest, context: Context) -> pb.AdjustAnswer:
         validation.check_adjust(request, self._limits)
         record = await self._accounts.adjust(

@@ -166,6 +166,12 @@ def check_top_up(request: pb.TopUpRequest, limits: Limits) -> None:
     check_id(request.idempotency_key, "idempotency_key")
 
 
+def check_borrow(request: pb.BorrowRequest) -> None:
+    check_id(request.account_id, "account_id")
+    check_id(request.offer_id, "offer_id")
+    check_id(request.idempotency_key, "idempotency_key")
+
+
 def check_purchase_bundle(request: pb.PurchaseBundleRequest) -> None:
     check_id(request.account_id, "account_id")
     check_id(request.bundle_id, "bundle_id")

@@ -43,6 +43,8 @@ def account_card(account: pb.Account) -> str:
         f"sessions     {account.open_sessions} open" + (f"   dealer {account.dealer}" if account.dealer else ""),
         _preferences_line(account.preferences),
     ]
+    if account.loan_outstanding:
+        lines.append(f"loans        {account.loan_outstanding} owed, recovered from the next top-ups")
     if account.next_status:
         lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")
     for bucket in account.buckets:

@@ -42,6 +42,10 @@ class Accounts:
         command = self._calls.adjust(account_id, amount, reason, idempotency_key, self._clock.now_ms(), caller())
         return ADJUST_DECODER.decode((await self._functions.call(command)).body)
 
+    async def borrow(self, account_id: str, offer_id: str, idempotency_key: str) -> TopUpRecord:
+        command = self._calls.borrow(account_id, offer_id, idempotency_key, self._clock.now_ms(), caller())
+        return TOP_UP_DECODER.decode((await self._functions.call(command)).body)
+
     async def purchase_bundle(self, account_id: str, bundle_id: str, idempotency_key: str) -> AccountRecord:
         now_ms = self._clock.now_ms()
         return await self._card(self._calls.purchase_bundle(account_id, bundle_id, idempotency_key, now_ms, caller()))

@@ -48,6 +48,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "top_up": RECORD_CALL,
     "purchase_bundle": RECORD_CALL,
     "adjust": RECORD_CALL,
+    "borrow": RECORD_CALL,
     "get_account": ("account", "sessions"),
     "list_ledger": ("account", "ledger"),
     "claim_partition": ("lease",),
@@ -269,6 +270,10 @@ class Calls:
     ) -> Command:
         keys = self.keys_of("adjust", account_id, idempotency_key=idempotency_key)
         return "adjust", keys, (now_ms, account_id, amount_minor, reason, idempotency_key, actor)
+
+    def borrow(self, account_id: str, offer_id: str, idempotency_key: str, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("borrow", account_id, idempotency_key=idempotency_key)
+        return "borrow", keys, (now_ms, account_id, offer_id, idempotency_key, actor)
 
     def purchase_bundle(
         self, account_id: str, bundle_id: str, idempotency_key: str, now_ms: int, actor: str

@@ -83,6 +83,16 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
             }
             for bundle in plan.bundles
         },
+        "loan_offers": {
+            offer.offer_id: {
+                "amount_minor": offer.amount_minor,
+                "fee_minor": offer.fee_minor,
+                "max_outstanding_minor": offer.max_outstanding_minor,
+                "tiers": {tier: True for tier in offer.tiers},
+                "any_tier": not offer.tiers,
+            }
+            for offer in plan.loan_offers
+        },
         "time_zone": plan.time_zone,
         "preferences": {
             "language": plan.preferences.language,

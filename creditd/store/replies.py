@@ -207,6 +207,7 @@ class AccountRecord(msgspec.Struct, frozen=True):
     data_overage_spent_minor: int
     # The plan's monthly data overage spend cap (0: none).
     data_overage_cap_minor: int
+    loan_outstanding: int
     reminders_sent: int
     next_status: int
     next_status_at_ms: int

@@ -626,6 +626,7 @@ class Account(_message.Message):
     NEXT_STATUS_AT_MS_FIELD_NUMBER: _builtins.int
     DEALER_FIELD_NUMBER: _builtins.int
     PREFERENCES_FIELD_NUMBER: _builtins.int
+    LOAN_OUTSTANDING_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     currency: _builtins.str
@@ -653,6 +654,8 @@ class Account(_message.Message):
     """
     next_status_at_ms: _builtins.int
     dealer: _builtins.str
+    loan_outstanding: _builtins.int
+    """Loans (Borrow) and their fees not yet recovered from top-ups."""
     @_builtins.property
     def buckets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bucket]: ...
     @_builtins.property
@@ -688,10 +691,11 @@ class Account(_message.Message):
         next_status_at_ms: _builtins.int = ...,
         dealer: _builtins.str = ...,
         preferences: Global___Preferences | None = ...,
+        loan_outstanding: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "loan_outstanding", b"loan_outstanding", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -737,6 +741,33 @@ class Preferences(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Preferences: _TypeAlias = Preferences  # noqa: Y015
+
+@_typing.final
+class BorrowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    offer_id: _builtins.str
+    """A loan offer of the account's plan ([[plans.<name>.loan_offers]])."""
+    idempotency_key: _builtins.str
+    """Unique per account (the key space of top-ups); a replay lends nothing and says replayed."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        offer_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "idempotency_key", b"idempotency_key", "offer_id", b"offer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BorrowRequest: _TypeAlias = BorrowRequest  # noqa: Y015
 
 @_typing.final
 class SetPreferencesRequest(_message.Message):

@@ -260,6 +260,11 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
                 _registered_method=True)
+        self.Borrow = channel.unary_unary(
+                '/creditd.v1.Accounts/Borrow',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.BorrowRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -341,6 +346,14 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Borrow(self, request, context):
+        """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
+        top-ups with its fee. Roles crm and admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -398,6 +411,11 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.SetPreferences,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+            'Borrow': grpc.unary_unary_rpc_method_handler(
+                    servicer.Borrow,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.BorrowRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +718,33 @@ class Accounts:
             '/creditd.v1.Accounts/SetPreferences',
             creditd_dot_v1_dot_creditd__pb2.SetPreferencesRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Borrow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/Borrow',
+            creditd_dot_v1_dot_creditd__pb2.BorrowRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
             options,
             channel_credentials,
             insecure,

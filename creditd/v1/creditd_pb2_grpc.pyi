@@ -115,6 +115,10 @@ class AccountsStub:
     """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
     Roles: crm, admin.
     """
+    Borrow: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.BorrowRequest, _creditd_pb2.TopUpAnswer]
+    """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
+    top-ups with its fee. Roles crm and admin.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -143,6 +147,10 @@ class AccountsAsyncStub(AccountsStub):
     SetPreferences: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetPreferencesRequest, _creditd_pb2.Account]  # type: ignore[assignment]
     """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
     Roles: crm, admin.
+    """
+    Borrow: _aio.UnaryUnaryMultiCallable[_creditd_pb2.BorrowRequest, _creditd_pb2.TopUpAnswer]  # type: ignore[assignment]
+    """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
+    top-ups with its fee. Roles crm and admin.
     """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
@@ -235,6 +243,16 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]:
         """How and when the subscriber wants to be told (replaces them all; empty: the plan's default).
         Roles: crm, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def Borrow(
+        self,
+        request: _creditd_pb2.BorrowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.TopUpAnswer, _abc.Awaitable[_creditd_pb2.TopUpAnswer]]:
+        """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
+        top-ups with its fee. Roles crm and admin.
         """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -115,7 +115,7 @@ local function new_account(request)
     status = STATUS.ACTIVE, status_reason = 'CREATED', status_since_ms = request.now_ms,
     balance = 0, reserved = 0, credit_limit = request.credit_limit, tier = request.tier,
     credit_limit_override = request.credit_limit_override, billing_cycle_day = request.billing_cycle_day,
-    reminders_sent = 0, loaded_reminders_sent = 0, overage_cycle = 0, overage_spent_minor = 0,
+    reminders_sent = 0, loaded_reminders_sent = 0, overage_cycle = 0, overage_spent_minor = 0, loan_outstanding = 0,
     plan_changes_applied = '', removed_buckets = {},
     created_at_ms = request.now_ms, ledger_seq = 0, initial_balance = request.initial_balance,
     ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '', actor = request.actor,

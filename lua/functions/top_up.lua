@@ -1,6 +1,8 @@
 --[=[
 top_up — credits money to an account, at most once per idempotency key; pays debt first by simply
-adding to the balance, and resumes a credit-suspended account when available becomes positive.
+adding to the balance, recovers what the account owes for loans (borrow) from the amount (a
+loan_recovery ledger entry, up to the amount; the rest stays owed), and resumes a credit-suspended
+account when available becomes positive.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
@@ -47,9 +49,16 @@ local function check_top_up(keys, args)
   return { account = account, request = request }
 end
 
-local function top_up_json(account, keys, now_ms, replayed, seq)
-  return '{"account":' .. account_json(account, redis.call('SCARD', keys.sessions), now_ms) .. ',"replayed":' .. replayed
-    .. ',"ledger_seq":' .. seq .. '}'
+-- Loans (borrow) are paid back first, from the top-up itself, in the same call.
+local function recover_loan(account, now_ms, amount, reference)
+  if account.loan_outstanding == 0 then
+    return
+  end
+  local recovered = math.min(account.loan_outstanding, amount)
+  account.loan_outstanding = account.loan_outstanding - recovered
+  queue_ledger(account, now_ms, 'loan_recovery', -recovered, reference)
+  queue_event(account, now_ms, 'loan_recovered',
+    format_integer(recovered) .. ' ' .. format_integer(account.loan_outstanding))
 end
 
 local function top_up(raw_keys, args)
@@ -60,15 +69,16 @@ local function top_up(raw_keys, args)
   end
   local account, request = outcome.account, outcome.request
   if outcome.replayed_seq then
-    return reply(CODE.SUCCESS, 'replayed', top_up_json(account, keys, request.now_ms, 1, outcome.replayed_seq))
+    return reply(CODE.SUCCESS, 'replayed', keyed_answer_json(account, keys, request.now_ms, 1, outcome.replayed_seq))
   end
   local reference = request.channel .. ' ' .. request.idempotency_key
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
+  recover_loan(account, request.now_ms, request.amount, reference)
   apply_credit_recovery(account, request.now_ms, reference, 'TOPUP')
   save_account(account, keys)
   remember_applied(keys.record, request.fingerprint, seq)
-  return reply(CODE.SUCCESS, '', top_up_json(account, keys, request.now_ms, 0, format_integer(seq)))
+  return reply(CODE.SUCCESS, '', keyed_answer_json(account, keys, request.now_ms, 0, format_integer(seq)))
 end
 
 redis.register_function('top_up', top_up)

@@ -3,7 +3,8 @@ Account state: load, change in memory, save; ledger and event appends; the subsc
 
 Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
-contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, and one field per bucket:
+contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, loan_outstanding (loans and
+their fees not yet recovered; absent: 0), and one field per bucket:
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
   bucket written before zones existed)
@@ -68,11 +69,11 @@ end
 
 local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
   'created_at_ms', 'ledger_seq', 'initial_balance', 'ledger_first_seq', 'ledger_carried', 'reminders_sent',
-  'billing_cycle_day', 'overage_cycle', 'overage_spent_minor' }
+  'billing_cycle_day', 'overage_cycle', 'overage_spent_minor', 'loan_outstanding' }
 -- Fields added after the first accounts were written, with the value an older account has.
 local FIELD_DEFAULTS = { ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '',
   reminders_sent = 0, billing_cycle_day = 1, overage_cycle = 0, overage_spent_minor = 0,
-  plan_changes_applied = '', credit_limit_override = '0', dealer = '' }
+  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0 }
 
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
@@ -196,6 +197,7 @@ end
 
 local function assert_account_invariants(account)
   assert(account.reserved >= 0, 'reserved is negative')
+  assert(account.loan_outstanding >= 0, 'loan outstanding is negative')
   assert(account.balance <= MAX_EXACT_INTEGER and account.balance >= -MAX_EXACT_INTEGER, 'balance out of range')
   assert(not (account.status == STATUS.ACTIVE and account.balance + account.credit_limit <= 0),
     'active account with exhausted credit')

@@ -83,6 +83,11 @@ local function write_account_hash(account, account_key)
     'overage_cycle', format_integer(account.overage_cycle),
     'overage_spent_minor', format_integer(account.overage_spent_minor),
     'plan_changes_applied', account.plan_changes_applied }
+  -- Only accounts that ever borrowed carry the field (absent: 0).
+  if account.loan_outstanding ~= 0 or (account.stored and account.stored.loan_outstanding) then
+    all[#all + 1] = 'loan_outstanding'
+    all[#all + 1] = format_integer(account.loan_outstanding)
+  end
   local stored, fields = account.stored, {}
   for index = 1, #all, 2 do
     local value = tostring(all[index + 1])
@@ -219,6 +224,7 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"billing_cycle_day":' .. account.billing_cycle_day
     .. ',"available":' .. format_integer(available_money(account))
     .. ',"data_overage_spent_minor":' .. format_integer(data_overage_spent(account, now_ms))
+    .. ',"loan_outstanding":' .. format_integer(account.loan_outstanding)
     .. ',"data_overage_cap_minor":' .. format_integer(plan and plan.monthly_data_overage_cap_minor or 0)
     .. ',"reminders_sent":' .. account.reminders_sent
     .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)
@@ -226,3 +232,8 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"buckets":[' .. table.concat(buckets, ',') .. ']}'
 end
 
+-- The answer of a keyed money call (top_up, borrow): the card, whether it was a replay, the entry's seq.
+local function keyed_answer_json(account, keys, now_ms, replayed, seq)
+  return '{"account":' .. account_json(account, redis.call('SCARD', keys.sessions), now_ms) .. ',"replayed":'
+    .. replayed .. ',"ledger_seq":' .. seq .. '}'
+end
