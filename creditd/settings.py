@@ -241,6 +241,10 @@ class Bundle(Struct, frozen=True):
     exhaustion_policy: Literal["CAP", "THROTTLE", "OVERAGE"] = "OVERAGE"
     # Where the bucket serves: zone names, "home" or "roaming". Empty: at home only.
     zones: RatingNames = msgspec.field(default_factory=list)
+    # Rollover: at expiry, this share of what is left becomes a bucket of the same kind expiring at
+    # the end of the next billing cycle, at most rollover_max_cycles times in a row. 0: none.
+    rollover_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    rollover_max_cycles: Annotated[int, msgspec.Meta(ge=1, le=12)] = 1
 
 
 class LoanOffer(Struct, frozen=True):

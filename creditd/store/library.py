@@ -80,6 +80,8 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
                 "priority": bundle.priority,
                 "policy": ExhaustionPolicy[bundle.exhaustion_policy].value,
                 "zones": ",".join(bundle.zones or ["home"]),
+                "rollover_percent": bundle.rollover_percent,
+                "rollover_max_cycles": bundle.rollover_max_cycles,
             }
             for bundle in plan.bundles
         },

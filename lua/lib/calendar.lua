@@ -30,6 +30,24 @@ local function billing_cycle_of(now_ms, billing_cycle_day)
   return index
 end
 
+-- Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil), for years from 0.
+local function days_from_civil(year, month, day)
+  year = month <= 2 and year - 1 or year
+  local era = floor_divide(year, 400)
+  local year_of_era = year - era * 400
+  local day_of_year = floor_divide(153 * (month > 2 and month - 3 or month + 9) + 2, 5) + day - 1
+  local day_of_era = year_of_era * 365 + floor_divide(year_of_era, 4) - floor_divide(year_of_era, 100) + day_of_year
+  return era * 146097 + day_of_era - 719468
+end
+
+-- When billing cycle `index` (as billing_cycle_of numbers it) ends: 00:00 UTC on the cycle day of the
+-- month after its start.
+local function billing_cycle_end_ms(index, billing_cycle_day)
+  local next_index = index + 1
+  local year = floor_divide(next_index, 12)
+  return days_from_civil(year, next_index - year * 12 + 1, billing_cycle_day) * DAY_MS
+end
+
 -- The day of the month of an instant, clamped to 28: a new account's billing cycle day.
 local function cycle_day_of(now_ms)
   local _, _, day = civil_from_days(floor_divide(now_ms, DAY_MS))

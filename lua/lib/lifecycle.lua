@@ -100,13 +100,49 @@ local function bucket_expired(bucket, now_ms)
   return bucket.expires_at_ms > 0 and bucket.expires_at_ms <= now_ms and bucket.reserved == 0
 end
 
-local function expire_buckets(account, now_ms)
+-- The bundle a bucket was bought from ('<bundle_id>.<seq>'; nil for a bucket granted otherwise), the
+-- id without its rollover suffix, and how many times it has rolled over ('<...>.r<n>').
+local function rollover_source(bucket_id)
+  local base, generation = string.match(bucket_id, '^(.*)%.r(%d+)$')
+  base = base or bucket_id
+  return string.match(base, '^(.*)%.%d+$'), base, tonumber(generation or '0')
+end
+
+-- Rollover: the bundle's share of what is left becomes a bucket of the same kind that expires at the
+-- end of the next billing cycle, with a ledger entry (amount 0: units) and a bundle_rolled_over event.
+local function roll_over(account, bucket)
+  local plan = CONFIG.plans[account.plan]
+  local bundle_id, base, generation = rollover_source(bucket.id)
+  local bundle = plan and bundle_id and plan.bundles[bundle_id]
+  if not bundle or bundle.rollover_percent == 0 or generation >= bundle.rollover_max_cycles then
+    return
+  end
+  local percent = bundle.rollover_percent
+  -- remaining * percent may pass 2^53: split it.
+  local units = floor_divide(bucket.remaining, 100) * percent + floor_divide((bucket.remaining % 100) * percent, 100)
+  local new_id = base .. '.r' .. (generation + 1)
+  if units == 0 or #new_id > 64 then
+    return
+  end
+  -- An expiry on a cycle boundary ends the cycle before it: the rollover lasts one cycle, not two.
+  local cycle = billing_cycle_of(bucket.expires_at_ms - 1, account.billing_cycle_day)
+  account.buckets[new_id] = new_bucket(new_id, { unit = bucket.unit, amount = units,
+    expires_at_ms = billing_cycle_end_ms(cycle + 1, account.billing_cycle_day), priority = bucket.priority,
+    policy = bucket.policy, rating_groups = bucket.groups_text, zones = bucket.zones_text })
+  account.dirty_buckets[new_id] = true
+  account.ordered = nil
+  queue_ledger(account, bucket.expires_at_ms, 'rollover', 0,
+    'bucket ' .. bucket.id .. ' rolled ' .. format_integer(units) .. ' over into ' .. new_id)
+  queue_event(account, bucket.expires_at_ms, 'bundle_rolled_over', new_id .. ' ' .. format_integer(units))
+end
+
+local function expire_buckets_once(account, now_ms)
   local any = false
   for _, bucket in pairs(account.buckets) do
     any = any or bucket_expired(bucket, now_ms)
   end
   if not any then  -- the common case, on every save: no sort
-    return
+    return false
   end
   for _, bucket in ipairs(ordered_buckets(account)) do
     if bucket_expired(bucket, now_ms) then
@@ -114,6 +150,18 @@ local function expire_buckets(account, now_ms)
       local left = format_integer(bucket.remaining)
       queue_ledger(account, bucket.expires_at_ms, 'expiry', 0, 'bucket ' .. bucket.id .. ' expired with ' .. left .. ' left')
       queue_event(account, bucket.expires_at_ms, 'bundle_expired', bucket.id .. ' ' .. left)
+      roll_over(account, bucket)
+    end
+  end
+  return true
+end
+
+-- Again while a rolled-over bucket has expired too (an account untouched for cycles); each pass
+-- raises a rollover's generation, which rollover_max_cycles (at most 12) bounds.
+local function expire_buckets(account, now_ms)
+  for _ = 1, 14 do
+    if not expire_buckets_once(account, now_ms) then
+      return
     end
   end
 end
