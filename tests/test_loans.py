@@ -4,9 +4,13 @@ emergency_50: silver and gold tiers only): a barred line borrows and is active a
 nothing; a second loan above the offer's maximum, an offer the tier may not have, an unknown offer
 and an account suspended both ways are refused and change nothing; a top-up smaller than what is
 owed pays part of it (the rest stays owed), the next one the rest; every step shows in the ledger,
-and the auditor, run after the test, finds the money conserved."""
+and the auditor, run after the test, finds the money conserved. `creditd report loans` lists who
+owes and the total."""
 
 from __future__ import annotations
+
+import asyncio
+import sys
 
 import grpc
 import pytest
@@ -88,3 +92,24 @@ async def test_an_account_suspended_both_ways_cannot_borrow(creditd: Harness) ->
             await creditd.accounts.Borrow(bad)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (error.value.details() or "").startswith(field + ":")
+
+
+async def test_the_loans_report_lists_who_owes(creditd: Harness, redis_server: object) -> None:
+    await creditd.create_account(ACCOUNT, balance=0)
+    await creditd.create_account("66815150002", balance=5_000)
+    await borrow(creditd, "emergency_10", "loan-1")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "creditd",
+        "report",
+        "loans",
+        "--redis",
+        redis_server.url,  # type: ignore[attr-defined]
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    lines = output.decode().splitlines()
+    assert process.returncode == 0 and lines[-1] == "1 account(s) owe 1100 in all"
+    assert lines[1].split() == [ACCOUNT, "ACTIVE", "basic", "1000", "1100"]

@@ -17,6 +17,7 @@ from creditd.clock import Clock
 from creditd.core import attribution, jobs
 from creditd.store.calls import Calls
 from creditd.store.scan import count_accounts
+from creditd.v1 import creditd_pb2 as pb
 
 batch_size_option = click.option(
     "--batch-size",
@@ -101,6 +102,32 @@ def report_arrears(
         click.echo(msgspec.json.encode(rows).decode())
     else:
         click.echo(render.arrears_table(rows))
+
+
+@report.command("loans")
+@redis_options
+@batch_size_option
+@click.option("--json", "as_json", is_flag=True, help="one JSON document instead of a table")
+def report_loans(
+    redis_url: str | None, data_dir: Path | None, config: Path | None, batch_size: int, as_json: bool
+) -> None:
+    """Accounts owing for emergency credit (Borrow): what they owe, the largest first, and the total."""
+    settings, client = open_redis(redis_url, data_dir, config)
+    try:
+        with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
+            rows = jobs.loans(client, Calls(settings.redis.partitions), Clock().now_ms(), batch_size, bar.update)
+    except redis.RedisError as error:
+        raise click.ClickException(f"redis: {error}") from None
+    finally:
+        client.close()
+    if as_json:
+        click.echo(msgspec.json.encode(rows).decode())
+        return
+    click.echo(f"{'account':20}  {'status':18} {'tier':8} {'balance':>12} {'owed':>12}")
+    for row in rows:
+        status = pb.AccountStatus.Name(row.status)  # type: ignore[arg-type]
+        click.echo(f"{row.account_id:20}  {status:18} {row.tier or '-':8} {row.balance:>12} {row.owed:>12}")
+    click.echo(f"{len(rows)} account(s) owe {sum(row.owed for row in rows)} in all")
 
 
 @report.command("settlement")

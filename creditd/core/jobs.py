@@ -101,15 +101,47 @@ def arrears(
     progress: Callable[[int], object] = lambda _: None,
 ) -> list[ArrearsRow]:
     """Accounts in debt or suspended, the largest debt first (the subscriber cards, read-only)."""
+    rows = [row for card in cards(client, calls, now_ms, batch_size, progress) if (row := _arrears_row(card, now_ms))]
+    return sorted(rows, key=lambda row: (-row.debt, row.account_id))
+
+
+def cards(
+    client: AnySyncRedis,
+    calls: Calls,
+    now_ms: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], object] = lambda _: None,
+) -> Iterator[AccountRecord]:
+    """Every account's card, read in pipelined batches (read-only)."""
     assert 1 <= batch_size <= MAX_BATCH_SIZE
-    rows = []
     for batch in _batches(account_ids(client), batch_size):
         commands = [calls.get_account(account_id, now_ms) for account_id in batch]
         for outcome in call_all_sync(client, commands):
-            if isinstance(outcome, CreditdError):
-                continue  # deleted between SCAN and the read
-            row = _arrears_row(ACCOUNT_DECODER.decode(outcome.body), now_ms)
-            if row is not None:
-                rows.append(row)
+            if not isinstance(outcome, CreditdError):  # else deleted between SCAN and the read
+                yield ACCOUNT_DECODER.decode(outcome.body)
         progress(len(batch))
-    return sorted(rows, key=lambda row: (-row.debt, row.account_id))
+
+
+class LoanRow(msgspec.Struct, frozen=True):
+    account_id: str
+    status: int
+    tier: str
+    balance: int
+    # Loans and fees not yet recovered from top-ups.
+    owed: int
+
+
+def loans(
+    client: AnySyncRedis,
+    calls: Calls,
+    now_ms: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], object] = lambda _: None,
+) -> list[LoanRow]:
+    """Accounts owing for emergency credit (Borrow), the largest sum owed first."""
+    rows = [
+        LoanRow(card.account_id, card.status, card.tier, card.balance, card.loan_outstanding)
+        for card in cards(client, calls, now_ms, batch_size, progress)
+        if card.loan_outstanding
+    ]
+    return sorted(rows, key=lambda row: (-row.owed, row.account_id))
