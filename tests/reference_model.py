@@ -1,6 +1,7 @@
 """A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written
 from docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
-suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, and the rating of
+suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, emergency credit
+(emergency_10, recovered from top-ups), and the rating of
 calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
 (night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
 The property test drives creditd and this model with the same random operations and compares them
@@ -22,6 +23,7 @@ VOICE_GRANT_VALIDITY_MS = 600_000
 VOICE_PRICES: dict[tuple[str, str], int | str] = {("thai", "home"): "band", ("international", "home"): 900}
 SMS_PRICES = {("thai", "home"): 50, ("international", "home"): 300}
 ROAMING_VOICE_PRICE, ROAMING_SMS_PRICE = 1_500, 300
+LOAN, LOAN_FEE, LOAN_MAX_OWED = 1_000, 100, 1_100  # the loan offer emergency_10
 
 
 def is_night(instant_ms: int) -> bool:
@@ -76,6 +78,9 @@ class Model:
     since_ms: int = 0
     buckets: list[SmsBucket] = field(default_factory=list)
     top_up_keys: dict[str, int] = field(default_factory=dict)
+    # Emergency credit: the sample plan's emergency_10 (10.00 lent, 1.00 fee, 11.00 owed at most).
+    loan_outstanding: int = 0
+    borrow_keys: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.since_ms = self.now_ms
@@ -113,9 +118,27 @@ class Model:
         if self.status == TERMINATED:
             return "terminated"
         self.top_up_keys[key] = amount
-        self.balance += amount
+        recovered = min(self.loan_outstanding, amount)  # loans are paid back first, from the top-up
+        self.balance += amount - recovered
+        self.loan_outstanding -= recovered
+        self._resume("TOPUP")
+        return "applied"
+
+    def _resume(self, reason: str) -> None:
         if self.status in (ONE_WAY, TWO_WAY) and self.reason == "CREDIT" and self.balance > 0:
-            self._set(ACTIVE, "TOPUP", self.now_ms)
+            self._set(ACTIVE, reason, self.now_ms)
+
+    def borrow(self, key: str) -> str:
+        """'applied', 'replayed' or 'refused' (suspended both ways, closed, or owing the most already)."""
+        self.apply_ladder()
+        if key in self.borrow_keys:
+            return "replayed"
+        if self.status in (TWO_WAY, TERMINATED) or self.loan_outstanding + LOAN + LOAN_FEE > LOAN_MAX_OWED:
+            return "refused"
+        self.borrow_keys.add(key)
+        self.balance += LOAN
+        self.loan_outstanding += LOAN + LOAN_FEE
+        self._resume("LOAN")
         return "applied"
 
     def send_sms(self, destination: str = "thai", zone: str = "home") -> int:

@@ -53,6 +53,7 @@ operations = st.lists(
         st.tuples(st.just("sms"), st.integers(1, 3), destinations, zones),
         st.tuples(st.just("call"), st.integers(0, 400), destinations, zones, st.booleans()),
         st.tuples(st.just("buy"), st.just(0)),
+        st.tuples(st.just("borrow"), st.just(0), st.sampled_from(["l1", "l2"])),
         st.tuples(st.just("advance"), st.integers(1, 12 * 86_400)),
         st.tuples(st.just("until"), band_minutes),
     ),
@@ -127,6 +128,19 @@ class Driver:
             return False
         return True
 
+    def borrow(self, key: str) -> str:
+        request = pb.BorrowRequest(account_id=self.account_id, offer_id="emergency_10", idempotency_key=key)
+
+        async def lend() -> pb.TopUpAnswer:  # a grpc.aio call must be made on its loop
+            return await self.creditd.accounts.Borrow(request)
+
+        try:
+            answer = self.run(lend())
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+            return "refused"
+        return "replayed" if answer.replayed else "applied"
+
     def compare(self, model: Model, step: object) -> None:
         """After a sweeper pass, so that both sides have applied every ladder step that is due (a
         refused request writes nothing, not even a due step; the sweeper applies it)."""
@@ -135,12 +149,13 @@ class Driver:
         card = self.run(self.creditd.get(self.account_id))
         now_ms = self.creditd.clock.now_ms()
         sms_left = sum(b.remaining for b in card.buckets if b.expires_at_ms > now_ms)
-        assert (card.balance, card.status, card.status_reason, sms_left, card.reserved) == (
+        assert (card.balance, card.status, card.status_reason, sms_left, card.reserved, card.loan_outstanding) == (
             model.balance,
             model.status,
             model.reason,
             model.sms_left,
             0,
+            model.loan_outstanding,
         ), step
 
 
@@ -162,6 +177,9 @@ def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[
         assert driver.call(value, *operation[2:]) == model.call(value, *operation[2:]), operation  # type: ignore[arg-type]
     elif kind == "buy":
         assert driver.buy() == model.buy_sms_bundle(), operation
+    elif kind == "borrow":
+        key = f"{driver.account_id}-{operation[2]}"
+        assert driver.borrow(key) == model.borrow(key), operation
     else:
         seconds = value if kind == "advance" else seconds_until(model.now_ms, value)
         driver.creditd.clock.advance(seconds)
