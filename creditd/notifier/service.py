@@ -335,7 +335,11 @@ class Notifier:
     ) -> None:
         key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
-        await self.client.expire(key, self.config.notice_retention_s)
+        # A sign-in code is worthless once expired: its record (which holds it) goes soon after.
+        code_lifetime_s = self.settings.limits.sign_in_code_lifetime_s * 2
+        await self.client.expire(
+            key, code_lifetime_s if event.kind == "sign_in_code" else self.config.notice_retention_s
+        )
 
     async def schedule(
         self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
