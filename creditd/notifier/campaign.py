@@ -12,25 +12,21 @@ exists, so sending the same campaign id again queues only the accounts not queue
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import msgspec
 
+from creditd.core.jobs import cards
 from creditd.core.notices import DEFERRED, queue_notice
 from creditd.core.notices import NoticeEvent as Event
-from creditd.errors import CreditdError, InvalidArgument
+from creditd.errors import InvalidArgument
 from creditd.notifier.service import in_quiet_hours
 from creditd.notifier.templates import CAMPAIGN_PREFIX
 from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import AccountStatus
 from creditd.store.connection import AnySyncRedis
-from creditd.store.functions import call_all_sync
 from creditd.store.keys import notifier_key, partition_of
-from creditd.store.replies import ACCOUNT_DECODER, AccountRecord
-from creditd.store.scan import account_ids
+from creditd.store.replies import AccountRecord
 
-CARD_BATCH = 200
 MAX_RATE_PER_S = 10_000.0
 MAX_CAMPAIGN_ACCOUNTS = 10_000_000
 
@@ -63,22 +59,6 @@ def check_campaign(template: str, campaigns: tuple[str, ...], campaign_id: str, 
         raise InvalidArgument(f"limit: 1 to {MAX_CAMPAIGN_ACCOUNTS}")
 
 
-def cards(client: AnySyncRedis, calls: Calls, now_ms: int) -> Iterator[AccountRecord]:
-    batch: list[str] = []
-    for account_id in account_ids(client):
-        batch.append(account_id)
-        if len(batch) == CARD_BATCH:
-            yield from _cards_of(client, calls, batch, now_ms)
-            batch = []
-    yield from _cards_of(client, calls, batch, now_ms)
-
-
-def _cards_of(client: AnySyncRedis, calls: Calls, batch: list[str], now_ms: int) -> Iterator[AccountRecord]:
-    for outcome in call_all_sync(client, [calls.get_account(account_id, now_ms) for account_id in batch]):
-        if not isinstance(outcome, CreditdError):  # deleted since the scan
-            yield ACCOUNT_DECODER.decode(outcome.body)
-
-
 def in_cohort(card: AccountRecord, cohort: Cohort) -> bool:
     return (
         card.status != AccountStatus.TERMINATED
@@ -99,7 +79,7 @@ def send_campaign(
 ) -> CampaignResult:
     calls, partitions = Calls(settings.redis.partitions), settings.redis.partitions
     result = CampaignResult()
-    for card in cards(client, calls, now_ms):
+    for card in cards(client, calls, now_ms):  # core/jobs.py: every card, in pipelined batches
         if result.accounts_queued >= cohort.limit:
             break
         if not in_cohort(card, cohort):
