@@ -10,7 +10,6 @@ once; preferences and the usage summary come back for the signed-in account only
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 
 import grpc
@@ -19,18 +18,16 @@ import pytest
 from creditd.core.vouchers import luhn_digit, printed
 from creditd.notifier.service import Notifier
 from creditd.settings import Settings
-from creditd.store.calls import Calls
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request
-from tests.portal import create_voucher, sms_notifier, texts_to
+from tests.portal import create_voucher, last_code, sms_notifier, texts_to
 from tests.test_channels import http_server
 from tests.test_rating import bangkok_ms
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT, OTHER = "66818180001", "66818180002"
-CALLS = Calls(256)
 
 
 @pytest.fixture
@@ -43,7 +40,7 @@ async def code_for(creditd: Harness, notifier: Notifier, gateway: object, accoun
     stub = pb_grpc.SelfServiceStub(creditd.channel)
     await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=account_id))
     await notifier.pass_once()
-    return re.findall(r"\b(\d{6})\b", texts_to(gateway, account_id)[-1])[0]
+    return last_code(gateway, account_id)
 
 
 async def signed_in(creditd: Harness, notifier: Notifier, gateway: object, account_id: str) -> str:
