@@ -71,6 +71,11 @@ def accepted_language(request: Request) -> str:
     return "en"
 
 
+def language_of(request: Request, card: pb.Account) -> str:
+    """The subscriber's language, else the browser's."""
+    return card.preferences.language or accepted_language(request)
+
+
 class Portal:
     def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel) -> None:
         self.settings = settings
@@ -193,13 +198,13 @@ class Portal:
 
     async def overview(self, request: Request) -> Response:
         card = await self.card(request)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "overview.html", language, view=views.overview(card, language))
 
     async def usage(self, request: Request) -> Response:
         card = await self.card(request)
         usage = await self.call(self.stub.GetMyUsage, pb.SessionRequest(session_token=self.token(request)))
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "usage.html", language, view=views.usage(card, usage, language))
 
     async def history(self, request: Request) -> Response:
@@ -211,20 +216,20 @@ class Portal:
             before_seq=int(before) if before.isdigit() else 0,
         )
         ledger = await self.call(self.stub.ListMyLedger, page)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         view = views.history(card, list(ledger.entries), language, self.settings.history_page)
         return self.page(request, "history.html", language, view=view)
 
     async def bundles(self, request: Request) -> Response:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "bundles.html", language, bundles=views.catalogue(catalogue, language))
 
     async def confirm_bundle(self, request: Request) -> Response:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == request.path_params["bundle_id"]]
         if not chosen:
             return self.page(request, "message.html", language, 404, message="bundle_id: no such bundle", failed=True)
@@ -238,12 +243,12 @@ class Portal:
             session_token=self.token(request), bundle_id=bundle_id, idempotency_key=data.get("key", "")
         )
         card = await self.call(self.stub.PurchaseMyBundle, purchase)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "message.html", language, message=WORDS[language]["bought"].format(bundle=bundle_id))
 
     async def top_up_form(self, request: Request) -> Response:
         card = await self.card(request)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "top_up.html", language, view=views.overview(card, language))
 
     async def redeem(self, request: Request) -> Response:
@@ -253,7 +258,7 @@ class Portal:
         card = answer.account
         entry = pb.ListMyLedgerRequest(session_token=redeem.session_token, limit=1, before_seq=answer.ledger_seq + 1)
         top_up = (await self.call(self.stub.ListMyLedger, entry)).entries[0]
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         view = views.overview(card, language)
         amount = views.amount_text(top_up.amount, card, language)
         message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
@@ -261,7 +266,7 @@ class Portal:
 
     async def preferences_form(self, request: Request) -> Response:
         card = await self.card(request)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(request, "preferences.html", language, prefs=card.preferences, languages=LANGUAGES)
 
     async def save_preferences(self, request: Request) -> Response:
@@ -276,7 +281,7 @@ class Portal:
         )
         request_message = pb.SetMyPreferencesRequest(session_token=self.token(request), preferences=preferences)
         card = await self.call(self.stub.SetMyPreferences, request_message)
-        language = card.preferences.language or accepted_language(request)
+        language = language_of(request, card)
         return self.page(
             request,
             "preferences.html",
