@@ -4,6 +4,7 @@ decoded and its code checked in one place (store/replies.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from creditd.errors import CreditdError
 from creditd.store.calls import READ_ONLY, Command, fcall
@@ -29,19 +30,23 @@ class Functions:
         return [checked_reply(raw) for raw in await self.pipeline.call_many(commands)]
 
 
+def _queue_calls(pipe: Any, commands: Sequence[Command]) -> Any:
+    """Adds the calls to a pipeline (sync or asyncio: adding is the same); read-only functions go as
+    FCALL_RO."""
+    for command in commands:
+        pipe.execute_command("FCALL_RO" if command[0] in READ_ONLY else "FCALL", *fcall(command))
+    return pipe
+
+
 async def call_all(client: AnyRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
     """One pipelined round trip of function calls on an asyncio client of its own (the notifier's,
     outside the server's auto-pipeline), each outcome decoded as call_many decodes it."""
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command("FCALL_RO" if command[0] in READ_ONLY else "FCALL", *fcall(command))
+    pipe = _queue_calls(client.pipeline(transaction=False), commands)
     return [checked_reply(raw) for raw in await pipe.execute(raise_on_error=False)]
 
 
 def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
     """One pipelined round trip of function calls on a synchronous client (the CLI's batch jobs),
-    each outcome decoded as Functions.call_many decodes it; read-only functions go as FCALL_RO."""
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command("FCALL_RO" if command[0] in READ_ONLY else "FCALL", *fcall(command))
+    each outcome decoded as Functions.call_many decodes it."""
+    pipe = _queue_calls(client.pipeline(transaction=False), commands)
     return [checked_reply(raw) for raw in pipe.execute(raise_on_error=False)]
