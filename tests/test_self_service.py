@@ -5,7 +5,8 @@ made up for another account, a token after sign-out (a replayed cookie) and garb
 UNAUTHENTICATED; five wrong tries kill a code, a fourth code within the window is refused; a voucher
 redeemed twice (also by two accounts at once) pays once and resumes a one-way-suspended account; a
 mistyped voucher code is caught by its check digit; a bundle bought twice with one key is bought
-once; preferences and the usage summary come back for the signed-in account only."""
+once; preferences and the usage summary come back for the signed-in account only; an account id
+holding dots signs in too."""
 
 from __future__ import annotations
 
@@ -188,3 +189,15 @@ async def test_bundles_preferences_and_usage_of_the_signed_in_account(
         ledger = await ss.ListMyLedger(pb.ListMyLedgerRequest(session_token=token, limit=10))
         assert [e.kind for e in ledger.entries] == ["purchase", "charge", "opening"]
         assert ledger.entries[0].actor == f"local/{ACCOUNT}"  # the portal's identity and the subscriber
+
+
+async def test_an_account_id_with_dots_signs_in(server_at: ServerAt, settings: Settings, gateway: object) -> None:
+    """Account ids may hold dots; the token's random part never does, so the id is what precedes the
+    last dot."""
+    dotted = "corp.line.0001"
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        notifier = sms_notifier(creditd, gateway, settings)
+        await creditd.create_account(dotted, balance=700)
+        token = await signed_in(creditd, notifier, gateway, dotted)
+        card = await pb_grpc.SelfServiceStub(creditd.channel).GetMyAccount(pb.SessionRequest(session_token=token))
+        assert (card.account_id, card.balance) == (dotted, 700)

@@ -93,23 +93,24 @@ class SelfService:
         outcome = msgspec.json.decode((await self.functions.call(command)).body, type=SignedIn)
         return (f"{account_id}.{token}" if outcome.signed_in else ""), outcome
 
-    def _session_key(self, session_token: str) -> tuple[str, str]:
-        account_id, _, token = session_token.partition(".")
+    def _session(self, session_token: str) -> tuple[str, str]:
+        """(account id, SHA-256 of the random part) of '<account_id>.<random>'; account ids may hold
+        dots, the random part (URL-safe base64) never does."""
+        account_id, _, token = session_token.rpartition(".")
         if not account_id or not token or len(session_token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("session_token: not a session token; sign in")
-        return account_id, self.calls.keys_of("sign_out", account_id, idempotency_key=sha256(token))[0]
+        return account_id, sha256(token)
 
     async def account_of(self, session_token: str) -> str:
         """The account whose subscriber holds this session; Unauthenticated when none does."""
-        account_id, key = self._session_key(session_token)
-        if not await self.client.exists(key):
+        account_id, token_hash = self._session(session_token)
+        if not await self.client.exists(self.calls.keys_of("sign_out", account_id, idempotency_key=token_hash)[0]):
             raise Unauthenticated("session_token: signed out or expired; sign in again")
         return account_id
 
     async def sign_out(self, session_token: str) -> None:
-        account_id, _ = self._session_key(session_token)
-        _, _, token = session_token.partition(".")
-        await self.functions.call(self.calls.sign_out(account_id, sha256(token), caller()))
+        account_id, token_hash = self._session(session_token)
+        await self.functions.call(self.calls.sign_out(account_id, token_hash, caller()))
 
     # -- what a subscriber may do
 
