@@ -3,6 +3,7 @@ pages format them alike."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -22,3 +23,13 @@ def local_time(instant_ms: int, time_zone: str, language: str, length: str = "me
 def local_date(instant_ms: int, time_zone: str, language: str) -> str:
     moment = datetime.fromtimestamp(instant_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
     return str(format_date(moment.date(), "medium", locale=language))
+
+
+BOUGHT_BUCKET = re.compile(r"^(.+)\.\d+(?:\.r\d+)?$")
+
+
+def bundle_of(bucket_id: str) -> str:
+    """The bundle a bucket was bought from: purchase_bundle names it '<bundle_id>.<ledger seq>', a
+    rollover (lib/lifecycle.lua) adds '.r<n>'; any other id is its own name."""
+    match = BOUGHT_BUCKET.match(bucket_id)
+    return match.group(1) if match else bucket_id

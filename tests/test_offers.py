@@ -12,6 +12,7 @@ import pytest
 
 from creditd.core.offers import purchases_needed, recommend
 from creditd.core.usage_summary import DayTotal, last_days
+from creditd.formatting import bundle_of
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
 from creditd.store.codes import Unit
@@ -90,3 +91,14 @@ async def test_a_used_up_data_bundle_brings_an_offer_to_those_who_opted_in(
                 return
             assert "bundle_used_up" in notices
             assert notices["offer"].startswith("data_day_2gb for THB29.00 would have covered your last 30 days")
+
+
+def test_the_bundle_of_a_bucket_is_found_through_its_rollovers() -> None:
+    """An offer (and a notice's bundle name) follows a bucket back to its bundle: bought
+    ('data_1gb.12'), rolled over ('data_1gb.12.r1'); other ids are their own name."""
+    assert [bundle_of(b) for b in ("data_1gb.12", "data_day_2gb.7.r2", "b1", "promo.x")] == [
+        "data_1gb",
+        "data_day_2gb",
+        "b1",
+        "promo.x",
+    ]

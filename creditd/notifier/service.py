@@ -41,7 +41,7 @@ from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.errors import CreditdError
-from creditd.formatting import local_time, money
+from creditd.formatting import bundle_of, local_time, money
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
     SUBSCRIBER_KINDS,
@@ -199,7 +199,7 @@ class Notifier:
         if event.kind not in OFFER_TRIGGERS or plan is None or not card.preferences.marketing_opt_in:
             return None
         if event.kind == "bundle_used_up":
-            bundle_id = event.detail.split(" ")[0].rsplit(".", 1)[0]
+            bundle_id = bundle_of(event.detail.split(" ")[0])
             if not any(b.bundle_id == bundle_id and b.unit == "BYTES" for b in plan.bundles):
                 return None
         usage = await account_usage(self.client, self.calls, card.account_id)
@@ -273,7 +273,7 @@ class Notifier:
             fields["offer_bundle"] = words[0]
             fields["offer_price"] = money(int(words[1]), currency, language)
         elif event.kind.startswith("bundle_"):
-            fields["bundle"] = words[0].rsplit(".", 1)[0]
+            fields["bundle"] = bundle_of(words[0])
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
         return msgspec.convert(fields, NoticeContext)
 

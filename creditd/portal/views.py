@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from creditd.formatting import local_date, local_time, money
+from creditd.formatting import bundle_of, local_date, local_time, money
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb
 
@@ -113,7 +113,7 @@ def overview(card: pb.Account, language: str) -> OverviewView:
         )
     bundles = [
         BundleView(
-            name=bucket.bucket_id.rsplit(".", 1)[0],
+            name=bundle_of(bucket.bucket_id),
             left=words["left"].format(
                 left=quantity(bucket.unit, bucket.remaining), amount=quantity(bucket.unit, bucket.amount or 1)
             ),
