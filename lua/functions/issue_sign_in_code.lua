@@ -33,8 +33,8 @@ local function check_issue_sign_in_code(keys, args)
     refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
   end
   local limits = CONFIG.limits
-  local window_start_ms = tonumber(redis.call('HGET', keys.sign_in, 'window_start_ms') or '0')
-  local issued = tonumber(redis.call('HGET', keys.sign_in, 'issued') or '0')
+  local window = redis.call('HMGET', keys.sign_in, 'window_start_ms', 'issued')
+  local window_start_ms, issued = tonumber(window[1] or '0'), tonumber(window[2] or '0')
   if request.now_ms >= window_start_ms + limits.sign_in_window_s * 1000 then
     window_start_ms, issued = request.now_ms, 0
   end
