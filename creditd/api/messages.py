@@ -5,9 +5,11 @@ from __future__ import annotations
 import msgspec
 
 from creditd.core.feed import FeedEvent
+from creditd.core.self_service import CatalogueEntry
 from creditd.core.usage import Usage
+from creditd.core.usage_summary import AccountUsage
 from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
-from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord
+from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord, TopUpRecord
 from creditd.v1 import creditd_pb2 as pb
 
 # The records carry the enums as plain ints (the parity tests keep the numbers equal); the stubs
@@ -180,3 +182,53 @@ def notification_message(event: FeedEvent) -> pb.Notification:
         reason=fields["detail"],
         id=event.id,
     )
+
+
+def top_up_answer_message(record: TopUpRecord) -> pb.TopUpAnswer:
+    """The answer of a keyed money call: TopUp, Borrow, RedeemVoucher."""
+    return pb.TopUpAnswer(
+        account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+    )
+
+
+def usage_summary_message(usage: AccountUsage) -> pb.UsageSummary:
+    days = [
+        pb.UsageDay(
+            day=t.day,
+            rating_group=t.rating_group,
+            unit=t.unit,  # type: ignore[arg-type]
+            zone=t.zone,
+            units=t.units,
+            charged=t.charged_minor,
+            records=t.records,
+        )
+        for t in usage.days
+    ]
+    recent = [
+        pb.RecentUsage(
+            time_ms=r.time_ms,
+            rating_group=r.rating_group,
+            unit=r.unit,  # type: ignore[arg-type]
+            units=r.units,
+            charged=r.charged_minor,
+            destination=r.destination,
+            zone=r.zone,
+        )
+        for r in usage.recent
+    ]
+    return pb.UsageSummary(days=days, recent=recent)
+
+
+def catalogue_message(entries: list[CatalogueEntry], currency: str) -> pb.BundleCatalogue:
+    bundles = [
+        pb.CatalogueBundle(
+            bundle_id=e.bundle.bundle_id,
+            price=e.bundle.price_minor,
+            unit=pb.Unit.Value(e.bundle.unit),
+            amount=e.bundle.amount,
+            validity_s=e.bundle.validity_s,
+            recommended=e.recommended,
+        )
+        for e in entries
+    ]
+    return pb.BundleCatalogue(bundles=bundles, currency=currency)

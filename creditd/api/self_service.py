@@ -13,7 +13,14 @@ from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
 from creditd.api.interceptors import rpc
-from creditd.api.messages import account_message, ledger_entry_message, preferences_spec
+from creditd.api.messages import (
+    account_message,
+    catalogue_message,
+    ledger_entry_message,
+    preferences_spec,
+    top_up_answer_message,
+    usage_summary_message,
+)
 from creditd.core.accounts import Accounts
 from creditd.core.self_service import SelfService
 from creditd.settings import Limits
@@ -86,49 +93,12 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
 
     @rpc
     async def GetMyUsage(self, request: pb.SessionRequest, context: Context) -> pb.UsageSummary:
-        usage = await self._self_service.usage(await self._subscriber(request.session_token))
-        days = [
-            pb.UsageDay(
-                day=t.day,
-                rating_group=t.rating_group,
-                unit=t.unit,  # type: ignore[arg-type]
-                zone=t.zone,
-                units=t.units,
-                charged=t.charged_minor,
-                records=t.records,
-            )
-            for t in usage.days
-        ]
-        recent = [
-            pb.RecentUsage(
-                time_ms=r.time_ms,
-                rating_group=r.rating_group,
-                unit=r.unit,  # type: ignore[arg-type]
-                units=r.units,
-                charged=r.charged_minor,
-                destination=r.destination,
-                zone=r.zone,
-            )
-            for r in usage.recent
-        ]
-        return pb.UsageSummary(days=days, recent=recent)
+        return usage_summary_message(await self._self_service.usage(await self._subscriber(request.session_token)))
 
     @rpc
     async def ListMyBundles(self, request: pb.SessionRequest, context: Context) -> pb.BundleCatalogue:
         card = await self._accounts.get(await self._subscriber(request.session_token))
-        entries = await self._self_service.catalogue(card)
-        bundles = [
-            pb.CatalogueBundle(
-                bundle_id=e.bundle.bundle_id,
-                price=e.bundle.price_minor,
-                unit=pb.Unit.Value(e.bundle.unit),
-                amount=e.bundle.amount,
-                validity_s=e.bundle.validity_s,
-                recommended=e.recommended,
-            )
-            for e in entries
-        ]
-        return pb.BundleCatalogue(bundles=bundles, currency=card.currency)
+        return catalogue_message(await self._self_service.catalogue(card), card.currency)
 
     @rpc
     async def PurchaseMyBundle(self, request: pb.PurchaseMyBundleRequest, context: Context) -> pb.Account:
@@ -146,9 +116,7 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         account_id = await self._subscriber(request.session_token)
         record = await self._self_service.redeem_voucher(account_id, request.code)
         log.info("voucher redeemed by %s%s", account_id, " (replayed: nothing applied)" if record.replayed else "")
-        return pb.TopUpAnswer(
-            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
-        )
+        return top_up_answer_message(record)
 
     @rpc
     async def SetMyPreferences(self, request: pb.SetMyPreferencesRequest, context: Context) -> pb.Account:

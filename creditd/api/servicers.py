@@ -18,6 +18,7 @@ from creditd.api.messages import (
     new_account,
     preferences_spec,
     refused_answer,
+    top_up_answer_message,
 )
 from creditd.api.metrics_endpoint import count_charge
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
@@ -140,9 +141,7 @@ class AccountsService(pb_grpc.AccountsServicer):
             channel = metrics.channel_label(request.channel, self._metric_channels)
             metrics.TOP_UPS.labels(channel).inc()
             metrics.TOP_UP_AMOUNT.labels(channel).inc(request.amount)
-        return pb.TopUpAnswer(
-            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
-        )
+        return top_up_answer_message(record)
 
     @rpc
     async def PurchaseBundle(self, request: pb.PurchaseBundleRequest, context: Context) -> pb.Account:
@@ -195,9 +194,7 @@ class AccountsService(pb_grpc.AccountsServicer):
             request.account_id,
             " (replayed: nothing lent)" if record.replayed else "",
         )
-        return pb.TopUpAnswer(
-            account=account_message(record.account), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
-        )
+        return top_up_answer_message(record)
 
     @rpc
     async def Adjust(self, request: pb.AdjustRequest, context: Context) -> pb.AdjustAnswer:
