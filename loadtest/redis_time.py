@@ -1,10 +1,12 @@
 """python -m loadtest.redis_time: the Redis time of one `charge` call, per request type and on the
 standard mix, against a minimal reserve-shaped function measured in the same run (the performance
 issue's baseline: read two hash fields, check an idempotency record, HINCRBY, HSET, SET with EXPIRE,
-XADD; loadtest/baseline.lua). Everything is piped straight into an embedded server; the time is
+XADD; loadtest/baseline.lua) and the charge-shaped floor (loadtest/charge_floor.lua: only the reads
+and writes the contract requires of any charge, no logic, packed storage), which shows how far the
+commands alone are from the baseline. Everything is piped straight into an embedded server; the time is
 INFO commandstats' usec_per_call of FCALL, reset before each phase, so only that phase's calls count.
 
-Phases: the baseline; INITIAL for a set of sessions (data, voice to Thai and foreign numbers, one in
+Phases: the baseline; the floor; INITIAL for a set of sessions (data, voice to Thai and foreign numbers, one in
 ten roaming); an UPDATE for each; a TERMINATE for each; SMS EVENTs; the standard mix
 (loadtest/rating.py's traffic). Each figure is the median of --rounds rounds."""
 
@@ -15,7 +17,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -33,6 +35,8 @@ from loadtest.rating import drive
 from loadtest.traffic import Shape
 
 BASELINE = Path(__file__).with_name("baseline.lua")
+CHARGE_FLOOR = Path(__file__).with_name("charge_floor.lua")
+FLOOR_ACCOUNT = {"balance": 10**12, "reserved": 0, "ledger_seq": 1, "ledger_hash": "0" * 40}
 PIPELINE = 500
 NUMBERS = ("66812345678", "66898765432", "442079460000")
 DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
@@ -49,7 +53,7 @@ def usec_per_call(client: redis.Redis) -> float:
     return float(client.info("commandstats").get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
 
 
-def piped(client: redis.Redis, words: list[tuple[object, ...]]) -> float:
+def piped(client: redis.Redis, words: Sequence[tuple[object, ...]]) -> float:
     """Runs the FCALLs in pipelines; returns their usec_per_call. Every call must succeed (a charge
     answer with result SUCCESS, a reservation made): a refused call would measure nothing."""
     client.config_resetstat()
@@ -90,6 +94,7 @@ def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -
     client.flushall()
     client.function_load(render_library(settings), replace=True)
     client.function_load(BASELINE.read_text(), replace=True)
+    client.function_load(CHARGE_FLOOR.read_text(), replace=True)
     now_ms = int(time.time() * 1000)
     for n in range(200):
         command = calls.create_account(NewAccount(f"6690{n:07d}", "standard", 10**12), now_ms, "lt")
@@ -100,12 +105,20 @@ def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -
     ]
     for n in range(200):
         client.hset(f"{{b}}:acct:{n}", mapping={"balance": 10**12, "reserved": 0})
+        client.set(f"{{f}}:acct:{n}", msgspec.msgpack.encode(FLOOR_ACCOUNT | {"plan": "standard", "tier": "bronze"}))
+    floor = [
+        ("charge_floor", 6, f"{{f}}:acct:{n % 200}", f"{{f}}:session:{n}", f"{{f}}:ledger:{n % 200}")
+        + (f"{{f}}:sessions:{n % 200}", "{f}:deadlines", "{f}:usage")
+        + (now_ms, int(RequestType.UPDATE), 1, f"6690{n % 200:07d}", "rt", f"t{n}", "", "", 1, DATA, 0, 0, MB, 0, "lt")
+        for n in range(session_count)
+    ]
     open_sessions = sessions(session_count, rng)
 
     def phase(kind: int, number: int, used: Callable[[int], int]) -> list[tuple[object, ...]]:
         return [fcall(charge(calls, session, kind, number, used(session[2]))) for session in open_sessions]
 
     figures = {"baseline (reserve-shaped)": piped(client, baseline)}
+    figures["charge-shaped floor"] = piped(client, floor)
     figures["INITIAL"] = piped(client, phase(RequestType.INITIAL, 0, lambda group: 0))
     figures["UPDATE"] = piped(client, phase(RequestType.UPDATE, 1, lambda group: MB if group == DATA else 60))
     figures["TERMINATE"] = piped(client, phase(RequestType.TERMINATE, 2, lambda group: MB if group == DATA else 45))

@@ -81,7 +81,15 @@ def test_redis_time_run_measures_every_request_type_against_the_baseline(tmp_pat
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = json.loads(report_path.read_text())
-    names = ["baseline (reserve-shaped)", "INITIAL", "UPDATE", "TERMINATE", "EVENT", "standard mix"]
+    names = [
+        "baseline (reserve-shaped)",
+        "charge-shaped floor",
+        "INITIAL",
+        "UPDATE",
+        "TERMINATE",
+        "EVENT",
+        "standard mix",
+    ]
     assert [row["phase"] for row in rows] == names
     assert all(row["usec_per_call"] > 0 for row in rows) and rows[0]["ratio_to_baseline"] == 1.0
 

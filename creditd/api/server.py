@@ -31,7 +31,7 @@ from creditd.errors import ConfigError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
-from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact
+from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact, wire_client
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
 from creditd.store.pipeline import AutoPipeline, ReplicaWait
@@ -119,6 +119,7 @@ class CreditdServer:
             redis_settings.call_timeout_s,
             self.circuit,
             wait,
+            wire_client(self._redis, self.redis_url, redis_settings),
         )
         self._functions = Functions(self._pipeline)
         return library_source

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from redis.sentinel import Sentinel as SyncSentinel
 from creditd.errors import ConfigError, Unavailable
 from creditd.settings import RedisSettings
 from creditd.store.url import RedisTarget, parse_redis_url, redact
+from creditd.store.wire import Address, WireClient
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,16 @@ FUNCTION_COMMANDS = ("FCALL", "FCALL_RO")
 AnyRedis = redis_asyncio.Redis | async_cluster.RedisCluster
 AnySyncRedis = redis.Redis | sync_cluster.RedisCluster
 
-__all__ = ["AnyRedis", "AnySyncRedis", "connect", "connect_sync", "check_fit_for_money", "redact", "primaries"]
+__all__ = [
+    "AnyRedis",
+    "AnySyncRedis",
+    "connect",
+    "connect_sync",
+    "check_fit_for_money",
+    "redact",
+    "primaries",
+    "wire_client",
+]
 
 
 def function_call_slot(client: Any, command: Any, args: Sequence[Any]) -> int | None:
@@ -131,6 +142,41 @@ def connect(url: str, settings: RedisSettings) -> AnyRedis:
         **_tls_files(target, settings),
     )
     return redis_asyncio.Redis(connection_pool=pool)
+
+
+def _tls_context(settings: RedisSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.tls_ca_path or None)
+    if settings.tls_cert_path:
+        context.load_cert_chain(settings.tls_cert_path, settings.tls_key_path or None)
+    return context
+
+
+def wire_client(client: AnyRedis, url: str, settings: RedisSettings) -> WireClient | None:
+    """The serving path's lean connection (store/wire.py) to the server `client` talks to: the one
+    server, or the primary the sentinels name at each connection; None for a cluster, whose calls go
+    through redis-py's cluster pipelines (slot map, redirections)."""
+    target = parse_redis_url(url)
+    if target.kind == "cluster" or isinstance(client, async_cluster.RedisCluster):
+        return None
+    pool = client.connection_pool
+    options = pool.connection_kwargs
+    handshake: list[tuple[Any, ...]] = []
+    if options.get("password"):
+        user = (options["username"],) if options.get("username") else ()
+        handshake.append(("AUTH", *user, options["password"]))
+    if options.get("db"):
+        handshake.append(("SELECT", options["db"]))
+
+    async def address() -> Address:
+        if target.kind == "sentinel":
+            host, port = await pool.get_master_address()  # type: ignore[attr-defined]
+            return ("tcp", host, int(port))
+        if "path" in options:
+            return ("unix", options["path"])
+        return ("tcp", options["host"], int(options["port"]))
+
+    tls = _tls_context(settings) if target.tls else None
+    return WireClient(address, handshake, settings.call_timeout_s, tls)
 
 
 def connect_sync(url: str, settings: RedisSettings, socket_timeout_s: float | None = None) -> AnySyncRedis:

@@ -29,16 +29,20 @@ from typing import Any
 
 import msgspec
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.exceptions import MovedError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, ReadOnlyError, RedisError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
 from creditd.store.calls import Argument, Command, fcall
 from creditd.store.circuit import Circuit
-from creditd.store.connection import AnyRedis
+from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.replies import classify_reply_error
+from creditd.store.wire import WireClient
 
 log = logging.getLogger(__name__)
+# The backoff between attempts on the lean connection (redis-py's ExponentialBackoff, same figures).
+WIRE_RETRY_BASE_S, WIRE_RETRY_CAP_S = 0.02, 0.5
 
 
 class ReplicaWait(msgspec.Struct, frozen=True):
@@ -77,8 +81,10 @@ class AutoPipeline:
         deadline_s: float,
         circuit: Circuit,
         wait: ReplicaWait | None = None,
+        wire: WireClient | None = None,
     ) -> None:
         self._client = client
+        self._wire = wire
         self._deadline_s = deadline_s
         self._circuit = circuit
         self._wait = wait or ReplicaWait()
@@ -119,6 +125,8 @@ class AutoPipeline:
                 await self._send_and_answer(batch)
         except TimeoutError:
             metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
+            if self._wire is not None:
+                self._wire.reset(f"no answer within {self._deadline_s:g} s")
             self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
             self._fail(
                 batch,
@@ -167,6 +175,8 @@ class AutoPipeline:
 
     async def _execute(self, commands: Sequence[Command]) -> list[Any]:
         """The calls' replies in order, then (waiting for replicas) the WAIT replies."""
+        if self._wire is not None:
+            return await self._execute_on_wire(commands)
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command("FCALL", *fcall(command))
@@ -178,6 +188,26 @@ class AutoPipeline:
         if isinstance(pipe, ClusterPipeline):
             return await pipe.execute(raise_on_error=False, allow_redirections=False)
         return await pipe.execute(raise_on_error=False)
+
+    async def _execute_on_wire(self, commands: Sequence[Command]) -> list[Any]:
+        """_execute on the lean connection. A connection that fails, or a primary that answers
+        READONLY (it was demoted), is replaced and the whole batch sent again, as redis-py's retry
+        would: the calls may have run, and are idempotent."""
+        assert self._wire is not None
+        words: list[tuple[Argument, ...]] = [("FCALL", *fcall(command)) for command in commands]
+        if self._wait.replicas:
+            words.append(("WAIT", self._wait.replicas, self._wait.timeout_ms))
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                replies = await self._wire.execute(words)
+            except RedisConnectionError:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+            else:
+                if attempt == RETRY_ATTEMPTS or not any(isinstance(reply, ReadOnlyError) for reply in replies):
+                    return replies
+            await asyncio.sleep(min(WIRE_RETRY_CAP_S, WIRE_RETRY_BASE_S * 2**attempt))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], failure: CreditdError) -> None:
@@ -191,3 +221,5 @@ class AutoPipeline:
     async def close(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._wire is not None:
+            await self._wire.close()

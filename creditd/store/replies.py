@@ -72,7 +72,11 @@ def classify_reply_error(error: Exception) -> CreditdError:
             "redis: out of memory (maxmemory reached; noeviction keeps every account): writes are refused "
             "until memory is freed or maxmemory raised, reads still work"
         )
-    if text.startswith(TRANSIENT_REPLY_PREFIXES) or "Function not found" in text:
+    # redis-py's parser moves a known error code (READONLY, LOADING, ...) out of the text into status_code.
+    code = getattr(error, "status_code", None) or ""
+    if code.startswith(TRANSIENT_REPLY_PREFIXES) or text.startswith(TRANSIENT_REPLY_PREFIXES):
+        return Unavailable(f"redis: {code} {text}" if code else f"redis: {text}")
+    if "Function not found" in text:
         return Unavailable(f"redis: {text}")
     return Internal(f"redis function failed: {text}")
 
