@@ -14,6 +14,7 @@ import pytest
 
 from creditd.core.sweeper import Sweeper
 from creditd.settings import Settings
+from creditd.store.keys import partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness, started_server
 
@@ -114,3 +115,33 @@ async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(cred
     await asyncio.sleep(0.3)  # "first" died: its leases run out on Redis' clock
     assert len(await second.claim()) == 256
     assert await first.claim() == []
+
+
+async def test_background_passes_step_through_every_partition(redis_server, redis_client, settings: Settings) -> None:
+    """A pass goes over the partitions in steps (partitions_per_step), spread over interval_s: orphans
+    of accounts in many partitions are all released."""
+    stepped = with_sweeper(settings, enabled=True, interval_s=0.1, partitions_per_step=8)
+    accounts = [f"6689998{n:04d}" for n in range(40)]
+    async with started_server(stepped, redis_server.url, redis_client) as creditd:
+        assert len({partition_of(account, settings.redis.partitions) for account in accounts}) > 20
+        for account in accounts:
+            await creditd.create_account(account, balance=1000)
+            assert (await creditd.charge(f"s-{account}", INITIAL, 0, account, [(VOICE, 0, 0)])).result == pb.SUCCESS
+        creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
+        for _ in range(200):
+            cards = [await creditd.get(account) for account in accounts]
+            if all(card.open_sessions == 0 for card in cards):
+                break
+            await asyncio.sleep(0.05)
+        assert [card.account_id for card in cards if card.open_sessions or card.reserved] == []
+        creditd.assert_audit_clean()
+
+
+async def test_a_step_releases_at_most_its_budget(creditd: Harness) -> None:
+    accounts = [f"6689997{n:04d}" for n in range(3)]
+    for account in accounts:
+        await creditd.create_account(account, balance=1000)
+        assert (await creditd.charge(f"s-{account}", INITIAL, 0, account, [(VOICE, 0, 0)])).result == pb.SUCCESS
+    creditd.clock.advance(VALIDITY_S + GRACE_S + 1)
+    assert (await creditd.server.sweeper.sweep_once(budget=1)).sessions_released == 1
+    assert (await creditd.server.sweeper.sweep_once()).sessions_released == 2

@@ -5,15 +5,22 @@ Partitions are shared out by leases (Redis function claim_partition): a process 
 partitions whose lease it holds, renews them each pass, and a crashed process's leases run out so
 the others pick its partitions up. Each pass is bounded (max_sessions_per_pass); the release itself
 is the function release_orphan, which checks the deadline again atomically.
+
+A pass is spread over its interval in steps of partitions_per_step partitions, each step with its
+share of the pass's budget: a pass over every partition at once (256 claims, two pipelines of 256
+range reads) held the event loop for milliseconds each second, and the gateways' requests that came
+in meanwhile waited (the performance issue: unary p99 at half load went from 21 to 8 ms without it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 from redis.exceptions import RedisError
@@ -71,17 +78,16 @@ class Sweeper:
         self._clock = clock
         self.owner = owner or new_owner_id()
 
-    async def claim(self) -> list[int]:
+    async def claim(self, partitions: Sequence[int] | None = None) -> list[int]:
+        """Claims or renews the lease of each partition (all of them by default); returns those held."""
         lease_ms = int(self._settings.lease_s * 1000)
-        commands = [
-            self._calls.claim_partition(partition, self.owner, lease_ms) for partition in range(self._partitions)
-        ]
+        wanted = range(self._partitions) if partitions is None else partitions
+        commands = [self._calls.claim_partition(partition, self.owner, lease_ms) for partition in wanted]
         replies = _replies(await self._functions.call_many(commands))
-        return [partition for partition, reply in enumerate(replies) if reply.body == b"1"]
+        return [partition for partition, reply in zip(wanted, replies, strict=True) if reply.body == b"1"]
 
-    async def _due_sessions(self, partitions: list[int], now_ms: int) -> list[tuple[str, str, str]]:
+    async def _due_sessions(self, partitions: list[int], now_ms: int, budget: int) -> list[tuple[str, str, str]]:
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
-        budget = self._settings.max_sessions_per_pass
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
             pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
@@ -92,16 +98,14 @@ class Sweeper:
                 due.append((account_id, gateway_id, session_id))
         return due[:budget]
 
-    async def _advance_accounts(self, partitions: list[int], now_ms: int) -> int:
+    async def _advance_accounts(self, partitions: list[int], now_ms: int, budget: int) -> int:
         """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts of the due
         index; returns how many accounts were looked at."""
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
-            pipe.zrangebyscore(
-                due_of_partition(partition), "-inf", now_ms, start=0, num=self._settings.max_sessions_per_pass
-            )
+            pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0, num=budget)
         accounts = [member.decode() for members in await pipe.execute() for member in members]
-        accounts = accounts[: self._settings.max_sessions_per_pass]
+        accounts = accounts[:budget]
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.advance_account(account_id, now_ms, actor) for account_id in accounts]
         # An account deleted since it was indexed (unknown) is the one refusal expected here.
@@ -109,11 +113,14 @@ class Sweeper:
         _replies([outcome for outcome in outcomes if not isinstance(outcome, NotFound)])
         return len(accounts)
 
-    async def sweep_once(self) -> SweepResult:
-        held = await self.claim()
+    async def sweep_once(self, partitions: Sequence[int] | None = None, budget: int | None = None) -> SweepResult:
+        """One pass over the partitions (all of them by default), at most `budget` accounts advanced
+        and `budget` sessions released (default max_sessions_per_pass)."""
+        budget = self._settings.max_sessions_per_pass if budget is None else budget
+        held = await self.claim(partitions)
         now_ms = self._clock.now_ms()
-        due_accounts = await self._advance_accounts(held, now_ms)
-        due = await self._due_sessions(held, now_ms)
+        due_accounts = await self._advance_accounts(held, now_ms, budget)
+        due = await self._due_sessions(held, now_ms, budget)
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.release_orphan(*session, now_ms, actor) for session in due]
         result = SweepResult(partitions_held=len(held), due_accounts=due_accounts)
@@ -132,15 +139,32 @@ class Sweeper:
         return result
 
     async def run(self, stopping: asyncio.Event) -> None:
+        step = self._settings.partitions_per_step
+        steps = math.ceil(self._partitions / step)
+        budget = math.ceil(self._settings.max_sessions_per_pass / steps)
+        pause_s = self._settings.interval_s / steps
         while not stopping.is_set():
-            try:
-                result = await self.sweep_once()
-            except (CreditdError, RedisError, OSError) as error:
-                metrics.SWEEPER_PASSES.labels("failed").inc()
-                log.warning("sweeper pass failed (will retry): %s", error)
-            else:
-                metrics.SWEEPER_PASSES.labels("ok").inc()
-                metrics.SWEEPER_RELEASED.inc(result.sessions_released)
-                metrics.SWEEPER_CHARGED.inc(result.charged_minor)
-                metrics.SWEEPER_PARTITIONS.set(result.partitions_held)
-            await wait_or_stop(stopping, self._settings.interval_s)
+            passed = SweepResult()
+            failed = False
+            for start in range(0, self._partitions, step):
+                try:
+                    result = await self.sweep_once(range(start, min(start + step, self._partitions)), budget)
+                except (CreditdError, RedisError, OSError) as error:
+                    failed = True
+                    log.warning("sweeper step failed (the next pass retries it): %s", error)
+                else:
+                    passed.partitions_held += result.partitions_held
+                    passed.sessions_released += result.sessions_released
+                    passed.charged_minor += result.charged_minor
+                await wait_or_stop(stopping, pause_s)
+                if stopping.is_set():
+                    return
+            self._count(passed, failed)
+
+    @staticmethod
+    def _count(passed: SweepResult, failed: bool) -> None:
+        metrics.SWEEPER_PASSES.labels("failed" if failed else "ok").inc()
+        metrics.SWEEPER_RELEASED.inc(passed.sessions_released)
+        metrics.SWEEPER_CHARGED.inc(passed.charged_minor)
+        if not failed:
+            metrics.SWEEPER_PARTITIONS.set(passed.partitions_held)
