@@ -1,29 +1,48 @@
-"""Per-caller limits without a server: calls in flight are bounded per caller and released when the
-call ends (also by an exception), callers do not share budgets, and the token bucket refuses once the
-burst is spent and refills at its rate."""
+"""Per-caller limits: calls in flight are bounded per caller and released when the call ends (also,
+through a real server, when it fails), callers do not share budgets, and the token bucket refuses
+once the burst is spent and refills at its rate."""
 
 from __future__ import annotations
 
 import time
 
+import grpc
+import msgspec
 import pytest
 
 from creditd.api.client_limits import ClientLimits
 from creditd.errors import ResourceExhausted
+from creditd.settings import Settings
+from tests.harness import started_server
 
 
 def test_in_flight_is_bounded_per_caller_and_released() -> None:
     limits = ClientLimits(max_in_flight=2, rate_per_s=1, burst=1)
-    with limits.in_flight("pgw1"), limits.in_flight("pgw1"):
-        with pytest.raises(ResourceExhausted) as refused, limits.in_flight("pgw1"):
-            pass
-        assert "pgw1 already has 2 calls in flight" in refused.value.message
-        with limits.in_flight("pgw2"):  # another caller has its own budget
-            pass
-    with pytest.raises(RuntimeError), limits.in_flight("pgw1"):
-        raise RuntimeError("the call failed")
-    with limits.in_flight("pgw1"), limits.in_flight("pgw1"):  # both slots are free again
-        pass
+    limits.enter("pgw1")
+    limits.enter("pgw1")
+    with pytest.raises(ResourceExhausted) as refused:
+        limits.enter("pgw1")
+    assert "pgw1 already has 2 calls in flight" in refused.value.message
+    limits.enter("pgw2")  # another caller has its own budget
+    limits.leave("pgw2")
+    limits.leave("pgw1")
+    limits.enter("pgw1")  # the slot left is free again
+    with pytest.raises(ResourceExhausted):
+        limits.enter("pgw1")
+
+
+@pytest.mark.asyncio
+async def test_a_failed_call_gives_its_slot_back(redis_server, redis_client, settings: Settings) -> None:
+    """Through a server allowing one call in flight per caller: calls that fail (NOT_FOUND) leave
+    no slot taken, so the next call is served."""
+    one = msgspec.structs.replace(settings, limits=msgspec.structs.replace(settings.limits, max_in_flight_per_client=1))
+    async with started_server(one, redis_server.url, redis_client) as creditd:
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await creditd.get("66800000404")
+            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+        await creditd.create_account("66800000405", balance=10)
+        assert (await creditd.get("66800000405")).balance == 10
 
 
 def test_token_bucket_refuses_past_the_burst_and_refills() -> None:

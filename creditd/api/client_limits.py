@@ -4,9 +4,7 @@ without TLS, where every caller shares one budget)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 from creditd.errors import ResourceExhausted
 
@@ -21,20 +19,20 @@ class ClientLimits:
         self._in_flight: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at monotonic time)
 
-    @contextlib.contextmanager
-    def in_flight(self, caller: str) -> Iterator[None]:
+    def enter(self, caller: str) -> None:
+        """Counts a call of the caller in flight, or refuses it over the limit; leave() ends it.
+        (Two plain calls rather than a context manager: this runs on every request.)"""
         count = self._in_flight.get(caller, 0)
         if count >= self._max_in_flight:
             raise ResourceExhausted(f"caller: {caller} already has {self._max_in_flight} calls in flight")
         self._in_flight[caller] = count + 1
-        try:
-            yield
-        finally:
-            remaining = self._in_flight[caller] - 1
-            if remaining:
-                self._in_flight[caller] = remaining
-            else:
-                del self._in_flight[caller]
+
+    def leave(self, caller: str) -> None:
+        remaining = self._in_flight[caller] - 1
+        if remaining:
+            self._in_flight[caller] = remaining
+        else:
+            del self._in_flight[caller]
 
     def take_token(self, caller: str) -> None:
         now = time.monotonic()

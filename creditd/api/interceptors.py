@@ -7,12 +7,11 @@ status codes with the error's message as details (GRPC_STATUS_BY_ERROR, the only
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -63,9 +62,9 @@ class Servicer(Protocol):
     rate_limited: bool
 
 
-@contextlib.contextmanager
-def _admitted(servicer: Servicer, name: str, request: Any, context: Context) -> Iterator[None]:
-    """The caller named, authorized and within its limits for the length of the call."""
+def _admit(servicer: Servicer, name: str, request: Any, context: Context) -> str:
+    """Names the request and the caller, checks the caller's role and limits, and counts the call
+    in flight (the handler calls client_limits.leave when it ends); returns the caller."""
     metadata = dict(context.invocation_metadata() or ())
     logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
     logs.SESSION_ID.set(getattr(request, "session_id", ""))
@@ -73,13 +72,25 @@ def _admitted(servicer: Servicer, name: str, request: Any, context: Context) -> 
     logs.CALLER.set(caller)
     if servicer.rate_limited:
         servicer.client_limits.take_token(caller)
-    with servicer.client_limits.in_flight(caller):
-        yield
+    servicer.client_limits.enter(caller)
+    return caller
+
+
+# The metric children of each (method, status) and method: labels() looks them up under a lock on
+# every call otherwise; both sets are small and fixed.
+@functools.cache
+def _requests_counter(name: str, status: str) -> Any:
+    return metrics.REQUESTS.labels(name, status)
+
+
+@functools.cache
+def _duration_histogram(name: str) -> Any:
+    return metrics.REQUEST_DURATION.labels(name)
 
 
 async def _refuse(name: str, error: CreditdError, context: Context) -> None:
     status = grpc_status_of(error)
-    metrics.REQUESTS.labels(name, status.name).inc()
+    _requests_counter(name, status.name).inc()
     if status == grpc.StatusCode.INTERNAL:
         log.error("%s failed: %s", name, error.message)
     else:
@@ -94,15 +105,18 @@ def _unary(method: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[
     async def handler(self: Servicer, request: Any, context: Context) -> Answer:
         started = time.perf_counter()
         try:
-            with _admitted(self, name, request, context):
+            caller = _admit(self, name, request, context)
+            try:
                 answer = await method(self, request, context)
-            metrics.REQUESTS.labels(name, "OK").inc()
+            finally:
+                self.client_limits.leave(caller)
+            _requests_counter(name, "OK").inc()
             return answer
         except CreditdError as error:
             await _refuse(name, error, context)
             raise AssertionError("unreachable: abort raises") from error
         finally:
-            metrics.REQUEST_DURATION.labels(name).observe(time.perf_counter() - started)
+            _duration_histogram(name).observe(time.perf_counter() - started)
 
     return handler
 
@@ -114,15 +128,18 @@ def _streaming(method: Callable[..., AsyncIterator[Answer]]) -> Callable[..., As
     async def handler(self: Servicer, request: Any, context: Context) -> AsyncIterator[Answer]:
         started = time.perf_counter()
         try:
-            with _admitted(self, name, request, context):
+            caller = _admit(self, name, request, context)
+            try:
                 log.info("%s started (%s)", name, getattr(request, "gateway_id", "") or "all events")
                 async for message in method(self, request, context):
                     yield message
-            metrics.REQUESTS.labels(name, "OK").inc()
+            finally:
+                self.client_limits.leave(caller)
+            _requests_counter(name, "OK").inc()
         except CreditdError as error:
             await _refuse(name, error, context)
         finally:
-            metrics.REQUEST_DURATION.labels(name).observe(time.perf_counter() - started)
+            _duration_histogram(name).observe(time.perf_counter() - started)
 
     return handler
 

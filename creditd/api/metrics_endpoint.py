@@ -3,7 +3,9 @@ scrape time; the metrics themselves are defined in creditd.metrics."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import redis
@@ -28,8 +30,14 @@ RESULT_NAMES: dict[int, str] = {value: name for name, value in pb.ResultCode.ite
 STATUS_NAMES = [name for name, value in pb.AccountStatus.items() if value]
 
 
+@functools.cache
+def _charges_counter(request_type: int, result: int) -> Any:
+    # labels() looks its child up under a lock each time; the pairs are a small fixed set.
+    return CHARGES.labels(REQUEST_TYPE_NAMES.get(request_type, "UNKNOWN"), RESULT_NAMES.get(result, "UNKNOWN"))
+
+
 def count_charge(request_type: int, result: int) -> None:
-    CHARGES.labels(REQUEST_TYPE_NAMES.get(request_type, "UNKNOWN"), RESULT_NAMES.get(result, "UNKNOWN")).inc()
+    _charges_counter(request_type, result).inc()
 
 
 class StateCollector(Collector):

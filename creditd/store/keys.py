@@ -11,6 +11,7 @@ acct:<id>:ledger would be both account <id>'s ledger and the account '<id>:ledge
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 
@@ -108,6 +109,11 @@ def gateway_position(gateway_id: str) -> str:
     return f"{PREFIX}:gateway:{gateway_id}:notified"
 
 
+@functools.cache
+def _joined_patterns(names: tuple[str, ...]) -> str:
+    return "\0".join(KEY_PATTERNS[name] for name in names)
+
+
 class Keys:
     """Key builders for one deployment (its partition count)."""
 
@@ -133,7 +139,11 @@ class Keys:
             "session_id": session_id,
             "idempotency_key": idempotency_key,
         }
-        return tuple(KEY_PATTERNS[name].format_map(parts) for name in names)
+        # One format_map for all the keys of a call (ids are printable, never a NUL): this runs for
+        # every request.
+        keys = tuple(_joined_patterns(tuple(names)).format_map(parts).split("\0"))
+        assert len(keys) == len(names), "an id with a NUL in it got past validation"
+        return keys
 
     def account(self, account_id: str) -> str:
         return self.layout(("account",), account_id)[0]

@@ -48,6 +48,7 @@ class WireProtocol(asyncio.Protocol):
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
         self._waiting: deque[Batch] = deque()
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # protocols are made inside the loop
         self.lost: BaseException | None = None
         self.saw_readonly = False
 
@@ -92,7 +93,7 @@ class WireProtocol(asyncio.Protocol):
         return RedisConnectionError(f"redis connection lost: {type(error).__name__}: {error}")
 
     def send(self, packed: bytes, count: int) -> asyncio.Future[list[Any]]:
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
         if self.lost is not None or self._transport is None or self._transport.is_closing():
             future.set_exception(self._as_connection_error(self.lost or RedisConnectionError("not connected")))
             return future
