@@ -26,6 +26,8 @@ class PhaseResult(msgspec.Struct):
     latency_us: dict[str, int]
     results: dict[str, int]
     errors: dict[str, int]
+    # CPU µs per RPC of each role (load generator, server, redis) when the run started them.
+    cpu_us_per_rpc: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def rpcs_per_s(self) -> float:
@@ -86,6 +88,14 @@ def table(report: Report) -> str:
             f"{phase.name:34} {phase.rpcs_per_s:9.0f} {phase.charges_per_s:10.0f} {ms['p50']:8.2f} {ms['p90']:8.2f} "
             f"{ms['p99']:8.2f} {ms['p99.9']:9.2f}  {errors}"
         )
+    cpu = [phase for phase in report.phases if phase.cpu_us_per_rpc]
+    if cpu:
+        lines += ["", f"{'CPU µs per rpc':34} {'load generator':>15} {'server':>8} {'redis':>8}"]
+        for phase in cpu:
+            used = phase.cpu_us_per_rpc
+            lines.append(
+                f"{phase.name:34} {used['load generator']:15.0f} {used['server']:8.0f} {used.get('redis', 0.0):8.0f}"
+            )
     lines.append("")
     lines += [f"{name:44} {value:8.3f}" for name, value in report.ratios.items()]
     lines += [f"{name:44} {value:8d}" for name, value in report.memory.items()]

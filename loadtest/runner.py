@@ -26,6 +26,7 @@ from creditd.store.connection import connect_sync
 from creditd.store.embedded import embedded_url
 from creditd.store.replies import decode_reply
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from loadtest.cpu import CpuMeter
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio
 from loadtest.traffic import Shape, create_accounts, run_traffic
@@ -83,9 +84,28 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def phase(name: str, target: str, mode: str, shape: Shape, seed: int, progress: Progress) -> PhaseResult:
+class Processes(msgspec.Struct, frozen=True):
+    """The server's and Redis' process ids, when this run started them (for CPU per RPC)."""
+
+    server: int = 0
+    redis: int = 0
+
+
+async def phase(
+    name: str, target: str, mode: str, shape: Shape, seed: int, progress: Progress, processes: Processes | None = None
+) -> PhaseResult:
+    processes = processes or Processes()
+    meter = CpuMeter([processes.server], [processes.redis] if processes.redis else []) if processes.server else None
     recorder, seconds = await run_traffic(target, mode, shape, seed, uuid.uuid4().hex[:8], progress)
-    return recorder.finish(name, seconds)
+    result = recorder.finish(name, seconds)
+    if meter is not None and result.rpcs:
+        # The server's tree holds its embedded Redis: its share is counted once, as redis.
+        cores, per_rpc_us = meter.stop(), seconds / result.rpcs * 1_000_000
+        result.cpu_us_per_rpc = {"load generator": round(cores.load_generator * per_rpc_us, 1)}
+        result.cpu_us_per_rpc["server"] = round((cores.creditd - cores.redis) * per_rpc_us, 1)
+        if processes.redis:
+            result.cpu_us_per_rpc["redis"] = round(cores.redis * per_rpc_us, 1)
+    return result
 
 
 async def echo_phase(shape: Shape, seed: int, progress: Progress) -> PhaseResult:
@@ -94,9 +114,18 @@ async def echo_phase(shape: Shape, seed: int, progress: Progress) -> PhaseResult
     try:
         await wait_serving(target, echo)
         no_top_ups = msgspec.structs.replace(shape, top_ups_per_s=0)  # the echo server has no Accounts
-        return await phase("echo unary (gRPC floor)", target, "unary", no_top_ups, seed, progress)
+        name = "echo unary (gRPC floor)"
+        return await phase(name, target, "unary", no_top_ups, seed, progress, Processes(server=echo.pid))
     finally:
         stop(echo)
+
+
+def _redis_pid(data_dir: Path) -> int:
+    """The embedded server's pid, from its pid file (0 when it has none)."""
+    try:
+        return int((data_dir / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def measure_memory(url: str, partitions: int) -> dict[str, int]:
@@ -197,16 +226,19 @@ async def run(options: Options, progress: Progress) -> Report:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
         phases: dict[str, PhaseResult] = {}
         shape = options.shape
+        processes = Processes(server.pid, _redis_pid(data_dir)) if server is not None else Processes()
         if options.baselines:
             phases["echo"] = await echo_phase(shape, options.seed, progress)
         if "unary" in options.modes:
-            phases["unary"] = await phase("creditd unary Charge", target, "unary", shape, options.seed, progress)
+            name = "creditd unary Charge"
+            phases["unary"] = await phase(name, target, "unary", shape, options.seed, progress, processes)
             paced = msgspec.structs.replace(shape, rate_per_s=phases["unary"].rpcs_per_s / 2)
-            phases["paced"] = await phase("creditd unary at half max", target, "unary", paced, options.seed, progress)
+            name = "creditd unary at half max"
+            phases["paced"] = await phase(name, target, "unary", paced, options.seed, progress, processes)
         if "batch" in options.modes:
             batched = msgspec.structs.replace(shape, sessions_per_gateway=options.batch_size)
             name = f"creditd ChargeBatch ({options.batch_size})"
-            phases["batch"] = await phase(name, target, "batch", batched, options.seed, progress)
+            phases["batch"] = await phase(name, target, "batch", batched, options.seed, progress, processes)
         if options.baselines and url:
             recorder, seconds = await measure_redis_floor(url, options.partitions, shape.duration_s)
             phases["floor"] = recorder.finish("raw pipelined FCALL (Redis floor)", seconds)

@@ -386,22 +386,48 @@ local function session_deadline_ms(request, reservations)
   return deadline_ms
 end
 
-local function write_session(keys, request, outcome)
-  local fields = { 'account_id', request.account_id, 'gateway_id', request.gateway_id,
-    'state', outcome.closes and 'closed' or 'open', 'opened_at_ms', outcome.opened_at_ms,
-    'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
+-- Writes what the request changed of the session: its answer and sequence always, its identity when
+-- new, its state when it closes, the reservations made and the fields of those that ended (no DEL
+-- and rewrite of the whole hash: performance issue). Only open sessions get here (check_sequence).
+local function write_session(keys, request, outcome, session)
+  local fields = { 'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
     'last_answer', outcome.answer }
-  redis.call('DEL', keys.session)
+  local stored = session and session.stored_reservations or {}
+  if session == nil then
+    table.insert(fields, 'account_id')
+    table.insert(fields, request.account_id)
+    table.insert(fields, 'gateway_id')
+    table.insert(fields, request.gateway_id)
+    table.insert(fields, 'opened_at_ms')
+    table.insert(fields, outcome.opened_at_ms)
+  end
+  if session == nil or outcome.closes then
+    table.insert(fields, 'state')
+    table.insert(fields, outcome.closes and 'closed' or 'open')
+  end
+  local ended = {}
+  for rating_group in pairs(stored) do
+    if outcome.closes or outcome.reservations[rating_group] == nil then
+      ended[#ended + 1] = RESERVATION_PREFIX .. rating_group
+    end
+  end
+  if #ended > 0 then
+    redis.call('HDEL', keys.session, unpack(ended))
+  end
   if outcome.closes then
     close_session(keys.session, keys.sessions, keys.deadlines, request, fields)
     return
   end
   for rating_group, reservation in pairs(outcome.reservations) do
-    fields[#fields + 1] = RESERVATION_PREFIX .. rating_group
-    fields[#fields + 1] = encode_reservation(reservation)
+    if stored[rating_group] ~= reservation then
+      fields[#fields + 1] = RESERVATION_PREFIX .. rating_group
+      fields[#fields + 1] = encode_reservation(reservation)
+    end
   end
   redis.call('HSET', keys.session, unpack(fields))
-  redis.call('SADD', keys.sessions, request.member)
+  if session == nil then
+    redis.call('SADD', keys.sessions, request.member)
+  end
   redis.call('ZADD', keys.deadlines, session_deadline_ms(request, outcome.reservations), request.deadline_member)
 end
 
@@ -431,7 +457,7 @@ local function charge(raw_keys, args)
     save_account(outcome.account, keys)
     append_usage(keys.usage, outcome.account, request)
   end
-  write_session(keys, request, outcome)
+  write_session(keys, request, outcome, session)
   return reply(CODE.SUCCESS, '', outcome.answer)
 end
 

@@ -84,7 +84,8 @@ local function load_account(key)
   local account = { buckets = {}, dirty_buckets = {}, pending_ledger = {}, pending_events = {}, stored = {} }
   for index = 1, #flat, 2 do
     local field, value = flat[index], flat[index + 1]
-    if string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
+    -- the first byte first ('b'): most fields are not buckets, and a substring costs a string
+    if string.byte(field, 1) == 98 and string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
       local bucket_id = string.sub(field, #BUCKET_PREFIX + 1)
       account.buckets[bucket_id] = decode_bucket(bucket_id, value)
     else

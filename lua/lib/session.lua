@@ -13,11 +13,14 @@ local function load_session(key)
   if #flat == 0 then
     return nil
   end
-  local session = { reservations = {} }
+  -- stored_reservations: what the hash holds, by rating group, so that saving writes only the
+  -- reservations that changed (a grant always makes a new table; a loaded one is never changed).
+  local session = { reservations = {}, stored_reservations = {} }
   for index = 1, #flat, 2 do
     local field, value = flat[index], flat[index + 1]
     if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
-      session.reservations[tonumber(string.sub(field, #RESERVATION_PREFIX + 1))] = decode_reservation(value)
+      local rating_group, reservation = tonumber(string.sub(field, #RESERVATION_PREFIX + 1)), decode_reservation(value)
+      session.reservations[rating_group], session.stored_reservations[rating_group] = reservation, reservation
     else
       session[field] = value
     end
