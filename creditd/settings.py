@@ -88,6 +88,9 @@ class RedisSettings(Struct, frozen=True):
     start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # A pipeline beyond the first in flight goes out only with at least this many calls; fewer wait
+    # for the one in flight and join the next (store/pipeline.py).
+    parallel_pipeline_min_calls: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 128
     health_check_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     # Cluster redirections (MOVED, ASK, TRYAGAIN) followed per call before giving up; safe to resend
     # because every function is idempotent.

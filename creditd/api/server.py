@@ -120,6 +120,7 @@ class CreditdServer:
             self.circuit,
             wait,
             wire_client(self._redis, self.redis_url, redis_settings),
+            redis_settings.parallel_pipeline_min_calls,
         )
         self._functions = Functions(self._pipeline)
         return library_source

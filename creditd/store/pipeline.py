@@ -2,12 +2,17 @@
 
 A gateway's concurrent unary requests and a whole ChargeBatch thus share round trips instead of each
 taking one. Calls are sent as non-transactional pipelines (each FCALL is atomic on its own); a batch
-is cut at max_pipeline_commands and at most max_in_flight_pipelines are outstanding at once.
+is cut at max_pipeline_commands and at most max_in_flight_pipelines are outstanding at once. While
+one is out, fewer than parallel_pipeline_min_calls calls wait for it to come back and then go
+together: under load the pipelines grow instead of multiplying, which saves Redis and this process
+a read, a write and a wake-up per call (performance issue: unary 0.59 -> 0.66 x echo); idle, a
+call goes at once, and a ChargeBatch's hundreds of calls go at once beside the one out.
 Every function is idempotent, so redis-py's retry of a pipeline after a time-out is safe.
 
 Every call is answered within deadline_s (redis.call_timeout_s) of being issued, whatever Redis does:
-a pipeline still waiting then (for a slot among the in-flight ones, or for Redis) is cancelled, its
-calls fail UNAVAILABLE, and the circuit (store/circuit.py) opens, so that later calls are refused at
+a pipeline's deadline counts from its oldest call's issue, a pipeline still waiting then is
+cancelled, its calls fail UNAVAILABLE, and the circuit (store/circuit.py) opens (calls still waiting
+for a pipeline then fail at once), so that later calls are refused at
 once instead of queuing behind a Redis that does not answer. Cancelling closes the connection in the
 middle of its exchange (redis-py disconnects a connection whose read or write was interrupted), so a
 late reply is never read as the answer to a later command.
@@ -82,6 +87,7 @@ class AutoPipeline:
         circuit: Circuit,
         wait: ReplicaWait | None = None,
         wire: WireClient | None = None,
+        parallel_min_calls: int = 1,
     ) -> None:
         self._client = client
         self._wire = wire
@@ -89,8 +95,11 @@ class AutoPipeline:
         self._circuit = circuit
         self._wait = wait or ReplicaWait()
         self._max_commands = max_commands
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._max_in_flight = max_in_flight
+        self._parallel_min_calls = parallel_min_calls
+        self._in_flight = 0
+        # Calls not sent yet, with the loop time each was issued at (its deadline counts from then).
+        self._pending: list[tuple[Command, asyncio.Future[Any], float]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,10 +108,8 @@ class AutoPipeline:
         self._circuit.check()
         loop = self._loop or self._bind_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(((function, keys, args), future))
-        if len(self._pending) >= self._max_commands:
-            self._flush()
-        elif not self._flush_scheduled:
+        self._pending.append(((function, keys, args), future, loop.time()))
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
@@ -120,16 +127,38 @@ class AutoPipeline:
         return await asyncio.gather(*calls, return_exceptions=True)
 
     def _flush(self) -> None:
+        """Sends what is pending: at once when no pipeline is out, beside those out when there is
+        enough of it for a pipeline of its own, else when the one out comes back (_sent)."""
         self._flush_scheduled = False
-        while self._pending:
-            batch, self._pending = self._pending[: self._max_commands], self._pending[self._max_commands :]
-            task = (self._loop or self._bind_loop()).create_task(self._send(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        if not self._pending:
+            return
         try:
-            async with asyncio.timeout(self._deadline_s):
+            self._circuit.check()
+        except Unavailable as refused:  # opened while these waited for a pipeline
+            pending, self._pending = self._pending, []
+            self._fail([(command, future) for command, future, _ in pending], refused)
+            return
+        loop = self._loop or self._bind_loop()
+        while self._pending and self._in_flight < self._max_in_flight:
+            if self._in_flight and len(self._pending) < self._parallel_min_calls:
+                return
+            cut, self._pending = self._pending[: self._max_commands], self._pending[self._max_commands :]
+            deadline_at = cut[0][2] + self._deadline_s
+            self._in_flight += 1
+            task = loop.create_task(self._send([(command, future) for command, future, _ in cut], deadline_at))
+            self._tasks.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        if self._pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            (self._loop or self._bind_loop()).call_soon(self._flush)
+
+    async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float) -> None:
+        try:
+            async with asyncio.timeout_at(deadline_at):
                 await self._send_and_answer(batch)
         except TimeoutError:
             metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
@@ -149,21 +178,20 @@ class AutoPipeline:
 
     async def _send_and_answer(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         commands = [command for command, _ in batch]
-        async with self._in_flight:
-            metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
-            started = time.perf_counter()
-            try:
-                results = await self._execute(commands)
-            except Exception as error:  # noqa: BLE001
-                # Not a reply but a failure to exchange one: besides time-outs and connection errors,
-                # redis-py's cluster reconnection can trip over a transport a dead node closed
-                # (RuntimeError, AttributeError). Whether the calls ran is unknown; they are
-                # idempotent, so UNAVAILABLE (retry) is the right answer either way.
-                if not isinstance(error, (TimeoutError, RedisError, OSError)):
-                    log.warning("redis pipeline failed in the client: %s: %s", type(error).__name__, error)
-                self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
-                return
-            metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
+        metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
+        started = time.perf_counter()
+        try:
+            results = await self._execute(commands)
+        except Exception as error:  # noqa: BLE001
+            # Not a reply but a failure to exchange one: besides time-outs and connection errors,
+            # redis-py's cluster reconnection can trip over a transport a dead node closed
+            # (RuntimeError, AttributeError). Whether the calls ran is unknown; they are
+            # idempotent, so UNAVAILABLE (retry) is the right answer either way.
+            if not isinstance(error, (TimeoutError, RedisError, OSError)):
+                log.warning("redis pipeline failed in the client: %s: %s", type(error).__name__, error)
+            self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
+            return
+        metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
         results, confirmed = results[: len(batch)], results[len(batch) :]
         if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
             # Before anything else: a shortfall below must not keep a stale slot map alive.
