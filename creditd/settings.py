@@ -14,6 +14,18 @@ from typing import Annotated, Literal
 import msgspec
 
 from creditd.errors import ConfigError
+from creditd.front_settings import CHANNELS as CHANNELS
+from creditd.front_settings import LANGUAGES as LANGUAGES
+from creditd.front_settings import MARKETING_NOTICE_KINDS as MARKETING_NOTICE_KINDS
+from creditd.front_settings import SERVICE_NOTICE_KINDS as SERVICE_NOTICE_KINDS
+from creditd.front_settings import Channel as Channel
+from creditd.front_settings import EmailChannelSettings as EmailChannelSettings
+from creditd.front_settings import Language as Language
+from creditd.front_settings import NotificationSettings as NotificationSettings
+from creditd.front_settings import PortalSettings as PortalSettings
+from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
+from creditd.front_settings import Struct as Struct
+from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
 from creditd.rating_config import MAX_PREFIXES, MAX_ZONE_PLMNS, check_rating, load_prefix_files
 
 MAX_EXACT_INTEGER = 2**53 - 1
@@ -43,33 +55,6 @@ RatingNames = Annotated[list[Name], msgspec.Meta(max_length=64)]
 
 
 Role = Literal["gateway", "topup", "crm", "portal", "admin"]
-# Languages subscriber notices are written in (config/templates/<language>/ when the notifier sends).
-Language = Literal["en", "th", "ru", "zh"]
-LANGUAGES: tuple[str, ...] = ("en", "th", "ru", "zh")
-# The event kinds a subscriber is told about (creditd/notifier/templates.py has a template of each):
-# service notices, always sent; marketing ones only with the subscriber's opt-in.
-SERVICE_NOTICE_KINDS: tuple[str, ...] = (
-    "low_balance",
-    "suspension_coming",
-    "suspended_one_way",
-    "suspended_two_way",
-    "resumed",
-    "terminated",
-    "topup",
-    "bundle_purchased",
-    "bundle_nearly_used",
-    "bundle_used_up",
-    "bundle_expired",
-    "data_overage_cap_reached",
-    "sign_in_code",  # queued by the self-service sign-in, not from the event feed
-)
-MARKETING_NOTICE_KINDS: tuple[str, ...] = ("offer",)
-Channel = Literal["sms", "email", "webhook"]
-CHANNELS: tuple[str, ...] = ("sms", "email", "webhook")
-
-
-class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
 
 
 class ServerSettings(Struct, frozen=True):
@@ -364,84 +349,6 @@ class PlanChange(Struct, frozen=True):
     @property
     def effective_at_ms(self) -> int:
         return int(self.effective_at.timestamp() * 1000)
-
-
-Url = Annotated[str, msgspec.Meta(pattern=r"^$|^https?://[^\s]{1,1000}$")]
-
-
-class SmsChannelSettings(Struct, frozen=True):
-    """An SMS gateway's HTTP send API in the form of Kannel's sendsms (smsbox's sendsms-port)."""
-
-    url: Url = ""
-    username: Annotated[str, msgspec.Meta(max_length=128)] = ""
-    password: Annotated[str, msgspec.Meta(max_length=128)] = ""
-    sender: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    # Delivery reports: Kannel calls it with %d (the report type) etc.; empty: none asked.
-    dlr_url: Url = ""
-    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-
-
-class EmailChannelSettings(Struct, frozen=True):
-    host: Annotated[str, msgspec.Meta(max_length=255)] = ""
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
-    starttls: bool = True
-    username: Annotated[str, msgspec.Meta(max_length=255)] = ""
-    password: Annotated[str, msgspec.Meta(max_length=255)] = ""
-    sender: Annotated[str, msgspec.Meta(max_length=255)] = ""
-    # PEM bundle the server's certificate must chain to; empty: the system's.
-    ca_path: Annotated[str, msgspec.Meta(max_length=1024)] = ""
-    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-
-
-class WebhookChannelSettings(Struct, frozen=True):
-    url: Url = ""
-    # Signs each body (HMAC-SHA256 of '<timestamp>.<body>'), header Creditd-Signature.
-    secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
-    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-
-
-class NotificationSettings(Struct, frozen=True):
-    # config/templates/<language>/<kind>.txt (creditd/notifier/templates.py); relative paths start at
-    # the config file's directory.
-    templates_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "templates"
-    # No second notice of one kind to one account within this (no three low-balance texts in ten minutes).
-    min_interval_s: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 600
-    # A delivery an outage keeps failing is tried this often, backing off from retry_base_s, then dead-lettered.
-    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
-    retry_base_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
-    poll_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
-    lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
-    # Events read per partition per round; delivery records kept this long; dead letters kept per partition.
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
-    # Usage records folded into the accounts' summaries per pass, about (core/usage_summary.py).
-    max_usage_per_pass: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5000
-    # Notices handed off at once by one notifier (a kill may send these again: they were in flight).
-    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
-    notice_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
-    max_dead_letters: Annotated[int, msgspec.Meta(ge=100, le=10**7)] = 100_000
-    sms: SmsChannelSettings = SmsChannelSettings()
-    email: EmailChannelSettings = EmailChannelSettings()
-    webhook: WebhookChannelSettings = WebhookChannelSettings()
-
-
-class PortalSettings(Struct, frozen=True):
-    """`creditd portal`, the subscribers' self-service web page (creditd/portal/)."""
-
-    listen: str = "127.0.0.1:8080"
-    # creditd's gRPC address, and the portal's client certificate there (role portal); without them,
-    # plaintext (loopback development only).
-    server: str = "127.0.0.1:50051"
-    tls_ca_path: str = ""
-    tls_cert_path: str = ""
-    tls_key_path: str = ""
-    # Signs the CSRF tokens; every portal process behind one address needs the same. Empty: a random
-    # one per process (one process only).
-    csrf_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
-    # Sign-in codes asked from one client address per window, at most (creditd bounds them per number).
-    max_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    address_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
-    # Ledger entries per history page.
-    history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20
 
 
 class Settings(Struct, frozen=True, kw_only=True):
