@@ -35,6 +35,8 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert report["audit_violations"] == [] and report["audit_summary"]["total_reserved"] == 0
     assert "unary Charge / echo unary (target >= 0.7)" in report["ratios"]
     assert report["memory"]["redis bytes per open session"] > 0
+    cpu = {phase["name"]: phase["cpu_us_per_rpc"] for phase in report["phases"] if phase["cpu_us_per_rpc"]}
+    assert cpu["echo unary (gRPC floor)"]["server"] > 0 and cpu["creditd unary Charge"]["redis"] > 0
     assert report["settings"]["commit"] and report["settings"]["written_at"]
 
     # a second run compared with the first prints every figure's ratio to it
