@@ -14,10 +14,22 @@ uses: codes
 local MAX_EXACT_INTEGER = 9007199254740991
 local MAX_UINT32 = 4294967295
 
+-- The text of 0..SMALL_INTEGER_LIMIT - 1, filled as they are first formatted: string.format costs about
+-- 0.35 µs a number and a charge formats some forty, many of them small (codes, zeros, counts).
+local SMALL_INTEGER_LIMIT, small_integers = 4096, {}
+
 local function format_integer(value)
+  local known = small_integers[value]
+  if known then
+    return known
+  end
   assert(type(value) == 'number' and value == math.floor(value), 'format_integer: not an integer')
   assert(value <= MAX_EXACT_INTEGER and value >= -MAX_EXACT_INTEGER, 'format_integer: out of range')
-  return string.format('%d', value)
+  local text = string.format('%d', value)
+  if value >= 0 and value < SMALL_INTEGER_LIMIT then
+    small_integers[value] = text
+  end
+  return text
 end
 
 local Refusal = {}
