@@ -114,6 +114,14 @@ class AutoPipeline:
             loop.call_soon(self._flush)
         return await future
 
+    def _refusal(self) -> Unavailable:
+        """The circuit's refusal of one call (counted as such)."""
+        try:
+            self._circuit.check()
+        except Unavailable as refused:
+            return refused
+        raise AssertionError("the circuit closed meanwhile")
+
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         # Looked up once: CPython 3.11's get_running_loop() makes a getpid() system call each time,
         # 5 % of the serving process' CPU under load (py-spy).
@@ -122,9 +130,20 @@ class AutoPipeline:
 
     async def call_many(self, commands: Sequence[Command]) -> list[Any]:
         """Issues every command in this turn (one pipeline when they fit); results in order, an
-        exception object in place of a failed call."""
-        calls = [self.call(function, keys, args) for function, keys, args in commands]
-        return await asyncio.gather(*calls, return_exceptions=True)
+        exception object in place of a failed call. One future per call and no task: a ChargeBatch
+        of hundreds of calls paid a coroutine and a task for each (performance issue)."""
+        if self._circuit.is_open:
+            return [self._refusal() for _ in commands]
+        loop = self._loop or self._bind_loop()
+        issued_at, futures = loop.time(), []
+        for command in commands:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._pending.append((command, future, issued_at))
+            futures.append(future)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     def _flush(self) -> None:
         """Sends what is pending: at once when no pipeline is out, beside those out when there is
