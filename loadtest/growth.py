@@ -1,6 +1,7 @@
-"""How throughput and Redis memory grow with the number of accounts: one creditd, accounts added in
-steps (created straight through the create_account function, in pipelines, for speed), and after
-each step a short unary phase over all of them and Redis' used_memory.
+"""How throughput, Redis time and memory grow with the number of accounts: one creditd, accounts
+added in steps (created straight through the create_account function, in pipelines, for speed), and
+after each step a short unary phase over all of them, the Redis time per function call of that phase
+(INFO commandstats' usec_per_call of FCALL, reset before it) and Redis' used_memory.
 
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
@@ -36,6 +37,7 @@ class GrowthRow(msgspec.Struct):
     open_sessions: int
     charges_per_s: float
     p99_ms: float
+    redis_usec_per_call: float
     used_memory_bytes: int
     bytes_per_account: int
     keys: int
@@ -86,7 +88,9 @@ async def measure(
             client.execute_command("MEMORY", "PURGE")
             used = client.info("memory")["used_memory"]
             shape = Shape(accounts=accounts, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
+            client.config_resetstat()
             recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
+            usec_per_call = float(client.info("commandstats").get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
             phase = recorder.finish(f"{accounts} accounts, {sessions} sessions", seconds)
             rows.append(
                 GrowthRow(
@@ -94,6 +98,7 @@ async def measure(
                     sessions,
                     round(phase.charges_per_s),
                     phase.latency_us["p99"] / 1000,
+                    usec_per_call,
                     used,
                     (used - baseline) // accounts,
                     client.dbsize(),
@@ -101,7 +106,8 @@ async def measure(
             )
             click.echo(
                 f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
-                f"p99 {rows[-1].p99_ms:6.1f} ms, used_memory {used / 2**20:8.1f} MiB"
+                f"p99 {rows[-1].p99_ms:6.1f} ms, Redis {usec_per_call:6.1f} µs per call, "
+                f"used_memory {used / 2**20:8.1f} MiB"
             )
         return rows
     finally:

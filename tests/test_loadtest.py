@@ -120,6 +120,7 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     rows = json.loads(report_path.read_text())
     assert [(row["accounts"], row["open_sessions"]) for row in rows] == [(100, 0), (300, 0), (300, 500)]
     assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
+    assert all(row["redis_usec_per_call"] > 0 for row in rows)
     assert rows[1]["keys"] > rows[0]["keys"]
 
 
