@@ -148,3 +148,33 @@ async def test_the_pages_of_a_signed_in_subscriber(server_at: ServerAt, settings
             assert [b.status_code for b in bought] == [200, 200]  # a double click
             assert (await creditd.get(ACCOUNT)).balance == 20_000 - 1_900
             assert (await browser.get("/bundles/no_such")).status_code == 404
+
+
+async def test_emergency_credit_page_lends_once_per_click(
+    server_at: ServerAt, settings: Settings, gateway: object
+) -> None:
+    """The credit page lists what the subscriber may borrow; a double click on Borrow lends once, the
+    page then says what is owed and offers nothing more; a form without its CSRF token lends nothing."""
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd, running_portal(creditd) as url:
+        notifier = sms_notifier(creditd, gateway, settings)
+        await creditd.create_account(ACCOUNT, balance=200)
+        preferences = pb.Preferences(language="en")
+        await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+        async with httpx.AsyncClient(base_url=url) as browser:
+            await sign_in(browser, creditd, notifier, gateway, ACCOUNT)
+            page = await browser.get("/credit")
+            assert page.status_code == 200 and "Borrow THB10.00 now, repay THB11.00" in page.text
+            assert "emergency_50" not in page.text  # silver and gold only
+            key = re.findall(r'name="key" value="([0-9a-f]+)"', page.text)[0]
+            forged = await browser.post("/credit/emergency_10", data={"key": key})
+            assert forged.status_code == 403 and (await creditd.get(ACCOUNT)).balance == 200
+            csrf = CSRF.findall(page.text)[0]
+            clicks = await asyncio.gather(
+                *(browser.post("/credit/emergency_10", data={"key": key, "csrf": csrf}) for _ in range(2))
+            )
+            assert [click.status_code for click in clicks] == [200, 200]
+            assert "Done: THB10.00 lent. Balance: THB12.00." in clicks[0].text + clicks[1].text
+            assert "You owe THB11.00" in clicks[0].text and "No emergency credit available now." in clicks[0].text
+            card = await creditd.get(ACCOUNT)
+            assert (card.balance, card.loan_outstanding) == (1200, 1100)
+            creditd.assert_audit_clean()

@@ -99,6 +99,8 @@ CALLS |= {
     "PurchaseMyBundle": lambda cc, ac, ss: ss.PurchaseMyBundle(pb.PurchaseMyBundleRequest(session_token="x.y")),
     "RedeemVoucher": lambda cc, ac, ss: ss.RedeemVoucher(pb.RedeemVoucherRequest(session_token="x.y")),
     "SetMyPreferences": lambda cc, ac, ss: ss.SetMyPreferences(pb.SetMyPreferencesRequest(session_token="x.y")),
+    "ListMyLoanOffers": lambda cc, ac, ss: ss.ListMyLoanOffers(pb.SessionRequest(session_token="x.y")),
+    "BorrowMyCredit": lambda cc, ac, ss: ss.BorrowMyCredit(pb.BorrowMyCreditRequest(session_token="x.y")),
 }
 STREAMS = {
     "WatchEvents": lambda cc, ac, ss: ac.WatchEvents(pb.WatchEventsRequest()),

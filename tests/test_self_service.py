@@ -5,7 +5,8 @@ made up for another account, a token after sign-out (a replayed cookie) and garb
 UNAUTHENTICATED; five wrong tries kill a code, a fourth code within the window is refused; a voucher
 redeemed twice (also by two accounts at once) pays once and resumes a one-way-suspended account; a
 mistyped voucher code is caught by its check digit; a bundle bought twice with one key is bought
-once; preferences and the usage summary come back for the signed-in account only; an account id
+once; preferences and the usage summary come back for the signed-in account only; emergency credit
+is offered by tier and by what the subscriber already owes, and borrowed once per key; an account id
 holding dots signs in too."""
 
 from __future__ import annotations
@@ -189,6 +190,37 @@ async def test_bundles_preferences_and_usage_of_the_signed_in_account(
         ledger = await ss.ListMyLedger(pb.ListMyLedgerRequest(session_token=token, limit=10))
         assert [e.kind for e in ledger.entries] == ["purchase", "charge", "opening"]
         assert ledger.entries[0].actor == f"local/{ACCOUNT}"  # the portal's identity and the subscriber
+
+
+async def test_emergency_credit_offered_and_borrowed_by_the_subscriber(
+    server_at: ServerAt, settings: Settings, gateway: object
+) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        notifier = sms_notifier(creditd, gateway, settings)
+        await creditd.create_account(ACCOUNT, balance=300)
+        token = await signed_in(creditd, notifier, gateway, ACCOUNT)
+        ss = pb_grpc.SelfServiceStub(creditd.channel)
+        offers = await ss.ListMyLoanOffers(pb.SessionRequest(session_token=token))
+        # emergency_50 is for silver and gold; a new account is basic
+        assert [(o.offer_id, o.amount, o.fee) for o in offers.offers] == [("emergency_10", 1000, 100)]
+        assert (offers.currency, offers.loan_outstanding) == ("THB", 0)
+        borrow = pb.BorrowMyCreditRequest(session_token=token, offer_id="emergency_10", idempotency_key="click-1")
+        first, second = await asyncio.gather(ss.BorrowMyCredit(borrow), ss.BorrowMyCredit(borrow))
+        assert sorted([first.replayed, second.replayed]) == [False, True]
+        assert first.account.balance == second.account.balance == 1300
+        assert first.account.loan_outstanding == 1100
+        offers = await ss.ListMyLoanOffers(pb.SessionRequest(session_token=token))
+        assert (list(offers.offers), offers.loan_outstanding) == ([], 1100)  # one at a time
+        again = pb.BorrowMyCreditRequest(session_token=token, offer_id="emergency_10", idempotency_key="click-2")
+        assert await status_of(ss.BorrowMyCredit(again)) == grpc.StatusCode.FAILED_PRECONDITION
+        unknown = pb.BorrowMyCreditRequest(session_token=token, offer_id="no such", idempotency_key="click-3")
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await ss.BorrowMyCredit(unknown)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "offer_id" in (bad.value.details() or "")
+        ledger = await ss.ListMyLedger(pb.ListMyLedgerRequest(session_token=token, limit=1))
+        assert (ledger.entries[0].kind, ledger.entries[0].actor) == ("loan", f"local/{ACCOUNT}")
+        assert (await creditd.get(ACCOUNT)).balance == 1300
+        creditd.assert_audit_clean()
 
 
 async def test_an_account_id_with_dots_signs_in(server_at: ServerAt, settings: Settings, gateway: object) -> None:

@@ -34,6 +34,8 @@ SELF_SERVICE_METHODS = frozenset(
         "PurchaseMyBundle",
         "RedeemVoucher",
         "SetMyPreferences",
+        "ListMyLoanOffers",
+        "BorrowMyCredit",
     }
 )
 ALL_METHODS = frozenset(

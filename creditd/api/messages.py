@@ -8,6 +8,7 @@ from creditd.core.feed import FeedEvent
 from creditd.core.self_service import CatalogueEntry
 from creditd.core.usage import Usage
 from creditd.core.usage_summary import AccountUsage
+from creditd.settings import LoanOffer
 from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
 from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord, TopUpRecord
 from creditd.v1 import creditd_pb2 as pb
@@ -217,6 +218,22 @@ def usage_summary_message(usage: AccountUsage) -> pb.UsageSummary:
         for r in usage.recent
     ]
     return pb.UsageSummary(days=days, recent=recent)
+
+
+def loan_offers_message(offers: list[LoanOffer], card: AccountRecord) -> pb.LoanOfferCatalogue:
+    return pb.LoanOfferCatalogue(
+        offers=[
+            pb.LoanOffer(
+                offer_id=offer.offer_id,
+                amount=offer.amount_minor,
+                fee=offer.fee_minor,
+                max_outstanding=offer.max_outstanding_minor,
+            )
+            for offer in offers
+        ],
+        currency=card.currency,
+        loan_outstanding=card.loan_outstanding,
+    )
 
 
 def catalogue_message(entries: list[CatalogueEntry], currency: str) -> pb.BundleCatalogue:

@@ -17,6 +17,7 @@ from creditd.api.messages import (
     account_message,
     catalogue_message,
     ledger_entry_message,
+    loan_offers_message,
     preferences_spec,
     top_up_answer_message,
     usage_summary_message,
@@ -116,6 +117,22 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         account_id = await self._subscriber(request.session_token)
         record = await self._self_service.redeem_voucher(account_id, request.code)
         log.info("voucher redeemed by %s%s", account_id, " (replayed: nothing applied)" if record.replayed else "")
+        return top_up_answer_message(record)
+
+    @rpc
+    async def ListMyLoanOffers(self, request: pb.SessionRequest, context: Context) -> pb.LoanOfferCatalogue:
+        card = await self._accounts.get(await self._subscriber(request.session_token))
+        return loan_offers_message(self._self_service.loan_offers(card), card)
+
+    @rpc
+    async def BorrowMyCredit(self, request: pb.BorrowMyCreditRequest, context: Context) -> pb.TopUpAnswer:
+        account_id = await self._subscriber(request.session_token)
+        borrow = pb.BorrowRequest(
+            account_id=account_id, offer_id=request.offer_id, idempotency_key=request.idempotency_key
+        )
+        validation.check_borrow(borrow)
+        record = await self._accounts.borrow(account_id, request.offer_id, request.idempotency_key)
+        log.info("loan %s borrowed by %s%s", request.offer_id, account_id, " (replayed)" if record.replayed else "")
         return top_up_answer_message(record)
 
     @rpc

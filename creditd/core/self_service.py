@@ -24,7 +24,7 @@ from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.vouchers import code_hash, normalized
 from creditd.errors import InvalidArgument, Unauthenticated
 from creditd.logs import caller
-from creditd.settings import Bundle, Settings
+from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
@@ -126,6 +126,18 @@ class SelfService:
         offer = recommend(plan, usage.days, self.clock.now_ms(), card.preferences.time_zone)
         entries = [CatalogueEntry(b, offer is not None and b.bundle_id == offer.bundle_id) for b in plan.bundles]
         return sorted(entries, key=lambda entry: not entry.recommended)
+
+    def loan_offers(self, card: AccountRecord) -> list[LoanOffer]:
+        """The plan's loan offers the subscriber may borrow now: for their tier (an offer naming no
+        tier is for all), and keeping what they would owe within the offer's maximum (borrow.lua
+        checks both again)."""
+        plan = self.settings.plans.get(card.plan)
+        return [
+            offer
+            for offer in (plan.loan_offers if plan else [])
+            if (not offer.tiers or card.tier in offer.tiers)
+            and card.loan_outstanding + offer.amount_minor + offer.fee_minor <= offer.max_outstanding_minor
+        ]
 
     async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
         digest = code_hash(normalized(typed_code))

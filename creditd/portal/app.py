@@ -264,6 +264,29 @@ class Portal:
         message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
         return self.page(request, "top_up.html", language, view=view, message=message)
 
+    async def credit(self, request: Request, message: str = "", card: pb.Account | None = None) -> Response:
+        card = card or await self.card(request)
+        offers = await self.call(self.stub.ListMyLoanOffers, pb.SessionRequest(session_token=self.token(request)))
+        language = language_of(request, card)
+        owed = views.amount_text(offers.loan_outstanding, card, language) if offers.loan_outstanding else ""
+        offer_views = views.loan_offers(offers, card, language)
+        return self.page(request, "credit.html", language, offers=offer_views, owed=owed, message=message)
+
+    async def borrow(self, request: Request) -> Response:
+        data = await self.form(request)
+        borrow = pb.BorrowMyCreditRequest(
+            session_token=self.token(request),
+            offer_id=request.path_params["offer_id"],
+            idempotency_key=data.get("key", ""),
+        )
+        answer = await self.call(self.stub.BorrowMyCredit, borrow)
+        card, language = answer.account, language_of(request, answer.account)
+        entry = pb.ListMyLedgerRequest(session_token=borrow.session_token, limit=1, before_seq=answer.ledger_seq + 1)
+        lent = (await self.call(self.stub.ListMyLedger, entry)).entries[0]
+        view = views.overview(card, language)
+        amount = views.amount_text(lent.amount, card, language)
+        return await self.credit(request, WORDS[language]["borrowed"].format(amount=amount, balance=view.balance), card)
+
     async def preferences_form(self, request: Request) -> Response:
         card = await self.card(request)
         language = language_of(request, card)
@@ -308,6 +331,8 @@ def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette
         Route("/bundles/{bundle_id}", g(portal.buy_bundle), methods=["POST"]),
         Route("/top-up", g(portal.top_up_form), methods=["GET"]),
         Route("/top-up", g(portal.redeem), methods=["POST"]),
+        Route("/credit", g(portal.credit), methods=["GET"]),
+        Route("/credit/{offer_id}", g(portal.borrow), methods=["POST"]),
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]

@@ -3,6 +3,7 @@ in the subscriber's language and time zone, what is left of each bundle, data pe
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 import msgspec
@@ -79,6 +80,26 @@ class CatalogueView(msgspec.Struct, frozen=True):
     size: str
     validity: str
     recommended: bool
+
+
+class LoanOfferView(msgspec.Struct, frozen=True):
+    offer_id: str
+    amount: str
+    owed: str
+    # One idempotency key per offer per page: a double click borrows once.
+    key: str
+
+
+def loan_offers(catalogue: pb.LoanOfferCatalogue, card: pb.Account, language: str) -> list[LoanOfferView]:
+    return [
+        LoanOfferView(
+            offer.offer_id,
+            amount_text(offer.amount, card, language),
+            amount_text(offer.amount + offer.fee, card, language),
+            secrets.token_hex(16),
+        )
+        for offer in catalogue.offers
+    ]
 
 
 def quantity(unit: int, amount: int) -> str:

@@ -1656,3 +1656,87 @@ class SetMyPreferencesRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetMyPreferencesRequest: _TypeAlias = SetMyPreferencesRequest  # noqa: Y015
+
+@_typing.final
+class LoanOffer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
+    MAX_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    offer_id: _builtins.str
+    amount: _builtins.int
+    """Lent at once, in minor units."""
+    fee: _builtins.int
+    """Owed on top of the amount."""
+    max_outstanding: _builtins.int
+    """What the subscriber may owe at most after borrowing it."""
+    def __init__(
+        self,
+        *,
+        offer_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        fee: _builtins.int = ...,
+        max_outstanding: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fee", b"fee", "max_outstanding", b"max_outstanding", "offer_id", b"offer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoanOffer: _TypeAlias = LoanOffer  # noqa: Y015
+
+@_typing.final
+class LoanOfferCatalogue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFERS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    LOAN_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    loan_outstanding: _builtins.int
+    """Owed now (loans and fees not yet recovered)."""
+    @_builtins.property
+    def offers(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoanOffer]: ...
+    def __init__(
+        self,
+        *,
+        offers: _abc.Iterable[Global___LoanOffer] | None = ...,
+        currency: _builtins.str = ...,
+        loan_outstanding: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "loan_outstanding", b"loan_outstanding", "offers", b"offers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoanOfferCatalogue: _TypeAlias = LoanOfferCatalogue  # noqa: Y015
+
+@_typing.final
+class BorrowMyCreditRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    OFFER_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    offer_id: _builtins.str
+    idempotency_key: _builtins.str
+    """One loan per key (a double click borrows once)."""
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        offer_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "offer_id", b"offer_id", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BorrowMyCreditRequest: _TypeAlias = BorrowMyCreditRequest  # noqa: Y015

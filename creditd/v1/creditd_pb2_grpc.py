@@ -820,6 +820,16 @@ class SelfServiceStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
                 _registered_method=True)
+        self.ListMyLoanOffers = channel.unary_unary(
+                '/creditd.v1.SelfService/ListMyLoanOffers',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.LoanOfferCatalogue.FromString,
+                _registered_method=True)
+        self.BorrowMyCredit = channel.unary_unary(
+                '/creditd.v1.SelfService/BorrowMyCredit',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.BorrowMyCreditRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
+                _registered_method=True)
 
 
 class SelfServiceServicer:
@@ -890,6 +900,22 @@ class SelfServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMyLoanOffers(self, request, context):
+        """Emergency credit the subscriber may borrow now: the plan's loan offers for their credit tier that
+        keep what they owe within the offer's maximum.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BorrowMyCredit(self, request, context):
+        """Accounts.Borrow for the signed-in subscriber: lent at once (a barred line resumes), owed with the
+        fee, recovered from the next top-ups.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelfServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -942,6 +968,16 @@ def add_SelfServiceServicer_to_server(servicer, server):
                     servicer.SetMyPreferences,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
+            ),
+            'ListMyLoanOffers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyLoanOffers,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SessionRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.LoanOfferCatalogue.SerializeToString,
+            ),
+            'BorrowMyCredit': grpc.unary_unary_rpc_method_handler(
+                    servicer.BorrowMyCredit,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.BorrowMyCreditRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1219,6 +1255,60 @@ class SelfService:
             '/creditd.v1.SelfService/SetMyPreferences',
             creditd_dot_v1_dot_creditd__pb2.SetMyPreferencesRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyLoanOffers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/ListMyLoanOffers',
+            creditd_dot_v1_dot_creditd__pb2.SessionRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.LoanOfferCatalogue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BorrowMyCredit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.SelfService/BorrowMyCredit',
+            creditd_dot_v1_dot_creditd__pb2.BorrowMyCreditRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
             options,
             channel_credentials,
             insecure,

@@ -279,6 +279,14 @@ class SelfServiceStub:
     PurchaseMyBundle: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.PurchaseMyBundleRequest, _creditd_pb2.Account]
     RedeemVoucher: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.RedeemVoucherRequest, _creditd_pb2.TopUpAnswer]
     SetMyPreferences: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SetMyPreferencesRequest, _creditd_pb2.Account]
+    ListMyLoanOffers: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.LoanOfferCatalogue]
+    """Emergency credit the subscriber may borrow now: the plan's loan offers for their credit tier that
+    keep what they owe within the offer's maximum.
+    """
+    BorrowMyCredit: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.BorrowMyCreditRequest, _creditd_pb2.TopUpAnswer]
+    """Accounts.Borrow for the signed-in subscriber: lent at once (a barred line resumes), owed with the
+    fee, recovered from the next top-ups.
+    """
 
 @_typing.type_check_only
 class SelfServiceAsyncStub(SelfServiceStub):
@@ -300,6 +308,14 @@ class SelfServiceAsyncStub(SelfServiceStub):
     PurchaseMyBundle: _aio.UnaryUnaryMultiCallable[_creditd_pb2.PurchaseMyBundleRequest, _creditd_pb2.Account]  # type: ignore[assignment]
     RedeemVoucher: _aio.UnaryUnaryMultiCallable[_creditd_pb2.RedeemVoucherRequest, _creditd_pb2.TopUpAnswer]  # type: ignore[assignment]
     SetMyPreferences: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetMyPreferencesRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+    ListMyLoanOffers: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SessionRequest, _creditd_pb2.LoanOfferCatalogue]  # type: ignore[assignment]
+    """Emergency credit the subscriber may borrow now: the plan's loan offers for their credit tier that
+    keep what they owe within the offer's maximum.
+    """
+    BorrowMyCredit: _aio.UnaryUnaryMultiCallable[_creditd_pb2.BorrowMyCreditRequest, _creditd_pb2.TopUpAnswer]  # type: ignore[assignment]
+    """Accounts.Borrow for the signed-in subscriber: lent at once (a barred line resumes), owed with the
+    fee, recovered from the next top-ups.
+    """
 
 class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
     """A subscriber's own account, for the self-service portal (role portal). The subscriber signs in with
@@ -378,5 +394,25 @@ class SelfServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _creditd_pb2.SetMyPreferencesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMyLoanOffers(
+        self,
+        request: _creditd_pb2.SessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.LoanOfferCatalogue, _abc.Awaitable[_creditd_pb2.LoanOfferCatalogue]]:
+        """Emergency credit the subscriber may borrow now: the plan's loan offers for their credit tier that
+        keep what they owe within the offer's maximum.
+        """
+
+    @_abc_1.abstractmethod
+    def BorrowMyCredit(
+        self,
+        request: _creditd_pb2.BorrowMyCreditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.TopUpAnswer, _abc.Awaitable[_creditd_pb2.TopUpAnswer]]:
+        """Accounts.Borrow for the signed-in subscriber: lent at once (a barred line resumes), owed with the
+        fee, recovered from the next top-ups.
+        """
 
 def add_SelfServiceServicer_to_server(servicer: SelfServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
