@@ -3,7 +3,8 @@ real server with the sample plan's offers (emergency_10: 10.00 now, 1.00 fee, on
 emergency_50: silver and gold tiers only): a barred line borrows and is active again; a replay lends
 nothing; a second loan above the offer's maximum, an offer the tier may not have, an unknown offer
 and an account suspended both ways are refused and change nothing; a top-up smaller than what is
-owed pays part of it (the rest stays owed), the next one the rest; every step shows in the ledger,
+owed pays part of it (the rest stays owed), the next one the rest, and raises no low-balance
+notice (the balance never ends below where the top-up found it); every step shows in the ledger,
 and the auditor, run after the test, finds the money conserved. `creditd report loans` lists who
 owes and the total."""
 
@@ -113,3 +114,16 @@ async def test_the_loans_report_lists_who_owes(creditd: Harness, redis_server: o
     lines = output.decode().splitlines()
     assert process.returncode == 0 and lines[-1] == "1 account(s) owe 1100 in all"
     assert lines[1].split() == [ACCOUNT, "ACTIVE", "basic", "1000", "1100"]
+
+
+async def test_a_recovered_loan_raises_no_low_balance_notice(creditd: Harness) -> None:
+    """A top-up that pays a loan back never leaves the balance below where it was, so no low-balance
+    threshold was crossed: 1 000 + 1 500 topped up - 1 100 recovered = 1 400 is below the 2 000
+    threshold, but from above 1 000, not from above 2 000."""
+    await creditd.create_account(ACCOUNT, balance=0)
+    await borrow(creditd, "emergency_10", "loan-1")
+    before = len(creditd.events_of(ACCOUNT))
+    paid = await creditd.top_up(ACCOUNT, 1_500, "t1")
+    assert (paid.account.balance, paid.account.loan_outstanding) == (1_400, 0)
+    kinds = [kind for kind, _ in creditd.events_of(ACCOUNT)[before:]]
+    assert kinds == ["topup", "loan_recovered"]

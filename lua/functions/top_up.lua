@@ -56,7 +56,7 @@ local function recover_loan(account, now_ms, amount, reference)
   end
   local recovered = math.min(account.loan_outstanding, amount)
   account.loan_outstanding = account.loan_outstanding - recovered
-  queue_ledger(account, now_ms, 'loan_recovery', -recovered, reference)
+  queue_ledger(account, now_ms, 'loan_recovery', -recovered, reference, true)
   queue_event(account, now_ms, 'loan_recovered',
     format_integer(recovered) .. ' ' .. format_integer(account.loan_outstanding))
 end

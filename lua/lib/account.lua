@@ -143,8 +143,10 @@ local function queue_threshold_events(account, now_ms, before, after)
   end
 end
 
-local function queue_ledger(account, now_ms, kind, amount, reference)
-  if amount < 0 then
+-- A debit that crosses a low-balance threshold queues its event, unless without_threshold_events: a
+-- loan recovered from the top-up of the same call leaves the balance no lower than it started.
+local function queue_ledger(account, now_ms, kind, amount, reference, without_threshold_events)
+  if amount < 0 and not without_threshold_events then
     queue_threshold_events(account, now_ms, account.balance, account.balance + amount)
   end
   account.balance = account.balance + amount
