@@ -29,6 +29,7 @@ SMOKE = Shape(gateways=2, sessions_per_gateway=4, accounts=40, duration_s=1.5, t
 @click.option("--workers", default=1, show_default=True, help="creditd processes when it starts one")
 @click.option("--max-requests", default=2_000_000, show_default=True, help="per phase")
 @click.option("--baselines/--no-baselines", default=True, show_default=True)
+@click.option("--rounds", default=1, show_default=True, help="every phase this many times, interleaved; medians")
 @click.option(
     "--json", "json_path", type=click.Path(path_type=Path), help="[default: loadtest/results/<commit>-<time>.json]"
 )
@@ -51,6 +52,7 @@ def main(  # noqa: PLR0913 - one parameter per option
     workers: int,
     max_requests: int,
     baselines: bool,
+    rounds: int,
     json_path: Path | None,
     compare_path: Path | None,
     smoke: bool,
@@ -75,6 +77,7 @@ def main(  # noqa: PLR0913 - one parameter per option
         batch_size=20 if smoke else batch_size,
         workers=workers,
         baselines=baselines,
+        rounds=max(1, rounds),
     )
     progress = click.progressbar(
         length=10**12, label="charges", file=sys.stderr, show_eta=False, show_percent=False, show_pos=True

@@ -4,6 +4,7 @@ in the same run, measure Redis memory per session and per account, audit, report
 from __future__ import annotations
 
 import asyncio
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,8 @@ class Options(msgspec.Struct, frozen=True):
     batch_size: int = 200
     workers: int = 1
     baselines: bool = True
+    # Each phase this many times, interleaved; the report keeps medians (the machine is shared).
+    rounds: int = 1
     partitions: int = 256
     seed: int = 1
 
@@ -211,6 +214,42 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
     return found
 
 
+async def _one_round(
+    options: Options, target: str, url: str, processes: Processes, progress: Progress
+) -> dict[str, PhaseResult]:
+    """Each phase once: the baselines beside creditd's, so that a round's ratios are of one moment."""
+    phases: dict[str, PhaseResult] = {}
+    shape = options.shape
+    if options.baselines:
+        phases["echo"] = await echo_phase(shape, options.seed, progress)
+    if "unary" in options.modes:
+        name = "creditd unary Charge"
+        phases["unary"] = await phase(name, target, "unary", shape, options.seed, progress, processes)
+        paced = msgspec.structs.replace(shape, rate_per_s=phases["unary"].rpcs_per_s / 2)
+        name = "creditd unary at half max"
+        phases["paced"] = await phase(name, target, "unary", paced, options.seed, progress, processes)
+    if "batch" in options.modes:
+        batched = msgspec.structs.replace(shape, sessions_per_gateway=options.batch_size)
+        name = f"creditd ChargeBatch ({options.batch_size})"
+        phases["batch"] = await phase(name, target, "batch", batched, options.seed, progress, processes)
+    if options.baselines and url:
+        recorder, seconds = await measure_redis_floor(url, options.partitions, shape.duration_s)
+        phases["floor"] = recorder.finish("raw pipelined FCALL (Redis floor)", seconds)
+    return phases
+
+
+def median_phase(played: list[PhaseResult]) -> PhaseResult:
+    """The round whose throughput is the median (the lower of the two middle ones for an even count):
+    a real run's figures, latencies included, not a blend."""
+    return sorted(played, key=lambda result: result.rpcs_per_s)[(len(played) - 1) // 2]
+
+
+def median_ratios(per_round: list[dict[str, float]]) -> dict[str, float]:
+    """Each ratio's median over the rounds; a ratio is taken within its round, where the machine's
+    load was the same for both sides."""
+    return {name: round(statistics.median(found[name] for found in per_round), 3) for name in per_round[0]}
+
+
 async def run(options: Options, progress: Progress) -> Report:
     server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
     target, url = options.target, options.redis_url
@@ -224,24 +263,10 @@ async def run(options: Options, progress: Progress) -> Report:
             url = embedded_url(data_dir)
         async with grpc.aio.insecure_channel(target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
-        phases: dict[str, PhaseResult] = {}
-        shape = options.shape
         processes = Processes(server.pid, _redis_pid(data_dir)) if server is not None else Processes()
-        if options.baselines:
-            phases["echo"] = await echo_phase(shape, options.seed, progress)
-        if "unary" in options.modes:
-            name = "creditd unary Charge"
-            phases["unary"] = await phase(name, target, "unary", shape, options.seed, progress, processes)
-            paced = msgspec.structs.replace(shape, rate_per_s=phases["unary"].rpcs_per_s / 2)
-            name = "creditd unary at half max"
-            phases["paced"] = await phase(name, target, "unary", paced, options.seed, progress, processes)
-        if "batch" in options.modes:
-            batched = msgspec.structs.replace(shape, sessions_per_gateway=options.batch_size)
-            name = f"creditd ChargeBatch ({options.batch_size})"
-            phases["batch"] = await phase(name, target, "batch", batched, options.seed, progress, processes)
-        if options.baselines and url:
-            recorder, seconds = await measure_redis_floor(url, options.partitions, shape.duration_s)
-            phases["floor"] = recorder.finish("raw pipelined FCALL (Redis floor)", seconds)
+        rounds = [await _one_round(options, target, url, processes, progress) for _ in range(options.rounds)]
+        phases = {key: median_phase([played[key] for played in rounds]) for key in rounds[0]}
+        shape = options.shape
         memory = measure_memory(url, options.partitions) if url else {}
         violations, summary = audit(url, options.partitions) if url else (["no redis url: not audited"], {})
         settings = {
@@ -249,8 +274,10 @@ async def run(options: Options, progress: Progress) -> Report:
             "batch_size": options.batch_size,
             "workers": options.workers,
             "target": target,
+            "rounds": options.rounds,
         }
-        return Report(settings, list(phases.values()), ratios(phases), memory, violations, summary)
+        found = median_ratios([ratios(played) for played in rounds])
+        return Report(settings, list(phases.values()), found, memory, violations, summary)
     finally:
         if server is not None:
             stop(server)

@@ -4,7 +4,8 @@ run is clean with nothing left reserved, and every unit is rated; a run compared
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
-(scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes)."""
+(scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
+the median run of each phase and the median of each round's ratios."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from loadtest.report import PhaseResult
+from loadtest.runner import median_phase, median_ratios
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +144,13 @@ def test_scaling_run_measures_every_cell(tmp_path: Path) -> None:
         assert row["audit_violations"] == []
         assert row["unary_cores"]["creditd"] > 0 and row["unary_cores"]["redis"] > 0
     assert rows[0]["unary_ratio"] == 1.0
+
+
+def test_rounds_keep_the_median_run_and_the_median_of_each_rounds_ratio() -> None:
+    def played(name: str, rpcs: int) -> PhaseResult:
+        return PhaseResult(name, 1.0, rpcs, rpcs, {"p99": rpcs}, {}, {})
+
+    assert median_phase([played("a", 30), played("b", 10), played("c", 20)]).name == "c"
+    assert median_phase([played("a", 30), played("b", 10)]).name == "b"  # the lower middle: a real run
+    per_round = [{"unary": 0.5, "batch": 2.0}, {"unary": 0.7, "batch": 1.0}, {"unary": 0.6, "batch": 3.0}]
+    assert median_ratios(per_round) == {"unary": 0.6, "batch": 2.0}
