@@ -97,7 +97,12 @@ def table(report: Report) -> str:
                 f"{phase.name:34} {used['load generator']:15.0f} {used['server']:8.0f} {used.get('redis', 0.0):8.0f}"
             )
     lines.append("")
-    lines += [f"{name:44} {value:8.3f}" for name, value in report.ratios.items()]
+    per_round = report.settings.get("ratios of each round")
+    for name, value in report.ratios.items():
+        spread = ""
+        if isinstance(per_round, list) and len(per_round) > 1:
+            spread = "  (rounds: " + ", ".join(f"{found[name]:.3f}" for found in per_round) + ")"
+        lines.append(f"{name:44} {value:8.3f}{spread}")
     lines += [f"{name:44} {value:8d}" for name, value in report.memory.items()]
     verdict = "clean" if not report.audit_violations else f"{len(report.audit_violations)} VIOLATIONS"
     lines.append(f"audit: {verdict} {report.audit_summary}")

@@ -276,8 +276,9 @@ async def run(options: Options, progress: Progress) -> Report:
             "target": target,
             "rounds": options.rounds,
         }
-        found = median_ratios([ratios(played) for played in rounds])
-        return Report(settings, list(phases.values()), found, memory, violations, summary)
+        per_round = [ratios(played) for played in rounds]
+        settings["ratios of each round"] = per_round
+        return Report(settings, list(phases.values()), median_ratios(per_round), memory, violations, summary)
     finally:
         if server is not None:
             stop(server)
