@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from creditd.settings import Settings
+
 DEFERRED = "deferred"
 
 
@@ -35,6 +37,14 @@ def notice_fields(notice: NoticeEvent, state: str, reason: str, attempts: int, d
     }
 
 
+def retention_of(kind: str, settings: Settings) -> int:
+    """How long a delivery record is kept, in seconds: a sign-in code's (the record holds the code)
+    only a little past the code's own lifetime, the others notifications.notice_retention_s."""
+    if kind == "sign_in_code":
+        return settings.limits.sign_in_code_lifetime_s * 2
+    return settings.notifications.notice_retention_s
+
+
 def queue_notice(
     pipe: Any,
     record_key: str,
@@ -44,8 +54,11 @@ def queue_notice(
     due_ms: int,
     reason: str,
     retention_s: int,
+    state: str = DEFERRED,
+    attempts: int = 0,
 ) -> None:
-    """Adds to a pipeline (sync or async: adding is the same) the writes that queue one delivery."""
-    pipe.hset(record_key, mapping=notice_fields(notice, DEFERRED, reason, 0, due_ms))
+    """Adds to a pipeline (sync or async: adding is the same) the writes that queue one delivery:
+    its record (in `state`, after `attempts`), the record's expiry, and its entry in the due set."""
+    pipe.hset(record_key, mapping=notice_fields(notice, state, reason, attempts, due_ms))
     pipe.expire(record_key, retention_s)
     pipe.zadd(due_key, {f"{notice.id}/{channel}": due_ms})

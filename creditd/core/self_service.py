@@ -18,7 +18,7 @@ import msgspec
 
 from creditd.clock import Clock
 from creditd.core.accounts import Accounts
-from creditd.core.notices import NoticeEvent, queue_notice
+from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
 from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.vouchers import code_hash, normalized
@@ -79,7 +79,7 @@ class SelfService:
         for channel in ["sms"] + (["email"] if card.contact_email else []):
             record_key = notifier_key("notice", partition, idempotency_key=f"{notice.id}/{channel}")
             due_key = notifier_key("notices_due", partition)
-            retention_s = self.settings.limits.sign_in_code_lifetime_s * 2  # the code is worthless after
+            retention_s = retention_of(notice.kind, self.settings)
             queue_notice(pipe, record_key, due_key, notice, channel, now_ms, "sign-in code", retention_s)
         await pipe.execute()
         return expires_at_ms

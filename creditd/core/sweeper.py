@@ -50,6 +50,16 @@ class SweepResult(msgspec.Struct):
     due_accounts: int = 0
 
 
+# A session past deadline plus grace: (account_id, gateway_id, session_id).
+Orphan = tuple[str, str, str]
+
+
+def _orphan(member: bytes) -> Orphan:
+    """A deadline-set member '<account_id> <gateway_id> <session_id>' (no id holds a space)."""
+    account_id, gateway_id, session_id = member.decode().split(" ", 2)
+    return account_id, gateway_id, session_id
+
+
 def _replies(outcomes: list[Reply | CreditdError]) -> list[Reply]:
     """The replies of a pass's calls; the first failure fails the pass (the next one retries)."""
     replies = []
@@ -86,32 +96,29 @@ class Sweeper:
         replies = _replies(await self._functions.call_many(commands))
         return [partition for partition, reply in zip(wanted, replies, strict=True) if reply.body == b"1"]
 
-    async def _due_sessions(self, partitions: list[int], now_ms: int, budget: int) -> list[tuple[str, str, str]]:
+    async def _due(self, partitions: list[int], now_ms: int, budget: int) -> tuple[list[str], list[Orphan]]:
+        """The accounts of the partitions' due indexes that are due, and their sessions past deadline
+        plus grace, at most `budget` of each, read in one round trip."""
+        if not partitions:
+            return [], []
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
-            pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
-        due: list[tuple[str, str, str]] = []
-        for members in await pipe.execute():
-            for member in members:
-                account_id, gateway_id, session_id = member.decode().split(" ", 2)
-                due.append((account_id, gateway_id, session_id))
-        return due[:budget]
-
-    async def _advance_accounts(self, partitions: list[int], now_ms: int, budget: int) -> int:
-        """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts of the due
-        index; returns how many accounts were looked at."""
-        pipe = self._client.pipeline(transaction=False)
-        for partition in partitions:
             pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0, num=budget)
-        accounts = [member.decode() for members in await pipe.execute() for member in members]
-        accounts = accounts[:budget]
+        for partition in partitions:
+            pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
+        replies = await pipe.execute()
+        accounts = [member.decode() for members in replies[: len(partitions)] for member in members]
+        sessions = [_orphan(member) for members in replies[len(partitions) :] for member in members]
+        return accounts[:budget], sessions[:budget]
+
+    async def _advance_accounts(self, accounts: list[str], now_ms: int) -> None:
+        """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts."""
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.advance_account(account_id, now_ms, actor) for account_id in accounts]
         # An account deleted since it was indexed (unknown) is the one refusal expected here.
         outcomes = await self._functions.call_many(commands)
         _replies([outcome for outcome in outcomes if not isinstance(outcome, NotFound)])
-        return len(accounts)
 
     async def sweep_once(self, partitions: Sequence[int] | None = None, budget: int | None = None) -> SweepResult:
         """One pass over the partitions (all of them by default), at most `budget` accounts advanced
@@ -119,11 +126,11 @@ class Sweeper:
         budget = self._settings.max_sessions_per_pass if budget is None else budget
         held = await self.claim(partitions)
         now_ms = self._clock.now_ms()
-        due_accounts = await self._advance_accounts(held, now_ms, budget)
-        due = await self._due_sessions(held, now_ms, budget)
+        accounts, due = await self._due(held, now_ms, budget)
+        await self._advance_accounts(accounts, now_ms)
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.release_orphan(*session, now_ms, actor) for session in due]
-        result = SweepResult(partitions_held=len(held), due_accounts=due_accounts)
+        result = SweepResult(partitions_held=len(held), due_accounts=len(accounts))
         for session, reply in zip(due, _replies(await self._functions.call_many(commands)), strict=True):
             released = RELEASED_DECODER.decode(reply.body)
             if released.released:

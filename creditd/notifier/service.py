@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
-from creditd.core.notices import DEFERRED, notice_fields
+from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.usage_summary import UsageSummarizer, account_usage
@@ -335,17 +335,28 @@ class Notifier:
     ) -> None:
         key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
-        # A sign-in code is worthless once expired: its record (which holds it) goes soon after.
-        code_lifetime_s = self.settings.limits.sign_in_code_lifetime_s * 2
-        await self.client.expire(
-            key, code_lifetime_s if event.kind == "sign_in_code" else self.config.notice_retention_s
-        )
+        await self.client.expire(key, retention_of(event.kind, self.settings))
 
     async def schedule(
         self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
     ) -> None:
-        await self.record(partition, event, channel, state, reason, attempts, due_ms)
-        await self.client.zadd(notifier_key("notices_due", partition), {f"{event.id}/{channel}": due_ms})
+        """Queues a delivery for due_ms (deferred, or a retry): its record and its due entry."""
+        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        pipe = self.client.pipeline(transaction=False)
+        retention_s = retention_of(event.kind, self.settings)
+        queue_notice(
+            pipe,
+            key,
+            notifier_key("notices_due", partition),
+            event,
+            channel,
+            due_ms,
+            reason,
+            retention_s,
+            state,
+            attempts,
+        )
+        await pipe.execute()
 
     async def deliver_due(self, partition: int) -> bool:
         due_key = notifier_key("notices_due", partition)
