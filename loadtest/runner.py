@@ -24,7 +24,7 @@ from creditd.settings import RedisSettings
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.connection import connect_sync
-from creditd.store.embedded import embedded_url
+from creditd.store.embedded import embedded_pid, embedded_url
 from creditd.store.replies import decode_reply
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CpuMeter
@@ -121,14 +121,6 @@ async def echo_phase(shape: Shape, seed: int, progress: Progress) -> PhaseResult
         return await phase(name, target, "unary", no_top_ups, seed, progress, Processes(server=echo.pid))
     finally:
         stop(echo)
-
-
-def _redis_pid(data_dir: Path) -> int:
-    """The embedded server's pid, from its pid file (0 when it has none)."""
-    try:
-        return int((data_dir / "redis.pid").read_text().strip())
-    except (OSError, ValueError):
-        return 0
 
 
 def measure_memory(url: str, partitions: int) -> dict[str, int]:
@@ -263,7 +255,7 @@ async def run(options: Options, progress: Progress) -> Report:
             url = embedded_url(data_dir)
         async with grpc.aio.insecure_channel(target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
-        processes = Processes(server.pid, _redis_pid(data_dir)) if server is not None else Processes()
+        processes = Processes(server.pid, embedded_pid(data_dir) or 0) if server is not None else Processes()
         rounds = [await _one_round(options, target, url, processes, progress) for _ in range(options.rounds)]
         phases = {key: median_phase([played[key] for played in rounds]) for key in rounds[0]}
         shape = options.shape

@@ -14,6 +14,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from creditd.store.embedded import embedded_pid
+
 START_TIMEOUT_S = 30.0
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 300)]
 
@@ -55,7 +57,9 @@ def wait_serving(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def embedded_redis_pid(data_dir: Path) -> int:
-    return int((data_dir / "redis.pid").read_text().strip())
+    pid = embedded_pid(data_dir)
+    assert pid is not None, f"no embedded redis pid in {data_dir}"
+    return pid
 
 
 def kill_hard(pid: int) -> None:
@@ -72,8 +76,7 @@ def stop(process: subprocess.Popen[bytes], data_dir: Path | None = None) -> None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if data_dir is not None and (data_dir / "redis.pid").exists():
-        pid = embedded_redis_pid(data_dir)
+    if data_dir is not None and (pid := embedded_pid(data_dir)) is not None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)

@@ -131,6 +131,12 @@ class Portal:
                 raise SignInNeeded from None
             raise
 
+    async def entry_of(self, session_token: str, answer: pb.TopUpAnswer) -> pb.LedgerEntry:
+        """The ledger entry a keyed money call (voucher top-up, loan) applied as, a replay's too."""
+        entry = pb.ListMyLedgerRequest(session_token=session_token, limit=1, before_seq=answer.ledger_seq + 1)
+        entries: list[pb.LedgerEntry] = list((await self.call(self.stub.ListMyLedger, entry)).entries)
+        return entries[0]
+
     async def card(self, request: Request) -> pb.Account:
         card: pb.Account = await self.call(self.stub.GetMyAccount, pb.SessionRequest(session_token=self.token(request)))
         return card
@@ -256,8 +262,7 @@ class Portal:
         redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=data.get("code", ""))
         answer = await self.call(self.stub.RedeemVoucher, redeem)
         card = answer.account
-        entry = pb.ListMyLedgerRequest(session_token=redeem.session_token, limit=1, before_seq=answer.ledger_seq + 1)
-        top_up = (await self.call(self.stub.ListMyLedger, entry)).entries[0]
+        top_up = await self.entry_of(redeem.session_token, answer)
         language = language_of(request, card)
         view = views.overview(card, language)
         amount = views.amount_text(top_up.amount, card, language)
@@ -281,8 +286,7 @@ class Portal:
         )
         answer = await self.call(self.stub.BorrowMyCredit, borrow)
         card, language = answer.account, language_of(request, answer.account)
-        entry = pb.ListMyLedgerRequest(session_token=borrow.session_token, limit=1, before_seq=answer.ledger_seq + 1)
-        lent = (await self.call(self.stub.ListMyLedger, entry)).entries[0]
+        lent = await self.entry_of(borrow.session_token, answer)
         view = views.overview(card, language)
         amount = views.amount_text(lent.amount, card, language)
         return await self.credit(request, WORDS[language]["borrowed"].format(amount=amount, balance=view.balance), card)

@@ -32,12 +32,17 @@ class Circuit:
     def check(self) -> None:
         """Raises Unavailable while the circuit is open."""
         if self._opened_at is not None:
-            metrics.REDIS_REFUSED.inc()
-            open_s = time.monotonic() - self._opened_at
-            raise Unavailable(
-                f"refused at once for {open_s:.1f} s: {self._reason}; until a health probe succeeds; "
-                "retry (calls are idempotent)"
-            )
+            raise self.refusal()
+
+    def refusal(self) -> Unavailable:
+        """The refusal of one call while the circuit is open (counted)."""
+        assert self._opened_at is not None, "a refusal while the circuit is closed"
+        metrics.REDIS_REFUSED.inc()
+        open_s = time.monotonic() - self._opened_at
+        return Unavailable(
+            f"refused at once for {open_s:.1f} s: {self._reason}; until a health probe succeeds; "
+            "retry (calls are idempotent)"
+        )
 
     def trip(self, reason: str) -> None:
         """Opens the circuit, or keeps it open for a new reason (Redis gave no answer in time, or

@@ -155,9 +155,9 @@ def wire_client(client: AnyRedis, url: str, settings: RedisSettings) -> WireClie
     """The serving path's lean connection (store/wire.py) to the server `client` talks to: the one
     server, or the primary the sentinels name at each connection; None for a cluster, whose calls go
     through redis-py's cluster pipelines (slot map, redirections)."""
-    target = parse_redis_url(url)
-    if target.kind == "cluster" or isinstance(client, async_cluster.RedisCluster):
+    if isinstance(client, async_cluster.RedisCluster):
         return None
+    target = parse_redis_url(url)
     pool = client.connection_pool
     options = pool.connection_kwargs
     handshake: list[tuple[Any, ...]] = []

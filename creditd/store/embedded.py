@@ -32,6 +32,15 @@ STOP_TIMEOUT_S = 10.0
 
 
 PASSWORD_FILE = "redis.password"
+PID_FILE = "redis.pid"
+
+
+def embedded_pid(data_dir: Path) -> int | None:
+    """The pid the embedded server of data_dir wrote (None: no pid file, or not a number)."""
+    try:
+        return int((data_dir / PID_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def read_or_make_password(data_dir: Path) -> str:
@@ -127,16 +136,13 @@ class EmbeddedRedis:
 
     @property
     def pid_path(self) -> Path:
-        return self.data_dir / "redis.pid"
+        return self.data_dir / PID_FILE
 
     def _wait_for_previous_owner(self) -> None:
         """A previous embedded server on this data dir may still be shutting down (its creditd was
         killed); two servers must never append to one AOF."""
-        if not self.pid_path.exists():
-            return
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except ValueError:
+        pid = embedded_pid(self.data_dir)
+        if pid is None:
             return
         deadline = time.monotonic() + self.start_timeout_s
         while _process_alive(pid) and time.monotonic() < deadline:

@@ -71,7 +71,8 @@ end
 -- no stored), its changed buckets, and deletes its removed ones. Most calls move two or three fields
 -- of some twenty; writing only those keeps the call's Redis time down, and so does comparing before
 -- formatting (string.format costs about 0.35 µs a number; performance issue, loadtest.redis_time).
--- NUMBER_FIELDS are numbers in the account table, TEXT_FIELDS strings (or numbers written as they are).
+-- ACCOUNT_NUMBER_FIELDS are formatted as integers, ACCOUNT_TEXT_FIELDS written as they are (strings, or
+-- small counts that tostring prints exactly).
 local ACCOUNT_NUMBER_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledger_seq', 'ledger_first_seq',
   'ledger_carried', 'credit_limit', 'overage_cycle', 'overage_spent_minor' }
 local ACCOUNT_TEXT_FIELDS = { 'status', 'status_reason', 'ledger_hash', 'ledger_trimmed_hash', 'plan', 'tier',
