@@ -61,7 +61,9 @@ async def test_events_arrive_in_order_and_resume_exactly(creditd: Harness) -> No
     assert per_account == {account_id: ["account_created", "topup"] for account_id in ACCOUNTS}
     keys = [tuple(int(part) for part in e.id.split("-")) for e in events]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert events[1].attributes["detail"] == "5 bank"
+    # Events of one millisecond on other partitions may come between an account's two events.
+    details = {(e.kind, e.attributes["detail"]) for e in events}
+    assert details == {("account_created", "standard"), ("topup", "5 bank")}
 
 
 async def test_concurrent_writers_lose_and_repeat_nothing(creditd: Harness) -> None:
