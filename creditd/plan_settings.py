@@ -11,8 +11,10 @@ import msgspec
 from creditd.errors import ConfigError
 from creditd.front_settings import SERVICE_NOTICE_KINDS, Channel, Language, Struct
 from creditd.setting_types import (
+    MAX_BONUS_INSTALMENTS,
     MAX_CREDIT_TIERS,
     MAX_TARIFFS_PER_PLAN,
+    MAX_TOPUP_BONUSES,
     MAX_UINT32,
     ClockTime,
     Name,
@@ -92,6 +94,28 @@ class LoanOffer(Struct, frozen=True):
     tiers: Annotated[list[Name], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
 
 
+class TopupBonus(Struct, frozen=True):
+    """Bonus money a top-up grants (docs/design.md, Bonus money): the first rule of the plan whose
+    min_amount_minor the top-up reaches applies, in the top-up's own call. The bonus is a money
+    bucket that pays usage of its rating groups in its zones before main money, never fees, loans,
+    bundles or debt; given in instalments, the first comes at once and one more at the start of each
+    following billing cycle, each valid validity_s from its grant."""
+
+    min_amount_minor: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    # One of the two: a share of the top-up (rounded down), or a fixed amount.
+    bonus_percent: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    bonus_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    validity_s: Annotated[int, msgspec.Meta(ge=1, le=3 * 366 * 86400)] = 30 * 86400
+    priority: Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)] = 10
+    # Empty: usage of every rating group.
+    rating_groups: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=MAX_UINT32)]], msgspec.Meta(max_length=32)] = (
+        msgspec.field(default_factory=list)
+    )
+    # Where the bonus pays: zone names, "home" or "roaming". Empty: at home only.
+    zones: RatingNames = msgspec.field(default_factory=list)
+    instalments: Annotated[int, msgspec.Meta(ge=1, le=MAX_BONUS_INSTALMENTS)] = 1
+
+
 class Preferences(Struct, frozen=True):
     """A plan's defaults for its subscribers' notification preferences (Accounts.SetPreferences sets
     an account's own; the time zone defaults to the plan's)."""
@@ -148,6 +172,9 @@ class Plan(Struct, frozen=True, kw_only=True):
     tariffs: Annotated[list[Tariff], msgspec.Meta(max_length=MAX_TARIFFS_PER_PLAN)]
     bundles: Annotated[list[Bundle], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
     loan_offers: Annotated[list[LoanOffer], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
+    topup_bonuses: Annotated[list[TopupBonus], msgspec.Meta(max_length=MAX_TOPUP_BONUSES)] = msgspec.field(
+        default_factory=list
+    )
 
 
 def _check_loan_offers(where: str, plan: Plan, limits: Limits) -> None:
@@ -184,6 +211,19 @@ def _check_tiers(where: str, plan: Plan, limits: Limits) -> None:
         raise ConfigError(f"{where}.credit_tiers: a tier name appears twice")
 
 
+def _check_topup_bonuses(where: str, plan: Plan, limits: Limits) -> None:
+    for index, bonus in enumerate(plan.topup_bonuses):
+        at = f"{where}.topup_bonuses[{index}]"
+        if (bonus.bonus_percent > 0) == (bonus.bonus_minor > 0):
+            raise ConfigError(f"{at}: give one of bonus_percent and bonus_minor")
+        if bonus.bonus_minor > limits.max_amount_minor:
+            raise ConfigError(f"{at}.bonus_minor: above limits.max_amount_minor")
+        if bonus.bonus_minor and bonus.bonus_minor < bonus.instalments:
+            raise ConfigError(f"{at}.bonus_minor: less than one minor unit per instalment")
+        if bonus.min_amount_minor > limits.max_amount_minor:
+            raise ConfigError(f"{at}.min_amount_minor: above limits.max_amount_minor (no top-up could reach it)")
+
+
 def check_plan(where: str, plan: Plan, limits: Limits) -> None:
     """The rules of one plan that its table's types cannot say (where: plans.<name>, for errors)."""
     if plan.final_unit_action == "REDIRECT" and not plan.redirect_url:
@@ -207,6 +247,7 @@ def check_plan(where: str, plan: Plan, limits: Limits) -> None:
             f" ({', '.join(SERVICE_NOTICE_KINDS)})"
         )
     _check_loan_offers(where, plan, limits)
+    _check_topup_bonuses(where, plan, limits)
     if len({bundle.bundle_id for bundle in plan.bundles}) != len(plan.bundles):
         raise ConfigError(f"{where}.bundles: a bundle_id appears twice")
     for index, bundle in enumerate(plan.bundles):

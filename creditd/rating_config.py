@@ -226,10 +226,12 @@ def _check_plan_rating(where: str, plan: Plan, settings: Settings) -> None:
                 f"{where}.tariffs[{j}]: {second.name} ties with {first.name} (tariffs[{i}]): both can match one "
                 "request with as many criteria; narrow one of them"
             )
-    for index, bundle in enumerate(plan.bundles):
-        for zone in bundle.zones:
+    scoped = [("bundles", index, item.zones) for index, item in enumerate(plan.bundles)]
+    scoped += [("topup_bonuses", index, item.zones) for index, item in enumerate(plan.topup_bonuses)]
+    for table, index, zones in scoped:
+        for zone in zones:
             if zone not in settings.zones and zone not in BUILT_IN_ZONES:
-                raise ConfigError(f"{where}.bundles[{index}].zones: unknown zone {zone}")
+                raise ConfigError(f"{where}.{table}[{index}].zones: unknown zone {zone}")
 
 
 def check_rating(settings: Settings) -> None:

@@ -19,6 +19,8 @@ MAX_DESTINATIONS = 4096
 MAX_ZONES = 1024
 MAX_TIMINGS = 256
 MAX_TIMING_DATES = 1_000
+MAX_TOPUP_BONUSES = 16
+MAX_BONUS_INSTALMENTS = 24
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]

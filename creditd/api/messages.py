@@ -105,6 +105,15 @@ def account_message(record: AccountRecord) -> pb.Account:
         data_overage_spent=record.data_overage_spent_minor,
         data_overage_cap=record.data_overage_cap_minor,
         loan_outstanding=record.loan_outstanding,
+        bonus_instalments=[
+            pb.BonusInstalment(
+                bonus_id=entry.bonus_id,
+                instalments_left=entry.instalments_left,
+                instalment_amount=entry.instalment_minor,
+                next_at_ms=entry.next_at_ms,
+            )
+            for entry in record.bonus_instalments
+        ],
         next_status=STATUS(record.next_status),
         next_status_at_ms=record.next_status_at_ms,
     )

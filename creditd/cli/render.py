@@ -49,9 +49,15 @@ def account_card(account: pb.Account) -> str:
         lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")
     for bucket in account.buckets:
         expiry = _time(bucket.expires_at_ms) + " UTC" if bucket.expires_at_ms else "never"
+        label, unit = ("bonus", account.currency) if bucket.unit == pb.MONEY else ("bucket", pb.Unit.Name(bucket.unit))
         lines.append(
-            f"bucket       {bucket.bucket_id}: {bucket.remaining} of {bucket.amount} {pb.Unit.Name(bucket.unit)} left, "
+            f"{label:12} {bucket.bucket_id}: {bucket.remaining} of {bucket.amount} {unit} left, "
             f"{bucket.reserved} reserved, expires {expiry}, serves {', '.join(bucket.zones) or 'home'}"
+        )
+    for entry in account.bonus_instalments:
+        lines.append(
+            f"instalments  {entry.bonus_id}: {entry.instalments_left} more of {entry.instalment_amount} "
+            f"{account.currency}, the next at {_time(entry.next_at_ms)} UTC"
         )
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from creditd.store.codes import Unit
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
 from creditd.store.replies import as_text
@@ -78,7 +79,9 @@ class Auditor:
             while entries := self.client.xrange(key, start, "+", count=USAGE_PAGE):
                 for _, raw in entries:
                     fields = _decode(raw or {})
-                    charged[fields["account_id"]][fields["reference"]] += int(fields["charged"])
+                    # bonus money paid part of it: the ledger debited the rest (lua/lib/bonus.lua)
+                    main = int(fields["charged"]) - int(fields.get("bonus", 0))
+                    charged[fields["account_id"]][fields["reference"]] += main
                 start = f"({as_text(entries[-1][0])}"
             trimmed = bool(self.client.exists(key)) and as_text(
                 self.client.xinfo_stream(key).get("max-deleted-entry-id", b"0-0")
@@ -143,12 +146,14 @@ class Auditor:
             if not field.startswith("bucket:"):
                 continue
             bucket_id = field.removeprefix("bucket:")
-            _, remaining, bucket_reserved, *_ = value.split("|")
+            unit, remaining, bucket_reserved, _, _, _, amount, *_ = value.split("|")
             held = bucket_units_held.get(bucket_id, 0)
             if int(bucket_reserved) != held:
                 problems.append(f"bucket {bucket_id} reserves {bucket_reserved}, sessions hold {held}")
             if int(bucket_reserved) > int(remaining) or int(remaining) < 0:
                 problems.append(f"bucket {bucket_id} reserves {bucket_reserved} of {remaining}")
+            if int(unit) == Unit.MONEY and int(remaining) > int(amount):
+                problems.append(f"bonus bucket {bucket_id} holds {remaining}, more than it was granted ({amount})")
         if reserved < 0:
             problems.append(f"reserved is negative: {reserved}")
         if balance + credit_limit <= 0 and status == ACTIVE:

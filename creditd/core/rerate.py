@@ -70,11 +70,12 @@ def window_rows(
         row = rows.setdefault(record.account_id, RerateRow(record.account_id))
         price = rerated_price(settings, plans(record.account_id), record)
         row.records += 1
-        row.charged += record.charged
+        # Only main money is rerated: bonus money paid its part of both prices, and is not given back.
+        row.charged += record.charged - record.bonus
         if price is None:
             row.unrated += 1
             price = record.charged
-        row.rerated += price
+        row.rerated += max(0, price - record.bonus)
         row.adjustment = row.charged - row.rerated
     return rows
 

@@ -38,6 +38,8 @@ class Usage(msgspec.Struct, frozen=True):
     provider: str
     actor: str
     reference: str
+    # Of charged, what bonus money paid (the ledger debited the rest); absent from the record: 0.
+    bonus: int = 0
 
     @classmethod
     def of(cls, event: FeedEvent) -> Usage:

@@ -132,11 +132,15 @@ def overview(card: pb.Account, language: str) -> OverviewView:
         next_step = words["next_step"].format(
             status=next_status, date=local_date(card.next_status_at_ms, zone, language)
         )
+
+    def size(unit: int, amount: int) -> str:
+        return money(amount, card.currency, language) if unit == pb.MONEY else quantity(unit, amount)
+
     bundles = [
         BundleView(
-            name=bundle_of(bucket.bucket_id),
+            name=words["bonus"] if bucket.unit == pb.MONEY else bundle_of(bucket.bucket_id),
             left=words["left"].format(
-                left=quantity(bucket.unit, bucket.remaining), amount=quantity(bucket.unit, bucket.amount or 1)
+                left=size(bucket.unit, bucket.remaining), amount=size(bucket.unit, bucket.amount or 1)
             ),
             percent_left=int(100 * bucket.remaining / bucket.amount) if bucket.amount else 0,
             expires=words["expires"].format(date=local_date(bucket.expires_at_ms, zone, language))

@@ -45,6 +45,7 @@ class Unit(enum.IntEnum):
     BYTES = 1
     SECONDS = 2
     EVENTS = 3
+    MONEY = 4  # bonus money buckets: minor units of the account's currency
 
 
 class ExhaustionPolicy(enum.IntEnum):

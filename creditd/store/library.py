@@ -36,6 +36,7 @@ LIBRARY_FILES = (
     "calendar.lua",
     "tariffs.lua",
     "account.lua",
+    "bonus.lua",
     "lifecycle.lua",
     "credit.lua",
     "bundle_usage.lua",
@@ -95,6 +96,19 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
             }
             for offer in plan.loan_offers
         },
+        "topup_bonuses": [
+            {
+                "min_amount_minor": bonus.min_amount_minor,
+                "bonus_percent": bonus.bonus_percent,
+                "bonus_minor": bonus.bonus_minor,
+                "validity_s": bonus.validity_s,
+                "priority": bonus.priority,
+                "rating_groups": ",".join(str(group) for group in bonus.rating_groups),
+                "zones": ",".join(bonus.zones or ["home"]),
+                "instalments": bonus.instalments,
+            }
+            for bonus in plan.topup_bonuses
+        ],
         "time_zone": plan.time_zone,
         "preferences": {
             "language": plan.preferences.language,

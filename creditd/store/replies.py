@@ -174,6 +174,13 @@ class BucketRecord(msgspec.Struct, array_like=True, frozen=True):
         return self.zones.split(",")
 
 
+class BonusInstalmentRecord(msgspec.Struct, array_like=True, frozen=True):
+    bonus_id: str
+    instalments_left: int
+    instalment_minor: int
+    next_at_ms: int
+
+
 class PreferencesRecord(msgspec.Struct, frozen=True):
     """The preferences in force: the account's own, else its plan's defaults."""
 
@@ -216,6 +223,7 @@ class AccountRecord(msgspec.Struct, frozen=True):
     next_status: int
     next_status_at_ms: int
     buckets: list[BucketRecord]
+    bonus_instalments: list[BonusInstalmentRecord]
 
     # balance + credit_limit - reserved, as the functions count it.
     available: int

@@ -94,6 +94,8 @@ class _UnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Unit.ValueType],
     BYTES: _Unit.ValueType  # 1
     SECONDS: _Unit.ValueType  # 2
     EVENTS: _Unit.ValueType  # 3
+    MONEY: _Unit.ValueType  # 4
+    """bonus money: minor units of the account's currency"""
 
 class Unit(_Unit, metaclass=_UnitEnumTypeWrapper): ...
 
@@ -101,6 +103,8 @@ UNIT_UNSPECIFIED: Unit.ValueType  # 0
 BYTES: Unit.ValueType  # 1
 SECONDS: Unit.ValueType  # 2
 EVENTS: Unit.ValueType  # 3
+MONEY: Unit.ValueType  # 4
+"""bonus money: minor units of the account's currency"""
 Global___Unit: _TypeAlias = Unit  # noqa: Y015
 
 class _ExhaustionPolicy:
@@ -627,6 +631,7 @@ class Account(_message.Message):
     DEALER_FIELD_NUMBER: _builtins.int
     PREFERENCES_FIELD_NUMBER: _builtins.int
     LOAN_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    BONUS_INSTALMENTS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     currency: _builtins.str
@@ -664,6 +669,10 @@ class Account(_message.Message):
     def preferences(self) -> Global___Preferences:
         """In force: the account's own, else its plan's defaults."""
 
+    @_builtins.property
+    def bonus_instalments(self) -> _containers.RepeatedCompositeFieldContainer[Global___BonusInstalment]:
+        """Top-up bonuses still to come in instalments (bonus money already granted is in buckets, unit MONEY)."""
+
     def __init__(
         self,
         *,
@@ -692,14 +701,47 @@ class Account(_message.Message):
         dealer: _builtins.str = ...,
         preferences: Global___Preferences | None = ...,
         loan_outstanding: _builtins.int = ...,
+        bonus_instalments: _abc.Iterable[Global___BonusInstalment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "loan_outstanding", b"loan_outstanding", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "bonus_instalments", b"bonus_instalments", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "loan_outstanding", b"loan_outstanding", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class BonusInstalment(_message.Message):
+    """The rest of a top-up bonus given in instalments: one more at the start of each billing cycle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_ID_FIELD_NUMBER: _builtins.int
+    INSTALMENTS_LEFT_FIELD_NUMBER: _builtins.int
+    INSTALMENT_AMOUNT_FIELD_NUMBER: _builtins.int
+    NEXT_AT_MS_FIELD_NUMBER: _builtins.int
+    bonus_id: _builtins.str
+    """The bonus ('bonus:<ledger seq of the top-up>'); its n-th instalment is bucket '<bonus_id>:<n>'."""
+    instalments_left: _builtins.int
+    instalment_amount: _builtins.int
+    """Minor units of the account's currency, each."""
+    next_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        bonus_id: _builtins.str = ...,
+        instalments_left: _builtins.int = ...,
+        instalment_amount: _builtins.int = ...,
+        next_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_id", b"bonus_id", "instalment_amount", b"instalment_amount", "instalments_left", b"instalments_left", "next_at_ms", b"next_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BonusInstalment: _TypeAlias = BonusInstalment  # noqa: Y015
 
 @_typing.final
 class Preferences(_message.Message):
@@ -1100,6 +1142,7 @@ class UsageRecord(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
+    BONUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """'<ms>-<seq>-<partition>', as event ids."""
     time_ms: _builtins.int
@@ -1128,6 +1171,8 @@ class UsageRecord(_message.Message):
     """The reference of the ledger entry that charged it ('<gateway_id> <session_id> <request_number>',
     or 'orphan <gateway_id> <session_id>' for the sweeper's).
     """
+    bonus: _builtins.int
+    """Of `charged`, what bonus money paid; the ledger entry debited the rest from main money."""
     def __init__(
         self,
         *,
@@ -1150,10 +1195,11 @@ class UsageRecord(_message.Message):
         provider: _builtins.str = ...,
         actor: _builtins.str = ...,
         reference: _builtins.str = ...,
+        bonus: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "charged", b"charged", "dealer", b"dealer", "destination", b"destination", "from_buckets", b"from_buckets", "gateway_id", b"gateway_id", "id", b"id", "provider", b"provider", "rating_group", b"rating_group", "reference", b"reference", "request_number", b"request_number", "service_id", b"service_id", "session_id", b"session_id", "tariff", b"tariff", "time_ms", b"time_ms", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "bonus", b"bonus", "charged", b"charged", "dealer", b"dealer", "destination", b"destination", "from_buckets", b"from_buckets", "gateway_id", b"gateway_id", "id", b"id", "provider", b"provider", "rating_group", b"rating_group", "reference", b"reference", "request_number", b"request_number", "service_id", b"service_id", "session_id", b"session_id", "tariff", b"tariff", "time_ms", b"time_ms", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

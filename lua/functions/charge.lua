@@ -34,7 +34,8 @@ Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant 
   RATING_FAILED (no tariff matches a unit: that unit, or the whole request, writing nothing, when no
   unit of an INITIAL or EVENT could be rated; or usage too costly to rate), UNKNOWN_SESSION,
   INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
-  are stored; a refused request writes nothing. Every rated unit of a commit or EVENT that charged
+  are stored; a refused request writes nothing. charged is the usage's cost; bonus money (lib/bonus.lua)
+  pays what it can of it first, and the charge ledger entry debits the rest from main money. Every rated unit of a commit or EVENT that charged
   (or used) something appends its usage records in the same call; a replay appends none.
 ]=]
 
@@ -217,9 +218,9 @@ local function commit_usage(account, plan, request, reservations, grants)
       grant.tariff = tariff and tariff.name or ''
     end
     if reservation or tariff then
-      local parts
-      grant.charged, parts = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
-      charged_total = charged_total + grant.charged
+      local parts, bonus
+      grant.charged, parts, bonus = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
+      charged_total = charged_total + grant.charged - bonus
       local usage_context = reservation and { zone = reservation.zone, destination = reservation.destination } or context
       queue_usage(request, unit, grant.unit, usage_context, parts)
     end
@@ -287,14 +288,15 @@ local function debit_units(account, plan, request, grants)
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
       local units = unit.requested > 0 and unit.requested or tariff.default_grant
-      local outcome, cost, from_buckets = debit_event(account, tariff, unit, context.zone, units, request.now_ms)
+      local outcome, cost, from_buckets, bonus =
+        debit_event(account, tariff, unit, context.zone, units, request.now_ms)
       grant.result, grant.granted, grant.final, grant.charged = outcome.result, outcome.granted, outcome.final == true, cost
       grant.tariff = tariff.name
       queue_usage(request, unit, tariff.unit, context,
-        { { units = units, from_buckets = from_buckets, charged = cost, tariff = tariff.name } })
-      charged_total = charged_total + cost
+        { { units = units, from_buckets = from_buckets, charged = cost, bonus = bonus, tariff = tariff.name } })
+      charged_total = charged_total + cost - bonus
       -- the reservation-free debit must still respect what available could pay across groups
-      account.reserved = account.reserved + cost
+      account.reserved = account.reserved + cost - bonus
     end
     failure = failure or (grant.result ~= CODE.SUCCESS and grant.result)
     grants[#grants + 1] = grant

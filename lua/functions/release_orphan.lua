@@ -40,30 +40,35 @@ local function check_release(args)
   return request
 end
 
--- The usage record of a reservation charged as used: its bucket units and the units its money
--- bought at the grant's first price.
-local function queue_orphan_usage(request, rating_group, reservation, cost)
+-- The usage record of a reservation charged as used: its units bucket's units and the units its
+-- money (main and bonus) bought at the grant's first price.
+local function queue_orphan_usage(request, rating_group, reservation, cost, bonus)
+  local charged = cost + bonus
   local money_units = reservation.price_minor > 0
-    and floor_divide(reservation.money, reservation.price_minor) * reservation.block_size or 0
-  local units = reservation.bucket_units + money_units
-  if units == 0 and cost == 0 then
+    and floor_divide(charged, reservation.price_minor) * reservation.block_size or 0
+  local bucket_units = bonus > 0 and 0 or reservation.bucket_units
+  local units = bucket_units + money_units
+  if units == 0 and charged == 0 then
     return
   end
   request.usage[#request.usage + 1] = { rating_group = rating_group, service_id = 0, unit = reservation.unit,
     zone = reservation.zone, destination = reservation.destination,
-    part = { units = units, from_buckets = reservation.bucket_units, charged = cost, tariff = reservation.tariff } }
+    part = { units = units, from_buckets = bucket_units, charged = charged, bonus = bonus, tariff = reservation.tariff } }
 end
 
 local NOTHING_RELEASED = '{"released":0,"charged":0}'
 
--- Debits a reservation as used: its money, and its units from its bucket.
+-- Debits a reservation as used: its units from its units bucket, or its bonus money from its bonus
+-- bucket. Returns the main money to debit and the bonus money taken.
 local function charge_reservation(account, reservation)
-  local bucket = account.buckets[reservation.bucket_id]
+  local bucket, bonus = account.buckets[reservation.bucket_id], 0
   if bucket and reservation.bucket_units > 0 then
-    bucket.remaining = bucket.remaining - math.min(reservation.bucket_units, bucket.remaining)
+    local taken = math.min(reservation.bucket_units, bucket.remaining)
+    bucket.remaining = bucket.remaining - taken
     account.dirty_buckets[bucket.id] = true
+    bonus = bucket.unit == UNIT.MONEY and taken or 0
   end
-  return reservation.money
+  return reservation.money, bonus
 end
 
 local function release_orphan(raw_keys, args)
@@ -89,9 +94,9 @@ local function release_orphan(raw_keys, args)
   for rating_group, reservation in pairs(session.reservations) do
     release_reservation(account, reservation)
     if policy == 'charge' then
-      local cost = charge_reservation(account, reservation)
+      local cost, bonus = charge_reservation(account, reservation)
       charged = charged + cost
-      queue_orphan_usage(request, rating_group, reservation, cost)
+      queue_orphan_usage(request, rating_group, reservation, cost, bonus)
     end
   end
   local reference = 'orphan ' .. request.member

@@ -2,7 +2,7 @@
 top_up — credits money to an account, at most once per idempotency key; pays debt first by simply
 adding to the balance, recovers what the account owes for loans (borrow) from the amount (a
 loan_recovery ledger entry, up to the amount; the rest stays owed), and resumes a credit-suspended
-account when available becomes positive.
+account when available becomes positive; grants the plan's top-up bonus (lib/bonus.lua), if any.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
@@ -75,6 +75,7 @@ local function top_up(raw_keys, args)
   local seq = queue_ledger(account, request.now_ms, 'topup', request.amount, reference)
   queue_event(account, request.now_ms, 'topup', format_integer(request.amount) .. ' ' .. request.channel)
   recover_loan(account, request.now_ms, request.amount, reference)
+  grant_topup_bonus(account, request.now_ms, request.amount, seq)
   apply_credit_recovery(account, request.now_ms, reference, 'TOPUP')
   save_account(account, keys)
   remember_applied(keys.record, request.fingerprint, seq)

@@ -4,7 +4,8 @@ Account state: load, change in memory, save; ledger and event appends; the subsc
 Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, loan_outstanding (loans and
-their fees not yet recovered; absent: 0), and one field per bucket:
+their fees not yet recovered; absent: 0), bonus_instalments (lib/bonus.lua; absent: none), and one
+field per bucket (unit MONEY: bonus money, lib/bonus.lua):
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
   bucket written before zones existed)
@@ -73,7 +74,7 @@ local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'cr
 -- Fields added after the first accounts were written, with the value an older account has.
 local FIELD_DEFAULTS = { ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '',
   reminders_sent = 0, billing_cycle_day = 1, overage_cycle = 0, overage_spent_minor = 0,
-  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0 }
+  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0, bonus_instalments = '' }
 
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
@@ -87,7 +88,9 @@ local function load_account(key)
     -- the first byte first ('b'): most fields are not buckets, and a substring costs a string
     if string.byte(field, 1) == 98 and string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
       local bucket_id = string.sub(field, #BUCKET_PREFIX + 1)
-      account.buckets[bucket_id] = decode_bucket(bucket_id, value)
+      local bucket = decode_bucket(bucket_id, value)
+      account.buckets[bucket_id] = bucket
+      account.has_money_buckets = account.has_money_buckets or bucket.unit == UNIT.MONEY
     else
       account[field] = value
       account.stored[field] = value

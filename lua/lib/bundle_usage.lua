@@ -1,7 +1,7 @@
 --[=[
 Bundle usage events: bundle_nearly_used when a bucket's consumption crosses the plan's
 bundle_warning_percent, bundle_used_up when it reaches zero; queued by save_account (lib/store.lua).
-uses: numbers, account
+uses: codes, numbers, account
 ]=]
 
 -- Remaining units at which a bucket of `amount` has `percent` used.
@@ -17,7 +17,7 @@ local function queue_bucket_usage_events(account, now_ms)
   local plan = CONFIG.plans[account.plan]
   local percent = plan and plan.bundle_warning_percent or 80
   for _, bucket in ipairs(ordered_buckets(account)) do
-    if account.dirty_buckets[bucket.id] and bucket.remaining < bucket.loaded_remaining then
+    if account.dirty_buckets[bucket.id] and bucket.remaining < bucket.loaded_remaining and bucket.unit ~= UNIT.MONEY then
       local warning = warning_remaining(bucket.amount, percent)
       if bucket.remaining == 0 then
         queue_event(account, now_ms, 'bundle_used_up', bucket.id)

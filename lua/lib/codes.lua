@@ -32,6 +32,7 @@ local UNIT = {
   BYTES = 1,
   SECONDS = 2,
   EVENTS = 3,
+  MONEY = 4,
 }
 
 local POLICY = {

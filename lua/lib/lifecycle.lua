@@ -6,10 +6,11 @@ index lists (the sweeper):
   cohort and rollout percentage, each at most once per account;
 - the suspension ladder's time-driven steps (credit-caused suspensions still in debt);
 - reminders that such a step is coming, plan.suspension_reminder_days before it;
+- bonus instalments (lib/bonus.lua) whose billing cycle has come;
 - bucket expiry (a bucket still reserved by a session waits for the session to report).
 The due index (zset cd:{p:<n>}:due, account id by ms) holds each account's next_due_ms; save_account
 keeps it current.
-uses: codes, numbers, calendar, account
+uses: codes, numbers, calendar, account, bonus
 ]=]
 
 local function in_debt(account)
@@ -149,7 +150,8 @@ local function expire_buckets_once(account, now_ms)
       remove_bucket(account, bucket)
       local left = format_integer(bucket.remaining)
       queue_ledger(account, bucket.expires_at_ms, 'expiry', 0, 'bucket ' .. bucket.id .. ' expired with ' .. left .. ' left')
-      queue_event(account, bucket.expires_at_ms, 'bundle_expired', bucket.id .. ' ' .. left)
+      local kind = bucket.unit == UNIT.MONEY and 'bonus_expired' or 'bundle_expired'
+      queue_event(account, bucket.expires_at_ms, kind, bucket.id .. ' ' .. left)
       roll_over(account, bucket)
     end
   end
@@ -216,6 +218,9 @@ local function next_due_ms(account)
       consider(bucket.expires_at_ms)
     end
   end
+  if (account.bonus_instalments or '') ~= '' then
+    consider(next_instalment_ms(account))
+  end
   return due
 end
 
@@ -225,6 +230,7 @@ local function apply_due_changes(account, now_ms)
   apply_plan_changes(account, now_ms)
   apply_ladder(account, now_ms)
   apply_reminders(account, now_ms)
+  apply_bonus_instalments(account, now_ms)
   expire_buckets(account, now_ms)
 end
 

@@ -10,7 +10,9 @@ A reservation is what one session holds for one rating group, stored in the sess
     <tariff_after>|<zone>|<destination>' (one line)
 It keeps the prices it was granted at (before and after a tariff time change), so usage is rated at
 them even after a price change or a move to another zone; zone and destination are the grant's.
-uses: codes, numbers, account, credit
+A money reservation may hold part of its money in a bonus bucket (lib/bonus.lua): bucket_id names it,
+bucket_units is that part, money the main part.
+uses: codes, numbers, account, credit, bonus
 ]=]
 local RESERVATION_PREFIX = 'reservation:'
 local RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])|([%w%._:%-]*)|(%d+)|'
@@ -162,14 +164,23 @@ local function money_blocked(account, unit, rating_group, zone, now_ms)
   return blocking_policy ~= nil
 end
 
--- Rates a unit's usage after its reservation (if any) was released. Returns the money charged and
--- the usage parts (see usage_parts; none when nothing was used). Usage is always charged, even
--- beyond the grant: it happened. Without a reservation, `tariff` (in force now, for the request's
--- context) prices it, as one part.
+-- The money a unit's usage costs: bonus money serving it pays first (`own`: the bonus bucket its
+-- reservation held), main money the rest. Returns the cost and the part bonus paid, spread over
+-- the usage parts.
+local function pay_usage(account, unit, cost, parts, rating_group, zone, own, now_ms)
+  local bonus = cost > 0 and pay_from_bonus(account, cost, rating_group, zone, own, now_ms) or 0
+  spread_bonus(parts, bonus)
+  return debit_money(account, unit, cost, now_ms), parts, bonus
+end
+
+-- Rates a unit's usage after its reservation (if any) was released. Returns the money charged, the
+-- usage parts (see usage_parts; none when nothing was used) and what bonus money paid of the
+-- charge. Usage is always charged, even beyond the grant: it happened. Without a reservation,
+-- `tariff` (in force now, for the request's context) prices it, as one part.
 local function charge_usage(account, tariff, reservation, unit_request, context, now_ms)
   local used, field = unit_request.used, unit_request.field .. '.used'
   if used == 0 then
-    return 0, {}
+    return 0, {}, 0
   end
   local rating_group = unit_request.rating_group
   if reservation == nil then
@@ -177,21 +188,22 @@ local function charge_usage(account, tariff, reservation, unit_request, context,
     local free = money_blocked(account, tariff.unit, rating_group, context.zone, now_ms)
     local charged = free and 0 or price_of(left, tariff.price_minor, tariff.block_size, field)
     local part = { units = used, from_buckets = used - left, charged = charged, tariff = tariff.name }
-    return debit_money(account, tariff.unit, charged, now_ms), { part }
+    return pay_usage(account, tariff.unit, charged, { part }, rating_group, context.zone, nil, now_ms)
   end
   local unit, after_units = reservation.unit, unit_request.used_after_tariff_change
   if reservation.throttled then
     local _, parts = usage_parts(reservation, used, 0, after_units, true, field)
-    return 0, parts
+    return 0, parts, 0
   end
   local left, free = used, false
-  if reservation.bucket_units > 0 or reservation.money == 0 then
+  local bonus = reserved_bonus(account, reservation)
+  if bonus == nil and (reservation.bucket_units > 0 or reservation.money == 0) then
     left = take_from_reserved_bucket(account, reservation, used)
     left = take_from_buckets(account, unit, rating_group, reservation.zone, left, now_ms)
     free = money_blocked(account, unit, rating_group, reservation.zone, now_ms)
   end
   local cost, parts = usage_parts(reservation, used, used - left, after_units, free, field)
-  return debit_money(account, unit, cost, now_ms), parts
+  return pay_usage(account, unit, cost, parts, rating_group, reservation.zone, bonus, now_ms)
 end
 
 local function new_reservation(pricing, context, unit, now_ms)
@@ -205,12 +217,11 @@ local function new_reservation(pricing, context, unit, now_ms)
   }
 end
 
--- A grant from a bucket is valid until the bucket expires at the latest.
-local function reserve_from_bucket(account, bucket, reservation, requested, now_ms)
-  local granted = math.min(requested, bucket.remaining - bucket.reserved)
-  bucket.reserved = bucket.reserved + granted
+-- A grant from a bucket (units, or bonus money) is valid until the bucket expires at the latest.
+local function hold_in_bucket(account, bucket, reservation, amount, now_ms)
+  bucket.reserved = bucket.reserved + amount
   account.dirty_buckets[bucket.id] = true
-  reservation.bucket_id, reservation.bucket_units = bucket.id, granted
+  reservation.bucket_id, reservation.bucket_units = bucket.id, amount
   if bucket.expires_at_ms > 0 and bucket.expires_at_ms < reservation.deadline_ms then
     reservation.deadline_ms = bucket.expires_at_ms
     reservation.validity_time_s = math.max(1, ceil_divide(bucket.expires_at_ms - now_ms, 1000))
@@ -218,6 +229,11 @@ local function reserve_from_bucket(account, bucket, reservation, requested, now_
       reservation.change_ms, reservation.price_after, reservation.block_after, reservation.tariff_after = 0, 0, 1, ''
     end
   end
+end
+
+local function reserve_from_bucket(account, bucket, reservation, requested, now_ms)
+  local granted = math.min(requested, bucket.remaining - bucket.reserved)
+  hold_in_bucket(account, bucket, reservation, granted, now_ms)
   return granted
 end
 
@@ -226,10 +242,11 @@ local function throttled_grant(reservation, requested)
   return { result = CODE.SUCCESS, granted = requested, throttled = true }, reservation
 end
 
--- Money blocks of a tariff a grant may reserve: what available pays, and for data, what the plan's
--- monthly overage spend cap still allows (nil: the cap is reached, throttle instead).
-local function affordable_blocks(account, plan, tariff, unit, now_ms)
-  local available = available_money(account)
+-- Money blocks of a tariff a grant may reserve: what available and `bonus` (free bonus money
+-- serving it) pay, and for data, what the plan's monthly overage spend cap still allows (nil: the cap
+-- is reached, throttle instead).
+local function affordable_blocks(account, plan, tariff, unit, bonus, now_ms)
+  local available = math.max(available_money(account), 0) + bonus
   local blocks = available > 0 and floor_divide(available, tariff.price_minor) or 0
   if unit == UNIT.BYTES then
     local cap_left = data_overage_left(account, plan, now_ms)
@@ -247,11 +264,11 @@ end
 -- Units a money grant gives and the money it reserves: what pays for the dearer side of a tariff
 -- time change. granted is nil when the data overage cap is reached (throttle instead), `requested`
 -- when every side is free.
-local function money_grant(account, plan, pricing, unit, requested, now_ms)
+local function money_grant(account, plan, pricing, unit, requested, bonus, now_ms)
   local granted, money, dearest_price = nil, 0, 0
   for _, tariff in ipairs({ pricing.tariff, pricing.after }) do
     if tariff.price_minor > 0 then
-      local affordable = affordable_blocks(account, plan, tariff, unit, now_ms)
+      local affordable = affordable_blocks(account, plan, tariff, unit, bonus, now_ms)
       if affordable == nil then
         return nil, 0, 0
       end
@@ -287,30 +304,44 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   if blocking_policy == POLICY.CAP then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end
-  local granted, money, dearest_price = money_grant(account, plan, pricing, unit, requested, now_ms)
+  local bonus = serving_bonus(account, rating_group, context.zone, now_ms)[1] -- one per reservation
+  local bonus_free = bonus and bonus.remaining - bonus.reserved or 0
+  local granted, money, dearest_price = money_grant(account, plan, pricing, unit, requested, bonus_free, now_ms)
   if granted == nil then
     return throttled_grant(reservation, requested)
   end
   if granted == 0 then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end
-  reservation.money = money
-  account.reserved = account.reserved + money
+  local from_bonus = math.min(money, bonus_free)
+  if from_bonus > 0 then
+    hold_in_bucket(account, bonus, reservation, from_bonus, now_ms)
+  end
+  reservation.money = money - from_bonus
+  account.reserved = account.reserved + reservation.money
   assert(available_money(account) >= 0, 'reservation makes available negative')
-  local final = dearest_price > 0 and available_money(account) < dearest_price
+  local left = math.max(available_money(account), 0)
+    + free_bonus(serving_bonus(account, rating_group, context.zone, now_ms))
+  local final = dearest_price > 0 and left < dearest_price
   return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
 end
 
--- EVENT: debits `units` at once from buckets then money. Returns the grant fields, the money
--- charged and the units taken from buckets; a result other than SUCCESS means the caller must
--- discard every change of the request.
+-- EVENT: debits `units` at once from buckets, then bonus money, then main money. Returns the grant
+-- fields, the money charged, the units taken from buckets and what bonus money paid; a result other
+-- than SUCCESS means the caller must discard every change of the request.
 local function debit_event(account, tariff, unit_request, zone, units, now_ms)
-  local left = take_from_buckets(account, tariff.unit, unit_request.rating_group, zone, units, now_ms)
+  local rating_group = unit_request.rating_group
+  local left = take_from_buckets(account, tariff.unit, rating_group, zone, units, now_ms)
   local cost = price_of(left, tariff.price_minor, tariff.block_size, unit_request.field .. '.requested')
-  if cost > 0 and cost > available_money(account) then
-    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0, 0
+  if cost == 0 then
+    return { result = CODE.SUCCESS, granted = units }, 0, units - left, 0
   end
-  return { result = CODE.SUCCESS, granted = units }, cost, units - left
+  local affordable = math.max(available_money(account), 0) + free_bonus(serving_bonus(account, rating_group, zone, now_ms))
+  if cost > affordable then
+    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0, 0, 0
+  end
+  return { result = CODE.SUCCESS, granted = units }, cost, units - left,
+    pay_from_bonus(account, cost, rating_group, zone, nil, now_ms)
 end
 
 local function service_allowed(account, tariff)

@@ -1,7 +1,7 @@
 --[=[
 Saving an account: the ledger appends (with retention and the hash chain), the account hash, the
 partition's outbox, gateway notifications, statistics and the time-driven index; the card as JSON.
-uses: codes, numbers, account, lifecycle, credit, bundle_usage
+uses: codes, numbers, account, bonus, lifecycle, credit, bundle_usage
 ]=]
 
 -- The partition's statistics (cd:{p:<n>}:stats hash), read by the metrics endpoint: reserved_minor,
@@ -101,6 +101,12 @@ local function write_account_hash(account, account_key)
       fields[#fields + 1] = format_integer(account.loan_outstanding)
     end
   end
+  -- Only accounts that ever had a bonus in instalments carry the field (absent: none).
+  local instalments = account.bonus_instalments or ''
+  if instalments ~= (stored and stored.bonus_instalments or '') then
+    fields[#fields + 1] = 'bonus_instalments'
+    fields[#fields + 1] = instalments
+  end
   for bucket_id in pairs(account.dirty_buckets) do
     fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
     fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
@@ -163,6 +169,16 @@ local function bucket_json(bucket)
     .. format_integer(bucket.reserved) .. ',' .. json_string(bucket.groups_text) .. ','
     .. format_integer(bucket.expires_at_ms) .. ',' .. bucket.priority .. ',' .. bucket.policy .. ','
     .. format_integer(bucket.amount) .. ',' .. json_string(bucket.zones_text) .. ']'
+end
+
+-- Bonus instalments to come: [[bonus_id, instalments left, instalment_minor, next due ms], ...].
+local function instalments_json(account)
+  local entries = {}
+  for _, e in ipairs(decode_instalments(account.bonus_instalments)) do
+    entries[#entries + 1] = '[' .. json_string(e.bonus_id) .. ',' .. e.left .. ',' .. format_integer(e.instalment_minor)
+      .. ',' .. format_integer(e.due_ms) .. ']'
+  end
+  return '[' .. table.concat(entries, ',') .. ']'
 end
 
 -- An account's notification preferences, stored in its 'preferences' field as
@@ -234,7 +250,8 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"reminders_sent":' .. account.reminders_sent
     .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)
     .. ',"next_status_at_ms":' .. format_integer(next_step or 0)
-    .. ',"buckets":[' .. table.concat(buckets, ',') .. ']}'
+    .. ',"buckets":[' .. table.concat(buckets, ',') .. ']'
+    .. ',"bonus_instalments":' .. instalments_json(account) .. '}'
 end
 
 -- The answer of a keyed money call (top_up, borrow): the card, whether it was a replay, the entry's seq.
