@@ -1,7 +1,9 @@
 """A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written
 from docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
 suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, emergency credit
-(emergency_10, recovered from top-ups), and the rating of
+(emergency_10, recovered from top-ups), bonus money (the property test's top-up rule: 50 % of a top-up
+of 10.00 or more, for 5 days, paying any usage at home before main money; one bonus bucket per
+reservation; never bundles or credit), and the rating of
 calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
 (night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
 The property test drives creditd and this model with the same random operations and compares them
@@ -24,6 +26,7 @@ VOICE_PRICES: dict[tuple[str, str], int | str] = {("thai", "home"): "band", ("in
 SMS_PRICES = {("thai", "home"): 50, ("international", "home"): 300}
 ROAMING_VOICE_PRICE, ROAMING_SMS_PRICE = 1_500, 300
 LOAN, LOAN_FEE, LOAN_MAX_OWED = 1_000, 100, 1_100  # the loan offer emergency_10
+BONUS_MIN_TOP_UP, BONUS_PERCENT, BONUS_VALIDITY_MS = 1_000, 50, 5 * DAY_MS
 
 
 def is_night(instant_ms: int) -> bool:
@@ -70,6 +73,13 @@ class SmsBucket:
 
 
 @dataclass
+class BonusBucket:
+    bucket_id: str
+    remaining: int
+    expires_at_ms: int
+
+
+@dataclass
 class Model:
     balance: int
     now_ms: int
@@ -81,6 +91,7 @@ class Model:
     # Emergency credit: the sample plan's emergency_10 (10.00 lent, 1.00 fee, 11.00 owed at most).
     loan_outstanding: int = 0
     borrow_keys: set[str] = field(default_factory=set)
+    bonuses: list[BonusBucket] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.since_ms = self.now_ms
@@ -96,6 +107,22 @@ class Model:
     def advance(self, seconds: int) -> None:
         self.now_ms += seconds * 1000
         self.buckets = [b for b in self.buckets if b.expires_at_ms > self.now_ms]
+        self.bonuses = [b for b in self.bonuses if b.expires_at_ms > self.now_ms]
+
+    def serving_bonuses(self, zone: str) -> list[BonusBucket]:
+        """Bonus buckets with money left that pay for usage in the zone now, in consumption order."""
+        if zone != "home":
+            return []
+        live = [b for b in self.bonuses if b.remaining > 0 and b.expires_at_ms > self.now_ms]
+        return sorted(live, key=lambda b: (b.expires_at_ms, b.bucket_id))
+
+    def pay(self, cost: int, zone: str, own: BonusBucket | None = None) -> None:
+        """Bonus money first (`own`: the bucket the reservation held, even if expired since), then main."""
+        for bucket in ([own] if own else []) + self.serving_bonuses(zone):
+            taken = min(cost, bucket.remaining)
+            bucket.remaining -= taken
+            cost -= taken
+        self.balance -= cost
 
     def apply_ladder(self) -> None:
         """What the next request (or the sweeper) applies first: steps dated when they fell due."""
@@ -110,8 +137,9 @@ class Model:
             else:
                 return
 
-    def top_up(self, amount: int, key: str) -> str:
-        """'applied', 'replayed', 'conflict' (key reused with another amount) or 'terminated'."""
+    def top_up(self, amount: int, key: str, seq: int = 0) -> str:
+        """'applied', 'replayed', 'conflict' (key reused with another amount) or 'terminated'. seq: the
+        top-up's ledger seq, which names its bonus bucket (the tie-break of two with one expiry)."""
         self.apply_ladder()
         if key in self.top_up_keys:
             return "replayed" if self.top_up_keys[key] == amount else "conflict"
@@ -121,6 +149,9 @@ class Model:
         recovered = min(self.loan_outstanding, amount)  # loans are paid back first, from the top-up
         self.balance += amount - recovered
         self.loan_outstanding -= recovered
+        if amount >= BONUS_MIN_TOP_UP:
+            bonus = amount * BONUS_PERCENT // 100
+            self.bonuses.append(BonusBucket(f"bonus:{seq}", bonus, self.now_ms + BONUS_VALIDITY_MS))
         self._resume("TOPUP")
         return "applied"
 
@@ -151,9 +182,9 @@ class Model:
         if usable and zone == "home":
             usable[0].remaining -= 1
             return 0
-        if self.balance < price:
+        if max(self.balance, 0) + sum(b.remaining for b in self.serving_bonuses(zone)) < price:
             return -1
-        self.balance -= price
+        self.pay(price, zone)
         self._check_exhaustion()
         return price
 
@@ -178,16 +209,21 @@ class Model:
         assert price_after is not None
         if price_after == price:
             change_ms = 0
-        if self.balance < max(price, price_after):  # a grant reserves for the dearer side
-            return -1, 0
+        held = next(iter(self.serving_bonuses(zone)), None)  # one bonus bucket per reservation
+        if max(self.balance, 0) + (held.remaining if held else 0) < max(price, price_after):
+            return -1, 0  # a grant reserves for the dearer side
         after_s = used_after_change(self.now_ms, used_s, change_ms) if spans else 0
         if spans:
             self.advance(used_s)
         cost = -(-(used_s - after_s) // VOICE_BLOCK_S) * price + -(-after_s // VOICE_BLOCK_S) * price_after
-        self.balance -= cost
+        self.pay(cost, zone, held)
         self._check_exhaustion()
         return cost, change_ms
 
     @property
     def sms_left(self) -> int:
         return sum(b.remaining for b in self.buckets)
+
+    @property
+    def bonus_left(self) -> int:
+        return sum(b.remaining for b in self.bonuses)

@@ -1,9 +1,10 @@
 """Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice
 calls (to Thai, international and unknown numbers, at home and roaming, some lasting across a band
-edge and reporting the part after the tariff time change), sms_50 purchases and clock moves (days at
+edge and reporting the part after the tariff time change), sms_50 purchases, top-ups that grant bonus
+money (a rule of the test's own: 50 % of 10.00 or more, for 5 days, at home) and clock moves (days at
 a time: grace periods, bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band
 edges) on one account agree, after every step, with the in-memory reference model
-(tests/reference_model.py) on balance, status, status reason, SMS left and each call's tariff time
+(tests/reference_model.py) on balance, status, status reason, SMS left, bonus money left and each call's tariff time
 change (after a sweeper pass); after each sequence the auditor checks the invariants of
 docs/design.md. The server runs on a frozen clock (it moves only when a step moves it) so that the
 model and the server see the same instant. hypothesis runs the sequences in a worker thread; every
@@ -17,10 +18,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 import grpc
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditd.plan_settings import TopupBonus
 from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
@@ -37,10 +40,20 @@ from tests.harness import (
     daytime_clock,
     started_server,
 )
-from tests.reference_model import BANGKOK_OFFSET_MS, Model, used_after_change
+from tests.reference_model import (
+    BANGKOK_OFFSET_MS,
+    BONUS_MIN_TOP_UP,
+    BONUS_PERCENT,
+    BONUS_VALIDITY_MS,
+    Model,
+    used_after_change,
+)
 
 pytestmark = pytest.mark.asyncio
 EXAMPLES = 300
+BONUS_RULE = TopupBonus(
+    min_amount_minor=BONUS_MIN_TOP_UP, bonus_percent=BONUS_PERCENT, validity_s=BONUS_VALIDITY_MS // 1000
+)
 
 NUMBERS = {"thai": "66812345678", "international": "442079460000", "unknown": "0123456"}
 PLMNS = {"home": "52001", "roaming": "23415"}
@@ -72,15 +85,16 @@ class Driver:
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
-    def top_up(self, amount: int, key: str) -> str:
+    def top_up(self, amount: int, key: str) -> tuple[str, int]:
+        """The outcome and the top-up's ledger seq (0 unless applied)."""
         try:
             answer = self.run(self.creditd.top_up(self.account_id, amount, key))
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                return "conflict"
+                return "conflict", 0
             assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
-            return "terminated"
-        return "replayed" if answer.replayed else "applied"
+            return "terminated", 0
+        return ("replayed", 0) if answer.replayed else ("applied", answer.ledger_seq)
 
     def charge(self, request: pb.ChargeRequest) -> pb.ChargeAnswer:
         async def call() -> pb.ChargeAnswer:  # a grpc.aio call must be made on its loop
@@ -148,15 +162,19 @@ class Driver:
         model.apply_ladder()
         card = self.run(self.creditd.get(self.account_id))
         now_ms = self.creditd.clock.now_ms()
-        sms_left = sum(b.remaining for b in card.buckets if b.expires_at_ms > now_ms)
-        assert (card.balance, card.status, card.status_reason, sms_left, card.reserved, card.loan_outstanding) == (
+        live = [b for b in card.buckets if b.expires_at_ms > now_ms]
+        sms_left = sum(b.remaining for b in live if b.unit == pb.EVENTS)
+        bonus_left = sum(b.remaining for b in live if b.unit == pb.MONEY)
+        reserved = card.reserved + sum(b.reserved for b in card.buckets)
+        assert (card.balance, card.status, card.status_reason, sms_left, bonus_left, reserved) == (
             model.balance,
             model.status,
             model.reason,
             model.sms_left,
+            model.bonus_left,
             0,
-            model.loan_outstanding,
         ), step
+        assert card.loan_outstanding == model.loan_outstanding, step
 
 
 def seconds_until(now_ms: int, local_minute: int) -> int:
@@ -169,7 +187,8 @@ def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[
     kind, value = operation[0], operation[1]
     if kind == "top_up":
         key = f"{driver.account_id}-{operation[2]}"
-        assert driver.top_up(value, key) == model.top_up(value, key), operation
+        outcome, seq = driver.top_up(value, key)
+        assert outcome == model.top_up(value, key, seq), operation
     elif kind == "sms":
         for _ in range(value):
             assert driver.sms(*operation[2:]) == model.send_sms(*operation[2:]), operation  # type: ignore[arg-type]
@@ -190,8 +209,10 @@ def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[
 async def test_random_sequences_agree_with_the_reference_model(
     redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
 ) -> None:
+    plan = msgspec.structs.replace(settings.plans["standard"], topup_bonuses=[BONUS_RULE])
+    with_bonus = msgspec.structs.replace(settings, plans={**settings.plans, "standard": plan})
     async with started_server(
-        settings, redis_server.url, redis_client, FrozenClock(daytime_clock().now_ms())
+        with_bonus, redis_server.url, redis_client, FrozenClock(daytime_clock().now_ms())
     ) as creditd:
         await run_sequences(creditd)
         creditd.assert_audit_clean()
