@@ -17,9 +17,6 @@ local INSTALMENT_PATTERN =
 -- Bonus buckets with free money that pay for (rating group, zone) now, in consumption order.
 local function serving_bonus(account, rating_group, zone, now_ms)
   local serving = {}
-  if not account.has_money_buckets then -- the common case: no sort, no list
-    return serving
-  end
   if account.ordered == nil then
     account.ordered = ordered_buckets(account)
   end
@@ -33,18 +30,30 @@ local function serving_bonus(account, rating_group, zone, now_ms)
   return serving
 end
 
-local function free_bonus(buckets)
+-- The free bonus money serving (rating group, zone) now, all buckets together.
+local function free_bonus(account, rating_group, zone, now_ms)
   local free = 0
-  for _, bucket in ipairs(buckets) do
+  if not account.has_money_buckets then -- the common case: no sort, no list
+    return free
+  end
+  for _, bucket in ipairs(serving_bonus(account, rating_group, zone, now_ms)) do
     free = free + bucket.remaining - bucket.reserved
   end
   return free
+end
+
+-- The bonus bucket a new reservation holds money of: the first serving (nil: none).
+local function first_bonus(account, rating_group, zone, now_ms)
+  return account.has_money_buckets and serving_bonus(account, rating_group, zone, now_ms)[1] or nil
 end
 
 -- Pays up to `cost` from bonus money: `own` first (the bonus bucket a reservation held, even if it
 -- expired since the grant), then the buckets serving (rating group, zone). Returns what bonus paid.
 local function pay_from_bonus(account, cost, rating_group, zone, own, now_ms)
   local paid = 0
+  if not account.has_money_buckets then
+    return paid
+  end
   local buckets = serving_bonus(account, rating_group, zone, now_ms)
   if own then
     table.insert(buckets, 1, own)

@@ -304,7 +304,7 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   if blocking_policy == POLICY.CAP then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
   end
-  local bonus = serving_bonus(account, rating_group, context.zone, now_ms)[1] -- one per reservation
+  local bonus = first_bonus(account, rating_group, context.zone, now_ms) -- one per reservation
   local bonus_free = bonus and bonus.remaining - bonus.reserved or 0
   local granted, money, dearest_price = money_grant(account, plan, pricing, unit, requested, bonus_free, now_ms)
   if granted == nil then
@@ -320,8 +320,7 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   reservation.money = money - from_bonus
   account.reserved = account.reserved + reservation.money
   assert(available_money(account) >= 0, 'reservation makes available negative')
-  local left = math.max(available_money(account), 0)
-    + free_bonus(serving_bonus(account, rating_group, context.zone, now_ms))
+  local left = math.max(available_money(account), 0) + free_bonus(account, rating_group, context.zone, now_ms)
   local final = dearest_price > 0 and left < dearest_price
   return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
 end
@@ -336,7 +335,7 @@ local function debit_event(account, tariff, unit_request, zone, units, now_ms)
   if cost == 0 then
     return { result = CODE.SUCCESS, granted = units }, 0, units - left, 0
   end
-  local affordable = math.max(available_money(account), 0) + free_bonus(serving_bonus(account, rating_group, zone, now_ms))
+  local affordable = math.max(available_money(account), 0) + free_bonus(account, rating_group, zone, now_ms)
   if cost > affordable then
     return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, 0, 0, 0
   end
