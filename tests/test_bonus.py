@@ -7,9 +7,12 @@ bonus money pays usage first (a reservation holds it in its bonus bucket, a comm
 main money, the usage record says how much it paid, the ledger debits only the rest); it serves only
 its scope; it never pays a bundle, a debt or a suspended line's calls, and a top-up that clears a
 debt grants its bonus beside it; a replayed top-up grants nothing twice; concurrent sessions never
-reserve more than main and bonus money together; a bonus in instalments is granted a third at once
-and a third at the start of each of the next two billing cycles, each expiring on its own date; and
-the config refuses a rule that is ambiguous or names an unknown zone."""
+reserve more than main and bonus money together; an orphaned session's bonus part is charged from
+its bonus; a spent bonus leaves at once; an account at max_buckets_per_account gets a ledger entry
+instead of a bonus (its top-up applies); a bonus in instalments is granted a third at once and a
+third at the start of each of the next two billing cycles, each expiring on its own date; the
+auditor finds a bonus bucket above its grant; and the config refuses a rule that is ambiguous or
+names an unknown zone."""
 
 from __future__ import annotations
 
@@ -23,8 +26,22 @@ from creditd.errors import ConfigError
 from creditd.plan_settings import TopupBonus, check_plan
 from creditd.rating_config import check_rating
 from creditd.settings import Settings
+from creditd.store.connection import AnySyncRedis
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import DATA, EVENT, INITIAL, MB, SMS, TERMINATE, VOICE, Harness, ServerAt
+from tests.harness import (
+    DATA,
+    EVENT,
+    INITIAL,
+    MB,
+    SMS,
+    TERMINATE,
+    VOICE,
+    FrozenClock,
+    Harness,
+    ServerAt,
+    started_server,
+)
 from tests.test_rating import utc_ms
 from tests.test_usage import all_usage
 
@@ -77,7 +94,7 @@ async def test_bonus_pays_usage_first_and_main_money_the_rest(server_at: ServerA
         used = await creditd.charge("d1", TERMINATE, 1, ACCOUNT, [(DATA, 0, 190 * MB)])  # 1 900
         assert used.grants[0].charged == 1_900
         card = await creditd.get(ACCOUNT)
-        assert (card.balance, card.reserved, bonus_buckets(card)) == (10_800, 0, [(bonus_id, 0, 0)])
+        assert (card.balance, card.reserved, bonus_buckets(card)) == (10_800, 0, [])  # spent: gone
         assert await charges(creditd) == [-200]  # the voice call was all bonus: no ledger debit
 
         records = [(r.session_id, r.charged, r.bonus) for r in await all_usage(creditd)]
@@ -232,3 +249,33 @@ async def test_the_auditor_finds_a_bonus_bucket_above_its_grant(server_at: Serve
             f"account {ACCOUNT}: bonus bucket bonus:{topped.ledger_seq} holds 2001, more than it was granted (2000)"
         ]
         creditd.redis.hset(key, field, stored)
+
+
+@pytest.mark.asyncio
+async def test_an_account_at_its_bucket_limit_tops_up_without_a_bonus(
+    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
+) -> None:
+    rules = [TopupBonus(min_amount_minor=1_000, bonus_minor=100, instalments=2)]
+    small = msgspec.structs.replace(settings.limits, max_buckets_per_account=2)
+    own = msgspec.structs.replace(with_bonuses(settings, rules), limits=small)
+    async with started_server(own, redis_server.url, redis_client, FrozenClock(utc_ms(NOON_BANGKOK))) as creditd:
+        await creditd.create_account(ACCOUNT, balance=0)
+        seqs = [(await creditd.top_up(ACCOUNT, 1_000, f"t{n}")).ledger_seq for n in range(3)]
+        card = await creditd.get(ACCOUNT)
+        assert (card.balance, bonus_buckets(card)) == (
+            3_000,
+            [(f"bonus:{seqs[0]}", 50, 0), (f"bonus:{seqs[1]}", 50, 0)],
+        )
+        assert [entry.bonus_id for entry in card.bonus_instalments] == [f"bonus:{seqs[0]}", f"bonus:{seqs[1]}"]
+        notes = [e.reference for e in await creditd.ledger(ACCOUNT) if e.kind == "bonus" and "not" in e.reference]
+        assert sorted(notes) == [
+            f"bucket bonus:{seqs[2]} of 50 not granted: the account holds max_buckets_per_account buckets",
+            f"instalments of bonus:{seqs[2]} not scheduled: the account awaits max_buckets_per_account bonuses in"
+            " instalments",
+        ]
+        await creditd.charge("v1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])
+        await creditd.charge("v1", TERMINATE, 1, ACCOUNT, [(VOICE, 0, 60)])  # 100: both bonuses spent
+        assert bonus_buckets(await creditd.get(ACCOUNT)) == []
+        again = await creditd.top_up(ACCOUNT, 1_000, "t3")
+        assert bonus_buckets(again.account) == [(f"bonus:{again.ledger_seq}", 50, 0)]
+        creditd.assert_audit_clean()

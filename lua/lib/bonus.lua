@@ -138,27 +138,39 @@ local function next_cycle_start_ms(account, ms)
   return billing_cycle_end_ms(billing_cycle_of(ms, account.billing_cycle_day), account.billing_cycle_day)
 end
 
+-- Keeps the instalments of a bonus that are to come (at most max_buckets_per_account bonuses wait).
+local function schedule_instalments(account, now_ms, bonus_id, rule, instalment_minor)
+  local entries = decode_instalments(account.bonus_instalments)
+  if #entries >= CONFIG.limits.max_buckets_per_account then
+    queue_ledger(account, now_ms, 'bonus', 0, 'instalments of ' .. bonus_id
+      .. ' not scheduled: the account awaits max_buckets_per_account bonuses in instalments')
+    return
+  end
+  entries[#entries + 1] = { bonus_id = bonus_id, left = rule.instalments - 1, instalment_minor = instalment_minor,
+    validity_s = rule.validity_s, priority = rule.priority, rating_groups = rule.rating_groups, zones = rule.zones,
+    number = 2, due_ms = next_cycle_start_ms(account, now_ms) }
+  account.bonus_instalments = encode_instalments(entries)
+end
+
 -- The top-up bonus of the plan's first rule that `amount` reaches (none: nothing happens). seq is
 -- the top-up's ledger seq, which names the bonus.
 local function grant_topup_bonus(account, now_ms, amount, seq)
   local plan = CONFIG.plans[account.plan]
   for _, rule in ipairs(plan and plan.topup_bonuses or {}) do
     if amount >= rule.min_amount_minor then
-      -- amount * percent may pass 2^53: split it (amount <= max_amount_minor, percent <= 1000)
+      -- amount * percent may pass 2^53: split it; a bonus of up to 1 000 % stays one amount at most
       local total = rule.bonus_minor > 0 and rule.bonus_minor
         or floor_divide(amount, 100) * rule.bonus_percent + floor_divide((amount % 100) * rule.bonus_percent, 100)
+      total = math.min(total, CONFIG.limits.max_amount_minor)
       local instalment_minor = floor_divide(total, rule.instalments)
-      local bonus_id = 'bonus:' .. format_integer(seq)
-      if instalment_minor > 0 then
-        -- the first instalment takes what does not divide evenly
-        grant_bonus_bucket(account, now_ms, bonus_id, total - instalment_minor * (rule.instalments - 1), rule)
+      if instalment_minor == 0 then
+        return
       end
-      if instalment_minor > 0 and rule.instalments > 1 then
-        local entries = decode_instalments(account.bonus_instalments)
-        entries[#entries + 1] = { bonus_id = bonus_id, left = rule.instalments - 1, instalment_minor = instalment_minor,
-          validity_s = rule.validity_s, priority = rule.priority, rating_groups = rule.rating_groups,
-          zones = rule.zones, number = 2, due_ms = next_cycle_start_ms(account, now_ms) }
-        account.bonus_instalments = encode_instalments(entries)
+      local bonus_id = 'bonus:' .. format_integer(seq)
+      -- the first instalment takes what does not divide evenly
+      grant_bonus_bucket(account, now_ms, bonus_id, total - instalment_minor * (rule.instalments - 1), rule)
+      if rule.instalments > 1 then
+        schedule_instalments(account, now_ms, bonus_id, rule, instalment_minor)
       end
       return
     end

@@ -94,6 +94,20 @@ local function remove_bucket(account, bucket)
   account.ordered = nil
 end
 
+-- A bonus bucket spent to nothing and held by no session serves nothing more: it leaves at once (no
+-- ledger entry: it moved no money; its use is in the usage records), so that a subscriber who tops up
+-- often does not fill max_buckets_per_account with empty bonuses.
+local function drop_spent_bonus(account)
+  if not account.has_money_buckets then
+    return
+  end
+  for _, bucket in pairs(account.buckets) do
+    if bucket.unit == UNIT.MONEY and bucket.remaining == 0 and bucket.reserved == 0 then
+      remove_bucket(account, bucket)
+    end
+  end
+end
+
 -- Expired buckets leave with a ledger entry (amount 0: units, not money) and a bundle_expired event,
 -- dated when they expired. One still reserved waits: rating no longer grants from it, and the
 -- session's report consumes what it was granted.

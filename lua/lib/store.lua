@@ -148,6 +148,7 @@ end
 -- apply_due_changes) leave here too, after the call released what it held of them.
 -- k names the keys: account, sessions, ledger, events, stats, due, blacklist.
 local function save_account(account, k)
+  drop_spent_bonus(account)
   if account.now_ms then
     expire_buckets(account, account.now_ms)
     queue_bucket_usage_events(account, account.now_ms)
