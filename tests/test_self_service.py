@@ -159,6 +159,17 @@ async def test_a_voucher_pays_once_and_resumes_a_suspended_line(
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await ss.RedeemVoucher(pb.RedeemVoucherRequest(session_token=token, code=unknown_code))
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        # past the top-up key's retention its record is gone: redeeming again must not pay again
+        creditd.clock.advance(settings.limits.topup_key_retention_s + 60)
+        later = await signed_in(creditd, notifier, gateway, ACCOUNT)
+        balance = (await creditd.get(ACCOUNT)).balance
+        with pytest.raises(grpc.aio.AioRpcError) as stale:
+            await ss.RedeemVoucher(pb.RedeemVoucherRequest(session_token=later, code=code))
+        assert (stale.value.code(), stale.value.details()) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "code: this voucher has been used",
+        )
+        assert (await creditd.get(ACCOUNT)).balance == balance
 
 
 async def test_bundles_preferences_and_usage_of_the_signed_in_account(

@@ -2,7 +2,9 @@
 claim_voucher — binds a voucher to the account redeeming it, once: the first account to claim it
 owns it for good. The caller then tops the account up with the voucher's amount under an idempotency
 key made of the voucher (top_up), so a claim repeated by the same account (a double click, a retry
-after a crash between the two calls) tops up once, and a second account is refused.
+after a crash between the two calls) tops up once, and a second account is refused. A repeat is
+answered only within half of limits.topup_key_retention_s of the claim: later the top-up's record
+may be gone and the repeat would pay again, so it is refused as a used voucher.
 
 KEYS[1] voucher  cd:voucher:{<idempotency_key>}   hash (create_voucher)
 ARGV[1] now_ms      integer, Unix ms
@@ -24,12 +26,17 @@ local function check_claim_voucher(keys, args)
     currency = check_text(args[4], 'currency', '^%u%u%u$', 3),
     actor = check_actor(args),
   }
-  local stored = redis.call('HMGET', keys.voucher, 'amount', 'currency', 'expires_at_ms', 'claimed_by')
+  local stored = redis.call('HMGET', keys.voucher, 'amount', 'currency', 'expires_at_ms', 'claimed_by', 'claimed_at_ms')
   if not stored[1] then
     refuse(CODE.USER_UNKNOWN, 'code: no such voucher')
   end
   request.amount, request.claimed_by = tonumber(stored[1]), stored[4]
   if request.claimed_by ~= '' and request.claimed_by ~= request.account_id then
+    refuse(CODE.REFUSED, 'code: this voucher has been used')
+  end
+  -- half the retention: the record is written after the claim, on another server's clock
+  local repeat_until_ms = tonumber(stored[5] or '0') + CONFIG.limits.topup_key_retention_s * 500
+  if request.claimed_by == request.account_id and request.now_ms >= repeat_until_ms then
     refuse(CODE.REFUSED, 'code: this voucher has been used')
   end
   if request.claimed_by == '' and request.now_ms >= tonumber(stored[3]) then
