@@ -30,6 +30,8 @@ SERVICE_NOTICE_KINDS: tuple[str, ...] = (
     "bundle_nearly_used",
     "bundle_used_up",
     "bundle_expired",
+    "bonus_granted",
+    "bonus_expired",
     "data_overage_cap_reached",
     "sign_in_code",  # queued by the self-service sign-in, not from the event feed
 )

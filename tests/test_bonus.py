@@ -12,7 +12,8 @@ its bonus; a spent bonus leaves at once; an account at max_buckets_per_account g
 instead of a bonus (its top-up applies); a bonus in instalments is granted a third at once and a
 third at the start of each of the next two billing cycles, each expiring on its own date; the
 auditor finds a bonus bucket above its grant; and the config refuses a rule that is ambiguous or
-names an unknown zone."""
+names an unknown zone; the subscriber is told of a bonus granted and of one expired, in their
+language, through the notifier."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import msgspec
 import pytest
 
 from creditd.errors import ConfigError
+from creditd.formatting import local_time, money
 from creditd.plan_settings import TopupBonus, check_plan
 from creditd.rating_config import check_rating
 from creditd.settings import Settings
@@ -42,6 +44,8 @@ from tests.harness import (
     ServerAt,
     started_server,
 )
+from tests.test_channels import http_server
+from tests.test_notifier import notifier_for, posted
 from tests.test_rating import utc_ms
 from tests.test_usage import all_usage
 
@@ -101,7 +105,8 @@ async def test_bonus_pays_usage_first_and_main_money_the_rest(server_at: ServerA
         assert records == [("v1", 300, 300), ("d1", 1_900, 1_700)]
         ledger = [(e.kind, e.amount, e.reference) for e in reversed(await creditd.ledger(ACCOUNT))]
         assert ("bonus", 0, f"bucket {bonus_id} granted 2000") in ledger
-        assert ("bonus_granted", f"{bonus_id} 2000") in creditd.events_of(ACCOUNT)
+        expires_ms = utc_ms(NOON_BANGKOK) + 30 * DAY_S * 1000
+        assert ("bonus_granted", f"{bonus_id} 2000 {expires_ms}") in creditd.events_of(ACCOUNT)
 
 
 @pytest.mark.asyncio
@@ -279,3 +284,27 @@ async def test_an_account_at_its_bucket_limit_tops_up_without_a_bonus(
         again = await creditd.top_up(ACCOUNT, 1_000, "t3")
         assert bonus_buckets(again.account) == [(f"bonus:{again.ledger_seq}", 50, 0)]
         creditd.assert_audit_clean()
+
+
+@pytest.mark.asyncio
+async def test_the_subscriber_is_told_of_a_bonus_and_its_expiry(server_at: ServerAt, settings: Settings) -> None:
+    with http_server() as endpoint:
+        async with server_at(utc_ms(NOON_BANGKOK), loaded=with_bonuses(settings, RULES)) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            await creditd.create_account(ACCOUNT, balance=1_000)
+            preferences = pb.Preferences(channels=["webhook"], language="en")
+            await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
+            await creditd.top_up(ACCOUNT, 10_000, "t1")
+            await notifier.pass_once()
+            until = local_time(utc_ms(NOON_BANGKOK) + 30 * DAY_S * 1000, "Asia/Bangkok", "en")
+            texts = {notice["kind"]: notice["text"] for notice in posted(endpoint)}
+            bonus = money(2_000, "THB", "en")
+            assert texts["bonus_granted"] == (
+                f"You received {bonus} of bonus money, valid until {until}. Calls, SMS and data use it before"
+                " your balance."
+            )
+            creditd.clock.advance(31 * DAY_S)
+            await creditd.server.sweeper.sweep_once()
+            await notifier.pass_once()
+            texts = {notice["kind"]: notice["text"] for notice in posted(endpoint)}
+            assert texts["bonus_expired"] == f"Your bonus money has expired with {bonus} unused."

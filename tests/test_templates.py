@@ -1,4 +1,4 @@
-"""Notice templates: every shipped template (4 languages x 14 kinds, and the sample campaign)
+"""Notice templates: every shipped template (4 languages x 16 kinds, and the sample campaign)
 renders with a sample notice, money and dates formatted for its language; a campaign template
 missing in one language is named; an urgent kind that is not a service notice kind is a config
 error, as is an SMTP host without a sender; `creditd check-config` renders them all and exits 2
@@ -27,7 +27,7 @@ TEMPLATES = default_config_path().parent / "templates"
 def test_every_shipped_template_renders_in_its_language() -> None:
     templates = Templates(TEMPLATES)
     assert templates.campaigns == ("songkran",)
-    assert templates.check() == len(LANGUAGES) * (len(SUBSCRIBER_KINDS) + 1) == 60
+    assert templates.check() == len(LANGUAGES) * (len(SUBSCRIBER_KINDS) + 1) == 68
     campaign = templates.render("zh", "campaign:songkran", sample_context("zh"))
     assert campaign.subject == "泼水节：本周流量翻倍" and "Somchai" in campaign.text
     thai = templates.render("th", "low_balance", sample_context("th"))

@@ -272,6 +272,10 @@ class Notifier:
         elif event.kind == "offer" and len(words) == 2:
             fields["offer_bundle"] = words[0]
             fields["offer_price"] = money(int(words[1]), currency, language)
+        elif event.kind in ("bonus_granted", "bonus_expired") and len(words) >= 2 and words[1].isdigit():
+            fields["amount"] = money(int(words[1]), currency, language)
+            if len(words) >= 3 and words[2].isdigit():
+                fields["valid_until"] = local_time(int(words[2]), card.preferences.time_zone, language)
         elif event.kind.startswith("bundle_"):
             fields["bundle"] = bundle_of(words[0])
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0

@@ -4,9 +4,9 @@ error, found at start: `creditd check-config` renders every template with a samp
 
 A template's first line is the e-mail subject, 'Subject: ...'; after one blank line comes the text,
 which is what an SMS carries. The variables (NoticeContext): name, balance, available, amount (a
-top-up, a low-balance threshold or the data cap, formatted), next_status (in words), next_step_at
-(a date and time in the subscriber's time zone), days, bundle, percent, topup_url, offer_bundle,
-offer_price, code. Money and dates are formatted for the language (Babel).
+top-up, a low-balance threshold, the data cap, a bonus granted or left unused at its expiry,
+formatted), next_status (in words), next_step_at and valid_until (a date and time in the subscriber's
+time zone), days, bundle, percent, topup_url, offer_bundle, offer_price, code. Money and dates are formatted for the language (Babel).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class NoticeContext(msgspec.Struct, frozen=True):
     offer_bundle: str = ""
     offer_price: str = ""
     code: str = ""  # a sign-in code
+    valid_until: str = ""  # a bonus's expiry
 
 
 class Notice(msgspec.Struct, frozen=True):
@@ -104,6 +105,7 @@ def sample_context(language: str) -> NoticeContext:
         offer_bundle="data_1gb",
         offer_price=money(9_900, "THB", language),
         code="123456",
+        valid_until=local_time(1_807_369_200_000, "Asia/Bangkok", language),
     )
 
 

@@ -108,7 +108,8 @@ local function grant_bonus_bucket(account, now_ms, bucket_id, amount, rule)
   account.has_money_buckets = true
   account.ordered = nil
   queue_ledger(account, now_ms, 'bonus', 0, 'bucket ' .. bucket_id .. ' granted ' .. format_integer(amount))
-  queue_event(account, now_ms, 'bonus_granted', bucket_id .. ' ' .. format_integer(amount))
+  queue_event(account, now_ms, 'bonus_granted', bucket_id .. ' ' .. format_integer(amount) .. ' '
+    .. format_integer(account.buckets[bucket_id].expires_at_ms))
 end
 
 local function decode_instalments(text)
