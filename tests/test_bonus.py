@@ -13,21 +13,25 @@ instead of a bonus (its top-up applies); a bonus in instalments is granted a thi
 third at the start of each of the next two billing cycles, each expiring on its own date; the
 auditor finds a bonus bucket above its grant; and the config refuses a rule that is ambiguous or
 names an unknown zone; the subscriber is told of a bonus granted and of one expired, in their
-language, through the notifier."""
+language, through the notifier; and debt is shared among providers by the main money their usage
+cost (bonus money makes no debt), and rerating gives back main money only."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import tomllib
 
 import msgspec
 import pytest
 
+from creditd.core.attribution import provider_charges_since_credit
+from creditd.core.rerate import window_rows
 from creditd.errors import ConfigError
 from creditd.formatting import local_time, money
 from creditd.plan_settings import TopupBonus, check_plan
 from creditd.rating_config import check_rating
-from creditd.settings import Settings
+from creditd.settings import Settings, parse_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
@@ -47,12 +51,15 @@ from tests.harness import (
 from tests.test_channels import http_server
 from tests.test_notifier import notifier_for, posted
 from tests.test_rating import utc_ms
+from tests.test_rating_config import SHIPPED
+from tests.test_rerate import STREAMING
 from tests.test_usage import all_usage
 
 ACCOUNT = "66817170001"
 DAY_S = 86_400
 NOON_BANGKOK = "2027-03-10T05:00:00"  # daytime tariffs; the account's billing cycles start on the 10th
 ROAMING_PLMN = "31026"
+VIDEO = 7  # tests.test_rerate's streaming tariff, provider streamco
 RULES = [
     TopupBonus(min_amount_minor=10_000, bonus_percent=20),
     TopupBonus(min_amount_minor=5_000, bonus_minor=1_000, rating_groups=[DATA]),
@@ -308,3 +315,36 @@ async def test_the_subscriber_is_told_of_a_bonus_and_its_expiry(server_at: Serve
             await notifier.pass_once()
             texts = {notice["kind"]: notice["text"] for notice in posted(endpoint)}
             assert texts["bonus_expired"] == f"Your bonus money has expired with {bonus} unused."
+
+
+@pytest.mark.asyncio
+async def test_debt_is_shared_among_providers_by_main_money_only(server_at: ServerAt) -> None:
+    config = STREAMING + "\n[[plans.standard.topup_bonuses]]\nmin_amount_minor = 1000\nbonus_minor = 500\n"
+    async with server_at(utc_ms(NOON_BANGKOK), config) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        await creditd.top_up(ACCOUNT, 1_000, "t1")  # balance 2 000, bonus 500
+        await creditd.charge("s1", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])  # 50, all bonus
+        await creditd.charge("v1", INITIAL, 0, ACCOUNT, [(VIDEO, 0, 0)])
+        await creditd.charge("v1", TERMINATE, 1, ACCOUNT, [(VIDEO, 0, 1_800)])  # 3 000: 450 bonus, 2 550 main
+        assert (await creditd.get(ACCOUNT)).balance == -550
+        await asyncio.sleep(creditd.settings.events.settle_ms / 1000 * 3)  # past the usage feed's horizon
+        charges = provider_charges_since_credit(creditd.redis, creditd.settings, [ACCOUNT])[ACCOUNT]
+        assert dict(charges) == {"streamco": 2_550}  # the operator's SMS cost the subscriber no main money
+
+
+@pytest.mark.asyncio
+async def test_rerating_gives_back_main_money_only(server_at: ServerAt) -> None:
+    rule = "\n[[plans.standard.topup_bonuses]]\nmin_amount_minor = 1000\nbonus_minor = 500\n"
+    async with server_at(utc_ms(NOON_BANGKOK), SHIPPED + rule) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000)
+        await creditd.top_up(ACCOUNT, 1_000, "t1")
+        for session_id in ("c1", "c2"):  # 5 minutes at 100 each: the first all bonus, the second all main
+            await creditd.charge(session_id, INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])
+            await creditd.charge(session_id, TERMINATE, 1, ACCOUNT, [(VOICE, 0, 300)])
+        assert (await creditd.get(ACCOUNT)).balance == 1_500
+        await asyncio.sleep(creditd.settings.events.settle_ms / 1000 * 3)  # past the usage feed's horizon
+        cheaper = parse_settings(tomllib.loads(SHIPPED.replace("price_minor = 100\n", "price_minor = 80\n", 1) + rule))
+        window = (utc_ms(NOON_BANGKOK) - 60_000, utc_ms(NOON_BANGKOK) + 60_000)
+        (row,) = window_rows(creditd.redis, cheaper, window, frozenset(), lambda _: "standard").values()
+        # main money paid 500 for what costs 400 now; the bonus call's 100 less is not paid out as money
+        assert (row.records, row.charged, row.rerated, row.adjustment) == (2, 500, 400, 100)

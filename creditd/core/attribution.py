@@ -71,8 +71,9 @@ def provider_charges_since_credit(
     charges: dict[str, dict[str, int]] = {account_id: defaultdict(int) for account_id in since}
     for record in iter_usage(client, settings.redis.partitions, OLDEST, settings.events.settle_ms):
         start_ms = since.get(record.account_id)
-        if start_ms is not None and record.time_ms >= start_ms and record.charged:
-            charges[record.account_id][record.provider] += record.charged
+        # Bonus money never makes debt: only the main money a record charged is shared in it.
+        if start_ms is not None and record.time_ms >= start_ms and record.charged > record.bonus:
+            charges[record.account_id][record.provider] += record.charged - record.bonus
     return charges
 
 
