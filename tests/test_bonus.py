@@ -2,19 +2,20 @@
 the sample plan plus two top-up rules: 100.00 or more gets 20 % bonus for every service at home;
 50.00 or more gets 10.00 for data at home only.
 
-It proves, with the card, the ledger, the usage records and the auditor (run after each test):
-bonus money pays usage first (a reservation holds it in its bonus bucket, a commit charges it before
-main money, the usage record says how much it paid, the ledger debits only the rest); it serves only
-its scope; it never pays a bundle, a debt or a suspended line's calls, and a top-up that clears a
-debt grants its bonus beside it; a replayed top-up grants nothing twice; concurrent sessions never
+It proves, with the card, the ledger, the usage records and the auditor (run after each test): bonus
+money pays usage first (a reservation holds it in its bonus bucket, a commit charges it before main
+money, the usage record says how much it paid, the ledger debits only the rest); it serves only its
+scope; it never pays a bundle, a debt or a suspended line's calls, and a top-up that clears a debt
+grants its bonus beside it; a replayed top-up grants nothing twice; concurrent sessions never
 reserve more than main and bonus money together; an orphaned session's bonus part is charged from
 its bonus; a spent bonus leaves at once; an account at max_buckets_per_account gets a ledger entry
 instead of a bonus (its top-up applies); a bonus in instalments is granted a third at once and a
-third at the start of each of the next two billing cycles, each expiring on its own date; the
-auditor finds a bonus bucket above its grant; and the config refuses a rule that is ambiguous or
-names an unknown zone; the subscriber is told of a bonus granted and of one expired, in their
-language, through the notifier; and debt is shared among providers by the main money their usage
-cost (bonus money makes no debt), and rerating gives back main money only."""
+third at the start of each of the next two billing cycles, each expiring on its own date (`creditd
+account show` lists the bonus and the instalments to come); the auditor finds a bonus bucket above
+its grant; the config refuses a rule that is ambiguous or names an unknown zone; the subscriber is
+told of a bonus granted and of one expired, in their language, through the notifier; and debt is
+shared among providers by the main money their usage cost (bonus money makes no debt), and rerating
+gives back main money only."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import tomllib
 import msgspec
 import pytest
 
+from creditd.cli.render import account_card
 from creditd.core.attribution import provider_charges_since_credit
 from creditd.core.rerate import window_rows
 from creditd.errors import ConfigError
@@ -188,6 +190,12 @@ async def test_a_bonus_in_instalments_comes_a_third_per_billing_cycle(server_at:
         topped = await creditd.top_up(ACCOUNT, 30_000, "t1")
         bonus_id = f"bonus:{topped.ledger_seq}"
         assert bonus_buckets(topped.account) == [(bonus_id, 3_000, 0)]
+        shown = account_card(topped.account).splitlines()
+        assert (
+            f"bonus        {bonus_id}: 3000 of 3000 THB left, 0 reserved, expires 2027-04-19 05:00:00 UTC, serves home"
+            in shown
+        )
+        assert f"instalments  {bonus_id}: 2 more of 3000 THB, the next at 2027-04-10 00:00:00 UTC" in shown
         (pending,) = topped.account.bonus_instalments
         assert (pending.bonus_id, pending.instalments_left, pending.instalment_amount, pending.next_at_ms) == (
             bonus_id,
