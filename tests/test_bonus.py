@@ -15,7 +15,7 @@ account show` lists the bonus and the instalments to come); the auditor finds a 
 its grant; the config refuses a rule that is ambiguous or names an unknown zone; the subscriber is
 told of a bonus granted and of one expired, in their language, through the notifier; and debt is
 shared among providers by the main money their usage cost (bonus money makes no debt), and rerating
-gives back main money only."""
+gives back main money only; the data overage cap counts (and bounds) main money only."""
 
 from __future__ import annotations
 
@@ -356,3 +356,24 @@ async def test_rerating_gives_back_main_money_only(server_at: ServerAt) -> None:
         (row,) = window_rows(creditd.redis, cheaper, window, frozenset(), lambda _: "standard").values()
         # main money paid 500 for what costs 400 now; the bonus call's 100 less is not paid out as money
         assert (row.records, row.charged, row.rerated, row.adjustment) == (2, 500, 400, 100)
+
+
+@pytest.mark.asyncio
+async def test_the_data_overage_cap_counts_main_money_only(server_at: ServerAt, settings: Settings) -> None:
+    capped = with_bonuses(settings, RULES)
+    plan = msgspec.structs.replace(capped.plans["standard"], monthly_data_overage_cap_minor=1_000)
+    capped = msgspec.structs.replace(capped, plans={**capped.plans, "standard": plan})
+    async with server_at(utc_ms(NOON_BANGKOK), loaded=capped) as creditd:
+        await creditd.create_account(ACCOUNT, balance=10_000)
+        await creditd.top_up(ACCOUNT, 10_000, "t1")  # bonus 2 000
+        await creditd.charge("d1", INITIAL, 0, ACCOUNT, [(DATA, 100 * MB, 0)])
+        await creditd.charge("d1", TERMINATE, 1, ACCOUNT, [(DATA, 0, 100 * MB)])  # 1 000, all bonus
+        assert (await creditd.get(ACCOUNT)).data_overage_spent == 0
+        # 250 MB asked: the cap lets main money pay 1 000 and bonus has 1 000 left: 200 MB
+        granted = await creditd.charge("d2", INITIAL, 0, ACCOUNT, [(DATA, 250 * MB, 0)])
+        assert (granted.grants[0].granted, granted.grants[0].throttled) == (200 * MB, False)
+        await creditd.charge("d2", TERMINATE, 1, ACCOUNT, [(DATA, 0, 200 * MB)])
+        card = await creditd.get(ACCOUNT)
+        assert (card.balance, card.data_overage_spent, bonus_buckets(card)) == (19_000, 1_000, [])
+        throttled = await creditd.charge("d3", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)])
+        assert throttled.grants[0].throttled  # the cap is reached and no bonus is left

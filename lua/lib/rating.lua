@@ -170,7 +170,8 @@ end
 local function pay_usage(account, unit, cost, parts, rating_group, zone, own, now_ms)
   local bonus = cost > 0 and pay_from_bonus(account, cost, rating_group, zone, own, now_ms) or 0
   spread_bonus(parts, bonus)
-  return debit_money(account, unit, cost, now_ms), parts, bonus
+  debit_money(account, unit, cost - bonus, now_ms) -- the data overage cap counts main money only
+  return cost, parts, bonus
 end
 
 -- Rates a unit's usage after its reservation (if any) was released. Returns the money charged, the
@@ -243,22 +244,22 @@ local function throttled_grant(reservation, requested)
 end
 
 -- Money blocks of a tariff a grant may reserve: what available and `bonus` (free bonus money
--- serving it) pay, and for data, what the plan's monthly overage spend cap still allows (nil: the cap
--- is reached, throttle instead).
+-- serving it) pay, available for data no more than the plan's monthly overage spend cap has left
+-- (nil: the cap is reached and bonus cannot pay a block either: throttle instead).
 local function affordable_blocks(account, plan, tariff, unit, bonus, now_ms)
-  local available = math.max(available_money(account), 0) + bonus
-  local blocks = available > 0 and floor_divide(available, tariff.price_minor) or 0
+  local main = math.max(available_money(account), 0)
   if unit == UNIT.BYTES then
     local cap_left = data_overage_left(account, plan, now_ms)
     if cap_left ~= nil then
-      local cap_blocks = cap_left > 0 and floor_divide(cap_left, tariff.price_minor) or 0
-      if cap_blocks == 0 then
+      -- the cap bounds the subscriber's own spend: main money, not bonus money
+      cap_left = math.max(cap_left, 0)
+      if floor_divide(cap_left, tariff.price_minor) == 0 and bonus < tariff.price_minor then
         return nil
       end
-      blocks = math.min(blocks, cap_blocks)
+      main = math.min(main, cap_left)
     end
   end
-  return blocks
+  return floor_divide(main + bonus, tariff.price_minor)
 end
 
 -- Units a money grant gives and the money it reserves: what pays for the dearer side of a tariff
