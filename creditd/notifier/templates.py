@@ -6,7 +6,8 @@ A template's first line is the e-mail subject, 'Subject: ...'; after one blank l
 which is what an SMS carries. The variables (NoticeContext): name, balance, available, amount (a
 top-up, a low-balance threshold, the data cap, a bonus granted or left unused at its expiry,
 formatted), next_status (in words), next_step_at and valid_until (a date and time in the subscriber's
-time zone), days, bundle, percent, topup_url, offer_bundle, offer_price, code. Money and dates are formatted for the language (Babel).
+time zone), days, bundle, percent, topup_url, offer_bundle, offer_price, code. Money and dates are
+formatted for the language (Babel).
 """
 
 from __future__ import annotations
