@@ -129,6 +129,11 @@ class Limits(Struct, frozen=True):
     portal_session_s: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 3600
     # Vouchers: the largest amount, the longest validity.
     max_voucher_validity_s: Annotated[int, msgspec.Meta(ge=86400, le=10 * 366 * 86400)] = 3 * 366 * 86400
+    # Shared wallets: members per group; a member short of money asks its group again after this
+    # long when the group gave nothing; a transfer left half done is completed after this long.
+    max_group_members: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 64
+    group_refill_retry_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
+    group_transfer_completion_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
     # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
     max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024

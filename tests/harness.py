@@ -145,6 +145,9 @@ class Harness:
         """A Quota sharing the server's partitions and clock, to build the exact calls the server makes."""
         return Quota(Calls(self.settings.redis.partitions), self.server.functions, self.clock)
 
+    def server_calls(self) -> Calls:
+        return Calls(self.settings.redis.partitions)
+
     def server_keys(self) -> Keys:
         return Keys(self.settings.redis.partitions)
 

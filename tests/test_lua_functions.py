@@ -18,6 +18,16 @@ from creditd.store.codes import Code
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
+GROUP = "family-1"
+# Laid out by the group id, in the place of an account's (creditd.store.keys).
+GROUP_FUNCTIONS = (
+    "create_group",
+    "top_up_group",
+    "set_group_member",
+    "open_group_transfer",
+    "settle_group_transfer",
+    "get_group",
+)
 NOW = "1790000000000"
 # Strings that are not plain decimal integers; Lua's tonumber accepts most of them.
 NOT_DECIMAL = ["", "1e3", "0x10", "nan", "inf", "-inf", " 1", "1.5", "+1", "--1", "1 ", "１"]
@@ -33,9 +43,9 @@ def calls() -> Calls:
 
 
 @pytest.fixture
-def call(redis_client: redis.Redis, calls: Calls) -> Callable[[str, list[str]], list[object]]:
-    def run(function: str, args: list[str]) -> list[object]:
-        key_list = KEYS_OF[function](calls, Ids())
+def call(redis_client: redis.Redis, calls: Calls) -> Callable[..., list[object]]:
+    def run(function: str, args: list[str], ids: Ids | None = None) -> list[object]:
+        key_list = KEYS_OF[function](calls, ids or Ids())
         return redis_client.fcall(function, len(key_list), *key_list, *args)
 
     return run
@@ -57,7 +67,8 @@ def _keys_of(function: str) -> Callable[[Calls, Ids], list[str]]:
         if function == "claim_partition":
             return list(calls.claim_partition(ids.partition, "owner", 1000)[1])
         idempotency_key = ids.purchase_key if function == "purchase_bundle" else ids.topup_key
-        return list(calls.keys_of(function, ids.account, ids.gateway, ids.session, idempotency_key))
+        owner = GROUP if function in GROUP_FUNCTIONS else ids.account
+        return list(calls.keys_of(function, owner, ids.gateway, ids.session, idempotency_key))
 
     return keys_of
 
@@ -109,6 +120,15 @@ VALID_ARGS = {
     "sign_out": [ACCOUNT, "tester"],
     "create_voucher": [NOW, HASH, "5000", "THB", TOMORROW, "batch-1", "tester"],
     "claim_voucher": [NOW, HASH, ACCOUNT, "THB", "tester"],
+    "create_group": [NOW, GROUP, "THB", "1000", "tester"],
+    "top_up_group": [NOW, GROUP, "500", "bank", "key1", "tester"],
+    "set_group_member": [NOW, GROUP, ACCOUNT, "3000", "tester"],
+    # direction 1 (to the member), 500 asked, transfer key1, not removing
+    "open_group_transfer": [NOW, GROUP, ACCOUNT, "1", "500", "key1", "0", "tester"],
+    "settle_group_transfer": [NOW, GROUP, "key1", "500", "tester"],
+    "get_group": [NOW, GROUP],
+    # 500 to the member, its group's refill amount 1000, not leaving
+    "apply_group_transfer": [NOW, ACCOUNT, GROUP, "THB", "1", "500", "key1", "1000", "0", "tester"],
     "summarize_usage": [
         ACCOUNT,
         "20260901",
@@ -180,6 +200,24 @@ NUMBER_FIELDS = [
     ("summarize_usage", 10, "records[1].units"),
     ("summarize_usage", 11, "records[1].charged"),
     ("summarize_usage", 12, "records[1].recent"),
+    ("create_group", 0, "now_ms"),
+    ("create_group", 3, "refill_minor"),
+    ("top_up_group", 0, "now_ms"),
+    ("top_up_group", 2, "amount"),
+    ("set_group_member", 0, "now_ms"),
+    ("set_group_member", 3, "cap_minor"),
+    ("open_group_transfer", 0, "now_ms"),
+    ("open_group_transfer", 3, "direction"),
+    ("open_group_transfer", 4, "amount"),
+    ("open_group_transfer", 6, "remove"),
+    ("settle_group_transfer", 0, "now_ms"),
+    ("settle_group_transfer", 3, "amount"),
+    ("get_group", 0, "now_ms"),
+    ("apply_group_transfer", 0, "now_ms"),
+    ("apply_group_transfer", 4, "direction"),
+    ("apply_group_transfer", 5, "amount"),
+    ("apply_group_transfer", 7, "refill_minor"),
+    ("apply_group_transfer", 8, "leave"),
 ]
 OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "initial_balance": ["-1", "1000000000001"],
@@ -213,6 +251,14 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "records[1].units": ["-1", "1000000000000001"],
     "records[1].charged": ["-1", "1000000000001"],
     "records[1].recent": ["2", "-1"],
+    "refill_minor": ["0", "1000000000001"],
+    "cap_minor": ["0", "1000000000001"],
+    "direction": ["0", "3"],
+    "remove": ["2", "-1"],
+    "leave": ["2", "-1"],
+    # 0 is a cancellation (settle) or a member joining (apply)
+    ("settle_group_transfer", "amount"): ["-1", "1000000000001"],
+    ("apply_group_transfer", "amount"): ["-1", "1000000000001"],
 }
 TEXT_FIELDS = [
     ("create_account", 1, "account_id", ["", "a b", "a{1}", "a" * 65]),
@@ -289,6 +335,29 @@ TEXT_FIELDS = [
     ("summarize_usage", 8, "records[1].zone", ["a b", "a:b", "x" * 65]),
     ("summarize_usage", 9, "records[1].destination", ["a b", "x" * 65]),
     ("summarize_usage", 13, "actor", ["", "a|b"]),
+    ("create_group", 1, "group_id", ["", "a b", "a{b}", "g" * 65]),
+    ("create_group", 2, "currency", ["", "thb", "TH"]),
+    ("create_group", 4, "actor", ["", "a|b"]),
+    ("top_up_group", 1, "group_id", ["", "a b"]),
+    ("top_up_group", 3, "channel", ["", "a b"]),
+    ("top_up_group", 4, "idempotency_key", ["", "k/1"]),
+    ("top_up_group", 5, "actor", ["", "a|b"]),
+    ("set_group_member", 1, "group_id", [""]),
+    ("set_group_member", 2, "account_id", ["", "a b"]),
+    ("set_group_member", 4, "actor", ["", "a|b"]),
+    ("open_group_transfer", 1, "group_id", [""]),
+    ("open_group_transfer", 2, "account_id", ["", "a b"]),
+    ("open_group_transfer", 5, "transfer_id", ["", "k/1"]),
+    ("open_group_transfer", 7, "actor", ["", "a|b"]),
+    ("settle_group_transfer", 1, "group_id", [""]),
+    ("settle_group_transfer", 2, "transfer_id", ["", "k/1"]),
+    ("settle_group_transfer", 4, "actor", ["", "a|b"]),
+    ("get_group", 1, "group_id", ["", "a b"]),
+    ("apply_group_transfer", 1, "account_id", ["", "a b"]),
+    ("apply_group_transfer", 2, "group_id", ["", "a b"]),
+    ("apply_group_transfer", 3, "currency", ["", "thb"]),
+    ("apply_group_transfer", 6, "transfer_id", ["", "k/1"]),
+    ("apply_group_transfer", 9, "actor", ["", "a|b"]),
 ]
 
 
@@ -304,12 +373,22 @@ def bad_cases() -> list[tuple[str, int, str, str]]:
     return cases
 
 
-def seed(call: Callable[[str, list[str]], list[object]]) -> None:
-    """The account the functions work on, and a voucher (claim_voucher's)."""
-    code, _, _ = call("create_account", VALID_ARGS["create_account"])
-    assert code == Code.SUCCESS
-    code, _, _ = call("create_voucher", VALID_ARGS["create_voucher"])
-    assert code == Code.SUCCESS
+def seed(call: Callable[..., list[object]], function: str = "") -> None:
+    """The account the functions work on, a voucher (claim_voucher's), and but for create_group the
+    group with the account as a member (settle_group_transfer's: with an open transfer key1)."""
+    setup = ["create_account", "create_voucher"]
+    if function in GROUP_FUNCTIONS and function != "create_group":
+        setup += ["create_group", "set_group_member"]
+    for step in setup:
+        code, message, _ = call(step, VALID_ARGS[step])
+        assert code == Code.SUCCESS, (step, message)
+    if function == "settle_group_transfer":  # money, under another key than the transfer's
+        top_up = list(VALID_ARGS["top_up_group"])
+        top_up[4] = "seed-key"
+        code, message, _ = call("top_up_group", top_up, Ids(topup_key="seed-key"))
+        assert code == Code.SUCCESS, message
+        code, message, _ = call("open_group_transfer", VALID_ARGS["open_group_transfer"])
+        assert code == Code.SUCCESS, message
 
 
 @pytest.mark.parametrize(("function", "index", "value", "field"), bad_cases())
@@ -317,7 +396,7 @@ def test_bad_argument_is_refused_and_writes_nothing(
     redis_client: redis.Redis, call: Callable, function: str, index: int, value: str, field: str
 ) -> None:
     if function != "create_account":
-        seed(call)
+        seed(call, function)
     args = list(VALID_ARGS[function])
     args[index] = value
     before = dump(redis_client)
@@ -337,7 +416,7 @@ def test_bad_argument_is_refused_and_writes_nothing(
 @pytest.mark.parametrize("function", sorted(VALID_ARGS))
 def test_wrong_argument_count_is_refused(redis_client: redis.Redis, call: Callable, function: str) -> None:
     if function != "create_account":
-        seed(call)
+        seed(call, function)
     before = dump(redis_client)
     for args in (VALID_ARGS[function][:-1], [*VALID_ARGS[function], "extra"]):
         reply = call(function, args)
@@ -350,7 +429,7 @@ def test_wrong_argument_count_is_refused(redis_client: redis.Redis, call: Callab
 def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, function: str) -> None:
     """The base argument lists above are valid, so each refusal is caused by its one bad value."""
     if function not in ("create_account", "create_voucher"):
-        seed(call)
+        seed(call, function)
     reply = call(function, VALID_ARGS[function])
     assert reply[0] == Code.SUCCESS, reply
     if function == "charge":

@@ -86,6 +86,19 @@ CALLS = {
     "Adjust": lambda cc, ac, ss: ac.Adjust(
         pb.AdjustRequest(account_id=ACCOUNT, amount=5, reason="test", idempotency_key="adj-1")
     ),
+    "CreateGroup": lambda cc, ac, ss: ac.CreateGroup(
+        pb.CreateGroupRequest(group_id="sec-group", currency="THB", refill_amount=100)
+    ),
+    "TopUpGroup": lambda cc, ac, ss: ac.TopUpGroup(
+        pb.TopUpGroupRequest(group_id="sec-group", amount=5, channel="bank", idempotency_key="g-1")
+    ),
+    "SetGroupMember": lambda cc, ac, ss: ac.SetGroupMember(
+        pb.SetGroupMemberRequest(group_id="sec-group", account_id=ACCOUNT, cap=100)
+    ),
+    "RemoveGroupMember": lambda cc, ac, ss: ac.RemoveGroupMember(
+        pb.RemoveGroupMemberRequest(group_id="sec-group", account_id=ACCOUNT)
+    ),
+    "GetGroup": lambda cc, ac, ss: ac.GetGroup(pb.GetGroupRequest(group_id="sec-group")),
 }
 SELF_SERVICE = pb.SessionRequest(session_token=f"{ACCOUNT}.not-a-session")
 CALLS |= {

@@ -1,6 +1,6 @@
-"""The lifecycle, concurrency, idempotency, events, sweeper, rating, usage and batch-CLI tests (export,
-rerate, reports), unchanged, against a 3-primary Redis Cluster and against a Sentinel-managed primary
-with a replica and three sentinels.
+"""The lifecycle, concurrency, idempotency, events, sweeper, rating, usage, bonus, shared-wallet and
+batch-CLI tests (export, rerate, reports), unchanged, against a 3-primary Redis Cluster and against
+a Sentinel-managed primary with a replica and three sentinels.
 
 Each run is a child pytest over those modules with CREDITD_TEST_TOPOLOGY set, so conftest starts
 that topology from the embedded binary instead of the single server; the child's own fixtures stop
@@ -36,6 +36,8 @@ MODULES = (
     "test_usage.py",
     "test_usage_export.py",
     "test_rerate.py",
+    "test_groups.py",
+    "test_bonus.py",
 )
 RUN_TIMEOUT_S = 600
 REPORT_CHARS = 6000

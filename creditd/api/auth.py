@@ -3,8 +3,8 @@ its DNS subject alternative names, and the config maps identities to roles; ever
 role before it touches Redis. Without TLS (loopback development only) every caller is admin.
 
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
-    topup    TopUp, GetAccount
-    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences, Borrow
+    topup    TopUp, GetAccount, TopUpGroup
+    crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences, Borrow, GetGroup
     portal   SelfService (a subscriber's own account, through their session token)
     admin    everything
 """
@@ -55,13 +55,20 @@ ALL_METHODS = frozenset(
         "Adjust",
         "SetPreferences",
         "Borrow",
+        "CreateGroup",
+        "TopUpGroup",
+        "SetGroupMember",
+        "RemoveGroupMember",
+        "GetGroup",
     }
     | SELF_SERVICE_METHODS
 )
 METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "gateway": frozenset({"Charge", "ChargeBatch", "WatchNotifications"}),
-    "topup": frozenset({"TopUp", "GetAccount"}),
-    "crm": frozenset({"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences", "Borrow"}),
+    "topup": frozenset({"TopUp", "GetAccount", "TopUpGroup"}),
+    "crm": frozenset(
+        {"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences", "Borrow", "GetGroup"}
+    ),
     "portal": SELF_SERVICE_METHODS,
     "admin": ALL_METHODS,
 }

@@ -10,7 +10,7 @@ from creditd.core.usage import Usage
 from creditd.core.usage_summary import AccountUsage
 from creditd.settings import LoanOffer
 from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
-from creditd.store.replies import AccountRecord, AnswerRecord, LedgerEntryRecord, TopUpRecord
+from creditd.store.replies import AccountRecord, AnswerRecord, GroupRecord, LedgerEntryRecord, TopUpRecord
 from creditd.v1 import creditd_pb2 as pb
 
 # The records carry the enums as plain ints (the parity tests keep the numbers equal); the stubs
@@ -114,6 +114,8 @@ def account_message(record: AccountRecord) -> pb.Account:
             )
             for entry in record.bonus_instalments
         ],
+        group_id=record.group_id,
+        group_holding=record.group_holding,
         next_status=STATUS(record.next_status),
         next_status_at_ms=record.next_status_at_ms,
     )
@@ -258,3 +260,29 @@ def catalogue_message(entries: list[CatalogueEntry], currency: str) -> pb.Bundle
         for e in entries
     ]
     return pb.BundleCatalogue(bundles=bundles, currency=currency)
+
+
+def group_message(record: GroupRecord) -> pb.Group:
+    return pb.Group(
+        group_id=record.group_id,
+        currency=record.currency,
+        balance=record.balance,
+        refill_amount=record.refill_minor,
+        billing_cycle_day=record.billing_cycle_day,
+        ledger_seq=record.ledger_seq,
+        members=[
+            pb.GroupMember(account_id=m.account_id, cap=m.cap_minor, allocated_this_cycle=m.allocated_minor)
+            for m in record.members
+        ],
+        pending_transfers=[
+            pb.GroupTransfer(
+                transfer_id=t.transfer_id,
+                to_member=t.direction == 1,
+                account_id=t.account_id,
+                amount=t.amount_minor,
+                opened_at_ms=t.opened_at_ms,
+                removes_member=bool(t.remove),
+            )
+            for t in record.pending
+        ],
+    )

@@ -24,6 +24,7 @@ from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
+from creditd.core.groups import Groups
 from creditd.core.self_service import SelfService
 from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
@@ -148,7 +149,10 @@ class CreditdServer:
         )
         credit_control = CreditControlService(quota, settings.limits, watchers, authorizer, client_limits)
         pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
-        account_service = AccountsService(accounts, settings.limits, channels, watchers, authorizer, client_limits)
+        groups = Groups(calls, self.functions, self.clock)
+        account_service = AccountsService(
+            accounts, settings.limits, channels, watchers, authorizer, client_limits, groups
+        )
         pb_grpc.add_AccountsServicer_to_server(account_service, server)
         self_service = SelfService(self.redis, self.functions, accounts, settings, self.clock)
         self_servicer = SelfServiceServicer(self_service, accounts, settings.limits, authorizer, client_limits)
@@ -159,7 +163,14 @@ class CreditdServer:
 
     def _start_background(self, library_source: str) -> None:
         settings = self.settings
-        self.sweeper = Sweeper(self.redis, self.functions, settings.redis.partitions, settings.sweeper, self.clock)
+        self.sweeper = Sweeper(
+            self.redis,
+            self.functions,
+            settings.redis.partitions,
+            settings.sweeper,
+            self.clock,
+            group_transfer_completion_s=settings.limits.group_transfer_completion_s,
+        )
         self.redis_health = RedisHealth(
             self.redis,
             self._health,

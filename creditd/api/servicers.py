@@ -14,6 +14,7 @@ from creditd.api.interceptors import rpc
 from creditd.api.messages import (
     account_message,
     answer_message,
+    group_message,
     ledger_entry_message,
     new_account,
     preferences_spec,
@@ -24,6 +25,7 @@ from creditd.api.metrics_endpoint import count_charge
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
+from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, Unavailable
 from creditd.settings import Limits
 from creditd.v1 import creditd_pb2 as pb
@@ -105,10 +107,12 @@ class AccountsService(pb_grpc.AccountsServicer):
         watchers: Watchers,
         authorizer: Authorizer,
         client_limits: ClientLimits,
+        groups: Groups,
     ) -> None:
         self.authorizer = authorizer
         self.client_limits = client_limits
         self._accounts = accounts
+        self._groups = groups
         self._limits = limits
         self._metric_channels = metric_channels
         self._watchers = watchers
@@ -195,6 +199,34 @@ class AccountsService(pb_grpc.AccountsServicer):
             " (replayed: nothing lent)" if record.replayed else "",
         )
         return top_up_answer_message(record)
+
+    @rpc
+    async def CreateGroup(self, request: pb.CreateGroupRequest, context: Context) -> pb.Group:
+        validation.check_create_group(request, self._limits)
+        return group_message(await self._groups.create(request.group_id, request.currency, request.refill_amount))
+
+    @rpc
+    async def TopUpGroup(self, request: pb.TopUpGroupRequest, context: Context) -> pb.TopUpGroupAnswer:
+        validation.check_top_up_group(request, self._limits)
+        record = await self._groups.top_up(request.group_id, request.amount, request.channel, request.idempotency_key)
+        return pb.TopUpGroupAnswer(
+            group=group_message(record.group), replayed=record.replayed == 1, ledger_seq=record.ledger_seq
+        )
+
+    @rpc
+    async def SetGroupMember(self, request: pb.SetGroupMemberRequest, context: Context) -> pb.Group:
+        validation.check_set_group_member(request, self._limits)
+        return group_message(await self._groups.set_member(request.group_id, request.account_id, request.cap))
+
+    @rpc
+    async def RemoveGroupMember(self, request: pb.RemoveGroupMemberRequest, context: Context) -> pb.Group:
+        validation.check_group_member(request)
+        return group_message(await self._groups.remove_member(request.group_id, request.account_id))
+
+    @rpc
+    async def GetGroup(self, request: pb.GetGroupRequest, context: Context) -> pb.Group:
+        validation.check_id(request.group_id, "group_id")
+        return group_message(await self._groups.get(request.group_id))
 
     @rpc
     async def Adjust(self, request: pb.AdjustRequest, context: Context) -> pb.AdjustAnswer:

@@ -29,6 +29,9 @@ ACCOUNT_STATUSES = frozenset(pb.AccountStatus.values()) - {0}
 POLICIES = frozenset(pb.ExhaustionPolicy.values())
 
 
+CURRENCY = re.compile(r"[A-Z]{3}")
+
+
 def check_id(value: str, field: str) -> None:
     if not value:
         raise InvalidArgument(f"{field}: must not be empty")
@@ -197,3 +200,28 @@ def check_list_ledger(request: pb.ListLedgerRequest, limits: Limits) -> None:
     check_id(request.account_id, "account_id")
     check_range(request.limit, "limit", 0, limits.max_ledger_page)
     check_range(request.before_seq, "before_seq", 0, MAX_EXACT_INTEGER)
+
+
+def check_create_group(request: pb.CreateGroupRequest, limits: Limits) -> None:
+    check_id(request.group_id, "group_id")
+    if not CURRENCY.fullmatch(request.currency):
+        raise InvalidArgument("currency: an ISO 4217 code (three capital letters)")
+    check_range(request.refill_amount, "refill_amount", 1, limits.max_amount_minor)
+
+
+def check_top_up_group(request: pb.TopUpGroupRequest, limits: Limits) -> None:
+    check_id(request.group_id, "group_id")
+    check_range(request.amount, "amount", 1, limits.max_amount_minor)
+    check_id(request.channel, "channel")
+    check_id(request.idempotency_key, "idempotency_key")
+
+
+def check_set_group_member(request: pb.SetGroupMemberRequest, limits: Limits) -> None:
+    check_id(request.group_id, "group_id")
+    check_id(request.account_id, "account_id")
+    check_range(request.cap, "cap", 1, limits.max_amount_minor)
+
+
+def check_group_member(request: pb.RemoveGroupMemberRequest) -> None:
+    check_id(request.group_id, "group_id")
+    check_id(request.account_id, "account_id")

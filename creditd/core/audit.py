@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from creditd.core.group_audit import audit_groups
 from creditd.store.codes import Unit
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
@@ -28,6 +29,9 @@ class AuditReport(msgspec.Struct):
     # Of the accounts whose opening entry is not trimmed yet.
     total_initial_balance: int = 0
     total_reserved: int = 0
+    # Shared wallets (core/group_audit.py).
+    groups: int = 0
+    total_group_balance: int = 0
     amounts_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
     violations: list[str] = msgspec.field(default_factory=list)
 
@@ -125,6 +129,10 @@ class Auditor:
             report.violations.append(f"money: ledger amounts sum to {ledger_total}, balances to {report.total_balance}")
         if kinds.get("opening", 0) != report.total_initial_balance:
             report.violations.append("money: opening entries differ from the initial balances")
+        report.groups, report.total_group_balance, violations = audit_groups(
+            self.client, self.keys, self._check_ledger, kinds
+        )
+        report.violations += violations
         return report
 
     def _check_overdue(self, horizon_ms: int, report: AuditReport) -> None:
@@ -166,16 +174,22 @@ class Auditor:
         report.violations += [f"account {account_id}: {problem}" for problem in problems]
 
     def _check_ledger(
-        self, account_id: str, account: dict[str, str], problems: list[str], kinds: Counter[str]
+        self,
+        account_id: str,
+        account: dict[str, str],
+        problems: list[str],
+        kinds: Counter[str],
+        ledger_key: str | None = None,
     ) -> dict[str, int]:
-        """Checks the chain and sums; returns the kept charge entries' amounts by reference."""
+        """Checks the chain and sums (of an account's ledger, or the one at ledger_key: a group's);
+        returns the kept charge entries' amounts by reference."""
         charges: dict[str, int] = defaultdict(int)
         carried = int(account.get("ledger_carried", 0))
         first_seq = int(account.get("ledger_first_seq", 1))
         running, expected_seq = carried, first_seq - 1
         references: Counter[tuple[str, str]] = Counter()
         previous_hash = account.get("ledger_trimmed_hash", "")
-        for raw in self.client.lrange(self.keys.ledger(account_id), 0, -1):
+        for raw in self.client.lrange(ledger_key or self.keys.ledger(account_id), 0, -1):
             seq_text, time_ms, kind, amount_text, balance_after, actor, entry_hash, reference = as_text(raw).split(
                 "|", 7
             )

@@ -27,13 +27,14 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.core.groups import Groups
 from creditd.errors import CreditdError, NotFound
 from creditd.settings import SweeperSettings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
-from creditd.store.keys import deadlines_of_partition, due_of_partition
-from creditd.store.replies import RELEASED_DECODER, Reply
+from creditd.store.keys import deadlines_of_partition, due_of_partition, group_pending_of_partition
+from creditd.store.replies import ADVANCE_DECODER, RELEASED_DECODER, Reply
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,13 @@ class SweepResult(msgspec.Struct):
     sessions_released: int = 0
     charged_minor: int = 0
     due_accounts: int = 0
+    group_transfers: int = 0
 
 
 # A session past deadline plus grace: (account_id, gateway_id, session_id).
 Orphan = tuple[str, str, str]
+# What a step finds to do: due accounts, orphan sessions, group transfers (group_id, transfer_id).
+Due = tuple[list[str], list[Orphan], list[tuple[str, str]]]
 
 
 def _orphan(member: bytes) -> Orphan:
@@ -79,6 +83,7 @@ class Sweeper:
         settings: SweeperSettings,
         clock: Clock,
         owner: str | None = None,
+        group_transfer_completion_s: int = 30,
     ) -> None:
         self._client = client
         self._functions = functions
@@ -87,6 +92,8 @@ class Sweeper:
         self._settings = settings
         self._clock = clock
         self.owner = owner or new_owner_id()
+        self._groups = Groups(self._calls, functions, clock)
+        self._completion_ms = group_transfer_completion_s * 1000
 
     async def claim(self, partitions: Sequence[int] | None = None) -> list[int]:
         """Claims or renews the lease of each partition (all of them by default); returns those held."""
@@ -96,29 +103,60 @@ class Sweeper:
         replies = _replies(await self._functions.call_many(commands))
         return [partition for partition, reply in zip(wanted, replies, strict=True) if reply.body == b"1"]
 
-    async def _due(self, partitions: list[int], now_ms: int, budget: int) -> tuple[list[str], list[Orphan]]:
-        """The accounts of the partitions' due indexes that are due, and their sessions past deadline
-        plus grace, at most `budget` of each, read in one round trip."""
+    async def _due(self, partitions: list[int], now_ms: int, budget: int) -> Due:
+        """The accounts of the partitions' due indexes that are due, their sessions past deadline plus
+        grace and their group transfers left half done, at most `budget` of each, in one round trip."""
         if not partitions:
-            return [], []
+            return [], [], []
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
             pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0, num=budget)
         for partition in partitions:
             pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
+        for partition in partitions:
+            stale_ms = now_ms - self._completion_ms
+            pipe.zrangebyscore(group_pending_of_partition(partition), "-inf", stale_ms, start=0, num=budget)
         replies = await pipe.execute()
-        accounts = [member.decode() for members in replies[: len(partitions)] for member in members]
-        sessions = [_orphan(member) for members in replies[len(partitions) :] for member in members]
-        return accounts[:budget], sessions[:budget]
+        count = len(partitions)
+        accounts = [member.decode() for members in replies[:count] for member in members]
+        sessions = [_orphan(member) for members in replies[count : 2 * count] for member in members]
+        transfers = [tuple(member.decode().split(" ", 1)) for members in replies[2 * count :] for member in members]
+        return accounts[:budget], sessions[:budget], transfers[:budget]
 
-    async def _advance_accounts(self, accounts: list[str], now_ms: int) -> None:
-        """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts."""
+    async def _advance_accounts(self, accounts: list[str], now_ms: int) -> list[tuple[str, str, int]]:
+        """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts; returns the
+        refills group members asked for: (account_id, group_id, amount)."""
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.advance_account(account_id, now_ms, actor) for account_id in accounts]
         # An account deleted since it was indexed (unknown) is the one refusal expected here.
         outcomes = await self._functions.call_many(commands)
-        _replies([outcome for outcome in outcomes if not isinstance(outcome, NotFound)])
+        refills = []
+        for account_id, outcome in zip(accounts, outcomes, strict=True):
+            if isinstance(outcome, NotFound):
+                continue
+            (reply,) = _replies([outcome])
+            wanted = ADVANCE_DECODER.decode(reply.body).group_refill
+            if wanted is not None:
+                refills.append((account_id, wanted.group_id, wanted.amount))
+        return refills
+
+    async def _move_group_money(self, refills: list[tuple[str, str, int]], transfers: list[tuple[str, str]]) -> int:
+        """Refills for members short of money, and the group transfers left half done; a group call that
+        fails is logged (the member asks again after group_refill_retry_s; the transfer stays pending)."""
+        moved = 0
+        for account_id, group_id, amount in refills:
+            try:
+                moved += bool(await self._groups.refill(group_id, account_id, amount))
+            except CreditdError as error:
+                log.warning("refill of %s from group %s failed: %s", account_id, group_id, error)
+        for group_id, transfer_id in transfers:
+            try:
+                await self._groups.complete(group_id, transfer_id)
+                moved += 1
+            except CreditdError as error:
+                log.warning("group %s transfer %s not completed: %s", group_id, transfer_id, error)
+        return moved
 
     async def sweep_once(self, partitions: Sequence[int] | None = None, budget: int | None = None) -> SweepResult:
         """One pass over the partitions (all of them by default), at most `budget` accounts advanced
@@ -126,11 +164,12 @@ class Sweeper:
         budget = self._settings.max_sessions_per_pass if budget is None else budget
         held = await self.claim(partitions)
         now_ms = self._clock.now_ms()
-        accounts, due = await self._due(held, now_ms, budget)
-        await self._advance_accounts(accounts, now_ms)
+        accounts, due, transfers = await self._due(held, now_ms, budget)
+        refills = await self._advance_accounts(accounts, now_ms)
         actor = f"sweeper:{self.owner}"
         commands = [self._calls.release_orphan(*session, now_ms, actor) for session in due]
         result = SweepResult(partitions_held=len(held), due_accounts=len(accounts))
+        result.group_transfers = await self._move_group_money(refills, transfers)
         for session, reply in zip(due, _replies(await self._functions.call_many(commands)), strict=True):
             released = RELEASED_DECODER.decode(reply.body)
             if released.released:

@@ -59,10 +59,17 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "create_voucher": ("voucher",),
     "claim_voucher": ("voucher",),
     "library_version": (),
+    "create_group": ("group", "group_ledger"),
+    "top_up_group": ("group", "group_ledger", "group_record"),
+    "set_group_member": ("group", "group_ledger"),
+    "open_group_transfer": ("group", "group_ledger", "group_pending", "group_record"),
+    "settle_group_transfer": ("group", "group_ledger", "group_pending", "group_record"),
+    "get_group": ("group",),
+    "apply_group_transfer": RECORD_CALL,
 }
 
 # Functions that write nothing: called with FCALL_RO where a caller wants that guarantee.
-READ_ONLY = frozenset({"get_account", "list_ledger", "library_version"})
+READ_ONLY = frozenset({"get_account", "list_ledger", "library_version", "get_group"})
 
 
 # Read-only members, so that a proto message (whose enum fields are int subtypes) fits.
@@ -123,6 +130,20 @@ class ChargeLike(Protocol):
     def called_party(self) -> str: ...
     @property
     def visited_plmn(self) -> str: ...
+
+
+class GroupTransferSpec(msgspec.Struct, frozen=True):
+    """One transfer between a shared wallet and a member (lua/lib/group.lua): direction 1 to the member
+    (amount asked when opening, granted when applying), 2 back from it (amount 0; leave: it leaves)."""
+
+    group_id: str
+    account_id: str
+    transfer_id: str
+    direction: int
+    amount: int = 0
+    currency: str = ""
+    refill_minor: int = 1
+    leave: bool = False
 
 
 class UnitSpec(msgspec.Struct, frozen=True):
@@ -345,6 +366,58 @@ class Calls:
 
     def sign_out(self, account_id: str, token_hash: str, actor: str) -> Command:
         return "sign_out", self.keys_of("sign_out", account_id, idempotency_key=token_hash), (account_id, actor)
+
+    def create_group(self, group_id: str, currency: str, refill_minor: int, now_ms: int, actor: str) -> Command:
+        return "create_group", self.keys_of("create_group", group_id), (now_ms, group_id, currency, refill_minor, actor)
+
+    def top_up_group(
+        self, group_id: str, amount_minor: int, channel: str, idempotency_key: str, now_ms: int, actor: str
+    ) -> Command:
+        keys = self.keys_of("top_up_group", group_id, idempotency_key=idempotency_key)
+        return "top_up_group", keys, (now_ms, group_id, amount_minor, channel, idempotency_key, actor)
+
+    def set_group_member(self, group_id: str, account_id: str, cap_minor: int, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("set_group_member", group_id)
+        return "set_group_member", keys, (now_ms, group_id, account_id, cap_minor, actor)
+
+    def get_group(self, group_id: str, now_ms: int) -> Command:
+        return "get_group", self.keys_of("get_group", group_id), (now_ms, group_id)
+
+    def open_group_transfer(self, transfer: GroupTransferSpec, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("open_group_transfer", transfer.group_id, idempotency_key=transfer.transfer_id)
+        args = (
+            now_ms,
+            transfer.group_id,
+            transfer.account_id,
+            transfer.direction,
+            transfer.amount,
+            transfer.transfer_id,
+            int(transfer.leave),
+            actor,
+        )
+        return "open_group_transfer", keys, args
+
+    def apply_group_transfer(self, transfer: GroupTransferSpec, now_ms: int, actor: str) -> Command:
+        keys = self.keys_of("apply_group_transfer", transfer.account_id, idempotency_key=transfer.transfer_id)
+        args = (
+            now_ms,
+            transfer.account_id,
+            transfer.group_id,
+            transfer.currency,
+            transfer.direction,
+            transfer.amount,
+            transfer.transfer_id,
+            transfer.refill_minor,
+            int(transfer.leave),
+            actor,
+        )
+        return "apply_group_transfer", keys, args
+
+    def settle_group_transfer(
+        self, group_id: str, transfer_id: str, amount_minor: int, now_ms: int, actor: str
+    ) -> Command:
+        keys = self.keys_of("settle_group_transfer", group_id, idempotency_key=transfer_id)
+        return "settle_group_transfer", keys, (now_ms, group_id, transfer_id, amount_minor, actor)
 
     @staticmethod
     def voucher_key(code_hash: str) -> str:

@@ -38,6 +38,11 @@ KEY_PATTERNS: dict[str, str] = {
     "voucher": PREFIX + ":voucher:{{{idempotency_key}}}",
     "summary": "{tag}:summary:{account_id}",
     "recent": "{tag}:recent:{account_id}",
+    # A shared wallet (lua/lib/group.lua): in the partition of its group id's CRC, as an account.
+    "group": "{tag}:group:{group_id}",
+    "group_ledger": "{tag}:group_ledger:{group_id}",
+    "group_record": "{tag}:group_record:{group_id}/{idempotency_key}",
+    "group_pending": "{tag}:group_pending",
     # The sweeper's position in the partition's usage stream (plain SET; summarize_usage skips
     # records a summary already holds, so a stale position only repeats work).
     "summarized": "{tag}:summarized",
@@ -86,6 +91,10 @@ def blacklist_of_partition(partition: int) -> str:
     return _of_partition("blacklist", partition)
 
 
+def group_pending_of_partition(partition: int) -> str:
+    return _of_partition("group_pending", partition)
+
+
 def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:
     """A key of the notifier's in a partition: notified, notice (idempotency_key: '<event id>/<channel>'),
     notices_due, dead_letters, noticed (idempotency_key: the kind)."""
@@ -131,13 +140,15 @@ class Keys:
         session_id: str = "",
         idempotency_key: str = "",
     ) -> tuple[str, ...]:
-        """The keys named, in that order, of one account's partition."""
+        """The keys named, in that order, of one account's (or group's) partition."""
         parts = {
             "tag": self.tag(account_id),
             "account_id": account_id,
             "gateway_id": gateway_id,
             "session_id": session_id,
             "idempotency_key": idempotency_key,
+            # a group's calls are laid out by the group id, in the place of an account's
+            "group_id": account_id,
         }
         # One format_map for all the keys of a call (ids are printable, never a NUL): this runs for
         # every request.

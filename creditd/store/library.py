@@ -41,6 +41,7 @@ LIBRARY_FILES = (
     "credit.lua",
     "bundle_usage.lua",
     "store.lua",
+    "group.lua",
     "usage.lua",
     "rating.lua",
     "session.lua",

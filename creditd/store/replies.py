@@ -181,6 +181,61 @@ class BonusInstalmentRecord(msgspec.Struct, array_like=True, frozen=True):
     next_at_ms: int
 
 
+class GroupMemberRecord(msgspec.Struct, array_like=True, frozen=True):
+    account_id: str
+    cap_minor: int
+    allocated_minor: int  # in the billing cycle of the call's now_ms
+
+
+class PendingTransferRecord(msgspec.Struct, array_like=True, frozen=True):
+    transfer_id: str
+    direction: int  # 1 to the member, 2 back from it
+    account_id: str
+    amount_minor: int
+    opened_at_ms: int
+    remove: int
+
+
+class GroupRecord(msgspec.Struct, frozen=True):
+    """A shared wallet (lua/lib/group.lua group_json)."""
+
+    group_id: str
+    currency: str
+    balance: int
+    refill_minor: int
+    billing_cycle_day: int
+    ledger_seq: int
+    members: list[GroupMemberRecord]
+    pending: list[PendingTransferRecord]
+
+
+class GroupTopUpRecord(msgspec.Struct, frozen=True):
+    group: GroupRecord
+    replayed: int
+    ledger_seq: int
+
+
+class TransferRecord(msgspec.Struct, frozen=True):
+    """open_group_transfer's answer (replayed, settled) and apply_group_transfer's (replayed, ledger_seq)."""
+
+    amount: int
+    replayed: int
+    settled: int = 0
+    ledger_seq: int = 0
+
+
+class GroupRefill(msgspec.Struct, frozen=True):
+    group_id: str
+    amount: int
+
+
+class AdvanceRecord(msgspec.Struct, frozen=True):
+    """advance_account's answer: a group member short of money asks for a refill."""
+
+    status: int
+    group_refill: GroupRefill | None = None
+
+
 class PreferencesRecord(msgspec.Struct, frozen=True):
     """The preferences in force: the account's own, else its plan's defaults."""
 
@@ -219,6 +274,9 @@ class AccountRecord(msgspec.Struct, frozen=True):
     # The plan's monthly data overage spend cap (0: none).
     data_overage_cap_minor: int
     loan_outstanding: int
+    # A shared wallet's member: its group and the part of its balance the group handed over.
+    group_id: str
+    group_holding: int
     reminders_sent: int
     next_status: int
     next_status_at_ms: int
@@ -275,3 +333,7 @@ ADJUST_DECODER = msgspec.json.Decoder(AdjustRecord)
 LEDGER_DECODER = msgspec.json.Decoder(list[LedgerEntryRecord])
 TIER_RESULT_DECODER = msgspec.json.Decoder(TierResult)
 RELEASED_DECODER = msgspec.json.Decoder(Released)
+GROUP_DECODER = msgspec.json.Decoder(GroupRecord)
+GROUP_TOP_UP_DECODER = msgspec.json.Decoder(GroupTopUpRecord)
+TRANSFER_DECODER = msgspec.json.Decoder(TransferRecord)
+ADVANCE_DECODER = msgspec.json.Decoder(AdvanceRecord)

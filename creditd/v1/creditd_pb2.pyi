@@ -469,6 +469,257 @@ class Notification(_message.Message):
 Global___Notification: _TypeAlias = Notification  # noqa: Y015
 
 @_typing.final
+class Group(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    REFILL_AMOUNT_FIELD_NUMBER: _builtins.int
+    BILLING_CYCLE_DAY_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    PENDING_TRANSFERS_FIELD_NUMBER: _builtins.int
+    LEDGER_SEQ_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    currency: _builtins.str
+    balance: _builtins.int
+    refill_amount: _builtins.int
+    """What one refill hands a member whose available money falls below it."""
+    billing_cycle_day: _builtins.int
+    ledger_seq: _builtins.int
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupMember]: ...
+    @_builtins.property
+    def pending_transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupTransfer]:
+        """Transfers opened and not yet settled (the sweeper completes those left half done)."""
+
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        balance: _builtins.int = ...,
+        refill_amount: _builtins.int = ...,
+        billing_cycle_day: _builtins.int = ...,
+        members: _abc.Iterable[Global___GroupMember] | None = ...,
+        pending_transfers: _abc.Iterable[Global___GroupTransfer] | None = ...,
+        ledger_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "currency", b"currency", "group_id", b"group_id", "ledger_seq", b"ledger_seq", "members", b"members", "pending_transfers", b"pending_transfers", "refill_amount", b"refill_amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Group: _TypeAlias = Group  # noqa: Y015
+
+@_typing.final
+class GroupMember(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    ALLOCATED_THIS_CYCLE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    cap: _builtins.int
+    """At most this much per billing cycle."""
+    allocated_this_cycle: _builtins.int
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        cap: _builtins.int = ...,
+        allocated_this_cycle: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "allocated_this_cycle", b"allocated_this_cycle", "cap", b"cap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupMember: _TypeAlias = GroupMember  # noqa: Y015
+
+@_typing.final
+class GroupTransfer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    TO_MEMBER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    OPENED_AT_MS_FIELD_NUMBER: _builtins.int
+    REMOVES_MEMBER_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    to_member: _builtins.bool
+    """To the member (a refill) or back from it (a return, or the member leaving)."""
+    account_id: _builtins.str
+    amount: _builtins.int
+    opened_at_ms: _builtins.int
+    removes_member: _builtins.bool
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        to_member: _builtins.bool = ...,
+        account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        opened_at_ms: _builtins.int = ...,
+        removes_member: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "opened_at_ms", b"opened_at_ms", "removes_member", b"removes_member", "to_member", b"to_member", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupTransfer: _TypeAlias = GroupTransfer  # noqa: Y015
+
+@_typing.final
+class CreateGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REFILL_AMOUNT_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    currency: _builtins.str
+    refill_amount: _builtins.int
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        refill_amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "group_id", b"group_id", "refill_amount", b"refill_amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGroupRequest: _TypeAlias = CreateGroupRequest  # noqa: Y015
+
+@_typing.final
+class TopUpGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    amount: _builtins.int
+    channel: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        channel: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "channel", b"channel", "group_id", b"group_id", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpGroupRequest: _TypeAlias = TopUpGroupRequest  # noqa: Y015
+
+@_typing.final
+class TopUpGroupAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    LEDGER_SEQ_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    ledger_seq: _builtins.int
+    @_builtins.property
+    def group(self) -> Global___Group: ...
+    def __init__(
+        self,
+        *,
+        group: Global___Group | None = ...,
+        replayed: _builtins.bool = ...,
+        ledger_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["group", b"group"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "ledger_seq", b"ledger_seq", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpGroupAnswer: _TypeAlias = TopUpGroupAnswer  # noqa: Y015
+
+@_typing.final
+class SetGroupMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    account_id: _builtins.str
+    cap: _builtins.int
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        cap: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cap", b"cap", "group_id", b"group_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetGroupMemberRequest: _TypeAlias = SetGroupMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveGroupMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    account_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "group_id", b"group_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveGroupMemberRequest: _TypeAlias = RemoveGroupMemberRequest  # noqa: Y015
+
+@_typing.final
+class GetGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGroupRequest: _TypeAlias = GetGroupRequest  # noqa: Y015
+
+@_typing.final
 class Contact(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -632,6 +883,8 @@ class Account(_message.Message):
     PREFERENCES_FIELD_NUMBER: _builtins.int
     LOAN_OUTSTANDING_FIELD_NUMBER: _builtins.int
     BONUS_INSTALMENTS_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    GROUP_HOLDING_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     plan: _builtins.str
     currency: _builtins.str
@@ -661,6 +914,11 @@ class Account(_message.Message):
     dealer: _builtins.str
     loan_outstanding: _builtins.int
     """Loans (Borrow) and their fees not yet recovered from top-ups."""
+    group_id: _builtins.str
+    """A shared wallet's member: its group, and the part of its balance the group handed over and it has
+    not spent (its own money is spent first).
+    """
+    group_holding: _builtins.int
     @_builtins.property
     def buckets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bucket]: ...
     @_builtins.property
@@ -702,10 +960,12 @@ class Account(_message.Message):
         preferences: Global___Preferences | None = ...,
         loan_outstanding: _builtins.int = ...,
         bonus_instalments: _abc.Iterable[Global___BonusInstalment] | None = ...,
+        group_id: _builtins.str = ...,
+        group_holding: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "bonus_instalments", b"bonus_instalments", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "ledger_seq", b"ledger_seq", "loan_outstanding", b"loan_outstanding", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "available", b"available", "balance", b"balance", "billing_cycle_day", b"billing_cycle_day", "bonus_instalments", b"bonus_instalments", "buckets", b"buckets", "contact", b"contact", "created_at_ms", b"created_at_ms", "credit_limit", b"credit_limit", "credit_limit_override", b"credit_limit_override", "currency", b"currency", "data_overage_cap", b"data_overage_cap", "data_overage_spent", b"data_overage_spent", "dealer", b"dealer", "group_holding", b"group_holding", "group_id", b"group_id", "ledger_seq", b"ledger_seq", "loan_outstanding", b"loan_outstanding", "next_status", b"next_status", "next_status_at_ms", b"next_status_at_ms", "open_sessions", b"open_sessions", "plan", b"plan", "preferences", b"preferences", "reserved", b"reserved", "status", b"status", "status_reason", b"status_reason", "status_since_ms", b"status_since_ms", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

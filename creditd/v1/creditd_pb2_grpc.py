@@ -265,6 +265,31 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.BorrowRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
                 _registered_method=True)
+        self.CreateGroup = channel.unary_unary(
+                '/creditd.v1.Accounts/CreateGroup',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+                _registered_method=True)
+        self.TopUpGroup = channel.unary_unary(
+                '/creditd.v1.Accounts/TopUpGroup',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpGroupRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpGroupAnswer.FromString,
+                _registered_method=True)
+        self.SetGroupMember = channel.unary_unary(
+                '/creditd.v1.Accounts/SetGroupMember',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SetGroupMemberRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+                _registered_method=True)
+        self.RemoveGroupMember = channel.unary_unary(
+                '/creditd.v1.Accounts/RemoveGroupMember',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.RemoveGroupMemberRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+                _registered_method=True)
+        self.GetGroup = channel.unary_unary(
+                '/creditd.v1.Accounts/GetGroup',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -354,6 +379,40 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateGroup(self, request, context):
+        """Shared wallets (docs/design.md): a group's money reaches its members when they run short, within
+        each member's cap per billing cycle. Roles: admin; crm for GetGroup; topup for TopUpGroup.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopUpGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetGroupMember(self, request, context):
+        """Adds a member or changes its cap; the account must be in the group's currency and in no other group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveGroupMember(self, request, context):
+        """What the member holds of the group's money and no session reserves goes back to the group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -416,6 +475,31 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.Borrow,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.BorrowRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.SerializeToString,
+            ),
+            'CreateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGroup,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.CreateGroupRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Group.SerializeToString,
+            ),
+            'TopUpGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopUpGroup,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.TopUpGroupRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.TopUpGroupAnswer.SerializeToString,
+            ),
+            'SetGroupMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetGroupMember,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetGroupMemberRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Group.SerializeToString,
+            ),
+            'RemoveGroupMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveGroupMember,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.RemoveGroupMemberRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Group.SerializeToString,
+            ),
+            'GetGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGroup,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Group.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -745,6 +829,141 @@ class Accounts:
             '/creditd.v1.Accounts/Borrow',
             creditd_dot_v1_dot_creditd__pb2.BorrowRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.TopUpAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/CreateGroup',
+            creditd_dot_v1_dot_creditd__pb2.CreateGroupRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopUpGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/TopUpGroup',
+            creditd_dot_v1_dot_creditd__pb2.TopUpGroupRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.TopUpGroupAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetGroupMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/SetGroupMember',
+            creditd_dot_v1_dot_creditd__pb2.SetGroupMemberRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveGroupMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/RemoveGroupMember',
+            creditd_dot_v1_dot_creditd__pb2.RemoveGroupMemberRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/GetGroup',
+            creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Group.FromString,
             options,
             channel_credentials,
             insecure,

@@ -119,6 +119,16 @@ class AccountsStub:
     """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
     top-ups with its fee. Roles crm and admin.
     """
+    CreateGroup: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.CreateGroupRequest, _creditd_pb2.Group]
+    """Shared wallets (docs/design.md): a group's money reaches its members when they run short, within
+    each member's cap per billing cycle. Roles: admin; crm for GetGroup; topup for TopUpGroup.
+    """
+    TopUpGroup: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.TopUpGroupRequest, _creditd_pb2.TopUpGroupAnswer]
+    SetGroupMember: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SetGroupMemberRequest, _creditd_pb2.Group]
+    """Adds a member or changes its cap; the account must be in the group's currency and in no other group."""
+    RemoveGroupMember: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.RemoveGroupMemberRequest, _creditd_pb2.Group]
+    """What the member holds of the group's money and no session reserves goes back to the group."""
+    GetGroup: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.GetGroupRequest, _creditd_pb2.Group]
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -152,6 +162,16 @@ class AccountsAsyncStub(AccountsStub):
     """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
     top-ups with its fee. Roles crm and admin.
     """
+    CreateGroup: _aio.UnaryUnaryMultiCallable[_creditd_pb2.CreateGroupRequest, _creditd_pb2.Group]  # type: ignore[assignment]
+    """Shared wallets (docs/design.md): a group's money reaches its members when they run short, within
+    each member's cap per billing cycle. Roles: admin; crm for GetGroup; topup for TopUpGroup.
+    """
+    TopUpGroup: _aio.UnaryUnaryMultiCallable[_creditd_pb2.TopUpGroupRequest, _creditd_pb2.TopUpGroupAnswer]  # type: ignore[assignment]
+    SetGroupMember: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetGroupMemberRequest, _creditd_pb2.Group]  # type: ignore[assignment]
+    """Adds a member or changes its cap; the account must be in the group's currency and in no other group."""
+    RemoveGroupMember: _aio.UnaryUnaryMultiCallable[_creditd_pb2.RemoveGroupMemberRequest, _creditd_pb2.Group]  # type: ignore[assignment]
+    """What the member holds of the group's money and no session reserves goes back to the group."""
+    GetGroup: _aio.UnaryUnaryMultiCallable[_creditd_pb2.GetGroupRequest, _creditd_pb2.Group]  # type: ignore[assignment]
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------------------------
@@ -254,6 +274,46 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         """Emergency credit: one of the plan's loan offers, credited at once, recovered from the next
         top-ups with its fee. Roles crm and admin.
         """
+
+    @_abc_1.abstractmethod
+    def CreateGroup(
+        self,
+        request: _creditd_pb2.CreateGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Group, _abc.Awaitable[_creditd_pb2.Group]]:
+        """Shared wallets (docs/design.md): a group's money reaches its members when they run short, within
+        each member's cap per billing cycle. Roles: admin; crm for GetGroup; topup for TopUpGroup.
+        """
+
+    @_abc_1.abstractmethod
+    def TopUpGroup(
+        self,
+        request: _creditd_pb2.TopUpGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.TopUpGroupAnswer, _abc.Awaitable[_creditd_pb2.TopUpGroupAnswer]]: ...
+
+    @_abc_1.abstractmethod
+    def SetGroupMember(
+        self,
+        request: _creditd_pb2.SetGroupMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Group, _abc.Awaitable[_creditd_pb2.Group]]:
+        """Adds a member or changes its cap; the account must be in the group's currency and in no other group."""
+
+    @_abc_1.abstractmethod
+    def RemoveGroupMember(
+        self,
+        request: _creditd_pb2.RemoveGroupMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Group, _abc.Awaitable[_creditd_pb2.Group]]:
+        """What the member holds of the group's money and no session reserves goes back to the group."""
+
+    @_abc_1.abstractmethod
+    def GetGroup(
+        self,
+        request: _creditd_pb2.GetGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Group, _abc.Awaitable[_creditd_pb2.Group]]: ...
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

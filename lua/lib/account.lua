@@ -4,7 +4,8 @@ Account state: load, change in memory, save; ledger and event appends; the subsc
 Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, loan_outstanding (loans and
-their fees not yet recovered; absent: 0), bonus_instalments (lib/bonus.lua; absent: none), and one
+their fees not yet recovered; absent: 0), bonus_instalments (lib/bonus.lua; absent: none), group_id,
+group_holding, group_refill_minor, group_refill_tried_ms (lib/group.lua; absent: no group), and one
 field per bucket (unit MONEY: bonus money, lib/bonus.lua):
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
@@ -70,11 +71,13 @@ end
 
 local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
   'created_at_ms', 'ledger_seq', 'initial_balance', 'ledger_first_seq', 'ledger_carried', 'reminders_sent',
-  'billing_cycle_day', 'overage_cycle', 'overage_spent_minor', 'loan_outstanding' }
+  'billing_cycle_day', 'overage_cycle', 'overage_spent_minor', 'loan_outstanding', 'group_holding',
+  'group_refill_minor', 'group_refill_tried_ms' }
 -- Fields added after the first accounts were written, with the value an older account has.
 local FIELD_DEFAULTS = { ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '',
   reminders_sent = 0, billing_cycle_day = 1, overage_cycle = 0, overage_spent_minor = 0,
-  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0, bonus_instalments = '' }
+  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0, bonus_instalments = '',
+  group_id = '', group_holding = 0, group_refill_minor = 0, group_refill_tried_ms = 0 }
 
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
@@ -153,6 +156,9 @@ local function queue_ledger(account, now_ms, kind, amount, reference, without_th
     queue_threshold_events(account, now_ms, account.balance, account.balance + amount)
   end
   account.balance = account.balance + amount
+  if amount < 0 and account.group_holding > 0 then -- own money is spent first, the group's last
+    account.group_holding = math.min(account.group_holding, math.max(account.balance, 0))
+  end
   account.ledger_seq = account.ledger_seq + 1
   table.insert(account.pending_ledger, { account.ledger_seq, now_ms, kind, amount, account.balance, reference })
   return account.ledger_seq

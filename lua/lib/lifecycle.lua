@@ -214,6 +214,16 @@ local function apply_plan_changes(account, now_ms)
   end
 end
 
+-- When a group member wants a refill (lib/group.lua; nil: it does not): its available money is below
+-- its group's refill amount; tried again group_refill_retry_s after the last try.
+local function group_refill_due_ms(account)
+  if (account.group_id or '') == '' or account.status == STATUS.TERMINATED
+      or available_money(account) >= account.group_refill_minor then
+    return nil
+  end
+  return account.group_refill_tried_ms + CONFIG.limits.group_refill_retry_s * 1000
+end
+
 -- The earliest time something above is due for the account (nil: nothing).
 local function next_due_ms(account)
   local due = nil
@@ -235,6 +245,7 @@ local function next_due_ms(account)
   if (account.bonus_instalments or '') ~= '' then
     consider(next_instalment_ms(account))
   end
+  consider(group_refill_due_ms(account))
   return due
 end
 

@@ -78,6 +78,10 @@ local ACCOUNT_NUMBER_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledge
 local ACCOUNT_TEXT_FIELDS = { 'status', 'status_reason', 'ledger_hash', 'ledger_trimmed_hash', 'plan', 'tier',
   'credit_limit_override', 'reminders_sent', 'billing_cycle_day', 'plan_changes_applied' }
 
+-- Fields most accounts never use, with the value their absence means; in a fixed order (the HSET's).
+local ACCOUNT_OPTIONAL_FIELDS = { { 'loan_outstanding', 0 }, { 'bonus_instalments', '' }, { 'group_id', '' },
+  { 'group_holding', 0 }, { 'group_refill_minor', 0 }, { 'group_refill_tried_ms', 0 } }
+
 local function write_account_hash(account, account_key)
   local stored, fields = account.stored, {}
   for _, field in ipairs(ACCOUNT_NUMBER_FIELDS) do
@@ -94,18 +98,15 @@ local function write_account_hash(account, account_key)
       fields[#fields + 1] = value
     end
   end
-  -- Only accounts that ever borrowed carry the field (absent: 0).
-  if account.loan_outstanding ~= 0 or (stored and stored.loan_outstanding) then
-    if stored == nil or tonumber(stored.loan_outstanding) ~= account.loan_outstanding then
-      fields[#fields + 1] = 'loan_outstanding'
-      fields[#fields + 1] = format_integer(account.loan_outstanding)
+  -- Only accounts that ever used them carry these (absent: the default, 0 or '').
+  for _, optional in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
+    local field, default = optional[1], optional[2]
+    local value = account[field] or default
+    local text = default == 0 and format_integer(value) or value
+    if text ~= (stored and stored[field] or (default == 0 and '0' or '')) then
+      fields[#fields + 1] = field
+      fields[#fields + 1] = text
     end
-  end
-  -- Only accounts that ever had a bonus in instalments carry the field (absent: none).
-  local instalments = account.bonus_instalments or ''
-  if instalments ~= (stored and stored.bonus_instalments or '') then
-    fields[#fields + 1] = 'bonus_instalments'
-    fields[#fields + 1] = instalments
   end
   for bucket_id in pairs(account.dirty_buckets) do
     fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
@@ -247,6 +248,8 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"available":' .. format_integer(available_money(account))
     .. ',"data_overage_spent_minor":' .. format_integer(data_overage_spent(account, now_ms))
     .. ',"loan_outstanding":' .. format_integer(account.loan_outstanding)
+    .. ',"group_id":' .. json_string(account.group_id or '')
+    .. ',"group_holding":' .. format_integer(account.group_holding or 0)
     .. ',"data_overage_cap_minor":' .. format_integer(plan and plan.monthly_data_overage_cap_minor or 0)
     .. ',"reminders_sent":' .. account.reminders_sent
     .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)
