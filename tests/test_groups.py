@@ -4,11 +4,11 @@ when their available money falls below the group's refill amount, within their c
 cycle, and spend their own money first; a member whose cap is spent gets nothing more until the next
 cycle; a member leaving gives back what it holds of the group's money that no session reserves; a
 transfer left half done (opened at the group, never applied at the member) is completed by the
-sweeper exactly once (the auditor counting it in flight meanwhile, and finding a group balance
-that is not its ledger's sum); bad input names its field and changes nothing; and 200 concurrent sessions of
-four members, with the sweeper refilling them meanwhile, never take a group below zero nor a member
-past its cap, and money is conserved (members, group and what usage charged). The auditor runs after
-every test."""
+sweeper exactly once (the auditor counting it in flight meanwhile, and finding a group balance that
+is not its ledger's sum); bad input names its field and changes nothing; and 200 concurrent sessions
+of four members, with the sweeper refilling them meanwhile, never take a group below zero nor a
+member past its cap, and money is conserved (members, group and what usage charged). `creditd
+account show` names a member's group. The auditor runs after every test."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import random
 import grpc
 import pytest
 
+from creditd.cli.render import account_card
 from creditd.store.calls import GroupTransferSpec
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, TERMINATE, VOICE, Harness, ServerAt, dump
@@ -73,6 +74,7 @@ async def test_members_are_refilled_within_their_caps_and_give_back_on_leaving(s
         cards = {a: await creditd.get(a) for a in (first, second)}
         assert (cards[first].balance, cards[first].group_holding, cards[first].group_id) == (3_000, 2_000, GROUP)
         assert (cards[second].balance, cards[second].group_holding) == (1_200, 1_000)  # its cap: 1 000
+        assert f"group        {GROUP}: 2000 of the balance is the group's (spent last)" in account_card(cards[first])
         assert (await group_of(creditd)).balance == 7_000
 
         await call(creditd, first, "c1", 1_200)  # 20 minutes: 2 000, own money (1 000) first
@@ -87,12 +89,18 @@ async def test_members_are_refilled_within_their_caps_and_give_back_on_leaving(s
         assert (group.balance, allocated(group)) == (6_000, {first: 3_000, second: 1_000})
         assert (await creditd.get(first)).balance == 500
 
+        creditd.clock.advance(32 * 86_400)  # 11 April: a new billing cycle (the group's starts on the 10th)
+        await creditd.server.sweeper.sweep_once()  # both below the refill amount again, both caps new
+        assert (await creditd.get(first)).balance == 2_500
+        assert allocated(await group_of(creditd)) == {first: 2_000, second: 1_000}
+
         left = await creditd.accounts.RemoveGroupMember(pb.RemoveGroupMemberRequest(group_id=GROUP, account_id=second))
-        assert (left.balance, [m.account_id for m in left.members]) == (7_000, [first])
+        assert (left.balance, [m.account_id for m in left.members]) == (5_000, [first])
         card = await creditd.get(second)
         assert (card.balance, card.group_id, card.group_holding) == (200, "", 0)
         kinds = [(e.kind, e.amount) for e in reversed(await creditd.ledger(second))]
-        assert kinds[-2:] == [("group_transfer", 1_000), ("group_return", -1_000)]
+        # refilled once in each cycle (1 000, its cap), all of it given back on leaving
+        assert kinds[-3:] == [("group_transfer", 1_000), ("group_transfer", 1_000), ("group_return", -2_000)]
 
 
 async def test_a_transfer_left_half_done_is_completed_once(server_at: ServerAt) -> None:

@@ -45,6 +45,10 @@ def account_card(account: pb.Account) -> str:
     ]
     if account.loan_outstanding:
         lines.append(f"loans        {account.loan_outstanding} owed, recovered from the next top-ups")
+    if account.group_id:
+        lines.append(
+            f"group        {account.group_id}: {account.group_holding} of the balance is the group's (spent last)"
+        )
     if account.next_status:
         lines.append(f"next step    {_status(account.next_status)} at {_time(account.next_status_at_ms)} UTC if unpaid")
     for bucket in account.buckets:

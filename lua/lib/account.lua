@@ -199,7 +199,7 @@ local function apply_credit_exhaustion(account, now_ms, reference)
   end
 end
 
--- reason: what resumed it (TOPUP, CREDIT_LIMIT).
+-- reason: what resumed it (TOPUP, CREDIT_LIMIT, ADJUSTMENT, LOAN, GROUP: a shared wallet's refill).
 local function apply_credit_recovery(account, now_ms, reference, reason)
   local suspended = account.status == STATUS.ONE_WAY_SUSPENDED or account.status == STATUS.TWO_WAY_SUSPENDED
   if suspended and account.status_reason == 'CREDIT' and available_money(account) > 0 then
