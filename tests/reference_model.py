@@ -3,7 +3,10 @@ from docs/design.md and the plan (README, "The sample plan"), not from the Lua: 
 suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, emergency credit
 (emergency_10, recovered from top-ups), bonus money (the property test's top-up rule: 50 % of a top-up
 of 10.00 or more, for 5 days, paying any usage at home before main money; one bonus bucket per
-reservation; never bundles or credit), and the rating of
+reservation; never bundles or credit), a shared wallet for some accounts (the property test's group:
+a refill of 10.00 whenever available money is below it, from a group of 50.00, at most 20.00 a
+billing cycle, tried at a sweeper pass and again a minute after one that gave nothing; own money
+spent first), and the rating of
 calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
 (night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
 The property test drives creditd and this model with the same random operations and compares them
@@ -12,6 +15,8 @@ after each one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from tests.calendar_model import billing_cycle_of
 
 DAY_MS = 86_400_000
 VOICE_BLOCK_S = 60
@@ -27,6 +32,7 @@ SMS_PRICES = {("thai", "home"): 50, ("international", "home"): 300}
 ROAMING_VOICE_PRICE, ROAMING_SMS_PRICE = 1_500, 300
 LOAN, LOAN_FEE, LOAN_MAX_OWED = 1_000, 100, 1_100  # the loan offer emergency_10
 BONUS_MIN_TOP_UP, BONUS_PERCENT, BONUS_VALIDITY_MS = 1_000, 50, 5 * DAY_MS
+GROUP_BALANCE, GROUP_CAP, GROUP_REFILL, GROUP_RETRY_MS = 5_000, 2_000, 1_000, 60_000
 
 
 def is_night(instant_ms: int) -> bool:
@@ -80,6 +86,17 @@ class BonusBucket:
 
 
 @dataclass
+class GroupShare:
+    """The member's shared wallet: the group's balance, the member's cap and allocation per cycle."""
+
+    cycle_day: int
+    balance: int = GROUP_BALANCE
+    allocated: int = 0
+    cycle: int = -1
+    tried_ms: int = 0
+
+
+@dataclass
 class Model:
     balance: int
     now_ms: int
@@ -92,6 +109,9 @@ class Model:
     loan_outstanding: int = 0
     borrow_keys: set[str] = field(default_factory=set)
     bonuses: list[BonusBucket] = field(default_factory=list)
+    group: GroupShare | None = None
+    # Of the balance, what the group handed over and is not spent yet (own money is spent first).
+    group_holding: int = 0
 
     def __post_init__(self) -> None:
         self.since_ms = self.now_ms
@@ -99,6 +119,29 @@ class Model:
 
     def _set(self, status: int, reason: str, at_ms: int) -> None:
         self.status, self.reason, self.since_ms = status, reason, at_ms
+
+    def _debit(self, amount: int) -> None:
+        self.balance -= amount
+        self.group_holding = min(self.group_holding, max(self.balance, 0))
+
+    def sweep(self) -> None:
+        """A sweeper pass: the ladder's due steps, then a refill from the group if the member wants one."""
+        self.apply_ladder()
+        group = self.group
+        if group is None or self.status == TERMINATED or self.balance >= GROUP_REFILL:
+            return
+        if self.now_ms < group.tried_ms + GROUP_RETRY_MS:
+            return
+        group.tried_ms = self.now_ms
+        cycle = billing_cycle_of(self.now_ms, group.cycle_day)
+        allocated = group.allocated if group.cycle == cycle else 0
+        granted = max(0, min(GROUP_REFILL, group.balance, GROUP_CAP - allocated))
+        if granted:
+            group.balance -= granted
+            group.allocated, group.cycle, group.tried_ms = allocated + granted, cycle, 0
+            self.balance += granted
+            self.group_holding = min(self.group_holding + granted, max(self.balance, 0))
+            self._resume("GROUP")
 
     def _check_exhaustion(self) -> None:
         if self.status == ACTIVE and self.balance <= 0:
@@ -122,7 +165,7 @@ class Model:
             taken = min(cost, bucket.remaining)
             bucket.remaining -= taken
             cost -= taken
-        self.balance -= cost
+        self._debit(cost)
 
     def apply_ladder(self) -> None:
         """What the next request (or the sweeper) applies first: steps dated when they fell due."""
@@ -131,7 +174,7 @@ class Model:
                 return
             if self.status == ONE_WAY and self.now_ms >= self.since_ms + ONE_WAY_GRACE_MS:
                 self._set(TWO_WAY, "CREDIT", self.since_ms + ONE_WAY_GRACE_MS)
-                self.balance -= LATE_FEE
+                self._debit(LATE_FEE)
             elif self.status == TWO_WAY and self.now_ms >= self.since_ms + TWO_WAY_GRACE_MS:
                 self._set(TERMINATED, "CREDIT", self.since_ms + TWO_WAY_GRACE_MS)
             else:
@@ -192,7 +235,7 @@ class Model:
         self.apply_ladder()
         if self.status != ACTIVE or self.balance - SMS_BUNDLE_PRICE <= 0:
             return False
-        self.balance -= SMS_BUNDLE_PRICE
+        self._debit(SMS_BUNDLE_PRICE)
         self.buckets.append(SmsBucket(SMS_BUNDLE_SIZE, self.now_ms + BUNDLE_VALIDITY_MS))
         return True
 

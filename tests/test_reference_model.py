@@ -1,11 +1,12 @@
-"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice
-calls (to Thai, international and unknown numbers, at home and roaming, some lasting across a band
-edge and reporting the part after the tariff time change), sms_50 purchases, top-ups that grant bonus
-money (a rule of the test's own: 50 % of 10.00 or more, for 5 days, at home) and clock moves (days at
-a time: grace periods, bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band
-edges) on one account agree, after every step, with the in-memory reference model
-(tests/reference_model.py) on balance, status, status reason, SMS left, bonus money left and each call's tariff time
-change (after a sweeper pass); after each sequence the auditor checks the invariants of
+"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice calls
+(to Thai, international and unknown numbers, at home and roaming, some lasting across a band edge
+and reporting the part after the tariff time change), sms_50 purchases, top-ups that grant bonus
+money (a rule of the test's own: 50 % of 10.00 or more, for 5 days, at home), half the accounts in a
+shared wallet of their own (refilled by the sweeper) and clock moves (days at a time: grace periods,
+bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band edges) on one account
+agree, after every step, with the in-memory reference model (tests/reference_model.py) on balance,
+status, status reason, SMS left, bonus money left, the group's money held and each call's tariff
+time change (after a sweeper pass); after each sequence the auditor checks the invariants of
 docs/design.md. The server runs on a frozen clock (it moves only when a step moves it) so that the
 model and the server see the same instant. hypothesis runs the sequences in a worker thread; every
 gRPC call goes to the real server on the test's event loop."""
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -45,6 +47,10 @@ from tests.reference_model import (
     BONUS_MIN_TOP_UP,
     BONUS_PERCENT,
     BONUS_VALIDITY_MS,
+    GROUP_BALANCE,
+    GROUP_CAP,
+    GROUP_REFILL,
+    GroupShare,
     Model,
     used_after_change,
 )
@@ -159,7 +165,7 @@ class Driver:
         """After a sweeper pass, so that both sides have applied every ladder step that is due (a
         refused request writes nothing, not even a due step; the sweeper applies it)."""
         self.run(self.creditd.server.sweeper.sweep_once())
-        model.apply_ladder()
+        model.sweep()
         card = self.run(self.creditd.get(self.account_id))
         now_ms = self.creditd.clock.now_ms()
         live = [b for b in card.buckets if b.expires_at_ms > now_ms]
@@ -174,7 +180,7 @@ class Driver:
             model.bonus_left,
             0,
         ), step
-        assert card.loan_outstanding == model.loan_outstanding, step
+        assert (card.loan_outstanding, card.group_holding) == (model.loan_outstanding, model.group_holding), step
 
 
 def seconds_until(now_ms: int, local_minute: int) -> int:
@@ -218,16 +224,30 @@ async def test_random_sequences_agree_with_the_reference_model(
         creditd.assert_audit_clean()
 
 
+async def join_a_group(creditd: Harness, account_id: str) -> None:
+    """A group of the account's own, with the model's balance, refill amount and cap."""
+    group_id = f"g{account_id}"
+    accounts = creditd.accounts
+    await accounts.CreateGroup(pb.CreateGroupRequest(group_id=group_id, currency="THB", refill_amount=GROUP_REFILL))
+    await accounts.TopUpGroup(
+        pb.TopUpGroupRequest(group_id=group_id, amount=GROUP_BALANCE, channel="bank", idempotency_key="g")
+    )
+    await accounts.SetGroupMember(pb.SetGroupMemberRequest(group_id=group_id, account_id=account_id, cap=GROUP_CAP))
+
+
 async def run_sequences(creditd: Harness) -> None:
     loop = asyncio.get_running_loop()
     accounts = (f"6682525{n:04d}" for n in itertools.count())
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(initial_balance=st.integers(0, 3_000), steps=operations)
-    def sequence(initial_balance: int, steps: list) -> None:
+    @given(initial_balance=st.integers(0, 3_000), steps=operations, in_group=st.booleans())
+    def sequence(initial_balance: int, steps: list, in_group: bool) -> None:
         driver = Driver(creditd, loop, next(accounts))
         driver.run(creditd.create_account(driver.account_id, balance=initial_balance))
         model = Model(balance=initial_balance, now_ms=creditd.clock.now_ms())
+        if in_group:
+            driver.run(join_a_group(creditd, driver.account_id))
+            model.group = GroupShare(cycle_day=min(datetime.fromtimestamp(model.now_ms / 1000, UTC).day, 28))
         driver.compare(model, "created")
         for operation in steps:
             apply(driver, model, operation)
