@@ -175,6 +175,9 @@ class Plan(Struct, frozen=True, kw_only=True):
     topup_bonuses: Annotated[list[TopupBonus], msgspec.Meta(max_length=MAX_TOPUP_BONUSES)] = msgspec.field(
         default_factory=list
     )
+    # A shared wallet's member on this plan: usage is paid by the group's money before its own (and
+    # refilled when what it holds of the group's runs low). Default: its own money first.
+    group_money_first: bool = False
 
 
 def _check_loan_offers(where: str, plan: Plan, limits: Limits) -> None:

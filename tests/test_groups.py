@@ -7,8 +7,9 @@ transfer left half done (opened at the group, never applied at the member) is co
 sweeper exactly once (the auditor counting it in flight meanwhile, and finding a group balance that
 is not its ledger's sum); bad input names its field and changes nothing; and 200 concurrent sessions
 of four members, with the sweeper refilling them meanwhile, never take a group below zero nor a
-member past its cap, and money is conserved (members, group and what usage charged). `creditd
-account show` names a member's group. The auditor runs after every test."""
+member past its cap, and money is conserved (members, group and what usage charged); a plan may have
+the group's money spent first, and a member need have no cap (0). `creditd account show` names a
+member's group. The auditor runs after every test."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import asyncio
 import random
 
 import grpc
+import msgspec
 import pytest
 
 from creditd.cli.render import account_card
+from creditd.settings import Settings
 from creditd.store.calls import GroupTransferSpec
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, TERMINATE, VOICE, Harness, ServerAt, dump
@@ -175,7 +178,7 @@ async def test_bad_group_input_names_the_field_and_changes_nothing(server_at: Se
                 "idempotency_key: already used with a different payload",
             ),
             (
-                creditd.accounts.SetGroupMember(pb.SetGroupMemberRequest(group_id=GROUP, account_id=MEMBERS[0], cap=0)),
+                creditd.accounts.SetGroupMember(pb.SetGroupMemberRequest(group_id=GROUP, account_id="x", cap=-1)),
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "cap",
             ),
@@ -250,3 +253,29 @@ async def test_concurrent_members_never_overdraw_the_group_or_their_caps(server_
         assert sum(c.balance for c in cards) + group.balance + charged == 4 * 500 + 10_000
         assert all(c.reserved == 0 for c in cards)
         assert group.balance == 0  # refills handed out all of it, none past a cap (caps sum to 12 000)
+
+
+async def test_a_plan_may_spend_the_groups_money_first_and_a_member_need_have_no_cap(
+    server_at: ServerAt, settings: Settings
+) -> None:
+    plan = msgspec.structs.replace(settings.plans["standard"], group_money_first=True)
+    group_first = msgspec.structs.replace(settings, plans={**settings.plans, "standard": plan})
+    member = MEMBERS[0]
+    async with server_at(utc_ms(NOON_BANGKOK), loaded=group_first) as creditd:
+        await creditd.create_account(member, balance=5_000)
+        await make_group(creditd, 10_000, refill=1_000)
+        await join(creditd, member, 0)  # no cap
+        await creditd.server.sweeper.sweep_once()  # it holds none of the group's money: a refill
+        card = await creditd.get(member)
+        assert (card.balance, card.group_holding) == (6_000, 1_000)
+        await call(creditd, member, "c1", 360)  # 600, from the group's money first
+        card = await creditd.get(member)
+        assert (card.balance, card.group_holding) == (5_400, 400)
+        for _ in range(3):  # refilled while it holds less than 1 000, with no cap to stop it
+            await creditd.server.sweeper.sweep_once()
+            await call(creditd, member, f"c{_ + 2}", 600)  # 1 000
+            creditd.clock.advance(creditd.settings.limits.group_refill_retry_s)
+        group = await group_of(creditd)
+        assert (group.balance, allocated(group)) == (6_000, {member: 4_000})
+        card = await creditd.get(member)
+        assert (card.balance, card.group_holding) == (5_400 + 3_000 - 3_000, 400)

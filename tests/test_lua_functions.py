@@ -252,7 +252,7 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "records[1].charged": ["-1", "1000000000001"],
     "records[1].recent": ["2", "-1"],
     "refill_minor": ["0", "1000000000001"],
-    "cap_minor": ["0", "1000000000001"],
+    "cap_minor": ["-1", "1000000000001"],
     "direction": ["0", "3"],
     "remove": ["2", "-1"],
     "leave": ["2", "-1"],

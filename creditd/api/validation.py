@@ -219,7 +219,7 @@ def check_top_up_group(request: pb.TopUpGroupRequest, limits: Limits) -> None:
 def check_set_group_member(request: pb.SetGroupMemberRequest, limits: Limits) -> None:
     check_id(request.group_id, "group_id")
     check_id(request.account_id, "account_id")
-    check_range(request.cap, "cap", 1, limits.max_amount_minor)
+    check_range(request.cap, "cap", 0, limits.max_amount_minor)
 
 
 def check_group_member(request: pb.RemoveGroupMemberRequest) -> None:

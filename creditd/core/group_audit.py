@@ -67,7 +67,7 @@ def audit_groups(
         for field, value in group.items():
             if field.startswith("member:"):
                 cap, _, allocated = (int(part) for part in value.split("|"))
-                if allocated > cap:
+                if cap and allocated > cap:
                     problems.append(f"member {field.removeprefix('member:')} allocated {allocated}, cap {cap}")
         in_flight += _pending_in_flight(client, keys, group)
         count, total = count + 1, total + balance

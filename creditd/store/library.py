@@ -110,6 +110,7 @@ def _plan_table(plan: Plan) -> dict[str, LuaValue]:
             }
             for bonus in plan.topup_bonuses
         ],
+        "group_money_first": plan.group_money_first,
         "time_zone": plan.time_zone,
         "preferences": {
             "language": plan.preferences.language,

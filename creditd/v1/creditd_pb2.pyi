@@ -522,7 +522,7 @@ class GroupMember(_message.Message):
     ALLOCATED_THIS_CYCLE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     cap: _builtins.int
-    """At most this much per billing cycle."""
+    """At most this much per billing cycle; 0: no cap."""
     allocated_this_cycle: _builtins.int
     def __init__(
         self,

@@ -70,7 +70,8 @@ local function grant_to_member(group, request)
   local member = group.members[request.account_id]
   local cycle = billing_cycle_of(request.now_ms, group.billing_cycle_day)
   local allocated = group_wallet.allocated_in_cycle(group, member, request.now_ms)
-  local granted = math.max(0, math.min(request.amount, group.balance, member.cap - allocated))
+  local cap_left = member.cap == 0 and group.balance or member.cap - allocated -- cap 0: none
+  local granted = math.max(0, math.min(request.amount, group.balance, cap_left))
   if granted > 0 then
     member.cycle, member.allocated = cycle, allocated + granted
     group_wallet.put_member(group, request.account_id, member)

@@ -8,7 +8,7 @@ KEYS[2] group_ledger  cd:{p:<n>}:group_ledger:<group_id>   list
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] group_id    [A-Za-z0-9._:-]{1,64}
 ARGV[3] account_id  [A-Za-z0-9._:-]{1,64}
-ARGV[4] cap_minor   integer minor units, 1..max_amount_minor: at most this much per billing cycle
+ARGV[4] cap_minor   integer minor units, 0..max_amount_minor: at most this much per billing cycle (0: no cap)
 ARGV[5] actor       the caller's identity, recorded in the ledger
 Returns {code, message, <group_json>}; message 'unchanged' when the cap already was this.
 Codes: SUCCESS, INVALID_REQUEST (bad field), USER_UNKNOWN (no such group), RESOURCES_EXCEEDED
@@ -21,7 +21,7 @@ local function check_set_group_member(keys, args)
     now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
     group_id = check_text(args[2], 'group_id', ID_PATTERN, 64),
     account_id = check_text(args[3], 'account_id', ID_PATTERN, 64),
-    cap_minor = parse_integer(args[4], 'cap_minor', 1, CONFIG.limits.max_amount_minor),
+    cap_minor = parse_integer(args[4], 'cap_minor', 0, CONFIG.limits.max_amount_minor),
     actor = check_actor(args),
   }
   local group = group_wallet.load_existing(keys.group)

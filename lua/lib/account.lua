@@ -149,6 +149,17 @@ local function queue_threshold_events(account, now_ms, before, after)
   end
 end
 
+-- A group member's debit (lib/group.lua): own money is spent first and the group's last, unless its
+-- plan says group_money_first, when usage charges take the group's first (fees, loans and bundles
+-- never do); either way what the group handed over is at most what is left of the balance.
+local function spend_group_holding(account, kind, amount)
+  local plan = CONFIG.plans[account.plan]
+  if kind == 'charge' and plan and plan.group_money_first then
+    account.group_holding = math.max(0, account.group_holding + amount)
+  end
+  account.group_holding = math.min(account.group_holding, math.max(account.balance, 0))
+end
+
 -- A debit that crosses a low-balance threshold queues its event, unless without_threshold_events: a
 -- loan recovered from the top-up of the same call leaves the balance no lower than it started.
 local function queue_ledger(account, now_ms, kind, amount, reference, without_threshold_events)
@@ -156,8 +167,8 @@ local function queue_ledger(account, now_ms, kind, amount, reference, without_th
     queue_threshold_events(account, now_ms, account.balance, account.balance + amount)
   end
   account.balance = account.balance + amount
-  if amount < 0 and account.group_holding > 0 then -- own money is spent first, the group's last
-    account.group_holding = math.min(account.group_holding, math.max(account.balance, 0))
+  if amount < 0 and account.group_holding > 0 then
+    spend_group_holding(account, kind, amount)
   end
   account.ledger_seq = account.ledger_seq + 1
   table.insert(account.pending_ledger, { account.ledger_seq, now_ms, kind, amount, account.balance, reference })

@@ -6,7 +6,8 @@ partition; money reaches a member, and comes back, only by transfers of two idem
 Group hash (cd:{p:<n>}:group:<group_id>, n the CRC of the group id): group_id, currency, balance,
 refill_minor (what one refill hands a member), billing_cycle_day, created_at_ms, and the ledger fields
 of an account (ledger_seq, ledger_hash, ledger_first_seq, ledger_carried, ledger_trimmed_hash), and
-  member:<account_id>   = '<cap_minor>|<cycle>|<allocated_minor>' (allocated in billing cycle <cycle>)
+  member:<account_id>   = '<cap_minor>|<cycle>|<allocated_minor>' (allocated in billing cycle <cycle>;
+                          cap 0: none)
   pending:<transfer_id> = '<direction 1 in|2 out>|<account_id>|<amount_minor>|<opened_at_ms>|<remove 0|1>'
 Group ledger (cd:{p:<n>}:group_ledger:<group_id>): entries as an account's (lib/account.lua).
 Pending index (cd:{p:<n>}:group_pending): zset '<group_id> <transfer_id>' by opened ms: what the

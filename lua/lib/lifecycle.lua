@@ -215,10 +215,15 @@ local function apply_plan_changes(account, now_ms)
 end
 
 -- When a group member wants a refill (lib/group.lua; nil: it does not): its available money is below
--- its group's refill amount; tried again group_refill_retry_s after the last try.
+-- its group's refill amount (with its plan's group_money_first: what it holds of the group's money
+-- is); tried again group_refill_retry_s after the last try.
 local function group_refill_due_ms(account)
-  if (account.group_id or '') == '' or account.status == STATUS.TERMINATED
-      or available_money(account) >= account.group_refill_minor then
+  if (account.group_id or '') == '' or account.status == STATUS.TERMINATED then
+    return nil
+  end
+  local plan = CONFIG.plans[account.plan]
+  local left = (plan and plan.group_money_first) and account.group_holding or available_money(account)
+  if left >= account.group_refill_minor then
     return nil
   end
   return account.group_refill_tried_ms + CONFIG.limits.group_refill_retry_s * 1000
