@@ -4,7 +4,8 @@ sign-in flow sets an HttpOnly SameSite=Lax session cookie (not Secure on loopbac
 its CSRF token, or with another session's, is refused 403 and changes nothing; a session cookie
 forged for another number, or replayed after sign-out, leads back to the sign-in page; the sign-in
 page speaks the browser's language, the account pages the subscriber's; one address asking too many
-codes is refused 429; two browsers redeeming one voucher at the same instant are paid once."""
+codes is refused 429; two browsers redeeming one voucher at the same instant are paid once; a shared
+wallet's member sees how much of its balance came from the group."""
 
 from __future__ import annotations
 
@@ -178,3 +179,23 @@ async def test_emergency_credit_page_lends_once_per_click(
             card = await creditd.get(ACCOUNT)
             assert (card.balance, card.loan_outstanding) == (1200, 1100)
             creditd.assert_audit_clean()
+
+
+async def test_a_group_member_sees_its_share_of_the_groups_money(
+    server_at: ServerAt, settings: Settings, gateway: object
+) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd, running_portal(creditd) as url:
+        notifier = sms_notifier(creditd, gateway, settings)
+        await creditd.create_account(ACCOUNT, balance=500)
+        await creditd.accounts.CreateGroup(
+            pb.CreateGroupRequest(group_id="family", currency="THB", refill_amount=2_000)
+        )
+        await creditd.accounts.TopUpGroup(
+            pb.TopUpGroupRequest(group_id="family", amount=5_000, channel="bank", idempotency_key="g1")
+        )
+        await creditd.accounts.SetGroupMember(pb.SetGroupMemberRequest(group_id="family", account_id=ACCOUNT))
+        await creditd.server.sweeper.sweep_once()  # 500 is below the refill amount: 2 000 from the group
+        async with httpx.AsyncClient(base_url=url) as browser:
+            await sign_in(browser, creditd, notifier, gateway, ACCOUNT)
+            overview = await browser.get("/")
+            assert "กระเป๋าเงินร่วม family: ฿20.00 ในยอดเงินของคุณมาจากกลุ่ม" in overview.text

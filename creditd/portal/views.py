@@ -31,6 +31,8 @@ class OverviewView(msgspec.Struct, frozen=True):
     balance: str
     credit_limit: str
     bundles: list[BundleView]
+    # A shared wallet's member: how much of its balance came from the group ('' for none).
+    group_share: str = ""
 
 
 class DayView(msgspec.Struct, frozen=True):
@@ -157,6 +159,11 @@ def overview(card: pb.Account, language: str) -> OverviewView:
         balance=money(card.balance, card.currency, language),
         credit_limit=money(card.credit_limit, card.currency, language),
         bundles=bundles,
+        group_share=words["group_share"].format(
+            group=card.group_id, amount=money(card.group_holding, card.currency, language)
+        )
+        if card.group_id
+        else "",
     )
 
 
