@@ -1,5 +1,6 @@
 """The sweeper: returns what orphan sessions hold (their gateway stopped reporting past deadline plus
-grace), in every server process.
+grace), applies what time made due (advance_account), and moves shared wallets' money: refills for
+members short of it and transfers left half done (core/groups.py); in every server process.
 
 Partitions are shared out by leases (Redis function claim_partition): a process sweeps only the
 partitions whose lease it holds, renews them each pass, and a crashed process's leases run out so
