@@ -11,12 +11,12 @@ import logging
 import uuid
 
 from creditd.clock import Clock
+from creditd.core.accounts import Accounts
 from creditd.errors import FailedPrecondition, InvalidArgument, NotFound
 from creditd.logs import caller
 from creditd.store.calls import Calls, Command, GroupTransferSpec
 from creditd.store.functions import Functions
 from creditd.store.replies import (
-    ACCOUNT_DECODER,
     GROUP_DECODER,
     GROUP_TOP_UP_DECODER,
     TRANSFER_DECODER,
@@ -37,6 +37,7 @@ class Groups:
         self._calls = calls
         self._functions = functions
         self._clock = clock
+        self._accounts = Accounts(calls, functions, clock)
 
     async def _group(self, command: Command) -> GroupRecord:
         return GROUP_DECODER.decode((await self._functions.call(command)).body)
@@ -57,9 +58,7 @@ class Groups:
         """Adds a member (or changes its cap); the member's side learns of its group by a transfer of
         nothing, so that it asks for refills when short of money."""
         group = await self.get(group_id)
-        card = ACCOUNT_DECODER.decode(
-            (await self._functions.call(self._calls.get_account(account_id, self._clock.now_ms()))).body
-        )
+        card = await self._accounts.get(account_id)
         if card.currency != group.currency:
             raise FailedPrecondition(f"account_id: the account is in {card.currency}, the group in {group.currency}")
         if card.group_id not in ("", group_id):

@@ -110,13 +110,13 @@ class Sweeper:
         if not partitions:
             return [], [], []
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
+        stale_ms = now_ms - self._completion_ms
         pipe = self._client.pipeline(transaction=False)
         for partition in partitions:
             pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0, num=budget)
         for partition in partitions:
             pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
         for partition in partitions:
-            stale_ms = now_ms - self._completion_ms
             pipe.zrangebyscore(group_pending_of_partition(partition), "-inf", stale_ms, start=0, num=budget)
         replies = await pipe.execute()
         count = len(partitions)

@@ -34,9 +34,10 @@ Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant 
   RATING_FAILED (no tariff matches a unit: that unit, or the whole request, writing nothing, when no
   unit of an INITIAL or EVENT could be rated; or usage too costly to rate), UNKNOWN_SESSION,
   INVALID_REQUEST, RESOURCES_EXCEEDED (too many open sessions), USER_UNKNOWN. Only business outcomes
-  are stored; a refused request writes nothing. charged is the usage's cost; bonus money (lib/bonus.lua)
-  pays what it can of it first, and the charge ledger entry debits the rest from main money. Every rated unit of a commit or EVENT that charged
-  (or used) something appends its usage records in the same call; a replay appends none.
+  are stored; a refused request writes nothing. charged is the usage's cost; bonus money
+  (lib/bonus.lua) pays what it can of it first, and the charge ledger entry debits the rest from main
+  money. Every rated unit of a commit or EVENT that charged (or used) something appends its usage
+  records in the same call; a replay appends none.
 ]=]
 
 local UNIT_ARGUMENTS, FIRST_UNIT_ARGUMENT = 5, 10

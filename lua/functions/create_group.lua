@@ -39,11 +39,10 @@ local function create_group(raw_keys, args)
   if outcome.existing then
     return reply(CODE.SUCCESS, 'replayed', group_wallet.json(outcome.existing, request.now_ms))
   end
-  local group = { group_id = request.group_id, currency = request.currency, balance = 0,
+  local group = group_wallet.new({ group_id = request.group_id, currency = request.currency, balance = 0,
     refill_minor = request.refill_minor, billing_cycle_day = cycle_day_of(request.now_ms),
     created_at_ms = request.now_ms, ledger_seq = 0, ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '',
-    ledger_trimmed_hash = '', members = {}, pending = {}, changed = {}, removed = {}, pending_ledger = {},
-    group_holding = 0, actor = request.actor }
+    ledger_trimmed_hash = '', actor = request.actor })
   queue_ledger(group, request.now_ms, 'group_created', 0, request.currency .. ' refill ' .. format_integer(request.refill_minor), true)
   group_wallet.save(group, keys.group, keys.group_ledger)
   return reply(CODE.SUCCESS, '', group_wallet.json(group, request.now_ms))

@@ -67,13 +67,11 @@ end
 
 -- To a member: what the group's balance and the member's cap left in the cycle allow, at most asked.
 local function grant_to_member(group, request)
-  local member = group.members[request.account_id]
-  local cycle = billing_cycle_of(request.now_ms, group.billing_cycle_day)
-  local allocated = group_wallet.allocated_in_cycle(group, member, request.now_ms)
-  local cap_left = member.cap == 0 and group.balance or member.cap - allocated -- cap 0: none
+  local member = group_wallet.member_now(group, request.account_id, request.now_ms)
+  local cap_left = member.cap == 0 and group.balance or member.cap - member.allocated -- cap 0: none
   local granted = math.max(0, math.min(request.amount, group.balance, cap_left))
   if granted > 0 then
-    member.cycle, member.allocated = cycle, allocated + granted
+    member.allocated = member.allocated + granted
     group_wallet.put_member(group, request.account_id, member)
     queue_ledger(group, request.now_ms, 'allocation', -granted, request.account_id .. ' ' .. request.transfer_id, true)
   end

@@ -50,10 +50,7 @@ local function check_purchase(keys, args)
     refuse(CODE.CREDIT_LIMIT_REACHED, 'bundle_id: costs ' .. format_integer(bundle.price_minor)
       .. ', more than available money can pay while staying positive')
   end
-  local count = 0
-  for _ in pairs(account.buckets) do
-    count = count + 1
-  end
+  local count = count_keys(account.buckets)
   if count >= CONFIG.limits.max_buckets_per_account then
     refuse(CODE.INVALID_REQUEST, 'bundle_id: the account already has ' .. count .. ' buckets')
   end

@@ -26,10 +26,7 @@ local function check_set_group_member(keys, args)
   }
   local group = group_wallet.load_existing(keys.group)
   if group.members[request.account_id] == nil then
-    local count = 0
-    for _ in pairs(group.members) do
-      count = count + 1
-    end
+    local count = count_keys(group.members)
     if count >= CONFIG.limits.max_group_members then
       refuse(CODE.RESOURCES_EXCEEDED, 'account_id: the group already has ' .. count .. ' members')
     end

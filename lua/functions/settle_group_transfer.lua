@@ -46,10 +46,9 @@ end
 
 -- Money back in the group: credited, and no longer counted as allocated to the member this cycle.
 local function take_back(group, pending, amount, kind, request)
-  local member = group.members[pending.account_id]
-  if member then
-    member.allocated = math.max(0, group_wallet.allocated_in_cycle(group, member, request.now_ms) - amount)
-    member.cycle = billing_cycle_of(request.now_ms, group.billing_cycle_day)
+  if group.members[pending.account_id] then
+    local member = group_wallet.member_now(group, pending.account_id, request.now_ms)
+    member.allocated = math.max(0, member.allocated - amount)
     group_wallet.put_member(group, pending.account_id, member)
   end
   if amount > 0 then

@@ -118,6 +118,15 @@ local function available_money(account)
   return account.balance + account.credit_limit - account.reserved
 end
 
+-- Whether a bucket serves a unit of a rating group in a zone now (units buckets in lib/rating.lua,
+-- bonus money in lib/bonus.lua).
+local function bucket_serves(bucket, unit, rating_group, zone, now_ms)
+  return bucket.unit == unit
+    and (not bucket.has_groups or bucket.rating_groups[rating_group] == true)
+    and bucket.zones[zone] == true
+    and (bucket.expires_at_ms == 0 or bucket.expires_at_ms > now_ms)
+end
+
 -- Buckets in consumption order: priority, then earliest expiry (0 = never, last), then id.
 local function ordered_buckets(account)
   local list = {}

@@ -21,9 +21,7 @@ local function serving_bonus(account, rating_group, zone, now_ms)
     account.ordered = ordered_buckets(account)
   end
   for _, bucket in ipairs(account.ordered) do
-    if bucket.unit == UNIT.MONEY and bucket.remaining > bucket.reserved
-        and (not bucket.has_groups or bucket.rating_groups[rating_group] == true) and bucket.zones[zone] == true
-        and (bucket.expires_at_ms == 0 or bucket.expires_at_ms > now_ms) then
+    if bucket.remaining > bucket.reserved and bucket_serves(bucket, UNIT.MONEY, rating_group, zone, now_ms) then
       serving[#serving + 1] = bucket
     end
   end
@@ -85,18 +83,10 @@ local function spread_bonus(parts, bonus)
   assert(bonus == 0, 'bonus paid more than the usage cost')
 end
 
-local function count_buckets(account)
-  local count = 0
-  for _ in pairs(account.buckets) do
-    count = count + 1
-  end
-  return count
-end
-
 -- Grants one instalment as bucket `bucket_id`, or records why not (the account holds
 -- max_buckets_per_account buckets). Ledger entries of amount 0: bonus money is not balance.
 local function grant_bonus_bucket(account, now_ms, bucket_id, amount, rule)
-  if count_buckets(account) >= CONFIG.limits.max_buckets_per_account then
+  if count_keys(account.buckets) >= CONFIG.limits.max_buckets_per_account then
     queue_ledger(account, now_ms, 'bonus', 0, 'bucket ' .. bucket_id .. ' of ' .. format_integer(amount)
       .. ' not granted: the account holds max_buckets_per_account buckets')
     return

@@ -42,13 +42,21 @@ function group_wallet.decode_field(group, field, value)
   group[field] = value
 end
 
--- The group, or nil; shaped like an account for queue_ledger and append_ledger.
+-- A group with the scalar fields given, shaped like an account for queue_ledger and append_ledger
+-- (group_holding: a group holds no group's money).
+function group_wallet.new(fields)
+  fields.members, fields.pending, fields.changed, fields.removed = {}, {}, {}, {}
+  fields.pending_ledger, fields.group_holding = {}, 0
+  return fields
+end
+
+-- The group, or nil.
 function group_wallet.load(key)
   local flat = redis.call('HGETALL', key)
   if #flat == 0 then
     return nil
   end
-  local group = { members = {}, pending = {}, changed = {}, removed = {}, pending_ledger = {}, group_holding = 0 }
+  local group = group_wallet.new({})
   for index = 1, #flat, 2 do
     group_wallet.decode_field(group, flat[index], flat[index + 1])
   end
@@ -92,6 +100,15 @@ end
 -- What a member was allocated in the billing cycle of now_ms (a new cycle starts from nothing).
 function group_wallet.allocated_in_cycle(group, member, now_ms)
   return member.cycle == billing_cycle_of(now_ms, group.billing_cycle_day) and member.allocated or 0
+end
+
+-- The member moved on to the billing cycle of now_ms (its allocation from nothing in a new cycle),
+-- for a call that changes its allocation.
+function group_wallet.member_now(group, account_id, now_ms)
+  local member = group.members[account_id]
+  member.allocated = group_wallet.allocated_in_cycle(group, member, now_ms)
+  member.cycle = billing_cycle_of(now_ms, group.billing_cycle_day)
+  return member
 end
 
 function group_wallet.save(group, group_key, ledger_key)

@@ -64,6 +64,15 @@ local function parse_integer(text, field, minimum, maximum)
 end
 
 -- Exact floor(a / b) for 0 <= a, 0 < b below 2^53: the double quotient may round up by one.
+-- How many keys a table has (Lua 5.1's # counts only an array's part).
+local function count_keys(map)
+  local count = 0
+  for _ in pairs(map) do
+    count = count + 1
+  end
+  return count
+end
+
 local function floor_divide(dividend, divisor)
   assert(dividend >= 0 and divisor > 0, 'floor_divide: operands must be positive')
   local quotient = math.floor(dividend / divisor)

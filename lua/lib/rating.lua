@@ -47,13 +47,6 @@ local function encode_reservation(reservation)
     reservation.zone, reservation.destination }, '|')
 end
 
-local function bucket_serves(bucket, unit, rating_group, zone, now_ms)
-  return bucket.unit == unit
-    and (not bucket.has_groups or bucket.rating_groups[rating_group] == true)
-    and bucket.zones[zone] == true
-    and (bucket.expires_at_ms == 0 or bucket.expires_at_ms > now_ms)
-end
-
 -- The first serving bucket with free units, and the CAP/THROTTLE policy of serving data buckets that
 -- forbids falling through to money (nil when overage is allowed).
 local function select_bucket(account, unit, rating_group, zone, now_ms)

@@ -78,9 +78,10 @@ local ACCOUNT_NUMBER_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledge
 local ACCOUNT_TEXT_FIELDS = { 'status', 'status_reason', 'ledger_hash', 'ledger_trimmed_hash', 'plan', 'tier',
   'credit_limit_override', 'reminders_sent', 'billing_cycle_day', 'plan_changes_applied' }
 
--- Fields most accounts never use, with the value their absence means; in a fixed order (the HSET's).
-local ACCOUNT_OPTIONAL_FIELDS = { { 'loan_outstanding', 0 }, { 'bonus_instalments', '' }, { 'group_id', '' },
-  { 'group_holding', 0 }, { 'group_refill_minor', 0 }, { 'group_refill_tried_ms', 0 } }
+-- Fields most accounts never use, written only once they differ from what their absence means
+-- (FIELD_DEFAULTS); in a fixed order (the HSET's).
+local ACCOUNT_OPTIONAL_FIELDS = { 'loan_outstanding', 'bonus_instalments', 'group_id', 'group_holding',
+  'group_refill_minor', 'group_refill_tried_ms' }
 
 local function write_account_hash(account, account_key)
   local stored, fields = account.stored, {}
@@ -99,8 +100,8 @@ local function write_account_hash(account, account_key)
     end
   end
   -- Only accounts that ever used them carry these (absent: the default, 0 or '').
-  for _, optional in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
-    local field, default = optional[1], optional[2]
+  for _, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
+    local default = FIELD_DEFAULTS[field]
     local value = account[field] or default
     local text = default == 0 and format_integer(value) or value
     if text ~= (stored and stored[field] or (default == 0 and '0' or '')) then
