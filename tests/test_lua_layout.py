@@ -69,7 +69,9 @@ def test_no_lib_file_indexes_keys_by_position() -> None:
 
 
 def top_level_names(source: str) -> set[str]:
-    return set(re.findall(r"^local function (\w+)", source, re.M)) | set(re.findall(r"^local (\w+)\s*=", source, re.M))
+    declared = re.findall(r"^local (\w+(?:\s*,\s*\w+)*)\s*(?:=|$)", source, re.M)
+    names = {name.strip() for names in declared for name in names.split(",")}
+    return set(re.findall(r"^local function (\w+)", source, re.M)) | names
 
 
 def referenced_words(source: str) -> set[str]:

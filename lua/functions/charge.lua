@@ -110,7 +110,7 @@ local function parse_charge_request(args)
   request.usage = {}
   request.member = request.gateway_id .. ' ' .. request.session_id
   request.deadline_member = request.account_id .. ' ' .. request.member
-  request.reference = request.member .. ' ' .. request.request_number
+  request.reference = request.member .. ' ' .. format_integer(request.request_number)
   return request
 end
 
@@ -169,12 +169,13 @@ local function grant_json(plan, grant)
       url = plan.redirect_url
     end
   end
-  return '[' .. grant.rating_group .. ',' .. grant.result .. ',' .. grant.unit .. ','
-    .. format_integer(grant.granted) .. ',' .. grant.validity_time_s .. ',' .. action .. ','
-    .. json_string(url) .. ',' .. (grant.throttled and 1 or 0) .. ','
-    .. (grant.throttled and plan.throttle_kbps or 0) .. ',' .. format_integer(grant.charged) .. ','
-    .. json_string(grant.tariff) .. ',' .. format_integer(grant.tariff_time_change_ms) .. ','
-    .. format_integer(grant.quota_threshold) .. ',' .. grant.quota_holding_time_s .. ']'
+  return '[' .. format_integer(grant.rating_group) .. ',' .. format_integer(grant.result) .. ','
+    .. format_integer(grant.unit) .. ',' .. format_integer(grant.granted) .. ','
+    .. format_integer(grant.validity_time_s) .. ',' .. format_integer(action) .. ',' .. json_string(url) .. ','
+    .. (grant.throttled and '1,' .. format_integer(plan.throttle_kbps) or '0,0') .. ','
+    .. format_integer(grant.charged) .. ',' .. json_string(grant.tariff) .. ','
+    .. format_integer(grant.tariff_time_change_ms) .. ',' .. format_integer(grant.quota_threshold) .. ','
+    .. format_integer(grant.quota_holding_time_s) .. ']'
 end
 
 local function answer_json(result, account_status, message, plan, grants)
@@ -182,8 +183,8 @@ local function answer_json(result, account_status, message, plan, grants)
   for _, grant in ipairs(grants) do
     parts[#parts + 1] = grant_json(plan, grant)
   end
-  return '[' .. result .. ',' .. account_status .. ',' .. json_string(message) .. ',['
-    .. table.concat(parts, ',') .. ']]'
+  return '[' .. format_integer(result) .. ',' .. format_integer(account_status) .. ',' .. json_string(message)
+    .. ',[' .. table.concat(parts, ',') .. ']]'
 end
 
 -- The tariff of a unit now, for its context; nil (and the grant marked RATING_FAILED, with why) when

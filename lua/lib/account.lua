@@ -39,16 +39,16 @@ local function decode_bucket(bucket_id, text)
   assert(unit, 'corrupt bucket ' .. bucket_id)
   local rating_groups, zone_set = {}, {}
   for group in string.gmatch(groups, '%d+') do
-    rating_groups[tonumber(group)] = true
+    rating_groups[stored_number(group)] = true
   end
   for zone in string.gmatch(zones, '[^,]+') do
     zone_set[zone] = true
   end
   return {
-    id = bucket_id, unit = tonumber(unit), remaining = tonumber(remaining),
-    reserved = tonumber(reserved), expires_at_ms = tonumber(expires_at_ms),
-    priority = tonumber(priority), policy = tonumber(policy), amount = tonumber(amount), groups_text = groups,
-    rating_groups = rating_groups, has_groups = groups ~= '', loaded_remaining = tonumber(remaining),
+    id = bucket_id, unit = stored_number(unit), remaining = stored_number(remaining),
+    reserved = stored_number(reserved), expires_at_ms = stored_number(expires_at_ms),
+    priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount), groups_text = groups,
+    rating_groups = rating_groups, has_groups = groups ~= '', loaded_remaining = stored_number(remaining),
     zones_text = zones, zones = zone_set,
   }
 end
@@ -64,8 +64,9 @@ end
 
 local function encode_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
-  return table.concat({ bucket.unit, format_integer(bucket.remaining), format_integer(bucket.reserved),
-    format_integer(bucket.expires_at_ms), bucket.priority, bucket.policy, format_integer(bucket.amount),
+  return table.concat({ format_integer(bucket.unit), format_integer(bucket.remaining), format_integer(bucket.reserved),
+    format_integer(bucket.expires_at_ms), format_integer(bucket.priority), format_integer(bucket.policy),
+    format_integer(bucket.amount),
     bucket.groups_text, bucket.zones_text }, '|')
 end
 
@@ -79,38 +80,61 @@ local FIELD_DEFAULTS = { ledger_first_seq = 1, ledger_carried = 0, ledger_hash =
   plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0, bonus_instalments = '',
   group_id = '', group_holding = 0, group_refill_minor = 0, group_refill_tried_ms = 0 }
 
+-- What save_account (lib/store.lua) writes of the hash, in the HSET's order: the fields every account
+-- has, then ACCOUNT_OPTIONAL_FIELDS, those most accounts never use, written only once they differ
+-- from what their absence means (FIELD_DEFAULTS).
+local ACCOUNT_SAVED_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledger_seq', 'ledger_first_seq',
+  'ledger_carried', 'credit_limit', 'overage_cycle', 'overage_spent_minor', 'status', 'status_reason', 'ledger_hash',
+  'ledger_trimmed_hash', 'plan', 'tier', 'credit_limit_override', 'reminders_sent', 'billing_cycle_day',
+  'plan_changes_applied' }
+local ACCOUNT_OPTIONAL_FIELDS = { 'loan_outstanding', 'bonus_instalments', 'group_id', 'group_holding',
+  'group_refill_minor', 'group_refill_tried_ms' }
+
+-- account.loaded holds the saved fields' values as read (ACCOUNT_SAVED_FIELDS, then the optional ones,
+-- by position), so that saving writes only those that changed, comparing values, not text (turning
+-- numbers into text and back is dear: lib/numbers.lua); account.absent names the saved fields the hash
+-- lacked (an account written before they existed), which saving writes whatever their value.
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
-  if #flat == 0 then
+  local count = #flat
+  if count == 0 then
     return nil
   end
-  -- stored: the hash's fields as read, so that saving writes only those that changed.
-  local account = { buckets = {}, dirty_buckets = {}, pending_ledger = {}, pending_events = {}, stored = {} }
-  for index = 1, #flat, 2 do
-    local field, value = flat[index], flat[index + 1]
+  local buckets, byte, sub = {}, string.byte, string.sub
+  local account = { buckets = buckets, dirty_buckets = {}, pending_ledger = {}, pending_events = {},
+    removed_buckets = {}, pending_transitions = {} }
+  for index = 1, count, 2 do
+    local field = flat[index]
     -- the first byte first ('b'): most fields are not buckets, and a substring costs a string
-    if string.byte(field, 1) == 98 and string.sub(field, 1, #BUCKET_PREFIX) == BUCKET_PREFIX then
-      local bucket_id = string.sub(field, #BUCKET_PREFIX + 1)
-      local bucket = decode_bucket(bucket_id, value)
-      account.buckets[bucket_id] = bucket
+    if byte(field, 1) == 98 and sub(field, 1, 7) == BUCKET_PREFIX then
+      local bucket_id = sub(field, 8)
+      local bucket = decode_bucket(bucket_id, flat[index + 1])
+      buckets[bucket_id] = bucket
       account.has_money_buckets = account.has_money_buckets or bucket.unit == UNIT.MONEY
     else
-      account[field] = value
-      account.stored[field] = value
+      account[field] = flat[index + 1]
     end
   end
   for field, value in pairs(FIELD_DEFAULTS) do
     if account[field] == nil then
       account[field] = value
+      account.absent = account.absent or {}
+      account.absent[field] = true
     end
   end
   for _, field in ipairs(NUMERIC_FIELDS) do
-    account[field] = tonumber(account[field])
+    account[field] = stored_number(account[field])
   end
-  account.removed_buckets = {}
+  local loaded, saved_count = {}, #ACCOUNT_SAVED_FIELDS
+  for position = 1, saved_count do
+    loaded[position] = account[ACCOUNT_SAVED_FIELDS[position]]
+  end
+  for position, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
+    loaded[saved_count + position] = account[field]
+  end
+  account.loaded = loaded
   account.loaded_reserved = account.reserved
   account.loaded_reminders_sent = account.reminders_sent
-  account.pending_transitions = {}
   return account
 end
 

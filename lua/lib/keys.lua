@@ -8,7 +8,9 @@ uses: (nothing)
 -- The keys of a call as a table by name; a wrong count is a bug of the caller's builder.
 local function named_keys(function_name, keys)
   local names = KEY_NAMES[function_name]
-  assert(#keys == #names, function_name .. ': expected ' .. #names .. ' keys, got ' .. #keys)
+  if #keys ~= #names then -- (not assert: its message would be built on every call)
+    error(function_name .. ': expected ' .. #names .. ' keys, got ' .. #keys)
+  end
   local named = {}
   for position, name in ipairs(names) do
     named[name] = keys[position]

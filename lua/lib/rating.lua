@@ -30,18 +30,18 @@ local function decode_reservation(text)
   end
   assert(money, 'corrupt reservation')
   return {
-    money = tonumber(money), bucket_units = tonumber(bucket_units), bucket_id = bucket_id,
-    price_minor = tonumber(price_minor), block_size = tonumber(block_size), unit = tonumber(unit),
-    validity_time_s = tonumber(validity_time_s), deadline_ms = tonumber(deadline_ms), throttled = throttled == '1',
-    tariff = tariff, change_ms = tonumber(change_ms), price_after = tonumber(price_after),
-    block_after = tonumber(block_after), tariff_after = tariff_after, zone = zone, destination = destination,
+    money = stored_number(money), bucket_units = stored_number(bucket_units), bucket_id = bucket_id,
+    price_minor = stored_number(price_minor), block_size = stored_number(block_size), unit = stored_number(unit),
+    validity_time_s = stored_number(validity_time_s), deadline_ms = stored_number(deadline_ms), throttled = throttled == '1',
+    tariff = tariff, change_ms = stored_number(change_ms), price_after = stored_number(price_after),
+    block_after = stored_number(block_after), tariff_after = tariff_after, zone = zone, destination = destination,
   }
 end
 
 local function encode_reservation(reservation)
   return table.concat({ format_integer(reservation.money), format_integer(reservation.bucket_units),
     reservation.bucket_id, format_integer(reservation.price_minor), format_integer(reservation.block_size),
-    reservation.unit, reservation.validity_time_s, format_integer(reservation.deadline_ms),
+    format_integer(reservation.unit), format_integer(reservation.validity_time_s), format_integer(reservation.deadline_ms),
     reservation.throttled and '1' or '0', reservation.tariff, format_integer(reservation.change_ms),
     format_integer(reservation.price_after), format_integer(reservation.block_after), reservation.tariff_after,
     reservation.zone, reservation.destination }, '|')

@@ -5,7 +5,7 @@ close_reason (when closed by creditd), and one 'reservation:<rating_group>' fiel
 (lib/rating.lua). An open session is a member '<gateway_id> <session_id>' of its account's sessions set
 and '<account_id> <gateway_id> <session_id>' of its partition's deadline set. A closed session keeps
 its last answer for answer_retention_s, so a retransmission still gets it.
-uses: rating
+uses: numbers, rating
 ]=]
 
 local function load_session(key)
@@ -19,13 +19,13 @@ local function load_session(key)
   for index = 1, #flat, 2 do
     local field, value = flat[index], flat[index + 1]
     if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
-      local rating_group, reservation = tonumber(string.sub(field, #RESERVATION_PREFIX + 1)), decode_reservation(value)
+      local rating_group, reservation = stored_number(string.sub(field, #RESERVATION_PREFIX + 1)), decode_reservation(value)
       session.reservations[rating_group], session.stored_reservations[rating_group] = reservation, reservation
     else
       session[field] = value
     end
   end
-  session.last_number = tonumber(session.last_number)
+  session.last_number = stored_number(session.last_number)
   return session
 end
 

@@ -67,46 +67,27 @@ local function append_ledger(account, ledger_key)
   trim_ledger(account, ledger_key)
 end
 
--- Writes the account's scalar fields that differ from what was read (all of them for a new account:
--- no stored), its changed buckets, and deletes its removed ones. Most calls move two or three fields
--- of some twenty; writing only those keeps the call's Redis time down, and so does comparing before
--- formatting (string.format costs about 0.35 µs a number; performance issue, loadtest.redis_time).
--- ACCOUNT_NUMBER_FIELDS are formatted as integers, ACCOUNT_TEXT_FIELDS written as they are (strings, or
--- small counts that tostring prints exactly).
-local ACCOUNT_NUMBER_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledger_seq', 'ledger_first_seq',
-  'ledger_carried', 'credit_limit', 'overage_cycle', 'overage_spent_minor' }
-local ACCOUNT_TEXT_FIELDS = { 'status', 'status_reason', 'ledger_hash', 'ledger_trimmed_hash', 'plan', 'tier',
-  'credit_limit_override', 'reminders_sent', 'billing_cycle_day', 'plan_changes_applied' }
-
--- Fields most accounts never use, written only once they differ from what their absence means
--- (FIELD_DEFAULTS); in a fixed order (the HSET's).
-local ACCOUNT_OPTIONAL_FIELDS = { 'loan_outstanding', 'bonus_instalments', 'group_id', 'group_holding',
-  'group_refill_minor', 'group_refill_tried_ms' }
-
+-- Writes the account's saved fields that differ from what was read (all of them for a new account:
+-- no account.loaded; and those the hash lacked), its changed buckets, and deletes its removed ones.
+-- Most calls move two or three fields of some twenty; writing only those keeps the call's Redis time
+-- down (performance issue, loadtest.redis_time). Numbers are written as integers.
 local function write_account_hash(account, account_key)
-  local stored, fields = account.stored, {}
-  for _, field in ipairs(ACCOUNT_NUMBER_FIELDS) do
+  local loaded, absent, fields = account.loaded, account.absent, {}
+  local saved_count = #ACCOUNT_SAVED_FIELDS
+  for position = 1, saved_count do
+    local field = ACCOUNT_SAVED_FIELDS[position]
     local value = account[field]
-    if stored == nil or stored[field] == nil or tonumber(stored[field]) ~= value then
+    if loaded == nil or value ~= loaded[position] or (absent and absent[field]) then
       fields[#fields + 1] = field
-      fields[#fields + 1] = format_integer(value)
-    end
-  end
-  for _, field in ipairs(ACCOUNT_TEXT_FIELDS) do
-    local value = tostring(account[field])
-    if stored == nil or stored[field] ~= value then
-      fields[#fields + 1] = field
-      fields[#fields + 1] = value
+      fields[#fields + 1] = type(value) == 'number' and format_integer(value) or value
     end
   end
   -- Only accounts that ever used them carry these (absent: the default, 0 or '').
-  for _, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
-    local default = FIELD_DEFAULTS[field]
-    local value = account[field] or default
-    local text = default == 0 and format_integer(value) or value
-    if text ~= (stored and stored[field] or (default == 0 and '0' or '')) then
+  for position, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
+    local value = account[field] or FIELD_DEFAULTS[field]
+    if value ~= (loaded and loaded[saved_count + position] or FIELD_DEFAULTS[field]) then
       fields[#fields + 1] = field
-      fields[#fields + 1] = text
+      fields[#fields + 1] = type(value) == 'number' and format_integer(value) or value
     end
   end
   for bucket_id in pairs(account.dirty_buckets) do
