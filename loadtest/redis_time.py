@@ -38,6 +38,7 @@ BASELINE = Path(__file__).with_name("baseline.lua")
 CHARGE_FLOOR = Path(__file__).with_name("charge_floor.lua")
 FLOOR_ACCOUNT = {"balance": 10**12, "reserved": 0, "ledger_seq": 1, "ledger_hash": "0" * 40}
 PIPELINE = 500
+BASELINE_PHASE, FLOOR_PHASE = "baseline (reserve-shaped)", "charge-shaped floor"
 NUMBERS = ("66812345678", "66898765432", "442079460000")
 DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
 
@@ -88,7 +89,9 @@ def charge(calls: Calls, session: tuple[str, str, int, str, str], kind: int, num
     return calls.charge(spec, int(time.time() * 1000), "loadtest")
 
 
-def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -> dict[str, float]:
+def prepare(client: redis.Redis, session_count: int) -> tuple[Calls, list[tuple[str, list[tuple[object, ...]]]]]:
+    """Loads the libraries and the accounts into an empty server; returns the phases' FCALL words, in
+    the order they must run (each type's calls act on the sessions the one before opened)."""
     settings = load_settings(default_config_path())
     calls, rng = Calls(settings.redis.partitions), random.Random(17)
     client.flushall()
@@ -117,16 +120,23 @@ def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -
     def phase(kind: int, number: int, used: Callable[[int], int]) -> list[tuple[object, ...]]:
         return [fcall(charge(calls, session, kind, number, used(session[2]))) for session in open_sessions]
 
-    figures = {"baseline (reserve-shaped)": piped(client, baseline)}
-    figures["charge-shaped floor"] = piped(client, floor)
-    figures["INITIAL"] = piped(client, phase(RequestType.INITIAL, 0, lambda group: 0))
-    figures["UPDATE"] = piped(client, phase(RequestType.UPDATE, 1, lambda group: MB if group == DATA else 60))
-    figures["TERMINATE"] = piped(client, phase(RequestType.TERMINATE, 2, lambda group: MB if group == DATA else 45))
     events = [
         fcall(charge(calls, (f"e{n}", f"6690{n % 200:07d}", SMS, rng.choice(NUMBERS), ""), RequestType.EVENT, 0, 0))
         for n in range(session_count)
     ]
-    figures["EVENT"] = piped(client, events)
+    return calls, [
+        (BASELINE_PHASE, baseline),
+        (FLOOR_PHASE, floor),
+        ("INITIAL", phase(RequestType.INITIAL, 0, lambda group: 0)),
+        ("UPDATE", phase(RequestType.UPDATE, 1, lambda group: MB if group == DATA else 60)),
+        ("TERMINATE", phase(RequestType.TERMINATE, 2, lambda group: MB if group == DATA else 45)),
+        ("EVENT", events),
+    ]
+
+
+def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -> dict[str, float]:
+    calls, phases = prepare(client, session_count)
+    figures = {name: piped(client, words) for name, words in phases}
     client.config_resetstat()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(drive(url, calls, Shape(accounts=200), mix_s, seed=3))
@@ -145,7 +155,7 @@ def main(session_count: int, mix_duration: float, rounds: int, json_path: Path) 
         runs = [one_round(client, server.url, session_count, mix_duration) for _ in range(rounds)]
         client.close()
     medians = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
-    baseline = medians["baseline (reserve-shaped)"]
+    baseline = medians[BASELINE_PHASE]
     rows = [TypeTimes(name, session_count, value, round(value / baseline, 2)) for name, value in medians.items()]
     click.echo(f"{'phase':28} {'µs per call':>12} {'× baseline':>11}")
     for row in rows:

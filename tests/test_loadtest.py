@@ -10,6 +10,7 @@ the median run of each phase and the median of each round's ratios."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,34 @@ def test_redis_time_run_measures_every_request_type_against_the_baseline(tmp_pat
     ]
     assert [row["phase"] for row in rows] == names
     assert all(row["usec_per_call"] > 0 for row in rows) and rows[0]["ratio_to_baseline"] == 1.0
+
+
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None or shutil.which("callgrind_control") is None,
+    reason="SKIPPED LOUDLY: valgrind is not installed (.ci/run installs Debian's valgrind)",
+)
+def test_redis_instructions_run_counts_every_request_type_against_the_baseline(tmp_path: Path) -> None:
+    report_path = tmp_path / "redis_instructions.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.redis_instructions", "--sessions", "50", "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {row["phase"]: row for row in json.loads(report_path.read_text())}
+    assert list(rows) == [
+        "baseline (reserve-shaped)",
+        "charge-shaped floor",
+        "INITIAL",
+        "UPDATE",
+        "TERMINATE",
+        "EVENT",
+        "standard mix",
+    ]
+    assert rows["baseline (reserve-shaped)"]["ratio_to_baseline"] == 1.0
+    # each phase counted its own calls: a charge of any type does more than the reserve-shaped function
+    assert all(rows[name]["ratio_to_baseline"] > 1.5 for name in ("INITIAL", "UPDATE", "TERMINATE", "EVENT"))
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:

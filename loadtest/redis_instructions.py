@@ -1,0 +1,114 @@
+"""python -m loadtest.redis_instructions: the machine instructions Redis spends per `charge` call,
+counted by valgrind's callgrind, per request type, against the reserve-shaped baseline and the
+charge-shaped floor counted in the same run (the phases of loadtest.redis_time).
+
+Time on these shared two-core machines moves by 10 to 20 % from run to run; an instruction count
+moves by a few parts in ten thousand, whatever else the machine does, so a change of 1 % shows. It is
+the measure the charge path is tuned by (the performance issue); redis_time still gives the time.
+The count is the whole server's while a phase runs: the FCALLs, reading them off the socket, the
+replies and the AOF. Phases run in pipelines of 500 as in redis_time; "standard mix" weighs the
+types as the issue's mix does (a session: INITIAL, 3 UPDATE, TERMINATE; one request in ten an SMS
+EVENT). Needs valgrind (Debian's package: valgrind, callgrind_control)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import msgspec
+import redis
+
+from creditd.store.embedded import EmbeddedRedis
+from loadtest.redis_time import BASELINE_PHASE, piped, prepare
+
+DUMP_WAIT_S = 30.0
+START_TIMEOUT_S = 120.0
+
+
+class TypeInstructions(msgspec.Struct):
+    phase: str
+    calls: int
+    instructions_per_call: float
+    ratio_to_baseline: float
+
+
+class CallgrindRedis(EmbeddedRedis):
+    """The embedded server run under callgrind, counting from the start; `count` zeroes the counters,
+    runs a phase and returns the instructions the server spent on it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, start_timeout_s=START_TIMEOUT_S)
+        self.dump_prefix = data_dir / "callgrind.out"
+
+    def command_line(self, binary: Path) -> list[str]:
+        return [
+            shutil.which("valgrind") or "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={self.dump_prefix}.%p",
+            *super().command_line(binary),
+        ]
+
+    def _control(self, flag: str) -> None:
+        assert self.process is not None
+        subprocess.run(["callgrind_control", flag, str(self.process.pid)], capture_output=True, check=True, timeout=60)
+
+    def count(self, client: redis.Redis, words: list[tuple[object, ...]]) -> int:
+        dumps_before = set(self.dump_prefix.parent.glob(f"{self.dump_prefix.name}.*"))
+        self._control("-z")
+        piped(client, words)
+        self._control("-d")
+        deadline = time.monotonic() + DUMP_WAIT_S
+        while time.monotonic() < deadline:
+            for path in set(self.dump_prefix.parent.glob(f"{self.dump_prefix.name}.*")) - dumps_before:
+                match = re.search(r"^(?:summary|totals): (\d+)$", path.read_text(), re.M)
+                if match:
+                    return int(match.group(1))
+            time.sleep(0.1)
+        raise TimeoutError("callgrind wrote no dump")
+
+
+def weighted_mix(figures: dict[str, float]) -> float:
+    session = (figures["INITIAL"] + 3 * figures["UPDATE"] + figures["TERMINATE"]) / 5
+    return 0.9 * session + 0.1 * figures["EVENT"]
+
+
+def measure(session_count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="creditd-instructions-") as work, CallgrindRedis(Path(work)) as server:
+        client = redis.Redis.from_url(server.url)
+        _, phases = prepare(client, session_count)
+        figures = {name: server.count(client, words) / session_count for name, words in phases}
+        client.close()
+    figures["standard mix"] = weighted_mix(figures)
+    return figures
+
+
+@click.command()
+@click.option("--sessions", "session_count", default=400, show_default=True, help="calls per phase")
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/redis_instructions.json")
+)
+def main(session_count: int, json_path: Path) -> None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise click.ClickException("valgrind is not installed (Debian: apt-get install valgrind)")
+    figures = measure(session_count)
+    baseline = figures[BASELINE_PHASE]
+    rows = [
+        TypeInstructions(name, session_count, round(value), round(value / baseline, 2))
+        for name, value in figures.items()
+    ]
+    click.echo(f"{'phase':28} {'instructions per call':>22} {'× baseline':>11}")
+    for row in rows:
+        click.echo(f"{row.phase:28} {row.instructions_per_call:22,.0f} {row.ratio_to_baseline:11.2f}")
+    click.echo("target: the standard mix at most 2.5 × the baseline")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_bytes(msgspec.json.encode(rows))
+    click.echo(f"written: {json_path}")
+
+
+if __name__ == "__main__":
+    main()
