@@ -70,8 +70,10 @@ local function encode_bucket(bucket)
     bucket.groups_text, bucket.zones_text }, '|')
 end
 
+-- created_at_ms and initial_balance stay text as read: no call computes with them (the card converts
+-- created_at_ms as it prints it), and each tonumber costs a charge some 2 000 instructions.
 local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
-  'created_at_ms', 'ledger_seq', 'initial_balance', 'ledger_first_seq', 'ledger_carried', 'reminders_sent',
+  'ledger_seq', 'ledger_first_seq', 'ledger_carried', 'reminders_sent',
   'billing_cycle_day', 'overage_cycle', 'overage_spent_minor', 'loan_outstanding', 'group_holding',
   'group_refill_minor', 'group_refill_tried_ms' }
 -- Fields added after the first accounts were written, with the value an older account has.
@@ -89,6 +91,11 @@ local ACCOUNT_SAVED_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledger
   'plan_changes_applied' }
 local ACCOUNT_OPTIONAL_FIELDS = { 'loan_outstanding', 'bonus_instalments', 'group_id', 'group_holding',
   'group_refill_minor', 'group_refill_tried_ms' }
+-- Every field of the hash but the buckets: those written once (create_account, set_preferences) here,
+-- the saved ones added at the first load (ipairs is out of reach while the library loads).
+local ACCOUNT_FIELD_NAMES = { account_id = true, currency = true, created_at_ms = true, initial_balance = true,
+  contact_name = true, contact_email = true, contact_phone = true, dealer = true, creation_fingerprint = true,
+  preferences = true }
 
 -- account.loaded holds the saved fields' values as read (ACCOUNT_SAVED_FIELDS, then the optional ones,
 -- by position), so that saving writes only those that changed, comparing values, not text (turning
@@ -100,13 +107,20 @@ local function load_account(key)
   if count == 0 then
     return nil
   end
-  local buckets, byte, sub = {}, string.byte, string.sub
+  if ACCOUNT_FIELD_NAMES.balance == nil then
+    for _, names in ipairs({ ACCOUNT_SAVED_FIELDS, ACCOUNT_OPTIONAL_FIELDS }) do
+      for _, name in ipairs(names) do
+        ACCOUNT_FIELD_NAMES[name] = true
+      end
+    end
+  end
+  local buckets, sub = {}, string.sub
   local account = { buckets = buckets, dirty_buckets = {}, pending_ledger = {}, pending_events = {},
     removed_buckets = {}, pending_transitions = {} }
   for index = 1, count, 2 do
     local field = flat[index]
-    -- the first byte first ('b'): most fields are not buckets, and a substring costs a string
-    if byte(field, 1) == 98 and sub(field, 1, 7) == BUCKET_PREFIX then
+    -- a look-up first: most fields are not buckets, and a substring costs a string
+    if ACCOUNT_FIELD_NAMES[field] == nil and sub(field, 1, 7) == BUCKET_PREFIX then
       local bucket_id = sub(field, 8)
       local bucket = decode_bucket(bucket_id, flat[index + 1])
       buckets[bucket_id] = bucket

@@ -21,7 +21,7 @@ local MAX_UINT32 = 4294967295
 -- (codes, zeros, counts, validity times), so 0..SMALL_INTEGER_LIMIT - 1 are kept both ways, filled
 -- at the first call (a library's globals, string.format among them, are out of reach while it
 -- loads). Callers never let Lua turn a number into text: they call format_integer.
-local format_integer, number_of_text
+local format_integer, number_of_text, stored_number
 do
   local SMALL_INTEGER_LIMIT = 1024
   local format, text_of_small, small_of_text = nil, {}, {}
@@ -52,16 +52,18 @@ do
   -- The number a canonical decimal text of 0..SMALL_INTEGER_LIMIT - 1 stands for; nil for any other
   -- text (callers then check and convert it themselves).
   number_of_text = function(text)
-    if format == nil then
+    local value = small_of_text[text]
+    if value == nil and format == nil then
       fill()
+      value = small_of_text[text]
     end
-    return small_of_text[text]
+    return value
   end
-end
 
--- tonumber for the decimal integers this library stored itself.
-local function stored_number(text)
-  return number_of_text(text) or tonumber(text)
+  -- tonumber for the decimal integers this library stored itself.
+  stored_number = function(text)
+    return small_of_text[text] or (format == nil and number_of_text(text)) or tonumber(text)
+  end
 end
 
 local Refusal = {}
