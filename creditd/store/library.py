@@ -1,10 +1,11 @@
 """The Lua function library: rendered from lua/ plus the deployment's CONFIG, loaded into Redis.
 
 The library is one Lua chunk: a generated CONFIG table (limits and plans) and KEY_NAMES table (each
-function's KEYS by name, from store/calls.py), lua/lib/*.lua in LIBRARY_FILES order, then every
-lua/functions/*.lua, each wrapped in do ... end so that its locals stay its own. Each lib file names
-the lib files it uses in its header ("uses: numbers, account"); rendering refuses an order in which a
-file comes before one it uses. The chunk's top-level locals share Lua 5.1's limit of 200.
+function's KEYS by name, from store/calls.py, and in KEY_NAMES.bind a constructor of each one's
+keys), lua/lib/*.lua in LIBRARY_FILES order, then every lua/functions/*.lua, each wrapped in
+do ... end so that its locals stay its own. Each lib file names the lib files it uses in its header
+("uses: numbers, account"); rendering refuses an order in which a file comes before one it uses.
+The chunk's top-level locals share Lua 5.1's limit of 200.
 Plans live in the library rather than in keys so that a charge reads no configuration from Redis;
 the version is a hash of the rendered source, so a server loads it only when it changed.
 """
@@ -185,12 +186,26 @@ def check_load_order(sources: Mapping[str, str]) -> None:
         loaded.add(name)
 
 
+def key_binders() -> str:
+    """KEY_NAMES.bind[function](KEYS): the keys by name in one table constructor (lib/keys.lua); a
+    table built key by key is rehashed as it grows, which cost a call some 10 000 instructions."""
+    binders = []
+    for function, names in KEY_LAYOUTS.items():
+        fields = ", ".join(f"{name} = keys[{position}]" for position, name in enumerate(names, 1))
+        binders.append(f"  {function} = function(keys) return {{ {fields} }} end,")
+    return "KEY_NAMES.bind = {\n" + "\n".join(binders) + "\n}"
+
+
 def render_library(settings: Settings, directory: Path | None = None) -> str:
     directory = directory or lua_directory()
     sources = {name: (directory / "lib" / name).read_text() for name in LIBRARY_FILES}
     check_load_order(sources)
     key_names: dict[str, LuaValue] = {function: list(names) for function, names in KEY_LAYOUTS.items()}
-    body = [f"local CONFIG = {lua_literal(config_table(settings))}", f"local KEY_NAMES = {lua_literal(key_names)}"]
+    body = [
+        f"local CONFIG = {lua_literal(config_table(settings))}",
+        f"local KEY_NAMES = {lua_literal(key_names)}",
+        key_binders(),
+    ]
     body += sources.values()
     for path in sorted((directory / "functions").glob("*.lua")):
         body.append(f"do -- {path.name}\n{path.read_text()}\nend")

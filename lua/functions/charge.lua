@@ -44,29 +44,45 @@ local UNIT_ARGUMENTS, FIRST_UNIT_ARGUMENT = 5, 10
 local CALLED_PARTY_PATTERN = '^%+?%d*$'
 local VISITED_PLMN_PATTERN = '^%d%d%d%d%d%d?$'
 
+-- The field names of units[index] for refusals, built once per index rather than for every request.
+local unit_field_names = {}
+
+local function unit_names(index)
+  local names = unit_field_names[index]
+  if names == nil then
+    local field = 'units[' .. format_integer(index) .. ']'
+    names = { field = field, rating_group = field .. '.rating_group', service_id = field .. '.service_id',
+      requested = field .. '.requested', used = field .. '.used',
+      used_after_tariff_change = field .. '.used_after_tariff_change' }
+    unit_field_names[index] = names
+  end
+  return names
+end
+
 local function parse_units(args, count, request_type)
   local units, seen = {}, {}
+  local max_units = CONFIG.limits.max_units
   for index = 0, count - 1 do
     local base = FIRST_UNIT_ARGUMENT + index * UNIT_ARGUMENTS
-    local field = 'units[' .. index .. ']'
+    local names = unit_names(index)
+    local rating_group = parse_integer(args[base], names.rating_group, 0, MAX_UINT32)
+    local service_id = parse_integer(args[base + 1], names.service_id, 0, MAX_UINT32)
+    local requested = parse_integer(args[base + 2], names.requested, 0, max_units)
+    local used = parse_integer(args[base + 3], names.used, 0, max_units)
     local unit = {
-      field = field,
-      rating_group = parse_integer(args[base], field .. '.rating_group', 0, MAX_UINT32),
-      service_id = parse_integer(args[base + 1], field .. '.service_id', 0, MAX_UINT32),
-      requested = parse_integer(args[base + 2], field .. '.requested', 0, CONFIG.limits.max_units),
-      used = parse_integer(args[base + 3], field .. '.used', 0, CONFIG.limits.max_units),
+      field = names.field, names = names, rating_group = rating_group, service_id = service_id,
+      requested = requested, used = used,
+      used_after_tariff_change = parse_integer(args[base + 4], names.used_after_tariff_change, 0, used),
     }
-    unit.used_after_tariff_change =
-      parse_integer(args[base + 4], field .. '.used_after_tariff_change', 0, unit.used)
     if seen[unit.rating_group] then
-      refuse(CODE.INVALID_REQUEST, field .. '.rating_group: appears twice in one request')
+      refuse(CODE.INVALID_REQUEST, names.rating_group .. ': appears twice in one request')
     end
     seen[unit.rating_group] = true
     if unit.used > 0 and (request_type == REQUEST_TYPE.INITIAL or request_type == REQUEST_TYPE.EVENT) then
-      refuse(CODE.INVALID_REQUEST, field .. '.used: must be 0 in INITIAL and EVENT requests')
+      refuse(CODE.INVALID_REQUEST, names.used .. ': must be 0 in INITIAL and EVENT requests')
     end
     if unit.requested > 0 and request_type == REQUEST_TYPE.TERMINATE then
-      refuse(CODE.INVALID_REQUEST, field .. '.requested: must be 0 in TERMINATE requests')
+      refuse(CODE.INVALID_REQUEST, names.requested .. ': must be 0 in TERMINATE requests')
     end
     units[#units + 1] = unit
   end
@@ -77,7 +93,7 @@ local function parse_called_party(text)
   if string.find(text, CALLED_PARTY_PATTERN) == nil then
     refuse(CODE.INVALID_REQUEST, 'called_party: digits only (E.164), a leading + allowed')
   end
-  local digits = string.gsub(text, '^%+', '')
+  local digits = string.byte(text, 1) == 43 and string.sub(text, 2) or text -- without its '+'
   if #digits > 15 then
     refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164)')
   end
@@ -88,30 +104,29 @@ local function parse_charge_request(args)
   if #args < FIRST_UNIT_ARGUMENT then
     refuse(CODE.INVALID_REQUEST, 'arguments: expected at least ' .. FIRST_UNIT_ARGUMENT .. ', got ' .. #args)
   end
-  local request = {
-    now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER),
-    request_type = parse_integer(args[2], 'request_type', 1, 4),
-    request_number = parse_integer(args[3], 'request_number', 0, MAX_UINT32),
-    account_id = check_text(args[4], 'account_id', ID_PATTERN, 64),
-    gateway_id = check_text(args[5], 'gateway_id', ID_PATTERN, 64),
-    session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length),
-  }
-  request.called_party = parse_called_party(args[7])
-  request.visited_plmn = args[8]
-  if request.visited_plmn ~= '' and string.find(request.visited_plmn, VISITED_PLMN_PATTERN) == nil then
+  local now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER)
+  local request_type = parse_integer(args[2], 'request_type', 1, 4)
+  local request_number = parse_integer(args[3], 'request_number', 0, MAX_UINT32)
+  local account_id = check_text(args[4], 'account_id', ID_PATTERN, 64)
+  local gateway_id = check_text(args[5], 'gateway_id', ID_PATTERN, 64)
+  local session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length)
+  local called_party = parse_called_party(args[7])
+  local visited_plmn = args[8]
+  if visited_plmn ~= '' and string.find(visited_plmn, VISITED_PLMN_PATTERN) == nil then
     refuse(CODE.INVALID_REQUEST, 'visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network')
   end
-  request.destination = destination_of(request.called_party)
   local count = parse_integer(args[9], 'units', 0, CONFIG.limits.max_units_per_request)
   check_argument_count(args, FIRST_UNIT_ARGUMENT + UNIT_ARGUMENTS * count)
-  request.units = parse_units(args, count, request.request_type)
-  request.actor = check_actor(args)
-  request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1))
-  request.usage = {}
-  request.member = request.gateway_id .. ' ' .. request.session_id
-  request.deadline_member = request.account_id .. ' ' .. request.member
-  request.reference = request.member .. ' ' .. format_integer(request.request_number)
-  return request
+  local units = parse_units(args, count, request_type)
+  local member = gateway_id .. ' ' .. session_id
+  -- one constructor with every field: a table grown field by field is rehashed as it grows
+  return {
+    now_ms = now_ms, request_type = request_type, request_number = request_number, account_id = account_id,
+    gateway_id = gateway_id, session_id = session_id, called_party = called_party, visited_plmn = visited_plmn,
+    destination = destination_of(called_party), units = units, actor = check_actor(args),
+    fingerprint = redis.sha1hex(table.concat(args, '\n', 2, #args - 1)), usage = {}, member = member,
+    deadline_member = account_id .. ' ' .. member, reference = member .. ' ' .. format_integer(request_number),
+  }
 end
 
 -- Returns the stored answer of a retransmission, nil for a new request; refuses one out of order.

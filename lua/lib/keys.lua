@@ -1,7 +1,8 @@
 --[=[
 Keys by name: each function reads its KEYS through named_keys, never by position. KEY_NAMES (function
 name -> its key names in KEYS order) is generated from creditd/store/calls.py's KEY_LAYOUTS when the
-library is rendered, so the order of KEYS is written once.
+library is rendered, so the order of KEYS is written once; so is KEY_NAMES.bind (function name -> a
+function returning its KEYS as one table by name).
 uses: (nothing)
 ]=]
 
@@ -11,9 +12,5 @@ local function named_keys(function_name, keys)
   if #keys ~= #names then -- (not assert: its message would be built on every call)
     error(function_name .. ': expected ' .. #names .. ' keys, got ' .. #keys)
   end
-  local named = {}
-  for position, name in ipairs(names) do
-    named[name] = keys[position]
-  end
-  return named
+  return KEY_NAMES.bind[function_name](keys)
 end

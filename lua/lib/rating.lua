@@ -172,7 +172,7 @@ end
 -- charge. Usage is always charged, even beyond the grant: it happened. Without a reservation,
 -- `tariff` (in force now, for the request's context) prices it, as one part.
 local function charge_usage(account, tariff, reservation, unit_request, context, now_ms)
-  local used, field = unit_request.used, unit_request.field .. '.used'
+  local used, field = unit_request.used, unit_request.names.used
   if used == 0 then
     return 0, {}, 0
   end
@@ -325,7 +325,7 @@ end
 local function debit_event(account, tariff, unit_request, zone, units, now_ms)
   local rating_group = unit_request.rating_group
   local left = take_from_buckets(account, tariff.unit, rating_group, zone, units, now_ms)
-  local cost = price_of(left, tariff.price_minor, tariff.block_size, unit_request.field .. '.requested')
+  local cost = price_of(left, tariff.price_minor, tariff.block_size, unit_request.names.requested)
   if cost == 0 then
     return { result = CODE.SUCCESS, granted = units }, 0, units - left, 0
   end
