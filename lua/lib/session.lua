@@ -8,21 +8,30 @@ its last answer for answer_retention_s, so a retransmission still gets it.
 uses: numbers, rating
 ]=]
 
+-- The fields of a session hash but its reservations.
+local SESSION_FIELD_NAMES = { account_id = true, gateway_id = true, state = true, opened_at_ms = true,
+  last_number = true, last_fingerprint = true, last_answer = true, close_reason = true }
+
 local function load_session(key)
   local flat = redis.call('HGETALL', key)
-  if #flat == 0 then
+  local count = #flat
+  if count == 0 then
     return nil
   end
   -- stored_reservations: what the hash holds, by rating group, so that saving writes only the
   -- reservations that changed (a grant always makes a new table; a loaded one is never changed).
-  local session = { reservations = {}, stored_reservations = {} }
-  for index = 1, #flat, 2 do
-    local field, value = flat[index], flat[index + 1]
-    if string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
-      local rating_group, reservation = stored_number(string.sub(field, #RESERVATION_PREFIX + 1)), decode_reservation(value)
-      session.reservations[rating_group], session.stored_reservations[rating_group] = reservation, reservation
+  -- The fields are named in the constructor so that the table is made at its size at once.
+  local reservations, stored = {}, {}
+  local session = { reservations = reservations, stored_reservations = stored, account_id = nil, gateway_id = nil,
+    state = nil, opened_at_ms = nil, last_number = nil, last_fingerprint = nil, last_answer = nil, close_reason = nil }
+  for index = 1, count, 2 do
+    local field = flat[index]
+    if SESSION_FIELD_NAMES[field] == nil and string.sub(field, 1, #RESERVATION_PREFIX) == RESERVATION_PREFIX then
+      local rating_group = stored_number(string.sub(field, #RESERVATION_PREFIX + 1))
+      local reservation = decode_reservation(flat[index + 1])
+      reservations[rating_group], stored[rating_group] = reservation, reservation
     else
-      session[field] = value
+      session[field] = flat[index + 1]
     end
   end
   session.last_number = stored_number(session.last_number)
