@@ -283,7 +283,7 @@ local function grant_units(account, plan, request, reservations, grants)
     elseif not service_allowed(account, tariff) then
       grant.result = CODE.END_USER_SERVICE_DENIED
     else
-      local pricing = price_grant(plan, group, context, request.now_ms)
+      local pricing = price_grant(plan, group, context, request.now_ms, tariff)
       local requested = unit.requested > 0 and unit.requested or tariff.default_grant
       local outcome, reservation =
         reserve_units(account, plan, pricing, context, unit, group.unit, requested, request.now_ms)

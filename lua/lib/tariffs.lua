@@ -173,13 +173,9 @@ local function next_change(plan, group, context, current, instants, position)
   return nil, nil, nil
 end
 
--- How a grant made now is priced: { tariff, deadline_ms, change_ms (0: none), after (the tariff from
--- change_ms on) }; nil when no tariff matches now.
-local function price_grant(plan, group, context, now_ms)
-  local tariff = tariff_at(plan, group, context, now_ms)
-  if tariff == nil then
-    return nil
-  end
+-- How a grant made now at `tariff` (tariff_at now) is priced: { tariff, deadline_ms, change_ms (0:
+-- none), after (the tariff from change_ms on) }.
+local function price_grant(plan, group, context, now_ms, tariff)
   local pricing = { tariff = tariff, deadline_ms = now_ms + tariff.validity_time_s * 1000, change_ms = 0 }
   if not group.timed then
     return pricing
