@@ -16,7 +16,7 @@ import grpc
 import msgspec
 import pytest
 
-from creditd.core.usage import OLDEST, Usage, read_usage, usage_feed
+from creditd.core.usage import OLDEST, RECORD_FIELD, RECORD_VALUES, Usage, read_usage, usage_feed
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
@@ -177,3 +177,19 @@ async def test_the_auditor_flags_a_record_no_charge_made(creditd: Harness) -> No
     assert violations == [
         f"account {ACCOUNT}: usage records charge 70 for 'gw9 forged 0', which no ledger entry charged"
     ]
+
+
+async def test_records_written_before_the_packed_field_read_as_packed_ones(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1_000, dealer="online")
+    await creditd.charge("s1", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])
+    key = creditd.server_keys().usage(ACCOUNT)
+    [(_, raw)] = creditd.redis.xrange(key)
+    assert list(raw) == [RECORD_FIELD.encode()]  # one field: the values, tab-joined
+    values = dict(zip(RECORD_VALUES, raw[RECORD_FIELD.encode()].decode().split("\t"), strict=True))
+    # as records were written before: a field per value, and none for bonus (before bonus money)
+    older = {name: value for name, value in values.items() if name != "bonus"} | {"session_id": "s0"}
+    older_id = creditd.redis.xadd(key, older)
+    packed, unpacked = await all_usage(creditd)
+    assert msgspec.structs.replace(unpacked, id=packed.id, session_id="s1") == packed
+    assert packed.charged > 0 and packed.dealer == "online" and unpacked.bonus == 0
+    creditd.redis.xdel(key, older_id)  # it charged nothing: the teardown's audit would flag it

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from creditd.core.group_audit import audit_groups
+from creditd.core.usage import usage_fields
 from creditd.store.codes import Unit
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
@@ -82,7 +83,7 @@ class Auditor:
             start = "-"
             while entries := self.client.xrange(key, start, "+", count=USAGE_PAGE):
                 for _, raw in entries:
-                    fields = _decode(raw or {})
+                    fields = usage_fields(_decode(raw or {}))
                     # bonus money paid part of it: the ledger debited the rest (lua/lib/bonus.lua)
                     main = int(fields["charged"]) - int(fields.get("bonus", 0))
                     charged[fields["account_id"]][fields["reference"]] += main

@@ -16,6 +16,43 @@ from creditd.store.keys import usage_of_partition
 
 # The first position: a feed from here delivers every record still kept.
 OLDEST: Key = (0, 0, 0)
+# A record's values in its one 'usage' field, tab-joined, in this order (lua/lib/usage.lua).
+RECORD_FIELD, RECORD_VALUES = (
+    "usage",
+    (
+        "time_ms",
+        "account_id",
+        "gateway_id",
+        "session_id",
+        "request_number",
+        "rating_group",
+        "service_id",
+        "unit",
+        "units",
+        "charged",
+        "from_buckets",
+        "tariff",
+        "destination",
+        "zone",
+        "dealer",
+        "provider",
+        "actor",
+        "reference",
+        "bonus",
+    ),
+)
+
+
+def usage_fields(fields: dict[str, str]) -> dict[str, str]:
+    """A stream entry's record by name: its 'usage' field split, or, for a record written before it,
+    the entry's own fields."""
+    packed = fields.get(RECORD_FIELD)
+    if packed is None:
+        return fields
+    values = packed.split("\t")
+    if len(values) != len(RECORD_VALUES):
+        raise ValueError(f"usage record with {len(values)} values, expected {len(RECORD_VALUES)}")
+    return dict(zip(RECORD_VALUES, values, strict=True))
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -47,7 +84,7 @@ class Usage(msgspec.Struct, frozen=True):
 
     @classmethod
     def of_fields(cls, record_id: str, fields: dict[str, str]) -> Usage:
-        return msgspec.convert({"id": record_id, **fields}, cls, strict=False)
+        return msgspec.convert({"id": record_id, **usage_fields(fields)}, cls, strict=False)
 
 
 FIELDS = Usage.__struct_fields__

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from creditd.clock import Clock
+from creditd.core.usage import usage_fields
 from creditd.errors import CreditdError, NotFound
 from creditd.settings import Settings
 from creditd.store.calls import Calls
@@ -141,7 +142,7 @@ class UsageSummarizer:
         by_account: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
         for _, entries in read:
             for raw_id, raw in entries:
-                fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
+                fields = usage_fields({as_text(name): as_text(value) for name, value in (raw or {}).items()})
                 by_account[fields["account_id"]].append((as_text(raw_id), fields))
         await self.fold(by_account)
         pipe = self.client.pipeline(transaction=False)
