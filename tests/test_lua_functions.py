@@ -2,7 +2,10 @@
 (number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the
 field named, and a refused call writes nothing (DUMP of every key before and after). The keys are
 built by creditd.store.calls, as the server builds them; the arguments are written out here, so that
-each can be made bad on its own."""
+each can be made bad on its own. And the account hash's field list (creditd/store/account_codec.py,
+from which the library's ACCOUNT_CODEC is generated) against real hashes: a new account holds
+exactly its fields but the optional ones; an account written before the defaulted fields existed
+reads with their defaults and has each written at its next save, the optional ones staying absent."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 import redis
 
 from creditd.resources import lua_directory
+from creditd.store.account_codec import ACCOUNT_FIELDS, Saved
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
 from tests.harness import dump
@@ -478,3 +482,43 @@ def test_balance_ceiling_is_enforced(redis_client: redis.Redis, call: Callable) 
             break
     else:
         pytest.fail("the balance ceiling was never reached")
+
+
+OPTIONAL = {field.name for field in ACCOUNT_FIELDS if field.saved is Saved.OPTIONAL}
+DEFAULTED = {field.name: field.default for field in ACCOUNT_FIELDS if field.default is not None}
+
+
+def account_hash(redis_client: redis.Redis, calls: Calls) -> dict[str, str]:
+    raw = redis_client.hgetall(calls.keys.account(ACCOUNT))
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def test_a_new_account_holds_the_listed_fields_but_the_optional_ones(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    stored = {name for name in account_hash(redis_client, calls) if not name.startswith("bucket:")}
+    assert stored == {field.name for field in ACCOUNT_FIELDS} - OPTIONAL - {"preferences"}
+
+
+def test_an_older_account_reads_with_defaults_and_saves_them(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    before = account_hash(redis_client, calls)
+    older = [name for name in DEFAULTED if name in before and name != "dealer"]
+    redis_client.hdel(calls.keys.account(ACCOUNT), *older)  # as written before those fields existed
+    code, message, _ = call("top_up", VALID_ARGS["top_up"])
+    assert code == Code.SUCCESS, message
+    after = account_hash(redis_client, calls)
+    for name in older:  # written again: the default, or what the top-up made of it
+        assert name in after, name
+    assert {name: after[name] for name in ("reminders_sent", "overage_cycle", "plan_changes_applied")} == {
+        "reminders_sent": "0",
+        "overage_cycle": "0",
+        "plan_changes_applied": "",
+    }
+    assert not OPTIONAL & set(after)  # optional fields: only once used
+    assert int(after["ledger_seq"]) == int(before["ledger_seq"]) + 1

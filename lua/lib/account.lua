@@ -70,57 +70,24 @@ local function encode_bucket(bucket)
     bucket.groups_text, bucket.zones_text }, '|')
 end
 
--- created_at_ms and initial_balance stay text as read: no call computes with them (the card converts
--- created_at_ms as it prints it), and each tonumber costs a charge some 2 000 instructions.
-local NUMERIC_FIELDS = { 'status', 'status_since_ms', 'balance', 'reserved', 'credit_limit',
-  'ledger_seq', 'ledger_first_seq', 'ledger_carried', 'reminders_sent',
-  'billing_cycle_day', 'overage_cycle', 'overage_spent_minor', 'loan_outstanding', 'group_holding',
-  'group_refill_minor', 'group_refill_tried_ms' }
--- Fields added after the first accounts were written, with the value an older account has.
-local FIELD_DEFAULTS = { ledger_first_seq = 1, ledger_carried = 0, ledger_hash = '', ledger_trimmed_hash = '',
-  reminders_sent = 0, billing_cycle_day = 1, overage_cycle = 0, overage_spent_minor = 0,
-  plan_changes_applied = '', credit_limit_override = '0', dealer = '', loan_outstanding = 0, bonus_instalments = '',
-  group_id = '', group_holding = 0, group_refill_minor = 0, group_refill_tried_ms = 0 }
-
--- What save_account (lib/store.lua) writes of the hash, in the HSET's order: the fields every account
--- has, then ACCOUNT_OPTIONAL_FIELDS, those most accounts never use, written only once they differ
--- from what their absence means (FIELD_DEFAULTS).
-local ACCOUNT_SAVED_FIELDS = { 'balance', 'reserved', 'status_since_ms', 'ledger_seq', 'ledger_first_seq',
-  'ledger_carried', 'credit_limit', 'overage_cycle', 'overage_spent_minor', 'status', 'status_reason', 'ledger_hash',
-  'ledger_trimmed_hash', 'plan', 'tier', 'credit_limit_override', 'reminders_sent', 'billing_cycle_day',
-  'plan_changes_applied' }
-local ACCOUNT_OPTIONAL_FIELDS = { 'loan_outstanding', 'bonus_instalments', 'group_id', 'group_holding',
-  'group_refill_minor', 'group_refill_tried_ms' }
--- Every field of the hash but the buckets: those written once (create_account, set_preferences) here,
--- the saved ones added at the first load (ipairs is out of reach while the library loads).
-local ACCOUNT_FIELD_NAMES = { account_id = true, currency = true, created_at_ms = true, initial_balance = true,
-  contact_name = true, contact_email = true, contact_phone = true, dealer = true, creation_fingerprint = true,
-  preferences = true }
-
--- account.loaded holds the saved fields' values as read (ACCOUNT_SAVED_FIELDS, then the optional ones,
--- by position), so that saving writes only those that changed, comparing values, not text (turning
--- numbers into text and back is dear: lib/numbers.lua); account.absent names the saved fields the hash
--- lacked (an account written before they existed), which saving writes whatever their value.
+-- account.loaded holds the saved fields' values as read, by position, so that saving writes only
+-- those that changed, comparing values, not text (turning numbers into text and back is dear:
+-- lib/numbers.lua); account.absent names the fields the hash lacked (an account written before they
+-- existed), which saving writes whatever their value. ACCOUNT_CODEC (creditd/store/account_codec.py,
+-- rendered into the library) holds the field list and does the per-field work, unrolled.
 local function load_account(key)
   local flat = redis.call('HGETALL', key)
   local count = #flat
   if count == 0 then
     return nil
   end
-  if ACCOUNT_FIELD_NAMES.balance == nil then
-    for _, names in ipairs({ ACCOUNT_SAVED_FIELDS, ACCOUNT_OPTIONAL_FIELDS }) do
-      for _, name in ipairs(names) do
-        ACCOUNT_FIELD_NAMES[name] = true
-      end
-    end
-  end
-  local buckets, sub = {}, string.sub
+  local buckets, names, sub = {}, ACCOUNT_CODEC.names, string.sub
   local account = { buckets = buckets, dirty_buckets = {}, pending_ledger = {}, pending_events = {},
     removed_buckets = {}, pending_transitions = {} }
   for index = 1, count, 2 do
     local field = flat[index]
     -- a look-up first: most fields are not buckets, and a substring costs a string
-    if ACCOUNT_FIELD_NAMES[field] == nil and sub(field, 1, 7) == BUCKET_PREFIX then
+    if names[field] == nil and sub(field, 1, 7) == BUCKET_PREFIX then
       local bucket_id = sub(field, 8)
       local bucket = decode_bucket(bucket_id, flat[index + 1])
       buckets[bucket_id] = bucket
@@ -129,24 +96,7 @@ local function load_account(key)
       account[field] = flat[index + 1]
     end
   end
-  for field, value in pairs(FIELD_DEFAULTS) do
-    if account[field] == nil then
-      account[field] = value
-      account.absent = account.absent or {}
-      account.absent[field] = true
-    end
-  end
-  for _, field in ipairs(NUMERIC_FIELDS) do
-    account[field] = stored_number(account[field])
-  end
-  local loaded, saved_count = {}, #ACCOUNT_SAVED_FIELDS
-  for position = 1, saved_count do
-    loaded[position] = account[ACCOUNT_SAVED_FIELDS[position]]
-  end
-  for position, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
-    loaded[saved_count + position] = account[field]
-  end
-  account.loaded = loaded
+  ACCOUNT_CODEC.finish(account)
   account.loaded_reserved = account.reserved
   account.loaded_reminders_sent = account.reminders_sent
   return account

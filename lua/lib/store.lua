@@ -67,29 +67,13 @@ local function append_ledger(account, ledger_key)
   trim_ledger(account, ledger_key)
 end
 
--- Writes the account's saved fields that differ from what was read (all of them for a new account:
--- no account.loaded; and those the hash lacked), its changed buckets, and deletes its removed ones.
+-- Writes the account's saved fields that differ from what was read (ACCOUNT_CODEC.changed: all of them
+-- for a new account, and those the hash lacked), its changed buckets, and deletes its removed ones.
 -- Most calls move two or three fields of some twenty; writing only those keeps the call's Redis time
 -- down (performance issue, loadtest.redis_time). Numbers are written as integers.
 local function write_account_hash(account, account_key)
-  local loaded, absent, fields = account.loaded, account.absent, {}
-  local saved_count = #ACCOUNT_SAVED_FIELDS
-  for position = 1, saved_count do
-    local field = ACCOUNT_SAVED_FIELDS[position]
-    local value = account[field]
-    if loaded == nil or value ~= loaded[position] or (absent and absent[field]) then
-      fields[#fields + 1] = field
-      fields[#fields + 1] = type(value) == 'number' and format_integer(value) or value
-    end
-  end
-  -- Only accounts that ever used them carry these (absent: the default, 0 or '').
-  for position, field in ipairs(ACCOUNT_OPTIONAL_FIELDS) do
-    local value = account[field] or FIELD_DEFAULTS[field]
-    if value ~= (loaded and loaded[saved_count + position] or FIELD_DEFAULTS[field]) then
-      fields[#fields + 1] = field
-      fields[#fields + 1] = type(value) == 'number' and format_integer(value) or value
-    end
-  end
+  local fields = {}
+  ACCOUNT_CODEC.changed(account, fields)
   for bucket_id in pairs(account.dirty_buckets) do
     fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
     fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
