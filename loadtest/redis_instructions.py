@@ -24,7 +24,7 @@ import msgspec
 import redis
 
 from creditd.store.embedded import EmbeddedRedis
-from loadtest.redis_time import BASELINE_PHASE, piped, prepare
+from loadtest.redis_time import BASELINE_PHASE, piped, prepare, print_table, write_rows
 
 DUMP_WAIT_S = 30.0
 START_TIMEOUT_S = 120.0
@@ -101,13 +101,9 @@ def main(session_count: int, json_path: Path) -> None:
         TypeInstructions(name, session_count, round(value), round(value / baseline, 2))
         for name, value in figures.items()
     ]
-    click.echo(f"{'phase':28} {'instructions per call':>22} {'× baseline':>11}")
-    for row in rows:
-        click.echo(f"{row.phase:28} {row.instructions_per_call:22,.0f} {row.ratio_to_baseline:11.2f}")
-    click.echo("target: the standard mix at most 2.5 × the baseline")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_bytes(msgspec.json.encode(rows))
-    click.echo(f"written: {json_path}")
+    lines = [(row.phase, f"{row.instructions_per_call:,.0f}", row.ratio_to_baseline) for row in rows]
+    print_table(lines, "instructions per call")
+    write_rows(rows, json_path)
 
 
 if __name__ == "__main__":

@@ -157,10 +157,19 @@ def main(session_count: int, mix_duration: float, rounds: int, json_path: Path) 
     medians = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
     baseline = medians[BASELINE_PHASE]
     rows = [TypeTimes(name, session_count, value, round(value / baseline, 2)) for name, value in medians.items()]
-    click.echo(f"{'phase':28} {'µs per call':>12} {'× baseline':>11}")
-    for row in rows:
-        click.echo(f"{row.phase:28} {row.usec_per_call:12.2f} {row.ratio_to_baseline:11.2f}")
+    print_table([(row.phase, f"{row.usec_per_call:.2f}", row.ratio_to_baseline) for row in rows], "µs per call")
+    write_rows(rows, json_path)
+
+
+def print_table(lines: Sequence[tuple[str, str, float]], column: str) -> None:
+    """The table of a run: each phase's figure and its ratio to the baseline."""
+    click.echo(f"{'phase':28} {column:>22} {'× baseline':>11}")
+    for phase, figure, ratio in lines:
+        click.echo(f"{phase:28} {figure:>22} {ratio:11.2f}")
     click.echo("target: the standard mix at most 2.5 × the baseline")
+
+
+def write_rows(rows: Sequence[msgspec.Struct], json_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_bytes(msgspec.json.encode(rows))
     click.echo(f"written: {json_path}")
