@@ -32,6 +32,10 @@ do
       local text = format('%d', value)
       text_of_small[value], small_of_text[text] = text, value
     end
+    for _, code in pairs(CODE) do -- every answer carries result codes (2001, 5030, ...)
+      local text = format('%d', code)
+      text_of_small[code], small_of_text[text] = text, code
+    end
   end
 
   format_integer = function(value)
