@@ -104,7 +104,6 @@ local function parse_integer(text, field, minimum, maximum)
   return value
 end
 
--- Exact floor(a / b) for 0 <= a, 0 < b below 2^53: the double quotient may round up by one.
 -- How many keys a table has (Lua 5.1's # counts only an array's part).
 local function count_keys(map)
   local count = 0
@@ -114,9 +113,15 @@ local function count_keys(map)
   return count
 end
 
+-- Exact floor(a / b) for 0 <= a, 0 < b below 2^53: the double quotient may round up by one. No
+-- assert, no math.floor: a charge divides some twenty times, and a global function call costs Lua in
+-- Redis some 500 instructions; q - q % 1 floors a positive q within the VM.
 local function floor_divide(dividend, divisor)
-  assert(dividend >= 0 and divisor > 0, 'floor_divide: operands must be positive')
-  local quotient = math.floor(dividend / divisor)
+  if dividend < 0 or divisor <= 0 then
+    error('floor_divide: operands must be positive')
+  end
+  local quotient = dividend / divisor
+  quotient = quotient - quotient % 1
   while quotient * divisor > dividend do
     quotient = quotient - 1
   end
