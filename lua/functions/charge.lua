@@ -427,7 +427,7 @@ local function write_session(keys, request, outcome, session)
   local ended = {}
   for rating_group in pairs(stored) do
     if outcome.closes or outcome.reservations[rating_group] == nil then
-      ended[#ended + 1] = RESERVATION_PREFIX .. rating_group
+      ended[#ended + 1] = RESERVATION_PREFIX .. format_integer(rating_group)
     end
   end
   if #ended > 0 then
@@ -439,7 +439,7 @@ local function write_session(keys, request, outcome, session)
   end
   for rating_group, reservation in pairs(outcome.reservations) do
     if stored[rating_group] ~= reservation then
-      fields[#fields + 1] = RESERVATION_PREFIX .. rating_group
+      fields[#fields + 1] = RESERVATION_PREFIX .. format_integer(rating_group)
       fields[#fields + 1] = encode_reservation(reservation)
     end
   end

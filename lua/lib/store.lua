@@ -194,7 +194,7 @@ local function account_json(account, open_sessions, now_ms)
   return '{"account_id":' .. json_string(account.account_id)
     .. ',"plan":' .. json_string(account.plan)
     .. ',"currency":' .. json_string(account.currency)
-    .. ',"status":' .. account.status
+    .. ',"status":' .. format_integer(account.status)
     .. ',"status_reason":' .. json_string(account.status_reason)
     .. ',"status_since_ms":' .. format_integer(account.status_since_ms)
     .. ',"balance":' .. format_integer(account.balance)
@@ -210,14 +210,14 @@ local function account_json(account, open_sessions, now_ms)
     .. ',"preferences":' .. preferences_json(account, plan)
     .. ',"open_sessions":' .. open_sessions
     .. ',"credit_limit_override":' .. (account.credit_limit_override == '1' and 'true' or 'false')
-    .. ',"billing_cycle_day":' .. account.billing_cycle_day
+    .. ',"billing_cycle_day":' .. format_integer(account.billing_cycle_day)
     .. ',"available":' .. format_integer(available_money(account))
     .. ',"data_overage_spent_minor":' .. format_integer(data_overage_spent(account, now_ms))
     .. ',"loan_outstanding":' .. format_integer(account.loan_outstanding)
     .. ',"group_id":' .. json_string(account.group_id or '')
     .. ',"group_holding":' .. format_integer(account.group_holding or 0)
     .. ',"data_overage_cap_minor":' .. format_integer(plan and plan.monthly_data_overage_cap_minor or 0)
-    .. ',"reminders_sent":' .. account.reminders_sent
+    .. ',"reminders_sent":' .. format_integer(account.reminders_sent)
     .. ',"next_status":' .. (next_step and NEXT_LADDER_STATUS[account.status] or 0)
     .. ',"next_status_at_ms":' .. format_integer(next_step or 0)
     .. ',"buckets":[' .. table.concat(buckets, ',') .. ']'
