@@ -5,8 +5,9 @@ Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
 contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, loan_outstanding (loans and
 their fees not yet recovered; absent: 0), bonus_instalments (lib/bonus.lua; absent: none), group_id,
-group_holding, group_refill_minor, group_refill_tried_ms (lib/group.lua; absent: no group), and one
-field per bucket (unit MONEY: bonus money, lib/bonus.lua):
+group_holding, group_refill_minor, group_refill_tried_ms (lib/group.lua; absent: no group): the code
+reads and writes them by creditd/store/account_codec.py's ACCOUNT_FIELDS; and one field per bucket
+(unit MONEY: bonus money, lib/bonus.lua):
   bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
   bucket written before zones existed)
@@ -47,8 +48,9 @@ local function decode_bucket(bucket_id, text)
   return {
     id = bucket_id, unit = stored_number(unit), remaining = stored_number(remaining),
     reserved = stored_number(reserved), expires_at_ms = stored_number(expires_at_ms),
-    priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount), groups_text = groups,
-    rating_groups = rating_groups, has_groups = groups ~= '', loaded_remaining = stored_number(remaining),
+    priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount),
+    groups_text = groups, rating_groups = rating_groups, has_groups = groups ~= '',
+    loaded_remaining = stored_number(remaining),
     zones_text = zones, zones = zone_set,
   }
 end
@@ -64,10 +66,9 @@ end
 
 local function encode_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
-  return table.concat({ format_integer(bucket.unit), format_integer(bucket.remaining), format_integer(bucket.reserved),
-    format_integer(bucket.expires_at_ms), format_integer(bucket.priority), format_integer(bucket.policy),
-    format_integer(bucket.amount),
-    bucket.groups_text, bucket.zones_text }, '|')
+  return table.concat({ format_integer(bucket.unit), format_integer(bucket.remaining),
+    format_integer(bucket.reserved), format_integer(bucket.expires_at_ms), format_integer(bucket.priority),
+    format_integer(bucket.policy), format_integer(bucket.amount), bucket.groups_text, bucket.zones_text }, '|')
 end
 
 -- account.loaded holds the saved fields' values as read, by position, so that saving writes only
