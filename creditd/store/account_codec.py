@@ -8,9 +8,10 @@ statement a field and one table constructor, it costs a fraction (performance is
 loadtest.redis_instructions). The generated functions:
 
 - ACCOUNT_CODEC.names: every scalar field name (what is not one is a bucket, `bucket:<id>`).
-- ACCOUNT_CODEC.finish(account): after load_account copied the hash's fields in as text: fields an
-  older account lacks take their default (and are named in account.absent), numbers become numbers,
-  and account.loaded keeps the saved fields' values by position, for the comparison.
+- ACCOUNT_CODEC.finish(account): after load_account copied the hash's fields in as text: fields the
+  hash lacks take their default (the always-saved ones an older account lacks are also named in
+  account.absent), numbers become numbers, and account.loaded keeps the saved fields' values by
+  position, for the comparison.
 - ACCOUNT_CODEC.changed(account, fields): appends (name, text) of each saved field that differs from
   what was loaded (each, for a new account: no account.loaded; and those the hash lacked); an
   optional field only once it differs from what its absence means.
@@ -85,11 +86,14 @@ SAVED = tuple(field for field in ACCOUNT_FIELDS if field.saved is not Saved.ONCE
 def _finish() -> list[str]:
     lines = ["ACCOUNT_CODEC.finish = function(a)", "  local absent"]
     for field in ACCOUNT_FIELDS:
-        if field.default is not None:
-            lines.append(
-                f"  if a.{field.name} == nil then a.{field.name} = {lua_literal(field.default)}; "
-                f"absent = absent or {{}}; absent.{field.name} = true end"
-            )
+        if field.default is None:
+            continue
+        default = f"a.{field.name} = {lua_literal(field.default)}"
+        if field.saved is Saved.ALWAYS:  # written at the next save, whatever its value
+            mark = f"absent = absent or {{}}; absent.{field.name} = true"
+            lines.append(f"  if a.{field.name} == nil then {default}; {mark} end")
+        else:  # an optional field is written once it differs from its default, a written-once one never
+            lines.append(f"  if a.{field.name} == nil then {default} end")
     lines += [f"  a.{field.name} = stored_number(a.{field.name})" for field in ACCOUNT_FIELDS if field.number]
     lines.append("  a.absent = absent")
     lines.append("  a.loaded = { " + ", ".join(f"a.{field.name}" for field in SAVED) + " }")

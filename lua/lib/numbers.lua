@@ -20,7 +20,7 @@ local MAX_UINT32 = 4294967295
 -- 1 800; a table look-up 300. A charge turns some forty numbers into text and back, most of them small
 -- (codes, zeros, counts, validity times), so 0..SMALL_INTEGER_LIMIT - 1 are kept both ways, filled
 -- at the first call (a library's globals, string.format among them, are out of reach while it
--- loads). Callers never let Lua turn a number into text: they call format_integer.
+-- loads). On the charge path numbers become text only through format_integer, never by '..'.
 local format_integer, number_of_text, stored_number
 do
   local SMALL_INTEGER_LIMIT = 1024

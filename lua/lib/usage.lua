@@ -3,7 +3,8 @@ Usage records: what was used and what it cost, one stream per partition (cd:{p:<
 per rated part of a unit of a commit or EVENT (a tariff time change splits a unit's usage in two
 parts), appended in the call that charged it, so that a record exists if and only if its charge
 happened. One stream field, 'usage', holds the record's values joined by tabs (no value may hold one:
-ids, session ids and actors are printable without tabs), in this order: time_ms, account_id,
+ids, dealers and the configuration's names are [A-Za-z0-9._:-], session ids and actors printable
+without tabs), in this order: time_ms, account_id,
 gateway_id, session_id, request_number, rating_group, service_id, unit, units, charged, from_buckets,
 tariff, destination, zone, dealer, provider, actor, reference: that of the ledger entry that charged
 it (the auditor matches the two), and bonus: of charged, what bonus money paid (the ledger debits the
