@@ -112,6 +112,19 @@ NOTICE_LAG = Histogram(
     registry=REGISTRY,
 )
 NOTIFIER_PARTITIONS = Gauge("creditd_notifier_partitions_held", "Partitions this notifier serves", registry=REGISTRY)
+# Every long-running process's (collector.py); generation is 0, 1 or 2.
+COLLECTOR_PAUSE = Histogram(
+    "creditd_collector_pause_seconds",
+    "Python garbage collector pauses (the process' event loop stands still meanwhile), by generation",
+    ["generation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+    registry=REGISTRY,
+)
+COLLECTOR_FROZEN = Gauge(
+    "creditd_collector_frozen_objects",
+    "Objects made before serving began, left out of every collection (gc.freeze)",
+    registry=REGISTRY,
+)
 
 
 def channel_label(channel: str, known_channels: frozenset[str]) -> str:

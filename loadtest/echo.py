@@ -1,5 +1,6 @@
 """The gRPC floor: a bare grpc.aio server on uvloop speaking creditd's CreditControl with constant
-answers and no work behind them, started with the same server options as creditd.
+answers and no work behind them, started with the same server options as creditd, and its start-up
+objects frozen out of the garbage collector as creditd's are.
 
     python -m loadtest.echo --listen 127.0.0.1:PORT
 """
@@ -13,6 +14,7 @@ import signal
 import grpc
 import uvloop
 
+from creditd import collector
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -40,6 +42,7 @@ async def serve(listen: str) -> None:
     pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(), server)
     server.add_insecure_port(listen)
     await server.start()
+    collector.freeze_after_start_up()
     stopping = asyncio.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(number, stopping.set)

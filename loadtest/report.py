@@ -104,8 +104,12 @@ def table(report: Report) -> str:
             spread = "  (rounds: " + ", ".join(f"{found[name]:.3f}" for found in per_round) + ")"
         lines.append(f"{name:44} {value:8.3f}{spread}")
     lines += [f"{name:44} {value:8d}" for name, value in report.memory.items()]
-    verdict = "clean" if not report.audit_violations else f"{len(report.audit_violations)} VIOLATIONS"
-    lines.append(f"audit: {verdict} {report.audit_summary}")
+    if report.audit_violations:
+        lines.append(f"audit: {len(report.audit_violations)} VIOLATIONS: " + "; ".join(report.audit_violations[:5]))
+    elif report.audit_summary:
+        lines.append(f"audit: clean {report.audit_summary}")
+    else:
+        lines.append("audit: not run (a --target without --redis)")
     return "\n".join(lines)
 
 

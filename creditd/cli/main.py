@@ -14,7 +14,7 @@ import grpc
 import redis
 import uvloop
 
-from creditd import logs
+from creditd import collector, logs
 from creditd.api.server import CreditdServer
 from creditd.cli import render
 from creditd.cli.accounts import account
@@ -74,6 +74,7 @@ async def _reload(server: CreditdServer, config: Path) -> None:
 async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     server = CreditdServer(settings, redis_url, settings.server.listen)
     await server.start()
+    collector.freeze_after_start_up()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -17,7 +17,7 @@ import msgspec
 import uvloop
 from prometheus_client import start_http_server
 
-from creditd import logs, metrics
+from creditd import collector, logs, metrics
 from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
 from creditd.errors import CreditdError
@@ -36,7 +36,9 @@ async def _run(redis_url: str | None, data_dir: Path | None, config: Path | None
         loop.add_signal_handler(signum, stopping.set)
     owner = f"notify-{socket.gethostname()}-{os.getpid()}"[:64]
     try:
-        await Notifier(client, settings, Clock(), owner).run(stopping)
+        notifier = Notifier(client, settings, Clock(), owner)
+        collector.freeze_after_start_up()
+        await notifier.run(stopping)
     finally:
         await client.aclose()
 
