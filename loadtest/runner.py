@@ -112,13 +112,12 @@ async def phase(
     return result
 
 
-async def echo_phase(shape: Shape, seed: int, progress: Progress) -> PhaseResult:
+async def echo_phase(shape: Shape, seed: int, progress: Progress, name: str) -> PhaseResult:
     target = f"127.0.0.1:{free_port()}"
     echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", target], stdin=subprocess.DEVNULL)
     try:
         await wait_serving(target, echo)
         no_top_ups = msgspec.structs.replace(shape, top_ups_per_s=0)  # the echo server has no Accounts
-        name = "echo unary (gRPC floor)"
         return await phase(name, target, "unary", no_top_ups, seed, progress, Processes(server=echo.pid))
     finally:
         stop(echo)
@@ -204,6 +203,8 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
         found["batch charges / redis floor"] = ratio(batch.charges_per_s, floor.charges_per_s)
     if "paced" in phases:
         found["p99 ms of unary at half its maximum (target <= 10)"] = phases["paced"].latency_us["p99"] / 1000
+    if "echo paced" in phases:
+        found["p99 ms of echo at that rate (the harness' own)"] = phases["echo paced"].latency_us["p99"] / 1000
     return found
 
 
@@ -214,13 +215,15 @@ async def _one_round(
     phases: dict[str, PhaseResult] = {}
     shape = options.shape
     if options.baselines:
-        phases["echo"] = await echo_phase(shape, options.seed, progress)
+        phases["echo"] = await echo_phase(shape, options.seed, progress, "echo unary (gRPC floor)")
     if "unary" in options.modes:
         name = "creditd unary Charge"
         phases["unary"] = await phase(name, target, "unary", shape, options.seed, progress, processes)
         paced = msgspec.structs.replace(shape, rate_per_s=phases["unary"].rpcs_per_s / 2)
         name = "creditd unary at half max"
         phases["paced"] = await phase(name, target, "unary", paced, options.seed, progress, processes)
+        if options.baselines:  # what the load generator and gRPC alone take at that rate
+            phases["echo paced"] = await echo_phase(paced, options.seed, progress, "echo unary at that rate")
     if "batch" in options.modes:
         batched = msgspec.structs.replace(shape, sessions_per_gateway=options.batch_size)
         name = f"creditd ChargeBatch ({options.batch_size})"

@@ -39,6 +39,10 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert not any("RATING_FAILED" in phase["results"] for phase in report["phases"])  # every unit was rated
     assert report["audit_violations"] == [] and report["audit_summary"]["total_reserved"] == 0
     assert "unary Charge / echo unary (target >= 0.7)" in report["ratios"]
+    # the harness' own latency at creditd's half-load rate, beside creditd's
+    assert "echo unary at that rate" in names and "p99 ms of echo at that rate (the harness' own)" in report["ratios"]
+    rates = {phase["name"]: phase["rpcs"] / phase["seconds"] for phase in report["phases"]}
+    assert 0.5 < rates["echo unary at that rate"] / rates["creditd unary at half max"] < 1.5  # paced alike
     assert report["memory"]["redis bytes per open session"] > 0
     cpu = {phase["name"]: phase["cpu_us_per_rpc"] for phase in report["phases"] if phase["cpu_us_per_rpc"]}
     assert cpu["echo unary (gRPC floor)"]["server"] > 0 and cpu["creditd unary Charge"]["redis"] > 0
