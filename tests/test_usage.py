@@ -4,12 +4,14 @@ writes exactly the records its ledger implies: per record, charged = the tariff'
 not taken from bundles; per ledger entry, the sum of its records; replays and refusals write none.
 WatchUsage delivers them in order and resumes from any id. Adjust credits and debits once per key,
 suspends on a debit into debt and resumes on a credit out of it; the dealer is on the card and on
-every record; the auditor flags a record no ledger entry charged. Clocks are frozen where prices
-depend on the hour."""
+every record; the auditor flags a record no ledger entry charged; records older than the retention
+(by the stream's ids) are trimmed within a few dozen appends, newer ones kept. Clocks are frozen where
+prices depend on the hour."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 
 import grpc
@@ -17,6 +19,7 @@ import msgspec
 import pytest
 
 from creditd.core.usage import OLDEST, RECORD_FIELD, RECORD_VALUES, Usage, read_usage, usage_feed
+from creditd.resources import lua_directory
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
@@ -35,6 +38,12 @@ from tests.test_rating import ABROAD, bangkok_ms, play
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66817170000"  # the account tests.test_rating's play() charges
+# Appends between two trims by age, as lib/usage.lua says.
+APPENDS_BETWEEN_AGE_TRIMS = int(
+    re.search(r"appends_between = (\d+)", (lua_directory() / "lib" / "usage.lua").read_text()).group(1)  # type: ignore[union-attr]
+)
+# Redis' stream-node-max-entries: an approximate trim drops whole nodes of this many entries.
+STREAM_NODE_ENTRIES = 100
 
 
 async def all_usage(creditd: Harness) -> list[Usage]:
@@ -193,3 +202,24 @@ async def test_records_written_before_the_packed_field_read_as_packed_ones(credi
     assert msgspec.structs.replace(unpacked, id=packed.id, session_id="s1") == packed
     assert packed.charged > 0 and packed.dealer == "online" and unpacked.bonus == 0
     creditd.redis.xdel(key, older_id)  # it charged nothing: the teardown's audit would flag it
+
+
+async def test_records_older_than_the_retention_are_trimmed_newer_ones_kept(creditd: Harness) -> None:
+    await creditd.create_account(ACCOUNT, balance=1_000_000)
+    key = creditd.server_keys().usage(ACCOUNT)
+    seconds, microseconds = creditd.redis.time()
+    retention_ms = creditd.settings.limits.usage_retention_s * 1000
+    expired_ms = seconds * 1000 + microseconds // 1000 - retention_ms - 60_000  # a minute past the retention
+    expired = [f"{expired_ms}-{n}" for n in range(3 * STREAM_NODE_ENTRIES)]
+    for entry_id in expired:
+        creditd.redis.xadd(key, {RECORD_FIELD: "expired"}, id=entry_id)
+    # at least one trim by age, wherever the stream's count of appends stood
+    for number in range(APPENDS_BETWEEN_AGE_TRIMS + 1):
+        answer = await creditd.charge(f"e{number}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])
+        assert answer.result == pb.SUCCESS
+    left = [entry_id.decode() for entry_id, _ in creditd.redis.xrange(key)]
+    expired_left = [entry_id for entry_id in left if entry_id in set(expired)]
+    assert len(expired_left) < STREAM_NODE_ENTRIES, "records past the retention were kept"
+    assert len(left) - len(expired_left) == APPENDS_BETWEEN_AGE_TRIMS + 1, "a record within the retention was dropped"
+    if expired_left:  # they charged nothing: the teardown's audit would flag them
+        creditd.redis.xdel(key, *expired_left)
