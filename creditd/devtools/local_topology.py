@@ -376,12 +376,21 @@ class LocalSentinels(_Topology):
         raise LookupError("no sentinel running")
 
     def wait_replicas_synced(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        for server in self.data_servers:
-            if server.running and server is not self.primary():
-                _wait(functools.partial(self._replica_connected, server), timeout_s, f"replica {server.port} in sync")
+        """Until every running data server but the one the sentinels name as primary is a replica in
+        sync. The primary is asked again at each look: under load a second failover may follow the
+        first (the new primary missed the sentinels' pings for down_after_ms while being promoted)
+        and name the restarted old primary again, its data from before the kill; the servers creditd
+        kept writing to then had no replica to confirm a write (WAIT), so no write was acknowledged
+        there."""
+        _wait(self._replicas_connected, timeout_s, "every data server but the primary a replica in sync")
 
-    def _replica_connected(self, server: ServerProcess) -> bool:
-        return self._text_role(server) == "connected"
+    def _replicas_connected(self) -> bool:
+        primary = self.primary()
+        return all(
+            self._text_role(server) == "connected"
+            for server in self.data_servers
+            if server.running and server is not primary
+        )
 
     def _text_role(self, server: ServerProcess) -> str:
         role = self._ask(server, "ROLE")
