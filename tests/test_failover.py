@@ -168,7 +168,8 @@ async def test_sentinel_new_primary_frozen_after_the_failover(tmp_path: Path, se
         # Once the sentinels have seen the old primary answer again, the new one stops answering for
         # longer than down_after_ms: a second failover (here every time; once in the suite on its own)
         # names the old primary again, with its data from before the kill, and the new one resyncs
-        # from it. Nothing written on the new one was acknowledged: it had no replica to confirm it.
+        # from it. A write on the new one was acknowledged only once WAIT found it on a replica, the
+        # old primary being the only one: none is lost.
         await asyncio.sleep(SECOND_FAILOVER_GAP_S)
         new_primary = sentinels.primary()
         new_primary.pause()

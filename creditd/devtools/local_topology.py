@@ -379,9 +379,8 @@ class LocalSentinels(_Topology):
         """Until every running data server but the one the sentinels name as primary is a replica in
         sync. The primary is asked again at each look: under load a second failover may follow the
         first (the new primary missed the sentinels' pings for down_after_ms while being promoted)
-        and name the restarted old primary again, its data from before the kill; the servers creditd
-        kept writing to then had no replica to confirm a write (WAIT), so no write was acknowledged
-        there."""
+        and name the restarted old primary again, with its data from before the kill (creditd's WAIT
+        acknowledged a write on the new primary only once the old one had it too)."""
         _wait(self._replicas_connected, timeout_s, "every data server but the primary a replica in sync")
 
     def _replicas_connected(self) -> bool:
