@@ -28,6 +28,8 @@ class PhaseResult(msgspec.Struct):
     errors: dict[str, int]
     # CPU µs per RPC of each role (load generator, server, redis) when the run started them.
     cpu_us_per_rpc: dict[str, float] = msgspec.field(default_factory=dict)
+    # creditd's own histogram over the phase (loadtest/server_latency.py), when the run started it.
+    server_latency: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def rpcs_per_s(self) -> float:
@@ -96,6 +98,12 @@ def table(report: Report) -> str:
             lines.append(
                 f"{phase.name:34} {used['load generator']:15.0f} {used['server']:8.0f} {used.get('redis', 0.0):8.0f}"
             )
+    own = [phase for phase in report.phases if phase.server_latency]
+    if own:
+        lines += ["", f"{'creditd handler in to out':34} {'within 10 ms':>13} {'p99 at most ms':>15}"]
+        for phase in own:
+            latency = phase.server_latency
+            lines.append(f"{phase.name:34} {latency['handled within 10 ms']:13.4f} {latency['p99 at most ms']:15g}")
     lines.append("")
     per_round = report.settings.get("ratios of each round")
     for name, value in report.ratios.items():

@@ -31,6 +31,7 @@ from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CpuMeter
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio
+from loadtest.server_latency import cumulative_counts, phase_latency
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 START_TIMEOUT_S = 30.0
@@ -54,9 +55,10 @@ class Options(msgspec.Struct, frozen=True):
     seed: int = 1
 
 
-def start_creditd(listen: str, *options: str) -> subprocess.Popen[bytes]:
-    """`creditd serve` on `listen` without metrics and quiet, with the given extra options."""
-    command = [sys.executable, "-m", "creditd", "serve", "--listen", listen, "--metrics-listen", ""]
+def start_creditd(listen: str, *options: str, metrics_listen: str = "") -> subprocess.Popen[bytes]:
+    """`creditd serve` on `listen`, quiet, with /metrics on `metrics_listen` (none by default) and
+    the given extra options."""
+    command = [sys.executable, "-m", "creditd", "serve", "--listen", listen, "--metrics-listen", metrics_listen]
     return subprocess.Popen([*command, "--log-level", "WARNING", *options], stdin=subprocess.DEVNULL)
 
 
@@ -89,19 +91,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Processes(msgspec.Struct, frozen=True):
-    """The server's and Redis' process ids, when this run started them (for CPU per RPC)."""
+    """The server's and Redis' process ids, when this run started them (for CPU per RPC), and the
+    server's /metrics, one per worker (for its own latency)."""
 
     server: int = 0
     redis: int = 0
+    metrics_urls: tuple[str, ...] = ()
 
 
 async def phase(
     name: str, target: str, mode: str, shape: Shape, seed: int, progress: Progress, processes: Processes | None = None
 ) -> PhaseResult:
     processes = processes or Processes()
+    method = "ChargeBatch" if mode == "batch" else "Charge"
+    urls = processes.metrics_urls
+    before = await asyncio.to_thread(cumulative_counts, urls, method) if urls else {}
     meter = CpuMeter([processes.server], [processes.redis] if processes.redis else []) if processes.server else None
     recorder, seconds = await run_traffic(target, mode, shape, seed, uuid.uuid4().hex[:8], progress)
     result = recorder.finish(name, seconds)
+    if urls:
+        result.server_latency = phase_latency(before, await asyncio.to_thread(cumulative_counts, urls, method))
     if meter is not None and result.rpcs:
         # The server's tree holds its embedded Redis: its share is counted once, as redis.
         cores, per_rpc_us = meter.stop(), seconds / result.rpcs * 1_000_000
@@ -203,6 +212,8 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
         found["batch charges / redis floor"] = ratio(batch.charges_per_s, floor.charges_per_s)
     if "paced" in phases:
         found["p99 ms of unary at half its maximum (target <= 10)"] = phases["paced"].latency_us["p99"] / 1000
+        if phases["paced"].server_latency:
+            found["of those, handled by creditd within 10 ms"] = phases["paced"].server_latency["handled within 10 ms"]
     if "echo paced" in phases:
         found["p99 ms of echo at that rate (the harness' own)"] = phases["echo paced"].latency_us["p99"] / 1000
     return found
@@ -248,12 +259,17 @@ def median_ratios(per_round: list[dict[str, float]]) -> dict[str, float]:
 
 async def run(options: Options, progress: Progress) -> Report:
     server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
-    target, url = options.target, options.redis_url
+    target, url, metrics_urls = options.target, options.redis_url, ()
     try:
         if not target:
             target = f"127.0.0.1:{free_port()}"
             data_dir = Path(workdir) / "data"
-            server = start_creditd(target, "--data-dir", str(data_dir), "--workers", str(options.workers))
+            # one worker's /metrics (several would take consecutive ports, which may not all be free)
+            metrics_listen = f"127.0.0.1:{free_port()}" if options.workers == 1 else ""
+            metrics_urls = (f"http://{metrics_listen}/metrics",) if metrics_listen else ()
+            server = start_creditd(
+                target, "--data-dir", str(data_dir), "--workers", str(options.workers), metrics_listen=metrics_listen
+            )
         await wait_serving(target, server, "creditd.v1.CreditControl")
         if server is not None:
             url = embedded_url(data_dir)
@@ -261,7 +277,9 @@ async def run(options: Options, progress: Progress) -> Report:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
         # The generator's own full collections (25-45 ms each here) would be counted as the server's latency.
         collector.freeze_after_start_up()
-        processes = Processes(server.pid, embedded_pid(data_dir) or 0) if server is not None else Processes()
+        processes = (
+            Processes(server.pid, embedded_pid(data_dir) or 0, metrics_urls) if server is not None else Processes()
+        )
         rounds = [await _one_round(options, target, url, processes, progress) for _ in range(options.rounds)]
         phases = {key: median_phase([played[key] for played in rounds]) for key in rounds[0]}
         shape = options.shape

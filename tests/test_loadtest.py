@@ -5,11 +5,13 @@ prints every figure's ratio; the rating run measures the Redis time per call of 
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
 (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
-the median run of each phase and the median of each round's ratios."""
+the median run of each phase and the median of each round's ratios; creditd's own latency per phase
+comes from its histogram read before and after (a worked example of the arithmetic)."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import pytest
 
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
+from loadtest.server_latency import phase_latency
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,10 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert "unary Charge / echo unary (target >= 0.7)" in report["ratios"]
     # the harness' own latency at creditd's half-load rate, beside creditd's
     assert "echo unary at that rate" in names and "p99 ms of echo at that rate (the harness' own)" in report["ratios"]
+    # creditd's own histogram, read around each of its phases (the echo server has none)
+    own = {phase["name"]: phase["server_latency"] for phase in report["phases"]}
+    assert own["echo unary (gRPC floor)"] == {} and 0 < own["creditd unary at half max"]["handled within 10 ms"] <= 1
+    assert own["creditd ChargeBatch (20)"]["p99 at most ms"] > 0
     rates = {phase["name"]: phase["rpcs"] / phase["seconds"] for phase in report["phases"]}
     assert 0.5 < rates["echo unary at that rate"] / rates["creditd unary at half max"] < 1.5  # paced alike
     assert report["memory"]["redis bytes per open session"] > 0
@@ -187,3 +194,11 @@ def test_rounds_keep_the_median_run_and_the_median_of_each_rounds_ratio() -> Non
     assert median_phase([played("a", 30), played("b", 10)]).name == "b"  # the lower middle: a real run
     per_round = [{"unary": 0.5, "batch": 2.0}, {"unary": 0.7, "batch": 1.0}, {"unary": 0.6, "batch": 3.0}]
     assert median_ratios(per_round) == {"unary": 0.6, "batch": 2.0}
+
+
+def test_the_servers_share_of_a_phase_comes_from_its_histogram_between_two_reads() -> None:
+    before = {0.005: 100.0, 0.01: 150.0, 0.025: 200.0, math.inf: 200.0}
+    # 1 000 requests in the phase: 900 within 5 ms, 80 more within 10 ms, 20 more within 25 ms
+    after = {0.005: 1000.0, 0.01: 1130.0, 0.025: 1200.0, math.inf: 1200.0}
+    assert phase_latency(before, after) == {"handled within 10 ms": 0.98, "p99 at most ms": 25.0}
+    assert phase_latency(after, after) == {}  # no request in between
