@@ -28,14 +28,19 @@ PAUSE_COUNT = "creditd_collector_pause_seconds_count"
 MIN_FROZEN_BY_SERVE = 20_000
 
 
+def thaw() -> None:
+    """Undoes freeze_after_start_up here: the rest of the test session collects as before."""
+    gc.callbacks.remove(collector._on_collection)
+    gc.unfreeze()
+
+
 @pytest.fixture
 def frozen_here() -> Iterator[int]:
     frozen = collector.freeze_after_start_up()
     try:
         yield frozen
-    finally:  # the rest of the test session collects as before
-        gc.callbacks.remove(collector._on_collection)
-        gc.unfreeze()
+    finally:
+        thaw()
 
 
 def pause_count(generation: int) -> float:
@@ -53,8 +58,7 @@ def test_objects_alive_at_the_freeze_are_left_out_of_collections() -> None:
         assert frozen == gc.get_freeze_count() > 0
         assert metrics.REGISTRY.get_sample_value("creditd_collector_frozen_objects") == frozen
     finally:
-        gc.callbacks.remove(collector._on_collection)
-        gc.unfreeze()
+        thaw()
 
 
 def test_every_collection_is_measured_by_generation(frozen_here: int) -> None:

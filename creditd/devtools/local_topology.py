@@ -241,27 +241,26 @@ class LocalCluster(_Topology):
         for server in self.servers:
             if server.running:
                 _wait(functools.partial(self._state_ok, server), timeout_s, f"cluster state ok on {server.port}")
-        for server in self.servers:
-            if server.running and self._role(server) == "slave":
-                _wait(functools.partial(self._replica_synced, server), timeout_s, f"replica {server.port} in sync")
-        for server in self.primaries():
-            _wait(
-                functools.partial(self._has_its_replicas, server),
-                timeout_s,
-                f"{self.replica_count} replica(s) connected to primary {server.port}",
-            )
+        # Roles are read again at each look, as LocalSentinels.wait_replicas_synced does: a failover
+        # during the wait turns a replica into a primary or back.
+        _wait(self._replicas_synced, timeout_s, "every replica in sync")
+        _wait(self._primaries_have_replicas, timeout_s, f"{self.replica_count} replica(s) connected to each primary")
 
-    def _has_its_replicas(self, server: ServerProcess) -> bool:
-        return self._connected_replicas(server) >= self.replica_count
+    def _running_roles(self) -> list[list[Any]]:
+        """Each running node's ROLE reply, read once: [b'master', offset, replicas] or
+        [b'slave', host, port, link state, offset]."""
+        return [self._ask(server, "ROLE") for server in self.servers if server.running]
 
-    def _connected_replicas(self, server: ServerProcess) -> int:
-        return len(self._ask(server, "ROLE")[2])
+    def _replicas_synced(self) -> bool:
+        roles = self._running_roles()
+        return all(self._text(role[3]) == "connected" for role in roles if self._text(role[0]) == "slave")
+
+    def _primaries_have_replicas(self) -> bool:
+        roles = self._running_roles()
+        return all(len(role[2]) >= self.replica_count for role in roles if self._text(role[0]) == "master")
 
     def _role(self, server: ServerProcess) -> str:
         return self._text(self._ask(server, "ROLE")[0])
-
-    def _replica_synced(self, server: ServerProcess) -> bool:
-        return self._text(self._ask(server, "ROLE")[3]) == "connected"
 
     def primaries(self) -> list[ServerProcess]:
         return [server for server in self.servers if server.running and self._role(server) == "master"]
