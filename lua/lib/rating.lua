@@ -313,7 +313,9 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   end
   reservation.money = money - from_bonus
   account.reserved = account.reserved + reservation.money
-  assert(available_money(account) >= 0, 'reservation makes available negative')
+  -- Only a reservation that holds main money must fit in available; one that holds none (a free
+  -- tariff, bonus money) leaves a line in debt exactly as far in debt as it was.
+  assert(reservation.money == 0 or available_money(account) >= 0, 'reservation makes available negative')
   local left = math.max(available_money(account), 0) + free_bonus(account, rating_group, context.zone, now_ms)
   local final = dearest_price > 0 and left < dearest_price
   return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
