@@ -7,7 +7,8 @@ reservation; never bundles or credit), a shared wallet for some accounts (the pr
 a refill of 10.00 whenever available money is below it, from a group of 50.00, at most 20.00 a
 billing cycle, tried at a sweeper pass and again a minute after one that gave nothing; own money
 spent first), and the rating of
-calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
+incoming calls (terminating: free at home and served one-way suspended however deep the debt, priced
+roaming), and the rating of calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
 (night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
 The property test drives creditd and this model with the same random operations and compares them
 after each one."""
@@ -30,6 +31,8 @@ VOICE_GRANT_VALIDITY_MS = 600_000
 VOICE_PRICES: dict[tuple[str, str], int | str] = {("thai", "home"): "band", ("international", "home"): 900}
 SMS_PRICES = {("thai", "home"): 50, ("international", "home"): 300}
 ROAMING_VOICE_PRICE, ROAMING_SMS_PRICE = 1_500, 300
+# Incoming calls (terminating: served one-way suspended): free at home, priced roaming.
+VOICE_IN_PRICES = {"home": 0, "roaming": 500}
 LOAN, LOAN_FEE, LOAN_MAX_OWED = 1_000, 100, 1_100  # the loan offer emergency_10
 BONUS_MIN_TOP_UP, BONUS_PERCENT, BONUS_VALIDITY_MS = 1_000, 50, 5 * DAY_MS
 GROUP_BALANCE, GROUP_CAP, GROUP_REFILL, GROUP_RETRY_MS = 5_000, 2_000, 1_000, 60_000
@@ -239,10 +242,13 @@ class Model:
         self.buckets.append(SmsBucket(SMS_BUNDLE_SIZE, self.now_ms + BUNDLE_VALIDITY_MS))
         return True
 
-    def call(self, used_s: int, destination: str = "thai", zone: str = "home", spans: bool = False) -> tuple[int, int]:
+    def call(
+        self, used_s: int, destination: str = "thai", zone: str = "home", spans: bool = False, updated: bool = False
+    ) -> tuple[int, int]:
         """A voice call: INITIAL, then TERMINATE with used_s, either at once or (spans) used_s later
-        with the part after the grant's tariff time change reported. Returns the money charged and the
-        grant's tariff_time_change_ms, or (-1, 0) when not granted."""
+        with the part after the grant's tariff time change reported, or (updated, not spans) an UPDATE
+        reporting half of it and the TERMINATE the rest, each report rated in whole blocks. Returns the
+        money charged and the grant's tariff_time_change_ms, or (-1, 0) when not granted."""
         self.apply_ladder()
         price = voice_price(destination, zone, self.now_ms)
         if self.status != ACTIVE or price is None:
@@ -255,6 +261,14 @@ class Model:
         held = next(iter(self.serving_bonuses(zone)), None)  # one bonus bucket per reservation
         if max(self.balance, 0) + (held.remaining if held else 0) < max(price, price_after):
             return -1, 0  # a grant reserves for the dearer side
+        if updated and not spans:
+            reported = used_s // 2
+            self.pay(-(-reported // VOICE_BLOCK_S) * price, zone, held)
+            self._check_exhaustion()
+            cost = -(-(used_s - reported) // VOICE_BLOCK_S) * price
+            self.pay(cost, zone)
+            self._check_exhaustion()
+            return -(-reported // VOICE_BLOCK_S) * price + cost, change_ms
         after_s = used_after_change(self.now_ms, used_s, change_ms) if spans else 0
         if spans:
             self.advance(used_s)
@@ -262,6 +276,20 @@ class Model:
         self.pay(cost, zone, held)
         self._check_exhaustion()
         return cost, change_ms
+
+    def receive(self, used_s: int, zone: str = "home") -> int:
+        """An incoming call: INITIAL, then TERMINATE with used_s. Returns the money charged, or -1 when
+        not granted. Terminating: served one-way suspended, and free at home even deep in debt."""
+        self.apply_ladder()
+        price = VOICE_IN_PRICES[zone]
+        if self.status in (TWO_WAY, TERMINATED):
+            return -1
+        if price and max(self.balance, 0) < price:  # bonus money serves at home only, where this is free
+            return -1
+        cost = -(-used_s // VOICE_BLOCK_S) * price
+        self.pay(cost, zone)
+        self._check_exhaustion()
+        return cost
 
     @property
     def sms_left(self) -> int:

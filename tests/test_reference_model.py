@@ -1,13 +1,16 @@
 """Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice calls
 (to Thai, international and unknown numbers, at home and roaming, some lasting across a band edge
-and reporting the part after the tariff time change), sms_50 purchases, top-ups that grant bonus
+and reporting the part after the tariff time change, some reporting half their use in an UPDATE),
+incoming calls (free at home, priced roaming: what a line deep in debt and suspended one way may still
+receive), sms_50 purchases, top-ups that grant bonus
 money (a rule of the test's own: 50 % of 10.00 or more, for 5 days, at home), half the accounts in a
 shared wallet of their own (refilled by the sweeper) and clock moves (days at a time: grace periods,
 bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band edges) on one account
 agree, after every step, with the in-memory reference model (tests/reference_model.py) on balance,
 status, status reason, SMS left, bonus money left, the group's money held and each call's tariff
 time change (after a sweeper pass); after each sequence the auditor checks the invariants of
-docs/design.md. The server runs on a frozen clock (it moves only when a step moves it) so that the
+docs/design.md. Every answer must be one of the contract: an INTERNAL (or any gRPC error but the
+refusals the driver expects) fails the step. The server runs on a frozen clock (it moves only when a step moves it) so that the
 model and the server see the same instant. hypothesis runs the sequences in a worker thread; every
 gRPC call goes to the real server on the test's event loop."""
 
@@ -35,7 +38,9 @@ from tests.harness import (
     INITIAL,
     SMS,
     TERMINATE,
+    UPDATE,
     VOICE,
+    VOICE_IN,
     FrozenClock,
     Harness,
     charge_request,
@@ -70,7 +75,8 @@ operations = st.lists(
     st.one_of(
         st.tuples(st.just("top_up"), st.integers(1, 3_000), st.sampled_from(["k1", "k2", "k3"])),
         st.tuples(st.just("sms"), st.integers(1, 3), destinations, zones),
-        st.tuples(st.just("call"), st.integers(0, 400), destinations, zones, st.booleans()),
+        st.tuples(st.just("call"), st.integers(0, 400), destinations, zones, st.booleans(), st.booleans()),
+        st.tuples(st.just("receive"), st.integers(0, 400), zones),
         st.tuples(st.just("buy"), st.just(0)),
         st.tuples(st.just("borrow"), st.just(0), st.sampled_from(["l1", "l2"])),
         st.tuples(st.just("advance"), st.integers(1, 12 * 86_400)),
@@ -116,7 +122,17 @@ class Driver:
         answer = self.charge(request)
         return answer.grants[0].charged if answer.result == pb.SUCCESS else -1
 
-    def call(self, used_s: int, destination: str, zone: str, spans: bool) -> tuple[int, int]:
+    def receive(self, used_s: int, zone: str) -> int:
+        session_id = f"{self.account_id}-in-{next(self.sessions)}"
+        opening = charge_request(session_id, INITIAL, 0, self.account_id, [(VOICE_IN, 0, 0)], called_party="")
+        opening.visited_plmn = PLMNS[zone]
+        if self.charge(opening).result != pb.SUCCESS:
+            return -1
+        closing = charge_request(session_id, TERMINATE, 1, self.account_id, [(VOICE_IN, 0, used_s)], called_party="")
+        closing.visited_plmn = opening.visited_plmn
+        return self.charge(closing).grants[0].charged
+
+    def call(self, used_s: int, destination: str, zone: str, spans: bool, updated: bool) -> tuple[int, int]:
         session_id = f"{self.account_id}-call-{next(self.sessions)}"
         opening = charge_request(session_id, INITIAL, 0, self.account_id, [(VOICE, 0, 0)])
         opening.called_party, opening.visited_plmn = NUMBERS[destination], PLMNS[zone]
@@ -125,13 +141,18 @@ class Driver:
         if opened.result != pb.SUCCESS:
             return -1, 0
         change_ms = opened.grants[0].tariff_time_change_ms
-        closing = charge_request(session_id, TERMINATE, 1, self.account_id, [(VOICE, 0, used_s)])
+        charged, number = 0, 1
+        if updated and not spans:
+            update = charge_request(session_id, UPDATE, 1, self.account_id, [(VOICE, 0, used_s // 2)])
+            update.called_party, update.visited_plmn = opening.called_party, opening.visited_plmn
+            charged, number, used_s = self.charge(update).grants[0].charged, 2, used_s - used_s // 2
+        closing = charge_request(session_id, TERMINATE, number, self.account_id, [(VOICE, 0, used_s)])
         closing.called_party, closing.visited_plmn = opening.called_party, opening.visited_plmn
         if spans:
             self.creditd.clock.advance(used_s)
             closing.units[0].used_after_tariff_change = used_after_change(started_ms, used_s, change_ms)
         closed = self.charge(closing)
-        return closed.grants[0].charged, change_ms
+        return charged + closed.grants[0].charged, change_ms
 
     def buy(self) -> bool:
         request = pb.PurchaseBundleRequest(
@@ -198,6 +219,8 @@ def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[
     elif kind == "sms":
         for _ in range(value):
             assert driver.sms(*operation[2:]) == model.send_sms(*operation[2:]), operation  # type: ignore[arg-type]
+    elif kind == "receive":
+        assert driver.receive(value, operation[2]) == model.receive(value, operation[2]), operation  # type: ignore[misc]
     elif kind == "call":
         assert driver.call(value, *operation[2:]) == model.call(value, *operation[2:]), operation  # type: ignore[arg-type]
     elif kind == "buy":
