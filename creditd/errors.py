@@ -20,6 +20,11 @@ class ConfigError(CreditdError):
     """The configuration file is missing or invalid; the message names the field."""
 
 
+class StartupError(CreditdError):
+    """Something a process needs in order to start is not there: a port already in use, a data
+    directory it cannot use, a TLS file it cannot read. The message names what failed and where."""
+
+
 class InvalidArgument(CreditdError):
     """A request field is invalid; the message starts with the field's name."""
 

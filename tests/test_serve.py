@@ -45,7 +45,7 @@ def test_invalid_config_is_refused_naming_the_field(tmp_path: Path) -> None:
 
 def test_unreachable_redis_is_refused(tmp_path: Path) -> None:
     result = run_serve("--redis", f"redis://127.0.0.1:{free_port()}/0", "--listen", f"127.0.0.1:{free_port()}")
-    assert result.returncode == 2 and "cannot reach redis://127.0.0.1" in result.stderr
+    assert result.returncode == 1 and "cannot reach redis://127.0.0.1" in result.stderr
 
 
 @pytest.mark.parametrize(

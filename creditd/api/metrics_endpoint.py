@@ -3,6 +3,7 @@ scrape time; the metrics themselves are defined in creditd.metrics."""
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from prometheus_client.registry import Collector
 from creditd.core.feed import parse_position, stream_cursor
 from creditd.core.usage import OLDEST
 from creditd.core.usage_log import EXPORTED_POSITION_KEY, redis_time_ms
-from creditd.errors import CreditdError
+from creditd.errors import CreditdError, StartupError
 from creditd.metrics import CHARGES, REGISTRY
 from creditd.settings import RedisSettings
 from creditd.store.connection import AnySyncRedis, connect_sync
@@ -123,7 +124,11 @@ class MetricsEndpoint:
 
     def start(self) -> int:
         REGISTRY.register(self._collector)
-        self._server, _ = start_http_server(self._port, self._host, registry=REGISTRY)
+        try:
+            self._server, _ = start_http_server(self._port, self._host, registry=REGISTRY)
+        except OSError as error:
+            what = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be bound: {error.strerror}"
+            raise StartupError(f"metrics: port {self._host}:{self._port} {what}") from None
         self.port = self._server.server_port
         return self.port
 

@@ -28,7 +28,7 @@ from creditd.core.groups import Groups
 from creditd.core.self_service import SelfService
 from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
-from creditd.errors import ConfigError
+from creditd.errors import ConfigError, StartupError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
@@ -49,12 +49,29 @@ SERVICE_NAMES = tuple(
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
+# What stopping may spend after the drain: background loops, the pipeline and the Redis connection
+# each get at most this long, so that a frozen Redis cannot hold a stopping process.
+CLOSE_TIMEOUT_S = 0.5
+PEM_MARKER = b"-----BEGIN "
+
+
+def _read_tls_file(path: str, what: str) -> bytes:
+    """A PEM file's bytes; grpc itself only fails later, with no name, on a file that is not PEM."""
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise StartupError(f"tls: cannot read the {what} {path}: {error.strerror}") from None
+    if PEM_MARKER not in content:
+        raise StartupError(f"tls: the {what} {path} is not a PEM file")
+    return content
+
+
 def bind(server: grpc.aio.Server, listen: str, security: SecuritySettings) -> int:
     """Mutual TLS when configured; plaintext only on loopback, for development."""
     if security.tls:
         credentials = grpc.ssl_server_credentials(
-            [(Path(security.tls_key_path).read_bytes(), Path(security.tls_cert_path).read_bytes())],
-            root_certificates=Path(security.tls_client_ca_path).read_bytes(),
+            [(_read_tls_file(security.tls_key_path, "key"), _read_tls_file(security.tls_cert_path, "certificate"))],
+            root_certificates=_read_tls_file(security.tls_client_ca_path, "client CA"),
             require_client_auth=True,
         )
         return server.add_secure_port(listen, credentials)
@@ -86,20 +103,29 @@ class CreditdServer:
         self.circuit = Circuit()
 
     async def start(self) -> int:
-        """Connects to Redis, loads the function library and starts serving; returns the bound port."""
+        """Connects to Redis, loads the function library and starts serving; returns the bound port.
+        A failure on the way (or a cancellation: a signal during start-up) stops whatever had started
+        before it is raised, so that nothing is left listening or running."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop(0)
+            raise
+
+    async def _start(self) -> int:
         library_source = await self._connect()
         self._grpc = self._build_grpc_server()
         try:
             self.port = bind(self._grpc, self.listen, self.settings.security)
         except RuntimeError as error:
-            raise ConfigError(f"listen: cannot bind {self.listen}: {error}") from None
+            raise StartupError(f"listen: gRPC port {self.listen} cannot be bound (in use?): {error}") from None
+        if self.settings.metrics.listen:
+            self.metrics = MetricsEndpoint(self.settings.metrics.listen, self.redis_url, self.settings.redis)
+            log.info("metrics on http://%s/metrics (port %d)", self.settings.metrics.listen, self.metrics.start())
         await self._grpc.start()
         self._start_background(library_source)
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self.settings.metrics.listen:
-            self.metrics = MetricsEndpoint(self.settings.metrics.listen, self.redis_url, self.settings.redis)
-            log.info("metrics on http://%s/metrics (port %d)", self.settings.metrics.listen, self.metrics.start())
         host = self.listen.rsplit(":", 1)[0]
         log.info("creditd listening on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
         return self.port
@@ -187,21 +213,20 @@ class CreditdServer:
             self._background.append(asyncio.create_task(self.sweeper.run(self._stopping), name="sweeper"))
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Stops taking requests, lets in-flight ones finish within the grace period, then closes."""
+        """Stops taking requests, lets in-flight ones finish within the grace period, then closes:
+        within the grace period plus a few CLOSE_TIMEOUT_S, even with Redis frozen."""
         grace_s = self.settings.server.drain_timeout_s if grace_s is None else grace_s
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # ends the streams and the background loops; unary calls drain below
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _finish(self._background)
         if self.metrics is not None:
             self.metrics.stop()
         if self._pipeline is not None:
-            await self._pipeline.close()
+            await _finish([asyncio.ensure_future(self._pipeline.close())])
         if self._redis is not None:
-            await self._redis.aclose()
+            await _finish([asyncio.ensure_future(self._redis.aclose())])
         log.info("creditd stopped")
 
     async def reload_plans(self, loaded: Settings) -> None:
@@ -247,3 +272,15 @@ class CreditdServer:
     async def wait_for_termination(self) -> None:
         assert self._grpc is not None
         await self._grpc.wait_for_termination()
+
+
+async def _finish(tasks: list[asyncio.Task[None]] | list[asyncio.Future[None]]) -> None:
+    """Waits CLOSE_TIMEOUT_S for the tasks to end by themselves, then cancels what is left."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

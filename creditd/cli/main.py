@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
-from creditd.errors import CreditdError
+from creditd.errors import ConfigError, CreditdError
 from creditd.notifier.templates import Templates
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
@@ -72,13 +74,25 @@ async def _reload(server: CreditdServer, config: Path) -> None:
 
 
 async def _run(settings: Settings, redis_url: str, config: Path) -> None:
-    server = CreditdServer(settings, redis_url, settings.server.listen)
-    await server.start()
-    collector.freeze_after_start_up()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
+    for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
         loop.add_signal_handler(signal_number, stopping.set)
+    if _signalled_early.is_set():
+        stopping.set()
+    server = CreditdServer(settings, redis_url, settings.server.listen)
+    starting = asyncio.ensure_future(server.start())
+    signalled = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()  # CreditdServer.start stops what it had started
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        log.info("signal received during start-up: stopped")
+        return
+    signalled.cancel()
+    starting.result()  # a start-up failure, raised
+    collector.freeze_after_start_up()
     reloads: set[asyncio.Task[None]] = set()
 
     def reload_on_hangup() -> None:
@@ -90,6 +104,16 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
     await server.stop()
+
+
+# SIGTERM or SIGINT before the event loop takes the signals over (the embedded Redis starting): noted
+# here and acted on at the next step, since an exception raised from a signal handler may land in
+# code that swallows it (logging does).
+_signalled_early = threading.Event()
+
+
+def _note_signal(_signal_number: int, _frame: object) -> None:
+    _signalled_early.set()
 
 
 @main.command()
@@ -127,8 +151,13 @@ def serve(
     tls_client_ca: Path | None,
     workers: int,
 ) -> None:
-    """Serve CreditControl and Accounts over gRPC."""
+    """Serve CreditControl and Accounts over gRPC.
+
+    Any failure while starting ends the process with exit status 1 (2 for an invalid config) and one
+    log line naming what failed; whatever had started (the embedded Redis too) is stopped first."""
     logs.configure(log_level, log_format)
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, _note_signal)
     embedded: EmbeddedRedis | None = None
     try:
         settings = settings_from_options(
@@ -139,6 +168,9 @@ def serve(
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
             url = embedded.start()
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
+        if _signalled_early.is_set():
+            log.info("signal received during start-up: stopped")
+            return
         if workers > 1:
             passthrough = ["--log-level", log_level, "--log-format", log_format]
             for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-client-ca", tls_client_ca)):
@@ -149,9 +181,15 @@ def serve(
             )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run(settings, url, config or default_config_path()))
-    except CreditdError as error:
+    except ConfigError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)
+    except CreditdError as error:
+        log.error("creditd cannot start: %s", error.message)
+        sys.exit(1)
+    except OSError as error:  # a data dir or file it cannot use: the error names the path
+        log.error("creditd cannot start: %s", error)
+        sys.exit(1)
     finally:
         if embedded is not None:
             embedded.stop()

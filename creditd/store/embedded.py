@@ -39,7 +39,7 @@ def embedded_pid(data_dir: Path) -> int | None:
     """The pid the embedded server of data_dir wrote (None: no pid file, or not a number)."""
     try:
         return int((data_dir / PID_FILE).read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):  # no file, or no directory there
         return None
 
 
@@ -206,8 +206,11 @@ class EmbeddedRedis:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     log_path = self.data_dir / "redis.log"
-                    tail = log_path.read_text()[-2000:] if log_path.exists() else ""
-                    raise Unavailable(f"redis: embedded server exited with {self.process.returncode}: {tail}")
+                    lines = log_path.read_text().strip().splitlines() if log_path.exists() else []
+                    last = lines[-1] if lines else "no log"
+                    raise Unavailable(
+                        f"redis: embedded server in {self.data_dir} exited with {self.process.returncode}: {last}"
+                    )
                 try:
                     if client.ping():
                         return
@@ -223,6 +226,7 @@ class EmbeddedRedis:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.terminate()
+            process.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) server takes the SIGTERM now
             try:
                 process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
