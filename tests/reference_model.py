@@ -1,17 +1,16 @@
-"""A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written
-from docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
+"""A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written from
+docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
 suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, emergency credit
 (emergency_10, recovered from top-ups), bonus money (the property test's top-up rule: 50 % of a top-up
 of 10.00 or more, for 5 days, paying any usage at home before main money; one bonus bucket per
-reservation; never bundles or credit), a shared wallet for some accounts (the property test's group:
-a refill of 10.00 whenever available money is below it, from a group of 50.00, at most 20.00 a
-billing cycle, tried at a sweeper pass and again a minute after one that gave nothing; own money
-spent first), and the rating of
+reservation; never bundles or credit), a shared wallet for some accounts (the property test's group: a
+refill of 10.00 whenever available money is below it, from a group of 50.00, at most 20.00 a billing
+cycle, tried at a sweeper pass and again a minute after one that gave nothing; own money spent first),
 incoming calls (terminating: free at home and served one-way suspended however deep the debt, priced
-roaming), and the rating of calls and SMS by destination (Thai, international, none), zone (home, roaming) and Bangkok time band
-(night 22:00-07:00, UTC+7 all year), with the tariff time change of a call that crosses a band edge.
-The property test drives creditd and this model with the same random operations and compares them
-after each one."""
+roaming), and the rating of calls and SMS by destination (Thai, international, none), zone (home,
+roaming) and Bangkok time band (night 22:00-07:00, UTC+7 all year), with the tariff time change of a
+call that crosses a band edge. The property test drives creditd and this model with the same random
+operations and compares them after each one."""
 
 from __future__ import annotations
 

@@ -1,18 +1,17 @@
-"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice calls
-(to Thai, international and unknown numbers, at home and roaming, some lasting across a band edge
-and reporting the part after the tariff time change, some reporting half their use in an UPDATE),
-incoming calls (free at home, priced roaming: what a line deep in debt and suspended one way may still
-receive), sms_50 purchases, top-ups that grant bonus
-money (a rule of the test's own: 50 % of 10.00 or more, for 5 days, at home), half the accounts in a
-shared wallet of their own (refilled by the sweeper) and clock moves (days at a time: grace periods,
-bundle expiry; or to a chosen Bangkok time, near the 07:00 and 22:00 band edges) on one account
-agree, after every step, with the in-memory reference model (tests/reference_model.py) on balance,
-status, status reason, SMS left, bonus money left, the group's money held and each call's tariff
-time change (after a sweeper pass); after each sequence the auditor checks the invariants of
-docs/design.md. Every answer must be one of the contract: an INTERNAL (or any gRPC error but the
-refusals the driver expects) fails the step. The server runs on a frozen clock (it moves only when a step moves it) so that the
-model and the server see the same instant. hypothesis runs the sequences in a worker thread; every
-gRPC call goes to the real server on the test's event loop."""
+"""Property test: random sequences of top-ups (with replayed and conflicting keys), SMS and voice calls (to
+Thai, international and unknown numbers, at home and roaming, some lasting across a band edge and
+reporting the part after the tariff time change, some reporting half their use in an UPDATE), incoming
+calls (free at home, priced roaming: what a line deep in debt and suspended one way may still receive),
+sms_50 purchases, top-ups that grant bonus money (a rule of the test's own: 50 % of 10.00 or more, for 5
+days, at home), half the accounts in a shared wallet of their own (refilled by the sweeper) and clock
+moves (days at a time: grace periods, bundle expiry; or to a chosen Bangkok time, near the 07:00 and
+22:00 band edges) on one account agree, after every step, with the in-memory reference model
+(tests/reference_model.py) on balance, status, status reason, SMS left, bonus money left, the group's
+money held and each call's tariff time change (after a sweeper pass); after each sequence the auditor
+checks the invariants of docs/design.md. Every answer must be one of the contract: an INTERNAL (or any
+gRPC error but the refusals the driver expects) fails the step. The server runs on a frozen clock (it
+moves only when a step moves it) so that the model and the server see the same instant. hypothesis runs
+the sequences in a worker thread; every gRPC call goes to the real server on the test's event loop."""
 
 from __future__ import annotations
 

@@ -88,6 +88,14 @@ def _duration_histogram(name: str) -> Any:
     return metrics.REQUEST_DURATION.labels(name)
 
 
+def public_message(error: CreditdError) -> str:
+    """What a client is told of an error: its message, in the contract's words, except for a bug of
+    ours, whose Lua and Redis details go only to the log, under the request id told instead."""
+    if grpc_status_of(error) != grpc.StatusCode.INTERNAL:
+        return error.message
+    return f"internal error: logged by the server with request id {logs.REQUEST_ID.get()}"
+
+
 async def _refuse(name: str, error: CreditdError, context: Context) -> None:
     status = grpc_status_of(error)
     _requests_counter(name, status.name).inc()
@@ -95,7 +103,7 @@ async def _refuse(name: str, error: CreditdError, context: Context) -> None:
         log.error("%s failed: %s", name, error.message)
     else:
         log.info("%s refused (%s): %s", name, status.name, error.message)
-    await context.abort(status, error.message)
+    await context.abort(status, public_message(error))
 
 
 def _unary(method: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[Answer]]:

@@ -10,7 +10,7 @@ from creditd.api import validation
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
-from creditd.api.interceptors import rpc
+from creditd.api.interceptors import public_message, rpc
 from creditd.api.messages import (
     account_message,
     answer_message,
@@ -26,7 +26,7 @@ from creditd.api.streams import Watchers, watch_events, watch_notifications, wat
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.groups import Groups
-from creditd.errors import CreditdError, InvalidArgument, Unavailable
+from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
 from creditd.settings import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -73,11 +73,13 @@ class CreditControlService(pb_grpc.CreditControlServicer):
         outcomes = await self._quota.charge_many([request.requests[index] for index in valid])
         for index, outcome in zip(valid, outcomes, strict=True):
             item = request.requests[index]
-            if isinstance(outcome, Unavailable):
-                raise outcome  # Redis is away: the whole batch is retried, safely, with the same ids
+            if isinstance(outcome, Unavailable | ResourceExhausted):
+                # Redis is away or full, for every item alike: the batch is answered as a unary Charge
+                # would be, and retried whole, safely, with the same ids
+                raise outcome
             if isinstance(outcome, CreditdError):
                 log.error("ChargeBatch item %s/%s failed: %s", item.session_id, item.request_number, outcome)
-                answers[index] = refused_answer(item, pb.UNABLE_TO_COMPLY, outcome.message)
+                answers[index] = refused_answer(item, pb.UNABLE_TO_COMPLY, public_message(outcome))
             else:
                 answers[index] = answer_message(item, outcome.answer)
         answered: list[pb.ChargeAnswer] = []

@@ -1,5 +1,6 @@
 """Redis at maxmemory with noeviction (the only policy creditd accepts: eviction would drop accounts):
-every write is refused with RESOURCE_EXHAUSTED naming Redis' memory (not INTERNAL, and it does not
+every write is refused with RESOURCE_EXHAUSTED naming Redis' memory (a ChargeBatch as a whole, as a
+unary Charge is) (not INTERNAL, and it does not
 open the circuit: Redis answers), reads are still served, nothing is half-written (the account's keys
 are byte for byte what they were), and once memory is freed service is normal and the audit clean.
 
@@ -49,6 +50,14 @@ async def test_writes_refused_reads_served_at_maxmemory(tmp_path, settings: Sett
                     charge_request("oom-sms", EVENT, 0, ACCOUNT, [(SMS, 0, 0)], gateway_id="gw-oom")
                 )
             assert charge_refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            batch = pb.ChargeBatchRequest(
+                requests=[
+                    charge_request(f"oom-b{n}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)], gateway_id="gw-oom") for n in (1, 2)
+                ]
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as batch_refused:  # as a unary Charge: the whole batch
+                await harness.credit_control.ChargeBatch(batch)
+            assert batch_refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert not harness.server.circuit.is_open  # Redis answered: no reason to refuse everything
 
             card = await harness.get(ACCOUNT)  # reads still served
