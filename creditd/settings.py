@@ -81,6 +81,10 @@ class RedisSettings(Struct, frozen=True):
     # 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
     wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # "written": answer once Redis applied a pipeline (its AOF is fsynced within a second: a host
+    # crash can lose that second). "fsync": answer only after WAITAOF found the pipeline's writes
+    # fsynced to the AOF (and, with wait_replicas, to as many replicas' AOFs) within wait_timeout_ms.
+    durability: Literal["written", "fsync"] = "written"
     # A server whose clock differs from Redis' TIME by more than this refuses every call and reports
     # NOT_SERVING (docs/design.md, Where time comes from). 0: not checked.
     max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 2_000

@@ -39,6 +39,13 @@ SMOKE = Shape(gateways=2, sessions_per_gateway=4, accounts=40, duration_s=1.5, t
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="a previous run's JSON: print every figure's ratio to it",
 )
+@click.option(
+    "--durability",
+    type=click.Choice(["written", "fsync"]),
+    default="written",
+    show_default=True,
+    help="redis.durability of the creditd it starts",
+)
 @click.option("--smoke", is_flag=True, help="a few seconds on a small shape (CI)")
 def main(  # noqa: PLR0913 - one parameter per option
     target: str,
@@ -55,6 +62,7 @@ def main(  # noqa: PLR0913 - one parameter per option
     rounds: int,
     json_path: Path | None,
     compare_path: Path | None,
+    durability: str,
     smoke: bool,
 ) -> None:
     shape = (
@@ -78,6 +86,7 @@ def main(  # noqa: PLR0913 - one parameter per option
         workers=workers,
         baselines=baselines,
         rounds=max(1, rounds),
+        durability=durability,
     )
     progress = click.progressbar(
         length=10**12, label="charges", file=sys.stderr, show_eta=False, show_percent=False, show_pos=True

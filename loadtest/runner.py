@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from creditd import collector
 from creditd.core.audit import Auditor
 from creditd.devtools.ports import free_port
+from creditd.resources import default_config_path
 from creditd.settings import RedisSettings
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
@@ -53,6 +54,8 @@ class Options(msgspec.Struct, frozen=True):
     rounds: int = 1
     partitions: int = 256
     seed: int = 1
+    # redis.durability of the creditd this run starts: "written" (the default) or "fsync".
+    durability: str = "written"
 
 
 def start_creditd(listen: str, *options: str, metrics_listen: str = "") -> subprocess.Popen[bytes]:
@@ -257,6 +260,16 @@ def median_ratios(per_round: list[dict[str, float]]) -> dict[str, float]:
     return {name: round(statistics.median(found[name] for found in per_round), 3) for name in per_round[0]}
 
 
+def durability_config(directory: Path, durability: str) -> Path:
+    """The shipped config with redis.durability set, written into directory."""
+    shipped = default_config_path().read_text()
+    anchor = "\n[limits]\n"
+    assert anchor in shipped, "the shipped config has no [limits] after [redis]"
+    path = directory / "creditd.toml"
+    path.write_text(shipped.replace(anchor, f'\ndurability = "{durability}"\n{anchor}', 1))
+    return path
+
+
 async def run(options: Options, progress: Progress) -> Report:
     server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
     target, url, metrics_urls = options.target, options.redis_url, ()
@@ -267,8 +280,11 @@ async def run(options: Options, progress: Progress) -> Report:
             # one worker's /metrics (several would take consecutive ports, which may not all be free)
             metrics_listen = f"127.0.0.1:{free_port()}" if options.workers == 1 else ""
             metrics_urls = (f"http://{metrics_listen}/metrics",) if metrics_listen else ()
+            config = durability_config(Path(workdir), options.durability)
             server = start_creditd(
-                target, "--data-dir", str(data_dir), "--workers", str(options.workers), metrics_listen=metrics_listen
+                target,
+                *("--data-dir", str(data_dir), "--workers", str(options.workers), "--config", str(config)),
+                metrics_listen=metrics_listen,
             )
         await wait_serving(target, server, "creditd.v1.CreditControl")
         if server is not None:
@@ -291,6 +307,7 @@ async def run(options: Options, progress: Progress) -> Report:
             "workers": options.workers,
             "target": target,
             "rounds": options.rounds,
+            "durability": options.durability,
         }
         per_round = [ratios(played) for played in rounds]
         settings["ratios of each round"] = per_round

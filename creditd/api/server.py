@@ -32,10 +32,10 @@ from creditd.errors import ConfigError, StartupError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
-from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact, wire_client
+from creditd.store.connection import AnyRedis, check_fit_for_money, check_waitaof, connect, redact, wire_client
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
-from creditd.store.pipeline import AutoPipeline, ReplicaWait
+from creditd.store.pipeline import AutoPipeline, DurabilityWait
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -138,7 +138,11 @@ class CreditdServer:
         if await ensure_library(self._redis, library_source):
             log.info("loaded the function library into redis")
         redis_settings = settings.redis
-        wait = ReplicaWait(redis_settings.wait_replicas, redis_settings.wait_timeout_ms)
+        wait = DurabilityWait(
+            redis_settings.wait_replicas, redis_settings.wait_timeout_ms, redis_settings.durability == "fsync"
+        )
+        if wait.local_fsync:
+            await check_waitaof(self._redis, redis_settings.wait_replicas)
         self._pipeline = AutoPipeline(
             self._redis,
             redis_settings.max_pipeline_commands,

@@ -226,6 +226,20 @@ def _config_value(reply: Any, name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+async def check_waitaof(client: AnyRedis, replicas: int) -> None:
+    """redis.durability = "fsync" needs WAITAOF (Redis 7.2, Valkey 8) and AOF on, on every primary:
+    without them every answer would be UNAVAILABLE, so it is refused at start-up instead."""
+    try:
+        await on_every_primary(client, "WAITAOF", 0, 0, 1)
+        await on_every_primary(client, "WAITAOF", 1, 0, 1)
+    except ResponseError as error:
+        raise ConfigError(
+            f"redis.durability: 'fsync' needs WAITAOF and appendonly yes on every primary ({error})"
+        ) from None
+    if replicas:
+        log.info("durability: each answer waits for its writes fsynced here and on %d replica(s)", replicas)
+
+
 async def check_fit_for_money(client: AnyRedis, url: str) -> None:
     """Refuses a Redis that may evict keys; warns when it does not persist writes. Every primary."""
     try:

@@ -5,8 +5,7 @@ taking one. Calls are sent as non-transactional pipelines (each FCALL is atomic 
 is cut at max_pipeline_commands and at most max_in_flight_pipelines are outstanding at once. While
 one is out, fewer than parallel_pipeline_min_calls calls wait for it to come back and then go
 together: under load the pipelines grow instead of multiplying, which saves Redis and this process
-a read, a write and a wake-up per call (performance issue: server CPU per unary call 404 -> 354 µs,
-unary 0.55 -> 0.59 x echo); idle, a call goes at once, and a ChargeBatch's hundreds of calls go at
+a read, a write and a wake-up per call; idle, a call goes at once, and a ChargeBatch's hundreds of calls go at
 once beside the one out. Every function is idempotent, so resending a pipeline after a connection
 failure (redis-py's retry, or the wire's, store/wire.py) is safe.
 
@@ -20,9 +19,11 @@ wire is reset), so a late reply is never read as the answer to a later command.
 
 With wait_replicas > 0 each pipeline ends with WAIT on every node it wrote to (on the same connection,
 so it covers exactly these writes), and its calls are answered only when enough replicas confirmed;
-otherwise they fail UNAVAILABLE and the caller's retry replays them. On a cluster, a call redirected
-(MOVED, ASK) would run on another connection that WAIT does not cover: it is answered UNAVAILABLE too,
-after the slot map is refreshed, so that the retry goes straight to the slot's owner.
+otherwise they fail UNAVAILABLE and the caller's retry replays them. With durability "fsync" the same
+place holds WAITAOF 1 <wait_replicas>: one fsync of the AOF shared by every call of the pipeline. On a
+cluster, a call redirected (MOVED, ASK) would run on another connection that WAIT does not cover: it
+is answered UNAVAILABLE too, after the slot map is refreshed, so that the retry goes straight to the
+slot's owner.
 """
 
 from __future__ import annotations
@@ -51,11 +52,23 @@ log = logging.getLogger(__name__)
 WIRE_RETRY_BASE_S, WIRE_RETRY_CAP_S = 0.02, 0.5
 
 
-class ReplicaWait(msgspec.Struct, frozen=True):
-    """WAIT numreplicas timeout after each pipeline; replicas 0: no WAIT."""
+class DurabilityWait(msgspec.Struct, frozen=True):
+    """What each pipeline waits for before its calls are answered: WAIT for `replicas` replicas, or
+    with `local_fsync` WAITAOF for the local AOF's fsync (and `replicas` replicas' AOFs); neither:
+    nothing."""
 
     replicas: int = 0
     timeout_ms: int = 0
+    local_fsync: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.local_fsync or self.replicas > 0
+
+    def command(self) -> tuple[Argument, ...]:
+        if self.local_fsync:
+            return ("WAITAOF", 1, self.replicas, self.timeout_ms)
+        return ("WAIT", self.replicas, self.timeout_ms)
 
     def nodes(self, client: AnyRedis, batch: Sequence[Command]) -> list[Any]:
         """Where a WAIT goes: each node the batch writes to, or the one server (None)."""
@@ -68,10 +81,22 @@ class ReplicaWait(msgspec.Struct, frozen=True):
                 by_name[node.name] = node
         return list(by_name.values())
 
+    def _confirmed(self, reply: Any) -> bool:
+        if self.local_fsync:  # WAITAOF: [local AOFs fsynced, replicas that fsynced]
+            return isinstance(reply, list) and len(reply) == 2 and reply[0] >= 1 and reply[1] >= self.replicas
+        return isinstance(reply, int) and reply >= self.replicas
+
     def shortfall(self, confirmed: Sequence[Any]) -> str | None:
-        if all(isinstance(count, int) and count >= self.replicas for count in confirmed):
+        if all(self._confirmed(reply) for reply in confirmed):
             return None
-        counts = ", ".join(str(count) if isinstance(count, int) else type(count).__name__ for count in confirmed)
+        counts = ", ".join(
+            repr(reply) if isinstance(reply, int | list) else type(reply).__name__ for reply in confirmed
+        )
+        if self.local_fsync:
+            return (
+                f"redis: written but WAITAOF confirmed {counts} (local AOF fsynced, replicas) of 1 and "
+                f"{self.replicas} within {self.timeout_ms} ms; retry (calls are idempotent)"
+            )
         return (
             f"redis: written on the primary but confirmed by {counts} of {self.replicas} replica(s) "
             f"within {self.timeout_ms} ms; retry (calls are idempotent)"
@@ -86,7 +111,7 @@ class AutoPipeline:
         max_in_flight: int,
         deadline_s: float,
         circuit: Circuit,
-        wait: ReplicaWait | None = None,
+        wait: DurabilityWait | None = None,
         wire: WireClient | None = None,
         parallel_min_calls: int = 1,
     ) -> None:
@@ -94,7 +119,7 @@ class AutoPipeline:
         self._wire = wire
         self._deadline_s = deadline_s
         self._circuit = circuit
-        self._wait = wait or ReplicaWait()
+        self._wait = wait or DurabilityWait()
         self._max_commands = max_commands
         self._max_in_flight = max_in_flight
         self._parallel_min_calls = parallel_min_calls
@@ -206,7 +231,7 @@ class AutoPipeline:
         if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
             # Before anything else: a shortfall below must not keep a stale slot map alive.
             await self._client.nodes_manager.initialize()
-        if self._wait.replicas and (shortfall := self._wait.shortfall(confirmed)):
+        if self._wait.enabled and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
         for (_, future), result in zip(batch, results, strict=True):
@@ -226,11 +251,11 @@ class AutoPipeline:
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command("FCALL", *fcall(command))
-        if not self._wait.replicas:
+        if not self._wait.enabled:
             return await pipe.execute(raise_on_error=False)
         for node in self._wait.nodes(self._client, commands):
             target = {} if node is None else {"target_nodes": node}
-            pipe.execute_command("WAIT", self._wait.replicas, self._wait.timeout_ms, **target)
+            pipe.execute_command(*self._wait.command(), **target)
         if isinstance(pipe, ClusterPipeline):
             return await pipe.execute(raise_on_error=False, allow_redirections=False)
         return await pipe.execute(raise_on_error=False)
@@ -241,8 +266,8 @@ class AutoPipeline:
         would: the calls may have run, and are idempotent."""
         assert self._wire is not None
         words: list[tuple[Argument, ...]] = [("FCALL", *fcall(command)) for command in commands]
-        if self._wait.replicas:
-            words.append(("WAIT", self._wait.replicas, self._wait.timeout_ms))
+        if self._wait.enabled:
+            words.append(self._wait.command())
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
                 replies = await self._wire.execute(words)
