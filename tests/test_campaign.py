@@ -1,10 +1,10 @@
-"""Campaigns (`creditd campaign send`, creditd/notifier/campaign.py) against a real server and a real
-HTTP endpoint, on the server's frozen clock: only subscribers who opted in to marketing, of the plan
-and tier asked, up to the limit, are queued; the due times are spaced by the rate; queued at 22:00
-Bangkok time, nothing goes out before the quiet hours end at 08:00, then the notifier delivers each in
-the subscriber's language; sending the campaign id again queues nobody twice; a subscriber who opts
-out after being queued is not sent it. The CLI refuses an unknown template, plan or tier naming the
-option, and queues a cohort."""
+"""Campaigns (`creditd campaign send`, creditd/notifier/campaign.py) against a real server and a real HTTP
+endpoint, on the server's frozen clock: only subscribers who opted in to marketing, of the plan and tier
+asked, up to the limit, are queued; the due times are spaced by the rate; queued at 22:00 Bangkok time,
+nothing goes out before the quiet hours end at 08:00, then the notifier delivers each in the
+subscriber's language; sending the campaign id again queues nobody twice; a subscriber who opts out
+after being queued is not sent it; quiet hours are checked again when a queued notice falls due. The CLI
+refuses an unknown template, plan or tier naming the option, and queues a cohort."""
 
 from __future__ import annotations
 
@@ -79,6 +79,38 @@ async def test_the_rate_spaces_due_times_and_the_cohort_filters(server_at: Serve
         assert limited.accounts_queued == 2 and (limited.first_due_ms, limited.last_due_ms) == (now_ms, now_ms + 250)
         nobody = send_campaign(creditd.redis, creditd.settings, "songkran", "sk3", Cohort(tier="gold"), 4.0, now_ms)
         assert (nobody.accounts_queued, nobody.outside_cohort) == (0, 4)
+
+
+async def test_quiet_hours_are_checked_again_at_delivery(server_at: ServerAt, settings: Settings) -> None:
+    """Queued at noon (due at once), but by delivery the subscriber has made noon quiet: the notice
+    waits for the end of their new quiet hours, then goes."""
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-04-10T12:00:00")) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            await subscribers(creditd)
+            now_ms = creditd.clock.now_ms()
+            result = send_campaign(creditd.redis, creditd.settings, "songkran", "sk4", Cohort(limit=1), 1.0, now_ms)
+            assert result.accounts_queued == 1 and result.first_due_ms == now_ms
+            preferences = pb.Preferences(
+                channels=["webhook"],
+                language="th",
+                marketing_opt_in=True,
+                quiet_hours_start="11:00",
+                quiet_hours_end="14:00",
+            )
+            await creditd.accounts.SetPreferences(
+                pb.SetPreferencesRequest(account_id=OPTED_IN[0], preferences=preferences)
+            )
+            await notifier.pass_once()
+            assert posted(endpoint) == []
+            record = notifier_key(
+                "notice", partition_of(OPTED_IN[0], 256), idempotency_key=f"campaign.sk4.{OPTED_IN[0]}/webhook"
+            )
+            assert creditd.redis.hget(record, "state") == b"deferred"
+            assert int(creditd.redis.hget(record, "due_ms") or 0) == bangkok_ms("2027-04-10T14:00:00")
+            creditd.clock.advance(2 * 3600)
+            await notifier.pass_once()
+            assert [notice["account_id"] for notice in posted(endpoint)] == [OPTED_IN[0]]
 
 
 async def creditd_command(*arguments: str) -> tuple[int, str]:

@@ -66,6 +66,8 @@ SENT, RETRYING, DEAD, SUPPRESSED = "sent", "retrying", "dead", "suppressed"
 PARTITIONS_AT_ONCE = 16
 # Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
 OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
+# Notices the subscriber asked for this minute: never held for quiet hours.
+ASKED_FOR_KINDS = ("sign_in_code",)
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -223,15 +225,22 @@ class Notifier:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
                 metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             return
-        quiet_end = in_quiet_hours(self.clock.now_ms(), prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end)
-        plan = self.settings.plans.get(card.plan)
-        urgent = plan is not None and event.kind in plan.urgent_notice_kinds
+        quiet_end = self.quiet_until(event, card, self.clock.now_ms())
         for channel in pending:
-            if quiet_end and not urgent:
+            if quiet_end:
                 await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
                 metrics.NOTICES.labels(channel, kind_label(event.kind), DEFERRED).inc()
             else:
                 await self.deliver(partition, event, channel, card, attempts=0)
+
+    def quiet_until(self, event: Event, card: AccountRecord, now_ms: int) -> int:
+        """When the subscriber's quiet hours end, if now is in them and the notice must wait for
+        that (0 otherwise): not an urgent kind of their plan, nor a code they have just asked for."""
+        plan = self.settings.plans.get(card.plan)
+        if event.kind in ASKED_FOR_KINDS or (plan is not None and event.kind in plan.urgent_notice_kinds):
+            return 0
+        prefs = card.preferences
+        return in_quiet_hours(now_ms, prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end)
 
     async def suppression(self, partition: int, event: Event, card: AccountRecord) -> str:
         if is_marketing(event.kind) and not card.preferences.marketing_opt_in:
@@ -382,6 +391,10 @@ class Notifier:
         if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
+        elif event and card and (quiet_end := self.quiet_until(event, card, now_ms)):
+            # Checked again at delivery: a notice queued outside them (a campaign, a retry) may fall
+            # due inside the subscriber's quiet hours, or their hours may have changed since.
+            await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours", int(record[b"attempts"]))
         elif event and card:
             await self.deliver(partition, event, channel, card, int(record[b"attempts"]))
         # Only now: a kill before this sends it again (in flight); a retry rescheduled it later.
