@@ -1,9 +1,10 @@
 """`creditd serve` fails fast and loud, and never hangs on the way out. Each test runs the real command:
 
-- a start-up failure (the metrics port taken by another creditd, the gRPC port held by another
-  program, a Redis URL that refuses, a data dir that cannot be one, a TLS file that is not PEM) ends the
-  process within 5 s with exit status 1 and one log line naming what failed and where, leaving nothing
-  listening on its gRPC port and its embedded Redis stopped;
+- a start-up failure (the metrics port taken by another creditd or, for `creditd notify`, by any
+  program; the gRPC port held by another program; a Redis URL that refuses; a data dir that cannot be
+  one; a TLS file that is not PEM) ends the process within 5 s with exit status 1 and one log line
+  naming what failed and where, leaving nothing listening on its gRPC port and its embedded Redis
+  stopped;
 - SIGTERM during start-up (as soon as the embedded Redis is up) and while its Redis is frozen (SIGSTOP,
   a request in flight) ends it within drain_timeout_s + 2 s, exit status 0, with the embedded Redis
   stopped by it."""
@@ -131,6 +132,23 @@ def test_a_tls_file_that_is_not_pem_is_named(tmp_path: Path) -> None:
     )
     assert_failed_fast(process, started, tmp_path / "data", f"tls: the key {files['key']} is not a PEM file")
     assert not port_is_listening(port)
+
+
+def test_the_notifier_names_a_metrics_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        command = [sys.executable, "-m", "creditd", "notify", "--data-dir", str(tmp_path / "data")]
+        process = subprocess.Popen(
+            [*command, "--metrics-listen", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert_failed_fast(process, started, tmp_path / "data", f"metrics: port 127.0.0.1:{port} cannot be bound")
 
 
 def short_drain_config(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ from prometheus_client import start_http_server
 from creditd import collector, logs, metrics
 from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
-from creditd.errors import CreditdError
+from creditd.errors import CreditdError, StartupError
 from creditd.notifier.service import Notifier
 from creditd.notifier.status import notifier_status
 from creditd.store.connection import connect
@@ -55,12 +55,20 @@ def notify(
         return
     logs.configure("INFO", "text")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per notice otherwise
-    if metrics_listen:
-        host, _, port = metrics_listen.rpartition(":")
-        start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.REGISTRY)
     try:
+        if metrics_listen:
+            host, _, port = metrics_listen.rpartition(":")
+            try:
+                start_http_server(int(port), addr=host or "127.0.0.1", registry=metrics.REGISTRY)
+            except OSError as error:
+                raise StartupError(
+                    f"metrics: port {host or '127.0.0.1'}:{port} cannot be bound: {error.strerror}"
+                ) from None
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run(redis_url, data_dir, config))
+    except StartupError as error:
+        logging.getLogger("creditd").error("creditd notify cannot start: %s", error.message)
+        sys.exit(1)
     except CreditdError as error:
         raise click.ClickException(error.message) from None
 
