@@ -263,10 +263,10 @@ def median_ratios(per_round: list[dict[str, float]]) -> dict[str, float]:
 def durability_config(directory: Path, durability: str) -> Path:
     """The shipped config with redis.durability set, written into directory."""
     shipped = default_config_path().read_text()
-    anchor = "\n[limits]\n"
-    assert anchor in shipped, "the shipped config has no [limits] after [redis]"
+    line = 'durability = "written"'
+    assert line in shipped, "the shipped config names no redis.durability"
     path = directory / "creditd.toml"
-    path.write_text(shipped.replace(anchor, f'\ndurability = "{durability}"\n{anchor}', 1))
+    path.write_text(shipped.replace(line, f'durability = "{durability}"', 1))
     return path
 
 
