@@ -161,6 +161,9 @@ class SecuritySettings(Struct, frozen=True):
     tls_client_ca_path: str = ""
     # Role -> certificate names (common name or DNS SAN) that have it.
     roles: dict[Role, list[Annotated[str, msgspec.Meta(max_length=255)]]] = msgspec.field(default_factory=dict)
+    # A file of at least 32 random bytes, read by every process that issues, checks or sends sign-in
+    # codes (creditd/core/sign_in_codes.py); empty: a random key per process (one process only).
+    sign_in_key_path: Annotated[str, msgspec.Meta(max_length=1024)] = ""
 
     @property
     def tls(self) -> bool:

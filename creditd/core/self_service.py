@@ -1,9 +1,10 @@
 """The subscriber's own account, for the self-service portal: sign-in by a one-time code, sessions,
 and what a subscriber may do for themselves (creditd/api/self_service.py is the gRPC edge).
 
-A sign-in code (six digits) is stored only as its SHA-256 (issue_sign_in_code, which also bounds
-how many are sent) and queued for the notifier as a `sign_in_code` notice on SMS, and e-mail when
-the subscriber has an address; the notifier sends it at once (quiet hours do not hold it). A right
+A sign-in code (six digits) is stored only as a keyed hash (core/sign_in_codes.py; issue_sign_in_code
+also bounds how many are sent) and queued, sealed under the same server key, for the notifier as a
+`sign_in_code` notice on SMS, and e-mail when the subscriber has an address; the notifier sends it at
+once (quiet hours do not hold it). Asking a code answers alike whether or not the number is ours. A right
 code opens a session: the subscriber's token is '<account_id>.<random>' and Redis keeps only the
 SHA-256 of the random part, so neither a Redis dump nor a log holds a usable token. Every later call
 is resolved to its account through the token; a token Redis does not hold is Unauthenticated.
@@ -12,6 +13,7 @@ is resolved to its account through the token; a token Redis does not hold is Una
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 
 import msgspec
@@ -20,18 +22,23 @@ from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
+from creditd.core.sign_in_codes import load_sign_in_key
 from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.vouchers import code_hash, normalized
-from creditd.errors import InvalidArgument, Unauthenticated
+from creditd.errors import CreditdError, InvalidArgument, Unauthenticated
 from creditd.logs import caller
 from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
+from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
 from creditd.store.keys import notifier_key, partition_of
-from creditd.store.replies import AccountRecord, TopUpRecord
+from creditd.store.replies import AccountRecord, TopUpRecord, checked_reply
 
+log = logging.getLogger(__name__)
 CODE_LENGTH = 6
+# issue_sign_in_code's refusals that would tell whether a number is ours: answered as a success.
+UNTOLD_REFUSALS = frozenset({Code.USER_UNKNOWN, Code.ACCOUNT_TERMINATED, Code.TOO_MANY})
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 
@@ -63,17 +70,28 @@ class SelfService:
         self.client, self.functions, self.accounts, self.clock = client, functions, accounts, clock
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
+        self.key = load_sign_in_key(settings.security.sign_in_key_path)
 
     # -- signing in
 
     async def send_code(self, account_id: str) -> int:
-        """Sends a new code; returns when it stops working (Unix ms)."""
-        card = await self.accounts.get(account_id)
+        """Sends a new code; returns when it stops working (Unix ms). The same answer whether or not
+        the number is ours, or may have a code now (terminated, too many sent): telling them apart
+        would tell strangers who our subscribers are. Only what names no account is an error."""
         code = f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
         now_ms = self.clock.now_ms()
-        command = self.calls.issue_sign_in_code(account_id, sha256(code), now_ms, caller())
-        expires_at_ms = int(msgspec.json.decode((await self.functions.call(command)).body)["expires_at_ms"])
-        notice = NoticeEvent(f"signin.{now_ms}.{secrets.token_hex(4)}", "sign_in_code", account_id, now_ms, code)
+        command = self.calls.issue_sign_in_code(account_id, self.key.digest(account_id, code), now_ms, caller())
+        reply = checked_reply(raw := await self.functions.pipeline.call(*command))
+        if isinstance(reply, CreditdError):
+            if isinstance(raw, list) and raw and raw[0] in UNTOLD_REFUSALS:
+                log.info("no sign-in code sent to %s: %s", account_id, reply.message)
+                return now_ms + self.settings.limits.sign_in_code_lifetime_s * 1000
+            raise reply
+        expires_at_ms = int(msgspec.json.decode(reply.body)["expires_at_ms"])
+        card = await self.accounts.get(account_id)
+        notice_id = f"signin.{now_ms}.{secrets.token_hex(8)}"
+        sealed = self.key.seal(notice_id, code)
+        notice = NoticeEvent(notice_id, "sign_in_code", account_id, now_ms, sealed)
         partition = partition_of(account_id, self.settings.redis.partitions)
         pipe = self.client.pipeline(transaction=False)
         for channel in ["sms"] + (["email"] if card.contact_email else []):
@@ -89,7 +107,8 @@ class SelfService:
         if len(code) != CODE_LENGTH or not code.isascii() or not code.isdigit():
             raise InvalidArgument(f"code: {CODE_LENGTH} digits")
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        command = self.calls.sign_in(account_id, sha256(code), sha256(token), self.clock.now_ms(), caller())
+        digest = self.key.digest(account_id, code)
+        command = self.calls.sign_in(account_id, digest, sha256(token), self.clock.now_ms(), caller())
         outcome = msgspec.json.decode((await self.functions.call(command)).body, type=SignedIn)
         return (f"{account_id}.{token}" if outcome.signed_in else ""), outcome
 
