@@ -28,6 +28,7 @@ from creditd.core.groups import Groups
 from creditd.core.self_service import SelfService
 from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
+from creditd.core.voucher_claims import voucher_claims
 from creditd.errors import ConfigError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
@@ -170,6 +171,7 @@ class CreditdServer:
             settings.sweeper,
             self.clock,
             group_transfer_completion_s=settings.limits.group_transfer_completion_s,
+            vouchers=voucher_claims(self.redis, self.functions, settings, self.clock),
         )
         self.redis_health = RedisHealth(
             self.redis,

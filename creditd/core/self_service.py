@@ -24,7 +24,7 @@ from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
 from creditd.core.sign_in_codes import load_sign_in_key
 from creditd.core.usage_summary import AccountUsage, account_usage
-from creditd.core.vouchers import code_hash, normalized
+from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, InvalidArgument, Unauthenticated
 from creditd.logs import caller
 from creditd.settings import Bundle, LoanOffer, Settings
@@ -49,11 +49,6 @@ class SignedIn(msgspec.Struct, frozen=True):
     session_expires_at_ms: int
 
 
-class Claimed(msgspec.Struct, frozen=True):
-    amount: int
-    replayed: int
-
-
 class CatalogueEntry(msgspec.Struct, frozen=True):
     bundle: Bundle
     recommended: bool
@@ -71,6 +66,8 @@ class SelfService:
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
         self.key = load_sign_in_key(settings.security.sign_in_key_path)
+        retention_s = settings.limits.topup_key_retention_s
+        self.vouchers = VoucherClaims(client, self.calls, functions, accounts, clock, retention_s)
 
     # -- signing in
 
@@ -159,9 +156,4 @@ class SelfService:
         ]
 
     async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
-        digest = code_hash(normalized(typed_code))
-        card = await self.accounts.get(account_id)
-        command = self.calls.claim_voucher(digest, account_id, card.currency, self.clock.now_ms(), caller())
-        claimed = msgspec.json.decode((await self.functions.call(command)).body, type=Claimed)
-        # Keyed by the voucher: a repeated redemption (a double click, a retry) tops up once.
-        return await self.accounts.top_up(account_id, claimed.amount, "voucher", f"voucher-{digest[:48]}")
+        return await self.vouchers.redeem(account_id, typed_code)
