@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from creditd.portal import views
+from creditd.portal import inputs, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.security import (
     SEED_COOKIE,
@@ -50,6 +50,8 @@ SHOWN = frozenset(
     }
 )
 Page = Callable[[Request], Awaitable[Response]]
+MAX_FORM_FIELDS = 16
+MAX_FORM_PART_BYTES = 1024
 
 
 class SignInNeeded(Exception):
@@ -109,7 +111,8 @@ class Portal:
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted form, after its CSRF token is checked against the cookie it is bound to."""
-        data = {key: str(value) for key, value in (await request.form()).items()}
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART_BYTES)
+        data = {key: inputs.text(str(value), key[:32], MAX_FORM_PART_BYTES) for key, value in form.items()}
         bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
         if not csrf_ok(self.secret, bound, data.get("csrf", "")):
             raise PermissionError("csrf")
@@ -154,6 +157,10 @@ class Portal:
                 return response
             except PermissionError:
                 return HTMLResponse("Forbidden: the form's security token is missing or wrong.", status_code=403)
+            except inputs.BadInput as bad:
+                language = accepted_language(request)
+                message = WORDS[language]["bad_input"].format(field=bad.field)
+                return self.page(request, "message.html", language, 400, message=message, failed=True)
             except grpc.aio.AioRpcError as error:
                 if error.code() not in SHOWN:
                     log.warning("creditd answered %s: %s", error.code().name, error.details())
@@ -171,7 +178,7 @@ class Portal:
     async def send_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number = "".join(ch for ch in data.get("phone", "") if ch.isdigit())
+        number = inputs.phone(data.get("phone", ""))
         address = request.client.host if request.client else ""
         if not self.limiter.allow(address):
             return self.page(request, "sign_in.html", language, 429, error=WORDS[language]["too_many"])
@@ -181,7 +188,7 @@ class Portal:
     async def check_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number, code = data.get("phone", ""), data.get("code", "").strip()
+        number, code = inputs.phone(data.get("phone", "")), inputs.sign_in_code(data.get("code", ""))
         answer = await self.call(self.stub.SignIn, pb.SignInRequest(account_id=number, code=code))
         if not answer.session_token:
             words = WORDS[language]
@@ -215,11 +222,9 @@ class Portal:
 
     async def history(self, request: Request) -> Response:
         card = await self.card(request)
-        before = request.query_params.get("before", "0")
+        before = inputs.whole_number(request.query_params.get("before", ""), "before")
         page = pb.ListMyLedgerRequest(
-            session_token=self.token(request),
-            limit=self.settings.history_page,
-            before_seq=int(before) if before.isdigit() else 0,
+            session_token=self.token(request), limit=self.settings.history_page, before_seq=before
         )
         ledger = await self.call(self.stub.ListMyLedger, page)
         language = language_of(request, card)
@@ -236,7 +241,8 @@ class Portal:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
         language = language_of(request, card)
-        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == request.path_params["bundle_id"]]
+        bundle_id = inputs.text(request.path_params["bundle_id"], "bundle_id", 64)
+        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == bundle_id]
         if not chosen:
             return self.page(request, "message.html", language, 404, message="bundle_id: no such bundle", failed=True)
         # One key per confirmation page: a double click sends it twice and buys once.
@@ -244,9 +250,10 @@ class Portal:
 
     async def buy_bundle(self, request: Request) -> Response:
         data = await self.form(request)
-        bundle_id = request.path_params["bundle_id"]
+        bundle_id = inputs.text(request.path_params["bundle_id"], "bundle_id", 64)
+        key = inputs.text(data.get("key", ""), "key", 64)
         purchase = pb.PurchaseMyBundleRequest(
-            session_token=self.token(request), bundle_id=bundle_id, idempotency_key=data.get("key", "")
+            session_token=self.token(request), bundle_id=bundle_id, idempotency_key=key
         )
         card = await self.call(self.stub.PurchaseMyBundle, purchase)
         language = language_of(request, card)
@@ -259,7 +266,8 @@ class Portal:
 
     async def redeem(self, request: Request) -> Response:
         data = await self.form(request)
-        redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=data.get("code", ""))
+        code = inputs.text(data.get("code", ""), "code", 64)
+        redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=code)
         answer = await self.call(self.stub.RedeemVoucher, redeem)
         card = answer.account
         top_up = await self.entry_of(redeem.session_token, answer)
@@ -281,8 +289,8 @@ class Portal:
         data = await self.form(request)
         borrow = pb.BorrowMyCreditRequest(
             session_token=self.token(request),
-            offer_id=request.path_params["offer_id"],
-            idempotency_key=data.get("key", ""),
+            offer_id=inputs.text(request.path_params["offer_id"], "offer_id", 64),
+            idempotency_key=inputs.text(data.get("key", ""), "key", 64),
         )
         answer = await self.call(self.stub.BorrowMyCredit, borrow)
         card, language = answer.account, language_of(request, answer.account)
@@ -300,11 +308,11 @@ class Portal:
         data = await self.form(request)
         form = await request.form()
         preferences = pb.Preferences(
-            language=data.get("language", ""),
-            channels=[str(channel) for channel in form.getlist("channels")],
+            language=inputs.text(data.get("language", ""), "language", 8),
+            channels=inputs.channels([str(channel) for channel in form.getlist("channels")]),
             marketing_opt_in=data.get("marketing") == "on",
-            quiet_hours_start=data.get("quiet_from", ""),
-            quiet_hours_end=data.get("quiet_to", ""),
+            quiet_hours_start=inputs.text(data.get("quiet_from", ""), "quiet_from", 5),
+            quiet_hours_end=inputs.text(data.get("quiet_to", ""), "quiet_to", 5),
         )
         request_message = pb.SetMyPreferencesRequest(session_token=self.token(request), preferences=preferences)
         card = await self.call(self.stub.SetMyPreferences, request_message)

@@ -22,7 +22,7 @@ def csrf_token(secret: bytes, bound_to: str) -> str:
 
 
 def csrf_ok(secret: bytes, bound_to: str, given: str) -> bool:
-    return bool(bound_to) and hmac.compare_digest(csrf_token(secret, bound_to), given)
+    return bool(bound_to) and hmac.compare_digest(csrf_token(secret, bound_to).encode(), given.encode())
 
 
 def new_seed() -> str:
