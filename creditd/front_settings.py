@@ -102,6 +102,9 @@ class PortalSettings(Struct, frozen=True):
     """`creditd portal`, the subscribers' self-service web page (creditd/portal/)."""
 
     listen: str = "127.0.0.1:8080"
+    # The address subscribers open (https://... behind a TLS proxy). Cookies are Secure and HSTS is
+    # sent when it is https; a portal listening off loopback needs an https one.
+    public_url: Url = ""
     # creditd's gRPC address, and the portal's client certificate there (role portal); without them,
     # plaintext (loopback development only).
     server: str = "127.0.0.1:50051"

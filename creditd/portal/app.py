@@ -3,7 +3,7 @@ usage, history, bundles, top-up by voucher and preferences of the signed-in subs
 language (their preference, else the browser's Accept-Language). Every page asks creditd's
 SelfService with the subscriber's session token; the portal holds no account state.
 
-Cookies: the session token (HttpOnly, SameSite=Lax, Secure off loopback) and, before sign-in, a form
+Cookies: the session token (HttpOnly, SameSite=Lax, Secure when portal.public_url is https) and, before sign-in, a form
 seed; every form carries a CSRF token bound to one of them (security.py). A request whose session
 creditd no longer holds (signed out, expired) goes back to the sign-in page.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -29,10 +30,12 @@ from creditd.portal.security import (
     SEED_COOKIE,
     SESSION_COOKIE,
     AddressLimiter,
+    SecurityHeaders,
+    check_public_url,
     csrf_ok,
     csrf_token,
+    is_https,
     new_seed,
-    secure_cookies,
 )
 from creditd.portal.words import WORDS
 from creditd.settings import LANGUAGES, PortalSettings
@@ -106,7 +109,7 @@ class Portal:
         return response
 
     def set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
-        secure = secure_cookies(request.headers.get("host", ""))
+        secure = is_https(self.settings.public_url)
         response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, path="/")
 
     async def form(self, request: Request) -> dict[str, str]:
@@ -328,6 +331,7 @@ class Portal:
 
 
 def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette:
+    check_public_url(settings.listen, settings.public_url)
     portal = Portal(settings, channel)
     g = portal.guarded
     routes = [
@@ -348,4 +352,4 @@ def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
