@@ -98,6 +98,10 @@ class NotificationSettings(Struct, frozen=True):
     webhook: WebhookChannelSettings = WebhookChannelSettings()
 
 
+# gRPC metadata in which the portal sends each call's visitor address (creditd counts budgets by it).
+CLIENT_ADDRESS_METADATA = "creditd-client-address"
+
+
 class PortalSettings(Struct, frozen=True):
     """`creditd portal`, the subscribers' self-service web page (creditd/portal/)."""
 
@@ -114,8 +118,10 @@ class PortalSettings(Struct, frozen=True):
     # Signs the CSRF tokens; every portal process behind one address needs the same. Empty: a random
     # one per process (one process only).
     csrf_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
-    # Sign-in codes asked from one client address per window, at most (creditd bounds them per number).
-    max_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    address_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed: the client is the last address
+    # it names that is not one of them. Empty: the peer is the client, forwarded headers are ignored.
+    trusted_proxies: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=64)] = (
+        msgspec.field(default_factory=list)
+    )
     # Ledger entries per history page.
     history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20

@@ -127,6 +127,13 @@ class Limits(Struct, frozen=True):
     max_sign_in_codes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     sign_in_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
     portal_session_s: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 3600
+    # Per sign_in_window_s, kept in Redis for every server process (core/sign_in_limits.py): codes
+    # asked and failed sign-ins per client address (an IPv6 /64 is one address), and for all
+    # addresses together (which also bounds the counters kept).
+    sign_in_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    failed_sign_ins_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    sign_in_codes_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20_000
+    failed_sign_ins_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 5_000
     # Vouchers: the largest amount, the longest validity.
     max_voucher_validity_s: Annotated[int, msgspec.Meta(ge=86400, le=10 * 366 * 86400)] = 3 * 366 * 86400
     # Shared wallets: members per group; a member short of money asks its group again after this

@@ -127,7 +127,7 @@ async def test_no_input_makes_the_portal_fail(server_at: ServerAt, settings: Set
     with http_server() as gateway:
         async with (
             server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd,
-            running_portal(creditd, max_codes_per_address=10_000) as url,
+            running_portal(creditd) as url,
         ):
             notifier = sms_notifier(creditd, gateway, settings)
             await creditd.create_account(ACCOUNT, balance=100_000)

@@ -32,7 +32,7 @@ OURS, TERMINATED, RATIONED, UNKNOWN = "66816160001", "66816160002", "66816160003
 async def test_asking_a_code_tells_nothing_about_the_number(server_at: ServerAt, settings: Settings) -> None:
     async with (
         server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd,
-        running_portal(creditd, max_codes_per_address=100) as url,
+        running_portal(creditd) as url,
     ):
         for number in (OURS, TERMINATED, RATIONED):
             await creditd.create_account(number, balance=100)

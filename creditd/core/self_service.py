@@ -23,9 +23,10 @@ from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
 from creditd.core.sign_in_codes import load_sign_in_key
+from creditd.core.sign_in_limits import SignInLimits
 from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.voucher_claims import VoucherClaims
-from creditd.errors import CreditdError, InvalidArgument, Unauthenticated
+from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unauthenticated
 from creditd.logs import caller
 from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
@@ -66,15 +67,19 @@ class SelfService:
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
         self.key = load_sign_in_key(settings.security.sign_in_key_path)
+        self.limits = SignInLimits(client, settings.limits, clock)
         retention_s = settings.limits.topup_key_retention_s
         self.vouchers = VoucherClaims(client, self.calls, functions, accounts, clock, retention_s)
 
     # -- signing in
 
-    async def send_code(self, account_id: str) -> int:
+    async def send_code(self, account_id: str, address: str) -> int:
         """Sends a new code; returns when it stops working (Unix ms). The same answer whether or not
         the number is ours, or may have a code now (terminated, too many sent): telling them apart
-        would tell strangers who our subscribers are. Only what names no account is an error."""
+        would tell strangers who our subscribers are. Only what names no account is an error, and
+        an address over its budget of codes (or everyone over theirs)."""
+        if not await self.limits.take_code(address):
+            raise ResourceExhausted("sign-in: too many codes asked; try again later")
         code = f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
         now_ms = self.clock.now_ms()
         command = self.calls.issue_sign_in_code(account_id, self.key.digest(account_id, code), now_ms, caller())
@@ -99,14 +104,19 @@ class SelfService:
         await pipe.execute()
         return expires_at_ms
 
-    async def sign_in(self, account_id: str, code: str) -> tuple[str, SignedIn]:
-        """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not."""
+    async def sign_in(self, account_id: str, code: str, address: str) -> tuple[str, SignedIn]:
+        """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not. An
+        address over its budget of failed sign-ins (or everyone over theirs) may not try."""
         if len(code) != CODE_LENGTH or not code.isascii() or not code.isdigit():
             raise InvalidArgument(f"code: {CODE_LENGTH} digits")
+        if not await self.limits.may_try(address):
+            raise ResourceExhausted("sign-in: too many failed sign-ins; try again later")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = self.key.digest(account_id, code)
         command = self.calls.sign_in(account_id, digest, sha256(token), self.clock.now_ms(), caller())
         outcome = msgspec.json.decode((await self.functions.call(command)).body, type=SignedIn)
+        if not outcome.signed_in:
+            await self.limits.count_failure(address)
         return (f"{account_id}.{token}" if outcome.signed_in else ""), outcome
 
     def _session(self, session_token: str) -> tuple[str, str]:

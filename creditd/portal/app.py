@@ -10,6 +10,7 @@ creditd no longer holds (signed out, expired) goes back to the sign-in page.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -24,18 +25,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.portal import inputs, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.security import (
     SEED_COOKIE,
     SESSION_COOKIE,
-    AddressLimiter,
     SecurityHeaders,
     check_public_url,
+    client_address,
     csrf_ok,
     csrf_token,
     is_https,
     new_seed,
+    trusted_networks,
 )
 from creditd.portal.words import WORDS
 from creditd.settings import LANGUAGES, PortalSettings
@@ -43,15 +46,12 @@ from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
-# Errors of creditd shown to the subscriber as they are (each names the field it is about).
-SHOWN = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
+# Errors of creditd shown to the subscriber as they are (each names the field it is about). Any
+# other (over a budget, Redis out of memory, unavailable) is told in the subscriber's words only: its
+# details are for operators, and go to the log.
+SHOWN = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
+# The visitor's address, sent with every call (api/self_service.py counts budgets by it).
+VISITOR_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("visitor_address", default="")
 Page = Callable[[Request], Awaitable[Response]]
 MAX_FORM_FIELDS = 16
 MAX_FORM_PART_BYTES = 1024
@@ -86,7 +86,7 @@ class Portal:
         self.settings = settings
         self.stub = self_service(channel)
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
-        self.limiter = AddressLimiter(settings.max_codes_per_address, settings.address_window_s)
+        self.trusted = trusted_networks(settings.trusted_proxies)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
     # -- rendering
@@ -131,7 +131,8 @@ class Portal:
 
     async def call(self, method: Callable[..., Any], message: Any) -> Any:
         try:
-            return await method(message, timeout=CALL_TIMEOUT_S)
+            metadata = ((CLIENT_ADDRESS_METADATA, VISITOR_ADDRESS.get()),)
+            return await method(message, timeout=CALL_TIMEOUT_S, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise SignInNeeded from None
@@ -152,6 +153,8 @@ class Portal:
         and shows creditd's refusals (which name the field) on a page."""
 
         async def page(request: Request) -> Response:
+            peer = request.client.host if request.client else ""
+            VISITOR_ADDRESS.set(client_address(peer, request.headers.get("x-forwarded-for", ""), self.trusted))
             try:
                 return await handler(request)
             except SignInNeeded:
@@ -165,6 +168,11 @@ class Portal:
                 message = WORDS[language]["bad_input"].format(field=bad.field)
                 return self.page(request, "message.html", language, 400, message=message, failed=True)
             except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    log.info("creditd answered RESOURCE_EXHAUSTED: %s", error.details())
+                    language = accepted_language(request)
+                    message = WORDS[language]["busy"]
+                    return self.page(request, "message.html", language, 429, message=message, failed=True)
                 if error.code() not in SHOWN:
                     log.warning("creditd answered %s: %s", error.code().name, error.details())
                     return HTMLResponse("The service is not available right now.", status_code=503)
@@ -182,9 +190,6 @@ class Portal:
         data = await self.form(request)
         language = accepted_language(request)
         number = inputs.phone(data.get("phone", ""))
-        address = request.client.host if request.client else ""
-        if not self.limiter.allow(address):
-            return self.page(request, "sign_in.html", language, 429, error=WORDS[language]["too_many"])
         await self.call(self.stub.RequestSignInCode, pb.RequestSignInCodeRequest(account_id=number))
         return self.page(request, "code.html", language, phone=number)
 

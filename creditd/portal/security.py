@@ -1,14 +1,13 @@
-"""The portal's defences: session and CSRF cookies, CSRF tokens on every form, and a bound on the
-sign-in codes one client address may ask for (creditd bounds them per number)."""
+"""The portal's defences: session and CSRF cookies (Secure when the public URL is https), CSRF tokens on
+every form, security headers on every answer, and the visitor's address (forwarded headers believed
+from trusted proxies only), which creditd's sign-in limits and call budgets count by."""
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import hmac
 import ipaddress
 import secrets
-import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,21 +88,28 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class AddressLimiter:
-    """At most `limit` sign-in codes per client address per window, in this process."""
+def trusted_networks(proxies: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(proxy, strict=False) for proxy in proxies]
+    except ValueError as error:
+        raise ConfigError(f"portal.trusted_proxies: {error}") from None
 
-    def __init__(self, limit: int, window_s: float, max_addresses: int = 100_000) -> None:
-        self.limit, self.window_s, self.max_addresses = limit, window_s, max_addresses
-        self._asked: dict[str, collections.deque[float]] = {}
 
-    def allow(self, address: str) -> bool:
-        now = time.monotonic()
-        asked = self._asked.setdefault(address, collections.deque())
-        while asked and asked[0] <= now - self.window_s:
-            asked.popleft()
-        if len(asked) >= self.limit:
+def client_address(peer: str, forwarded_for: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The visitor's address: the peer's, unless the peer is a trusted proxy; then the last address
+    of X-Forwarded-For that is not a trusted proxy (what is left of it was written by the visitor,
+    who may write anything there)."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            parsed = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
             return False
-        asked.append(now)
-        if len(self._asked) > self.max_addresses:  # forget the idle ones rather than grow without bound
-            self._asked = {a: q for a, q in self._asked.items() if q and q[-1] > now - self.window_s}
-        return True
+        return any(parsed in network for network in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    for hop in reversed([hop.strip() for hop in forwarded_for.split(",") if hop.strip()]):
+        if not is_trusted(hop):
+            return hop[:64]
+    return peer

@@ -36,6 +36,8 @@ KEY_PATTERNS: dict[str, str] = {
     "portal_session": "{tag}:portal_session:{account_id}/{idempotency_key}",
     # A voucher is no account's: its own hash tag (the hash of its code) spreads them over a cluster.
     "voucher": PREFIX + ":voucher:{{{idempotency_key}}}",
+    # A rate counter of one window (creditd/core/sign_in_limits.py; plain commands), its own hash tag.
+    "limit": PREFIX + ":limit:{{{idempotency_key}}}",
     # Voucher redemptions begun and not yet finished (creditd/core/voucher_claims.py; plain commands).
     "voucher_claims": PREFIX + ":voucher_claims",
     "summary": "{tag}:summary:{account_id}",
