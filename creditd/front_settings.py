@@ -4,9 +4,13 @@ configuration (creditd/settings.py reads them as its [notifications] and [portal
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from typing import Annotated, Literal
 
 import msgspec
+
+from creditd.errors import ConfigError
 
 
 class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,6 +76,22 @@ class WebhookChannelSettings(Struct, frozen=True):
     # Signs each body (HMAC-SHA256 of '<timestamp>.<body>'), header Creditd-Signature.
     secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
+def check_webhook(webhook: WebhookChannelSettings) -> None:
+    """A webhook is signed (receivers can tell our posts from forgeries) and, off loopback, sent over
+    https (the body names subscribers and their money)."""
+    if not webhook.url:
+        return
+    if not webhook.secret:
+        raise ConfigError("notifications.webhook.secret: required with a url (receivers verify the signature)")
+    host = (urllib.parse.urlsplit(webhook.url).hostname or "").strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not webhook.url.lower().startswith("https://") and not loopback:
+        raise ConfigError("notifications.webhook.url: https:// is required off loopback")
 
 
 class NotificationSettings(Struct, frozen=True):

@@ -26,6 +26,7 @@ from creditd.front_settings import PortalSettings as PortalSettings
 from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
 from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
+from creditd.front_settings import check_webhook
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -292,6 +293,7 @@ def _check_coherence(settings: Settings) -> None:
     email = settings.notifications.email
     if email.host and "@" not in email.sender:
         raise ConfigError("notifications.email.sender: an address (From) is required with a host")
+    check_webhook(settings.notifications.webhook)
     if len(settings.metrics.channels) > 32:
         raise ConfigError("metrics.channels: at most 32 (each is a label value)")
     if not settings.plans:
