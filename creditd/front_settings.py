@@ -4,9 +4,13 @@ configuration (creditd/settings.py reads them as its [notifications] and [portal
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from typing import Annotated, Literal
 
 import msgspec
+
+from creditd.errors import ConfigError
 
 
 class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -74,6 +78,22 @@ class WebhookChannelSettings(Struct, frozen=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
+def check_webhook(webhook: WebhookChannelSettings) -> None:
+    """A webhook is signed (receivers can tell our posts from forgeries) and, off loopback, sent over
+    https (the body names subscribers and their money)."""
+    if not webhook.url:
+        return
+    if not webhook.secret:
+        raise ConfigError("notifications.webhook.secret: required with a url (receivers verify the signature)")
+    host = (urllib.parse.urlsplit(webhook.url).hostname or "").strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not webhook.url.lower().startswith("https://") and not loopback:
+        raise ConfigError("notifications.webhook.url: https:// is required off loopback")
+
+
 class NotificationSettings(Struct, frozen=True):
     # config/templates/<language>/<kind>.txt (creditd/notifier/templates.py); relative paths start at
     # the config file's directory.
@@ -98,10 +118,17 @@ class NotificationSettings(Struct, frozen=True):
     webhook: WebhookChannelSettings = WebhookChannelSettings()
 
 
+# gRPC metadata in which the portal sends each call's visitor address (creditd counts budgets by it).
+CLIENT_ADDRESS_METADATA = "creditd-client-address"
+
+
 class PortalSettings(Struct, frozen=True):
     """`creditd portal`, the subscribers' self-service web page (creditd/portal/)."""
 
     listen: str = "127.0.0.1:8080"
+    # The address subscribers open (https://... behind a TLS proxy). Cookies are Secure and HSTS is
+    # sent when it is https; a portal listening off loopback needs an https one.
+    public_url: Url = ""
     # creditd's gRPC address, and the portal's client certificate there (role portal); without them,
     # plaintext (loopback development only).
     server: str = "127.0.0.1:50051"
@@ -111,8 +138,10 @@ class PortalSettings(Struct, frozen=True):
     # Signs the CSRF tokens; every portal process behind one address needs the same. Empty: a random
     # one per process (one process only).
     csrf_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
-    # Sign-in codes asked from one client address per window, at most (creditd bounds them per number).
-    max_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    address_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed: the client is the last address
+    # it names that is not one of them. Empty: the peer is the client, forwarded headers are ignored.
+    trusted_proxies: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=64)] = (
+        msgspec.field(default_factory=list)
+    )
     # Ledger entries per history page.
     history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20

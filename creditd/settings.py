@@ -26,6 +26,7 @@ from creditd.front_settings import PortalSettings as PortalSettings
 from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
 from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
+from creditd.front_settings import check_webhook
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -131,6 +132,13 @@ class Limits(Struct, frozen=True):
     max_sign_in_codes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     sign_in_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
     portal_session_s: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 3600
+    # Per sign_in_window_s, kept in Redis for every server process (core/sign_in_limits.py): codes
+    # asked and failed sign-ins per client address (an IPv6 /64 is one address), and for all
+    # addresses together (which also bounds the counters kept).
+    sign_in_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    failed_sign_ins_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    sign_in_codes_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20_000
+    failed_sign_ins_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 5_000
     # Vouchers: the largest amount, the longest validity.
     max_voucher_validity_s: Annotated[int, msgspec.Meta(ge=86400, le=10 * 366 * 86400)] = 3 * 366 * 86400
     # Shared wallets: members per group; a member short of money asks its group again after this
@@ -165,6 +173,9 @@ class SecuritySettings(Struct, frozen=True):
     tls_client_ca_path: str = ""
     # Role -> certificate names (common name or DNS SAN) that have it.
     roles: dict[Role, list[Annotated[str, msgspec.Meta(max_length=255)]]] = msgspec.field(default_factory=dict)
+    # A file of at least 32 random bytes, read by every process that issues, checks or sends sign-in
+    # codes (creditd/core/sign_in_codes.py); empty: a random key per process (one process only).
+    sign_in_key_path: Annotated[str, msgspec.Meta(max_length=1024)] = ""
 
     @property
     def tls(self) -> bool:
@@ -286,6 +297,7 @@ def _check_coherence(settings: Settings) -> None:
     email = settings.notifications.email
     if email.host and "@" not in email.sender:
         raise ConfigError("notifications.email.sender: an address (From) is required with a host")
+    check_webhook(settings.notifications.webhook)
     if len(settings.metrics.channels) > 32:
         raise ConfigError("metrics.channels: at most 32 (each is a label value)")
     if not settings.plans:

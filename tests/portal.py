@@ -32,7 +32,14 @@ async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[s
     channel = grpc.aio.insecure_channel(settings.server)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, channel), host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            create_app(settings, channel),
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            proxy_headers=False,  # as creditd portal: the portal decides whom to believe (trusted_proxies)
+        )
     )
     task = asyncio.create_task(server.serve())
     try:

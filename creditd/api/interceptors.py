@@ -71,7 +71,8 @@ def _admit(servicer: Servicer, name: str, request: Any, context: Context) -> str
     caller = servicer.authorizer.check(context, name)
     logs.CALLER.set(caller)
     if servicer.rate_limited:
-        servicer.client_limits.take_token(caller)
+        subject = getattr(servicer, "rate_subject", None)
+        servicer.client_limits.take_token(subject(caller, context) if subject else caller)
     servicer.client_limits.enter(caller)
     return caller
 

@@ -1,7 +1,9 @@
 """The SelfService gRPC edge (role portal): a subscriber's own account, resolved from the session
 token of every call (core/self_service.py), so that the portal reaches no account whose subscriber
 has not signed in. Each call is logged with the subscriber, and the actor written into the ledger is
-'<portal identity>/<account id>'. The checks are the Accounts ones, on the account the token names."""
+'<portal identity>/<account id>'. The checks are the Accounts ones, on the account the token names.
+Budgets of calls are per subscriber: per client address at the door (the portal sends the address
+in metadata), then per signed-in account; never one budget for the portal's certificate."""
 
 from __future__ import annotations
 
@@ -24,11 +26,25 @@ from creditd.api.messages import (
 )
 from creditd.core.accounts import Accounts
 from creditd.core.self_service import SelfService
+from creditd.core.sign_in_limits import address_bucket
+from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.settings import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+
+
+def client_address(context: Context) -> str:
+    """The subscriber's address, as the portal saw it (behind its trusted proxies); a caller that
+    sends none is counted by its own address."""
+    metadata = dict(context.invocation_metadata() or ())
+    given = str(metadata.get(CLIENT_ADDRESS_METADATA, ""))
+    if given:
+        return given[:64]
+    peer = context.peer() or ""  # 'ipv4:127.0.0.1:5000', 'ipv6:[::1]:5000', 'unix:...'
+    kind, _, rest = peer.partition(":")
+    return rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else peer
 
 
 class SelfServiceServicer(pb_grpc.SelfServiceServicer):
@@ -48,9 +64,16 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         self._accounts = accounts
         self._limits = limits
 
+    def rate_subject(self, caller: str, context: Context) -> str:
+        """Whose budget of calls a call takes at the door (interceptors._admit): the subscriber's
+        address, not the portal's certificate that every subscriber's call comes with."""
+        return f"{caller}@{address_bucket(client_address(context))}"
+
     async def _subscriber(self, session_token: str) -> str:
-        """The signed-in subscriber's account; from here on the actor is '<portal>/<account>'."""
+        """The signed-in subscriber's account, which then takes one of its own budget of calls;
+        from here on the actor is '<portal>/<account>'."""
         account_id = await self._self_service.account_of(session_token)
+        self.client_limits.take_token(f"{logs.caller()}/{account_id}")
         logs.CALLER.set(f"{logs.caller()}/{account_id}")
         return account_id
 
@@ -59,14 +82,14 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         self, request: pb.RequestSignInCodeRequest, context: Context
     ) -> pb.RequestSignInCodeAnswer:
         validation.check_id(request.account_id, "account_id")
-        expires_at_ms = await self._self_service.send_code(request.account_id)
+        expires_at_ms = await self._self_service.send_code(request.account_id, client_address(context))
         log.info("sign-in code sent to %s", request.account_id)
         return pb.RequestSignInCodeAnswer(expires_at_ms=expires_at_ms)
 
     @rpc
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInAnswer:
         validation.check_id(request.account_id, "account_id")
-        token, outcome = await self._self_service.sign_in(request.account_id, request.code)
+        token, outcome = await self._self_service.sign_in(request.account_id, request.code, client_address(context))
         log.info("sign-in of %s: %s", request.account_id, "signed in" if token else "wrong or expired code")
         return pb.SignInAnswer(
             session_token=token, tries_left=outcome.tries_left, session_expires_at_ms=outcome.session_expires_at_ms

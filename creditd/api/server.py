@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 from pathlib import Path
 
 import grpc
@@ -17,6 +19,7 @@ from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.health import RedisHealth
 from creditd.api.metrics_endpoint import MetricsEndpoint
+from creditd.api.reflection import add_guarded_reflection
 from creditd.api.self_service import SelfServiceServicer
 from creditd.api.servicers import AccountsService, CreditControlService
 from creditd.api.streams import Watchers
@@ -28,6 +31,7 @@ from creditd.core.groups import Groups
 from creditd.core.self_service import SelfService
 from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
+from creditd.core.voucher_claims import voucher_claims
 from creditd.errors import ConfigError, StartupError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
@@ -46,7 +50,15 @@ SERVICE_NAMES = tuple(
 )
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+def is_loopback_only(host: str) -> bool:
+    """Whether every address host resolves to is a loopback one (a name that does not resolve is not:
+    '127.0.0.1.invalid' would otherwise pass a look at its first characters and be resolved later)."""
+    try:
+        resolved = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in resolved}
+    return bool(addresses) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
 
 
 # What stopping may spend after the drain: background loops, the pipeline and the Redis connection
@@ -76,7 +88,7 @@ def bind(server: grpc.aio.Server, listen: str, security: SecuritySettings) -> in
         )
         return server.add_secure_port(listen, credentials)
     host = listen.rsplit(":", 1)[0]
-    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+    if not is_loopback_only(host):
         raise ConfigError(
             f"listen: plaintext gRPC is for loopback only; {listen} needs --tls-cert, --tls-key and --tls-client-ca"
         )
@@ -188,7 +200,8 @@ class CreditdServer:
         self_servicer = SelfServiceServicer(self_service, accounts, settings.limits, authorizer, client_limits)
         pb_grpc.add_SelfServiceServicer_to_server(self_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        add_guarded_reflection(server, reflection_names, authorizer)
         return server
 
     def _start_background(self, library_source: str) -> None:
@@ -200,6 +213,7 @@ class CreditdServer:
             settings.sweeper,
             self.clock,
             group_transfer_completion_s=settings.limits.group_transfer_completion_s,
+            vouchers=voucher_claims(self.redis, self.functions, settings, self.clock),
         )
         self.redis_health = RedisHealth(
             self.redis,

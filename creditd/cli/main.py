@@ -34,6 +34,7 @@ from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
+from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
 from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
@@ -62,6 +63,7 @@ main.add_command(usage)
 main.add_command(rerate)
 main.add_command(notify)
 main.add_command(campaign)
+voucher.add_command(voucher_reconcile)
 main.add_command(voucher)
 main.add_command(portal)
 

@@ -26,7 +26,12 @@ async def serve(settings: PortalSettings) -> None:
     channel = open_channel(settings)
     try:
         config = uvicorn.Config(
-            create_app(settings, channel), host=host or "127.0.0.1", port=int(port), lifespan="off", log_level="info"
+            create_app(settings, channel),
+            host=host or "127.0.0.1",
+            port=int(port),
+            lifespan="off",
+            log_level="info",
+            proxy_headers=False,  # X-Forwarded-For is believed from portal.trusted_proxies only (portal/security.py)
         )
         await uvicorn.Server(config).serve()
     finally:

@@ -1,9 +1,10 @@
 """The subscriber's own account, for the self-service portal: sign-in by a one-time code, sessions,
 and what a subscriber may do for themselves (creditd/api/self_service.py is the gRPC edge).
 
-A sign-in code (six digits) is stored only as its SHA-256 (issue_sign_in_code, which also bounds
-how many are sent) and queued for the notifier as a `sign_in_code` notice on SMS, and e-mail when
-the subscriber has an address; the notifier sends it at once (quiet hours do not hold it). A right
+A sign-in code (six digits) is stored only as a keyed hash (core/sign_in_codes.py; issue_sign_in_code
+also bounds how many are sent) and queued, sealed under the same server key, for the notifier as a
+`sign_in_code` notice on SMS, and e-mail when the subscriber has an address; the notifier sends it at
+once (quiet hours do not hold it). Asking a code answers alike whether or not the number is ours. A right
 code opens a session: the subscriber's token is '<account_id>.<random>' and Redis keeps only the
 SHA-256 of the random part, so neither a Redis dump nor a log holds a usable token. Every later call
 is resolved to its account through the token; a token Redis does not hold is Unauthenticated.
@@ -12,6 +13,7 @@ is resolved to its account through the token; a token Redis does not hold is Una
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 
 import msgspec
@@ -20,18 +22,24 @@ from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
+from creditd.core.sign_in_codes import load_sign_in_key
+from creditd.core.sign_in_limits import SignInLimits
 from creditd.core.usage_summary import AccountUsage, account_usage
-from creditd.core.vouchers import code_hash, normalized
-from creditd.errors import InvalidArgument, Unauthenticated
+from creditd.core.voucher_claims import VoucherClaims
+from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unauthenticated
 from creditd.logs import caller
 from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
+from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
 from creditd.store.keys import notifier_key, partition_of
-from creditd.store.replies import AccountRecord, TopUpRecord
+from creditd.store.replies import AccountRecord, TopUpRecord, checked_reply
 
+log = logging.getLogger(__name__)
 CODE_LENGTH = 6
+# issue_sign_in_code's refusals that would tell whether a number is ours: answered as a success.
+UNTOLD_REFUSALS = frozenset({Code.USER_UNKNOWN, Code.ACCOUNT_TERMINATED, Code.TOO_MANY})
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 
@@ -40,11 +48,6 @@ class SignedIn(msgspec.Struct, frozen=True):
     signed_in: int
     tries_left: int
     session_expires_at_ms: int
-
-
-class Claimed(msgspec.Struct, frozen=True):
-    amount: int
-    replayed: int
 
 
 class CatalogueEntry(msgspec.Struct, frozen=True):
@@ -63,17 +66,34 @@ class SelfService:
         self.client, self.functions, self.accounts, self.clock = client, functions, accounts, clock
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
+        self.key = load_sign_in_key(settings.security.sign_in_key_path)
+        self.limits = SignInLimits(client, settings.limits, clock)
+        retention_s = settings.limits.topup_key_retention_s
+        self.vouchers = VoucherClaims(client, self.calls, functions, accounts, clock, retention_s)
 
     # -- signing in
 
-    async def send_code(self, account_id: str) -> int:
-        """Sends a new code; returns when it stops working (Unix ms)."""
-        card = await self.accounts.get(account_id)
+    async def send_code(self, account_id: str, address: str) -> int:
+        """Sends a new code; returns when it stops working (Unix ms). The same answer whether or not
+        the number is ours, or may have a code now (terminated, too many sent): telling them apart
+        would tell strangers who our subscribers are. Only what names no account is an error, and
+        an address over its budget of codes (or everyone over theirs)."""
+        if not await self.limits.take_code(address):
+            raise ResourceExhausted("sign-in: too many codes asked; try again later")
         code = f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
         now_ms = self.clock.now_ms()
-        command = self.calls.issue_sign_in_code(account_id, sha256(code), now_ms, caller())
-        expires_at_ms = int(msgspec.json.decode((await self.functions.call(command)).body)["expires_at_ms"])
-        notice = NoticeEvent(f"signin.{now_ms}.{secrets.token_hex(4)}", "sign_in_code", account_id, now_ms, code)
+        command = self.calls.issue_sign_in_code(account_id, self.key.digest(account_id, code), now_ms, caller())
+        reply = checked_reply(raw := await self.functions.pipeline.call(*command))
+        if isinstance(reply, CreditdError):
+            if isinstance(raw, list) and raw and raw[0] in UNTOLD_REFUSALS:
+                log.info("no sign-in code sent to %s: %s", account_id, reply.message)
+                return now_ms + self.settings.limits.sign_in_code_lifetime_s * 1000
+            raise reply
+        expires_at_ms = int(msgspec.json.decode(reply.body)["expires_at_ms"])
+        card = await self.accounts.get(account_id)
+        notice_id = f"signin.{now_ms}.{secrets.token_hex(8)}"
+        sealed = self.key.seal(notice_id, code)
+        notice = NoticeEvent(notice_id, "sign_in_code", account_id, now_ms, sealed)
         partition = partition_of(account_id, self.settings.redis.partitions)
         pipe = self.client.pipeline(transaction=False)
         for channel in ["sms"] + (["email"] if card.contact_email else []):
@@ -84,13 +104,19 @@ class SelfService:
         await pipe.execute()
         return expires_at_ms
 
-    async def sign_in(self, account_id: str, code: str) -> tuple[str, SignedIn]:
-        """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not."""
+    async def sign_in(self, account_id: str, code: str, address: str) -> tuple[str, SignedIn]:
+        """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not. An
+        address over its budget of failed sign-ins (or everyone over theirs) may not try."""
         if len(code) != CODE_LENGTH or not code.isascii() or not code.isdigit():
             raise InvalidArgument(f"code: {CODE_LENGTH} digits")
+        if not await self.limits.may_try(address):
+            raise ResourceExhausted("sign-in: too many failed sign-ins; try again later")
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        command = self.calls.sign_in(account_id, sha256(code), sha256(token), self.clock.now_ms(), caller())
+        digest = self.key.digest(account_id, code)
+        command = self.calls.sign_in(account_id, digest, sha256(token), self.clock.now_ms(), caller())
         outcome = msgspec.json.decode((await self.functions.call(command)).body, type=SignedIn)
+        if not outcome.signed_in:
+            await self.limits.count_failure(address)
         return (f"{account_id}.{token}" if outcome.signed_in else ""), outcome
 
     def _session(self, session_token: str) -> tuple[str, str]:
@@ -140,9 +166,4 @@ class SelfService:
         ]
 
     async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
-        digest = code_hash(normalized(typed_code))
-        card = await self.accounts.get(account_id)
-        command = self.calls.claim_voucher(digest, account_id, card.currency, self.clock.now_ms(), caller())
-        claimed = msgspec.json.decode((await self.functions.call(command)).body, type=Claimed)
-        # Keyed by the voucher: a repeated redemption (a double click, a retry) tops up once.
-        return await self.accounts.top_up(account_id, claimed.amount, "voucher", f"voucher-{digest[:48]}")
+        return await self.vouchers.redeem(account_id, typed_code)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.groups import Groups
+from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, NotFound
 from creditd.settings import SweeperSettings
 from creditd.store.calls import Calls
@@ -51,6 +52,7 @@ class SweepResult(msgspec.Struct):
     charged_minor: int = 0
     due_accounts: int = 0
     group_transfers: int = 0
+    vouchers_reconciled: int = 0
 
 
 # A session past deadline plus grace: (account_id, gateway_id, session_id).
@@ -85,6 +87,7 @@ class Sweeper:
         clock: Clock,
         owner: str | None = None,
         group_transfer_completion_s: int = 30,
+        vouchers: VoucherClaims | None = None,
     ) -> None:
         self._client = client
         self._functions = functions
@@ -95,6 +98,7 @@ class Sweeper:
         self.owner = owner or new_owner_id()
         self._groups = Groups(self._calls, functions, clock)
         self._completion_ms = group_transfer_completion_s * 1000
+        self._vouchers = vouchers
 
     async def claim(self, partitions: Sequence[int] | None = None) -> list[int]:
         """Claims or renews the lease of each partition (all of them by default); returns those held."""
@@ -171,6 +175,9 @@ class Sweeper:
         commands = [self._calls.release_orphan(*session, now_ms, actor) for session in due]
         result = SweepResult(partitions_held=len(held), due_accounts=len(accounts))
         result.group_transfers = await self._move_group_money(refills, transfers)
+        if self._vouchers is not None and 0 in held:  # one list for all: its holder reconciles it
+            done = await self._vouchers.reconcile()
+            result.vouchers_reconciled = done.completed + done.released
         for session, reply in zip(due, _replies(await self._functions.call_many(commands)), strict=True):
             released = RELEASED_DECODER.decode(reply.body)
             if released.released:

@@ -39,6 +39,7 @@ from creditd.clock import Clock, wait_or_stop
 from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
+from creditd.core.sign_in_codes import load_sign_in_key
 from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.errors import CreditdError
 from creditd.formatting import bundle_of, local_time, money
@@ -98,6 +99,7 @@ class Notifier:
         self.sms = SmsChannel(self.config.sms)
         self.email = EmailChannel(self.config.email)
         self.webhook = WebhookChannel(self.config.webhook)
+        self.sign_in_key = load_sign_in_key(settings.security.sign_in_key_path)
         self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
         self.summarizer = UsageSummarizer(client, settings, clock, f"notifier:{owner}")
 
@@ -277,7 +279,7 @@ class Notifier:
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
             fields["days"] = int(words[2])
         elif event.kind == "sign_in_code":
-            fields["code"] = words[0]
+            fields["code"] = self.sign_in_code(event)
         elif event.kind == "offer" and len(words) == 2:
             fields["offer_bundle"] = words[0]
             fields["offer_price"] = money(int(words[1]), currency, language)
@@ -289,6 +291,14 @@ class Notifier:
             fields["bundle"] = bundle_of(words[0])
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
         return msgspec.convert(fields, NoticeContext)
+
+    def sign_in_code(self, event: Event) -> str:
+        """The code sealed in a sign-in notice (core/sign_in_codes.py); a notice sealed under another
+        key (security.sign_in_key_path differs between the server and this notifier) is dead-lettered."""
+        code = self.sign_in_key.open(event.id, event.detail)
+        if code is None:
+            raise ChannelError("sign_in_code: sealed under another key (security.sign_in_key_path)", retryable=False)
+        return code
 
     async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
         # Unique across partitions (stream ids are only unique within one): the feed's event id and the channel.
@@ -323,9 +333,9 @@ class Notifier:
             raise ChannelError(f"{channel}: {type(error).__name__}: {error}", retryable=False) from None
 
     async def deliver(self, partition: int, event: Event, channel: str, card: AccountRecord, attempts: int) -> None:
-        notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
         attempts += 1
         try:
+            notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
             await self.send_checked(partition, channel, event, card, notice)
         except ChannelError as error:
             if error.retryable and attempts < self.config.max_attempts:

@@ -3,13 +3,14 @@ usage, history, bundles, top-up by voucher and preferences of the signed-in subs
 language (their preference, else the browser's Accept-Language). Every page asks creditd's
 SelfService with the subscriber's session token; the portal holds no account state.
 
-Cookies: the session token (HttpOnly, SameSite=Lax, Secure off loopback) and, before sign-in, a form
+Cookies: the session token (HttpOnly, SameSite=Lax, Secure when portal.public_url is https) and, before sign-in, a form
 seed; every form carries a CSRF token bound to one of them (security.py). A request whose session
 creditd no longer holds (signed out, expired) goes back to the sign-in page.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -19,20 +20,25 @@ from typing import Any
 import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from creditd.portal import views
+from creditd.front_settings import CLIENT_ADDRESS_METADATA
+from creditd.portal import inputs, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.security import (
     SEED_COOKIE,
     SESSION_COOKIE,
-    AddressLimiter,
+    SecurityHeaders,
+    check_public_url,
+    client_address,
     csrf_ok,
     csrf_token,
+    is_https,
     new_seed,
-    secure_cookies,
+    trusted_networks,
 )
 from creditd.portal.words import WORDS
 from creditd.settings import LANGUAGES, PortalSettings
@@ -40,16 +46,15 @@ from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
-# Errors of creditd shown to the subscriber as they are (each names the field it is about).
-SHOWN = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
+# Errors of creditd shown to the subscriber as they are (each names the field it is about). Any
+# other (over a budget, Redis out of memory, unavailable) is told in the subscriber's words only: its
+# details are for operators, and go to the log.
+SHOWN = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
+# The visitor's address, sent with every call (api/self_service.py counts budgets by it).
+VISITOR_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("visitor_address", default="")
 Page = Callable[[Request], Awaitable[Response]]
+MAX_FORM_FIELDS = 16
+MAX_FORM_PART_BYTES = 1024
 
 
 class SignInNeeded(Exception):
@@ -81,7 +86,7 @@ class Portal:
         self.settings = settings
         self.stub = self_service(channel)
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
-        self.limiter = AddressLimiter(settings.max_codes_per_address, settings.address_window_s)
+        self.trusted = trusted_networks(settings.trusted_proxies)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
     # -- rendering
@@ -104,12 +109,13 @@ class Portal:
         return response
 
     def set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
-        secure = secure_cookies(request.headers.get("host", ""))
+        secure = is_https(self.settings.public_url)
         response.set_cookie(name, value, httponly=True, samesite="lax", secure=secure, path="/")
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted form, after its CSRF token is checked against the cookie it is bound to."""
-        data = {key: str(value) for key, value in (await request.form()).items()}
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART_BYTES)
+        data = {key: inputs.text(str(value), key[:32], MAX_FORM_PART_BYTES) for key, value in form.items()}
         bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
         if not csrf_ok(self.secret, bound, data.get("csrf", "")):
             raise PermissionError("csrf")
@@ -125,7 +131,8 @@ class Portal:
 
     async def call(self, method: Callable[..., Any], message: Any) -> Any:
         try:
-            return await method(message, timeout=CALL_TIMEOUT_S)
+            metadata = ((CLIENT_ADDRESS_METADATA, VISITOR_ADDRESS.get()),)
+            return await method(message, timeout=CALL_TIMEOUT_S, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise SignInNeeded from None
@@ -146,6 +153,8 @@ class Portal:
         and shows creditd's refusals (which name the field) on a page."""
 
         async def page(request: Request) -> Response:
+            peer = request.client.host if request.client else ""
+            VISITOR_ADDRESS.set(client_address(peer, request.headers.get("x-forwarded-for", ""), self.trusted))
             try:
                 return await handler(request)
             except SignInNeeded:
@@ -154,7 +163,16 @@ class Portal:
                 return response
             except PermissionError:
                 return HTMLResponse("Forbidden: the form's security token is missing or wrong.", status_code=403)
+            except inputs.BadInput as bad:
+                language = accepted_language(request)
+                message = WORDS[language]["bad_input"].format(field=bad.field)
+                return self.page(request, "message.html", language, 400, message=message, failed=True)
             except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    log.info("creditd answered RESOURCE_EXHAUSTED: %s", error.details())
+                    language = accepted_language(request)
+                    message = WORDS[language]["busy"]
+                    return self.page(request, "message.html", language, 429, message=message, failed=True)
                 if error.code() not in SHOWN:
                     log.warning("creditd answered %s: %s", error.code().name, error.details())
                     return HTMLResponse("The service is not available right now.", status_code=503)
@@ -171,17 +189,14 @@ class Portal:
     async def send_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number = "".join(ch for ch in data.get("phone", "") if ch.isdigit())
-        address = request.client.host if request.client else ""
-        if not self.limiter.allow(address):
-            return self.page(request, "sign_in.html", language, 429, error=WORDS[language]["too_many"])
+        number = inputs.phone(data.get("phone", ""))
         await self.call(self.stub.RequestSignInCode, pb.RequestSignInCodeRequest(account_id=number))
         return self.page(request, "code.html", language, phone=number)
 
     async def check_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number, code = data.get("phone", ""), data.get("code", "").strip()
+        number, code = inputs.phone(data.get("phone", "")), inputs.sign_in_code(data.get("code", ""))
         answer = await self.call(self.stub.SignIn, pb.SignInRequest(account_id=number, code=code))
         if not answer.session_token:
             words = WORDS[language]
@@ -215,11 +230,9 @@ class Portal:
 
     async def history(self, request: Request) -> Response:
         card = await self.card(request)
-        before = request.query_params.get("before", "0")
+        before = inputs.whole_number(request.query_params.get("before", ""), "before")
         page = pb.ListMyLedgerRequest(
-            session_token=self.token(request),
-            limit=self.settings.history_page,
-            before_seq=int(before) if before.isdigit() else 0,
+            session_token=self.token(request), limit=self.settings.history_page, before_seq=before
         )
         ledger = await self.call(self.stub.ListMyLedger, page)
         language = language_of(request, card)
@@ -236,7 +249,8 @@ class Portal:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
         language = language_of(request, card)
-        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == request.path_params["bundle_id"]]
+        bundle_id = inputs.text(request.path_params["bundle_id"], "bundle_id", 64)
+        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == bundle_id]
         if not chosen:
             return self.page(request, "message.html", language, 404, message="bundle_id: no such bundle", failed=True)
         # One key per confirmation page: a double click sends it twice and buys once.
@@ -244,9 +258,10 @@ class Portal:
 
     async def buy_bundle(self, request: Request) -> Response:
         data = await self.form(request)
-        bundle_id = request.path_params["bundle_id"]
+        bundle_id = inputs.text(request.path_params["bundle_id"], "bundle_id", 64)
+        key = inputs.text(data.get("key", ""), "key", 64)
         purchase = pb.PurchaseMyBundleRequest(
-            session_token=self.token(request), bundle_id=bundle_id, idempotency_key=data.get("key", "")
+            session_token=self.token(request), bundle_id=bundle_id, idempotency_key=key
         )
         card = await self.call(self.stub.PurchaseMyBundle, purchase)
         language = language_of(request, card)
@@ -259,7 +274,8 @@ class Portal:
 
     async def redeem(self, request: Request) -> Response:
         data = await self.form(request)
-        redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=data.get("code", ""))
+        code = inputs.text(data.get("code", ""), "code", 64)
+        redeem = pb.RedeemVoucherRequest(session_token=self.token(request), code=code)
         answer = await self.call(self.stub.RedeemVoucher, redeem)
         card = answer.account
         top_up = await self.entry_of(redeem.session_token, answer)
@@ -281,8 +297,8 @@ class Portal:
         data = await self.form(request)
         borrow = pb.BorrowMyCreditRequest(
             session_token=self.token(request),
-            offer_id=request.path_params["offer_id"],
-            idempotency_key=data.get("key", ""),
+            offer_id=inputs.text(request.path_params["offer_id"], "offer_id", 64),
+            idempotency_key=inputs.text(data.get("key", ""), "key", 64),
         )
         answer = await self.call(self.stub.BorrowMyCredit, borrow)
         card, language = answer.account, language_of(request, answer.account)
@@ -300,11 +316,11 @@ class Portal:
         data = await self.form(request)
         form = await request.form()
         preferences = pb.Preferences(
-            language=data.get("language", ""),
-            channels=[str(channel) for channel in form.getlist("channels")],
+            language=inputs.text(data.get("language", ""), "language", 8),
+            channels=inputs.channels([str(channel) for channel in form.getlist("channels")]),
             marketing_opt_in=data.get("marketing") == "on",
-            quiet_hours_start=data.get("quiet_from", ""),
-            quiet_hours_end=data.get("quiet_to", ""),
+            quiet_hours_start=inputs.text(data.get("quiet_from", ""), "quiet_from", 5),
+            quiet_hours_end=inputs.text(data.get("quiet_to", ""), "quiet_to", 5),
         )
         request_message = pb.SetMyPreferencesRequest(session_token=self.token(request), preferences=preferences)
         card = await self.call(self.stub.SetMyPreferences, request_message)
@@ -320,6 +336,7 @@ class Portal:
 
 
 def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette:
+    check_public_url(settings.listen, settings.public_url)
     portal = Portal(settings, channel)
     g = portal.guarded
     routes = [
@@ -340,4 +357,4 @@ def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])

@@ -58,6 +58,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "sign_out": ("portal_session",),
     "create_voucher": ("voucher",),
     "claim_voucher": ("voucher",),
+    "release_voucher": ("voucher",),
     "library_version": (),
     "create_group": ("group", "group_ledger"),
     "top_up_group": ("group", "group_ledger", "group_record"),
@@ -431,6 +432,9 @@ class Calls:
 
     def claim_voucher(self, code_hash: str, account_id: str, currency: str, now_ms: int, actor: str) -> Command:
         return "claim_voucher", (self.voucher_key(code_hash),), (now_ms, code_hash, account_id, currency, actor)
+
+    def release_voucher(self, code_hash: str, account_id: str, actor: str) -> Command:
+        return "release_voucher", (self.voucher_key(code_hash),), (code_hash, account_id, actor)
 
     @staticmethod
     def library_version() -> Command:

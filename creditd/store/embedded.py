@@ -48,7 +48,7 @@ def read_or_make_password(data_dir: Path) -> str:
     concurrent reader sees either no file or the whole of it, and two starters agree on one."""
     path = data_dir / PASSWORD_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         draft = data_dir / f".{PASSWORD_FILE}.{os.getpid()}"
         descriptor = os.open(draft, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -185,8 +185,17 @@ class EmbeddedRedis:
             "no",
         ]
 
+    def _keep_private(self) -> None:
+        """The data folder is its owner's alone (0700, every file in it 0600, folders 0700): the AOF
+        holds every account; the server runs with umask 077 so that what it writes later is too."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        for path in self.data_dir.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o700 if path.is_dir() else 0o600)
+
     def start(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._keep_private()
         self._wait_for_previous_owner()
         self.socket_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
@@ -194,6 +203,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            umask=0o077,
         )
         self._wait_until_ready()
         return self.url

@@ -50,3 +50,20 @@ def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Rep
     each outcome decoded as Functions.call_many decodes it."""
     pipe = _queue_calls(client.pipeline(transaction=False), commands)
     return [checked_reply(raw) for raw in pipe.execute(raise_on_error=False)]
+
+
+class DirectFunctions(Functions):
+    """Functions called over a client of a tool's own (an operator command), one round trip per
+    call, without the server's auto-pipeline."""
+
+    def __init__(self, client: AnyRedis) -> None:
+        self.client = client
+
+    async def call(self, command: Command) -> Reply:
+        (outcome,) = await call_all(self.client, [command])
+        if isinstance(outcome, CreditdError):
+            raise outcome
+        return outcome
+
+    async def call_many(self, commands: Sequence[Command]) -> list[Reply | CreditdError]:
+        return await call_all(self.client, commands)

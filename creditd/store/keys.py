@@ -36,6 +36,10 @@ KEY_PATTERNS: dict[str, str] = {
     "portal_session": "{tag}:portal_session:{account_id}/{idempotency_key}",
     # A voucher is no account's: its own hash tag (the hash of its code) spreads them over a cluster.
     "voucher": PREFIX + ":voucher:{{{idempotency_key}}}",
+    # A rate counter of one window (creditd/core/sign_in_limits.py; plain commands), its own hash tag.
+    "limit": PREFIX + ":limit:{{{idempotency_key}}}",
+    # Voucher redemptions begun and not yet finished (creditd/core/voucher_claims.py; plain commands).
+    "voucher_claims": PREFIX + ":voucher_claims",
     "summary": "{tag}:summary:{account_id}",
     "recent": "{tag}:recent:{account_id}",
     # A shared wallet (lua/lib/group.lua): in the partition of its group id's CRC, as an account.
@@ -93,6 +97,9 @@ def blacklist_of_partition(partition: int) -> str:
 
 def group_pending_of_partition(partition: int) -> str:
     return _of_partition("group_pending", partition)
+
+
+VOUCHER_CLAIMS_KEY = KEY_PATTERNS["voucher_claims"]
 
 
 def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:

@@ -1,0 +1,91 @@
+"""Sign-in codes are never readable at rest (issue #37, finding 1). An embedded server of the test's own,
+in a data folder under a world-readable directory, holds a code that was issued, sent by the notifier
+to a real HTTP SMS endpoint, and used to sign in: every file of the data folder (the AOF included,
+written through WAITAOF) is read and neither the code (as the notice's detail or anywhere between
+non-digits) nor its bare SHA-256 is found; the folder is 0700 and its files 0600, and user nobody can
+read none of it. A notice sealed under another key is dead-lettered, never sent with a wrong code."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from creditd.core.sign_in_codes import SignInKey
+from creditd.settings import Settings
+from creditd.store.embedded import EmbeddedRedis
+from creditd.store.keys import notifier_key, partition_of
+from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from tests.harness import FrozenClock, library_client, started_server
+from tests.portal import last_code, sms_notifier, texts_to
+from tests.test_channels import http_server
+from tests.test_rating import bangkok_ms
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66817170001"
+
+
+@pytest.fixture
+def gateway() -> Iterator[object]:
+    with http_server() as server:
+        yield server
+
+
+def every_byte(data_dir: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(data_dir.rglob("*")) if path.is_file())
+
+
+async def test_the_data_folder_holds_no_sign_in_code(tmp_path: Path, settings: Settings, gateway: object) -> None:
+    tmp_path.chmod(0o755)  # what a service's home directory usually is: others may walk into it
+    data_dir = tmp_path / "data"
+    with EmbeddedRedis(data_dir) as embedded, library_client(embedded.url, settings) as client:
+        async with started_server(settings, embedded.url, client, FrozenClock(bangkok_ms("2027-03-10T12:00:00"))) as c:
+            await c.create_account(ACCOUNT, balance=100)
+            stub = pb_grpc.SelfServiceStub(c.channel)
+            await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=ACCOUNT))
+            await sms_notifier(c, gateway, settings).pass_once()
+            code = last_code(gateway, ACCOUNT)
+            signed = await stub.SignIn(pb.SignInRequest(account_id=ACCOUNT, code=code))
+            assert signed.session_token  # the code sent is the one creditd checks
+            partition = partition_of(ACCOUNT, settings.redis.partitions)
+            records = [client.hgetall(key) for key in client.scan_iter(notifier_key("notice", partition) + "*")]
+            details = [msgspec.json.decode(record[b"event"])["detail"] for record in records if record]
+            assert details and all(detail.startswith("s1.") and code not in detail for detail in details)
+            client.execute_command("WAITAOF", 1, 0, 5000)
+        written = every_byte(data_dir)
+        assert list(data_dir.glob("appendonlydir/*.aof")), "no AOF in the data folder"
+        assert f'"detail":"{code}"'.encode() not in written
+        assert not re.search(rb"(?<![0-9])" + code.encode() + rb"(?![0-9])", written)
+        assert hashlib.sha256(code.encode()).hexdigest().encode() not in written
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        for path in data_dir.rglob("*"):
+            if path.is_file():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        as_nobody = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", f"cat {data_dir}/*/*.aof"],
+            capture_output=True,
+            timeout=10,
+        )
+        assert as_nobody.returncode != 0 and as_nobody.stdout == b""
+
+
+async def test_a_code_sealed_under_another_key_is_dead_lettered(
+    creditd: object, settings: Settings, gateway: object
+) -> None:
+    await creditd.create_account(ACCOUNT, balance=100)  # type: ignore[attr-defined]
+    notifier = sms_notifier(creditd, gateway, settings)  # type: ignore[arg-type]
+    notifier.sign_in_key = SignInKey(b"k" * 32)  # the notifier configured with another key file
+    stub = pb_grpc.SelfServiceStub(creditd.channel)  # type: ignore[attr-defined]
+    await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=ACCOUNT))
+    await notifier.pass_once()
+    assert texts_to(gateway, ACCOUNT) == []
+    partition = partition_of(ACCOUNT, settings.redis.partitions)
+    dead = creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)  # type: ignore[attr-defined]
+    assert any(b"sealed under another key" in letter for letter in dead)
