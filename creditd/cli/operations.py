@@ -10,7 +10,7 @@ import click
 import msgspec
 import redis
 
-from creditd.cli import render
+from creditd.cli import edge, render
 from creditd.cli.common import open_redis, redis_options
 from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
@@ -28,7 +28,7 @@ batch_size_option = click.option(
 )
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def tiers() -> None:
     """Credit tiers by average monthly top-up."""
 
@@ -45,7 +45,7 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
                 client, Calls(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
             )
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     tiers_text = ", ".join(f"{name} {count}" for name, count in summary.by_tier.items()) or "none"
@@ -60,7 +60,7 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
     sys.exit(1 if summary.failed else 0)
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def report() -> None:
     """Reports for the people who run the service."""
 
@@ -93,7 +93,7 @@ def report_arrears(
         elif group_by == "provider":
             grouped = attribution.arrears_by_provider(client, settings, rows)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if grouped is not None:
@@ -117,7 +117,7 @@ def report_loans(
         with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
             rows = jobs.loans(client, Calls(settings.redis.partitions), Clock().now_ms(), batch_size, bar.update)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if as_json:
@@ -153,7 +153,7 @@ def report_settlement(
         owed = attribution.arrears_by_provider(client, settings, rows)
         result = attribution.settlement(client, settings, provider, window, owed)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if as_json:
