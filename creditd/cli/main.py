@@ -29,7 +29,7 @@ from creditd.cli.common import (
     stubs,
 )
 from creditd.cli.notify import notify
-from creditd.cli.operations import report, tiers
+from creditd.cli.operations import report, tiers, write_audit_metrics
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.vouchers import voucher
@@ -190,7 +190,12 @@ def check_config(path: Path) -> None:
 
 @main.command()
 @redis_options
-def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path),
+    help="also write the result for Prometheus (node_exporter's textfile directory, e.g. .../creditd_audit.prom)",
+)
+def audit(redis_url: str | None, data_dir: Path | None, config: Path | None, metrics_file: Path | None) -> None:
     """Check the invariants of every account; print each violation; exit 1 when there is any."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
@@ -202,6 +207,8 @@ def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> 
         raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
+    if metrics_file is not None:
+        write_audit_metrics(metrics_file, len(report.violations), report.accounts)
     for violation in report.violations:
         click.echo(f"VIOLATION {violation}")
     click.echo(

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import msgspec
 import redis
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from creditd.cli import edge, render
 from creditd.cli.common import open_redis, redis_options
@@ -160,3 +161,15 @@ def report_settlement(
         click.echo(msgspec.json.encode(result).decode())
     else:
         click.echo(f"provider {provider}: revenue {result.revenue}, arrears {result.arrears}, net {result.net}")
+
+
+def write_audit_metrics(path: Path, violations: int, accounts: int) -> None:
+    """The audit's result as a Prometheus text file (written whole, then renamed into place), for the
+    alerts CreditdAuditViolations and CreditdAuditNotRun (monitoring/alerts.yml)."""
+    registry = CollectorRegistry()
+    Gauge("creditd_audit_violations", "Broken invariants the last audit found", registry=registry).set(violations)
+    Gauge("creditd_audit_accounts", "Accounts the last audit checked", registry=registry).set(accounts)
+    Gauge(
+        "creditd_audit_last_run_timestamp_seconds", "When the last audit finished (Unix time)", registry=registry
+    ).set_to_current_time()
+    write_to_textfile(str(path), registry)
