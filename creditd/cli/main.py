@@ -28,6 +28,7 @@ from creditd.cli.common import (
     settings_from_options,
     stubs,
 )
+from creditd.cli.console import console
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers, write_audit_metrics
 from creditd.cli.portal import portal
@@ -62,6 +63,7 @@ main.add_command(notify)
 main.add_command(campaign)
 main.add_command(voucher)
 main.add_command(portal)
+main.add_command(console)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
