@@ -202,6 +202,7 @@ class Console:
             pending=self.store.pending(account_id),
             threshold=self.settings.approval_threshold_minor,
             message=message,
+            failed=status_code >= 400,
         )
 
     async def adjust(self, request: Request) -> Response:
