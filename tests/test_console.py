@@ -25,10 +25,10 @@ import pyotp
 import pytest
 import uvicorn
 
-from creditd.console.app import ConsoleSettings, create_app
+from creditd.console.app import ConsoleSettings, UsageSource, create_app
 from creditd.console.staff import StaffStore
 from creditd.devtools.ports import free_port
-from tests.harness import Harness
+from tests.harness import INITIAL, TERMINATE, VOICE, Harness
 
 ACCOUNT = "66812345678"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -43,7 +43,8 @@ async def running_console(creditd: Harness, store: StaffStore) -> AsyncIterator[
     )
     channel = grpc.aio.insecure_channel(settings.server)
     port = free_port()
-    app = create_app(settings, channel, store)
+    usage = UsageSource(creditd.redis, creditd.settings.redis.partitions, creditd.settings.plans)
+    app = create_app(settings, channel, store, usage)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
@@ -212,3 +213,24 @@ def test_add_staff_prints_the_totp_secret_once(tmp_path: Path) -> None:
         [*command, "--database", str(database), "--password", PASSWORD], capture_output=True, text=True, timeout=30
     )
     assert again.returncode == 1 and "name: anna exists already" in again.stderr
+
+
+@pytest.mark.asyncio
+async def test_the_card_explains_each_charge(creditd: Harness, store: StaffStore) -> None:
+    await creditd.create_account(ACCOUNT, balance=10_000)
+    await creditd.create_account("66800000002", balance=10_000)  # another subscriber's calls are not shown
+    await creditd.charge("call-1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])
+    await creditd.charge("call-1", TERMINATE, 1, ACCOUNT, [(VOICE, 0, 90)])
+    await creditd.charge("call-2", INITIAL, 0, "66800000002", [(VOICE, 0, 0)])
+    await creditd.charge("call-2", TERMINATE, 1, "66800000002", [(VOICE, 0, 30)])
+    secret = store.add("anna", "auditor", PASSWORD)
+    async with running_console(creditd, store) as url, httpx.AsyncClient(base_url=url) as auditor:
+        assert (await sign_in(auditor, "anna", PASSWORD, pyotp.TOTP(secret).now())).status_code == 303
+        card = await auditor.get(f"/subscriber/{ACCOUNT}")
+        assert card.status_code == 200 and 'id="usage"' in card.text
+        why = re.findall(r"<td>(90 SECONDS \(destination [^<]*)</td>", card.text)
+        assert len(why) == 1, card.text
+        assert "tariff voice_out charges 100 per started block of 60 SECONDS" in why[0]
+        assert "90 paid SECONDS = 2 block(s) = 200" in why[0] and "charged 200 (" not in why[0]
+        assert "gw1 call-1 1" in card.text and "call-2" not in card.text
+        assert 'id="adjust"' not in card.text, "an auditor has no actions"

@@ -14,7 +14,8 @@ import uvloop
 
 from creditd import logs
 from creditd.cli import edge
-from creditd.console.app import ConsoleSettings, create_app
+from creditd.cli.common import open_redis, redis_options
+from creditd.console.app import ConsoleSettings, UsageSource, create_app
 from creditd.console.staff import ROLES, StaffError, StaffStore
 
 DEFAULTS = ConsoleSettings()
@@ -35,6 +36,7 @@ def console() -> None:
 
 @console.command("serve")
 @database_option
+@redis_options
 @click.option("--listen", default=DEFAULTS.listen, show_default=True, help="HOST:PORT to serve the console on")
 @click.option("--server", default=DEFAULTS.server, show_default=True, help="HOST:PORT of the running `creditd serve`")
 @click.option(
@@ -51,8 +53,18 @@ def console() -> None:
     type=click.IntRange(60, 86_400),
     help="seconds a staff sign-in lasts",
 )
-def serve(database: Path, listen: str, server: str, approval_threshold: int, session_ttl: int) -> None:
-    """Serve the console (plaintext gRPC to creditd: loopback development only)."""
+def serve(
+    database: Path,
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    listen: str,
+    server: str,
+    approval_threshold: int,
+    session_ttl: int,
+) -> None:
+    """Serve the console (plaintext gRPC to creditd: loopback development only). Usage records, to
+    explain charges, are read from creditd's Redis (--redis, or the embedded server's --data-dir)."""
     logs.configure("INFO", "text")
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
@@ -64,15 +76,16 @@ def serve(database: Path, listen: str, server: str, approval_threshold: int, ses
         approval_threshold_minor=approval_threshold,
         session_ttl_s=session_ttl,
     )
+    creditd_settings, client = open_redis(redis_url, data_dir, config)
+    usage = UsageSource(client, creditd_settings.redis.partitions, creditd_settings.plans)
     store = StaffStore(database, session_ttl)
 
     async def run() -> None:
         channel = grpc.aio.insecure_channel(server)
         try:
-            config = uvicorn.Config(
-                create_app(settings, channel, store), host=host or "127.0.0.1", port=int(port), lifespan="off"
-            )
-            await uvicorn.Server(config).serve()
+            app = create_app(settings, channel, store, usage)
+            served = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), lifespan="off")
+            await uvicorn.Server(served).serve()
         finally:
             await channel.close()
 
@@ -81,6 +94,7 @@ def serve(database: Path, listen: str, server: str, approval_threshold: int, ses
             runner.run(run())
     finally:
         store.close()
+        client.close()
 
 
 @console.command("add-staff")

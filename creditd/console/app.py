@@ -15,6 +15,7 @@ seed; every form carries a CSRF token bound to one of them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import msgspec
@@ -34,6 +35,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd.console.staff import Staff, StaffError, StaffStore
+from creditd.core.charge_explanation import Explained, explain, recent_usage
+from creditd.plan_settings import Plan
+from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -47,6 +51,7 @@ TYPED_NUMBER_NOISE = re.compile(r"[\s().-]")
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20
+USAGE_PAGE = 20
 # Who may do what.
 MAY = {
     "adjust": frozenset({"agent", "supervisor"}),
@@ -90,9 +95,20 @@ def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
 
 
+class UsageSource(NamedTuple):
+    """Where the console reads usage records to explain charges: creditd's Redis and the plans."""
+
+    client: AnySyncRedis
+    partitions: int
+    plans: dict[str, Plan]
+
+
 class Console:
-    def __init__(self, settings: ConsoleSettings, channel: grpc.aio.Channel, store: StaffStore) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, channel: grpc.aio.Channel, store: StaffStore, usage: UsageSource | None
+    ) -> None:
         self.settings = settings
+        self.usage = usage
         self.accounts = pb_grpc.AccountsStub(channel)
         self.store = store
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
@@ -191,11 +207,14 @@ class Console:
         ledger = await self.accounts.ListLedger(
             pb.ListLedgerRequest(account_id=account_id, limit=LEDGER_PAGE), timeout=CALL_TIMEOUT_S
         )
+        charges = await self.explained_usage(card)
         return self.page(
             request,
             "subscriber.html",
             staff,
             status_code,
+            charges=charges,
+            usage_shown=self.usage is not None,
             card=card,
             status=pb.AccountStatus.Name(card.status),
             ledger=list(ledger.entries),
@@ -204,6 +223,13 @@ class Console:
             message=message,
             failed=status_code >= 400,
         )
+
+    async def explained_usage(self, card: pb.Account) -> list[Explained]:
+        if self.usage is None:
+            return []
+        source = self.usage
+        records = await asyncio.to_thread(recent_usage, source.client, source.partitions, card.account_id, USAGE_PAGE)
+        return [explain(record, source.plans.get(card.plan)) for record in records]
 
     async def adjust(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -276,8 +302,10 @@ class Console:
         return self.page(request, "audit.html", staff, rows=self.store.audit_log())
 
 
-def create_app(settings: ConsoleSettings, channel: grpc.aio.Channel, store: StaffStore) -> Starlette:
-    console = Console(settings, channel, store)
+def create_app(
+    settings: ConsoleSettings, channel: grpc.aio.Channel, store: StaffStore, usage: UsageSource | None = None
+) -> Starlette:
+    console = Console(settings, channel, store, usage)
 
     def guarded(handler: Page) -> Page:
         async def page(request: Request) -> Response:
