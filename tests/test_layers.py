@@ -16,11 +16,21 @@ import creditd
 PACKAGE = Path(creditd.__file__).parent
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge), notifier (the subscribers' notices) and portal (their web page) are sibling
-# front ends.
-RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "portal": 3, "cli": 4, "__main__": 5}
-# portal is a gRPC client of creditd: it reaches the rest only through the wire.
-V1_ALLOWED = {"api", "cli", "portal"}
+# api (the gRPC edge), notifier (the subscribers' notices), portal (their web page) and console (the
+# care staff's) are sibling front ends.
+RANK = {
+    "store": 1,
+    "core": 2,
+    "devtools": 2,
+    "api": 3,
+    "notifier": 3,
+    "portal": 3,
+    "console": 3,
+    "cli": 4,
+    "__main__": 5,
+}
+# portal and console are gRPC clients of creditd: they reach the rest only through the wire.
+V1_ALLOWED = {"api", "cli", "portal", "console"}
 
 
 def layer_of(module: str) -> str:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
+from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options
 from creditd.errors import CreditdError
 from creditd.notifier.campaign import MAX_CAMPAIGN_ACCOUNTS, Cohort, check_campaign, send_campaign
 from creditd.notifier.templates import Templates
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def campaign() -> None:
     """Promotions to a cohort of subscribers (marketing: opted-in subscribers only)."""
 

@@ -12,6 +12,7 @@ import click
 import grpc
 import msgspec
 
+from creditd.cli.edge import rpc_error_message
 from creditd.resources import default_config_path
 from creditd.settings import ServerSettings, Settings, load_settings
 from creditd.store.connection import AnySyncRedis, connect_sync
@@ -83,7 +84,11 @@ def call(method: Callable[..., Answer], request: object) -> Answer:
     try:
         return method(request, timeout=CLIENT_TIMEOUT_S)
     except grpc.RpcError as error:
-        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
+        context = click.get_current_context(silent=True)
+        server = context.params.get("server") if context is not None else None
+        raise click.ClickException(rpc_error_message(error, server)) from None
 
 
-server_option = click.option("--server", default=DEFAULT_SERVER, show_default=True, help="creditd gRPC address")
+server_option = click.option(
+    "--server", default=DEFAULT_SERVER, show_default=True, help="HOST:PORT of the running `creditd serve` (gRPC)"
+)

@@ -18,7 +18,7 @@ import uvloop
 
 from creditd import collector, logs
 from creditd.api.server import CreditdServer
-from creditd.cli import render
+from creditd.cli import edge, render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
 from creditd.cli.common import (
@@ -30,8 +30,9 @@ from creditd.cli.common import (
     settings_from_options,
     stubs,
 )
+from creditd.cli.console import console
 from creditd.cli.notify import notify
-from creditd.cli.operations import report, tiers
+from creditd.cli.operations import report, tiers, write_audit_metrics
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
@@ -51,7 +52,7 @@ from creditd.v1 import creditd_pb2 as pb
 log = logging.getLogger("creditd")
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def main() -> None:
     """creditd: real-time prepaid balance and credit control."""
 
@@ -66,6 +67,7 @@ main.add_command(campaign)
 voucher.add_command(voucher_reconcile)
 main.add_command(voucher)
 main.add_command(portal)
+main.add_command(console)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
@@ -127,9 +129,19 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics; '' for none [default: 127.0.0.1:9464]")
 @click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="the least severe log lines written",
 )
-@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="text, or one JSON object a line",
+)
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
 @click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
@@ -220,7 +232,12 @@ def check_config(path: Path) -> None:
 
 @main.command()
 @redis_options
-def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path),
+    help="also write the result for Prometheus (node_exporter's textfile directory, e.g. .../creditd_audit.prom)",
+)
+def audit(redis_url: str | None, data_dir: Path | None, config: Path | None, metrics_file: Path | None) -> None:
     """Check the invariants of every account; print each violation; exit 1 when there is any."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
@@ -229,9 +246,11 @@ def audit(redis_url: str | None, data_dir: Path | None, config: Path | None) -> 
                 Clock().now_ms(), settings.sweeper.grace_period_s, progress=bar.update
             )
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
+    if metrics_file is not None:
+        write_audit_metrics(metrics_file, len(report.violations), report.accounts)
     for violation in report.violations:
         click.echo(f"VIOLATION {violation}")
     click.echo(
@@ -260,21 +279,54 @@ def events_tail(from_id: str, count: int | None, server: str) -> None:
             if count is not None and number >= count:
                 break
     except grpc.RpcError as error:
-        raise click.ClickException(f"{error.code().name}: {error.details()}") from None
+        raise click.ClickException(edge.rpc_error_message(error, server)) from None
     finally:
         stream.cancel()
 
 
 @main.command()
-@click.argument("account_id")
-@click.option("--rating-group", default=1, show_default=True)
-@click.option("--requested", default=0, show_default=True, help="units per grant; 0 = tariff default")
-@click.option("--used", default=1_000_000, show_default=True, help="units reported per update")
-@click.option("--updates", default=2, show_default=True)
-@click.option("--called-party", default="", help="the other party of a call or SMS (E.164); prices by destination")
-@click.option("--visited-plmn", default="", help="MCC+MNC of the serving network; empty: home")
-@click.option("--gateway-id", default="cli", show_default=True)
-@click.option("--session-id", help="default: a new random one")
+@click.argument("account_id", callback=edge.identifier("account_id"))
+@click.option(
+    "--rating-group", default=1, show_default=True, type=click.IntRange(0, 2**32 - 1), help="service's rating group"
+)
+@click.option(
+    "--requested",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="units asked per grant (seconds, bytes or events, by the tariff); 0 = the tariff's default",
+)
+@click.option(
+    "--used",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="units reported used per UPDATE and TERMINATE (seconds, bytes or events)",
+)
+@click.option(
+    "--updates",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="UPDATEs between INITIAL and TERMINATE",
+)
+@click.option(
+    "--called-party",
+    default="",
+    callback=edge.called_party,
+    help="the other party of a call or SMS (E.164); prices by destination",
+)
+@click.option(
+    "--visited-plmn", default="", callback=edge.visited_plmn, help="MCC+MNC of the serving network; empty: home"
+)
+@click.option(
+    "--gateway-id",
+    default="cli",
+    show_default=True,
+    callback=edge.identifier("gateway_id"),
+    help="the asking gateway's id",
+)
+@click.option("--session-id", callback=edge.session_id, help="the session's id [default: a new random one]")
 @server_option
 def charge(
     account_id: str,
@@ -288,7 +340,8 @@ def charge(
     session_id: str | None,
     server: str,
 ) -> None:
-    """Play one session (INITIAL, UPDATEs, TERMINATE) and print every answer."""
+    """Play one session (INITIAL, UPDATEs, TERMINATE) and print every answer; charges are in minor units
+    (satang for THB). A refused INITIAL opens no session: the command stops there and exits 1."""
     _, credit_control = stubs(server)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     kinds = [pb.ChargeRequest.INITIAL] + [pb.ChargeRequest.UPDATE] * updates + [pb.ChargeRequest.TERMINATE]
@@ -308,4 +361,8 @@ def charge(
             called_party=called_party,
             visited_plmn=visited_plmn,
         )
-        click.echo(render.charge_answer(kind, call(credit_control.Charge, request)))
+        answer = call(credit_control.Charge, request)
+        click.echo(render.charge_answer(kind, answer))
+        if kind == pb.ChargeRequest.INITIAL and answer.result != pb.SUCCESS:
+            click.echo("refused at INITIAL: no session was opened, nothing more is sent", err=True)
+            sys.exit(1)

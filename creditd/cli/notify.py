@@ -18,6 +18,7 @@ import uvloop
 from prometheus_client import start_http_server
 
 from creditd import collector, logs, metrics
+from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
 from creditd.errors import CreditdError, StartupError
@@ -43,7 +44,7 @@ async def _run(redis_url: str | None, data_dir: Path | None, config: Path | None
         await client.aclose()
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=edge.Group, invoke_without_command=True)
 @redis_options
 @click.option("--metrics-listen", default="", help="HOST:PORT for Prometheus /metrics; empty: none")
 @click.pass_context

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 import msgspec
 import redis
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from creditd.cli import render
+from creditd.cli import edge, render
 from creditd.cli.common import open_redis, redis_options
 from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
@@ -28,7 +29,7 @@ batch_size_option = click.option(
 )
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def tiers() -> None:
     """Credit tiers by average monthly top-up."""
 
@@ -45,7 +46,7 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
                 client, Calls(settings.redis.partitions), Clock().now_ms(), "cli:tiers", batch_size, bar.update
             )
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     tiers_text = ", ".join(f"{name} {count}" for name, count in summary.by_tier.items()) or "none"
@@ -60,7 +61,7 @@ def tiers_recompute(redis_url: str | None, data_dir: Path | None, config: Path |
     sys.exit(1 if summary.failed else 0)
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def report() -> None:
     """Reports for the people who run the service."""
 
@@ -93,7 +94,7 @@ def report_arrears(
         elif group_by == "provider":
             grouped = attribution.arrears_by_provider(client, settings, rows)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if grouped is not None:
@@ -117,7 +118,7 @@ def report_loans(
         with click.progressbar(length=count_accounts(client), label="reading accounts", file=sys.stderr) as bar:
             rows = jobs.loans(client, Calls(settings.redis.partitions), Clock().now_ms(), batch_size, bar.update)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if as_json:
@@ -153,10 +154,22 @@ def report_settlement(
         owed = attribution.arrears_by_provider(client, settings, rows)
         result = attribution.settlement(client, settings, provider, window, owed)
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     if as_json:
         click.echo(msgspec.json.encode(result).decode())
     else:
         click.echo(f"provider {provider}: revenue {result.revenue}, arrears {result.arrears}, net {result.net}")
+
+
+def write_audit_metrics(path: Path, violations: int, accounts: int) -> None:
+    """The audit's result as a Prometheus text file (written whole, then renamed into place), for the
+    alerts CreditdAuditViolations and CreditdAuditNotRun (monitoring/alerts.yml)."""
+    registry = CollectorRegistry()
+    Gauge("creditd_audit_violations", "Broken invariants the last audit found", registry=registry).set(violations)
+    Gauge("creditd_audit_accounts", "Accounts the last audit checked", registry=registry).set(accounts)
+    Gauge(
+        "creditd_audit_last_run_timestamp_seconds", "When the last audit finished (Unix time)", registry=registry
+    ).set_to_current_time()
+    write_to_textfile(str(path), registry)

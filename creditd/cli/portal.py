@@ -12,6 +12,7 @@ import uvicorn
 import uvloop
 
 from creditd import logs
+from creditd.cli import edge
 from creditd.errors import ConfigError, CreditdError
 from creditd.portal.app import create_app
 from creditd.portal.client import open_channel
@@ -38,7 +39,7 @@ async def serve(settings: PortalSettings) -> None:
         await channel.close()
 
 
-@click.command()
+@click.command(cls=edge.Command)
 @click.option("--listen", default=None, help="HOST:PORT to serve on (default: [portal] listen, 127.0.0.1:8080)")
 @click.option("--server", default=None, help="creditd's gRPC HOST:PORT (default: [portal] server)")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="creditd.toml ([portal] section)")

@@ -93,8 +93,10 @@ def charge_answer(kind: int, answer: pb.ChargeAnswer) -> str:
     head = (
         f"{pb.ChargeRequest.RequestType.Name(pb.ChargeRequest.RequestType.ValueType(kind)):9} "
         f"#{answer.request_number}: "
-        f"{pb.ResultCode.Name(answer.result)}  account {pb.AccountStatus.Name(answer.account_status)}"
+        f"{pb.ResultCode.Name(answer.result)}"
     )
+    if answer.account_status:
+        head += f"  account {pb.AccountStatus.Name(answer.account_status)}"
     if answer.error:
         head += f"  error: {answer.error}"
     parts = [head]

@@ -24,7 +24,7 @@ import click
 import msgspec
 import redis
 
-from creditd.cli import render
+from creditd.cli import edge, render
 from creditd.cli.common import open_redis, redis_options
 from creditd.clock import Clock
 from creditd.core.feed import Key, parse_position
@@ -41,7 +41,7 @@ EXPORT_BATCH = 1000
 TAIL_BYTES = 65_536
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def usage() -> None:
     """Usage records: what was used and what it cost."""
 
@@ -110,9 +110,22 @@ class BatchWriter:
 @redis_options
 @click.option("--from", "from_id", default="0-0-0", show_default=True, help="continue after this record id")
 @click.option("--to", "to_id", default="", help="stop after this record id [default: the newest settled one]")
-@click.option("--format", "output_format", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header, or one JSON object a line",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="file to write, or to continue")
-@click.option("--batch-size", default=EXPORT_BATCH, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--batch-size",
+    default=EXPORT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="records a synced write",
+)
 def export(
     redis_url: str | None,
     data_dir: Path | None,
@@ -144,7 +157,7 @@ def export(
             with click.progressbar(length=total, label="exporting usage", file=sys.stderr) as progress:
                 last_id = BatchWriter(handle, client, progress.update).write(_lines(records, output_format), batch_size)
         except redis.RedisError as error:
-            raise click.ClickException(f"redis: {error}") from None
+            raise click.ClickException(edge.redis_error_message(error)) from None
         finally:
             client.close()
     click.echo(f"last id: {last_id or held or from_id}")
@@ -161,7 +174,7 @@ def instant_ms(text: str, option: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-@click.command()
+@click.command(cls=edge.Command)
 @redis_options
 @click.option("--from", "from_text", required=True, help="window start, ISO 8601 (UTC unless an offset is given)")
 @click.option("--to", "to_text", required=True, help="window end (exclusive)")
@@ -199,7 +212,7 @@ def rerate(
             calls = Calls(settings.redis.partitions)
             post_adjustments(client, calls, rows, window, config_hash, Clock().now_ms(), "cli:rerate")
     except redis.RedisError as error:
-        raise click.ClickException(f"redis: {error}") from None
+        raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
     click.echo(render.rerate_table(rows, dry_run))

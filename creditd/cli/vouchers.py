@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options
 from creditd.core.vouchers import code_hash, new_code, printed
 from creditd.errors import CreditdError
@@ -18,7 +19,7 @@ BATCH = 500
 MAX_COUNT = 1_000_000
 
 
-@click.group()
+@click.group(cls=edge.Group)
 def voucher() -> None:
     """Top-up vouchers: printed codes a subscriber redeems once (self-service portal)."""
 
@@ -27,8 +28,14 @@ def voucher() -> None:
 @redis_options
 @click.option("--count", type=click.IntRange(1, MAX_COUNT), required=True, help="how many codes")
 @click.option("--amount", type=int, required=True, help="minor units each (satang for THB)")
-@click.option("--currency", default="THB", show_default=True)
-@click.option("--validity-days", type=click.IntRange(1, 3 * 366), default=365, show_default=True)
+@click.option("--currency", default="THB", show_default=True, help="ISO 4217 code of --amount's minor units")
+@click.option(
+    "--validity-days",
+    type=click.IntRange(1, 3 * 366),
+    default=365,
+    show_default=True,
+    help="days a code can be redeemed",
+)
 @click.option("--batch", default="", help="a name for the print run; default: voucher-<unix time>")
 def create(
     redis_url: str | None,

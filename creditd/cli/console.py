@@ -1,0 +1,115 @@
+"""`creditd console`: the customer-care staff's web console (creditd/console/), served by uvicorn until
+SIGTERM or SIGINT; `creditd console add-staff`: a staff account, its TOTP secret shown once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import grpc
+import pyotp
+import uvicorn
+import uvloop
+
+from creditd import logs
+from creditd.cli import edge
+from creditd.cli.common import open_redis, redis_options
+from creditd.console.app import ConsoleSettings, UsageSource, create_app
+from creditd.console.staff import ROLES, StaffError, StaffStore
+
+DEFAULTS = ConsoleSettings()
+database_option = click.option(
+    "--database",
+    type=click.Path(path_type=Path),
+    default=Path(DEFAULTS.database_path),
+    show_default=True,
+    help="the console's SQLite file: staff, sessions, approvals, audit log",
+)
+
+
+@click.group(cls=edge.Group)
+def console() -> None:
+    """The customer-care console: staff sign in (password and TOTP), find subscribers, adjust balances
+    (above a threshold with a supervisor's approval); every action in the staff audit log."""
+
+
+@console.command("serve")
+@database_option
+@redis_options
+@click.option("--listen", default=DEFAULTS.listen, show_default=True, help="HOST:PORT to serve the console on")
+@click.option("--server", default=DEFAULTS.server, show_default=True, help="HOST:PORT of the running `creditd serve`")
+@click.option(
+    "--approval-threshold",
+    default=DEFAULTS.approval_threshold_minor,
+    show_default=True,
+    type=click.IntRange(0, 10**12),
+    help="adjustments above this many minor units (satang for THB), either way, need a supervisor",
+)
+@click.option(
+    "--session-ttl",
+    default=DEFAULTS.session_ttl_s,
+    show_default=True,
+    type=click.IntRange(60, 86_400),
+    help="seconds a staff sign-in lasts",
+)
+def serve(
+    database: Path,
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    listen: str,
+    server: str,
+    approval_threshold: int,
+    session_ttl: int,
+) -> None:
+    """Serve the console (plaintext gRPC to creditd: loopback development only). Usage records, to
+    explain charges, are read from creditd's Redis (--redis, or the embedded server's --data-dir)."""
+    logs.configure("INFO", "text")
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter("listen: HOST:PORT", param_hint="'--listen'")
+    settings = ConsoleSettings(
+        listen=listen,
+        server=server,
+        database_path=str(database),
+        approval_threshold_minor=approval_threshold,
+        session_ttl_s=session_ttl,
+    )
+    creditd_settings, client = open_redis(redis_url, data_dir, config)
+    usage = UsageSource(client, creditd_settings.redis.partitions, creditd_settings.plans)
+    store = StaffStore(database, session_ttl)
+
+    async def run() -> None:
+        channel = grpc.aio.insecure_channel(server)
+        try:
+            app = create_app(settings, channel, store, usage)
+            served = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), lifespan="off")
+            await uvicorn.Server(served).serve()
+        finally:
+            await channel.close()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run())
+    finally:
+        store.close()
+        client.close()
+
+
+@console.command("add-staff")
+@database_option
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="agent, supervisor or auditor")
+@click.password_option(help="at least 12 characters [asked for when not given]")
+def add_staff(database: Path, name: str, role: str, password: str) -> None:
+    """Add staff member NAME; prints their TOTP secret and its otpauth:// URI once, for their app."""
+    store = StaffStore(database, DEFAULTS.session_ttl_s)
+    try:
+        secret = store.add(name, role, password)
+    except StaffError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        store.close()
+    click.echo(f"{name} ({role}) added; TOTP secret {secret}")
+    click.echo(pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="creditd console"))

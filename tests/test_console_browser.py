@@ -1,0 +1,69 @@
+"""The care console in a real browser: Debian's headless Chromium driven by Selenium against the console
+served by uvicorn and a real creditd server. An agent signs in with password and TOTP code, finds the
+subscriber by the number as they typed it, adjusts a small amount at once and asks for a large one,
+which waits; a supervisor signs in, is refused approving her own request (four eyes), approves the
+agent's, and the balance on the card moves by it once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyotp
+import pytest
+from selenium import webdriver
+
+from creditd.console.staff import StaffStore
+from tests import test_portal_browser
+from tests.harness import Harness
+from tests.test_console import PASSWORD, running_console
+from tests.test_portal_browser import Pages
+
+# The portal's headless Chromium fixture (the module skips loudly without Chromium).
+browser = test_portal_browser.browser
+
+ACCOUNT = "66817170001"
+
+
+def sign_in(pages: Pages, name: str, secret: str) -> None:
+    pages.open("/sign-in")
+    pages.driver.find_element("id", "name").send_keys(name)
+    pages.driver.find_element("id", "password").send_keys(PASSWORD)
+    pages.fill("code", pyotp.TOTP(secret).now(), "sign-in")
+
+
+@pytest.mark.asyncio
+async def test_an_agent_asks_and_another_supervisor_approves(
+    creditd: Harness, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    await creditd.create_account(ACCOUNT, balance=10_000, contact={"name": "Malee"})
+    store = StaffStore(tmp_path / "console.sqlite3", session_ttl_s=1800)
+    anna, sara = store.add("anna", "agent", PASSWORD), store.add("sara", "supervisor", PASSWORD)
+    async with running_console(creditd, store) as url:
+        pages = Pages(browser, url)
+        await pages.run(sign_in, pages, "anna", anna)
+        await pages.run(pages.fill, "number", "081-717 0001", "search")
+        assert "Malee" in browser.page_source and "10000" in await pages.run(pages.text, "balance")
+        await pages.run(pages.driver.find_element("id", "amount").send_keys, "-250")
+        await pages.run(pages.fill, "reason", "SMS charged twice", "adjust")
+        assert "balance 9750" in await pages.run(pages.text, "message")
+        await pages.run(pages.driver.find_element("id", "amount").send_keys, "6000")
+        await pages.run(pages.fill, "reason", "network outage goodwill", "adjust")
+        assert "waits for a supervisor" in await pages.run(pages.text, "message")
+        assert "Approvals" not in browser.page_source
+        await pages.run(pages.click, "sign-out")
+
+        await pages.run(sign_in, pages, "sara", sara)
+        await pages.run(pages.fill, "number", "+66 81 717 0001", "search")
+        await pages.run(pages.driver.find_element("id", "amount").send_keys, "-9000")
+        await pages.run(pages.fill, "reason", "fraud", "adjust")
+        (agent_request,) = [item.id for item in store.pending(ACCOUNT) if item.requested_by == "anna"]
+        (own_request,) = [item.id for item in store.pending(ACCOUNT) if item.requested_by == "sara"]
+        await pages.run(pages.open, "/approvals")
+        await pages.run(pages.click, f"approve-{own_request}")
+        assert "four eyes" in await pages.run(pages.text, "error")
+        assert (await creditd.get(ACCOUNT)).balance == 9_750
+        await pages.run(pages.click, f"approve-{agent_request}")
+        assert "adjustment approved" in await pages.run(pages.text, "done")
+        await pages.run(pages.open, f"/subscriber/{ACCOUNT}")
+        assert "15750" in await pages.run(pages.text, "balance")
+        assert (await creditd.get(ACCOUNT)).balance == 15_750
