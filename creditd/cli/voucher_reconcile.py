@@ -28,7 +28,13 @@ async def _reconcile(redis_url: str | None, data_dir: Path | None, config: Path 
 
 @click.command("reconcile")
 @redis_options
-@click.option("--batch", type=click.IntRange(1, MAX_RECONCILE_BATCH), default=200, show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_RECONCILE_BATCH),
+    default=200,
+    show_default=True,
+    help="stopped redemptions looked at per round",
+)
 def reconcile(redis_url: str | None, data_dir: Path | None, config: Path | None, batch: int) -> None:
     """Pay, or release, the vouchers whose redemption stopped more than a minute ago."""
     done = asyncio.run(_reconcile(redis_url, data_dir, config, batch))
