@@ -19,6 +19,7 @@ from creditd.api.server import CreditdServer
 from creditd.cli import render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
+from creditd.cli.diameter import diameter
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
@@ -62,6 +63,7 @@ main.add_command(notify)
 main.add_command(campaign)
 main.add_command(voucher)
 main.add_command(portal)
+main.add_command(diameter)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

@@ -212,6 +212,8 @@ class Connection:
             reason = "connection_error"
             log.info("diameter peer %s: %s", self.label, error)
         finally:
+            if reason == "disconnected" and self._in_flight:  # DPR/DPA: answer what was asked first
+                await asyncio.wait(set(self._in_flight), timeout=self.settings.drain_timeout_s)
             for task in self._in_flight:
                 task.cancel()
             metrics.CLOSED.labels(reason).inc()
