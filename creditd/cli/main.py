@@ -19,7 +19,6 @@ from creditd.api.server import CreditdServer
 from creditd.cli import render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
-from creditd.cli.diameter import diameter
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
@@ -29,6 +28,7 @@ from creditd.cli.common import (
     settings_from_options,
     stubs,
 )
+from creditd.cli.diameter import diameter
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers
 from creditd.cli.portal import portal
