@@ -126,6 +126,7 @@ class Client:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_bytes = b""
 
     @classmethod
     async def open(cls, port: int, receive_buffer_bytes: int = 0) -> Client:
@@ -145,7 +146,8 @@ class Client:
         head = await asyncio.wait_for(self.reader.readexactly(HEADER_BYTES), timeout_s)
         length = int.from_bytes(head[1:4], "big")
         rest = await asyncio.wait_for(self.reader.readexactly(length - HEADER_BYTES), timeout_s)
-        return decode(head + rest, 1 << 24)
+        self.last_bytes = head + rest
+        return decode(self.last_bytes, 1 << 24)
 
     async def ask(self, message: Message | bytes, timeout_s: float = 10.0) -> Message:
         await self.send(message)

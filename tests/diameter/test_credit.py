@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from diameter.message import Message as ReferenceMessage
 
 from creditd.api import validation
 from creditd.devtools.local_topology import LocalServer
@@ -36,7 +37,7 @@ from tests.diameter.client import (
 )
 from tests.diameter.conftest import TEST_DIAMETER, DiameterAt
 from tests.faults.proxy import faulty_proxy
-from tests.harness import Harness, dump, library_client
+from tests.harness import MB, Harness, dump, library_client
 
 SUBSCRIBER = "66811110000"
 VOICE = 100  # kamailio's Rating-Group, mapped to creditd's voice rating group 2 by the test settings
@@ -203,3 +204,33 @@ async def test_too_busy_while_redis_does_not_answer(creditd: Harness, settings: 
             proxy.blackhole = False
             await front.stop(1.0)
         assert dump(client) == before
+
+
+@pytest.mark.asyncio
+async def test_a_gy_session_decoded_by_python_diameter(creditd: Harness, diameter: DiameterServer) -> None:
+    """A PGW-shaped session (data in bytes and a second rating group of events, a quota threshold, a
+    final grant with FUI REDIRECT, CCR-T): each CCA read by python-diameter agrees with what we meant."""
+    await creditd.create_account(SUBSCRIBER, balance=250)
+    octets, events = Code.CC_TOTAL_OCTETS, Code.CC_SERVICE_SPECIFIC_UNITS
+    async with connected(diameter.port) as client:
+        first = ccr("gy;1", INITIAL, 0, SUBSCRIBER, [Service(1, 0, unit=octets), Service(3, 1, unit=events)], GY)
+        await client.ask(first)
+        initial = ReferenceMessage.from_bytes(client.last_bytes)
+        assert initial.result_code == 2001 and initial.cc_request_number == 0
+        by_group = {mscc.rating_group: mscc for mscc in initial.multiple_services_credit_control}
+        data = by_group[1]
+        assert data.result_code == 2001 and data.granted_service_unit.cc_total_octets == 10 * MB
+        assert data.volume_quota_threshold == 2 * MB and data.validity_time > 0
+        assert by_group[3].result_code != 2001  # no SMS to nobody: refused in its own MSCC only
+        update = ccr("gy;1", UPDATE, 1, SUBSCRIBER, [Service(1, 20 * MB, 10 * MB, unit=octets)], GY)
+        await client.ask(update)
+        last = ReferenceMessage.from_bytes(client.last_bytes)
+        (data,) = last.multiple_services_credit_control
+        assert data.granted_service_unit.cc_total_octets == 15 * MB  # what the 150 left pays
+        assert data.final_unit_indication.final_unit_action == 1  # REDIRECT
+        assert data.final_unit_indication.redirect_server.redirect_server_address.startswith("http")
+        await client.ask(ccr("gy;1", TERMINATE, 2, SUBSCRIBER, [Service(1, None, 15 * MB, unit=octets)], GY))
+        terminate = ReferenceMessage.from_bytes(client.last_bytes)
+        assert terminate.result_code == 2001 and terminate.cc_request_type == TERMINATE
+    account = await creditd.get(SUBSCRIBER)
+    assert (account.balance, account.reserved) == (0, 0)
