@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from creditd.diameter_settings import DiameterSettings
 from creditd.errors import ConfigError
 from creditd.front_settings import CHANNELS as CHANNELS
 from creditd.front_settings import LANGUAGES as LANGUAGES
@@ -253,6 +254,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     security: SecuritySettings = SecuritySettings()
     notifications: NotificationSettings = NotificationSettings()
     portal: PortalSettings = PortalSettings()
+    diameter: DiameterSettings = DiameterSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict

@@ -16,13 +16,14 @@ import creditd
 PACKAGE = Path(creditd.__file__).parent
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge), notifier (the subscribers' notices), portal (their web page) and console (the
-# care staff's) are sibling front ends.
+# api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page)
+# and console (the care staff's) are sibling front ends.
 RANK = {
     "store": 1,
     "core": 2,
     "devtools": 2,
     "api": 3,
+    "diameter": 3,
     "notifier": 3,
     "portal": 3,
     "console": 3,

@@ -36,10 +36,11 @@ from creditd.errors import ConfigError, StartupError
 from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
-from creditd.store.connection import AnyRedis, check_fit_for_money, check_waitaof, connect, redact, wire_client
+from creditd.store.connection import AnyRedis, redact
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
-from creditd.store.pipeline import AutoPipeline, DurabilityWait
+from creditd.store.opened import open_store
+from creditd.store.pipeline import AutoPipeline
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -109,6 +110,7 @@ class CreditdServer:
         self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._stopping = asyncio.Event()
+        self._stopped = False
         self._background: list[asyncio.Task[None]] = []
         self.sweeper: Sweeper | None = None
         self.metrics: MetricsEndpoint | None = None
@@ -143,30 +145,9 @@ class CreditdServer:
         return self.port
 
     async def _connect(self) -> str:
-        settings = self.settings
-        self._redis = connect(self.redis_url, settings.redis)
-        await check_fit_for_money(self._redis, self.redis_url)
-        library_source = render_library(settings)
-        if await ensure_library(self._redis, library_source):
-            log.info("loaded the function library into redis")
-        redis_settings = settings.redis
-        wait = DurabilityWait(
-            redis_settings.wait_replicas, redis_settings.wait_timeout_ms, redis_settings.durability == "fsync"
-        )
-        if wait.local_fsync:
-            await check_waitaof(self._redis, redis_settings.wait_replicas)
-        self._pipeline = AutoPipeline(
-            self._redis,
-            redis_settings.max_pipeline_commands,
-            redis_settings.max_in_flight_pipelines,
-            redis_settings.call_timeout_s,
-            self.circuit,
-            wait,
-            wire_client(self._redis, self.redis_url, redis_settings),
-            redis_settings.parallel_pipeline_min_calls,
-        )
-        self._functions = Functions(self._pipeline)
-        return library_source
+        opened = await open_store(self.settings, self.redis_url, self.circuit)
+        self._redis, self._pipeline, self._functions = opened.redis, opened.pipeline, opened.functions
+        return opened.library_source
 
     def _build_grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
@@ -233,6 +214,9 @@ class CreditdServer:
     async def stop(self, grace_s: float | None = None) -> None:
         """Stops taking requests, lets in-flight ones finish within the grace period, then closes:
         within the grace period plus a few CLOSE_TIMEOUT_S, even with Redis frozen."""
+        if self._stopped:
+            return
+        self._stopped = True
         grace_s = self.settings.server.drain_timeout_s if grace_s is None else grace_s
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # ends the streams and the background loops; unary calls drain below

@@ -31,6 +31,7 @@ from creditd.cli.common import (
     stubs,
 )
 from creditd.cli.console import console
+from creditd.cli.diameter import diameter
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers, write_audit_metrics
 from creditd.cli.portal import portal
@@ -68,6 +69,7 @@ voucher.add_command(voucher_reconcile)
 main.add_command(voucher)
 main.add_command(portal)
 main.add_command(console)
+main.add_command(diameter)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
@@ -89,9 +91,10 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     signalled = asyncio.ensure_future(stopping.wait())
     await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
-        starting.cancel()  # CreditdServer.start stops what it had started
-        with contextlib.suppress(asyncio.CancelledError):
+        starting.cancel()  # CreditdServer.start stops what it had started when the cancel lands in it
+        with contextlib.suppress(asyncio.CancelledError, CreditdError):
             await starting
+        await server.stop(0)  # and this what it had started when start ended first
         log.info("signal received during start-up: stopped")
         return
     signalled.cancel()

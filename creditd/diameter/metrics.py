@@ -1,0 +1,36 @@
+"""Diameter front metrics. Label values are bounded: `peer` is an Origin-Host of the configured peer table
+(or "unknown" before a CER is accepted), `command` a fixed vocabulary, `result` a Diameter result code."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from creditd.metrics import LATENCY_BUCKETS_S, REGISTRY
+
+UNKNOWN_PEER = "unknown"
+
+CONNECTIONS = Gauge(
+    "creditd_diameter_connections", "Open Diameter connections by peer (state Open)", ["peer"], registry=REGISTRY
+)
+REQUESTS = Counter(
+    "creditd_diameter_requests",
+    "Diameter requests answered by peer, command (CCR-I/U/T/E, CER, DWR, DPR, other) and Result-Code",
+    ["peer", "command", "result"],
+    registry=REGISTRY,
+)
+REQUEST_DURATION = Histogram(
+    "creditd_diameter_request_duration_seconds",
+    "Time from a request's last byte read to its answer written, by command",
+    ["command"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=REGISTRY,
+)
+WATCHDOG_FAILURES = Counter(
+    "creditd_diameter_watchdog_failures", "Connections closed for an unanswered DWR", ["peer"], registry=REGISTRY
+)
+CLOSED = Counter(
+    "creditd_diameter_connections_closed",
+    "Connections closed by reason (handshake_timeout, oversize, slow_reader, refused, peer, shutdown, ...)",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,132 @@
+"""`creditd diameter`: the Diameter front's lifecycle. Its own Redis connection, auto-pipeline and
+circuit (the same store layer the gRPC server uses), a TCP listener, one Connection per peer, a Redis
+probe that closes the circuit again, and a graceful stop (answer what is in flight, then DPR).
+
+Several front processes may serve one Redis: a session lives in Redis only, keyed by the client's
+Origin-Host (the gateway id) and Session-Id, so any process can carry any of its requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from creditd.clock import Clock, wait_or_stop
+from creditd.core.charging import Quota
+from creditd.diameter.codec import DiameterError, Message
+from creditd.diameter.credit import ask, credit_answer, refusal
+from creditd.diameter.dictionary import Result
+from creditd.diameter.peer import Connection
+from creditd.errors import ConfigError, CreditdError, Unavailable
+from creditd.settings import Settings
+from creditd.store.calls import Calls
+from creditd.store.circuit import Circuit
+from creditd.store.connection import AnyRedis, redact
+from creditd.store.opened import open_store
+from creditd.store.pipeline import AutoPipeline
+
+log = logging.getLogger(__name__)
+
+
+class DiameterServer:
+    def __init__(self, settings: Settings, redis_url: str, listen: str, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.listen = listen
+        self.clock = clock or Clock()
+        self.port = 0
+        self.circuit = Circuit()
+        self.redis_up = True
+        self.origin_state_id = int(time.time()) & 0xFFFFFFFF
+        self.connections: set[Connection] = set()
+        self._redis: AnyRedis | None = None
+        self._pipeline: AutoPipeline | None = None
+        self._quota: Quota | None = None
+        self._listener: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._probe: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        await self._connect()
+        host, _, port = self.listen.rpartition(":")
+        try:
+            self._listener = await asyncio.start_server(self._accept, host.strip("[]"), int(port))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"diameter.listen: cannot listen on {self.listen}: {error}") from None
+        self.port = self._listener.sockets[0].getsockname()[1]
+        self._probe = asyncio.create_task(self._probe_redis(), name="diameter-redis-probe")
+        log.info("creditd diameter on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
+        return self.port
+
+    async def _connect(self) -> None:
+        opened = await open_store(self.settings, self.redis_url, self.circuit)
+        self._redis, self._pipeline = opened.redis, opened.pipeline
+        self._quota = Quota(Calls(self.settings.redis.partitions), opened.functions, self.clock)
+
+    async def _probe_redis(self) -> None:
+        """The circuit's probe: a PING answered within call_timeout_s closes it, none opens it."""
+        redis_settings = self.settings.redis
+        assert self._redis is not None
+        while not self._stopping.is_set():
+            try:
+                async with asyncio.timeout(redis_settings.call_timeout_s):
+                    await self._redis.ping()
+                self.circuit.close()
+                self.redis_up = True
+            except (TimeoutError, RedisError, OSError) as error:
+                if self.redis_up:
+                    log.error("redis unreachable: answering DIAMETER_TOO_BUSY: %s", error or "no answer")
+                self.redis_up = False
+                self.circuit.trip(f"redis gave the diameter probe no answer: {error or 'timeout'}")
+            await wait_or_stop(self._stopping, redis_settings.health_check_interval_s)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping.is_set() or len(self.connections) >= self.settings.diameter.max_connections:
+            log.warning("diameter: connection refused (%s)", "stopping" if self._stopping.is_set() else "too many")
+            writer.transport.abort()
+            return
+        connection = Connection(reader, writer, self.settings.diameter, self.origin_state_id, self.credit_control)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def credit_control(self, request: Message, gateway_id: str) -> Message:
+        """A CCR's answer: the core's, or a refusal (its fields, or 3004 while Redis is away)."""
+        assert self._quota is not None, "server not started"
+        settings = self.settings.diameter
+        try:
+            checked = ask(request, gateway_id, settings, self.settings.limits)
+        except DiameterError as error:
+            return refusal(request, settings, error)
+        try:
+            outcome = await self._quota.charge(checked.charge)
+        except Unavailable as error:
+            return refusal(request, settings, DiameterError(Result.TOO_BUSY, f"redis unavailable: {error.message}"))
+        except CreditdError as error:
+            log.error("CCR %s/%d failed: %s", checked.charge.session_id, checked.request_number, error)
+            return refusal(request, settings, DiameterError(Result.UNABLE_TO_COMPLY, error.message))
+        return credit_answer(request, checked, outcome.answer, settings)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stops accepting, answers what is in flight within the grace period, sends DPR, closes."""
+        grace_s = self.settings.diameter.drain_timeout_s if grace_s is None else grace_s
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.close()
+        await asyncio.gather(*(connection.drain(grace_s) for connection in list(self.connections)))
+        if self._listener is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listener.wait_closed(), 5)
+        if self._probe is not None:
+            await self._probe
+        if self._pipeline is not None:
+            await self._pipeline.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        log.info("creditd diameter stopped")

@@ -1,0 +1,143 @@
+"""`creditd diameter` as real processes on the test Redis (a [diameter] table in a config of the test's own):
+it serves CCRs and exposes creditd_diameter_* metrics per peer; SIGTERM sends DPR and exits 0; and
+failover: two front processes, the first killed with SIGKILL right after a CCR-U was sent, the client
+retransmits that CCR-U (T bit) to the second and ends the session there: answered the same, charged
+once, the balance exact. Data (Gy, 10 satang per MB) keeps prices independent of the hour."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from creditd.devtools.ports import free_port
+from creditd.diameter.dictionary import Code, Command
+from creditd.resources import default_config_path
+from creditd.store.embedded import EmbeddedRedis
+from tests.diameter.client import (
+    GY,
+    INITIAL,
+    TERMINATE,
+    UPDATE,
+    Client,
+    Service,
+    ccr,
+    cer,
+    connected,
+    request,
+    result_of,
+)
+from tests.diameter.client import retransmitted as again
+from tests.harness import MB, Harness
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+SUBSCRIBER = "66822220000"
+OCTETS = Code.CC_TOTAL_OCTETS
+
+
+def _config(directory: Path, port: int, metrics_port: int) -> Path:
+    shipped = default_config_path()
+    text = shipped.read_text().replace(
+        'templates_dir = "templates"', f'templates_dir = "{shipped.parent / "templates"}"'
+    )
+    text += f"""
+[diameter]
+listen = "127.0.0.1:{port}"
+origin_host = "creditd.test"
+origin_realm = "test"
+metrics_listen = "127.0.0.1:{metrics_port}"
+peers = [{{ origin_host = "pgw.test.local", origin_realm = "test.local" }}]
+"""
+    path = directory / f"creditd-{port}.toml"
+    path.write_text(text)
+    return path
+
+
+def _start(directory: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int, int]:
+    port, metrics_port = free_port(), free_port()
+    config = _config(directory, port, metrics_port)
+    log = open(directory / f"diameter-{port}.log", "ab")  # noqa: SIM115 - the child owns it
+    command = [sys.executable, "-m", "creditd", "diameter", "--config", str(config), "--redis", redis_url]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return process, port, metrics_port
+
+
+async def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"creditd diameter exited with {process.returncode}"
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"creditd diameter did not listen on {port} within 30 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+async def test_the_command_serves_counts_and_stops_with_dpr(
+    creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    process, port, metrics_port = _start(tmp_path, redis_server.url)
+    try:
+        await _wait_listening(port, process)
+        client = await Client.open(port)
+        try:
+            assert result_of(await client.ask(cer())) == 2001
+            answer = await client.ask(ccr("cmd;1", INITIAL, 0, SUBSCRIBER, [Service(1, MB, unit=OCTETS)], context=GY))
+            assert result_of(answer) == 2001
+            page = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            )
+            assert 'creditd_diameter_requests_total{command="CCR-I",peer="pgw.test.local",result="2001"} 1.0' in page
+            assert 'creditd_diameter_connections{peer="pgw.test.local"} 1.0' in page
+            process.terminate()
+            dpr = await client.read(15)
+            assert dpr.command == Command.DISCONNECT_PEER and dpr.is_request
+            await client.send(dpr.answer([]))
+        finally:
+            client.close()
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        _stop(process)
+
+
+async def test_failover_after_kill_9_charges_once(
+    creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    first, first_port, _ = _start(tmp_path, redis_server.url)
+    second, second_port, _ = _start(tmp_path, redis_server.url)
+    try:
+        await _wait_listening(first_port, first)
+        await _wait_listening(second_port, second)
+        services = [Service(1, 2 * MB, unit=OCTETS)]
+        update = ccr("fo;1", UPDATE, 1, SUBSCRIBER, [Service(1, 2 * MB, 2 * MB, unit=OCTETS)], context=GY)
+        async with connected(first_port) as client:
+            assert result_of(await client.ask(ccr("fo;1", INITIAL, 0, SUBSCRIBER, services, context=GY))) == 2001
+            await client.send(update)
+            first.kill()  # SIGKILL: the update may or may not have been applied
+        async with connected(second_port) as client:
+            answer = await client.ask(again(update))
+            assert result_of(answer) == 2001
+            assert (await client.ask(again(update))).avps == answer.avps
+            end = ccr("fo;1", TERMINATE, 2, SUBSCRIBER, [Service(1, None, MB // 2, unit=OCTETS)], context=GY)
+            assert result_of(await client.ask(end)) == 2001
+            assert result_of(await client.ask(request(Command.DEVICE_WATCHDOG, 0, []))) == 2001
+        account = await creditd.get(SUBSCRIBER)
+        assert (account.balance, account.reserved) == (1_000 - 20 - 10, 0)  # 2 MB, then a started MB
+    finally:
+        _stop(first)
+        _stop(second)
