@@ -82,35 +82,38 @@ async def test_the_rate_spaces_due_times_and_the_cohort_filters(server_at: Serve
 
 
 async def test_quiet_hours_are_checked_again_at_delivery(server_at: ServerAt, settings: Settings) -> None:
-    """Queued at noon (due at once), but by delivery the subscriber has made noon quiet: the notice
-    waits for the end of their new quiet hours, then goes."""
+    """Queued at noon (due at once), but by delivery the subscribers have made noon quiet: the notices
+    wait for the end of their new quiet hours, then go."""
     with http_server() as endpoint:
         async with server_at(bangkok_ms("2027-04-10T12:00:00")) as creditd:
             notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
             await subscribers(creditd)
             now_ms = creditd.clock.now_ms()
-            result = send_campaign(creditd.redis, creditd.settings, "songkran", "sk4", Cohort(limit=1), 1.0, now_ms)
-            assert result.accounts_queued == 1 and result.first_due_ms == now_ms
-            preferences = pb.Preferences(
-                channels=["webhook"],
-                language="th",
-                marketing_opt_in=True,
-                quiet_hours_start="11:00",
-                quiet_hours_end="14:00",
-            )
-            await creditd.accounts.SetPreferences(
-                pb.SetPreferencesRequest(account_id=OPTED_IN[0], preferences=preferences)
-            )
+            result = send_campaign(creditd.redis, creditd.settings, "songkran", "sk4", Cohort(), 1_000.0, now_ms)
+            assert result.accounts_queued == 3 and result.last_due_ms < now_ms + 1_000
+            for account_id in OPTED_IN:
+                preferences = pb.Preferences(
+                    channels=["webhook"],
+                    language="th",
+                    marketing_opt_in=True,
+                    quiet_hours_start="11:00",
+                    quiet_hours_end="14:00",
+                )
+                await creditd.accounts.SetPreferences(
+                    pb.SetPreferencesRequest(account_id=account_id, preferences=preferences)
+                )
+            creditd.clock.advance(1)
             await notifier.pass_once()
             assert posted(endpoint) == []
-            record = notifier_key(
-                "notice", partition_of(OPTED_IN[0], 256), idempotency_key=f"campaign.sk4.{OPTED_IN[0]}/webhook"
-            )
-            assert creditd.redis.hget(record, "state") == b"deferred"
-            assert int(creditd.redis.hget(record, "due_ms") or 0) == bangkok_ms("2027-04-10T14:00:00")
+            for account_id in OPTED_IN:
+                record = notifier_key(
+                    "notice", partition_of(account_id, 256), idempotency_key=f"campaign.sk4.{account_id}/webhook"
+                )
+                assert creditd.redis.hget(record, "state") == b"deferred"
+                assert int(creditd.redis.hget(record, "due_ms") or 0) == bangkok_ms("2027-04-10T14:00:00")
             creditd.clock.advance(2 * 3600)
             await notifier.pass_once()
-            assert [notice["account_id"] for notice in posted(endpoint)] == [OPTED_IN[0]]
+            assert sorted(notice["account_id"] for notice in posted(endpoint)) == OPTED_IN
 
 
 async def creditd_command(*arguments: str) -> tuple[int, str]:

@@ -77,7 +77,7 @@ async def test_low_balance_in_thai_then_the_interval_holds_the_next(
     async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
         notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)  # type: ignore[attr-defined]
         await open_account(creditd, 2_050)
-        await send_sms(creditd, 2)  # 2 050 -> 1 950: below 2 000
+        await send_sms(creditd, 2)  # 2 050 -> 2 000 (at the threshold: the event) -> 1 950
         labels = {"channel": "webhook", "kind": "low_balance"}
         sent_before = sample("creditd_notices_total", result="sent", **labels)
         await notifier.pass_once()
@@ -85,11 +85,9 @@ async def test_low_balance_in_thai_then_the_interval_holds_the_next(
         assert sample("creditd_notice_lag_seconds_count", channel="webhook") >= 1
         notices = posted(endpoint)
         assert [(n["kind"], n["language"]) for n in notices] == [("low_balance", "th")]
-        assert (
-            notices[0]["subject"] == "ยอดเงินคงเหลือต่ำ"
-            and "฿19.50" in notices[0]["text"]
-            and "฿20.00" in notices[0]["text"]
-        )
+        # the balance the event left (฿20.00), not the balance at delivery (฿19.50)
+        assert notices[0]["subject"] == "ยอดเงินคงเหลือต่ำ"
+        assert "ยอดเงินคงเหลือ ฿20.00 ต่ำกว่า ฿20.00" in notices[0]["text"] and "฿19.50" not in notices[0]["text"]
         await send_sms(creditd, 29, start=2)  # 1 950 -> 500: below 500 within ten minutes
         suppressed_before = sample("creditd_notices_total", result="suppressed", **labels)
         await notifier.pass_once()
@@ -163,7 +161,7 @@ async def test_an_email_notice_reaches_a_real_smtp_server(server_at: ServerAt, s
             await notifier.pass_once()
             message = message_from_bytes(inbox.messages[0], policy=email_policy.default)
             assert str(message["Subject"]) == "Низкий баланс" and str(message["To"]) == "somchai@example.net"
-            assert "19,50" in message.get_content()
+            assert "20,00\xa0฿, ниже" in message.get_content()
     finally:
         controller.stop()
 

@@ -24,6 +24,10 @@ class NoticeEvent(msgspec.Struct, frozen=True):
     account_id: str
     time_ms: int
     detail: str = ""
+    # The account's balance and available money right after the event (minor units); None for an
+    # event written before events carried them, or a notice queued without one.
+    balance: int | None = None
+    available: int | None = None
 
 
 def notice_fields(notice: NoticeEvent, state: str, reason: str, attempts: int, due_ms: int) -> dict[str, object]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +70,14 @@ PARTITIONS_AT_ONCE = 16
 OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
 # Notices the subscriber asked for this minute: never held for quiet hours.
 ASKED_FOR_KINDS = ("sign_in_code",)
+# Confirmations of money the subscriber moved: never held back by min_interval_s (it is for warnings).
+CONFIRMATION_KINDS = ("topup", "bundle_purchased")
+# The status a status notice announces (docs/design.md, Suspension ladder): once the account is in
+# another, the notice would tell something no longer true.
+STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
+STATUS_NAMES = {1: "ACTIVE", 2: "ONE_WAY_SUSPENDED", 3: "TWO_WAY_SUSPENDED", 4: "TERMINATED"}
+# While Redis stays away, the pass failure is logged again only this often.
+FAILURE_LOG_INTERVAL_S = 60.0
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -88,6 +97,21 @@ def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
     if ends <= local:
         ends += timedelta(days=1)
     return int(ends.timestamp() * 1000)
+
+
+CONSOLE = "console"
+
+
+def superseded(event: Event, card: AccountRecord) -> str:
+    """Why a later event made this notice meaningless ('' when it still holds): a status notice for
+    an account now in another status, a low-balance warning after the balance rose above it again."""
+    announced = STATUS_OF_NOTICE.get(event.kind)
+    if announced is not None and card.status != announced:
+        return f"superseded: the account is {STATUS_NAMES.get(card.status, card.status)} now"
+    threshold = event.detail.split(" ")[0]
+    if event.kind == "low_balance" and threshold.lstrip("-").isdigit() and card.balance > int(threshold):
+        return f"superseded: the balance is above {threshold} again"
+    return ""
 
 
 class Notifier:
@@ -115,13 +139,34 @@ class Notifier:
         metrics.NOTIFIER_PARTITIONS.set(len(held))
         return held
 
+    def channels_in_use(self) -> list[str]:
+        """The configured channels; none configured: 'console' (notices written to this log)."""
+        configured = {"sms": self.config.sms.url, "email": self.config.email.host, "webhook": self.config.webhook.url}
+        return [name for name, where in configured.items() if where] or [CONSOLE]
+
     async def run(self, stopping: asyncio.Event) -> None:
+        channels = self.channels_in_use()
+        log.info(
+            "notifier %s started: channels %s, %d partitions to share%s",
+            self.owner,
+            ", ".join(channels),
+            self.settings.redis.partitions,
+            " (no channel configured: each notice is written to this log)" if channels == [CONSOLE] else "",
+        )
+        failing_since, logged_at = 0.0, 0.0
         try:
             while not stopping.is_set():
                 try:
                     busy = await self.pass_once()
+                    if failing_since:
+                        log.info("notifier: redis answers again after %.0f s", time.monotonic() - failing_since)
+                        failing_since = 0.0
                 except (RedisError, OSError, CreditdError) as error:
-                    log.warning("notifier: %s; trying again", error)
+                    now = time.monotonic()
+                    if not failing_since or now - logged_at >= FAILURE_LOG_INTERVAL_S:
+                        log.warning("notifier: %s; trying again every %g s", error, self.config.poll_interval_s)
+                        logged_at = now
+                    failing_since = failing_since or now
                     busy = False
                 if not busy:
                     await wait_or_stop(stopping, self.config.poll_interval_s)
@@ -164,7 +209,16 @@ class Notifier:
             fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
             if fields.get("kind") in SUBSCRIBER_KINDS and "gateway_id" not in fields:
                 time_ms, detail = int(fields["time_ms"]), fields.get("detail", "")
-                event = Event(as_text(raw_id or b""), fields["kind"], fields["account_id"], time_ms, detail)
+                balance, available = fields.get("balance"), fields.get("available")
+                event = Event(
+                    as_text(raw_id or b""),
+                    fields["kind"],
+                    fields["account_id"],
+                    time_ms,
+                    detail,
+                    int(balance) if balance is not None else None,
+                    int(available) if available is not None else None,
+                )
                 by_account.setdefault(event.account_id, []).append(event)
 
         async def handle_account(events: list[Event]) -> None:
@@ -221,7 +275,7 @@ class Notifier:
         pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
         if not pending:
             return
-        reason = await self.suppression(partition, event, card)
+        reason = superseded(event, card) or await self.suppression(partition, event, card)
         if reason:
             for channel in pending:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
@@ -247,7 +301,7 @@ class Notifier:
     async def suppression(self, partition: int, event: Event, card: AccountRecord) -> str:
         if is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             return "no marketing opt-in"
-        if self.config.min_interval_s:
+        if self.config.min_interval_s and event.kind not in CONFIRMATION_KINDS:
             key = notifier_key("noticed", partition, event.account_id, event.kind)
             claimed = await self.client.set(key, event.id, nx=True, px=self.config.min_interval_s * 1000)
             # Claimed before by this very event: it is being handled again after a restart.
@@ -261,10 +315,13 @@ class Notifier:
         language, currency = card.preferences.language, card.currency
         words = event.detail.split(" ")
         plan = self.settings.plans.get(card.plan)
+        # What the event left, not what is true now (the card is read at delivery, maybe much later).
+        balance = card.balance if event.balance is None else event.balance
+        available = card.available if event.available is None else event.available
         fields: dict[str, object] = {
             "name": card.contact_name,
-            "balance": money(card.balance, currency, language),
-            "available": money(card.available, currency, language),
+            "balance": money(balance, currency, language),
+            "available": money(available, currency, language),
             "topup_url": plan.redirect_url if plan else "",
         }
         if (
@@ -278,6 +335,8 @@ class Notifier:
             fields["next_status"] = status_words(words[0], language)
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
             fields["days"] = int(words[2])
+        elif event.kind in STATUS_OF_NOTICE:
+            fields["reason"] = words[0]
         elif event.kind == "sign_in_code":
             fields["code"] = self.sign_in_code(event)
         elif event.kind == "offer" and len(words) == 2:
@@ -303,6 +362,16 @@ class Notifier:
     async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
         # Unique across partitions (stream ids are only unique within one): the feed's event id and the channel.
         notice_id = f"{event.id}-{partition}-{channel}"
+        if self.channels_in_use() == [CONSOLE]:
+            log.info(
+                "console notice %s to %s (%s): %s | %s",
+                notice_id,
+                card.account_id,
+                channel,
+                notice.subject,
+                notice.text,
+            )
+            return
         if channel == "sms":
             await self.sms.send(card.contact_phone or card.account_id, notice, notice_id)
         elif channel == "email":
@@ -338,6 +407,15 @@ class Notifier:
             notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
             await self.send_checked(partition, channel, event, card, notice)
         except ChannelError as error:
+            log.warning(
+                "notice %s to %s on %s failed (attempt %d of %d): %s",
+                event.kind,
+                event.account_id,
+                channel,
+                attempts,
+                self.config.max_attempts,
+                error.message,
+            )
             if error.retryable and attempts < self.config.max_attempts:
                 due_ms = self.clock.now_ms() + int(self.config.retry_base_s * 2 ** (attempts - 1) * 1000)
                 await self.schedule(partition, event, channel, RETRYING, due_ms, error.message, attempts)
@@ -350,6 +428,7 @@ class Notifier:
                 await self.client.ltrim(key, 0, self.config.max_dead_letters - 1)
             return
         await self.record(partition, event, channel, SENT, "", attempts)
+        log.info("notice %s to %s sent on %s", event.kind, event.account_id, channel)
         metrics.NOTICES.labels(channel, kind_label(event.kind), SENT).inc()
         metrics.NOTICE_LAG.labels(channel).observe(max(0.0, (self.clock.now_ms() - event.time_ms) / 1000))
 
@@ -401,6 +480,10 @@ class Notifier:
         if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
+        elif event and card and (outdated := superseded(event, card)):
+            await self.record(partition, event, channel, SUPPRESSED, outdated)  # since queued
+            metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
+            log.info("notice %s to %s on %s dropped: %s", event.kind, event.account_id, channel, outdated)
         elif event and card and (quiet_end := self.quiet_until(event, card, now_ms)):
             # Checked again at delivery: a notice queued outside them (a campaign, a retry) may fall
             # due inside the subscriber's quiet hours, or their hours may have changed since.

@@ -78,6 +78,7 @@ class NoticeContext(msgspec.Struct, frozen=True):
     offer_bundle: str = ""
     offer_price: str = ""
     code: str = ""  # a sign-in code
+    reason: str = ""  # a status notice's: CREDIT, or an operator's ADMIN or FRAUD
     valid_until: str = ""  # a bonus's expiry
 
 

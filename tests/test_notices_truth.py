@@ -1,0 +1,156 @@
+"""Notices tell what was true at their event, and nothing a later event made meaningless. Against a real
+creditd, the real notifier and a real HTTP endpoint (the webhook channel), on the server's frozen clock,
+in each of the four languages:
+
+- a low-balance warning held by the quiet hours, then made moot by a top-up, is dropped with its reason
+  recorded (suppressed, "superseded"), and the top-up's confirmation goes out with the balance it left;
+- a suspension notice whose delivery failed (the endpoint answered 503), retried after the line was
+  resumed, is dropped ("superseded: the account is ACTIVE now") while the resumption is told;
+- an operator's FRAUD suspension is told without "top up" (a top-up does not lift it): no top-up URL,
+  and the words of customer care;
+- two top-ups within notifications.min_interval_s are both confirmed (the interval holds warnings back,
+  never a confirmation of money moved);
+- with no channel configured, the notifier writes each notice to its log (the console channel) and says
+  so when it starts."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+import pytest
+
+from creditd.notifier.service import Notifier
+from creditd.resources import default_config_path
+from creditd.settings import Settings
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import Harness, ServerAt
+from tests.test_channels import http_server
+from tests.test_notifier import notifier_for, posted
+from tests.test_rating import bangkok_ms
+
+pytestmark = pytest.mark.asyncio
+LANGUAGES = ["en", "th", "ru", "zh"]
+CARE_WORDS = {"en": "customer care", "th": "ศูนย์บริการลูกค้า", "ru": "службу поддержки", "zh": "客服"}
+
+
+async def subscriber(creditd: Harness, account_id: str, language: str, balance: int, **quiet: str) -> None:
+    await creditd.create_account(account_id, balance=balance)
+    preferences = pb.Preferences(channels=["webhook"], language=language, **quiet)
+    await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=account_id, preferences=preferences))
+
+
+def notice_records(creditd: Harness, account_id: str) -> dict[str, tuple[str, str]]:
+    """kind -> (state, reason) of the account's delivery records."""
+    found = {}
+    for key in creditd.redis.scan_iter(match="cd:*notice*", count=1000, _type="hash"):
+        record = creditd.redis.hgetall(key)
+        if b"event" not in record:
+            continue
+        event = msgspec.json.decode(record[b"event"])
+        if event["account_id"] == account_id:
+            found[event["kind"]] = (record[b"state"].decode(), record[b"reason"].decode())
+    return found
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_warning_made_moot_is_dropped_and_a_confirmation_tells_its_own_balance(
+    server_at: ServerAt, settings: Settings, language: str
+) -> None:
+    account_id = f"668161{LANGUAGES.index(language):05d}"
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-03-10T23:00:00")) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            quiet = {"quiet_hours_start": "22:00", "quiet_hours_end": "07:00"}
+            await subscriber(creditd, account_id, language, 2_050, **quiet)
+            await creditd.accounts.Adjust(
+                pb.AdjustRequest(account_id=account_id, amount=-100, reason="test", idempotency_key="a1")
+            )  # 2 050 -> 1 950: below 2 000 (low_balance), held by the quiet hours
+            await notifier.pass_once()
+            assert posted(endpoint) == []
+            await creditd.top_up(account_id, 10_000, "t1")  # 119.50: the warning no longer holds
+            creditd.clock.advance(8 * 3600)
+            await notifier.pass_once()
+            notices = posted(endpoint)
+            assert [notice["kind"] for notice in notices] == ["topup"], notices
+            assert "119.50" in notices[0]["text"] or "119,50" in notices[0]["text"], notices[0]["text"]
+            state, reason = notice_records(creditd, account_id)["low_balance"]
+            assert state == "suppressed" and reason.startswith("superseded: the balance is above"), reason
+
+
+async def test_a_retried_suspension_notice_is_dropped_once_the_line_is_resumed(
+    server_at: ServerAt, settings: Settings
+) -> None:
+    account_id = "66816200001"
+    with http_server(503) as endpoint:  # the first notice is refused for now: it is retried
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            await subscriber(creditd, account_id, "en", 1_000)
+            await creditd.accounts.SetStatus(
+                pb.SetStatusRequest(account_id=account_id, status=pb.ONE_WAY_SUSPENDED, reason="ADMIN")
+            )
+            await notifier.pass_once()
+            assert notice_records(creditd, account_id)["suspended_one_way"][0] == "retrying"
+            await creditd.accounts.SetStatus(
+                pb.SetStatusRequest(account_id=account_id, status=pb.ACTIVE, reason="ADMIN")
+            )
+            creditd.clock.advance(3600)
+            await notifier.pass_once()
+            kinds = [notice["kind"] for notice in posted(endpoint)]
+            assert kinds == ["suspended_one_way", "resumed"], kinds  # the first refused, never sent again
+            state, reason = notice_records(creditd, account_id)["suspended_one_way"]
+            assert (state, reason) == ("suppressed", "superseded: the account is ACTIVE now")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_fraud_suspension_does_not_ask_for_a_top_up(
+    server_at: ServerAt, settings: Settings, language: str
+) -> None:
+    account_id = f"668163{LANGUAGES.index(language):05d}"
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            await subscriber(creditd, account_id, language, 1_000)
+            await creditd.accounts.SetStatus(
+                pb.SetStatusRequest(account_id=account_id, status=pb.ONE_WAY_SUSPENDED, reason="FRAUD")
+            )
+            await notifier.pass_once()
+            (notice,) = posted(endpoint)
+            assert notice["kind"] == "suspended_one_way"
+            assert "top-up" not in notice["text"].split("A top-up does not")[0].lower()
+            assert "http" not in notice["text"] and CARE_WORDS[language] in notice["text"], notice["text"]
+
+
+async def test_confirmations_are_never_held_back_by_the_interval(server_at: ServerAt, settings: Settings) -> None:
+    account_id = "66816400001"
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            assert creditd.settings.notifications.min_interval_s > 0
+            notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            await subscriber(creditd, account_id, "en", 5_000)
+            await creditd.top_up(account_id, 20_000, "t1")
+            await creditd.top_up(account_id, 30_000, "t2")
+            await notifier.pass_once()
+            texts = [notice["text"] for notice in posted(endpoint) if notice["kind"] == "topup"]
+            assert len(texts) == 2 and "250.00" in texts[0] and "550.00" in texts[1], texts
+
+
+async def test_with_no_channel_configured_notices_go_to_the_log(
+    server_at: ServerAt, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    account_id = "66816500001"
+    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+        notifications = msgspec.structs.replace(
+            settings.notifications, templates_dir=str(default_config_path().parent / "templates")
+        )
+        assert not (notifications.sms.url or notifications.email.host or notifications.webhook.url)
+        own = msgspec.structs.replace(creditd.settings, notifications=notifications)
+        notifier = Notifier(creditd.server.redis, own, creditd.clock, "notify-console")
+        assert notifier.channels_in_use() == ["console"]
+        await subscriber(creditd, account_id, "en", 5_000)
+        caplog.set_level(logging.INFO)
+        await creditd.top_up(account_id, 20_000, "t1")
+        await notifier.pass_once()
+        lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("console notice")]
+        assert any(account_id in line and "250.00" in line for line in lines), lines
+        assert notice_records(creditd, account_id)["topup"][0] == "sent"
