@@ -16,6 +16,7 @@ seed; every form carries a CSRF token bound to one of them.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import hmac
 import logging
@@ -91,6 +92,10 @@ def typed_number(text: str, country_code: str) -> str:
     return number
 
 
+def utc_time(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
 
@@ -113,6 +118,7 @@ class Console:
         self.store = store
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+        self.environment.filters["utc"] = utc_time
 
     # -- sessions, CSRF, rendering
 
