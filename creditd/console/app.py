@@ -58,8 +58,21 @@ MAY = {
     "adjust": frozenset({"agent", "supervisor"}),
     "approve": frozenset({"supervisor"}),
     "audit": frozenset({"supervisor", "auditor"}),
+    "status": frozenset({"agent", "supervisor"}),
+}
+# What staff may set from the card, and the server's reason for it (the staff's own goes to the log).
+STATUS_ACTIONS = {
+    "suspend": (pb.ONE_WAY_SUSPENDED, "ADMIN"),
+    "suspend-fraud": (pb.TWO_WAY_SUSPENDED, "FRAUD"),
+    "resume": (pb.ACTIVE, "ADMIN"),
 }
 Page = Callable[[Request], Awaitable[Response]]
+# creditd's answers shown to staff as they are (each names the field or the state), by HTTP status.
+SHOWN_STATUS = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+}
 
 
 class ConsoleSettings(msgspec.Struct, frozen=True):
@@ -223,6 +236,7 @@ class Console:
             usage_shown=self.usage is not None,
             card=card,
             status=pb.AccountStatus.Name(card.status),
+            units={value: pb.Unit.Name(value) for value in pb.Unit.values()},
             ledger=list(ledger.entries),
             pending=self.store.pending(account_id),
             threshold=self.settings.approval_threshold_minor,
@@ -272,6 +286,26 @@ class Console:
         request = pb.AdjustRequest(account_id=account_id, amount=amount, reason=reason, idempotency_key=key)
         answer: pb.AdjustAnswer = await self.accounts.Adjust(request, timeout=CALL_TIMEOUT_S)
         return answer
+
+    async def set_status(self, request: Request) -> Response:
+        staff = self.staff(request)
+        data = await self.form(request)
+        self.allowed(staff, "status", request)
+        account_id = request.path_params["account_id"]
+        action = data.get("action", "")
+        reason = " ".join(data.get("reason", "").split())
+        if not ACCOUNT_ID.fullmatch(account_id):
+            return self.page(request, "message.html", staff, 400, message="Not an account id.")
+        if action not in STATUS_ACTIONS:
+            return await self.subscriber(request, f"Action: one of {', '.join(STATUS_ACTIONS)}.", 400)
+        if not reason or len(reason) > MAX_REASON_LENGTH:
+            return await self.subscriber(request, f"Reason: required, at most {MAX_REASON_LENGTH} characters.", 400)
+        status, server_reason = STATUS_ACTIONS[action]
+        request_message = pb.SetStatusRequest(account_id=account_id, status=status, reason=server_reason)
+        card = await self.accounts.SetStatus(request_message, timeout=CALL_TIMEOUT_S)
+        detail = f"{pb.AccountStatus.Name(card.status)} ({card.status_reason})"
+        self.store.record(staff.name, action, account_id, detail, reason, self.address(request))
+        return await self.subscriber(request, f"Status now {detail}.")
 
     async def approvals(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -325,7 +359,7 @@ def create_app(
             except grpc.aio.AioRpcError as error:
                 log.warning("creditd answered %s: %s", error.code().name, error.details())
                 staff = console.store.session(request.cookies.get(SESSION_COOKIE, ""))
-                status = 404 if error.code() == grpc.StatusCode.NOT_FOUND else 502
+                status = SHOWN_STATUS.get(error.code(), 502)
                 return console.page(request, "message.html", staff, status, message=f"creditd: {error.details()}")
 
         return page
@@ -336,6 +370,7 @@ def create_app(
         Route("/", guarded(console.search)),
         Route("/subscriber/{account_id}", guarded(console.subscriber)),
         Route("/subscriber/{account_id}/adjust", guarded(console.adjust), methods=["POST"]),
+        Route("/subscriber/{account_id}/status", guarded(console.set_status), methods=["POST"]),
         Route("/approvals", guarded(console.approvals)),
         Route("/approvals/{approval_id:int}", guarded(console.decide), methods=["POST"]),
         Route("/audit", guarded(console.audit)),
