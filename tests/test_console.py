@@ -266,3 +266,16 @@ async def test_suspend_and_resume_need_a_reason_and_a_role(creditd: Harness, sto
     rows = [(row.staff, row.action, row.reason) for row in reversed(store.audit_log())]
     assert ("anna", "suspend-fraud", "SIM box") in rows and ("anna", "resume", "cleared") in rows
     assert ("olga", "refused:status", "") in rows
+
+
+@pytest.mark.asyncio
+async def test_five_wrong_sign_ins_lock_the_name_for_a_while(creditd: Harness, store: StaffStore) -> None:
+    secret = store.add("anna", "agent", PASSWORD)
+    async with running_console(creditd, store) as url, httpx.AsyncClient(base_url=url) as browser:
+        for _ in range(5):
+            assert (await sign_in(browser, "anna", "wrong password!", pyotp.TOTP(secret).now())).status_code == 401
+        locked = await sign_in(browser, "anna", PASSWORD, pyotp.TOTP(secret).now())
+        assert locked.status_code == 429 and "Too many wrong attempts" in locked.text
+        assert (await browser.get("/")).headers["location"] == "/sign-in"
+    actions = [row.action for row in reversed(store.audit_log())]
+    assert actions == ["sign-in refused"] * 5 + ["sign-in locked"]

@@ -52,6 +52,9 @@ TYPED_NUMBER_NOISE = re.compile(r"[\s().-]")
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20
+# Refused sign-ins of one name within the window, then that name is locked out for the window.
+MAX_REFUSED_SIGN_INS = 5
+SIGN_IN_WINDOW_S = 900
 USAGE_PAGE = 20
 # Who may do what.
 MAY = {
@@ -183,6 +186,10 @@ class Console:
             return self.page(request, "sign_in.html", None)
         data = await self.form(request)
         name = data.get("name", "")[:64]
+        if self.store.recent_refusals(name, SIGN_IN_WINDOW_S) >= MAX_REFUSED_SIGN_INS:
+            self.store.record(name or "-", "sign-in locked", "-", "", "", self.address(request))
+            message = f"Too many wrong attempts: wait {SIGN_IN_WINDOW_S // 60} minutes."
+            return self.page(request, "sign_in.html", None, 429, error=message)
         found = self.store.check_sign_in(name, data.get("password", ""), data.get("code", "").strip())
         if found is None:
             self.store.record(name or "-", "sign-in refused", "-", "", "", self.address(request))
