@@ -28,6 +28,7 @@ import uvicorn
 from creditd.console.app import ConsoleSettings, UsageSource, create_app
 from creditd.console.staff import StaffStore
 from creditd.devtools.ports import free_port
+from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, TERMINATE, VOICE, Harness
 
 ACCOUNT = "66812345678"
@@ -234,3 +235,47 @@ async def test_the_card_explains_each_charge(creditd: Harness, store: StaffStore
         assert "90 paid SECONDS = 2 block(s) = 200" in why[0] and "charged 200 (" not in why[0]
         assert "gw1 call-1 1" in card.text and "call-2" not in card.text
         assert 'id="adjust"' not in card.text, "an auditor has no actions"
+
+
+@pytest.mark.asyncio
+async def test_suspend_and_resume_need_a_reason_and_a_role(creditd: Harness, store: StaffStore) -> None:
+    await creditd.create_account(ACCOUNT, balance=1_000)
+    agent_secret, auditor_secret = store.add("anna", "agent", PASSWORD), store.add("olga", "auditor", PASSWORD)
+    async with running_console(creditd, store) as url, contextlib.AsyncExitStack() as stack:
+        agent = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+        auditor = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
+        assert (await sign_in(agent, "anna", PASSWORD, pyotp.TOTP(agent_secret).now())).status_code == 303
+        assert (await sign_in(auditor, "olga", PASSWORD, pyotp.TOTP(auditor_secret).now())).status_code == 303
+        path = f"/subscriber/{ACCOUNT}/status"
+        no_reason = await agent.post(path, data={"action": "suspend", "reason": " ", "csrf": await csrf_of(agent, "/")})
+        assert no_reason.status_code == 400 and "Reason: required" in no_reason.text
+        by_auditor = await auditor.post(
+            path, data={"action": "suspend", "reason": "looks odd", "csrf": await csrf_of(auditor, "/")}
+        )
+        assert by_auditor.status_code == 403
+        assert (await creditd.get(ACCOUNT)).status == pb.ACTIVE
+        suspended = await agent.post(
+            path, data={"action": "suspend-fraud", "reason": "SIM box", "csrf": await csrf_of(agent, "/")}
+        )
+        assert suspended.status_code == 200 and "Status now TWO_WAY_SUSPENDED (FRAUD)" in suspended.text
+        assert (await creditd.get(ACCOUNT)).status == pb.TWO_WAY_SUSPENDED
+        resumed = await agent.post(
+            path, data={"action": "resume", "reason": "cleared", "csrf": await csrf_of(agent, "/")}
+        )
+        assert resumed.status_code == 200 and (await creditd.get(ACCOUNT)).status == pb.ACTIVE
+    rows = [(row.staff, row.action, row.reason) for row in reversed(store.audit_log())]
+    assert ("anna", "suspend-fraud", "SIM box") in rows and ("anna", "resume", "cleared") in rows
+    assert ("olga", "refused:status", "") in rows
+
+
+@pytest.mark.asyncio
+async def test_five_wrong_sign_ins_lock_the_name_for_a_while(creditd: Harness, store: StaffStore) -> None:
+    secret = store.add("anna", "agent", PASSWORD)
+    async with running_console(creditd, store) as url, httpx.AsyncClient(base_url=url) as browser:
+        for _ in range(5):
+            assert (await sign_in(browser, "anna", "wrong password!", pyotp.TOTP(secret).now())).status_code == 401
+        locked = await sign_in(browser, "anna", PASSWORD, pyotp.TOTP(secret).now())
+        assert locked.status_code == 429 and "Too many wrong attempts" in locked.text
+        assert (await browser.get("/")).headers["location"] == "/sign-in"
+    actions = [row.action for row in reversed(store.audit_log())]
+    assert actions == ["sign-in refused"] * 5 + ["sign-in locked"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import msgspec
 import pytest
 import yaml
 
+from creditd.devtools.ports import free_port
 from creditd.settings import Settings
 from monitoring import dashboard
 from tests.harness import started_server
@@ -103,12 +103,6 @@ def exported_names(exposition: str) -> set[str]:
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         return str(answer.read().decode())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape_notifier(redis_url: str, tmp_path: Path) -> str:

@@ -16,6 +16,7 @@ seed; every form carries a CSRF token bound to one of them.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import hmac
 import logging
@@ -51,14 +52,30 @@ TYPED_NUMBER_NOISE = re.compile(r"[\s().-]")
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20
+# Refused sign-ins of one name within the window, then that name is locked out for the window.
+MAX_REFUSED_SIGN_INS = 5
+SIGN_IN_WINDOW_S = 900
 USAGE_PAGE = 20
 # Who may do what.
 MAY = {
     "adjust": frozenset({"agent", "supervisor"}),
     "approve": frozenset({"supervisor"}),
     "audit": frozenset({"supervisor", "auditor"}),
+    "status": frozenset({"agent", "supervisor"}),
+}
+# What staff may set from the card, and the server's reason for it (the staff's own goes to the log).
+STATUS_ACTIONS = {
+    "suspend": (pb.ONE_WAY_SUSPENDED, "ADMIN"),
+    "suspend-fraud": (pb.TWO_WAY_SUSPENDED, "FRAUD"),
+    "resume": (pb.ACTIVE, "ADMIN"),
 }
 Page = Callable[[Request], Awaitable[Response]]
+# creditd's answers shown to staff as they are (each names the field or the state), by HTTP status.
+SHOWN_STATUS = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+}
 
 
 class ConsoleSettings(msgspec.Struct, frozen=True):
@@ -91,6 +108,10 @@ def typed_number(text: str, country_code: str) -> str:
     return number
 
 
+def utc_time(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
 
@@ -113,6 +134,7 @@ class Console:
         self.store = store
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+        self.environment.filters["utc"] = utc_time
 
     # -- sessions, CSRF, rendering
 
@@ -164,6 +186,10 @@ class Console:
             return self.page(request, "sign_in.html", None)
         data = await self.form(request)
         name = data.get("name", "")[:64]
+        if self.store.recent_refusals(name, SIGN_IN_WINDOW_S) >= MAX_REFUSED_SIGN_INS:
+            self.store.record(name or "-", "sign-in locked", "-", "", "", self.address(request))
+            message = f"Too many wrong attempts: wait {SIGN_IN_WINDOW_S // 60} minutes."
+            return self.page(request, "sign_in.html", None, 429, error=message)
         found = self.store.check_sign_in(name, data.get("password", ""), data.get("code", "").strip())
         if found is None:
             self.store.record(name or "-", "sign-in refused", "-", "", "", self.address(request))
@@ -217,6 +243,7 @@ class Console:
             usage_shown=self.usage is not None,
             card=card,
             status=pb.AccountStatus.Name(card.status),
+            units={value: pb.Unit.Name(value) for value in pb.Unit.values()},
             ledger=list(ledger.entries),
             pending=self.store.pending(account_id),
             threshold=self.settings.approval_threshold_minor,
@@ -266,6 +293,26 @@ class Console:
         request = pb.AdjustRequest(account_id=account_id, amount=amount, reason=reason, idempotency_key=key)
         answer: pb.AdjustAnswer = await self.accounts.Adjust(request, timeout=CALL_TIMEOUT_S)
         return answer
+
+    async def set_status(self, request: Request) -> Response:
+        staff = self.staff(request)
+        data = await self.form(request)
+        self.allowed(staff, "status", request)
+        account_id = request.path_params["account_id"]
+        action = data.get("action", "")
+        reason = " ".join(data.get("reason", "").split())
+        if not ACCOUNT_ID.fullmatch(account_id):
+            return self.page(request, "message.html", staff, 400, message="Not an account id.")
+        if action not in STATUS_ACTIONS:
+            return await self.subscriber(request, f"Action: one of {', '.join(STATUS_ACTIONS)}.", 400)
+        if not reason or len(reason) > MAX_REASON_LENGTH:
+            return await self.subscriber(request, f"Reason: required, at most {MAX_REASON_LENGTH} characters.", 400)
+        status, server_reason = STATUS_ACTIONS[action]
+        request_message = pb.SetStatusRequest(account_id=account_id, status=status, reason=server_reason)
+        card = await self.accounts.SetStatus(request_message, timeout=CALL_TIMEOUT_S)
+        detail = f"{pb.AccountStatus.Name(card.status)} ({card.status_reason})"
+        self.store.record(staff.name, action, account_id, detail, reason, self.address(request))
+        return await self.subscriber(request, f"Status now {detail}.")
 
     async def approvals(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -319,7 +366,7 @@ def create_app(
             except grpc.aio.AioRpcError as error:
                 log.warning("creditd answered %s: %s", error.code().name, error.details())
                 staff = console.store.session(request.cookies.get(SESSION_COOKIE, ""))
-                status = 404 if error.code() == grpc.StatusCode.NOT_FOUND else 502
+                status = SHOWN_STATUS.get(error.code(), 502)
                 return console.page(request, "message.html", staff, status, message=f"creditd: {error.details()}")
 
         return page
@@ -330,6 +377,7 @@ def create_app(
         Route("/", guarded(console.search)),
         Route("/subscriber/{account_id}", guarded(console.subscriber)),
         Route("/subscriber/{account_id}/adjust", guarded(console.adjust), methods=["POST"]),
+        Route("/subscriber/{account_id}/status", guarded(console.set_status), methods=["POST"]),
         Route("/approvals", guarded(console.approvals)),
         Route("/approvals/{approval_id:int}", guarded(console.decide), methods=["POST"]),
         Route("/audit", guarded(console.audit)),

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, staff TEXT NOT NULL,
     action TEXT NOT NULL, account_id TEXT NOT NULL, detail TEXT NOT NULL, reason TEXT NOT NULL,
     address TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_staff ON audit (staff, time_ms);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the staff audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -230,6 +231,14 @@ class StaffStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (_now_ms(), staff, action, account_id, detail, reason, address),
         )
+
+    def recent_refusals(self, name: str, window_s: int) -> int:
+        """Refused sign-ins of this name within the window (from the audit log)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM audit WHERE staff = ? AND action = 'sign-in refused' AND time_ms > ?",
+            (name, _now_ms() - window_s * 1000),
+        ).fetchone()
+        return int(row[0])
 
     def audit_log(self, limit: int = 200) -> list[AuditRow]:
         rows = self._db.execute(
