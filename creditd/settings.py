@@ -244,6 +244,12 @@ class PlanChange(Struct, frozen=True):
         return int(self.effective_at.timestamp() * 1000)
 
 
+class NumberSettings(Struct, frozen=True):
+    # Where subscribers' numbers are written in national form (creditd/phone_numbers.py): ISO 3166
+    # alpha-2. Empty: only international forms and bare E.164 digits are understood.
+    region: Annotated[str, msgspec.Meta(pattern=r"^([A-Z]{2})?$")] = ""
+
+
 class Settings(Struct, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     redis: RedisSettings = RedisSettings()
@@ -255,6 +261,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     notifications: NotificationSettings = NotificationSettings()
     portal: PortalSettings = PortalSettings()
     diameter: DiameterSettings = DiameterSettings()
+    numbers: NumberSettings = NumberSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict

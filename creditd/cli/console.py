@@ -69,14 +69,15 @@ def serve(
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise click.BadParameter("listen: HOST:PORT", param_hint="'--listen'")
+    creditd_settings, client = open_redis(redis_url, data_dir, config)
     settings = ConsoleSettings(
         listen=listen,
         server=server,
         database_path=str(database),
         approval_threshold_minor=approval_threshold,
         session_ttl_s=session_ttl,
+        region=creditd_settings.numbers.region,
     )
-    creditd_settings, client = open_redis(redis_url, data_dir, config)
     usage = UsageSource(client, creditd_settings.redis.partitions, creditd_settings.plans)
     store = StaffStore(database, session_ttl)
 

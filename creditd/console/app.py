@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
+from creditd.phone_numbers import account_id_of
 from creditd.plan_settings import Plan
 from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
@@ -48,7 +49,6 @@ SESSION_COOKIE = "creditd_console"
 SEED_COOKIE = "creditd_console_form"
 CALL_TIMEOUT_S = 10.0
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-TYPED_NUMBER_NOISE = re.compile(r"[\s().-]")
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20
@@ -88,8 +88,8 @@ class ConsoleSettings(msgspec.Struct, frozen=True):
     session_ttl_s: int = 1800
     # Adjustments larger than this (either way, minor units) wait for a supervisor's approval.
     approval_threshold_minor: int = 50_000
-    # A number typed with a leading 0 is national: this country code replaces the 0.
-    country_code: str = "66"
+    # Where numbers typed in national form are (creditd/phone_numbers.py): ISO 3166 alpha-2.
+    region: str = "TH"
 
 
 class SignInNeeded(Exception):
@@ -98,14 +98,6 @@ class SignInNeeded(Exception):
 
 class Forbidden(Exception):
     pass
-
-
-def typed_number(text: str, country_code: str) -> str:
-    """'081-234 5678', '+66 81 234 5678' and '66812345678' are all 66812345678."""
-    number = TYPED_NUMBER_NOISE.sub("", text).removeprefix("+")
-    if number.startswith("0"):
-        number = country_code + number[1:]
-    return number
 
 
 def utc_time(ms: int) -> str:
@@ -213,7 +205,7 @@ class Console:
         typed = request.query_params.get("number", "")[:64]
         if not typed:
             return self.page(request, "search.html", staff)
-        number = typed_number(typed, self.settings.country_code)
+        number = account_id_of(typed, self.settings.region)
         if not ACCOUNT_ID.fullmatch(number):
             return self.page(request, "search.html", staff, 400, typed=typed, error="Not a number.")
         try:
