@@ -12,6 +12,7 @@ is resolved to its account through the token; a token Redis does not hold is Una
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -32,9 +33,9 @@ from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis
-from creditd.store.functions import Functions
+from creditd.store.functions import Functions, SessionFunctions
 from creditd.store.keys import notifier_key, partition_of
-from creditd.store.replies import AccountRecord, TopUpRecord, checked_reply
+from creditd.store.replies import AccountRecord, checked_reply
 
 log = logging.getLogger(__name__)
 CODE_LENGTH = 6
@@ -48,6 +49,13 @@ class SignedIn(msgspec.Struct, frozen=True):
     signed_in: int
     tries_left: int
     session_expires_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscriber:
+    account_id: str
+    accounts: Accounts  # its function calls refused once the session has ended
+    vouchers: VoucherClaims
 
 
 class CatalogueEntry(msgspec.Struct, frozen=True):
@@ -68,8 +76,6 @@ class SelfService:
         self.calls = Calls(settings.redis.partitions)
         self.key = load_sign_in_key(settings.security.sign_in_key_path)
         self.limits = SignInLimits(client, settings.limits, clock)
-        retention_s = settings.limits.topup_key_retention_s
-        self.vouchers = VoucherClaims(client, self.calls, functions, accounts, clock, retention_s)
 
     # -- signing in
 
@@ -129,10 +135,21 @@ class SelfService:
 
     async def account_of(self, session_token: str) -> str:
         """The account whose subscriber holds this session; Unauthenticated when none does."""
+        return (await self.subscriber(session_token)).account_id
+
+    async def subscriber(self, session_token: str) -> Subscriber:
+        """The signed-in subscriber, with the calls made for their session: a token Redis does not
+        hold is Unauthenticated at once, and every function call made then is refused if the session
+        ends before it runs (the check is in the function call itself)."""
         account_id, token_hash = self._session(session_token)
-        if not await self.client.exists(self.calls.keys_of("sign_out", account_id, idempotency_key=token_hash)[0]):
+        session_key = self.calls.keys_of("sign_out", account_id, idempotency_key=token_hash)[0]
+        if not await self.client.exists(session_key):
             raise Unauthenticated("session_token: signed out or expired; sign in again")
-        return account_id
+        functions = SessionFunctions(self.functions, session_key)
+        accounts = Accounts(self.calls, functions, self.clock)
+        retention_s = self.settings.limits.topup_key_retention_s
+        vouchers = VoucherClaims(self.client, self.calls, functions, accounts, self.clock, retention_s)
+        return Subscriber(account_id, accounts, vouchers)
 
     async def sign_out(self, session_token: str) -> None:
         account_id, token_hash = self._session(session_token)
@@ -164,6 +181,3 @@ class SelfService:
             if (not offer.tiers or card.tier in offer.tiers)
             and card.loan_outstanding + offer.amount_minor + offer.fee_minor <= offer.max_outstanding_minor
         ]
-
-    async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
-        return await self.vouchers.redeem(account_id, typed_code)
