@@ -3,7 +3,9 @@ in a data folder under a world-readable directory, holds a code that was issued,
 to a real HTTP SMS endpoint, and used to sign in: every file of the data folder (the AOF included,
 written through WAITAOF) is read and neither the code (as the notice's detail or anywhere between
 non-digits) nor its bare SHA-256 is found; the folder is 0700 and its files 0600, and user nobody can
-read none of it. A notice sealed under another key is dead-lettered, never sent with a wrong code."""
+read none of it. A notice sealed under another key is dead-lettered, never sent with a wrong code.
+Without a configured key file, a server and a notifier in separate processes on one data folder use
+the same key (DATA_DIR/sign_in.key, 0600, made once), so a code one issues the other can send."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import hashlib
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from creditd.core.sign_in_codes import SignInKey
+from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.keys import notifier_key, partition_of
@@ -89,3 +92,16 @@ async def test_a_code_sealed_under_another_key_is_dead_lettered(
     partition = partition_of(ACCOUNT, settings.redis.partitions)
     dead = creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)  # type: ignore[attr-defined]
     assert any(b"sealed under another key" in letter for letter in dead)
+
+
+async def test_processes_on_one_data_folder_share_the_default_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    here = load_sign_in_key("", str(data_dir)).digest(ACCOUNT, "123456")
+    program = (
+        "from creditd.core.sign_in_codes import load_sign_in_key as k;"
+        f" print(k('', {str(data_dir)!r}).digest({ACCOUNT!r}, '123456'))"
+    )
+    there = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=True)
+    assert there.stdout.strip() == here
+    assert stat.S_IMODE((data_dir / "sign_in.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import secrets
@@ -24,7 +25,7 @@ from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
-from creditd.core.sign_in_codes import load_sign_in_key
+from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.core.sign_in_limits import SignInLimits
 from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.voucher_claims import VoucherClaims
@@ -75,10 +76,14 @@ class SelfService:
         self.client, self.functions, self.accounts, self.clock = client, functions, accounts, clock
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
-        self.key = load_sign_in_key(settings.security.sign_in_key_path)
         self.limits = SignInLimits(client, settings.limits, clock)
 
     # -- signing in
+
+    @functools.cached_property
+    def key(self) -> SignInKey:
+        """Read (or made) at the first sign-in, not at start: a server nobody signs in to needs none."""
+        return load_sign_in_key(self.settings.security.sign_in_key_path, self.settings.redis.data_dir)
 
     async def send_code(self, account_id: str, address: str) -> int:
         """Sends a new code; returns when it stops working (Unix ms). The same answer whether or not
