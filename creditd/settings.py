@@ -175,7 +175,7 @@ class SecuritySettings(Struct, frozen=True):
     # Role -> certificate names (common name or DNS SAN) that have it.
     roles: dict[Role, list[Annotated[str, msgspec.Meta(max_length=255)]]] = msgspec.field(default_factory=dict)
     # A file of at least 32 random bytes, read by every process that issues, checks or sends sign-in
-    # codes (creditd/core/sign_in_codes.py); empty: a random key per process (one process only).
+    # codes (creditd/core/sign_in_codes.py); empty: <redis.data_dir>/sign_in.key, made on first use.
     sign_in_key_path: Annotated[str, msgspec.Meta(max_length=1024)] = ""
 
     @property

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 import uvloop
 
+from creditd.core.sign_in_codes import make_sign_in_key
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.resources import default_config_path
 from creditd.settings import Settings, SweeperSettings, load_settings, parse_settings
@@ -33,16 +34,20 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The shipped config, with the background sweeper off (tests run sweeper passes themselves), no
     metrics endpoint (tests that need one start it on port 0), and no clock skew check: the tests
-    move the server's clock by days on purpose (tests/faults/test_clock_skew.py turns it on)."""
+    move the server's clock by days on purpose (tests/faults/test_clock_skew.py turns it on); the
+    sign-in key in the run's own folder (not ./data)."""
     shipped = load_settings(default_config_path())
     return msgspec.structs.replace(
         shipped,
         sweeper=msgspec.structs.replace(shipped.sweeper, enabled=False),
         metrics=msgspec.structs.replace(shipped.metrics, listen=""),
         redis=msgspec.structs.replace(shipped.redis, max_clock_skew_ms=0),
+        security=msgspec.structs.replace(
+            shipped.security, sign_in_key_path=str(make_sign_in_key(tmp_path_factory.mktemp("keys")))
+        ),
     )
 
 

@@ -5,11 +5,14 @@ and HSTS is sent because the configured public URL is https, whatever the Host h
 sends Host: 127.0.0.1), and neither without it; a portal listening off loopback without an https
 public URL does not start; every answer (sign-in page, redirect, 404, each account page of a
 signed-in subscriber) carries a CSP without script and with frame-ancestors 'none', nosniff,
-X-Frame-Options, Referrer-Policy and Cache-Control: no-store."""
+X-Frame-Options, Referrer-Policy and Cache-Control: no-store; Redis out of memory under a signed-in
+subscriber's save is 429 in the subscriber's words, and none of Redis' or creditd's text reaches
+the page (on b7c6e5e: 400 with "redis: out of memory (maxmemory reached; noeviction ...)")."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import grpc
 import httpx
@@ -18,8 +21,9 @@ import pytest
 from creditd.errors import ConfigError
 from creditd.portal.app import create_app
 from creditd.settings import PortalSettings, Settings
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import ServerAt
+from tests.harness import FrozenClock, ServerAt, library_client, started_server
 from tests.portal import running_portal, sms_notifier
 from tests.test_channels import http_server
 from tests.test_portal import CSRF, sign_in
@@ -92,3 +96,25 @@ async def test_every_answer_carries_the_security_headers(server_at: ServerAt, se
             assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
             assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
             assert headers["referrer-policy"] == "no-referrer" and headers["cache-control"] == "no-store"
+
+
+async def test_redis_out_of_memory_is_told_in_the_subscribers_words(tmp_path: Path, settings: Settings) -> None:
+    with (
+        http_server() as gateway,
+        EmbeddedRedis(tmp_path / "data") as embedded,
+        library_client(embedded.url, settings) as client,
+    ):
+        async with (
+            started_server(settings, embedded.url, client, FrozenClock(bangkok_ms("2027-03-10T12:00:00"))) as creditd,
+            running_portal(creditd) as url,
+            httpx.AsyncClient(base_url=url) as browser,
+        ):
+            await creditd.create_account(OURS, balance=10_000)
+            await sign_in(browser, creditd, sms_notifier(creditd, gateway, settings), gateway, OURS)
+            csrf = CSRF.findall((await browser.get("/preferences")).text)[0]
+            # below what is used: every write is refused OOM (noeviction), reads still served
+            client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
+            saved = await browser.post("/preferences", data={"language": "en", "csrf": csrf})
+            client.config_set("maxmemory", 0)
+        assert saved.status_code == 429 and "The service is busy just now" in saved.text
+        assert "memory" not in saved.text and "redis" not in saved.text.lower()

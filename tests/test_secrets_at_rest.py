@@ -3,7 +3,10 @@ in a data folder under a world-readable directory, holds a code that was issued,
 to a real HTTP SMS endpoint, and used to sign in: every file of the data folder (the AOF included,
 written through WAITAOF) is read and neither the code (as the notice's detail or anywhere between
 non-digits) nor its bare SHA-256 is found; the folder is 0700 and its files 0600, and user nobody can
-read none of it. A notice sealed under another key is dead-lettered, never sent with a wrong code."""
+read none of it. A notice sealed under another key is dead-lettered, never sent with a wrong code.
+Without a configured key file, processes on one data folder use the same key (DATA_DIR/sign_in.key,
+0600, made once): `creditd serve --workers 2` as subprocesses issue and check a code that a notifier
+of another process opens and sends."""
 
 from __future__ import annotations
 
@@ -11,20 +14,28 @@ import hashlib
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import msgspec
 import pytest
 
-from creditd.core.sign_in_codes import SignInKey
-from creditd.settings import Settings
-from creditd.store.embedded import EmbeddedRedis
+from creditd.clock import Clock
+from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
+from creditd.devtools.ports import free_port
+from creditd.notifier.service import Notifier
+from creditd.resources import default_config_path
+from creditd.settings import Settings, SmsChannelSettings
+from creditd.store.connection import connect
+from creditd.store.embedded import EmbeddedRedis, embedded_url
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import FrozenClock, library_client, started_server
 from tests.portal import last_code, sms_notifier, texts_to
+from tests.processes import start_server, stop, wait_serving
 from tests.test_channels import http_server
 from tests.test_rating import bangkok_ms
 
@@ -89,3 +100,53 @@ async def test_a_code_sealed_under_another_key_is_dead_lettered(
     partition = partition_of(ACCOUNT, settings.redis.partitions)
     dead = creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)  # type: ignore[attr-defined]
     assert any(b"sealed under another key" in letter for letter in dead)
+
+
+async def test_processes_on_one_data_folder_share_the_default_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    here = load_sign_in_key("", str(data_dir)).digest(ACCOUNT, "123456")
+    program = (
+        "from creditd.core.sign_in_codes import load_sign_in_key as k;"
+        f" print(k('', {str(data_dir)!r}).digest({ACCOUNT!r}, '123456'))"
+    )
+    there = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=True)
+    assert there.stdout.strip() == here
+    assert stat.S_IMODE((data_dir / "sign_in.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+
+
+async def test_a_server_and_a_notifier_in_two_processes_share_the_default_key(
+    tmp_path: Path, settings: Settings, gateway: object
+) -> None:
+    """`creditd serve --data-dir D` (a subprocess, without sign_in_key_path) issues a code; a notifier in
+    this process, configured as `creditd notify --data-dir D` would be, opens and sends it."""
+    data_dir, port = tmp_path / "data", free_port()
+    process = start_server(data_dir, port, "--workers", "2")
+    try:
+        wait_serving(port, process)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await pb_grpc.AccountsStub(channel).CreateAccount(
+                pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=100)
+            )
+            stub = pb_grpc.SelfServiceStub(channel)
+            await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=ACCOUNT))
+            own = msgspec.structs.replace(
+                settings,
+                redis=msgspec.structs.replace(settings.redis, data_dir=str(data_dir)),
+                security=msgspec.structs.replace(settings.security, sign_in_key_path=""),
+                notifications=msgspec.structs.replace(
+                    settings.notifications,
+                    templates_dir=str(default_config_path().parent / "templates"),
+                    sms=SmsChannelSettings(url=f"http://127.0.0.1:{gateway.server_port}/cgi-bin/sendsms"),  # type: ignore[attr-defined]
+                ),
+            )
+            client = connect(embedded_url(data_dir), own.redis)
+            try:
+                await Notifier(client, own, Clock(), "notify-test").pass_once()
+            finally:
+                await client.aclose()
+            code = last_code(gateway, ACCOUNT)
+            signed = await stub.SignIn(pb.SignInRequest(account_id=ACCOUNT, code=code))
+            assert signed.session_token  # a worker checked the code the notifier sent
+    finally:
+        stop(process)

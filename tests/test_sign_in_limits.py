@@ -127,7 +127,7 @@ async def test_the_global_budget_of_failures_and_bounded_counters(
             code = last_code(gateway, NUMBERS[0])
             right = {"phone": NUMBERS[0], "code": code, "csrf": csrf}
             refused = await browser.post("/sign-in/code", data=right, headers={"x-forwarded-for": "198.51.100.9"})
-            assert refused.status_code == 429 and "Too many requests just now" in refused.text
+            assert refused.status_code == 429 and "The service is busy just now" in refused.text
             for i in range(50):  # fifty addresses ask: the global budget of codes (5, one spent) caps them
                 await ask(browser, NUMBERS[0], f"10.0.{i}.1")
             counters = list(creditd.redis.scan_iter("cd:limit:*"))
@@ -154,4 +154,4 @@ async def test_a_subscriber_has_a_budget_of_their_own(
             assert page.status_code == 200
             answers = [await browser.get("/") for _ in range(5)]
             over = [answer for answer in answers if answer.status_code == 429]
-            assert over and all("Too many requests just now" in a.text and "caller" not in a.text for a in over)
+            assert over and all("The service is busy just now" in a.text and "caller" not in a.text for a in over)

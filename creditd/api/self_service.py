@@ -24,8 +24,7 @@ from creditd.api.messages import (
     top_up_answer_message,
     usage_summary_message,
 )
-from creditd.core.accounts import Accounts
-from creditd.core.self_service import SelfService
+from creditd.core.self_service import SelfService, Subscriber
 from creditd.core.sign_in_limits import address_bucket
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.settings import Limits
@@ -53,7 +52,6 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
     def __init__(
         self,
         self_service: SelfService,
-        accounts: Accounts,
         limits: Limits,
         authorizer: Authorizer,
         client_limits: ClientLimits,
@@ -61,7 +59,6 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         self.authorizer = authorizer
         self.client_limits = client_limits
         self._self_service = self_service
-        self._accounts = accounts
         self._limits = limits
 
     def rate_subject(self, caller: str, context: Context) -> str:
@@ -69,13 +66,13 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         address, not the portal's certificate that every subscriber's call comes with."""
         return f"{caller}@{address_bucket(client_address(context))}"
 
-    async def _subscriber(self, session_token: str) -> str:
-        """The signed-in subscriber's account, which then takes one of its own budget of calls;
-        from here on the actor is '<portal>/<account>'."""
-        account_id = await self._self_service.account_of(session_token)
-        self.client_limits.take_token(f"{logs.caller()}/{account_id}")
-        logs.CALLER.set(f"{logs.caller()}/{account_id}")
-        return account_id
+    async def _subscriber(self, session_token: str) -> Subscriber:
+        """The signed-in subscriber, who then takes one of their own budget of calls; from here on
+        the actor is '<portal>/<account>'. Their calls are refused once the session ends."""
+        subscriber = await self._self_service.subscriber(session_token)
+        self.client_limits.take_token(f"{logs.caller()}/{subscriber.account_id}")
+        logs.CALLER.set(f"{logs.caller()}/{subscriber.account_id}")
+        return subscriber
 
     @rpc
     async def RequestSignInCode(
@@ -97,70 +94,79 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
 
     @rpc
     async def SignOut(self, request: pb.SessionRequest, context: Context) -> pb.SignOutAnswer:
-        account_id = await self._subscriber(request.session_token)
+        subscriber = await self._subscriber(request.session_token)
         await self._self_service.sign_out(request.session_token)
-        log.info("%s signed out", account_id)
+        log.info("%s signed out", subscriber.account_id)
         return pb.SignOutAnswer()
 
     @rpc
     async def GetMyAccount(self, request: pb.SessionRequest, context: Context) -> pb.Account:
-        return account_message(await self._accounts.get(await self._subscriber(request.session_token)))
+        subscriber = await self._subscriber(request.session_token)
+        return account_message(await subscriber.accounts.get(subscriber.account_id))
 
     @rpc
     async def ListMyLedger(self, request: pb.ListMyLedgerRequest, context: Context) -> pb.ListLedgerAnswer:
-        account_id = await self._subscriber(request.session_token)
+        subscriber = await self._subscriber(request.session_token)
+        account_id = subscriber.account_id
         page = pb.ListLedgerRequest(account_id=account_id, limit=request.limit, before_seq=request.before_seq)
         validation.check_list_ledger(page, self._limits)
         limit = request.limit or self._limits.default_ledger_page
-        entries = await self._accounts.list_ledger(account_id, limit, request.before_seq)
+        entries = await subscriber.accounts.list_ledger(account_id, limit, request.before_seq)
         return pb.ListLedgerAnswer(entries=[ledger_entry_message(entry) for entry in entries])
 
     @rpc
     async def GetMyUsage(self, request: pb.SessionRequest, context: Context) -> pb.UsageSummary:
-        return usage_summary_message(await self._self_service.usage(await self._subscriber(request.session_token)))
+        subscriber = await self._subscriber(request.session_token)
+        return usage_summary_message(await self._self_service.usage(subscriber.account_id))
 
     @rpc
     async def ListMyBundles(self, request: pb.SessionRequest, context: Context) -> pb.BundleCatalogue:
-        card = await self._accounts.get(await self._subscriber(request.session_token))
+        subscriber = await self._subscriber(request.session_token)
+        card = await subscriber.accounts.get(subscriber.account_id)
         return catalogue_message(await self._self_service.catalogue(card), card.currency)
 
     @rpc
     async def PurchaseMyBundle(self, request: pb.PurchaseMyBundleRequest, context: Context) -> pb.Account:
-        account_id = await self._subscriber(request.session_token)
+        subscriber = await self._subscriber(request.session_token)
+        account_id = subscriber.account_id
         purchase = pb.PurchaseBundleRequest(
             account_id=account_id, bundle_id=request.bundle_id, idempotency_key=request.idempotency_key
         )
         validation.check_purchase_bundle(purchase)
-        record = await self._accounts.purchase_bundle(account_id, request.bundle_id, request.idempotency_key)
+        record = await subscriber.accounts.purchase_bundle(account_id, request.bundle_id, request.idempotency_key)
         log.info("bundle %s bought by %s (%s)", request.bundle_id, account_id, request.idempotency_key)
         return account_message(record)
 
     @rpc
     async def RedeemVoucher(self, request: pb.RedeemVoucherRequest, context: Context) -> pb.TopUpAnswer:
-        account_id = await self._subscriber(request.session_token)
-        record = await self._self_service.redeem_voucher(account_id, request.code)
+        subscriber = await self._subscriber(request.session_token)
+        account_id = subscriber.account_id
+        record = await subscriber.vouchers.redeem(account_id, request.code)
         log.info("voucher redeemed by %s%s", account_id, " (replayed: nothing applied)" if record.replayed else "")
         return top_up_answer_message(record)
 
     @rpc
     async def ListMyLoanOffers(self, request: pb.SessionRequest, context: Context) -> pb.LoanOfferCatalogue:
-        card = await self._accounts.get(await self._subscriber(request.session_token))
+        subscriber = await self._subscriber(request.session_token)
+        card = await subscriber.accounts.get(subscriber.account_id)
         return loan_offers_message(self._self_service.loan_offers(card), card)
 
     @rpc
     async def BorrowMyCredit(self, request: pb.BorrowMyCreditRequest, context: Context) -> pb.TopUpAnswer:
-        account_id = await self._subscriber(request.session_token)
+        subscriber = await self._subscriber(request.session_token)
+        account_id = subscriber.account_id
         borrow = pb.BorrowRequest(
             account_id=account_id, offer_id=request.offer_id, idempotency_key=request.idempotency_key
         )
         validation.check_borrow(borrow)
-        record = await self._accounts.borrow(account_id, request.offer_id, request.idempotency_key)
+        record = await subscriber.accounts.borrow(account_id, request.offer_id, request.idempotency_key)
         log.info("loan %s borrowed by %s%s", request.offer_id, account_id, " (replayed)" if record.replayed else "")
         return top_up_answer_message(record)
 
     @rpc
     async def SetMyPreferences(self, request: pb.SetMyPreferencesRequest, context: Context) -> pb.Account:
-        account_id = await self._subscriber(request.session_token)
+        subscriber = await self._subscriber(request.session_token)
+        account_id = subscriber.account_id
         own = pb.SetPreferencesRequest(account_id=account_id, preferences=request.preferences)
         validation.check_preferences(own)
-        return account_message(await self._accounts.set_preferences(account_id, preferences_spec(own)))
+        return account_message(await subscriber.accounts.set_preferences(account_id, preferences_spec(own)))

@@ -178,7 +178,7 @@ class CreditdServer:
         )
         pb_grpc.add_AccountsServicer_to_server(account_service, server)
         self_service = SelfService(self.redis, self.functions, accounts, settings, self.clock)
-        self_servicer = SelfServiceServicer(self_service, accounts, settings.limits, authorizer, client_limits)
+        self_servicer = SelfServiceServicer(self_service, settings.limits, authorizer, client_limits)
         pb_grpc.add_SelfServiceServicer_to_server(self_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)

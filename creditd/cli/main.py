@@ -189,7 +189,8 @@ def serve(
             log.info("signal received during start-up: stopped")
             return
         if workers > 1:
-            passthrough = ["--log-level", log_level, "--log-format", log_format]
+            # --data-dir too: the workers' default sign-in key is <data dir>/sign_in.key, as notify's
+            passthrough = ["--log-level", log_level, "--log-format", log_format, "--data-dir", settings.redis.data_dir]
             for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-client-ca", tls_client_ca)):
                 passthrough += [flag, str(path)] if path else []
             config_path = config or default_config_path()

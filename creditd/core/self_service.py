@@ -12,6 +12,9 @@ is resolved to its account through the token; a token Redis does not hold is Una
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import hashlib
 import logging
 import secrets
@@ -22,7 +25,7 @@ from creditd.clock import Clock
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
-from creditd.core.sign_in_codes import load_sign_in_key
+from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.core.sign_in_limits import SignInLimits
 from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.voucher_claims import VoucherClaims
@@ -32,9 +35,9 @@ from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis
-from creditd.store.functions import Functions
+from creditd.store.functions import Functions, SessionFunctions
 from creditd.store.keys import notifier_key, partition_of
-from creditd.store.replies import AccountRecord, TopUpRecord, checked_reply
+from creditd.store.replies import AccountRecord, checked_reply
 
 log = logging.getLogger(__name__)
 CODE_LENGTH = 6
@@ -48,6 +51,13 @@ class SignedIn(msgspec.Struct, frozen=True):
     signed_in: int
     tries_left: int
     session_expires_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscriber:
+    account_id: str
+    accounts: Accounts  # its function calls refused once the session has ended
+    vouchers: VoucherClaims
 
 
 class CatalogueEntry(msgspec.Struct, frozen=True):
@@ -66,12 +76,14 @@ class SelfService:
         self.client, self.functions, self.accounts, self.clock = client, functions, accounts, clock
         self.settings = settings
         self.calls = Calls(settings.redis.partitions)
-        self.key = load_sign_in_key(settings.security.sign_in_key_path)
         self.limits = SignInLimits(client, settings.limits, clock)
-        retention_s = settings.limits.topup_key_retention_s
-        self.vouchers = VoucherClaims(client, self.calls, functions, accounts, clock, retention_s)
 
     # -- signing in
+
+    @functools.cached_property
+    def key(self) -> SignInKey:
+        """Read (or made) at the first sign-in, not at start: a server nobody signs in to needs none."""
+        return load_sign_in_key(self.settings.security.sign_in_key_path, self.settings.redis.data_dir)
 
     async def send_code(self, account_id: str, address: str) -> int:
         """Sends a new code; returns when it stops working (Unix ms). The same answer whether or not
@@ -87,6 +99,7 @@ class SelfService:
         if isinstance(reply, CreditdError):
             if isinstance(raw, list) and raw and raw[0] in UNTOLD_REFUSALS:
                 log.info("no sign-in code sent to %s: %s", account_id, reply.message)
+                await self._as_if_sent(account_id)
                 return now_ms + self.settings.limits.sign_in_code_lifetime_s * 1000
             raise reply
         expires_at_ms = int(msgspec.json.decode(reply.body)["expires_at_ms"])
@@ -103,6 +116,17 @@ class SelfService:
             queue_notice(pipe, record_key, due_key, notice, channel, now_ms, "sign-in code", retention_s)
         await pipe.execute()
         return expires_at_ms
+
+    async def _as_if_sent(self, account_id: str) -> None:
+        """The round trips of a code sent (the card, then the notice's pipeline), writing nothing, so
+        that an answer's time does not tell either."""
+        with contextlib.suppress(CreditdError):
+            await self.accounts.get(account_id)
+        partition = partition_of(account_id, self.settings.redis.partitions)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(notifier_key("notices_due", partition))
+        pipe.zcard(notifier_key("notices_due", partition))
+        await pipe.execute()
 
     async def sign_in(self, account_id: str, code: str, address: str) -> tuple[str, SignedIn]:
         """('<account_id>.<token>', outcome) when the code is right, ('', outcome) when not. An
@@ -129,10 +153,21 @@ class SelfService:
 
     async def account_of(self, session_token: str) -> str:
         """The account whose subscriber holds this session; Unauthenticated when none does."""
+        return (await self.subscriber(session_token)).account_id
+
+    async def subscriber(self, session_token: str) -> Subscriber:
+        """The signed-in subscriber, with the calls made for their session: a token Redis does not
+        hold is Unauthenticated at once, and every function call made then is refused if the session
+        ends before it runs (the check is in the function call itself)."""
         account_id, token_hash = self._session(session_token)
-        if not await self.client.exists(self.calls.keys_of("sign_out", account_id, idempotency_key=token_hash)[0]):
+        session_key = self.calls.keys_of("sign_out", account_id, idempotency_key=token_hash)[0]
+        if not await self.client.exists(session_key):
             raise Unauthenticated("session_token: signed out or expired; sign in again")
-        return account_id
+        functions = SessionFunctions(self.functions, session_key)
+        accounts = Accounts(self.calls, functions, self.clock)
+        retention_s = self.settings.limits.topup_key_retention_s
+        vouchers = VoucherClaims(self.client, self.calls, functions, accounts, self.clock, retention_s)
+        return Subscriber(account_id, accounts, vouchers)
 
     async def sign_out(self, session_token: str) -> None:
         account_id, token_hash = self._session(session_token)
@@ -164,6 +199,3 @@ class SelfService:
             if (not offer.tiers or card.tier in offer.tiers)
             and card.loan_outstanding + offer.amount_minor + offer.fee_minor <= offer.max_outstanding_minor
         ]
-
-    async def redeem_voucher(self, account_id: str, typed_code: str) -> TopUpRecord:
-        return await self.vouchers.redeem(account_id, typed_code)

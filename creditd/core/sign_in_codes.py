@@ -8,16 +8,17 @@ sends codes reads):
   of the notice's id (unique per notice), then an HMAC tag over id and ciphertext (encrypt-then-MAC),
   so the notifier, holding the key, reads it back and a copy of Redis or of its AOF does not.
 
-Without a key file every process makes its own random key: enough for one process (the tests, a
-development server that also runs its notifier), not for several (a code issued by one could not be
-checked or sent by another); the first use logs that.
+Without a configured file the key is DATA_DIR/sign_in.key (redis.data_dir), made on first use: every
+process of one host shares it; processes on several hosts need sign_in_key_path to one key file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 MIN_KEY_BYTES = 32
 TAG_BYTES = 16
 SEALED_PREFIX = "s1."
-_process_key: list[bytes] = []
+DEFAULT_KEY_FILE = "sign_in.key"
 
 
 def _domain(label: str, *parts: str) -> bytes:
@@ -72,17 +73,36 @@ class SignInKey:
         return bytes(a ^ b for a, b in zip(cipher, self._stream(notice_id, len(cipher)), strict=True)).decode()
 
 
-def load_sign_in_key(path: str) -> SignInKey:
-    """The key in the file at path (at least 32 bytes; its owner alone should read it), or, for an
-    empty path, this process's own random key."""
+def _make_key_file(path: Path) -> None:
+    """A new key file, written aside and linked into place, so that processes starting together
+    agree on one (the first link wins) and none reads half a file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(MIN_KEY_BYTES) + "\n")
+    with contextlib.suppress(FileExistsError):
+        os.link(draft, path)
+    draft.unlink()
+
+
+def make_sign_in_key(directory: Path) -> Path:
+    """directory/sign_in.key, made unless it exists (for `sign_in_key_path`; mode 0600)."""
+    path = directory / DEFAULT_KEY_FILE
+    if not path.exists():
+        _make_key_file(path)
+    return path
+
+
+def load_sign_in_key(path: str, data_dir: str) -> SignInKey:
+    """The key in the file at path (at least 32 bytes; its owner alone should read it). Without a
+    path, DATA_DIR/sign_in.key, made on first use: the server and `creditd notify` of one host share
+    it (the embedded server's data folder is 0700); several hosts need a path to one key."""
     if not path:
-        if not _process_key:
-            _process_key.append(secrets.token_bytes(MIN_KEY_BYTES))
-            log.warning(
-                "security.sign_in_key_path is empty: sign-in codes use a key of this process only; codes"
-                " issued here cannot be checked or sent by another process (set it when running several)"
-            )
-        return SignInKey(_process_key[0])
+        default = Path(data_dir) / DEFAULT_KEY_FILE
+        if not default.exists():
+            log.warning("making the sign-in key %s (security.sign_in_key_path is empty)", default)
+        path = str(make_sign_in_key(Path(data_dir)))
     try:
         key = Path(path).read_bytes().strip()
     except OSError as error:

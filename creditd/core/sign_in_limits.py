@@ -45,9 +45,11 @@ class SignInLimits:
         return KEY_PATTERNS["limit"].format(idempotency_key=f"{kind}:{subject}:{window}")
 
     async def _within(self, kind: str, address: str, per_address: int, overall: int) -> bool:
-        keys = [self._key(kind, ALL), self._key(kind, address_bucket(address))]
-        counts = await self.client.mget(keys)
-        return int(counts[0] or 0) < overall and int(counts[1] or 0) < per_address
+        pipe = self.client.pipeline(transaction=False)  # two slots: no MGET on a cluster
+        pipe.get(self._key(kind, ALL))
+        pipe.get(self._key(kind, address_bucket(address)))
+        everyone, this_address = await pipe.execute()
+        return int(everyone or 0) < overall and int(this_address or 0) < per_address
 
     async def _count(self, kind: str, address: str) -> None:
         pipe = self.client.pipeline(transaction=False)

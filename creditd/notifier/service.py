@@ -25,6 +25,7 @@ dead-letters.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -40,7 +41,7 @@ from creditd.clock import Clock, wait_or_stop
 from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
-from creditd.core.sign_in_codes import load_sign_in_key
+from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.errors import CreditdError
 from creditd.formatting import bundle_of, local_time, money
@@ -123,7 +124,6 @@ class Notifier:
         self.sms = SmsChannel(self.config.sms)
         self.email = EmailChannel(self.config.email)
         self.webhook = WebhookChannel(self.config.webhook)
-        self.sign_in_key = load_sign_in_key(settings.security.sign_in_key_path)
         self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
         self.summarizer = UsageSummarizer(client, settings, clock, f"notifier:{owner}")
 
@@ -350,6 +350,10 @@ class Notifier:
             fields["bundle"] = bundle_of(words[0])
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
         return msgspec.convert(fields, NoticeContext)
+
+    @functools.cached_property
+    def sign_in_key(self) -> SignInKey:
+        return load_sign_in_key(self.settings.security.sign_in_key_path, self.settings.redis.data_dir)
 
     def sign_in_code(self, event: Event) -> str:
         """The code sealed in a sign-in notice (core/sign_in_codes.py); a notice sealed under another

@@ -69,6 +69,18 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "apply_group_transfer": RECORD_CALL,
 }
 
+# Functions a SelfService call makes for a portal session: with_session adds the session's key, and
+# the function refuses the call (SESSION_ENDED) once the session is gone (lua/lib/keys.lua).
+SESSION_GUARDED = frozenset({"get_account", "list_ledger", "top_up", "purchase_bundle", "borrow", "set_preferences"})
+
+
+def with_session(command: Command, session_key: str) -> Command:
+    """command, made for a portal session: its key last (in the account's slot, as the others)."""
+    name, keys, args = command
+    assert name in SESSION_GUARDED, f"{name} is not made for a portal session"
+    return name, (*keys, session_key), args
+
+
 # Functions that write nothing: called with FCALL_RO where a caller wants that guarantee.
 READ_ONLY = frozenset({"get_account", "list_ledger", "library_version", "get_group"})
 

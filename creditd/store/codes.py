@@ -25,6 +25,8 @@ class Code(enum.IntEnum):
     REFUSED = 6003
     # Too many of it for now (sign-in codes per window).
     TOO_MANY = 6004
+    # The portal session a SelfService call was made for has ended (signed out, expired).
+    SESSION_ENDED = 6005
 
 
 # Status reasons an operator may give to SetStatus; CREDIT, CREATED and TOPUP are set by creditd.

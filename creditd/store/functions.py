@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from creditd.errors import CreditdError
-from creditd.store.calls import READ_ONLY, Command, fcall
+from creditd.store.calls import READ_ONLY, SESSION_GUARDED, Command, fcall, with_session
 from creditd.store.connection import AnyRedis, AnySyncRedis
 from creditd.store.pipeline import AutoPipeline
 from creditd.store.replies import Reply, checked_reply
@@ -67,3 +67,21 @@ class DirectFunctions(Functions):
 
     async def call_many(self, commands: Sequence[Command]) -> list[Reply | CreditdError]:
         return await call_all(self.client, commands)
+
+
+class SessionFunctions(Functions):
+    """The function calls of one SelfService request: each one made for the portal session carries
+    the session's key (store/calls.py with_session), so that the function refuses it once the session
+    has ended, in the same call; the others (a voucher's, in its own slot) go as they are."""
+
+    def __init__(self, functions: Functions, session_key: str) -> None:
+        self.functions, self.session_key = functions, session_key
+
+    def _guarded(self, command: Command) -> Command:
+        return with_session(command, self.session_key) if command[0] in SESSION_GUARDED else command
+
+    async def call(self, command: Command) -> Reply:
+        return await self.functions.call(self._guarded(command))
+
+    async def call_many(self, commands: Sequence[Command]) -> list[Reply | CreditdError]:
+        return await self.functions.call_many([self._guarded(command) for command in commands])

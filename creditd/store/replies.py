@@ -35,6 +35,7 @@ from creditd.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 from creditd.store.codes import Code
@@ -50,6 +51,7 @@ ERROR_BY_CODE: dict[Code, type[CreditdError]] = {
     Code.CREDIT_LIMIT_REACHED: FailedPrecondition,
     Code.REFUSED: FailedPrecondition,
     Code.TOO_MANY: ResourceExhausted,
+    Code.SESSION_ENDED: Unauthenticated,
 }
 
 

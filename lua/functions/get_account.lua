@@ -3,6 +3,8 @@ get_account — the subscriber card. Read-only.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set
+KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, only in a SelfService call:
+         absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)
 ARGV[1] now_ms     integer, Unix ms: the billing cycle the card's data overage spend is of
 ARGV[2] account_id [A-Za-z0-9._:-]{1,64}
 Returns {code, message, account_json}. Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN.

@@ -1,5 +1,5 @@
 --[=[
-issue_sign_in_code — stores a new self-service sign-in code for an account (its SHA-256; the caller
+issue_sign_in_code — stores a new self-service sign-in code for an account (its keyed hash; the caller
 sends the code to the subscriber and keeps no copy), replacing any earlier one: it works for
 limits.sign_in_code_lifetime_s and limits.max_sign_in_tries wrong tries. At most
 limits.max_sign_in_codes codes per account per limits.sign_in_window_s, so that nobody can flood a
@@ -10,7 +10,7 @@ KEYS[2] sign_in   cd:{p:<n>}:sign_in:<account_id>   hash: code_hash, expires_ms,
                                                      window_start_ms, issued; expires with the window
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
-ARGV[3] code_hash   64 lowercase hex digits: SHA-256 of the code
+ARGV[3] code_hash   64 lowercase hex digits: HMAC-SHA256 of account and code (core/sign_in_codes.py)
 ARGV[4] actor       the caller's identity (not stored)
 Returns {code, message, '{"expires_at_ms":…}'}.
 Codes: SUCCESS, INVALID_REQUEST (field named), USER_UNKNOWN, ACCOUNT_TERMINATED, TOO_MANY (the

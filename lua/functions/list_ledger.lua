@@ -3,6 +3,8 @@ list_ledger — one page of an account's ledger, newest first. Read-only.
 
 KEYS[1] account    cd:{p:<n>}:acct:<account_id>          hash
 KEYS[2] ledger     cd:{p:<n>}:ledger:<account_id>        list (lib/account.lua)
+KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, only in a SelfService call:
+         absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)
 ARGV[1] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[2] limit       integer 1..max_ledger_page
 ARGV[3] before_seq  integer 0..2^53-1; 0 = from the newest entry, else entries with seq < before_seq

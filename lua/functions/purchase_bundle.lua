@@ -12,6 +12,8 @@ KEYS[5] record     cd:{p:<n>}:topup:<account_id>/<idempotency_key>     string '<
 KEYS[6] stats      cd:{p:<n>}:stats                                      hash
 KEYS[7] due        cd:{p:<n>}:due                                        zset
 KEYS[8] blacklist  cd:{p:<n>}:blacklist                                  set
+KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, only in a SelfService call:
+         absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
 ARGV[3] bundle_id        a bundle of the account's plan

@@ -11,6 +11,8 @@ KEYS[4] events     cd:{p:<n>}:events                        stream
 KEYS[5] stats      cd:{p:<n>}:stats                         hash
 KEYS[6] due        cd:{p:<n>}:due                           zset (lib/lifecycle.lua)
 KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
+KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, only in a SelfService call:
+         absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)
 ARGV[1] now_ms             integer, Unix ms
 ARGV[2] account_id         [A-Za-z0-9._:-]{1,64}
 ARGV[3] language           '' or one of CONFIG.languages (en, th, ru, zh)

@@ -8,7 +8,7 @@ KEYS[2] portal_session  cd:{p:<n>}:portal_session:<account_id>/<idempotency_key>
                                                                                 expiring after limits.portal_session_s
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
-ARGV[3] code_hash   64 lowercase hex digits: SHA-256 of the code typed
+ARGV[3] code_hash   64 lowercase hex digits: HMAC-SHA256 of account and code typed (core/sign_in_codes.py)
 ARGV[4] token_hash  64 lowercase hex digits: SHA-256 of the new session's token
 ARGV[5] actor       the caller's identity (not stored)
 Returns {code, message, '{"signed_in":0|1,"tries_left":…,"session_expires_at_ms":…}'}.

@@ -19,6 +19,7 @@ local CODE = {
   ACCOUNT_TERMINATED = 6002,
   REFUSED = 6003,
   TOO_MANY = 6004,
+  SESSION_ENDED = 6005,
 }
 
 local STATUS = {

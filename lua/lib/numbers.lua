@@ -79,6 +79,12 @@ end
 -- Runs check(...) and returns true, its result; or false, the refusal it raised. Any other error
 -- (a bug, a failed redis.call) is raised again unchanged.
 local function run_checked(check, ...)
+  local keys = ...
+  -- A SelfService call (named_keys: portal_session) is refused, before any check, once its session
+  -- is gone (signed out, expired): the session check and the call are one step.
+  if type(keys) == 'table' and keys.portal_session ~= nil and redis.call('EXISTS', keys.portal_session) == 0 then
+    return false, { code = CODE.SESSION_ENDED, message = 'session_token: signed out or expired; sign in again' }
+  end
   local ok, result = pcall(check, ...)
   if ok then
     return true, result
