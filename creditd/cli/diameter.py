@@ -45,7 +45,11 @@ async def _run(settings: Settings, redis_url: str) -> None:
 @click.option("--listen", help="HOST:PORT for Diameter over TCP [default: [diameter] listen, 127.0.0.1:3868]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics [default: [diameter] metrics_listen, none]")
 @click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="the least severe log lines written",
 )
 @redis_options
 def diameter(
