@@ -4,12 +4,13 @@ the configuration (creditd/settings.py reads them as its [plans] tables)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from creditd.errors import ConfigError
 from creditd.front_settings import SERVICE_NOTICE_KINDS, Channel, Language, Struct
+from creditd.limits import Limits
 from creditd.setting_types import (
     MAX_BONUS_INSTALMENTS,
     MAX_CREDIT_TIERS,
@@ -22,9 +23,6 @@ from creditd.setting_types import (
     Plmn,
     RatingNames,
 )
-
-if TYPE_CHECKING:  # settings imports this module
-    from creditd.settings import Limits
 
 
 class Tariff(Struct, frozen=True):

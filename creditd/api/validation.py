@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from creditd.errors import InvalidArgument
+from creditd.limits import Limits
 from creditd.setting_types import MAX_EXACT_INTEGER
-from creditd.settings import CHANNELS, LANGUAGES, Limits
+from creditd.settings import CHANNELS, LANGUAGES
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 

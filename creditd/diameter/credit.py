@@ -14,7 +14,7 @@ from creditd.diameter import identity
 from creditd.diameter.codec import Avp, DiameterError, Message, integer, make, text
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, Code, Result
 from creditd.diameter_settings import DiameterSettings
-from creditd.settings import Limits
+from creditd.limits import Limits
 from creditd.store.calls import ChargeSpec, UnitSpec
 from creditd.store.replies import AnswerRecord, GrantRecord
 
