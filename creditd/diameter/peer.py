@@ -40,6 +40,8 @@ DISCONNECT_REBOOTING: Final = 0
 RELAY_APPLICATION: Final = 0xFFFFFFFF
 PRODUCT_NAME: Final = "creditd"
 DPA_WAIT_S: Final = 2.0
+AUTHORIZE_ONLY: Final = 0
+MAX_UNANSWERED: Final = 1024
 
 # Serves one accepted request of an Open connection: (request, peer's Origin-Host) -> its answer.
 Handler = Callable[[Message, str], Awaitable[Message]]
@@ -96,7 +98,10 @@ class Connection:
         self.origin_state_id = origin_state_id
         self.handler = handler
         self.peer_host = ""
+        self.peer_realm = ""
         self.label = metrics.UNKNOWN_PEER
+        # hop-by-hop id of each RAR/ASR sent -> its command label, until answered (bounded)
+        self._asked: dict[int, str] = {}
         self.allowed = {(peer.origin_host, peer.origin_realm) for peer in settings.peers}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_in_flight_per_connection)
@@ -187,7 +192,7 @@ class Connection:
         if not self._offers_credit_control(cer):
             await self._answer_cer(cer, Result.NO_COMMON_APPLICATION, error=False)
             raise Closed("no_common_application")
-        self.peer_host, self.label = host, host
+        self.peer_host, self.peer_realm, self.label = host, realm, host
         await self._answer_cer(cer, Result.SUCCESS, error=False)
         metrics.CONNECTIONS.labels(self.label).inc()
         log.info("diameter peer %s (realm %s) open", host, realm)
@@ -235,7 +240,8 @@ class Connection:
             if not message.is_request:
                 if message.command == Command.DISCONNECT_PEER:
                     raise Closed("disconnected")
-                continue  # DWA, RAA, ASA: traffic is all the watchdog needs
+                self._answered(message)  # DWA, RAA, ASA: traffic is all the watchdog needs
+                continue
             if message.command == Command.DISCONNECT_PEER:
                 await self._send(message.answer(base_answer(message, self.settings, Result.SUCCESS)))
                 metrics.REQUESTS.labels(self.label, "DPR", str(int(Result.SUCCESS))).inc()
@@ -288,6 +294,33 @@ class Connection:
         return Message(
             command, application, FLAG_REQUEST, self._next_id & 0xFFFFFFFF, self._next_id & 0xFFFFFFFF, head + avps
         )
+
+    # ------------------------------------------------------------------------------------ server-initiated
+
+    async def ask_peer(self, command: Command, session_id: str) -> None:
+        """Sends a Re-Auth-Request (AUTHORIZE_ONLY) or an Abort-Session-Request for one session; its
+        answer is counted when it comes (creditd_diameter_server_requests_total)."""
+        label = "RAR" if command == Command.RE_AUTH else "ASR"
+        avps = [
+            make(Code.DESTINATION_REALM, self.peer_realm),
+            make(Code.DESTINATION_HOST, self.peer_host),
+            make(Code.AUTH_APPLICATION_ID, CREDIT_CONTROL_APPLICATION),
+        ]
+        if command == Command.RE_AUTH:
+            avps.append(make(Code.RE_AUTH_REQUEST_TYPE, AUTHORIZE_ONLY))
+        message = self._request(command, CREDIT_CONTROL_APPLICATION, avps)
+        message.avps.insert(0, make(Code.SESSION_ID, session_id))
+        if len(self._asked) >= MAX_UNANSWERED:
+            self._asked.pop(next(iter(self._asked)))
+        self._asked[message.hop_by_hop] = label
+        await self._send(message)
+        metrics.SERVER_REQUESTS.labels(self.label, label, "sent").inc()
+
+    def _answered(self, answer: Message) -> None:
+        label = self._asked.pop(answer.hop_by_hop, None)
+        if label is not None:
+            result = answer.first(Code.RESULT_CODE)
+            metrics.SERVER_REQUESTS.labels(self.label, label, str(result.value if result else 0)).inc()
 
     # ------------------------------------------------------------------------------------ shutdown
 

@@ -16,9 +16,11 @@ from redis.exceptions import RedisError
 
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
+from creditd.core.feed import EventFeed
 from creditd.diameter.codec import DiameterError, Message
 from creditd.diameter.credit import ask, credit_answer, refusal
 from creditd.diameter.dictionary import Result
+from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
 from creditd.errors import ConfigError, CreditdError, Unavailable
 from creditd.settings import Settings
@@ -50,6 +52,7 @@ class DiameterServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
+        self._notices: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         await self._connect()
@@ -60,6 +63,13 @@ class DiameterServer:
             raise ConfigError(f"diameter.listen: cannot listen on {self.listen}: {error}") from None
         self.port = self._listener.sockets[0].getsockname()[1]
         self._probe = asyncio.create_task(self._probe_redis(), name="diameter-redis-probe")
+        assert self._redis is not None
+        redis_settings = self.settings.redis
+        feed = EventFeed(self._redis, redis_settings.partitions, self.settings.events, redis_settings.call_timeout_s)
+        peers = frozenset(peer.origin_host for peer in self.settings.diameter.peers)
+        self._notices = asyncio.create_task(
+            forward_notices(feed, peers, lambda: list(self.connections), self._stopping), name="diameter-notices"
+        )
         log.info("creditd diameter on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
         return self.port
 
@@ -137,8 +147,9 @@ class DiameterServer:
         if self._listener is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._listener.wait_closed(), 5)
-        if self._probe is not None:
-            await self._probe
+        for task in (self._probe, self._notices):
+            if task is not None:
+                await task
         if self._pipeline is not None:
             await self._pipeline.close()
         if self._redis is not None:
