@@ -91,12 +91,15 @@ class Connection:
         settings: DiameterSettings,
         origin_state_id: int,
         handler: Handler,
+        certificate_names: frozenset[str] | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.settings = settings
         self.origin_state_id = origin_state_id
         self.handler = handler
+        # TLS: the verified certificate's identities, one of which the CER's Origin-Host must be.
+        self.certificate_names = certificate_names
         self.peer_host = ""
         self.peer_realm = ""
         self.label = metrics.UNKNOWN_PEER
@@ -185,7 +188,9 @@ class Connection:
         if cer is None or cer.command != Command.CAPABILITIES_EXCHANGE or not cer.is_request:
             raise Closed("no_cer")
         host, realm = text(cer.first(Code.ORIGIN_HOST)), text(cer.first(Code.ORIGIN_REALM))
-        if (host, realm) not in self.allowed:
+        if (host, realm) not in self.allowed or (
+            self.certificate_names is not None and host not in self.certificate_names
+        ):
             log.warning("diameter: CER from unknown peer %r realm %r refused", host, realm)
             await self._answer_cer(cer, Result.UNKNOWN_PEER, error=True)
             raise Closed("unknown_peer")

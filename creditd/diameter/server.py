@@ -17,11 +17,13 @@ from redis.exceptions import RedisError
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
+from creditd.diameter import metrics
 from creditd.diameter.codec import DiameterError, Message
 from creditd.diameter.credit import ask, credit_answer, refusal
 from creditd.diameter.dictionary import Result
 from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
+from creditd.diameter.tls import allowed, identities, server_context
 from creditd.errors import ConfigError, CreditdError, Unavailable
 from creditd.settings import Settings
 from creditd.store.calls import Calls
@@ -41,6 +43,7 @@ class DiameterServer:
         self.listen = listen
         self.clock = clock or Clock()
         self.port = 0
+        self.tls_port = 0
         self.circuit = Circuit()
         self.redis_up = True
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
@@ -49,6 +52,7 @@ class DiameterServer:
         self._pipeline: AutoPipeline | None = None
         self._quota: Quota | None = None
         self._listener: asyncio.Server | None = None
+        self._tls_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
@@ -62,6 +66,8 @@ class DiameterServer:
         except (OSError, ValueError) as error:
             raise ConfigError(f"diameter.listen: cannot listen on {self.listen}: {error}") from None
         self.port = self._listener.sockets[0].getsockname()[1]
+        if self.settings.diameter.tls_listen:
+            self.tls_port = await self._listen_tls(self.settings.diameter.tls_listen)
         self._probe = asyncio.create_task(self._probe_redis(), name="diameter-redis-probe")
         assert self._redis is not None
         redis_settings = self.settings.redis
@@ -72,6 +78,28 @@ class DiameterServer:
         )
         log.info("creditd diameter on %s:%d (redis %s)", host, self.port, redact(self.redis_url))
         return self.port
+
+    async def _listen_tls(self, listen: str) -> int:
+        context = server_context(self.settings.security)
+        host, _, port = listen.rpartition(":")
+        try:
+            self._tls_listener = await asyncio.start_server(
+                self._accept_tls, host.strip("[]"), int(port), ssl=context, ssl_handshake_timeout=10
+            )
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"diameter.tls_listen: cannot listen on {listen}: {error}") from None
+        tls_port: int = self._tls_listener.sockets[0].getsockname()[1]
+        log.info("creditd diameter over TLS on %s:%d", host, tls_port)
+        return tls_port
+
+    async def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        names = identities(writer.get_extra_info("peercert"))
+        if not allowed(names, self.settings.security):
+            log.warning("diameter TLS: certificate %s holds no gateway role: closed", sorted(names))
+            metrics.CLOSED.labels("certificate_role").inc()
+            writer.transport.abort()
+            return
+        await self._accept(reader, writer, names)
 
     async def _connect(self) -> None:
         redis_settings = self.settings.redis
@@ -108,12 +136,15 @@ class DiameterServer:
                 self.circuit.trip(f"redis gave the diameter probe no answer: {error or 'timeout'}")
             await wait_or_stop(self._stopping, redis_settings.health_check_interval_s)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, names: frozenset[str] | None = None
+    ) -> None:
         if self._stopping.is_set() or len(self.connections) >= self.settings.diameter.max_connections:
             log.warning("diameter: connection refused (%s)", "stopping" if self._stopping.is_set() else "too many")
             writer.transport.abort()
             return
-        connection = Connection(reader, writer, self.settings.diameter, self.origin_state_id, self.credit_control)
+        settings = self.settings.diameter
+        connection = Connection(reader, writer, settings, self.origin_state_id, self.credit_control, names)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -141,8 +172,9 @@ class DiameterServer:
         """Stops accepting, answers what is in flight within the grace period, sends DPR, closes."""
         grace_s = self.settings.diameter.drain_timeout_s if grace_s is None else grace_s
         self._stopping.set()
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._tls_listener):
+            if listener is not None:
+                listener.close()
         await asyncio.gather(*(connection.drain(grace_s) for connection in list(self.connections)))
         if self._listener is not None:
             with contextlib.suppress(TimeoutError):
