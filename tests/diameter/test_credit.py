@@ -16,9 +16,9 @@ from diameter.message import Message as ReferenceMessage
 from creditd.api import validation
 from creditd.devtools.local_topology import LocalServer
 from creditd.diameter import credit
-from creditd.diameter.codec import Avp
+from creditd.diameter.codec import Avp, make
 from creditd.diameter.dictionary import Code
-from creditd.diameter.identity import e164_digits, user_part
+from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
 from creditd.settings import Settings
 from tests.diameter.client import (
@@ -234,3 +234,29 @@ async def test_a_gy_session_decoded_by_python_diameter(creditd: Harness, diamete
         assert terminate.result_code == 2001 and terminate.cc_request_type == TERMINATE
     account = await creditd.get(SUBSCRIBER)
     assert (account.balance, account.reserved) == (0, 0)
+
+
+def test_the_plmn_of_a_user_location_info() -> None:
+    assert plmn_of_location(bytes([130, 0x25, 0xF0, 0x30, 0, 1])) == "52003"  # TAI+ECGI, 520/03
+    assert plmn_of_location(bytes([128, 0x13, 0x00, 0x14, 0, 1])) == "310410"  # TAI, 310/410
+    assert plmn_of_location(bytes([128, 0x13])) is None
+
+
+@pytest.mark.parametrize(
+    ("location", "price"),
+    [(bytes([130, 0x25, 0xF0, 0x30, 0, 0, 0, 0]), 10), (bytes([130, 0x13, 0x00, 0x14, 0, 0, 0, 0]), 500)],
+)
+@pytest.mark.asyncio
+async def test_user_location_info_chooses_home_or_roaming(
+    creditd: Harness, diameter: DiameterServer, location: bytes, price: int
+) -> None:
+    """3GPP-User-Location-Info -> visited_plmn: at home (520/03) 10 satang per MB, roaming (310/410) 500."""
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    where = [make(Code.USER_LOCATION_INFO, location)]
+    octets = Code.CC_TOTAL_OCTETS
+    async with connected(diameter.port) as client:
+        opened = ccr("uli;1", INITIAL, 0, SUBSCRIBER, [Service(1, MB, unit=octets)], GY, extra=where)
+        assert result_of(await client.ask(opened)) == 2001
+        closed = ccr("uli;1", TERMINATE, 1, SUBSCRIBER, [Service(1, None, MB, unit=octets)], GY, extra=where)
+        assert result_of(await client.ask(closed)) == 2001
+    assert (await creditd.get(SUBSCRIBER)).balance == 1_000 - price
