@@ -279,6 +279,11 @@ class Connection:
             metrics.REQUEST_DURATION.labels(command).observe(time.perf_counter() - started)
         except (Closed, ConnectionError, OSError):
             self.writer.transport.abort()
+        except Exception:  # our bug: say so, and let the client retransmit (the same ids are safe)
+            log.exception("diameter peer %s: %s failed", self.label, command)
+            error = DiameterError(Result.UNABLE_TO_COMPLY, "internal error; retransmit")
+            with contextlib.suppress(Closed, ConnectionError, OSError):
+                await self._send(refusal(request, self.settings, error))
         finally:
             self._slots.release()
 

@@ -22,9 +22,11 @@ from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
 from creditd.settings import Settings
 from tests.diameter.client import (
+    EVENT,
     GY,
     INITIAL,
     SIP_URI,
+    SMS,
     TERMINATE,
     UPDATE,
     Service,
@@ -260,3 +262,33 @@ async def test_user_location_info_chooses_home_or_roaming(
         closed = ccr("uli;1", TERMINATE, 1, SUBSCRIBER, [Service(1, None, MB, unit=octets)], GY, extra=where)
         assert result_of(await client.ask(closed)) == 2001
     assert (await creditd.get(SUBSCRIBER)).balance == 1_000 - price
+
+
+def _sms_to(recipient: str) -> list[Avp]:
+    address = make(Code.RECIPIENT_ADDRESS, [make(Code.ADDRESS_TYPE, 1), make(Code.ADDRESS_DATA, recipient)])
+    information = make(Code.SMS_INFORMATION, [make(Code.RECIPIENT_INFO, [address])])
+    return [make(Code.REQUESTED_ACTION, 0), make(Code.SERVICE_INFORMATION, [information])]
+
+
+@pytest.mark.asyncio
+async def test_sms_events_are_debited_by_destination(creditd: Harness, diameter: DiameterServer) -> None:
+    """CCR-EVENT (DIRECT_DEBITING) with the SMS recipient in SMS-Information: 50 satang to a Thai
+    number, 300 abroad; one that cannot be paid is refused 4012 and debits nothing."""
+    await creditd.create_account(SUBSCRIBER, balance=400)
+    units = Code.CC_SERVICE_SPECIFIC_UNITS
+    async with connected(diameter.port) as client:
+        for number, (recipient, result) in enumerate(
+            [("+66812345678", 2001), ("+491701234567", 2001), ("+491701234567", 4012)]
+        ):
+            event = ccr(
+                f"sms;{number}",
+                EVENT,
+                0,
+                SUBSCRIBER,
+                [Service(3, 1, unit=units)],
+                SMS,
+                called="",
+                extra=_sms_to(recipient),
+            )
+            assert result_of(await client.ask(event)) == result, recipient
+    assert (await creditd.get(SUBSCRIBER)).balance == 400 - 50 - 300

@@ -223,3 +223,25 @@ async def test_mutated_kamailio_ccrs_never_kill_the_server_nor_charge(
     assert dump(creditd.redis) == before
     async with connected(diameter.port, KAMAILIO_HOST) as client:  # still serving
         assert result_of(await client.ask(request(Command.DEVICE_WATCHDOG, 0, []))) == 2001
+
+
+async def test_a_cer_without_credit_control_is_5010_and_closed(diameter: DiameterServer) -> None:
+    message = cer()
+    message.avps = [avp for avp in message.avps if avp.code != Code.VENDOR_SPECIFIC_APPLICATION_ID]
+    message.avps.append(make(Code.AUTH_APPLICATION_ID, 16777238))  # Gx only
+    client = await Client.open(diameter.port)
+    try:
+        cea = await client.ask(message)
+        assert result_of(cea) == 5010
+        assert await client.closed_within(2.0)
+    finally:
+        client.close()
+
+
+async def test_connections_beyond_the_limit_are_refused(diameter_at: DiameterAt) -> None:
+    async with diameter_at(max_connections=2) as front, connected(front.port), connected(front.port):
+        third = await Client.open(front.port)
+        try:
+            assert await third.closed_within(2.0)
+        finally:
+            third.close()
