@@ -37,6 +37,7 @@ from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
+from creditd.diameter.server import DiameterServer
 from creditd.errors import CreditdError
 from creditd.notifier.templates import Templates
 from creditd.resources import default_config_path
@@ -73,9 +74,12 @@ async def _reload(server: CreditdServer, config: Path) -> None:
         log.error("config reload refused, keeping the running config: %s", error.message)
 
 
-async def _run(settings: Settings, redis_url: str, config: Path) -> None:
+async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen: str = "") -> None:
     server = CreditdServer(settings, redis_url, settings.server.listen)
     await server.start()
+    diameter_front = DiameterServer(settings, redis_url, diameter_listen) if diameter_listen else None
+    if diameter_front is not None:
+        await diameter_front.start()
     collector.freeze_after_start_up()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,6 +95,8 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
+    if diameter_front is not None:
+        await diameter_front.stop()
     await server.stop()
 
 
@@ -116,6 +122,7 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     type=click.IntRange(1, 64),
     help="server processes on the same port, sharing one Redis",
 )
+@click.option("--diameter-listen", default="", help="HOST:PORT: also serve Diameter Gy/Ro here ([diameter] table)")
 def serve(
     listen: str | None,
     redis_url: str | None,
@@ -128,6 +135,7 @@ def serve(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     workers: int,
+    diameter_listen: str,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC."""
     logs.configure(log_level, log_format)
@@ -141,6 +149,8 @@ def serve(
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
             url = embedded.start()
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
+        if workers > 1 and diameter_listen:
+            raise click.UsageError("--diameter-listen: one process only; run `creditd diameter` beside the workers")
         if workers > 1:
             passthrough = ["--log-level", log_level, "--log-format", log_format]
             for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-client-ca", tls_client_ca)):
@@ -150,7 +160,7 @@ def serve(
                 run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
             )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(settings, url, config or default_config_path()))
+            runner.run(_run(settings, url, config or default_config_path(), diameter_listen))
     except CreditdError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)

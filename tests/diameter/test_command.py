@@ -141,3 +141,34 @@ async def test_failover_after_kill_9_charges_once(
     finally:
         _stop(first)
         _stop(second)
+
+
+async def test_serve_with_diameter_listen_serves_both_edges(
+    creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """`creditd serve --diameter-listen`: one process, gRPC and Diameter on the same core; SIGTERM
+    sends DPR to the Diameter peer and the process exits 0."""
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    grpc_port, diameter_port = free_port(), free_port()
+    config = _config(tmp_path, free_port(), free_port())
+    log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - the child owns it
+    command = [sys.executable, "-m", "creditd", "serve", "--listen", f"127.0.0.1:{grpc_port}", "--metrics-listen", ""]
+    command += ["--config", str(config), "--redis", redis_server.url, "--diameter-listen", f"127.0.0.1:{diameter_port}"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        await _wait_listening(diameter_port, process)
+        client = await Client.open(diameter_port)
+        try:
+            assert result_of(await client.ask(cer())) == 2001
+            answer = await client.ask(ccr("serve;1", INITIAL, 0, SUBSCRIBER, [Service(1, MB, unit=OCTETS)], context=GY))
+            assert result_of(answer) == 2001
+            process.terminate()
+            dpr = await client.read(15)
+            assert dpr.command == Command.DISCONNECT_PEER
+            await client.send(dpr.answer([]))
+        finally:
+            client.close()
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        _stop(process)
+    assert (await creditd.get(SUBSCRIBER)).reserved == 10  # the session is open: 1 MB reserved
