@@ -14,6 +14,7 @@ import time
 
 from redis.exceptions import RedisError
 
+from creditd import metrics as shared_metrics
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
@@ -129,10 +130,12 @@ class DiameterServer:
                     await self._redis.ping()
                 self.circuit.close()
                 self.redis_up = True
+                shared_metrics.REDIS_UP.set(1)
             except (TimeoutError, RedisError, OSError) as error:
                 if self.redis_up:
                     log.error("redis unreachable: answering DIAMETER_TOO_BUSY: %s", error or "no answer")
                 self.redis_up = False
+                shared_metrics.REDIS_UP.set(0)
                 self.circuit.trip(f"redis gave the diameter probe no answer: {error or 'timeout'}")
             await wait_or_stop(self._stopping, redis_settings.health_check_interval_s)
 
