@@ -1,7 +1,8 @@
 """Credit control over a real Diameter socket, checked against the balances and ledger creditd reports over
 gRPC: Ro voice CCR-I/U/T billed by the sample plan's tariff (100 satang per started minute), refusals
 (4012 on an empty line, 5030 for an unknown subscriber) that write nothing, Gy data with several rating
-groups and volume units, a final grant with its Final-Unit-Indication and the final-grant margin,
+groups and volume units, a final grant with its Final-Unit-Indication and the final-grant margin, a tariff
+change inside a grant (Tariff-Time-Change, Tariff-Change-Usage), SMS events, the visited network,
 retransmissions answered the same and charged once (also through a second front process), and
 DIAMETER_TOO_BUSY while Redis does not answer."""
 
@@ -21,6 +22,7 @@ from creditd.diameter.dictionary import Code
 from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
 from creditd.settings import Settings
+from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import (
     EVENT,
     GY,
@@ -39,7 +41,8 @@ from tests.diameter.client import (
 )
 from tests.diameter.conftest import TEST_DIAMETER, DiameterAt
 from tests.faults.proxy import faulty_proxy
-from tests.harness import MB, Harness, dump, library_client
+from tests.harness import MB, Harness, ServerAt, dump, library_client
+from tests.test_rating import bangkok_ms
 
 SUBSCRIBER = "66811110000"
 VOICE = 100  # kamailio's Rating-Group, mapped to creditd's voice rating group 2 by the test settings
@@ -292,3 +295,31 @@ async def test_sms_events_are_debited_by_destination(creditd: Harness, diameter:
             )
             assert result_of(await client.ask(event)) == result, recipient
     assert (await creditd.get(SUBSCRIBER)).balance == 400 - 50 - 300
+
+
+@pytest.mark.asyncio
+async def test_a_tariff_change_inside_a_grant(server_at: ServerAt, redis_server: EmbeddedRedis) -> None:
+    """At 21:55 in Bangkok a 600 s grant crosses the 22:00 night tariff: the CCA carries Tariff-Time-Change
+    (NTP seconds of 22:00) and Time-Quota-Threshold; usage reported in two USUs split by
+    Tariff-Change-Usage is charged 5 minutes at 100 and 5 at 50."""
+    change_ms = bangkok_ms("2027-03-10T22:00:00")
+    async with server_at(bangkok_ms("2027-03-10T21:55:00")) as harness:
+        own = msgspec.structs.replace(harness.settings, diameter=TEST_DIAMETER)
+        front = DiameterServer(own, redis_server.url, "127.0.0.1:0", harness.clock)
+        await front.start()
+        try:
+            await harness.create_account(SUBSCRIBER, balance=10_000)
+            async with connected(front.port) as client:
+                opened = await client.ask(ccr("ttc;1", INITIAL, 0, SUBSCRIBER, [Service(VOICE, 600)]))
+                grant = grants(opened)[VOICE]
+                assert granted(grant) == 600
+                assert grant.child(Code.TARIFF_TIME_CHANGE) == make(
+                    Code.TARIFF_TIME_CHANGE, change_ms // 1000 + credit.NTP_OFFSET_S
+                )
+                assert grant.child(Code.TIME_QUOTA_THRESHOLD) == make(Code.TIME_QUOTA_THRESHOLD, 120)
+                harness.clock.advance(600)
+                used = [Service(VOICE, None, 600, used_after_change=300)]
+                assert result_of(await client.ask(ccr("ttc;1", TERMINATE, 1, SUBSCRIBER, used))) == 2001
+        finally:
+            await front.stop(1.0)
+        assert (await harness.get(SUBSCRIBER)).balance == 10_000 - 5 * 100 - 5 * 50
