@@ -42,6 +42,7 @@ PRODUCT_NAME: Final = "creditd"
 DPA_WAIT_S: Final = 2.0
 AUTHORIZE_ONLY: Final = 0
 MAX_UNANSWERED: Final = 1024
+KNOWN_RESULTS: Final = frozenset(int(result) for result in Result)
 
 # Serves one accepted request of an Open connection: (request, peer's Origin-Host) -> its answer.
 Handler = Callable[[Message, str], Awaitable[Message]]
@@ -109,7 +110,6 @@ class Connection:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_in_flight_per_connection)
         self._watchdog_pending = False
-        self._disconnecting = False
         self._closed = asyncio.Event()
         self._next_id = int(time.time()) << 20
 
@@ -329,8 +329,11 @@ class Connection:
     def _answered(self, answer: Message) -> None:
         label = self._asked.pop(answer.hop_by_hop, None)
         if label is not None:
-            result = answer.first(Code.RESULT_CODE)
-            metrics.SERVER_REQUESTS.labels(self.label, label, str(result.value if result else 0)).inc()
+            found = answer.first(Code.RESULT_CODE)
+            code = found.value if found is not None and isinstance(found.value, int) else 0
+            # The peer chooses this value: only standard codes become label values.
+            outcome = str(code) if code in KNOWN_RESULTS else "other"
+            metrics.SERVER_REQUESTS.labels(self.label, label, outcome).inc()
 
     # ------------------------------------------------------------------------------------ shutdown
 
