@@ -36,7 +36,7 @@ from tests.diameter.client import (
 from tests.diameter.client import retransmitted as again
 from tests.harness import MB, Harness
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 SUBSCRIBER = "66822220000"
 OCTETS = Code.CC_TOTAL_OCTETS
 
@@ -87,6 +87,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@pytest.mark.asyncio
 async def test_the_command_serves_counts_and_stops_with_dpr(
     creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
@@ -126,6 +127,7 @@ async def test_the_command_serves_counts_and_stops_with_dpr(
         _stop(process)
 
 
+@pytest.mark.asyncio
 async def test_failover_after_kill_9_charges_once(
     creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
@@ -155,6 +157,7 @@ async def test_failover_after_kill_9_charges_once(
         _stop(second)
 
 
+@pytest.mark.asyncio
 async def test_serve_with_diameter_listen_serves_both_edges(
     creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
@@ -184,3 +187,14 @@ async def test_serve_with_diameter_listen_serves_both_edges(
     finally:
         _stop(process)
     assert (await creditd.get(SUBSCRIBER)).reserved == 10  # the session is open: 1 MB reserved
+
+
+def test_the_diameter_load_run_finishes_without_failures() -> None:
+    """loadtest.diameter on a tiny shape (a smoke test; no timing is asserted): both edges report."""
+    command = [sys.executable, "-m", "loadtest.diameter", "--duration", "1", "--connections", "1"]
+    command += ["--sessions", "2", "--accounts", "4"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if "req/s" in line]
+    assert [line.split()[0] for line in lines] == ["diameter", "grpc-unary"], run.stdout
+    assert all(line.endswith("failures 0") for line in lines), run.stdout
