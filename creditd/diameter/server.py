@@ -16,16 +16,17 @@ from redis.exceptions import RedisError
 
 from creditd import metrics as shared_metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
 from creditd.diameter import metrics
 from creditd.diameter.codec import DiameterError, Message
-from creditd.diameter.credit import ask, credit_answer, refusal
+from creditd.diameter.credit import Ask, ask, balance_answer, credit_answer, is_balance_check, refusal
 from creditd.diameter.dictionary import Result
 from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
 from creditd.diameter.tls import allowed, identities, server_context
-from creditd.errors import ConfigError, CreditdError, Unavailable
+from creditd.errors import ConfigError, CreditdError, NotFound, Unavailable
 from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
@@ -52,6 +53,7 @@ class DiameterServer:
         self._redis: AnyRedis | None = None
         self._pipeline: AutoPipeline | None = None
         self._quota: Quota | None = None
+        self._accounts: Accounts | None = None
         self._listener: asyncio.Server | None = None
         self._tls_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,7 +120,9 @@ class DiameterServer:
             wire_client(self._redis, self.redis_url, redis_settings),
             redis_settings.parallel_pipeline_min_calls,
         )
-        self._quota = Quota(Calls(redis_settings.partitions), Functions(self._pipeline), self.clock)
+        calls, functions = Calls(redis_settings.partitions), Functions(self._pipeline)
+        self._quota = Quota(calls, functions, self.clock)
+        self._accounts = Accounts(calls, functions, self.clock)
 
     async def _probe_redis(self) -> None:
         """The circuit's probe: a PING answered within call_timeout_s closes it, none opens it."""
@@ -162,6 +166,8 @@ class DiameterServer:
             checked = ask(request, gateway_id, settings, self.settings.limits)
         except DiameterError as error:
             return refusal(request, settings, error)
+        if is_balance_check(request):
+            return await self._check_balance(request, checked)
         try:
             outcome = await self._quota.charge(checked.charge)
         except Unavailable as error:
@@ -170,6 +176,17 @@ class DiameterServer:
             log.error("CCR %s/%d failed: %s", checked.charge.session_id, checked.request_number, error)
             return refusal(request, settings, DiameterError(Result.UNABLE_TO_COMPLY, error.message))
         return credit_answer(request, checked, outcome.answer, settings)
+
+    async def _check_balance(self, request: Message, checked: Ask) -> Message:
+        assert self._accounts is not None, "server not started"
+        settings = self.settings.diameter
+        try:
+            account = await self._accounts.get(checked.charge.account_id)
+        except NotFound:
+            return refusal(request, settings, DiameterError(Result.USER_UNKNOWN, "no such account"))
+        except Unavailable as error:
+            return refusal(request, settings, DiameterError(Result.TOO_BUSY, f"redis unavailable: {error.message}"))
+        return balance_answer(request, checked, account, settings)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stops accepting, answers what is in flight within the grace period, sends DPR, closes."""

@@ -323,3 +323,24 @@ async def test_a_tariff_change_inside_a_grant(server_at: ServerAt, redis_server:
         finally:
             await front.stop(1.0)
         assert (await harness.get(SUBSCRIBER)).balance == 10_000 - 5 * 100 - 5 * 50
+
+
+@pytest.mark.asyncio
+async def test_check_balance_answers_without_charging(creditd: Harness, diameter: DiameterServer) -> None:
+    """CCR-EVENT with Requested-Action CHECK_BALANCE: Check-Balance-Result ENOUGH_CREDIT (0) for a funded
+    line, NO_CREDIT (1) for an empty one, 5030 for no account; nothing reserved, debited or logged."""
+    await creditd.create_account(SUBSCRIBER, balance=100)
+    await creditd.create_account("66855550000", balance=0)
+    ledgers = [await creditd.ledger(SUBSCRIBER), await creditd.ledger("66855550000")]
+    check = [make(Code.REQUESTED_ACTION, 2)]
+    async with connected(diameter.port) as client:
+        for number, (subscriber, expected) in enumerate([(SUBSCRIBER, 0), ("66855550000", 1), ("66899990000", None)]):
+            answer = await client.ask(ccr(f"check;{number}", EVENT, 0, subscriber, [Service(VOICE, 60)], extra=check))
+            if expected is None:
+                assert result_of(answer) == 5030
+                continue
+            assert result_of(answer) == 2001
+            assert answer.first(Code.CHECK_BALANCE_RESULT) == make(Code.CHECK_BALANCE_RESULT, expected)
+    account = await creditd.get(SUBSCRIBER)
+    assert (account.balance, account.reserved) == (100, 0)
+    assert [await creditd.ledger(SUBSCRIBER), await creditd.ledger("66855550000")] == ledgers
