@@ -36,6 +36,7 @@ from creditd.store.library import ensure_library, render_library
 from creditd.store.pipeline import AutoPipeline, ReplicaWait
 
 log = logging.getLogger(__name__)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class DiameterServer:
@@ -69,6 +70,8 @@ class DiameterServer:
         except (OSError, ValueError) as error:
             raise ConfigError(f"diameter.listen: cannot listen on {self.listen}: {error}") from None
         self.port = self._listener.sockets[0].getsockname()[1]
+        if host.strip("[]") not in LOOPBACK_HOSTS and not host.startswith("127."):
+            log.warning("plaintext Diameter on %s: a CER's Origin-Host is only as trustworthy as the network", host)
         if self.settings.diameter.tls_listen:
             self.tls_port = await self._listen_tls(self.settings.diameter.tls_listen)
         self._probe = asyncio.create_task(self._probe_redis(), name="diameter-redis-probe")
