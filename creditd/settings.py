@@ -75,7 +75,7 @@ class RedisSettings(Struct, frozen=True):
     # because every function is idempotent.
     redirect_attempts: Annotated[int, msgspec.Meta(ge=1, le=64)] = 16
     # Replicas that must confirm a pipeline's writes (WAIT) before its requests are answered.
-    # 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
+    # 0: acknowledge after the primary's write (asynchronous replication; see docs/scaling.md).
     wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # "written": answer once Redis applied a pipeline (its AOF is fsynced within a second: a host
