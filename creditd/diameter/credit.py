@@ -7,9 +7,9 @@ writes nothing, so the CCA is the same and nothing is charged twice."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from creditd import contract
 from creditd.diameter import identity
 from creditd.diameter.codec import Avp, DiameterError, Message, integer, make, text
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, Code, Result
@@ -18,9 +18,9 @@ from creditd.limits import Limits
 from creditd.store.calls import ChargeSpec, UnitSpec
 from creditd.store.replies import AccountRecord, AnswerRecord, GrantRecord
 
-# The same rules as the gRPC edge (creditd/api/validation.py; tests/diameter/test_credit.py ties them).
-ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-SESSION_ID_PATTERN = re.compile(r"[!-z|~]+")
+# The contract's rules, as at the gRPC edge (creditd/contract.py).
+ID_PATTERN = contract.ID.regex()
+SESSION_ID_PATTERN = contract.SESSION_ID.regex()
 
 INITIAL, UPDATE, TERMINATE, EVENT = 1, 2, 3, 4
 DIRECT_DEBITING, CHECK_BALANCE = 0, 2

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from redis.exceptions import ResponseError
 
+from creditd.contract import lua_contract
 from creditd.errors import Internal
 from creditd.resources import lua_directory
 from creditd.settings import LANGUAGES, Plan, PlanChange, Settings
@@ -248,6 +249,7 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
     body = [
         f"local CONFIG = {lua_literal(config_table(settings))}",
         f"local KEY_NAMES = {lua_literal(key_names)}",
+        f"local CONTRACT = {lua_literal(lua_contract())}",
         key_binders(),
     ]
     chunks = {}
