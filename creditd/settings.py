@@ -26,6 +26,7 @@ from creditd.front_settings import PortalSettings as PortalSettings
 from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
 from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
+from creditd.payment_settings import PaymentSettings, check_payments
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -242,6 +243,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     security: SecuritySettings = SecuritySettings()
     notifications: NotificationSettings = NotificationSettings()
     portal: PortalSettings = PortalSettings()
+    payments: PaymentSettings = PaymentSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict
@@ -293,6 +295,7 @@ def _check_coherence(settings: Settings) -> None:
     for plan_name, plan in settings.plans.items():
         check_plan(f"plans.{plan_name}", plan, limits)
     _check_plan_changes(settings)
+    check_payments(settings.payments, limits.max_amount_minor)
 
 
 def parse_settings(document: dict[str, object], source: str = "config", base_directory: Path | None = None) -> Settings:

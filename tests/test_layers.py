@@ -18,7 +18,18 @@ BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
 # api (the gRPC edge), notifier (the subscribers' notices) and portal (their web page) are sibling
 # front ends.
-RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "portal": 3, "cli": 4, "__main__": 5}
+RANK = {
+    "store": 1,
+    "core": 2,
+    "devtools": 2,
+    "payments": 2,
+    "api": 3,
+    "notifier": 3,
+    "portal": 3,
+    "paygate": 3,
+    "cli": 4,
+    "__main__": 5,
+}
 # portal is a gRPC client of creditd: it reaches the rest only through the wire.
 V1_ALLOWED = {"api", "cli", "portal"}
 

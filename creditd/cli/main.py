@@ -32,6 +32,7 @@ from creditd.cli.common import (
 )
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers
+from creditd.cli.payments import payments
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.vouchers import voucher
@@ -64,6 +65,7 @@ main.add_command(notify)
 main.add_command(campaign)
 main.add_command(voucher)
 main.add_command(portal)
+main.add_command(payments)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

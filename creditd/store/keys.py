@@ -52,6 +52,9 @@ KEY_PATTERNS: dict[str, str] = {
     "notices_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
     "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
+    # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
+    # agent id's CRC, as an account.
+    "agent_day": "{tag}:agent_day:{agent_id}/{day}",
 }
 
 
@@ -149,6 +152,9 @@ class Keys:
             "idempotency_key": idempotency_key,
             # a group's calls are laid out by the group id, in the place of an account's
             "group_id": account_id,
+            # an agent's day book: laid out by the agent id, its day in the place of a key
+            "agent_id": account_id,
+            "day": idempotency_key,
         }
         # One format_map for all the keys of a call (ids are printable, never a NUL): this runs for
         # every request.

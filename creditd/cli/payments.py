@@ -1,0 +1,88 @@
+"""`creditd payments ...`: serve the payments front (agents' API, PromptPay), reconcile an agent's
+registry, import bank statements and assign what they could not match, list payments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+import uvloop
+
+from creditd import logs
+from creditd.cli.common import redis_options, settings_from_options
+from creditd.clock import Clock
+from creditd.errors import CreditdError
+from creditd.paygate.app import serve as serve_front
+from creditd.payments.money import Money
+from creditd.settings import Settings
+from creditd.store.connection import AnyRedis, connect
+from creditd.store.embedded import embedded_url
+
+Result = TypeVar("Result")
+
+
+def open_settings(redis_url: str | None, data_dir: Path | None, config: Path | None) -> tuple[Settings, str]:
+    try:
+        settings = settings_from_options(config, None, redis_url, data_dir, None)
+    except CreditdError as error:
+        raise click.ClickException(error.message) from None
+    return settings, settings.redis.url or embedded_url(Path(settings.redis.data_dir))
+
+
+def run_with_money(
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    work: Callable[[Settings, Money], Awaitable[Result]],
+) -> Result:
+    """Runs work on an asyncio Redis client of its own; a creditd error becomes the command's error."""
+    settings, url = open_settings(redis_url, data_dir, config)
+
+    async def run() -> Result:
+        client = connect(url, settings.redis)
+        try:
+            return await work(settings, Money(client, settings.redis.partitions, Clock()))
+        finally:
+            await client.aclose()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(run())
+    except CreditdError as error:
+        raise click.ClickException(error.message) from None
+
+
+@click.group()
+def payments() -> None:
+    """Payments: agents and terminals, registries, bank statements, PromptPay."""
+
+
+@payments.command("serve")
+@click.option("--listen", help="HOST:PORT [default: payments.listen]")
+@redis_options
+def serve(listen: str | None, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """Serve the payments front (agents' API, PromptPay intents and webhook, /metrics) until SIGTERM."""
+    logs.configure("INFO", "text")
+    settings, url = open_settings(redis_url, data_dir, config)
+    if listen:
+        settings = msgspec.structs.replace(settings, payments=msgspec.structs.replace(settings.payments, listen=listen))
+
+    async def run() -> None:
+        client: AnyRedis = connect(url, settings.redis)
+        await serve_front(settings, client)
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run())
+    except CreditdError as error:
+        raise click.ClickException(error.message) from None
+
+
+def echo_table(header: list[str], rows: list[list[Any]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

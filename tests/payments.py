@@ -1,0 +1,87 @@
+"""Helpers of the payments tests: settings with agents, the payments front served by uvicorn on a
+free loopback port in the test's event loop (stopped on exit), signed requests to it, and the
+top-ups an account's ledger holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import msgspec
+
+from creditd.clock import Clock
+from creditd.devtools.ports import free_port
+from creditd.paygate.app import server_of
+from creditd.paygate.signing import signature
+from creditd.payment_settings import AgentSettings, PaymentSettings, PromptPaySettings
+from creditd.settings import Settings
+from creditd.store.connection import connect
+from tests.harness import Harness
+
+AGENT, SECRET = "shop1", "shop1-secret-0123456789"
+OTHER_AGENT, OTHER_SECRET = "kiosk2", "kiosk2-secret-0123456789"
+WEBHOOK_SECRET = "provider-secret-0123456789"
+
+
+def payment_settings(settings: Settings, **options: object) -> Settings:
+    """The suite's settings with two agents (shop1: 100..50 000 a payment, 100 000 a day) and a
+    PromptPay webhook secret."""
+    agents = {
+        AGENT: AgentSettings(secret=SECRET, min_amount_minor=100, max_amount_minor=50_000, daily_limit_minor=100_000),
+        OTHER_AGENT: AgentSettings(secret=OTHER_SECRET),
+    }
+    payments = PaymentSettings(agents=agents, promptpay=PromptPaySettings(webhook_secret=WEBHOOK_SECRET), **options)  # type: ignore[arg-type]
+    return msgspec.structs.replace(settings, payments=payments)
+
+
+@contextlib.asynccontextmanager
+async def running_front(harness: Harness, settings: Settings, clock: Clock | None = None) -> AsyncIterator[str]:
+    """The payments front on its own Redis client, as `creditd payments serve` runs it."""
+    client = connect(harness.server.redis_url, settings.redis)
+    port = free_port()
+    server = server_of(settings, client, port, clock or harness.clock)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the payments front did not start"
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await client.aclose()
+
+
+def signed_headers(agent: str, secret: str, path: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "X-Agent-Id": agent,
+        "X-Timestamp": stamp,
+        "X-Signature": signature(secret, stamp, path, body),
+        "Content-Type": "application/json",
+    }
+
+
+async def post_signed(
+    url: str, path: str, document: object, agent: str = AGENT, secret: str = SECRET
+) -> tuple[int, dict[str, object]]:
+    body = json.dumps(document).encode()
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(url + path, content=body, headers=signed_headers(agent, secret, path, body))
+    return answer.status_code, answer.json()
+
+
+def rfc3339(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat()
+
+
+async def top_ups(harness: Harness, account_id: str) -> list[tuple[int, str]]:
+    """(amount, reference) of the account's top-up ledger entries, oldest first."""
+    return [
+        (entry.amount, entry.reference) for entry in reversed(await harness.ledger(account_id)) if entry.kind == "topup"
+    ]
