@@ -10,15 +10,19 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import msgspec
+from click.testing import CliRunner
 
+from creditd.cli.main import main
 from creditd.clock import Clock
 from creditd.devtools.ports import free_port
 from creditd.paygate.app import server_of
 from creditd.paygate.signing import signature
 from creditd.payment_settings import AgentSettings, PaymentSettings, PromptPaySettings
+from creditd.resources import default_config_path
 from creditd.settings import Settings
 from creditd.store.connection import connect
 from tests.harness import Harness
@@ -85,3 +89,25 @@ async def top_ups(harness: Harness, account_id: str) -> list[tuple[int, str]]:
     return [
         (entry.amount, entry.reference) for entry in reversed(await harness.ledger(account_id)) if entry.kind == "topup"
     ]
+
+
+def config_file(directory: Path, extra: str = "") -> Path:
+    """The shipped config with the agents of payment_settings (and extra TOML), for the CLI."""
+    path = directory / "creditd.toml"
+    agents = (
+        f'\n[payments.agents.{AGENT}]\nsecret = "{SECRET}"\nmin_amount_minor = 100\nmax_amount_minor = 50000\n'
+        f'daily_limit_minor = 100000\n[payments.agents.{OTHER_AGENT}]\nsecret = "{OTHER_SECRET}"\n'
+    )
+    path.write_text(default_config_path().read_text() + agents + extra)
+    return path
+
+
+async def run_cli(*args: str) -> tuple[int, str]:
+    """`creditd <args>` through click in a thread of its own (the command runs its own event loop):
+    exit status and output."""
+
+    def run() -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return await asyncio.to_thread(run)
