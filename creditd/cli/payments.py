@@ -19,6 +19,7 @@ from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.paygate.app import serve as serve_front
 from creditd.payments.agents import Agents, BadRequest
+from creditd.payments.camt import StatementError, parse_statement
 from creditd.payments.money import Money
 from creditd.payments.reconcile import (
     REPORT_COLUMNS,
@@ -29,6 +30,8 @@ from creditd.payments.reconcile import (
     report_cells,
     report_csv,
 )
+from creditd.payments.statements import Outcome as StatementOutcome
+from creditd.payments.statements import Statements
 from creditd.settings import Settings
 from creditd.store.connection import AnyRedis, connect
 from creditd.store.embedded import embedded_url
@@ -139,3 +142,69 @@ def reconcile_command(
     if csv_path is not None:
         csv_path.write_text(report_csv(rows))
     sys.exit(exit_status(rows))
+
+
+@payments.command("import")
+@click.argument("statement", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@redis_options
+def import_command(statement: Path, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """Apply the booked credits of an ISO 20022 camt.053 or camt.054 file, each once; queue those
+    whose account cannot be told for `creditd payments assign`. Importing it again is harmless."""
+
+    async def work(settings: Settings, money: Money) -> list[StatementOutcome]:
+        bank = settings.payments.bank
+        if statement.stat().st_size > bank.max_file_bytes:
+            raise click.ClickException(f"{statement}: larger than payments.bank.max_file_bytes ({bank.max_file_bytes})")
+        try:
+            parsed = parse_statement(statement.read_bytes(), bank.max_entries)
+        except StatementError as error:
+            raise click.ClickException(f"{statement}: {error.message}") from None
+        statements = Statements(money, settings.payments)
+        click.echo(f"{statement}: {parsed.kind}, {len(parsed.credits)} credit(s), {parsed.skipped} other entries")
+        return [await statements.import_credit(credit) for credit in parsed.credits]
+
+    outcomes = run_with_money(redis_url, data_dir, config, work)
+    header = ["REFERENCE", "AMOUNT_MINOR", "CURRENCY", "OUTCOME", "ACCOUNT", "DETAIL"]
+    rows = [
+        [item.servicer_reference, item.amount_minor, item.currency, item.outcome, item.account_id, item.detail]
+        for item in outcomes
+    ]
+    echo_table(header, rows)
+    counts = {name: sum(item.outcome == name for item in outcomes) for name in ("applied", "duplicate", "unmatched")}
+    click.echo(", ".join(f"{count} {name}" for name, count in counts.items()))
+
+
+@payments.command("unmatched")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@redis_options
+def unmatched_command(limit: int, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """List the bank credits waiting for `creditd payments assign`, oldest first."""
+
+    async def work(settings: Settings, money: Money) -> list[dict[str, str]]:
+        return await Statements(money, settings.payments).unmatched(limit)
+
+    waiting = run_with_money(redis_url, data_dir, config, work)
+    fields = ["servicer_reference", "amount_minor", "currency", "booking_date", "reason", "remittance"]
+    echo_table([field.upper() for field in fields], [[item.get(field, "") for field in fields] for item in waiting])
+
+
+@payments.command("assign")
+@click.argument("reference")
+@click.argument("account_id")
+@click.option("--amount-minor", type=click.IntRange(1, None), help="for a foreign currency: the amount to credit")
+@redis_options
+def assign_command(
+    reference: str,
+    account_id: str,
+    amount_minor: int | None,
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+) -> None:
+    """Apply an unmatched bank credit (its servicer reference) to an account, once."""
+
+    async def work(settings: Settings, money: Money) -> StatementOutcome:
+        return await Statements(money, settings.payments).assign(reference, account_id, amount_minor)
+
+    outcome = run_with_money(redis_url, data_dir, config, work)
+    click.echo(f"{outcome.servicer_reference}: {outcome.outcome} to {outcome.account_id} ({outcome.detail})")

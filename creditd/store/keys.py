@@ -55,6 +55,13 @@ KEY_PATTERNS: dict[str, str] = {
     # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
     # agent id's CRC, as an account.
     "agent_day": "{tag}:agent_day:{agent_id}/{day}",
+    # Payments written with plain commands (creditd/payments/): a bank statement's credit and a
+    # PromptPay intent each under its own hash tag (the SHA-256 of its reference), and three indexes.
+    "bank_entry": PREFIX + ":bank_entry:{{{idempotency_key}}}",
+    "bank_unmatched": PREFIX + ":bank_unmatched",
+    "payment_intent": PREFIX + ":payment_intent:{{{idempotency_key}}}",
+    "payment_intents": PREFIX + ":payment_intents",
+    "webhook_outcomes": PREFIX + ":webhook_outcomes",
 }
 
 
@@ -119,6 +126,12 @@ def gateway_position(gateway_id: str) -> str:
     outside the functions: it is no account's data, and a lost or stale value only repeats
     notifications (see docs/design.md, Redis layout)."""
     return f"{PREFIX}:gateway:{gateway_id}:notified"
+
+
+def payments_key(name: str, idempotency_key: str = "") -> str:
+    """A key of the payments' (bank_entry, bank_unmatched, payment_intent, payment_intents,
+    webhook_outcomes); idempotency_key: the SHA-256 of the entry's or intent's reference."""
+    return KEY_PATTERNS[name].format(idempotency_key=idempotency_key)
 
 
 @functools.cache
