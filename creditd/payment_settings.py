@@ -36,8 +36,10 @@ class PromptPaySettings(Struct, frozen=True):
     biller_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{15}$")] = "010753600031508"
     merchant_name: Annotated[str, msgspec.Meta(pattern=r"^[ -~]{1,25}$")] = "CREDITD"
     merchant_city: Annotated[str, msgspec.Meta(pattern=r"^[ -~]{1,15}$")] = "BANGKOK"
-    # Signs the provider's confirmations (HMAC-SHA256 of the body); empty: the webhook refuses all.
+    # Signs the provider's confirmations (payments front's signing scheme); empty: the webhook refuses all.
     webhook_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    # Signs the portal's requests for a new intent; empty: intents cannot be created.
+    intent_secret: Annotated[str, msgspec.Meta(max_length=256)] = ""
     intent_validity_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
     min_amount_minor: Money = 100
     max_amount_minor: Money = 5_000_000

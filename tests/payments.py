@@ -30,6 +30,7 @@ from tests.harness import Harness
 AGENT, SECRET = "shop1", "shop1-secret-0123456789"
 OTHER_AGENT, OTHER_SECRET = "kiosk2", "kiosk2-secret-0123456789"
 WEBHOOK_SECRET = "provider-secret-0123456789"
+INTENT_SECRET = "portal-intent-secret-0123456789"
 
 
 def payment_settings(settings: Settings, **options: object) -> Settings:
@@ -39,7 +40,11 @@ def payment_settings(settings: Settings, **options: object) -> Settings:
         AGENT: AgentSettings(secret=SECRET, min_amount_minor=100, max_amount_minor=50_000, daily_limit_minor=100_000),
         OTHER_AGENT: AgentSettings(secret=OTHER_SECRET),
     }
-    payments = PaymentSettings(agents=agents, promptpay=PromptPaySettings(webhook_secret=WEBHOOK_SECRET), **options)  # type: ignore[arg-type]
+    payments = PaymentSettings(
+        agents=agents,
+        promptpay=PromptPaySettings(webhook_secret=WEBHOOK_SECRET, intent_secret=INTENT_SECRET),
+        **options,
+    )  # type: ignore[arg-type]
     return msgspec.structs.replace(settings, payments=payments)
 
 

@@ -18,9 +18,10 @@ from creditd.cli.common import redis_options, settings_from_options
 from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.paygate.app import serve as serve_front
-from creditd.payments.agents import Agents, BadRequest
+from creditd.payments.agents import Agents, BadRequest, format_time
 from creditd.payments.camt import StatementError, parse_statement
 from creditd.payments.money import Money
+from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome
 from creditd.payments.reconcile import (
     REPORT_COLUMNS,
     Row,
@@ -35,6 +36,7 @@ from creditd.payments.statements import Statements
 from creditd.settings import Settings
 from creditd.store.connection import AnyRedis, connect
 from creditd.store.embedded import embedded_url
+from creditd.store.keys import payments_key
 
 Result = TypeVar("Result")
 OUTCOMES = ("matched", "missing_ours", "missing_theirs", "mismatch")
@@ -208,3 +210,41 @@ def assign_command(
 
     outcome = run_with_money(redis_url, data_dir, config, work)
     click.echo(f"{outcome.servicer_reference}: {outcome.outcome} to {outcome.account_id} ({outcome.detail})")
+
+
+@payments.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@redis_options
+def list_command(limit: int, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """The newest PromptPay payment intents and webhook outcomes, and the unmatched bank credits."""
+
+    async def work(settings: Settings, money: Money) -> tuple[list[Intent], list[WebhookOutcome], int]:
+        promptpay = PromptPay(money, settings.payments)
+        waiting = await money.client.zcard(payments_key("bank_unmatched"))
+        return await promptpay.intents(limit), await promptpay.outcomes(limit), waiting
+
+    intents, outcomes, waiting = run_with_money(redis_url, data_dir, config, work)
+    click.echo("PAYMENT INTENTS")
+    header = ["REFERENCE", "ACCOUNT", "AMOUNT_MINOR", "STATE", "CREATED", "EXPIRES", "TRANSACTION", "LEDGER_SEQ"]
+    rows: list[list[Any]] = [
+        [
+            item.reference,
+            item.account_id,
+            item.amount_minor,
+            item.state,
+            format_time(item.created_at_ms),
+            format_time(item.expires_at_ms),
+            item.transaction_id,
+            item.ledger_seq or "",
+        ]
+        for item in intents
+    ]
+    echo_table(header, rows)
+    click.echo("WEBHOOK OUTCOMES")
+    header = ["OUTCOME", "AT", "REFERENCE", "TRANSACTION", "AMOUNT_MINOR", "MESSAGE"]
+    rows = [
+        [item.outcome, format_time(item.at_ms), item.reference, item.transaction_id, item.amount_minor, item.message]
+        for item in outcomes
+    ]
+    echo_table(header, rows)
+    click.echo(f"{waiting} unmatched bank credit(s) wait (creditd payments unmatched)")

@@ -17,8 +17,10 @@ from creditd.clock import Clock
 from creditd.errors import ConfigError
 from creditd.metrics import REGISTRY
 from creditd.paygate.agent_api import agent_routes
+from creditd.paygate.promptpay_api import promptpay_routes
 from creditd.payments.agents import Agents
 from creditd.payments.money import Money
+from creditd.payments.promptpay import PromptPay
 from creditd.settings import Settings
 from creditd.store.connection import AnyRedis
 
@@ -31,7 +33,11 @@ async def metrics_page(_request: Request) -> Response:
 
 def create_app(settings: Settings, client: AnyRedis, clock: Clock | None = None) -> Starlette:
     money = Money(client, settings.redis.partitions, clock or Clock())
-    routes = [*agent_routes(Agents(money, settings.payments)), Route("/metrics", metrics_page)]
+    routes = [
+        *agent_routes(Agents(money, settings.payments)),
+        *promptpay_routes(PromptPay(money, settings.payments)),
+        Route("/metrics", metrics_page),
+    ]
     return Starlette(routes=routes)
 
 
