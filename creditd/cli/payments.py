@@ -14,11 +14,12 @@ import msgspec
 import uvloop
 
 from creditd import logs
-from creditd.cli.common import redis_options, settings_from_options
+from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.paygate.app import serve as serve_front
 from creditd.payments.agents import Agents, BadRequest, format_time
+from creditd.payments.audit import audit_payments
 from creditd.payments.camt import StatementError, parse_statement
 from creditd.payments.money import Money
 from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome
@@ -248,3 +249,27 @@ def list_command(limit: int, redis_url: str | None, data_dir: Path | None, confi
     ]
     echo_table(header, rows)
     click.echo(f"{waiting} unmatched bank credit(s) wait (creditd payments unmatched)")
+
+
+@payments.command("audit")
+@redis_options
+def audit_command(redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
+    """Check that every applied payment has exactly one top-up and every payment top-up its payment;
+    print each violation (and each unfinished payment); exit 1 when there is a violation."""
+    try:
+        settings, client = open_redis(redis_url, data_dir, config)
+    except CreditdError as error:
+        raise click.ClickException(error.message) from None
+    try:
+        report = audit_payments(client, settings.redis.partitions)
+    finally:
+        client.close()
+    for line in report.unfinished:
+        click.echo(f"UNFINISHED {line}")
+    for line in report.violations:
+        click.echo(f"VIOLATION {line}")
+    click.echo(
+        f"{report.payments} applied payments, {report.top_ups} payment top-ups, {len(report.unfinished)} unfinished: "
+        f"{len(report.violations)} violation(s)"
+    )
+    sys.exit(1 if report.violations else 0)

@@ -103,6 +103,7 @@ class PromptPay:
         now_ms = self.money.clock.now_ms()
         reference = new_reference()
         fields = {
+            "reference": reference,
             "account_id": account_id,
             "amount_minor": str(amount_minor),
             "currency": self.settings.currency,

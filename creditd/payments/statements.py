@@ -125,6 +125,14 @@ class Statements:
         }
 
     async def _apply(self, credit: Credit, key: str, account_id: str, amount_minor: int, state: str) -> int:
+        # first the intention, so that a cut-off import leaves a record the auditor calls unfinished
+        applying = self._fields(credit) | {
+            "state": "applying",
+            "account_id": account_id,
+            "applied_minor": str(amount_minor),
+        }
+        await self.money.client.hset(key, mapping=applying)  # type: ignore[arg-type]
+        await self.money.client.expire(key, self.settings.bank.retention_s)
         record = await self.money.top_up(account_id, amount_minor, CHANNEL, top_up_key(credit.servicer_reference))
         if not record.replayed:
             counters.APPLIED.labels(CHANNEL).inc()
