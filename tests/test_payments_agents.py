@@ -280,3 +280,28 @@ def _adjust(account_id: str, amount: int) -> object:
     from creditd.v1 import creditd_pb2 as pb
 
     return pb.AdjustRequest(account_id=account_id, amount=amount, reason="test spend", idempotency_key="spend-1")
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "field"),
+    [
+        ("/agent/v1/check", {"account_id": "a b"}, "account_id"),
+        ("/agent/v1/check", {"account_id": ACCOUNT, "amount_minor": 0}, "amount_minor"),
+        ("/agent/v1/check", {}, "account_id"),
+        ("/agent/v1/cancel", {"transaction_id": "k 1", "time": "2026-12-03T10:00:00Z"}, "transaction_id"),
+        ("/agent/v1/cancel", {"transaction_id": "k-1"}, "time"),
+        ("/agent/v1/cancel", {"transaction_id": "k-1", "time": "2026-12-03T10:00:00Z", "amount": 1}, "amount"),
+        ("/agent/v1/pay", [1, 2], "body"),
+        ("/agent/v1/pay", "x" * 20_000, "body"),
+    ],
+)
+async def test_bad_input_to_check_and_cancel_names_the_field(
+    creditd: Harness, settings: Settings, path: str, document: object, field: str
+) -> None:
+    await creditd.create_account(ACCOUNT)
+    async with running_front(creditd, payment_settings(settings)) as url:
+        before = dump(creditd.redis)
+        status, answer = await post_signed(url, path, document)
+        assert (status, answer["result"]) == (400, 300)
+        assert str(answer["message"]).startswith(f"{field}:"), answer
+        assert dump(creditd.redis) == before

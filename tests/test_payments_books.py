@@ -3,7 +3,8 @@ pay and cancel, a bank statement credit, a PromptPay webhook) leaves a top-up wh
 the channel and the external reference; `creditd payments audit` finds each applied payment with
 exactly one top-up (exit 0), calls a top-up whose record is not written yet unfinished, and reports a
 payment top-up without its payment and an applied payment without its top-up (exit 1); the front's
-/metrics counts the payments by channel, the intents and the webhook outcomes."""
+/metrics counts the payments by channel, the intents and the webhook outcomes; `creditd payments
+revenue` sums what each channel brought in, cancellations deducted."""
 
 from __future__ import annotations
 
@@ -78,6 +79,22 @@ async def test_every_channel_names_itself_in_the_ledger_and_the_books_balance(
         ("topup", 3000, f"promptpay qr:{intent['reference']}"),
         ("topup", 700, "bank bank:ST-1"),
     ]
+    status, output = await run_cli(
+        "payments",
+        "revenue",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--redis",
+        creditd.server.redis_url,
+        "--config",
+        str(config_file(tmp_path)),
+    )
+    assert status == 0, output
+    rows = [line.split() for line in output.splitlines()[1:4]]
+    assert rows == [["agent", "2", "1", "1000"], ["promptpay", "1", "0", "3000"], ["bank", "1", "0", "700"]]
+    assert "total 4700 THB" in output
     status, output = await _audit(creditd, tmp_path)
     assert status == 0 and "4 applied payments, 4 payment top-ups, 0 unfinished: 0 violation(s)" in output, output
     grew = {

@@ -87,6 +87,45 @@ def payment_top_ups(client: AnySyncRedis, keys: Keys) -> tuple[dict[str, list[tu
     return found, first_seqs
 
 
+class ChannelRevenue(msgspec.Struct):
+    channel: str
+    payments: int = 0
+    cancelled: int = 0
+    amount_minor: int = 0
+
+
+def channel_of(kind: str, reference: str) -> str:
+    """The payment channel of a ledger entry ('' for none): a top-up by its reference's prefix, an
+    agent's cancellation by its adjustment's."""
+    if kind == "topup":
+        for prefix in CHANNEL_PREFIXES:
+            if reference.startswith(prefix):
+                return prefix.split(" ", 1)[0]
+    if kind == "adjustment" and ":c cancel agent " in reference:
+        return "agent"
+    return ""
+
+
+def revenue_by_channel(client: AnySyncRedis, partitions: int, window: tuple[int, int]) -> list[ChannelRevenue]:
+    """Money received by payment channel in [from_ms, to_ms), cancellations deducted, from the
+    ledgers kept (`report settlement` gives the providers' side)."""
+    keys = Keys(partitions)
+    totals = {prefix.split(" ", 1)[0]: ChannelRevenue(prefix.split(" ", 1)[0]) for prefix in CHANNEL_PREFIXES}
+    for account_key in account_keys(client):
+        for raw in client.lrange(keys.ledger(account_id_of(account_key)), 0, -1):
+            _, time_ms, kind, amount, _, _, _, reference = as_text(raw).split("|", 7)
+            channel = channel_of(kind, reference)
+            if not channel or not window[0] <= int(time_ms) < window[1]:
+                continue
+            row = totals[channel]
+            row.amount_minor += int(amount)
+            if kind == "topup":
+                row.payments += 1
+            else:
+                row.cancelled += 1
+    return list(totals.values())
+
+
 def audit_payments(client: AnySyncRedis, partitions: int) -> PaymentsAudit:
     report = PaymentsAudit()
     expected = expected_payments(client)
