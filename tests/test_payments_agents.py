@@ -305,3 +305,58 @@ async def test_bad_input_to_check_and_cancel_names_the_field(
         assert (status, answer["result"]) == (400, 300)
         assert str(answer["message"]).startswith(f"{field}:"), answer
         assert dump(creditd.redis) == before
+
+
+async def test_a_claim_older_than_the_top_up_keys_memory_is_looked_for_in_the_ledger(
+    creditd: Harness, settings: Settings
+) -> None:
+    """A pay cut off after its top-up, retried when top_up may have forgotten the key (4 days on,
+    its record deleted as its expiry would): found in the ledger, recorded applied, not paid twice.
+    One cut off before its top-up: applied once then."""
+    await creditd.create_account(ACCOUNT)
+    own = payment_settings(settings)
+    client = connect(creditd.server.redis_url, own.redis)
+    try:
+        agents = Agents(Money(client, own.redis.partitions, creditd.clock), own.payments)
+        now_ms = creditd.clock.now_ms()
+        topped = Payment(transaction_id="old-1", account_id=ACCOUNT, amount_minor=800, paid_at_ms=now_ms)
+        untouched = Payment(transaction_id="old-2", account_id=ACCOUNT, amount_minor=900, paid_at_ms=now_ms)
+        for payment in (topped, untouched):
+            await agents._step(AGENT, payment, "claim", 100_000)
+        await agents.money.top_up(ACCOUNT, 800, "agent", f"{AGENT}:old-1")
+        creditd.clock.advance(4 * 86_400)
+        record = creditd.server_keys().layout(("record",), ACCOUNT, idempotency_key=f"{AGENT}:old-1")[0]
+        assert creditd.redis.delete(record) == 1
+        answers = [await agents.pay(AGENT, payment) for payment in (topped, untouched, topped, untouched)]
+    finally:
+        await client.aclose()
+    assert [(answer.result, answer.receipt and answer.receipt.state) for answer in answers] == [(0, "applied")] * 4
+    assert await top_ups(creditd, ACCOUNT) == [(800, "agent shop1:old-1"), (900, "agent shop1:old-2")]
+
+
+@pytest.mark.corrupts_data
+async def test_a_stale_claim_the_ledger_no_longer_reaches_is_left_for_review(
+    creditd: Harness, settings: Settings
+) -> None:
+    await creditd.create_account(ACCOUNT)
+    own = payment_settings(settings)
+    client = connect(creditd.server.redis_url, own.redis)
+    try:
+        agents = Agents(Money(client, own.redis.partitions, creditd.clock), own.payments)
+        stale = Payment(transaction_id="old-3", account_id=ACCOUNT, amount_minor=700, paid_at_ms=creditd.clock.now_ms())
+        await agents._step(AGENT, stale, "claim", 100_000)
+        creditd.clock.advance(4 * 86_400)
+        # the ledger trimmed past the claim: its kept entries are newer than it
+        await creditd.top_up(ACCOUNT, 100, "later-1")
+        keys = creditd.server_keys()
+        creditd.redis.ltrim(keys.ledger(ACCOUNT), -1, -1)
+        creditd.redis.hset(keys.account(ACCOUNT), "ledger_first_seq", "5")
+        before = dump(creditd.redis)
+        answer = await agents.pay(AGENT, stale)
+    finally:
+        await client.aclose()
+    assert (answer.result, answer.message) == (
+        248,
+        "agent shop1:old-3: too old to tell whether it was applied: review it",
+    )
+    assert dump(creditd.redis) == before

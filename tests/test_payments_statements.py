@@ -10,11 +10,16 @@ resolves once; a malformed file is an error naming the entry and its line, nothi
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import sys
+from asyncio.subprocess import PIPE, STDOUT
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from creditd.store.keys import payments_key
 from tests.harness import Harness, dump
 from tests.payments import config_file, run_cli, top_ups
 
@@ -99,8 +104,15 @@ async def test_two_imports_of_one_file_at_once_apply_it_once(creditd: Harness, t
     await creditd.create_account(ACCOUNT)
     data = camt([Entry(f"C-{n}", "10.00") for n in range(20)])
     (tmp_path / "a.xml").write_bytes(data)
-    results = await asyncio.gather(*(_cli(creditd, tmp_path, "import", str(tmp_path / "a.xml")) for _ in range(2)))
-    assert [status for status, _ in results] == [0, 0]
+    config = config_file(tmp_path)
+    command = [sys.executable, "-m", "creditd", "payments", "import", str(tmp_path / "a.xml")]
+    command += ["--redis", creditd.server.redis_url, "--config", str(config)]
+    processes = [
+        await asyncio.create_subprocess_exec(*command, stdout=PIPE, stderr=STDOUT, env=os.environ | {"PYTHONPATH": "."})
+        for _ in range(2)
+    ]
+    outputs = [(await asyncio.wait_for(process.communicate(), 60))[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
     assert len(await top_ups(creditd, ACCOUNT)) == 20
     assert (await creditd.get(ACCOUNT)).balance == 20_000
 
@@ -169,3 +181,22 @@ async def test_a_malformed_file_names_the_entry_and_applies_nothing(
     status, output = await _import(creditd, tmp_path, "bad.xml", data)
     assert status == 1 and named in output, output
     assert dump(creditd.redis) == before
+
+
+async def test_an_import_cut_off_after_its_top_up_is_finished_by_the_next_once(
+    creditd: Harness, tmp_path: Path
+) -> None:
+    """The record an import writes before its top-up ('applying', the account chosen), the top-up
+    made, the import stopped: importing the file again records it applied, with no second top-up."""
+    await creditd.create_account(ACCOUNT)
+    key = payments_key("bank_entry", hashlib.sha256(b"R-9").hexdigest())
+    applying = {"state": "applying", "account_id": ACCOUNT, "applied_minor": "4200", "since_ms": "1"}
+    creditd.redis.hset(key, mapping={"servicer_reference": "R-9", "amount_minor": "4200", "currency": "THB"} | applying)
+    await creditd.top_up(ACCOUNT, 4200, "bank:R-9", channel="bank")
+    status, output = await _cli(creditd, tmp_path, "audit")
+    assert status == 0 and "UNFINISHED 'bank bank:R-9'" in output, output
+    status, output = await _import(creditd, tmp_path, "again.xml", camt([Entry("R-9", "42.00")]))
+    assert "1 applied, 0 duplicate" in output, output
+    assert await top_ups(creditd, ACCOUNT) == [(4200, "bank bank:R-9")]
+    status, output = await _cli(creditd, tmp_path, "audit")
+    assert status == 0 and "UNFINISHED" not in output, output

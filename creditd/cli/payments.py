@@ -64,7 +64,9 @@ def run_with_money(
     async def run() -> Result:
         client = connect(url, settings.redis)
         try:
-            return await work(settings, Money(client, settings.redis.partitions, Clock()))
+            return await work(
+                settings, Money(client, settings.redis.partitions, Clock(), settings.limits.topup_key_retention_s)
+            )
         finally:
             await client.aclose()
 
@@ -174,7 +176,9 @@ def import_command(statement: Path, redis_url: str | None, data_dir: Path | None
         for item in outcomes
     ]
     echo_table(header, rows)
-    counts = {name: sum(item.outcome == name for item in outcomes) for name in ("applied", "duplicate", "unmatched")}
+    counts = {
+        name: sum(item.outcome == name for item in outcomes) for name in ("applied", "duplicate", "unmatched", "review")
+    }
     click.echo(", ".join(f"{count} {name}" for name, count in counts.items()))
 
 

@@ -32,7 +32,7 @@ async def metrics_page(_request: Request) -> Response:
 
 
 def create_app(settings: Settings, client: AnyRedis, clock: Clock | None = None) -> Starlette:
-    money = Money(client, settings.redis.partitions, clock or Clock())
+    money = Money(client, settings.redis.partitions, clock or Clock(), settings.limits.topup_key_retention_s)
     routes = [
         *agent_routes(Agents(money, settings.payments)),
         *promptpay_routes(PromptPay(money, settings.payments)),

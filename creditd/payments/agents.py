@@ -27,7 +27,7 @@ import msgspec
 from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound
 from creditd.payment_settings import AgentSettings, PaymentSettings
 from creditd.payments import counters
-from creditd.payments.money import ACTOR, Money
+from creditd.payments.money import ACTOR, Money, NeedsReview
 from creditd.store.calls import AgentPaymentStep
 from creditd.store.codes import AccountStatus
 from creditd.store.replies import AccountRecord, as_text
@@ -52,6 +52,7 @@ class Result(enum.IntEnum):
     CANCEL_WINDOW_PASSED = 245
     CANCEL_NOT_ALLOWED = 246
     TRANSACTION_UNKNOWN = 247
+    UNDER_REVIEW = 248
     BAD_REQUEST = 300
 
 
@@ -249,19 +250,24 @@ class Agents:
         except FailedPrecondition as error:
             return Answer(result=Result.DAILY_LIMIT_REACHED, message=error.message)
         if entry.state == "claimed":
-            entry = await self._apply(agent_id, payment, limit)
+            try:
+                entry = await self._apply(agent_id, payment, limit, entry.updated_at_ms)
+            except NeedsReview as error:  # left claimed: never guessed
+                return Answer(result=Result.UNDER_REVIEW, message=error.message)
         return self._answer_of(agent_id, payment.transaction_id, entry)
 
-    async def _apply(self, agent_id: str, payment: Payment, limit: int) -> DayEntry:
+    async def _apply(self, agent_id: str, payment: Payment, limit: int, claimed_at_ms: int) -> DayEntry:
         key = payment_key(agent_id, payment.transaction_id)
         try:
-            record = await self.money.top_up(payment.account_id, payment.amount_minor, CHANNEL, key)
+            seq, replayed = await self.money.top_up_once(
+                payment.account_id, payment.amount_minor, CHANNEL, key, claimed_at_ms
+            )
         except (InvalidArgument, NotFound, FailedPrecondition):
             return await self._step(agent_id, payment, "failed", limit)
-        if not record.replayed:
+        if not replayed:
             counters.APPLIED.labels(CHANNEL).inc()
             counters.APPLIED_AMOUNT.labels(CHANNEL).inc(payment.amount_minor)
-        return await self._step(agent_id, payment, "applied", limit, record.ledger_seq)
+        return await self._step(agent_id, payment, "applied", limit, seq)
 
     def _answer_of(self, agent_id: str, transaction_id: str, entry: DayEntry) -> Answer:
         receipt = self._receipt(agent_id, transaction_id, entry)

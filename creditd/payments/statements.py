@@ -23,7 +23,7 @@ from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, No
 from creditd.payment_settings import PaymentSettings
 from creditd.payments import counters
 from creditd.payments.camt import Credit
-from creditd.payments.money import Money
+from creditd.payments.money import Money, NeedsReview
 from creditd.store.codes import AccountStatus
 from creditd.store.keys import payments_key
 from creditd.store.replies import as_text
@@ -100,14 +100,24 @@ class Statements:
             counters.STATEMENT_ENTRIES.labels("duplicate").inc()
             detail = f"already {stored['state']}"
             return _outcome(credit, "duplicate", stored.get("account_id", ""), detail)
+        if stored.get("state") == "applying":  # an import cut off after it chose the account
+            account_id, amount = stored["account_id"], int(stored["applied_minor"])
+            return await self._applied(credit, key, account_id, amount, int(stored["since_ms"]))
         account_id = self.account_named(credit)
         reason = await self._unmatched_reason(credit, account_id)
         if reason:
             await self._queue(credit, key, reason)
             counters.STATEMENT_ENTRIES.labels("unmatched").inc()
             return _outcome(credit, "unmatched", account_id, reason)
+        return await self._applied(credit, key, account_id, credit.amount_minor, None)
+
+    async def _applied(
+        self, credit: Credit, key: str, account_id: str, amount_minor: int, since_ms: int | None
+    ) -> Outcome:
         try:
-            seq = await self._apply(credit, key, account_id, credit.amount_minor, "applied")
+            seq = await self._apply(credit, key, account_id, amount_minor, "applied", since_ms)
+        except NeedsReview as error:
+            return _outcome(credit, "review", account_id, error.message)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
             await self._queue(credit, key, f"the account refused it: {error.message}")
             counters.STATEMENT_ENTRIES.labels("unmatched").inc()
@@ -124,29 +134,35 @@ class Statements:
             "remittance": json.dumps(credit.remittance[:8])[:2000],
         }
 
-    async def _apply(self, credit: Credit, key: str, account_id: str, amount_minor: int, state: str) -> int:
-        # first the intention, so that a cut-off import leaves a record the auditor calls unfinished
-        applying = self._fields(credit) | {
-            "state": "applying",
-            "account_id": account_id,
-            "applied_minor": str(amount_minor),
-        }
-        await self.money.client.hset(key, mapping=applying)  # type: ignore[arg-type]
-        await self.money.client.expire(key, self.settings.bank.retention_s)
-        record = await self.money.top_up(account_id, amount_minor, CHANNEL, top_up_key(credit.servicer_reference))
-        if not record.replayed:
+    async def _apply(
+        self, credit: Credit, key: str, account_id: str, amount_minor: int, state: str, since_ms: int | None
+    ) -> int:
+        """since_ms: when an earlier, cut-off attempt chose this account and amount; None: now."""
+        if since_ms is None:  # the intention first: a cut-off import leaves a record to finish
+            since_ms = self.money.clock.now_ms()
+            applying = self._fields(credit) | {
+                "state": "applying",
+                "account_id": account_id,
+                "applied_minor": str(amount_minor),
+                "since_ms": str(since_ms),
+            }
+            await self.money.client.hset(key, mapping=applying)  # type: ignore[arg-type]
+            await self.money.client.expire(key, self.settings.bank.retention_s)
+        top_up_reference = top_up_key(credit.servicer_reference)
+        seq, replayed = await self.money.top_up_once(account_id, amount_minor, CHANNEL, top_up_reference, since_ms)
+        if not replayed:
             counters.APPLIED.labels(CHANNEL).inc()
             counters.APPLIED_AMOUNT.labels(CHANNEL).inc(amount_minor)
         fields = self._fields(credit) | {
             "state": state,
             "account_id": account_id,
             "applied_minor": str(amount_minor),
-            "ledger_seq": str(record.ledger_seq),
+            "ledger_seq": str(seq),
             "at_ms": str(self.money.clock.now_ms()),
         }
         await self.money.client.hset(key, mapping=fields)  # type: ignore[arg-type]
         await self.money.client.expire(key, self.settings.bank.retention_s)
-        return record.ledger_seq
+        return seq
 
     async def _queue(self, credit: Credit, key: str, reason: str) -> None:
         queue = payments_key("bank_unmatched")
@@ -199,6 +215,9 @@ class Statements:
         if account.currency != self.settings.currency:
             raise FailedPrecondition(f"account_id: the account is in {account.currency}")
         amount = credit.amount_minor if amount_minor is None else amount_minor
-        seq = await self._apply(credit, key, account_id, amount, "assigned")
+        since_ms = int(stored["since_ms"]) if stored["state"] == "applying" else None
+        if since_ms is not None and stored.get("account_id") != account_id:
+            raise FailedPrecondition(f"reference: being applied to {stored.get('account_id')}")
+        seq = await self._apply(credit, key, account_id, amount, "assigned", since_ms)
         await self.money.client.zrem(payments_key("bank_unmatched"), servicer_reference)
         return _outcome(credit, "applied", account_id, f"ledger {seq}")
