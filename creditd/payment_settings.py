@@ -97,3 +97,17 @@ def check_payments(payments: PaymentSettings, max_amount_minor: int) -> None:
             raise ConfigError(f"{where}.min_amount_minor: must not exceed max_amount_minor")
         if table.max_amount_minor > max_amount_minor:
             raise ConfigError(f"{where}.max_amount_minor: must not exceed limits.max_amount_minor")
+
+
+def check_agent_tables(document: dict[str, object], source: str) -> None:
+    """Each [payments.agents.<id>] table on its own, so that an error names the agent (msgspec's
+    path does not name a dict's key)."""
+    payments = document.get("payments")
+    agents = payments.get("agents") if isinstance(payments, dict) else None
+    if not isinstance(agents, dict):
+        return
+    for agent_id, table in agents.items():
+        try:
+            msgspec.convert(table, AgentSettings)
+        except msgspec.ValidationError as error:
+            raise ConfigError(f"{source}: payments.agents.{agent_id}: {error}") from None

@@ -26,7 +26,7 @@ from creditd.front_settings import PortalSettings as PortalSettings
 from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
 from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
-from creditd.payment_settings import PaymentSettings, check_payments
+from creditd.payment_settings import PaymentSettings, check_agent_tables, check_payments
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -307,6 +307,7 @@ def parse_settings(document: dict[str, object], source: str = "config", base_dir
                 msgspec.convert(plan_document, Plan)
             except msgspec.ValidationError as error:  # names the plan, which msgspec's path does not
                 raise ConfigError(f"{source}: plans.{plan_name}: {error}") from None
+    check_agent_tables(document, source)
     try:
         settings = msgspec.convert(document, Settings)
     except msgspec.ValidationError as error:

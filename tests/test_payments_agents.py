@@ -360,3 +360,18 @@ async def test_a_stale_claim_the_ledger_no_longer_reaches_is_left_for_review(
         "agent shop1:old-3: too old to tell whether it was applied: review it",
     )
     assert dump(creditd.redis) == before
+
+
+async def test_a_repeat_of_a_payment_older_than_the_age_limit_gets_its_answer(
+    creditd: Harness, settings: Settings
+) -> None:
+    await creditd.create_account(ACCOUNT)
+    own = payment_settings(settings)
+    async with running_front(creditd, own) as url:
+        document = pay_document(creditd, "late-1", 2000)
+        first = await post_signed(url, "/agent/v1/pay", document)
+        creditd.clock.advance(own.payments.max_payment_age_s + 60)
+        assert await post_signed(url, "/agent/v1/pay", document) == first
+        status, answer = await post_signed(url, "/agent/v1/pay", {**document, "transaction_id": "late-2"})
+        assert (status, str(answer["message"]).startswith("time: older than")) == (400, True)
+    assert await top_ups(creditd, ACCOUNT) == [(2000, "agent shop1:late-1")]

@@ -73,7 +73,13 @@ async def pay(agents: Agents, agent_id: str, fields: dict[str, Any]) -> Answer:
         amount_minor=check_amount(fields.get("amount_minor")),
         paid_at_ms=parse_time_ms(fields.get("time")),
     )
-    agents.check_payment_time(payment.paid_at_ms)
+    try:
+        agents.check_payment_time(payment.paid_at_ms)
+    except BadRequest:
+        # a repeat of a payment made (a retry after a long outage) still gets its answer
+        known = await agents.entry(agent_id, payment.transaction_id, payment.paid_at_ms)
+        if known is None or (known.account_id, known.amount) != (payment.account_id, payment.amount_minor):
+            raise
     return await agents.pay(agent_id, payment)
 
 
