@@ -203,3 +203,23 @@ async def test_a_bad_intent_request_names_the_field_and_writes_nothing(creditd: 
             answer = await _create_intent(url, amount, account_id)
             assert answer.status_code == 400 and answer.json()["message"].startswith(field + ":"), answer.text
         assert dump(creditd.redis) == before
+
+
+@pytest.mark.asyncio
+async def test_the_intents_page_shows_the_qr_then_paid(creditd: Harness, settings: Settings) -> None:
+    """The page reloads itself every second while it waits; the first load after the provider's
+    confirmation says paid, and stops reloading."""
+    await creditd.create_account(ACCOUNT)
+    async with running_front(creditd, payment_settings(settings)) as url:
+        intent = (await _create_intent(url, 5_000)).json()
+        page_url = f"{url}/promptpay/v1/intents/{intent['reference']}/page"
+        async with httpx.AsyncClient(timeout=10) as client:
+            waiting = (await client.get(page_url)).text
+            document = {"transaction_id": "PP-P", "reference": intent["reference"], "amount_minor": 5_000}
+            assert (await _deliver(client, url, document)).json()["outcome"] == "applied"
+            paid = (await client.get(page_url)).text
+            unknown = await client.get(f"{url}/promptpay/v1/intents/CDNOSUCH/page")
+    assert '<meta http-equiv="refresh" content="1">' in waiting and "<svg" in waiting
+    assert "Waiting for payment" in waiting and "50.00 THB" in waiting
+    assert "Paid: 50.00 THB" in paid and "refresh" not in paid and "<svg" not in paid
+    assert unknown.status_code == 404
