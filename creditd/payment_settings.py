@@ -76,6 +76,9 @@ class PaymentSettings(Struct, frozen=True):
     # An agent's day book (its transactions, for repeats and reconciliation) is kept this long.
     agent_retention_s: Annotated[int, msgspec.Meta(ge=86400, le=366 * 86400)] = 120 * 86400
     max_body_bytes: Annotated[int, msgspec.Meta(ge=256, le=1_000_000)] = 16_384
+    # Requests the front works on at once (the others wait); at most redis.max_connections, since
+    # each holds one connection at a time and a Cluster client refuses past its pool.
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 8
     agents: Annotated[dict[str, AgentSettings], msgspec.Meta(max_length=10_000)] = msgspec.field(default_factory=dict)
     promptpay: PromptPaySettings = PromptPaySettings()
     bank: BankSettings = BankSettings()

@@ -9,9 +9,11 @@ import logging
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditd.clock import Clock
 from creditd.errors import ConfigError
@@ -31,6 +33,21 @@ async def metrics_page(_request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
+class InFlightLimit:
+    """ASGI middleware: at most `limit` HTTP requests inside the application at once."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.slots:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, client: AnyRedis, clock: Clock | None = None) -> Starlette:
     money = Money(client, settings.redis.partitions, clock or Clock(), settings.limits.topup_key_retention_s)
     routes = [
@@ -38,7 +55,8 @@ def create_app(settings: Settings, client: AnyRedis, clock: Clock | None = None)
         *promptpay_routes(PromptPay(money, settings.payments)),
         Route("/metrics", metrics_page),
     ]
-    return Starlette(routes=routes)
+    limit = min(settings.payments.max_in_flight, settings.redis.max_connections)
+    return Starlette(routes=routes, middleware=[Middleware(InFlightLimit, limit=limit)])
 
 
 def server_of(
