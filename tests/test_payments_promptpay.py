@@ -223,3 +223,20 @@ async def test_the_intents_page_shows_the_qr_then_paid(creditd: Harness, setting
     assert "Waiting for payment" in waiting and "50.00 THB" in waiting
     assert "Paid: 50.00 THB" in paid and "refresh" not in paid and "<svg" not in paid
     assert unknown.status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_after_the_top_up_key_is_forgotten_is_answered_from_the_intent(
+    creditd: Harness, settings: Settings
+) -> None:
+    await creditd.create_account(ACCOUNT)
+    async with running_front(creditd, payment_settings(settings)) as url:
+        intent = (await _create_intent(url, 5_000)).json()
+        document = {"transaction_id": "PP-L", "reference": intent["reference"], "amount_minor": 5_000}
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await _deliver(client, url, document)).json()["outcome"] == "applied"
+            record = creditd.server_keys().layout(("record",), ACCOUNT, idempotency_key=f"qr:{intent['reference']}")[0]
+            assert creditd.redis.delete(record) == 1  # as its expiry would, a week on
+            creditd.clock.advance(8 * 86_400)
+            assert (await _deliver(client, url, document)).json()["outcome"] == "replayed"
+    assert await top_ups(creditd, ACCOUNT) == [(5_000, f"promptpay qr:{intent['reference']}")]

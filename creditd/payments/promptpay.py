@@ -169,6 +169,8 @@ class PromptPay:
         if intent.transaction_id and intent.transaction_id != transaction_id:
             message = f"reference: already paid by another transaction ({intent.transaction_id})"
             return await self.record(self._as(base, "already_paid", message))
+        if intent.transaction_id:  # this transaction's, recorded: its top-up's key may be forgotten by now
+            return await self.record(self._as(base, "replayed"))
         if amount_minor != intent.amount_minor:
             message = f"amount_minor: the intent is for {intent.amount_minor}"
             return await self.record(self._as(base, "amount_mismatch", message))
