@@ -84,8 +84,11 @@ class PaymentSettings(Struct, frozen=True):
     bank: BankSettings = BankSettings()
 
 
-def check_payments(payments: PaymentSettings, max_amount_minor: int) -> None:
-    """What the table's types cannot say: agent ids, bounds in order, a time zone that exists."""
+def check_payments(payments: PaymentSettings, max_amount_minor: int, key_retention_s: int) -> None:
+    """What the table's types cannot say: agent ids, bounds in order, a time zone that exists, a
+    cancel window within which top_up's keys are remembered (a cancel retried is known by its key)."""
+    if payments.cancel_window_s > key_retention_s:
+        raise ConfigError("payments.cancel_window_s: must not exceed limits.topup_key_retention_s")
     try:
         zoneinfo.ZoneInfo(payments.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -295,7 +295,7 @@ def _check_coherence(settings: Settings) -> None:
     for plan_name, plan in settings.plans.items():
         check_plan(f"plans.{plan_name}", plan, limits)
     _check_plan_changes(settings)
-    check_payments(settings.payments, limits.max_amount_minor)
+    check_payments(settings.payments, limits.max_amount_minor, limits.topup_key_retention_s)
 
 
 def parse_settings(document: dict[str, object], source: str = "config", base_directory: Path | None = None) -> Settings:

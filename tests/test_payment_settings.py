@@ -52,3 +52,10 @@ def test_a_bad_payments_setting_is_named(extra: str, named: str) -> None:
     with pytest.raises(ConfigError) as raised:
         _parse(extra)
     assert named in raised.value.message
+
+
+def test_a_cancel_window_longer_than_the_top_up_keys_memory_is_refused() -> None:
+    text = default_config_path().read_text().replace("topup_key_retention_s = 604800", "topup_key_retention_s = 3600")
+    document = tomllib.loads(text + "\n[payments]\ncancel_window_s = 7200\n")
+    with pytest.raises(ConfigError, match="payments.cancel_window_s: must not exceed limits.topup_key_retention_s"):
+        parse_settings(document, "test")
