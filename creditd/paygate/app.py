@@ -78,6 +78,7 @@ def server_of(
 
 async def serve(settings: Settings, client: AnyRedis) -> None:
     server = server_of(settings, client)
+    log.info("payments front on http://%s (%d agent(s))", settings.payments.listen, len(settings.payments.agents))
     try:
         await server.serve()
     finally:
