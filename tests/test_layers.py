@@ -16,8 +16,8 @@ import creditd
 PACKAGE = Path(creditd.__file__).parent
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge), notifier (the subscribers' notices) and portal (their web page) are sibling
-# front ends.
+# api (the gRPC edge), notifier (the subscribers' notices), portal (their web page) and paygate (the
+# payments' HTTP front) are sibling front ends; payments (the payments' rules, on store) sits beside core.
 RANK = {
     "store": 1,
     "core": 2,
