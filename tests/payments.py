@@ -1,6 +1,7 @@
 """Helpers of the payments tests: settings with agents, the payments front served by uvicorn on a
-free loopback port in the test's event loop (stopped on exit), signed requests to it, and the
-top-ups an account's ledger holds."""
+free loopback port in the test's event loop (stopped on exit), signed requests to it (agents,
+PromptPay intents and webhook deliveries), a config file and the CLI for the commands, camt.053/054
+statements written from entries, and the top-ups an account's ledger holds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,8 @@ AGENT, SECRET = "shop1", "shop1-secret-0123456789"
 OTHER_AGENT, OTHER_SECRET = "kiosk2", "kiosk2-secret-0123456789"
 WEBHOOK_SECRET = "provider-secret-0123456789"
 INTENT_SECRET = "portal-intent-secret-0123456789"
+# The account the bank statements written by camt() name in their remittance information.
+STATEMENT_ACCOUNT = "66833330001"
 
 
 def payment_settings(settings: Settings, **options: object) -> Settings:
@@ -116,3 +120,66 @@ async def run_cli(*args: str) -> tuple[int, str]:
         return result.exit_code, result.output
 
     return await asyncio.to_thread(run)
+
+
+@dataclass
+class Entry:
+    reference: str
+    amount: str
+    remittance: str = f"Top-up TOPUP-{STATEMENT_ACCOUNT} thanks"
+    currency: str = "THB"
+    indicator: str = "CRDT"
+    status: str = "BOOK"
+
+
+def camt(entries: list[Entry], kind: str = "053") -> bytes:
+    group, container = ("BkToCstmrStmt", "Stmt") if kind == "053" else ("BkToCstmrDbtCdtNtfctn", "Ntfctn")
+    body = "".join(
+        f"""
+      <Ntry>
+        <Amt Ccy="{entry.currency}">{entry.amount}</Amt>
+        <CdtDbtInd>{entry.indicator}</CdtDbtInd>
+        <Sts><Cd>{entry.status}</Cd></Sts>
+        <BookgDt><Dt>2026-12-03</Dt></BookgDt>
+        <ValDt><Dt>2026-12-03</Dt></ValDt>
+        <AcctSvcrRef>{entry.reference}</AcctSvcrRef>
+        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>DMCT</SubFmlyCd></Fmly></Domn></BkTxCd>
+        <NtryDtls><TxDtls>
+          <Refs><EndToEndId>E2E-{entry.reference}</EndToEndId></Refs>
+          <RmtInf><Ustrd>{entry.remittance}</Ustrd></RmtInf>
+        </TxDtls></NtryDtls>
+      </Ntry>"""
+        for entry in entries
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.{kind}.001.08">
+  <{group}>
+    <GrpHdr><MsgId>MSG-1</MsgId><CreDtTm>2026-12-03T18:00:00+07:00</CreDtTm></GrpHdr>
+    <{container}>
+      <Id>STMT-1</Id>
+      <CreDtTm>2026-12-03T18:00:00+07:00</CreDtTm>
+      <Acct><Id><IBAN>TH0000000000000000000001</IBAN></Id><Ccy>THB</Ccy></Acct>{body}
+    </{container}>
+  </{group}>
+</Document>
+""".encode()
+
+
+def signed_request(secret: str, path: str, document: object) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(document).encode()
+    stamp = str(int(time.time()))
+    headers = {"X-Timestamp": stamp, "X-Signature": signature(secret, stamp, path, body)}
+    return body, headers | {"Content-Type": "application/json"}
+
+
+async def create_intent(url: str, amount: int, account_id: str) -> httpx.Response:
+    path = "/promptpay/v1/intents"
+    body, headers = signed_request(INTENT_SECRET, path, {"account_id": account_id, "amount_minor": amount})
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(url + path, content=body, headers=headers)
+
+
+async def deliver(client: httpx.AsyncClient, url: str, document: dict[str, object]) -> httpx.Response:
+    path = "/promptpay/v1/webhook"
+    body, headers = signed_request(WEBHOOK_SECRET, path, document)
+    return await client.post(url + path, content=body, headers=headers)

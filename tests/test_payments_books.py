@@ -19,12 +19,23 @@ from creditd.payments.money import Money
 from creditd.settings import Settings
 from creditd.store.connection import connect
 from tests.harness import Harness
-from tests.payments import AGENT, config_file, payment_settings, post_signed, rfc3339, run_cli, running_front
-from tests.test_payments_promptpay import _create_intent, _deliver
-from tests.test_payments_statements import Entry, camt
+from tests.payments import (
+    AGENT,
+    STATEMENT_ACCOUNT,
+    Entry,
+    camt,
+    config_file,
+    create_intent,
+    deliver,
+    payment_settings,
+    post_signed,
+    rfc3339,
+    run_cli,
+    running_front,
+)
 
 pytestmark = pytest.mark.asyncio
-ACCOUNT = "66833330001"  # the statement helper's account
+ACCOUNT = STATEMENT_ACCOUNT
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:
@@ -52,11 +63,11 @@ async def test_every_channel_names_itself_in_the_ledger_and_the_books_balance(
             assert (await post_signed(url, "/agent/v1/pay", document))[1]["result"] == 0
         cancelled = await post_signed(url, "/agent/v1/cancel", {"transaction_id": "B-2", "time": now})
         assert cancelled[1]["result"] == 0
-        intent = (await _create_intent(url, 3000, ACCOUNT)).json()
+        intent = (await create_intent(url, 3000, ACCOUNT)).json()
         async with httpx.AsyncClient(timeout=10) as client:
             document = {"transaction_id": "PP-9", "reference": intent["reference"], "amount_minor": 3000}
-            assert (await _deliver(client, url, document)).json()["outcome"] == "applied"
-            assert (await _deliver(client, url, document)).json()["outcome"] == "replayed"
+            assert (await deliver(client, url, document)).json()["outcome"] == "applied"
+            assert (await deliver(client, url, document)).json()["outcome"] == "replayed"
             after = (await client.get(url + "/metrics")).text
     statement = tmp_path / "statement.xml"
     statement.write_bytes(camt([Entry("ST-1", "7.00")]))

@@ -13,28 +13,27 @@ A tampered body, a bad amount, an unknown reference and an expired intent are re
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from creditd.paygate.signing import signature
 from creditd.payments.emvqr import PayloadError, bill_payment_payload, parse_payload
 from creditd.settings import Settings
 from creditd.store.keys import payments_key
 from tests.harness import Harness, dump
 from tests.payments import (
-    INTENT_SECRET,
     WEBHOOK_SECRET,
     config_file,
+    create_intent,
+    deliver,
     payment_settings,
     run_cli,
     running_front,
+    signed_request,
     top_ups,
 )
 
@@ -71,26 +70,6 @@ def test_published_payloads_read_back_with_their_crc() -> None:
             parse_payload(broken)
 
 
-def _signed(secret: str, path: str, document: object) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(document).encode()
-    stamp = str(int(time.time()))
-    headers = {"X-Timestamp": stamp, "X-Signature": signature(secret, stamp, path, body)}
-    return body, headers | {"Content-Type": "application/json"}
-
-
-async def _create_intent(url: str, amount: int, account_id: str = ACCOUNT) -> httpx.Response:
-    path = "/promptpay/v1/intents"
-    body, headers = _signed(INTENT_SECRET, path, {"account_id": account_id, "amount_minor": amount})
-    async with httpx.AsyncClient(timeout=10) as client:
-        return await client.post(url + path, content=body, headers=headers)
-
-
-async def _deliver(client: httpx.AsyncClient, url: str, document: dict[str, object]) -> httpx.Response:
-    path = "/promptpay/v1/webhook"
-    body, headers = _signed(WEBHOOK_SECRET, path, document)
-    return await client.post(url + path, content=body, headers=headers)
-
-
 def _decode_svg(svg: bytes, directory: Path) -> str:
     for tool, package in (("rsvg-convert", "librsvg2-bin"), ("zbarimg", "zbar-tools")):
         if shutil.which(tool) is None:
@@ -107,7 +86,7 @@ async def test_the_intents_qr_is_read_by_a_real_reader(creditd: Harness, setting
     await creditd.create_account(ACCOUNT)
     own = payment_settings(settings)
     async with running_front(creditd, own) as url:
-        created = await _create_intent(url, 12_345)
+        created = await create_intent(url, 12_345, ACCOUNT)
         assert created.status_code == 201, created.text
         intent = created.json()
         async with httpx.AsyncClient(timeout=10) as client:
@@ -129,14 +108,14 @@ async def test_the_intents_qr_is_read_by_a_real_reader(creditd: Harness, setting
 async def test_twenty_concurrent_deliveries_in_any_order_make_one_top_up(creditd: Harness, settings: Settings) -> None:
     await creditd.create_account(ACCOUNT)
     async with running_front(creditd, payment_settings(settings)) as url:
-        intent = (await _create_intent(url, 5_000)).json()
+        intent = (await create_intent(url, 5_000, ACCOUNT)).json()
         deliveries = [
             {"transaction_id": transaction, "reference": intent["reference"], "amount_minor": 5_000}
             for transaction in ["PP-A"] * 10 + ["PP-B"] * 10
         ]
         random.Random(34).shuffle(deliveries)
         async with httpx.AsyncClient(timeout=10) as client:
-            answers = await asyncio.gather(*(_deliver(client, url, document) for document in deliveries))
+            answers = await asyncio.gather(*(deliver(client, url, document) for document in deliveries))
             status = (await client.get(f"{url}/promptpay/v1/intents/{intent['reference']}")).json()
         by_transaction: dict[str, set[str]] = {}
         for document, answer in zip(deliveries, answers, strict=True):
@@ -147,10 +126,10 @@ async def test_twenty_concurrent_deliveries_in_any_order_make_one_top_up(creditd
         assert status["state"] == "paid"
         assert await top_ups(creditd, ACCOUNT) == [(5_000, f"promptpay qr:{intent['reference']}")]
         # one transaction delivered 20 times at once: applied once, replayed 19 times
-        second = (await _create_intent(url, 7_000)).json()
+        second = (await create_intent(url, 7_000, ACCOUNT)).json()
         document = {"transaction_id": "PP-C", "reference": second["reference"], "amount_minor": 7_000}
         async with httpx.AsyncClient(timeout=10) as client:
-            answers = await asyncio.gather(*(_deliver(client, url, document) for _ in range(20)))
+            answers = await asyncio.gather(*(deliver(client, url, document) for _ in range(20)))
         outcomes = sorted(answer.json()["outcome"] for answer in answers)
         assert outcomes == ["applied"] + ["replayed"] * 19
         assert (await creditd.get(ACCOUNT)).balance == 12_000
@@ -164,11 +143,11 @@ async def test_tampered_mismatched_unknown_and_expired_are_refused_recorded_and_
     own = payment_settings(settings)
     outcomes_key = payments_key("webhook_outcomes").encode()
     async with running_front(creditd, own) as url:
-        intent = (await _create_intent(url, 5_000)).json()
+        intent = (await create_intent(url, 5_000, ACCOUNT)).json()
         before = {key: value for key, value in dump(creditd.redis).items() if key != outcomes_key}
         path = "/promptpay/v1/webhook"
         good = {"transaction_id": "PP-1", "reference": intent["reference"], "amount_minor": 5_000}
-        body, headers = _signed(WEBHOOK_SECRET, path, good)
+        body, headers = signed_request(WEBHOOK_SECRET, path, good)
         async with httpx.AsyncClient(timeout=10) as client:
             tampered = await client.post(url + path, content=body.replace(b"5000", b"9000"), headers=headers)
             assert (tampered.status_code, tampered.json()["outcome"]) == (401, "bad_signature")
@@ -177,10 +156,10 @@ async def test_tampered_mismatched_unknown_and_expired_are_refused_recorded_and_
                 ({**good, "reference": "CDUNKNOWN"}, "unknown_reference"),
                 ({**good, "reference": "cd-lower"}, "bad_request"),
             ):
-                answer = await _deliver(client, url, document)
+                answer = await deliver(client, url, document)
                 assert answer.json()["outcome"] == outcome and answer.status_code in (400, 409), answer.text
             creditd.clock.advance(own.payments.promptpay.intent_validity_s + 1)
-            answer = await _deliver(client, url, good)
+            answer = await deliver(client, url, good)
             assert (answer.status_code, answer.json()["outcome"]) == (409, "expired")
         after = {key: value for key, value in dump(creditd.redis).items() if key != outcomes_key}
         assert after == before
@@ -200,7 +179,7 @@ async def test_a_bad_intent_request_names_the_field_and_writes_nothing(creditd: 
     async with running_front(creditd, payment_settings(settings)) as url:
         before = dump(creditd.redis)
         for amount, account_id, field in ((99, ACCOUNT, "amount_minor"), (500, "66800000000", "account_id")):
-            answer = await _create_intent(url, amount, account_id)
+            answer = await create_intent(url, amount, account_id)
             assert answer.status_code == 400 and answer.json()["message"].startswith(field + ":"), answer.text
         assert dump(creditd.redis) == before
 
@@ -211,12 +190,12 @@ async def test_the_intents_page_shows_the_qr_then_paid(creditd: Harness, setting
     confirmation says paid, and stops reloading."""
     await creditd.create_account(ACCOUNT)
     async with running_front(creditd, payment_settings(settings)) as url:
-        intent = (await _create_intent(url, 5_000)).json()
+        intent = (await create_intent(url, 5_000, ACCOUNT)).json()
         page_url = f"{url}/promptpay/v1/intents/{intent['reference']}/page"
         async with httpx.AsyncClient(timeout=10) as client:
             waiting = (await client.get(page_url)).text
             document = {"transaction_id": "PP-P", "reference": intent["reference"], "amount_minor": 5_000}
-            assert (await _deliver(client, url, document)).json()["outcome"] == "applied"
+            assert (await deliver(client, url, document)).json()["outcome"] == "applied"
             paid = (await client.get(page_url)).text
             unknown = await client.get(f"{url}/promptpay/v1/intents/CDNOSUCH/page")
     assert '<meta http-equiv="refresh" content="1">' in waiting and "<svg" in waiting
@@ -231,12 +210,12 @@ async def test_a_redelivery_after_the_top_up_key_is_forgotten_is_answered_from_t
 ) -> None:
     await creditd.create_account(ACCOUNT)
     async with running_front(creditd, payment_settings(settings)) as url:
-        intent = (await _create_intent(url, 5_000)).json()
+        intent = (await create_intent(url, 5_000, ACCOUNT)).json()
         document = {"transaction_id": "PP-L", "reference": intent["reference"], "amount_minor": 5_000}
         async with httpx.AsyncClient(timeout=10) as client:
-            assert (await _deliver(client, url, document)).json()["outcome"] == "applied"
+            assert (await deliver(client, url, document)).json()["outcome"] == "applied"
             record = creditd.server_keys().layout(("record",), ACCOUNT, idempotency_key=f"qr:{intent['reference']}")[0]
             assert creditd.redis.delete(record) == 1  # as its expiry would, a week on
             creditd.clock.advance(8 * 86_400)
-            assert (await _deliver(client, url, document)).json()["outcome"] == "replayed"
+            assert (await deliver(client, url, document)).json()["outcome"] == "replayed"
     assert await top_ups(creditd, ACCOUNT) == [(5_000, f"promptpay qr:{intent['reference']}")]

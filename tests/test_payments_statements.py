@@ -14,60 +14,16 @@ import hashlib
 import os
 import sys
 from asyncio.subprocess import PIPE, STDOUT
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from creditd.store.keys import payments_key
 from tests.harness import Harness, dump
-from tests.payments import config_file, run_cli, top_ups
+from tests.payments import STATEMENT_ACCOUNT, Entry, camt, config_file, run_cli, top_ups
 
 pytestmark = pytest.mark.asyncio
-ACCOUNT, OTHER = "66833330001", "66833330002"
-
-
-@dataclass
-class Entry:
-    reference: str
-    amount: str
-    remittance: str = f"Top-up TOPUP-{ACCOUNT} thanks"
-    currency: str = "THB"
-    indicator: str = "CRDT"
-    status: str = "BOOK"
-
-
-def camt(entries: list[Entry], kind: str = "053") -> bytes:
-    group, container = ("BkToCstmrStmt", "Stmt") if kind == "053" else ("BkToCstmrDbtCdtNtfctn", "Ntfctn")
-    body = "".join(
-        f"""
-      <Ntry>
-        <Amt Ccy="{entry.currency}">{entry.amount}</Amt>
-        <CdtDbtInd>{entry.indicator}</CdtDbtInd>
-        <Sts><Cd>{entry.status}</Cd></Sts>
-        <BookgDt><Dt>2026-12-03</Dt></BookgDt>
-        <ValDt><Dt>2026-12-03</Dt></ValDt>
-        <AcctSvcrRef>{entry.reference}</AcctSvcrRef>
-        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>DMCT</SubFmlyCd></Fmly></Domn></BkTxCd>
-        <NtryDtls><TxDtls>
-          <Refs><EndToEndId>E2E-{entry.reference}</EndToEndId></Refs>
-          <RmtInf><Ustrd>{entry.remittance}</Ustrd></RmtInf>
-        </TxDtls></NtryDtls>
-      </Ntry>"""
-        for entry in entries
-    )
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.{kind}.001.08">
-  <{group}>
-    <GrpHdr><MsgId>MSG-1</MsgId><CreDtTm>2026-12-03T18:00:00+07:00</CreDtTm></GrpHdr>
-    <{container}>
-      <Id>STMT-1</Id>
-      <CreDtTm>2026-12-03T18:00:00+07:00</CreDtTm>
-      <Acct><Id><IBAN>TH0000000000000000000001</IBAN></Id><Ccy>THB</Ccy></Acct>{body}
-    </{container}>
-  </{group}>
-</Document>
-""".encode()
+ACCOUNT, OTHER = STATEMENT_ACCOUNT, "66833330002"
 
 
 async def _cli(creditd: Harness, tmp_path: Path, *args: str) -> tuple[int, str]:
