@@ -29,6 +29,7 @@ from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
 from creditd.front_settings import check_webhook
 from creditd.limits import Limits
+from creditd.payment_settings import PaymentSettings, check_agent_tables, check_payments
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -177,6 +178,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     portal: PortalSettings = PortalSettings()
     diameter: DiameterSettings = DiameterSettings()
     numbers: NumberSettings = NumberSettings()
+    payments: PaymentSettings = PaymentSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict
@@ -229,6 +231,7 @@ def _check_coherence(settings: Settings) -> None:
     for plan_name, plan in settings.plans.items():
         check_plan(f"plans.{plan_name}", plan, limits)
     _check_plan_changes(settings)
+    check_payments(settings.payments, limits.max_amount_minor, limits.topup_key_retention_s)
 
 
 def parse_settings(document: dict[str, object], source: str = "config", base_directory: Path | None = None) -> Settings:
@@ -240,6 +243,7 @@ def parse_settings(document: dict[str, object], source: str = "config", base_dir
                 msgspec.convert(plan_document, Plan)
             except msgspec.ValidationError as error:  # names the plan, which msgspec's path does not
                 raise ConfigError(f"{source}: plans.{plan_name}: {error}") from None
+    check_agent_tables(document, source)
     try:
         settings = msgspec.convert(document, Settings)
     except msgspec.ValidationError as error:

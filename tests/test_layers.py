@@ -20,17 +20,20 @@ PACKAGE = Path(creditd.__file__).parent
 LOADTEST = PACKAGE.parent / "loadtest"
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page)
-# and console (the care staff's) are sibling front ends.
+# api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page),
+# console (the care staff's) and paygate (the payments' HTTP front) are sibling front ends; payments
+# (the payments' rules, on store) sits beside core.
 RANK = {
     "store": 1,
     "core": 2,
     "devtools": 2,
+    "payments": 2,
     "api": 3,
     "diameter": 3,
     "notifier": 3,
     "portal": 3,
     "console": 3,
+    "paygate": 3,
     "cli": 4,
     "__main__": 5,
 }

@@ -38,7 +38,17 @@ def header(source: str) -> str:
 
 def pattern_as_documented(name: str) -> str:
     placeholders = {
-        part: f"<{part}>" for part in ("account_id", "gateway_id", "session_id", "idempotency_key", "role", "group_id")
+        part: f"<{part}>"
+        for part in (
+            "account_id",
+            "gateway_id",
+            "session_id",
+            "idempotency_key",
+            "role",
+            "group_id",
+            "agent_id",
+            "day",
+        )
     }
     return KEY_PATTERNS[name].format(tag="cd:{p:<n>}", **placeholders)
 

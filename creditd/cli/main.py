@@ -34,6 +34,7 @@ from creditd.cli.console import console
 from creditd.cli.diameter import diameter
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers, write_audit_metrics
+from creditd.cli.payments import payments
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
@@ -71,6 +72,7 @@ main.add_command(voucher)
 main.add_command(portal)
 main.add_command(console)
 main.add_command(diameter)
+main.add_command(payments)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
