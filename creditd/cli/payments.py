@@ -183,7 +183,7 @@ def import_command(statement: Path, redis_url: str | None, data_dir: Path | None
 
 
 @payments.command("unmatched")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="rows shown at most")
 @redis_options
 def unmatched_command(limit: int, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
     """List the bank credits waiting for `creditd payments assign`, oldest first."""
@@ -219,7 +219,7 @@ def assign_command(
 
 
 @payments.command("list")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="rows shown at most")
 @redis_options
 def list_command(limit: int, redis_url: str | None, data_dir: Path | None, config: Path | None) -> None:
     """The newest PromptPay payment intents and webhook outcomes, and the unmatched bank credits."""

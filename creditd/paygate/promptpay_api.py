@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from creditd import contract
 from creditd.errors import Unavailable
 from creditd.paygate.http import json_answer, json_object, read_body
 from creditd.paygate.signing import signature_problem
@@ -24,7 +25,7 @@ from creditd.payments import counters
 from creditd.payments.agents import BadRequest, check_account_id, check_amount, format_time
 from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome, outcome_document
 
-PROVIDER_TRANSACTION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+PROVIDER_TRANSACTION = contract.ID.regex()
 REFERENCE_TEXT = re.compile(r"^[A-Z0-9]{1,20}$")
 
 
@@ -135,7 +136,7 @@ def promptpay_routes(promptpay: PromptPay) -> list[Route]:
         try:
             fields = json_object(body, frozenset({"transaction_id", "reference", "amount_minor"}))
             transaction_id, reference = fields.get("transaction_id"), fields.get("reference")
-            if not isinstance(transaction_id, str) or not PROVIDER_TRANSACTION.match(transaction_id):
+            if not isinstance(transaction_id, str) or not PROVIDER_TRANSACTION.fullmatch(transaction_id):
                 raise BadRequest("transaction_id: 1 to 64 of A-Z a-z 0-9 . _ : -")
             if not isinstance(reference, str) or not REFERENCE_TEXT.match(reference):
                 raise BadRequest("reference: 1 to 20 of A-Z 0-9")

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from creditd import contract
 from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound
 from creditd.payment_settings import AgentSettings, PaymentSettings
 from creditd.payments import counters
@@ -34,7 +35,7 @@ from creditd.store.replies import AccountRecord, as_text
 
 CHANNEL = "agent"
 TRANSACTION_ID = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+ACCOUNT_ID = contract.ID.regex()
 REUSED = "transaction_id: already used for another account or amount"
 
 
@@ -112,7 +113,7 @@ def check_transaction_id(value: object) -> str:
 
 
 def check_account_id(value: object) -> str:
-    if not isinstance(value, str) or not ACCOUNT_ID.match(value):
+    if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
         raise BadRequest("account_id: 1 to 64 of A-Z a-z 0-9 . _ : -")
     return value
 

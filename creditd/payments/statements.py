@@ -19,6 +19,7 @@ import re
 
 import msgspec
 
+from creditd import contract
 from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound
 from creditd.payment_settings import PaymentSettings
 from creditd.payments import counters
@@ -29,7 +30,7 @@ from creditd.store.keys import payments_key
 from creditd.store.replies import as_text
 
 CHANNEL = "bank"
-KEY_TEXT = re.compile(r"^[A-Za-z0-9._:-]{1,59}$")
+KEY_TEXT = contract.ID._replace(max_length=59).regex()  # "bank:" and it make an id
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,7 +58,7 @@ def reference_hash(servicer_reference: str) -> str:
 
 
 def top_up_key(servicer_reference: str) -> str:
-    if KEY_TEXT.match(servicer_reference):
+    if KEY_TEXT.fullmatch(servicer_reference):
         return f"bank:{servicer_reference}"
     return f"bank:{reference_hash(servicer_reference)[:40]}"
 
