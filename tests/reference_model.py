@@ -246,7 +246,7 @@ class Model:
     ) -> tuple[int, int]:
         """A voice call: INITIAL, then TERMINATE with used_s, either at once or (spans) used_s later
         with the part after the grant's tariff time change reported, or (updated, not spans) an UPDATE
-        reporting half of it and the TERMINATE the rest, each report rated in whole blocks. Returns the
+        reporting half of it and the TERMINATE the rest, charged whole blocks of the session's use. Returns the
         money charged and the grant's tariff_time_change_ms, or (-1, 0) when not granted."""
         self.apply_ladder()
         price = voice_price(destination, zone, self.now_ms)
@@ -261,13 +261,17 @@ class Model:
         if max(self.balance, 0) + (held.remaining if held else 0) < max(price, price_after):
             return -1, 0  # a grant reserves for the dearer side
         if updated and not spans:
+            # whole blocks of the session's use, not of each report: the second report first uses
+            # what the first paid beyond its use
             reported = used_s // 2
-            self.pay(-(-reported // VOICE_BLOCK_S) * price, zone, held)
+            blocks = -(-reported // VOICE_BLOCK_S)
+            self.pay(blocks * price, zone, held)
             self._check_exhaustion()
-            cost = -(-(used_s - reported) // VOICE_BLOCK_S) * price
+            rest = max(0, used_s - reported - (blocks * VOICE_BLOCK_S - reported))
+            cost = -(-rest // VOICE_BLOCK_S) * price
             self.pay(cost, zone)
             self._check_exhaustion()
-            return -(-reported // VOICE_BLOCK_S) * price + cost, change_ms
+            return blocks * price + cost, change_ms
         after_s = used_after_change(self.now_ms, used_s, change_ms) if spans else 0
         if spans:
             self.advance(used_s)

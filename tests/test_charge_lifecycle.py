@@ -31,12 +31,13 @@ async def test_session_reserves_commits_in_blocks_and_releases(creditd: Harness)
     card = await creditd.get(ACCOUNT)
     assert (card.balance, card.reserved, card.available, card.open_sessions) == (970, 100, 870, 1)
 
+    # 1 byte more: within the third block, already paid (whole blocks per session, not per report)
     last = await creditd.charge("s1", TERMINATE, 2, ACCOUNT, [(DATA, 0, 1)])
-    assert last.result == pb.SUCCESS and last.grants[0].charged == 10 and last.grants[0].granted == 0
+    assert last.result == pb.SUCCESS and last.grants[0].charged == 0 and last.grants[0].granted == 0
     card = await creditd.get(ACCOUNT)
-    assert (card.balance, card.reserved, card.open_sessions) == (960, 0, 0)
+    assert (card.balance, card.reserved, card.open_sessions) == (970, 0, 0)
     kinds = [(entry.kind, entry.amount) for entry in await creditd.ledger(ACCOUNT)]
-    assert kinds == [("charge", -10), ("charge", -30), ("opening", 1000)]
+    assert kinds == [("charge", -30), ("opening", 1000)]
     creditd.assert_audit_clean()
 
 

@@ -18,7 +18,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditd.contract import lua_contract
 from creditd.resources import lua_directory
+from creditd.store.lua_values import lua_literal
 from creditd.v1 import creditd_pb2 as pb
 from tests.calendar_model import billing_cycle_of, cycle_start_ms
 from tests.harness import DATA, INITIAL, MB, UPDATE, VOICE, Harness, started_server
@@ -77,7 +79,8 @@ async def test_billing_cycle_day_defaults_to_the_day_of_creation_and_is_checked(
 def lua_billing_cycle(client: redis.Redis) -> Any:
     """lua/lib/calendar.lua's billing_cycle_of, run by Redis itself through EVAL."""
     lib = lua_directory() / "lib"
-    source = "\n".join((lib / name).read_text() for name in ("codes.lua", "numbers.lua", "calendar.lua"))
+    contract = f"local CONTRACT = {lua_literal(lua_contract())}"  # numbers.lua reads its bounds there
+    source = "\n".join([contract, *((lib / name).read_text() for name in ("codes.lua", "numbers.lua", "calendar.lua"))])
     return client.register_script(source + "\nreturn billing_cycle_of(tonumber(ARGV[1]), tonumber(ARGV[2]))")
 
 

@@ -216,30 +216,54 @@ local function unit_tariff(plan, grant, context, unit, now_ms)
   return tariff, group
 end
 
--- Usage of UPDATE and TERMINATE: release each reported group's reservation, rate what was used.
-local function commit_usage(account, plan, request, reservations, grants)
+-- A unit's report less the units the session already paid for (`covered`, the earliest of them).
+local function uncovered(unit, covered)
+  if covered == 0 then
+    return unit
+  end
+  local used = unit.used - covered
+  return { field = unit.field, names = unit.names, rating_group = unit.rating_group, service_id = unit.service_id,
+    requested = unit.requested, used = used, used_after_tariff_change = math.min(unit.used_after_tariff_change, used) }
+end
+
+-- Usage of UPDATE and TERMINATE: release each reported group's reservation, rate what was used. Each
+-- report first uses what the session's earlier reports of the group paid beyond their use (prepaid),
+-- so a session is charged whole blocks of its total use, not of each report.
+local function commit_usage(account, plan, request, reservations, prepaid, grants)
   local charged_total = 0
-  for _, unit in ipairs(request.units) do
-    local grant = new_grant(plan, unit.rating_group)
-    local reservation = reservations[unit.rating_group]
-    if unit.used_after_tariff_change > 0 and (reservation == nil or reservation.change_ms == 0) then
-      refuse(CODE.INVALID_REQUEST, unit.field .. '.used_after_tariff_change: the grant had no tariff time change')
+  for _, whole in ipairs(request.units) do
+    local grant = new_grant(plan, whole.rating_group)
+    local reservation = reservations[whole.rating_group]
+    if whole.used_after_tariff_change > 0 and (reservation == nil or reservation.change_ms == 0) then
+      refuse(CODE.INVALID_REQUEST, whole.field .. '.used_after_tariff_change: the grant had no tariff time change')
     end
-    local context, tariff = unit_context(plan, request, unit), nil
+    local context, tariff = unit_context(plan, request, whole), nil
     if reservation then
       release_reservation(account, reservation)
-      reservations[unit.rating_group] = nil
+      reservations[whole.rating_group] = nil
       grant.tariff = reservation.tariff
     else
-      tariff = unit_tariff(plan, grant, context, unit, request.now_ms)
+      tariff = unit_tariff(plan, grant, context, whole, request.now_ms)
       grant.tariff = tariff and tariff.name or ''
     end
     if reservation or tariff then
-      local parts, bonus
+      -- what earlier reports paid beyond their use covers this one's first units, at the same tariff only
+      local paid = prepaid[whole.rating_group]
+      local covered = paid and paid.tariff == grant.tariff and math.min(whole.used, paid.units) or 0
+      local unit, parts, bonus = uncovered(whole, covered), nil, nil
       grant.charged, parts, bonus = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
       charged_total = charged_total + grant.charged - bonus
       local usage_context = reservation and { zone = reservation.zone, destination = reservation.destination } or context
+      if covered > 0 then -- a record of its own, charging nothing: an earlier report paid for it
+        table.insert(parts, 1, { units = covered, from_buckets = 0, charged = 0, tariff = grant.tariff, bonus = 0 })
+      end
       queue_usage(request, unit, grant.unit, usage_context, parts)
+      local beyond, last = paid_beyond_use(parts), parts[#parts]
+      if beyond > 0 then
+        prepaid[whole.rating_group] = { units = beyond, tariff = last.tariff }
+      elseif paid and whole.used > 0 then
+        prepaid[whole.rating_group] = { units = paid.units - covered, tariff = paid.tariff }
+      end
     end
     grants[#grants + 1] = grant
   end
@@ -373,9 +397,10 @@ local function rate_request(keys, request, session)
       'session_id: the account already has ' .. CONFIG.limits.max_sessions_per_account .. ' open sessions')
   end
   local reservations = session and session.reservations or {}
+  local prepaid = session and session.prepaid or {}
   local grants, discard = {}, false
   if kind == REQUEST_TYPE.UPDATE or kind == REQUEST_TYPE.TERMINATE then
-    commit_usage(account, plan, request, reservations, grants)
+    commit_usage(account, plan, request, reservations, prepaid, grants)
   end
   apply_credit_exhaustion(account, request.now_ms, request.reference)
   if kind == REQUEST_TYPE.INITIAL or kind == REQUEST_TYPE.UPDATE then
@@ -389,7 +414,7 @@ local function rate_request(keys, request, session)
   local closes = kind == REQUEST_TYPE.TERMINATE or kind == REQUEST_TYPE.EVENT
     or (kind == REQUEST_TYPE.INITIAL and result ~= CODE.SUCCESS)
   return {
-    account = account, reservations = reservations, closes = closes, discard = discard,
+    account = account, reservations = reservations, prepaid = prepaid, closes = closes, discard = discard,
     answer = answer_json(result, account.status, '', plan, grants),
     opened_at_ms = session and session.opened_at_ms or format_integer(request.now_ms),
   }
@@ -441,6 +466,13 @@ local function write_session(keys, request, outcome, session)
     if stored[rating_group] ~= reservation then
       fields[#fields + 1] = RESERVATION_PREFIX .. format_integer(rating_group)
       fields[#fields + 1] = encode_reservation(reservation)
+    end
+  end
+  for _, unit in ipairs(request.units) do -- only the groups this request reported can have changed
+    local paid = outcome.prepaid[unit.rating_group]
+    if paid ~= nil then
+      fields[#fields + 1] = PREPAID_PREFIX .. format_integer(unit.rating_group)
+      fields[#fields + 1] = format_integer(paid.units) .. '|' .. paid.tariff
     end
   end
   redis.call('HSET', keys.session, unpack(fields))

@@ -96,7 +96,8 @@ local function usage_parts(reservation, used, taken, after_units, free, field)
     local units, from_buckets, price_minor, block_size, tariff = part[1], part[2], part[3], part[4], part[5]
     if units > 0 then
       local charged = free and 0 or price_of(units - from_buckets, price_minor, block_size, field)
-      parts[#parts + 1] = { units = units, from_buckets = from_buckets, charged = charged, tariff = tariff }
+      parts[#parts + 1] = { units = units, from_buckets = from_buckets, charged = charged, tariff = tariff,
+        block = block_size }
     end
   end
   local cost = (parts[1] and parts[1].charged or 0) + (parts[2] and parts[2].charged or 0)
@@ -181,7 +182,8 @@ local function charge_usage(account, tariff, reservation, unit_request, context,
     local left = take_from_buckets(account, tariff.unit, rating_group, context.zone, used, now_ms)
     local free = money_blocked(account, tariff.unit, rating_group, context.zone, now_ms)
     local charged = free and 0 or price_of(left, tariff.price_minor, tariff.block_size, field)
-    local part = { units = used, from_buckets = used - left, charged = charged, tariff = tariff.name }
+    local part = { units = used, from_buckets = used - left, charged = charged, tariff = tariff.name,
+      block = tariff.block_size }
     return pay_usage(account, tariff.unit, charged, { part }, rating_group, context.zone, nil, now_ms)
   end
   local unit, after_units = reservation.unit, unit_request.used_after_tariff_change
@@ -198,6 +200,17 @@ local function charge_usage(account, tariff, reservation, unit_request, context,
   end
   local cost, parts = usage_parts(reservation, used, used - left, after_units, free, field)
   return pay_usage(account, unit, cost, parts, rating_group, reservation.zone, bonus, now_ms)
+end
+
+-- Units the parts paid for beyond what they used: the rest of the last whole block charged, which the
+-- session's next report of the rating group uses first (lib/session.lua, prepaid).
+local function paid_beyond_use(parts)
+  local last = parts[#parts]
+  if last == nil or last.charged == 0 then
+    return 0
+  end
+  local rated = last.units - last.from_buckets
+  return ceil_divide(rated, last.block) * last.block - rated
 end
 
 local function new_reservation(pricing, context, unit, now_ms)

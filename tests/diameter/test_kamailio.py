@@ -5,9 +5,9 @@ balance, ledger and usage records read back over gRPC afterwards:
   (100 satang per started minute to a Thai number);
 - a call on a line that cannot pay one minute is refused with SIP 402 and nothing is charged;
 - a call that outlives its balance is ended by kamailio at the end of its final grant (59 s: the 60 s
-  minute minus the 1 s final-grant margin) with every second reported. The account staying within its
-  credit limit (0) needs a core change (kamailio splits the last minute into a CCR-U and a CCR-T, and
-  the core rates each commit in whole blocks): until then that last check is an xfail naming why.
+  minute minus the 1 s final-grant margin) with every second reported, and the account is left within
+  its credit limit (0): kamailio splits the last minute into a CCR-U and a CCR-T, and the core charges
+  whole minutes of a session's use, not of each report.
 Skipped, loudly, only when kamailio, its IMS modules or SIPp are not installed."""
 
 from __future__ import annotations
@@ -159,10 +159,7 @@ async def test_a_call_outliving_its_balance_is_ended_within_the_credit_limit(
     assert final == [59], final  # the minute 100 satang pays, less the 1 s margin
     account = await creditd.get(CALLER)
     assert account.reserved == 0
-    if account.balance != 0:
-        # kamailio reports the final grant in two parts (a CCR-U at 54 s, timer_buffer before its end,
-        # then the rest in the CCR-T) and the core rates each commit in whole blocks, so the rest costs
-        # a new minute. Staying within the limit needs the core to rate a session's usage cumulatively
-        # (docs/diameter.md, "The last grant"); this check turns into a failure once it does.
-        assert account.balance == -100, _describe(exchange)
-        pytest.xfail("core: each commit rated in whole blocks; kamailio's CCR-U + CCR-T split the last minute")
+    # kamailio reports the final grant in two parts (a CCR-U at 54 s, timer_buffer before its end, then
+    # the rest in the CCR-T): the core charges whole minutes of the session's use, so the rest falls in
+    # the minute already paid and the line ends within its credit limit (0).
+    assert account.balance == 0, _describe(exchange)
