@@ -1,5 +1,6 @@
 """A running portal for the tests: the Starlette application served by uvicorn on a free loopback
-port in the test's own event loop, talking gRPC to the test's creditd server; stopped on exit. Also
+port in the test's own event loop, talking gRPC to the test's creditd server, with the shipped
+config's number region and display names; stopped on exit. Also
 the notifier that delivers the sign-in codes by SMS to a Kannel-form HTTP endpoint, and a helper
 that reads the latest code sent to a number."""
 
@@ -19,8 +20,9 @@ from creditd.core.vouchers import code_hash, new_code
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.portal.app import create_app
+from creditd.portal.names import load_names
 from creditd.resources import default_config_path
-from creditd.settings import PortalSettings, Settings, SmsChannelSettings
+from creditd.settings import PortalSettings, Settings, SmsChannelSettings, load_settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from tests.harness import Harness
@@ -29,11 +31,14 @@ from tests.harness import Harness
 @contextlib.asynccontextmanager
 async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[str]:
     settings = PortalSettings(server=f"127.0.0.1:{creditd.server.port}", csrf_secret="test-secret", **options)  # type: ignore[arg-type]
+    shipped = default_config_path()
+    region = load_settings(shipped).numbers.region
+    names = load_names(shipped.parent / settings.names_dir)
     channel = grpc.aio.insecure_channel(settings.server)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, channel),
+            create_app(settings, channel, region, names),
             host="127.0.0.1",
             port=port,
             lifespan="off",
