@@ -136,7 +136,7 @@ async def test_no_input_makes_the_portal_fail(server_at: ServerAt, settings: Set
                 session = next(c.value for c in browser.cookies.jar if c.name == "creditd_session")
                 for before in ("%C2%B2", "99999999999999999999999"):
                     answer = await browser.get(f"/history?before={before}")
-                    assert answer.status_code == 400 and "Something in the form was not right" in answer.text
+                    assert answer.status_code == 400 and "ข้อมูลในแบบฟอร์มไม่ถูกต้อง" in answer.text  # the subscriber's Thai
                 csrf = CSRF.findall((await browser.get("/")).text)[0]
             routes = portal_routes()
             assert len(routes) == 16

@@ -7,6 +7,7 @@ and no code is sent."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from creditd.settings import Settings
 from tests.harness import ServerAt
 from tests.portal import last_code, running_portal, sms_notifier, texts_to
-from tests.test_portal import CSRF, gateway  # noqa: F401 - the fixture
+from tests.test_channels import http_server
+from tests.test_portal import CSRF
 from tests.test_rating import bangkok_ms
 
 pytestmark = pytest.mark.asyncio
@@ -24,6 +26,12 @@ TYPED = {
     "+66 81 919 0023": "66819190023",
     "66819190024": "66819190024",
 }
+
+
+@pytest.fixture
+def gateway() -> Iterator[object]:
+    with http_server() as server:
+        yield server
 
 
 @pytest.mark.parametrize("typed", list(TYPED))

@@ -110,10 +110,20 @@ class Portal:
     def names_in(self, language: str) -> LanguageNames:
         return self.names.get(language) or LanguageNames()
 
-    def failure(self, request: Request, status_code: int, key: str, **values: str) -> Response:
-        language = accepted_language(request)
+    async def failure(self, request: Request, status_code: int, key: str, **values: str) -> Response:
+        language = await self.failure_language(request, status_code)
         message = WORDS[language][key].format(**values)
         return self.page(request, "message.html", language, status_code, message=message, failed=True)
+
+    async def failure_language(self, request: Request, status_code: int) -> str:
+        """A signed-in subscriber's language (asked of creditd once more: the refused call may have
+        come before their card), else the browser's; the browser's when creditd is down or busy."""
+        if status_code in (429, 503) or not request.cookies.get(SESSION_COOKIE):
+            return accepted_language(request)
+        try:
+            return language_of(request, await self.card(request))
+        except (SignInNeeded, grpc.aio.AioRpcError):
+            return accepted_language(request)
 
     def page(self, request: Request, name: str, language: str, status_code: int = 200, **context: Any) -> Response:
         bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
@@ -186,22 +196,22 @@ class Portal:
                 response.delete_cookie(SESSION_COOKIE, path="/")
                 return response
             except PermissionError:
-                return self.failure(request, 403, "forbidden")
+                return await self.failure(request, 403, "forbidden")
             except inputs.BadInput as bad:
                 label = FIELD_LABELS.get(bad.field)
                 if label is None:
-                    return self.failure(request, 400, "bad_request")
-                language = accepted_language(request)
-                return self.failure(request, 400, "bad_input", field=WORDS[language][label])
+                    return await self.failure(request, 400, "bad_request")
+                language = await self.failure_language(request, 400)
+                return await self.failure(request, 400, "bad_input", field=WORDS[language][label])
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     log.info("creditd answered RESOURCE_EXHAUSTED: %s", error.details())
-                    return self.failure(request, 429, "busy")
+                    return await self.failure(request, 429, "busy")
                 if error.code() not in SHOWN:
                     log.warning("creditd answered %s: %s", error.code().name, error.details())
-                    return self.failure(request, 503, "unavailable")
+                    return await self.failure(request, 503, "unavailable")
                 log.info("creditd refused: %s: %s", error.code().name, error.details())
-                return self.failure(request, 400, refusal(error.code(), error.details() or ""))
+                return await self.failure(request, 400, refusal(error.code(), error.details() or ""))
 
         return page
 
