@@ -270,18 +270,24 @@ def history(
 
 
 def catalogue(bundles: pb.BundleCatalogue, language: str, names: LanguageNames) -> list[CatalogueView]:
-    words = WORDS[language]
     return [
         CatalogueView(
             bundle_id=b.bundle_id,
             name=bundle_name(b.bundle_id, names, language, b.unit, b.amount),
             price=money(b.price, bundles.currency, language),
             size=quantity(b.unit, b.amount, language),
-            validity=words["valid_days"].format(days=b.validity_s // 86400) if b.validity_s else words["never_expires"],
+            validity=validity(b.validity_s, language),
             recommended=b.recommended,
         )
         for b in bundles.bundles
     ]
+
+
+def validity(validity_s: int, language: str) -> str:
+    words, days = WORDS[language], validity_s // 86400
+    if not validity_s:
+        return words["never_expires"]
+    return words["valid_one_day"] if days == 1 else words["valid_days"].format(days=days)
 
 
 def amount_text(amount_minor: int, card: pb.Account, language: str) -> str:
