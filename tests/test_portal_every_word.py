@@ -1,11 +1,11 @@
 """Every word a subscriber sees is theirs: every page of the portal (sign-in, code, overview, usage,
-history, bundles, confirmation, top-up, credit, preferences, and the pages that tell a purchase, a
+history, bundles, confirmation, top-up, credit, statement, preferences, and the pages that tell a purchase, a
 top-up, a loan, a saved form, a refused voucher, a wrong form, a broken form (403), an unknown
 bundle and creditd being down (503)) is rendered in th, en, ru and zh over HTTP against a real
 creditd server, for an account with every kind of history (tests/portal.py, lived_in_account).
 The visible text (text nodes and the attributes a screen reader speaks) of each page must hold no
 config id (bundles, destinations, plans, tariffs, loan offers, tiers, rating-group numbers) and,
-on a non-English page, no Latin word but SMS, GB, MB and the language selector's "English"; each
+on a non-English page, no Latin word but SMS, GB, MB, PDF, THB and the language selector's "English"; each
 page must also show the display names the case calls for (so the check cannot pass on an empty
 page), and history shows no ledger entry that moves no money (status rows)."""
 
@@ -32,9 +32,10 @@ from tests.test_rating import bangkok_ms
 
 ACCOUNT = "66819190031"
 LANGUAGES = ("th", "en", "ru", "zh")
+PAGES = ("/", "/usage", "/history", "/bundles", "/bundles/data_1gb", "/top-up", "/credit", "/statement", "/preferences")
 BOUGHT = {"th": "data_1gb", "en": "sms_50", "ru": "data_day_2gb", "zh": "data_5gb"}
 SPOKEN_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
-ALLOWED_LATIN = {"SMS", "GB", "MB", "English", "THB"}
+ALLOWED_LATIN = {"SMS", "GB", "MB", "PDF", "English", "THB"}
 NAMES = load_names(default_config_path().parent / "names")
 
 
@@ -117,7 +118,7 @@ async def pages_in(language: str, url: str, creditd: Harness, session: str) -> d
         seen = await sign_in_pages(stranger, language)
     cookies = {"creditd_session": session}
     async with httpx.AsyncClient(base_url=url, headers={"Accept-Language": "en"}, cookies=cookies) as browser:
-        for path in ("/", "/usage", "/history", "/bundles", "/bundles/data_1gb", "/top-up", "/credit", "/preferences"):
+        for path in PAGES:
             answer = await browser.get(path)
             assert answer.status_code == 200, (language, path)
             seen[path] = answer.text

@@ -83,7 +83,7 @@ def drive(url: str, session: str, csrf: str, route: tuple[str, str]) -> None:
     )
     @given(
         path_value=values,
-        query=st.dictionaries(st.sampled_from(["before", "x"]), values, max_size=2),
+        query=st.dictionaries(st.sampled_from(["before", "cycle", "x"]), values, max_size=2),
         form=st.dictionaries(st.sampled_from(FIELDS), values, max_size=6),
         signed_in=st.booleans(),
         right_csrf=st.booleans(),
@@ -139,6 +139,6 @@ async def test_no_input_makes_the_portal_fail(server_at: ServerAt, settings: Set
                     assert answer.status_code == 400 and "ข้อมูลในแบบฟอร์มไม่ถูกต้อง" in answer.text  # the subscriber's Thai
                 csrf = CSRF.findall((await browser.get("/")).text)[0]
             routes = portal_routes()
-            assert len(routes) == 16
+            assert len(routes) == 18  # with /statement and /statement.pdf
             for route in routes:
                 await asyncio.to_thread(drive, url, session, csrf, route)

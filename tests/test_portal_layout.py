@@ -1,5 +1,5 @@
 """The portal on a phone, in Debian's headless Chromium (Selenium): every page (sign-in, code,
-overview, usage, history, bundles, confirmation, top-up, credit, preferences, a message page) of an
+overview, usage, history, bundles, confirmation, top-up, credit, preferences, a message page, the statement) of an
 account with every kind of history (tests/portal.py, lived_in_account), in Thai and English, at
 360 and 390 CSS px (Chrome's device emulation, a mobile viewport): no element's right edge lies past
 the viewport, elements inside scrolling boxes included (getBoundingClientRect ignores the clipping),
@@ -114,6 +114,7 @@ async def every_page(
         ("/credit", "9-credit"),
         ("/preferences", "10-preferences"),
         ("/bundles/no_such_bundle", "11-message"),
+        ("/statement", "12-statement"),
     ):
         await pages.run(pages.open, path)
         await pages.run(inspect, pages, name, language, problems)

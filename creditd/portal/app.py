@@ -10,7 +10,9 @@ creditd no longer holds (signed out, expired) goes back to the sign-in page.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -26,7 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
-from creditd.portal import inputs, views
+from creditd.portal import inputs, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.names import NO_NAMES, LanguageNames, Names
 from creditd.portal.refusals import refusal
@@ -103,6 +105,7 @@ class Portal:
         self.stub = self_service(channel)
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.trusted = trusted_networks(settings.trusted_proxies)
+        self.pdf_renders = asyncio.Semaphore(statement_pages.MAX_PDF_RENDERS)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
     # -- rendering
@@ -400,6 +403,8 @@ def create_app(
         Route("/top-up", g(portal.redeem), methods=["POST"]),
         Route("/credit", g(portal.credit), methods=["GET"]),
         Route("/credit/{offer_id}", g(portal.borrow), methods=["POST"]),
+        Route("/statement", g(functools.partial(statement_pages.page, portal)), methods=["GET"]),
+        Route("/statement.pdf", g(functools.partial(statement_pages.pdf, portal)), methods=["GET"]),
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
