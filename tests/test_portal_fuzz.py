@@ -139,6 +139,6 @@ async def test_no_input_makes_the_portal_fail(server_at: ServerAt, settings: Set
                     assert answer.status_code == 400 and "ข้อมูลในแบบฟอร์มไม่ถูกต้อง" in answer.text  # the subscriber's Thai
                 csrf = CSRF.findall((await browser.get("/")).text)[0]
             routes = portal_routes()
-            assert len(routes) == 18  # with /statement and /statement.pdf
+            assert len(routes) == 19  # with /statement, /statement.pdf and /favicon.ico
             for route in routes:
                 await asyncio.to_thread(drive, url, session, csrf, route)

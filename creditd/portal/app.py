@@ -381,6 +381,10 @@ class Portal:
         )
 
 
+async def no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
 def create_app(
     settings: PortalSettings, channel: grpc.aio.Channel, region: str = "", names: Names = NO_NAMES
 ) -> Starlette:
@@ -406,6 +410,8 @@ def create_app(
         Route("/statement", g(functools.partial(statement_pages.page, portal)), methods=["GET"]),
         Route("/statement.pdf", g(functools.partial(statement_pages.pdf, portal)), methods=["GET"]),
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
+        # Browsers ask for it on every site; a 404 would be an error in their console.
+        Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
