@@ -11,9 +11,14 @@ page), and history shows no ledger entry that moves no money (status rows)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -21,6 +26,7 @@ import pytest
 
 from creditd.devtools.ports import free_port
 from creditd.portal.names import load_names, missing
+from creditd.portal.words import WORDS
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2 as pb
@@ -161,6 +167,7 @@ async def test_every_page_speaks_the_subscribers_words(
                     page = await browser.get("/sign-in")
                     sent = await browser.post("/sign-in", data={"phone": ACCOUNT, "csrf": CSRF.findall(page.text)[0]})
                     assert sent.status_code == 503, sent.text
+                    assert WORDS[language]["unavailable"] in sent.text  # creditd down, told in the visitor's words
                     unavailable[language] = sent.text
         problems = []
         session = await signed_in(url, notifier, gateway)
@@ -192,3 +199,23 @@ def test_the_shipped_config_names_every_bundle_destination_and_service_in_every_
     assert missing(shipped, NAMES) == []
     without_thai = {**NAMES, "th": msgspec.structs.replace(NAMES["th"], bundles={})}
     assert "th: bundles.data_1gb" in missing(shipped, without_thai)
+
+
+def test_the_portal_refuses_to_start_with_a_config_id_unnamed(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(default_config_path().parent, config)
+    thai = config / "names" / "th.toml"
+    thai.write_text("\n".join(line for line in thai.read_text().splitlines() if not line.startswith("data_1gb ")))
+    command = [
+        sys.executable,
+        "-m",
+        "creditd",
+        "portal",
+        "--config",
+        str(config / "creditd.toml"),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment)
+    assert done.returncode != 0 and "no display name for th: bundles.data_1gb" in done.stderr, done.stderr
