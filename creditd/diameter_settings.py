@@ -22,6 +22,8 @@ class DiameterPeer(Struct, frozen=True):
 
 class DiameterSettings(Struct, frozen=True):
     listen: str = "127.0.0.1:3868"
+    # Diameter over TLS (mutual, [security]'s certificates and roles), e.g. "0.0.0.0:5868"; empty: none.
+    tls_listen: str = ""
     origin_host: DiameterIdentity = "creditd.localdomain"
     origin_realm: DiameterIdentity = "localdomain"
     peers: Annotated[list[DiameterPeer], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)

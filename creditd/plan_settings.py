@@ -4,27 +4,25 @@ the configuration (creditd/settings.py reads them as its [plans] tables)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from creditd.contract import ID, MAX_UINT32
 from creditd.errors import ConfigError
 from creditd.front_settings import SERVICE_NOTICE_KINDS, Channel, Language, Struct
+from creditd.limits import Limits
 from creditd.setting_types import (
     MAX_BONUS_INSTALMENTS,
     MAX_CREDIT_TIERS,
     MAX_TARIFFS_PER_PLAN,
     MAX_TOPUP_BONUSES,
-    MAX_UINT32,
     ClockTime,
     Name,
     NonNegativeInt,
     Plmn,
     RatingNames,
 )
-
-if TYPE_CHECKING:  # settings imports this module
-    from creditd.settings import Limits
 
 
 class Tariff(Struct, frozen=True):
@@ -53,7 +51,7 @@ class Tariff(Struct, frozen=True):
     quota_threshold_percent: Annotated[int, msgspec.Meta(ge=0, le=99)] = 20
     quota_holding_time_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 0
     # The content or service provider this tariff's usage is settled with; empty: the operator's own.
-    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{0,64}$")] = ""
+    provider: Annotated[str, msgspec.Meta(pattern=f"^({ID.regex().pattern})?$")] = ""
 
     @property
     def specificity(self) -> int:

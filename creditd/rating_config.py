@@ -14,15 +14,15 @@ import functools
 import itertools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
 from creditd.errors import ConfigError
-
-if TYPE_CHECKING:  # settings imports this module for its checks
-    from creditd.settings import Destination, Plan, Settings, Tariff, Timing
+from creditd.front_settings import Struct
+from creditd.plan_settings import Plan, Tariff
+from creditd.setting_types import MAX_TIMING_DATES, ClockTime, Plmn, Prefix, Weekday
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOME_ZONE = "home"
@@ -36,6 +36,45 @@ MAX_PREFIXES = 1_000_000
 MAX_ZONE_PLMNS = 10_000
 # UTC offsets are precomputed for these years; before and after, the nearest known offset holds.
 OFFSET_YEARS = (2000, 2100)
+
+
+class Destination(Struct, frozen=True):
+    """A destination set: called numbers starting with one of its prefixes (the longest match wins)."""
+
+    prefixes: Annotated[list[Prefix], msgspec.Meta(max_length=MAX_PREFIXES)] = msgspec.field(default_factory=list)
+    # One prefix a line, or "prefix,name"; relative to the config file. Read into prefixes on load.
+    prefixes_file: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+
+
+class Zone(Struct, frozen=True):
+    plmns: Annotated[list[Plmn], msgspec.Meta(min_length=1, max_length=MAX_ZONE_PLMNS)]
+
+
+class Timing(Struct, frozen=True):
+    """When a tariff applies, in the plan's local time: every condition given must hold. A band that
+    crosses midnight belongs to the day it starts (fri 22:00-07:00 includes Saturday 03:00)."""
+
+    weekdays: Annotated[list[Weekday], msgspec.Meta(max_length=7)] = msgspec.field(default_factory=list)
+    # Both or neither; neither: all day.
+    start: ClockTime | None = None
+    end: ClockTime | None = None
+    dates: Annotated[list[date], msgspec.Meta(max_length=MAX_TIMING_DATES)] = msgspec.field(default_factory=list)
+
+
+class RatingSettings(Protocol):
+    """What the rating rules read of the settings (creditd.settings.Settings has it all)."""
+
+    @property
+    def plans(self) -> dict[str, Plan]: ...
+
+    @property
+    def destinations(self) -> dict[str, Destination]: ...
+
+    @property
+    def zones(self) -> dict[str, Zone]: ...
+
+    @property
+    def timings(self) -> dict[str, Timing]: ...
 
 
 def clock_minutes(text: str) -> int:
@@ -63,19 +102,19 @@ def read_prefix_file(path: Path) -> list[str]:
     return prefixes
 
 
-def load_prefix_files(settings: Settings, base_directory: Path) -> Settings:
-    """The settings with each destination's prefixes_file read into its prefixes."""
+def load_prefix_files(destinations: dict[str, Destination], base_directory: Path) -> dict[str, Destination]:
+    """The destination sets with each one's prefixes_file read into its prefixes."""
     loaded: dict[str, Destination] = {}
-    for name, destination in settings.destinations.items():
+    for name, destination in destinations.items():
         if destination.prefixes_file:
             path = base_directory / destination.prefixes_file
             prefixes = [*destination.prefixes, *read_prefix_file(path)]
             destination = msgspec.structs.replace(destination, prefixes=prefixes)
         loaded[name] = destination
-    return msgspec.structs.replace(settings, destinations=loaded)
+    return loaded
 
 
-def _check_destinations(settings: Settings) -> None:
+def _check_destinations(settings: RatingSettings) -> None:
     owner: dict[str, str] = {}
     total = 0
     for name, destination in settings.destinations.items():
@@ -90,7 +129,7 @@ def _check_destinations(settings: Settings) -> None:
         raise ConfigError(f"destinations: {total} prefixes, more than {MAX_PREFIXES}")
 
 
-def _check_zones(settings: Settings) -> None:
+def _check_zones(settings: RatingSettings) -> None:
     owner: dict[str, str] = {}
     total = sum(len(zone.plmns) for zone in settings.zones.values())
     if total > MAX_ZONE_PLMNS:
@@ -104,7 +143,7 @@ def _check_zones(settings: Settings) -> None:
                 raise ConfigError(f"zones.{name}: PLMN {plmn} is also in zones.{other}")
 
 
-def _check_timings(settings: Settings) -> None:
+def _check_timings(settings: RatingSettings) -> None:
     for name, timing in settings.timings.items():
         where = f"timings.{name}"
         if (timing.start is None) != (timing.end is None):
@@ -143,7 +182,13 @@ def timing_holds(timing: Timing, time_zone: str, instant_ms: int) -> bool:
 
 
 def matching_tariff(
-    settings: Settings, plan: Plan, rating_group: int, service_id: int, destination: str, zone: str, instant_ms: int
+    settings: RatingSettings,
+    plan: Plan,
+    rating_group: int,
+    service_id: int,
+    destination: str,
+    zone: str,
+    instant_ms: int,
 ) -> Tariff | None:
     """The tariff that prices a unit with this context at this instant: among the rating group's
     tariffs whose criteria all hold, the one with the most (the checks above make it unique)."""
@@ -193,7 +238,7 @@ def tariffs_overlap(first: Tariff, second: Tariff, timings: dict[str, Timing]) -
     return timings_overlap(timings[first.timing], timings[second.timing])
 
 
-def _check_tariff_names(where: str, index: int, tariff: Tariff, settings: Settings) -> None:
+def _check_tariff_names(where: str, index: int, tariff: Tariff, settings: RatingSettings) -> None:
     for destination in tariff.destinations:
         if destination not in settings.destinations:
             raise ConfigError(f"{where}.tariffs[{index}].destinations: unknown destination {destination}")
@@ -204,7 +249,7 @@ def _check_tariff_names(where: str, index: int, tariff: Tariff, settings: Settin
         raise ConfigError(f"{where}.tariffs[{index}].timing: unknown timing {tariff.timing}")
 
 
-def _check_plan_rating(where: str, plan: Plan, settings: Settings) -> None:
+def _check_plan_rating(where: str, plan: Plan, settings: RatingSettings) -> None:
     try:
         ZoneInfo(plan.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -234,7 +279,7 @@ def _check_plan_rating(where: str, plan: Plan, settings: Settings) -> None:
                 raise ConfigError(f"{where}.{table}[{index}].zones: unknown zone {zone}")
 
 
-def check_rating(settings: Settings) -> None:
+def check_rating(settings: RatingSettings) -> None:
     _check_destinations(settings)
     _check_zones(settings)
     _check_timings(settings)

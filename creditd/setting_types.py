@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-MAX_EXACT_INTEGER = 2**53 - 1
-MAX_UINT32 = 2**32 - 1
+from creditd.contract import ID, MAX_EXACT_INTEGER
 
 DEFAULT_PARTITIONS = 256
 MAX_CREDIT_TIERS = 16
@@ -24,7 +23,7 @@ MAX_BONUS_INSTALMENTS = 24
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_EXACT_INTEGER)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_EXACT_INTEGER)]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+Name = Annotated[str, msgspec.Meta(pattern=f"^{ID.regex().pattern}$")]
 # E.164: at most 15 digits; a destination prefix is a leading part of one.
 Prefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,15}$")]
 # MCC + MNC.

@@ -7,7 +7,7 @@ them through the generated CONFIG table (creditd/store/library.py).
 from __future__ import annotations
 
 import tomllib
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +28,8 @@ from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
 from creditd.front_settings import Struct as Struct
 from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
 from creditd.front_settings import check_webhook
+from creditd.limits import Limits
+from creditd.payment_settings import PaymentSettings, check_agent_tables, check_payments
 from creditd.plan_settings import Bundle as Bundle
 from creditd.plan_settings import CreditTier as CreditTier
 from creditd.plan_settings import LoanOffer as LoanOffer
@@ -35,22 +37,16 @@ from creditd.plan_settings import Plan as Plan
 from creditd.plan_settings import Preferences as Preferences
 from creditd.plan_settings import Tariff as Tariff
 from creditd.plan_settings import check_plan
-from creditd.rating_config import MAX_PREFIXES, MAX_ZONE_PLMNS, check_rating, load_prefix_files
+from creditd.rating_config import Destination, Timing, Zone, check_rating, load_prefix_files
 from creditd.setting_types import (
     DEFAULT_PARTITIONS,
     MAX_CREDIT_TIERS,
     MAX_DESTINATIONS,
     MAX_PLAN_CHANGE_ACCOUNTS,
     MAX_PLAN_CHANGES,
-    MAX_TIMING_DATES,
     MAX_TIMINGS,
     MAX_ZONES,
-    ClockTime,
     Name,
-    Plmn,
-    PositiveInt,
-    Prefix,
-    Weekday,
 )
 
 Role = Literal["gateway", "topup", "crm", "portal", "admin"]
@@ -80,7 +76,7 @@ class RedisSettings(Struct, frozen=True):
     # because every function is idempotent.
     redirect_attempts: Annotated[int, msgspec.Meta(ge=1, le=64)] = 16
     # Replicas that must confirm a pipeline's writes (WAIT) before its requests are answered.
-    # 0: acknowledge after the primary's write (asynchronous replication; see README, Failover).
+    # 0: acknowledge after the primary's write (asynchronous replication; see docs/scaling.md).
     wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # "written": answer once Redis applied a pipeline (its AOF is fsynced within a second: a host
@@ -95,63 +91,6 @@ class RedisSettings(Struct, frozen=True):
     tls_ca_path: str = ""
     tls_cert_path: str = ""
     tls_key_path: str = ""
-
-
-class Limits(Struct, frozen=True):
-    max_amount_minor: PositiveInt = 10**12
-    max_balance_minor: PositiveInt = 10**15
-    max_units: PositiveInt = 10**15
-    max_units_per_request: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
-    max_batch_requests: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
-    max_sessions_per_account: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
-    max_buckets_per_account: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
-    max_rating_groups_per_bucket: Annotated[int, msgspec.Meta(ge=1, le=64)] = 32
-    max_session_id_length: Annotated[int, msgspec.Meta(ge=1, le=512)] = 128
-    max_contact_field_length: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 128
-    max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
-    # Per account: older entries are trimmed, their sum carried in the account (memory stays bounded).
-    max_ledger_entries: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 2000
-    default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
-    answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = 3600
-    topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
-    idle_session_validity_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 600
-    max_events_per_partition: Annotated[int, msgspec.Meta(ge=100, le=10**8)] = 100_000
-    # Usage records: kept this long (the sweeper trims older ones; export before), and at most about
-    # this many per partition.
-    usage_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400
-    max_usage_per_partition: Annotated[int, msgspec.Meta(ge=1000, le=10**9)] = 1_000_000
-    # Usage summaries (per account: totals per local day, recent calls and SMS; the sweeper folds
-    # the records in): kept this long after the last write, days older dropped; at most this many
-    # recent entries; at most this many records per summarize_usage call.
-    usage_summary_retention_s: Annotated[int, msgspec.Meta(ge=86400, le=400 * 86400)] = 35 * 86400
-    max_recent_usage: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
-    max_usage_summary_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
-    # Self-service sign-in: a code lives this long and takes this many wrong tries; at most this
-    # many codes per account per window; a portal session lasts this long.
-    sign_in_code_lifetime_s: Annotated[int, msgspec.Meta(ge=30, le=3600)] = 300
-    max_sign_in_tries: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
-    max_sign_in_codes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
-    sign_in_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
-    portal_session_s: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 3600
-    # Per sign_in_window_s, kept in Redis for every server process (core/sign_in_limits.py): codes
-    # asked and failed sign-ins per client address (an IPv6 /64 is one address), and for all
-    # addresses together (which also bounds the counters kept).
-    sign_in_codes_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    failed_sign_ins_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
-    sign_in_codes_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20_000
-    failed_sign_ins_global: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 5_000
-    # Vouchers: the largest amount, the longest validity.
-    max_voucher_validity_s: Annotated[int, msgspec.Meta(ge=86400, le=10 * 366 * 86400)] = 3 * 366 * 86400
-    # Shared wallets: members per group; a member short of money asks its group again after this
-    # long when the group gave nothing; a transfer left half done is completed after this long.
-    max_group_members: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 64
-    group_refill_retry_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
-    group_transfer_completion_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
-    # Abuse limits: whole server, per caller in flight, per caller on Accounts calls.
-    max_concurrent_rpcs: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
-    max_in_flight_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1_024
-    accounts_calls_per_client_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 1_000.0
-    accounts_burst_per_client: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2_000
 
 
 class SweeperSettings(Struct, frozen=True):
@@ -201,29 +140,6 @@ class MetricsSettings(Struct, frozen=True):
     channels: list[Name] = msgspec.field(default_factory=lambda: ["terminal", "bank", "voucher", "agent", "cli"])
 
 
-class Destination(Struct, frozen=True):
-    """A destination set: called numbers starting with one of its prefixes (the longest match wins)."""
-
-    prefixes: Annotated[list[Prefix], msgspec.Meta(max_length=MAX_PREFIXES)] = msgspec.field(default_factory=list)
-    # One prefix a line, or "prefix,name"; relative to the config file. Read into prefixes on load.
-    prefixes_file: Annotated[str, msgspec.Meta(max_length=1024)] = ""
-
-
-class Zone(Struct, frozen=True):
-    plmns: Annotated[list[Plmn], msgspec.Meta(min_length=1, max_length=MAX_ZONE_PLMNS)]
-
-
-class Timing(Struct, frozen=True):
-    """When a tariff applies, in the plan's local time: every condition given must hold. A band that
-    crosses midnight belongs to the day it starts (fri 22:00-07:00 includes Saturday 03:00)."""
-
-    weekdays: Annotated[list[Weekday], msgspec.Meta(max_length=7)] = msgspec.field(default_factory=list)
-    # Both or neither; neither: all day.
-    start: ClockTime | None = None
-    end: ClockTime | None = None
-    dates: Annotated[list[date], msgspec.Meta(max_length=MAX_TIMING_DATES)] = msgspec.field(default_factory=list)
-
-
 class PlanChange(Struct, frozen=True):
     """Moves a cohort to another plan from a date on, lazily (each account on its next request)."""
 
@@ -262,6 +178,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     portal: PortalSettings = PortalSettings()
     diameter: DiameterSettings = DiameterSettings()
     numbers: NumberSettings = NumberSettings()
+    payments: PaymentSettings = PaymentSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict
@@ -314,6 +231,7 @@ def _check_coherence(settings: Settings) -> None:
     for plan_name, plan in settings.plans.items():
         check_plan(f"plans.{plan_name}", plan, limits)
     _check_plan_changes(settings)
+    check_payments(settings.payments, limits.max_amount_minor, limits.topup_key_retention_s)
 
 
 def parse_settings(document: dict[str, object], source: str = "config", base_directory: Path | None = None) -> Settings:
@@ -325,12 +243,13 @@ def parse_settings(document: dict[str, object], source: str = "config", base_dir
                 msgspec.convert(plan_document, Plan)
             except msgspec.ValidationError as error:  # names the plan, which msgspec's path does not
                 raise ConfigError(f"{source}: plans.{plan_name}: {error}") from None
+    check_agent_tables(document, source)
     try:
         settings = msgspec.convert(document, Settings)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{source}: {error}") from None
     base = base_directory or Path.cwd()
-    settings = load_prefix_files(settings, base)
+    settings = msgspec.structs.replace(settings, destinations=load_prefix_files(settings.destinations, base))
     templates = base / settings.notifications.templates_dir
     settings = msgspec.structs.replace(
         settings, notifications=msgspec.structs.replace(settings.notifications, templates_dir=str(templates))

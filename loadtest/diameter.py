@@ -4,8 +4,9 @@
 `python -m loadtest.diameter [--duration 10] [--connections 4] [--sessions 16]` starts `creditd serve`
 (with its embedded Redis in a temporary directory) and `creditd diameter` on loopback, creates the
 accounts, then runs closed-loop data sessions (INITIAL, UPDATEs, TERMINATE; 1 MB per request) for each
-edge in turn: over N Diameter connections (CCRs pipelined on each) and over N gRPC channels. Prints one
-line per edge; everything it started is stopped on the way out."""
+edge in turn: over N Diameter connections (CCRs pipelined on each) and over N gRPC channels, then both
+again paced at half the lower of the two rates (latency at half load). Prints one line per phase;
+everything it started is stopped on the way out."""
 
 from __future__ import annotations
 
@@ -125,13 +126,18 @@ async def _open_diameter(port: int) -> DiameterConnection:
 Ask = Callable[[str, int, int, str], Awaitable[bool]]
 
 
-async def _sessions(ask: Ask, accounts: list[str], tally: Tally, until: float, prefix: str) -> None:
+async def _sessions(ask: Ask, accounts: list[str], tally: Tally, until: float, prefix: str, interval_s: float) -> None:
+    """Sessions one after the other until `until`; with interval_s, one request per interval (paced)."""
+    next_at = time.perf_counter()
     for session in itertools.count():
         account_id = accounts[session % len(accounts)]
         session_id = f"{prefix}-{session}"
         for number, kind in enumerate([1] + [2] * UPDATES + [3]):
             if time.monotonic() > until and kind == 1:
                 return
+            if interval_s:
+                next_at += interval_s
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             started = time.perf_counter()
             ok = await ask(session_id, kind, number, account_id)
             tally.latencies_s.append(time.perf_counter() - started)
@@ -139,14 +145,22 @@ async def _sessions(ask: Ask, accounts: list[str], tally: Tally, until: float, p
 
 
 async def _run_edge(
-    name: str, asks: list[Ask], accounts: list[str], sessions: int, duration_s: float, pids: list[int]
-) -> str:
+    name: str,
+    asks: list[Ask],
+    accounts: list[str],
+    sessions: int,
+    duration_s: float,
+    pids: list[int],
+    rate: float = 0.0,
+) -> tuple[str, float]:
+    """One edge's figures line and its rate; with `rate`, paced at that many requests a second."""
     tally = Tally()
+    interval_s = len(asks) * sessions / rate if rate else 0.0
     until = time.monotonic() + duration_s
     before = (time.perf_counter(), *(cpu_seconds([pid]) for pid in pids))
     await asyncio.gather(
         *(
-            _sessions(ask, accounts[index :: len(asks)], tally, until, f"{name}-{index}-{slot}")
+            _sessions(ask, accounts[index :: len(asks)], tally, until, f"{name}-{index}-{slot}", interval_s)
             for index, ask in enumerate(asks)
             for slot in range(sessions)
         )
@@ -156,10 +170,11 @@ async def _run_edge(
     wall_s = after[0] - before[0]
     front_us, redis_us = ((after[i] - before[i]) / count * 1e6 for i in (1, 2))
     quantiles = statistics.quantiles(tally.latencies_s, n=100)
-    return (
-        f"{name:10} {count / wall_s:8.0f} req/s  front {front_us:6.0f} µs/req  redis {redis_us:5.0f} µs/req  "
+    line = (
+        f"{name:14} {count / wall_s:8.0f} req/s  front {front_us:6.0f} µs/req  redis {redis_us:5.0f} µs/req  "
         f"p50 {quantiles[49] * 1000:5.1f} ms  p99 {quantiles[98] * 1000:5.1f} ms  failures {tally.failures}"
     )
+    return line, count / wall_s
 
 
 def _config(directory: Path, port: int) -> Path:
@@ -236,14 +251,18 @@ async def _measure(directory: Path, duration_s: float, connections: int, session
 
         assert front is not None
         click.echo(f"{connections} connections x {sessions} sessions, {duration_s:g} s per edge, {accounts} accounts")
-        line = await _run_edge(
-            "diameter", [diameter_ask(link) for link in links], ids, sessions, duration_s, [front.pid, redis_pid]
-        )
+        diameter_asks = [diameter_ask(link) for link in links]
+        grpc_asks = [grpc_ask(channel) for channel in channels]
+        diameter_pids, grpc_pids = [front.pid, redis_pid], [serve.pid, redis_pid]
+        line, diameter_rate = await _run_edge("diameter", diameter_asks, ids, sessions, duration_s, diameter_pids)
         click.echo(line)
-        line = await _run_edge(
-            "grpc-unary", [grpc_ask(channel) for channel in channels], ids, sessions, duration_s, [serve.pid, redis_pid]
-        )
+        line, grpc_rate = await _run_edge("grpc-unary", grpc_asks, ids, sessions, duration_s, grpc_pids)
         click.echo(line)
+        half = min(diameter_rate, grpc_rate) / 2
+        click.echo(f"both paced at {half:.0f} req/s (half the lower rate):")
+        for name, asks, pids in (("diameter-half", diameter_asks, diameter_pids), ("grpc-half", grpc_asks, grpc_pids)):
+            line, _ = await _run_edge(name, asks, ids, sessions, duration_s, pids, half)
+            click.echo(line)
         for channel in channels:
             await channel.close()
         for link in links:

@@ -105,7 +105,7 @@ class MoneyLoad:
             if not self.pending:
                 return
             # In chunks, as a gateway resends: one connection with thousands of calls at once gets
-            # CANCELLED from gRPC itself for those past about 2 000 (see README, Faults survived).
+            # CANCELLED from gRPC itself for those past about 2 000 (see docs/faults.md).
             outcomes: list[bool] = []
             for start in range(0, len(self.pending), REPLAY_CHUNK):
                 chunk = self.pending[start : start + REPLAY_CHUNK]

@@ -1,5 +1,5 @@
 """A deliberately simple in-memory model of one prepaid account on the sample plan `standard`, written from
-docs/design.md and the plan (README, "The sample plan"), not from the Lua: money, status with the
+docs/design.md and the plan (docs/configuration.md, "The sample plan"), not from the Lua: money, status with the
 suspension ladder, sms_50 buckets with expiry (serving at home only), top-up keys, emergency credit
 (emergency_10, recovered from top-ups), bonus money (the property test's top-up rule: 50 % of a top-up
 of 10.00 or more, for 5 days, paying any usage at home before main money; one bonus bucket per

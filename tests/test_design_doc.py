@@ -38,7 +38,17 @@ def test_key_table_spells_every_key_as_the_code_does() -> None:
     documented = {row[0]: row[1].strip("`") for row in table_rows("name")}
     assert set(documented) == set(KEY_PATTERNS)
     placeholders = {
-        part: f"<{part}>" for part in ("account_id", "gateway_id", "session_id", "idempotency_key", "role", "group_id")
+        part: f"<{part}>"
+        for part in (
+            "account_id",
+            "gateway_id",
+            "session_id",
+            "idempotency_key",
+            "role",
+            "group_id",
+            "agent_id",
+            "day",
+        )
     }
     for name, pattern in KEY_PATTERNS.items():
         assert documented[name] == pattern.format(tag="cd:{p:<n>}", **placeholders), name

@@ -1,8 +1,11 @@
-"""The packages of creditd import only downwards: __main__ -> cli -> api, notifier and portal (siblings,
-none importing another) -> core -> store -> the bottom modules (settings, rating_config, errors, clock,
-logs, metrics, resources), with devtools (test infrastructure) on
-store and the generated v1 code only at the gRPC edge and above. Every import of every module is read with
-ast (imports inside functions too), so a new upward import fails here, and a cycle cannot form."""
+"""The packages of creditd import only downwards: __main__ -> cli -> the front ends (api, diameter,
+notifier, portal, console: siblings, none importing another) -> core -> store -> the bottom modules
+(settings, limits, rating_config, errors, clock, logs, metrics, resources), with devtools (test
+infrastructure) on store and the generated v1 code only at the gRPC edge and above. Every import of
+every module of creditd/ and loadtest/ is read with ast (imports inside functions and under
+TYPE_CHECKING too): an upward import fails here; so does a cycle among modules, within a layer as
+across layers (found as a strongly connected component of the import graph; a test shows the search
+finds one); so does a relative import; and creditd never imports loadtest."""
 
 from __future__ import annotations
 
@@ -14,19 +17,23 @@ import pytest
 import creditd
 
 PACKAGE = Path(creditd.__file__).parent
+LOADTEST = PACKAGE.parent / "loadtest"
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
-# api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page)
-# and console (the care staff's) are sibling front ends.
+# api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page),
+# console (the care staff's) and paygate (the payments' HTTP front) are sibling front ends; payments
+# (the payments' rules, on store) sits beside core.
 RANK = {
     "store": 1,
     "core": 2,
     "devtools": 2,
+    "payments": 2,
     "api": 3,
     "diameter": 3,
     "notifier": 3,
     "portal": 3,
     "console": 3,
+    "paygate": 3,
     "cli": 4,
     "__main__": 5,
 }
@@ -44,7 +51,7 @@ def rank_of(layer: str) -> int:
     return RANK.get(layer, BOTTOM)
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, prefixes: tuple[str, ...] = ("creditd.",)) -> set[str]:
     tree = ast.parse(path.read_text())
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -53,13 +60,19 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.startswith("creditd.") and not name.endswith(".__init__")}
+    return {name for name in found if name.startswith(prefixes) and not name.endswith(".__init__")}
 
 
-def modules() -> list[tuple[str, Path]]:
+def relative_imports(path: Path) -> list[int]:
+    """Line numbers of `from . import x` and the like."""
+    tree = ast.parse(path.read_text())
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0]
+
+
+def modules(package: Path = PACKAGE) -> list[tuple[str, Path]]:
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).with_suffix("")
         name = ".".join(relative.parts)
         if not name.startswith("creditd.v1"):
             found.append((name.removesuffix(".__init__"), path))
@@ -97,3 +110,82 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     sample.write_text("def late():\n    from creditd.api.server import CreditdServer\n")
     targets = imported_modules(sample)
     assert "creditd.api.server" in targets and rank_of(layer_of("creditd.api.server")) > rank_of("store")
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of a graph (module -> modules it imports): its strongly connected components
+    of more than one module, and modules importing themselves (Tarjan's algorithm, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph.get(target, ())))))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph.get(node, ()):
+                    found.append(sorted(component))
+    return found
+
+
+def import_graph(package: Path, prefixes: tuple[str, ...]) -> dict[str, set[str]]:
+    known = {name for name, _ in modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules(package):
+        targets = set()
+        for target in imported_modules(path, prefixes):
+            # "from creditd.store import calls" names creditd.store.calls; a class name is not a module
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+@pytest.mark.parametrize(("package", "prefix"), [(PACKAGE, "creditd."), (LOADTEST, "loadtest.")])
+def test_no_import_cycle(package: Path, prefix: str) -> None:
+    assert cycles(import_graph(package, (prefix,))) == []
+
+
+def test_the_cycle_search_finds_one() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert cycles(graph) == [["a", "b", "c"], ["e"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_relative_import() -> None:
+    for module, path in [*modules(PACKAGE), *modules(LOADTEST)]:
+        assert relative_imports(path) == [], f"{module}: relative import at lines {relative_imports(path)}"
+
+
+def test_creditd_never_imports_loadtest() -> None:
+    for module, path in modules(PACKAGE):
+        assert imported_modules(path, ("loadtest",)) == set(), f"{module} imports loadtest"

@@ -134,6 +134,8 @@ VALID_ARGS = {
     "get_group": [NOW, GROUP],
     # 500 to the member, its group's refill amount 1000, not leaving
     "apply_group_transfer": [NOW, ACCOUNT, GROUP, "THB", "1", "500", "key1", "1000", "0", "tester"],
+    # a claim of 500 by an agent (laid out as an account) under a daily limit of 100000, kept one day
+    "record_agent_payment": [NOW, "claim", "tx1", ACCOUNT, "500", NOW, "100000", "86400", "0", "tester"],
     "summarize_usage": [
         ACCOUNT,
         "20260901",
@@ -165,6 +167,12 @@ NUMBER_FIELDS = [
     ("create_account", 15, "buckets[0].priority"),
     ("create_account", 16, "buckets[0].exhaustion_policy"),
     ("get_account", 0, "now_ms"),
+    ("record_agent_payment", 0, "now_ms"),
+    ("record_agent_payment", 4, "amount"),
+    ("record_agent_payment", 5, "paid_at_ms"),
+    ("record_agent_payment", 6, "daily_limit_minor"),
+    ("record_agent_payment", 7, "retention_s"),
+    ("record_agent_payment", 8, "ledger_seq"),
     ("top_up", 0, "now_ms"),
     ("top_up", 2, "amount"),
     ("adjust", 0, "now_ms"),
@@ -247,6 +255,10 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "units[0].used_after_tariff_change": ["-1", "1"],  # above used (0)
     "marketing_opt_in": ["2", "-1"],
     "now_ms": ["-1"],
+    "paid_at_ms": ["-1"],
+    "daily_limit_minor": ["0", "1000000000000001"],
+    "retention_s": ["86399", "31622401"],
+    "ledger_seq": ["-1"],
     "lease_ms": ["99", "600001"],
     "record_count": ["0", "501"],
     ("create_voucher", "amount"): ["0", "1000000000001"],
@@ -366,6 +378,10 @@ TEXT_FIELDS = [
     ("apply_group_transfer", 3, "currency", ["", "thb"]),
     ("apply_group_transfer", 6, "transfer_id", ["", "k/1"]),
     ("apply_group_transfer", 9, "actor", ["", "a|b"]),
+    ("record_agent_payment", 1, "action", ["", "claimed", "CLAIM"]),
+    ("record_agent_payment", 2, "transaction_id", ["", "t/1", "total", "t" * 65]),
+    ("record_agent_payment", 3, "account_id", ["", "a b"]),
+    ("record_agent_payment", 9, "actor", ["", "a|b"]),
 ]
 
 

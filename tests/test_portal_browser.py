@@ -6,7 +6,7 @@ the day pass recommended after a day of data, buys a bundle with confirmation, s
 overview, and signs out; the session cookie copied from before the sign-out leads back to the
 sign-in page.
 
-The layout at phone widths, accessibility and the README's screenshots: tests/test_portal_layout.py."""
+The layout at phone widths, accessibility and the screenshots in docs/screenshots: tests/test_portal_layout.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 .ci/lighthouse) scores the portal's pages as a phone sees them (its mobile form factor and simulated
 throttling): sign-in, overview, usage, history and statement of an account with a month's kinds of
 history, signed in by its session cookie. Each page must score at least 95 for accessibility and
-best practices and 90 for performance. The scores are printed (README, "Self-service portal")."""
+best practices and 90 for performance. The scores are printed (docs/portal.md)."""
 
 from __future__ import annotations
 

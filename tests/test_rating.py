@@ -1,4 +1,4 @@
-"""The rating engine on a real server, with the sample plan `standard` (README, "The sample plan")
+"""The rating engine on a real server, with the sample plan `standard` (docs/configuration.md, "The sample plan")
 and, for holidays, services and daylight saving, a config of the test's own: calls and SMS are
 priced by destination (longest prefix), zone (visited PLMN) and Bangkok time band; a grant that
 crosses a band edge carries tariff_time_change_ms, and usage reported split is charged part at each

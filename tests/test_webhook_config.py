@@ -1,7 +1,7 @@
 """Webhooks a receiver can trust (issue #37, finding 8): the configuration refuses a webhook URL without
 a secret and an http:// URL off loopback (check-config, run as a subprocess, and the settings parser;
 both accepted on b7c6e5e), and accepts https anywhere and http on loopback; the receiver's example in
-README.md, executed as printed, accepts a body signed by the notifier's own signature() and refuses a
+docs/operating.md, executed as printed, accepts a body signed by the notifier's own signature() and refuses a
 changed body, a wrong secret, a timestamp outside the window, a malformed header and a replay."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from creditd.notifier.channels import signature
 from creditd.resources import default_config_path
 from creditd.settings import parse_settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OPERATING = Path(__file__).resolve().parent.parent / "docs" / "operating.md"
 
 
 def with_webhook(url: str, secret: str) -> dict[str, object]:
@@ -60,10 +60,10 @@ def test_check_config_names_the_empty_secret(tmp_path: Path) -> None:
 
 
 def test_the_readme_receiver_verifies_and_refuses() -> None:
-    block = re.search(r"<!-- webhook-verify.*?-->\s*```python\n(.*?)```", README.read_text(), re.S)
-    assert block, "the receiver's example is gone from README.md"
+    block = re.search(r"<!-- webhook-verify.*?-->\s*```python\n(.*?)```", OPERATING.read_text(), re.S)
+    assert block, "the receiver's example is gone from docs/operating.md"
     namespace: dict[str, object] = {}
-    exec(re.sub(r"^  ", "", block.group(1), flags=re.M), namespace)  # noqa: S102 (our own README)
+    exec(re.sub(r"^  ", "", block.group(1), flags=re.M), namespace)  # noqa: S102 (our own document)
     verify = namespace["verify"]
     body, now = b'{"id":"n1","kind":"topup"}', int(time.time())
     header = signature("s3cret", now, body)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-SECTION = "### Try the portal on your machine"
+SECTION = "## Try the portal on your machine"
 PORTAL = "http://127.0.0.1:8080"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 COMMAND_TIMEOUT_S = 60

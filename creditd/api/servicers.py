@@ -27,7 +27,7 @@ from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
-from creditd.settings import Limits
+from creditd.limits import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 

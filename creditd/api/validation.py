@@ -10,15 +10,17 @@ import re
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from creditd import contract
+from creditd.contract import MAX_EXACT_INTEGER
 from creditd.errors import InvalidArgument
-from creditd.setting_types import MAX_EXACT_INTEGER
-from creditd.settings import CHANNELS, LANGUAGES, Limits
+from creditd.limits import Limits
+from creditd.settings import CHANNELS, LANGUAGES
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ID_PATTERN = contract.ID.regex()
 # Printable ASCII without space and braces (braces would confuse Redis Cluster hash tags).
-SESSION_ID_PATTERN = re.compile(r"[!-z|~]+")
+SESSION_ID_PATTERN = contract.SESSION_ID.regex()
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # E.164: at most 15 digits (a leading "+" is allowed and dropped before this check).
 CALLED_PARTY_PATTERN = re.compile(r"[0-9]{0,15}")

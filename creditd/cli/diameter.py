@@ -7,12 +7,14 @@ import asyncio
 import logging
 import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 import click
 import msgspec
 import uvloop
 from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import logs, metrics
 from creditd.cli.common import redis_options, settings_from_options
@@ -41,7 +43,7 @@ async def _run(settings: Settings, redis_url: str) -> None:
     await server.stop()
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--listen", help="HOST:PORT for Diameter over TCP [default: [diameter] listen, 127.0.0.1:3868]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics [default: [diameter] metrics_listen, none]")
 @click.option(
@@ -52,7 +54,9 @@ async def _run(settings: Settings, redis_url: str) -> None:
     help="the least severe log lines written",
 )
 @redis_options
+@click.pass_context
 def diameter(
+    context: click.Context,
     listen: str | None,
     metrics_listen: str | None,
     log_level: str,
@@ -61,6 +65,8 @@ def diameter(
     config: Path | None,
 ) -> None:
     """Serve Diameter credit control (Gy for data, Ro for IMS voice) onto creditd's Redis."""
+    if context.invoked_subcommand is not None:
+        return
     logs.configure(log_level, "text")
     try:
         settings = settings_from_options(config, None, redis_url, data_dir, None)
@@ -72,3 +78,41 @@ def diameter(
     except CreditdError as error:
         log.error("creditd diameter cannot start: %s", error.message)
         sys.exit(2)
+
+
+@diameter.command("status")
+@click.option("--metrics", "metrics_address", required=True, help="HOST:PORT of the process' metrics_listen")
+def status(metrics_address: str) -> None:
+    """The peers of a running `creditd diameter`: open connections, requests answered, watchdog failures,
+    and whether Redis answers (read from its /metrics)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+            page = reply.read().decode()
+    except OSError as error:
+        raise click.ClickException(f"{metrics_address}: {error}") from None
+    click.echo(render_status(page))
+
+
+def render_status(page: str) -> str:
+    peers: dict[str, dict[str, float]] = {}
+    redis_up = None
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            peer = sample.labels.get("peer")
+            if sample.name == "creditd_redis_up":
+                redis_up = sample.value
+            elif peer and sample.name in STATUS_COLUMNS:
+                row = peers.setdefault(peer, dict.fromkeys(STATUS_COLUMNS.values(), 0.0))
+                row[STATUS_COLUMNS[sample.name]] += sample.value
+    lines = [f"redis: {'up' if redis_up else 'DOWN (answering 3004)' if redis_up is not None else 'unknown'}"]
+    lines.append(f"{'peer':40} {'connections':>11} {'requests':>9} {'watchdog failures':>17}")
+    for peer, row in sorted(peers.items()):
+        lines.append(f"{peer:40} {row['connections']:11.0f} {row['requests']:9.0f} {row['watchdog']:17.0f}")
+    return "\n".join(lines)
+
+
+STATUS_COLUMNS = {
+    "creditd_diameter_connections": "connections",
+    "creditd_diameter_requests_total": "requests",
+    "creditd_diameter_watchdog_failures_total": "watchdog",
+}

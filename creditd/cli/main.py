@@ -34,6 +34,7 @@ from creditd.cli.console import console
 from creditd.cli.diameter import diameter
 from creditd.cli.notify import notify
 from creditd.cli.operations import report, tiers, write_audit_metrics
+from creditd.cli.payments import payments
 from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
@@ -41,6 +42,7 @@ from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
 from creditd.core.audit import Auditor
+from creditd.diameter.server import DiameterServer
 from creditd.errors import ConfigError, CreditdError
 from creditd.notifier.templates import Templates
 from creditd.resources import default_config_path
@@ -70,6 +72,7 @@ main.add_command(voucher)
 main.add_command(portal)
 main.add_command(console)
 main.add_command(diameter)
+main.add_command(payments)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
@@ -79,7 +82,7 @@ async def _reload(server: CreditdServer, config: Path) -> None:
         log.error("config reload refused, keeping the running config: %s", error.message)
 
 
-async def _run(settings: Settings, redis_url: str, config: Path) -> None:
+async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen: str = "") -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
@@ -87,18 +90,32 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     if _signalled_early.is_set():
         stopping.set()
     server = CreditdServer(settings, redis_url, settings.server.listen)
-    starting = asyncio.ensure_future(server.start())
+    diameter_front = DiameterServer(settings, redis_url, diameter_listen) if diameter_listen else None
+
+    async def start() -> None:
+        await server.start()
+        if diameter_front is not None:
+            await diameter_front.start()
+
+    async def stop(grace_s: float | None = None) -> None:
+        if diameter_front is not None:  # DPR to its peers first, while the core still answers
+            await diameter_front.stop(grace_s)
+        await server.stop(grace_s)
+
+    starting = asyncio.ensure_future(start())
     signalled = asyncio.ensure_future(stopping.wait())
     await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()  # CreditdServer.start stops what it had started when the cancel lands in it
         with contextlib.suppress(asyncio.CancelledError, CreditdError):
             await starting
-        await server.stop(0)  # and this what it had started when start ended first
+        await stop(0)  # and this what had started when start ended first
         log.info("signal received during start-up: stopped")
         return
     signalled.cancel()
-    starting.result()  # a start-up failure, raised
+    if starting.exception() is not None:  # the gRPC edge may be up when the Diameter front fails
+        await stop(0)
+        starting.result()
     collector.freeze_after_start_up()
     reloads: set[asyncio.Task[None]] = set()
 
@@ -110,7 +127,7 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
-    await server.stop()
+    await stop()
 
 
 # SIGTERM or SIGINT before the event loop takes the signals over (the embedded Redis starting): noted
@@ -155,6 +172,7 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
     type=click.IntRange(1, 64),
     help="server processes on the same port, sharing one Redis",
 )
+@click.option("--diameter-listen", default="", help="HOST:PORT: also serve Diameter Gy/Ro here ([diameter] table)")
 def serve(
     listen: str | None,
     redis_url: str | None,
@@ -167,6 +185,7 @@ def serve(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     workers: int,
+    diameter_listen: str,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC.
 
@@ -188,6 +207,8 @@ def serve(
         if _signalled_early.is_set():
             log.info("signal received during start-up: stopped")
             return
+        if workers > 1 and diameter_listen:
+            raise click.UsageError("--diameter-listen: one process only; run `creditd diameter` beside the workers")
         if workers > 1:
             # --data-dir too: the workers' default sign-in key is <data dir>/sign_in.key, as notify's
             passthrough = ["--log-level", log_level, "--log-format", log_format, "--data-dir", settings.redis.data_dir]
@@ -198,7 +219,7 @@ def serve(
                 run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
             )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(settings, url, config or default_config_path()))
+            runner.run(_run(settings, url, config or default_config_path(), diameter_listen))
     except ConfigError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)

@@ -20,7 +20,6 @@ import datetime
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from creditd import contract
 from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
 from creditd.phone_numbers import account_id_of
@@ -48,7 +48,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 SESSION_COOKIE = "creditd_console"
 SEED_COOKIE = "creditd_console_form"
 CALL_TIMEOUT_S = 10.0
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ACCOUNT_ID = contract.ID.regex()
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20

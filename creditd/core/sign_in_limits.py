@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 from creditd.clock import Clock
-from creditd.settings import Limits
+from creditd.limits import Limits
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import KEY_PATTERNS
 

@@ -9,7 +9,8 @@ END_USER_NAI, END_USER_PRIVATE (User-Name when there is none) becomes the accoun
 - any other SIP URI or NAI: its user part (before @, without ;parameters); IMSI and PRIVATE: as sent.
 The called party: Called-Party-Address (IMS), else Recipient-Address/Address-Data (SMS), else, for Ro
 only, Called-Station-Id (on Gy it names the APN): the same number rule, E.164 digits. The visited
-network: 3GPP-SGSN-MCC-MNC (top level or in PS-Information) when it differs from nothing (empty: home)."""
+network: 3GPP-SGSN-MCC-MNC (top level or in PS-Information), else the MCC+MNC of 3GPP-User-Location-Info;
+neither: empty (the home network)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,22 @@ def called_party(request: Message, voice: bool, country_code: str) -> tuple[str,
     return "", None
 
 
+def plmn_of_location(data: bytes) -> str | None:
+    """MCC+MNC of a 3GPP-User-Location-Info (TS 29.061 §16.4.7.2): a location type octet, then the
+    MCC and MNC as TBCD (filler F for a 2-digit MNC); None when it is not that shape."""
+    if len(data) < 4:
+        return None
+    octets = data[1:4]
+    digits = [octets[0] & 0xF, octets[0] >> 4, octets[1] & 0xF, octets[2] & 0xF, octets[2] >> 4, octets[1] >> 4]
+    if digits[5] == 0xF:
+        digits = digits[:5]
+    if any(digit > 9 for digit in digits):
+        return None
+    return "".join(str(digit) for digit in digits)
+
+
 def visited_plmn(request: Message) -> tuple[str, Avp | None]:
+    """3GPP-SGSN-MCC-MNC (top level or in PS-Information), else the PLMN of 3GPP-User-Location-Info."""
     for avp in (
         request.first(Code.SGSN_MCC_MNC),
         _nested(request, (Code.SERVICE_INFORMATION, Code.PS_INFORMATION, Code.SGSN_MCC_MNC)),
@@ -115,4 +131,13 @@ def visited_plmn(request: Message) -> tuple[str, Avp | None]:
             if not PLMN.fullmatch(value):
                 raise DiameterError(Result.INVALID_AVP_VALUE, f"3GPP-SGSN-MCC-MNC {value!r}: 5 or 6 digits", avp)
             return value, avp
+    for avp in (
+        request.first(Code.USER_LOCATION_INFO),
+        _nested(request, (Code.SERVICE_INFORMATION, Code.PS_INFORMATION, Code.USER_LOCATION_INFO)),
+    ):
+        if avp is not None and isinstance(avp.value, bytes):
+            plmn = plmn_of_location(avp.value)
+            if plmn is None:
+                raise DiameterError(Result.INVALID_AVP_VALUE, "3GPP-User-Location-Info: no MCC/MNC", avp)
+            return plmn, avp
     return "", None

@@ -34,3 +34,10 @@ CLOSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+SERVER_REQUESTS = Counter(
+    "creditd_diameter_server_requests",
+    "Re-Auth- and Abort-Session-Requests by peer, command (RAR, ASR) and outcome (sent, the answer's "
+    "Result-Code, no_connection)",
+    ["peer", "command", "result"],
+    registry=REGISTRY,
+)

@@ -40,6 +40,9 @@ DISCONNECT_REBOOTING: Final = 0
 RELAY_APPLICATION: Final = 0xFFFFFFFF
 PRODUCT_NAME: Final = "creditd"
 DPA_WAIT_S: Final = 2.0
+AUTHORIZE_ONLY: Final = 0
+MAX_UNANSWERED: Final = 1024
+KNOWN_RESULTS: Final = frozenset(int(result) for result in Result)
 
 # Serves one accepted request of an Open connection: (request, peer's Origin-Host) -> its answer.
 Handler = Callable[[Message, str], Awaitable[Message]]
@@ -89,19 +92,24 @@ class Connection:
         settings: DiameterSettings,
         origin_state_id: int,
         handler: Handler,
+        certificate_names: frozenset[str] | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.settings = settings
         self.origin_state_id = origin_state_id
         self.handler = handler
+        # TLS: the verified certificate's identities, one of which the CER's Origin-Host must be.
+        self.certificate_names = certificate_names
         self.peer_host = ""
+        self.peer_realm = ""
         self.label = metrics.UNKNOWN_PEER
+        # hop-by-hop id of each RAR/ASR sent -> its command label, until answered (bounded)
+        self._asked: dict[int, str] = {}
         self.allowed = {(peer.origin_host, peer.origin_realm) for peer in settings.peers}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_in_flight_per_connection)
         self._watchdog_pending = False
-        self._disconnecting = False
         self._closed = asyncio.Event()
         self._next_id = int(time.time()) << 20
 
@@ -180,14 +188,16 @@ class Connection:
         if cer is None or cer.command != Command.CAPABILITIES_EXCHANGE or not cer.is_request:
             raise Closed("no_cer")
         host, realm = text(cer.first(Code.ORIGIN_HOST)), text(cer.first(Code.ORIGIN_REALM))
-        if (host, realm) not in self.allowed:
+        if (host, realm) not in self.allowed or (
+            self.certificate_names is not None and host not in self.certificate_names
+        ):
             log.warning("diameter: CER from unknown peer %r realm %r refused", host, realm)
             await self._answer_cer(cer, Result.UNKNOWN_PEER, error=True)
             raise Closed("unknown_peer")
         if not self._offers_credit_control(cer):
             await self._answer_cer(cer, Result.NO_COMMON_APPLICATION, error=False)
             raise Closed("no_common_application")
-        self.peer_host, self.label = host, host
+        self.peer_host, self.peer_realm, self.label = host, realm, host
         await self._answer_cer(cer, Result.SUCCESS, error=False)
         metrics.CONNECTIONS.labels(self.label).inc()
         log.info("diameter peer %s (realm %s) open", host, realm)
@@ -235,7 +245,8 @@ class Connection:
             if not message.is_request:
                 if message.command == Command.DISCONNECT_PEER:
                     raise Closed("disconnected")
-                continue  # DWA, RAA, ASA: traffic is all the watchdog needs
+                self._answered(message)  # DWA, RAA, ASA: traffic is all the watchdog needs
+                continue
             if message.command == Command.DISCONNECT_PEER:
                 await self._send(message.answer(base_answer(message, self.settings, Result.SUCCESS)))
                 metrics.REQUESTS.labels(self.label, "DPR", str(int(Result.SUCCESS))).inc()
@@ -268,6 +279,11 @@ class Connection:
             metrics.REQUEST_DURATION.labels(command).observe(time.perf_counter() - started)
         except (Closed, ConnectionError, OSError):
             self.writer.transport.abort()
+        except Exception:  # our bug: say so, and let the client retransmit (the same ids are safe)
+            log.exception("diameter peer %s: %s failed", self.label, command)
+            error = DiameterError(Result.UNABLE_TO_COMPLY, "internal error; retransmit")
+            with contextlib.suppress(Closed, ConnectionError, OSError):
+                await self._send(refusal(request, self.settings, error))
         finally:
             self._slots.release()
 
@@ -288,6 +304,36 @@ class Connection:
         return Message(
             command, application, FLAG_REQUEST, self._next_id & 0xFFFFFFFF, self._next_id & 0xFFFFFFFF, head + avps
         )
+
+    # ------------------------------------------------------------------------------------ server-initiated
+
+    async def ask_peer(self, command: Command, session_id: str) -> None:
+        """Sends a Re-Auth-Request (AUTHORIZE_ONLY) or an Abort-Session-Request for one session; its
+        answer is counted when it comes (creditd_diameter_server_requests_total)."""
+        label = "RAR" if command == Command.RE_AUTH else "ASR"
+        avps = [
+            make(Code.DESTINATION_REALM, self.peer_realm),
+            make(Code.DESTINATION_HOST, self.peer_host),
+            make(Code.AUTH_APPLICATION_ID, CREDIT_CONTROL_APPLICATION),
+        ]
+        if command == Command.RE_AUTH:
+            avps.append(make(Code.RE_AUTH_REQUEST_TYPE, AUTHORIZE_ONLY))
+        message = self._request(command, CREDIT_CONTROL_APPLICATION, avps)
+        message.avps.insert(0, make(Code.SESSION_ID, session_id))
+        if len(self._asked) >= MAX_UNANSWERED:
+            self._asked.pop(next(iter(self._asked)))
+        self._asked[message.hop_by_hop] = label
+        await self._send(message)
+        metrics.SERVER_REQUESTS.labels(self.label, label, "sent").inc()
+
+    def _answered(self, answer: Message) -> None:
+        label = self._asked.pop(answer.hop_by_hop, None)
+        if label is not None:
+            found = answer.first(Code.RESULT_CODE)
+            code = found.value if found is not None and isinstance(found.value, int) else 0
+            # The peer chooses this value: only standard codes become label values.
+            outcome = str(code) if code in KNOWN_RESULTS else "other"
+            metrics.SERVER_REQUESTS.labels(self.label, label, outcome).inc()
 
     # ------------------------------------------------------------------------------------ shutdown
 

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.portal import inputs, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
+from creditd.portal.languages import accepted_language, language_of
 from creditd.portal.names import NO_NAMES, LanguageNames, Names
 from creditd.portal.refusals import refusal
 from creditd.portal.security import (
@@ -75,26 +76,6 @@ FIELD_LABELS = {
 
 class SignInNeeded(Exception):
     pass
-
-
-def accepted_language(request: Request) -> str:
-    """The first of the browser's languages that the portal speaks, by q-value; else English."""
-    ranked = []
-    for part in request.headers.get("accept-language", "").split(","):
-        tag, _, q = part.strip().partition(";q=")
-        try:
-            ranked.append((float(q) if q else 1.0, tag.split("-")[0].lower()))
-        except ValueError:
-            continue
-    for _, language in sorted(ranked, key=lambda item: -item[0]):
-        if language in LANGUAGES:
-            return language
-    return "en"
-
-
-def language_of(request: Request, card: pb.Account) -> str:
-    """The subscriber's language, else the browser's."""
-    return card.preferences.language or accepted_language(request)
 
 
 class Portal:

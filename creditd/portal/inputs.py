@@ -5,8 +5,8 @@ parse is BadInput naming the field, which the portal answers 400 in the subscrib
 
 from __future__ import annotations
 
+from creditd.contract import MAX_EXACT_INTEGER
 from creditd.phone_numbers import account_id_of
-from creditd.setting_types import MAX_EXACT_INTEGER
 
 ASCII_DIGITS = frozenset("0123456789")
 MAX_TEXT = 128

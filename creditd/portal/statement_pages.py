@@ -6,18 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from babel.dates import format_date
+from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import Response
 
 from creditd.portal import inputs, statement
+from creditd.portal.languages import language_of
+from creditd.portal.names import LanguageNames
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb
 
-if TYPE_CHECKING:
-    from creditd.portal.app import Portal
+
+class Portal(Protocol):
+    """What these pages use of the portal (app.Portal), which imports this module to route to them."""
+
+    stub: Any
+    environment: Environment
+    pdf_renders: asyncio.Semaphore
+
+    async def card(self, request: Request) -> pb.Account: ...
+    def token(self, request: Request) -> str: ...
+    async def call(self, method: Callable[..., Awaitable[Any]], message: Any) -> Any: ...
+    def names_in(self, language: str) -> LanguageNames: ...
+    def page(self, request: Request, name: str, language: str, status_code: int = 200, **context: Any) -> Response: ...
+
 
 # Statements rendered as PDF at once (WeasyPrint takes a core for a moment); more wait their turn.
 MAX_PDF_RENDERS = 2
@@ -28,8 +44,6 @@ async def statement_view(
 ) -> tuple[statement.StatementView, pb.Account, str, list[tuple[str, str]]]:
     """The statement of the cycle asked for (?cycle=YYYYMMDD, one of the account's last cycles),
     else of the newest; with the cycles to choose from."""
-    from creditd.portal.app import language_of  # app imports this module to route to it
-
     card = await portal.card(request)
     token, language = portal.token(request), language_of(request, card)
 

@@ -67,6 +67,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "settle_group_transfer": ("group", "group_ledger", "group_pending", "group_record"),
     "get_group": ("group",),
     "apply_group_transfer": RECORD_CALL,
+    "record_agent_payment": ("agent_day",),
 }
 
 # Functions a SelfService call makes for a portal session: with_session adds the session's key, and
@@ -83,6 +84,19 @@ def with_session(command: Command, session_key: str) -> Command:
 
 # Functions that write nothing: called with FCALL_RO where a caller wants that guarantee.
 READ_ONLY = frozenset({"get_account", "list_ledger", "library_version", "get_group"})
+
+
+class AgentPaymentStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of record_agent_payment: claim, applied, failed or cancelled."""
+
+    action: str
+    transaction_id: str
+    account_id: str
+    amount: int
+    paid_at_ms: int
+    daily_limit_minor: int
+    retention_s: int
+    ledger_seq: int = 0
 
 
 # Read-only members, so that a proto message (whose enum fields are int subtypes) fits.
@@ -382,6 +396,23 @@ class Calls:
 
     def create_group(self, group_id: str, currency: str, refill_minor: int, now_ms: int, actor: str) -> Command:
         return "create_group", self.keys_of("create_group", group_id), (now_ms, group_id, currency, refill_minor, actor)
+
+    def record_agent_payment(self, agent_id: str, day: str, step: AgentPaymentStep, now_ms: int, actor: str) -> Command:
+        """A step in an agent's day book (day: YYYY-MM-DD, the payment's day where the agent is)."""
+        keys = self.keys_of("record_agent_payment", agent_id, idempotency_key=day)
+        args = (
+            now_ms,
+            step.action,
+            step.transaction_id,
+            step.account_id,
+            step.amount,
+            step.paid_at_ms,
+            step.daily_limit_minor,
+            step.retention_s,
+            step.ledger_seq,
+            actor,
+        )
+        return "record_agent_payment", keys, args
 
     def top_up_group(
         self, group_id: str, amount_minor: int, channel: str, idempotency_key: str, now_ms: int, actor: str

@@ -56,6 +56,16 @@ KEY_PATTERNS: dict[str, str] = {
     "notices_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
     "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
+    # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
+    # agent id's CRC, as an account.
+    "agent_day": "{tag}:agent_day:{agent_id}/{day}",
+    # Payments written with plain commands (creditd/payments/): a bank statement's credit and a
+    # PromptPay intent each under its own hash tag (the SHA-256 of its reference), and three indexes.
+    "bank_entry": PREFIX + ":bank_entry:{{{idempotency_key}}}",
+    "bank_unmatched": PREFIX + ":bank_unmatched",
+    "payment_intent": PREFIX + ":payment_intent:{{{idempotency_key}}}",
+    "payment_intents": PREFIX + ":payment_intents",
+    "webhook_outcomes": PREFIX + ":webhook_outcomes",
 }
 
 
@@ -125,6 +135,12 @@ def gateway_position(gateway_id: str) -> str:
     return f"{PREFIX}:gateway:{gateway_id}:notified"
 
 
+def payments_key(name: str, idempotency_key: str = "") -> str:
+    """A key of the payments' (bank_entry, bank_unmatched, payment_intent, payment_intents,
+    webhook_outcomes); idempotency_key: the SHA-256 of the entry's or intent's reference."""
+    return KEY_PATTERNS[name].format(idempotency_key=idempotency_key)
+
+
 @functools.cache
 def _joined_patterns(names: tuple[str, ...]) -> str:
     return "\0".join(KEY_PATTERNS[name] for name in names)
@@ -156,6 +172,9 @@ class Keys:
             "idempotency_key": idempotency_key,
             # a group's calls are laid out by the group id, in the place of an account's
             "group_id": account_id,
+            # an agent's day book: laid out by the agent id, its day in the place of a key
+            "agent_id": account_id,
+            "day": idempotency_key,
         }
         # One format_map for all the keys of a call (ids are printable, never a NUL): this runs for
         # every request.

@@ -11,8 +11,8 @@ A refusal is raised with refuse(code, message) during the checking phase of a fu
 under run_checked; the message always starts with the name of the offending field.
 uses: codes
 ]=]
-local MAX_EXACT_INTEGER = 9007199254740991
-local MAX_UINT32 = 4294967295
+local MAX_EXACT_INTEGER = CONTRACT.max_exact_integer -- creditd/contract.py
+local MAX_UINT32 = CONTRACT.max_uint32
 
 -- Numbers and their text. Both ways are dear in Redis' Lua (instructions per call under callgrind,
 -- loadtest.redis_instructions): string.format('%d') about 2 000, tostring or a number joined with '..'
@@ -149,9 +149,9 @@ local function json_string(text)
   return cjson.encode(text)
 end
 
-local ID_PATTERN = '^[%w%._:%-]+$'
--- Printable ASCII without space, '{' and '}' (braces would confuse Redis Cluster hash tags).
-local SESSION_ID_PATTERN = '^[!-z|~]+$'
+-- creditd/contract.py's ID and SESSION_ID (session ids: printable ASCII without space and braces).
+local ID_PATTERN = CONTRACT.id_pattern
+local SESSION_ID_PATTERN = CONTRACT.session_id_pattern
 
 local function check_text(text, field, pattern, maximum_length)
   if type(text) ~= 'string' or #text == 0 then

@@ -24,7 +24,7 @@ from creditd.diameter.codec import (
 from creditd.diameter.dictionary import Code, Command
 
 GATEWAY_HOST, GATEWAY_REALM = "pgw.test.local", "test.local"
-RO, GY = "ext.01.001.8.32260@3gpp.org", "32251@3gpp.org"
+RO, GY, SMS = "ext.01.001.8.32260@3gpp.org", "32251@3gpp.org", "32274@3gpp.org"
 INITIAL, UPDATE, TERMINATE, EVENT = 1, 2, 3, 4
 E164, SIP_URI = 0, 2
 _ids = itertools.count(1000)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import shutil
 import signal
 from collections.abc import AsyncIterator
@@ -144,8 +145,6 @@ class Kamailio:
 
 
 def _no_core_dumps() -> None:
-    import resource
-
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 

@@ -1,5 +1,6 @@
 """`creditd diameter` as real processes on the test Redis (a [diameter] table in a config of the test's own):
-it serves CCRs and exposes creditd_diameter_* metrics per peer; SIGTERM sends DPR and exits 0; and
+it serves CCRs and exposes creditd_diameter_* metrics per peer, which `creditd diameter status` reads;
+SIGTERM sends DPR and exits 0; `creditd serve --diameter-listen` serves both edges in one process; and
 failover: two front processes, the first killed with SIGKILL right after a CCR-U was sent, the client
 retransmits that CCR-U (T bit) to the second and ends the session there: answered the same, charged
 once, the balance exact. Data (Gy, 10 satang per MB) keeps prices independent of the hour."""
@@ -35,7 +36,7 @@ from tests.diameter.client import (
 from tests.diameter.client import retransmitted as again
 from tests.harness import MB, Harness
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 SUBSCRIBER = "66822220000"
 OCTETS = Code.CC_TOTAL_OCTETS
 
@@ -86,6 +87,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@pytest.mark.asyncio
 async def test_the_command_serves_counts_and_stops_with_dpr(
     creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
@@ -103,6 +105,17 @@ async def test_the_command_serves_counts_and_stops_with_dpr(
             )
             assert 'creditd_diameter_requests_total{command="CCR-I",peer="pgw.test.local",result="2001"} 1.0' in page
             assert 'creditd_diameter_connections{peer="pgw.test.local"} 1.0' in page
+            status = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "creditd", "diameter", "status", "--metrics", f"127.0.0.1:{metrics_port}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert status.returncode == 0, status.stderr
+            lines = status.stdout.splitlines()
+            assert lines[0] == "redis: up"
+            assert lines[2].split() == ["pgw.test.local", "1", "2", "0"], status.stdout  # CER and CCR-I
             process.terminate()
             dpr = await client.read(15)
             assert dpr.command == Command.DISCONNECT_PEER and dpr.is_request
@@ -114,6 +127,7 @@ async def test_the_command_serves_counts_and_stops_with_dpr(
         _stop(process)
 
 
+@pytest.mark.asyncio
 async def test_failover_after_kill_9_charges_once(
     creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
@@ -141,3 +155,46 @@ async def test_failover_after_kill_9_charges_once(
     finally:
         _stop(first)
         _stop(second)
+
+
+@pytest.mark.asyncio
+async def test_serve_with_diameter_listen_serves_both_edges(
+    creditd: Harness, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """`creditd serve --diameter-listen`: one process, gRPC and Diameter on the same core; SIGTERM
+    sends DPR to the Diameter peer and the process exits 0."""
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    grpc_port, diameter_port = free_port(), free_port()
+    config = _config(tmp_path, free_port(), free_port())
+    log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - the child owns it
+    command = [sys.executable, "-m", "creditd", "serve", "--listen", f"127.0.0.1:{grpc_port}", "--metrics-listen", ""]
+    command += ["--config", str(config), "--redis", redis_server.url, "--diameter-listen", f"127.0.0.1:{diameter_port}"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        await _wait_listening(diameter_port, process)
+        client = await Client.open(diameter_port)
+        try:
+            assert result_of(await client.ask(cer())) == 2001
+            answer = await client.ask(ccr("serve;1", INITIAL, 0, SUBSCRIBER, [Service(1, MB, unit=OCTETS)], context=GY))
+            assert result_of(answer) == 2001
+            process.terminate()
+            dpr = await client.read(15)
+            assert dpr.command == Command.DISCONNECT_PEER
+            await client.send(dpr.answer([]))
+        finally:
+            client.close()
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        _stop(process)
+    assert (await creditd.get(SUBSCRIBER)).reserved == 10  # the session is open: 1 MB reserved
+
+
+def test_the_diameter_load_run_finishes_without_failures() -> None:
+    """loadtest.diameter on a tiny shape (a smoke test; no timing is asserted): every phase reports."""
+    command = [sys.executable, "-m", "loadtest.diameter", "--duration", "1", "--connections", "1"]
+    command += ["--sessions", "2", "--accounts", "4"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if " failures " in line]
+    assert [line.split()[0] for line in lines] == ["diameter", "grpc-unary", "diameter-half", "grpc-half"], run.stdout
+    assert all(line.endswith("failures 0") for line in lines), run.stdout

@@ -1,7 +1,8 @@
 """Credit control over a real Diameter socket, checked against the balances and ledger creditd reports over
 gRPC: Ro voice CCR-I/U/T billed by the sample plan's tariff (100 satang per started minute), refusals
 (4012 on an empty line, 5030 for an unknown subscriber) that write nothing, Gy data with several rating
-groups and volume units, a final grant with its Final-Unit-Indication and the final-grant margin,
+groups and volume units, a final grant with its Final-Unit-Indication and the final-grant margin, a tariff
+change inside a grant (Tariff-Time-Change, Tariff-Change-Usage), SMS events, the visited network,
 retransmissions answered the same and charged once (also through a second front process), and
 DIAMETER_TOO_BUSY while Redis does not answer."""
 
@@ -16,15 +17,18 @@ from diameter.message import Message as ReferenceMessage
 from creditd.api import validation
 from creditd.devtools.local_topology import LocalServer
 from creditd.diameter import credit
-from creditd.diameter.codec import Avp
+from creditd.diameter.codec import Avp, make
 from creditd.diameter.dictionary import Code
-from creditd.diameter.identity import e164_digits, user_part
+from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
 from creditd.settings import Settings
+from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import (
+    EVENT,
     GY,
     INITIAL,
     SIP_URI,
+    SMS,
     TERMINATE,
     UPDATE,
     Service,
@@ -37,7 +41,8 @@ from tests.diameter.client import (
 )
 from tests.diameter.conftest import TEST_DIAMETER, DiameterAt
 from tests.faults.proxy import faulty_proxy
-from tests.harness import MB, Harness, dump, library_client
+from tests.harness import MB, Harness, ServerAt, dump, library_client
+from tests.test_rating import bangkok_ms
 
 SUBSCRIBER = "66811110000"
 VOICE = 100  # kamailio's Rating-Group, mapped to creditd's voice rating group 2 by the test settings
@@ -234,3 +239,108 @@ async def test_a_gy_session_decoded_by_python_diameter(creditd: Harness, diamete
         assert terminate.result_code == 2001 and terminate.cc_request_type == TERMINATE
     account = await creditd.get(SUBSCRIBER)
     assert (account.balance, account.reserved) == (0, 0)
+
+
+def test_the_plmn_of_a_user_location_info() -> None:
+    assert plmn_of_location(bytes([130, 0x25, 0xF0, 0x30, 0, 1])) == "52003"  # TAI+ECGI, 520/03
+    assert plmn_of_location(bytes([128, 0x13, 0x00, 0x14, 0, 1])) == "310410"  # TAI, 310/410
+    assert plmn_of_location(bytes([128, 0x13])) is None
+
+
+@pytest.mark.parametrize(
+    ("location", "price"),
+    [(bytes([130, 0x25, 0xF0, 0x30, 0, 0, 0, 0]), 10), (bytes([130, 0x13, 0x00, 0x14, 0, 0, 0, 0]), 500)],
+)
+@pytest.mark.asyncio
+async def test_user_location_info_chooses_home_or_roaming(
+    creditd: Harness, diameter: DiameterServer, location: bytes, price: int
+) -> None:
+    """3GPP-User-Location-Info -> visited_plmn: at home (520/03) 10 satang per MB, roaming (310/410) 500."""
+    await creditd.create_account(SUBSCRIBER, balance=1_000)
+    where = [make(Code.USER_LOCATION_INFO, location)]
+    octets = Code.CC_TOTAL_OCTETS
+    async with connected(diameter.port) as client:
+        opened = ccr("uli;1", INITIAL, 0, SUBSCRIBER, [Service(1, MB, unit=octets)], GY, extra=where)
+        assert result_of(await client.ask(opened)) == 2001
+        closed = ccr("uli;1", TERMINATE, 1, SUBSCRIBER, [Service(1, None, MB, unit=octets)], GY, extra=where)
+        assert result_of(await client.ask(closed)) == 2001
+    assert (await creditd.get(SUBSCRIBER)).balance == 1_000 - price
+
+
+def _sms_to(recipient: str) -> list[Avp]:
+    address = make(Code.RECIPIENT_ADDRESS, [make(Code.ADDRESS_TYPE, 1), make(Code.ADDRESS_DATA, recipient)])
+    information = make(Code.SMS_INFORMATION, [make(Code.RECIPIENT_INFO, [address])])
+    return [make(Code.REQUESTED_ACTION, 0), make(Code.SERVICE_INFORMATION, [information])]
+
+
+@pytest.mark.asyncio
+async def test_sms_events_are_debited_by_destination(creditd: Harness, diameter: DiameterServer) -> None:
+    """CCR-EVENT (DIRECT_DEBITING) with the SMS recipient in SMS-Information: 50 satang to a Thai
+    number, 300 abroad; one that cannot be paid is refused 4012 and debits nothing."""
+    await creditd.create_account(SUBSCRIBER, balance=400)
+    units = Code.CC_SERVICE_SPECIFIC_UNITS
+    async with connected(diameter.port) as client:
+        for number, (recipient, result) in enumerate(
+            [("+66812345678", 2001), ("+491701234567", 2001), ("+491701234567", 4012)]
+        ):
+            event = ccr(
+                f"sms;{number}",
+                EVENT,
+                0,
+                SUBSCRIBER,
+                [Service(3, 1, unit=units)],
+                SMS,
+                called="",
+                extra=_sms_to(recipient),
+            )
+            assert result_of(await client.ask(event)) == result, recipient
+    assert (await creditd.get(SUBSCRIBER)).balance == 400 - 50 - 300
+
+
+@pytest.mark.asyncio
+async def test_a_tariff_change_inside_a_grant(server_at: ServerAt, redis_server: EmbeddedRedis) -> None:
+    """At 21:55 in Bangkok a 600 s grant crosses the 22:00 night tariff: the CCA carries Tariff-Time-Change
+    (NTP seconds of 22:00) and Time-Quota-Threshold; usage reported in two USUs split by
+    Tariff-Change-Usage is charged 5 minutes at 100 and 5 at 50."""
+    change_ms = bangkok_ms("2027-03-10T22:00:00")
+    async with server_at(bangkok_ms("2027-03-10T21:55:00")) as harness:
+        own = msgspec.structs.replace(harness.settings, diameter=TEST_DIAMETER)
+        front = DiameterServer(own, redis_server.url, "127.0.0.1:0", harness.clock)
+        await front.start()
+        try:
+            await harness.create_account(SUBSCRIBER, balance=10_000)
+            async with connected(front.port) as client:
+                opened = await client.ask(ccr("ttc;1", INITIAL, 0, SUBSCRIBER, [Service(VOICE, 600)]))
+                grant = grants(opened)[VOICE]
+                assert granted(grant) == 600
+                assert grant.child(Code.TARIFF_TIME_CHANGE) == make(
+                    Code.TARIFF_TIME_CHANGE, change_ms // 1000 + credit.NTP_OFFSET_S
+                )
+                assert grant.child(Code.TIME_QUOTA_THRESHOLD) == make(Code.TIME_QUOTA_THRESHOLD, 120)
+                harness.clock.advance(600)
+                used = [Service(VOICE, None, 600, used_after_change=300)]
+                assert result_of(await client.ask(ccr("ttc;1", TERMINATE, 1, SUBSCRIBER, used))) == 2001
+        finally:
+            await front.stop(1.0)
+        assert (await harness.get(SUBSCRIBER)).balance == 10_000 - 5 * 100 - 5 * 50
+
+
+@pytest.mark.asyncio
+async def test_check_balance_answers_without_charging(creditd: Harness, diameter: DiameterServer) -> None:
+    """CCR-EVENT with Requested-Action CHECK_BALANCE: Check-Balance-Result ENOUGH_CREDIT (0) for a funded
+    line, NO_CREDIT (1) for an empty one, 5030 for no account; nothing reserved, debited or logged."""
+    await creditd.create_account(SUBSCRIBER, balance=100)
+    await creditd.create_account("66855550000", balance=0)
+    ledgers = [await creditd.ledger(SUBSCRIBER), await creditd.ledger("66855550000")]
+    check = [make(Code.REQUESTED_ACTION, 2)]
+    async with connected(diameter.port) as client:
+        for number, (subscriber, expected) in enumerate([(SUBSCRIBER, 0), ("66855550000", 1), ("66899990000", None)]):
+            answer = await client.ask(ccr(f"check;{number}", EVENT, 0, subscriber, [Service(VOICE, 60)], extra=check))
+            if expected is None:
+                assert result_of(answer) == 5030
+                continue
+            assert result_of(answer) == 2001
+            assert answer.first(Code.CHECK_BALANCE_RESULT) == make(Code.CHECK_BALANCE_RESULT, expected)
+    account = await creditd.get(SUBSCRIBER)
+    assert (account.balance, account.reserved) == (100, 0)
+    assert [await creditd.ledger(SUBSCRIBER), await creditd.ledger("66855550000")] == ledgers

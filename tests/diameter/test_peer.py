@@ -148,24 +148,28 @@ async def test_a_message_stalled_half_way_is_closed(diameter: DiameterServer) ->
 
 
 async def test_a_peer_that_does_not_read_is_closed(diameter: DiameterServer) -> None:
+    """The client writes DWRs and never reads their DWAs: once the server's buffers are full, its write
+    waits write_timeout_s (1 s) and it closes the connection. The client must not read meanwhile (that
+    would relieve the server), so the close is observed on the server's side."""
+    slow_before = metrics.CLOSED.labels("slow_reader")._value.get()
     client = await Client.open(diameter.port, receive_buffer_bytes=4096)
     try:
-        cea = await client.ask(cer())
-        assert result_of(cea) == 2001
-        dwr = encode(request(Command.DEVICE_WATCHDOG, 0, []))
-        closed = False
-        async with asyncio.timeout(30):
-            for _ in range(200_000):
+        assert result_of(await client.ask(cer())) == 2001
+        dwrs = encode(request(Command.DEVICE_WATCHDOG, 0, [])) * 100
+        async with asyncio.timeout(60):
+            while diameter.connections:
                 try:
-                    client.writer.write(dwr * 100)
-                    await asyncio.wait_for(client.writer.drain(), 5)
-                except (ConnectionError, TimeoutError):
-                    closed = True
+                    client.writer.write(dwrs)
+                    await asyncio.wait_for(client.writer.drain(), 0.5)
+                except TimeoutError:
+                    continue  # our own buffers are full: the server stopped reading; wait for its close
+                except ConnectionError:
                     break
-        assert closed or client.writer.transport.is_closing()
-        assert await client.closed_within(5.0)
+            while diameter.connections:
+                await asyncio.sleep(0.05)
     finally:
         client.close()
+    assert metrics.CLOSED.labels("slow_reader")._value.get() == slow_before + 1
 
 
 async def test_shutdown_answers_in_flight_requests_then_sends_dpr(creditd: Harness, diameter_at: DiameterAt) -> None:
@@ -219,3 +223,25 @@ async def test_mutated_kamailio_ccrs_never_kill_the_server_nor_charge(
     assert dump(creditd.redis) == before
     async with connected(diameter.port, KAMAILIO_HOST) as client:  # still serving
         assert result_of(await client.ask(request(Command.DEVICE_WATCHDOG, 0, []))) == 2001
+
+
+async def test_a_cer_without_credit_control_is_5010_and_closed(diameter: DiameterServer) -> None:
+    message = cer()
+    message.avps = [avp for avp in message.avps if avp.code != Code.VENDOR_SPECIFIC_APPLICATION_ID]
+    message.avps.append(make(Code.AUTH_APPLICATION_ID, 16777238))  # Gx only
+    client = await Client.open(diameter.port)
+    try:
+        cea = await client.ask(message)
+        assert result_of(cea) == 5010
+        assert await client.closed_within(2.0)
+    finally:
+        client.close()
+
+
+async def test_connections_beyond_the_limit_are_refused(diameter_at: DiameterAt) -> None:
+    async with diameter_at(max_connections=2) as front, connected(front.port), connected(front.port):
+        third = await Client.open(front.port)
+        try:
+            assert await third.closed_within(2.0)
+        finally:
+            third.close()
