@@ -100,7 +100,7 @@ async def test_two_browsers_redeeming_one_voucher_are_paid_once(
             top_ups = [entry for entry in await creditd.ledger(ACCOUNT) if entry.kind == "topup"]
             assert len(top_ups) == 1
             bad = await first.post("/top-up", data={"code": "1234", "csrf": forms[0][1]})
-            assert bad.status_code == 400 and "code: a voucher code has 16 digits" in bad.text
+            assert bad.status_code == 400 and "รหัสบัตรเติมเงินใช้ไม่ได้" in bad.text  # in the subscriber's language
 
 
 async def test_the_pages_of_a_signed_in_subscriber(server_at: ServerAt, settings: Settings, gateway: object) -> None:
@@ -114,8 +114,8 @@ async def test_the_pages_of_a_signed_in_subscriber(server_at: ServerAt, settings
             for path, text in (
                 ("/", "Balance"),
                 ("/usage", "Data per day"),
-                ("/history", "opening"),
-                ("/bundles", "data_day_2gb"),
+                ("/history", "Opening balance"),
+                ("/bundles", "Day pass: internet 2 GB"),
                 ("/top-up", "Voucher code"),
                 ("/preferences", "Quiet hours"),
             ):

@@ -83,7 +83,7 @@ def drive(url: str, session: str, csrf: str, route: tuple[str, str]) -> None:
     )
     @given(
         path_value=values,
-        query=st.dictionaries(st.sampled_from(["before", "x"]), values, max_size=2),
+        query=st.dictionaries(st.sampled_from(["before", "cycle", "x"]), values, max_size=2),
         form=st.dictionaries(st.sampled_from(FIELDS), values, max_size=6),
         signed_in=st.booleans(),
         right_csrf=st.booleans(),
@@ -136,9 +136,9 @@ async def test_no_input_makes_the_portal_fail(server_at: ServerAt, settings: Set
                 session = next(c.value for c in browser.cookies.jar if c.name == "creditd_session")
                 for before in ("%C2%B2", "99999999999999999999999"):
                     answer = await browser.get(f"/history?before={before}")
-                    assert answer.status_code == 400 and "Please check what you entered (before)" in answer.text
+                    assert answer.status_code == 400 and "ข้อมูลในแบบฟอร์มไม่ถูกต้อง" in answer.text  # the subscriber's Thai
                 csrf = CSRF.findall((await browser.get("/")).text)[0]
             routes = portal_routes()
-            assert len(routes) == 16
+            assert len(routes) == 19  # with /statement, /statement.pdf and /favicon.ico
             for route in routes:
                 await asyncio.to_thread(drive, url, session, csrf, route)

@@ -16,18 +16,19 @@ from creditd.cli import edge
 from creditd.errors import ConfigError, CreditdError
 from creditd.portal.app import create_app
 from creditd.portal.client import open_channel
+from creditd.portal.names import Names, load_names, missing
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, load_settings
 
 
-async def serve(settings: PortalSettings) -> None:
+async def serve(settings: PortalSettings, region: str, names: Names) -> None:
     host, _, port = settings.listen.rpartition(":")
     if not port.isdigit():
         raise ConfigError("portal.listen: HOST:PORT")
     channel = open_channel(settings)
     try:
         config = uvicorn.Config(
-            create_app(settings, channel),
+            create_app(settings, channel, region, names),
             host=host or "127.0.0.1",
             port=int(port),
             lifespan="off",
@@ -47,10 +48,15 @@ def portal(listen: str | None, server: str | None, config: Path | None) -> None:
     """Serve the subscribers' self-service page: balance, usage, history, bundles, vouchers."""
     logs.configure("INFO", "text")
     try:
-        settings = load_settings(config or default_config_path()).portal
+        path = config or default_config_path()
+        loaded = load_settings(path)
         overrides = {key: value for key, value in (("listen", listen), ("server", server)) if value}
-        settings = msgspec.structs.replace(settings, **overrides)
+        settings = msgspec.structs.replace(loaded.portal, **overrides)
+        names = load_names(path.parent / settings.names_dir)
+        unnamed = missing(loaded, names)
+        if unnamed:
+            raise ConfigError(f"{path.parent / settings.names_dir}: no display name for {', '.join(unnamed[:10])}")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings))
+            runner.run(serve(settings, loaded.numbers.region, names))
     except CreditdError as error:
         raise click.ClickException(error.message) from None

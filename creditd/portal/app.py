@@ -10,7 +10,9 @@ creditd no longer holds (signed out, expired) goes back to the sign-in page.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -26,8 +28,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
-from creditd.portal import inputs, views
+from creditd.portal import inputs, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
+from creditd.portal.languages import accepted_language, language_of
+from creditd.portal.names import NO_NAMES, LanguageNames, Names
+from creditd.portal.refusals import refusal
 from creditd.portal.security import (
     SEED_COOKIE,
     SESSION_COOKIE,
@@ -46,9 +51,9 @@ from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
-# Errors of creditd shown to the subscriber as they are (each names the field it is about). Any
-# other (over a budget, Redis out of memory, unavailable) is told in the subscriber's words only: its
-# details are for operators, and go to the log.
+# Refusals of creditd told to the subscriber, in their words (refusals.py). Any other error (over a
+# budget, Redis out of memory, unavailable) is told as "busy" or "unavailable": its details are for
+# operators, and go to the log.
 SHOWN = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND})
 # The visitor's address, sent with every call (api/self_service.py counts budgets by it).
 VISITOR_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("visitor_address", default="")
@@ -57,39 +62,52 @@ MAX_FORM_FIELDS = 16
 MAX_FORM_PART_BYTES = 1024
 
 
+# Fields of the portal's forms a subscriber can get wrong, by the word that names them; any other
+# (csrf, key, a made-up one) is a broken form, told as such.
+FIELD_LABELS = {
+    "phone": "phone",
+    "code": "code",
+    "language": "language",
+    "quiet_from": "quiet_from",
+    "quiet_to": "quiet_to",
+    "channels": "channels",
+}
+
+
 class SignInNeeded(Exception):
     pass
 
 
-def accepted_language(request: Request) -> str:
-    """The first of the browser's languages that the portal speaks, by q-value; else English."""
-    ranked = []
-    for part in request.headers.get("accept-language", "").split(","):
-        tag, _, q = part.strip().partition(";q=")
-        try:
-            ranked.append((float(q) if q else 1.0, tag.split("-")[0].lower()))
-        except ValueError:
-            continue
-    for _, language in sorted(ranked, key=lambda item: -item[0]):
-        if language in LANGUAGES:
-            return language
-    return "en"
-
-
-def language_of(request: Request, card: pb.Account) -> str:
-    """The subscriber's language, else the browser's."""
-    return card.preferences.language or accepted_language(request)
-
-
 class Portal:
-    def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel) -> None:
+    def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel, region: str, names: Names) -> None:
         self.settings = settings
+        self.region = region
+        self.names = names
         self.stub = self_service(channel)
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.trusted = trusted_networks(settings.trusted_proxies)
+        self.pdf_renders = asyncio.Semaphore(statement_pages.MAX_PDF_RENDERS)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
     # -- rendering
+
+    def names_in(self, language: str) -> LanguageNames:
+        return self.names.get(language) or LanguageNames()
+
+    async def failure(self, request: Request, status_code: int, key: str, **values: str) -> Response:
+        language = await self.failure_language(request, status_code)
+        message = WORDS[language][key].format(**values)
+        return self.page(request, "message.html", language, status_code, message=message, failed=True)
+
+    async def failure_language(self, request: Request, status_code: int) -> str:
+        """A signed-in subscriber's language (asked of creditd once more: the refused call may have
+        come before their card), else the browser's; the browser's when creditd is down or busy."""
+        if status_code in (429, 503) or not request.cookies.get(SESSION_COOKIE):
+            return accepted_language(request)
+        try:
+            return language_of(request, await self.card(request))
+        except (SignInNeeded, grpc.aio.AioRpcError):
+            return accepted_language(request)
 
     def page(self, request: Request, name: str, language: str, status_code: int = 200, **context: Any) -> Response:
         bound = request.cookies.get(SESSION_COOKIE) or request.cookies.get(SEED_COOKIE) or ""
@@ -162,22 +180,22 @@ class Portal:
                 response.delete_cookie(SESSION_COOKIE, path="/")
                 return response
             except PermissionError:
-                return HTMLResponse("Forbidden: the form's security token is missing or wrong.", status_code=403)
+                return await self.failure(request, 403, "forbidden")
             except inputs.BadInput as bad:
-                language = accepted_language(request)
-                message = WORDS[language]["bad_input"].format(field=bad.field)
-                return self.page(request, "message.html", language, 400, message=message, failed=True)
+                label = FIELD_LABELS.get(bad.field)
+                if label is None:
+                    return await self.failure(request, 400, "bad_request")
+                language = await self.failure_language(request, 400)
+                return await self.failure(request, 400, "bad_input", field=WORDS[language][label])
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     log.info("creditd answered RESOURCE_EXHAUSTED: %s", error.details())
-                    language = accepted_language(request)
-                    message = WORDS[language]["busy"]
-                    return self.page(request, "message.html", language, 429, message=message, failed=True)
+                    return await self.failure(request, 429, "busy")
                 if error.code() not in SHOWN:
                     log.warning("creditd answered %s: %s", error.code().name, error.details())
-                    return HTMLResponse("The service is not available right now.", status_code=503)
-                language = accepted_language(request)
-                return self.page(request, "message.html", language, 400, message=error.details(), failed=True)
+                    return await self.failure(request, 503, "unavailable")
+                log.info("creditd refused: %s: %s", error.code().name, error.details())
+                return await self.failure(request, 400, refusal(error.code(), error.details() or ""))
 
         return page
 
@@ -189,14 +207,14 @@ class Portal:
     async def send_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number = inputs.phone(data.get("phone", ""))
+        number = inputs.phone(data.get("phone", ""), self.region)
         await self.call(self.stub.RequestSignInCode, pb.RequestSignInCodeRequest(account_id=number))
         return self.page(request, "code.html", language, phone=number)
 
     async def check_code(self, request: Request) -> Response:
         data = await self.form(request)
         language = accepted_language(request)
-        number, code = inputs.phone(data.get("phone", "")), inputs.sign_in_code(data.get("code", ""))
+        number, code = inputs.phone(data.get("phone", ""), self.region), inputs.sign_in_code(data.get("code", ""))
         answer = await self.call(self.stub.SignIn, pb.SignInRequest(account_id=number, code=code))
         if not answer.session_token:
             words = WORDS[language]
@@ -220,13 +238,17 @@ class Portal:
     async def overview(self, request: Request) -> Response:
         card = await self.card(request)
         language = language_of(request, card)
-        return self.page(request, "overview.html", language, view=views.overview(card, language))
+        return self.page(
+            request, "overview.html", language, view=views.overview(card, language, self.names_in(language))
+        )
 
     async def usage(self, request: Request) -> Response:
         card = await self.card(request)
         usage = await self.call(self.stub.GetMyUsage, pb.SessionRequest(session_token=self.token(request)))
         language = language_of(request, card)
-        return self.page(request, "usage.html", language, view=views.usage(card, usage, language))
+        return self.page(
+            request, "usage.html", language, view=views.usage(card, usage, language, self.names_in(language))
+        )
 
     async def history(self, request: Request) -> Response:
         card = await self.card(request)
@@ -236,23 +258,27 @@ class Portal:
         )
         ledger = await self.call(self.stub.ListMyLedger, page)
         language = language_of(request, card)
-        view = views.history(card, list(ledger.entries), language, self.settings.history_page)
+        entries = list(ledger.entries)
+        view = views.history(card, entries, language, self.settings.history_page, self.names_in(language))
         return self.page(request, "history.html", language, view=view)
 
     async def bundles(self, request: Request) -> Response:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
         language = language_of(request, card)
-        return self.page(request, "bundles.html", language, bundles=views.catalogue(catalogue, language))
+        return self.page(
+            request, "bundles.html", language, bundles=views.catalogue(catalogue, language, self.names_in(language))
+        )
 
     async def confirm_bundle(self, request: Request) -> Response:
         card = await self.card(request)
         catalogue = await self.call(self.stub.ListMyBundles, pb.SessionRequest(session_token=self.token(request)))
         language = language_of(request, card)
         bundle_id = inputs.text(request.path_params["bundle_id"], "bundle_id", 64)
-        chosen = [b for b in views.catalogue(catalogue, language) if b.bundle_id == bundle_id]
+        chosen = [b for b in views.catalogue(catalogue, language, self.names_in(language)) if b.bundle_id == bundle_id]
         if not chosen:
-            return self.page(request, "message.html", language, 404, message="bundle_id: no such bundle", failed=True)
+            message = WORDS[language]["no_such_bundle"]
+            return self.page(request, "message.html", language, 404, message=message, failed=True)
         # One key per confirmation page: a double click sends it twice and buys once.
         return self.page(request, "confirm.html", language, bundle=chosen[0], key=secrets.token_hex(16))
 
@@ -265,12 +291,13 @@ class Portal:
         )
         card = await self.call(self.stub.PurchaseMyBundle, purchase)
         language = language_of(request, card)
-        return self.page(request, "message.html", language, message=WORDS[language]["bought"].format(bundle=bundle_id))
+        name = views.bundle_name(bundle_id, self.names_in(language), language)
+        return self.page(request, "message.html", language, message=WORDS[language]["bought"].format(bundle=name))
 
     async def top_up_form(self, request: Request) -> Response:
         card = await self.card(request)
         language = language_of(request, card)
-        return self.page(request, "top_up.html", language, view=views.overview(card, language))
+        return self.page(request, "top_up.html", language, view=views.overview(card, language, self.names_in(language)))
 
     async def redeem(self, request: Request) -> Response:
         data = await self.form(request)
@@ -280,7 +307,7 @@ class Portal:
         card = answer.account
         top_up = await self.entry_of(redeem.session_token, answer)
         language = language_of(request, card)
-        view = views.overview(card, language)
+        view = views.overview(card, language, self.names_in(language))
         amount = views.amount_text(top_up.amount, card, language)
         message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
         return self.page(request, "top_up.html", language, view=view, message=message)
@@ -303,7 +330,7 @@ class Portal:
         answer = await self.call(self.stub.BorrowMyCredit, borrow)
         card, language = answer.account, language_of(request, answer.account)
         lent = await self.entry_of(borrow.session_token, answer)
-        view = views.overview(card, language)
+        view = views.overview(card, language, self.names_in(language))
         amount = views.amount_text(lent.amount, card, language)
         return await self.credit(request, WORDS[language]["borrowed"].format(amount=amount, balance=view.balance), card)
 
@@ -335,9 +362,16 @@ class Portal:
         )
 
 
-def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette:
+async def no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
+def create_app(
+    settings: PortalSettings, channel: grpc.aio.Channel, region: str = "", names: Names = NO_NAMES
+) -> Starlette:
+    """region: where numbers typed in national form are ([numbers] region); names: display names."""
     check_public_url(settings.listen, settings.public_url)
-    portal = Portal(settings, channel)
+    portal = Portal(settings, channel, region, names)
     g = portal.guarded
     routes = [
         Route("/sign-in", g(portal.sign_in_form), methods=["GET"]),
@@ -354,7 +388,11 @@ def create_app(settings: PortalSettings, channel: grpc.aio.Channel) -> Starlette
         Route("/top-up", g(portal.redeem), methods=["POST"]),
         Route("/credit", g(portal.credit), methods=["GET"]),
         Route("/credit/{offer_id}", g(portal.borrow), methods=["POST"]),
+        Route("/statement", g(functools.partial(statement_pages.page, portal)), methods=["GET"]),
+        Route("/statement.pdf", g(functools.partial(statement_pages.pdf, portal)), methods=["GET"]),
         Route("/preferences", g(portal.preferences_form), methods=["GET"]),
+        # Browsers ask for it on every site; a 404 would be an error in their console.
+        Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])

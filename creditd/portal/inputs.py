@@ -6,6 +6,7 @@ parse is BadInput naming the field, which the portal answers 400 in the subscrib
 from __future__ import annotations
 
 from creditd.contract import MAX_EXACT_INTEGER
+from creditd.phone_numbers import account_id_of
 
 ASCII_DIGITS = frozenset("0123456789")
 MAX_TEXT = 128
@@ -40,12 +41,16 @@ def text(value: str, field: str, max_length: int = MAX_TEXT) -> str:
     return value
 
 
-def phone(value: str) -> str:
-    """The digits of a phone number as typed (spaces, dashes, a plus and brackets are dropped)."""
+def phone(value: str, region: str) -> str:
+    """The account id of a phone number as people type it (081-234-5678, 0812345678, +66 81 234 5678,
+    66812345678), read in the deployment's region (creditd/phone_numbers.py): E.164 digits."""
     digits = "".join(ch for ch in value if ch not in PHONE_DECORATION)
     if not is_ascii_number(digits) or len(digits) > MAX_PHONE_DIGITS:
         raise BadInput("phone")
-    return digits
+    account_id = account_id_of(value, region)
+    if not is_ascii_number(account_id) or len(account_id) > MAX_PHONE_DIGITS:
+        raise BadInput("phone")
+    return account_id
 
 
 def sign_in_code(value: str) -> str:

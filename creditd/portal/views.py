@@ -1,5 +1,8 @@
 """What the portal's pages show, worked out from creditd's answers: status in words, money and dates
-in the subscriber's language and time zone, what is left of each bundle, data per day."""
+in the subscriber's language and time zone, what is left of each bundle, data per day. Every word is
+the subscriber's: bundles, destinations and services by their display names (names.py), ledger
+kinds and units in words.py; ledger entries that move no money (status, plan, credit limit
+changes) are creditd's bookkeeping and are not shown."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import datetime
 import msgspec
 
 from creditd.formatting import bundle_of, local_date, local_time, money
+from creditd.portal.names import LanguageNames
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb
 
@@ -78,6 +82,7 @@ class HistoryView(msgspec.Struct, frozen=True):
 
 class CatalogueView(msgspec.Struct, frozen=True):
     bundle_id: str
+    name: str
     price: str
     size: str
     validity: str
@@ -104,12 +109,34 @@ def loan_offers(catalogue: pb.LoanOfferCatalogue, card: pb.Account, language: st
     ]
 
 
-def quantity(unit: int, amount: int) -> str:
+def quantity(unit: int, amount: int, language: str) -> str:
+    words = WORDS[language]
     if unit == pb.BYTES:
-        return f"{amount / 1e9:.1f} GB" if amount >= 1_000_000_000 else f"{amount / 1e6:.0f} MB"
+        if amount >= 1_000_000_000:
+            return words["quantity_gb"].format(amount=f"{amount / 1e9:.1f}")
+        return words["quantity_mb"].format(amount=f"{amount / 1e6:.0f}")
     if unit == pb.SECONDS:
-        return f"{amount // 60} min" if amount >= 60 else f"{amount} s"
-    return f"{amount} SMS"
+        if amount >= 60:
+            return words["quantity_min"].format(amount=amount // 60)
+        return words["quantity_s"].format(amount=amount)
+    return words["quantity_sms"].format(amount=amount)
+
+
+def unit_word(unit: int, language: str) -> str:
+    return WORDS[language].get(f"unit_{pb.Unit.Name(pb.Unit.ValueType(unit))}", "")
+
+
+def bundle_name(bundle_id: str, names: LanguageNames, language: str, unit: int = 0, amount: int = 0) -> str:
+    """A bundle's display name; without one, what it is (its unit and size), never its id."""
+    if bundle_id in names.bundles:
+        return names.bundles[bundle_id]
+    if unit:
+        return f"{unit_word(unit, language)} {quantity(unit, amount, language)}"
+    return WORDS[language]["bundles"]
+
+
+def service_name(rating_group: int, unit: int, names: LanguageNames, language: str) -> str:
+    return names.services.get(str(rating_group)) or unit_word(unit, language)
 
 
 def time_zone_of(card: pb.Account) -> str:
@@ -122,7 +149,7 @@ def restore_amount(card: pb.Account) -> int:
     return (debt // 100 + 1) * 100
 
 
-def overview(card: pb.Account, language: str) -> OverviewView:
+def overview(card: pb.Account, language: str, names: LanguageNames) -> OverviewView:
     words, zone = WORDS[language], time_zone_of(card)
     status_name = pb.AccountStatus.Name(card.status)
     since = local_date(card.status_since_ms, zone, language) if card.status_since_ms else ""
@@ -136,11 +163,13 @@ def overview(card: pb.Account, language: str) -> OverviewView:
         )
 
     def size(unit: int, amount: int) -> str:
-        return money(amount, card.currency, language) if unit == pb.MONEY else quantity(unit, amount)
+        return money(amount, card.currency, language) if unit == pb.MONEY else quantity(unit, amount, language)
 
     bundles = [
         BundleView(
-            name=words["bonus"] if bucket.unit == pb.MONEY else bundle_of(bucket.bucket_id),
+            name=words["bonus"]
+            if bucket.unit == pb.MONEY
+            else bundle_name(bundle_of(bucket.bucket_id), names, language, bucket.unit, bucket.amount),
             left=words["left"].format(
                 left=size(bucket.unit, bucket.remaining), amount=size(bucket.unit, bucket.amount or 1)
             ),
@@ -167,8 +196,8 @@ def overview(card: pb.Account, language: str) -> OverviewView:
     )
 
 
-def usage(card: pb.Account, summary: pb.UsageSummary, language: str) -> UsageView:
-    words, zone = WORDS[language], time_zone_of(card)
+def usage(card: pb.Account, summary: pb.UsageSummary, language: str, names: LanguageNames) -> UsageView:
+    zone = time_zone_of(card)
     data: dict[str, int] = {}
     for total in summary.days:
         if total.unit == pb.BYTES:
@@ -186,18 +215,17 @@ def usage(card: pb.Account, summary: pb.UsageSummary, language: str) -> UsageVie
     recent = [
         RecentView(
             when=local_time(item.time_ms, zone, language, "short"),
-            what=words.get(f"unit_{pb.Unit.Name(item.unit)}", ""),
-            to=item.destination or "-",
-            quantity=quantity(item.unit, item.units),
+            what=service_name(item.rating_group, item.unit, names, language),
+            to=names.destinations.get(item.destination, "") or "-",
+            quantity=quantity(item.unit, item.units, language),
             cost=money(item.charged, card.currency, language),
         )
         for item in summary.recent
     ]
-    return UsageView(groups=groups(card, summary, language), days=day_views, recent=recent)
+    return UsageView(groups=groups(card, summary, language, names), days=day_views, recent=recent)
 
 
-def groups(card: pb.Account, summary: pb.UsageSummary, language: str) -> list[GroupView]:
-    words = WORDS[language]
+def groups(card: pb.Account, summary: pb.UsageSummary, language: str, names: LanguageNames) -> list[GroupView]:
     totals: dict[tuple[int, int], list[int]] = {}
     for total in summary.days:
         units_and_cost = totals.setdefault((total.rating_group, int(total.unit)), [0, 0])
@@ -206,8 +234,8 @@ def groups(card: pb.Account, summary: pb.UsageSummary, language: str) -> list[Gr
     largest = max((cost for _, cost in totals.values()), default=0) or 1
     return [
         GroupView(
-            name=f"{words.get(f'unit_{pb.Unit.Name(pb.Unit.ValueType(unit))}', '')} ({rating_group})",
-            used=quantity(unit, used),
+            name=service_name(rating_group, unit, names, language),
+            used=quantity(unit, used, language),
             cost=money(cost, card.currency, language),
             percent=round(100 * cost / largest),
         )
@@ -215,33 +243,51 @@ def groups(card: pb.Account, summary: pb.UsageSummary, language: str) -> list[Gr
     ]
 
 
-def history(card: pb.Account, entries: list[pb.LedgerEntry], language: str, page: int) -> HistoryView:
+def kind_text(entry: pb.LedgerEntry, names: LanguageNames, language: str) -> str:
+    words = WORDS[language]
+    if entry.kind == "purchase":  # reference: 'bundle <bundle_id> <idempotency key>'
+        bundle_id = entry.reference.split(" ")[1] if entry.reference.startswith("bundle ") else ""
+        return words["kind_purchase"].format(bundle=bundle_name(bundle_id, names, language))
+    return words.get(f"kind_{entry.kind}", words["kind_other"])
+
+
+def history(
+    card: pb.Account, entries: list[pb.LedgerEntry], language: str, page: int, names: LanguageNames
+) -> HistoryView:
     zone = time_zone_of(card)
     rows = [
         LedgerRow(
             when=local_time(entry.time_ms, zone, language, "short"),
-            kind=entry.kind,
+            kind=kind_text(entry, names, language),
             amount=money(entry.amount, card.currency, language),
             balance_after=money(entry.balance_after, card.currency, language),
         )
         for entry in entries
+        if entry.amount != 0
     ]
     older = entries[-1].seq if len(entries) == page and entries[-1].seq > 1 else 0
     return HistoryView(rows=rows, older_before=older)
 
 
-def catalogue(bundles: pb.BundleCatalogue, language: str) -> list[CatalogueView]:
-    words = WORDS[language]
+def catalogue(bundles: pb.BundleCatalogue, language: str, names: LanguageNames) -> list[CatalogueView]:
     return [
         CatalogueView(
             bundle_id=b.bundle_id,
+            name=bundle_name(b.bundle_id, names, language, b.unit, b.amount),
             price=money(b.price, bundles.currency, language),
-            size=quantity(b.unit, b.amount),
-            validity=words["valid_days"].format(days=b.validity_s // 86400) if b.validity_s else words["never_expires"],
+            size=quantity(b.unit, b.amount, language),
+            validity=validity(b.validity_s, language),
             recommended=b.recommended,
         )
         for b in bundles.bundles
     ]
+
+
+def validity(validity_s: int, language: str) -> str:
+    words, days = WORDS[language], validity_s // 86400
+    if not validity_s:
+        return words["never_expires"]
+    return words["valid_one_day"] if days == 1 else words["valid_days"].format(days=days)
 
 
 def amount_text(amount_minor: int, card: pb.Account, language: str) -> str:
