@@ -146,5 +146,5 @@ class PortalSettings(Struct, frozen=True):
     # Ledger entries per history page.
     history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20
     # What subscribers see for bundles, destinations and services: <language>.toml, relative to the
-    # config file (creditd/portal/names.py).
+    # config file (creditd/display_names.py).
     names_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "names"

@@ -18,9 +18,9 @@ import uvicorn
 
 from creditd.core.vouchers import code_hash, new_code
 from creditd.devtools.ports import free_port
+from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
 from creditd.portal.app import create_app
-from creditd.portal.names import load_names
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, Settings, SmsChannelSettings, load_settings
 from creditd.store.calls import Calls

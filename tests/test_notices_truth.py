@@ -11,7 +11,8 @@ in each of the four languages:
 - two top-ups within notifications.min_interval_s are both confirmed (the interval holds warnings back,
   never a confirmation of money moved);
 - with no channel configured, the notifier writes each notice to its log (the console channel) and says
-  so when it starts."""
+  so when it starts;
+- a bundle is named as the subscriber knows it (config/names), never by its config id."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import logging
 import msgspec
 import pytest
 
+from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
 from creditd.settings import Settings
@@ -154,3 +156,23 @@ async def test_with_no_channel_configured_notices_go_to_the_log(
         lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("console notice")]
         assert any(account_id in line and "250.00" in line for line in lines), lines
         assert notice_records(creditd, account_id)["topup"][0] == "sent"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_bundle_is_named_as_the_subscriber_knows_it(
+    server_at: ServerAt, settings: Settings, language: str
+) -> None:
+    account_id = f"668166{LANGUAGES.index(language):05d}"
+    names = load_names(default_config_path().parent / "names")
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            webhook = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
+            notifier = Notifier(webhook.client, webhook.settings, creditd.clock, "notify-names", names)
+            await subscriber(creditd, account_id, language, 50_000)
+            await creditd.accounts.PurchaseBundle(
+                pb.PurchaseBundleRequest(account_id=account_id, bundle_id="voice_100min", idempotency_key="b1")
+            )
+            await notifier.pass_once()
+            (notice,) = [notice for notice in posted(endpoint) if notice["kind"] == "bundle_purchased"]
+            assert "voice_100min" not in notice["text"], notice["text"]
+            assert names[language].bundles["voice_100min"] in notice["text"], notice["text"]

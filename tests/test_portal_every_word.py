@@ -25,7 +25,7 @@ import msgspec
 import pytest
 
 from creditd.devtools.ports import free_port
-from creditd.portal.names import load_names, missing
+from creditd.display_names import load_names, missing
 from creditd.portal.words import WORDS
 from creditd.resources import default_config_path
 from creditd.settings import Settings, load_settings

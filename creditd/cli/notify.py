@@ -21,9 +21,11 @@ from creditd import collector, logs, metrics
 from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.clock import Clock
+from creditd.display_names import load_names
 from creditd.errors import CreditdError, StartupError
 from creditd.notifier.service import Notifier
 from creditd.notifier.status import notifier_status
+from creditd.resources import default_config_path
 from creditd.store.connection import connect
 from creditd.store.embedded import embedded_url
 
@@ -36,8 +38,9 @@ async def _run(redis_url: str | None, data_dir: Path | None, config: Path | None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     owner = f"notify-{socket.gethostname()}-{os.getpid()}"[:64]
+    names = load_names((config or default_config_path()).parent / settings.portal.names_dir)
     try:
-        notifier = Notifier(client, settings, Clock(), owner)
+        notifier = Notifier(client, settings, Clock(), owner, names)
         collector.freeze_after_start_up()
         await notifier.run(stopping)
     finally:

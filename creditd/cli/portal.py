@@ -13,10 +13,10 @@ import uvloop
 
 from creditd import logs
 from creditd.cli import edge
+from creditd.display_names import Names, load_names, missing
 from creditd.errors import ConfigError, CreditdError
 from creditd.portal.app import create_app
 from creditd.portal.client import open_channel
-from creditd.portal.names import Names, load_names, missing
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, load_settings
 

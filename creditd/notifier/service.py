@@ -43,6 +43,7 @@ from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.core.usage_summary import UsageSummarizer, account_usage
+from creditd.display_names import NO_NAMES, LanguageNames, Names
 from creditd.errors import CreditdError
 from creditd.formatting import bundle_of, local_time, money
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
@@ -116,8 +117,9 @@ def superseded(event: Event, card: AccountRecord) -> str:
 
 
 class Notifier:
-    def __init__(self, client: AnyRedis, settings: Settings, clock: Clock, owner: str) -> None:
+    def __init__(self, client: AnyRedis, settings: Settings, clock: Clock, owner: str, names: Names = NO_NAMES) -> None:
         self.client, self.settings, self.clock, self.owner = client, settings, clock, owner
+        self.names = names  # what subscribers call bundles, in each language (creditd/display_names.py)
         self.config = settings.notifications
         self.calls = Calls(settings.redis.partitions)
         self.templates = Templates(Path(settings.notifications.templates_dir))
@@ -340,16 +342,20 @@ class Notifier:
         elif event.kind == "sign_in_code":
             fields["code"] = self.sign_in_code(event)
         elif event.kind == "offer" and len(words) == 2:
-            fields["offer_bundle"] = words[0]
+            fields["offer_bundle"] = self.bundle_name(words[0], language)
             fields["offer_price"] = money(int(words[1]), currency, language)
         elif event.kind in ("bonus_granted", "bonus_expired") and len(words) >= 2 and words[1].isdigit():
             fields["amount"] = money(int(words[1]), currency, language)
             if len(words) >= 3 and words[2].isdigit():
                 fields["valid_until"] = local_time(int(words[2]), card.preferences.time_zone, language)
         elif event.kind.startswith("bundle_"):
-            fields["bundle"] = bundle_of(words[0])
+            fields["bundle"] = self.bundle_name(bundle_of(words[0]), language)
             fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
         return msgspec.convert(fields, NoticeContext)
+
+    def bundle_name(self, bundle_id: str, language: str) -> str:
+        """The bundle as the subscriber knows it; its id only where the words files name none."""
+        return self.names.get(language, LanguageNames()).bundles.get(bundle_id, bundle_id)
 
     @functools.cached_property
     def sign_in_key(self) -> SignInKey:

@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from creditd.display_names import NO_NAMES, LanguageNames, Names
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.portal import inputs, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.languages import accepted_language, language_of
-from creditd.portal.names import NO_NAMES, LanguageNames, Names
 from creditd.portal.refusals import refusal
 from creditd.portal.security import (
     SEED_COOKIE,

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from creditd.display_names import LanguageNames
 from creditd.formatting import local_date, local_time, money
-from creditd.portal.names import LanguageNames
 from creditd.portal.views import kind_text, quantity, service_name, time_zone_of
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb

@@ -14,9 +14,9 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import Response
 
+from creditd.display_names import LanguageNames
 from creditd.portal import inputs, statement
 from creditd.portal.languages import language_of
-from creditd.portal.names import LanguageNames
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb
 

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import msgspec
 
+from creditd.display_names import LanguageNames
 from creditd.formatting import bundle_of, local_date, local_time, money
-from creditd.portal.names import LanguageNames
 from creditd.portal.words import WORDS
 from creditd.v1 import creditd_pb2 as pb
 

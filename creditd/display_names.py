@@ -1,5 +1,6 @@
 """What the subscriber calls the things creditd knows by config ids: bundles, destinations and
-services (rating groups), in each language. They come from one words file per language next to
+services (rating groups), in each language, for every front that speaks to subscribers (the portal,
+the notifier's notices). They come from one words file per language next to
 the config (config/names/<language>.toml, `[portal] names_dir`), where translators can work
 without reading plans:
 
