@@ -116,3 +116,24 @@ class PortalSettings(Struct, frozen=True):
     address_window_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
     # Ledger entries per history page.
     history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20
+
+
+class ChfSettings(Struct, frozen=True):
+    """`creditd chf`, the 5G Charging Function (TS 32.291 Nchf_ConvergedCharging; creditd/chf/)."""
+
+    # Cleartext HTTP/2 (prior knowledge) and HTTP/1.1 on loopback; TLS with the [security] files.
+    listen: str = "127.0.0.1:8090"
+    # creditd's gateway id of the SMFs' sessions: (gateway_id, ChargingDataRef, invocationSequenceNumber)
+    # is applied at most once.
+    gateway_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] = "nchf"
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    max_containers_per_unit: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    # Per HTTP/2 connection; an SMF keeps one connection for hours, so no request count ends one.
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    # Requests being answered at once by this process; beyond, 503 (the SMF retries elsewhere).
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 4096
+    # An idle connection is pinged this often and closed when the ping is not answered in time.
+    keep_alive_interval_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    keep_alive_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 20
+    # Stopping: requests in flight get this long to finish.
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0

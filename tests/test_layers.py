@@ -19,6 +19,7 @@ BOTTOM = 0
 # api (the gRPC edge), notifier (the subscribers' notices) and portal (their web page) are sibling
 # front ends.
 RANK = {"store": 1, "core": 2, "devtools": 2, "api": 3, "notifier": 3, "portal": 3, "cli": 4, "__main__": 5}
+RANK["chf"] = 3  # the 5G Charging Function (Nchf over HTTP/2), a front end beside api
 # portal is a gRPC client of creditd: it reaches the rest only through the wire.
 V1_ALLOWED = {"api", "cli", "portal"}
 

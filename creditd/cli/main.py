@@ -21,6 +21,7 @@ from creditd.api.server import CreditdServer
 from creditd.cli import render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
+from creditd.cli.chf import chf
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
@@ -64,6 +65,7 @@ main.add_command(notify)
 main.add_command(campaign)
 main.add_command(voucher)
 main.add_command(portal)
+main.add_command(chf)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:

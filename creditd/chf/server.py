@@ -1,0 +1,151 @@
+"""`creditd chf`'s lifecycle: the Redis connection, the function library and the auto-pipeline as the
+gRPC server has them, and the ASGI app on granian's embedded HTTP server in the same event loop.
+
+granian was chosen by measurement (loadtest/chf_servers.py, docs/chf.md): it spent less CPU per request
+than hypercorn on the same app, and its HTTP/2 connections are not ended after a count of requests
+(hypercorn's keep_alive_max_requests, 1 000 by default, ends one with a GOAWAY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings, HTTP2Settings
+from granian.server.embed import Server
+
+from creditd.chf.app import ChfApp
+from creditd.clock import Clock
+from creditd.core.charging import Quota
+from creditd.errors import ConfigError, StartupError
+from creditd.settings import Settings
+from creditd.store.calls import Calls
+from creditd.store.circuit import Circuit
+from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact, wire_client
+from creditd.store.functions import Functions
+from creditd.store.library import ensure_library, render_library
+from creditd.store.pipeline import AutoPipeline, DurabilityWait
+
+log = logging.getLogger(__name__)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+CLOSE_TIMEOUT_S = 0.5
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"chf.listen: HOST:PORT, got {listen!r}")
+    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+        raise ConfigError(f"chf.listen: cleartext Nchf is for loopback only; {listen} is not loopback")
+    return host, int(port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """granian reports a port it cannot bind only in its log; say it here, naming the port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StartupError(f"chf.listen: port {host}:{port} cannot be bound: {error.strerror}") from None
+
+
+class ChfServer:
+    def __init__(self, settings: Settings, redis_url: str, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.clock = clock or Clock()
+        self.host, self.port = split_listen(settings.chf.listen)
+        self._redis: AnyRedis | None = None
+        self._pipeline: AutoPipeline | None = None
+        self._http: Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings, redis_settings = self.settings, self.settings.redis
+        check_port_free(self.host, self.port)
+        self._redis = connect(self.redis_url, redis_settings)
+        await check_fit_for_money(self._redis, self.redis_url)
+        if await ensure_library(self._redis, render_library(settings)):
+            log.info("loaded the function library into redis")
+        wait = DurabilityWait(
+            redis_settings.wait_replicas, redis_settings.wait_timeout_ms, redis_settings.durability == "fsync"
+        )
+        self._pipeline = AutoPipeline(
+            self._redis,
+            redis_settings.max_pipeline_commands,
+            redis_settings.max_in_flight_pipelines,
+            redis_settings.call_timeout_s,
+            Circuit(),
+            wait,
+            wire_client(self._redis, self.redis_url, redis_settings),
+            redis_settings.parallel_pipeline_min_calls,
+        )
+        quota = Quota(Calls(redis_settings.partitions), Functions(self._pipeline), self.clock)
+        chf = settings.chf
+        self._http = Server(
+            ChfApp(quota, settings),
+            address=self.host,
+            port=self.port,
+            interface=Interfaces.ASGINL,
+            http=HTTPModes.auto,
+            websockets=False,
+            http1_settings=HTTP1Settings(keep_alive=True),
+            http2_settings=HTTP2Settings(
+                max_concurrent_streams=chf.max_concurrent_streams,
+                keep_alive_interval=chf.keep_alive_interval_s * 1000,
+                keep_alive_timeout=chf.keep_alive_timeout_s,
+            ),
+            log_enabled=False,
+        )
+        self._serving = asyncio.create_task(self._http.serve(), name="chf-http")
+        await self._wait_listening()
+        log.info(
+            "creditd chf listening on http://%s:%d (h2c, http/1.1; redis %s)",
+            self.host,
+            self.port,
+            redact(self.redis_url),
+        )
+
+    async def _wait_listening(self) -> None:
+        for _ in range(200):
+            if self._serving is not None and self._serving.done():
+                self._serving.result()
+                raise StartupError(f"chf.listen: the HTTP server on {self.host}:{self.port} stopped at start")
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep(0.025)
+                continue
+            writer.close()
+            return
+        raise StartupError(f"chf.listen: nothing listens on {self.host}:{self.port} after 5 s")
+
+    async def stop(self) -> None:
+        if self._http is not None and self._serving is not None:
+            self._http.stop()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._serving), self.settings.chf.drain_timeout_s + 1)
+            self._serving.cancel()
+        if self._pipeline is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._pipeline.close(), CLOSE_TIMEOUT_S)
+        if self._redis is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._redis.aclose(), CLOSE_TIMEOUT_S)
+        log.info("creditd chf stopped")
+
+    async def wait(self) -> None:
+        assert self._serving is not None, "not started"
+        await self._serving

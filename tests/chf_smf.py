@@ -1,0 +1,132 @@
+"""An SMF-shaped Nchf client for the tests: ChargingDataRequests as an SMF (or SMSF, IMS node) builds
+them, sent over a real HTTP/2 (prior knowledge) or HTTP/1.1 connection to a live `creditd chf`, and the
+chf server of a test, in the test's event loop with the harness's clock."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from creditd.chf.server import ChfServer
+from creditd.clock import Clock
+from creditd.devtools.ports import free_port
+from creditd.settings import Settings
+
+API = "/nchf-convergedcharging/v3"
+SMF_NAME = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+HOME_PLMN = {"mcc": "520", "mnc": "03"}
+_time_stamps = itertools.count()
+
+
+@contextlib.asynccontextmanager
+async def started_chf(settings: Settings, redis_url: str, clock: Clock) -> AsyncIterator[str]:
+    """A chf server on a free loopback port; yields its base URL."""
+    port = free_port()
+    chf_settings = msgspec.structs.replace(settings.chf, listen=f"127.0.0.1:{port}")
+    server = ChfServer(msgspec.structs.replace(settings, chf=chf_settings), redis_url, clock)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.stop()
+
+
+def h2_client(base_url: str) -> httpx.AsyncClient:
+    """One cleartext HTTP/2 connection with prior knowledge (no upgrade), as an SMF keeps."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(base_url=base_url, http1=False, http2=True, limits=limits, timeout=10)
+
+
+def h1_client(base_url: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(base_url=base_url, http1=True, http2=False, limits=limits, timeout=10)
+
+
+def time_stamp() -> str:
+    """A distinct invocationTimeStamp per create (it is part of what names the session)."""
+    return f"2026-12-03T10:00:{next(_time_stamps) % 60:02d}.{next(_time_stamps):06d}Z"
+
+
+def used(
+    local_sequence_number: int,
+    *,
+    volume: int = 0,
+    time: int = 0,
+    service_id: int | None = None,
+    triggers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"localSequenceNumber": local_sequence_number}
+    if volume:
+        container["totalVolume"] = volume
+        container["uplinkVolume"] = volume // 4
+        container["downlinkVolume"] = volume - volume // 4
+    if time:
+        container["time"] = time
+    if service_id is not None:
+        container["serviceId"] = service_id
+    if triggers:
+        container["triggers"] = [{"triggerType": t, "triggerCategory": "IMMEDIATE_REPORT"} for t in triggers]
+    return container
+
+
+def unit_usage(
+    rating_group: int,
+    *,
+    requested_volume: int | None = None,
+    requested_time: int | None = None,
+    containers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    usage: dict[str, Any] = {"ratingGroup": rating_group}
+    requested: dict[str, Any] = {}
+    if requested_volume is not None:
+        requested["totalVolume"] = requested_volume
+    if requested_time is not None:
+        requested["time"] = requested_time
+    if requested_volume is not None or requested_time is not None:
+        usage["requestedUnit"] = requested
+    if containers:
+        usage["usedUnitContainer"] = containers
+    return usage
+
+
+def pdu_request(
+    account_id: str,
+    number: int,
+    units: list[dict[str, Any]],
+    *,
+    created_at: str,
+    serving_plmn: dict[str, str] | None = None,
+    gpsi: bool = False,
+) -> dict[str, Any]:
+    """A PDU session's ChargingDataRequest from an SMF (pduSessionID 5, DNN internet)."""
+    session: dict[str, Any] = {"pduSessionID": 5, "dnnId": "internet", "hPlmnId": HOME_PLMN}
+    location = {
+        "nrLocation": {
+            "tai": {"plmnId": serving_plmn or HOME_PLMN, "tac": "00a1"},
+            "ncgi": {"plmnId": serving_plmn or HOME_PLMN, "nrCellId": "00000a0b1"},
+        }
+    }
+    pdu: dict[str, Any] = {"chargingId": 77, "pduSessionInformation": session, "userLocationinfo": location}
+    request: dict[str, Any] = {
+        "nfConsumerIdentification": {"nodeFunctionality": "SMF", "nFName": SMF_NAME, "nFPLMNID": HOME_PLMN},
+        "invocationTimeStamp": created_at,
+        "invocationSequenceNumber": number,
+        "notifyUri": "http://127.0.0.1:1/notify",
+        "multipleUnitUsage": units,
+        "pDUSessionChargingInformation": pdu,
+    }
+    if gpsi:
+        pdu["userInformation"] = {"servedGPSI": f"msisdn-{account_id}"}
+        request["subscriberIdentifier"] = "imsi-520031234567890"
+    else:
+        request["subscriberIdentifier"] = f"imsi-{account_id}"
+    return request
+
+
+def ref_of(location: str) -> str:
+    return location.rsplit("/", 1)[1]
