@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +21,9 @@ from creditd.chf.server import ChfServer
 from creditd.clock import Clock
 from creditd.devtools.ports import free_port
 from creditd.settings import Settings
+from creditd.store.calls import Calls, NewAccount
+from creditd.store.connection import AnySyncRedis
+from creditd.store.functions import call_all_sync
 
 API = "/nchf-convergedcharging/v3"
 SMF_NAME = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
@@ -130,3 +138,44 @@ def pdu_request(
 
 def ref_of(location: str) -> str:
     return location.rsplit("/", 1)[1]
+
+
+def start_chf_process(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """A whole `creditd chf` process; its user kills it in a finally block."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+    command = [sys.executable, "-m", "creditd", "chf", "--redis", redis_url, "--listen", f"127.0.0.1:{port}"]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"creditd chf exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"creditd chf did not listen on {port} within {timeout_s} s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def create_accounts(client: AnySyncRedis, settings: Settings, account_ids: list[str], balance: int) -> None:
+    """Accounts made by the create_account function itself, for tests without a gRPC server."""
+    calls = Calls(settings.redis.partitions)
+    now_ms = time.time_ns() // 1_000_000
+    commands = [
+        calls.create_account(NewAccount(account_id, "standard", balance), now_ms, "test") for account_id in account_ids
+    ]
+    for reply in call_all_sync(client, commands):
+        assert not isinstance(reply, Exception), reply

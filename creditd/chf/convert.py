@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,11 +123,16 @@ def account_of_request(request: model.ChargingDataRequest) -> str:
     return account_id
 
 
+# RFC 3339 date-time (OpenAPI's format date-time), any number of second fractions, leap second 60.
+DATE_TIME = re.compile(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
+    r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+
+
 def check_time_stamp(value: str) -> None:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid("/invocationTimeStamp", "must be a date-time (RFC 3339)") from None
+    if not DATE_TIME.fullmatch(value):
+        raise invalid("/invocationTimeStamp", "must be a date-time (RFC 3339)")
 
 
 def _digits(address: str, param: str) -> str:
