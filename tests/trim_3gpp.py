@@ -7,7 +7,8 @@ SPECS_DIR holds 3GPP's OpenAPI documents (TS32291_Nchf_ConvergedCharging.yaml, T
 as published by 3GPP and mirrored in jdegre/5GC_APIs). For every schema creditd's document defines, the
 schema of that name in TS 32.291 (else TS 29.571) is kept with only what the check compares: type,
 properties (those creditd's document lists: their type or the name they refer to), required, enum,
-pattern, minimum, maximum, anyOf, allOf. 3GPP's YAML has tab-indented comment lines that strict YAML parsers refuse: they are dropped.
+pattern, minimum, maximum, anyOf, allOf. 3GPP's YAML has tab-indented comment lines that strict YAML
+parsers refuse: they are dropped.
 """
 
 from __future__ import annotations
