@@ -16,15 +16,23 @@ import socket
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.server.embed import Server
+from redis.exceptions import RedisError
 
 from creditd.chf.app import ChfApp
-from creditd.clock import Clock
+from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
-from creditd.errors import ConfigError, StartupError
+from creditd.errors import ConfigError, CreditdError, StartupError
 from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
-from creditd.store.connection import AnyRedis, check_fit_for_money, connect, redact, wire_client
+from creditd.store.connection import (
+    AnyRedis,
+    check_fit_for_money,
+    connect,
+    on_every_primary,
+    redact,
+    wire_client,
+)
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
 from creditd.store.pipeline import AutoPipeline, DurabilityWait
@@ -64,6 +72,10 @@ class ChfServer:
         self._pipeline: AutoPipeline | None = None
         self._http: Server | None = None
         self._serving: asyncio.Task[None] | None = None
+        self._circuit = Circuit()
+        self._stopping = asyncio.Event()
+        self._probing: asyncio.Task[None] | None = None
+        self._library_source = ""
 
     async def start(self) -> None:
         try:
@@ -77,7 +89,8 @@ class ChfServer:
         check_port_free(self.host, self.port)
         self._redis = connect(self.redis_url, redis_settings)
         await check_fit_for_money(self._redis, self.redis_url)
-        if await ensure_library(self._redis, render_library(settings)):
+        self._library_source = render_library(settings)
+        if await ensure_library(self._redis, self._library_source):
             log.info("loaded the function library into redis")
         wait = DurabilityWait(
             redis_settings.wait_replicas, redis_settings.wait_timeout_ms, redis_settings.durability == "fsync"
@@ -87,7 +100,7 @@ class ChfServer:
             redis_settings.max_pipeline_commands,
             redis_settings.max_in_flight_pipelines,
             redis_settings.call_timeout_s,
-            Circuit(),
+            self._circuit,
             wait,
             wire_client(self._redis, self.redis_url, redis_settings),
             redis_settings.parallel_pipeline_min_calls,
@@ -111,6 +124,7 @@ class ChfServer:
         )
         self._serving = asyncio.create_task(self._http.serve(), name="chf-http")
         await self._wait_listening()
+        self._probing = asyncio.create_task(self._probe_redis(), name="chf-redis-probe")
         log.info(
             "creditd chf listening on http://%s:%d (h2c, http/1.1; redis %s)",
             self.host,
@@ -132,7 +146,30 @@ class ChfServer:
             return
         raise StartupError(f"chf.listen: nothing listens on {self.host}:{self.port} after 5 s")
 
+    async def _probe_redis(self) -> None:
+        """While the circuit is open (Redis gave a call no answer in time), requests get 503 at once;
+        each interval a PING and the library check, bounded by the call time-out, probe Redis, and the
+        first answered closes the circuit."""
+        redis_settings = self.settings.redis
+        while not self._stopping.is_set():
+            await wait_or_stop(self._stopping, redis_settings.health_check_interval_s)
+            if not self._circuit.is_open or self._redis is None:
+                continue
+            try:
+                async with asyncio.timeout(redis_settings.call_timeout_s):
+                    await on_every_primary(self._redis, "PING")
+                    await ensure_library(self._redis, self._library_source)
+            except (TimeoutError, RedisError, OSError, CreditdError) as error:
+                log.warning("redis probe failed, requests still refused: %s", error or "no answer in time")
+                continue
+            self._circuit.close()
+
     async def stop(self) -> None:
+        self._stopping.set()
+        if self._probing is not None:
+            self._probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
         if self._http is not None and self._serving is not None:
             self._http.stop()  # type: ignore[no-untyped-call]
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
