@@ -118,6 +118,22 @@ class PortalSettings(Struct, frozen=True):
     history_page: Annotated[int, msgspec.Meta(ge=5, le=200)] = 20
 
 
+class ChfNotifySettings(Struct, frozen=True):
+    """ChargingNotifyRequest to the SMF's notifyUri ([chf.notify]): REAUTHORIZATION on creditd's REAUTH,
+    ABORT_CHARGING on ABORT_SESSION, by one chf process at a time (a lease), in tasks of their own."""
+
+    enabled: bool = True
+    # The SMF's notifyUri is kept this long after the create (longer sessions are not notified).
+    uri_retention_s: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 86400
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    # Before the n-th retry: backoff_s * 2^(n-1).
+    backoff_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    max_pending: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    senders: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=600)] = 10.0
+
+
 class ChfSettings(Struct, frozen=True):
     """`creditd chf`, the 5G Charging Function (TS 32.291 Nchf_ConvergedCharging; creditd/chf/)."""
 
@@ -137,3 +153,4 @@ class ChfSettings(Struct, frozen=True):
     keep_alive_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 20
     # Stopping: requests in flight get this long to finish.
     drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0
+    notify: ChfNotifySettings = ChfNotifySettings()

@@ -143,3 +143,10 @@ CHF_REQUEST_DURATION = Histogram(
     buckets=LATENCY_BUCKETS_S,
     registry=REGISTRY,
 )
+CHF_NOTIFICATIONS = Counter(
+    "creditd_chf_notifications",
+    "ChargingNotifyRequests by notificationType and outcome (sent, retried, failed after every attempt, "
+    "dropped with the queue full, no_uri when the session's notifyUri is unknown)",
+    ["kind", "result"],
+    registry=REGISTRY,
+)

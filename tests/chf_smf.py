@@ -4,8 +4,10 @@ chf server of a test, in the test's event loop with the harness's clock."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import json
 import socket
 import subprocess
 import sys
@@ -110,6 +112,7 @@ def pdu_request(
     created_at: str,
     serving_plmn: dict[str, str] | None = None,
     gpsi: bool = False,
+    notify_uri: str = "http://127.0.0.1:1/notify",
 ) -> dict[str, Any]:
     """A PDU session's ChargingDataRequest from an SMF (pduSessionID 5, DNN internet)."""
     session: dict[str, Any] = {"pduSessionID": 5, "dnnId": "internet", "hPlmnId": HOME_PLMN}
@@ -124,7 +127,7 @@ def pdu_request(
         "nfConsumerIdentification": {"nodeFunctionality": "SMF", "nFName": SMF_NAME, "nFPLMNID": HOME_PLMN},
         "invocationTimeStamp": created_at,
         "invocationSequenceNumber": number,
-        "notifyUri": "http://127.0.0.1:1/notify",
+        "notifyUri": notify_uri,
         "multipleUnitUsage": units,
         "pDUSessionChargingInformation": pdu,
     }
@@ -179,3 +182,58 @@ def create_accounts(client: AnySyncRedis, settings: Settings, account_ids: list[
     ]
     for reply in call_all_sync(client, commands):
         assert not isinstance(reply, Exception), reply
+
+
+class NotifySink:
+    """The SMF's notification endpoint: a small HTTP/1.1 server recording each POST's JSON body; the
+    first `failures` requests are answered 503."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.failures = failures
+        self.requests = 0
+        self.arrived = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> NotifySink:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/smf/notify"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                body = await reader.readexactly(length)
+                self.requests += 1
+                if self.requests <= self.failures:
+                    writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                else:
+                    self.received.append(json.loads(body))
+                    self.arrived.set()
+                    writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout_s):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.received

@@ -41,6 +41,7 @@ ACCOUNT = "66833334444"
 async def test_a_stalled_redis_gets_503_then_the_retry_is_charged_once(settings: Settings, tmp_path: Path) -> None:
     redis_settings = msgspec.structs.replace(settings.redis, call_timeout_s=0.5, health_check_interval_s=0.2)
     own = msgspec.structs.replace(settings, redis=redis_settings)
+
     with EmbeddedRedis(tmp_path / "redis") as redis_server, library_client(redis_server.url, own) as client:
         assert redis_server.process is not None
         create_accounts(client, own, [ACCOUNT], 10_000)
@@ -49,6 +50,7 @@ async def test_a_stalled_redis_gets_503_then_the_retry_is_charged_once(settings:
             create = await smf.post(
                 API + "/chargingdata", json=pdu_request(ACCOUNT, 0, [unit_usage(1)], created_at=created_at)
             )
+            assert create.status_code == 201, create.text
             ref = ref_of(create.headers["location"])
             update = pdu_request(
                 ACCOUNT, 1, [unit_usage(1, requested_volume=MB, containers=[used(1, volume=MB)])], created_at=created_at

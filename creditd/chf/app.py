@@ -15,6 +15,7 @@ sequence number, on any chf process.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -24,6 +25,7 @@ import msgspec
 
 from creditd import metrics
 from creditd.chf import convert, model
+from creditd.chf.notify import Notifications
 from creditd.chf.problems import ENCODER, PROBLEM_JSON, Problem, invalid
 from creditd.core.charging import Quota
 from creditd.errors import CreditdError, ResourceExhausted, Unavailable
@@ -38,6 +40,8 @@ DOCUMENT_PATH = API_ROOT + "/openapi.yaml"
 DOCUMENT = Path(__file__).with_name("openapi.yaml")
 ACCOUNT_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 MAX_ACCOUNT_ID_LENGTH = 64
+MAX_URI_LENGTH = 1000
+NOTIFY_URI = re.compile(r"https?://[!-~]+")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,8 +74,9 @@ def route(method: str, path: str) -> tuple[convert.Operation | str, str]:
 
 
 class ChfApp:
-    def __init__(self, quota: Quota, settings: Settings) -> None:
+    def __init__(self, quota: Quota, settings: Settings, notifications: Notifications | None = None) -> None:
         self._quota = quota
+        self._notifications = notifications
         self._settings = settings
         self._units = convert.rating_group_units(settings)
         self._document = DOCUMENT.read_bytes()
@@ -144,6 +149,10 @@ class ChfApp:
         limits, chf = self._settings.limits, self._settings.chf
         if len(request.multipleUnitUsage) > limits.max_units_per_request:
             raise invalid("/multipleUnitUsage", f"at most {limits.max_units_per_request} items")
+        if request.notifyUri and (
+            len(request.notifyUri) > MAX_URI_LENGTH or not NOTIFY_URI.fullmatch(request.notifyUri)
+        ):
+            raise invalid("/notifyUri", f"an http or https URI of at most {MAX_URI_LENGTH} characters")
         seen: set[int] = set()
         for index, usage in enumerate(request.multipleUnitUsage):
             if usage.ratingGroup in seen:
@@ -197,6 +206,8 @@ class ChfApp:
         response = ENCODER.encode(convert.response_of(request, answer))
         if operation is convert.Operation.UPDATE:
             return Answer(200, response)
+        if self._notifications is not None and request.notifyUri:
+            await self._notifications.remember(account_id, ref, request.notifyUri)
         return Answer(201, response, location=self._location(scope, ref))
 
     @staticmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 
 from granian.constants import HTTPModes, Interfaces
@@ -19,6 +20,7 @@ from granian.server.embed import Server
 from redis.exceptions import RedisError
 
 from creditd.chf.app import ChfApp
+from creditd.chf.notify import Notifications
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
 from creditd.errors import ConfigError, CreditdError, StartupError
@@ -75,6 +77,8 @@ class ChfServer:
         self._circuit = Circuit()
         self._stopping = asyncio.Event()
         self._probing: asyncio.Task[None] | None = None
+        self._notifying: asyncio.Task[None] | None = None
+        self.notifications: Notifications | None = None
         self._library_source = ""
 
     async def start(self) -> None:
@@ -105,10 +109,13 @@ class ChfServer:
             wire_client(self._redis, self.redis_url, redis_settings),
             redis_settings.parallel_pipeline_min_calls,
         )
-        quota = Quota(Calls(redis_settings.partitions), Functions(self._pipeline), self.clock)
+        functions = Functions(self._pipeline)
+        quota = Quota(Calls(redis_settings.partitions), functions, self.clock)
         chf = settings.chf
+        owner = f"chf-{socket.gethostname()}-{os.getpid()}-{self.port}"[:64]
+        self.notifications = Notifications(self._redis, functions, settings, owner)
         self._http = Server(
-            ChfApp(quota, settings),
+            ChfApp(quota, settings, self.notifications if chf.notify.enabled else None),
             address=self.host,
             port=self.port,
             interface=Interfaces.ASGINL,
@@ -125,6 +132,8 @@ class ChfServer:
         self._serving = asyncio.create_task(self._http.serve(), name="chf-http")
         await self._wait_listening()
         self._probing = asyncio.create_task(self._probe_redis(), name="chf-redis-probe")
+        if chf.notify.enabled:
+            self._notifying = asyncio.create_task(self.notifications.run(self._stopping), name="chf-notify")
         log.info(
             "creditd chf listening on http://%s:%d (h2c, http/1.1; redis %s)",
             self.host,
@@ -166,10 +175,11 @@ class ChfServer:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._probing is not None:
-            self._probing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probing
+        for task in (self._probing, self._notifying):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._http is not None and self._serving is not None:
             self._http.stop()  # type: ignore[no-untyped-call]
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):

@@ -52,6 +52,8 @@ KEY_PATTERNS: dict[str, str] = {
     "notices_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
     "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
+    # creditd chf's (creditd/chf/notify.py), plain SET with a TTL: the SMF's notifyUri of a session.
+    "chf_notify_uri": "{tag}:chf_notify_uri:{session_id}",
 }
 
 
