@@ -41,7 +41,7 @@ async def started_chf(settings: Settings, redis_url: str, clock: Clock) -> Async
     server = ChfServer(msgspec.structs.replace(settings, chf=chf_settings), redis_url, clock)
     await server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if settings.security.tls else 'http'}://127.0.0.1:{port}"
     finally:
         await server.stop()
 

@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import socket
+from pathlib import Path
+from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings, HTTP2Settings
@@ -24,7 +26,7 @@ from creditd.chf.notify import Notifications
 from creditd.clock import Clock, wait_or_stop
 from creditd.core.charging import Quota
 from creditd.errors import ConfigError, CreditdError, StartupError
-from creditd.settings import Settings
+from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import (
@@ -44,14 +46,46 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 CLOSE_TIMEOUT_S = 0.5
 
 
-def split_listen(listen: str) -> tuple[str, int]:
+def split_listen(listen: str, tls: bool) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"chf.listen: HOST:PORT, got {listen!r}")
-    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
-        raise ConfigError(f"chf.listen: cleartext Nchf is for loopback only; {listen} is not loopback")
+    if not tls and host not in LOOPBACK_HOSTS and not host.startswith("127."):
+        raise ConfigError(
+            f"chf.listen: cleartext Nchf is for loopback only; {listen} needs [security] tls_cert_path, "
+            "tls_key_path and tls_client_ca_path"
+        )
     return host, int(port)
+
+
+def tls_options(security: SecuritySettings) -> dict[str, Any]:
+    """granian's TLS: the server's certificate and key, and client certificates required, signed by
+    the client CA (as on the gRPC edge); ALPN offers h2 and http/1.1. Files are checked here, so that
+    a missing one is named at start-up."""
+    if not security.tls:
+        return {}
+    paths = {
+        "certificate": security.tls_cert_path,
+        "key": security.tls_key_path,
+        "client CA": security.tls_client_ca_path,
+    }
+    for what, path in paths.items():
+        if not path or b"-----BEGIN " not in _read(path, what):
+            raise StartupError(f"tls: the {what} {path or '(not set)'} is not a PEM file")
+    return {
+        "ssl_cert": Path(security.tls_cert_path),
+        "ssl_key": Path(security.tls_key_path),
+        "ssl_ca": Path(security.tls_client_ca_path),
+        "ssl_client_verify": True,
+    }
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise StartupError(f"tls: cannot read the {what} {path}: {error.strerror}") from None
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -69,7 +103,7 @@ class ChfServer:
         self.settings = settings
         self.redis_url = redis_url
         self.clock = clock or Clock()
-        self.host, self.port = split_listen(settings.chf.listen)
+        self.host, self.port = split_listen(settings.chf.listen, settings.security.tls)
         self._redis: AnyRedis | None = None
         self._pipeline: AutoPipeline | None = None
         self._http: Server | None = None
@@ -91,6 +125,7 @@ class ChfServer:
     async def _start(self) -> None:
         settings, redis_settings = self.settings, self.settings.redis
         check_port_free(self.host, self.port)
+        tls = tls_options(settings.security)
         self._redis = connect(self.redis_url, redis_settings)
         await check_fit_for_money(self._redis, self.redis_url)
         self._library_source = render_library(settings)
@@ -128,18 +163,15 @@ class ChfServer:
                 keep_alive_timeout=chf.keep_alive_timeout_s,
             ),
             log_enabled=False,
+            **tls,
         )
         self._serving = asyncio.create_task(self._http.serve(), name="chf-http")
         await self._wait_listening()
         self._probing = asyncio.create_task(self._probe_redis(), name="chf-redis-probe")
         if chf.notify.enabled:
             self._notifying = asyncio.create_task(self.notifications.run(self._stopping), name="chf-notify")
-        log.info(
-            "creditd chf listening on http://%s:%d (h2c, http/1.1; redis %s)",
-            self.host,
-            self.port,
-            redact(self.redis_url),
-        )
+        scheme = "https (mutual TLS; h2, http/1.1)" if settings.security.tls else "http (h2c, http/1.1)"
+        log.info("creditd chf listening on %s:%d, %s; redis %s", self.host, self.port, scheme, redact(self.redis_url))
 
     async def _wait_listening(self) -> None:
         for _ in range(200):
