@@ -13,11 +13,13 @@ from pathlib import Path
 
 import click
 import grpc
+import msgspec
 import redis
 import uvloop
 
 from creditd import collector, logs
 from creditd.api.server import CreditdServer
+from creditd.chf.server import ChfServer
 from creditd.cli import render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
@@ -75,7 +77,7 @@ async def _reload(server: CreditdServer, config: Path) -> None:
         log.error("config reload refused, keeping the running config: %s", error.message)
 
 
-async def _run(settings: Settings, redis_url: str, config: Path) -> None:
+async def _run(settings: Settings, redis_url: str, config: Path, chf: bool = False) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
@@ -94,6 +96,13 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
         return
     signalled.cancel()
     starting.result()  # a start-up failure, raised
+    chf_server = ChfServer(settings, redis_url) if chf else None
+    if chf_server is not None:
+        try:
+            await chf_server.start()
+        except BaseException:
+            await server.stop()
+            raise
     collector.freeze_after_start_up()
     reloads: set[asyncio.Task[None]] = set()
 
@@ -105,6 +114,8 @@ async def _run(settings: Settings, redis_url: str, config: Path) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
+    if chf_server is not None:
+        await chf_server.stop()
     await server.stop()
 
 
@@ -133,6 +144,7 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
 @click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
+@click.option("--chf-listen", help="HOST:PORT to serve Nchf (5G converged charging) on too, as `creditd chf` does")
 @click.option(
     "--workers",
     default=1,
@@ -152,6 +164,7 @@ def serve(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     workers: int,
+    chf_listen: str | None,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC.
 
@@ -165,6 +178,10 @@ def serve(
         settings = settings_from_options(
             config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca)
         )
+        if chf_listen:
+            if workers > 1:
+                raise ConfigError("--chf-listen: one process serves Nchf; run `creditd chf` beside the workers")
+            settings = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen=chf_listen))
         url = settings.redis.url
         if not url:
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
@@ -182,7 +199,7 @@ def serve(
                 run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
             )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(settings, url, config or default_config_path()))
+            runner.run(_run(settings, url, config or default_config_path(), chf=bool(chf_listen)))
     except ConfigError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)
