@@ -6,7 +6,7 @@ to re-authorise (REAUTH: a bundle bought, a top-up), ABORT_CHARGING when it abor
   session's ChargingDataRef, in the account's partition.
 - One chf process at a time follows the event feed (the lease `chf` on partition 0, renewed every
   third of chf.notify.lease_s; another process takes over when it runs out), from the position stored
-  for the gateway (store/keys.gateway_position), and hands each notice of chf.gateway_id's sessions
+  for the gateway (store/keys.gateway_position), else from where the process started, and hands each notice of chf.gateway_id's sessions
   to a bounded queue. The position moves once a notice is queued: a process that dies may send one
   again, never lose one it had queued... unless it dies with it queued (at most max_pending).
 - chf.notify.senders tasks POST them (HTTP/1.1, a time-out each) and retry an outage or a 5xx with
@@ -59,6 +59,7 @@ class Notifications:
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(self._config.max_pending)
         self._feed = EventFeed(client, settings.redis.partitions, settings.events, self._timeout_s)
         self.holding = False
+        self._started_at: Key | None = None
         # One client for every sender, made here, before serving: making one loads TLS certificates,
         # which holds the event loop (and every request in it) for tens of milliseconds.
         limits = httpx.Limits(max_connections=self._config.senders)
@@ -74,6 +75,11 @@ class Notifications:
                 await self._client.set(self._uri_key(account_id, ref), uri, ex=self._config.uri_retention_s)
         except (TimeoutError, RedisError, OSError) as error:
             log.warning("notifyUri of %s not kept (no notices for it): %s", ref, error or "time-out")
+
+    async def prepare(self) -> None:
+        """Notes the feed's position before this process serves: with no position stored for the
+        gateway, following starts there, so no session this process created misses a notice."""
+        self._started_at = await self._feed.now_position()
 
     async def run(self, stopping: asyncio.Event) -> None:
         senders = [asyncio.create_task(self._send_loop(stopping)) for _ in range(self._config.senders)]
@@ -115,7 +121,7 @@ class Notifications:
         position_key = gateway_position(self._settings.chf.gateway_id)
         try:
             stored = await self._client.get(position_key)
-            after = self._feed_position(stored)
+            after = self._feed_position(stored) or self._started_at
             async for event in self._feed.follow(after, lost):
                 self._queue_notice(event)
                 await self._client.set(position_key, event.id)

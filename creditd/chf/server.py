@@ -149,6 +149,8 @@ class ChfServer:
         chf = settings.chf
         owner = f"chf-{socket.gethostname()}-{os.getpid()}-{self.port}"[:64]
         self.notifications = Notifications(self._redis, functions, settings, owner)
+        if chf.notify.enabled:
+            await self.notifications.prepare()
         self._http = Server(
             ChfApp(quota, settings, self.notifications if chf.notify.enabled else None),
             address=self.host,
