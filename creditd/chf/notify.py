@@ -6,9 +6,9 @@ to re-authorise (REAUTH: a bundle bought, a top-up), ABORT_CHARGING when it abor
   session's ChargingDataRef, in the account's partition.
 - One chf process at a time follows the event feed (the lease `chf` on partition 0, renewed every
   third of chf.notify.lease_s; another process takes over when it runs out), from the position stored
-  for the gateway (store/keys.gateway_position), else from where the process started, and hands each notice of chf.gateway_id's sessions
-  to a bounded queue. The position moves once a notice is queued: a process that dies may send one
-  again, never lose one it had queued... unless it dies with it queued (at most max_pending).
+  for the gateway (store/keys.gateway_position), else from where the process started, and hands each
+  notice of chf.gateway_id's sessions to a bounded queue. The position moves once a notice is
+  queued, so a process killed with notices still queued loses those (at most max_pending).
 - chf.notify.senders tasks POST them (HTTP/1.1, a time-out each) and retry an outage or a 5xx with
   doubling backoff, up to chf.notify.attempts. Charging never waits for them: a consumer that is down
   fills the queue, whose overflow is dropped and counted, not the requests' latency.
