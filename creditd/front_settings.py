@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from creditd.contract import ID
 from creditd.errors import ConfigError
 
 
@@ -148,3 +149,41 @@ class PortalSettings(Struct, frozen=True):
     # What subscribers see for bundles, destinations and services: <language>.toml, relative to the
     # config file (creditd/display_names.py).
     names_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "names"
+
+
+class ChfNotifySettings(Struct, frozen=True):
+    """ChargingNotifyRequest to the SMF's notifyUri ([chf.notify]): REAUTHORIZATION on creditd's REAUTH,
+    ABORT_CHARGING on ABORT_SESSION, by one chf process at a time (a lease), in tasks of their own."""
+
+    enabled: bool = True
+    # The SMF's notifyUri is kept this long after the create (longer sessions are not notified).
+    uri_retention_s: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 86400
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    # Before the n-th retry: backoff_s * 2^(n-1).
+    backoff_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    max_pending: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    senders: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=600)] = 10.0
+
+
+class ChfSettings(Struct, frozen=True):
+    """`creditd chf`, the 5G Charging Function (TS 32.291 Nchf_ConvergedCharging; creditd/chf/)."""
+
+    # Cleartext HTTP/2 (prior knowledge) and HTTP/1.1 on loopback; TLS with the [security] files.
+    listen: str = "127.0.0.1:8090"
+    # creditd's gateway id of the SMFs' sessions: (gateway_id, ChargingDataRef, invocationSequenceNumber)
+    # is applied at most once.
+    gateway_id: Annotated[str, msgspec.Meta(pattern=f"^{ID.regex().pattern}$")] = "nchf"
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    max_containers_per_unit: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    # Per HTTP/2 connection; an SMF keeps one connection for hours, so no request count ends one.
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    # Requests being answered at once by this process; beyond, 503 (the SMF retries elsewhere).
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 4096
+    # An idle connection is pinged this often and closed when the ping is not answered in time.
+    keep_alive_interval_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
+    keep_alive_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 20
+    # Stopping: requests in flight get this long to finish.
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0
+    notify: ChfNotifySettings = ChfNotifySettings()

@@ -129,3 +129,24 @@ COLLECTOR_FROZEN = Gauge(
 
 def channel_label(channel: str, known_channels: frozenset[str]) -> str:
     return channel if channel in known_channels else OTHER_CHANNEL
+
+
+# creditd chf's (TS 32.291 Nchf_ConvergedCharging): operation create, update, release, openapi or
+# other; result the HTTP status (201, 200, 204, 400, 403, 404, 503, ...).
+CHF_REQUESTS = Counter(
+    "creditd_chf_requests", "Nchf requests by operation and HTTP status", ["operation", "result"], registry=REGISTRY
+)
+CHF_REQUEST_DURATION = Histogram(
+    "creditd_chf_request_duration_seconds",
+    "Nchf request latency, from the whole body read to the answer handed to the HTTP server",
+    ["operation"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=REGISTRY,
+)
+CHF_NOTIFICATIONS = Counter(
+    "creditd_chf_notifications",
+    "ChargingNotifyRequests by notificationType and outcome (sent, retried, failed after every attempt, "
+    "dropped with the queue full, no_uri when the session's notifyUri is unknown)",
+    ["kind", "result"],
+    registry=REGISTRY,
+)

@@ -20,6 +20,7 @@ from creditd.front_settings import LANGUAGES as LANGUAGES
 from creditd.front_settings import MARKETING_NOTICE_KINDS as MARKETING_NOTICE_KINDS
 from creditd.front_settings import SERVICE_NOTICE_KINDS as SERVICE_NOTICE_KINDS
 from creditd.front_settings import Channel as Channel
+from creditd.front_settings import ChfSettings as ChfSettings
 from creditd.front_settings import EmailChannelSettings as EmailChannelSettings
 from creditd.front_settings import Language as Language
 from creditd.front_settings import NotificationSettings as NotificationSettings
@@ -179,6 +180,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     diameter: DiameterSettings = DiameterSettings()
     numbers: NumberSettings = NumberSettings()
     payments: PaymentSettings = PaymentSettings()
+    chf: ChfSettings = ChfSettings()
     plans: dict[Name, Plan]
     destinations: Annotated[dict[Name, Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)] = msgspec.field(
         default_factory=dict

@@ -21,8 +21,8 @@ LOADTEST = PACKAGE.parent / "loadtest"
 BOTTOM = 0
 # creditd.__main__ is the entry point, above everything.
 # api (the gRPC edge), diameter (Gy/Ro), notifier (the subscribers' notices), portal (their web page),
-# console (the care staff's) and paygate (the payments' HTTP front) are sibling front ends; payments
-# (the payments' rules, on store) sits beside core.
+# console (the care staff's), paygate (the payments' HTTP front) and chf (5G Nchf) are sibling front
+# ends; payments (the payments' rules, on store) sits beside core.
 RANK = {
     "store": 1,
     "core": 2,
@@ -34,6 +34,7 @@ RANK = {
     "portal": 3,
     "console": 3,
     "paygate": 3,
+    "chf": 3,
     "cli": 4,
     "__main__": 5,
 }

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import click
 import grpc
+import msgspec
 import redis
 import uvloop
 
 from creditd import collector, logs
 from creditd.api.server import CreditdServer
+from creditd.chf.server import ChfServer
 from creditd.cli import edge, render
 from creditd.cli.accounts import account
 from creditd.cli.campaign import campaign
+from creditd.cli.chf import chf
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
@@ -73,6 +76,7 @@ main.add_command(portal)
 main.add_command(console)
 main.add_command(diameter)
 main.add_command(payments)
+main.add_command(chf)
 
 
 async def _reload(server: CreditdServer, config: Path) -> None:
@@ -82,7 +86,7 @@ async def _reload(server: CreditdServer, config: Path) -> None:
         log.error("config reload refused, keeping the running config: %s", error.message)
 
 
-async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen: str = "") -> None:
+async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen: str = "", chf: bool = False) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
@@ -91,14 +95,20 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
         stopping.set()
     server = CreditdServer(settings, redis_url, settings.server.listen)
     diameter_front = DiameterServer(settings, redis_url, diameter_listen) if diameter_listen else None
+    chf_front = ChfServer(settings, redis_url) if chf else None
 
     async def start() -> None:
         await server.start()
         if diameter_front is not None:
             await diameter_front.start()
+        if chf_front is not None:
+            await chf_front.start()
 
     async def stop(grace_s: float | None = None) -> None:
-        if diameter_front is not None:  # DPR to its peers first, while the core still answers
+        # the fronts first (Diameter sends DPR to its peers), while the core still answers
+        if chf_front is not None:
+            await chf_front.stop()
+        if diameter_front is not None:
             await diameter_front.stop(grace_s)
         await server.stop(grace_s)
 
@@ -113,7 +123,7 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
         log.info("signal received during start-up: stopped")
         return
     signalled.cancel()
-    if starting.exception() is not None:  # the gRPC edge may be up when the Diameter front fails
+    if starting.exception() is not None:  # the gRPC edge may be up when a front fails
         await stop(0)
         starting.result()
     collector.freeze_after_start_up()
@@ -165,6 +175,7 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
 @click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
+@click.option("--chf-listen", help="HOST:PORT to serve Nchf (5G converged charging) on too, as `creditd chf` does")
 @click.option(
     "--workers",
     default=1,
@@ -186,6 +197,7 @@ def serve(
     tls_client_ca: Path | None,
     workers: int,
     diameter_listen: str,
+    chf_listen: str | None,
 ) -> None:
     """Serve CreditControl and Accounts over gRPC.
 
@@ -199,6 +211,10 @@ def serve(
         settings = settings_from_options(
             config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca)
         )
+        if chf_listen:
+            if workers > 1:
+                raise ConfigError("--chf-listen: one process serves Nchf; run `creditd chf` beside the workers")
+            settings = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen=chf_listen))
         url = settings.redis.url
         if not url:
             embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
@@ -219,7 +235,7 @@ def serve(
                 run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
             )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run(settings, url, config or default_config_path(), diameter_listen))
+            runner.run(_run(settings, url, config or default_config_path(), diameter_listen, bool(chf_listen)))
     except ConfigError as error:
         log.error("creditd cannot start: %s", error.message)
         sys.exit(2)

@@ -66,6 +66,8 @@ KEY_PATTERNS: dict[str, str] = {
     "payment_intent": PREFIX + ":payment_intent:{{{idempotency_key}}}",
     "payment_intents": PREFIX + ":payment_intents",
     "webhook_outcomes": PREFIX + ":webhook_outcomes",
+    # creditd chf's (creditd/chf/notify.py), plain SET with a TTL: the SMF's notifyUri of a session.
+    "chf_notify_uri": "{tag}:chf_notify_uri:{session_id}",
 }
 
 

@@ -1,0 +1,72 @@
+"""creditd chf with TLS (the [security] files, as on the gRPC edge): an SMF presenting a certificate
+signed by the client CA charges over HTTP/2 negotiated by ALPN (and over HTTP/1.1 when it offers only
+that), the Location is https; a client without a certificate, or with one from another CA, gets no
+connection; a TLS file that is not PEM stops the start naming it; cleartext off loopback is refused."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from creditd.chf.server import ChfServer
+from creditd.errors import ConfigError, StartupError
+from creditd.settings import Settings
+from tests.certificates import Pair, make_pki
+from tests.chf_smf import API, pdu_request, started_chf, time_stamp, unit_usage
+from tests.harness import MB, Harness
+
+pytestmark = pytest.mark.asyncio
+ACCOUNT = "66866667777"
+
+
+def client_context(ca: Path, pair: Pair | None, directory: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    if pair is not None:
+        (directory / "client.pem").write_bytes(pair.certificate)
+        (directory / "client.key").write_bytes(pair.key)
+        context.load_cert_chain(directory / "client.pem", directory / "client.key")
+    return context
+
+
+def tls_settings(settings: Settings, cert: Path, key: Path, ca: Path) -> Settings:
+    security = msgspec.structs.replace(
+        settings.security, tls_cert_path=str(cert), tls_key_path=str(key), tls_client_ca_path=str(ca)
+    )
+    return msgspec.structs.replace(settings, security=security)
+
+
+async def test_mutual_tls_with_alpn_h2(creditd: Harness, redis_server: Any, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    cert, key, ca = pki.server_paths()
+    await creditd.create_account(ACCOUNT, 10_000)
+    body = pdu_request(ACCOUNT, 0, [unit_usage(1, requested_volume=MB)], created_at=time_stamp())
+    async with started_chf(tls_settings(creditd.settings, cert, key, ca), redis_server.url, creditd.clock) as base:
+        assert base.startswith("https://")
+        context = client_context(ca, pki.clients["gateway"], tmp_path)
+        for http2, version in ((True, "HTTP/2"), (False, "HTTP/1.1")):
+            async with httpx.AsyncClient(base_url=base, verify=context, http2=http2, http1=not http2) as smf:
+                body["invocationTimeStamp"] = time_stamp()
+                answer = await smf.post(API + "/chargingdata", json=body)
+                assert (answer.status_code, answer.http_version) == (201, version), answer.text
+                assert answer.headers["location"].startswith(base + API + "/chargingdata/")
+        for who in (None, pki.clients["stranger"]):
+            async with httpx.AsyncClient(base_url=base, verify=client_context(ca, who, tmp_path), http2=True) as other:
+                with pytest.raises(httpx.HTTPError):
+                    await other.post(API + "/chargingdata", json=body)
+
+
+async def test_bad_tls_files_and_cleartext_off_loopback_are_refused(settings: Settings, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    cert, key, ca = pki.server_paths()
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello")
+    with pytest.raises(StartupError, match="client CA"):
+        await ChfServer(tls_settings(settings, cert, key, not_pem), "unix:///nowhere").start()
+    cleartext = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen="0.0.0.0:8090"))
+    with pytest.raises(ConfigError, match="loopback"):
+        ChfServer(cleartext, "unix:///nowhere")
