@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 SESSIONS = 16
 UPDATES = 30
 KILL_AFTER_ANSWERS = 150
-USED_BYTES = 1500  # per update: one started 1 MB block, 10 satang
+USED_BYTES = 1_000_000  # per update: one whole 1 MB block, 10 satang (none left over for the next)
 
 
 async def test_an_smf_retries_on_another_chf_after_kill_9(creditd: Harness, redis_server: Any, tmp_path: Path) -> None:
