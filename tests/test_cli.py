@@ -50,19 +50,20 @@ async def test_worked_example(creditd: Harness) -> None:
     assert code == 0
     lines = played.splitlines()
     assert lines[0].startswith("INITIAL   #0: SUCCESS") and "granted 300 SECONDS" in lines[1]
-    assert "charged 200" in lines[3] and lines[6].startswith("TERMINATE #3: SUCCESS")
-    assert (await creditd.get(ACCOUNT)).balance == 1000 - 3 * 200
+    assert "charged 200" in lines[3] and "charged 100" in lines[5] and lines[6].startswith("TERMINATE #3: SUCCESS")
+    # 3 x 90 s: 5 started minutes of the call's use (the second report's first 30 s were paid)
+    assert (await creditd.get(ACCOUNT)).balance == 1000 - 500
 
     code, paid = await cli(creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher")
-    assert code == 0 and "applied" in paid and "balance      900" in paid
+    assert code == 0 and "applied" in paid and "balance      1000" in paid
     code, replayed = await cli(
         creditd, "account", "topup", ACCOUNT, "500", "--key", "voucher-1", "--channel", "voucher"
     )
-    assert code == 0 and "REPLAYED" in replayed and "balance      900" in replayed
+    assert code == 0 and "REPLAYED" in replayed and "balance      1000" in replayed
 
     await creditd.top_up(ACCOUNT, 2_000, "bank-1")
     code, bought = await cli(creditd, "account", "buy", ACCOUNT, "sms_50", "--key", "b1")
-    assert code == 0 and "balance      1000" in bought and "50 of 50 EVENTS left" in bought
+    assert code == 0 and "balance      1100" in bought and "50 of 50 EVENTS left" in bought
     code, limited = await cli(creditd, "account", "credit-limit", ACCOUNT, "300")
     assert code == 0 and "limit 300 (operator override)   tier basic" in limited
     code, tiered = await cli(creditd, "account", "credit-limit", ACCOUNT, "--tier")
