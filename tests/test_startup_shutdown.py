@@ -1,10 +1,10 @@
 """`creditd serve` fails fast and loud, and never hangs on the way out. Each test runs the real command:
 
 - a start-up failure (the metrics port taken by another creditd or, for `creditd notify`, by any
-  program; the gRPC port held by another program; a Redis URL that refuses; a data dir that cannot be
-  one; a TLS file that is not PEM) ends the process within 5 s with exit status 1 and one log line
-  naming what failed and where, leaving nothing listening on its gRPC port and its embedded Redis
-  stopped;
+  program; the gRPC port, or a front's (Nchf), held by another program; a Redis URL that refuses; a
+  data dir that cannot be one; a TLS file that is not PEM) ends the process within 5 s with exit
+  status 1 and one log line naming what failed and where, leaving nothing listening on its gRPC port
+  and its embedded Redis stopped;
 - SIGTERM during start-up (as soon as the embedded Redis is up) and while its Redis is frozen (SIGSTOP,
   a request in flight) ends it within drain_timeout_s + 2 s, exit status 0, with the embedded Redis
   stopped by it."""
@@ -100,6 +100,22 @@ def test_a_grpc_port_held_by_another_program_is_named(tmp_path: Path) -> None:
         started = time.monotonic()
         process = serve(tmp_path, "data", "--listen", f"127.0.0.1:{port}", "--metrics-listen", "")
         assert_failed_fast(process, started, tmp_path / "data", f"gRPC port 127.0.0.1:{port} cannot be bound")
+
+
+def test_a_front_that_cannot_start_stops_the_whole_server(tmp_path: Path) -> None:
+    """serve --chf-listen on a port another program holds: the gRPC edge, already up, is stopped too."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port, grpc_port = holder.getsockname()[1], free_port()
+        started = time.monotonic()
+        process = serve(
+            tmp_path,
+            "data",
+            *("--listen", f"127.0.0.1:{grpc_port}", "--metrics-listen", "", "--chf-listen", f"127.0.0.1:{port}"),
+        )
+        assert_failed_fast(process, started, tmp_path / "data", f"chf.listen: port 127.0.0.1:{port} cannot be bound")
+        assert not port_is_listening(grpc_port)
 
 
 def test_a_redis_url_that_refuses_is_named(tmp_path: Path) -> None:

@@ -189,6 +189,8 @@ class ChfServer:
             self._circuit.close()
 
     async def stop(self) -> None:
+        if self._stopping.is_set():  # stopped already (a failed start stops what it had started)
+            return
         self._stopping.set()
         for task in (self._probing, self._notifying):
             if task is not None:
