@@ -8,6 +8,7 @@ from pathlib import Path
 
 from creditd.store.calls import KEY_LAYOUTS
 from creditd.store.keys import KEY_PATTERNS
+from tests.test_lua_layout import pattern_as_documented
 
 DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design.md"
 
@@ -37,18 +38,5 @@ def test_function_table_lists_every_function_with_its_keys() -> None:
 def test_key_table_spells_every_key_as_the_code_does() -> None:
     documented = {row[0]: row[1].strip("`") for row in table_rows("name")}
     assert set(documented) == set(KEY_PATTERNS)
-    placeholders = {
-        part: f"<{part}>"
-        for part in (
-            "account_id",
-            "gateway_id",
-            "session_id",
-            "idempotency_key",
-            "role",
-            "group_id",
-            "agent_id",
-            "day",
-        )
-    }
-    for name, pattern in KEY_PATTERNS.items():
-        assert documented[name] == pattern.format(tag="cd:{p:<n>}", **placeholders), name
+    for name in KEY_PATTERNS:
+        assert documented[name] == pattern_as_documented(name), name
