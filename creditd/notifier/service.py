@@ -121,6 +121,8 @@ class Notifier:
         self.client, self.settings, self.clock, self.owner = client, settings, clock, owner
         self.names = names  # what subscribers call bundles, in each language (creditd/display_names.py)
         self.config = settings.notifications
+        configured = {"sms": self.config.sms.url, "email": self.config.email.host, "webhook": self.config.webhook.url}
+        self._channels = tuple(name for name, where in configured.items() if where) or (CONSOLE,)
         self.calls = Calls(settings.redis.partitions)
         self.templates = Templates(Path(settings.notifications.templates_dir))
         self.sms = SmsChannel(self.config.sms)
@@ -143,8 +145,7 @@ class Notifier:
 
     def channels_in_use(self) -> list[str]:
         """The configured channels; none configured: 'console' (notices written to this log)."""
-        configured = {"sms": self.config.sms.url, "email": self.config.email.host, "webhook": self.config.webhook.url}
-        return [name for name, where in configured.items() if where] or [CONSOLE]
+        return list(self._channels)
 
     async def run(self, stopping: asyncio.Event) -> None:
         channels = self.channels_in_use()
@@ -372,7 +373,7 @@ class Notifier:
     async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
         # Unique across partitions (stream ids are only unique within one): the feed's event id and the channel.
         notice_id = f"{event.id}-{partition}-{channel}"
-        if self.channels_in_use() == [CONSOLE]:
+        if self._channels == (CONSOLE,):
             log.info(
                 "console notice %s to %s (%s): %s | %s",
                 notice_id,
