@@ -90,18 +90,31 @@ async def test_cluster_primary_killed_mid_load(cluster: LocalCluster, settings: 
     tuned = _tuned(settings, wait_replicas=1)
     with library_client(cluster.url, tuned) as client:
         async with started_server(tuned, cluster.url, client) as harness:
-            victim = cluster.owner_of(_slot_of(harness, ACCOUNTS[0]))
 
             async def kill_and_recover() -> None:
                 victim.kill()
-                took_s = await _until(lambda: len(cluster.primaries()) == cluster.primary_count, "replica promoted")
+                took_s = await _until(lambda: _slot_served_by_another(cluster, slot, victim), "replica promoted")
                 print(f"replica promoted {took_s:.2f} s after the kill")
                 victim.start()  # back from its own AOF and nodes.conf, as a replica of its successor
                 await asyncio.to_thread(cluster.wait_healthy)
+                # Not asserted: who owns the slot once the victim is back. With a 1 s node timeout a
+                # loaded machine can fail over a second time, back to the victim (CI saw it once);
+                # the books must balance either way.
 
+            slot = _slot_of(harness, ACCOUNTS[0])
+            victim = cluster.owner_of(slot)
             load = await _run_under_load(harness, kill_and_recover)
-            assert cluster.owner_of(_slot_of(harness, ACCOUNTS[0])) is not victim
             await load.assert_books_balance(harness)
+
+
+def _slot_served_by_another(cluster: LocalCluster, slot: int, victim: object) -> bool:
+    """The killed node's replica owns `slot` now, in the view of a running primary."""
+    if len(cluster.primaries()) < cluster.primary_count:
+        return False
+    try:
+        return cluster.owner_of(slot) is not victim
+    except (LookupError, StopIteration):
+        return False
 
 
 @pytest.mark.parametrize("wait_replicas", [0, 1])
