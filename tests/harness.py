@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.api.server import CreditdServer
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Quota
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import Keys

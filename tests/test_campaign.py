@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.notifier.campaign import Cohort, send_campaign
-from creditd.settings import Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness, ServerAt

@@ -12,8 +12,8 @@ import re
 import pytest
 import redis
 
+from creditd.config.settings import Settings
 from creditd.resources import lua_directory
-from creditd.settings import Settings
 from creditd.store.calls import KEY_LAYOUTS
 from creditd.store.keys import KEY_PATTERNS
 from creditd.store.library import BLOCK_END, BLOCK_START, LIBRARY_FILES, check_load_order, render_library, uses_of

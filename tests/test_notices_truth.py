@@ -21,10 +21,10 @@ import logging
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness, ServerAt
 from tests.test_channels import http_server

@@ -21,10 +21,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from creditd import metrics
+from creditd.config.fronts import EmailChannelSettings
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import EmailChannelSettings, Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request

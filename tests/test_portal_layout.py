@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests import test_portal_browser
 from tests.harness import Harness, ServerAt

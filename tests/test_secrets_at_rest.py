@@ -23,11 +23,12 @@ import msgspec
 import pytest
 
 from creditd.clock import Clock
+from creditd.config.fronts import SmsChannelSettings
+from creditd.config.settings import Settings
 from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import Settings, SmsChannelSettings
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis, embedded_url
 from creditd.store.keys import notifier_key, partition_of

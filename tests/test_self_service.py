@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.vouchers import luhn_digit, printed
 from creditd.notifier.service import Notifier
-from creditd.settings import Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

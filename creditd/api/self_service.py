@@ -24,10 +24,10 @@ from creditd.api.messages import (
     top_up_answer_message,
     usage_summary_message,
 )
+from creditd.config.fronts import CLIENT_ADDRESS_METADATA
+from creditd.config.limits import Limits
 from creditd.core.self_service import SelfService, Subscriber
 from creditd.core.sign_in_limits import address_bucket
-from creditd.front_settings import CLIENT_ADDRESS_METADATA
-from creditd.limits import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 

@@ -24,6 +24,7 @@ from creditd.api.self_service import SelfServiceServicer
 from creditd.api.servicers import AccountsService, CreditControlService
 from creditd.api.streams import Watchers
 from creditd.clock import Clock
+from creditd.config.settings import SecuritySettings, Settings
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
@@ -33,7 +34,6 @@ from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
 from creditd.core.voucher_claims import voucher_claims
 from creditd.errors import ConfigError, StartupError
-from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, redact

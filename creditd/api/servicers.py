@@ -23,11 +23,11 @@ from creditd.api.messages import (
 )
 from creditd.api.metrics_endpoint import count_charge
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
+from creditd.config.limits import Limits
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
-from creditd.limits import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from creditd import contract
+from creditd.config.fronts import CHANNELS, LANGUAGES
+from creditd.config.limits import Limits
 from creditd.contract import MAX_EXACT_INTEGER
 from creditd.errors import InvalidArgument
-from creditd.limits import Limits
-from creditd.settings import CHANNELS, LANGUAGES
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 

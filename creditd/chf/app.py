@@ -27,9 +27,9 @@ from creditd import metrics
 from creditd.chf import convert, model
 from creditd.chf.notify import Notifications
 from creditd.chf.problems import ENCODER, PROBLEM_JSON, Problem, invalid
+from creditd.config.settings import Settings
 from creditd.core.charging import Quota
 from creditd.errors import CreditdError, ResourceExhausted, Unavailable
-from creditd.settings import Settings
 from creditd.store.codes import Code
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 from creditd.chf.app import ChfApp
 from creditd.chf.notify import Notifications
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.settings import SecuritySettings, Settings
 from creditd.core.charging import Quota
 from creditd.errors import ConfigError, CreditdError, StartupError
-from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import (

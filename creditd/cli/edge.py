@@ -19,9 +19,9 @@ import grpc
 import redis
 
 from creditd.api import validation
+from creditd.config.settings import load_settings
 from creditd.errors import CreditdError, InvalidArgument
 from creditd.resources import default_config_path
-from creditd.settings import load_settings
 
 NEGATIVE_NUMBER = re.compile(r"-[0-9]+")
 # The account id `account create` gives a new subscriber: their number, E.164 without the "+".

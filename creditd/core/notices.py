@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 
 DEFERRED = "deferred"
 

@@ -22,6 +22,8 @@ import secrets
 import msgspec
 
 from creditd.clock import Clock
+from creditd.config.plans import Bundle, LoanOffer
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
@@ -31,7 +33,6 @@ from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unauthenticated
 from creditd.logs import caller
-from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis

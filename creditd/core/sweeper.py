@@ -28,10 +28,10 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.settings import SweeperSettings
 from creditd.core.groups import Groups
 from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, NotFound
-from creditd.settings import SweeperSettings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from creditd import metrics as shared_metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Quota
 from creditd.core.feed import EventFeed
@@ -27,7 +28,6 @@ from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
 from creditd.diameter.tls import allowed, identities, server_context
 from creditd.errors import CreditdError, NotFound, StartupError, Unavailable
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, redact

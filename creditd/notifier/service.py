@@ -38,6 +38,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.rating import clock_minutes
+from creditd.config.settings import Settings
 from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
@@ -56,8 +58,6 @@ from creditd.notifier.templates import (
     kind_label,
     status_words,
 )
-from creditd.rating_config import clock_minutes
-from creditd.settings import Settings
 from creditd.store.calls import Calls, fcall
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import events_of_partition, notifier_key

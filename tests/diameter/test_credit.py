@@ -15,13 +15,13 @@ import pytest
 from diameter.message import Message as ReferenceMessage
 
 from creditd.api import validation
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.diameter import credit
 from creditd.diameter.codec import Avp, make
 from creditd.diameter.dictionary import Code
 from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
-from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import (
     EVENT,

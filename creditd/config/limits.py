@@ -9,8 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from creditd.front_settings import Struct
-from creditd.setting_types import PositiveInt
+from creditd.config.types import PositiveInt, Struct
 
 
 class Limits(Struct, frozen=True):
