@@ -3,11 +3,14 @@ KEYS that creditd.store.calls lays out for it (names, order and key patterns), f
 keys by name only, each lib file's "uses:" line names exactly the lib files it references, the
 loader refuses an order that breaks them, the rendered chunk has at most 40 top-level names (one
 module table per lib file) and stays within Lua 5.1's 200 active locals (the estimate is checked
-against a real FUNCTION LOAD just past it)."""
+against a real FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the
+Lua sources read, and a source reading one that [limits] lacks fails the render."""
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import redis
@@ -162,3 +165,23 @@ def test_local_count_matches_what_redis_refuses(redis_client: redis.Redis, setti
             redis_client.function_load(with_extra_locals(source, headroom + 1), replace=True)
     finally:
         redis_client.function_load(source, replace=True)
+
+
+def test_config_renders_only_the_limits_lua_reads(settings: Settings) -> None:
+    config = settings_table_in(render_library(settings))
+    assert '["max_amount_minor"] = ' in config  # read by the charge checks
+    assert "max_concurrent_rpcs" not in config  # the gRPC edge's own
+    assert "sign_in_codes_per_address" not in config  # the portal's own
+
+
+def test_a_limit_lua_reads_but_limits_lacks_fails_the_render(settings: Settings, tmp_path: Path) -> None:
+    shutil.copytree(lua_directory(), tmp_path / "lua")
+    (tmp_path / "lua" / "functions" / "zz_probe.lua").write_text("local x = CONFIG.limits.max_nonsense\n")
+    with pytest.raises(ValueError, match=r"CONFIG\.limits\.max_nonsense"):
+        render_library(settings, tmp_path / "lua")
+
+
+def settings_table_in(library: str) -> str:
+    """The generated `local CONFIG = ...` line's limits table."""
+    line = next(line for line in library.splitlines() if line.startswith("local CONFIG = "))
+    return line[line.index("limits") : line.index("}", line.index("limits"))]

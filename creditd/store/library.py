@@ -31,7 +31,7 @@ from creditd.resources import lua_directory
 from creditd.store.account_codec import account_codec
 from creditd.store.calls import KEY_LAYOUTS, Calls, fcall
 from creditd.store.connection import AnyRedis, primaries
-from creditd.store.lua_config import config_table
+from creditd.store.lua_config import config_table, limits_read
 from creditd.store.lua_values import LuaValue, lua_literal
 from creditd.store.replies import decode_reply
 
@@ -126,9 +126,11 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
     directory = directory or lua_directory()
     sources = {name: (directory / "lib" / name).read_text() for name in LIBRARY_FILES}
     check_load_order(sources)
+    functions = {path.name: path.read_text() for path in sorted((directory / "functions").glob("*.lua"))}
     key_names: dict[str, LuaValue] = {function: list(names) for function, names in KEY_LAYOUTS.items()}
+    lua_reads = limits_read([*sources.values(), *functions.values()])
     body = [
-        f"local CONFIG = {lua_literal(config_table(settings))}",
+        f"local CONFIG = {lua_literal(config_table(settings, lua_reads))}",
         f"local KEY_NAMES = {lua_literal(key_names)}",
         f"local CONTRACT = {lua_literal(lua_contract())}",
         key_binders(),
@@ -143,9 +145,8 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
         table = "lib_" + name.removesuffix(".lua")
         body.append(as_module(table, text, imports_of(text, exported)))
         exported |= dict.fromkeys(declared_names(text), table)
-    for path in sorted((directory / "functions").glob("*.lua")):
-        text = path.read_text()
-        body.append(f"{BLOCK_START}{path.name}\n{imports_of(text, exported)}{text}\n{BLOCK_END}{path.name}")
+    for name, text in functions.items():
+        body.append(f"{BLOCK_START}{name}\n{imports_of(text, exported)}{text}\n{BLOCK_END}{name}")
     source = "\n".join(body)
     version = hashlib.sha256(source.encode()).hexdigest()[:16]
     return f"#!lua name={LIBRARY_NAME}\nlocal LIBRARY_VERSION = '{version}'\n{source}\n"

@@ -3,7 +3,8 @@ from the settings (the plans, their rating groups and bonuses, the sweeper, the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 
 from creditd.config.fronts import LANGUAGES
 from creditd.config.plans import Plan
@@ -108,13 +109,21 @@ def _plan_change_table(change: PlanChange) -> dict[str, LuaValue]:
     return table
 
 
-def config_table(settings: Settings) -> dict[str, LuaValue]:
-    # Integer limits only: the rates of client_limits.py are the server's alone.
-    limits: dict[str, LuaValue] = {
-        name: value
-        for name in settings.limits.__struct_fields__
-        if isinstance(value := getattr(settings.limits, name), int)
-    }
+# CONFIG.limits.<name>, or <name> on a local alias of CONFIG.limits (which Lua code calls `limits`).
+LIMIT_READ = re.compile(r"\blimits\.(\w+)")
+
+
+def limits_read(lua_sources: Iterable[str]) -> set[str]:
+    """The [limits] options Lua reads (limits.<name> in its sources, code or header): only those are rendered,
+    so the rest (the gRPC edge's abuse limits, the portal's) stay the server's own."""
+    return {name for source in lua_sources for name in LIMIT_READ.findall(source)}
+
+
+def config_table(settings: Settings, lua_reads: Collection[str]) -> dict[str, LuaValue]:
+    unknown = sorted(set(lua_reads) - set(settings.limits.__struct_fields__))
+    if unknown:
+        raise ValueError(f"lua reads CONFIG.limits.{unknown[0]}, which [limits] does not have")
+    limits: dict[str, LuaValue] = {name: getattr(settings.limits, name) for name in sorted(lua_reads)}
     plans: dict[str, LuaValue] = {name: _plan_table(plan) for name, plan in settings.plans.items()}
     sweeper: dict[str, LuaValue] = {
         "grace_period_s": settings.sweeper.grace_period_s,
