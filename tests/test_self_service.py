@@ -71,7 +71,7 @@ async def test_a_code_by_sms_opens_a_session_for_that_account_only(
         ss = pb_grpc.SelfServiceStub(creditd.channel)
         code = await code_for(creditd, notifier, gateway, ACCOUNT)
         # the delivery record holds the code: it goes soon after the code stops working
-        pattern = notifier_key("notice", partition_of(ACCOUNT, 256), idempotency_key="signin.*")
+        pattern = notifier_key("delivery", partition_of(ACCOUNT, 256), idempotency_key="signin.*")
         records = list(creditd.redis.scan_iter(pattern))
         assert records and all(0 < creditd.redis.ttl(key) <= 600 for key in records)
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"

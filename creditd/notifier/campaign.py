@@ -111,11 +111,11 @@ def queue(
     queued = 0
     for channel in channels:
         member = f"{event.id}/{channel}"
-        key = notifier_key("notice", partition, idempotency_key=member)
+        key = notifier_key("delivery", partition, idempotency_key=member)
         if not client.hsetnx(key, "state", DEFERRED):
             continue
         pipe = client.pipeline(transaction=False)
-        due_key = notifier_key("notices_due", partition)
+        due_key = notifier_key("deliveries_due", partition)
         queue_notice(pipe, key, due_key, event, channel, due_ms, "campaign", settings.notifications.notice_retention_s)
         pipe.execute()
         queued += 1

@@ -203,7 +203,7 @@ class Notifier:
     # -- events
 
     async def handle_partition(self, partition: int) -> bool:
-        position_key = notifier_key("notified", partition)
+        position_key = notifier_key("notifier_position", partition)
         after = as_text(await self.client.get(position_key) or b"0-0")
         stream = events_of_partition(partition)
         entries = await self.client.xrange(stream, f"({after}", "+", count=self.config.batch_size) or []
@@ -273,7 +273,7 @@ class Notifier:
     async def tell(self, partition: int, event: Event, card: AccountRecord) -> None:
         prefs = card.preferences
         channels = [channel for channel in prefs.channels.split(",") if channel]
-        records = [notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
+        records = [notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
         existing = [await self.client.exists(key) for key in records]
         pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
         if not pending:
@@ -305,7 +305,7 @@ class Notifier:
         if is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             return "no marketing opt-in"
         if self.config.min_interval_s and event.kind not in CONFIRMATION_KINDS:
-            key = notifier_key("noticed", partition, event.account_id, event.kind)
+            key = notifier_key("last_notice", partition, event.account_id, event.kind)
             claimed = await self.client.set(key, event.id, nx=True, px=self.config.min_interval_s * 1000)
             # Claimed before by this very event: it is being handled again after a restart.
             if not claimed and as_text(await self.client.get(key) or b"") != event.id:
@@ -446,7 +446,7 @@ class Notifier:
     async def record(
         self, partition: int, event: Event, channel: str, state: str, reason: str, attempts: int = 0, due_ms: int = 0
     ) -> None:
-        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
         await self.client.expire(key, retention_of(event.kind, self.settings))
 
@@ -454,13 +454,13 @@ class Notifier:
         self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
     ) -> None:
         """Queues a delivery for due_ms (deferred, or a retry): its record and its due entry."""
-        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         pipe = self.client.pipeline(transaction=False)
         retention_s = retention_of(event.kind, self.settings)
         queue_notice(
             pipe,
             key,
-            notifier_key("notices_due", partition),
+            notifier_key("deliveries_due", partition),
             event,
             channel,
             due_ms,
@@ -472,7 +472,7 @@ class Notifier:
         await pipe.execute()
 
     async def deliver_due(self, partition: int) -> bool:
-        due_key = notifier_key("notices_due", partition)
+        due_key = notifier_key("deliveries_due", partition)
         now_ms = self.clock.now_ms()
         members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
         async with asyncio.TaskGroup() as group:
@@ -483,8 +483,8 @@ class Notifier:
 
     async def deliver_member(self, partition: int, name: str, now_ms: int) -> None:
         """One deferred or retried delivery ('<event id>/<channel>' of the due set)."""
-        due_key = notifier_key("notices_due", partition)
-        record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
+        due_key = notifier_key("deliveries_due", partition)
+        record = await self.client.hgetall(notifier_key("delivery", partition, idempotency_key=name))
         event = msgspec.json.decode(record[b"event"], type=Event) if record else None
         card = await self.card(event.account_id) if event else None
         channel = name.rsplit("/", 1)[1]

@@ -300,7 +300,7 @@ async def test_sms_events_are_debited_by_destination(creditd: Harness, diameter:
 @pytest.mark.asyncio
 async def test_a_tariff_change_inside_a_grant(server_at: ServerAt, redis_server: EmbeddedRedis) -> None:
     """At 21:55 in Bangkok a 600 s grant crosses the 22:00 night tariff: the CCA carries Tariff-Time-Change
-    (NTP seconds of 22:00) and Time-Quota-Threshold; usage reported in two USUs split by
+    (NTP seconds of 22:00) and Time-Charging-Threshold; usage reported in two USUs split by
     Tariff-Change-Usage is charged 5 minutes at 100 and 5 at 50."""
     change_ms = bangkok_ms("2027-03-10T22:00:00")
     async with server_at(bangkok_ms("2027-03-10T21:55:00")) as harness:
