@@ -18,6 +18,7 @@ import click
 import grpc
 import redis
 
+from creditd import contract
 from creditd.api import validation
 from creditd.config.settings import load_settings
 from creditd.errors import CreditdError, InvalidArgument
@@ -162,7 +163,7 @@ def visited_plmn(context: click.Context, parameter: click.Parameter, value: str)
 
 def session_id(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
     if value is not None and not validation.SESSION_ID_PATTERN.fullmatch(value):
-        raise click.BadParameter("session_id: printable ASCII without spaces or braces")
+        raise click.BadParameter(f"session_id: contains characters other than {contract.SESSION_ID.allowed}")
     return value
 
 

@@ -90,12 +90,9 @@ local function parse_units(args, count, request_type)
 end
 
 local function parse_called_party(text)
-  if string.find(text, CALLED_PARTY_PATTERN) == nil then
-    refuse(CODE.INVALID_REQUEST, 'called_party: digits only (E.164), a leading + allowed')
-  end
   local digits = string.byte(text, 1) == 43 and string.sub(text, 2) or text -- without its '+'
-  if #digits > 15 then
-    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164)')
+  if string.find(text, CALLED_PARTY_PATTERN) == nil or #digits > 15 then
+    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164), a leading + allowed')
   end
   return digits
 end
