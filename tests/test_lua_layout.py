@@ -4,7 +4,8 @@ keys by name only, each lib file's "uses:" line names exactly the lib files it r
 loader refuses an order that breaks them, the rendered chunk has at most 40 top-level names (one
 module table per lib file) and stays within Lua 5.1's 200 active locals (the estimate is checked
 against a real FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the
-Lua sources read, and a source reading one that [limits] lacks fails the render."""
+Lua sources read, and a source reading one that [limits] lacks fails the render. charge.lua's header
+documents its answer's fields in the order store/replies.py's AnswerRecord and GrantRecord read them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from creditd.resources import lua_directory
 from creditd.store.calls import KEY_LAYOUTS
 from creditd.store.keys import KEY_PATTERNS
 from creditd.store.library import BLOCK_END, BLOCK_START, LIBRARY_FILES, check_load_order, render_library, uses_of
+from creditd.store.replies import AnswerRecord, GrantRecord
 
 HEADER_KEY = re.compile(r"^KEYS\[(\d+)\] (\w+)\s+(\S+)", re.M)
 LUA_LOCAL_LIMIT = 200
@@ -185,3 +187,21 @@ def settings_table_in(library: str) -> str:
     """The generated `local CONFIG = ...` line's limits table."""
     line = next(line for line in library.splitlines() if line.startswith("local CONFIG = "))
     return line[line.index("limits") : line.index("}", line.index("limits"))]
+
+
+def documented_answer(header: str) -> tuple[list[str], list[str]]:
+    """charge.lua's documented answer: the names of the answer's fields and of each grant's, in order."""
+    shape = re.search(r"answer is JSON\s*\[(.*?)\]\]", header, re.S)
+    assert shape is not None, "charge.lua's header no longer documents the answer's JSON"
+    text = " ".join(shape.group(1).split())
+    outer, grant = text.split("[[", 1)
+    grant = grant.split("]", 1)[0]  # up to the end of the first grant
+    names = [part.strip().split(" ")[0] for part in grant.split(",")]
+    return [part.strip() for part in outer.split(",") if part.strip()], [name for name in names if name]
+
+
+def test_charge_answer_is_documented_as_the_reply_structs_read_it() -> None:
+    header = (lua_directory() / "functions" / "charge.lua").read_text()
+    answer, grant = documented_answer(header)
+    assert answer == [name for name in AnswerRecord.__struct_fields__ if name != "grants"]
+    assert grant == list(GrantRecord.__struct_fields__)

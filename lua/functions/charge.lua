@@ -429,7 +429,8 @@ end
 
 -- Writes what the request changed of the session: its answer and sequence always, its identity when
 -- new, its state when it closes, the reservations made and the fields of those that ended (no DEL
--- and rewrite of the whole hash, which Redis would pay for in every call). Only open sessions get here (check_sequence).
+-- and rewrite of the whole hash, which Redis would pay for in every call). Only open sessions get
+-- here (check_sequence).
 local function write_session(keys, request, outcome, session)
   local fields = { 'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
     'last_answer', outcome.answer }
