@@ -61,7 +61,11 @@ BAD = [
         request(request_type=pb.ChargeRequest.TERMINATE, request_number=1, units=[(DATA, 10, 5)]),
         "units[0].requested: must be 0 in TERMINATE requests",
     ),
-    ("too many rating groups", request(units=[(group, 1, 0) for group in range(17)]), "units: must be between 0 and 16"),
+    (
+        "too many rating groups",
+        request(units=[(group, 1, 0) for group in range(17)]),
+        "units: must be between 0 and 16",
+    ),
 ]
 
 
