@@ -63,7 +63,7 @@ async def test_an_agent_asks_and_another_supervisor_approves(
         await pages.run(check_accessible, pages, seen)
         await pages.run(sign_in, pages, "anna", anna)
         await pages.run(check_accessible, pages, seen)
-        await pages.run(pages.fill, "number", "081-717 0001", "search")
+        await pages.run(pages.fill, "query", "081-717 0001", "search")
         assert "Malee" in browser.page_source and "10000" in await pages.run(pages.text, "balance")
         await pages.run(pages.driver.find_element("id", "amount").send_keys, "-250")
         await pages.run(pages.fill, "reason", "SMS charged twice", "adjust")
@@ -76,7 +76,7 @@ async def test_an_agent_asks_and_another_supervisor_approves(
         await pages.run(pages.click, "sign-out")
 
         await pages.run(sign_in, pages, "sara", sara)
-        await pages.run(pages.fill, "number", "+66 81 717 0001", "search")
+        await pages.run(pages.fill, "query", "+66 81 717 0001", "search")
         await pages.run(pages.driver.find_element("id", "amount").send_keys, "-9000")
         await pages.run(pages.fill, "reason", "fraud", "adjust")
         (agent_request,) = [item.id for item in store.pending(ACCOUNT) if item.requested_by == "anna"]
