@@ -46,6 +46,7 @@ from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
 from creditd.core.notice_history import NoticeSent, recent_notices
 from creditd.errors import CreditdError
+from creditd.formatting import money
 from creditd.phone_numbers import account_id_of
 from creditd.plan_settings import Plan
 from creditd.store.connection import AnySyncRedis
@@ -114,6 +115,11 @@ def utc_time(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def as_money(amount_minor: int, currency: str) -> str:
+    """As the subscriber says it on the phone: ฿27.00 for 2700 THB minor units."""
+    return money(amount_minor, currency, "th" if currency == "THB" else "en")
+
+
 def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
 
@@ -140,6 +146,7 @@ class Console:
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
         self.environment.filters["utc"] = utc_time
+        self.environment.filters["money"] = as_money
         self.call_timeout_s = CALL_TIMEOUT_S
         self.actions = Actions(self)
 
