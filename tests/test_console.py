@@ -25,7 +25,8 @@ import pyotp
 import pytest
 import uvicorn
 
-from creditd.console.app import ConsoleSettings, UsageSource, create_app
+from creditd.console.actions import UsageSource
+from creditd.console.app import ConsoleSettings, create_app
 from creditd.console.staff import StaffStore
 from creditd.devtools.ports import free_port
 from creditd.v1 import creditd_pb2 as pb

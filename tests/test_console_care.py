@@ -102,7 +102,10 @@ async def test_why_was_i_charged_27_baht_on_one_page(server_at: ServerAt, settin
                 found = await search(by, typed)
                 assert (found.status_code, found.headers.get("location")) == (303, card_path), (by, found.text)
             both = await search("name", "  SOMCHAI ")
-            assert both.status_code == 200 and re.findall(r'href="/subscriber/(\d+)"', both.text) == [ACCOUNT, NAMESAKE]
+            assert both.status_code == 200 and re.findall(r'href="/subscriber/(\d+)">\d+</a>: ([^<]+)<', both.text) == [
+                (ACCOUNT, "Somchai Jaidee"),
+                (NAMESAKE, "Malee Somchai"),
+            ]
             for by, typed, status, says in [
                 ("voucher", voucher_code[:-1] + str((int(voucher_code[-1]) + 1) % 10), 400, "code:"),
                 ("voucher", "0000 0000 0000 0000", 404, "No account has redeemed"),
@@ -235,6 +238,7 @@ def test_a_name_search_stops_at_its_limit_and_says_so(redis_client: AnySyncRedis
     assert stopped.account_ids == [] and "Looked through 2 accounts and stopped" in stopped.note
     whole = by_name(redis_client, "zyx wvut")
     assert whole.account_ids == [f"6681999000{number}" for number in range(3)] and whole.note == ""
+    assert set(whole.names.values()) == {"Zyx  Wvut"}
 
 
 def test_a_console_file_of_the_first_schema_gains_the_new_columns(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ day tariff holds), and each command's output must equal the text under it, with 
 and the billing day (they depend on when the test runs) masked on both sides. A line `...` ends a
 command's shown output (the rest is left out on purpose). So the README cannot drift from the
 program: a change of the card's format fails here until the README shows it (shown in-process too: the
-worked example's card is what render.account_card prints, and a changed format fails the comparison). Also: the services the
-README names are those the server's reflection lists."""
+worked example's card is what render.account_card prints, and a changed format fails the comparison).
+Also: the services the README names are those the server's reflection lists."""
 
 from __future__ import annotations
 

@@ -17,21 +17,19 @@ The second person is a supervisor who is not the requester (StaffStore.decidable
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import grpc
 
-from creditd.console.staff import Approval, ApprovalAction, Staff, StaffError
+from creditd.console.staff import Approval, ApprovalAction, Staff, StaffError, StaffStore
 from creditd.core.notice_history import resend_notice
 from creditd.errors import CreditdError
+from creditd.plan_settings import Plan
+from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
-
-if TYPE_CHECKING:
-    from starlette.requests import Request
-    from starlette.responses import Response
-
-    from creditd.console.app import Console
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 MAX_REASON_LENGTH = 100
 MAX_AMOUNT_MINOR = 10**12
@@ -56,6 +54,17 @@ class Refused(Exception):
     """Bad input from the form: shown on the card, nothing written."""
 
 
+class UsageSource(NamedTuple):
+    """Where the console reads what creditd's gRPC does not answer: usage records (to explain charges),
+    notices sent, and the search by name, voucher or payment; creditd's Redis and the plans."""
+
+    client: AnySyncRedis
+    partitions: int
+    plans: dict[str, Plan]
+    # How long a resent notice's delivery record is kept (notifications.notice_retention_s).
+    notice_retention_s: int = 7 * 86400
+
+
 def reason_of(data: dict[str, str]) -> str:
     reason = " ".join(data.get("reason", "").split())
     if not reason or len(reason) > MAX_REASON_LENGTH:
@@ -68,32 +77,31 @@ def ledger_reason(text: str) -> str:
 
 
 class Actions:
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.accounts = console.accounts
+    """The card's actions: each takes the staff member, the account, the form's fields and the client
+    address, and answers what happened (Refused: why nothing did)."""
 
-    async def act(self, request: Request, action: str) -> Response:
-        """Runs the card's form `action` for the signed-in staff member; the card again, with what
-        happened (or why nothing did)."""
-        console = self.console
-        staff = console.staff(request)
-        data = await console.form(request)
-        console.allowed(staff, action, request)
-        account_id = request.path_params["account_id"]
-        if not console.is_account_id(account_id):
-            return console.page(request, "message.html", staff, 400, message="Not an account id.")
-        handler = {
+    def __init__(
+        self,
+        accounts: pb_grpc.AccountsAsyncStub,
+        store: StaffStore,
+        usage: UsageSource | None,
+        approval_threshold_minor: int,
+        call_timeout_s: float,
+    ) -> None:
+        self.accounts, self.store, self.usage = accounts, store, usage
+        self.threshold, self.call_timeout_s = approval_threshold_minor, call_timeout_s
+        self.by_name = {
             "adjust": self.adjust,
             "status": self.set_status,
             "gift": self.gift,
             "blacklist": self.blacklist,
             "resend": self.resend,
-        }[action]
-        try:
-            message = await handler(staff, account_id, data, console.address(request))
-        except Refused as refused:
-            return await console.subscriber(request, str(refused), 400)
-        return await console.subscriber(request, message)
+        }
+
+    def bundle_prices(self, plan: str) -> dict[str, int]:
+        """The plan's bundles and their prices; empty without the plans (no UsageSource)."""
+        found = self.usage.plans.get(plan) if self.usage is not None else None
+        return {bundle.bundle_id: bundle.price_minor for bundle in found.bundles} if found else {}
 
     def waits(
         self,
@@ -105,10 +113,10 @@ class Actions:
         action: ApprovalAction = "adjust",
         subject: str = "",
     ) -> str:
-        approval_id = self.console.store.request_approval(account_id, amount, reason, staff.name, action, subject)
+        approval_id = self.store.request_approval(account_id, amount, reason, staff.name, action, subject)
         detail = f"{subject or amount} (#{approval_id})"
         noun = "adjustment" if action == "adjust" else action
-        self.console.store.record(staff.name, f"{noun} requested", account_id, detail, reason, address)
+        self.store.record(staff.name, f"{noun} requested", account_id, detail, reason, address)
         return f"#{approval_id} waits for a supervisor's approval."
 
     # -- the actions
@@ -121,12 +129,12 @@ class Actions:
         if amount == 0 or abs(amount) > MAX_AMOUNT_MINOR:
             raise Refused("Amount: a whole number of minor units, not 0.")
         reason = reason_of(data)
-        threshold = self.console.settings.approval_threshold_minor
+        threshold = self.threshold
         if abs(amount) > threshold:
             return f"Above {threshold}: " + self.waits(staff, account_id, amount, reason, address)
         answer = await self.move_money(account_id, amount, f"{staff.name}: {reason}", f"console-{uuid.uuid4().hex}")
         detail = f"{amount}, ledger seq {answer.ledger_seq}"
-        self.console.store.record(staff.name, "adjustment", account_id, detail, reason, address, answer.ledger_seq)
+        self.store.record(staff.name, "adjustment", account_id, detail, reason, address, answer.ledger_seq)
         return f"Adjusted by {amount}: balance {answer.balance}."
 
     async def set_status(self, staff: Staff, account_id: str, data: dict[str, str], address: str) -> str:
@@ -138,27 +146,27 @@ class Actions:
         before = await self.card(account_id)
         card = await self.accounts.SetStatus(
             pb.SetStatusRequest(account_id=account_id, status=status, reason=server_reason),
-            timeout=self.console.call_timeout_s,
+            timeout=self.call_timeout_s,
         )
         detail = f"{pb.AccountStatus.Name(card.status)} ({card.status_reason})"
         seq = card.ledger_seq if card.ledger_seq != before.ledger_seq else 0
-        self.console.store.record(staff.name, action, account_id, detail, reason, address, seq)
+        self.store.record(staff.name, action, account_id, detail, reason, address, seq)
         return f"Status now {detail}."
 
     async def gift(self, staff: Staff, account_id: str, data: dict[str, str], address: str) -> str:
         bundle_id = data.get("bundle", "")
         card = await self.card(account_id)
-        price = self.console.bundle_prices(card.plan).get(bundle_id)
+        price = self.bundle_prices(card.plan).get(bundle_id)
         if price is None:
-            offered = ", ".join(self.console.bundle_prices(card.plan)) or "none"
+            offered = ", ".join(self.bundle_prices(card.plan)) or "none"
             raise Refused(f"Bundle: one of the plan's ({offered}).")
         reason = reason_of(data)
-        threshold = self.console.settings.approval_threshold_minor
+        threshold = self.threshold
         if price > threshold:
             waiting = self.waits(staff, account_id, price, reason, address, action="gift", subject=bundle_id)
             return f"Priced above {threshold}: " + waiting
         seq = await self.give_bundle(account_id, bundle_id, price, staff.name, f"console-gift-{uuid.uuid4().hex}")
-        self.console.store.record(staff.name, "gift", account_id, f"{bundle_id} ({price})", reason, address, seq)
+        self.store.record(staff.name, "gift", account_id, f"{bundle_id} ({price})", reason, address, seq)
         return f"Gave {bundle_id} (worth {price})."
 
     async def blacklist(self, staff: Staff, account_id: str, data: dict[str, str], address: str) -> str:
@@ -172,18 +180,18 @@ class Actions:
 
     async def resend(self, staff: Staff, account_id: str, data: dict[str, str], address: str) -> str:
         reason = reason_of(data)
-        source = self.console.usage
+        source = self.usage
         if source is None:
             raise Refused("Notices: the console reads no Redis (see `creditd console serve --redis`).")
         name = data.get("notice", "")
-        now_ms = self.console.now_ms()
+        now_ms = time.time_ns() // 1_000_000
         try:
             new_name = await asyncio.to_thread(
                 resend_notice, source.client, source.partitions, account_id, name, now_ms, source.notice_retention_s
             )
         except CreditdError as error:
             raise Refused(f"{error.message}.") from None
-        self.console.store.record(staff.name, "resend notice", account_id, f"{name} as {new_name}", reason, address)
+        self.store.record(staff.name, "resend notice", account_id, f"{name} as {new_name}", reason, address)
         return f"Notice {name} queued again as {new_name}."
 
     # -- approvals
@@ -200,7 +208,7 @@ class Actions:
         if approval.action == "blacklist":
             card = await self.accounts.SetStatus(
                 pb.SetStatusRequest(account_id=approval.account_id, status=pb.TERMINATED, reason=approval.subject),
-                timeout=self.console.call_timeout_s,
+                timeout=self.call_timeout_s,
             )
             return f"{pb.AccountStatus.Name(card.status)} ({card.status_reason})", card.ledger_seq
         reason = f"{approval.requested_by}+{approver}: {approval.reason}"
@@ -209,7 +217,7 @@ class Actions:
 
     async def decide(self, staff: Staff, approval_id: int, approve: bool, address: str) -> str:
         """StaffError when staff may not decide it (the requester, already decided)."""
-        store = self.console.store
+        store = self.store
         try:
             found = store.decidable(approval_id, staff.name)
         except StaffError as error:
@@ -229,14 +237,14 @@ class Actions:
 
     async def card(self, account_id: str) -> pb.Account:
         request = pb.GetAccountRequest(account_id=account_id)
-        found: pb.Account = await self.accounts.GetAccount(request, timeout=self.console.call_timeout_s)
+        found: pb.Account = await self.accounts.GetAccount(request, timeout=self.call_timeout_s)
         return found
 
     async def move_money(self, account_id: str, amount: int, reason: str, key: str) -> pb.AdjustAnswer:
         request = pb.AdjustRequest(
             account_id=account_id, amount=amount, reason=ledger_reason(reason), idempotency_key=key
         )
-        answer: pb.AdjustAnswer = await self.accounts.Adjust(request, timeout=self.console.call_timeout_s)
+        answer: pb.AdjustAnswer = await self.accounts.Adjust(request, timeout=self.call_timeout_s)
         return answer
 
     async def give_bundle(self, account_id: str, bundle_id: str, price: int, by: str, key: str) -> int:
@@ -247,7 +255,7 @@ class Actions:
         try:
             card = await self.accounts.PurchaseBundle(
                 pb.PurchaseBundleRequest(account_id=account_id, bundle_id=bundle_id, idempotency_key=key),
-                timeout=self.console.call_timeout_s,
+                timeout=self.call_timeout_s,
             )
         except grpc.aio.AioRpcError as error:
             if price > 0 and error.code() not in UNSURE:

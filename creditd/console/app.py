@@ -26,10 +26,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 import msgspec
@@ -40,7 +39,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd import contract
-from creditd.console.actions import STATUS_ACTIONS, Actions
+from creditd.console.actions import STATUS_ACTIONS, Actions, Refused, UsageSource
 from creditd.console.lookup import WAYS, Found, find
 from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
@@ -48,8 +47,6 @@ from creditd.core.notice_history import NoticeSent, recent_notices
 from creditd.errors import CreditdError
 from creditd.formatting import money
 from creditd.phone_numbers import account_id_of
-from creditd.plan_settings import Plan
-from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -124,17 +121,6 @@ def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
 
 
-class UsageSource(NamedTuple):
-    """Where the console reads what creditd's gRPC does not answer: usage records (to explain charges),
-    notices sent, and the search by name, voucher or payment; creditd's Redis and the plans."""
-
-    client: AnySyncRedis
-    partitions: int
-    plans: dict[str, Plan]
-    # How long a resent notice's delivery record is kept (notifications.notice_retention_s).
-    notice_retention_s: int = 7 * 86400
-
-
 class Console:
     def __init__(
         self, settings: ConsoleSettings, channel: grpc.aio.Channel, store: StaffStore, usage: UsageSource | None
@@ -147,8 +133,7 @@ class Console:
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
         self.environment.filters["utc"] = utc_time
         self.environment.filters["money"] = as_money
-        self.call_timeout_s = CALL_TIMEOUT_S
-        self.actions = Actions(self)
+        self.actions = Actions(self.accounts, store, usage, settings.approval_threshold_minor, CALL_TIMEOUT_S)
 
     # -- sessions, CSRF, rendering
 
@@ -187,19 +172,6 @@ class Console:
 
     def address(self, request: Request) -> str:
         return request.client.host if request.client else "-"
-
-    @staticmethod
-    def is_account_id(text: str) -> bool:
-        return bool(ACCOUNT_ID.fullmatch(text))
-
-    @staticmethod
-    def now_ms() -> int:
-        return time.time_ns() // 1_000_000
-
-    def bundle_prices(self, plan: str) -> dict[str, int]:
-        """The plan's bundles and their prices; empty without the plans (no UsageSource)."""
-        found = self.usage.plans.get(plan) if self.usage is not None else None
-        return {bundle.bundle_id: bundle.price_minor for bundle in found.bundles} if found else {}
 
     def allowed(self, staff: Staff, action: str, request: Request) -> None:
         if staff.role not in MAY[action]:
@@ -265,7 +237,8 @@ class Console:
                 return self.page(request, "search.html", staff, 404, error=f"No subscriber {candidates[0]}.", **shown)
             return RedirectResponse(f"/subscriber/{candidates[0]}", status_code=303)
         status = 200 if candidates else 404
-        return self.page(request, "search.html", staff, status, found=candidates, note=found.note or "", **shown)
+        listed = {"found": candidates, "names": found.names, "note": found.note}
+        return self.page(request, "search.html", staff, status, **listed, **shown)
 
     async def subscriber(self, request: Request, message: str = "", status_code: int = 200) -> Response:
         staff = self.staff(request)
@@ -302,7 +275,7 @@ class Console:
             reasons=reasons,
             staff_rows=staff_rows,
             pending=self.store.pending(account_id),
-            bundles=self.bundle_prices(card.plan),
+            bundles=self.actions.bundle_prices(card.plan),
             status_actions=STATUS_ACTIONS,
             threshold=self.settings.approval_threshold_minor,
             message=message,
@@ -321,6 +294,21 @@ class Console:
             return []
         source = self.usage
         return await asyncio.to_thread(recent_notices, source.client, source.partitions, account_id, NOTICE_PAGE)
+
+    async def act(self, request: Request, action: str) -> Response:
+        """Runs the card's form `action` (console/actions.py) for the signed-in staff member; the card
+        again, with what happened or why nothing did."""
+        staff = self.staff(request)
+        data = await self.form(request)
+        self.allowed(staff, action, request)
+        account_id = request.path_params["account_id"]
+        if not ACCOUNT_ID.fullmatch(account_id):
+            return self.page(request, "message.html", staff, 400, message="Not an account id.")
+        try:
+            message = await self.actions.by_name[action](staff, account_id, data, self.address(request))
+        except Refused as refused:
+            return await self.subscriber(request, str(refused), 400)
+        return await self.subscriber(request, message)
 
     async def approvals(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -370,7 +358,7 @@ def create_app(
 
     def acting(action: str) -> Page:
         async def page(request: Request) -> Response:
-            return await console.actions.act(request, action)
+            return await console.act(request, action)
 
         return page
 

@@ -39,6 +39,8 @@ class Found(NamedTuple):
     account_ids: list[str]
     # What the page says besides the list (why nothing, or that a name scan stopped early); empty: none.
     note: str = ""
+    # The contact name of each account found by name, to choose from.
+    names: dict[str, str] = {}
 
 
 def by_voucher(client: AnySyncRedis, typed: str) -> Found:
@@ -65,29 +67,39 @@ def by_name(client: AnySyncRedis, typed: str, scan_limit: int = SCAN_LIMIT) -> F
     wanted = " ".join(typed.split()).casefold()
     if len(wanted) < MIN_NAME:
         raise InvalidArgument(f"name: at least {MIN_NAME} letters")
-    found: list[str] = []
+    found: dict[str, str] = {}
     batch: list[str] = []
     for scanned, key in enumerate(account_keys(client), start=1):
         batch.append(key)
         if len(batch) == SCAN_BATCH or scanned >= scan_limit:
-            found += _named(client, batch, wanted)
+            found |= _named(client, batch, wanted)
             batch = []
         if scanned >= scan_limit or len(found) >= MAX_FOUND:
             note = f"Looked through {scanned} accounts and stopped: give more of the name, or the number."
-            return Found(sorted(found)[:MAX_FOUND], note)
-    found += _named(client, batch, wanted)  # the last, short batch
-    return Found(sorted(found)[:MAX_FOUND], "" if found else "No subscriber has this name.")
+            return _listed(found, note)
+    found |= _named(client, batch, wanted)  # the last, short batch
+    return _listed(found, "" if found else "No subscriber has this name.")
 
 
-def _named(client: AnySyncRedis, keys: list[str], wanted: str) -> list[str]:
-    """The account ids among `keys` whose contact name holds `wanted` (casefolded, spaces squeezed)."""
+def _listed(found: dict[str, str], note: str) -> Found:
+    account_ids = sorted(found)[:MAX_FOUND]
+    return Found(account_ids, note, {account_id: found[account_id] for account_id in account_ids})
+
+
+def _named(client: AnySyncRedis, keys: list[str], wanted: str) -> dict[str, str]:
+    """The accounts among `keys` whose contact name holds `wanted` (casefolded, spaces squeezed), with
+    their names."""
     if not keys:
-        return []
+        return {}
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hget(key, "contact_name")
-    names = [" ".join(as_text(name or b"").split()).casefold() for name in pipe.execute()]
-    return [account_of_key(key) for key, name in zip(keys, names, strict=True) if wanted in name]
+    names = [as_text(name or b"") for name in pipe.execute()]
+    return {
+        account_of_key(key): name
+        for key, name in zip(keys, names, strict=True)
+        if wanted in " ".join(name.split()).casefold()
+    }
 
 
 def find(client: AnySyncRedis, way: str, typed: str, region: str) -> Found:
