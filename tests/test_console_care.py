@@ -11,7 +11,8 @@ tariff, destination, zone, units and arithmetic, the payments, the status histor
 reasons and the notices with their delivery state. The search finds them by number, by part of their
 name (two subscribers share it: a list), by the voucher code typed in groups and by the payment
 reference; bad input is refused naming the field. A notice is sent again (a new delivery that the
-notifier delivers) and a made-up one is refused writing nothing. A bundle priced below the threshold
+notifier delivers); a made-up one and a sign-in code are refused writing nothing (the code is not on
+the card either). A bundle priced below the threshold
 is given at once (the balance does not move); one above it waits, moves nothing, and an auditor may not
 gift at all; a blacklisting waits until a supervisor other than the requester approves it. The name
 search stops at its scan limit and says so, and a console file of the first schema gains the new
@@ -31,6 +32,7 @@ import pytest
 
 from creditd.console.lookup import by_name
 from creditd.console.staff import StaffStore
+from creditd.core.notices import NoticeEvent, queue_notice
 from creditd.core.voucher_claims import voucher_claims
 from creditd.core.vouchers import printed
 from creditd.notifier.service import Notifier
@@ -39,7 +41,7 @@ from creditd.payments.promptpay import PromptPay
 from creditd.resources import default_config_path
 from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis
-from creditd.store.keys import partition_of
+from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, TERMINATE, VOICE, Harness, ServerAt
 from tests.portal import create_voucher
@@ -154,6 +156,18 @@ async def test_why_was_i_charged_27_baht_on_one_page(server_at: ServerAt, settin
             )
             assert made_up.status_code == 400 and "notice: no such notice" in made_up.text
             assert notice_keys(creditd) == before
+            code_notice = NoticeEvent("code-1", "sign_in_code", ACCOUNT, creditd.clock.now_ms(), "sealed code")
+            partition = partition_of(ACCOUNT, settings.redis.partitions)
+            pipe = creditd.redis.pipeline(transaction=False)
+            code_key = notifier_key("notice", partition, idempotency_key="code-1/sms")
+            queue_notice(pipe, code_key, notifier_key("notices_due", partition), code_notice, "sms", 0, "", 600)
+            pipe.execute()
+            before = notice_keys(creditd)
+            secret = await agent.post(
+                resend_path, data={"notice": "code-1/sms", "reason": "asked", "csrf": await csrf_of(agent, "/")}
+            )
+            assert secret.status_code == 400 and notice_keys(creditd) == before
+            assert "sealed code" not in (await agent.get(card_path)).text
             resent = await agent.post(
                 resend_path, data={"notice": name, "reason": "did not get it", "csrf": await csrf_of(agent, "/")}
             )

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from creditd.core.notices import NoticeEvent, queue_notice
-from creditd.errors import FailedPrecondition, InvalidArgument, NotFound
+from creditd.errors import InvalidArgument, NotFound
 from creditd.front_settings import CHANNELS
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import events_of_partition, notifier_key, partition_of
@@ -45,8 +45,7 @@ class NoticeSent(NamedTuple):
     attempts: int
 
 
-def _record(client: AnySyncRedis, partition: int, name: str) -> NoticeSent | None:
-    raw = client.hgetall(notifier_key("notice", partition, idempotency_key=name))
+def _decoded(name: str, raw: dict[bytes, bytes] | None) -> NoticeSent | None:
     if not raw:
         return None
     fields = {as_text(key): value for key, value in raw.items()}
@@ -61,6 +60,17 @@ def _record(client: AnySyncRedis, partition: int, name: str) -> NoticeSent | Non
     )
 
 
+def _records(client: AnySyncRedis, partition: int, names: list[str]) -> list[NoticeSent]:
+    """The kept delivery records of `names`, in their order (one pipeline)."""
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(notifier_key("notice", partition, idempotency_key=name))
+    found = (_decoded(name, raw) for name, raw in zip(names, pipe.execute(), strict=True))
+    return [record for record in found if record is not None and record.notice.kind not in SECRET_KINDS]
+
+
 def recent_notices(
     client: AnySyncRedis, partitions: int, account_id: str, limit: int, scan_limit: int = MAX_SCAN
 ) -> list[NoticeSent]:
@@ -72,16 +82,15 @@ def recent_notices(
     upper, scanned = "+", 0
     while len(found) < limit and scanned < min(scan_limit, MAX_SCAN):
         entries = client.xrevrange(stream, upper, "-", count=PAGE) or []
-        for entry_id, raw in entries:
-            scanned += 1
-            if as_text((raw or {}).get(b"account_id", b"")) != account_id:
-                continue
-            event_id = as_text(entry_id)
-            for notice_id in (f"{event_id}.offer", event_id):
-                for channel in LOOKED_UP:
-                    record = _record(client, partition, f"{notice_id}/{channel}")
-                    if record is not None and record.notice.kind not in SECRET_KINDS:
-                        found.append(record)
+        scanned += len(entries)
+        names = [
+            f"{notice_id}/{channel}"
+            for entry_id, raw in entries
+            if as_text((raw or {}).get(b"account_id", b"")) == account_id
+            for notice_id in (f"{as_text(entry_id)}.offer", as_text(entry_id))
+            for channel in LOOKED_UP
+        ]
+        found += _records(client, partition, names)
         if len(entries) < PAGE:
             break
         upper = f"({as_text(entries[-1][0])}"
@@ -96,11 +105,9 @@ def resend_notice(
     if len(name) > NOTICE_ID_LENGTH or "/" not in name:
         raise InvalidArgument("notice: '<notice id>/<channel>' of one of the card's notices")
     partition = partition_of(account_id, partitions)
-    record = _record(client, partition, name)
-    if record is None or record.notice.account_id != account_id:
+    record = next(iter(_records(client, partition, [name])), None)
+    if record is None or record.notice.account_id != account_id:  # a sign-in code's is not listed either
         raise NotFound("notice: no such notice of this account is kept")
-    if record.notice.kind in SECRET_KINDS:
-        raise FailedPrecondition("notice: a sign-in code is never sent again by staff")
     notice_id = f"{record.notice.id.split('.resend-')[0]}.resend-{secrets.token_hex(4)}"
     resent = msgspec.structs.replace(record.notice, id=notice_id)
     new_name = f"{notice_id}/{record.channel}"
