@@ -14,7 +14,9 @@ reference; bad input is refused naming the field. A notice is sent again (a new 
 notifier delivers); a made-up one and a sign-in code are refused writing nothing (the code is not on
 the card either). A bundle priced below the threshold
 is given at once (the balance does not move); one above it waits, moves nothing, and an auditor may not
-gift at all; a blacklisting waits until a supervisor other than the requester approves it. The name
+gift at all; a blacklisting waits until a supervisor other than the requester approves it; a plan
+change (to a second plan the test configures) moves the account at once, with the reason beside its
+ledger entry, and an unknown plan is refused writing nothing. The name
 search stops at its scan limit and says so, and a console file of the first schema gains the new
 columns with its rows kept."""
 
@@ -81,9 +83,17 @@ async def a_small_life(creditd: Harness, settings: Settings) -> str:
     return code + " " + intent.reference
 
 
+def with_a_second_plan(settings: Settings) -> Settings:
+    """The shipped plans, and standard_2027: the standard plan at twice its prices."""
+    standard = settings.plans["standard"]
+    tariffs = [msgspec.structs.replace(t, price_minor=t.price_minor * 2) for t in standard.tariffs]
+    plans = {**settings.plans, "standard_2027": msgspec.structs.replace(standard, tariffs=tariffs)}
+    return msgspec.structs.replace(settings, plans=plans)
+
+
 @pytest.mark.asyncio
 async def test_why_was_i_charged_27_baht_on_one_page(server_at: ServerAt, settings: Settings, tmp_path: Path) -> None:
-    async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00"), loaded=with_a_second_plan(settings)) as creditd:
         voucher_code, reference = (await a_small_life(creditd, settings)).split(" ")
         notifier = logging_notifier(creditd, settings)
         store = StaffStore(tmp_path / "console.sqlite3", session_ttl_s=1800)
@@ -229,6 +239,23 @@ async def test_why_was_i_charged_27_baht_on_one_page(server_at: ServerAt, settin
             page = (await supervisor.get(f"/subscriber/{ROGUE}")).text
             history = page.split('id="status-history"')[1].split("</table>")[0]
             assert "TERMINATED FRAUD" in history and "sara: SIM box seen by fraud team" in history
+
+            # A plan change: to a plan of the account's currency only, with the staff's reason.
+            plan_path = f"{card_path}/plan"
+            ledger_length = len(await creditd.ledger(ACCOUNT))
+            unknown_plan = await agent.post(
+                plan_path, data={"plan": "gold", "reason": "x", "csrf": await csrf_of(agent, "/")}
+            )
+            assert unknown_plan.status_code == 400 and "Plan: one of standard, standard_2027" in unknown_plan.text
+            assert len(await creditd.ledger(ACCOUNT)) == ledger_length
+            form = {"plan": "standard_2027", "reason": "asked for 2027 prices", "csrf": await csrf_of(agent, "/")}
+            moved = await agent.post(plan_path, data=form)
+            assert moved.status_code == 200 and "Plan now standard_2027 (from standard)" in moved.text
+            assert (await creditd.get(ACCOUNT)).plan == "standard_2027"
+            (entry,) = [entry for entry in await creditd.ledger(ACCOUNT) if entry.kind == "plan"]
+            assert entry.reference == "operator: standard -> standard_2027"
+            ledger = moved.text.split('id="ledger"')[1].split("</table>")[0]
+            assert "anna: asked for 2027 prices" in ledger
     actions = [(row.staff, row.action) for row in reversed(store.audit_log())]
     for expected in [
         ("anna", "resend notice"),
@@ -238,6 +265,7 @@ async def test_why_was_i_charged_27_baht_on_one_page(server_at: ServerAt, settin
         ("anna", "blacklist requested"),
         ("sara", "gift approved"),
         ("sara", "blacklist approved"),
+        ("anna", "change plan"),
     ]:
         assert expected in actions, expected
 

@@ -9,7 +9,8 @@ log (with the creditd ledger entry it wrote, so that the card shows the reason b
 - suspend (one way, or both ways for fraud) and resume, at once;
 - blacklist: terminate the account for good (its id can never be used again), so it always waits for
   a second person;
-- resend a kept notice (core/notice_history.py), never a sign-in code.
+- resend a kept notice (core/notice_history.py), never a sign-in code;
+- change plan, to another plan of the account's currency (creditd's SetPlan), at once.
 
 The second person is a supervisor who is not the requester (StaffStore.decidable): four eyes.
 """
@@ -96,7 +97,13 @@ class Actions:
             "gift": self.gift,
             "blacklist": self.blacklist,
             "resend": self.resend,
+            "plan": self.change_plan,
         }
+
+    def plans_for(self, currency: str) -> list[str]:
+        """The plans an account in this currency may move to; empty without the plans."""
+        plans = self.usage.plans if self.usage is not None else {}
+        return sorted(name for name, plan in plans.items() if plan.currency == currency)
 
     def bundle_prices(self, plan: str) -> dict[str, int]:
         """The plan's bundles and their prices; empty without the plans (no UsageSource)."""
@@ -193,6 +200,20 @@ class Actions:
             raise Refused(f"{error.message}.") from None
         self.store.record(staff.name, "resend notice", account_id, f"{name} as {new_name}", reason, address)
         return f"Notice {name} queued again as {new_name}."
+
+    async def change_plan(self, staff: Staff, account_id: str, data: dict[str, str], address: str) -> str:
+        card = await self.card(account_id)
+        plan = data.get("plan", "")
+        offered = self.plans_for(card.currency)
+        if plan not in offered:
+            raise Refused(f"Plan: one of {', '.join(offered) or 'none (the console has no plans)'}.")
+        reason = reason_of(data)
+        changed = await self.accounts.SetPlan(
+            pb.SetPlanRequest(account_id=account_id, plan=plan), timeout=self.call_timeout_s
+        )
+        seq = changed.ledger_seq if changed.ledger_seq != card.ledger_seq else 0
+        self.store.record(staff.name, "change plan", account_id, f"{card.plan} -> {plan}", reason, address, seq)
+        return f"Plan now {changed.plan} (from {card.plan})."
 
     # -- approvals
 

@@ -3,7 +3,8 @@ type it, name, voucher code or payment reference: console/lookup.py), the subscr
 (contract terms, contact, status history, balance, credit, buckets, bonus, loans, group, payments,
 every usage record with why it cost what it did, notices sent with their delivery state, the ledger
 with the staff's reason beside each entry staff caused, and the staff's actions on the account), the
-card's actions (console/actions.py: adjust, gift a bundle, suspend, resume, blacklist, resend a notice;
+card's actions (console/actions.py: adjust, gift a bundle, suspend, resume, blacklist, resend a notice,
+change plan;
 those that move money above a threshold, and every blacklisting, wait for a supervisor who is not the
 requester: four eyes), the approvals queue and the staff audit log.
 
@@ -74,6 +75,7 @@ MAY = {
     "status": ACTING,
     "blacklist": ACTING,
     "resend": ACTING,
+    "plan": ACTING,
     "approve": frozenset({"supervisor"}),
     "audit": frozenset({"supervisor", "auditor"}),
 }
@@ -276,6 +278,7 @@ class Console:
             staff_rows=staff_rows,
             pending=self.store.pending(account_id),
             bundles=self.actions.bundle_prices(card.plan),
+            plans=[plan for plan in self.actions.plans_for(card.currency) if plan != card.plan],
             status_actions=STATUS_ACTIONS,
             threshold=self.settings.approval_threshold_minor,
             message=message,
@@ -369,7 +372,7 @@ def create_app(
         Route("/subscriber/{account_id}", guarded(console.subscriber)),
         *[
             Route(f"/subscriber/{{account_id}}/{action}", guarded(acting(action)), methods=["POST"])
-            for action in ("adjust", "status", "gift", "blacklist", "resend")
+            for action in ("adjust", "status", "gift", "blacklist", "resend", "plan")
         ],
         Route("/approvals", guarded(console.approvals)),
         Route("/approvals/{approval_id:int}", guarded(console.decide), methods=["POST"]),
