@@ -1,5 +1,6 @@
 """The console's own records, in one SQLite file: staff accounts (argon2 password hashes, TOTP secrets,
-a role), their sign-in sessions, adjustments waiting for a supervisor, and the staff audit log.
+a role), their sign-in sessions, requests waiting for a supervisor (adjustments and gifts above the
+threshold, blacklistings), and the staff audit log (with the creditd ledger seq an action wrote).
 
 The audit log is append-only: SQLite triggers abort any UPDATE or DELETE of it, and the console has no
 page that would try; it records who, when, what, why and from where for every sign-in and action.
