@@ -25,7 +25,8 @@ import pyotp
 import pytest
 import uvicorn
 
-from creditd.console.app import ConsoleSettings, UsageSource, create_app
+from creditd.console.actions import UsageSource
+from creditd.console.app import ConsoleSettings, create_app
 from creditd.console.staff import StaffStore
 from creditd.devtools.ports import free_port
 from creditd.v1 import creditd_pb2 as pb
@@ -97,9 +98,9 @@ async def test_sign_in_search_adjust_and_four_eyes(creditd: Harness, store: Staf
         replayed = await sign_in(httpx.AsyncClient(base_url=url), "anna", PASSWORD, code)
         assert replayed.status_code == 401, "a TOTP code is good once"
 
-        found = await agent.get("/", params={"number": "081-234 5678"})
+        found = await agent.get("/", params={"q": "081-234 5678"})
         assert found.status_code == 303 and found.headers["location"] == f"/subscriber/{ACCOUNT}"
-        assert (await agent.get("/", params={"number": "+66 89 000 0000"})).status_code == 404
+        assert (await agent.get("/", params={"q": "+66 89 000 0000"})).status_code == 404
         card = await agent.get(f"/subscriber/{ACCOUNT}")
         assert card.status_code == 200 and "Somchai" in card.text and "10000" in card.text
 

@@ -3,8 +3,9 @@
 day tariff holds), and each command's output must equal the text under it, with times, session ids
 and the billing day (they depend on when the test runs) masked on both sides. A line `...` ends a
 command's shown output (the rest is left out on purpose). So the README cannot drift from the
-program: a change of the card's format fails here until the README shows it. Also: the services the
-README names are those the server's reflection lists."""
+program: a change of the card's format fails here until the README shows it (shown in-process too: the
+worked example's card is what render.account_card prints, and a changed format fails the comparison).
+Also: the services the README names are those the server's reflection lists."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from creditd.cli import render
 from creditd.cli.main import main
+from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -100,6 +103,43 @@ def test_masks_and_elision() -> None:
         compare("x", ["balance      1000"], "balance      900")
     with pytest.raises(AssertionError):
         compare("x", ["one line"], "one line\nand a line the README does not show")
+
+
+def readme_card_account() -> pb.Account:
+    """The account the worked example's first card shows (its times and billing day are masked)."""
+    preferences = pb.Preferences(
+        language="th", channels=["sms"], time_zone="Asia/Bangkok", quiet_hours_start="21:00", quiet_hours_end="08:00"
+    )
+    return pb.Account(
+        account_id="66812345678",
+        plan="standard",
+        currency="THB",
+        contact=pb.Contact(name="Somchai"),
+        status=pb.ACTIVE,
+        status_reason="CREATED",
+        balance=1000,
+        available=1000,
+        tier="basic",
+        billing_cycle_day=3,
+        data_overage_cap=100_000,
+        preferences=preferences,
+    )
+
+
+def test_a_card_format_changed_without_the_readme_fails_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worked example's card is shown whole (no '...' under it) and is what render.account_card
+    prints; with the card's format changed (a line renamed, a line added), the comparison fails."""
+    command, shown = examples(README.read_text())[0][0]
+    assert command.startswith("creditd account create") and ELIDED not in shown
+    compare(command, shown, render.account_card(readme_card_account()))
+    original = render.account_card
+    for changed in (
+        lambda account: original(account).replace("balance      ", "money        "),
+        lambda account: original(account) + "\nsegment      gold",
+    ):
+        monkeypatch.setattr(render, "account_card", changed)
+        with pytest.raises(AssertionError, match="--- README"):
+            compare(command, shown, render.account_card(readme_card_account()))
 
 
 @pytest.mark.asyncio

@@ -76,6 +76,7 @@ CALLS = {
     "SetCreditLimit": lambda cc, ac, ss: ac.SetCreditLimit(
         pb.SetCreditLimitRequest(account_id=ACCOUNT, credit_limit=0)
     ),
+    "SetPlan": lambda cc, ac, ss: ac.SetPlan(pb.SetPlanRequest(account_id=ACCOUNT, plan="standard")),
     "ListLedger": lambda cc, ac, ss: ac.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT)),
     "SetPreferences": lambda cc, ac, ss: ac.SetPreferences(
         pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=pb.Preferences(language="th"))

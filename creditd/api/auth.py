@@ -49,6 +49,7 @@ ALL_METHODS = frozenset(
         "PurchaseBundle",
         "SetStatus",
         "SetCreditLimit",
+        "SetPlan",
         "ListLedger",
         "WatchEvents",
         "WatchUsage",

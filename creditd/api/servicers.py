@@ -167,6 +167,11 @@ class AccountsService(pb_grpc.AccountsServicer):
         return account_message(await self._accounts.set_status(request.account_id, request.status, request.reason))
 
     @rpc
+    async def SetPlan(self, request: pb.SetPlanRequest, context: Context) -> pb.Account:
+        validation.check_set_plan(request)
+        return account_message(await self._accounts.set_plan(request.account_id, request.plan))
+
+    @rpc
     async def SetCreditLimit(self, request: pb.SetCreditLimitRequest, context: Context) -> pb.Account:
         validation.check_set_credit_limit(request, self._limits)
         credit_limit = request.credit_limit if request.HasField("credit_limit") else None

@@ -193,6 +193,11 @@ def check_set_credit_limit(request: pb.SetCreditLimitRequest, limits: Limits) ->
         check_range(request.credit_limit, "credit_limit", 0, limits.max_amount_minor)
 
 
+def check_set_plan(request: pb.SetPlanRequest) -> None:
+    check_id(request.account_id, "account_id")
+    check_id(request.plan, "plan")
+
+
 def check_list_ledger(request: pb.ListLedgerRequest, limits: Limits) -> None:
     check_id(request.account_id, "account_id")
     check_range(request.limit, "limit", 0, limits.max_ledger_page)

@@ -15,7 +15,8 @@ import uvloop
 from creditd import logs
 from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options
-from creditd.console.app import ConsoleSettings, UsageSource, create_app
+from creditd.console.actions import UsageSource
+from creditd.console.app import ConsoleSettings, create_app
 from creditd.console.staff import ROLES, StaffError, StaffStore
 
 DEFAULTS = ConsoleSettings()
@@ -30,8 +31,10 @@ database_option = click.option(
 
 @click.group(cls=edge.Group)
 def console() -> None:
-    """The customer-care console: staff sign in (password and TOTP), find subscribers, adjust balances
-    (above a threshold with a supervisor's approval); every action in the staff audit log."""
+    """The customer-care console: staff sign in (password and TOTP), find subscribers (number, name,
+    voucher, payment reference), see the card on one page and act on it (adjust, gift a bundle, suspend,
+    resume, blacklist, resend a notice; money above a threshold and every blacklisting with a
+    supervisor's approval); every action in the staff audit log."""
 
 
 @console.command("serve")
@@ -63,8 +66,9 @@ def serve(
     approval_threshold: int,
     session_ttl: int,
 ) -> None:
-    """Serve the console (plaintext gRPC to creditd: loopback development only). Usage records, to
-    explain charges, are read from creditd's Redis (--redis, or the embedded server's --data-dir)."""
+    """Serve the console (plaintext gRPC to creditd: loopback development only). Usage records (to
+    explain charges), notices sent, and the searches by name, voucher and payment read creditd's Redis
+    (--redis, or the embedded server's --data-dir); a resent notice is queued there for the notifier."""
     logs.configure("INFO", "text")
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
@@ -78,7 +82,12 @@ def serve(
         session_ttl_s=session_ttl,
         region=creditd_settings.numbers.region,
     )
-    usage = UsageSource(client, creditd_settings.redis.partitions, creditd_settings.plans)
+    usage = UsageSource(
+        client,
+        creditd_settings.redis.partitions,
+        creditd_settings.plans,
+        creditd_settings.notifications.notice_retention_s,
+    )
     store = StaffStore(database, session_ttl)
 
     async def run() -> None:

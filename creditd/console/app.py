@@ -1,9 +1,15 @@
-"""The customer-care console's pages: staff sign-in (password and TOTP code), search by number as people
-type it, the subscriber's card with their ledger, balance adjustments (above a threshold they wait for
-a supervisor who is not the requester: four eyes), the approvals queue and the staff audit log.
+"""The customer-care console's pages: staff sign-in (password and TOTP code), search (by number as people
+type it, name, voucher code or payment reference: console/lookup.py), the subscriber's card on one page
+(contract terms, contact, status history, balance, credit, buckets, bonus, loans, group, payments,
+every usage record with why it cost what it did, notices sent with their delivery state, the ledger
+with the staff's reason beside each entry staff caused, and the staff's actions on the account), the
+card's actions (console/actions.py: adjust, gift a bundle, suspend, resume, blacklist, resend a notice,
+change plan;
+those that move money above a threshold, and every blacklisting, wait for a supervisor who is not the
+requester: four eyes), the approvals queue and the staff audit log.
 
-Roles: agent (search, view, adjust or ask for an adjustment), supervisor (the same, and approve or
-refuse others' requests, read the audit log), auditor (view and read the audit log; no actions).
+Roles: agent (search, view, act or ask for an approval), supervisor (the same, and approve or refuse
+others' requests, read the audit log), auditor (view and read the audit log; no actions).
 Every sign-in, refusal and action is written to the audit log with the staff member, the time, the
 account, the reason and the client address. Money moves only through creditd's Adjust, with an
 idempotency key of its own per adjustment or approval, so a retried form or a second approver moves it
@@ -21,10 +27,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 import msgspec
@@ -35,11 +40,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd import contract
-from creditd.config.plans import Plan
+from creditd.console.actions import STATUS_ACTIONS, Actions, Refused, UsageSource
+from creditd.console.lookup import WAYS, Found, find
 from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
+from creditd.core.notice_history import NoticeSent, recent_notices
+from creditd.errors import CreditdError
+from creditd.formatting import money
 from creditd.phone_numbers import account_id_of
-from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -49,25 +57,27 @@ SESSION_COOKIE = "creditd_console"
 SEED_COOKIE = "creditd_console_form"
 CALL_TIMEOUT_S = 10.0
 ACCOUNT_ID = contract.ID.regex()
-MAX_REASON_LENGTH = 100
-MAX_AMOUNT_MINOR = 10**12
 LEDGER_PAGE = 20
+# The ledger entries read for the card's status history and payments (the newest 20 are listed).
+LEDGER_READ = 500
+STATUS_KINDS = frozenset({"status", "opening"})
+PAYMENT_KINDS = frozenset({"topup", "loan", "loan_recovery", "group_transfer", "group_return"})
+NOTICE_PAGE = 20
 # Refused sign-ins of one name within the window, then that name is locked out for the window.
 MAX_REFUSED_SIGN_INS = 5
 SIGN_IN_WINDOW_S = 900
 USAGE_PAGE = 20
 # Who may do what.
+ACTING = frozenset({"agent", "supervisor"})
 MAY = {
-    "adjust": frozenset({"agent", "supervisor"}),
+    "adjust": ACTING,
+    "gift": ACTING,
+    "status": ACTING,
+    "blacklist": ACTING,
+    "resend": ACTING,
+    "plan": ACTING,
     "approve": frozenset({"supervisor"}),
     "audit": frozenset({"supervisor", "auditor"}),
-    "status": frozenset({"agent", "supervisor"}),
-}
-# What staff may set from the card, and the server's reason for it (the staff's own goes to the log).
-STATUS_ACTIONS = {
-    "suspend": (pb.ONE_WAY_SUSPENDED, "ADMIN"),
-    "suspend-fraud": (pb.TWO_WAY_SUSPENDED, "FRAUD"),
-    "resume": (pb.ACTIVE, "ADMIN"),
 }
 Page = Callable[[Request], Awaitable[Response]]
 # creditd's answers shown to staff as they are (each names the field or the state), by HTTP status.
@@ -104,16 +114,13 @@ def utc_time(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def as_money(amount_minor: int, currency: str) -> str:
+    """As the subscriber says it on the phone: ฿27.00 for 2700 THB minor units."""
+    return money(amount_minor, currency, "th" if currency == "THB" else "en")
+
+
 def loopback(host: str) -> bool:
     return host.split(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1", "")
-
-
-class UsageSource(NamedTuple):
-    """Where the console reads usage records to explain charges: creditd's Redis and the plans."""
-
-    client: AnySyncRedis
-    partitions: int
-    plans: dict[str, Plan]
 
 
 class Console:
@@ -127,6 +134,8 @@ class Console:
         self.secret = settings.csrf_secret.encode() or secrets.token_bytes(32)
         self.environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
         self.environment.filters["utc"] = utc_time
+        self.environment.filters["money"] = as_money
+        self.actions = Actions(self.accounts, store, usage, settings.approval_threshold_minor, CALL_TIMEOUT_S)
 
     # -- sessions, CSRF, rendering
 
@@ -202,19 +211,36 @@ class Console:
 
     async def search(self, request: Request) -> Response:
         staff = self.staff(request)
-        typed = request.query_params.get("number", "")[:64]
+        typed = request.query_params.get("q", "")[:64]
+        way = request.query_params.get("by", "number")
         if not typed:
-            return self.page(request, "search.html", staff)
-        number = account_id_of(typed, self.settings.region)
-        if not ACCOUNT_ID.fullmatch(number):
-            return self.page(request, "search.html", staff, 400, typed=typed, error="Not a number.")
+            return self.page(request, "search.html", staff, ways=WAYS, way=way)
+        shown = {"ways": WAYS, "way": way, "typed": typed}
+        if way != "number" and self.usage is None:
+            return self.page(request, "search.html", staff, 400, error="Only numbers: no Redis to read.", **shown)
         try:
-            await self.accounts.GetAccount(pb.GetAccountRequest(account_id=number), timeout=CALL_TIMEOUT_S)
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            return self.page(request, "search.html", staff, 404, typed=typed, error=f"No subscriber {number}.")
-        return RedirectResponse(f"/subscriber/{number}", status_code=303)
+            if way == "number":  # the number alone: no Redis read
+                found = Found([account_id_of(typed, self.settings.region)])
+            else:
+                assert self.usage is not None
+                found = await asyncio.to_thread(find, self.usage.client, way, typed, self.settings.region)
+        except CreditdError as error:
+            return self.page(request, "search.html", staff, 400, error=f"{error.message}.", **shown)
+        candidates = [account_id for account_id in found.account_ids if ACCOUNT_ID.fullmatch(account_id)]
+        if way == "number" and not candidates:
+            return self.page(request, "search.html", staff, 400, error="Not a number.", **shown)
+        if len(candidates) == 1 and not found.note:
+            try:
+                request_message = pb.GetAccountRequest(account_id=candidates[0])
+                await self.accounts.GetAccount(request_message, timeout=CALL_TIMEOUT_S)
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                return self.page(request, "search.html", staff, 404, error=f"No subscriber {candidates[0]}.", **shown)
+            return RedirectResponse(f"/subscriber/{candidates[0]}", status_code=303)
+        status = 200 if candidates else 404
+        listed = {"found": candidates, "names": found.names, "note": found.note}
+        return self.page(request, "search.html", staff, status, **listed, **shown)
 
     async def subscriber(self, request: Request, message: str = "", status_code: int = 200) -> Response:
         staff = self.staff(request)
@@ -222,22 +248,38 @@ class Console:
         if not ACCOUNT_ID.fullmatch(account_id):
             return self.page(request, "message.html", staff, 400, message="Not an account id.")
         card = await self.accounts.GetAccount(pb.GetAccountRequest(account_id=account_id), timeout=CALL_TIMEOUT_S)
-        ledger = await self.accounts.ListLedger(
-            pb.ListLedgerRequest(account_id=account_id, limit=LEDGER_PAGE), timeout=CALL_TIMEOUT_S
+        ledger = list(
+            (
+                await self.accounts.ListLedger(
+                    pb.ListLedgerRequest(account_id=account_id, limit=LEDGER_READ), timeout=CALL_TIMEOUT_S
+                )
+            ).entries
         )
-        charges = await self.explained_usage(card)
+        charges, notices = await self.explained_usage(card), await self.notices_sent(account_id)
+        staff_rows = self.store.audit_of_account(account_id)
+        reasons = {row.ledger_seq: f"{row.staff}: {row.reason}" for row in reversed(staff_rows) if row.ledger_seq}
         return self.page(
             request,
             "subscriber.html",
             staff,
             status_code,
-            charges=charges,
-            usage_shown=self.usage is not None,
             card=card,
             status=pb.AccountStatus.Name(card.status),
+            next_status=pb.AccountStatus.Name(card.next_status) if card.next_status_at_ms else "",
             units={value: pb.Unit.Name(value) for value in pb.Unit.values()},
-            ledger=list(ledger.entries),
+            redis_read=self.usage is not None,
+            charges=charges,
+            notices=notices,
+            ledger=ledger[:LEDGER_PAGE],
+            status_history=[entry for entry in ledger if entry.kind in STATUS_KINDS],
+            payments=[entry for entry in ledger if entry.kind in PAYMENT_KINDS],
+            ledger_read=len(ledger),
+            reasons=reasons,
+            staff_rows=staff_rows,
             pending=self.store.pending(account_id),
+            bundles=self.actions.bundle_prices(card.plan),
+            plans=[plan for plan in self.actions.plans_for(card.currency) if plan != card.plan],
+            status_actions=STATUS_ACTIONS,
             threshold=self.settings.approval_threshold_minor,
             message=message,
             failed=status_code >= 400,
@@ -250,61 +292,26 @@ class Console:
         records = await asyncio.to_thread(recent_usage, source.client, source.partitions, card.account_id, USAGE_PAGE)
         return [explain(record, source.plans.get(card.plan)) for record in records]
 
-    async def adjust(self, request: Request) -> Response:
+    async def notices_sent(self, account_id: str) -> list[NoticeSent]:
+        if self.usage is None:
+            return []
+        source = self.usage
+        return await asyncio.to_thread(recent_notices, source.client, source.partitions, account_id, NOTICE_PAGE)
+
+    async def act(self, request: Request, action: str) -> Response:
+        """Runs the card's form `action` (console/actions.py) for the signed-in staff member; the card
+        again, with what happened or why nothing did."""
         staff = self.staff(request)
         data = await self.form(request)
-        self.allowed(staff, "adjust", request)
+        self.allowed(staff, action, request)
         account_id = request.path_params["account_id"]
-        reason = " ".join(data.get("reason", "").split())
+        if not ACCOUNT_ID.fullmatch(account_id):
+            return self.page(request, "message.html", staff, 400, message="Not an account id.")
         try:
-            amount = int(data.get("amount", ""))
-        except ValueError:
-            amount = 0
-        if not ACCOUNT_ID.fullmatch(account_id):
-            return self.page(request, "message.html", staff, 400, message="Not an account id.")
-        if amount == 0 or abs(amount) > MAX_AMOUNT_MINOR:
-            return await self.subscriber(request, "Amount: a whole number of minor units, not 0.", 400)
-        if not reason or len(reason) > MAX_REASON_LENGTH:
-            return await self.subscriber(request, f"Reason: required, at most {MAX_REASON_LENGTH} characters.", 400)
-        address = self.address(request)
-        if abs(amount) > self.settings.approval_threshold_minor:
-            approval_id = self.store.request_approval(account_id, amount, reason, staff.name)
-            self.store.record(
-                staff.name, "adjustment requested", account_id, f"{amount} (#{approval_id})", reason, address
-            )
-            return await self.subscriber(
-                request, f"Above {self.settings.approval_threshold_minor}: waits for a supervisor."
-            )
-        answer = await self.move_money(account_id, amount, f"{staff.name}: {reason}", f"console-{uuid.uuid4().hex}")
-        self.store.record(
-            staff.name, "adjustment", account_id, f"{amount}, ledger seq {answer.ledger_seq}", reason, address
-        )
-        return await self.subscriber(request, f"Adjusted by {amount}: balance {answer.balance}.")
-
-    async def move_money(self, account_id: str, amount: int, reason: str, key: str) -> pb.AdjustAnswer:
-        request = pb.AdjustRequest(account_id=account_id, amount=amount, reason=reason, idempotency_key=key)
-        answer: pb.AdjustAnswer = await self.accounts.Adjust(request, timeout=CALL_TIMEOUT_S)
-        return answer
-
-    async def set_status(self, request: Request) -> Response:
-        staff = self.staff(request)
-        data = await self.form(request)
-        self.allowed(staff, "status", request)
-        account_id = request.path_params["account_id"]
-        action = data.get("action", "")
-        reason = " ".join(data.get("reason", "").split())
-        if not ACCOUNT_ID.fullmatch(account_id):
-            return self.page(request, "message.html", staff, 400, message="Not an account id.")
-        if action not in STATUS_ACTIONS:
-            return await self.subscriber(request, f"Action: one of {', '.join(STATUS_ACTIONS)}.", 400)
-        if not reason or len(reason) > MAX_REASON_LENGTH:
-            return await self.subscriber(request, f"Reason: required, at most {MAX_REASON_LENGTH} characters.", 400)
-        status, server_reason = STATUS_ACTIONS[action]
-        request_message = pb.SetStatusRequest(account_id=account_id, status=status, reason=server_reason)
-        card = await self.accounts.SetStatus(request_message, timeout=CALL_TIMEOUT_S)
-        detail = f"{pb.AccountStatus.Name(card.status)} ({card.status_reason})"
-        self.store.record(staff.name, action, account_id, detail, reason, self.address(request))
-        return await self.subscriber(request, f"Status now {detail}.")
+            message = await self.actions.by_name[action](staff, account_id, data, self.address(request))
+        except Refused as refused:
+            return await self.subscriber(request, str(refused), 400)
+        return await self.subscriber(request, message)
 
     async def approvals(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -316,24 +323,13 @@ class Console:
         data = await self.form(request)
         self.allowed(staff, "approve", request)
         approve = data.get("decision") == "approve"
-        address = self.address(request)
         try:
-            found = self.store.decidable(int(request.path_params["approval_id"]), staff.name)
-        except StaffError as error:
-            self.store.record(staff.name, "approval refused", "-", str(error), "", address)
-            return self.page(request, "approvals.html", staff, 409, pending=self.store.pending(), error=str(error))
-        detail = f"{found.amount_minor} (#{found.id}, asked by {found.requested_by})"
-        if approve:
-            reason = f"{found.requested_by}+{staff.name}: {found.reason}"
-            answer = await self.move_money(found.account_id, found.amount_minor, reason, f"console-approval-{found.id}")
-            detail += f", ledger seq {answer.ledger_seq}"
-        try:
-            self.store.decide(found.id, staff.name, approve)
+            done = await self.actions.decide(
+                staff, int(request.path_params["approval_id"]), approve, self.address(request)
+            )
         except StaffError as error:
             return self.page(request, "approvals.html", staff, 409, pending=self.store.pending(), error=str(error))
-        action = "adjustment approved" if approve else "adjustment refused"
-        self.store.record(staff.name, action, found.account_id, detail, found.reason, address)
-        return self.page(request, "approvals.html", staff, pending=self.store.pending(), done=f"#{found.id}: {action}.")
+        return self.page(request, "approvals.html", staff, pending=self.store.pending(), done=done)
 
     async def audit(self, request: Request) -> Response:
         staff = self.staff(request)
@@ -363,13 +359,21 @@ def create_app(
 
         return page
 
+    def acting(action: str) -> Page:
+        async def page(request: Request) -> Response:
+            return await console.act(request, action)
+
+        return page
+
     routes = [
         Route("/sign-in", guarded(console.sign_in), methods=["GET", "POST"]),
         Route("/sign-out", guarded(console.sign_out), methods=["POST"]),
         Route("/", guarded(console.search)),
         Route("/subscriber/{account_id}", guarded(console.subscriber)),
-        Route("/subscriber/{account_id}/adjust", guarded(console.adjust), methods=["POST"]),
-        Route("/subscriber/{account_id}/status", guarded(console.set_status), methods=["POST"]),
+        *[
+            Route(f"/subscriber/{{account_id}}/{action}", guarded(acting(action)), methods=["POST"])
+            for action in ("adjust", "status", "gift", "blacklist", "resend", "plan")
+        ],
         Route("/approvals", guarded(console.approvals)),
         Route("/approvals/{approval_id:int}", guarded(console.decide), methods=["POST"]),
         Route("/audit", guarded(console.audit)),

@@ -1,5 +1,6 @@
 """The console's own records, in one SQLite file: staff accounts (argon2 password hashes, TOTP secrets,
-a role), their sign-in sessions, adjustments waiting for a supervisor, and the staff audit log.
+a role), their sign-in sessions, requests waiting for a supervisor (adjustments and gifts above the
+threshold, blacklistings), and the staff audit log (with the creditd ledger seq an action wrote).
 
 The audit log is append-only: SQLite triggers abort any UPDATE or DELETE of it, and the console has no
 page that would try; it records who, when, what, why and from where for every sign-in and action.
@@ -37,17 +38,30 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS approvals (
     id INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
     reason TEXT NOT NULL, requested_by TEXT NOT NULL, requested_ms INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_ms INTEGER);
+    state TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_ms INTEGER,
+    action TEXT NOT NULL DEFAULT 'adjust', subject TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, staff TEXT NOT NULL,
     action TEXT NOT NULL, account_id TEXT NOT NULL, detail TEXT NOT NULL, reason TEXT NOT NULL,
-    address TEXT NOT NULL);
+    address TEXT NOT NULL, ledger_seq INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS audit_by_staff ON audit (staff, time_ms);
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, seq);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the staff audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the staff audit log is append-only'); END;
 """
+# Columns added since the first schema: a file made before them gets them (ADD COLUMN, not an UPDATE).
+ADDED_COLUMNS = (
+    ("approvals", "action", "TEXT NOT NULL DEFAULT 'adjust'"),
+    ("approvals", "subject", "TEXT NOT NULL DEFAULT ''"),
+    ("audit", "ledger_seq", "INTEGER NOT NULL DEFAULT 0"),
+)
+# What waits for a second person: an adjustment above the threshold, a gift of a bundle whose price is
+# above it (subject: the bundle), a blacklisting (subject: ADMIN or FRAUD, creditd's reason).
+ApprovalAction = Literal["adjust", "gift", "blacklist"]
+APPROVAL_FIELDS = "id, account_id, amount_minor, reason, requested_by, requested_ms, state, decided_by, action, subject"
+AUDIT_FIELDS = "seq, time_ms, staff, action, account_id, detail, reason, address, ledger_seq"
 
 
 class StaffError(Exception):
@@ -68,6 +82,8 @@ class Approval(NamedTuple):
     requested_ms: int
     state: str
     decided_by: str | None
+    action: str
+    subject: str
 
 
 class AuditRow(NamedTuple):
@@ -79,6 +95,8 @@ class AuditRow(NamedTuple):
     detail: str
     reason: str
     address: str
+    # The creditd ledger entry the action wrote (0: none), so that the card shows the staff's reason.
+    ledger_seq: int
 
 
 def _now_ms() -> int:
@@ -96,6 +114,10 @@ class StaffStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self._db.close()
@@ -175,27 +197,31 @@ class StaffStore:
 
     # -- approvals (four eyes)
 
-    def request_approval(self, account_id: str, amount_minor: int, reason: str, requested_by: str) -> int:
+    def request_approval(
+        self,
+        account_id: str,
+        amount_minor: int,
+        reason: str,
+        requested_by: str,
+        action: ApprovalAction = "adjust",
+        subject: str = "",
+    ) -> int:
         cursor = self._db.execute(
-            "INSERT INTO approvals (account_id, amount_minor, reason, requested_by, requested_ms) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (account_id, amount_minor, reason, requested_by, _now_ms()),
+            "INSERT INTO approvals (account_id, amount_minor, reason, requested_by, requested_ms, action, subject) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (account_id, amount_minor, reason, requested_by, _now_ms(), action, subject),
         )
         return int(cursor.lastrowid or 0)
 
     def approval(self, approval_id: int) -> Approval | None:
         row = self._db.execute(
-            "SELECT id, account_id, amount_minor, reason, requested_by, requested_ms, state, decided_by "
-            "FROM approvals WHERE id = ?",
+            f"SELECT {APPROVAL_FIELDS} FROM approvals WHERE id = ?",
             (approval_id,),
         ).fetchone()
         return Approval(*row) if row else None
 
     def pending(self, account_id: str | None = None) -> list[Approval]:
-        query = (
-            "SELECT id, account_id, amount_minor, reason, requested_by, requested_ms, state, decided_by "
-            "FROM approvals WHERE state = 'pending'"
-        )
+        query = f"SELECT {APPROVAL_FIELDS} FROM approvals WHERE state = 'pending'"
         arguments: tuple[str, ...] = ()
         if account_id is not None:
             query += " AND account_id = ?"
@@ -225,11 +251,13 @@ class StaffStore:
 
     # -- the staff audit log
 
-    def record(self, staff: str, action: str, account_id: str, detail: str, reason: str, address: str) -> None:
+    def record(
+        self, staff: str, action: str, account_id: str, detail: str, reason: str, address: str, ledger_seq: int = 0
+    ) -> None:
         self._db.execute(
-            "INSERT INTO audit (time_ms, staff, action, account_id, detail, reason, address) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (_now_ms(), staff, action, account_id, detail, reason, address),
+            "INSERT INTO audit (time_ms, staff, action, account_id, detail, reason, address, ledger_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (_now_ms(), staff, action, account_id, detail, reason, address, ledger_seq),
         )
 
     def recent_refusals(self, name: str, window_s: int) -> int:
@@ -242,8 +270,14 @@ class StaffStore:
 
     def audit_log(self, limit: int = 200) -> list[AuditRow]:
         rows = self._db.execute(
-            "SELECT seq, time_ms, staff, action, account_id, detail, reason, address FROM audit "
-            "ORDER BY seq DESC LIMIT ?",
-            (min(limit, MAX_LISTED),),
+            f"SELECT {AUDIT_FIELDS} FROM audit ORDER BY seq DESC LIMIT ?", (min(limit, MAX_LISTED),)
+        )
+        return [AuditRow(*row) for row in rows]
+
+    def audit_of_account(self, account_id: str, limit: int = 100) -> list[AuditRow]:
+        """The staff's actions on one account, newest first."""
+        rows = self._db.execute(
+            f"SELECT {AUDIT_FIELDS} FROM audit WHERE account_id = ? ORDER BY seq DESC LIMIT ?",
+            (account_id, min(limit, MAX_LISTED)),
         )
         return [AuditRow(*row) for row in rows]

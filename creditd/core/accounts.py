@@ -57,6 +57,10 @@ class Accounts:
         """An operator's credit limit, or None: back to the tier's."""
         return await self._card(self._calls.set_credit_limit(account_id, credit_limit, self._clock.now_ms(), caller()))
 
+    async def set_plan(self, account_id: str, plan: str) -> AccountRecord:
+        """An operator moves the account to another plan of its currency."""
+        return await self._card(self._calls.set_plan(account_id, plan, self._clock.now_ms(), caller()))
+
     async def set_preferences(self, account_id: str, preferences: PreferencesSpec) -> AccountRecord:
         return await self._card(self._calls.set_preferences(account_id, preferences, self._clock.now_ms(), caller()))
 

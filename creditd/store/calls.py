@@ -42,6 +42,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "create_account": ACCOUNT_CALL,
     "set_status": ACCOUNT_CALL,
     "set_credit_limit": ACCOUNT_CALL,
+    "set_plan": ACCOUNT_CALL,
     "set_preferences": ACCOUNT_CALL,
     "advance_account": ACCOUNT_CALL,
     "recompute_tier": ACCOUNT_CALL,
@@ -337,6 +338,9 @@ class Calls:
     def set_credit_limit(self, account_id: str, credit_limit_minor: int | None, now_ms: int, actor: str) -> Command:
         args = (now_ms, account_id, _optional(credit_limit_minor), actor)
         return "set_credit_limit", self.keys_of("set_credit_limit", account_id), args
+
+    def set_plan(self, account_id: str, plan: str, now_ms: int, actor: str) -> Command:
+        return "set_plan", self.keys_of("set_plan", account_id), (now_ms, account_id, plan, actor)
 
     def set_preferences(self, account_id: str, preferences: PreferencesSpec, now_ms: int, actor: str) -> Command:
         p = preferences

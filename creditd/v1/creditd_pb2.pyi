@@ -469,6 +469,29 @@ class Notification(_message.Message):
 Global___Notification: _TypeAlias = Notification  # noqa: Y015
 
 @_typing.final
+class SetPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    plan: _builtins.str
+    """A configured plan's name."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        plan: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPlanRequest: _TypeAlias = SetPlanRequest  # noqa: Y015
+
+@_typing.final
 class Group(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

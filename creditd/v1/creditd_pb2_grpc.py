@@ -290,6 +290,11 @@ class AccountsStub:
                 request_serializer=creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.SerializeToString,
                 response_deserializer=creditd_dot_v1_dot_creditd__pb2.Group.FromString,
                 _registered_method=True)
+        self.SetPlan = channel.unary_unary(
+                '/creditd.v1.Accounts/SetPlan',
+                request_serializer=creditd_dot_v1_dot_creditd__pb2.SetPlanRequest.SerializeToString,
+                response_deserializer=creditd_dot_v1_dot_creditd__pb2.Account.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -413,6 +418,14 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPlan(self, request, context):
+        """An operator moves the account to another plan of its currency (ledger entry 'plan', event
+        plan_changed); the same plan again changes nothing. Roles: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -500,6 +513,11 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.GetGroup,
                     request_deserializer=creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.FromString,
                     response_serializer=creditd_dot_v1_dot_creditd__pb2.Group.SerializeToString,
+            ),
+            'SetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPlan,
+                    request_deserializer=creditd_dot_v1_dot_creditd__pb2.SetPlanRequest.FromString,
+                    response_serializer=creditd_dot_v1_dot_creditd__pb2.Account.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -964,6 +982,33 @@ class Accounts:
             '/creditd.v1.Accounts/GetGroup',
             creditd_dot_v1_dot_creditd__pb2.GetGroupRequest.SerializeToString,
             creditd_dot_v1_dot_creditd__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/creditd.v1.Accounts/SetPlan',
+            creditd_dot_v1_dot_creditd__pb2.SetPlanRequest.SerializeToString,
+            creditd_dot_v1_dot_creditd__pb2.Account.FromString,
             options,
             channel_credentials,
             insecure,

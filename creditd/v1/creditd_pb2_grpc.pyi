@@ -129,6 +129,10 @@ class AccountsStub:
     RemoveGroupMember: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.RemoveGroupMemberRequest, _creditd_pb2.Group]
     """What the member holds of the group's money and no session reserves goes back to the group."""
     GetGroup: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.GetGroupRequest, _creditd_pb2.Group]
+    SetPlan: _grpc.UnaryUnaryMultiCallable[_creditd_pb2.SetPlanRequest, _creditd_pb2.Account]
+    """An operator moves the account to another plan of its currency (ledger entry 'plan', event
+    plan_changed); the same plan again changes nothing. Roles: admin.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -172,6 +176,10 @@ class AccountsAsyncStub(AccountsStub):
     RemoveGroupMember: _aio.UnaryUnaryMultiCallable[_creditd_pb2.RemoveGroupMemberRequest, _creditd_pb2.Group]  # type: ignore[assignment]
     """What the member holds of the group's money and no session reserves goes back to the group."""
     GetGroup: _aio.UnaryUnaryMultiCallable[_creditd_pb2.GetGroupRequest, _creditd_pb2.Group]  # type: ignore[assignment]
+    SetPlan: _aio.UnaryUnaryMultiCallable[_creditd_pb2.SetPlanRequest, _creditd_pb2.Account]  # type: ignore[assignment]
+    """An operator moves the account to another plan of its currency (ledger entry 'plan', event
+    plan_changed); the same plan again changes nothing. Roles: admin.
+    """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------------------------
@@ -314,6 +322,16 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         request: _creditd_pb2.GetGroupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_creditd_pb2.Group, _abc.Awaitable[_creditd_pb2.Group]]: ...
+
+    @_abc_1.abstractmethod
+    def SetPlan(
+        self,
+        request: _creditd_pb2.SetPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_creditd_pb2.Account, _abc.Awaitable[_creditd_pb2.Account]]:
+        """An operator moves the account to another plan of its currency (ledger entry 'plan', event
+        plan_changed); the same plan again changes nothing. Roles: admin.
+        """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
