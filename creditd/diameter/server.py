@@ -147,6 +147,16 @@ class DiameterServer:
         finally:
             self.connections.discard(connection)
 
+    def health(self) -> tuple[bool, str]:
+        """Whether the process serves CCRs now, and why not (read by the HTTP endpoint's thread)."""
+        if self._listener is None:
+            return False, "starting"
+        if self._stopping.is_set():
+            return False, "stopping"
+        if not self.redis_up or self.circuit.is_open:
+            return False, "redis unreachable: CCRs are answered DIAMETER_TOO_BUSY"
+        return True, ""
+
     async def credit_control(self, request: Message, gateway_id: str) -> Message:
         """A CCR's answer: the core's, or a refusal (its fields, or 3004 while Redis is away)."""
         assert self._quota is not None, "server not started"
