@@ -1,7 +1,7 @@
 """One-time events over a real Diameter socket (RFC 8506 §6), against the books creditd reports over gRPC
 and the Redis keys themselves: PRICE_ENQUIRY answers the price the sample plan's tariffs give (voice by
-destination, SMS home and abroad, data by volume), the same as a DIRECT_DEBITING of the same event then
-debits, without a balance check and writing nothing (every key of the account and of the session is
+destination, SMS home and abroad, data by volume; its Cost-Information read back by python-diameter too),
+the same as a DIRECT_DEBITING of the same event then debits, without a balance check and writing nothing (every key of the account and of the session is
 DUMPed before and after); REFUND_ACCOUNT credits CC-Money or priced units back once, a retransmission
 (T bit, and through a second front process) answered the same and crediting nothing more; every refused
 refund or enquiry (unknown subscriber, wrong currency, fractions of a minor unit, over the bound, no
@@ -10,6 +10,7 @@ units, no tariff, an unknown Requested-Action) writes nothing."""
 from __future__ import annotations
 
 import pytest
+from diameter.message import Message as ReferenceMessage
 
 from creditd.diameter.codec import Avp, Message, make
 from creditd.diameter.dictionary import Code
@@ -88,6 +89,8 @@ async def test_a_price_enquiry_answers_the_tariffs_price_and_writes_nothing(
         # 75 s to a Thai number: two started minutes at 100 satang
         home = await _ask(client, "price;1", [Service(VOICE, 75)], _action(PRICE_ENQUIRY))
         assert result_of(home) == 2001 and _cost(home) == (200, -2, THB)
+        cost = ReferenceMessage.from_bytes(client.last_bytes).cost_information  # an independent decoder agrees
+        assert (cost.unit_value.value_digits, cost.unit_value.exponent, cost.currency_code) == (200, -2, THB)
         assert result_of_mscc(grants(home)[VOICE]) == 2001
         abroad = await _ask(client, "price;2", [Service(VOICE, 60)], _action(PRICE_ENQUIRY), called="tel:+491701234567")
         assert _cost(abroad) == (900, -2, THB)
