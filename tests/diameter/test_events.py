@@ -1,11 +1,12 @@
 """One-time events over a real Diameter socket (RFC 8506 §6), against the books creditd reports over gRPC
 and the Redis keys themselves: PRICE_ENQUIRY answers the price the sample plan's tariffs give (voice by
 destination, SMS home and abroad, data by volume; its Cost-Information read back by python-diameter too),
-the same as a DIRECT_DEBITING of the same event then debits, without a balance check and writing nothing (every key of the account and of the session is
-DUMPed before and after); REFUND_ACCOUNT credits CC-Money or priced units back once, a retransmission
-(T bit, and through a second front process) answered the same and crediting nothing more; every refused
-refund or enquiry (unknown subscriber, wrong currency, fractions of a minor unit, over the bound, no
-units, no tariff, an unknown Requested-Action) writes nothing."""
+the same as a DIRECT_DEBITING of the same event then debits, without a balance check and writing nothing
+(every key of the account and of the session is DUMPed before and after); REFUND_ACCOUNT credits
+CC-Money or priced units back once, a retransmission (T bit, and through a second front process)
+answered the same and crediting nothing more; every refused refund or enquiry (unknown subscriber, wrong
+currency, fractions of a minor unit, over the bound, no units, no tariff, an unknown Requested-Action)
+writes nothing."""
 
 from __future__ import annotations
 
