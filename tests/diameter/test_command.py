@@ -106,6 +106,7 @@ async def test_the_command_serves_counts_and_stops_with_dpr(
             )
             assert 'creditd_diameter_requests_total{command="CCR-I",peer="pgw.test.local",result="2001"} 1.0' in page
             assert 'creditd_diameter_connections{peer="pgw.test.local"} 1.0' in page
+            assert 'creditd_diameter_request_duration_seconds_count{command="CCR-I",peer="pgw.test.local"} 1.0' in page
             health = await asyncio.to_thread(
                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/health", timeout=5).read().decode()
             )
