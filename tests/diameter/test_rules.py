@@ -2,7 +2,8 @@
 SIP URI over IMSI over NAI, User-Name when there is none, national numbers given the country code, none
 at all 5005), reserved AVP flag bits answered 3009, a plan's RESTRICT_ACCESS final unit action spelled
 Final-Unit-Action 2, and CC-Money read as whole minor units of the account's currency (exponents either
-way, the Currency-Code checked, fractions and non-positive amounts refused with the AVP named)."""
+way, the Currency-Code checked, fractions and non-positive amounts refused with the AVP named), and every
+plan currency of the shipped config has an ISO 4217 numeric code here."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 from creditd.diameter import events
 from creditd.diameter.codec import FLAG_REQUEST, Avp, DiameterError, Message, decode, encode_avp, make
 from creditd.diameter.credit import _final_unit
-from creditd.diameter.dictionary import Code, Command, Result
+from creditd.diameter.dictionary import CURRENCY_CODES, Code, Command, Result
 from creditd.diameter.identity import account_id
+from creditd.resources import default_config_path
+from creditd.settings import load_settings
 from creditd.store.replies import GrantRecord
 
 E164, IMSI, SIP_URI, NAI = 0, 1, 2, 3
@@ -99,3 +102,8 @@ def test_cost_information_of_a_currency_without_minor_units() -> None:
     with pytest.raises(DiameterError) as raised:
         events.cost_information(500, "XTS")
     assert raised.value.result == Result.UNABLE_TO_COMPLY
+
+
+def test_every_shipped_plan_currency_has_a_currency_code() -> None:
+    shipped = load_settings(default_config_path())
+    assert {plan.currency for plan in shipped.plans.values()} <= set(CURRENCY_CODES)
