@@ -13,12 +13,12 @@ from pathlib import Path
 import click
 import msgspec
 import uvloop
-from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from creditd import logs, metrics
+from creditd import logs
 from creditd.cli.common import redis_options, settings_from_options
 from creditd.config.settings import Settings
+from creditd.diameter.http import HttpEndpoint
 from creditd.diameter.server import DiameterServer
 from creditd.errors import CreditdError
 from creditd.store.embedded import embedded_url
@@ -28,24 +28,28 @@ log = logging.getLogger("creditd")
 
 async def _run(settings: Settings, redis_url: str) -> None:
     server = DiameterServer(settings, redis_url, settings.diameter.listen)
-    await server.start()
     metrics_listen = settings.diameter.metrics_listen
-    if metrics_listen:
-        host, _, port = metrics_listen.rpartition(":")
-        start_http_server(int(port), host, registry=metrics.REGISTRY)
-        log.info("diameter metrics on http://%s/metrics", metrics_listen)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stopping.set)
-    await stopping.wait()
-    log.info("signal received: answering in-flight requests, then DPR to every peer")
-    await server.stop()
+    endpoint = HttpEndpoint(metrics_listen, server.health) if metrics_listen else None
+    if endpoint is not None:  # first, so that a probe sees NOT_SERVING (starting) rather than nothing
+        endpoint.start()
+        log.info("diameter metrics on http://%s/metrics, readiness on /health", metrics_listen)
+    try:
+        await server.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stopping.set)
+        await stopping.wait()
+        log.info("signal received: answering in-flight requests, then DPR to every peer")
+        await server.stop()
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
 
 
 @click.group(invoke_without_command=True)
 @click.option("--listen", help="HOST:PORT for Diameter over TCP [default: [diameter] listen, 127.0.0.1:3868]")
-@click.option("--metrics-listen", help="HOST:PORT for /metrics [default: [diameter] metrics_listen, none]")
+@click.option("--metrics-listen", help="HOST:PORT for /metrics and /health [default: [diameter] metrics_listen, none]")
 @click.option(
     "--log-level",
     default="INFO",

@@ -51,5 +51,7 @@ class DiameterSettings(Struct, frozen=True):
     voice_rating_group: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 2
     # Country code prepended to a national-format number (one leading 0); empty: no such numbers.
     country_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{0,3}$")] = ""
+    # The most one REFUND_ACCOUNT may credit, minor units; more is refused (5004). 0: refunds refused.
+    max_refund_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 100_000
     # The Prometheus endpoint of `creditd diameter` (HOST:PORT); empty: none.
     metrics_listen: str = ""

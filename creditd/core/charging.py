@@ -1,5 +1,6 @@
 """Charge: the hot path. One request is one call of the Lua function `charge`; a batch is many calls
-issued together, so the auto-pipeline sends them in as few round trips as it can."""
+issued together, so the auto-pipeline sends them in as few round trips as it can. And the price of a
+charge's units now, charging nothing (`quote_price`, read-only)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from creditd.errors import CreditdError
 from creditd.logs import caller
 from creditd.store.calls import Calls, ChargeLike, Command
 from creditd.store.functions import Functions
-from creditd.store.replies import ANSWER_DECODER, AnswerRecord, Reply
+from creditd.store.replies import ANSWER_DECODER, QUOTE_DECODER, AnswerRecord, QuoteRecord, Reply
 
 
 class ChargeOutcome(msgspec.Struct, frozen=True):
@@ -41,3 +42,9 @@ class Charging:
     async def charge_many(self, requests: Sequence[ChargeLike]) -> list[ChargeOutcome | CreditdError]:
         outcomes = await self._functions.call_many([self.command(request) for request in requests])
         return [outcome if isinstance(outcome, CreditdError) else _outcome(outcome) for outcome in outcomes]
+
+    async def quote(self, request: ChargeLike) -> QuoteRecord:
+        """What the request's units (rating group, service, requested units; called party and visited
+        network) would cost now at the account's tariffs; nothing is reserved, charged or written."""
+        reply = await self._functions.call(self._calls.quote_price(request, self._clock.now_ms()))
+        return QUOTE_DECODER.decode(reply.body)

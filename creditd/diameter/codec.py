@@ -28,8 +28,14 @@ UNSUPPORTED_VERSION: Final = 5011
 
 AvpValue = int | str | bytes | list["Avp"]
 
-_FIXED_BYTES = {Type.UNSIGNED32: 4, Type.INTEGER32: 4, Type.TIME: 4, Type.UNSIGNED64: 8}
-_FORMATS = {Type.UNSIGNED32: ">I", Type.INTEGER32: ">i", Type.TIME: ">I", Type.UNSIGNED64: ">Q"}
+_FIXED_BYTES = {Type.UNSIGNED32: 4, Type.INTEGER32: 4, Type.TIME: 4, Type.UNSIGNED64: 8, Type.INTEGER64: 8}
+_FORMATS = {
+    Type.UNSIGNED32: ">I",
+    Type.INTEGER32: ">i",
+    Type.TIME: ">I",
+    Type.UNSIGNED64: ">Q",
+    Type.INTEGER64: ">q",
+}
 
 
 @dataclass(slots=True)

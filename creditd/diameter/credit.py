@@ -16,16 +16,13 @@ from creditd.diameter import identity
 from creditd.diameter.codec import Avp, DiameterError, Message, integer, make, text
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, Code, Result
 from creditd.store.calls import ChargeSpec, UnitSpec
-from creditd.store.replies import AccountRecord, AnswerRecord, GrantRecord
+from creditd.store.replies import AnswerRecord, GrantRecord
 
 # The contract's rules, as at the gRPC edge (creditd/contract.py).
 ID_PATTERN = contract.ID.regex()
 SESSION_ID_PATTERN = contract.SESSION_ID.regex()
 
 INITIAL, UPDATE, TERMINATE, EVENT = 1, 2, 3, 4
-DIRECT_DEBITING, CHECK_BALANCE = 0, 2
-ENOUGH_CREDIT, NO_CREDIT = 0, 1
-ACTIVE = 1
 GY_CONTEXT, RO_CONTEXT, SMS_CONTEXT = "32251@3gpp.org", "32260@3gpp.org", "32274@3gpp.org"
 BYTES, SECONDS, EVENTS = 1, 2, 3
 TARIFF_CHANGE_AFTER = 1
@@ -88,16 +85,7 @@ def _request_type(request: Message) -> int:
         raise DiameterError(
             Result.INVALID_AVP_VALUE, f"CC-Request-Type {request_type}", request.first(Code.CC_REQUEST_TYPE)
         )
-    if request_type == EVENT:
-        action = request.first(Code.REQUESTED_ACTION)
-        if action is not None and action.value not in (DIRECT_DEBITING, CHECK_BALANCE):
-            raise DiameterError(Result.INVALID_AVP_VALUE, "Requested-Action: DIRECT_DEBITING or CHECK_BALANCE", action)
     return request_type
-
-
-def is_balance_check(request: Message) -> bool:
-    action = request.first(Code.REQUESTED_ACTION)
-    return action is not None and action.value == CHECK_BALANCE
 
 
 def _service(request: Message) -> bool:
@@ -247,17 +235,3 @@ def refusal(request: Message, settings: DiameterSettings, error: DiameterError) 
     if error.failed is not None:
         avps.append(make(Code.FAILED_AVP, [error.failed]))
     return request.answer(avps, error=3000 <= error.result < 4000)
-
-
-def balance_answer(request: Message, ask_: Ask, account: AccountRecord, settings: DiameterSettings) -> Message:
-    """CHECK_BALANCE (RFC 8506 §5.6.2): whether the account could pay now; nothing reserved or debited."""
-    available = account.balance - account.reserved + account.credit_limit
-    enough = account.status == ACTIVE and available > 0
-    avps = base_answer(request, settings, Result.SUCCESS)
-    avps += [
-        make(Code.AUTH_APPLICATION_ID, CREDIT_CONTROL_APPLICATION),
-        make(Code.CC_REQUEST_TYPE, ask_.request_type),
-        make(Code.CC_REQUEST_NUMBER, ask_.request_number),
-        make(Code.CHECK_BALANCE_RESULT, ENOUGH_CREDIT if enough else NO_CREDIT),
-    ]
-    return request.answer(avps)

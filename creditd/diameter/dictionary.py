@@ -24,6 +24,7 @@ class Type(IntEnum):
     ADDRESS = 6
     TIME = 7
     GROUPED = 8
+    INTEGER64 = 9
 
 
 class Command(IntEnum):
@@ -71,7 +72,11 @@ class Code(IntEnum):
     EXPERIMENTAL_RESULT_CODE = 298
     INBAND_SECURITY_ID = 299
     CC_INPUT_OCTETS = 412
+    CC_MONEY = 413
     CHECK_BALANCE_RESULT = 422
+    COST_INFORMATION = 423
+    COST_UNIT = 424
+    CURRENCY_CODE = 425
     CC_OUTPUT_OCTETS = 414
     CC_REQUEST_NUMBER = 415
     CC_REQUEST_TYPE = 416
@@ -80,6 +85,7 @@ class Code(IntEnum):
     CC_TIME = 420
     CC_TOTAL_OCTETS = 421
     CREDIT_CONTROL_FAILURE_HANDLING = 427
+    EXPONENT = 429
     FINAL_UNIT_INDICATION = 430
     GRANTED_SERVICE_UNIT = 431
     RATING_GROUP = 432
@@ -91,7 +97,9 @@ class Code(IntEnum):
     SERVICE_IDENTIFIER = 439
     SUBSCRIPTION_ID = 443
     SUBSCRIPTION_ID_DATA = 444
+    UNIT_VALUE = 445
     USED_SERVICE_UNIT = 446
+    VALUE_DIGITS = 447
     VALIDITY_TIME = 448
     FINAL_UNIT_ACTION = 449
     SUBSCRIPTION_ID_TYPE = 450
@@ -171,7 +179,14 @@ _BASE: dict[Code, Type] = {
     Code.EXPERIMENTAL_RESULT_CODE: Type.UNSIGNED32,
     Code.INBAND_SECURITY_ID: Type.UNSIGNED32,
     Code.CC_INPUT_OCTETS: Type.UNSIGNED64,
+    Code.CC_MONEY: Type.GROUPED,
     Code.CHECK_BALANCE_RESULT: Type.INTEGER32,
+    Code.COST_INFORMATION: Type.GROUPED,
+    Code.COST_UNIT: Type.UTF8,
+    Code.CURRENCY_CODE: Type.UNSIGNED32,
+    Code.EXPONENT: Type.INTEGER32,
+    Code.UNIT_VALUE: Type.GROUPED,
+    Code.VALUE_DIGITS: Type.INTEGER64,
     Code.CC_OUTPUT_OCTETS: Type.UNSIGNED64,
     Code.CC_REQUEST_NUMBER: Type.UNSIGNED32,
     Code.CC_REQUEST_TYPE: Type.INTEGER32,
@@ -283,3 +298,25 @@ class Result(IntEnum):
 
 
 PROTOCOL_ERRORS: Final = frozenset(code for code in Result if 3000 <= code < 4000)
+
+
+# ISO 4217 numeric codes (Currency-Code, RFC 8506 §8.11) of the currencies a plan may use here; a plan
+# currency without one cannot be spelled in Cost-Information (its price enquiries and refunds: 5012).
+CURRENCY_CODES: Final[dict[str, int]] = {
+    "AUD": 36,
+    "CNY": 156,
+    "EUR": 978,
+    "GBP": 826,
+    "IDR": 360,
+    "INR": 356,
+    "JPY": 392,
+    "KHR": 116,
+    "LAK": 418,
+    "MMK": 104,
+    "MYR": 458,
+    "PHP": 608,
+    "SGD": 702,
+    "THB": 764,
+    "USD": 840,
+    "VND": 704,
+}

@@ -20,8 +20,8 @@ REQUESTS = Counter(
 )
 REQUEST_DURATION = Histogram(
     "creditd_diameter_request_duration_seconds",
-    "Time from a request's last byte read to its answer written, by command",
-    ["command"],
+    "Time from a request's last byte read to its answer written, by peer and command",
+    ["peer", "command"],
     buckets=LATENCY_BUCKETS_S,
     registry=REGISTRY,
 )

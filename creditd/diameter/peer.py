@@ -276,7 +276,7 @@ class Connection:
             await self._send(answer)
             result = answer.first(Code.RESULT_CODE)
             metrics.REQUESTS.labels(self.label, command, str(result.value if result else 0)).inc()
-            metrics.REQUEST_DURATION.labels(command).observe(time.perf_counter() - started)
+            metrics.REQUEST_DURATION.labels(self.label, command).observe(time.perf_counter() - started)
         except (Closed, ConnectionError, OSError):
             self.writer.transport.abort()
         except Exception:  # our bug: say so, and let the client retransmit (the same ids are safe)

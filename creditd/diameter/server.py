@@ -20,14 +20,14 @@ from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.charging import Charging
 from creditd.core.feed import EventFeed
-from creditd.diameter import metrics
+from creditd.diameter import events, metrics
 from creditd.diameter.codec import DiameterError, Message
-from creditd.diameter.credit import Ask, ask, balance_answer, credit_answer, is_balance_check, refusal
+from creditd.diameter.credit import Ask, ask, credit_answer, refusal
 from creditd.diameter.dictionary import Result
 from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
 from creditd.diameter.tls import allowed, identities, server_context
-from creditd.errors import CreditdError, NotFound, StartupError, Unavailable
+from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound, StartupError, Unavailable
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, redact
@@ -147,16 +147,27 @@ class DiameterServer:
         finally:
             self.connections.discard(connection)
 
+    def health(self) -> tuple[bool, str]:
+        """Whether the process serves CCRs now, and why not (read by the HTTP endpoint's thread)."""
+        if self._listener is None:
+            return False, "starting"
+        if self._stopping.is_set():
+            return False, "stopping"
+        if not self.redis_up or self.circuit.is_open:
+            return False, "redis unreachable: CCRs are answered DIAMETER_TOO_BUSY"
+        return True, ""
+
     async def credit_control(self, request: Message, gateway_id: str) -> Message:
         """A CCR's answer: the core's, or a refusal (its fields, or 3004 while Redis is away)."""
         assert self._charging is not None, "server not started"
         settings = self.settings.diameter
         try:
             checked = ask(request, gateway_id, settings, self.settings.limits)
+            action = events.requested_action(request, checked.request_type)
+            if action != events.DIRECT_DEBITING:
+                return await self._one_time_event(request, checked, action)
         except DiameterError as error:
             return refusal(request, settings, error)
-        if is_balance_check(request):
-            return await self._check_balance(request, checked)
         try:
             outcome = await self._charging.charge(checked.charge)
         except Unavailable as error:
@@ -166,16 +177,24 @@ class DiameterServer:
             return refusal(request, settings, DiameterError(Result.UNABLE_TO_COMPLY, error.message))
         return credit_answer(request, checked, outcome.answer, settings)
 
-    async def _check_balance(self, request: Message, checked: Ask) -> Message:
-        assert self._accounts is not None, "server not started"
+    async def _one_time_event(self, request: Message, checked: Ask, action: int) -> Message:
+        """CHECK_BALANCE, PRICE_ENQUIRY or REFUND_ACCOUNT (events.py); raises DiameterError to refuse."""
+        assert self._accounts is not None and self._charging is not None, "server not started"
         settings = self.settings.diameter
         try:
-            account = await self._accounts.get(checked.charge.account_id)
-        except NotFound:
-            return refusal(request, settings, DiameterError(Result.USER_UNKNOWN, "no such account"))
-        except Unavailable as error:
-            return refusal(request, settings, DiameterError(Result.TOO_BUSY, f"redis unavailable: {error.message}"))
-        return balance_answer(request, checked, account, settings)
+            if action == events.CHECK_BALANCE:
+                account = await self._accounts.get(checked.charge.account_id)
+                return events.balance_answer(request, checked, account, settings)
+            events.require_services(request)
+            quote = await self._charging.quote(checked.charge)
+            if action == events.PRICE_ENQUIRY:
+                return events.price_answer(request, checked, quote, settings)
+            amount = events.refund_amount(request, checked, quote, settings)
+            reason = events.refund_reason(checked, self.settings.limits.max_contact_field_length)
+            await self._accounts.adjust(checked.charge.account_id, amount, reason, events.refund_key(checked))
+            return events.refund_answer(request, checked, amount, quote.currency, settings)
+        except CreditdError as error:
+            raise _refusal_of(error) from None
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stops accepting, answers what is in flight within the grace period, sends DPR, closes."""
@@ -196,3 +215,17 @@ class DiameterServer:
         if self._redis is not None:
             await self._redis.aclose()
         log.info("creditd diameter stopped")
+
+
+def _refusal_of(error: CreditdError) -> DiameterError:
+    """The Diameter refusal of a core error in a one-time event (the charge's come in its answer)."""
+    if isinstance(error, Unavailable):
+        return DiameterError(Result.TOO_BUSY, f"redis unavailable: {error.message}")
+    if isinstance(error, NotFound):
+        return DiameterError(Result.USER_UNKNOWN, "no such account")
+    if isinstance(error, FailedPrecondition):  # a terminated account
+        return DiameterError(Result.END_USER_SERVICE_DENIED, error.message)
+    if isinstance(error, InvalidArgument):  # a retransmitted refund priced otherwise than the first time
+        return DiameterError(Result.INVALID_AVP_VALUE, error.message)
+    log.error("one-time event failed: %s", error)
+    return DiameterError(Result.UNABLE_TO_COMPLY, error.message)

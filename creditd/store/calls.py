@@ -51,6 +51,7 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "adjust": RECORD_CALL,
     "borrow": RECORD_CALL,
     "get_account": ("account", "sessions"),
+    "quote_price": ("account",),
     "list_ledger": ("account", "ledger"),
     "claim_partition": ("lease",),
     "summarize_usage": ("summary", "recent"),
@@ -84,7 +85,7 @@ def with_session(command: Command, session_key: str) -> Command:
 
 
 # Functions that write nothing: called with FCALL_RO where a caller wants that guarantee.
-READ_ONLY = frozenset({"get_account", "list_ledger", "library_version", "get_group"})
+READ_ONLY = frozenset({"get_account", "list_ledger", "library_version", "get_group", "quote_price"})
 
 
 class AgentPaymentStep(msgspec.Struct, frozen=True, kw_only=True):
@@ -274,6 +275,14 @@ class Calls:
             args += (unit.rating_group, unit.service_id, unit.requested, unit.used, unit.used_after_tariff_change)
         args.append(actor)
         return "charge", self.keys_of("charge", account_id, gateway_id, session_id), tuple(args)
+
+    def quote_price(self, request: ChargeLike, now_ms: int) -> Command:
+        """The price of a charge's units now (its session fields and used units play no part)."""
+        args: list[Argument] = [now_ms, request.account_id, request.called_party, request.visited_plmn]
+        args.append(len(request.units))
+        for unit in request.units:
+            args += (unit.rating_group, unit.service_id, unit.requested)
+        return "quote_price", self.keys_of("quote_price", request.account_id), tuple(args)
 
     def release_orphan(self, account_id: str, gateway_id: str, session_id: str, now_ms: int, actor: str) -> Command:
         keys = self.keys_of("release_orphan", account_id, gateway_id, session_id)

@@ -157,6 +157,26 @@ class AnswerRecord(msgspec.Struct, array_like=True, frozen=True):
     grants: list[GrantRecord]
 
 
+class QuotedUnitRecord(msgspec.Struct, array_like=True, frozen=True):
+    """One unit of quote_price: what `units` cost now (price_minor), at `tariff`; unit 0 when unpriced."""
+
+    rating_group: int
+    result: int
+    unit: int
+    units: int
+    price_minor: int
+    tariff: str
+
+
+class QuoteRecord(msgspec.Struct, array_like=True, frozen=True):
+    """quote_price's answer: SUCCESS when every unit was priced, else the first failure and why."""
+
+    result: int
+    currency: str
+    error: str
+    units: list[QuotedUnitRecord]
+
+
 class BucketRecord(msgspec.Struct, array_like=True, frozen=True):
     bucket_id: str
     unit: int
@@ -329,6 +349,7 @@ class Released(msgspec.Struct, frozen=True):
 
 
 ANSWER_DECODER = msgspec.json.Decoder(AnswerRecord)
+QUOTE_DECODER = msgspec.json.Decoder(QuoteRecord)
 ACCOUNT_DECODER = msgspec.json.Decoder(AccountRecord)
 TOP_UP_DECODER = msgspec.json.Decoder(TopUpRecord)
 ADJUST_DECODER = msgspec.json.Decoder(AdjustRecord)

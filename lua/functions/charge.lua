@@ -41,8 +41,6 @@ Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant 
 ]=]
 
 local UNIT_ARGUMENTS, FIRST_UNIT_ARGUMENT = 5, 10
-local CALLED_PARTY_PATTERN = '^%+?%d*$'
-local VISITED_PLMN_PATTERN = '^%d%d%d%d%d%d?$'
 
 -- The field names of units[index] for refusals, built once per index rather than for every request.
 local unit_field_names = {}
@@ -89,14 +87,6 @@ local function parse_units(args, count, request_type)
   return units
 end
 
-local function parse_called_party(text)
-  local digits = string.byte(text, 1) == 43 and string.sub(text, 2) or text -- without its '+'
-  if string.find(text, CALLED_PARTY_PATTERN) == nil or #digits > 15 then
-    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164), a leading + allowed')
-  end
-  return digits
-end
-
 local function parse_charge_request(args)
   if #args < FIRST_UNIT_ARGUMENT then
     refuse(CODE.INVALID_REQUEST, 'arguments: expected at least ' .. FIRST_UNIT_ARGUMENT .. ', got ' .. #args)
@@ -108,10 +98,7 @@ local function parse_charge_request(args)
   local gateway_id = check_text(args[5], 'gateway_id', ID_PATTERN, 64)
   local session_id = check_text(args[6], 'session_id', SESSION_ID_PATTERN, CONFIG.limits.max_session_id_length)
   local called_party = parse_called_party(args[7])
-  local visited_plmn = args[8]
-  if visited_plmn ~= '' and string.find(visited_plmn, VISITED_PLMN_PATTERN) == nil then
-    refuse(CODE.INVALID_REQUEST, 'visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network')
-  end
+  local visited_plmn = parse_visited_plmn(args[8])
   local count = parse_integer(args[9], 'units', 0, CONFIG.limits.max_units_per_request)
   check_argument_count(args, FIRST_UNIT_ARGUMENT + UNIT_ARGUMENTS * count)
   local units = parse_units(args, count, request_type)

@@ -8,10 +8,29 @@ choice changes carries the change (Gy Tariff-Time-Change) and the tariff after i
 within the validity ends the grant there, since a grant carries one.
 Local time: UTC offsets come precomputed per time zone (CONFIG.rating.time_zones: the instants the
 offset changes and the offset from each on; Lua has no time zone database).
-uses: numbers, calendar
+uses: codes, numbers, calendar
 ]=]
 local MINUTE_MS = 60000
 local HOME_ZONE, ROAMING_ZONE = 'home', 'roaming'
+local CALLED_PARTY_PATTERN = '^%+?%d*$'
+local VISITED_PLMN_PATTERN = '^%d%d%d%d%d%d?$'
+
+-- A request's called_party argument: its digits (E.164, a leading '+' dropped), '' for none.
+local function parse_called_party(text)
+  local digits = string.byte(text, 1) == 43 and string.sub(text, 2) or text -- without its '+'
+  if string.find(text, CALLED_PARTY_PATTERN) == nil or #digits > 15 then
+    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164), a leading + allowed')
+  end
+  return digits
+end
+
+-- A request's visited_plmn argument: MCC+MNC, '' for the home network.
+local function parse_visited_plmn(text)
+  if text ~= '' and string.find(text, VISITED_PLMN_PATTERN) == nil then
+    refuse(CODE.INVALID_REQUEST, 'visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network')
+  end
+  return text
+end
 
 -- The destination set of a called number (digits only), '' when no prefix matches: the longest
 -- prefix in the number's bucket (CONFIG.rating.prefix_buckets, by its first digits; see

@@ -1,5 +1,6 @@
 """`creditd diameter` as real processes on the test Redis (a [diameter] table in a config of the test's own):
-it serves CCRs and exposes creditd_diameter_* metrics per peer, which `creditd diameter status` reads;
+it serves CCRs and exposes creditd_diameter_* metrics per peer, which `creditd diameter status` reads, and
+/health (SERVING);
 SIGTERM sends DPR and exits 0; `creditd serve --diameter-listen` serves both edges in one process; and
 failover: two front processes, the first killed with SIGKILL right after a CCR-U was sent, the client
 retransmits that CCR-U (T bit) to the second and ends the session there: answered the same, charged
@@ -105,6 +106,11 @@ async def test_the_command_serves_counts_and_stops_with_dpr(
             )
             assert 'creditd_diameter_requests_total{command="CCR-I",peer="pgw.test.local",result="2001"} 1.0' in page
             assert 'creditd_diameter_connections{peer="pgw.test.local"} 1.0' in page
+            assert 'creditd_diameter_request_duration_seconds_count{command="CCR-I",peer="pgw.test.local"} 1.0' in page
+            health = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/health", timeout=5).read().decode()
+            )
+            assert health == "SERVING\n"
             status = await asyncio.to_thread(
                 subprocess.run,
                 [sys.executable, "-m", "creditd", "diameter", "status", "--metrics", f"127.0.0.1:{metrics_port}"],

@@ -8,6 +8,9 @@ DIAMETER_TOO_BUSY while Redis does not answer."""
 
 from __future__ import annotations
 
+import asyncio
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -20,6 +23,7 @@ from creditd.devtools.local_topology import LocalServer
 from creditd.diameter import credit
 from creditd.diameter.codec import Avp, make
 from creditd.diameter.dictionary import Code
+from creditd.diameter.http import HttpEndpoint
 from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
 from creditd.store.embedded import EmbeddedRedis
@@ -184,7 +188,9 @@ async def test_the_final_grant_margin(creditd: Harness, diameter: DiameterServer
 @pytest.mark.asyncio
 async def test_too_busy_while_redis_does_not_answer(creditd: Harness, settings: Settings, tmp_path: Path) -> None:
     """A Redis of the test's own behind a proxy that stops forwarding: the CCR is answered 3004 with the
-    E bit within redis.call_timeout_s, so that the client fails over; nothing is written."""
+    E bit within redis.call_timeout_s, so that the client fails over; nothing is written. The process'
+    /health says SERVING before, NOT_SERVING (503) while Redis is away, SERVING again once the probe is
+    answered, and NOT_SERVING once the front stops."""
     tuned = msgspec.structs.replace(
         settings,
         redis=msgspec.structs.replace(settings.redis, call_timeout_s=0.5, health_check_interval_s=0.2),
@@ -196,19 +202,42 @@ async def test_too_busy_while_redis_does_not_answer(creditd: Harness, settings: 
         faulty_proxy("127.0.0.1", redis_server.server.port) as proxy,
     ):
         front = DiameterServer(tuned, redis_server.url_via(proxy.port), "127.0.0.1:0", creditd.clock)
+        endpoint = HttpEndpoint("127.0.0.1:0", front.health)
+        endpoint.start()
+        assert await _health(endpoint.port) == (503, "NOT_SERVING: starting")
         await front.start()
         before = dump(client)
         try:
+            assert await _health(endpoint.port) == (200, "SERVING")
             async with connected(front.port) as peer:
                 proxy.blackhole = True
                 answer = await peer.ask(ccr("call-7", INITIAL, 0, SUBSCRIBER, [Service(VOICE, 30)]), 30)
                 assert result_of(answer) == 3004 and answer.is_error
+                assert (await _health(endpoint.port))[0] == 503
                 again = await peer.ask(ccr("call-7", INITIAL, 0, SUBSCRIBER, [Service(VOICE, 30)]), 30)
                 assert result_of(again) == 3004  # the circuit is open: refused at once
+            proxy.blackhole = False
+            async with asyncio.timeout(10):  # the probe's next PING (every 0.2 s) closes the circuit
+                while await _health(endpoint.port) != (200, "SERVING"):
+                    await asyncio.sleep(0.05)
         finally:
             proxy.blackhole = False
             await front.stop(1.0)
+            stopped = await _health(endpoint.port)
+            endpoint.stop()
+        assert stopped == (503, "NOT_SERVING: stopping")
         assert dump(client) == before
+
+
+async def _health(port: int) -> tuple[int, str]:
+    def get() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+                return reply.status, reply.read().decode().strip()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode().strip()
+
+    return await asyncio.to_thread(get)
 
 
 @pytest.mark.asyncio

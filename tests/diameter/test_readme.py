@@ -10,7 +10,7 @@ from pathlib import Path
 from creditd.diameter.dictionary import Code
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ("credit", "identity", "peer", "notices", "server")
+MODULES = ("credit", "events", "identity", "peer", "notices", "server")
 
 
 def test_every_avp_used_is_in_the_documents_table() -> None:
