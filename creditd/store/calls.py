@@ -278,8 +278,8 @@ class Calls:
 
     def quote_price(self, request: ChargeLike, now_ms: int) -> Command:
         """The price of a charge's units now (its session fields and used units play no part)."""
-        args: list[Argument] = [now_ms, request.account_id, request.called_party, request.visited_plmn]
-        args.append(len(request.units))
+        unit_count = len(request.units)
+        args: list[Argument] = [now_ms, request.account_id, request.called_party, request.visited_plmn, unit_count]
         for unit in request.units:
             args += (unit.rating_group, unit.service_id, unit.requested)
         return "quote_price", self.keys_of("quote_price", request.account_id), tuple(args)
