@@ -70,7 +70,10 @@ def _assembled(method: ast.FunctionDef, variable: str) -> tuple[list[str], list[
     `args.append(...)` after the loop."""
     first: list[str] = []
     after: list[str] = []
+    looped = False  # what is added before the loop of the variable part belongs to the fixed part
     for statement in method.body:
+        looped = looped or isinstance(statement, ast.For)
+        added = first if not looped else after
         target = statement.target if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else None
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
@@ -82,13 +85,13 @@ def _assembled(method: ast.FunctionDef, variable: str) -> tuple[list[str], list[
             assert statement.value is not None
             first = _names(statement.value)
         elif isinstance(target, ast.Name) and target.id == variable and isinstance(statement, ast.AugAssign):
-            after += _names(statement.value)
+            added += _names(statement.value)
         elif (
             isinstance(statement, ast.Expr)
             and isinstance(statement.value, ast.Call)
             and ast.unparse(statement.value.func) == f"{variable}.append"
         ):
-            after += _names(statement.value.args[0])
+            added += _names(statement.value.args[0])
     return first, after
 
 
