@@ -11,7 +11,9 @@ money held and each call's tariff time change (after a sweeper pass); after each
 checks the invariants of docs/design.md. Every answer must be one of the contract: an INTERNAL (or any
 gRPC error but the refusals the driver expects) fails the step. The server runs on a frozen clock (it
 moves only when a step moves it) so that the model and the server see the same instant. hypothesis runs
-the sequences in a worker thread; every gRPC call goes to the real server on the test's event loop."""
+the sequences in a worker thread; every gRPC call goes to the real server on the test's event loop. The
+run must reach every state of STATES (each status, debt alone and with a suspension, an SMS bundle,
+bonus money, a loan, group money, a suspended group member), or it fails naming what it never reached."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from tests.harness import (
     started_server,
 )
 from tests.reference_model import (
+    ACTIVE,
     BANGKOK_OFFSET_MS,
     BONUS_MIN_TOP_UP,
     BONUS_PERCENT,
@@ -54,6 +57,9 @@ from tests.reference_model import (
     GROUP_BALANCE,
     GROUP_CAP,
     GROUP_REFILL,
+    ONE_WAY,
+    TERMINATED,
+    TWO_WAY,
     GroupShare,
     Model,
     used_after_change,
@@ -209,6 +215,43 @@ def seconds_until(now_ms: int, local_minute: int) -> int:
     return (local_minute * 60 - local_s - 1) % 86_400 + 1
 
 
+# Every state a line can be in that the sequences must reach (states_of): a run that reaches fewer
+# fails, so the property cannot pass by never getting there.
+STATES = {
+    "active",
+    "one-way suspended",
+    "two-way suspended",
+    "terminated",
+    "in debt",
+    "in debt, one-way suspended",
+    "sms bundle",
+    "bonus money",
+    "loan outstanding",
+    "group money held",
+    "in a group, suspended",
+}
+
+
+def states_of(model: Model) -> set[str]:
+    names = {ACTIVE: "active", ONE_WAY: "one-way suspended", TWO_WAY: "two-way suspended", TERMINATED: "terminated"}
+    found = {names[model.status]}
+    if model.balance < 0:
+        found.add("in debt")
+        if model.status == ONE_WAY:
+            found.add("in debt, one-way suspended")
+    if any(bucket.remaining > 0 for bucket in model.buckets):
+        found.add("sms bundle")
+    if any(bonus.remaining > 0 for bonus in model.bonuses):
+        found.add("bonus money")
+    if model.loan_outstanding > 0:
+        found.add("loan outstanding")
+    if model.group_holding > 0:
+        found.add("group money held")
+    if model.group is not None and model.status in (ONE_WAY, TWO_WAY):
+        found.add("in a group, suspended")
+    return found
+
+
 def apply(driver: Driver, model: Model, operation: tuple[str, int, str] | tuple[str, int]) -> None:
     kind, value = operation[0], operation[1]
     if kind == "top_up":
@@ -260,6 +303,7 @@ async def join_a_group(creditd: Harness, account_id: str) -> None:
 async def run_sequences(creditd: Harness) -> None:
     loop = asyncio.get_running_loop()
     accounts = (f"6682525{n:04d}" for n in itertools.count())
+    reached: set[str] = set()
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(initial_balance=st.integers(0, 3_000), steps=operations, in_group=st.booleans())
@@ -273,7 +317,10 @@ async def run_sequences(creditd: Harness) -> None:
         driver.compare(model, "created")
         for operation in steps:
             apply(driver, model, operation)
+            reached.update(states_of(model))
         report = creditd.audit()
         assert report.violations == [], report.violations
 
     await asyncio.to_thread(sequence)
+    print(f"states reached: {sorted(reached)}")
+    assert reached >= STATES, f"never reached: {sorted(STATES - reached)}"
