@@ -166,7 +166,8 @@ def camt(entries: list[Entry], kind: str = "053") -> bytes:
 
 
 def signed_request(secret: str, path: str, document: object) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(document).encode()
+    """The body and headers of a request signed with secret; no document: an empty body (a GET)."""
+    body = b"" if document is None else json.dumps(document).encode()
     stamp = str(int(time.time()))
     headers = {"X-Timestamp": stamp, "X-Signature": signature(secret, stamp, path, body)}
     return body, headers | {"Content-Type": "application/json"}
