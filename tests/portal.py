@@ -20,6 +20,7 @@ from creditd.core.vouchers import code_hash, new_code
 from creditd.devtools.ports import free_port
 from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
+from creditd.payment_settings import PaymentSettings
 from creditd.portal.app import create_app
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, Settings, SmsChannelSettings, load_settings
@@ -30,7 +31,10 @@ from tests.harness import DATA, EVENT, INITIAL, SMS, TERMINATE, VOICE, Harness, 
 
 
 @contextlib.asynccontextmanager
-async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[str]:
+async def running_portal(
+    creditd: Harness, payments: PaymentSettings | None = None, **options: object
+) -> AsyncIterator[str]:
+    """options: [portal] settings; payments: [payments] (PromptPay's intent secret, with payments_url)."""
     given = {"server": f"127.0.0.1:{creditd.server.port}", "csrf_secret": "test-secret", **options}
     settings = PortalSettings(**given)  # type: ignore[arg-type]
     shipped = default_config_path()
@@ -40,7 +44,7 @@ async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[s
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, channel, region, names),
+            create_app(settings, channel, region, names, payments),
             host="127.0.0.1",
             port=port,
             lifespan="off",

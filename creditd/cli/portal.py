@@ -15,20 +15,21 @@ from creditd import logs
 from creditd.cli import edge
 from creditd.display_names import Names, load_names, missing
 from creditd.errors import ConfigError, CreditdError
+from creditd.payment_settings import PaymentSettings
 from creditd.portal.app import create_app
 from creditd.portal.client import open_channel
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, load_settings
 
 
-async def serve(settings: PortalSettings, region: str, names: Names) -> None:
+async def serve(settings: PortalSettings, region: str, names: Names, payments: PaymentSettings) -> None:
     host, _, port = settings.listen.rpartition(":")
     if not port.isdigit():
         raise ConfigError("portal.listen: HOST:PORT")
     channel = open_channel(settings)
     try:
         config = uvicorn.Config(
-            create_app(settings, channel, region, names),
+            create_app(settings, channel, region, names, payments),
             host=host or "127.0.0.1",
             port=int(port),
             lifespan="off",
@@ -57,6 +58,6 @@ def portal(listen: str | None, server: str | None, config: Path | None) -> None:
         if unnamed:
             raise ConfigError(f"{path.parent / settings.names_dir}: no display name for {', '.join(unnamed[:10])}")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings, loaded.numbers.region, names))
+            runner.run(serve(settings, loaded.numbers.region, names, loaded.payments))
     except CreditdError as error:
         raise click.ClickException(error.message) from None

@@ -1,11 +1,11 @@
 """PromptPay over HTTP: POST /promptpay/v1/intents (the portal, signed with promptpay.intent_secret)
-creates a payment intent; GET /promptpay/v1/intents/<reference> tells its state, and, to a request
-signed with promptpay.intent_secret (the portal's, showing the subscriber their QR and whether it
-is paid), also its account and payload; GET /promptpay/v1/intents/<reference>/qr.svg is its Thai
-QR as SVG (segno); POST
-/promptpay/v1/webhook takes the provider's confirmation (signed with promptpay.webhook_secret).
-The webhook answers 200 for applied or replayed, 409 for a refusal (unknown reference, expired,
-amount mismatch, already paid), 400 for a malformed body, 401 for a bad signature; each recorded."""
+creates a payment intent; GET /promptpay/v1/intents/<reference> tells its state (pending, paid,
+expired), and, to a request signed with promptpay.intent_secret (the portal's, showing the
+subscriber their QR and whether it is paid), also its account and payload; GET
+/promptpay/v1/intents/<reference>/qr.svg is its Thai QR as SVG (segno); POST /promptpay/v1/webhook
+takes the provider's confirmation (signed with promptpay.webhook_secret). The webhook answers 200
+for applied or replayed, 409 for a refusal (unknown reference, expired, amount mismatch, already
+paid), 400 for a malformed body, 401 for a bad signature; each recorded."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from starlette.routing import Route
 from creditd import contract
 from creditd.errors import Unavailable
 from creditd.paygate.http import json_answer, json_object, read_body
-from creditd.paygate.signing import signature_problem
 from creditd.payments import counters
 from creditd.payments.agents import BadRequest, check_account_id, check_amount, format_time
 from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome, outcome_document
+from creditd.payments.signing import signature_problem
 
 PROVIDER_TRANSACTION = contract.ID.regex()
 REFERENCE_TEXT = re.compile(r"^[A-Z0-9]{1,20}$")
@@ -95,7 +95,10 @@ def promptpay_routes(promptpay: PromptPay) -> list[Route]:
         intent = await promptpay.intent(request.path_params["reference"])
         if intent is None:
             return json_answer({"message": "reference: unknown"}, 404)
-        return json_answer(intent_document(intent, promptpay.payload(intent) if signed else ""))
+        document = intent_document(intent, promptpay.payload(intent) if signed else "")
+        if intent.state == "pending" and promptpay.money.clock.now_ms() > intent.expires_at_ms:
+            document["state"] = "expired"  # the webhook refuses it from now on
+        return json_answer(document)
 
     async def qr(request: Request) -> Response:
         intent = await promptpay.intent(request.path_params["reference"])

@@ -29,9 +29,11 @@ from starlette.routing import Route
 
 from creditd.display_names import NO_NAMES, LanguageNames, Names
 from creditd.front_settings import CLIENT_ADDRESS_METADATA
-from creditd.portal import inputs, statement_pages, views
+from creditd.payment_settings import PaymentSettings
+from creditd.portal import inputs, promptpay_pages, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.languages import accepted_language, language_of
+from creditd.portal.payments_front import PaymentsFront
 from creditd.portal.refusals import refusal
 from creditd.portal.security import (
     SEED_COOKIE,
@@ -71,6 +73,7 @@ FIELD_LABELS = {
     "quiet_from": "quiet_from",
     "quiet_to": "quiet_to",
     "channels": "channels",
+    "amount": "amount",
 }
 
 
@@ -79,8 +82,16 @@ class SignInNeeded(Exception):
 
 
 class Portal:
-    def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel, region: str, names: Names) -> None:
+    def __init__(
+        self,
+        settings: PortalSettings,
+        channel: grpc.aio.Channel,
+        region: str,
+        names: Names,
+        front: PaymentsFront | None,
+    ) -> None:
         self.settings = settings
+        self.front = front  # PromptPay top-ups, when [portal] payments_url is set
         self.region = region
         self.names = names
         self.stub = self_service(channel)
@@ -297,7 +308,9 @@ class Portal:
     async def top_up_form(self, request: Request) -> Response:
         card = await self.card(request)
         language = language_of(request, card)
-        return self.page(request, "top_up.html", language, view=views.overview(card, language, self.names_in(language)))
+        view = views.overview(card, language, self.names_in(language))
+        offer = promptpay_pages.offer(self.front, card, language)
+        return self.page(request, "top_up.html", language, view=view, promptpay=offer)
 
     async def redeem(self, request: Request) -> Response:
         data = await self.form(request)
@@ -310,7 +323,8 @@ class Portal:
         view = views.overview(card, language, self.names_in(language))
         amount = views.amount_text(top_up.amount, card, language)
         message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
-        return self.page(request, "top_up.html", language, view=view, message=message)
+        offer = promptpay_pages.offer(self.front, card, language)
+        return self.page(request, "top_up.html", language, view=view, message=message, promptpay=offer)
 
     async def credit(self, request: Request, message: str = "", card: pb.Account | None = None) -> Response:
         card = card or await self.card(request)
@@ -367,11 +381,17 @@ async def no_icon(request: Request) -> Response:
 
 
 def create_app(
-    settings: PortalSettings, channel: grpc.aio.Channel, region: str = "", names: Names = NO_NAMES
+    settings: PortalSettings,
+    channel: grpc.aio.Channel,
+    region: str = "",
+    names: Names = NO_NAMES,
+    payments: PaymentSettings | None = None,
 ) -> Starlette:
-    """region: where numbers typed in national form are ([numbers] region); names: display names."""
+    """region: where numbers typed in national form are ([numbers] region); names: display names;
+    payments: [payments] (PromptPay's intent secret and amounts), used when portal.payments_url is set."""
     check_public_url(settings.listen, settings.public_url)
-    portal = Portal(settings, channel, region, names)
+    front = PaymentsFront(settings.payments_url, payments or PaymentSettings()) if settings.payments_url else None
+    portal = Portal(settings, channel, region, names, front)
     g = portal.guarded
     routes = [
         Route("/sign-in", g(portal.sign_in_form), methods=["GET"]),
@@ -395,4 +415,6 @@ def create_app(
         Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
+    if front is not None:
+        routes += promptpay_pages.routes(portal, front, g)
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
