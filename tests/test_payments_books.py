@@ -170,3 +170,10 @@ async def test_the_audit_tells_unfinished_from_missing(creditd: Harness, setting
     assert status == 1, output
     assert f"VIOLATION 'agent shop1:U-2': applied 600 to {ACCOUNT}, top-ups []" in output
     assert f"VIOLATION 'agent shop1:U-3': top-ups [('{ACCOUNT}', 700)] without a payment record" in output
+    # creditd audit, the auditor the alerts read, counts the payments' books with the accounts'
+    metrics_file = tmp_path / "creditd_audit.prom"
+    status, output = await run_cli("audit", "--redis", creditd.server.redis_url, "--metrics-file", str(metrics_file))
+    assert status == 1, output
+    assert f"VIOLATION payments: 'agent shop1:U-2': applied 600 to {ACCOUNT}, top-ups []" in output
+    assert "1 applied payments, 2 payment top-ups, 1 unfinished: 2 violation(s)" in output, output
+    assert "creditd_audit_violations 2.0" in metrics_file.read_text()
