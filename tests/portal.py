@@ -21,7 +21,7 @@ from creditd.devtools.ports import free_port
 from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
 from creditd.payment_settings import PaymentSettings
-from creditd.portal.app import create_app
+from creditd.portal.app import close_app, create_app
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, Settings, SmsChannelSettings, load_settings
 from creditd.store.calls import Calls
@@ -41,10 +41,11 @@ async def running_portal(
     region = load_settings(shipped).numbers.region
     names = load_names(shipped.parent / settings.names_dir)
     channel = grpc.aio.insecure_channel(settings.server)
+    app = create_app(settings, channel, region, names, payments)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, channel, region, names, payments),
+            app,
             host="127.0.0.1",
             port=port,
             lifespan="off",
@@ -61,6 +62,7 @@ async def running_portal(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+        await close_app(app)
         await channel.close()
 
 

@@ -15,7 +15,8 @@ its state speak the language (no Latin word on a non-English page but the brand,
 reference), the QR page alone may run our script (its CSP: script-src 'self', nothing inline), an
 amount that is not one or is out of bounds is refused naming the field and creates no intent,
 another subscriber's reference is not found, an expired intent says so, and a payments front that
-cannot be reached is told as unavailable (503), creating nothing."""
+cannot be reached is told as unavailable (503), creating nothing. A portal given a payments_url
+without [payments.promptpay] intent_secret does not start."""
 
 from __future__ import annotations
 
@@ -28,15 +29,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import msgspec
 import pytest
 
 from creditd.devtools.ports import free_port
+from creditd.errors import ConfigError
 from creditd.formatting import money
 from creditd.payments.emvqr import crc16_ccitt, parse_payload
+from creditd.portal.app import create_app
 from creditd.portal.words import WORDS
-from creditd.settings import Settings
+from creditd.settings import PortalSettings, Settings
 from creditd.store.keys import payments_key
 from creditd.v1 import creditd_pb2 as pb
 from tests import test_portal_browser, test_portal_layout
@@ -221,3 +225,12 @@ async def test_the_promptpay_pages_in_every_language_and_what_they_refuse(
         assert msgspec.json.decode((await subscriber.get("/top-up/promptpay/CDX/state")).content) == {
             "state": "unavailable"
         }
+
+
+async def test_a_portal_with_a_payments_url_needs_the_intent_secret() -> None:
+    channel = grpc.aio.insecure_channel("127.0.0.1:1")
+    try:
+        with pytest.raises(ConfigError, match="payments.promptpay.intent_secret"):
+            create_app(PortalSettings(payments_url="http://127.0.0.1:8090", csrf_secret="x"), channel)
+    finally:
+        await channel.close()

@@ -16,7 +16,7 @@ from creditd.cli import edge
 from creditd.display_names import Names, load_names, missing
 from creditd.errors import ConfigError, CreditdError
 from creditd.payment_settings import PaymentSettings
-from creditd.portal.app import create_app
+from creditd.portal.app import close_app, create_app
 from creditd.portal.client import open_channel
 from creditd.resources import default_config_path
 from creditd.settings import PortalSettings, load_settings
@@ -28,15 +28,19 @@ async def serve(settings: PortalSettings, region: str, names: Names, payments: P
         raise ConfigError("portal.listen: HOST:PORT")
     channel = open_channel(settings)
     try:
+        app = create_app(settings, channel, region, names, payments)
         config = uvicorn.Config(
-            create_app(settings, channel, region, names, payments),
+            app,
             host=host or "127.0.0.1",
             port=int(port),
             lifespan="off",
             log_level="info",
             proxy_headers=False,  # X-Forwarded-For is believed from portal.trusted_proxies only (portal/security.py)
         )
-        await uvicorn.Server(config).serve()
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await close_app(app)
     finally:
         await channel.close()
 

@@ -417,4 +417,12 @@ def create_app(
     ]
     if front is not None:
         routes += promptpay_pages.routes(portal, front, g)
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
+    app.state.payments_front = front
+    return app
+
+
+async def close_app(app: Starlette) -> None:
+    """Closes what the app holds open besides the gRPC channel: the payments front's connections."""
+    if app.state.payments_front is not None:
+        await app.state.payments_front.client.aclose()
