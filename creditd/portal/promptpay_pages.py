@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ PAGE_POLICY = (
 REFERENCE = re.compile(r"^[A-Z0-9]{1,20}$")
 # Baht as people type them: 150, 150.5, 1,500.00, ฿150.
 AMOUNT = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?$")
+# The page's script stops asking this long after the intent's expiry.
+ASK_PAST_EXPIRY_MS = 60_000
 QR_SCALE = 5  # pixels a module: a version 6 code is 245 px wide, within a 360 px phone
 
 
@@ -166,7 +169,8 @@ async def page(portal: Portal, front: PaymentsFront, request: Request) -> Respon
         "promptpay.html",
         language,
         reference=intent["reference"],
-        expires_ms=expiry_ms,
+        # how long the script may ask, from now: the browser's clock need not agree with ours
+        asking_ms=max(0, expiry_ms - int(time.time() * 1000)) + ASK_PAST_EXPIRY_MS,
         scan=words["promptpay_scan"].format(amount=amount),
         until=words["promptpay_until"].format(time=until),
         svg=qr_svg(str(intent["payload"]), words["promptpay_qr"].format(amount=amount)),

@@ -1,6 +1,7 @@
 // The PromptPay QR page's one script: asks the payment's state every half second and, once it is
 // paid (or expired), says so in the page's live region, hides the QR and stops asking. On an error
-// it asks again two seconds later; it never asks past the intent's expiry by more than a minute.
+// it asks again two seconds later; it stops when the page's data-asking-ms have passed (the
+// intent's expiry and a minute, counted from the page's answer: the browser's clock may be off).
 (function () {
   "use strict";
   var region = document.getElementById("payment-state");
@@ -8,7 +9,7 @@
   var done = document.getElementById("payment-done");
   if (!region || !qr) return;
   var url = region.getAttribute("data-state-url");
-  var stopAt = Number(region.getAttribute("data-expires-ms")) + 60000;
+  var stopAt = Date.now() + Number(region.getAttribute("data-asking-ms"));
 
   function finish(state) {
     region.textContent = state.message;
