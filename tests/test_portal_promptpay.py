@@ -14,9 +14,10 @@ Over HTTP, in th, en, ru and zh: the top-up page offers PromptPay with its bound
 its state speak the language (no Latin word on a non-English page but the brand, QR and the
 reference), the QR page alone may run our script (its CSP: script-src 'self', nothing inline), an
 amount that is not one or is out of bounds is refused naming the field and creates no intent,
-another subscriber's reference is not found, an expired intent says so, and a payments front that
-cannot be reached is told as unavailable (503), creating nothing. A portal given a payments_url
-without [payments.promptpay] intent_secret does not start."""
+another subscriber's reference is not found (and a visitor without a session is sent to sign in),
+an expired intent says so, and a payments front that cannot be reached is told as unavailable
+(503), creating nothing. A portal given a payments_url without [payments.promptpay] intent_secret
+does not start."""
 
 from __future__ import annotations
 
@@ -195,6 +196,9 @@ async def test_the_promptpay_pages_in_every_language_and_what_they_refuse(
         assert (await other.get(f"/top-up/promptpay/{mine}")).status_code == 404
         assert (await other.get(f"/top-up/promptpay/{mine}/state")).status_code == 404
         assert (await subscriber.get("/top-up/promptpay/not-a-reference")).status_code == 404
+        async with httpx.AsyncClient(base_url=url) as anonymous:
+            for path in (f"/top-up/promptpay/{mine}", f"/top-up/promptpay/{mine}/state"):
+                assert (await anonymous.get(path)).headers["location"] == "/sign-in"
 
         # paid: the page and the state say so; expired: likewise
         async with httpx.AsyncClient(timeout=10) as client:

@@ -51,6 +51,7 @@ class Portal(Protocol):
     """What these pages use of the portal (app.Portal), which imports this module to route to them."""
 
     async def card(self, request: Request) -> pb.Account: ...
+    def token(self, request: Request) -> str: ...
     async def form(self, request: Request) -> dict[str, str]: ...
     async def failure(self, request: Request, status_code: int, key: str, **values: str) -> Response: ...
     def names_in(self, language: str) -> LanguageNames: ...
@@ -111,7 +112,9 @@ async def owned_intent(
     portal: Portal, front: PaymentsFront, request: Request
 ) -> tuple[dict[str, Any] | None, pb.Account]:
     """The intent named in the path if it is the signed-in subscriber's, and their card. The intent
-    is read first, the card after, so that a paid intent's top-up is in the card's balance."""
+    is read first, the card after, so that a paid intent's top-up is in the card's balance (a visitor
+    without a session goes to sign-in before the front is asked)."""
+    portal.token(request)
     reference = request.path_params["reference"]
     intent = await front.intent(reference) if REFERENCE.match(reference) else None
     card = await portal.card(request)
