@@ -24,7 +24,7 @@ from creditd.config.payments import AgentSettings, PaymentSettings, PromptPaySet
 from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.paygate.app import server_of
-from creditd.paygate.signing import signature
+from creditd.payments.signing import signature
 from creditd.resources import default_config_path
 from creditd.store.connection import connect
 from tests.harness import Harness
@@ -166,7 +166,8 @@ def camt(entries: list[Entry], kind: str = "053") -> bytes:
 
 
 def signed_request(secret: str, path: str, document: object) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(document).encode()
+    """The body and headers of a request signed with secret; no document: an empty body (a GET)."""
+    body = b"" if document is None else json.dumps(document).encode()
     stamp = str(int(time.time()))
     headers = {"X-Timestamp": stamp, "X-Signature": signature(secret, stamp, path, body)}
     return body, headers | {"Content-Type": "application/json"}

@@ -17,12 +17,13 @@ import msgspec
 import uvicorn
 
 from creditd.config.fronts import PortalSettings, SmsChannelSettings
+from creditd.config.payments import PaymentSettings
 from creditd.config.settings import Settings, load_settings
 from creditd.core.vouchers import code_hash, new_code
 from creditd.devtools.ports import free_port
 from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
-from creditd.portal.app import create_app
+from creditd.portal.app import close_app, create_app
 from creditd.resources import default_config_path
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
@@ -31,17 +32,21 @@ from tests.harness import DATA, EVENT, INITIAL, SMS, TERMINATE, VOICE, Harness, 
 
 
 @contextlib.asynccontextmanager
-async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[str]:
+async def running_portal(
+    creditd: Harness, payments: PaymentSettings | None = None, **options: object
+) -> AsyncIterator[str]:
+    """options: [portal] settings; payments: [payments] (PromptPay's intent secret, with payments_url)."""
     given = {"server": f"127.0.0.1:{creditd.server.port}", "csrf_secret": "test-secret", **options}
     settings = PortalSettings(**given)  # type: ignore[arg-type]
     shipped = default_config_path()
     region = load_settings(shipped).numbers.region
     names = load_names(shipped.parent / settings.names_dir)
     channel = grpc.aio.insecure_channel(settings.server)
+    app = create_app(settings, channel, region, names, payments)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, channel, region, names),
+            app,
             host="127.0.0.1",
             port=port,
             lifespan="off",
@@ -58,6 +63,7 @@ async def running_portal(creditd: Harness, **options: object) -> AsyncIterator[s
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+        await close_app(app)
         await channel.close()
 
 

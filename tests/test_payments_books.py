@@ -3,11 +3,12 @@ pay and cancel, a bank statement credit, a PromptPay webhook) leaves a top-up wh
 the channel and the external reference; `creditd payments audit` finds each applied payment with
 exactly one top-up (exit 0), calls a top-up whose record is not written yet unfinished, and reports a
 payment top-up without its payment and an applied payment without its top-up (exit 1); the front's
-/metrics counts the payments by channel, the intents and the webhook outcomes; `creditd payments
-revenue` sums what each channel brought in, cancellations deducted."""
+/metrics counts the payments by channel, the intents and the webhook outcomes; `creditd report
+settlement` sums what each channel brought in, cancellations deducted (as a table and as JSON)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,8 +92,8 @@ async def test_every_channel_names_itself_in_the_ledger_and_the_books_balance(
         ("topup", 700, "bank bank:ST-1"),
     ]
     status, output = await run_cli(
-        "payments",
-        "revenue",
+        "report",
+        "settlement",
         "--from",
         "2000-01-01T00:00:00Z",
         "--to",
@@ -105,7 +106,28 @@ async def test_every_channel_names_itself_in_the_ledger_and_the_books_balance(
     assert status == 0, output
     rows = [line.split() for line in output.splitlines()[1:4]]
     assert rows == [["agent", "2", "1", "1000"], ["promptpay", "1", "0", "3000"], ["bank", "1", "0", "700"]]
-    assert "total 4700 THB" in output
+    assert "received 4700 THB" in output
+    status, output = await run_cli(
+        "report",
+        "settlement",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--json",
+        "--redis",
+        creditd.server.redis_url,
+        "--config",
+        str(config_file(tmp_path)),
+    )
+    assert status == 0, output
+    document = json.loads(output)
+    assert (document["received_minor"], document["currency"], "provider" in document) == (4700, "THB", False)
+    assert [(row["channel"], row["amount_minor"]) for row in document["channels"]] == [
+        ("agent", 1000),
+        ("promptpay", 3000),
+        ("bank", 700),
+    ]
     status, output = await _audit(creditd, tmp_path)
     assert status == 0 and "4 applied payments, 4 payment top-ups, 0 unfinished: 0 violation(s)" in output, output
     grew = {
@@ -148,3 +170,10 @@ async def test_the_audit_tells_unfinished_from_missing(creditd: Harness, setting
     assert status == 1, output
     assert f"VIOLATION 'agent shop1:U-2': applied 600 to {ACCOUNT}, top-ups []" in output
     assert f"VIOLATION 'agent shop1:U-3': top-ups [('{ACCOUNT}', 700)] without a payment record" in output
+    # creditd audit, the auditor the alerts read, counts the payments' books with the accounts'
+    metrics_file = tmp_path / "creditd_audit.prom"
+    status, output = await run_cli("audit", "--redis", creditd.server.redis_url, "--metrics-file", str(metrics_file))
+    assert status == 1, output
+    assert f"VIOLATION payments: 'agent shop1:U-2': applied 600 to {ACCOUNT}, top-ups []" in output
+    assert "1 applied payments, 2 payment top-ups, 1 unfinished: 2 violation(s)" in output, output
+    assert "creditd_audit_violations 2.0" in metrics_file.read_text()

@@ -26,6 +26,7 @@ from creditd.payments.emvqr import PayloadError, bill_payment_payload, parse_pay
 from creditd.store.keys import payments_key
 from tests.harness import Harness, dump
 from tests.payments import (
+    INTENT_SECRET,
     WEBHOOK_SECRET,
     config_file,
     create_intent,
@@ -185,22 +186,27 @@ async def test_a_bad_intent_request_names_the_field_and_writes_nothing(creditd: 
 
 
 @pytest.mark.asyncio
-async def test_the_intents_page_shows_the_qr_then_paid(creditd: Harness, settings: Settings) -> None:
-    """The page reloads itself every second while it waits; the first load after the provider's
-    confirmation says paid, and stops reloading."""
+async def test_an_intent_is_told_whole_only_to_a_request_signed_with_the_intent_secret(
+    creditd: Harness, settings: Settings
+) -> None:
+    """Anyone holding a reference learns its state; its account and payload go only to the portal
+    (signed with promptpay.intent_secret); a bad signature is 401, an unknown reference 404."""
     await creditd.create_account(ACCOUNT)
     async with running_front(creditd, payment_settings(settings)) as url:
         intent = (await create_intent(url, 5_000, ACCOUNT)).json()
-        page_url = f"{url}/promptpay/v1/intents/{intent['reference']}/page"
+        path = f"/promptpay/v1/intents/{intent['reference']}"
+        _, signed_headers = signed_request(INTENT_SECRET, path, None)
+        _, wrong_headers = signed_request(WEBHOOK_SECRET, path, None)
+        body_less = {name: value for name, value in signed_headers.items() if name != "Content-Type"}
         async with httpx.AsyncClient(timeout=10) as client:
-            waiting = (await client.get(page_url)).text
-            document = {"transaction_id": "PP-P", "reference": intent["reference"], "amount_minor": 5_000}
-            assert (await deliver(client, url, document)).json()["outcome"] == "applied"
-            paid = (await client.get(page_url)).text
-            unknown = await client.get(f"{url}/promptpay/v1/intents/CDNOSUCH/page")
-    assert '<meta http-equiv="refresh" content="1">' in waiting and "<svg" in waiting
-    assert "Waiting for payment" in waiting and "50.00 THB" in waiting
-    assert "Paid: 50.00 THB" in paid and "refresh" not in paid and "<svg" not in paid
+            plain = (await client.get(url + path)).json()
+            signed = await client.get(url + path, headers=body_less)
+            wrong = await client.get(url + path, headers=wrong_headers)
+            unknown = await client.get(f"{url}/promptpay/v1/intents/CDNOSUCH")
+    assert plain["state"] == "pending" and "account_id" not in plain and "payload" not in plain
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["account_id"] == ACCOUNT and signed.json()["payload"] == intent["payload"]
+    assert wrong.status_code == 401 and wrong.json()["message"].startswith("X-Signature")
     assert unknown.status_code == 404
 
 

@@ -49,6 +49,7 @@ from creditd.core.audit import Auditor
 from creditd.diameter.server import DiameterServer
 from creditd.errors import ConfigError, CreditdError
 from creditd.notifier.templates import Templates
+from creditd.payments.audit import audit_payments
 from creditd.resources import default_config_path
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
@@ -279,26 +280,30 @@ def check_config(path: Path) -> None:
     help="also write the result for Prometheus (node_exporter's textfile directory, e.g. .../creditd_audit.prom)",
 )
 def audit(redis_url: str | None, data_dir: Path | None, config: Path | None, metrics_file: Path | None) -> None:
-    """Check the invariants of every account; print each violation; exit 1 when there is any."""
+    """Check the invariants of every account and the payments' books (creditd payments audit); print
+    each violation; exit 1 when there is any."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
         with click.progressbar(length=count_accounts(client), label="auditing accounts", file=sys.stderr) as bar:
             report = Auditor(client, settings.redis.partitions).run(
                 Clock().now_ms(), settings.sweeper.grace_period_s, progress=bar.update
             )
+        books = audit_payments(client, settings.redis.partitions)
     except redis.RedisError as error:
         raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
+    violations = report.violations + [f"payments: {violation}" for violation in books.violations]
     if metrics_file is not None:
-        write_audit_metrics(metrics_file, len(report.violations), report.accounts)
-    for violation in report.violations:
+        write_audit_metrics(metrics_file, len(violations), report.accounts)
+    for violation in violations:
         click.echo(f"VIOLATION {violation}")
     click.echo(
         f"{report.accounts} accounts, {report.open_sessions} open sessions, balances {report.total_balance}, "
-        f"reserved {report.total_reserved}: {len(report.violations)} violation(s)"
+        f"reserved {report.total_reserved}, {books.payments} applied payments, {books.top_ups} payment top-ups, "
+        f"{len(books.unfinished)} unfinished: {len(violations)} violation(s)"
     )
-    sys.exit(1 if report.violations else 0)
+    sys.exit(1 if violations else 0)
 
 
 @main.group()

@@ -1,5 +1,5 @@
-"""`creditd tiers recompute` and `creditd report arrears`: batch jobs straight against Redis
-(creditd/core/jobs.py), with a progress bar on stderr and the result on stdout."""
+"""`creditd tiers recompute` and `creditd report` (arrears, loans, settlement): batch jobs straight
+against Redis (creditd/core/jobs.py), with a progress bar on stderr and the result on stdout."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from creditd.cli import edge, render
 from creditd.cli.common import open_redis, redis_options
+from creditd.cli.payments import echo_table
 from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
 from creditd.core import attribution, jobs
+from creditd.payments.audit import revenue_by_channel
 from creditd.store.calls import Calls
 from creditd.store.scan import count_accounts
 from creditd.v1 import creditd_pb2 as pb
@@ -133,33 +135,44 @@ def report_loans(
 
 @report.command("settlement")
 @redis_options
-@click.option("--provider", required=True, help="the provider named by tariffs' provider")
 @click.option("--from", "from_text", required=True, help="window start, ISO 8601 (UTC unless an offset is given)")
 @click.option("--to", "to_text", required=True, help="window end (exclusive)")
+@click.option("--provider", help="also this provider's settlement (the provider named by tariffs' provider)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document instead of text")
 def report_settlement(
     redis_url: str | None,
     data_dir: Path | None,
     config: Path | None,
-    provider: str,
     from_text: str,
     to_text: str,
+    provider: str | None,
     as_json: bool,
 ) -> None:
-    """A provider's revenue in a window, less the arrears apportioned to it now."""
+    """Money received in a window by payment channel (agent, promptpay, bank; cancellations
+    deducted), and with --provider that provider's revenue in the window less the arrears
+    apportioned to it now."""
     window = (instant_ms(from_text, "--from"), instant_ms(to_text, "--to"))
     settings, client = open_redis(redis_url, data_dir, config)
+    result = None
     try:
-        rows = jobs.arrears(client, Calls(settings.redis.partitions), Clock().now_ms())
-        owed = attribution.arrears_by_provider(client, settings, rows)
-        result = attribution.settlement(client, settings, provider, window, owed)
+        channels = revenue_by_channel(client, settings.redis.partitions, window)
+        if provider is not None:
+            rows = jobs.arrears(client, Calls(settings.redis.partitions), Clock().now_ms())
+            owed = attribution.arrears_by_provider(client, settings, rows)
+            result = attribution.settlement(client, settings, provider, window, owed)
     except redis.RedisError as error:
         raise click.ClickException(edge.redis_error_message(error)) from None
     finally:
         client.close()
+    total = sum(row.amount_minor for row in channels)
     if as_json:
-        click.echo(msgspec.json.encode(result).decode())
-    else:
+        document = {"channels": channels, "received_minor": total, "currency": settings.payments.currency}
+        click.echo(msgspec.json.encode(document | ({"provider": result} if result else {})).decode())
+        return
+    table = [[row.channel, row.payments, row.cancelled, row.amount_minor] for row in channels]
+    echo_table(["CHANNEL", "PAYMENTS", "CANCELLED", "AMOUNT_MINOR"], table)
+    click.echo(f"received {total} {settings.payments.currency}")
+    if result:
         click.echo(f"provider {provider}: revenue {result.revenue}, arrears {result.arrears}, net {result.net}")
 
 

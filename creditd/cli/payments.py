@@ -15,13 +15,12 @@ import uvloop
 
 from creditd import logs
 from creditd.cli.common import open_redis, redis_options, settings_from_options
-from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
 from creditd.config.settings import Settings
 from creditd.errors import CreditdError
 from creditd.paygate.app import serve as serve_front
 from creditd.payments.agents import Agents, BadRequest, format_time
-from creditd.payments.audit import audit_payments, revenue_by_channel
+from creditd.payments.audit import audit_payments
 from creditd.payments.camt import StatementError, parse_statement
 from creditd.payments.money import Money
 from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome
@@ -278,25 +277,3 @@ def audit_command(redis_url: str | None, data_dir: Path | None, config: Path | N
         f"{len(report.violations)} violation(s)"
     )
     sys.exit(1 if report.violations else 0)
-
-
-@payments.command("revenue")
-@click.option("--from", "from_text", required=True, help="window start, ISO 8601 (UTC unless an offset is given)")
-@click.option("--to", "to_text", required=True, help="window end (exclusive)")
-@redis_options
-def revenue_command(
-    from_text: str, to_text: str, redis_url: str | None, data_dir: Path | None, config: Path | None
-) -> None:
-    """Money received in a window by payment channel (agent, promptpay, bank), cancellations deducted."""
-    window = (instant_ms(from_text, "--from"), instant_ms(to_text, "--to"))
-    try:
-        settings, client = open_redis(redis_url, data_dir, config)
-    except CreditdError as error:
-        raise click.ClickException(error.message) from None
-    try:
-        rows = revenue_by_channel(client, settings.redis.partitions, window)
-    finally:
-        client.close()
-    table = [[row.channel, row.payments, row.cancelled, row.amount_minor] for row in rows]
-    echo_table(["CHANNEL", "PAYMENTS", "CANCELLED", "AMOUNT_MINOR"], table)
-    click.echo(f"total {sum(row.amount_minor for row in rows)} {settings.payments.currency}")

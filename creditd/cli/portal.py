@@ -14,29 +14,34 @@ import uvloop
 from creditd import logs
 from creditd.cli import edge
 from creditd.config.fronts import PortalSettings
+from creditd.config.payments import PaymentSettings
 from creditd.config.settings import load_settings
 from creditd.display_names import Names, load_names, missing
 from creditd.errors import ConfigError, CreditdError
-from creditd.portal.app import create_app
+from creditd.portal.app import close_app, create_app
 from creditd.portal.client import open_channel
 from creditd.resources import default_config_path
 
 
-async def serve(settings: PortalSettings, region: str, names: Names) -> None:
+async def serve(settings: PortalSettings, region: str, names: Names, payments: PaymentSettings) -> None:
     host, _, port = settings.listen.rpartition(":")
     if not port.isdigit():
         raise ConfigError("portal.listen: HOST:PORT")
     channel = open_channel(settings)
     try:
+        app = create_app(settings, channel, region, names, payments)
         config = uvicorn.Config(
-            create_app(settings, channel, region, names),
+            app,
             host=host or "127.0.0.1",
             port=int(port),
             lifespan="off",
             log_level="info",
             proxy_headers=False,  # X-Forwarded-For is believed from portal.trusted_proxies only (portal/security.py)
         )
-        await uvicorn.Server(config).serve()
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await close_app(app)
     finally:
         await channel.close()
 
@@ -58,6 +63,6 @@ def portal(listen: str | None, server: str | None, config: Path | None) -> None:
         if unnamed:
             raise ConfigError(f"{path.parent / settings.names_dir}: no display name for {', '.join(unnamed[:10])}")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings, loaded.numbers.region, names))
+            runner.run(serve(settings, loaded.numbers.region, names, loaded.payments))
     except CreditdError as error:
         raise click.ClickException(error.message) from None

@@ -145,6 +145,9 @@ class PortalSettings(Struct, frozen=True):
     # What subscribers see for bundles, destinations and services: <language>.toml, relative to the
     # config file (creditd/display_names.py).
     names_dir: Annotated[str, msgspec.Meta(max_length=1024)] = "names"
+    # The payments front (`creditd payments serve`, [payments] listen) the top-up page creates PromptPay
+    # QR payments on, signing with [payments.promptpay] intent_secret; empty: no PromptPay on the page.
+    payments_url: Url = ""
 
 
 class ChfNotifySettings(Struct, frozen=True):

@@ -1,5 +1,5 @@
 """The agents' API: POST /agent/v1/check, /agent/v1/pay, /agent/v1/cancel, each signed with the
-agent's secret (signing.py); the answers carry a stable result code (payments.agents.Result) and,
+agent's secret (payments/signing.py); the answers carry a stable result code (payments.agents.Result) and,
 for pay and cancel, the receipt. HTTP 200 for every business answer (refusals included), 400 for a
 malformed request (its message names the field; nothing applied), 401 for an unknown agent or a bad
 signature, 503 when Redis cannot be reached (retry: pay and cancel are idempotent)."""
@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from creditd.errors import Unavailable
 from creditd.paygate.http import json_answer, json_object, read_body
-from creditd.paygate.signing import signature_problem
 from creditd.payments import counters
 from creditd.payments.agents import (
     Agents,
@@ -31,6 +30,7 @@ from creditd.payments.agents import (
     format_time,
     parse_time_ms,
 )
+from creditd.payments.signing import signature_problem
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Agents, str, dict[str, Any]], Awaitable[Answer]]

@@ -1,29 +1,30 @@
 """PromptPay over HTTP: POST /promptpay/v1/intents (the portal, signed with promptpay.intent_secret)
-creates a payment intent; GET /promptpay/v1/intents/<reference> tells its state (the page polls it
-to show 'paid'); GET /promptpay/v1/intents/<reference>/qr.svg is its Thai QR as SVG (segno); POST
-/promptpay/v1/webhook takes the provider's confirmation (signed with promptpay.webhook_secret).
-The webhook answers 200 for applied or replayed, 409 for a refusal (unknown reference, expired,
-amount mismatch, already paid), 400 for a malformed body, 401 for a bad signature; each recorded."""
+creates a payment intent; GET /promptpay/v1/intents/<reference> tells its state (pending, paid,
+expired), and, to a request signed with promptpay.intent_secret (the portal's, showing the
+subscriber their QR and whether it is paid), also its account and payload; GET
+/promptpay/v1/intents/<reference>/qr.svg is its Thai QR as SVG (segno); POST /promptpay/v1/webhook
+takes the provider's confirmation (signed with promptpay.webhook_secret). The webhook answers 200
+for applied or replayed, 409 for a refusal (unknown reference, expired, amount mismatch, already
+paid), 400 for a malformed body, 401 for a bad signature; each recorded."""
 
 from __future__ import annotations
 
-import html
 import io
 import re
 import time
 
 import segno
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from creditd import contract
 from creditd.errors import Unavailable
 from creditd.paygate.http import json_answer, json_object, read_body
-from creditd.paygate.signing import signature_problem
 from creditd.payments import counters
 from creditd.payments.agents import BadRequest, check_account_id, check_amount, format_time
 from creditd.payments.promptpay import Intent, PromptPay, WebhookOutcome, outcome_document
+from creditd.payments.signing import signature_problem
 
 PROVIDER_TRANSACTION = contract.ID.regex()
 REFERENCE_TEXT = re.compile(r"^[A-Z0-9]{1,20}$")
@@ -50,26 +51,6 @@ def qr_svg(payload: str) -> bytes:
     out = io.BytesIO()
     segno.make(payload, error="m", micro=False).save(out, kind="svg", scale=6, border=4, title="PromptPay")
     return out.getvalue()
-
-
-def intent_page(intent: Intent, payload: str, now_ms: int) -> str:
-    """The intent as a page for the subscriber: its QR until paid, reloading itself every second
-    (no JavaScript) so that 'paid' shows within a second of the confirmation."""
-    amount = f"{intent.amount_minor // 100}.{intent.amount_minor % 100:02d} {intent.currency}"
-    if intent.state == "paid":
-        head, body = "", f"<p class=state>Paid: {amount}. Thank you.</p>"
-    elif now_ms > intent.expires_at_ms:
-        head, body = "", "<p class=state>This QR code has expired. Please start again.</p>"
-    else:
-        svg = qr_svg(payload).decode()
-        svg = svg[svg.index("<svg") :]
-        head = '<meta http-equiv="refresh" content="1">'
-        body = f"<p>Scan with your banking app to pay {amount}.</p>{svg}<p class=state>Waiting for payment</p>"
-    reference = html.escape(intent.reference)
-    return (
-        f"<!doctype html><html><head><meta charset=utf-8>{head}<title>PromptPay {reference}</title></head>"
-        f"<body><h1>PromptPay</h1>{body}<p>Reference {reference}</p></body></html>"
-    )
 
 
 def _signature_problem(request: Request, secret: str, body: bytes, tolerance_s: int) -> str:
@@ -106,22 +87,24 @@ def promptpay_routes(promptpay: PromptPay) -> list[Route]:
         return json_answer(intent_document(intent, promptpay.payload(intent)), 201)
 
     async def show(request: Request) -> Response:
+        signed = "x-signature" in request.headers
+        if signed:
+            problem = _signature_problem(request, settings.promptpay.intent_secret, b"", tolerance_s)
+            if problem:
+                return json_answer({"message": problem}, 401)
         intent = await promptpay.intent(request.path_params["reference"])
         if intent is None:
             return json_answer({"message": "reference: unknown"}, 404)
-        return json_answer(intent_document(intent))
+        document = intent_document(intent, promptpay.payload(intent) if signed else "")
+        if intent.state == "pending" and promptpay.money.clock.now_ms() > intent.expires_at_ms:
+            document["state"] = "expired"  # the webhook refuses it from now on
+        return json_answer(document)
 
     async def qr(request: Request) -> Response:
         intent = await promptpay.intent(request.path_params["reference"])
         if intent is None:
             return json_answer({"message": "reference: unknown"}, 404)
         return Response(qr_svg(promptpay.payload(intent)), media_type="image/svg+xml")
-
-    async def page(request: Request) -> Response:
-        intent = await promptpay.intent(request.path_params["reference"])
-        if intent is None:
-            return HTMLResponse("<!doctype html><title>Unknown payment</title><p>Unknown payment.</p>", 404)
-        return HTMLResponse(intent_page(intent, promptpay.payload(intent), promptpay.money.clock.now_ms()))
 
     async def webhook(request: Request) -> Response:
         try:
@@ -154,6 +137,5 @@ def promptpay_routes(promptpay: PromptPay) -> list[Route]:
         Route("/promptpay/v1/intents", create, methods=["POST"]),
         Route("/promptpay/v1/intents/{reference}", show, methods=["GET"]),
         Route("/promptpay/v1/intents/{reference}/qr.svg", qr, methods=["GET"]),
-        Route("/promptpay/v1/intents/{reference}/page", page, methods=["GET"]),
         Route("/promptpay/v1/webhook", webhook, methods=["POST"]),
     ]

@@ -108,7 +108,7 @@ def channel_of(kind: str, reference: str) -> str:
 
 def revenue_by_channel(client: AnySyncRedis, partitions: int, window: tuple[int, int]) -> list[ChannelRevenue]:
     """Money received by payment channel in [from_ms, to_ms), cancellations deducted, from the
-    ledgers kept (`report settlement` gives the providers' side)."""
+    ledgers kept; `creditd report settlement` shows them (beside a provider's settlement)."""
     keys = Keys(partitions)
     totals = {prefix.split(" ", 1)[0]: ChannelRevenue(prefix.split(" ", 1)[0]) for prefix in CHANNEL_PREFIXES}
     for account_key in account_keys(client):

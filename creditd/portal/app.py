@@ -28,10 +28,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd.config.fronts import CLIENT_ADDRESS_METADATA, LANGUAGES, PortalSettings
+from creditd.config.payments import PaymentSettings
 from creditd.display_names import NO_NAMES, LanguageNames, Names
-from creditd.portal import inputs, statement_pages, views
+from creditd.portal import inputs, promptpay_pages, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.languages import accepted_language, language_of
+from creditd.portal.payments_front import PaymentsFront
 from creditd.portal.refusals import refusal
 from creditd.portal.security import (
     SEED_COOKIE,
@@ -70,6 +72,7 @@ FIELD_LABELS = {
     "quiet_from": "quiet_from",
     "quiet_to": "quiet_to",
     "channels": "channels",
+    "amount": "amount",
 }
 
 
@@ -78,8 +81,16 @@ class SignInNeeded(Exception):
 
 
 class Portal:
-    def __init__(self, settings: PortalSettings, channel: grpc.aio.Channel, region: str, names: Names) -> None:
+    def __init__(
+        self,
+        settings: PortalSettings,
+        channel: grpc.aio.Channel,
+        region: str,
+        names: Names,
+        front: PaymentsFront | None,
+    ) -> None:
         self.settings = settings
+        self.front = front  # PromptPay top-ups, when [portal] payments_url is set
         self.region = region
         self.names = names
         self.stub = self_service(channel)
@@ -296,7 +307,9 @@ class Portal:
     async def top_up_form(self, request: Request) -> Response:
         card = await self.card(request)
         language = language_of(request, card)
-        return self.page(request, "top_up.html", language, view=views.overview(card, language, self.names_in(language)))
+        view = views.overview(card, language, self.names_in(language))
+        offer = promptpay_pages.offer(self.front, card, language)
+        return self.page(request, "top_up.html", language, view=view, promptpay=offer)
 
     async def redeem(self, request: Request) -> Response:
         data = await self.form(request)
@@ -309,7 +322,8 @@ class Portal:
         view = views.overview(card, language, self.names_in(language))
         amount = views.amount_text(top_up.amount, card, language)
         message = WORDS[language]["topped_up"].format(amount=amount, balance=view.balance)
-        return self.page(request, "top_up.html", language, view=view, message=message)
+        offer = promptpay_pages.offer(self.front, card, language)
+        return self.page(request, "top_up.html", language, view=view, message=message, promptpay=offer)
 
     async def credit(self, request: Request, message: str = "", card: pb.Account | None = None) -> Response:
         card = card or await self.card(request)
@@ -366,11 +380,17 @@ async def no_icon(request: Request) -> Response:
 
 
 def create_app(
-    settings: PortalSettings, channel: grpc.aio.Channel, region: str = "", names: Names = NO_NAMES
+    settings: PortalSettings,
+    channel: grpc.aio.Channel,
+    region: str = "",
+    names: Names = NO_NAMES,
+    payments: PaymentSettings | None = None,
 ) -> Starlette:
-    """region: where numbers typed in national form are ([numbers] region); names: display names."""
+    """region: where numbers typed in national form are ([numbers] region); names: display names;
+    payments: [payments] (PromptPay's intent secret and amounts), used when portal.payments_url is set."""
     check_public_url(settings.listen, settings.public_url)
-    portal = Portal(settings, channel, region, names)
+    front = PaymentsFront(settings.payments_url, payments or PaymentSettings()) if settings.payments_url else None
+    portal = Portal(settings, channel, region, names, front)
     g = portal.guarded
     routes = [
         Route("/sign-in", g(portal.sign_in_form), methods=["GET"]),
@@ -394,4 +414,14 @@ def create_app(
         Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/preferences", g(portal.save_preferences), methods=["POST"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
+    if front is not None:
+        routes += promptpay_pages.routes(portal, front, g)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, public_url=settings.public_url)])
+    app.state.payments_front = front
+    return app
+
+
+async def close_app(app: Starlette) -> None:
+    """Closes what the app holds open besides the gRPC channel: the payments front's connections."""
+    if app.state.payments_front is not None:
+        await app.state.payments_front.client.aclose()

@@ -48,9 +48,10 @@ def check_public_url(listen: str, public_url: str) -> None:
 
 
 def security_headers(public_url: str) -> list[tuple[bytes, bytes]]:
-    """Sent with every answer: no script at all, no framing, no type sniffing, no referrer, nothing
-    kept in a cache (every page is a subscriber's own); HSTS when served over https. Styles are
-    inline (one <style> and bar widths), so style-src allows them; nothing else is loaded."""
+    """Sent with every answer: no script (but the PromptPay page's own, promptpay_pages.PAGE_POLICY),
+    no framing, no type sniffing, no referrer, nothing kept in a cache (every page is a subscriber's
+    own); HSTS when served over https. Styles are inline (one <style> and bar widths), so style-src
+    allows them; nothing else is loaded."""
     headers = [
         (
             b"content-security-policy",
@@ -80,9 +81,14 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in self.headers}
-                kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in names]
-                message = {**message, "headers": kept + self.headers}
+                own = message.get("headers", [])
+                # A page that set its own policy keeps it (the PromptPay page runs our script); the
+                # rest of what the app set in our headers' names is replaced.
+                keep = {b"content-security-policy"} & {name.lower() for name, _ in own}
+                added = [(name, value) for name, value in self.headers if name not in keep]
+                names = {name for name, _ in added}
+                kept = [(name, value) for name, value in own if name.lower() not in names]
+                message = {**message, "headers": kept + added}
             await send(message)
 
         await self.app(scope, receive, with_headers)
