@@ -27,7 +27,9 @@ ACCOUNT = "66844445555"
 
 
 def fast_notify(settings: Settings) -> Settings:
-    notify = msgspec.structs.replace(settings.chf.notify, backoff_s=0.05, attempts=3, timeout_s=1.0, lease_s=1.0)
+    notify = msgspec.structs.replace(
+        settings.chf.notify, backoff_s=0.05, attempts=3, timeout_s=1.0, lease_s=1.0, poll_interval_s=0.05
+    )
     return msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, notify=notify))
 
 

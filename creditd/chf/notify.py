@@ -57,7 +57,8 @@ class Notifications:
         self._calls = Calls(settings.redis.partitions)
         self._timeout_s = settings.redis.call_timeout_s
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(self._config.max_pending)
-        self._feed = EventFeed(client, settings.redis.partitions, settings.events, self._timeout_s)
+        feed_settings = msgspec.structs.replace(settings.events, poll_interval_s=self._config.poll_interval_s)
+        self._feed = EventFeed(client, settings.redis.partitions, feed_settings, self._timeout_s)
         self.holding = False
         self._started_at: Key | None = None
         # One client for every sender, made here, before serving: making one loads TLS certificates,

@@ -136,7 +136,7 @@ class ChfServer:
             ChfApp(quota, settings, self.notifications if chf.notify.enabled else None),
             address=self.host,
             port=self.port,
-            interface=Interfaces.ASGINL,
+            interface=Interfaces.RSGI,
             http=HTTPModes.auto,
             websockets=False,
             http1_settings=HTTP1Settings(keep_alive=True),
