@@ -6,7 +6,8 @@
 - an SMF endpoint answering 503 is retried until it answers (counted as retried, then sent), and one
   that refuses connections is given up after the attempts (counted as failed), while charging goes on
   answering meanwhile;
-- two chf processes' notifiers share one lease: a notice is sent once."""
+- two chf processes' notifiers share one lease: a notice is sent once;
+- notifications go over HTTP/2 (cleartext with prior knowledge), as TS 29.500 has the SBI."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ async def test_reauthorization_and_abort_reach_the_smf_once(creditd: Harness, re
         assert received == [{"notificationType": "REAUTHORIZATION"}, {"notificationType": "ABORT_CHARGING"}]
         await asyncio.sleep(1.0)  # nothing more comes: not from the other process, not for the gRPC session
         assert len(smf_endpoint.received) == 2 and smf_endpoint.requests == 2
+        assert smf_endpoint.http_versions == ["2", "2"]  # prior knowledge: TS 29.500's HTTP/2
 
 
 async def test_an_smf_that_is_down_is_retried_and_charging_goes_on(creditd: Harness, redis_server: Any) -> None:
