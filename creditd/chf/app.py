@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from granian._granian import RSGIProtocolClosed, RSGIProtocolError
+from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
 from creditd import metrics
 from creditd.chf import convert, model
@@ -86,8 +86,8 @@ ReadBody = Callable[[int], Awaitable[bytes]]
 
 class ChfApp:
     """An RSGI application (granian's own interface, `__rsgi__`): one call per request reads the body
-    and one answers, where ASGI's receive and send messages cost the chf process some 100 µs more CPU
-    per request on the same server (docs/chf.md)."""
+    and one answers, where ASGI's receive and send messages cost the chf process more CPU per request
+    on the same server (measured in docs/chf.md)."""
 
     def __init__(self, quota: Quota, settings: Settings, notifications: Notifications | None = None) -> None:
         self._quota = quota
@@ -112,7 +112,7 @@ class ChfApp:
                 if length is not None and length.isdigit() and int(length) <= limit:
                     return await protocol()  # type: ignore[no-any-return]
                 return await rsgi_body(protocol, limit)
-            except (RSGIProtocolError, RSGIProtocolClosed):
+            except (ProtocolError, ProtocolClosed):
                 raise Problem(400, "CHARGING_FAILED", GONE) from None
 
         content_type = headers.get("content-type")
