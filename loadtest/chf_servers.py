@@ -1,4 +1,5 @@
-"""Which HTTP/2 server carries `creditd chf`: hypercorn or granian, measured on the same tiny ASGI app.
+"""Which HTTP/2 server carries `creditd chf`: hypercorn or granian, measured on the same tiny ASGI app,
+and granian through its own interface (RSGI) with the same app written for it.
 
     python3 -m loadtest.chf_servers [--requests N] [--concurrency C]
 
@@ -7,7 +8,8 @@ opens ONE cleartext HTTP/2 connection (prior knowledge) and sends N POSTs over i
 then N over HTTP/1.1 keep-alive. It prints requests/s, server CPU µs per request and whether the one
 connection carried them all (a GOAWAY ends the run with the count reached). hypercorn runs twice: with
 its defaults (keep_alive_max_requests = 1000: it closes a connection after 1 000 requests, with a
-GOAWAY) and with the settings `creditd chf` uses.
+GOAWAY) and with the settings `creditd chf` uses. With --together ROUNDS the servers run at once,
+each with its own h2c client, ROUNDS times (a shared machine's load then falls on all alike).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 
 import httpx
 
-SERVERS = ("hypercorn-default", "hypercorn", "granian")
+SERVERS = ("hypercorn-default", "hypercorn", "granian", "granian-rsgi")
 BODY = json.dumps({"invocationSequenceNumber": 1, "multipleUnitUsage": [{"ratingGroup": 1}]}).encode()
 
 
@@ -41,14 +43,21 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": answer.encode()})
 
 
+async def rsgi_app(scope, protocol):  # type: ignore[no-untyped-def]
+    body = await protocol()
+    answer = json.dumps({"invocationSequenceNumber": json.loads(body or b"{}").get("invocationSequenceNumber")})
+    protocol.response_bytes(200, [("content-type", "application/json")], answer.encode())
+
+
 def serve(kind: str, port: int) -> None:
     import uvloop
 
-    if kind == "granian":
+    if kind.startswith("granian"):
         from granian.constants import HTTPModes, Interfaces
         from granian.server.embed import Server
 
-        server = Server(app, port=port, interface=Interfaces.ASGI, http=HTTPModes.auto, log_enabled=False)
+        target, interface = (rsgi_app, Interfaces.RSGI) if kind == "granian-rsgi" else (app, Interfaces.ASGI)
+        server = Server(target, port=port, interface=interface, http=HTTPModes.auto, log_enabled=False)
         uvloop.run(server.serve())
         return
     from hypercorn.asyncio import serve as hypercorn_serve
@@ -97,16 +106,44 @@ async def drive(port: int, requests: int, concurrency: int, http2: bool) -> tupl
         return done, time.perf_counter() - started, error
 
 
-def measure(kind: str, requests: int, concurrency: int) -> None:
+def start(kind: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "loadtest.chf_servers", "--serve", kind, "--port", str(port)])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return process, port
+
+
+def measure_together(kinds: list[str], requests: int, concurrency: int, rounds: int) -> None:
+    """The servers at once, each with its own h2c client in one event loop: the load of a shared machine
+    falls on all of them alike, so their CPU per request compares within each round."""
+    started = {kind: start(kind) for kind in kinds}
+
+    async def rounds_of_all() -> None:
+        for _ in range(rounds):
+            before = {kind: cpu_s(process.pid) for kind, (process, _) in started.items()}
+            results = await asyncio.gather(*(drive(port, requests, concurrency, True) for _, port in started.values()))
+            figures = []
+            for (kind, (process, _)), (count, elapsed_s, error) in zip(started.items(), results, strict=True):
+                server_us = (cpu_s(process.pid) - before[kind]) * 1e6 / max(count, 1)
+                figures.append(f"{kind} {count / elapsed_s:6.0f}/s {server_us:5.0f} µs/request {error}")
+            print(" | ".join(figures), flush=True)
+
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        asyncio.run(rounds_of_all())
+    finally:
+        for process, _ in started.values():
+            process.terminate()
+            process.wait(5)
+
+
+def measure(kind: str, requests: int, concurrency: int) -> None:
+    process, port = start(kind)
+    try:
         for http2 in (True, False):
             before = cpu_s(process.pid)
             count, elapsed_s, error = asyncio.run(drive(port, requests, concurrency, http2))
@@ -126,11 +163,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--together", type=int, default=0, help="ROUNDS of the servers at once, h2c only")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
         serve(options.serve, options.port)
+        return
+    if options.together:
+        measure_together(options.servers.split(","), options.requests, options.concurrency, options.together)
         return
     for kind in options.servers.split(","):
         measure(kind, options.requests, options.concurrency)

@@ -1,7 +1,7 @@
 """Nchf mode: PDU-session updates through `creditd chf` over HTTP/2 beside unary gRPC Charge through
 `creditd serve`, in the same run, on the same embedded Redis.
 
-    python3 -m loadtest.nchf [--sessions 64] [--updates 40] [--connections 2]
+    python3 -m loadtest.nchf [--sessions 64] [--updates 40] [--connections 2] [--rounds 1]
 
 It starts an embedded Redis, `creditd serve` and `creditd chf` (each a process of its own, so that
 their CPU time is their own), creates one account per session, then runs two phases of the same
@@ -10,13 +10,16 @@ reporting 1 500 bytes of data and asking for 1 MB. Phase gRPC sends unary Charge
 POST .../update over `connections` cleartext HTTP/2 connections (httpx, prior knowledge). For each
 it prints requests/s and the CPU µs per request of the serving process and of Redis. The client runs
 in this process: on a small machine it competes for the same cores, so requests/s is a floor; CPU
-per request is the figure to compare.
+per request is the figure to compare. With --rounds N the two phases alternate N times (others'
+work on a shared machine changes between phases; a ratio is taken within each round) and the last
+line gives each round's chf / gRPC ratio of CPU per request, their median and spread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,7 +115,8 @@ async def nchf_session(client: httpx.AsyncClient, account_id: str, updates: int,
 
 async def phase(
     name: str, server_pid: int, redis_pid: int, requests: int, run: Callable[[], Awaitable[object]]
-) -> None:
+) -> float:
+    """Runs one phase, prints its figures and returns the server's CPU µs per request."""
     server_before, redis_before, started = cpu_seconds([server_pid]), cpu_seconds([redis_pid]), time.perf_counter()
     await run()
     elapsed_s = time.perf_counter() - started
@@ -122,53 +126,64 @@ async def phase(
         f"{name:6} {requests:7d} requests in {elapsed_s:6.1f} s: {requests / elapsed_s:7.0f}/s   "
         f"CPU per request: server {server_us:6.0f} µs, redis {redis_us:5.0f} µs"
     )
+    return server_us
 
 
-async def run(sessions: int, updates: int, connections: int) -> None:
+async def run(sessions: int, updates: int, connections: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="creditd-nchf-") as directory, EmbeddedRedis(Path(directory)) as redis:
         assert redis.process is not None
+        redis_pid = redis.process.pid
         grpc_port, chf_port = free_port(), free_port()
         serve = start_creditd(f"127.0.0.1:{grpc_port}", "--redis", redis.url)
         chf = start_chf(redis.url, chf_port)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{chf_port}", http1=False, http2=True, limits=limits, timeout=30
+            )
+            for _ in range(connections)
+        ]
         try:
             await wait_serving(f"127.0.0.1:{grpc_port}", serve)
             await wait_listening(chf_port)
             accounts = [f"6690000{n:04d}" for n in range(sessions)]
+            counter = itertools.count()
+            requests = sessions * (updates + 2)
+            ratios = []
             async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 account_stub, stub = pb_grpc.AccountsStub(channel), pb_grpc.CreditControlStub(channel)
                 for account_id in accounts:
                     request = pb.CreateAccountRequest(account_id=account_id, plan="standard", initial_balance=10**9)
                     await account_stub.CreateAccount(request)
-                counter = itertools.count()
-                requests = sessions * (updates + 2)
-                await phase(
-                    "gRPC",
-                    serve.pid,
-                    redis.process.pid,
-                    requests,
-                    lambda: asyncio.gather(*(grpc_session(stub, a, updates, counter) for a in accounts)),
+                for _ in range(rounds):
+                    grpc_us = await phase(
+                        "gRPC",
+                        serve.pid,
+                        redis_pid,
+                        requests,
+                        lambda: asyncio.gather(*(grpc_session(stub, a, updates, counter) for a in accounts)),
+                    )
+                    nchf_us = await phase(
+                        "Nchf",
+                        chf.pid,
+                        redis_pid,
+                        requests,
+                        lambda: asyncio.gather(
+                            *(
+                                nchf_session(clients[i % connections], a, updates, counter)
+                                for i, a in enumerate(accounts)
+                            )
+                        ),
+                    )
+                    ratios.append(nchf_us / grpc_us if grpc_us else float("nan"))
+            if rounds > 1:
+                click.echo(
+                    f"chf / gRPC CPU per request, by round: {' '.join(f'{r:.2f}' for r in ratios)}; "
+                    f"median {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
                 )
-            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            clients = [
-                httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{chf_port}", http1=False, http2=True, limits=limits, timeout=30
-                )
-                for _ in range(connections)
-            ]
-            try:
-                await phase(
-                    "Nchf",
-                    chf.pid,
-                    redis.process.pid,
-                    requests,
-                    lambda: asyncio.gather(
-                        *(nchf_session(clients[i % connections], a, updates, counter) for i, a in enumerate(accounts))
-                    ),
-                )
-            finally:
-                for client in clients:
-                    await client.aclose()
         finally:
+            for client in clients:
+                await client.aclose()
             stop(chf)
             stop(serve)
 
@@ -177,9 +192,10 @@ async def run(sessions: int, updates: int, connections: int) -> None:
 @click.option("--sessions", default=64, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--updates", default=40, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--connections", default=2, show_default=True, type=click.IntRange(1, 64))
-def main(sessions: int, updates: int, connections: int) -> None:
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1, 100))
+def main(sessions: int, updates: int, connections: int, rounds: int) -> None:
     """Nchf updates over HTTP/2 beside unary gRPC Charge: requests/s and CPU per request."""
-    uvloop.run(run(sessions, updates, connections))
+    uvloop.run(run(sessions, updates, connections, rounds))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import msgspec
+from granian.constants import Interfaces
+from granian.server.embed import Server
 
 from creditd.chf.server import ChfServer
 from creditd.clock import Clock
@@ -185,51 +187,50 @@ def create_accounts(client: AnySyncRedis, settings: Settings, account_ids: list[
 
 
 class NotifySink:
-    """The SMF's notification endpoint: a small HTTP/1.1 server recording each POST's JSON body; the
-    first `failures` requests are answered 503."""
+    """The SMF's notification endpoint: granian serving cleartext HTTP/2 (and HTTP/1.1) on a free port,
+    recording each POST's JSON body and HTTP version; the first `failures` requests are answered 503."""
 
     def __init__(self, failures: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
+        self.http_versions: list[str] = []
         self.failures = failures
         self.requests = 0
         self.arrived = asyncio.Event()
-        self._server: asyncio.Server | None = None
+        self._server: Server | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.url = ""
 
     async def __aenter__(self) -> NotifySink:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
+        port = free_port()
+        self._server = Server(self, port=port, interface=Interfaces.RSGI, websockets=False, log_enabled=False)
+        self._serving = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.02)
         self.url = f"http://127.0.0.1:{port}/smf/notify"
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        assert self._server is not None and self._serving is not None
+        self._server.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self._serving, 5)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    (
-                        int(line.split(b":", 1)[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length:")
-                    ),
-                    0,
-                )
-                body = await reader.readexactly(length)
-                self.requests += 1
-                if self.requests <= self.failures:
-                    writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                else:
-                    self.received.append(json.loads(body))
-                    self.arrived.set()
-                    writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        body = await protocol()
+        self.requests += 1
+        self.http_versions.append(scope.http_version)
+        if self.requests <= self.failures:
+            protocol.response_empty(503, [])
+            return
+        self.received.append(json.loads(body))
+        self.arrived.set()
+        protocol.response_empty(204, [])
 
     async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout_s):

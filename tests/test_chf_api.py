@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -256,10 +257,21 @@ async def test_bad_requests_name_the_field_and_write_nothing(creditd: Harness, r
             ),
             (await client.get(API + "/chargingdata"), 405),
             (await client.post(API + "/elsewhere", json={}), 404),
+            # bodies of no announced length, read chunk by chunk up to the limit
+            (await client.post(API + "/chargingdata", content=chunks(b"x" * 35_000, 2), headers=JSON), 413),
+            (await client.post(API + "/chargingdata", content=chunks(b"{}", 2), headers=JSON), 400),
         ]
         for answer, status in edges:
             assert answer.status_code == status and answer.headers["content-type"] == "application/problem+json"
         assert dump(creditd.redis) == before
+
+
+JSON = {"content-type": "application/json"}
+
+
+async def chunks(piece: bytes, count: int) -> AsyncIterator[bytes]:
+    for _ in range(count):
+        yield piece
 
 
 async def test_a_whole_request_refused_is_a_403_with_its_cause(creditd: Harness, redis_server: Any) -> None:

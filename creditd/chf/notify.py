@@ -57,13 +57,16 @@ class Notifications:
         self._calls = Calls(settings.redis.partitions)
         self._timeout_s = settings.redis.call_timeout_s
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(self._config.max_pending)
-        self._feed = EventFeed(client, settings.redis.partitions, settings.events, self._timeout_s)
+        feed_settings = msgspec.structs.replace(settings.events, poll_interval_s=self._config.poll_interval_s)
+        self._feed = EventFeed(client, settings.redis.partitions, feed_settings, self._timeout_s)
         self.holding = False
         self._started_at: Key | None = None
         # One client for every sender, made here, before serving: making one loads TLS certificates,
         # which holds the event loop (and every request in it) for tens of milliseconds.
+        # HTTP/2 only, as TS 29.500 has every service-based interface: prior knowledge on http://, ALPN
+        # h2 on https:// (an SMF's notification endpoint need not speak HTTP/1.1).
         limits = httpx.Limits(max_connections=self._config.senders)
-        self._http = httpx.AsyncClient(timeout=self._config.timeout_s, limits=limits)
+        self._http = httpx.AsyncClient(http1=False, http2=True, timeout=self._config.timeout_s, limits=limits)
 
     def _uri_key(self, account_id: str, ref: str) -> str:
         return self._keys.layout(("chf_notify_uri",), account_id, session_id=ref)[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-PROBLEM_JSON = b"application/problem+json"
+PROBLEM_JSON = "application/problem+json"
 
 
 class InvalidParam(msgspec.Struct, frozen=True):

@@ -1,5 +1,5 @@
 """`creditd chf`'s lifecycle: the Redis connection, the function library and the auto-pipeline as the
-gRPC server has them, and the ASGI app on granian's embedded HTTP server in the same event loop.
+gRPC server has them, and the app on granian's embedded HTTP server (RSGI) in the same event loop.
 
 granian was chosen by measurement (loadtest/chf_servers.py, docs/chf.md): it spent less CPU per request
 than hypercorn on the same app, and its HTTP/2 connections are not ended after a count of requests
@@ -136,7 +136,7 @@ class ChfServer:
             ChfApp(charging, settings, self.notifications if chf.notify.enabled else None),
             address=self.host,
             port=self.port,
-            interface=Interfaces.ASGINL,
+            interface=Interfaces.RSGI,
             http=HTTPModes.auto,
             websockets=False,
             http1_settings=HTTP1Settings(keep_alive=True),

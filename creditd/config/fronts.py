@@ -164,6 +164,10 @@ class ChfNotifySettings(Struct, frozen=True):
     max_pending: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     senders: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
     lease_s: Annotated[float, msgspec.Meta(ge=1, le=600)] = 10.0
+    # How often the process holding the lease reads the event feed for REAUTH and ABORT_SESSION: one read
+    # covers every partition's stream, so this is the chf's CPU when idle ([events] poll_interval_s is
+    # for the gRPC watch streams).
+    poll_interval_s: Annotated[float, msgspec.Meta(ge=0.01, le=10)] = 0.5
 
 
 class ChfSettings(Struct, frozen=True):
