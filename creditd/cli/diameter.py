@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import logs, metrics
+from creditd.cli import edge
 from creditd.cli.common import redis_options, settings_from_options
 from creditd.diameter.server import DiameterServer
 from creditd.errors import CreditdError
@@ -89,7 +90,7 @@ def status(metrics_address: str) -> None:
         with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
             page = reply.read().decode()
     except OSError as error:
-        raise click.ClickException(f"{metrics_address}: {error}") from None
+        raise click.ClickException(edge.metrics_error_message(metrics_address, error)) from None
     click.echo(render_status(page))
 
 
