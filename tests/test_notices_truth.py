@@ -12,7 +12,10 @@ in each of the four languages:
   never a confirmation of money moved);
 - with no channel configured, the notifier writes each notice to its log (the console channel) and says
   so when it starts;
-- a bundle is named as the subscriber knows it (config/names), never by its config id."""
+- a bundle is named as the subscriber knows it (config/names), never by its config id;
+- a sign-in code notice handled after the subscriber asked for a newer code is dropped ("a newer
+  sign-in code was issued") and only the newer code is sent, which signs in; one handled after its
+  5 minutes is dropped ("the code expired")."""
 
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
 from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import Harness, ServerAt
+from tests.portal import last_code, sms_notifier, texts_to
 from tests.test_channels import http_server
 from tests.test_notifier import notifier_for, posted
 from tests.test_rating import bangkok_ms
@@ -176,3 +181,45 @@ async def test_a_bundle_is_named_as_the_subscriber_knows_it(
             (notice,) = [notice for notice in posted(endpoint) if notice["kind"] == "bundle_purchased"]
             assert "voice_100min" not in notice["text"], notice["text"]
             assert names[language].bundles["voice_100min"] in notice["text"], notice["text"]
+
+
+async def test_a_superseded_or_expired_sign_in_code_is_never_sent(server_at: ServerAt, settings: Settings) -> None:
+    opening = {"en": "Your sign-in code", "th": "รหัสเข้าสู่ระบบ", "ru": "Ваш код для входа", "zh": "您的登录验证码"}
+    with http_server() as gateway:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            notifier = sms_notifier(creditd, gateway, settings)
+            stub = pb_grpc.SelfServiceStub(creditd.channel)
+            for index, language in enumerate(LANGUAGES):
+                account_id = f"668166{index:05d}"
+                await creditd.create_account(account_id, balance=1_000)
+                preferences = pb.Preferences(channels=["sms"], language=language)
+                await creditd.accounts.SetPreferences(
+                    pb.SetPreferencesRequest(account_id=account_id, preferences=preferences)
+                )
+                for _ in range(2):  # asked twice before the notifier came round
+                    await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=account_id))
+                await notifier.pass_once()
+                (text,) = texts_to(gateway, account_id)
+                assert opening[language] in text, text
+                assert sorted(code_records(creditd, account_id)) == [
+                    ("sent", ""),
+                    ("suppressed", "superseded: a newer sign-in code was issued"),
+                ]
+                signed = await stub.SignIn(pb.SignInRequest(account_id=account_id, code=last_code(gateway, account_id)))
+                assert signed.session_token  # the code sent is the newer one
+                await stub.RequestSignInCode(pb.RequestSignInCodeRequest(account_id=account_id))
+                creditd.clock.advance(301)  # past the code's 5 minutes before the notifier came round
+                await notifier.pass_once()
+                assert len(texts_to(gateway, account_id)) == 1
+                assert ("suppressed", "superseded: the code expired") in code_records(creditd, account_id)
+
+
+def code_records(creditd: Harness, account_id: str) -> list[tuple[str, str]]:
+    """(state, reason) of each sign-in code notice's delivery record."""
+    found = []
+    for key in creditd.redis.scan_iter(match="cd:*notice*", count=1000, _type="hash"):
+        record = creditd.redis.hgetall(key)
+        event = msgspec.json.decode(record[b"event"]) if b"event" in record else {}
+        if event.get("account_id") == account_id and event["kind"] == "sign_in_code":
+            found.append((record[b"state"].decode(), record[b"reason"].decode()))
+    return found

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import time
 from collections.abc import Awaitable
@@ -106,13 +107,26 @@ CONSOLE = "console"
 
 def superseded(event: Event, card: AccountRecord) -> str:
     """Why a later event made this notice meaningless ('' when it still holds): a status notice for
-    an account now in another status, a low-balance warning after the balance rose above it again."""
+    an account now in another status, a low-balance warning after the balance rose above it again.
+    A sign-in code is checked against the code creditd holds (Notifier.outdated, code_superseded)."""
     announced = STATUS_OF_NOTICE.get(event.kind)
     if announced is not None and card.status != announced:
         return f"superseded: the account is {STATUS_NAMES.get(card.status, card.status)} now"
     threshold = event.detail.split(" ")[0]
     if event.kind == "low_balance" and threshold.lstrip("-").isdigit() and card.balance > int(threshold):
         return f"superseded: the balance is above {threshold} again"
+    return ""
+
+
+def code_superseded(digest: str, stored_digest: str, expires_ms: int, now_ms: int) -> str:
+    """Why a sign-in code notice no longer holds ('' when its code is still the one to type): the
+    subscriber asked for a newer code, used this one (or five wrong tries killed it), or it expired."""
+    if not stored_digest:
+        return "superseded: the code was used or is void"
+    if not hmac.compare_digest(digest, stored_digest):
+        return "superseded: a newer sign-in code was issued"
+    if now_ms >= expires_ms:
+        return "superseded: the code expired"
     return ""
 
 
@@ -278,7 +292,7 @@ class Notifier:
         pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
         if not pending:
             return
-        reason = superseded(event, card) or await self.suppression(partition, event, card)
+        reason = await self.outdated(event, card) or await self.suppression(partition, event, card)
         if reason:
             for channel in pending:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
@@ -361,6 +375,18 @@ class Notifier:
     @functools.cached_property
     def sign_in_key(self) -> SignInKey:
         return load_sign_in_key(self.settings.security.sign_in_key_path, self.settings.redis.data_dir)
+
+    async def outdated(self, event: Event, card: AccountRecord) -> str:
+        """superseded(); for a sign-in code, whether it is still the code creditd would accept."""
+        if event.kind != "sign_in_code":
+            return superseded(event, card)
+        code = self.sign_in_key.open(event.id, event.detail)
+        if code is None:
+            return ""  # sealed under another key: dead-lettered when it is rendered
+        _, sign_in_key = self.calls.keys_of("issue_sign_in_code", card.account_id)
+        stored, expires_ms = await self.client.hmget(sign_in_key, ["code_hash", "expires_ms"])
+        digest = self.sign_in_key.digest(card.account_id, code)
+        return code_superseded(digest, as_text(stored or b""), int(expires_ms or 0), self.clock.now_ms())
 
     def sign_in_code(self, event: Event) -> str:
         """The code sealed in a sign-in notice (core/sign_in_codes.py); a notice sealed under another
@@ -491,7 +517,7 @@ class Notifier:
         if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
-        elif event and card and (outdated := superseded(event, card)):
+        elif event and card and (outdated := await self.outdated(event, card)):
             await self.record(partition, event, channel, SUPPRESSED, outdated)  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             log.info("notice %s to %s on %s dropped: %s", event.kind, event.account_id, channel, outdated)
