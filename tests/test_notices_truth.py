@@ -8,8 +8,9 @@ in each of the four languages:
   resumed, is dropped ("superseded: the account is ACTIVE now") while the resumption is told;
 - an operator's FRAUD suspension is told without "top up" (a top-up does not lift it): no top-up URL,
   and the words of customer care;
-- two top-ups within notifications.min_interval_s are both confirmed (the interval holds warnings back,
-  never a confirmation of money moved);
+- two top-ups and an emergency credit within notifications.min_interval_s are all confirmed (the
+  interval holds warnings back, never a confirmation of money moved), the loan with what was lent,
+  its fee, what is owed and the balance it left;
 - with no channel configured, the notifier writes each notice to its log (the console channel) and says
   so when it starts;
 - a bundle is named as the subscriber knows it (config/names), never by its config id;
@@ -25,6 +26,7 @@ import msgspec
 import pytest
 
 from creditd.display_names import load_names
+from creditd.formatting import money
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
 from creditd.settings import Settings
@@ -129,17 +131,26 @@ async def test_a_fraud_suspension_does_not_ask_for_a_top_up(
 
 
 async def test_confirmations_are_never_held_back_by_the_interval(server_at: ServerAt, settings: Settings) -> None:
-    account_id = "66816400001"
     with http_server() as endpoint:
         async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
             assert creditd.settings.notifications.min_interval_s > 0
             notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
-            await subscriber(creditd, account_id, "en", 5_000)
-            await creditd.top_up(account_id, 20_000, "t1")
-            await creditd.top_up(account_id, 30_000, "t2")
-            await notifier.pass_once()
-            texts = [notice["text"] for notice in posted(endpoint) if notice["kind"] == "topup"]
-            assert len(texts) == 2 and "250.00" in texts[0] and "550.00" in texts[1], texts
+            for index, language in enumerate(LANGUAGES):
+                account_id = f"668164{index:05d}"
+                await subscriber(creditd, account_id, language, 5_000)
+                for step in ("1", "2"):  # each top-up repays the loan before it: one may borrow again
+                    await creditd.top_up(account_id, 10_000 * (1 + int(step)), f"t{step}-{language}")
+                    loan = pb.BorrowRequest(account_id=account_id, offer_id="emergency_10", idempotency_key=step)
+                    await creditd.accounts.Borrow(loan)
+                await notifier.pass_once()
+                told = [notice for notice in posted(endpoint) if notice["account_id"] == account_id]
+                topups = [notice["text"] for notice in told if notice["kind"] == "topup"]
+                assert len(topups) == 2 and money(20_000, "THB", language) in topups[0], topups
+                assert money(30_000, "THB", language) in topups[1], topups
+                loans = [notice["text"] for notice in told if notice["kind"] == "loan_granted"]
+                assert len(loans) == 2, (language, loans)
+                for amount in (1_000, 100, 1_100, 26_000):  # lent, its fee, owed, the balance it left
+                    assert money(amount, "THB", language) in loans[0], (language, loans[0])
 
 
 async def test_with_no_channel_configured_notices_go_to_the_log(

@@ -74,7 +74,7 @@ OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
 # Notices the subscriber asked for this minute: never held for quiet hours.
 ASKED_FOR_KINDS = ("sign_in_code",)
 # Confirmations of money the subscriber moved: never held back by min_interval_s (it is for warnings).
-CONFIRMATION_KINDS = ("topup", "bundle_purchased")
+CONFIRMATION_KINDS = ("topup", "bundle_purchased", "loan_granted")
 # The status a status notice announces (docs/design.md, Suspension ladder): once the account is in
 # another, the notice would tell something no longer true.
 STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
@@ -348,6 +348,9 @@ class Notifier:
             and words[0].isdigit()
         ):
             fields["amount"] = money(int(words[0]), currency, language)
+        elif event.kind == "loan_granted" and len(words) == 3 and all(word.isdigit() for word in words):
+            # '<amount> <fee> <owed after it>' (lua/functions/borrow.lua)
+            fields["amount"], fields["fee"], fields["owed"] = (money(int(word), currency, language) for word in words)
         elif event.kind == "suspension_coming" and len(words) >= 3:
             fields["next_status"] = status_words(words[0], language)
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
