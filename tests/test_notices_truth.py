@@ -14,6 +14,9 @@ in each of the four languages:
 - with no channel configured, the notifier writes each notice to its log (the console channel) and says
   so when it starts;
 - a bundle is named as the subscriber knows it (config/names), never by its config id;
+- one account's notices on a channel go out in event order across a retry and a restart: a top-up
+  confirmation refused for now (503) holds the next one behind it (state `held`), and after the
+  retry, by a new notifier, both go out in the order of the top-ups;
 - a sign-in code notice handled after the subscriber asked for a newer code is dropped ("a newer
   sign-in code was issued") and only the newer code is sent, which signs in; one handled after its
   5 minutes is dropped ("the code expired")."""
@@ -234,3 +237,39 @@ def code_records(creditd: Harness, account_id: str) -> list[tuple[str, str]]:
         if event.get("account_id") == account_id and event["kind"] == "sign_in_code":
             found.append((record[b"state"].decode(), record[b"reason"].decode()))
     return found
+
+
+async def test_notices_go_out_in_event_order_across_a_retry_and_a_restart(
+    server_at: ServerAt, settings: Settings
+) -> None:
+    with http_server() as endpoint:
+        async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
+            url = f"http://127.0.0.1:{endpoint.server_port}/"
+            for index, language in enumerate(LANGUAGES):
+                account_id = f"668167{index:05d}"
+                await subscriber(creditd, account_id, language, 5_000)
+                endpoint.statuses.append(503)  # type: ignore[attr-defined]  # the first top-up's notice, for now
+                await creditd.top_up(account_id, 10_000, f"first-{language}")
+                await creditd.top_up(account_id, 20_000, f"second-{language}")
+                await notifier_for(creditd, url, settings).pass_once()
+                records = notice_records_by_event(creditd, account_id)
+                assert [state for state, _ in records] == ["retrying", "held"], records
+                assert records[1][1] == "after an earlier notice"
+                creditd.clock.advance(61)  # the retry is due (retry_base_s 60)
+                await notifier_for(creditd, url, settings).pass_once()  # a new notifier: a restart
+                told = [notice["text"] for notice in posted(endpoint) if notice["account_id"] == account_id]
+                first, second = money(10_000, "THB", language), money(20_000, "THB", language)
+                assert len(told) == 3 and first in told[0] and first in told[1] and second in told[2], told
+                assert [state for state, _ in notice_records_by_event(creditd, account_id)] == ["sent", "sent"]
+
+
+def notice_records_by_event(creditd: Harness, account_id: str) -> list[tuple[str, str]]:
+    """(state, reason) of the account's delivery records, in the order of their events."""
+    found = []
+    for key in creditd.redis.scan_iter(match="cd:*notice:*", count=1000, _type="hash"):
+        record = creditd.redis.hgetall(key)
+        event = msgspec.json.decode(record[b"event"]) if b"event" in record else {}
+        if event.get("account_id") == account_id:
+            order = tuple(int(part) for part in event["id"].split("-"))
+            found.append((order, record[b"state"].decode(), record[b"reason"].decode()))
+    return [(state, reason) for _, state, reason in sorted(found)]

@@ -6,9 +6,10 @@ each on the partitions it holds. Each pass first folds the partitions' new usage
 accounts' usage summaries (core/usage_summary.py), which the offers below and the self-service
 page read. Per partition it keeps, with plain commands (no money is involved,
 docs/design.md lists them): the id of the last event handled (`notified`), a delivery record per
-(event, channel) (`notice`: state sent, deferred, retrying, dead or suppressed, attempts, reason,
-and the event itself), the deliveries due later (`notices_due`: quiet hours, retries) and the dead
-letters. An event is handled once its every channel has a record, then `notified` moves past it: a
+(event, channel) (`notice`: state sent, deferred, retrying, held, dead or suppressed, attempts, reason,
+and the event itself), the deliveries due later (`notices_due`: quiet hours, retries), the notices
+an account's later ones wait behind (`notices_waiting`, order.py: event order across retries) and
+the dead letters. An event is handled once its every channel has a record, then `notified` moves past it: a
 notifier killed in between handles it again and finds the records, so the only notices sent twice
 are those in flight at the kill (sent, their record not yet written).
 
@@ -19,7 +20,7 @@ unless the plan lists its kind as urgent. After a data bundle ran out or the ove
 an opted-in subscriber also gets an offer: the bundle that would have covered their last 30 days of
 data for the least (core/offers.py, from the usage summaries the sweeper keeps). A refusal (a bad
 number or address) dead-letters at once; an outage retries with backoff up to max_attempts, then
-dead-letters.
+dead-letters. A notice a later event made meaningless is dropped with its reason (superseded).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.display_names import NO_NAMES, LanguageNames, Names
 from creditd.errors import CreditdError
 from creditd.formatting import bundle_of, local_time, money
+from creditd.notifier import order
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
     SUBSCRIBER_KINDS,
@@ -79,6 +81,8 @@ CONFIRMATION_KINDS = ("topup", "bundle_purchased", "loan_granted")
 # another, the notice would tell something no longer true.
 STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
 STATUS_NAMES = {1: "ACTIVE", 2: "ONE_WAY_SUSPENDED", 3: "TWO_WAY_SUSPENDED", 4: "TERMINATED"}
+# Why a notice is held (order.py): a notice of an earlier event of the account waits on its channel.
+AFTER_EARLIER = "after an earlier notice"
 # While Redis stays away, the pass failure is logged again only this often.
 FAILURE_LOG_INTERVAL_S = 60.0
 
@@ -298,9 +302,13 @@ class Notifier:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
                 metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             return
-        quiet_end = self.quiet_until(event, card, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        quiet_end = self.quiet_until(event, card, now_ms)
         for channel in pending:
-            if quiet_end:
+            if (ahead_ms := await order.due_ahead(self.client, partition, event, channel)) is not None:
+                # Due with it: this pass's deliveries, which follow, take the two in event order.
+                await self.schedule(partition, event, channel, order.HELD, ahead_ms + 1, AFTER_EARLIER)
+            elif quiet_end:
                 await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
                 metrics.NOTICES.labels(channel, kind_label(event.kind), DEFERRED).inc()
             else:
@@ -478,14 +486,19 @@ class Notifier:
         key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
         await self.client.expire(key, retention_of(event.kind, self.settings))
+        if state in (SENT, DEAD, SUPPRESSED):
+            await order.leave(self.client, partition, event, channel)
 
     async def schedule(
         self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
     ) -> None:
-        """Queues a delivery for due_ms (deferred, or a retry): its record and its due entry."""
+        """Queues a delivery for due_ms (deferred, a retry, or held behind an earlier notice): its
+        record and its due entry; a retried or held one also waits among the account's (order.py)."""
         key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
         pipe = self.client.pipeline(transaction=False)
         retention_s = retention_of(event.kind, self.settings)
+        if state in (RETRYING, order.HELD):
+            order.join(pipe, partition, event, channel, retention_s)
         queue_notice(
             pipe,
             key,
@@ -504,11 +517,30 @@ class Notifier:
         due_key = notifier_key("notices_due", partition)
         now_ms = self.clock.now_ms()
         members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
+
+        async def one_account(names: list[str]) -> None:
+            for name in names:  # in the order of their events
+                await self.in_flight(self.deliver_member(partition, name, now_ms))
+
         async with asyncio.TaskGroup() as group:
-            for member in members:
-                name = member.decode() if isinstance(member, bytes) else str(member)
-                group.create_task(self.in_flight(self.deliver_member(partition, name, now_ms)))
+            for names in (await self.due_by_account(partition, [as_text(member) for member in members])).values():
+                group.create_task(one_account(names))
         return bool(members)
+
+    async def due_by_account(self, partition: int, names: list[str]) -> dict[str, list[str]]:
+        """The due deliveries ('<event id>/<channel>') by account, each account's in event order (a
+        notice not from the feed, or without a record, on its own)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(notifier_key("notice", partition, idempotency_key=name), "event")
+        by_account: dict[str, list[str]] = {}
+        for name, raw in zip(names, await pipe.execute(), strict=True):
+            event = msgspec.json.decode(raw, type=Event) if raw else None
+            ordered = event is not None and order.event_order(event.id) is not None
+            by_account.setdefault(event.account_id if event and ordered else name, []).append(name)
+        for account_names in by_account.values():
+            account_names.sort(key=lambda name: order.event_order(name.rsplit("/", 1)[0]) or (0, 0))
+        return by_account
 
     async def deliver_member(self, partition: int, name: str, now_ms: int) -> None:
         """One deferred or retried delivery ('<event id>/<channel>' of the due set)."""
@@ -524,6 +556,9 @@ class Notifier:
             await self.record(partition, event, channel, SUPPRESSED, outdated)  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             log.info("notice %s to %s on %s dropped: %s", event.kind, event.account_id, channel, outdated)
+        elif event and card and (ahead_ms := await order.due_ahead(self.client, partition, event, channel)) is not None:
+            due_ms = max(ahead_ms, now_ms) + 1  # after now: the end of this pass must not take it off the due set
+            await self.schedule(partition, event, channel, order.HELD, due_ms, AFTER_EARLIER, int(record[b"attempts"]))
         elif event and card and (quiet_end := self.quiet_until(event, card, now_ms)):
             # Checked again at delivery: a notice queued outside them (a campaign, a retry) may fall
             # due inside the subscriber's quiet hours, or their hours may have changed since.

@@ -56,6 +56,7 @@ KEY_PATTERNS: dict[str, str] = {
     "notices_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
     "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
+    "notices_waiting": "{tag}:notices_waiting:{account_id}/{idempotency_key}",
     # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
     # agent id's CRC, as an account.
     "agent_day": "{tag}:agent_day:{agent_id}/{day}",
@@ -116,7 +117,8 @@ VOUCHER_CLAIMS_KEY = KEY_PATTERNS["voucher_claims"]
 
 def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:
     """A key of the notifier's in a partition: notified, notice (idempotency_key: '<event id>/<channel>'),
-    notices_due, dead_letters, noticed (idempotency_key: the kind)."""
+    notices_due, dead_letters, noticed (idempotency_key: the kind), notices_waiting (idempotency_key: the
+    channel)."""
     tag = partition_tag(partition)
     return KEY_PATTERNS[name].format(tag=tag, account_id=account_id, idempotency_key=idempotency_key)
 
