@@ -6,8 +6,8 @@ in each of the four languages:
   recorded (suppressed, "superseded"), and the top-up's confirmation goes out with the balance it left;
 - a suspension notice whose delivery failed (the endpoint answered 503), retried after the line was
   resumed, is dropped ("superseded: the account is ACTIVE now") while the resumption is told;
-- an operator's FRAUD suspension is told without "top up" (a top-up does not lift it): no top-up URL,
-  and the words of customer care;
+- an operator's FRAUD or ADMIN suspension is told without "top up" (a top-up lifts neither): no
+  top-up URL, and the words of customer care;
 - two top-ups and an emergency credit within notifications.min_interval_s are all confirmed (the
   interval holds warnings back, never a confirmation of money moved), the loan with what was lent,
   its fee, what is owed and the balance it left;
@@ -115,22 +115,23 @@ async def test_a_retried_suspension_notice_is_dropped_once_the_line_is_resumed(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-async def test_a_fraud_suspension_does_not_ask_for_a_top_up(
+async def test_a_fraud_or_admin_suspension_does_not_ask_for_a_top_up(
     server_at: ServerAt, settings: Settings, language: str
 ) -> None:
-    account_id = f"668163{LANGUAGES.index(language):05d}"
     with http_server() as endpoint:
         async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd:
             notifier = notifier_for(creditd, f"http://127.0.0.1:{endpoint.server_port}/", settings)
-            await subscriber(creditd, account_id, language, 1_000)
-            await creditd.accounts.SetStatus(
-                pb.SetStatusRequest(account_id=account_id, status=pb.ONE_WAY_SUSPENDED, reason="FRAUD")
-            )
-            await notifier.pass_once()
-            (notice,) = posted(endpoint)
-            assert notice["kind"] == "suspended_one_way"
-            assert "top-up" not in notice["text"].split("A top-up does not")[0].lower()
-            assert "http" not in notice["text"] and CARE_WORDS[language] in notice["text"], notice["text"]
+            for number, reason in enumerate(("FRAUD", "ADMIN")):
+                account_id = f"66816{3 + number}{LANGUAGES.index(language):05d}"
+                await subscriber(creditd, account_id, language, 1_000)
+                await creditd.accounts.SetStatus(
+                    pb.SetStatusRequest(account_id=account_id, status=pb.ONE_WAY_SUSPENDED, reason=reason)
+                )
+                await notifier.pass_once()
+                (notice,) = [notice for notice in posted(endpoint) if notice["account_id"] == account_id]
+                assert notice["kind"] == "suspended_one_way"
+                assert "top-up" not in notice["text"].split("A top-up does not")[0].lower()
+                assert "http" not in notice["text"] and CARE_WORDS[language] in notice["text"], notice["text"]
 
 
 async def test_confirmations_are_never_held_back_by_the_interval(server_at: ServerAt, settings: Settings) -> None:
