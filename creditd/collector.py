@@ -3,8 +3,8 @@
 A full collection walks every object the collector tracks, and a serving process holds some 60 000
 from its start-up alone (grpc, protobuf, redis, msgspec, the plans) that live as long as it does.
 Measured under unary load on the 2-core machine, each full collection took 25-45 ms, once every few
-seconds, with the event loop standing still: every request in flight waited, which was the p99 at
-half load (performance issue). gc.freeze() moves what exists once serving begins into a permanent
+seconds, with the event loop standing still: every request in flight waited, which set the p99 at
+half load. gc.freeze() moves what exists once serving begins into a permanent
 generation that collections skip; a full collection then walks only what was made since (a few
 thousand objects: well under a millisecond). Objects frozen are still freed by reference counting;
 only a reference cycle among them would outlive its use, and a collection just before freezing

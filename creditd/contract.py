@@ -6,6 +6,7 @@ same cases."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ class TextRule(NamedTuple):
     characters: tuple[str, ...]
     min_length: int
     max_length: int | None  # None: a setting bounds it (limits.max_session_id_length)
+    allowed: str  # the characters in words, for the refusal both sides give (refusal_of)
 
     def regex(self) -> re.Pattern[str]:
         """The rule as a Python regex to fullmatch: its characters, at least min and at most max."""
@@ -40,16 +42,34 @@ class TextRule(NamedTuple):
 
 # Accounts, gateways, groups, idempotency keys, names in the configuration: never '{', '}' or a space,
 # which would break Redis Cluster hash tags and the members that join ids with spaces.
-ID = TextRule(("A-Z", "a-z", "0-9", ".", "_", ":", "-"), 1, 64)
+ID = TextRule(("A-Z", "a-z", "0-9", ".", "_", ":", "-"), 1, 64, "A-Z a-z 0-9 . _ : -")
 # A gateway's session id: printable ASCII without space, '{' and '}'.
-SESSION_ID = TextRule(("!-z", "|", "~"), 1, None)
+SESSION_ID = TextRule(("!-z", "|", "~"), 1, None, "printable ASCII but space, { and }")
+
+
+@functools.cache
+def _compiled(rule: TextRule) -> re.Pattern[str]:
+    return rule.regex()
+
+
+def refusal_of(rule: TextRule, text: str, field: str, max_length: int) -> str | None:
+    """Why `text` breaks `rule`, in the words lua/lib/numbers.lua's check_text uses; None if it keeps it."""
+    if not text:
+        return f"{field}: must not be empty"
+    if len(text.encode()) > max_length:
+        return f"{field}: longer than {max_length} characters"
+    if not _compiled(rule).fullmatch(text):
+        return f"{field}: contains characters other than {rule.allowed}"
+    return None
 
 
 def lua_contract() -> dict[str, str | int]:
     """The CONTRACT table of the Lua chunk."""
     return {
         "id_pattern": ID.lua_pattern(),
+        "id_allowed": ID.allowed,
         "session_id_pattern": SESSION_ID.lua_pattern(),
+        "session_id_allowed": SESSION_ID.allowed,
         "max_exact_integer": MAX_EXACT_INTEGER,
         "max_uint32": MAX_UINT32,
     }

@@ -21,8 +21,9 @@ from typing import Annotated
 
 import msgspec
 
+from creditd.config.fronts import LANGUAGES
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError
-from creditd.settings import LANGUAGES, Settings
 
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 MAX_NAMES = 4096

@@ -1,4 +1,4 @@
-"""One exception hierarchy for creditd. The edge maps it to gRPC status codes (api/interceptors.py);
+"""One exception hierarchy for creditd. The edge maps it to gRPC status codes (api/rpc.py);
 the functions' result codes map onto it in store/replies.py.
 
 Charge answers carry business outcomes and per-item validation as result codes; these exceptions are

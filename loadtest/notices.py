@@ -33,12 +33,13 @@ import uvloop
 from aiosmtpd.controller import Controller
 
 from creditd.clock import Clock
+from creditd.config.fronts import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
+from creditd.config.settings import Settings, load_settings
 from creditd.core.notices import NoticeEvent as Event
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.notifier.templates import Notice
 from creditd.resources import default_config_path
-from creditd.settings import EmailChannelSettings, Settings, SmsChannelSettings, WebhookChannelSettings, load_settings
 from creditd.store.calls import Calls, NewAccount, PreferencesSpec, fcall
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis

@@ -31,8 +31,8 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.config.settings import RedisSettings, Settings, load_settings
 from creditd.resources import default_config_path
-from creditd.settings import RedisSettings, Settings, load_settings
 from creditd.store.calls import Calls, NewAccount, fcall
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from creditd.settings import RedisSettings
+from creditd.config.settings import RedisSettings
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.connection import AnyRedis, connect

@@ -4,10 +4,10 @@ charge-shaped floor counted in the same run (the phases of loadtest.redis_time).
 
 Time on these shared two-core machines moves by 10 to 20 % from run to run; an instruction count
 moves by a few parts in ten thousand, whatever else the machine does, so a change of 1 % shows. It is
-the measure the charge path is tuned by (the performance issue); redis_time still gives the time.
+the measure the charge path is tuned by; redis_time still gives the time.
 The count is the whole server's while a phase runs: the FCALLs, reading them off the socket, the
 replies and the AOF. Phases run in pipelines of 500 as in redis_time; "standard mix" weighs the
-types as the issue's mix does (a session: INITIAL, 3 UPDATE, TERMINATE; one request in ten an SMS
+types as docs/performance.md's standard mix does (a session: INITIAL, 3 UPDATE, TERMINATE; one request in ten an SMS
 EVENT). Needs valgrind (Debian's package: valgrind, callgrind_control)."""
 
 from __future__ import annotations

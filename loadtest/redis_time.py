@@ -25,8 +25,8 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.config.settings import load_settings
 from creditd.resources import default_config_path
-from creditd.settings import load_settings
 from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import EmbeddedRedis

@@ -19,10 +19,10 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd import collector
+from creditd.config.settings import RedisSettings
 from creditd.core.audit import Auditor
 from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
-from creditd.settings import RedisSettings
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.connection import connect_sync

@@ -21,10 +21,11 @@ import grpc
 import msgspec
 import uvloop
 
+from creditd.config.settings import RedisSettings, load_settings
+from creditd.config.types import DEFAULT_PARTITIONS
 from creditd.devtools.local_topology import LocalCluster
 from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
-from creditd.settings import DEFAULT_PARTITIONS, RedisSettings, load_settings
 from creditd.store.connection import connect, connect_sync
 from creditd.store.library import ensure_library, render_library
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

@@ -1,8 +1,8 @@
 """creditd's own view of a phase's latency: its `creditd_request_duration_seconds` histogram (from the
 handler's start to its end) read from each worker's /metrics before and after the phase. Beside the
 load generator's latencies it tells the server's share of a tail from what the generator, gRPC and
-the two shared cores add (performance issue: at half load the server kept >99 % of requests under
-10 ms while the generator's p99 moved from 5 to 21 ms between identical runs)."""
+the two shared cores add: between identical runs the generator's p99 can move fourfold while the
+server's own share stays put."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ import msgspec
 
 from creditd.chf.server import ChfServer
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
-from creditd.settings import Settings
 from creditd.store.calls import Calls, NewAccount
 from creditd.store.connection import AnySyncRedis
 from creditd.store.functions import call_all_sync

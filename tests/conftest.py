@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 import uvloop
 
+from creditd.config.settings import Settings, SweeperSettings, load_settings, parse_settings
 from creditd.core.sign_in_codes import make_sign_in_key
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
 from creditd.resources import default_config_path
-from creditd.settings import Settings, SweeperSettings, load_settings, parse_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from tests.harness import FrozenClock, Harness, ServerAt, library_client, started_server

@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.api.server import CreditdServer
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.core.audit import Auditor, AuditReport
-from creditd.core.charging import Quota
-from creditd.settings import Settings
+from creditd.core.charging import Charging
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import Keys
@@ -141,9 +141,9 @@ class Harness:
             if fields[b"account_id"].decode() == account_id and b"gateway_id" not in fields
         ]
 
-    def server_quota(self) -> Quota:
-        """A Quota sharing the server's partitions and clock, to build the exact calls the server makes."""
-        return Quota(Calls(self.settings.redis.partitions), self.server.functions, self.clock)
+    def server_charging(self) -> Charging:
+        """A Charging sharing the server's partitions and clock, to build the exact calls the server makes."""
+        return Charging(Calls(self.settings.redis.partitions), self.server.functions, self.clock)
 
     def server_calls(self) -> Calls:
         return Calls(self.settings.redis.partitions)

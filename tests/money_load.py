@@ -130,12 +130,25 @@ class MoneyLoad:
                 balances[request.account_id] -= answer.grants[0].charged
         return balances
 
+    async def _resend(self, request: Any) -> Any:
+        """The request sent again until answered, as a gateway does: UNAVAILABLE tells it to retry (on a
+        loaded machine a replay can still meet a call time-out); any other error is raised."""
+        for _ in range(SETTLE_ATTEMPTS):
+            try:
+                return await self.send(request)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise
+                self.errors[f"{error.code().name} (replay)"] += 1
+                await asyncio.sleep(SETTLE_PAUSE_S)
+        raise AssertionError(f"{request}: still UNAVAILABLE after {SETTLE_ATTEMPTS} replays")
+
     async def replay_mismatches(self) -> list[str]:
         """Every acknowledged request sent again: each must replay its first answer."""
         mismatches = []
         for start in range(0, len(self.acknowledged), REPLAY_CHUNK):
             chunk = self.acknowledged[start : start + REPLAY_CHUNK]
-            replies = await asyncio.gather(*(self.send(request) for request, _ in chunk))
+            replies = await asyncio.gather(*(self._resend(request) for request, _ in chunk))
             for (request, first), again in zip(chunk, replies, strict=True):
                 if isinstance(request, pb.TopUpRequest):
                     if not again.replayed or again.ledger_seq != first.ledger_seq:

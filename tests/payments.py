@@ -20,12 +20,12 @@ from click.testing import CliRunner
 
 from creditd.cli.main import main
 from creditd.clock import Clock
+from creditd.config.payments import AgentSettings, PaymentSettings, PromptPaySettings
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.paygate.app import server_of
 from creditd.paygate.signing import signature
-from creditd.payment_settings import AgentSettings, PaymentSettings, PromptPaySettings
 from creditd.resources import default_config_path
-from creditd.settings import Settings
 from creditd.store.connection import connect
 from tests.harness import Harness
 

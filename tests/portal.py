@@ -16,13 +16,14 @@ import grpc
 import msgspec
 import uvicorn
 
+from creditd.config.fronts import PortalSettings, SmsChannelSettings
+from creditd.config.settings import Settings, load_settings
 from creditd.core.vouchers import code_hash, new_code
 from creditd.devtools.ports import free_port
 from creditd.display_names import load_names
 from creditd.notifier.service import Notifier
 from creditd.portal.app import create_app
 from creditd.resources import default_config_path
-from creditd.settings import PortalSettings, Settings, SmsChannelSettings, load_settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.v1 import creditd_pb2 as pb

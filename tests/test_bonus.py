@@ -27,13 +27,13 @@ import msgspec
 import pytest
 
 from creditd.cli.render import account_card
+from creditd.config.plans import TopupBonus, check_plan
+from creditd.config.rating import check_rating
+from creditd.config.settings import Settings, parse_settings
 from creditd.core.attribution import provider_charges_since_credit
 from creditd.core.rerate import window_rows
 from creditd.errors import ConfigError
 from creditd.formatting import local_time, money
-from creditd.plan_settings import TopupBonus, check_plan
-from creditd.rating_config import check_rating
-from creditd.settings import Settings, parse_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.notifier.campaign import Cohort, send_campaign
-from creditd.settings import Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness, ServerAt
@@ -66,7 +66,7 @@ async def test_a_campaign_reaches_the_opted_in_cohort_after_quiet_hours_once(
             assert sent[OPTED_IN[0]]["subject"] == "สงกรานต์: เน็ตสองเท่าสัปดาห์นี้"
             assert sent[OPTED_IN[1]]["kind"] == "campaign:songkran" and "THB100.00" in sent[OPTED_IN[1]]["text"]
             record = notifier_key(
-                "notice", partition_of(OPTED_IN[2], 256), idempotency_key=f"campaign.sk1.{OPTED_IN[2]}/webhook"
+                "delivery", partition_of(OPTED_IN[2], 256), idempotency_key=f"campaign.sk1.{OPTED_IN[2]}/webhook"
             )
             assert creditd.redis.hget(record, "state") == b"suppressed"
 
@@ -107,7 +107,7 @@ async def test_quiet_hours_are_checked_again_at_delivery(server_at: ServerAt, se
             assert posted(endpoint) == []
             for account_id in OPTED_IN:
                 record = notifier_key(
-                    "notice", partition_of(account_id, 256), idempotency_key=f"campaign.sk4.{account_id}/webhook"
+                    "delivery", partition_of(account_id, 256), idempotency_key=f"campaign.sk4.{account_id}/webhook"
                 )
                 assert creditd.redis.hget(record, "state") == b"deferred"
                 assert int(creditd.redis.hget(record, "due_ms") or 0) == bangkok_ms("2027-04-10T14:00:00")

@@ -28,10 +28,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from creditd.config.fronts import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
 from creditd.devtools.ports import free_port
 from creditd.notifier.channels import SIGNATURE_HEADER, ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import Notice
-from creditd.settings import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
 from tests.certificates import make_pki
 
 pytestmark = pytest.mark.asyncio

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from creditd import metrics
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.chf_smf import API, NotifySink, h2_client, pdu_request, ref_of, started_chf, time_stamp, unit_usage
 from tests.harness import INITIAL, MB, Harness

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from creditd.clock import Clock
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.functions import call_all_sync

@@ -35,9 +35,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.transport import Response
 
+from creditd.config.settings import Settings
 from creditd.core.audit import Auditor
 from creditd.devtools.ports import free_port
-from creditd.settings import Settings
 from tests.chf_smf import API, create_accounts, start_chf_process, stop_process, wait_listening
 from tests.harness import library_client
 

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from creditd.chf.server import ChfServer
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError, StartupError
-from creditd.settings import Settings
 from tests.certificates import Pair, make_pki
 from tests.chf_smf import API, pdu_request, started_chf, time_stamp, unit_usage
 from tests.harness import MB, Harness

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from creditd.api.client_limits import ClientLimits
+from creditd.config.settings import Settings
 from creditd.errors import ResourceExhausted
-from creditd.settings import Settings
 from tests.harness import started_server
 
 

@@ -18,9 +18,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalCluster
 from creditd.resources import lua_directory
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.connection import connect_sync, on_every_primary
 from creditd.store.library import library_version, render_library

@@ -11,9 +11,9 @@ import string
 
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.contract import ID, MAX_EXACT_INTEGER, MAX_UINT32, SESSION_ID, TextRule, lua_contract
 from creditd.resources import lua_directory
-from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.library import render_library
 

@@ -22,8 +22,8 @@ import grpc
 import msgspec
 import pytest
 
-from creditd.plan_settings import TopupBonus
-from creditd.settings import Settings
+from creditd.config.plans import TopupBonus
+from creditd.config.settings import Settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb

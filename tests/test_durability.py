@@ -16,9 +16,9 @@ import grpc
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.errors import ConfigError
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, charge_request, library_client, started_server
 

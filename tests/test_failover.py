@@ -25,8 +25,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 from redis.crc import key_slot
 
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalCluster, LocalSentinels
-from creditd.settings import Settings
 from tests.harness import Harness, library_client, started_server, watch_health
 from tests.money_load import MoneyLoad
 

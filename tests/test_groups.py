@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from creditd.cli.render import account_card
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.store.calls import GroupTransferSpec
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, TERMINATE, VOICE, Harness, ServerAt, dump

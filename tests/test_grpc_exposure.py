@@ -12,8 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from creditd.api.server import CreditdServer, is_loopback_only
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError
-from creditd.settings import Settings
 from tests.harness import daytime_clock
 from tests.test_security import channel_for, secure_server  # noqa: F401 (the fixture)
 

@@ -15,8 +15,8 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.api.server import CreditdServer
+from creditd.config.settings import Settings
 from creditd.errors import Unavailable
-from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, Harness, daytime_clock

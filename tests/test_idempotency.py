@@ -62,12 +62,12 @@ async def test_update_after_terminate_is_refused_but_terminate_replays(creditd: 
 async def test_function_executed_twice_for_one_request_applies_once(creditd: Harness) -> None:
     """What redis-py does after a time-out: the same FCALL, same arguments, a second time."""
     await creditd.create_account(ACCOUNT, balance=1000)
-    quota = creditd.server_quota()
+    charging = creditd.server_charging()
     for request in (
         charge_request("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)]),
         charge_request("s1", UPDATE, 1, ACCOUNT, [(DATA, 0, 3_000_000)]),
     ):
-        function, keys, args = quota.command(request)
+        function, keys, args = charging.command(request)
         first = creditd.redis.fcall(function, len(keys), *keys, *args)
         second = creditd.redis.fcall(function, len(keys), *keys, *args)
         assert first[1] == b"" and second[1] == b"replayed" and first[2] == second[2]

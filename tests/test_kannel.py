@@ -12,11 +12,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from creditd.config.fronts import SmsChannelSettings
+from creditd.config.settings import Settings
 from creditd.notifier.channels import SmsChannel
 from creditd.notifier.service import Notifier
 from creditd.notifier.templates import Notice
 from creditd.resources import default_config_path
-from creditd.settings import Settings, SmsChannelSettings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, ServerAt, charge_request
 from tests.kannel import PASSWORD, USER, Delivered, Kannel, running_kannel

@@ -1,6 +1,6 @@
 """The packages of creditd import only downwards: __main__ -> cli -> the front ends (api, diameter,
 notifier, portal, console: siblings, none importing another) -> core -> store -> the bottom modules
-(settings, limits, rating_config, errors, clock, logs, metrics, resources), with devtools (test
+(config/, contract, errors, clock, logs, metrics, resources), with devtools (test
 infrastructure) on store and the generated v1 code only at the gRPC edge and above. Every import of
 every module of creditd/ and loadtest/ is read with ast (imports inside functions and under
 TYPE_CHECKING too): an upward import fails here; so does a cycle among modules, within a layer as
@@ -43,7 +43,7 @@ V1_ALLOWED = {"api", "cli", "portal", "console"}
 
 
 def layer_of(module: str) -> str:
-    """'creditd.core.feed' -> 'core'; a bottom module ('creditd.settings') -> 'bottom'."""
+    """'creditd.core.feed' -> 'core'; a bottom module ('creditd.config.settings') -> 'bottom'."""
     parts = module.split(".")
     return parts[1] if len(parts) >= 2 and parts[1] in (*RANK, "v1") else "bottom"
 

@@ -230,7 +230,7 @@ NUMBER_FIELDS = [
     ("apply_group_transfer", 4, "direction"),
     ("apply_group_transfer", 5, "amount"),
     ("apply_group_transfer", 7, "refill_minor"),
-    ("apply_group_transfer", 8, "leave"),
+    ("apply_group_transfer", 8, "remove"),
 ]
 OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "initial_balance": ["-1", "1000000000001"],
@@ -272,7 +272,6 @@ OUT_OF_RANGE: dict[str | tuple[str, str], list[str]] = {
     "cap_minor": ["-1", "1000000000001"],
     "direction": ["0", "3"],
     "remove": ["2", "-1"],
-    "leave": ["2", "-1"],
     # 0 is a cancellation (settle) or a member joining (apply)
     ("settle_group_transfer", "amount"): ["-1", "1000000000001"],
     ("apply_group_transfer", "amount"): ["-1", "1000000000001"],

@@ -3,20 +3,25 @@ KEYS that creditd.store.calls lays out for it (names, order and key patterns), f
 keys by name only, each lib file's "uses:" line names exactly the lib files it references, the
 loader refuses an order that breaks them, the rendered chunk has at most 40 top-level names (one
 module table per lib file) and stays within Lua 5.1's 200 active locals (the estimate is checked
-against a real FUNCTION LOAD just past it)."""
+against a real FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the
+Lua sources read, and a source reading one that [limits] lacks fails the render. charge.lua's header
+documents its answer's fields in the order store/replies.py's AnswerRecord and GrantRecord read them."""
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import redis
 
+from creditd.config.settings import Settings
 from creditd.resources import lua_directory
-from creditd.settings import Settings
 from creditd.store.calls import KEY_LAYOUTS
 from creditd.store.keys import KEY_PATTERNS
 from creditd.store.library import BLOCK_END, BLOCK_START, LIBRARY_FILES, check_load_order, render_library, uses_of
+from creditd.store.replies import AnswerRecord, GrantRecord
 
 HEADER_KEY = re.compile(r"^KEYS\[(\d+)\] (\w+)\s+(\S+)", re.M)
 LUA_LOCAL_LIMIT = 200
@@ -162,3 +167,41 @@ def test_local_count_matches_what_redis_refuses(redis_client: redis.Redis, setti
             redis_client.function_load(with_extra_locals(source, headroom + 1), replace=True)
     finally:
         redis_client.function_load(source, replace=True)
+
+
+def test_config_renders_only_the_limits_lua_reads(settings: Settings) -> None:
+    config = settings_table_in(render_library(settings))
+    assert '["max_amount_minor"] = ' in config  # read by the charge checks
+    assert "max_concurrent_rpcs" not in config  # the gRPC edge's own
+    assert "sign_in_codes_per_address" not in config  # the portal's own
+
+
+def test_a_limit_lua_reads_but_limits_lacks_fails_the_render(settings: Settings, tmp_path: Path) -> None:
+    shutil.copytree(lua_directory(), tmp_path / "lua")
+    (tmp_path / "lua" / "functions" / "zz_probe.lua").write_text("local x = CONFIG.limits.max_nonsense\n")
+    with pytest.raises(ValueError, match=r"CONFIG\.limits\.max_nonsense"):
+        render_library(settings, tmp_path / "lua")
+
+
+def settings_table_in(library: str) -> str:
+    """The generated `local CONFIG = ...` line's limits table."""
+    line = next(line for line in library.splitlines() if line.startswith("local CONFIG = "))
+    return line[line.index("limits") : line.index("}", line.index("limits"))]
+
+
+def documented_answer(header: str) -> tuple[list[str], list[str]]:
+    """charge.lua's documented answer: the names of the answer's fields and of each grant's, in order."""
+    shape = re.search(r"answer is JSON\s*\[(.*?)\]\]", header, re.S)
+    assert shape is not None, "charge.lua's header no longer documents the answer's JSON"
+    text = " ".join(shape.group(1).split())
+    outer, grant = text.split("[[", 1)
+    grant = grant.split("]", 1)[0]  # up to the end of the first grant
+    names = [part.strip().split(" ")[0] for part in grant.split(",")]
+    return [part.strip() for part in outer.split(",") if part.strip()], [name for name in names if name]
+
+
+def test_charge_answer_is_documented_as_the_reply_structs_read_it() -> None:
+    header = (lua_directory() / "functions" / "charge.lua").read_text()
+    answer, grant = documented_answer(header)
+    assert answer == [name for name in AnswerRecord.__struct_fields__ if name != "grants"]
+    assert grant == list(GrantRecord.__struct_fields__)

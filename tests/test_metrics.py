@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, TERMINATE, VOICE, charge_request, started_server
 

@@ -21,8 +21,8 @@ import msgspec
 import pytest
 import yaml
 
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
-from creditd.settings import Settings
 from monitoring import dashboard
 from tests.harness import started_server
 

@@ -28,11 +28,11 @@ import logging
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.display_names import load_names
 from creditd.formatting import money
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.harness import Harness, ServerAt

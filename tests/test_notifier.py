@@ -22,11 +22,12 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from creditd import metrics
+from creditd.config.fronts import EmailChannelSettings
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.notifier.status import notifier_status
 from creditd.resources import default_config_path
-from creditd.settings import EmailChannelSettings, Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, Harness, ServerAt, charge_request
@@ -98,11 +99,11 @@ async def test_low_balance_in_thai_then_the_interval_holds_the_next(
         partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
         states = {
             key.decode(): creditd.redis.hget(key, "state").decode()
-            for key in creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*"))
+            for key in creditd.redis.scan_iter(notifier_key("delivery", partition, idempotency_key="*"))
         }
         assert sorted(states.values()) == ["sent", "suppressed"]
         # the same events handled again (a restart that lost its position): nothing twice
-        creditd.redis.delete(notifier_key("notified", partition))
+        creditd.redis.delete(notifier_key("notifier_position", partition))
         await notifier.pass_once()
         assert len(posted(endpoint)) == 1
 
@@ -141,7 +142,7 @@ async def test_a_refusal_dead_letters_and_an_outage_is_retried(server_at: Server
             creditd.clock.advance(61)
             await notifier.pass_once()
             assert [n["kind"] for n in posted(refusing)] == ["low_balance", "topup", "topup"]
-            assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
+            assert creditd.redis.zcard(notifier_key("deliveries_due", partition)) == 0
 
 
 async def test_an_email_notice_reaches_a_real_smtp_server(server_at: ServerAt, settings: Settings) -> None:
@@ -207,7 +208,7 @@ async def test_a_channel_down_retries_then_dead_letters_and_the_others_go_on(
         partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
         records = {
             key.decode().rsplit("/", 1)[1]: creditd.redis.hgetall(key)
-            for key in creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*"))
+            for key in creditd.redis.scan_iter(notifier_key("delivery", partition, idempotency_key="*"))
         }
         assert records["webhook"][b"state"] == b"sent" and records["email"][b"state"] == b"retrying"
         reasons = notifier_status(creditd.redis, creditd.settings.redis.partitions).failure_reasons
@@ -216,11 +217,11 @@ async def test_a_channel_down_retries_then_dead_letters_and_the_others_go_on(
         for wait_s in (61, 121):  # backoff 60 s, then 120 s
             creditd.clock.advance(wait_s)
             await notifier.pass_once()
-        email = next(creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*/email")))
+        email = next(creditd.redis.scan_iter(notifier_key("delivery", partition, idempotency_key="*/email")))
         assert creditd.redis.hget(email, "state") == b"dead" and creditd.redis.hget(email, "attempts") == b"3"
         dead = creditd.redis.lrange(notifier_key("dead_letters", partition), 0, -1)
         assert len(dead) == 1 and dead[0].decode().endswith("/email " + creditd.redis.hget(email, "reason").decode())
-        assert creditd.redis.zcard(notifier_key("notices_due", partition)) == 0
+        assert creditd.redis.zcard(notifier_key("deliveries_due", partition)) == 0
         assert len(posted(endpoint)) == 1
 
 
@@ -245,7 +246,7 @@ async def test_a_failure_no_channel_foresaw_dead_letters_that_notice_only(
             assert await notifier.pass_once()  # the pass completes
             assert [n["kind"] for n in posted(endpoint)] == ["low_balance"] and inbox.messages == []
             partition = partition_of(ACCOUNT, creditd.settings.redis.partitions)
-            email = next(creditd.redis.scan_iter(notifier_key("notice", partition, idempotency_key="*/email")))
+            email = next(creditd.redis.scan_iter(notifier_key("delivery", partition, idempotency_key="*/email")))
             assert creditd.redis.hget(email, "state") == b"dead"
             assert creditd.redis.hget(email, "reason").startswith(b"email: IndexError")
     finally:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import msgspec
 import pytest
 
-from creditd.settings import load_settings
+from creditd.config.settings import load_settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from tests.harness import started_server

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
+from creditd.config.settings import Settings, load_settings
 from creditd.core.offers import purchases_needed, recommend
 from creditd.core.usage_summary import DayTotal, last_days
 from creditd.formatting import bundle_of
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
 from creditd.store.codes import Unit
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, TERMINATE, ServerAt

@@ -8,9 +8,9 @@ import tomllib
 
 import pytest
 
+from creditd.config.settings import parse_settings
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
-from creditd.settings import parse_settings
 
 SECRET = "a-secret-of-16-chars"
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.payments.agents import Agents, Payment
 from creditd.payments.money import Money
 from creditd.resources import default_config_path
-from creditd.settings import Settings
 from creditd.store.connection import connect
 from tests.harness import Harness, dump
 from tests.payments import (

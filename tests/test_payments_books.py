@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.payments.agents import Agents, Payment
 from creditd.payments.money import Money
-from creditd.settings import Settings
 from creditd.store.connection import connect
 from tests.harness import Harness
 from tests.payments import (

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.payments.emvqr import PayloadError, bill_payment_payload, parse_payload
-from creditd.settings import Settings
 from creditd.store.keys import payments_key
 from tests.harness import Harness, dump
 from tests.payments import (

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from tests.harness import Harness, dump
 from tests.payments import (
     AGENT,

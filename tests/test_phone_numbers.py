@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from creditd.config.settings import load_settings
 from creditd.phone_numbers import account_id_of, e164_digits
 from creditd.resources import default_config_path
-from creditd.settings import load_settings
 
 THAI_FORMS = [
     "081-234-5678",

@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from creditd import metrics
+from creditd.config.settings import RedisSettings
 from creditd.errors import Unavailable
-from creditd.settings import RedisSettings
 from creditd.store.circuit import Circuit
 from creditd.store.connection import connect, wire_client
 from creditd.store.embedded import EmbeddedRedis

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 import pytest_asyncio
 
+from creditd.config.settings import PlanChange, Settings, parse_settings
 from creditd.errors import ConfigError
-from creditd.settings import PlanChange, Settings, parse_settings
 from tests.harness import INITIAL, UPDATE, VOICE, Harness, started_server
 
 pytestmark = pytest.mark.asyncio

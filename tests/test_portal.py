@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness, ServerAt
 from tests.portal import create_voucher, last_code, running_portal, sms_notifier

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from tests.harness import DATA, EVENT, INITIAL, SMS, TERMINATE, VOICE, ServerAt, charge_request
 from tests.portal import create_voucher, last_code, running_portal, sms_notifier
 from tests.test_channels import http_server

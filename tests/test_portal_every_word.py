@@ -26,11 +26,11 @@ import httpx
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings, load_settings
 from creditd.devtools.ports import free_port
 from creditd.display_names import load_names, missing
 from creditd.portal.words import WORDS
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import Harness, ServerAt
 from tests.portal import create_voucher, last_code, lived_in_account, running_portal, sms_notifier

@@ -22,8 +22,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from creditd.config.fronts import PortalSettings
+from creditd.config.settings import Settings
 from creditd.portal.app import create_app
-from creditd.settings import PortalSettings, Settings
 from tests.harness import ServerAt
 from tests.portal import running_portal, sms_notifier
 from tests.test_channels import http_server

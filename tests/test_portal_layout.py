@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from creditd.config.settings import Settings, load_settings
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
 from creditd.v1 import creditd_pb2 as pb
 from tests import test_portal_browser
 from tests import test_portal_every_word as every_word

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from tests.harness import ServerAt
 from tests.portal import last_code, lived_in_account, running_portal, sms_notifier
 from tests.test_channels import http_server

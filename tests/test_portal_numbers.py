@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from tests.harness import ServerAt
 from tests.portal import last_code, running_portal, sms_notifier, texts_to
 from tests.test_channels import http_server

@@ -18,9 +18,10 @@ import grpc
 import httpx
 import pytest
 
+from creditd.config.fronts import PortalSettings
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError
 from creditd.portal.app import create_app
-from creditd.settings import PortalSettings, Settings
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import FrozenClock, ServerAt, library_client, started_server

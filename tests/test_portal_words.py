@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import string
 
+from creditd.config.fronts import LANGUAGES
 from creditd.portal.words import WORDS
-from creditd.settings import LANGUAGES
 
 
 def placeholders(text: str) -> set[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from creditd.settings import load_settings
+from creditd.config.settings import load_settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
     DATA,

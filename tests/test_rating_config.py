@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from creditd.config.rating import Timing, timings_overlap, utc_offsets
+from creditd.config.settings import Settings, load_settings, parse_settings
 from creditd.errors import ConfigError
-from creditd.rating_config import Timing, timings_overlap, utc_offsets
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings, parse_settings
 
 # The shipped config, its templates found wherever a test writes the copy.
 SHIPPED = (

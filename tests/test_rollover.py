@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, TERMINATE, ServerAt
 from tests.test_rating import utc_ms

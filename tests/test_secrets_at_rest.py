@@ -23,11 +23,12 @@ import msgspec
 import pytest
 
 from creditd.clock import Clock
+from creditd.config.fronts import SmsChannelSettings
+from creditd.config.settings import Settings
 from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.resources import default_config_path
-from creditd.settings import Settings, SmsChannelSettings
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis, embedded_url
 from creditd.store.keys import notifier_key, partition_of
@@ -66,7 +67,7 @@ async def test_the_data_folder_holds_no_sign_in_code(tmp_path: Path, settings: S
             signed = await stub.SignIn(pb.SignInRequest(account_id=ACCOUNT, code=code))
             assert signed.session_token  # the code sent is the one creditd checks
             partition = partition_of(ACCOUNT, settings.redis.partitions)
-            records = [client.hgetall(key) for key in client.scan_iter(notifier_key("notice", partition) + "*")]
+            records = [client.hgetall(key) for key in client.scan_iter(notifier_key("delivery", partition) + "*")]
             details = [msgspec.json.decode(record[b"event"])["detail"] for record in records if record]
             assert details and all(detail.startswith("s1.") and code not in detail for detail in details)
             client.execute_command("WAITAOF", 1, 0, 5000)

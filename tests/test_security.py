@@ -16,8 +16,8 @@ import pytest_asyncio
 
 from creditd.api.auth import ALL_METHODS, METHODS_OF_ROLE
 from creditd.api.server import CreditdServer
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.certificates import ROLES, Pki, make_pki

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.vouchers import luhn_digit, printed
 from creditd.notifier.service import Notifier
-from creditd.settings import Settings
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -71,7 +71,7 @@ async def test_a_code_by_sms_opens_a_session_for_that_account_only(
         ss = pb_grpc.SelfServiceStub(creditd.channel)
         code = await code_for(creditd, notifier, gateway, ACCOUNT)
         # the delivery record holds the code: it goes soon after the code stops working
-        pattern = notifier_key("notice", partition_of(ACCOUNT, 256), idempotency_key="signin.*")
+        pattern = notifier_key("delivery", partition_of(ACCOUNT, 256), idempotency_key="signin.*")
         records = list(creditd.redis.scan_iter(pattern))
         assert records and all(0 < creditd.redis.ttl(key) <= 600 for key in records)
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"

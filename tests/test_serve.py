@@ -16,11 +16,11 @@ import grpc
 import pytest
 import redis
 
+from creditd.config.settings import parse_settings
 from creditd.devtools import protogen
 from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
-from creditd.settings import parse_settings
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.self_service import SelfService
 from creditd.errors import Unauthenticated
-from creditd.settings import Settings
 from creditd.store.calls import PreferencesSpec, with_session
 from tests.harness import Harness, ServerAt, dump
 from tests.portal import sms_notifier

@@ -24,8 +24,8 @@ import httpx
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.sign_in_limits import address_bucket
-from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from tests.harness import FrozenClock, Harness, started_server

@@ -12,8 +12,8 @@ import asyncio
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.sweeper import Sweeper
-from creditd.settings import Settings
 from creditd.store.keys import partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness, started_server

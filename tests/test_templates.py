@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from creditd.config.fronts import LANGUAGES
+from creditd.config.settings import parse_settings
 from creditd.errors import ConfigError
 from creditd.notifier.templates import SUBSCRIBER_KINDS, Templates, sample_context
 from creditd.resources import default_config_path
-from creditd.settings import LANGUAGES, parse_settings
 from tests.test_rating_config import SHIPPED
 
 TEMPLATES = default_config_path().parent / "templates"

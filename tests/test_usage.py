@@ -18,9 +18,9 @@ import grpc
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.usage import OLDEST, RECORD_FIELD, RECORD_VALUES, Usage, read_usage, usage_feed
 from creditd.resources import lua_directory
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
     DATA,

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.voucher_claims import voucher_claims
 from creditd.errors import Unavailable
-from creditd.settings import Settings
 from creditd.store.keys import VOUCHER_CLAIMS_KEY
 from creditd.store.replies import TopUpRecord
 from creditd.v1 import creditd_pb2 as pb

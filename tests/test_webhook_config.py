@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from creditd.config.settings import parse_settings
 from creditd.errors import ConfigError
 from creditd.notifier.channels import signature
 from creditd.resources import default_config_path
-from creditd.settings import parse_settings
 
 OPERATING = Path(__file__).resolve().parent.parent / "docs" / "operating.md"
 

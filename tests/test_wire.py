@@ -17,8 +17,8 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 
+from creditd.config.settings import RedisSettings
 from creditd.errors import Unavailable
-from creditd.settings import RedisSettings
 from creditd.store.connection import connect, wire_client
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.replies import classify_reply_error

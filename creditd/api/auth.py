@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from creditd import metrics
 from creditd.api.context import Context
+from creditd.config.settings import Role
 from creditd.errors import PermissionDenied
-from creditd.settings import Role
 
 log = logging.getLogger(__name__)
 

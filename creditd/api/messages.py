@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
+from creditd.config.plans import LoanOffer
 from creditd.core.feed import FeedEvent
 from creditd.core.self_service import CatalogueEntry
 from creditd.core.usage import Usage
 from creditd.core.usage_summary import AccountUsage
-from creditd.settings import LoanOffer
 from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
 from creditd.store.replies import AccountRecord, AnswerRecord, GroupRecord, LedgerEntryRecord, TopUpRecord
 from creditd.v1 import creditd_pb2 as pb

@@ -14,12 +14,12 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from creditd.config.settings import RedisSettings
 from creditd.core.feed import parse_position, stream_cursor
 from creditd.core.usage import OLDEST
 from creditd.core.usage_log import EXPORTED_POSITION_KEY, redis_time_ms
 from creditd.errors import CreditdError, StartupError
 from creditd.metrics import CHARGES, REGISTRY
-from creditd.settings import RedisSettings
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import deadlines_of_partition, events_of_partition, stats_of_partition, usage_of_partition
 from creditd.store.replies import as_text

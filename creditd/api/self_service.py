@@ -14,7 +14,6 @@ from creditd.api import validation
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
-from creditd.api.interceptors import rpc
 from creditd.api.messages import (
     account_message,
     catalogue_message,
@@ -24,10 +23,11 @@ from creditd.api.messages import (
     top_up_answer_message,
     usage_summary_message,
 )
+from creditd.api.rpc import rpc
+from creditd.config.fronts import CLIENT_ADDRESS_METADATA
+from creditd.config.limits import Limits
 from creditd.core.self_service import SelfService, Subscriber
 from creditd.core.sign_in_limits import address_bucket
-from creditd.front_settings import CLIENT_ADDRESS_METADATA
-from creditd.limits import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -62,7 +62,7 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         self._limits = limits
 
     def rate_subject(self, caller: str, context: Context) -> str:
-        """Whose budget of calls a call takes at the door (interceptors._admit): the subscriber's
+        """Whose budget of calls a call takes at the door (rpc._admit): the subscriber's
         address, not the portal's certificate that every subscriber's call comes with."""
         return f"{caller}@{address_bucket(client_address(context))}"
 

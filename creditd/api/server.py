@@ -24,8 +24,9 @@ from creditd.api.self_service import SelfServiceServicer
 from creditd.api.servicers import AccountsService, CreditControlService
 from creditd.api.streams import Watchers
 from creditd.clock import Clock
+from creditd.config.settings import SecuritySettings, Settings
 from creditd.core.accounts import Accounts
-from creditd.core.charging import Quota
+from creditd.core.charging import Charging
 from creditd.core.feed import EventFeed
 from creditd.core.groups import Groups
 from creditd.core.self_service import SelfService
@@ -33,7 +34,6 @@ from creditd.core.sweeper import Sweeper
 from creditd.core.usage import usage_feed
 from creditd.core.voucher_claims import voucher_claims
 from creditd.errors import ConfigError, StartupError
-from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, redact
@@ -159,7 +159,7 @@ class CreditdServer:
             ],
         )
         calls = Calls(settings.redis.partitions)
-        quota, accounts = Quota(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
+        charging, accounts = Charging(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
         channels = frozenset(settings.metrics.channels)
         partitions, timeout_s = settings.redis.partitions, settings.redis.call_timeout_s
         feed = EventFeed(self.redis, partitions, settings.events, timeout_s)
@@ -170,7 +170,7 @@ class CreditdServer:
         client_limits = ClientLimits(
             limits.max_in_flight_per_client, limits.accounts_calls_per_client_s, limits.accounts_burst_per_client
         )
-        credit_control = CreditControlService(quota, settings.limits, watchers, authorizer, client_limits)
+        credit_control = CreditControlService(charging, settings.limits, watchers, authorizer, client_limits)
         pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
         groups = Groups(calls, self.functions, self.clock)
         account_service = AccountsService(

@@ -10,7 +10,6 @@ from creditd.api import validation
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
-from creditd.api.interceptors import public_message, rpc
 from creditd.api.messages import (
     account_message,
     answer_message,
@@ -22,12 +21,13 @@ from creditd.api.messages import (
     top_up_answer_message,
 )
 from creditd.api.metrics_endpoint import count_charge
+from creditd.api.rpc import public_message, rpc
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
+from creditd.config.limits import Limits
 from creditd.core.accounts import Accounts
-from creditd.core.charging import Quota
+from creditd.core.charging import Charging
 from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
-from creditd.limits import Limits
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -38,11 +38,16 @@ class CreditControlService(pb_grpc.CreditControlServicer):
     rate_limited = False  # gateways are bounded by calls in flight, not by rate
 
     def __init__(
-        self, quota: Quota, limits: Limits, watchers: Watchers, authorizer: Authorizer, client_limits: ClientLimits
+        self,
+        charging: Charging,
+        limits: Limits,
+        watchers: Watchers,
+        authorizer: Authorizer,
+        client_limits: ClientLimits,
     ) -> None:
         self.authorizer = authorizer
         self.client_limits = client_limits
-        self._quota = quota
+        self._charging = charging
         self._limits = limits
         self._watchers = watchers
 
@@ -54,7 +59,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
             count_charge(request.request_type, pb.INVALID_REQUEST)
             log.info("Charge %s refused: %s", request.request_number, error.message)
             return refused_answer(request, pb.INVALID_REQUEST, error.message)
-        outcome = await self._quota.charge(request)
+        outcome = await self._charging.charge(request)
         count_charge(request.request_type, outcome.answer.result)
         return answer_message(request, outcome.answer)
 
@@ -70,7 +75,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
                 valid.append(index)
             except InvalidArgument as error:
                 answers[index] = refused_answer(item, pb.INVALID_REQUEST, error.message)
-        outcomes = await self._quota.charge_many([request.requests[index] for index in valid])
+        outcomes = await self._charging.charge_many([request.requests[index] for index in valid])
         for index, outcome in zip(valid, outcomes, strict=True):
             item = request.requests[index]
             if isinstance(outcome, Unavailable | ResourceExhausted):

@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from creditd import contract
+from creditd.config.fronts import CHANNELS, LANGUAGES
+from creditd.config.limits import Limits
 from creditd.contract import MAX_EXACT_INTEGER
 from creditd.errors import InvalidArgument
-from creditd.limits import Limits
-from creditd.settings import CHANNELS, LANGUAGES
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 
 ID_PATTERN = contract.ID.regex()
+ID_MAX_LENGTH = contract.ID.max_length or 0
 # Printable ASCII without space and braces (braces would confuse Redis Cluster hash tags).
 SESSION_ID_PATTERN = contract.SESSION_ID.regex()
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -35,10 +36,8 @@ CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def check_id(value: str, field: str) -> None:
-    if not value:
-        raise InvalidArgument(f"{field}: must not be empty")
-    if not ID_PATTERN.fullmatch(value):
-        raise InvalidArgument(f"{field}: must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+    if (refusal := contract.refusal_of(contract.ID, value, field, ID_MAX_LENGTH)) is not None:
+        raise InvalidArgument(refusal)
 
 
 def check_range(value: int, field: str, minimum: int, maximum: int) -> None:
@@ -54,8 +53,7 @@ def check_free_text(value: str, field: str, maximum_length: int) -> None:
 
 
 def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
-    if len(request.units) > limits.max_units_per_request:
-        raise InvalidArgument(f"units: at most {limits.max_units_per_request} per request")
+    check_range(len(request.units), "units", 0, limits.max_units_per_request)
     seen: set[int] = set()
     kind = request.request_type
     for index, unit in enumerate(request.units):
@@ -74,12 +72,9 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
 
 
 def check_charge(request: pb.ChargeRequest, limits: Limits) -> None:
-    if not request.session_id:
-        raise InvalidArgument("session_id: must not be empty")
-    if len(request.session_id) > limits.max_session_id_length:
-        raise InvalidArgument(f"session_id: longer than {limits.max_session_id_length} characters")
-    if not SESSION_ID_PATTERN.fullmatch(request.session_id):
-        raise InvalidArgument("session_id: must be printable ASCII without spaces or braces")
+    session_id, maximum = request.session_id, limits.max_session_id_length
+    if (refusal := contract.refusal_of(contract.SESSION_ID, session_id, "session_id", maximum)) is not None:
+        raise InvalidArgument(refusal)
     if request.request_type not in REQUEST_TYPES:
         raise InvalidArgument(f"request_type: unknown value {request.request_type}")
     check_id(request.account_id, "account_id")

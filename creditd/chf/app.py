@@ -1,4 +1,4 @@
-"""The Nchf_ConvergedCharging v3 ASGI application: three POSTs onto Quota.charge, the core entry point
+"""The Nchf_ConvergedCharging v3 ASGI application: three POSTs onto Charging.charge, the core entry point
 the gRPC Charge uses (core/charging.py), and the project's OpenAPI document.
 
     POST /nchf-convergedcharging/v3/chargingdata                       create  201 + Location
@@ -27,9 +27,9 @@ from creditd import metrics
 from creditd.chf import convert, model
 from creditd.chf.notify import Notifications
 from creditd.chf.problems import ENCODER, PROBLEM_JSON, Problem, invalid
-from creditd.core.charging import Quota
+from creditd.config.settings import Settings
+from creditd.core.charging import Charging
 from creditd.errors import CreditdError, ResourceExhausted, Unavailable
-from creditd.settings import Settings
 from creditd.store.codes import Code
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def route(method: str, path: str) -> tuple[convert.Operation | str, str]:
 
 
 class ChfApp:
-    def __init__(self, quota: Quota, settings: Settings, notifications: Notifications | None = None) -> None:
-        self._quota = quota
+    def __init__(self, charging: Charging, settings: Settings, notifications: Notifications | None = None) -> None:
+        self._charging = charging
         self._notifications = notifications
         self._settings = settings
         self._units = convert.rating_group_units(settings)
@@ -191,7 +191,7 @@ class ChfApp:
             self._settings.limits.max_units,
         )
         try:
-            outcome = await self._quota.charge(spec)
+            outcome = await self._charging.charge(spec)
         except (Unavailable, ResourceExhausted) as error:
             log.warning("Nchf %s %s: %s", operation.value, ref, error.message)
             raise Problem(503, "NF_CONGESTION", "the store cannot serve now; retry with the same request") from None

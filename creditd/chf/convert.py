@@ -27,7 +27,7 @@ from typing import Any
 from creditd.chf import model
 from creditd.chf.identity import account_of_subscriber
 from creditd.chf.problems import Problem, invalid
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.store.calls import ChargeSpec, UnitSpec
 from creditd.store.codes import Code, FinalUnitAction, RequestType, Unit
 from creditd.store.replies import AnswerRecord, GrantRecord

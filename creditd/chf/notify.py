@@ -26,9 +26,9 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import wait_or_stop
+from creditd.config.settings import Settings
 from creditd.core.feed import EventFeed, FeedEvent, Key, parse_position
 from creditd.errors import CreditdError
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions

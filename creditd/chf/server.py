@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 from creditd.chf.app import ChfApp
 from creditd.chf.notify import Notifications
 from creditd.clock import Clock, wait_or_stop
-from creditd.core.charging import Quota
+from creditd.config.settings import SecuritySettings, Settings
+from creditd.core.charging import Charging
 from creditd.errors import ConfigError, CreditdError, StartupError
-from creditd.settings import SecuritySettings, Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import (
@@ -126,14 +126,14 @@ class ChfServer:
         opened = await open_store(settings, self.redis_url, self._circuit)
         self._redis, self._pipeline, self._library_source = opened.redis, opened.pipeline, opened.library_source
         functions = opened.functions
-        quota = Quota(Calls(redis_settings.partitions), functions, self.clock)
+        charging = Charging(Calls(redis_settings.partitions), functions, self.clock)
         chf = settings.chf
         owner = f"chf-{socket.gethostname()}-{os.getpid()}-{self.port}"[:64]
         self.notifications = Notifications(self._redis, functions, settings, owner)
         if chf.notify.enabled:
             await self.notifications.prepare()
         self._http = Server(
-            ChfApp(quota, settings, self.notifications if chf.notify.enabled else None),
+            ChfApp(charging, settings, self.notifications if chf.notify.enabled else None),
             address=self.host,
             port=self.port,
             interface=Interfaces.ASGINL,

@@ -10,9 +10,9 @@ import click
 
 from creditd.cli import edge, render
 from creditd.cli.common import call, server_option, stubs
-from creditd.limits import Limits
+from creditd.config.limits import Limits
+from creditd.config.settings import load_settings
 from creditd.resources import default_config_path
-from creditd.settings import load_settings
 from creditd.v1 import creditd_pb2 as pb
 
 MAX_AMOUNT_MINOR = Limits().max_amount_minor

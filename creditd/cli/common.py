@@ -13,8 +13,8 @@ import grpc
 import msgspec
 
 from creditd.cli.edge import rpc_error_message
+from creditd.config.settings import ServerSettings, Settings, load_settings
 from creditd.resources import default_config_path
-from creditd.settings import ServerSettings, Settings, load_settings
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from creditd import logs, metrics
 from creditd.cli import edge
 from creditd.cli.common import redis_options, settings_from_options
+from creditd.config.settings import Settings
 from creditd.diameter.server import DiameterServer
 from creditd.errors import CreditdError
-from creditd.settings import Settings
 from creditd.store.embedded import embedded_url
 
 log = logging.getLogger("creditd")

@@ -18,10 +18,11 @@ import click
 import grpc
 import redis
 
+from creditd import contract
 from creditd.api import validation
+from creditd.config.settings import load_settings
 from creditd.errors import CreditdError, InvalidArgument
 from creditd.resources import default_config_path
-from creditd.settings import load_settings
 
 NEGATIVE_NUMBER = re.compile(r"-[0-9]+")
 # The account id `account create` gives a new subscriber: their number, E.164 without the "+".
@@ -168,7 +169,7 @@ def visited_plmn(context: click.Context, parameter: click.Parameter, value: str)
 
 def session_id(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
     if value is not None and not validation.SESSION_ID_PATTERN.fullmatch(value):
-        raise click.BadParameter("session_id: printable ASCII without spaces or braces")
+        raise click.BadParameter(f"session_id: contains characters other than {contract.SESSION_ID.allowed}")
     return value
 
 

@@ -44,12 +44,12 @@ from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
 from creditd.cli.vouchers import voucher
 from creditd.cli.workers import run_workers
 from creditd.clock import Clock
+from creditd.config.settings import Settings, load_settings
 from creditd.core.audit import Auditor
 from creditd.diameter.server import DiameterServer
 from creditd.errors import ConfigError, CreditdError
 from creditd.notifier.templates import Templates
 from creditd.resources import default_config_path
-from creditd.settings import Settings, load_settings
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
 from creditd.store.scan import count_accounts

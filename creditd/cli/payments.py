@@ -17,6 +17,7 @@ from creditd import logs
 from creditd.cli.common import open_redis, redis_options, settings_from_options
 from creditd.cli.usage import instant_ms
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.errors import CreditdError
 from creditd.paygate.app import serve as serve_front
 from creditd.payments.agents import Agents, BadRequest, format_time
@@ -35,7 +36,6 @@ from creditd.payments.reconcile import (
 )
 from creditd.payments.statements import Outcome as StatementOutcome
 from creditd.payments.statements import Statements
-from creditd.settings import Settings
 from creditd.store.connection import AnyRedis, connect
 from creditd.store.embedded import embedded_url
 from creditd.store.keys import payments_key

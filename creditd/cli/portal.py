@@ -13,12 +13,13 @@ import uvloop
 
 from creditd import logs
 from creditd.cli import edge
+from creditd.config.fronts import PortalSettings
+from creditd.config.settings import load_settings
 from creditd.display_names import Names, load_names, missing
 from creditd.errors import ConfigError, CreditdError
 from creditd.portal.app import create_app
 from creditd.portal.client import open_channel
 from creditd.resources import default_config_path
-from creditd.settings import PortalSettings, load_settings
 
 
 async def serve(settings: PortalSettings, region: str, names: Names) -> None:

@@ -35,10 +35,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from creditd import contract
+from creditd.config.plans import Plan
 from creditd.console.staff import Staff, StaffError, StaffStore
 from creditd.core.charge_explanation import Explained, explain, recent_usage
 from creditd.phone_numbers import account_id_of
-from creditd.plan_settings import Plan
 from creditd.store.connection import AnySyncRedis
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc

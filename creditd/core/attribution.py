@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from creditd.config.settings import Settings
 from creditd.core.jobs import ArrearsRow
 from creditd.core.usage import OLDEST
 from creditd.core.usage_log import iter_usage
-from creditd.settings import Settings
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from creditd.config.plans import Plan
 from creditd.core.feed import format_position
 from creditd.core.usage import Usage
-from creditd.plan_settings import Plan
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import partition_of, usage_of_partition
 from creditd.store.replies import as_text

@@ -26,7 +26,7 @@ def _outcome(reply: Reply) -> ChargeOutcome:
     return ChargeOutcome(answer=ANSWER_DECODER.decode(reply.body), replayed=reply.replayed, answer_json=reply.body)
 
 
-class Quota:
+class Charging:
     def __init__(self, calls: Calls, functions: Functions, clock: Clock) -> None:
         self._calls = calls
         self._functions = functions

@@ -31,8 +31,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import wait_or_stop
+from creditd.config.settings import EventSettings
 from creditd.errors import InvalidArgument, Unavailable
-from creditd.settings import EventSettings
 from creditd.store.connection import AnyRedis, redis_time_ms
 from creditd.store.keys import events_of_partition
 from creditd.store.replies import as_text

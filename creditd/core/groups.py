@@ -75,7 +75,7 @@ class Groups:
     async def remove_member(self, group_id: str, account_id: str) -> GroupRecord:
         """What the member holds of the group's money and no session reserves comes back; then it is
         no member."""
-        await self._transfer(group_id, account_id, FROM_MEMBER, 0, leave=True)
+        await self._transfer(group_id, account_id, FROM_MEMBER, 0, remove=True)
         return await self.get(group_id)
 
     async def refill(self, group_id: str, account_id: str, amount: int) -> int:
@@ -83,8 +83,8 @@ class Groups:
         member's cap for the cycle is spent)."""
         return await self._transfer(group_id, account_id, TO_MEMBER, amount)
 
-    async def _transfer(self, group_id: str, account_id: str, direction: int, amount: int, leave: bool = False) -> int:
-        spec = GroupTransferSpec(group_id, account_id, new_transfer_id(), direction, amount, leave=leave)
+    async def _transfer(self, group_id: str, account_id: str, direction: int, amount: int, remove: bool = False) -> int:
+        spec = GroupTransferSpec(group_id, account_id, new_transfer_id(), direction, amount, remove=remove)
         opened = TRANSFER_DECODER.decode(
             (await self._functions.call(self._calls.open_group_transfer(spec, self._clock.now_ms(), caller()))).body
         )
@@ -108,7 +108,7 @@ class Groups:
             pending.amount_minor,
             group.currency,
             group.refill_minor,
-            leave=bool(pending.remove),
+            remove=bool(pending.remove),
         )
         try:
             reply = await self._functions.call(self._calls.apply_group_transfer(spec, self._clock.now_ms(), caller()))

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 
 DEFERRED = "deferred"
 
@@ -31,7 +31,7 @@ class NoticeEvent(msgspec.Struct, frozen=True):
 
 
 def notice_fields(notice: NoticeEvent, state: str, reason: str, attempts: int, due_ms: int) -> dict[str, object]:
-    """A delivery record's fields (the key: notifier_key('notice', partition, '<notice id>/<channel>'))."""
+    """A delivery record's fields (the key: notifier_key('delivery', partition, '<notice id>/<channel>'))."""
     return {
         "state": state,
         "reason": reason,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import msgspec
 
+from creditd.config.plans import Bundle, Plan
 from creditd.core.usage_summary import DayTotal, last_days
-from creditd.settings import Bundle, Plan
 from creditd.store.codes import Unit
 
 LOOK_BACK_DAYS = 30

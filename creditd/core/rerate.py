@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from creditd.config.rating import matching_tariff
+from creditd.config.settings import Settings
 from creditd.core.usage import OLDEST, Usage
 from creditd.core.usage_log import iter_usage
 from creditd.errors import CreditdError
-from creditd.rating_config import matching_tariff
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis
 from creditd.store.functions import call_all_sync

@@ -22,6 +22,8 @@ import secrets
 import msgspec
 
 from creditd.clock import Clock
+from creditd.config.plans import Bundle, LoanOffer
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.notices import NoticeEvent, queue_notice, retention_of
 from creditd.core.offers import recommend
@@ -31,7 +33,6 @@ from creditd.core.usage_summary import AccountUsage, account_usage
 from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unauthenticated
 from creditd.logs import caller
-from creditd.settings import Bundle, LoanOffer, Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.store.connection import AnyRedis
@@ -110,8 +111,8 @@ class SelfService:
         partition = partition_of(account_id, self.settings.redis.partitions)
         pipe = self.client.pipeline(transaction=False)
         for channel in ["sms"] + (["email"] if card.contact_email else []):
-            record_key = notifier_key("notice", partition, idempotency_key=f"{notice.id}/{channel}")
-            due_key = notifier_key("notices_due", partition)
+            record_key = notifier_key("delivery", partition, idempotency_key=f"{notice.id}/{channel}")
+            due_key = notifier_key("deliveries_due", partition)
             retention_s = retention_of(notice.kind, self.settings)
             queue_notice(pipe, record_key, due_key, notice, channel, now_ms, "sign-in code", retention_s)
         await pipe.execute()
@@ -124,8 +125,8 @@ class SelfService:
             await self.accounts.get(account_id)
         partition = partition_of(account_id, self.settings.redis.partitions)
         pipe = self.client.pipeline(transaction=False)
-        pipe.exists(notifier_key("notices_due", partition))
-        pipe.zcard(notifier_key("notices_due", partition))
+        pipe.exists(notifier_key("deliveries_due", partition))
+        pipe.zcard(notifier_key("deliveries_due", partition))
         await pipe.execute()
 
     async def sign_in(self, account_id: str, code: str, address: str) -> tuple[str, SignedIn]:

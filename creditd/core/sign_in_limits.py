@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 from creditd.clock import Clock
-from creditd.limits import Limits
+from creditd.config.limits import Limits
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import KEY_PATTERNS
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from creditd.config.settings import EventSettings
 from creditd.core.feed import EventFeed, FeedEvent, Key
-from creditd.settings import EventSettings
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import usage_of_partition
 

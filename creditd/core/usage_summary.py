@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.core.usage import usage_fields
 from creditd.errors import CreditdError, NotFound
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import Unit
 from creditd.store.connection import AnyRedis

@@ -25,11 +25,11 @@ import logging
 import msgspec
 
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
 from creditd.core.vouchers import code_hash, normalized
 from creditd.errors import FailedPrecondition, InvalidArgument, NotFound
 from creditd.logs import caller
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import AccountStatus
 from creditd.store.connection import AnyRedis

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from creditd import contract
+from creditd.config.diameter import DiameterSettings
+from creditd.config.limits import Limits
 from creditd.diameter import identity
 from creditd.diameter.codec import Avp, DiameterError, Message, integer, make, text
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, Code, Result
-from creditd.diameter_settings import DiameterSettings
-from creditd.limits import Limits
 from creditd.store.calls import ChargeSpec, UnitSpec
 from creditd.store.replies import AccountRecord, AnswerRecord, GrantRecord
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from creditd.config.diameter import DiameterSettings
 from creditd.diameter import metrics
 from creditd.diameter.codec import (
     FLAG_REQUEST,
@@ -32,7 +33,6 @@ from creditd.diameter.codec import (
 )
 from creditd.diameter.credit import base_answer, refusal
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, VENDOR_3GPP, Code, Command, Result
-from creditd.diameter_settings import DiameterSettings
 
 log = logging.getLogger(__name__)
 

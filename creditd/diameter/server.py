@@ -16,8 +16,9 @@ from redis.exceptions import RedisError
 
 from creditd import metrics as shared_metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.settings import Settings
 from creditd.core.accounts import Accounts
-from creditd.core.charging import Quota
+from creditd.core.charging import Charging
 from creditd.core.feed import EventFeed
 from creditd.diameter import metrics
 from creditd.diameter.codec import DiameterError, Message
@@ -27,7 +28,6 @@ from creditd.diameter.notices import forward_notices
 from creditd.diameter.peer import Connection
 from creditd.diameter.tls import allowed, identities, server_context
 from creditd.errors import CreditdError, NotFound, StartupError, Unavailable
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, redact
@@ -52,7 +52,7 @@ class DiameterServer:
         self.connections: set[Connection] = set()
         self._redis: AnyRedis | None = None
         self._pipeline: AutoPipeline | None = None
-        self._quota: Quota | None = None
+        self._charging: Charging | None = None
         self._accounts: Accounts | None = None
         self._listener: asyncio.Server | None = None
         self._tls_listener: asyncio.Server | None = None
@@ -110,7 +110,7 @@ class DiameterServer:
         opened = await open_store(self.settings, self.redis_url, self.circuit)
         self._redis, self._pipeline = opened.redis, opened.pipeline
         calls = Calls(self.settings.redis.partitions)
-        self._quota = Quota(calls, opened.functions, self.clock)
+        self._charging = Charging(calls, opened.functions, self.clock)
         self._accounts = Accounts(calls, opened.functions, self.clock)
 
     async def _probe_redis(self) -> None:
@@ -149,7 +149,7 @@ class DiameterServer:
 
     async def credit_control(self, request: Message, gateway_id: str) -> Message:
         """A CCR's answer: the core's, or a refusal (its fields, or 3004 while Redis is away)."""
-        assert self._quota is not None, "server not started"
+        assert self._charging is not None, "server not started"
         settings = self.settings.diameter
         try:
             checked = ask(request, gateway_id, settings, self.settings.limits)
@@ -158,7 +158,7 @@ class DiameterServer:
         if is_balance_check(request):
             return await self._check_balance(request, checked)
         try:
-            outcome = await self._quota.charge(checked.charge)
+            outcome = await self._charging.charge(checked.charge)
         except Unavailable as error:
             return refusal(request, settings, DiameterError(Result.TOO_BUSY, f"redis unavailable: {error.message}"))
         except CreditdError as error:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from creditd.config.settings import SecuritySettings
 from creditd.errors import ConfigError
-from creditd.settings import SecuritySettings
 
 ROLES_ALLOWED = ("gateway", "admin")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import msgspec
 
+from creditd.config.settings import Settings
 from creditd.core.jobs import cards
 from creditd.core.notices import DEFERRED, queue_notice
 from creditd.core.notices import NoticeEvent as Event
 from creditd.errors import InvalidArgument
 from creditd.notifier.service import in_quiet_hours
 from creditd.notifier.templates import CAMPAIGN_PREFIX
-from creditd.settings import Settings
 from creditd.store.calls import Calls
 from creditd.store.codes import AccountStatus
 from creditd.store.connection import AnySyncRedis
@@ -111,11 +111,11 @@ def queue(
     queued = 0
     for channel in channels:
         member = f"{event.id}/{channel}"
-        key = notifier_key("notice", partition, idempotency_key=member)
+        key = notifier_key("delivery", partition, idempotency_key=member)
         if not client.hsetnx(key, "state", DEFERRED):
             continue
         pipe = client.pipeline(transaction=False)
-        due_key = notifier_key("notices_due", partition)
+        due_key = notifier_key("deliveries_due", partition)
         queue_notice(pipe, key, due_key, event, channel, due_ms, "campaign", settings.notifications.notice_retention_s)
         pipe.execute()
         queued += 1

@@ -24,8 +24,8 @@ from email.message import EmailMessage
 
 import httpx
 
+from creditd.config.fronts import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
 from creditd.notifier.templates import Notice
-from creditd.settings import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
 
 SIGNATURE_HEADER = "Creditd-Signature"
 # SMTP sessions kept open between notices, at most (asyncio.to_thread sends on at most this many threads).

@@ -3,7 +3,7 @@ restarts: while a notice waits for a retry (its channel failed), a notice of a l
 account on that channel is held behind it (state `held`, due just after it) instead of going first,
 and is checked again when due (superseded by then, it is dropped as any other).
 
-The notices that wait per account and channel are a small sorted set, `notices_waiting` (event ids
+The notices that wait per account and channel are a small sorted set, `deliveries_waiting` (event ids
 by their ms; plain commands, like every key of the notifier's): a notice joins it when it is
 scheduled for a retry or held, and leaves it when its delivery ends (sent, suppressed or dead). An
 entry whose notice is no longer due (a crash between the two writes) is dropped when met.
@@ -33,7 +33,7 @@ def event_order(event_id: str) -> tuple[int, int] | None:
 
 
 def waiting_key(partition: int, event: NoticeEvent, channel: str) -> str:
-    return notifier_key("notices_waiting", partition, event.account_id, channel)
+    return notifier_key("deliveries_waiting", partition, event.account_id, channel)
 
 
 def join(pipe: Any, partition: int, event: NoticeEvent, channel: str, retention_s: int) -> None:
@@ -62,7 +62,7 @@ async def due_ahead(client: AnyRedis, partition: int, event: NoticeEvent, channe
         for event_id in (as_text(member) for member in await client.zrangebyscore(key, "-inf", order[0]))
         if (place := event_order(event_id)) is not None and place < order
     ]
-    due_key = notifier_key("notices_due", partition)
+    due_key = notifier_key("deliveries_due", partition)
     for _, event_id in sorted(earlier):
         due_ms = await client.zscore(due_key, f"{event_id}/{channel}")
         if due_ms is not None:

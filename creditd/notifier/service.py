@@ -8,7 +8,7 @@ page read. Per partition it keeps, with plain commands (no money is involved,
 docs/design.md lists them): the id of the last event handled (`notified`), a delivery record per
 (event, channel) (`notice`: state sent, deferred, retrying, held, dead or suppressed, attempts, reason,
 and the event itself), the deliveries due later (`notices_due`: quiet hours, retries), the notices
-an account's later ones wait behind (`notices_waiting`, order.py: event order across retries) and
+an account's later ones wait behind (`deliveries_waiting`, order.py: event order across retries) and
 the dead letters. An event is handled once its every channel has a record, then `notified` moves past it: a
 notifier killed in between handles it again and finds the records, so the only notices sent twice
 are those in flight at the kill (sent, their record not yet written).
@@ -40,6 +40,8 @@ from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
+from creditd.config.rating import clock_minutes
+from creditd.config.settings import Settings
 from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
@@ -59,8 +61,6 @@ from creditd.notifier.templates import (
     kind_label,
     status_words,
 )
-from creditd.rating_config import clock_minutes
-from creditd.settings import Settings
 from creditd.store.calls import Calls, fcall
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import events_of_partition, notifier_key
@@ -221,7 +221,7 @@ class Notifier:
     # -- events
 
     async def handle_partition(self, partition: int) -> bool:
-        position_key = notifier_key("notified", partition)
+        position_key = notifier_key("notifier_position", partition)
         after = as_text(await self.client.get(position_key) or b"0-0")
         stream = events_of_partition(partition)
         entries = await self.client.xrange(stream, f"({after}", "+", count=self.config.batch_size) or []
@@ -291,7 +291,7 @@ class Notifier:
     async def tell(self, partition: int, event: Event, card: AccountRecord) -> None:
         prefs = card.preferences
         channels = [channel for channel in prefs.channels.split(",") if channel]
-        records = [notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
+        records = [notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}") for channel in channels]
         existing = [await self.client.exists(key) for key in records]
         pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
         if not pending:
@@ -327,7 +327,7 @@ class Notifier:
         if is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             return "no marketing opt-in"
         if self.config.min_interval_s and event.kind not in CONFIRMATION_KINDS:
-            key = notifier_key("noticed", partition, event.account_id, event.kind)
+            key = notifier_key("last_notice", partition, event.account_id, event.kind)
             claimed = await self.client.set(key, event.id, nx=True, px=self.config.min_interval_s * 1000)
             # Claimed before by this very event: it is being handled again after a restart.
             if not claimed and as_text(await self.client.get(key) or b"") != event.id:
@@ -483,7 +483,7 @@ class Notifier:
     async def record(
         self, partition: int, event: Event, channel: str, state: str, reason: str, attempts: int = 0, due_ms: int = 0
     ) -> None:
-        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
         await self.client.expire(key, retention_of(event.kind, self.settings))
         if state in (SENT, DEAD, SUPPRESSED):
@@ -494,7 +494,7 @@ class Notifier:
     ) -> None:
         """Queues a delivery for due_ms (deferred, a retry, or held behind an earlier notice): its
         record and its due entry; a retried or held one also waits among the account's (order.py)."""
-        key = notifier_key("notice", partition, idempotency_key=f"{event.id}/{channel}")
+        key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         pipe = self.client.pipeline(transaction=False)
         retention_s = retention_of(event.kind, self.settings)
         if state in (RETRYING, order.HELD):
@@ -502,7 +502,7 @@ class Notifier:
         queue_notice(
             pipe,
             key,
-            notifier_key("notices_due", partition),
+            notifier_key("deliveries_due", partition),
             event,
             channel,
             due_ms,
@@ -514,7 +514,7 @@ class Notifier:
         await pipe.execute()
 
     async def deliver_due(self, partition: int) -> bool:
-        due_key = notifier_key("notices_due", partition)
+        due_key = notifier_key("deliveries_due", partition)
         now_ms = self.clock.now_ms()
         members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
 
@@ -532,7 +532,7 @@ class Notifier:
         notice not from the feed, or without a record, on its own)."""
         pipe = self.client.pipeline(transaction=False)
         for name in names:
-            pipe.hget(notifier_key("notice", partition, idempotency_key=name), "event")
+            pipe.hget(notifier_key("delivery", partition, idempotency_key=name), "event")
         by_account: dict[str, list[str]] = {}
         for name, raw in zip(names, await pipe.execute(), strict=True):
             event = msgspec.json.decode(raw, type=Event) if raw else None
@@ -544,8 +544,8 @@ class Notifier:
 
     async def deliver_member(self, partition: int, name: str, now_ms: int) -> None:
         """One deferred or retried delivery ('<event id>/<channel>' of the due set)."""
-        due_key = notifier_key("notices_due", partition)
-        record = await self.client.hgetall(notifier_key("notice", partition, idempotency_key=name))
+        due_key = notifier_key("deliveries_due", partition)
+        record = await self.client.hgetall(notifier_key("delivery", partition, idempotency_key=name))
         event = msgspec.json.decode(record[b"event"], type=Event) if record else None
         card = await self.card(event.account_id) if event else None
         channel = name.rsplit("/", 1)[1]

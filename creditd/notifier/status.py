@@ -41,13 +41,13 @@ def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
     due = dead = unhandled = 0
     oldest: list[int] = []
     for partition in range(partitions):
-        due_key = notifier_key("notices_due", partition)
+        due_key = notifier_key("deliveries_due", partition)
         due += client.zcard(due_key)
         earliest = client.zrange(due_key, 0, 0, withscores=True)
         if earliest:
             oldest.append(int(earliest[0][1]))
         dead += client.llen(notifier_key("dead_letters", partition))
-        after = as_text(client.get(notifier_key("notified", partition)) or b"0-0")
+        after = as_text(client.get(notifier_key("notifier_position", partition)) or b"0-0")
         pending = client.xrange(events_of_partition(partition), f"({after}", "+", count=SCAN_BATCH) or []
         unhandled += len(pending)
         if pending:

@@ -18,9 +18,9 @@ import msgspec
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from creditd.config.fronts import LANGUAGES, MARKETING_NOTICE_KINDS, SERVICE_NOTICE_KINDS
 from creditd.errors import ConfigError
 from creditd.formatting import local_time, money
-from creditd.settings import LANGUAGES, MARKETING_NOTICE_KINDS, SERVICE_NOTICE_KINDS
 
 SERVICE_KINDS = SERVICE_NOTICE_KINDS
 MARKETING_KINDS = MARKETING_NOTICE_KINDS

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.errors import ConfigError
 from creditd.metrics import REGISTRY
 from creditd.paygate.agent_api import agent_routes
@@ -23,7 +24,6 @@ from creditd.paygate.promptpay_api import promptpay_routes
 from creditd.payments.agents import Agents
 from creditd.payments.money import Money
 from creditd.payments.promptpay import PromptPay
-from creditd.settings import Settings
 from creditd.store.connection import AnyRedis
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from creditd import contract
+from creditd.config.payments import AgentSettings, PaymentSettings
 from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound
-from creditd.payment_settings import AgentSettings, PaymentSettings
 from creditd.payments import counters
 from creditd.payments.money import ACTOR, Money, NeedsReview
 from creditd.store.calls import AgentPaymentStep

@@ -18,8 +18,8 @@ import secrets
 
 import msgspec
 
+from creditd.config.payments import PaymentSettings
 from creditd.errors import FailedPrecondition, InvalidArgument, NotFound
-from creditd.payment_settings import PaymentSettings
 from creditd.payments import counters
 from creditd.payments.agents import BadRequest, format_time
 from creditd.payments.emvqr import REFERENCE, bill_payment_payload

@@ -20,8 +20,8 @@ import re
 import msgspec
 
 from creditd import contract
+from creditd.config.payments import PaymentSettings
 from creditd.errors import CreditdError, FailedPrecondition, InvalidArgument, NotFound
-from creditd.payment_settings import PaymentSettings
 from creditd.payments import counters
 from creditd.payments.camt import Credit
 from creditd.payments.money import Money, NeedsReview

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from creditd.config.fronts import CLIENT_ADDRESS_METADATA, LANGUAGES, PortalSettings
 from creditd.display_names import NO_NAMES, LanguageNames, Names
-from creditd.front_settings import CLIENT_ADDRESS_METADATA
 from creditd.portal import inputs, statement_pages, views
 from creditd.portal.client import CALL_TIMEOUT_S, self_service
 from creditd.portal.languages import accepted_language, language_of
@@ -46,7 +46,6 @@ from creditd.portal.security import (
     trusted_networks,
 )
 from creditd.portal.words import WORDS
-from creditd.settings import LANGUAGES, PortalSettings
 from creditd.v1 import creditd_pb2 as pb
 
 log = logging.getLogger(__name__)

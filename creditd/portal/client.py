@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-from creditd.settings import PortalSettings
+from creditd.config.fronts import PortalSettings
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 CALL_TIMEOUT_S = 10.0

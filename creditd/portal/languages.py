@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from creditd.settings import LANGUAGES
+from creditd.config.fronts import LANGUAGES
 from creditd.v1 import creditd_pb2 as pb
 
 

@@ -4,8 +4,8 @@ compares them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CO
 The same work written as loops over field lists (defaults, tonumber, a snapshot of what was read, the
 comparison before saving) cost every call some 60 000 of Redis' instructions: each loop step of Lua
 in Redis costs a few hundred, and a table grown key by key is rehashed as it grows. Unrolled, one
-statement a field and one table constructor, it costs a fraction (performance issue,
-loadtest.redis_instructions). The generated functions:
+statement a field and one table constructor, it costs a fraction (loadtest.redis_instructions
+counts it). The generated functions:
 
 - ACCOUNT_CODEC.names: every scalar field name (what is not one is a bucket, `bucket:<id>`).
 - ACCOUNT_CODEC.finish(account): after load_account copied the hash's fields in as text: fields the

@@ -161,7 +161,7 @@ class ChargeLike(Protocol):
 
 class GroupTransferSpec(msgspec.Struct, frozen=True):
     """One transfer between a shared wallet and a member (lua/lib/group.lua): direction 1 to the member
-    (amount asked when opening, granted when applying), 2 back from it (amount 0; leave: it leaves)."""
+    (amount asked when opening, granted when applying), 2 back from it (amount 0; remove: it leaves the group)."""
 
     group_id: str
     account_id: str
@@ -170,7 +170,7 @@ class GroupTransferSpec(msgspec.Struct, frozen=True):
     amount: int = 0
     currency: str = ""
     refill_minor: int = 1
-    leave: bool = False
+    remove: bool = False
 
 
 class UnitSpec(msgspec.Struct, frozen=True):
@@ -257,6 +257,7 @@ class Calls:
 
     def charge(self, request: ChargeLike, now_ms: int, actor: str) -> Command:
         account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id
+        unit_count = len(request.units)
         args: list[Argument] = [
             now_ms,
             int(request.request_type),  # an IntEnum would not pass hiredis' packer
@@ -266,7 +267,7 @@ class Calls:
             session_id,
             request.called_party,
             request.visited_plmn,
-            len(request.units),
+            unit_count,
         ]
         for unit in request.units:
             args += (unit.rating_group, unit.service_id, unit.requested, unit.used, unit.used_after_tariff_change)
@@ -278,6 +279,7 @@ class Calls:
         return "release_orphan", keys, (now_ms, account_id, gateway_id, session_id, actor)
 
     def create_account(self, new: NewAccount, now_ms: int, actor: str) -> Command:
+        bucket_count = len(new.buckets)
         args: list[Argument] = [
             now_ms,
             new.account_id,
@@ -288,7 +290,7 @@ class Calls:
             new.contact_email,
             new.contact_phone,
             _optional(new.billing_cycle_day),
-            len(new.buckets),
+            bucket_count,
         ]
         for bucket in new.buckets:
             groups = ",".join(str(group) for group in bucket.rating_groups)
@@ -366,7 +368,8 @@ class Calls:
     def summarize_usage(
         self, account_id: str, cutoff_day: str, records: Sequence[SummaryRecordLike], actor: str
     ) -> Command:
-        args: list[Argument] = [account_id, cutoff_day, len(records)]
+        record_count = len(records)
+        args: list[Argument] = [account_id, cutoff_day, record_count]
         for record in records:
             args += (
                 record.record_id,
@@ -436,7 +439,7 @@ class Calls:
             transfer.direction,
             transfer.amount,
             transfer.transfer_id,
-            int(transfer.leave),
+            int(transfer.remove),
             actor,
         )
         return "open_group_transfer", keys, args
@@ -452,7 +455,7 @@ class Calls:
             transfer.amount,
             transfer.transfer_id,
             transfer.refill_minor,
-            int(transfer.leave),
+            int(transfer.remove),
             actor,
         )
         return "apply_group_transfer", keys, args

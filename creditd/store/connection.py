@@ -28,8 +28,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
+from creditd.config.settings import RedisSettings
 from creditd.errors import ConfigError, Unavailable
-from creditd.settings import RedisSettings
 from creditd.store.url import RedisTarget, parse_redis_url, redact
 from creditd.store.wire import Address, WireClient
 

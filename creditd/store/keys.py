@@ -24,6 +24,9 @@ KEY_PATTERNS: dict[str, str] = {
     "sessions": "{tag}:sessions:{account_id}",
     "ledger": "{tag}:ledger:{account_id}",
     "session": "{tag}:session:{gateway_id}/{session_id}",
+    # The record of one idempotent account write (top-up, adjustment, payment, transfer: its answer
+    # kept for replay). Spelled topup: from when top-ups were the only such write, and kept: a new
+    # spelling would forget the records of a running deployment, and a retried write would apply twice.
     "record": "{tag}:topup:{account_id}/{idempotency_key}",
     "deadlines": "{tag}:deadlines",
     "events": "{tag}:events",
@@ -50,13 +53,17 @@ KEY_PATTERNS: dict[str, str] = {
     # The sweeper's position in the partition's usage stream (plain SET; summarize_usage skips
     # records a summary already holds, so a stale position only repeats work).
     "summarized": "{tag}:summarized",
-    # The notifier's (creditd/notifier/service.py), written with plain commands, not functions.
-    "notified": "{tag}:notified",
-    "notice": "{tag}:notice:{idempotency_key}",
-    "notices_due": "{tag}:notices_due",
+    # The notifier's (creditd/notifier/service.py), written with plain commands, not functions: its
+    # position in the partition's event stream, one delivery record per notice and channel, the
+    # deliveries waiting for a retry, the dead letters, and when a kind was last sent to an account.
+    # The spellings after the tag are older than these names and kept: deployments hold such keys.
+    "notifier_position": "{tag}:notified",
+    "delivery": "{tag}:notice:{idempotency_key}",
+    "deliveries_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
-    "noticed": "{tag}:noticed:{account_id}/{idempotency_key}",
-    "notices_waiting": "{tag}:notices_waiting:{account_id}/{idempotency_key}",
+    "last_notice": "{tag}:noticed:{account_id}/{idempotency_key}",
+    # The deliveries of an account on a channel that its later ones wait behind (creditd/notifier/order.py).
+    "deliveries_waiting": "{tag}:deliveries_waiting:{account_id}/{idempotency_key}",
     # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
     # agent id's CRC, as an account.
     "agent_day": "{tag}:agent_day:{agent_id}/{day}",
@@ -116,9 +123,9 @@ VOUCHER_CLAIMS_KEY = KEY_PATTERNS["voucher_claims"]
 
 
 def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:
-    """A key of the notifier's in a partition: notified, notice (idempotency_key: '<event id>/<channel>'),
-    notices_due, dead_letters, noticed (idempotency_key: the kind), notices_waiting (idempotency_key: the
-    channel)."""
+    """A key of the notifier's in a partition: notifier_position, delivery (idempotency_key:
+    '<event id>/<channel>'), deliveries_due, dead_letters, last_notice (idempotency_key: the kind),
+    deliveries_waiting (idempotency_key: the channel)."""
     tag = partition_tag(partition)
     return KEY_PATTERNS[name].format(tag=tag, account_id=account_id, idempotency_key=idempotency_key)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from creditd.settings import Settings
+from creditd.config.settings import Settings
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, check_fit_for_money, check_waitaof, connect, wire_client
 from creditd.store.functions import Functions

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 
-from creditd.rating_config import WEEKDAYS, Timing, clock_minutes, utc_offsets
-from creditd.settings import Plan, Settings, Tariff
+from creditd.config.plans import Plan, Tariff
+from creditd.config.rating import WEEKDAYS, Timing, clock_minutes, utc_offsets
+from creditd.config.settings import Settings
 from creditd.store.codes import Unit
 from creditd.store.lua_values import LuaValue
 

@@ -2,7 +2,7 @@
 
 redis-py's asyncio Pipeline checks a connection out of the pool, wraps every write in wait_for (a
 task) and every reply in a timeout context, and runs each reply through its callbacks: per call, more
-than the charge itself costs in Python (the performance issue measured it with py-spy). Here one
+than the charge itself costs in Python (py-spy on a loaded server shows it). Here one
 connection carries every batch, back to back: a batch is packed by hiredis and written at once, and
 the replies, read by a hiredis Reader in the protocol's data callback, fill the batches in the order
 they were sent (Redis answers a connection in order), one future per batch.

@@ -14,7 +14,7 @@ KEYS[7] due        cd:{p:<n>}:due                                        zset (l
 KEYS[8] blacklist  cd:{p:<n>}:blacklist                                  set
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
-ARGV[3] amount           integer minor units, signed, non-zero, |amount| <= max_amount_minor
+ARGV[3] amount_minor    integer minor units, signed, non-zero, |amount| <= max_amount_minor
 ARGV[4] reason           text, 1..max_contact_field_length bytes, no control characters
 ARGV[5] idempotency_key  [A-Za-z0-9._:-]{1,64}, unique per account (shared with top-ups and purchases)
 ARGV[6] actor            the caller's identity, recorded in the ledger

@@ -23,7 +23,7 @@ ARGV[5] direction     integer 1 (to the member) or 2 (back from it)
 ARGV[6] amount        integer minor units: to the member 0..max_amount_minor, back 0
 ARGV[7] transfer_id   [A-Za-z0-9._:-]{1,64}
 ARGV[8] refill_minor  integer minor units, 1..max_amount_minor: the group's refill amount
-ARGV[9] leave         0 or 1: back from a member that leaves the group
+ARGV[9] remove        0 or 1: back from a member that leaves the group (settling removes it)
 ARGV[10] actor        the caller's identity, recorded in the ledger
 Returns {code, message, '{"amount":<credited, or given back>,"replayed":0|1,"ledger_seq":<n>}'}.
 Codes: SUCCESS; INVALID_REQUEST (bad field, transfer_id reused with another payload, balance above
@@ -41,13 +41,13 @@ local function check_apply_transfer(keys, args)
     direction = parse_integer(args[5], 'direction', 1, 2),
     transfer_id = check_text(args[7], 'transfer_id', ID_PATTERN, 64),
     refill_minor = parse_integer(args[8], 'refill_minor', 1, CONFIG.limits.max_amount_minor),
-    leave = parse_integer(args[9], 'leave', 0, 1) == 1,
+    remove = parse_integer(args[9], 'remove', 0, 1) == 1,
     actor = check_actor(args),
   }
   local into = request.direction == 1
   request.amount = parse_integer(args[6], 'amount', 0, into and CONFIG.limits.max_amount_minor or 0)
-  if into and request.leave then
-    refuse(CODE.INVALID_REQUEST, 'leave: only a transfer back from a member leaves the group')
+  if into and request.remove then
+    refuse(CODE.INVALID_REQUEST, 'remove: only a transfer back from a member removes it')
   end
   request.fingerprint = redis.sha1hex(table.concat(args, '\n', 2, 9))
   local account, seq = load_for_keyed_call(keys, request)
@@ -95,7 +95,7 @@ local function give_back(account, request, reference)
     account.group_holding = account.group_holding - returned
   end
   local seq = queue_ledger(account, request.now_ms, 'group_return', -returned, reference)
-  if request.leave and account.group_id == request.group_id then
+  if request.remove and account.group_id == request.group_id then
     account.group_id, account.group_holding, account.group_refill_minor, account.group_refill_tried_ms = '', 0, 0, 0
   end
   apply_credit_exhaustion(account, request.now_ms, reference)

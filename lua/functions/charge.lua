@@ -90,12 +90,9 @@ local function parse_units(args, count, request_type)
 end
 
 local function parse_called_party(text)
-  if string.find(text, CALLED_PARTY_PATTERN) == nil then
-    refuse(CODE.INVALID_REQUEST, 'called_party: digits only (E.164), a leading + allowed')
-  end
   local digits = string.byte(text, 1) == 43 and string.sub(text, 2) or text -- without its '+'
-  if #digits > 15 then
-    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164)')
+  if string.find(text, CALLED_PARTY_PATTERN) == nil or #digits > 15 then
+    refuse(CODE.INVALID_REQUEST, 'called_party: at most 15 digits (E.164), a leading + allowed')
   end
   return digits
 end
@@ -432,7 +429,8 @@ end
 
 -- Writes what the request changed of the session: its answer and sequence always, its identity when
 -- new, its state when it closes, the reservations made and the fields of those that ended (no DEL
--- and rewrite of the whole hash: performance issue). Only open sessions get here (check_sequence).
+-- and rewrite of the whole hash, which Redis would pay for in every call). Only open sessions get
+-- here (check_sequence).
 local function write_session(keys, request, outcome, session)
   local fields = { 'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
     'last_answer', outcome.answer }

@@ -7,7 +7,7 @@ KEYS[1] voucher  cd:voucher:{<idempotency_key>}   hash: amount, currency, expire
                                             claimed_by, claimed_at_ms
 ARGV[1] now_ms         integer, Unix ms
 ARGV[2] code_hash      64 lowercase hex digits: SHA-256 of the code
-ARGV[3] amount         integer 1..limits.max_amount_minor, minor units
+ARGV[3] amount_minor  integer 1..limits.max_amount_minor, minor units
 ARGV[4] currency       ISO 4217 code ([A-Z]{3})
 ARGV[5] expires_at_ms  integer, Unix ms: after now, within limits.max_voucher_validity_s
 ARGV[6] batch          [A-Za-z0-9._:-]{1,64}: which print run it belongs to

@@ -13,7 +13,7 @@ KEYS[6] due        cd:{p:<n>}:due                           zset (lib/lifecycle.
 KEYS[7] blacklist  cd:{p:<n>}:blacklist                     set
 ARGV[1] now_ms        integer, Unix ms
 ARGV[2] account_id    [A-Za-z0-9._:-]{1,64}
-ARGV[3] credit_limit  integer minor units 0..max_amount_minor, or '' to clear the override
+ARGV[3] credit_limit_minor  integer minor units 0..max_amount_minor, or '' to clear the override
 ARGV[4] actor         the caller's identity, recorded in the ledger
 Returns {code, message, account_json}.
 Codes: SUCCESS, INVALID_REQUEST, USER_UNKNOWN, ACCOUNT_TERMINATED.

@@ -13,7 +13,7 @@ KEYS[4] group_record   cd:{p:<n>}:group_record:<group_id>/<idempotency_key>  str
 ARGV[1] now_ms       integer, Unix ms
 ARGV[2] group_id     [A-Za-z0-9._:-]{1,64}
 ARGV[3] transfer_id  [A-Za-z0-9._:-]{1,64}: an open transfer
-ARGV[4] amount       integer minor units, 0..max_amount_minor (see above)
+ARGV[4] amount_minor integer minor units, 0..max_amount_minor (see above)
 ARGV[5] actor        the caller's identity, recorded in the ledger
 Returns {code, message, <group_json>}; message 'replayed' for a transfer already settled.
 Codes: SUCCESS, INVALID_REQUEST (bad field; to a member, an amount other than the grant or 0),

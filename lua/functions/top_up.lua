@@ -16,7 +16,7 @@ KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, on
          absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] account_id       [A-Za-z0-9._:-]{1,64}
-ARGV[3] amount           integer minor units, 1..max_amount_minor
+ARGV[3] amount_minor    integer minor units, 1..max_amount_minor
 ARGV[4] channel          [A-Za-z0-9._:-]{1,64}
 ARGV[5] idempotency_key  [A-Za-z0-9._:-]{1,64}, unique per account
 ARGV[6] actor            the caller's identity (the channel's certificate), recorded in the ledger

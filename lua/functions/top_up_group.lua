@@ -6,7 +6,7 @@ KEYS[2] group_ledger  cd:{p:<n>}:group_ledger:<group_id>                    list
 KEYS[3] group_record  cd:{p:<n>}:group_record:<group_id>/<idempotency_key>  string '<fingerprint>|<ledger_seq>'
 ARGV[1] now_ms           integer, Unix ms
 ARGV[2] group_id         [A-Za-z0-9._:-]{1,64}
-ARGV[3] amount           integer minor units, 1..max_amount_minor
+ARGV[3] amount_minor    integer minor units, 1..max_amount_minor
 ARGV[4] channel          [A-Za-z0-9._:-]{1,64}
 ARGV[5] idempotency_key  [A-Za-z0-9._:-]{1,64}, unique per group
 ARGV[6] actor            the caller's identity, recorded in the ledger

@@ -153,6 +153,9 @@ end
 local ID_PATTERN = CONTRACT.id_pattern
 local SESSION_ID_PATTERN = CONTRACT.session_id_pattern
 
+-- The refusals name the allowed characters in contract.py's words (refusal_of gives the same ones).
+local ALLOWED = { [ID_PATTERN] = CONTRACT.id_allowed, [SESSION_ID_PATTERN] = CONTRACT.session_id_allowed }
+
 local function check_text(text, field, pattern, maximum_length)
   if type(text) ~= 'string' or #text == 0 then
     refuse(CODE.INVALID_REQUEST, field .. ': must not be empty')
@@ -161,7 +164,7 @@ local function check_text(text, field, pattern, maximum_length)
     refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' characters')
   end
   if not string.find(text, pattern) then
-    refuse(CODE.INVALID_REQUEST, field .. ': contains characters outside the allowed set')
+    refuse(CODE.INVALID_REQUEST, field .. ': contains characters other than ' .. (ALLOWED[pattern] or 'the allowed'))
   end
   return text
 end

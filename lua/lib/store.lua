@@ -70,7 +70,7 @@ end
 -- Writes the account's saved fields that differ from what was read (ACCOUNT_CODEC.changed: all of them
 -- for a new account, and those the hash lacked), its changed buckets, and deletes its removed ones.
 -- Most calls move two or three fields of some twenty; writing only those keeps the call's Redis time
--- down (performance issue, loadtest.redis_time). Numbers are written as integers.
+-- down (loadtest.redis_time). Numbers are written as integers.
 local function write_account_hash(account, account_key)
   local fields = {}
   ACCOUNT_CODEC.changed(account, fields)

@@ -2,7 +2,7 @@
 Tariff selection (docs/design.md, Rating). A unit's context is its service_id, the destination set of
 the called number (longest matching prefix, '' for none) and the zone of the visited PLMN ('home',
 a configured zone, or 'roaming'). Its tariff at an instant is the first of its rating group's tariffs
-(CONFIG orders them most criteria first; creditd/rating_config.py refuses ties) whose criteria all
+(CONFIG orders them most criteria first; creditd/config/rating.py refuses ties) whose criteria all
 hold, timings judged in the plan's local time. A grant whose validity crosses an instant where that
 choice changes carries the change (Gy Tariff-Time-Change) and the tariff after it; a second change
 within the validity ends the grant there, since a grant carries one.

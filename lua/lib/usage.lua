@@ -10,7 +10,7 @@ tariff, destination, zone, dealer, provider, actor, reference: that of the ledge
 it (the auditor matches the two), and bonus: of charged, what bonus money paid (the ledger debits the
 rest). One field rather than nineteen: each argument of the XADD cost the charge some 1 500
 instructions (read into Redis, appended to the stream, written to the AOF), so nineteen fields cost
-it 5 % of its Redis time (performance issue, loadtest.redis_instructions). Records written before
+it 5 % of its Redis time (loadtest.redis_instructions). Records written before
 it hold each value in a field of its own (no bonus field in those before bonus money: 0);
 creditd/core/usage.py usage_fields reads both.
 Trimmed here, approximately: to limits.max_usage_per_partition entries at every append, and of

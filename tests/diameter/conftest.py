@@ -10,9 +10,9 @@ from contextlib import AbstractAsyncContextManager
 import msgspec
 import pytest_asyncio
 
+from creditd.config.diameter import DiameterPeer, DiameterSettings
+from creditd.config.settings import Settings
 from creditd.diameter.server import DiameterServer
-from creditd.diameter_settings import DiameterPeer, DiameterSettings
-from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import GATEWAY_HOST, GATEWAY_REALM
 from tests.harness import Harness

@@ -15,13 +15,13 @@ import pytest
 from diameter.message import Message as ReferenceMessage
 
 from creditd.api import validation
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.diameter import credit
 from creditd.diameter.codec import Avp, make
 from creditd.diameter.dictionary import Code
 from creditd.diameter.identity import e164_digits, plmn_of_location, user_part
 from creditd.diameter.server import DiameterServer
-from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import (
     EVENT,
@@ -300,7 +300,7 @@ async def test_sms_events_are_debited_by_destination(creditd: Harness, diameter:
 @pytest.mark.asyncio
 async def test_a_tariff_change_inside_a_grant(server_at: ServerAt, redis_server: EmbeddedRedis) -> None:
     """At 21:55 in Bangkok a 600 s grant crosses the 22:00 night tariff: the CCA carries Tariff-Time-Change
-    (NTP seconds of 22:00) and Time-Quota-Threshold; usage reported in two USUs split by
+    (NTP seconds of 22:00) and Time-Charging-Threshold; usage reported in two USUs split by
     Tariff-Change-Usage is charged 5 minutes at 100 and 5 at 50."""
     change_ms = bangkok_ms("2027-03-10T22:00:00")
     async with server_at(bangkok_ms("2027-03-10T21:55:00")) as harness:

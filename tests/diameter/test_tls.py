@@ -14,11 +14,11 @@ import msgspec
 import pytest
 import pytest_asyncio
 
+from creditd.config.diameter import DiameterPeer
+from creditd.config.settings import Settings
 from creditd.diameter.codec import make
 from creditd.diameter.dictionary import Code, Command
 from creditd.diameter.server import DiameterServer
-from creditd.diameter_settings import DiameterPeer
-from creditd.settings import Settings
 from creditd.store.embedded import EmbeddedRedis
 from tests.certificates import ROLES, Pki, make_pki
 from tests.diameter.client import INITIAL, Client, Service, ccr, cer, request, result_of

@@ -17,9 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from creditd.clock import Clock
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.errors import Unavailable
-from creditd.settings import Settings
 from tests.harness import DATA, INITIAL, Harness, library_client, started_server
 
 pytestmark = pytest.mark.asyncio

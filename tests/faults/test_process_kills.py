@@ -21,9 +21,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.devtools.ports import free_port
-from creditd.settings import Settings
 from tests.harness import Harness, library_client, started_server
 from tests.money_load import MoneyLoad
 from tests.processes import CHANNEL_OPTIONS, kill_hard, start_server, stop, wait_serving

@@ -13,8 +13,8 @@ import grpc
 import pytest
 from redis.exceptions import OutOfMemoryError
 
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, charge_request, dump, library_client, started_server
 

@@ -33,8 +33,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from creditd import metrics
+from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
-from creditd.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.faults.proxy import FaultyProxy, faulty_proxy
 from tests.harness import Harness, library_client, started_server, watch_health

@@ -1,6 +1,6 @@
 """The settings of the front ends beside the gRPC server: the notifier's channels and the portal,
 and the vocabulary they share with the plans (languages, notice kinds, channels). Part of the
-configuration (creditd/settings.py reads them as its [notifications] and [portal] tables)."""
+configuration (config/settings.py reads them as its [notifications] and [portal] tables)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from creditd.config.types import Struct
 from creditd.contract import ID
 from creditd.errors import ConfigError
-
-
-class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The base of every settings table: frozen, and a misspelt option is an error, not a default."""
-
 
 # Languages subscriber notices are written in (config/templates/<language>/ when the notifier sends).
 Language = Literal["en", "th", "ru", "zh"]

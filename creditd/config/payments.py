@@ -10,8 +10,8 @@ from typing import Annotated
 
 import msgspec
 
+from creditd.config.types import Struct
 from creditd.errors import ConfigError
-from creditd.front_settings import Struct
 
 # An agent id: it goes into the top-ups' idempotency key '<agent_id>:<transaction_id>' (64 at most).
 AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"

@@ -1,7 +1,7 @@
 """Configuration: frozen msgspec structs read from TOML, unknown fields forbidden, every limit named.
 
 Limits are checked at the edge (creditd/api/validation.py) and again inside the Lua functions, which get
-them through the generated CONFIG table (creditd/store/library.py).
+them through the generated CONFIG table (creditd/store/lua_config.py).
 """
 
 from __future__ import annotations
@@ -13,33 +13,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from creditd.diameter_settings import DiameterSettings
-from creditd.errors import ConfigError
-from creditd.front_settings import CHANNELS as CHANNELS
-from creditd.front_settings import LANGUAGES as LANGUAGES
-from creditd.front_settings import MARKETING_NOTICE_KINDS as MARKETING_NOTICE_KINDS
-from creditd.front_settings import SERVICE_NOTICE_KINDS as SERVICE_NOTICE_KINDS
-from creditd.front_settings import Channel as Channel
-from creditd.front_settings import ChfSettings as ChfSettings
-from creditd.front_settings import EmailChannelSettings as EmailChannelSettings
-from creditd.front_settings import Language as Language
-from creditd.front_settings import NotificationSettings as NotificationSettings
-from creditd.front_settings import PortalSettings as PortalSettings
-from creditd.front_settings import SmsChannelSettings as SmsChannelSettings
-from creditd.front_settings import Struct as Struct
-from creditd.front_settings import WebhookChannelSettings as WebhookChannelSettings
-from creditd.front_settings import check_webhook
-from creditd.limits import Limits
-from creditd.payment_settings import PaymentSettings, check_agent_tables, check_payments
-from creditd.plan_settings import Bundle as Bundle
-from creditd.plan_settings import CreditTier as CreditTier
-from creditd.plan_settings import LoanOffer as LoanOffer
-from creditd.plan_settings import Plan as Plan
-from creditd.plan_settings import Preferences as Preferences
-from creditd.plan_settings import Tariff as Tariff
-from creditd.plan_settings import check_plan
-from creditd.rating_config import Destination, Timing, Zone, check_rating, load_prefix_files
-from creditd.setting_types import (
+from creditd.config.diameter import DiameterSettings
+from creditd.config.fronts import ChfSettings, NotificationSettings, PortalSettings, check_webhook
+from creditd.config.limits import Limits
+from creditd.config.payments import PaymentSettings, check_agent_tables, check_payments
+from creditd.config.plans import Plan, check_plan
+from creditd.config.rating import Destination, Timing, Zone, check_rating, load_prefix_files
+from creditd.config.types import (
     DEFAULT_PARTITIONS,
     MAX_CREDIT_TIERS,
     MAX_DESTINATIONS,
@@ -48,7 +28,9 @@ from creditd.setting_types import (
     MAX_TIMINGS,
     MAX_ZONES,
     Name,
+    Struct,
 )
+from creditd.errors import ConfigError
 
 Role = Literal["gateway", "topup", "crm", "portal", "admin"]
 

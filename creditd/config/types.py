@@ -1,5 +1,5 @@
-"""The vocabulary of the settings tables: named limits of the configuration's sizes, and the
-constrained types (names, amounts, PLMNs, clock times) that settings.py and plan_settings.py share."""
+"""The vocabulary of the settings tables: their base struct, named limits of the configuration's sizes,
+and the constrained types (names, amounts, PLMNs, clock times) that every settings module shares."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from creditd.contract import ID, MAX_EXACT_INTEGER
+
+
+class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The base of every settings table: frozen, and a misspelt option is an error, not a default."""
+
 
 DEFAULT_PARTITIONS = 256
 MAX_CREDIT_TIERS = 16

@@ -1,7 +1,7 @@
 """The limits of one deployment ([limits]): every amount, count, size and time-out that creditd bounds,
 each checked at the edge and, where Lua needs it, again inside the functions (the generated CONFIG
-table, creditd/store/library.py). A module of its own so that the plan checks can take it without
-importing the whole settings."""
+table, creditd/store/lua_config.py, holds the ones Lua reads). A module of its own so that the plan
+checks can take it without importing the whole settings."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from creditd.front_settings import Struct
-from creditd.setting_types import PositiveInt
+from creditd.config.types import PositiveInt, Struct
 
 
 class Limits(Struct, frozen=True):

@@ -8,11 +8,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from creditd.contract import ID, MAX_UINT32
-from creditd.errors import ConfigError
-from creditd.front_settings import SERVICE_NOTICE_KINDS, Channel, Language, Struct
-from creditd.limits import Limits
-from creditd.setting_types import (
+from creditd.config.fronts import SERVICE_NOTICE_KINDS, Channel, Language
+from creditd.config.limits import Limits
+from creditd.config.types import (
     MAX_BONUS_INSTALMENTS,
     MAX_CREDIT_TIERS,
     MAX_TARIFFS_PER_PLAN,
@@ -22,7 +20,10 @@ from creditd.setting_types import (
     NonNegativeInt,
     Plmn,
     RatingNames,
+    Struct,
 )
+from creditd.contract import ID, MAX_UINT32
+from creditd.errors import ConfigError
 
 
 class Tariff(Struct, frozen=True):

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from creditd.config.plans import Plan, Tariff
+from creditd.config.types import MAX_TIMING_DATES, ClockTime, Plmn, Prefix, Struct, Weekday
 from creditd.errors import ConfigError
-from creditd.front_settings import Struct
-from creditd.plan_settings import Plan, Tariff
-from creditd.setting_types import MAX_TIMING_DATES, ClockTime, Plmn, Prefix, Weekday
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOME_ZONE = "home"

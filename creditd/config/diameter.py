@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from creditd.front_settings import Struct
+from creditd.config.types import Struct
 
 DiameterIdentity = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,255}$")]
 
