@@ -53,7 +53,7 @@ def _compiled(rule: TextRule) -> re.Pattern[str]:
 
 
 def refusal_of(rule: TextRule, text: str, field: str, max_length: int) -> str | None:
-    """Why `text` breaks `rule`, in the words lua/lib/numbers.lua's check_text uses; None if it keeps it."""
+    """Why `text` breaks `rule`, in the words lua/lib/checks.lua's check_text uses; None if it keeps it."""
     if not text:
         return f"{field}: must not be empty"
     if len(text.encode()) > max_length:

@@ -2,18 +2,21 @@
 port where nothing listens): a negative amount is a value, never an option; `account adjust` takes
 one and writes an adjustment; a negative top-up, a bad id, channel, bundle or credit limit is refused
 naming the field and writes nothing (the whole Redis dump is compared); `charge` stops after a refused
-INITIAL and exits 1; an unreachable server or Redis is one line with a hint, never a traceback. The
-help of every command and option is read from the real command tree: each says what it is, and
-every amount says its unit."""
+INITIAL and exits 1; an unreachable server or Redis is one line with a hint, never a traceback: in a
+real process for one of each, and in-process (click's runner) for one command of every group that
+reaches Redis, the server or a metrics page, on a closed port. The help of every command and option
+is read from the real command tree: each says what it is, and every amount says its unit."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import sys
+from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from creditd.cli.edge import positionals_last
 from creditd.cli.main import main
@@ -149,16 +152,54 @@ async def test_charge_stops_after_a_refused_initial(creditd: Harness) -> None:
 @pytest.mark.asyncio
 async def test_an_unreachable_server_or_redis_is_one_line_with_a_hint() -> None:
     port = closed_port()
-    code, output = await run("account", "show", ACCOUNT, "--server", f"127.0.0.1:{port}")
+    (code, output), (redis_code, redis_output) = await asyncio.gather(
+        run("account", "show", ACCOUNT, "--server", f"127.0.0.1:{port}"),
+        run("audit", "--redis", f"redis://127.0.0.1:{port}"),
+    )
     assert code == 1 and "Traceback" not in output
     hint = f"is `creditd serve` running at 127.0.0.1:{port}? (--server HOST:PORT)"
     assert output.strip() == f"Error: UNAVAILABLE: cannot reach creditd: {hint}"
-    code, output = await run("charge", ACCOUNT, "--server", f"127.0.0.1:{port}")
-    assert code == 1 and "Traceback" not in output and f"running at 127.0.0.1:{port}?" in output
-    for command in (("report", "loans"), ("voucher", "create", "--count", "1", "--amount", "100"), ("audit",)):
-        code, output = await run(*command, "--redis", f"redis://127.0.0.1:{port}")
-        assert code == 1 and "Traceback" not in output and len(output.strip().splitlines()) == 1, (command, output)
-        assert "redis: cannot reach Redis" in output and "is Redis running there?" in output, (command, output)
+    assert redis_code == 1 and "Traceback" not in redis_output and len(redis_output.strip().splitlines()) == 1
+    assert "redis: cannot reach Redis" in redis_output and "is Redis running there?" in redis_output, redis_output
+
+
+# One command of every group that reaches Redis, the server or a metrics page, run against a closed port;
+# `{port}` is the port. The long-running ones (serve, notify, portal, console serve, payments serve,
+# chf, diameter) are left out: they start a server, and tests/test_serve.py and
+# tests/test_startup_shutdown.py see them fail fast on a Redis they cannot reach.
+UNREACHABLE = {
+    "account": ("account", "show", ACCOUNT, "--server", "127.0.0.1:{port}"),
+    "charge": ("charge", ACCOUNT, "--server", "127.0.0.1:{port}"),
+    "events": ("events", "tail", "--server", "127.0.0.1:{port}"),
+    "report": ("report", "arrears", "--redis", "redis://127.0.0.1:{port}"),
+    "voucher": ("voucher", "reconcile", "--redis", "redis://127.0.0.1:{port}"),
+    "audit": ("audit", "--redis", "redis://127.0.0.1:{port}"),
+    "tiers": ("tiers", "recompute", "--redis", "redis://127.0.0.1:{port}"),
+    "usage": ("usage", "export", "--out", "{tmp}/usage.csv", "--redis", "redis://127.0.0.1:{port}"),
+    "rerate": ("rerate", "--from", "2027-01-01", "--to", "2027-01-02", "--redis", "redis://127.0.0.1:{port}"),
+    "notify": ("notify", "status", "--redis", "redis://127.0.0.1:{port}"),
+    "campaign": ("campaign", "send", "--template", "songkran", "--redis", "redis://127.0.0.1:{port}"),
+    "payments": ("payments", "list", "--redis", "redis://127.0.0.1:{port}"),
+    "diameter": ("diameter", "status", "--metrics", "127.0.0.1:{port}"),
+}
+LONG_RUNNING = {"serve", "portal", "console", "chf", "notify", "diameter", "payments"}
+HINTS = ("`creditd serve` running at 127.0.0.1:{port}?", "is Redis running there?", "running with its metrics_listen")
+
+
+def test_every_command_group_answers_a_closed_port_with_one_line_and_a_hint(tmp_path: Path) -> None:
+    reaching = {
+        path[1]
+        for path, command in commands(main, ("creditd",))
+        if len(path) > 1 and {"server", "redis_url", "metrics_address"} & {p.name for p in command.params}
+    }
+    assert reaching - LONG_RUNNING <= set(UNREACHABLE), "a command group that reaches out has no case here"
+    port = closed_port()
+    for group, command in UNREACHABLE.items():
+        result = CliRunner().invoke(main, [part.format(port=port, tmp=tmp_path) for part in command])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (group, result.output)
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (group, result.output)
+        assert any(hint.format(port=port) in lines[0] for hint in HINTS), (group, result.output)
 
 
 def commands(command: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -6,8 +6,9 @@ suppresses it) and goes out at 08:00; an endpoint refusing (400) dead-letters at
 (503) is retried with backoff until it answers; a notifier that handles the same events again (a
 restart) sends nothing twice; an e-mail notice in Russian reaches a real SMTP server (aiosmtpd); a
 kind the plan marks urgent goes out in the quiet hours while the others wait; an SMTP server that
-refuses every connection gets its notice retried with backoff, then dead-lettered, while the webhook
-of the same event goes out at once and every (event, channel) keeps a record."""
+refuses every connection gets its notice retried with backoff (`notify status` tells why: the channel
+and the recorded reason), then dead-lettered, while the webhook of the same event goes out at once
+and every (event, channel) keeps a record."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from creditd.config.fronts import EmailChannelSettings
 from creditd.config.settings import Settings
 from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
+from creditd.notifier.status import notifier_status
 from creditd.resources import default_config_path
 from creditd.store.keys import notifier_key, partition_of
 from creditd.v1 import creditd_pb2 as pb
@@ -209,6 +211,9 @@ async def test_a_channel_down_retries_then_dead_letters_and_the_others_go_on(
             for key in creditd.redis.scan_iter(notifier_key("delivery", partition, idempotency_key="*"))
         }
         assert records["webhook"][b"state"] == b"sent" and records["email"][b"state"] == b"retrying"
+        reasons = notifier_status(creditd.redis, creditd.settings.redis.partitions).failure_reasons
+        assert reasons == {f"email: {records['email'][b'reason'].decode()}": 1}, reasons  # `notify status` says why
+        assert "refused" in records["email"][b"reason"].decode().lower(), records["email"]
         for wait_s in (61, 121):  # backoff 60 s, then 120 s
             creditd.clock.advance(wait_s)
             await notifier.pass_once()

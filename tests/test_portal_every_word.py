@@ -1,13 +1,15 @@
 """Every word a subscriber sees is theirs: every page of the portal (sign-in, code, overview, usage,
-history, bundles, confirmation, top-up, credit, statement, preferences, and the pages that tell a purchase, a
-top-up, a loan, a saved form, a refused voucher, a wrong form, a broken form (403), an unknown
-bundle and creditd being down (503)) is rendered in th, en, ru and zh over HTTP against a real
-creditd server, for an account with every kind of history (tests/portal.py, lived_in_account).
+history, bundles, confirmation, top-up, credit, statement, preferences, and the pages that tell a
+purchase, a top-up, a loan, a saved form, a refused voucher, a wrong form, a broken form (403), an
+unknown bundle and creditd being down (503)) is rendered in th, en, ru and zh over HTTP against a
+real creditd server, for an account with every kind of history (tests/portal.py, lived_in_account).
 The visible text (text nodes and the attributes a screen reader speaks) of each page must hold no
-config id (bundles, destinations, plans, tariffs, loan offers, tiers, rating-group numbers) and,
-on a non-English page, no Latin word but SMS, GB, MB, PDF, THB and the language selector's "English"; each
-page must also show the display names the case calls for (so the check cannot pass on an empty
-page), and history shows no ledger entry that moves no money (status rows)."""
+config id (bundles, destinations, plans, tariffs, loan offers, tiers, rating-group numbers), no
+internal ledger kind (charge, topup, opening, status...; in English too) and, on a non-English
+page, no Latin word but SMS, GB, MB, PDF, THB and the language selector's "English"; each page must
+also show the display names the case calls for (so the check cannot pass on an empty page; the
+statement names the destinations its charges went to), and history shows no ledger entry that
+moves no money (status rows)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,26 @@ PAGES = ("/", "/usage", "/history", "/bundles", "/bundles/data_1gb", "/top-up", 
 BOUGHT = {"th": "data_1gb", "en": "sms_50", "ru": "data_day_2gb", "zh": "data_5gb"}
 SPOKEN_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
 ALLOWED_LATIN = {"SMS", "GB", "MB", "PDF", "English", "THB"}
+# Ledger kinds as creditd writes them (lowercase, whole words): on any page, English included, a kind is
+# told in the subscriber's words ("Top-up", "Opening balance"), never by its internal name. Those that
+# are also plain English (fee, loan, bonus, plan) are left out.
+INTERNAL_WORDS = frozenset(
+    [
+        "adjustment",
+        "allocation",
+        "charge",
+        "credit_limit",
+        "group_created",
+        "group_return",
+        "group_transfer",
+        "loan_recovery",
+        "opening",
+        "purchase",
+        "rollover",
+        "status",
+        "topup",
+    ]
+)
 NAMES = load_names(default_config_path().parent / "names")
 
 
@@ -87,7 +109,9 @@ def config_ids(settings: Settings) -> set[str]:
 
 
 def faults(language: str, text: str, ids: set[str]) -> list[str]:
-    found = [f"config id {word!r}" for word in re.findall(r"[A-Za-z0-9_]+", text) if word in ids]
+    words = re.findall(r"[A-Za-z0-9_]+", text)
+    found = [f"config id {word!r}" for word in words if word in ids]
+    found += [f"internal word {word!r}" for word in words if word in INTERNAL_WORDS]
     found += [f"rating group {group!r}" for group in re.findall(r"\(\d\)", text)]
     if language != "en":
         found += [f"Latin word {word!r}" for word in re.findall(r"[A-Za-z]{2,}", text) if word not in ALLOWED_LATIN]
@@ -177,6 +201,7 @@ async def test_every_page_speaks_the_subscribers_words(
             names = NAMES[language]
             expected = {
                 "/usage": [names.services["1"], names.services["2"], names.destinations["international"]],
+                "/statement": [names.destinations["thailand"], names.destinations["international"]],
                 "/history": [names.bundles["voice_100min"]],
                 "/bundles": [names.bundles["data_day_2gb"]],
                 "/": [names.bundles["voice_100min"]],

@@ -3,7 +3,9 @@ overview, usage, history, bundles, confirmation, top-up, credit, preferences, a 
 account with every kind of history (tests/portal.py, lived_in_account), in Thai and English, at
 360 and 390 CSS px (Chrome's device emulation, a mobile viewport): no element's right edge lies past
 the viewport, elements inside scrolling boxes included (getBoundingClientRect ignores the clipping),
-and the page does not scroll sideways. On every page axe-core (npm; .ci/run installs it into
+and the page does not scroll sideways; the text the page shows (what the screenshots show) holds no
+config id, rating-group number or internal ledger kind, nor a Latin word on a Thai page
+(test_portal_every_word.faults). On every page axe-core (npm; .ci/run installs it into
 .ci/axe) reports no serious or critical violation.
 
 With CREDITD_SCREENSHOTS=<folder> set, every page is also photographed at 360, 390 and 1280 px in
@@ -17,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from creditd.config.settings import Settings
+from creditd.config.settings import Settings, load_settings
+from creditd.resources import default_config_path
 from creditd.v1 import creditd_pb2 as pb
 from tests import test_portal_browser
+from tests import test_portal_every_word as every_word
 from tests.harness import Harness, ServerAt
 from tests.portal import last_code, lived_in_account, running_portal, sms_notifier
 from tests.test_channels import http_server
@@ -29,6 +33,7 @@ pytestmark = pytest.mark.asyncio
 browser = test_portal_browser.browser  # the fixture: headless Chromium (skipped loudly without it)
 Pages = test_portal_browser.Pages
 ACCOUNT = "66819190041"
+CONFIG_IDS = every_word.config_ids(load_settings(default_config_path()))
 PHONE_WIDTHS = (360, 390)
 SHOT_WIDTHS = (360, 390, 1280)
 AXE = Path(__file__).resolve().parent.parent / ".ci" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -67,7 +72,10 @@ def emulate(pages: test_portal_browser.Pages, width: int) -> None:
 
 
 def inspect(pages: test_portal_browser.Pages, name: str, language: str, problems: list[str]) -> None:
-    """Measures the page shown at each phone width, runs axe on it, photographs it when asked."""
+    """Measures the page shown at each phone width, reads its text for raw ids, runs axe on it,
+    photographs it when asked."""
+    shown = pages.driver.execute_script("return document.body.innerText")
+    problems += [f"{language} {name}: {fault}" for fault in every_word.faults(language, shown, CONFIG_IDS)]
     for width in PHONE_WIDTHS:
         emulate(pages, width)
         problems += [f"{language} {name} at {width} px: {item}" for item in pages.driver.execute_script(OVERFLOWING)]
@@ -98,6 +106,9 @@ async def every_page(
     preferences = pb.Preferences(language=language, channels=["sms"])
     await creditd.accounts.SetPreferences(pb.SetPreferencesRequest(account_id=ACCOUNT, preferences=preferences))
     pages.driver.delete_all_cookies()
+    # Before sign-in the portal speaks the browser's language: a Thai visitor's browser asks for Thai.
+    pages.driver.execute_cdp_cmd("Network.enable", {})
+    pages.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Accept-Language": language}})
     await pages.run(pages.open, "/sign-in")
     await pages.run(inspect, pages, "1-sign-in", language, problems)
     await pages.run(pages.fill, "phone", "081-919-0041", "send-code")

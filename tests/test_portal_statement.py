@@ -3,7 +3,8 @@ an account with a month's kinds of history (tests/portal.py, lived_in_account): 
 page shows (opening balance, top-ups, charges, bundles, fees, other, closing balance), read back
 from its HTML, equal the sums of the account's ledger entries of the cycle by kind, read with
 Accounts.ListLedger; opening plus every movement is the closing balance, which is the account's
-balance; the charges split by service add up to the charges. The same statement as a PDF
+balance; the charges split by service and destination (by their Thai display names, never the config ids)
+add up to the charges. The same statement as a PDF
 (WeasyPrint) is a PDF with its fonts embedded, in Thai and in English."""
 
 from __future__ import annotations
@@ -62,9 +63,16 @@ def figures(html: str) -> dict[str, int]:
     return found
 
 
+def charge_part(html: str, heading: str) -> str:
+    return html.split(f"<h2>{heading}</h2>", 1)[1].split("</table>", 1)[0]
+
+
 def service_costs(html: str, heading: str) -> list[int]:
-    part = html.split(f"<h2>{heading}</h2>", 1)[1].split("</table>", 1)[0]
-    return [minor_units(amount) for amount in re.findall(r'class="number"[^>]*>([^<]+)<', part)]
+    return [minor_units(amount) for amount in re.findall(r'class="number"[^>]*>([^<]+)<', charge_part(html, heading))]
+
+
+def service_labels(html: str, heading: str) -> list[str]:
+    return re.findall(r"<tr><td[^>]*>([^<]+)</td>", charge_part(html, heading))
 
 
 async def test_the_statement_reconciles_with_the_ledger_and_comes_as_a_pdf(
@@ -104,6 +112,9 @@ async def test_the_statement_reconciles_with_the_ledger_and_comes_as_a_pdf(
         assert seen["top-ups"] == 30_100 and seen["charges"] < 0 and seen["bundles"] == -7_900
         assert seen["opening"] + sum(seen[name] for name in FIGURES[1:-1]) == seen["closing"]
         assert sum(service_costs(shown.text, "ค่าโทร ข้อความ และอินเทอร์เน็ต")) == seen["charges"]
+        labels = service_labels(shown.text, "ค่าโทร ข้อความ และอินเทอร์เน็ต")  # by service and destination
+        assert {"โทรออก · ในประเทศ", "โทรออก · ต่างประเทศ", "ข้อความ · ต่างประเทศ"} <= set(labels), labels
+        assert not any(raw in label for label in labels for raw in ("thailand", "international")), labels
         assert pdf_thai.status_code == 200 and pdf_thai.headers["content-type"] == "application/pdf"
         assert pdf_thai.content.startswith(b"%PDF")
         thai_fonts = embedded_fonts(pdf_thai.content)

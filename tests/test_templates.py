@@ -28,7 +28,7 @@ TEMPLATES = default_config_path().parent / "templates"
 def test_every_shipped_template_renders_in_its_language() -> None:
     templates = Templates(TEMPLATES)
     assert templates.campaigns == ("songkran",)
-    assert templates.check() == len(LANGUAGES) * (len(SUBSCRIBER_KINDS) + 1) == 68
+    assert templates.check() == len(LANGUAGES) * (len(SUBSCRIBER_KINDS) + 1) == 72
     campaign = templates.render("zh", "campaign:songkran", sample_context("zh"))
     assert campaign.subject == "泼水节：本周流量翻倍" and "Somchai" in campaign.text
     thai = templates.render("th", "low_balance", sample_context("th"))

@@ -4,14 +4,15 @@ subscriber's time zone, not UTC: a call at 23:30 and an SMS at 00:30 Bangkok tim
 that are one UTC day) and a list of recent calls and SMS; the money summed equals what the balance
 lost; a pass run again from a lost position counts nothing twice. The function alone: records
 folded once whatever the repetition, days before the cutoff dropped, the recent list bounded,
-records out of order refused (writing nothing)."""
+records out of order refused (writing nothing). Day totals are kept per destination (the config's
+destination set of the called number), and a total written before they were reads as destination ''."""
 
 from __future__ import annotations
 
 import pytest
 import redis
 
-from creditd.core.usage_summary import UsageSummarizer, account_usage, local_day
+from creditd.core.usage_summary import UsageSummarizer, account_usage, local_day, parse_summary
 from creditd.store.calls import Calls
 from creditd.store.codes import Code, Unit
 from creditd.store.keys import partition_of, summarized_of_partition
@@ -46,6 +47,7 @@ async def test_a_sweeper_pass_folds_usage_into_local_days_once(server_at: Server
         assert by_day == {"20270310": {VOICE, DATA, SMS}, "20270311": {SMS}}
         data = [total for total in usage.days if total.rating_group == DATA]
         assert [(d.unit, d.units, d.zone) for d in data] == [(Unit.BYTES, 3_000_000, "home")]
+        assert [d.destination for d in usage.days if d.rating_group == VOICE] == ["thailand"]
         balance_lost = 50_000 - (await creditd.get(ACCOUNT)).balance
         assert sum(total.charged_minor for total in usage.days) == balance_lost > 0
         assert [(r.rating_group, r.unit) for r in usage.recent] == [
@@ -89,7 +91,7 @@ def test_the_function_folds_each_record_once_and_forgets_old_days(redis_client: 
     assert summarize(redis_client, "20270201", *later)[2] == b"1"  # only the new one
     summary_key, recent_key = CALLS.keys_of("summarize_usage", ACCOUNT)
     fields = redis_client.hgetall(summary_key)
-    assert fields[f"day:20270301:{VOICE}:{Unit.SECONDS}:home".encode()] == b"120 200 2"
+    assert fields[f"day:20270301:{VOICE}:{Unit.SECONDS}:home:thailand".encode()] == b"120 200 2"
     assert redis_client.llen(recent_key) == 4
     # a month later the cutoff passes March: those days go, April stays
     assert summarize(redis_client, "20270401", record("4000-0", "20270501", recent=0))[2] == b"1"
@@ -100,6 +102,15 @@ def test_the_function_folds_each_record_once_and_forgets_old_days(redis_client: 
     # a record dated before the cutoff is skipped, yet remembered as seen
     assert summarize(redis_client, "20270401", record("5000-0", "20270301"))[2] == b"0"
     assert redis_client.hget(summary_key, "last_record") == b"5000-0"
+
+
+def test_day_totals_written_before_destinations_were_kept_still_read() -> None:
+    old, new = f"day:20270301:{VOICE}:{Unit.SECONDS}:home", f"day:20270301:{VOICE}:{Unit.SECONDS}:home:thailand"
+    usage = parse_summary({old.encode(): b"60 100 1", new.encode(): b"120 200 2", b"last_record": b"1-0"}, [])
+    assert [(d.destination, d.units, d.charged_minor, d.records) for d in usage.days] == [
+        ("", 60, 100, 1),
+        ("thailand", 120, 200, 2),
+    ]
 
 
 def test_the_recent_list_is_bounded(redis_client: redis.Redis) -> None:

@@ -213,6 +213,7 @@ def usage_summary_message(usage: AccountUsage) -> pb.UsageSummary:
             units=t.units,
             charged=t.charged_minor,
             records=t.records,
+            destination=t.destination,
         )
         for t in usage.days
     ]

@@ -16,6 +16,7 @@ import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import logs
+from creditd.cli import edge
 from creditd.cli.common import redis_options, settings_from_options
 from creditd.config.settings import Settings
 from creditd.diameter.http import HttpEndpoint
@@ -93,7 +94,7 @@ def status(metrics_address: str) -> None:
         with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
             page = reply.read().decode()
     except OSError as error:
-        raise click.ClickException(f"{metrics_address}: {error}") from None
+        raise click.ClickException(edge.metrics_error_message(metrics_address, error)) from None
     click.echo(render_status(page))
 
 

@@ -5,8 +5,8 @@ server or of Redis reaches the person at the terminal.
   a command moves the positional arguments behind a `--` before click parses them.
 - Ids, channels, numbers and the called party are checked with the server's own rules
   (creditd/api/validation.py), so a mistake is refused naming the field and nothing is sent.
-- UNAVAILABLE, a Redis that cannot be reached and creditd's own errors become one line with a hint,
-  never a traceback.
+- UNAVAILABLE, a Redis or a metrics page that cannot be reached and creditd's own errors become one
+  line with a hint, never a traceback.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def rpc_error_message(error: grpc.RpcError, server: str | None) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"DEADLINE_EXCEEDED: creditd at {server} did not answer in time; is it overloaded or is Redis down?"
     return f"{code.name}: {error.details()}"
+
+
+def metrics_error_message(address: str, error: OSError) -> str:
+    """A process' /metrics page that could not be read: one line, with the hint."""
+    reason = getattr(error, "reason", None) or error
+    return f"cannot read http://{address}/metrics ({reason}): is the process running with its metrics_listen there?"
 
 
 def redis_error_message(error: redis.RedisError) -> str:

@@ -81,8 +81,8 @@ def notify(
 @redis_options
 @click.option("--json", "as_json", is_flag=True, help="one JSON document instead of text")
 def status(redis_url: str | None, data_dir: Path | None, config: Path | None, as_json: bool) -> None:
-    """Delivery records by state, deliveries due later, dead letters, unhandled events, and the age of
-    the oldest notice waiting."""
+    """Delivery records by state, deliveries due later, dead letters, unhandled events, the age of
+    the oldest notice waiting, and why deliveries fail (the most frequent reasons)."""
     settings, client = open_redis(redis_url, data_dir, config)
     try:
         found = notifier_status(client, settings.redis.partitions)
@@ -95,6 +95,8 @@ def status(redis_url: str | None, data_dir: Path | None, config: Path | None, as
     click.echo(f"deliveries   {states}")
     click.echo(f"waiting      {found.due_later} due later, {found.unhandled_events} events not handled yet")
     click.echo(f"dead letters {found.dead_letters}")
+    for reason, count in found.failure_reasons.items():
+        click.echo(f"failing      {count} x {reason}")
     if found.oldest_waiting_ms:
         age_s = max(0.0, time.time() - found.oldest_waiting_ms / 1000)
         click.echo(f"oldest       waiting {age_s:.0f} s")

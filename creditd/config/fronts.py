@@ -27,6 +27,7 @@ SERVICE_NOTICE_KINDS: tuple[str, ...] = (
     "resumed",
     "terminated",
     "topup",
+    "loan_granted",
     "bundle_purchased",
     "bundle_nearly_used",
     "bundle_used_up",

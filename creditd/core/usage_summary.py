@@ -1,6 +1,7 @@
 """Usage summaries: per account, what was used and what it cost per day in the subscriber's time zone,
-per rating group, unit and zone, and the recent calls and SMS; read by the self-service usage page
-and by the notifier's bundle offers, which look back 30 days while usage records are kept for
+per rating group, unit, zone and destination (the config's destination set of the called number),
+and the recent calls and SMS; read by the self-service usage page and statement and by the
+notifier's bundle offers, which look back 30 days while usage records are kept for
 `limits.usage_retention_s` (7 days by default) and are read per partition, not per account.
 
 The notifier (`creditd notify`) folds the records in (UsageSummarizer, on the partitions whose lease
@@ -59,6 +60,7 @@ class DayTotal(msgspec.Struct, frozen=True):
     units: int
     charged_minor: int
     records: int
+    destination: str = ""  # the config's destination set of the called number, '' for none
 
 
 class RecentUsage(msgspec.Struct, frozen=True):
@@ -191,10 +193,11 @@ def parse_summary(summary: dict[bytes, bytes], recent: list[bytes]) -> AccountUs
         field = as_text(raw_field)
         if not field.startswith("day:"):
             continue
-        _, day, rating_group, unit, zone = field.split(":", 4)
+        # A field written before destinations were kept in the day totals ends with the zone.
+        _, day, rating_group, unit, zone, *destination = field.split(":", 5)
         units, charged, records = (int(part) for part in as_text(raw_value).split(" "))
-        days.append(DayTotal(day, int(rating_group), int(unit), zone, units, charged, records))
-    days.sort(key=lambda total: (total.day, total.rating_group, total.zone))
+        days.append(DayTotal(day, int(rating_group), int(unit), zone, units, charged, records, "".join(destination)))
+    days.sort(key=lambda total: (total.day, total.rating_group, total.zone, total.destination))
     return AccountUsage(days, [recent_usage(as_text(raw)) for raw in recent])
 
 

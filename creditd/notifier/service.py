@@ -6,9 +6,10 @@ each on the partitions it holds. Each pass first folds the partitions' new usage
 accounts' usage summaries (core/usage_summary.py), which the offers below and the self-service
 page read. Per partition it keeps, with plain commands (no money is involved,
 docs/design.md lists them): the id of the last event handled (`notified`), a delivery record per
-(event, channel) (`notice`: state sent, deferred, retrying, dead or suppressed, attempts, reason,
-and the event itself), the deliveries due later (`notices_due`: quiet hours, retries) and the dead
-letters. An event is handled once its every channel has a record, then `notified` moves past it: a
+(event, channel) (`notice`: state sent, deferred, retrying, held, dead or suppressed, attempts, reason,
+and the event itself), the deliveries due later (`notices_due`: quiet hours, retries), the notices
+an account's later ones wait behind (`deliveries_waiting`, order.py: event order across retries) and
+the dead letters. An event is handled once its every channel has a record, then `notified` moves past it: a
 notifier killed in between handles it again and finds the records, so the only notices sent twice
 are those in flight at the kill (sent, their record not yet written).
 
@@ -19,13 +20,14 @@ unless the plan lists its kind as urgent. After a data bundle ran out or the ove
 an opted-in subscriber also gets an offer: the bundle that would have covered their last 30 days of
 data for the least (core/offers.py, from the usage summaries the sweeper keeps). A refusal (a bad
 number or address) dead-letters at once; an outage retries with backoff up to max_attempts, then
-dead-letters.
+dead-letters. A notice a later event made meaningless is dropped with its reason (superseded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import time
 from collections.abc import Awaitable
@@ -48,6 +50,7 @@ from creditd.core.usage_summary import UsageSummarizer, account_usage
 from creditd.display_names import NO_NAMES, LanguageNames, Names
 from creditd.errors import CreditdError
 from creditd.formatting import bundle_of, local_time, money
+from creditd.notifier import order
 from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
 from creditd.notifier.templates import (
     SUBSCRIBER_KINDS,
@@ -73,11 +76,13 @@ OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
 # Notices the subscriber asked for this minute: never held for quiet hours.
 ASKED_FOR_KINDS = ("sign_in_code",)
 # Confirmations of money the subscriber moved: never held back by min_interval_s (it is for warnings).
-CONFIRMATION_KINDS = ("topup", "bundle_purchased")
+CONFIRMATION_KINDS = ("topup", "bundle_purchased", "loan_granted")
 # The status a status notice announces (docs/design.md, Suspension ladder): once the account is in
 # another, the notice would tell something no longer true.
 STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
 STATUS_NAMES = {1: "ACTIVE", 2: "ONE_WAY_SUSPENDED", 3: "TWO_WAY_SUSPENDED", 4: "TERMINATED"}
+# Why a notice is held (order.py): a notice of an earlier event of the account waits on its channel.
+AFTER_EARLIER = "after an earlier notice"
 # While Redis stays away, the pass failure is logged again only this often.
 FAILURE_LOG_INTERVAL_S = 60.0
 
@@ -106,13 +111,26 @@ CONSOLE = "console"
 
 def superseded(event: Event, card: AccountRecord) -> str:
     """Why a later event made this notice meaningless ('' when it still holds): a status notice for
-    an account now in another status, a low-balance warning after the balance rose above it again."""
+    an account now in another status, a low-balance warning after the balance rose above it again.
+    A sign-in code is checked against the code creditd holds (Notifier.outdated, code_superseded)."""
     announced = STATUS_OF_NOTICE.get(event.kind)
     if announced is not None and card.status != announced:
         return f"superseded: the account is {STATUS_NAMES.get(card.status, card.status)} now"
     threshold = event.detail.split(" ")[0]
     if event.kind == "low_balance" and threshold.lstrip("-").isdigit() and card.balance > int(threshold):
         return f"superseded: the balance is above {threshold} again"
+    return ""
+
+
+def code_superseded(digest: str, stored_digest: str, expires_ms: int, now_ms: int) -> str:
+    """Why a sign-in code notice no longer holds ('' when its code is still the one to type): the
+    subscriber asked for a newer code, used this one (or five wrong tries killed it), or it expired."""
+    if not stored_digest:
+        return "superseded: the code was used or is void"
+    if not hmac.compare_digest(digest, stored_digest):
+        return "superseded: a newer sign-in code was issued"
+    if now_ms >= expires_ms:
+        return "superseded: the code expired"
     return ""
 
 
@@ -278,15 +296,19 @@ class Notifier:
         pending = [channel for channel, seen in zip(channels, existing, strict=True) if not seen]
         if not pending:
             return
-        reason = superseded(event, card) or await self.suppression(partition, event, card)
+        reason = await self.outdated(event, card) or await self.suppression(partition, event, card)
         if reason:
             for channel in pending:
                 await self.record(partition, event, channel, SUPPRESSED, reason)
                 metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             return
-        quiet_end = self.quiet_until(event, card, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        quiet_end = self.quiet_until(event, card, now_ms)
         for channel in pending:
-            if quiet_end:
+            if (ahead_ms := await order.due_ahead(self.client, partition, event, channel)) is not None:
+                # Due with it: this pass's deliveries, which follow, take the two in event order.
+                await self.schedule(partition, event, channel, order.HELD, ahead_ms + 1, AFTER_EARLIER)
+            elif quiet_end:
                 await self.schedule(partition, event, channel, DEFERRED, quiet_end, "quiet hours")
                 metrics.NOTICES.labels(channel, kind_label(event.kind), DEFERRED).inc()
             else:
@@ -334,6 +356,9 @@ class Notifier:
             and words[0].isdigit()
         ):
             fields["amount"] = money(int(words[0]), currency, language)
+        elif event.kind == "loan_granted" and len(words) == 3 and all(word.isdigit() for word in words):
+            # '<amount> <fee> <owed after it>' (lua/functions/borrow.lua)
+            fields["amount"], fields["fee"], fields["owed"] = (money(int(word), currency, language) for word in words)
         elif event.kind == "suspension_coming" and len(words) >= 3:
             fields["next_status"] = status_words(words[0], language)
             fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
@@ -361,6 +386,18 @@ class Notifier:
     @functools.cached_property
     def sign_in_key(self) -> SignInKey:
         return load_sign_in_key(self.settings.security.sign_in_key_path, self.settings.redis.data_dir)
+
+    async def outdated(self, event: Event, card: AccountRecord) -> str:
+        """superseded(); for a sign-in code, whether it is still the code creditd would accept."""
+        if event.kind != "sign_in_code":
+            return superseded(event, card)
+        code = self.sign_in_key.open(event.id, event.detail)
+        if code is None:
+            return ""  # sealed under another key: dead-lettered when it is rendered
+        _, sign_in_key = self.calls.keys_of("issue_sign_in_code", card.account_id)
+        stored, expires_ms = await self.client.hmget(sign_in_key, ["code_hash", "expires_ms"])
+        digest = self.sign_in_key.digest(card.account_id, code)
+        return code_superseded(digest, as_text(stored or b""), int(expires_ms or 0), self.clock.now_ms())
 
     def sign_in_code(self, event: Event) -> str:
         """The code sealed in a sign-in notice (core/sign_in_codes.py); a notice sealed under another
@@ -449,14 +486,19 @@ class Notifier:
         key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         await self.client.hset(key, mapping=notice_fields(event, state, reason, attempts, due_ms))  # type: ignore[arg-type]
         await self.client.expire(key, retention_of(event.kind, self.settings))
+        if state in (SENT, DEAD, SUPPRESSED):
+            await order.leave(self.client, partition, event, channel)
 
     async def schedule(
         self, partition: int, event: Event, channel: str, state: str, due_ms: int, reason: str, attempts: int = 0
     ) -> None:
-        """Queues a delivery for due_ms (deferred, or a retry): its record and its due entry."""
+        """Queues a delivery for due_ms (deferred, a retry, or held behind an earlier notice): its
+        record and its due entry; a retried or held one also waits among the account's (order.py)."""
         key = notifier_key("delivery", partition, idempotency_key=f"{event.id}/{channel}")
         pipe = self.client.pipeline(transaction=False)
         retention_s = retention_of(event.kind, self.settings)
+        if state in (RETRYING, order.HELD):
+            order.join(pipe, partition, event, channel, retention_s)
         queue_notice(
             pipe,
             key,
@@ -475,11 +517,30 @@ class Notifier:
         due_key = notifier_key("deliveries_due", partition)
         now_ms = self.clock.now_ms()
         members = await self.client.zrangebyscore(due_key, "-inf", now_ms, start=0, num=self.config.batch_size)
+
+        async def one_account(names: list[str]) -> None:
+            for name in names:  # in the order of their events
+                await self.in_flight(self.deliver_member(partition, name, now_ms))
+
         async with asyncio.TaskGroup() as group:
-            for member in members:
-                name = member.decode() if isinstance(member, bytes) else str(member)
-                group.create_task(self.in_flight(self.deliver_member(partition, name, now_ms)))
+            for names in (await self.due_by_account(partition, [as_text(member) for member in members])).values():
+                group.create_task(one_account(names))
         return bool(members)
+
+    async def due_by_account(self, partition: int, names: list[str]) -> dict[str, list[str]]:
+        """The due deliveries ('<event id>/<channel>') by account, each account's in event order (a
+        notice not from the feed, or without a record, on its own)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(notifier_key("delivery", partition, idempotency_key=name), "event")
+        by_account: dict[str, list[str]] = {}
+        for name, raw in zip(names, await pipe.execute(), strict=True):
+            event = msgspec.json.decode(raw, type=Event) if raw else None
+            ordered = event is not None and order.event_order(event.id) is not None
+            by_account.setdefault(event.account_id if event and ordered else name, []).append(name)
+        for account_names in by_account.values():
+            account_names.sort(key=lambda name: order.event_order(name.rsplit("/", 1)[0]) or (0, 0))
+        return by_account
 
     async def deliver_member(self, partition: int, name: str, now_ms: int) -> None:
         """One deferred or retried delivery ('<event id>/<channel>' of the due set)."""
@@ -491,10 +552,13 @@ class Notifier:
         if event and card and is_marketing(event.kind) and not card.preferences.marketing_opt_in:
             await self.record(partition, event, channel, SUPPRESSED, "no marketing opt-in")  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
-        elif event and card and (outdated := superseded(event, card)):
+        elif event and card and (outdated := await self.outdated(event, card)):
             await self.record(partition, event, channel, SUPPRESSED, outdated)  # since queued
             metrics.NOTICES.labels(channel, kind_label(event.kind), SUPPRESSED).inc()
             log.info("notice %s to %s on %s dropped: %s", event.kind, event.account_id, channel, outdated)
+        elif event and card and (ahead_ms := await order.due_ahead(self.client, partition, event, channel)) is not None:
+            due_ms = max(ahead_ms, now_ms) + 1  # after now: the end of this pass must not take it off the due set
+            await self.schedule(partition, event, channel, order.HELD, due_ms, AFTER_EARLIER, int(record[b"attempts"]))
         elif event and card and (quiet_end := self.quiet_until(event, card, now_ms)):
             # Checked again at delivery: a notice queued outside them (a campaign, a retry) may fall
             # due inside the subscriber's quiet hours, or their hours may have changed since.

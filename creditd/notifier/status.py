@@ -1,6 +1,7 @@
 """`creditd notify status`: what the notifiers have done and what waits, read from Redis (the
 delivery records by state, the deliveries due later, the dead letters, and the events no notifier
-has handled yet, with the age of the oldest)."""
+has handled yet, with the age of the oldest), and why deliveries fail: the reasons recorded with
+the retrying and dead ones, most frequent first."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from creditd.store.keys import PREFIX, events_of_partition, notifier_key
 from creditd.store.replies import as_text
 
 SCAN_BATCH = 1000
+MAX_REASONS = 5
+FAILED_STATES = ("retrying", "dead")
 
 
 class NotifierStatus(msgspec.Struct):
@@ -23,12 +26,18 @@ class NotifierStatus(msgspec.Struct):
     # Unix ms of the oldest event no notifier has handled, or of the earliest deferred or retried
     # delivery; 0: nothing waits.
     oldest_waiting_ms: int
+    # '<channel>: <reason>' of the retrying and dead deliveries -> how many, the MAX_REASONS most frequent.
+    failure_reasons: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
     states: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     for key in client.scan_iter(match=f"{PREFIX}:{{p:*}}:notice:*", count=SCAN_BATCH):
-        states[as_text(client.hget(key, "state") or b"?")] += 1
+        state, reason = (as_text(value or b"") for value in client.hmget(key, ["state", "reason"]))
+        states[state or "?"] += 1
+        if state in FAILED_STATES:
+            reasons[f"{as_text(key).rsplit('/', 1)[-1]}: {reason}"] += 1
     due = dead = unhandled = 0
     oldest: list[int] = []
     for partition in range(partitions):
@@ -43,4 +52,11 @@ def notifier_status(client: AnySyncRedis, partitions: int) -> NotifierStatus:
         unhandled += len(pending)
         if pending:
             oldest.append(int(as_text(pending[0][0] or b"0-0").split("-")[0]))
-    return NotifierStatus(dict(sorted(states.items())), due, dead, unhandled, min(oldest, default=0))
+    return NotifierStatus(
+        dict(sorted(states.items())),
+        due,
+        dead,
+        unhandled,
+        min(oldest, default=0),
+        dict(reasons.most_common(MAX_REASONS)),
+    )

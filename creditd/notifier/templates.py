@@ -80,6 +80,8 @@ class NoticeContext(msgspec.Struct, frozen=True):
     code: str = ""  # a sign-in code
     reason: str = ""  # a status notice's: CREDIT, or an operator's ADMIN or FRAUD
     valid_until: str = ""  # a bonus's expiry
+    fee: str = ""  # an emergency credit's fee
+    owed: str = ""  # what the subscriber owes after an emergency credit
 
 
 class Notice(msgspec.Struct, frozen=True):
@@ -107,6 +109,8 @@ def sample_context(language: str) -> NoticeContext:
         offer_bundle="data_1gb",
         offer_price=money(9_900, "THB", language),
         code="123456",
+        fee=money(100, "THB", language),
+        owed=money(1_100, "THB", language),
         valid_until=local_time(1_807_369_200_000, "Asia/Bangkok", language),
     )
 

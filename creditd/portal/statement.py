@@ -1,6 +1,6 @@
 """The monthly statement of one billing cycle (cycles start at 00:00 UTC on the account's billing
-cycle day): opening and closing balance, top-ups, charges (split by service and zone from the
-usage summary), bundles bought, fees and every other money movement, from the ledger.
+cycle day): opening and closing balance, top-ups, charges (split by service, destination and zone
+from the usage summary), bundles bought, fees and every other money movement, from the ledger.
 
 The opening balance is the first entry's balance before it (its balance_after less its amount), so
 a statement needs no entry from before the cycle and survives ledger trimming; the closing balance
@@ -148,21 +148,28 @@ def statement(
 def service_lines(
     card: pb.Account, usage: pb.UsageSummary, start: datetime, end: datetime, language: str, names: LanguageNames
 ) -> list[Line]:
-    """What each service cost in the cycle, at home and roaming apart (the usage summary's days)."""
+    """What each service cost in the cycle per destination, at home and roaming apart (the usage
+    summary's days). A destination is shown by its display name; one without a name in this
+    language (a plan added without its names) is folded into its service's line, never shown by id."""
     first, last = start.strftime("%Y%m%d"), end.strftime("%Y%m%d")
-    totals: dict[tuple[int, int, str], list[int]] = {}
+    totals: dict[tuple[int, int, str, bool], list[int]] = {}
     for day in usage.days:
         if first <= day.day < last:
-            units_and_cost = totals.setdefault((day.rating_group, int(day.unit), day.zone), [0, 0])
+            destination = names.destinations.get(day.destination, "")
+            roaming = day.zone not in ("", "home")
+            units_and_cost = totals.setdefault((day.rating_group, int(day.unit), destination, roaming), [0, 0])
             units_and_cost[0] += day.units
             units_and_cost[1] += day.charged
     words = WORDS[language]
     return [
         Line(
-            service_name(rating_group, unit, names, language)
-            + ("" if zone in ("", "home") else f" · {words['zone_roaming']}"),
+            " · ".join(
+                [service_name(rating_group, unit, names, language)]
+                + ([destination] if destination else [])
+                + ([words["zone_roaming"]] if roaming else [])
+            ),
             quantity(unit, used, language),
             money(-cost, card.currency, language),
         )
-        for (rating_group, unit, zone), (used, cost) in sorted(totals.items())
+        for (rating_group, unit, destination, roaming), (used, cost) in sorted(totals.items())
     ]

@@ -62,6 +62,8 @@ KEY_PATTERNS: dict[str, str] = {
     "deliveries_due": "{tag}:notices_due",
     "dead_letters": "{tag}:dead_letters",
     "last_notice": "{tag}:noticed:{account_id}/{idempotency_key}",
+    # The deliveries of an account on a channel that its later ones wait behind (creditd/notifier/order.py).
+    "deliveries_waiting": "{tag}:deliveries_waiting:{account_id}/{idempotency_key}",
     # A payment agent's day book (lua/functions/record_agent_payment.lua), in the partition of the
     # agent id's CRC, as an account.
     "agent_day": "{tag}:agent_day:{agent_id}/{day}",
@@ -122,7 +124,8 @@ VOUCHER_CLAIMS_KEY = KEY_PATTERNS["voucher_claims"]
 
 def notifier_key(name: str, partition: int, account_id: str = "", idempotency_key: str = "") -> str:
     """A key of the notifier's in a partition: notifier_position, delivery (idempotency_key:
-    '<event id>/<channel>'), deliveries_due, dead_letters, last_notice (idempotency_key: the kind)."""
+    '<event id>/<channel>'), deliveries_due, dead_letters, last_notice (idempotency_key: the kind),
+    deliveries_waiting (idempotency_key: the channel)."""
     tag = partition_tag(partition)
     return KEY_PATTERNS[name].format(tag=tag, account_id=account_id, idempotency_key=idempotency_key)
 

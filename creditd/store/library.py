@@ -39,6 +39,7 @@ LIBRARY_NAME = "creditd"
 LIBRARY_FILES = (
     "codes.lua",
     "numbers.lua",
+    "checks.lua",
     "keys.lua",
     "calendar.lua",
     "tariffs.lua",
@@ -47,7 +48,9 @@ LIBRARY_FILES = (
     "lifecycle.lua",
     "credit.lua",
     "bundle_usage.lua",
-    "store.lua",
+    "ledger.lua",
+    "save.lua",
+    "card.lua",
     "group.lua",
     "usage.lua",
     "rating.lua",

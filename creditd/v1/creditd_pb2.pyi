@@ -1763,6 +1763,7 @@ class UsageDay(_message.Message):
     UNITS_FIELD_NUMBER: _builtins.int
     CHARGED_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
     day: _builtins.str
     """yyyymmdd"""
     rating_group: _builtins.int
@@ -1771,6 +1772,10 @@ class UsageDay(_message.Message):
     units: _builtins.int
     charged: _builtins.int
     records: _builtins.int
+    destination: _builtins.str
+    """The config's destination set of the called number ('' for none, or for totals folded in
+    before destinations were kept).
+    """
     def __init__(
         self,
         *,
@@ -1781,10 +1786,11 @@ class UsageDay(_message.Message):
         units: _builtins.int = ...,
         charged: _builtins.int = ...,
         records: _builtins.int = ...,
+        destination: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "day", b"day", "rating_group", b"rating_group", "records", b"records", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "day", b"day", "destination", b"destination", "rating_group", b"rating_group", "records", b"records", "unit", b"unit", "units", b"units", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

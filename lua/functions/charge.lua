@@ -23,7 +23,7 @@ ARGV[9] unit_count      integer 0..max_units_per_request
 ARGV[10 + 5i ..]        per unit: rating_group (0..2^32-1), service_id (0..2^32-1, 0 = none), requested
                         (units, 0 = tariff default), used (units, 0..max_units), used_after_tariff_change
                         (units, <= used: the part of used after the grant's tariff time change)
-ARGV[last]              actor: the caller's identity (lib/numbers.lua), recorded in the ledger
+ARGV[last]              actor: the caller's identity (lib/checks.lua), recorded in the ledger
 Returns {code, message, answer}: code is always SUCCESS (the outcome is the answer's result);
   message is 'replayed' for a retransmission, which gets the stored answer unchanged. answer is JSON
   [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,

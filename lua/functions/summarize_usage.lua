@@ -1,13 +1,13 @@
 --[=[
 summarize_usage — folds an account's usage records into its summary: totals per local day, rating
-group, unit and zone (for the self-service usage page and the notifier's bundle offers, which look
+group, unit, zone and destination (for the self-service usage page and the notifier's bundle offers, which look
 back further than usage_retention_s keeps records), and its recent calls and SMS. Called by the
 sweeper with records read from the partition's usage stream, oldest first; the summary keeps the id
 of the last record it holds, so a record given twice (a pass repeated after a crash, two sweepers
 racing) is skipped: every record counts once.
 
 KEYS[1] summary   cd:{p:<n>}:summary:<account_id>   hash: last_record, pruned_before (day),
-                                                      day:<yyyymmdd>:<rating_group>:<unit>:<zone> -> '<units> <charged> <records>'
+                                                      day:<yyyymmdd>:<rating_group>:<unit>:<zone>:<destination> -> '<units> <charged> <records>'
 KEYS[2] recent    cd:{p:<n>}:recent:<account_id>    list of '<record_id> <time_ms> <rating_group> <unit> <units> <charged> <destination> <zone>', newest first
 ARGV[1] account_id    [A-Za-z0-9._:-]{1,64}
 ARGV[2] cutoff_day    yyyymmdd: days before it are dropped (the caller's today minus the retention)
@@ -19,7 +19,7 @@ then per record, 10 arguments:
   rating_group  integer 0..2^32-1
   unit          integer 1..3 (BYTES, SECONDS, EVENTS)
   zone          a zone name or ''
-  destination   a destination name or '' (kept only for recent entries)
+  destination   a destination name or ''
   units         integer 0..limits.max_units
   charged       integer 0..limits.max_amount_minor, minor units
   recent        0 or 1: also list it among the recent calls and SMS
@@ -98,7 +98,7 @@ end
 
 local function add_to_day(summary_key, record)
   local field = 'day:' .. record.day .. ':' .. format_integer(record.rating_group) .. ':'
-    .. format_integer(record.unit) .. ':' .. record.zone
+    .. format_integer(record.unit) .. ':' .. record.zone .. ':' .. record.destination
   local units, charged, records = 0, 0, 0
   local stored = redis.call('HGET', summary_key, field)
   if stored then

@@ -1,5 +1,6 @@
 --[=[
-Account state: load, change in memory, save; ledger and event appends; the subscriber card as JSON.
+Account state: the hash read into a table and changed in memory (lib/save.lua writes it back, lib/ledger.lua
+appends its entries, lib/card.lua shows it as JSON).
 
 Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
 status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
@@ -22,7 +23,7 @@ appends, their sum carried in the hash field ledger_carried, the first kept seq 
 (entry seq then sits at index seq - ledger_first_seq) and the last trimmed entry's hash in
 ledger_trimmed_hash (where the kept chain starts). balance always equals
 ledger_carried plus the sum of the kept entries' amounts.
-uses: codes, numbers
+uses: codes, numbers, checks
 ]=]
 local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|([%w%._:%-,]+)$'

@@ -1,6 +1,6 @@
 --[=[
 Bundle usage events: bundle_nearly_used when a bucket's consumption crosses the plan's
-bundle_warning_percent, bundle_used_up when it reaches zero; queued by save_account (lib/store.lua).
+bundle_warning_percent, bundle_used_up when it reaches zero; queued by save_account (lib/save.lua).
 uses: codes, numbers, account
 ]=]
 

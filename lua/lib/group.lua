@@ -15,7 +15,7 @@ sweeper completes when a caller stopped between the calls of a transfer.
 The member's side is kept in its account hash (lib/account.lua): group_id, group_holding (the part of
 its balance the group handed over and it has not spent: own money is spent first, queue_ledger),
 group_refill_minor and group_refill_tried_ms (lib/lifecycle.lua: when it wants a refill).
-uses: codes, numbers, calendar, store
+uses: codes, numbers, checks, calendar, ledger
 ]=]
 -- One table, not a local per function: the library's chunk is near Lua 5.1's 200 locals.
 local group_wallet = {}

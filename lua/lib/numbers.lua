@@ -1,5 +1,5 @@
 --[=[
-Integers, refusals and JSON output.
+Integers and their text, divisions, JSON strings.
 
 Lua numbers are doubles: integers are exact only up to 2^53 - 1. Every integer enters a function as a
 decimal string checked by parse_integer (no hex, nan, inf or exponent; at most 17 characters) and
@@ -7,8 +7,6 @@ leaves through format_integer (%d), because tostring prints large numbers as 1e+
 rounds them to 14 digits. JSON replies are therefore assembled by hand; cjson is used only to quote
 strings.
 
-A refusal is raised with refuse(code, message) during the checking phase of a function, which runs
-under run_checked; the message always starts with the name of the offending field.
 uses: codes
 ]=]
 local MAX_EXACT_INTEGER = CONTRACT.max_exact_integer -- creditd/contract.py
@@ -70,46 +68,6 @@ do
   end
 end
 
-local Refusal = {}
-
-local function refuse(code, message)
-  error(setmetatable({ code = code, message = message }, Refusal), 0)
-end
-
--- Runs check(...) and returns true, its result; or false, the refusal it raised. Any other error
--- (a bug, a failed redis.call) is raised again unchanged.
-local function run_checked(check, ...)
-  local keys = ...
-  -- A SelfService call (named_keys: portal_session) is refused, before any check, once its session
-  -- is gone (signed out, expired): the session check and the call are one step.
-  if type(keys) == 'table' and keys.portal_session ~= nil and redis.call('EXISTS', keys.portal_session) == 0 then
-    return false, { code = CODE.SESSION_ENDED, message = 'session_token: signed out or expired; sign in again' }
-  end
-  local ok, result = pcall(check, ...)
-  if ok then
-    return true, result
-  end
-  if getmetatable(result) == Refusal then
-    return false, result
-  end
-  error(result, 0)
-end
-
-local function parse_integer(text, field, minimum, maximum)
-  local value = number_of_text(text)
-  if value == nil then
-    if type(text) ~= 'string' or #text == 0 or #text > 17 or not string.find(text, '^%-?%d+$') then
-      refuse(CODE.INVALID_REQUEST, field .. ': must be a decimal integer')
-    end
-    value = tonumber(text)
-  end
-  if value < minimum or value > maximum then
-    refuse(CODE.INVALID_REQUEST,
-      field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
-  end
-  return value
-end
-
 -- How many keys a table has (Lua 5.1's # counts only an array's part).
 local function count_keys(map)
   local count = 0
@@ -147,64 +105,4 @@ end
 
 local function json_string(text)
   return cjson.encode(text)
-end
-
--- creditd/contract.py's ID and SESSION_ID (session ids: printable ASCII without space and braces).
-local ID_PATTERN = CONTRACT.id_pattern
-local SESSION_ID_PATTERN = CONTRACT.session_id_pattern
-
--- The refusals name the allowed characters in contract.py's words (refusal_of gives the same ones).
-local ALLOWED = { [ID_PATTERN] = CONTRACT.id_allowed, [SESSION_ID_PATTERN] = CONTRACT.session_id_allowed }
-
-local function check_text(text, field, pattern, maximum_length)
-  if type(text) ~= 'string' or #text == 0 then
-    refuse(CODE.INVALID_REQUEST, field .. ': must not be empty')
-  end
-  if #text > maximum_length then
-    refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' characters')
-  end
-  if not string.find(text, pattern) then
-    refuse(CODE.INVALID_REQUEST, field .. ': contains characters other than ' .. (ALLOWED[pattern] or 'the allowed'))
-  end
-  return text
-end
-
--- Free text (contact data): bounded, no control characters; may be empty.
-local function check_free_text(text, field, maximum_length)
-  if #text > maximum_length then
-    refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' bytes')
-  end
-  if string.find(text, '%c') then
-    refuse(CODE.INVALID_REQUEST, field .. ': contains control characters')
-  end
-  return text
-end
-
--- The caller's identity, always the last argument of a function that writes: a certificate name,
--- 'local' without TLS, 'sweeper:<owner>'. Recorded in every ledger entry; never part of a request's
--- fingerprint (a retransmission through another gateway node is the same request).
-local ACTOR_PATTERN = '^[^|%c]+$'
-
-local function check_actor(args)
-  return check_text(args[#args], 'actor', ACTOR_PATTERN, 255)
-end
-
--- A SHA-256 digest in hex (of a sign-in code, a session token, a voucher code): 64 of [0-9a-f].
-local function check_hash(text, field)
-  check_text(text, field, '^[0-9a-f]+$', 64)
-  if #text ~= 64 then
-    refuse(CODE.INVALID_REQUEST, field .. ': 64 lowercase hex digits (SHA-256)')
-  end
-  return text
-end
-
-local function check_argument_count(args, expected)
-  if #args ~= expected then
-    refuse(CODE.INVALID_REQUEST, 'arguments: expected ' .. expected .. ', got ' .. #args)
-  end
-end
-
--- Every function replies {code, message, body}; body is JSON or ''.
-local function reply(code, message, body)
-  return { code, message or '', body or '' }
 end

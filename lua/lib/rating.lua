@@ -12,7 +12,7 @@ It keeps the prices it was granted at (before and after a tariff time change), s
 them even after a price change or a move to another zone; zone and destination are the grant's.
 A money reservation may hold part of its money in a bonus bucket (lib/bonus.lua): bucket_id names it,
 bucket_units is that part, money the main part.
-uses: codes, numbers, account, credit, bonus
+uses: codes, numbers, checks, account, bonus, credit
 ]=]
 local RESERVATION_PREFIX = 'reservation:'
 local RESERVATION_PATTERN = '^(%d+)|(%d+)|([%w%._:%-]*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([01])|([%w%._:%-]*)|(%d+)|'

@@ -8,7 +8,7 @@ choice changes carries the change (Gy Tariff-Time-Change) and the tariff after i
 within the validity ends the grant there, since a grant carries one.
 Local time: UTC offsets come precomputed per time zone (CONFIG.rating.time_zones: the instants the
 offset changes and the offset from each on; Lua has no time zone database).
-uses: codes, numbers, calendar
+uses: codes, numbers, checks, calendar
 ]=]
 local MINUTE_MS = 60000
 local HOME_ZONE, ROAMING_ZONE = 'home', 'roaming'

@@ -5,7 +5,8 @@ open the circuit: Redis answers), reads are still served, nothing is half-writte
 are byte for byte what they were), and once memory is freed service is normal and the audit clean.
 
 Memory is filled with filler keys written straight to Redis until a write is refused, so the limit is
-whatever this server's baseline is plus a margin, not a guess."""
+whatever this server's baseline is plus a margin, not a guess; then the limit is lowered to half of what
+is used, so that no write slips through on memory freed meanwhile."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ async def test_writes_refused_reads_served_at_maxmemory(tmp_path, settings: Sett
             with pytest.raises(OutOfMemoryError):
                 for filled in range(MAX_FILLER_KEYS):
                     admin.set(f"filler:{filled}", b"x" * FILLER_BYTES)
+            # Then well below what is used: at the limit itself, memory the server frees between two
+            # calls (client buffers) let a later write through once, after an earlier one was refused.
+            admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) // 2)
             before = dump(client)
 
             with pytest.raises(grpc.aio.AioRpcError) as refused:
