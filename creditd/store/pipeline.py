@@ -29,7 +29,6 @@ slot's owner.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -129,9 +128,6 @@ class AutoPipeline:
         self._pending: list[tuple[Command, asyncio.Future[Any], float]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # The replies awaited of pipelines sent on the open wire without a task (_send_on_open_wire).
-        self._wire_replies: set[asyncio.Future[list[Any]]] = set()
-        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
@@ -184,102 +180,40 @@ class AutoPipeline:
                 return
             cut, self._pending = self._pending[: self._max_commands], self._pending[self._max_commands :]
             deadline_at = cut[0][2] + self._deadline_s
-            batch = [(command, future) for command, future, _ in cut]
             self._in_flight += 1
-            metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
-            if not self._send_on_open_wire(loop, batch, deadline_at):
-                self._start_send(loop, batch, deadline_at)
-
-    def _start_send(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
-    ) -> None:
-        task = loop.create_task(self._send(batch, deadline_at))
-        self._tasks.add(task)
-        task.add_done_callback(self._sent)
+            task = loop.create_task(self._send([(command, future) for command, future, _ in cut], deadline_at))
+            self._tasks.add(task)
+            task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._pipeline_ended()
-
-    def _pipeline_ended(self) -> None:
         self._in_flight -= 1
         if self._pending:
             self._schedule_flush()
-
-    def _send_on_open_wire(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
-    ) -> bool:
-        """Writes the batch on the lean connection when one is open, and answers it from the replies'
-        callback: no task, coroutines or timeout context per pipeline. Under unary load most
-        pipelines carry one call, so that machinery was paid per request (performance issue,
-        loadtest's server CPU per RPC). False when no connection is open: _send connects first."""
-        if self._wire is None or self._closing:
-            return False
-        replies = self._wire.send_now(self._words([command for command, _ in batch]))
-        if replies is None:
-            return False
-        self._wire_replies.add(replies)
-        timer = loop.call_at(deadline_at, replies.cancel)
-        answered = functools.partial(self._wire_answered, loop, batch, deadline_at, time.perf_counter(), timer)
-        replies.add_done_callback(answered)
-        return True
-
-    def _wire_answered(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Command, asyncio.Future[Any]]],
-        deadline_at: float,
-        started: float,
-        timer: asyncio.TimerHandle,
-        replies: asyncio.Future[list[Any]],
-    ) -> None:
-        timer.cancel()
-        self._wire_replies.discard(replies)
-        failed = not replies.cancelled() and (
-            replies.exception() is not None or any(isinstance(reply, ReadOnlyError) for reply in replies.result())
-        )
-        if failed and not self._closing:
-            # The connection failed, or its server turned replica: _send connects again (to the
-            # primary of the moment) and sends the batch again, as _execute_on_wire's retry does
-            # (calls are idempotent); the pipeline stays in flight meanwhile.
-            self._start_send(loop, batch, deadline_at)
-            return
-        try:
-            if replies.cancelled():
-                self._time_out(batch)
-            elif failed:
-                error = replies.exception()
-                self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
-            else:
-                self._answer(batch, replies.result(), started)
-        finally:
-            self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
-            self._pipeline_ended()
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float) -> None:
         try:
             async with asyncio.timeout_at(deadline_at):
                 await self._send_and_answer(batch)
         except TimeoutError:
-            self._time_out(batch)
+            metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
+            if self._wire is not None:
+                self._wire.reset(f"no answer within {self._deadline_s:g} s")
+            self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
+            self._fail(
+                batch,
+                Unavailable(
+                    f"redis: no answer within redis.call_timeout_s ({self._deadline_s:g} s); "
+                    "retry (calls are idempotent)"
+                ),
+            )
         finally:
             # No caller may wait forever: whatever was not answered above is a bug of ours.
             self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
 
-    def _time_out(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
-        metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
-        if self._wire is not None:
-            self._wire.reset(f"no answer within {self._deadline_s:g} s")
-        self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
-        self._fail(
-            batch,
-            Unavailable(
-                f"redis: no answer within redis.call_timeout_s ({self._deadline_s:g} s); retry (calls are idempotent)"
-            ),
-        )
-
     async def _send_and_answer(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         commands = [command for command, _ in batch]
+        metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
         started = time.perf_counter()
         try:
             results = await self._execute(commands)
@@ -292,15 +226,11 @@ class AutoPipeline:
                 log.warning("redis pipeline failed in the client: %s: %s", type(error).__name__, error)
             self._fail(batch, Unavailable(f"redis: {type(error).__name__}: {error}"))
             return
+        metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
+        results, confirmed = results[: len(batch)], results[len(batch) :]
         if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
             # Before anything else: a shortfall below must not keep a stale slot map alive.
             await self._client.nodes_manager.initialize()
-        self._answer(batch, results, started)
-
-    def _answer(self, batch: list[tuple[Command, asyncio.Future[Any]]], results: list[Any], started: float) -> None:
-        """Hands each call its reply, or every call UNAVAILABLE when the durability wait fell short."""
-        metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
-        results, confirmed = results[: len(batch)], results[len(batch) :]
         if self._wait.enabled and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
@@ -335,7 +265,9 @@ class AutoPipeline:
         READONLY (it was demoted), is replaced and the whole batch sent again, as redis-py's retry
         would: the calls may have run, and are idempotent."""
         assert self._wire is not None
-        words = self._words(commands)
+        words: list[tuple[Argument, ...]] = [("FCALL", *fcall(command)) for command in commands]
+        if self._wait.enabled:
+            words.append(self._wait.command())
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
                 replies = await self._wire.execute(words)
@@ -348,13 +280,6 @@ class AutoPipeline:
             await asyncio.sleep(min(WIRE_RETRY_CAP_S, WIRE_RETRY_BASE_S * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _words(self, commands: Sequence[Command]) -> list[tuple[Argument, ...]]:
-        """The wire's commands of a pipeline: its calls, then the durability wait (if any)."""
-        words: list[tuple[Argument, ...]] = [("FCALL", *fcall(command)) for command in commands]
-        if self._wait.enabled:
-            words.append(self._wait.command())
-        return words
-
     @staticmethod
     def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], failure: CreditdError) -> None:
         """Fails the calls of the batch not answered yet."""
@@ -365,8 +290,7 @@ class AutoPipeline:
                 future.set_exception(failure)
 
     async def close(self) -> None:
-        self._closing = True
-        while self._tasks or self._wire_replies:
-            await asyncio.gather(*self._tasks, *self._wire_replies, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._wire is not None:
             await self._wire.close()

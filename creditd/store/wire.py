@@ -134,15 +134,6 @@ class WireClient:
         packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
         return await protocol.send(packed, len(commands))
 
-    def send_now(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]] | None:
-        """execute without a coroutine, when a usable connection is open: the commands are written
-        at once and the future gets their replies (or the connection's failure); None when there is
-        no such connection, and execute must make one."""
-        protocol = self._protocol
-        if protocol is None or not protocol.usable:
-            return None
-        return protocol.send(b"".join(hiredis.pack_command(tuple(command)) for command in commands), len(commands))
-
     def reset(self, reason: str = "reset by the caller") -> None:
         """Closes the connection; every batch still waiting on it fails."""
         if self._protocol is not None:
