@@ -282,9 +282,9 @@ class AutoPipeline:
 
     async def read(self, commands: Sequence[tuple[Argument, ...]]) -> list[Any]:
         """Plain read commands (the sweeper's index reads) in one round trip, answered within
-        deadline_s; an error reply raises. They go on the lean connection when there is one: redis-py's
-        pipeline spends some 40 µs of Python on each command, and the sweeper reads 48 a step, 16
-        steps a second, in every serving process (performance issue: half its idle CPU)."""
+        deadline_s; an error reply raises. They go on the lean connection when there is one:
+        redis-py's pipeline costs many times its Python per command, and the sweeper sends dozens a
+        step, several steps a second, in every serving process (performance issue)."""
         async with asyncio.timeout(self._deadline_s):
             if self._wire is not None:
                 replies = await self._wire.execute(commands)
