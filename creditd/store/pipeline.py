@@ -284,7 +284,7 @@ class AutoPipeline:
         """Plain read commands (the sweeper's index reads) in one round trip, answered within
         deadline_s; an error reply raises. They go on the lean connection when there is one:
         redis-py's pipeline costs many times its Python per command, and the sweeper sends dozens a
-        step, several steps a second, in every serving process (performance issue)."""
+        step, several steps a second, in every serving process."""
         async with asyncio.timeout(self._deadline_s):
             if self._wire is not None:
                 replies = await self._wire.execute(commands)
