@@ -49,7 +49,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 FUNDED = [f"6680000{n:04d}" for n in range(8)]
-EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""The lifecycle, concurrency, idempotency, events, sweeper, rating, usage, bonus, shared-wallet and
-batch-CLI tests (export, rerate, reports), unchanged, against a 3-primary Redis Cluster and against
-a Sentinel-managed primary with a replica and three sentinels.
+"""The lifecycle, concurrency, idempotency, events, sweeper, usage, shared-wallet and batch-CLI tests
+(export, rerate, reports), unchanged, against a 3-primary Redis Cluster and against a Sentinel-managed
+primary with a replica and three sentinels.
 
 Each run is a child pytest over those modules with CREDITD_TEST_TOPOLOGY set, so conftest starts
 that topology from the embedded binary instead of the single server; the child's own fixtures stop
@@ -17,27 +17,27 @@ import pytest
 
 from tests.conftest import TOPOLOGY_VARIABLE
 
+# The modules whose work spans partitions, primaries or processes (sessions and their deadlines,
+# retransmissions, the event feed, the sweeper's leases and due index, jobs over every account,
+# exports and reports, shared wallets): what a topology can break. The rating rules, bonus money,
+# buckets and bundles are one account's arithmetic in one function call, the same on any topology,
+# and run in the main suite only.
 MODULES = (
     "test_charge_lifecycle.py",
     "test_concurrency.py",
     "test_idempotency.py",
     "test_ladder.py",
     "test_bucket_lifecycle.py",
-    "test_buckets.py",
-    "test_bundles.py",
     "test_events.py",
     "test_event_positions.py",
     "test_sweeper.py",
     "test_audit_cli.py",
     "test_credit_tiers.py",
     "test_plan_changes.py",
-    "test_overage_cap.py",
-    "test_rating.py",
     "test_usage.py",
     "test_usage_export.py",
     "test_rerate.py",
     "test_groups.py",
-    "test_bonus.py",
 )
 RUN_TIMEOUT_S = 600
 REPORT_CHARS = 6000

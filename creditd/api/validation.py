@@ -53,22 +53,41 @@ def check_free_text(value: str, field: str, maximum_length: int) -> None:
 
 
 def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
-    check_range(len(request.units), "units", 0, limits.max_units_per_request)
+    units = request.units
+    check_range(len(units), "units", 0, limits.max_units_per_request)
+    kind, max_units = request.request_type, limits.max_units
+    without_use = kind == pb.ChargeRequest.INITIAL or kind == pb.ChargeRequest.EVENT
+    terminate = kind == pb.ChargeRequest.TERMINATE
     seen: set[int] = set()
-    kind = request.request_type
-    for index, unit in enumerate(request.units):
-        field = f"units[{index}]"
-        if unit.rating_group in seen:
-            raise InvalidArgument(f"{field}.rating_group: appears twice in one request")
-        seen.add(unit.rating_group)
-        check_range(unit.requested, f"{field}.requested", 0, limits.max_units)
-        check_range(unit.used, f"{field}.used", 0, limits.max_units)
-        if unit.used_after_tariff_change > unit.used or unit.used_after_tariff_change < 0:
-            raise InvalidArgument(f"{field}.used_after_tariff_change: must be between 0 and used ({unit.used})")
-        if unit.used and kind in (pb.ChargeRequest.INITIAL, pb.ChargeRequest.EVENT):
-            raise InvalidArgument(f"{field}.used: must be 0 in INITIAL and EVENT requests")
-        if unit.requested and kind == pb.ChargeRequest.TERMINATE:
-            raise InvalidArgument(f"{field}.requested: must be 0 in TERMINATE requests")
+    # One test per unit on the fields read once; the message (named field) is spelled only for a
+    # unit that fails, by _refuse_unit: this runs for every charge.
+    for index, unit in enumerate(units):
+        rating_group, requested, used = unit.rating_group, unit.requested, unit.used
+        if (
+            rating_group in seen
+            or not 0 <= requested <= max_units
+            or not 0 <= used <= max_units
+            or not 0 <= unit.used_after_tariff_change <= used
+            or (used and without_use)
+            or (requested and terminate)
+        ):
+            _refuse_unit(f"units[{index}]", unit, seen, kind, max_units)
+        seen.add(rating_group)
+
+
+def _refuse_unit(field: str, unit: pb.UnitRequest, seen: set[int], kind: int, max_units: int) -> None:
+    """Raises the refusal of a unit that failed _check_units' test, naming the first field at fault."""
+    if unit.rating_group in seen:
+        raise InvalidArgument(f"{field}.rating_group: appears twice in one request")
+    check_range(unit.requested, f"{field}.requested", 0, max_units)
+    check_range(unit.used, f"{field}.used", 0, max_units)
+    if unit.used_after_tariff_change > unit.used or unit.used_after_tariff_change < 0:
+        raise InvalidArgument(f"{field}.used_after_tariff_change: must be between 0 and used ({unit.used})")
+    if unit.used and kind in (pb.ChargeRequest.INITIAL, pb.ChargeRequest.EVENT):
+        raise InvalidArgument(f"{field}.used: must be 0 in INITIAL and EVENT requests")
+    if unit.requested and kind == pb.ChargeRequest.TERMINATE:
+        raise InvalidArgument(f"{field}.requested: must be 0 in TERMINATE requests")
+    raise AssertionError("_refuse_unit called for a unit that passes every check")
 
 
 def check_charge(request: pb.ChargeRequest, limits: Limits) -> None:

@@ -22,6 +22,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
@@ -32,10 +33,11 @@ from creditd.config.settings import SweeperSettings
 from creditd.core.groups import Groups
 from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, NotFound
-from creditd.store.calls import Calls
+from creditd.store.calls import Argument, Calls
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
 from creditd.store.keys import deadlines_of_partition, due_of_partition, group_pending_of_partition
+from creditd.store.pipeline import AutoPipeline
 from creditd.store.replies import ADVANCE_DECODER, RELEASED_DECODER, Reply
 
 log = logging.getLogger(__name__)
@@ -115,19 +117,32 @@ class Sweeper:
             return [], [], []
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
         stale_ms = now_ms - self._completion_ms
-        pipe = self._client.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.zrangebyscore(due_of_partition(partition), "-inf", now_ms, start=0, num=budget)
-        for partition in partitions:
-            pipe.zrangebyscore(deadlines_of_partition(partition), "-inf", horizon_ms, start=0, num=budget)
-        for partition in partitions:
-            pipe.zrangebyscore(group_pending_of_partition(partition), "-inf", stale_ms, start=0, num=budget)
-        replies = await pipe.execute()
+        reads = [
+            ("ZRANGEBYSCORE", key_of(partition), "-inf", until_ms, "LIMIT", 0, budget)
+            for key_of, until_ms in (
+                (due_of_partition, now_ms),
+                (deadlines_of_partition, horizon_ms),
+                (group_pending_of_partition, stale_ms),
+            )
+            for partition in partitions
+        ]
+        replies = await self._read(reads)
         count = len(partitions)
         accounts = [member.decode() for members in replies[:count] for member in members]
         sessions = [_orphan(member) for members in replies[count : 2 * count] for member in members]
         transfers = [tuple(member.decode().split(" ", 1)) for members in replies[2 * count :] for member in members]
         return accounts[:budget], sessions[:budget], transfers[:budget]
+
+    async def _read(self, commands: Sequence[tuple[Argument, ...]]) -> list[Any]:
+        """The replies of plain reads, in one round trip: on the serving path's pipeline (its lean
+        connection) when the functions go through one, else on the client's own pipeline."""
+        pipeline = getattr(self._functions, "pipeline", None)
+        if isinstance(pipeline, AutoPipeline):
+            return await pipeline.read(commands)
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
 
     async def _advance_accounts(self, accounts: list[str], now_ms: int) -> list[tuple[str, str, int]]:
         """Applies what is due (ladder steps, reminders, bucket expiry) to the accounts; returns the
