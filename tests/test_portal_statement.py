@@ -81,7 +81,9 @@ async def test_the_statement_reconciles_with_the_ledger_and_comes_as_a_pdf(
     async with server_at(bangkok_ms("2027-03-10T12:00:00")) as creditd, running_portal(creditd) as url:
         notifier = sms_notifier(creditd, gateway, settings)
         await lived_in_account(creditd, ACCOUNT, notifier)
-        async with httpx.AsyncClient(base_url=url, headers={"Accept-Language": "en"}) as browser:
+        # A generous time-out: on a loaded machine a PDF once took longer than httpx's default 5 s, and
+        # how fast the portal answers is loadtest's business, not this test's.
+        async with httpx.AsyncClient(base_url=url, headers={"Accept-Language": "en"}, timeout=60) as browser:
             page = await browser.get("/sign-in")
             sent = await browser.post("/sign-in", data={"phone": ACCOUNT, "csrf": CSRF.findall(page.text)[0]})
             await notifier.pass_once()
