@@ -18,9 +18,8 @@ from creditd.core.usage import Usage
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import partition_of, usage_of_partition
 from creditd.store.replies import as_text
+from creditd.store.scan import MAX_STREAM_SCAN, newest_pages
 
-PAGE = 500
-MAX_SCAN = 20_000
 UNIT_NAMES = {1: "BYTES", 2: "SECONDS", 3: "EVENTS", 4: "MONEY"}
 
 
@@ -38,28 +37,21 @@ class Explained(NamedTuple):
 
 
 def recent_usage(
-    client: AnySyncRedis, partitions: int, account_id: str, limit: int, scan_limit: int = MAX_SCAN
+    client: AnySyncRedis, partitions: int, account_id: str, limit: int, scan_limit: int = MAX_STREAM_SCAN
 ) -> list[Usage]:
     """The account's newest `limit` usage records, newest first, among its partition's newest
     `scan_limit` entries."""
     partition = partition_of(account_id, partitions)
-    key = usage_of_partition(partition)
     found: list[Usage] = []
-    upper, scanned = "+", 0
-    while len(found) < limit and scanned < min(scan_limit, MAX_SCAN):
-        entries = client.xrevrange(key, upper, "-", count=PAGE) or []
+    for entries in newest_pages(client, usage_of_partition(partition), scan_limit):
         for entry_id, raw in entries:
-            scanned += 1
             fields = {as_text(name): as_text(value) for name, value in (raw or {}).items()}
             ms, seq = (int(part) for part in as_text(entry_id).split("-"))
             record = Usage.of_fields(format_position((ms, seq, partition)), fields)
             if record.account_id == account_id:
                 found.append(record)
                 if len(found) == limit:
-                    break
-        if len(entries) < PAGE:
-            break
-        upper = f"({as_text(entries[-1][0])}"
+                    return found
     return found
 
 

@@ -25,9 +25,8 @@ from creditd.errors import InvalidArgument, NotFound
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import events_of_partition, notifier_key, partition_of
 from creditd.store.replies import as_text
+from creditd.store.scan import MAX_STREAM_SCAN, newest_pages
 
-PAGE = 500
-MAX_SCAN = 20_000
 # The notifier's channels, and 'console' (a deployment with none configured logs its notices).
 LOOKED_UP = (*CHANNELS, "console")
 SECRET_KINDS = frozenset({"sign_in_code"})
@@ -72,17 +71,13 @@ def _records(client: AnySyncRedis, partition: int, names: list[str]) -> list[Not
 
 
 def recent_notices(
-    client: AnySyncRedis, partitions: int, account_id: str, limit: int, scan_limit: int = MAX_SCAN
+    client: AnySyncRedis, partitions: int, account_id: str, limit: int, scan_limit: int = MAX_STREAM_SCAN
 ) -> list[NoticeSent]:
     """The account's newest `limit` notice deliveries, newest first, among its partition's newest
     `scan_limit` events."""
     partition = partition_of(account_id, partitions)
-    stream = events_of_partition(partition)
     found: list[NoticeSent] = []
-    upper, scanned = "+", 0
-    while len(found) < limit and scanned < min(scan_limit, MAX_SCAN):
-        entries = client.xrevrange(stream, upper, "-", count=PAGE) or []
-        scanned += len(entries)
+    for entries in newest_pages(client, events_of_partition(partition), scan_limit):
         names = [
             f"{notice_id}/{channel}"
             for entry_id, raw in entries
@@ -91,9 +86,8 @@ def recent_notices(
             for channel in LOOKED_UP
         ]
         found += _records(client, partition, names)
-        if len(entries) < PAGE:
+        if len(found) >= limit:
             break
-        upper = f"({as_text(entries[-1][0])}"
     return found[:limit]
 
 
