@@ -25,6 +25,8 @@ import time
 
 import httpx
 
+from creditd.devtools.ports import free_port
+
 SERVERS = ("hypercorn-default", "hypercorn", "granian", "granian-rsgi")
 BODY = json.dumps({"invocationSequenceNumber": 1, "multipleUnitUsage": [{"ratingGroup": 1}]}).encode()
 
@@ -70,12 +72,6 @@ def serve(kind: str, port: int) -> None:
         config.keep_alive_max_requests = 2**62
         config.h2_max_concurrent_streams = 200
     uvloop.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cpu_s(pid: int) -> float:

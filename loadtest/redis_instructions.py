@@ -72,6 +72,11 @@ class CallgrindRedis(EmbeddedRedis):
         raise TimeoutError("callgrind wrote no dump")
 
 
+def require_callgrind() -> None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise click.ClickException("valgrind is not installed (Debian: apt-get install valgrind)")
+
+
 def weighted_mix(figures: dict[str, float]) -> float:
     session = (figures["INITIAL"] + 3 * figures["UPDATE"] + figures["TERMINATE"]) / 5
     return 0.9 * session + 0.1 * figures["EVENT"]
@@ -93,8 +98,7 @@ def measure(session_count: int) -> dict[str, float]:
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/redis_instructions.json")
 )
 def main(session_count: int, json_path: Path) -> None:
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        raise click.ClickException("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_callgrind()
     figures = measure(session_count)
     baseline = figures[BASELINE_PHASE]
     rows = [

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,11 @@ import click
 import grpc
 import msgspec
 
+from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from loadtest.redis_instructions import require_callgrind
 
 START_TIMEOUT_S = 240.0
 DUMP_WAIT_S = 60.0
@@ -142,12 +143,6 @@ class CountedServer:
         self.log.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
     rows = []
     config = config_without_sweeper(work)
@@ -181,8 +176,7 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/server_instructions.json")
 )
 def main(charge_count: int, json_path: Path) -> None:
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        raise click.ClickException("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_callgrind()
     with tempfile.TemporaryDirectory(prefix="creditd-server-instructions-") as work:
         rows = measure(charge_count, Path(work))
     click.echo(f"{'server':10} {'main thread per rpc':>20} {'other threads per rpc':>22}")

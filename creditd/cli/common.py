@@ -55,6 +55,16 @@ def settings_from_options(
     )
 
 
+# --log-level of the commands that run a server (serve, diameter).
+log_level_option = click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="the least severe log lines written",
+)
+
+
 def redis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--redis, --data-dir and --config, for commands that work on Redis directly."""
     command = click.option("--config", type=click.Path(path_type=Path), help="TOML config [default: the shipped one]")(

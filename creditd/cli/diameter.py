@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import logs
 from creditd.cli import edge
-from creditd.cli.common import redis_options, settings_from_options
+from creditd.cli.common import log_level_option, redis_options, settings_from_options
 from creditd.config.settings import Settings
 from creditd.diameter.http import HttpEndpoint
 from creditd.diameter.server import DiameterServer
@@ -51,13 +51,7 @@ async def _run(settings: Settings, redis_url: str) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--listen", help="HOST:PORT for Diameter over TCP [default: [diameter] listen, 127.0.0.1:3868]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics and /health [default: [diameter] metrics_listen, none]")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-    help="the least severe log lines written",
-)
+@log_level_option
 @redis_options
 @click.pass_context
 def diameter(

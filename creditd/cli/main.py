@@ -27,6 +27,7 @@ from creditd.cli.chf import chf
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
+    log_level_option,
     open_redis,
     redis_options,
     server_option,
@@ -159,13 +160,7 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
 )
 @click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics; '' for none [default: 127.0.0.1:9464]")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-    help="the least severe log lines written",
-)
+@log_level_option
 @click.option(
     "--log-format",
     default="text",
