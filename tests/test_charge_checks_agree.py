@@ -7,8 +7,6 @@ writes nothing. A well-formed request passes both, so the table cannot pass by r
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from creditd.api.validation import check_charge
@@ -17,7 +15,7 @@ from creditd.errors import InvalidArgument
 from creditd.store.calls import Calls
 from creditd.store.codes import Code
 from creditd.store.connection import AnySyncRedis
-from creditd.store.replies import decode_reply
+from creditd.store.replies import ANSWER_DECODER, decode_reply
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import dump
 
@@ -82,8 +80,8 @@ def _lua_answer(redis_client: AnySyncRedis, settings: Settings, message: pb.Char
     function, keys, args = Calls(settings.redis.partitions).charge(message, NOW_MS, "test")
     reply = decode_reply(redis_client.fcall(function, len(keys), *keys, *args))
     assert reply.code == Code.SUCCESS, reply.message
-    answer = json.loads(reply.body)
-    return answer[0], answer[2]
+    answer = ANSWER_DECODER.decode(reply.body)
+    return answer.result, answer.error
 
 
 @pytest.mark.parametrize(("wrong", "message", "expected"), BAD, ids=[case[0] for case in BAD])

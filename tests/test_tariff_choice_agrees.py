@@ -11,7 +11,6 @@ must reach every tariff, so it cannot agree by never choosing."""
 from __future__ import annotations
 
 import itertools
-import json
 import tomllib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from creditd.config.settings import parse_settings
 from creditd.store.calls import Calls, NewAccount
 from creditd.store.codes import Code
 from creditd.store.connection import AnySyncRedis
-from creditd.store.replies import decode_reply
+from creditd.store.replies import ANSWER_DECODER, decode_reply
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import library_client
 from tests.test_rating_config import SHIPPED
@@ -110,8 +109,8 @@ def test_lua_and_python_choose_the_same_tariff(redis_server: object, redis_clien
             itertools.product(instants_ms(), contexts)
         ):
             function, keys, args = calls.charge(event(service_id, called, plmn, number), instant_ms, "test")
-            answer = json.loads(decode_reply(client.fcall(function, len(keys), *keys, *args)).body)
-            lua_choice = answer[3][0][10] if answer[3] else ""  # GrantRecord.tariff
+            answer = ANSWER_DECODER.decode(decode_reply(client.fcall(function, len(keys), *keys, *args)).body)
+            lua_choice = answer.grants[0].tariff if answer.grants else ""
             expected = matching_tariff(settings, plan, GROUP, service_id, destination, zone, instant_ms)
             when = datetime.fromtimestamp(instant_ms / 1000, UTC).astimezone(LOCAL)
             assert lua_choice == (expected.name if expected else ""), (
