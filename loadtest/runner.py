@@ -136,7 +136,7 @@ async def echo_phase(shape: Shape, seed: int, progress: Progress, name: str) -> 
 
 
 def measure_memory(url: str, partitions: int) -> dict[str, int]:
-    """Redis bytes, by MEMORY USAGE, per idle account (its hash; its one-entry ledger apart) and per
+    """Redis bytes, by MEMORY USAGE, per idle account (its packed string; its one-entry ledger apart) and per
     open session (its hash, its entry in the account's sessions set and in the deadline set),
     averaged over MEMORY_SAMPLE of each."""
     client, calls = redis.Redis.from_url(url), Calls(partitions)
@@ -159,7 +159,7 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
         session_bytes += _usage(client, sorted(set(deadline_keys))) - deadlines_before
         _charge_all(client, calls, accounts, RequestType.TERMINATE, now_ms)
         return {
-            "redis bytes per idle account (hash)": account_bytes // MEMORY_SAMPLE,
+            "redis bytes per idle account": account_bytes // MEMORY_SAMPLE,
             "redis bytes per one-entry ledger": ledger_bytes // MEMORY_SAMPLE,
             "redis bytes per open session": session_bytes // MEMORY_SAMPLE,
         }

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 
 import grpc
+import msgspec
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -81,6 +82,15 @@ def charge_request(
         called_party=called_party,
         visited_plmn=visited_plmn,
     )
+
+
+def tamper_account(client: redis.Redis, key: str, buckets: dict[str, str] | None = None, **fields: int | str) -> None:
+    """Overwrites fields (and bucket texts) of a packed account (lua/lib/account.lua) as a corruption
+    would: what the auditor and the functions must notice or refuse."""
+    stored = msgspec.msgpack.decode(client.get(key))
+    if buckets:
+        stored["buckets"] = (stored.get("buckets") or {}) | buckets
+    client.set(key, msgspec.msgpack.encode(stored | fields))
 
 
 def dump(client: redis.Redis) -> dict[bytes, bytes | None]:

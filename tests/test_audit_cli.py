@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from creditd.resources import default_config_path
-from tests.harness import INITIAL, VOICE, Harness
+from creditd.store.account_record import read_account
+from tests.harness import INITIAL, VOICE, Harness, tamper_account
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,9 +36,9 @@ async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness,
     assert code == 0 and "5 accounts, 5 open sessions" in output and "0 violation(s)" in output
 
     keys = creditd.server_keys()
-    creditd.redis.hset(keys.account("66814140001"), "balance", "999")
-    creditd.redis.hset(keys.account("66814140002"), "reserved", "7")
-    creditd.redis.hset(keys.account("66814140003"), mapping={"balance": "-5", "initial_balance": "1000"})
+    tamper_account(creditd.redis, keys.account("66814140001"), balance=999)
+    tamper_account(creditd.redis, keys.account("66814140002"), reserved=7)
+    tamper_account(creditd.redis, keys.account("66814140003"), balance=-5, initial_balance=1000)
     session_key = keys.session("66814140004", "gw1", "s4")
     parts = creditd.redis.hget(session_key, f"reservation:{VOICE}").decode().split("|")
     parts[10] = str(int(parts[7]) + 1)  # a tariff change after the grant's deadline
@@ -77,7 +78,8 @@ async def test_audit_detects_a_tampered_ledger_entry(creditd: Harness, redis_ser
     last = creditd.redis.lindex(ledger_key, 3).decode().split("|", 7)
     last[4] = str(int(last[4]) - 99)
     creditd.redis.lset(ledger_key, 3, "|".join(last))
-    creditd.redis.hincrby(keys.account(account_id), "balance", -99)
+    balance = int(read_account(creditd.redis, keys.account(account_id))["balance"])
+    tamper_account(creditd.redis, keys.account(account_id), balance=balance - 99)
     code, output = await creditd_command("audit", "--redis", redis_server.url)
     assert code == 1
     violations = [line for line in output.splitlines() if line.startswith("VIOLATION")]

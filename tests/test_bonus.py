@@ -34,6 +34,7 @@ from creditd.core.attribution import provider_charges_since_credit
 from creditd.core.rerate import window_rows
 from creditd.errors import ConfigError
 from creditd.formatting import local_time, money
+from creditd.store.account_record import read_account
 from creditd.store.connection import AnySyncRedis
 from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
@@ -49,6 +50,7 @@ from tests.harness import (
     Harness,
     ServerAt,
     started_server,
+    tamper_account,
 )
 from tests.test_channels import http_server
 from tests.test_notifier import notifier_for, posted
@@ -261,14 +263,14 @@ async def test_the_auditor_finds_a_bonus_bucket_above_its_grant(server_at: Serve
     async with server_at(utc_ms(NOON_BANGKOK), loaded=with_bonuses(settings, RULES)) as creditd:
         await creditd.create_account(ACCOUNT, balance=1_000)
         topped = await creditd.top_up(ACCOUNT, 10_000, "t1")
-        key, field = creditd.server_keys().account(ACCOUNT), f"bucket:bonus:{topped.ledger_seq}"
-        stored = creditd.redis.hget(key, field)
-        unit, _, *rest = stored.decode().split("|")
-        creditd.redis.hset(key, field, "|".join([unit, "2001", *rest]))
+        key, bucket_id = creditd.server_keys().account(ACCOUNT), f"bonus:{topped.ledger_seq}"
+        stored = read_account(creditd.redis, key)["bucket:" + bucket_id]
+        unit, _, *rest = stored.split("|")
+        tamper_account(creditd.redis, key, buckets={bucket_id: "|".join([unit, "2001", *rest])})
         assert creditd.audit().violations == [
             f"account {ACCOUNT}: bonus bucket bonus:{topped.ledger_seq} holds 2001, more than it was granted (2000)"
         ]
-        creditd.redis.hset(key, field, stored)
+        tamper_account(creditd.redis, key, buckets={bucket_id: stored})
 
 
 @pytest.mark.asyncio

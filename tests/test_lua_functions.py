@@ -2,10 +2,12 @@
 (number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the
 field named, and a refused call writes nothing (DUMP of every key before and after). The keys are
 built by creditd.store.calls, as the server builds them; the arguments are written out here, so that
-each can be made bad on its own. And the account hash's field list (creditd/store/account_codec.py,
-from which the library's ACCOUNT_CODEC is generated) against real hashes: a new account holds
-exactly its fields but the optional ones; an account written before the defaulted fields existed
-reads with their defaults and has each written at its next save, the optional ones staying absent."""
+each can be made bad on its own. And the account's field list (creditd/store/account_codec.py,
+from which the library's ACCOUNT_CODEC is generated) against real accounts: a new account is one
+packed string holding exactly its fields but the optional ones; an account an older version wrote (a
+hash of text fields and `bucket:<id>` fields, without the fields added since) is read with their
+defaults, left as it is by a read, and written packed at its next save with every other field and
+bucket as it was, the optional ones staying absent."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import redis
 
 from creditd.resources import lua_directory
 from creditd.store.account_codec import ACCOUNT_FIELDS, Saved
+from creditd.store.account_record import read_account
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
 from tests.harness import dump
@@ -525,31 +528,45 @@ OPTIONAL = {field.name for field in ACCOUNT_FIELDS if field.saved is Saved.OPTIO
 DEFAULTED = {field.name: field.default for field in ACCOUNT_FIELDS if field.default is not None}
 
 
-def account_hash(redis_client: redis.Redis, calls: Calls) -> dict[str, str]:
-    raw = redis_client.hgetall(calls.keys.account(ACCOUNT))
-    return {key.decode(): value.decode() for key, value in raw.items()}
+def stored_account(redis_client: redis.Redis, calls: Calls) -> dict[str, str]:
+    return read_account(redis_client, calls.keys.account(ACCOUNT))
 
 
-def test_a_new_account_holds_the_listed_fields_but_the_optional_ones(
+def test_a_new_account_is_packed_with_the_listed_fields_but_the_optional_ones(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:
     code, message, _ = call("create_account", VALID_ARGS["create_account"])
     assert code == Code.SUCCESS, message
-    stored = {name for name in account_hash(redis_client, calls) if not name.startswith("bucket:")}
+    assert redis_client.type(calls.keys.account(ACCOUNT)) == b"string"
+    stored = {name for name in stored_account(redis_client, calls) if not name.startswith("bucket:")}
     assert stored == {field.name for field in ACCOUNT_FIELDS} - OPTIONAL - {"preferences"}
 
 
-def test_an_older_account_reads_with_defaults_and_saves_them(
+def write_as_older_hash(redis_client: redis.Redis, calls: Calls, fields: dict[str, str]) -> None:
+    """The account as a version before packing wrote it: a hash of its fields as text, a field
+    `bucket:<id>` per bucket."""
+    key = calls.keys.account(ACCOUNT)
+    redis_client.delete(key)
+    redis_client.hset(key, mapping=fields)  # type: ignore[arg-type]
+
+
+def test_an_older_hash_account_reads_with_defaults_and_saves_packed(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:
     code, message, _ = call("create_account", VALID_ARGS["create_account"])
     assert code == Code.SUCCESS, message
-    before = account_hash(redis_client, calls)
+    before = stored_account(redis_client, calls)
+    assert any(name.startswith("bucket:") for name in before)
     older = [name for name in DEFAULTED if name in before and name != "dealer"]
-    redis_client.hdel(calls.keys.account(ACCOUNT), *older)  # as written before those fields existed
+    # as written before those fields existed, and before accounts were packed
+    write_as_older_hash(redis_client, calls, {name: value for name, value in before.items() if name not in older})
+    code, message, _ = call("get_account", VALID_ARGS["get_account"])
+    assert code == Code.SUCCESS, message
+    assert redis_client.type(calls.keys.account(ACCOUNT)) == b"hash"  # a read writes nothing
     code, message, _ = call("top_up", VALID_ARGS["top_up"])
     assert code == Code.SUCCESS, message
-    after = account_hash(redis_client, calls)
+    assert redis_client.type(calls.keys.account(ACCOUNT)) == b"string"
+    after = stored_account(redis_client, calls)
     for name in older:  # written again: the default, or what the top-up made of it
         assert name in after, name
     assert {name: after[name] for name in ("reminders_sent", "overage_cycle", "plan_changes_applied")} == {
@@ -559,3 +576,7 @@ def test_an_older_account_reads_with_defaults_and_saves_them(
     }
     assert not OPTIONAL & set(after)  # optional fields: only once used
     assert int(after["ledger_seq"]) == int(before["ledger_seq"]) + 1
+    assert int(after["balance"]) == int(before["balance"]) + int(VALID_ARGS["top_up"][2])
+    moved = {"balance", "ledger_seq", "ledger_hash", *older}
+    unchanged = {name: value for name, value in before.items() if name not in moved}
+    assert {name: after[name] for name in unchanged} == unchanged  # the buckets among them

@@ -26,7 +26,7 @@ from creditd.payments.agents import Agents, Payment
 from creditd.payments.money import Money
 from creditd.resources import default_config_path
 from creditd.store.connection import connect
-from tests.harness import Harness, dump
+from tests.harness import Harness, dump, tamper_account
 from tests.payments import (
     AGENT,
     SECRET,
@@ -350,7 +350,7 @@ async def test_a_stale_claim_the_ledger_no_longer_reaches_is_left_for_review(
         await creditd.top_up(ACCOUNT, 100, "later-1")
         keys = creditd.server_keys()
         creditd.redis.ltrim(keys.ledger(ACCOUNT), -1, -1)
-        creditd.redis.hset(keys.account(ACCOUNT), "ledger_first_seq", "5")
+        tamper_account(creditd.redis, keys.account(ACCOUNT), ledger_first_seq=5)
         before = dump(creditd.redis)
         answer = await agents.pay(AGENT, stale)
     finally:

@@ -32,6 +32,7 @@ from creditd.core.rerate import post_adjustments, window_rows
 from creditd.core.usage import FIELDS, Usage
 from creditd.core.usage_log import EXPORTED_POSITION_KEY, count_usage, iter_usage
 from creditd.errors import CreditdError
+from creditd.store.account_record import read_account
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys
@@ -200,8 +201,7 @@ def rerate(
 
     def plan_of(account_id: str) -> str:
         if account_id not in plans:
-            plan = client.hget(keys.account(account_id), "plan")
-            plans[account_id] = plan.decode() if isinstance(plan, bytes) else str(plan or "")
+            plans[account_id] = read_account(client, keys.account(account_id)).get("plan", "")
         return plans[account_id]
 
     config_hash = library_version(render_library(settings))

@@ -19,6 +19,7 @@ from creditd.errors import InvalidArgument
 from creditd.payments.promptpay import intent_key
 from creditd.payments.statements import reference_hash
 from creditd.phone_numbers import account_id_of
+from creditd.store.account_record import read_accounts
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import account_id_of as account_of_key
@@ -91,10 +92,7 @@ def _named(client: AnySyncRedis, keys: list[str], wanted: str) -> dict[str, str]
     their names."""
     if not keys:
         return {}
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hget(key, "contact_name")
-    names = [as_text(name or b"") for name in pipe.execute()]
+    names = [account.get("contact_name", "") for account in read_accounts(client, keys)]
     return {
         account_of_key(key): name
         for key, name in zip(keys, names, strict=True)

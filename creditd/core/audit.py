@@ -14,6 +14,7 @@ import msgspec
 
 from creditd.core.group_audit import audit_groups
 from creditd.core.usage import usage_fields
+from creditd.store.account_record import read_account
 from creditd.store.codes import Unit
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
@@ -142,7 +143,7 @@ class Auditor:
             report.violations += [f"session {as_text(member)!r} is past its deadline plus grace" for member in overdue]
 
     def _audit_account(self, account_id: str, report: AuditReport, kinds: Counter[str]) -> None:
-        account = _decode(self.client.hgetall(self.keys.account(account_id)))
+        account = read_account(self.client, self.keys.account(account_id))
         problems: list[str] = []
         balance, reserved = int(account["balance"]), int(account["reserved"])
         credit_limit, status = int(account["credit_limit"]), int(account["status"])

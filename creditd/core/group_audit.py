@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
+from creditd.store.account_record import read_account
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import KEY_PATTERNS, PREFIX, Keys
 from creditd.store.replies import as_text
@@ -30,7 +31,7 @@ def _applied_amount(client: AnySyncRedis, keys: Keys, account_id: str, transfer_
     if record is None:
         return None
     seq = int(as_text(record).split("|")[1])
-    first_seq = int(as_text(client.hget(keys.account(account_id), "ledger_first_seq") or b"1"))
+    first_seq = int(read_account(client, keys.account(account_id)).get("ledger_first_seq", "1"))
     entry = client.lindex(keys.ledger(account_id), seq - first_seq)
     return abs(int(as_text(entry).split("|")[3])) if entry is not None else 0
 

@@ -16,6 +16,7 @@ import msgspec
 
 from creditd.payments.agents import payment_key
 from creditd.payments.statements import top_up_key
+from creditd.store.account_record import read_account
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import KEY_PATTERNS, Keys, account_id_of, payments_key
 from creditd.store.replies import as_text
@@ -79,7 +80,7 @@ def payment_top_ups(client: AnySyncRedis, keys: Keys) -> tuple[dict[str, list[tu
     first_seqs: dict[str, int] = {}
     for account_key in account_keys(client):
         account_id = account_id_of(account_key)
-        first_seqs[account_id] = int(as_text(client.hget(account_key, "ledger_first_seq") or b"1"))
+        first_seqs[account_id] = int(read_account(client, account_key).get("ledger_first_seq", "1"))
         for raw in client.lrange(keys.ledger(account_id), 0, -1):
             _, _, kind, amount, _, _, _, reference = as_text(raw).split("|", 7)
             if kind == "topup" and reference.startswith(CHANNEL_PREFIXES):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from creditd.clock import Clock
 from creditd.errors import CreditdError, NotFound
+from creditd.store.account_record import read_account_async
 from creditd.store.calls import Calls, Command
 from creditd.store.connection import AnyRedis
 from creditd.store.functions import call_all
@@ -78,8 +79,8 @@ class Money:
             oldest_ms = int(time_ms) if oldest_ms is None else min(oldest_ms, int(time_ms))
             if entry_reference == reference:
                 return int(seq), True
-        first_seq = await self.client.hget(self.calls.keys.account(account_id), "ledger_first_seq")
-        trimmed = int(as_text(first_seq or b"1")) > 1
+        account = await read_account_async(self.client, self.calls.keys.account(account_id))
+        trimmed = int(account.get("ledger_first_seq", "1")) > 1
         return 0, not trimmed or (oldest_ms is not None and oldest_ms <= since_ms)
 
     async def take_back(self, account_id: str, amount_minor: int, reason: str, key: str) -> int:

@@ -1,20 +1,24 @@
-"""The account hash's scalar fields (lua/lib/account.lua), written once here, and the Lua that reads and
-compares them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CODEC.
+"""The account's scalar fields (lua/lib/account.lua), written once here, and the Lua that reads and
+writes them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CODEC.
 
-The same work written as loops over field lists (defaults, tonumber, a snapshot of what was read, the
-comparison before saving) cost every call some 60 000 of Redis' instructions: each loop step of Lua
-in Redis costs a few hundred, and a table grown key by key is rehashed as it grows. Unrolled, one
-statement a field and one table constructor, it costs a fraction (loadtest.redis_instructions
-counts it). The generated functions:
+An account is stored as one MessagePack string (a map of these fields, plus `buckets`: bucket id ->
+its text), read with one GET and written whole with one SET: the hash it was before cost a charge
+some 150 000 of Redis' instructions to read (a reply element per field, a Lua string per name and
+value, a tonumber per number) and each save a list of changed fields. An account written as a hash
+by an older version is still read (its fields as text, `bucket:<id>` fields) and written packed at
+its next save. One statement a field, one table constructor: each loop step of Lua in Redis costs a
+few hundred instructions, and a table grown key by key is rehashed as it grows. The generated
+functions:
 
-- ACCOUNT_CODEC.names: every scalar field name (what is not one is a bucket, `bucket:<id>`).
-- ACCOUNT_CODEC.finish(account): after load_account copied the hash's fields in as text: fields the
-  hash lacks take their default (the always-saved ones an older account lacks are also named in
-  account.absent), numbers become numbers, and account.loaded keeps the saved fields' values by
-  position, for the comparison.
-- ACCOUNT_CODEC.changed(account, fields): appends (name, text) of each saved field that differs from
-  what was loaded (each, for a new account: no account.loaded; and those the hash lacked); an
-  optional field only once it differs from what its absence means.
+- ACCOUNT_CODEC.names: every scalar field name (in a hash, what is not one is a bucket, `bucket:<id>`).
+- ACCOUNT_CODEC.finish(account): after a packed account's unpacking: the fields it lacks (optional
+  ones at their default, or fields added after it was written) take their default.
+- ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: the
+  defaults, and numbers become numbers.
+- ACCOUNT_CODEC.stored(account, buckets): the table saving packs: every field, optional ones left out
+  while at their default, and `buckets` (nil when the account has none).
+
+creditd/store/account_record.py reads both forms for Python (the auditor, the console, reports).
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from creditd.store.lua_values import lua_literal
 
 
 class Saved(Enum):
-    ONCE = "written by create_account (or set_preferences), never by save_account"
-    ALWAYS = "written by save_account when it changed, present in every account"
-    OPTIONAL = "written by save_account only once it differs from its default; most accounts lack it"
+    ONCE = "set by create_account (or set_preferences), never changed by other calls"
+    ALWAYS = "present in every account (a default: an account written before the field existed)"
+    OPTIONAL = "stored only while it differs from its default; most accounts lack it"
 
 
 class Field(NamedTuple):
@@ -40,9 +44,9 @@ class Field(NamedTuple):
     default: int | str | None = None
 
 
-# In the order save_account's HSET writes them. created_at_ms and initial_balance stay text as read:
-# no call computes with them (the card converts created_at_ms as it prints it), and each tonumber
-# costs some 2 000 instructions.
+# created_at_ms and initial_balance stay text when read from an older hash: no call computes with
+# them (the card converts created_at_ms as it prints it), and each tonumber costs some 2 000
+# instructions.
 ACCOUNT_FIELDS = (
     Field("account_id", False, Saved.ONCE),
     Field("currency", False, Saved.ONCE),
@@ -80,41 +84,44 @@ ACCOUNT_FIELDS = (
     Field("group_refill_minor", True, Saved.OPTIONAL, 0),
     Field("group_refill_tried_ms", True, Saved.OPTIONAL, 0),
 )
-SAVED = tuple(field for field in ACCOUNT_FIELDS if field.saved is not Saved.ONCE)
 
 
 def _finish() -> list[str]:
-    lines = ["ACCOUNT_CODEC.finish = function(a)", "  local absent"]
-    for field in ACCOUNT_FIELDS:
-        if field.default is None:
-            continue
-        default = f"a.{field.name} = {lua_literal(field.default)}"
-        if field.saved is Saved.ALWAYS:  # written at the next save, whatever its value
-            mark = f"absent = absent or {{}}; absent.{field.name} = true"
-            lines.append(f"  if a.{field.name} == nil then {default}; {mark} end")
-        else:  # an optional field is written once it differs from its default, a written-once one never
-            lines.append(f"  if a.{field.name} == nil then {default} end")
+    lines = ["ACCOUNT_CODEC.finish = function(a)"]
+    lines += [
+        f"  if a.{field.name} == nil then a.{field.name} = {lua_literal(field.default)} end"
+        for field in ACCOUNT_FIELDS
+        if field.default is not None
+    ]
+    return [*lines, "end"]
+
+
+def _finish_hash() -> list[str]:
+    lines = ["ACCOUNT_CODEC.finish_hash = function(a)"]
+    lines += [
+        f"  if a.{field.name} == nil then a.{field.name} = {lua_literal(field.default)} end"
+        for field in ACCOUNT_FIELDS
+        if field.default is not None
+    ]
     lines += [f"  a.{field.name} = stored_number(a.{field.name})" for field in ACCOUNT_FIELDS if field.number]
-    lines.append("  a.absent = absent")
-    lines.append("  a.loaded = { " + ", ".join(f"a.{field.name}" for field in SAVED) + " }")
     return [*lines, "end"]
 
 
-def _changed() -> list[str]:
-    lines = ["ACCOUNT_CODEC.changed = function(a, fields)", "  local loaded, absent, value = a.loaded, a.absent, nil"]
-    for position, field in enumerate(SAVED, 1):
-        text = "format_integer(value)" if field.number else "value"
-        if field.saved is Saved.ALWAYS:
-            lines.append(f"  value = a.{field.name}")
-            changed = f"loaded == nil or value ~= loaded[{position}] or (absent ~= nil and absent.{field.name})"
-        else:
-            default = lua_literal(field.default if field.default is not None else "")
-            lines.append(f"  value = a.{field.name} or {default}")
-            changed = f"value ~= (loaded and loaded[{position}] or {default})"
-        lines.append(f"  if {changed} then")
-        lines.append(f"    fields[#fields + 1] = '{field.name}'; fields[#fields + 1] = {text}")
-        lines.append("  end")
-    return [*lines, "end"]
+def _stored_value(field: Field) -> str:
+    if field.saved is not Saved.OPTIONAL:
+        return f"a.{field.name}"
+    return (
+        f"a.{field.name} ~= {lua_literal(field.default if field.default is not None else '')} and a.{field.name} or nil"
+    )
+
+
+def _stored() -> list[str]:
+    values = ",\n    ".join(f"{field.name} = {_stored_value(field)}" for field in ACCOUNT_FIELDS)
+    return [
+        "ACCOUNT_CODEC.stored = function(a, buckets)",
+        f"  return {{\n    {values},\n    buckets = buckets,\n  }}",
+        "end",
+    ]
 
 
 def account_codec() -> str:
@@ -124,6 +131,7 @@ def account_codec() -> str:
             "-- ACCOUNT_CODEC: generated by creditd/store/account_codec.py from its ACCOUNT_FIELDS.",
             f"local ACCOUNT_CODEC = {{ names = {{ {names} }} }}",
             *_finish(),
-            *_changed(),
+            *_finish_hash(),
+            *_stored(),
         ]
     )

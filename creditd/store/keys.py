@@ -224,7 +224,7 @@ class Keys:
         return usage_of_partition(partition_of(account_id, self.partitions))
 
 
-# SCAN MATCH pattern of every account hash.
+# SCAN MATCH pattern of every account key.
 ACCOUNT_KEY_PATTERN = KEY_PATTERNS["account"].format(tag=f"{PREFIX}:{{p:*}}", account_id="*")
 
 

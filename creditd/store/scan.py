@@ -1,4 +1,4 @@
-"""Finding every account: one SCAN over the account hashes (on every primary of a cluster: redis-py's
+"""Finding every account: one SCAN over the account keys (on every primary of a cluster: redis-py's
 scan_iter walks each node). Used by the auditor, the batch jobs and the progress bars. And reading a
 partition's stream back from its newest entry, a page at a time, within a bound (the care console's
 usage and notices of one account)."""
@@ -19,7 +19,8 @@ StreamEntry = tuple[bytes | str | None, dict[bytes | str, bytes | str] | None]
 
 
 def account_keys(client: AnySyncRedis) -> Iterator[str]:
-    for key in client.scan_iter(match=ACCOUNT_KEY_PATTERN, count=SCAN_BATCH, _type="hash"):
+    # no TYPE filter: an account is a string, or a hash until an older one's next save
+    for key in client.scan_iter(match=ACCOUNT_KEY_PATTERN, count=SCAN_BATCH):
         yield key.decode() if isinstance(key, bytes) else key
 
 

@@ -4,7 +4,7 @@ adjust — an operator's correction: credits (amount > 0) or debits (amount < 0)
 exhausts the credit suspends the account (one-way) and a credit that restores it resumes a
 credit-suspension, exactly as charges and top-ups do.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream

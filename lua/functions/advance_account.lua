@@ -7,7 +7,7 @@ lazily. Each change writes its ledger entry, event and gateway notifications. A 
 member short of money (lib/lifecycle.lua group_refill_due_ms) is answered with the refill it wants,
 which the sweeper asks its group for (lib/group.lua), and not again for group_refill_retry_s.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream

@@ -7,7 +7,7 @@ member (direction 2): what is left of group_holding that no session holds comes 
 (ledger 'group_return'); leaving, the account forgets its group (what it could not give back, being
 reserved, stays its own).
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream

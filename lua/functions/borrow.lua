@@ -5,7 +5,7 @@ credit); the amount and the offer's fee are owed (the account's loan_outstanding
 recovers them from the next top-ups. Refused to an account suspended both ways or closed, to a tier
 the offer does not name, and when the account would owe more than the offer's max_outstanding.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream

@@ -1,7 +1,7 @@
 --[=[
 charge — one gateway request (INITIAL, UPDATE, TERMINATE or EVENT), applied at most once.
 
-KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash (lib/account.lua)
+KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
 KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash

@@ -2,7 +2,7 @@
 create_account — opens an account with its opening ledger entry and optional buckets. Idempotent: the
 same arguments again return the existing account (a client retry after a time-out).
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream
@@ -149,10 +149,7 @@ local function create_account(raw_keys, args)
     return reply(CODE.ACCOUNT_EXISTS, 'account_id: an account with this id already exists')
   end
   local account = new_account(request)
-  redis.call('HSET', keys.account, 'account_id', account.account_id, 'currency', account.currency,
-    'created_at_ms', format_integer(account.created_at_ms), 'initial_balance', format_integer(account.initial_balance),
-    'contact_name', account.contact_name, 'contact_email', account.contact_email,
-    'contact_phone', account.contact_phone, 'dealer', account.dealer, 'creation_fingerprint', request.fingerprint)
+  account.creation_fingerprint = request.fingerprint
   save_account(account, keys)
   redis.call('HINCRBY', keys.stats, 'accounts_created', 1)
   return reply(CODE.SUCCESS, '', account_json(account, 0, request.now_ms))

@@ -1,7 +1,7 @@
 --[=[
 get_account — the subscriber card. Read-only.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set
 KEYS[+1] portal_session  cd:{p:<n>}:portal_session:<account_id>/<token hash>, only in a SelfService call:
          absent, the call is refused SESSION_ENDED before anything else (lib/keys.lua)

@@ -5,7 +5,7 @@ limits.sign_in_code_lifetime_s and limits.max_sign_in_tries wrong tries. At most
 limits.max_sign_in_codes codes per account per limits.sign_in_window_s, so that nobody can flood a
 subscriber with texts.
 
-KEYS[1] account   cd:{p:<n>}:acct:<account_id>      hash (read: it exists and is not terminated)
+KEYS[1] account   cd:{p:<n>}:acct:<account_id>      packed account (read: it exists and is not terminated)
 KEYS[2] sign_in   cd:{p:<n>}:sign_in:<account_id>   hash: code_hash, expires_ms, tries_left,
                                                      window_start_ms, issued; expires with the window
 ARGV[1] now_ms      integer, Unix ms
@@ -25,11 +25,7 @@ local function check_issue_sign_in_code(keys, args)
     code_hash = check_hash(args[3], 'code_hash'),
     actor = check_actor(args),
   }
-  local status = redis.call('HGET', keys.account, 'status')
-  if not status then
-    refuse(CODE.USER_UNKNOWN, 'account_id: unknown account')
-  end
-  if tonumber(status) == STATUS.TERMINATED then
+  if load_existing_account(keys.account).status == STATUS.TERMINATED then
     refuse(CODE.ACCOUNT_TERMINATED, 'account_id: the account is terminated')
   end
   local limits = CONFIG.limits

@@ -4,7 +4,7 @@ bucket, at most once per idempotency key; the gateways holding the account's ses
 the new allowance applies at once. Refused when the account is not ACTIVE or when the purchase would
 not leave available money positive (it would exhaust credit and suspend the buyer).
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream

@@ -6,7 +6,7 @@ tariffs.lua: rating group, service_id, destination of the called party, zone of 
 time of day), in whole blocks (lib/rating.lua price_of). The balance, buckets and bonus money are not
 consulted: a price enquiry checks no balance and reserves nothing.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>    hash (lib/account.lua)
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>    packed account (lib/account.lua)
 ARGV[1] now_ms          integer, Unix ms, from the server's clock: the instant whose tariffs apply
 ARGV[2] account_id      [A-Za-z0-9._:-]{1,64}
 ARGV[3] called_party    digits (E.164, a leading '+' ignored), at most 15; '' for data

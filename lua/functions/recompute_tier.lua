@@ -5,7 +5,7 @@ credit_tier_months (a young account averages over the whole window too, so credi
 assumed). The tier's credit limit applies unless an operator set one (credit_limit_override). Run
 in batches by `creditd tiers recompute`; a plan without tiers leaves the account as it is.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list (read: the top-ups)
 KEYS[4] events     cd:{p:<n>}:events                        stream

@@ -6,7 +6,7 @@ close_reason 'orphan', an orphan_released event is written, and a later request 
 gets UNKNOWN_SESSION (a retransmission of its last request still gets its stored answer).
 The deadline is checked here again: the gateway may have reported since the sweeper looked.
 
-KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    hash
+KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set
 KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
 KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash

@@ -4,7 +4,7 @@ recomputes leave alone), or, with credit_limit '', the override cleared and the 
 account's credit tier back. A change writes a ledger entry of amount 0 and an event; a lower limit
 can exhaust credit (one-way suspension), a higher one resume a credit suspension.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream

@@ -5,7 +5,7 @@ session keeps the price it was granted until its next grant); buckets, balance a
 A change writes a ledger entry 'plan' of amount 0 and an event plan_changed; the same plan again
 changes nothing.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream

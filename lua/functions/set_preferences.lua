@@ -4,7 +4,7 @@ marketing opt-in and quiet hours. Replaces all of them; an empty field means the
 (the card shows the values in force). Writes the account's 'preferences' field and a
 preferences_changed event; no ledger entry (no money moves).
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list (not written)
 KEYS[4] events     cd:{p:<n>}:events                        stream
@@ -92,7 +92,6 @@ local function set_preferences(raw_keys, args)
   local account, request = outcome.account, outcome.request
   apply_due_changes(account, request.now_ms)
   account.preferences = encode_preferences(request)
-  redis.call('HSET', keys.account, 'preferences', account.preferences)
   queue_event(account, request.now_ms, 'preferences_changed', account.preferences)
   save_account(account, keys)
   return reply(CODE.SUCCESS, '', account_json(account, redis.call('SCARD', keys.sessions), request.now_ms))

@@ -2,7 +2,7 @@
 set_status — operator suspension, resume or termination. Setting the current status and reason again
 changes nothing. A terminated account never leaves TERMINATED.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>             hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>             packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>        set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>           list
 KEYS[4] events     cd:{p:<n>}:events                        stream

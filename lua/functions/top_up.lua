@@ -4,7 +4,7 @@ adding to the balance, recovers what the account owes for loans (borrow) from th
 loan_recovery ledger entry, up to the amount; the rest stays owed), and resumes a credit-suspended
 account when available becomes positive; grants the plan's top-up bonus (lib/bonus.lua), if any.
 
-KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          hash
+KEYS[1] account    cd:{p:<n>}:acct:<account_id>                          packed account (lib/account.lua)
 KEYS[2] sessions   cd:{p:<n>}:sessions:<account_id>                     set (read: the card, notifications)
 KEYS[3] ledger     cd:{p:<n>}:ledger:<account_id>                        list
 KEYS[4] events     cd:{p:<n>}:events                                     stream

@@ -2,16 +2,20 @@
 Account state: the hash read into a table and changed in memory (lib/save.lua writes it back, lib/ledger.lua
 appends its entries, lib/card.lua shows it as JSON).
 
-Account hash (cd:{p:<n>}:acct:<id>): account_id, plan, currency, status, status_reason,
-status_since_ms, balance, reserved, credit_limit, tier, created_at_ms, contact_name, contact_email,
-contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint, loan_outstanding (loans and
-their fees not yet recovered; absent: 0), bonus_instalments (lib/bonus.lua; absent: none), group_id,
-group_holding, group_refill_minor, group_refill_tried_ms (lib/group.lua; absent: no group): the code
-reads and writes them by creditd/store/account_codec.py's ACCOUNT_FIELDS; and one field per bucket
-(unit MONEY: bonus money, lib/bonus.lua):
-  bucket:<bucket_id> = '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
+Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), a map of account_id, plan, currency,
+status, status_reason, status_since_ms, balance, reserved, credit_limit, tier, created_at_ms,
+contact_name, contact_email, contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint,
+loan_outstanding (loans and their fees not yet recovered; absent: 0), bonus_instalments
+(lib/bonus.lua; absent: none), group_id, group_holding, group_refill_minor, group_refill_tried_ms
+(lib/group.lua; absent: no group): creditd/store/account_codec.py's ACCOUNT_FIELDS list them, with
+their defaults; and buckets, a map of bucket id to its text (absent: none; unit MONEY: bonus money,
+lib/bonus.lua):
+  '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
   bucket written before zones existed)
+Read with one GET, written whole with one SET. An account written by an older version is a hash of
+the same fields as text, each bucket a field 'bucket:<bucket_id>' holding its text: it is read as
+such (GET answers WRONGTYPE) and written packed at its next save.
 Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first:
   '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<actor>|<hash>|<reference>' (reference last: it may
   hold '|'). actor is who caused it; hash = sha1(previous entry's hash .. '\n' .. the entry without its
@@ -39,6 +43,7 @@ local function decode_bucket(bucket_id, text)
     zones = HOME_ONLY
   end
   assert(unit, 'corrupt bucket ' .. bucket_id)
+  -- text: what is stored, written back as it is while the bucket is unchanged
   local rating_groups, zone_set = {}, {}
   for group in string.gmatch(groups, '%d+') do
     rating_groups[stored_number(group)] = true
@@ -52,7 +57,7 @@ local function decode_bucket(bucket_id, text)
     priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount),
     groups_text = groups, rating_groups = rating_groups, has_groups = groups ~= '',
     loaded_remaining = stored_number(remaining),
-    zones_text = zones, zones = zone_set,
+    zones_text = zones, zones = zone_set, text = text,
   }
 end
 
@@ -72,33 +77,53 @@ local function encode_bucket(bucket)
     format_integer(bucket.policy), format_integer(bucket.amount), bucket.groups_text, bucket.zones_text }, '|')
 end
 
--- account.loaded holds the saved fields' values as read, by position, so that saving writes only
--- those that changed, comparing values, not text (turning numbers into text and back is dear:
--- lib/numbers.lua); account.absent names the fields the hash lacked (an account written before they
--- existed), which saving writes whatever their value. ACCOUNT_CODEC (creditd/store/account_codec.py,
--- rendered into the library) holds the field list and does the per-field work, unrolled.
-local function load_account(key)
+-- The fields of an account hash written by an older version, as text (ACCOUNT_CODEC.finish_hash
+-- turns them into what a packed account holds); its buckets decoded into buckets.
+local function read_account_hash(key, buckets)
   local flat = redis.call('HGETALL', key)
-  local count = #flat
-  if count == 0 then
-    return nil
-  end
-  local buckets, names, sub = {}, ACCOUNT_CODEC.names, string.sub
-  local account = { buckets = buckets, dirty_buckets = {}, pending_ledger = {}, pending_events = {},
-    removed_buckets = {}, pending_transitions = {} }
-  for index = 1, count, 2 do
+  local names, sub, account = ACCOUNT_CODEC.names, string.sub, {}
+  for index = 1, #flat, 2 do
     local field = flat[index]
     -- a look-up first: most fields are not buckets, and a substring costs a string
     if names[field] == nil and sub(field, 1, 7) == BUCKET_PREFIX then
       local bucket_id = sub(field, 8)
-      local bucket = decode_bucket(bucket_id, flat[index + 1])
-      buckets[bucket_id] = bucket
-      account.has_money_buckets = account.has_money_buckets or bucket.unit == UNIT.MONEY
+      buckets[bucket_id] = decode_bucket(bucket_id, flat[index + 1])
     else
       account[field] = flat[index + 1]
     end
   end
-  ACCOUNT_CODEC.finish(account)
+  ACCOUNT_CODEC.finish_hash(account)
+  return account
+end
+
+-- The account stored under key, nil when there is none. What the call changes in memory (the
+-- pending_ and dirty_ tables) is written by lib/save.lua in one step after every check.
+local function load_account(key)
+  local packed = redis.pcall('GET', key)
+  if not packed then
+    return nil
+  end
+  local account, buckets = nil, {}
+  if type(packed) == 'table' then
+    assert(string.find(packed.err, 'WRONGTYPE', 1, true), packed.err)
+    account = read_account_hash(key, buckets)
+  else
+    account = cmsgpack.unpack(packed)
+    ACCOUNT_CODEC.finish(account)
+    local texts = account.buckets
+    if texts ~= nil then
+      for bucket_id, text in pairs(texts) do
+        buckets[bucket_id] = decode_bucket(bucket_id, text)
+      end
+    end
+  end
+  local has_money_buckets = false
+  for _, bucket in pairs(buckets) do
+    has_money_buckets = has_money_buckets or bucket.unit == UNIT.MONEY
+  end
+  account.buckets, account.has_money_buckets = buckets, has_money_buckets
+  account.dirty_buckets, account.pending_ledger, account.pending_events = {}, {}, {}
+  account.removed_buckets, account.pending_transitions = {}, {}
   account.loaded_reserved = account.reserved
   account.loaded_reminders_sent = account.reminders_sent
   return account

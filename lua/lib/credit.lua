@@ -4,7 +4,7 @@ Credit: the monthly data overage spend cap (per billing cycle, lib/calendar.lua)
 uses: numbers, calendar, account
 ]=]
 
--- Money spent on data beyond bundles in the billing cycle of now_ms (the account hash keeps the
+-- Money spent on data beyond bundles in the billing cycle of now_ms (the account keeps the
 -- cycle it counted in, overage_cycle, and the sum, overage_spent_minor).
 local function data_overage_spent(account, now_ms)
   if account.overage_cycle == billing_cycle_of(now_ms, account.billing_cycle_day) then

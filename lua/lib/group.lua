@@ -12,7 +12,7 @@ of an account (ledger_seq, ledger_hash, ledger_first_seq, ledger_carried, ledger
 Group ledger (cd:{p:<n>}:group_ledger:<group_id>): entries as an account's (lib/account.lua).
 Pending index (cd:{p:<n>}:group_pending): zset '<group_id> <transfer_id>' by opened ms: what the
 sweeper completes when a caller stopped between the calls of a transfer.
-The member's side is kept in its account hash (lib/account.lua): group_id, group_holding (the part of
+The member's side is kept in its account (lib/account.lua): group_id, group_holding (the part of
 its balance the group handed over and it has not spent: own money is spent first, queue_ledger),
 group_refill_minor and group_refill_tried_ms (lib/lifecycle.lua: when it wants a refill).
 uses: codes, numbers, checks, calendar, ledger

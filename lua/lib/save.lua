@@ -1,5 +1,5 @@
 --[=[
-Saving an account: its ledger appends, the account hash (only what changed), the partition's event
+Saving an account: its ledger appends, the account (packed, whole), the partition's event
 outbox, gateway notifications, statistics and the time-driven index, in one step after every check.
 uses: codes, numbers, account, lifecycle, bundle_usage, ledger
 ]=]
@@ -38,23 +38,15 @@ local function notify_gateways(account, sessions_key, events_key, now_ms)
   end
 end
 
--- Writes the account's saved fields that differ from what was read (ACCOUNT_CODEC.changed: all of them
--- for a new account, and those the hash lacked), its changed buckets, and deletes its removed ones.
--- Most calls move two or three fields of some twenty; writing only those keeps the call's Redis time
--- down (loadtest.redis_time). Numbers are written as integers.
-local function write_account_hash(account, account_key)
-  local fields = {}
-  ACCOUNT_CODEC.changed(account, fields)
-  for bucket_id in pairs(account.dirty_buckets) do
-    fields[#fields + 1] = BUCKET_PREFIX .. bucket_id
-    fields[#fields + 1] = encode_bucket(account.buckets[bucket_id])
+-- Writes the account whole, packed (lib/account.lua): one SET replaces what was stored, an older
+-- version's hash too. An unchanged bucket keeps the text it was read with.
+local function write_account(account, account_key)
+  local buckets = nil
+  for bucket_id, bucket in pairs(account.buckets) do
+    buckets = buckets or {}
+    buckets[bucket_id] = account.dirty_buckets[bucket_id] and encode_bucket(bucket) or bucket.text
   end
-  if #fields > 0 then
-    redis.call('HSET', account_key, unpack(fields))
-  end
-  for _, bucket_id in ipairs(account.removed_buckets) do
-    redis.call('HDEL', account_key, BUCKET_PREFIX .. bucket_id)
-  end
+  redis.call('SET', account_key, cmsgpack.pack(ACCOUNT_CODEC.stored(account, buckets)))
 end
 
 -- The partition's due index (see lib/lifecycle.lua) and blacklist (terminated ids, refused by
@@ -81,7 +73,7 @@ local function account_changed(account)
 end
 
 -- Writes everything the call changed: ledger entries first (they carry the sequence numbers), then
--- the account hash, the events, the gateways' notifications, the statistics and the due index.
+-- the account, the events, the gateways' notifications, the statistics and the due index.
 -- Nothing before this point has written. Buckets that expired by account.now_ms (set by
 -- apply_due_changes) leave here too, after the call released what it held of them.
 -- k names the keys: account, sessions, ledger, events, stats, due, blacklist.
@@ -93,7 +85,7 @@ local function save_account(account, k)
   end
   assert_account_invariants(account)
   append_ledger(account, k.ledger)
-  write_account_hash(account, k.account)
+  write_account(account, k.account)
   -- Each event carries the balance and available money it left, so that a notice tells what was true
   -- at the event, not what is true when it is delivered (a retry, quiet hours).
   local balance, available = format_integer(account.balance), format_integer(available_money(account))
