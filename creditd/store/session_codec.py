@@ -146,7 +146,7 @@ def _lua_rows(field: str, struct: type[msgspec.Struct], variable: str) -> list[s
 
 def _lua_keyed(field: str, struct: type[msgspec.Struct], position: int, check: str | None) -> list[str]:
     length = len(_names(struct))
-    lines = [f"  for _, row in ipairs(t[{position}]) do"]
+    lines = [f"  rows = t[{position}]", "  for index = 1, #rows do", "    local row = rows[index]"]
     if check:
         lines += [f"    if #row ~= {length} then", f"      error('{check}')", "    end"]
     return [*lines, f"    {field}[row[1]] = {_lua_named(struct)}", "  end"]
@@ -178,7 +178,7 @@ def session_codec() -> str:
             f"  if #t ~= {len(names)} then",
             "    error('corrupt session')",
             "  end",
-            "  local reservations, prepaid = {}, {}",
+            "  local reservations, prepaid, rows = {}, {}, nil",
             *_lua_keyed("reservations", StoredReservation, rows, "corrupt reservation"),
             *_lua_keyed("prepaid", StoredPrepaid, prepaid, None),
             f"  return {{ {unpacked}, reservations = reservations, prepaid = prepaid }}",
