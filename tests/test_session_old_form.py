@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from creditd.store.connection import AnySyncRedis
+from creditd.store.keys import Keys
 from creditd.store.session_codec import StoredSession, read_session
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, MB, TERMINATE, UPDATE, VOICE, Harness
@@ -152,3 +154,26 @@ async def test_the_sweeper_releases_an_old_orphan(creditd: Harness) -> None:
     assert replayed == updated
     report = creditd.audit(now_ms=creditd.clock.now_ms(), grace_period_s=GRACE_S)
     assert report.violations == []
+
+
+async def test_the_reader_fills_in_a_reservation_from_before_the_rating_engine(redis_client: AnySyncRedis) -> None:
+    key = Keys(1).session(OLD, "gw-old", "s9")
+    redis_client.hset(
+        key,
+        mapping={
+            "account_id": OLD,
+            "gateway_id": "gw-old",
+            "state": "open",
+            "opened_at_ms": "1000",
+            "last_number": "0",
+            "last_fingerprint": "f",
+            "last_answer": "[2001]",
+            f"reservation:{VOICE}": "300|0||5|60|2|600|601000|0",
+        },
+    )
+    session = read_session(redis_client, key)
+    assert session is not None and len(session.reservations) == 1
+    older = session.reservations[0]
+    assert (older.rating_group, older.money, older.deadline_ms, older.throttled) == (VOICE, 300, 601000, False)
+    assert (older.tariff, older.change_ms, older.block_after, older.zone) == ("", 0, 1, "home")
+    redis_client.delete(key)
