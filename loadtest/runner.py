@@ -136,8 +136,9 @@ async def echo_phase(shape: Shape, seed: int, progress: Progress, name: str) -> 
 
 
 def measure_memory(url: str, partitions: int) -> dict[str, int]:
-    """Redis bytes, by MEMORY USAGE, per idle account (its packed string; its one-entry ledger apart) and per
-    open session (its hash, its entry in the account's sessions set and in the deadline set),
+    """Redis bytes, by MEMORY USAGE, per idle account (its packed string; its one-entry ledger apart)
+    and per open session (its packed string, its entry in the account's sessions set and in the
+    deadline set),
     averaged over MEMORY_SAMPLE of each."""
     client, calls = redis.Redis.from_url(url), Calls(partitions)
     keys = calls.keys

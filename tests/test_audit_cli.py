@@ -10,10 +10,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from creditd.resources import default_config_path
 from creditd.store.account_record import read_account
+from creditd.store.session_codec import read_session
 from tests.harness import INITIAL, VOICE, Harness, tamper_account
 
 pytestmark = pytest.mark.asyncio
@@ -40,9 +42,10 @@ async def test_audit_is_clean_then_reports_a_corrupted_account(creditd: Harness,
     tamper_account(creditd.redis, keys.account("66814140002"), reserved=7)
     tamper_account(creditd.redis, keys.account("66814140003"), balance=-5, initial_balance=1000)
     session_key = keys.session("66814140004", "gw1", "s4")
-    parts = creditd.redis.hget(session_key, f"reservation:{VOICE}").decode().split("|")
-    parts[10] = str(int(parts[7]) + 1)  # a tariff change after the grant's deadline
-    creditd.redis.hset(session_key, f"reservation:{VOICE}", "|".join(parts))
+    session = read_session(creditd.redis, session_key)
+    assert session is not None and [row.rating_group for row in session.reservations] == [VOICE]
+    late = msgspec.structs.replace(session.reservations[0], change_ms=session.reservations[0].deadline_ms + 1)
+    creditd.redis.set(session_key, msgspec.msgpack.encode(msgspec.structs.replace(session, reservations=[late])))
     code, output = await creditd_command("audit", "--redis", redis_server.url)
     assert code == 1
     assert "VIOLATION account 66814140001: balance 999 but the ledger sums to 1000" in output

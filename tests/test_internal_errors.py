@@ -10,21 +10,26 @@ from __future__ import annotations
 import logging
 
 import grpc
+import msgspec
 import pytest
 
+from creditd.store.session_codec import StoredSession
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, UPDATE, VOICE, Harness, charge_request
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66857000001"
 INTERNAL_WORDS = ("user_function", "redis function failed", "script", "corrupt reservation")
+RESERVATIONS = StoredSession.__struct_fields__.index("reservations")  # the packed session's array
 
 
 async def open_corrupt_session(creditd: Harness, session_id: str) -> None:
     opened = await creditd.charge(session_id, INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])
     assert opened.result == pb.SUCCESS
     key = creditd.server_keys().session(ACCOUNT, "gw1", session_id)
-    creditd.redis.hset(key, f"reservation:{VOICE}", "not a reservation")
+    stored = msgspec.msgpack.decode(creditd.redis.get(key))
+    stored[RESERVATIONS] = [[VOICE, "not a reservation"]]
+    creditd.redis.set(key, msgspec.msgpack.encode(stored))
 
 
 @pytest.mark.corrupts_data

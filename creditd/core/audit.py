@@ -20,6 +20,7 @@ from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import Keys, account_id_of, deadlines_of_partition, partition_of, usage_of_partition
 from creditd.store.replies import as_text
 from creditd.store.scan import account_keys
+from creditd.store.session_codec import StoredReservation, read_session
 
 ACTIVE = 1
 
@@ -46,16 +47,11 @@ def _decode(mapping: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) 
     return {as_text(key): as_text(value) for key, value in mapping.items()}
 
 
-# Fields of a reservation (lua/lib/rating.lua): deadline_ms, then after the older nine, change_ms.
-RESERVATION_DEADLINE, RESERVATION_CHANGE, RESERVATION_FIELDS = 7, 10, 16
-
-
-def _reservation_problems(member: str, field: str, parts: list[str]) -> list[str]:
+def _reservation_problems(member: str, reservation: StoredReservation) -> list[str]:
     """A grant's tariff time change lies within its validity (docs/design.md, Rating)."""
-    if len(parts) < RESERVATION_FIELDS:
-        return []  # written before the rating engine: one price
-    change_ms, deadline_ms = int(parts[RESERVATION_CHANGE]), int(parts[RESERVATION_DEADLINE])
+    change_ms, deadline_ms = reservation.change_ms, reservation.deadline_ms
     if change_ms and not change_ms < deadline_ms:
+        field = f"reservation:{reservation.rating_group}"
         return [f"session {member!r} {field}: tariff change at {change_ms} is not before its deadline {deadline_ms}"]
     return []
 
@@ -234,19 +230,16 @@ class Auditor:
         deadlines_key = self.keys.deadlines(account_id)
         for member in self.client.smembers(self.keys.sessions(account_id)):
             gateway_id, session_id = as_text(member).split(" ", 1)
-            session = _decode(self.client.hgetall(self.keys.session(account_id, gateway_id, session_id)))
+            session = read_session(self.client, self.keys.session(account_id, gateway_id, session_id))
             report.open_sessions += 1
-            if session.get("state") != "open" or session.get("account_id") != account_id:
-                problems.append(f"session {member!r} listed as open but is {session.get('state')!r}")
+            if session is None or session.state != "open" or session.account_id != account_id:
+                problems.append(f"session {member!r} listed as open but is {session and session.state!r}")
                 continue
             if self.client.zscore(deadlines_key, f"{account_id} {as_text(member)}") is None:
                 problems.append(f"session {member!r} has no deadline")
-            for field, value in session.items():
-                if field.startswith("reservation:"):
-                    parts = value.split("|")
-                    money, bucket_units, bucket_id = parts[:3]
-                    money_held += int(money)
-                    if bucket_id:
-                        bucket_units_held[bucket_id] += int(bucket_units)
-                    problems += _reservation_problems(as_text(member), field, parts)
+            for reservation in session.reservations:
+                money_held += reservation.money
+                if reservation.bucket_id:
+                    bucket_units_held[reservation.bucket_id] += reservation.bucket_units
+                problems += _reservation_problems(as_text(member), reservation)
         return money_held, bucket_units_held

@@ -4,7 +4,8 @@ charge — one gateway request (INITIAL, UPDATE, TERMINATE or EVENT), applied at
 KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
 KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
-KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
+KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
+                                                                    an older version's hash is read too)
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
@@ -400,7 +401,7 @@ local function rate_request(keys, request, session)
   return {
     account = account, reservations = reservations, prepaid = prepaid, closes = closes, discard = discard,
     answer = answer_json(result, account.status, '', plan, grants),
-    opened_at_ms = session and session.opened_at_ms or format_integer(request.now_ms),
+    opened_at_ms = session and session.opened_at_ms or request.now_ms,
   }
 end
 
@@ -414,53 +415,19 @@ local function session_deadline_ms(request, reservations)
   return deadline_ms
 end
 
--- Writes what the request changed of the session: its answer and sequence always, its identity when
--- new, its state when it closes, the reservations made and the fields of those that ended (no DEL
--- and rewrite of the whole hash, which Redis would pay for in every call). Only open sessions get
--- here (check_sequence).
+-- Writes the session whole, packed (lib/session.lua): its answer and sequence, its identity, its
+-- reservations and prepaid units; a closing one without them. Only open sessions get here
+-- (check_sequence).
 local function write_session(keys, request, outcome, session)
-  local fields = { 'last_number', request.request_number, 'last_fingerprint', request.fingerprint,
-    'last_answer', outcome.answer }
-  local stored = session and session.stored_reservations or {}
-  if session == nil then
-    table.insert(fields, 'account_id')
-    table.insert(fields, request.account_id)
-    table.insert(fields, 'gateway_id')
-    table.insert(fields, request.gateway_id)
-    table.insert(fields, 'opened_at_ms')
-    table.insert(fields, outcome.opened_at_ms)
-  end
-  if session == nil or outcome.closes then
-    table.insert(fields, 'state')
-    table.insert(fields, outcome.closes and 'closed' or 'open')
-  end
-  local ended = {}
-  for rating_group in pairs(stored) do
-    if outcome.closes or outcome.reservations[rating_group] == nil then
-      ended[#ended + 1] = RESERVATION_PREFIX .. format_integer(rating_group)
-    end
-  end
-  if #ended > 0 then
-    redis.call('HDEL', keys.session, unpack(ended))
-  end
+  local stored = { account_id = request.account_id, gateway_id = request.gateway_id,
+    state = 'open', opened_at_ms = outcome.opened_at_ms, last_number = request.request_number,
+    last_fingerprint = request.fingerprint, last_answer = outcome.answer,
+    reservations = outcome.reservations, prepaid = outcome.prepaid }
   if outcome.closes then
-    close_session(keys.session, keys.sessions, keys.deadlines, request, fields)
+    close_session(keys.session, keys.sessions, keys.deadlines, request, stored, session ~= nil)
     return
   end
-  for rating_group, reservation in pairs(outcome.reservations) do
-    if stored[rating_group] ~= reservation then
-      fields[#fields + 1] = RESERVATION_PREFIX .. format_integer(rating_group)
-      fields[#fields + 1] = encode_reservation(reservation)
-    end
-  end
-  for _, unit in ipairs(request.units) do -- only the groups this request reported can have changed
-    local paid = outcome.prepaid[unit.rating_group]
-    if paid ~= nil then
-      fields[#fields + 1] = PREPAID_PREFIX .. format_integer(unit.rating_group)
-      fields[#fields + 1] = format_integer(paid.units) .. '|' .. paid.tariff
-    end
-  end
-  redis.call('HSET', keys.session, unpack(fields))
+  save_open_session(keys.session, stored)
   if session == nil then
     redis.call('SADD', keys.sessions, request.member)
   end

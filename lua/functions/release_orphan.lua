@@ -9,7 +9,8 @@ The deadline is checked here again: the gateway may have reported since the swee
 KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
 KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set
 KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
-KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    hash
+KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
+                                                                    an older version's hash is read too)
 KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
 KEYS[6] events      cd:{p:<n>}:events                               stream
 KEYS[7] stats       cd:{p:<n>}:stats                                hash
@@ -108,11 +109,8 @@ local function release_orphan(raw_keys, args)
   queue_event(account, request.now_ms, 'orphan_released', request.member .. ' ' .. policy .. ' ' .. format_integer(charged))
   save_account(account, keys)
   append_usage(keys.usage, account, request)
-  redis.call('DEL', keys.session)
-  close_session(keys.session, keys.sessions, keys.deadlines, request, { 'account_id', request.account_id,
-    'gateway_id', request.gateway_id, 'state', 'closed', 'close_reason', 'orphan',
-    'opened_at_ms', session.opened_at_ms, 'last_number', session.last_number,
-    'last_fingerprint', session.last_fingerprint, 'last_answer', session.last_answer })
+  session.close_reason = 'orphan'
+  close_session(keys.session, keys.sessions, keys.deadlines, request, session, true)
   return reply(CODE.SUCCESS, '', '{"released":1,"charged":' .. format_integer(charged) .. '}')
 end
 

@@ -4,10 +4,12 @@ Rating: which source pays for a rating group's units, what a grant may be, what 
 Consumption order (docs/design.md): serving buckets by priority, then earliest expiry; then main money at
 the tariff price, unless a CAP or THROTTLE data bucket for the group forbids overage.
 
-A reservation is what one session holds for one rating group, stored in the session hash as
-  reservation:<rating_group> = '<money>|<bucket_units>|<bucket_id>|<price_minor>|<block_size>|<unit>|
-    <validity_time_s>|<deadline_ms>|<throttled>|<tariff>|<change_ms>|<price_after>|<block_after>|
-    <tariff_after>|<zone>|<destination>' (one line)
+A reservation is what one session holds for one rating group: a table of money, bucket_units, bucket_id,
+price_minor, block_size, unit, validity_time_s, deadline_ms, throttled, tariff, change_ms, price_after,
+block_after, tariff_after, zone, destination, stored in the session as one row of these in this order
+after its rating group (creditd/store/session_codec.py StoredReservation, lib/session.lua). A session
+hash written by an older version holds each as the text of these joined by '|' in a field
+reservation:<rating_group> (decode_reservation).
 It keeps the prices it was granted at (before and after a tariff time change), so usage is rated at
 them even after a price change or a move to another zone; zone and destination are the grant's.
 A money reservation may hold part of its money in a bonus bucket (lib/bonus.lua): bucket_id names it,
@@ -36,15 +38,6 @@ local function decode_reservation(text)
     tariff = tariff, change_ms = stored_number(change_ms), price_after = stored_number(price_after),
     block_after = stored_number(block_after), tariff_after = tariff_after, zone = zone, destination = destination,
   }
-end
-
-local function encode_reservation(reservation)
-  return table.concat({ format_integer(reservation.money), format_integer(reservation.bucket_units),
-    reservation.bucket_id, format_integer(reservation.price_minor), format_integer(reservation.block_size),
-    format_integer(reservation.unit), format_integer(reservation.validity_time_s), format_integer(reservation.deadline_ms),
-    reservation.throttled and '1' or '0', reservation.tariff, format_integer(reservation.change_ms),
-    format_integer(reservation.price_after), format_integer(reservation.block_after), reservation.tariff_after,
-    reservation.zone, reservation.destination }, '|')
 end
 
 -- The first serving bucket with free units, and the CAP/THROTTLE policy of serving data buckets that
