@@ -62,17 +62,22 @@ def test_serve_with_chf_listen(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_workers_with_chf_and_diameter_companions(tmp_path: Path) -> None:
     """`serve --workers 2 --chf-listen --diameter-listen`: two gRPC workers and one chf and one diameter
-    process, all on the embedded Redis; SIGTERM reaches each (the Diameter peer gets a DPR), exit 0
-    and no child (nor the Redis) left."""
-    data_dir = tmp_path / "data"
+    process, all on the embedded Redis; SIGHUP reloads the workers and leaves the companions be (it
+    would end them); SIGTERM reaches each (the Diameter peer gets a DPR), exit 0 and no child (nor the
+    Redis) left."""
+    data_dir, log_path = tmp_path / "data", tmp_path / "serve.log"
     grpc_port, chf_port, diameter_port = free_port(), free_port(), free_port()
     config = config_with_peer(tmp_path, free_port(), free_port())
     companions = ("--chf-listen", f"127.0.0.1:{chf_port}", "--diameter-listen", f"127.0.0.1:{diameter_port}")
-    process = start_server(data_dir, grpc_port, "--workers", "2", "--config", str(config), *companions)
+    command = ("--workers", "2", "--config", str(config), *companions)
+    process = start_server(data_dir, grpc_port, *command, log_path=log_path)
     try:
         await asyncio.to_thread(wait_serving, grpc_port, process)
         await asyncio.to_thread(wait_listening, chf_port, process)
         await asyncio.to_thread(wait_listening, diameter_port, process)
+        await logged(log_path, "creditd listening on", 2)  # both workers, so that each takes SIGHUP
+        process.send_signal(signal.SIGHUP)
+        await logged(log_path, "config reloaded", 2)
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(children) == 5, children  # the embedded Redis, two workers, chf, diameter
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
@@ -99,10 +104,18 @@ async def test_workers_with_chf_and_diameter_companions(tmp_path: Path) -> None:
             disconnect = await peer.read(15)
             assert disconnect.command == Command.DISCONNECT_PEER
             await peer.send(disconnect.answer([]))
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        assert await asyncio.to_thread(process.wait, 30) == 0  # 129 had SIGHUP ended a companion
         assert [pid for pid in children if alive(int(pid))] == []
     finally:
         stop(process, data_dir)
+
+
+async def logged(log_path: Path, text: str, times: int) -> None:
+    for _ in range(300):
+        if log_path.read_text().count(text) >= times:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} not logged {times} times within 15 s:\n{log_path.read_text()}")
 
 
 def test_a_companion_that_cannot_start_stops_the_serve(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """`creditd serve --workers N`: N server processes on one port (SO_REUSEPORT, which grpc sets on
 Linux), sharing one Redis, and beside them one `creditd chf` for --chf-listen and one `creditd
 diameter` for --diameter-listen (one process owns each of those ports). The parent starts the embedded
-Redis if there is one, runs the children, forwards SIGTERM/SIGINT/SIGHUP to them and stops Redis after
-they have drained. A child that ends before any stop signal (its port taken, a crash) stops the
-others: the parent exits non-zero rather than serve half of what it was asked to."""
+Redis if there is one, runs the children, forwards SIGTERM and SIGINT to them (SIGHUP, the plan
+reload, to the workers) and stops Redis after they have drained. A child that ends before any stop
+signal (its port taken, a crash) stops the others: the parent exits non-zero rather than serve half of
+what it was asked to."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ ALL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # chf and diameter reload nothing on SIGHUP, whose default action would end them; the plans they rate
 # with are the Redis library the workers' reload replaces.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CREDITD = [sys.executable, "-m", "creditd"]
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,11 @@ def children_of(options: ServeOptions) -> list[Child]:
     return children
 
 
-CREDITD = [sys.executable, "-m", "creditd"]
-
-
-def exit_status(return_code: int) -> int:
-    """As a shell shows it: a child ended by a signal is 128 + the signal, except the stop signals it
-    was sent (one still starting has no handler for them yet): that is the stop asked for."""
+def exit_status(return_code: int, stopping: bool) -> int:
+    """As a shell shows it (a child ended by a signal: 128 + the signal), but one ended by the stop signal
+    it was sent (a child still starting has no handler for it yet) stopped as asked: 0."""
     if return_code < 0:
-        return 0 if -return_code in STOP_SIGNALS else 128 - return_code
+        return 0 if stopping and -return_code in STOP_SIGNALS else 128 - return_code
     return return_code
 
 
@@ -111,11 +110,14 @@ def run_workers(children: list[Child]) -> int:
     log.info("started %s", ", ".join(child.name for child, _ in started))
     failed_status: int | None = None
     while True:
-        ended = [(child.name, exit_status(code)) for child, process in started if (code := process.poll()) is not None]
+        ended = [
+            (child.name, exit_status(code, stopping))
+            for child, process in started
+            if (code := process.poll()) is not None
+        ]
         if len(ended) == len(started):
-            return (
-                max(failed_status, 1) if failed_status is not None else max((status for _, status in ended), default=0)
-            )
+            worst = max((status for _, status in ended), default=0)
+            return worst if failed_status is None else max(failed_status, 1)
         if ended and not stopping:
             log.error("%s exited with status %d before any stop signal: stopping the others", *ended[0])
             failed_status = ended[0][1]
