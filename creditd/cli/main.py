@@ -95,6 +95,8 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
         loop.add_signal_handler(signal_number, stopping.set)
+    hung_up = asyncio.Event()  # a SIGHUP while starting (its default would end the process): reloaded once up
+    loop.add_signal_handler(signal.SIGHUP, hung_up.set)
     if _signalled_early.is_set():
         stopping.set()
     server = CreditdServer(settings, redis_url, settings.server.listen)
@@ -139,6 +141,8 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
+    if hung_up.is_set():
+        reload_on_hangup()
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
     await stop()
