@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 
 from creditd import collector, logs, metrics
 from creditd.chf.server import ChfServer
-from creditd.cli.common import redis_options, settings_from_options
+from creditd.cli.common import log_format_option, log_level_option, redis_options, settings_from_options, tls_options
 from creditd.errors import CreditdError, StartupError
 from creditd.store.embedded import embedded_url
 
@@ -47,13 +47,25 @@ def _start_metrics(metrics_listen: str) -> None:
 @redis_options
 @click.option("--listen", default=None, help="HOST:PORT for Nchf (default: [chf] listen, 127.0.0.1:8090)")
 @click.option("--metrics-listen", default="", help="HOST:PORT for Prometheus /metrics; empty: none")
+@log_level_option
+@log_format_option
+@tls_options
 def chf(
-    redis_url: str | None, data_dir: Path | None, config: Path | None, listen: str | None, metrics_listen: str
+    redis_url: str | None,
+    data_dir: Path | None,
+    config: Path | None,
+    listen: str | None,
+    metrics_listen: str,
+    log_level: str,
+    log_format: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
 ) -> None:
     """Serve 5G converged charging (Nchf_ConvergedCharging v3) for SMF, SMSF and IMS nodes."""
-    logs.configure("INFO", "text")
+    logs.configure(log_level, log_format)
     try:
-        settings = settings_from_options(config, None, redis_url, data_dir, None)
+        settings = settings_from_options(config, None, redis_url, data_dir, None, (tls_cert, tls_key, tls_client_ca))
         if listen:
             settings = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen=listen))
         url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))

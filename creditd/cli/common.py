@@ -55,7 +55,7 @@ def settings_from_options(
     )
 
 
-# --log-level of the commands that run a server (serve, diameter).
+# --log-level of the commands that run a server (serve, chf, diameter).
 log_level_option = click.option(
     "--log-level",
     default="INFO",
@@ -63,6 +63,25 @@ log_level_option = click.option(
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
     help="the least severe log lines written",
 )
+# --log-format of the commands that run a server (serve, chf, diameter).
+log_format_option = click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="text, or one JSON object a line",
+)
+
+
+def tls_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--tls-cert, --tls-key and --tls-client-ca: the [security] table's files, from the command line."""
+    for flag, meaning in (
+        ("--tls-client-ca", "CA of client certificates"),
+        ("--tls-key", "server private key (PEM)"),
+        ("--tls-cert", "server certificate (PEM)"),
+    ):
+        command = click.option(flag, type=click.Path(path_type=Path, exists=True), help=meaning)(command)
+    return command
 
 
 def redis_options(command: Callable[..., Any]) -> Callable[..., Any]:

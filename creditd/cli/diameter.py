@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import logs
 from creditd.cli import edge
-from creditd.cli.common import log_level_option, redis_options, settings_from_options
+from creditd.cli.common import log_format_option, log_level_option, redis_options, settings_from_options, tls_options
 from creditd.config.settings import Settings
 from creditd.diameter.http import HttpEndpoint
 from creditd.diameter.server import DiameterServer
@@ -52,23 +52,29 @@ async def _run(settings: Settings, redis_url: str) -> None:
 @click.option("--listen", help="HOST:PORT for Diameter over TCP [default: [diameter] listen, 127.0.0.1:3868]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics and /health [default: [diameter] metrics_listen, none]")
 @log_level_option
+@log_format_option
 @redis_options
+@tls_options
 @click.pass_context
 def diameter(
     context: click.Context,
     listen: str | None,
     metrics_listen: str | None,
     log_level: str,
+    log_format: str,
     redis_url: str | None,
     data_dir: Path | None,
     config: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
 ) -> None:
     """Serve Diameter credit control (Gy for data, Ro for IMS voice) onto creditd's Redis."""
     if context.invoked_subcommand is not None:
         return
-    logs.configure(log_level, "text")
+    logs.configure(log_level, log_format)
     try:
-        settings = settings_from_options(config, None, redis_url, data_dir, None)
+        settings = settings_from_options(config, None, redis_url, data_dir, None, (tls_cert, tls_key, tls_client_ca))
         overrides = {key: value for key, value in (("listen", listen), ("metrics_listen", metrics_listen)) if value}
         settings = msgspec.structs.replace(settings, diameter=msgspec.structs.replace(settings.diameter, **overrides))
         url = settings.redis.url or embedded_url(Path(settings.redis.data_dir))

@@ -27,12 +27,14 @@ from creditd.cli.chf import chf
 from creditd.cli.common import (
     DEFAULT_SERVER,
     call,
+    log_format_option,
     log_level_option,
     open_redis,
     redis_options,
     server_option,
     settings_from_options,
     stubs,
+    tls_options,
 )
 from creditd.cli.console import console
 from creditd.cli.diameter import diameter
@@ -43,7 +45,7 @@ from creditd.cli.portal import portal
 from creditd.cli.usage import rerate, usage
 from creditd.cli.voucher_reconcile import reconcile as voucher_reconcile
 from creditd.cli.vouchers import voucher
-from creditd.cli.workers import run_workers
+from creditd.cli.workers import ServeOptions, children_of, run_workers
 from creditd.clock import Clock
 from creditd.config.settings import Settings, load_settings
 from creditd.core.audit import Auditor
@@ -93,6 +95,8 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal then stops the start
         loop.add_signal_handler(signal_number, stopping.set)
+    hung_up = asyncio.Event()  # a SIGHUP while starting (its default would end the process): reloaded once up
+    loop.add_signal_handler(signal.SIGHUP, hung_up.set)
     if _signalled_early.is_set():
         stopping.set()
     server = CreditdServer(settings, redis_url, settings.server.listen)
@@ -137,6 +141,8 @@ async def _run(settings: Settings, redis_url: str, config: Path, diameter_listen
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
+    if hung_up.is_set():
+        reload_on_hangup()
     await stopping.wait()
     log.info("signal received: draining in-flight requests (up to %s s)", settings.server.drain_timeout_s)
     await stop()
@@ -161,17 +167,13 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="embedded Redis data directory [default: ./data]")
 @click.option("--metrics-listen", help="HOST:PORT for /metrics; '' for none [default: 127.0.0.1:9464]")
 @log_level_option
+@log_format_option
+@tls_options
 @click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="text, or one JSON object a line",
+    "--chf-listen",
+    help="HOST:PORT to serve Nchf (5G converged charging) on too, as `creditd chf` does (with --workers > 1: "
+    "one `creditd chf` process beside the workers)",
 )
-@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), help="server certificate (PEM)")
-@click.option("--tls-key", type=click.Path(path_type=Path, exists=True), help="server private key (PEM)")
-@click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True), help="CA of client certificates")
-@click.option("--chf-listen", help="HOST:PORT to serve Nchf (5G converged charging) on too, as `creditd chf` does")
 @click.option(
     "--workers",
     default=1,
@@ -179,7 +181,12 @@ def _note_signal(_signal_number: int, _frame: object) -> None:
     type=click.IntRange(1, 64),
     help="server processes on the same port, sharing one Redis",
 )
-@click.option("--diameter-listen", default="", help="HOST:PORT: also serve Diameter Gy/Ro here ([diameter] table)")
+@click.option(
+    "--diameter-listen",
+    default="",
+    help="HOST:PORT: also serve Diameter Gy/Ro here ([diameter] table; with --workers > 1: one `creditd diameter` "
+    "process beside the workers)",
+)
 def serve(
     listen: str | None,
     redis_url: str | None,
@@ -208,8 +215,6 @@ def serve(
             config, listen, redis_url, data_dir, metrics_listen, (tls_cert, tls_key, tls_client_ca)
         )
         if chf_listen:
-            if workers > 1:
-                raise ConfigError("--chf-listen: one process serves Nchf; run `creditd chf` beside the workers")
             settings = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen=chf_listen))
         url = settings.redis.url
         if not url:
@@ -219,17 +224,21 @@ def serve(
         if _signalled_early.is_set():
             log.info("signal received during start-up: stopped")
             return
-        if workers > 1 and diameter_listen:
-            raise click.UsageError("--diameter-listen: one process only; run `creditd diameter` beside the workers")
         if workers > 1:
-            # --data-dir too: the workers' default sign-in key is <data dir>/sign_in.key, as notify's
-            passthrough = ["--log-level", log_level, "--log-format", log_format, "--data-dir", settings.redis.data_dir]
-            for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-client-ca", tls_client_ca)):
-                passthrough += [flag, str(path)] if path else []
-            config_path = config or default_config_path()
-            sys.exit(
-                run_workers(workers, url, settings.server.listen, settings.metrics.listen, config_path, passthrough)
+            options = ServeOptions(
+                workers,
+                url,
+                settings.server.listen,
+                settings.metrics.listen,
+                config or default_config_path(),
+                settings.redis.data_dir,
+                log_level,
+                log_format,
+                (tls_cert, tls_key, tls_client_ca),
+                chf_listen or "",
+                diameter_listen,
             )
+            sys.exit(run_workers(children_of(options)))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run(settings, url, config or default_config_path(), diameter_listen, bool(chf_listen)))
     except ConfigError as error:

@@ -19,7 +19,6 @@ import pytest
 
 from creditd.devtools.ports import free_port
 from creditd.diameter.dictionary import Code, Command
-from creditd.resources import default_config_path
 from creditd.store.embedded import EmbeddedRedis
 from tests.diameter.client import (
     GY,
@@ -30,6 +29,7 @@ from tests.diameter.client import (
     Service,
     ccr,
     cer,
+    config_with_peer,
     connected,
     request,
     result_of,
@@ -42,27 +42,9 @@ SUBSCRIBER = "66822220000"
 OCTETS = Code.CC_TOTAL_OCTETS
 
 
-def _config(directory: Path, port: int, metrics_port: int) -> Path:
-    shipped = default_config_path()
-    text = shipped.read_text().replace(
-        'templates_dir = "templates"', f'templates_dir = "{shipped.parent / "templates"}"'
-    )
-    text += f"""
-[diameter]
-listen = "127.0.0.1:{port}"
-origin_host = "creditd.test"
-origin_realm = "test"
-metrics_listen = "127.0.0.1:{metrics_port}"
-peers = [{{ origin_host = "pgw.test.local", origin_realm = "test.local" }}]
-"""
-    path = directory / f"creditd-{port}.toml"
-    path.write_text(text)
-    return path
-
-
 def _start(directory: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int, int]:
     port, metrics_port = free_port(), free_port()
-    config = _config(directory, port, metrics_port)
+    config = config_with_peer(directory, port, metrics_port)
     log = open(directory / f"diameter-{port}.log", "ab")  # noqa: SIM115 - the child owns it
     command = [sys.executable, "-m", "creditd", "diameter", "--config", str(config), "--redis", redis_url]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -171,7 +153,7 @@ async def test_serve_with_diameter_listen_serves_both_edges(
     sends DPR to the Diameter peer and the process exits 0."""
     await creditd.create_account(SUBSCRIBER, balance=1_000)
     grpc_port, diameter_port = free_port(), free_port()
-    config = _config(tmp_path, free_port(), free_port())
+    config = config_with_peer(tmp_path, free_port(), free_port())
     log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - the child owns it
     command = [sys.executable, "-m", "creditd", "serve", "--listen", f"127.0.0.1:{grpc_port}", "--metrics-listen", ""]
     command += ["--config", str(config), "--redis", redis_server.url, "--diameter-listen", f"127.0.0.1:{diameter_port}"]
