@@ -10,25 +10,21 @@ text, so that a reader need not know which form it met: `fields_of` for one stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import msgspec
-from redis.exceptions import ResponseError
 
 from creditd.store.connection import AnyRedis, AnySyncRedis
+from creditd.store.packed import Stored, hash_fields, is_wrong_type, read_stored, read_stored_async
 from creditd.store.replies import as_text
 
 BUCKET_PREFIX = "bucket:"
 BUCKETS = "buckets"
-# What GET answers for a key of another type: an account still a hash.
-WRONG_TYPE = "WRONGTYPE"
 
 
-def fields_of(packed: bytes | str) -> dict[str, str]:
+def fields_of(packed: bytes) -> dict[str, str]:
     """A packed account's fields as the hash form holds them (cmsgpack wrote Lua's whole numbers as
     integers: their text is the same)."""
-    if not isinstance(packed, bytes):  # our clients never decode replies: a packed value is bytes
-        raise TypeError("a packed account is read as bytes")
     stored = msgspec.msgpack.decode(packed)
     if not isinstance(stored, dict):
         raise ValueError(f"an account is a MessagePack map, not {type(stored).__name__}")
@@ -39,48 +35,34 @@ def fields_of(packed: bytes | str) -> dict[str, str]:
     return fields
 
 
-def _hash_fields(mapping: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    return {as_text(name): as_text(value) for name, value in mapping.items()}
-
-
-def _is_wrong_type(error: BaseException) -> bool:
-    return isinstance(error, ResponseError) and str(error).startswith(WRONG_TYPE)
+def _fields(stored: Stored) -> dict[str, str]:
+    packed, older = stored
+    if older is not None:
+        return older
+    return fields_of(packed) if packed is not None else {}
 
 
 def read_account(client: AnySyncRedis, key: str) -> dict[str, str]:
     """The account at key ({} when there is none)."""
-    try:
-        packed = client.get(key)
-    except ResponseError as error:
-        if not _is_wrong_type(error):
-            raise
-        return _hash_fields(client.hgetall(key))
-    return fields_of(packed) if packed is not None else {}
+    return _fields(read_stored(client, key))
 
 
 async def read_account_async(client: AnyRedis, key: str) -> dict[str, str]:
     """read_account on an asyncio client."""
-    try:
-        packed = await client.get(key)
-    except ResponseError as error:
-        if not _is_wrong_type(error):
-            raise
-        return _hash_fields(await client.hgetall(key))
-    return fields_of(packed) if packed is not None else {}
+    return _fields(await read_stored_async(client, key))
 
 
 def read_accounts(client: AnySyncRedis, keys: Sequence[str]) -> list[dict[str, str]]:
-    """The accounts at keys, in order, in one round trip (plus one for those still hashes)."""
+    """The accounts at keys, in order, in one round trip (plus one for each still a hash)."""
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.get(key)
-    replies = pipe.execute(raise_on_error=False)
     found: list[dict[str, str]] = []
-    for key, reply in zip(keys, replies, strict=True):
+    for key, reply in zip(keys, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(reply, BaseException):
-            if not _is_wrong_type(reply):
+            if not is_wrong_type(reply):
                 raise reply
-            found.append(_hash_fields(client.hgetall(key)))
+            found.append(hash_fields(client.hgetall(key)))
         else:
             found.append(fields_of(reply) if reply is not None else {})
     return found

@@ -21,11 +21,10 @@ The generated functions:
 from __future__ import annotations
 
 import msgspec
-from redis.exceptions import ResponseError
 
 from creditd.store.connection import AnySyncRedis
 from creditd.store.lua_values import lua_literal
-from creditd.store.replies import as_text
+from creditd.store.packed import read_stored
 
 
 class StoredReservation(msgspec.Struct, array_like=True):
@@ -117,13 +116,10 @@ def _session_of_hash(stored: dict[str, str]) -> StoredSession:
 
 def read_session(client: AnySyncRedis, key: str) -> StoredSession | None:
     """The session at key, packed or in the older hash; None when there is none."""
-    try:
-        packed = client.get(key)
-    except ResponseError as error:
-        if not str(error).startswith("WRONGTYPE"):
-            raise
-        return _session_of_hash({as_text(name): as_text(value) for name, value in client.hgetall(key).items()})
-    return None if packed is None else SESSION_DECODER.decode(packed)  # type: ignore[arg-type]
+    packed, older = read_stored(client, key)
+    if older is not None:
+        return _session_of_hash(older)
+    return None if packed is None else SESSION_DECODER.decode(packed)
 
 
 def _lua_row(variable: str, struct: type[msgspec.Struct]) -> str:

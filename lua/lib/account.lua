@@ -27,7 +27,7 @@ appends, their sum carried in the hash field ledger_carried, the first kept seq 
 (entry seq then sits at index seq - ledger_first_seq) and the last trimmed entry's hash in
 ledger_trimmed_hash (where the kept chain starts). balance always equals
 ledger_carried plus the sum of the kept entries' amounts.
-uses: codes, numbers, checks
+uses: codes, numbers, checks, keys
 ]=]
 local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|([%w%._:%-,]+)$'
@@ -99,13 +99,12 @@ end
 -- The account stored under key, nil when there is none. What the call changes in memory (the
 -- pending_ and dirty_ tables) is written by lib/save.lua in one step after every check.
 local function load_account(key)
-  local packed = redis.pcall('GET', key)
-  if not packed then
+  local packed, older = packed_at(key)
+  if not packed and not older then
     return nil
   end
   local account, buckets = nil, {}
-  if type(packed) == 'table' then
-    assert(string.find(packed.err, 'WRONGTYPE', 1, true), packed.err)
+  if older then
     account = read_account_hash(key, buckets)
   else
     account = cmsgpack.unpack(packed)

@@ -24,3 +24,15 @@ local function named_keys(function_name, keys)
   end
   return KEY_NAMES.bind[function_name](keys)
 end
+
+-- The packed value at key (an account, a session): its string, false when there is none; and true
+-- as the second value when the key holds a hash instead, as versions before packing wrote them (GET
+-- answers WRONGTYPE), which the caller reads the older way.
+local function packed_at(key)
+  local packed = redis.pcall('GET', key)
+  if type(packed) == 'table' then
+    assert(string.find(packed.err, 'WRONGTYPE', 1, true), packed.err)
+    return false, true
+  end
+  return packed, false
+end

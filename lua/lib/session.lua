@@ -15,7 +15,7 @@ read with HGETALL, and the session's next write replaces it by the packed string
 An open session is a member '<gateway_id> <session_id>' of its account's sessions set and
 '<account_id> <gateway_id> <session_id>' of its partition's deadline set. A closed session keeps its
 identity and last answer (no reservations) for answer_retention_s, so a retransmission still gets it.
-uses: numbers, rating
+uses: numbers, keys, rating
 ]=]
 
 local PREPAID_PREFIX = 'prepaid:'
@@ -48,15 +48,11 @@ end
 
 -- The session at key, nil when there is none.
 local function load_session(key)
-  local packed = redis.pcall('GET', key)
-  if not packed then
-    return nil
-  end
-  if type(packed) == 'table' then -- an error reply: the key holds the hash of an older version
-    assert(string.find(packed.err, 'WRONGTYPE', 1, true), packed.err)
+  local packed, older = packed_at(key)
+  if older then
     return load_session_hash(key)
   end
-  return SESSION_CODEC.unpack(packed)
+  return packed and SESSION_CODEC.unpack(packed) or nil
 end
 
 -- Writes an open session whole (it replaces an older version's hash too).
