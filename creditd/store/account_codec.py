@@ -13,8 +13,8 @@ functions:
 - ACCOUNT_CODEC.names: every scalar field name (in a hash, what is not one is a bucket, `bucket:<id>`).
 - ACCOUNT_CODEC.finish(account): after a packed account's unpacking: the fields it lacks (optional
   ones at their default, or fields added after it was written) take their default.
-- ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: the
-  defaults, and numbers become numbers.
+- ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: finish's
+  defaults, then numbers become numbers.
 - ACCOUNT_CODEC.stored(account, buckets): the table saving packs: every field, optional ones left out
   while at their default, and `buckets` (nil when the account has none).
 
@@ -97,12 +97,7 @@ def _finish() -> list[str]:
 
 
 def _finish_hash() -> list[str]:
-    lines = ["ACCOUNT_CODEC.finish_hash = function(a)"]
-    lines += [
-        f"  if a.{field.name} == nil then a.{field.name} = {lua_literal(field.default)} end"
-        for field in ACCOUNT_FIELDS
-        if field.default is not None
-    ]
+    lines = ["ACCOUNT_CODEC.finish_hash = function(a)", "  ACCOUNT_CODEC.finish(a)"]
     lines += [f"  a.{field.name} = stored_number(a.{field.name})" for field in ACCOUNT_FIELDS if field.number]
     return [*lines, "end"]
 

@@ -43,7 +43,6 @@ local function decode_bucket(bucket_id, text)
     zones = HOME_ONLY
   end
   assert(unit, 'corrupt bucket ' .. bucket_id)
-  -- text: what is stored, written back as it is while the bucket is unchanged
   local rating_groups, zone_set = {}, {}
   for group in string.gmatch(groups, '%d+') do
     rating_groups[stored_number(group)] = true
@@ -57,7 +56,8 @@ local function decode_bucket(bucket_id, text)
     priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount),
     groups_text = groups, rating_groups = rating_groups, has_groups = groups ~= '',
     loaded_remaining = stored_number(remaining),
-    zones_text = zones, zones = zone_set, text = text,
+    zones_text = zones, zones = zone_set,
+    text = text, -- what is stored, written back as it is while the bucket is unchanged
   }
 end
 

@@ -1,6 +1,6 @@
 --[=[
 Sessions: one string per gateway session (cd:{p:<n>}:session:<gateway_id>/<session_id>), a MessagePack
-map packed and unpacked by SESSION_CODEC (creditd/store/session_codec.py, StoredSession): account_id,
+array packed and unpacked by SESSION_CODEC (creditd/store/session_codec.py, StoredSession): account_id,
 gateway_id, state ('open' or 'closed'), opened_at_ms, last_number, last_fingerprint, last_answer,
 close_reason (when closed by creditd), reservations (one row per open grant, lib/rating.lua) and prepaid
 (one row {rating_group, units, tariff} per rating group whose last report paid for more than it used:
