@@ -2,10 +2,11 @@
 KEYS that creditd.store.calls lays out for it (names, order and key patterns), functions read their
 keys by name only, each lib file's "uses:" line names exactly the lib files it references, the
 loader refuses an order that breaks them, the rendered chunk has at most 40 top-level names (one
-module table per lib file) and stays within Lua 5.1's 200 active locals (the estimate is checked
-against a real FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the
-Lua sources read, and a source reading one that [limits] lacks fails the render. charge.lua's header
-documents its answer's fields in the order store/replies.py's AnswerRecord and GrantRecord read them."""
+module table per lib file) beside its prelude, which binds exactly the Lua and Redis globals the
+sources use, and stays within Lua 5.1's 200 active locals (the estimate is checked against a real
+FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the Lua sources
+read, and a source reading one that [limits] lacks fails the render. charge.lua's header documents
+its answer's fields in the order store/replies.py's AnswerRecord and GrantRecord read them."""
 
 from __future__ import annotations
 
@@ -18,15 +19,28 @@ import redis
 
 from creditd.config.settings import Settings
 from creditd.resources import lua_directory
+from creditd.store.account_codec import account_codec
 from creditd.store.calls import KEY_LAYOUTS
 from creditd.store.keys import KEY_PATTERNS
-from creditd.store.library import BLOCK_END, BLOCK_START, LIBRARY_FILES, check_load_order, render_library, uses_of
+from creditd.store.library import (
+    BLOCK_END,
+    BLOCK_START,
+    LIBRARY_FILES,
+    RUNTIME_GLOBALS,
+    WORD,
+    check_load_order,
+    code_of,
+    render_library,
+    uses_of,
+)
 from creditd.store.replies import AnswerRecord, GrantRecord
+from creditd.store.session_codec import session_codec
 
 HEADER_KEY = re.compile(r"^KEYS\[(\d+)\] (\w+)\s+(\S+)", re.M)
 LUA_LOCAL_LIMIT = 200
-# The chunk's top-level names: the generated tables and one module table per lib file.
-MAX_TOP_LEVEL_NAMES = 40
+# The chunk's top-level names: the generated tables and one module table per lib file, and the
+# prelude's locals: the runtime globals and its own four (library.runtime_globals).
+MAX_TOP_LEVEL_NAMES = 40 + len(RUNTIME_GLOBALS) + 4
 
 
 def function_files() -> dict[str, str]:
@@ -136,6 +150,25 @@ def rendered_locals(source: str) -> tuple[int, int]:
         else:
             top += count_locals(line)
     return top, most
+
+
+# Lua 5.1's global functions and libraries, and those Redis adds: what a library's code may reach
+# only through its environment.
+LUA_GLOBALS = {
+    "assert", "bit", "cjson", "cmsgpack", "collectgarbage", "error", "gcinfo", "getfenv", "getmetatable",
+    "ipairs", "load", "loadstring", "math", "next", "os", "pairs", "pcall", "rawequal", "rawget", "rawset",
+    "redis", "select", "setfenv", "setmetatable", "string", "struct", "table", "tonumber", "tostring", "type",
+    "unpack", "xpcall",
+}  # fmt: skip
+
+
+def test_every_global_the_library_uses_is_bound_once(settings: Settings) -> None:
+    """The prelude binds exactly the globals the sources use: one left out would still work, a
+    lookup through the environment on every use, so only this test notices it."""
+    directory = lua_directory()
+    sources = [path.read_text() for path in sorted(directory.glob("*/*.lua"))] + [account_codec(), session_codec()]
+    used = {word for source in sources for word in WORD.findall(code_of(source)) if word in LUA_GLOBALS}
+    assert used == set(RUNTIME_GLOBALS)
 
 
 def test_top_level_names_are_few(settings: Settings) -> None:

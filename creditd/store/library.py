@@ -89,6 +89,41 @@ def key_binders() -> str:
     return "KEY_NAMES.bind = {\n" + "\n".join(binders) + "\n}"
 
 
+# The Lua and Redis globals the library uses. A function library's code reaches globals only while it
+# runs, not while it loads, and each access then goes through the library's environment (some 50
+# instructions; an upvalue, 3): runtime_globals() binds them to top-level locals at the first call.
+RUNTIME_GLOBALS = (
+    "assert", "cjson", "cmsgpack", "error", "getmetatable", "ipairs", "math", "next", "pairs", "pcall", "redis",
+    "setmetatable", "string", "table", "tonumber", "tostring", "type", "unpack",
+)  # fmt: skip
+
+
+def runtime_globals() -> str:
+    """The chunk's prelude: locals that shadow RUNTIME_GLOBALS, bound at the first call of any
+    function, and a load-time `redis` whose register_function wraps each function with the binding."""
+    names = ", ".join(RUNTIME_GLOBALS)
+    return f"""local load_redis = redis
+local function read_runtime_globals() return {names} end
+local {names}
+local runtime_globals_bound = false
+local function bound_at_first_call(callback)
+  return function(keys, args)
+    if not runtime_globals_bound then
+      {names} = read_runtime_globals()
+      runtime_globals_bound = true
+    end
+    return callback(keys, args)
+  end
+end
+redis = {{ register_function = function(spec, callback)
+  if callback then
+    return load_redis.register_function(spec, bound_at_first_call(callback))
+  end
+  spec.callback = bound_at_first_call(spec.callback)
+  return load_redis.register_function(spec)
+end }}"""
+
+
 # Lua source without its comments and with every string emptied: what names a chunk declares and
 # uses is read from this.
 LONG_COMMENT = re.compile(r"--\[(=*)\[.*?\]\1\]", re.S)
@@ -135,6 +170,7 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
     key_names: dict[str, LuaValue] = {function: list(names) for function, names in KEY_LAYOUTS.items()}
     lua_reads = limits_read([*sources.values(), *functions.values()])
     body = [
+        runtime_globals(),
         f"local CONFIG = {lua_literal(config_table(settings, lua_reads))}",
         f"local KEY_NAMES = {lua_literal(key_names)}",
         f"local CONTRACT = {lua_literal(lua_contract())}",
