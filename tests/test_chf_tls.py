@@ -1,7 +1,9 @@
 """creditd chf with TLS (the [security] files, as on the gRPC edge): an SMF presenting a certificate
 signed by the client CA charges over HTTP/2 negotiated by ALPN (and over HTTP/1.1 when it offers only
 that), the Location is https; a client without a certificate, or with one from another CA, gets no
-connection; a TLS file that is not PEM stops the start naming it; cleartext off loopback is refused."""
+connection; with [chf] tls_client_ca_path the chf trusts only that CA's certificates (the SMFs'), not
+the gRPC edge's; a TLS file that is not PEM stops the start naming it; cleartext off loopback, and a
+chf client CA without TLS, are refused."""
 
 from __future__ import annotations
 
@@ -65,6 +67,34 @@ async def test_mutual_tls_with_alpn_h2(creditd: Harness, redis_server: Any, tmp_
                     assert ("CERTIFICATE_REQUIRED" if who is None else "UNKNOWN_CA") in str(refused.value)
 
 
+async def test_the_chf_trusts_only_its_own_client_ca(creditd: Harness, redis_server: Any, tmp_path: Path) -> None:
+    """The SMFs' CA apart from the gRPC edge's: a gateway certificate the edge trusts cannot charge
+    over Nchf (the chf cannot tell its role), an SMF's certificate can."""
+    edge, smfs = make_pki(tmp_path / "edge"), make_pki(tmp_path / "smfs")
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "smfs").mkdir()
+    cert, key, edge_ca = edge.server_paths()
+    _, _, smf_ca = smfs.server_paths()
+    settings = tls_settings(creditd.settings, cert, key, edge_ca)
+    settings = msgspec.structs.replace(
+        settings, chf=msgspec.structs.replace(settings.chf, tls_client_ca_path=str(smf_ca))
+    )
+    await creditd.create_account(ACCOUNT, 10_000)
+    body = pdu_request(ACCOUNT, 0, [unit_usage(1, requested_volume=MB)], created_at=time_stamp())
+    async with started_chf(settings, redis_server.url, creditd.clock) as base:
+        smf = client_context(edge_ca, smfs.clients["gateway"], tmp_path / "smfs")
+        async with httpx.AsyncClient(base_url=base, verify=smf, http2=True) as client:
+            answer = await client.post(API + "/chargingdata", json=body)
+            assert answer.status_code == 201, answer.text
+        gateway = client_context(edge_ca, edge.clients["gateway"], tmp_path / "edge")
+        async with httpx.AsyncClient(base_url=base, verify=gateway, http2=True) as client:
+            body["invocationTimeStamp"] = time_stamp()
+            with pytest.raises((httpx.HTTPError, ssl.SSLError)) as refused:
+                await client.post(API + "/chargingdata", json=body)
+            if isinstance(refused.value, ssl.SSLError):
+                assert "UNKNOWN_CA" in str(refused.value)
+
+
 async def test_bad_tls_files_and_cleartext_off_loopback_are_refused(settings: Settings, tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     cert, key, ca = pki.server_paths()
@@ -75,3 +105,8 @@ async def test_bad_tls_files_and_cleartext_off_loopback_are_refused(settings: Se
     cleartext = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen="0.0.0.0:8090"))
     with pytest.raises(ConfigError, match="loopback"):
         ChfServer(cleartext, "unix:///nowhere")
+    own_ca_without_tls = msgspec.structs.replace(
+        settings, chf=msgspec.structs.replace(settings.chf, tls_client_ca_path=str(ca))
+    )
+    with pytest.raises(ConfigError, match="chf.tls_client_ca_path: needs TLS"):
+        await ChfServer(own_ca_without_tls, "unix:///nowhere").start()

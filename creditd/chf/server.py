@@ -56,16 +56,21 @@ def split_listen(listen: str, tls: bool) -> tuple[str, int]:
     return host, int(port)
 
 
-def tls_options(security: SecuritySettings) -> dict[str, Any]:
+def tls_options(security: SecuritySettings, client_ca_path: str = "") -> dict[str, Any]:
     """granian's TLS: the server's certificate and key, and client certificates required, signed by
-    the client CA (as on the gRPC edge); ALPN offers h2 and http/1.1. Files are checked here, so that
-    a missing one is named at start-up."""
+    the client CA (`client_ca_path`, [chf] tls_client_ca_path; else the gRPC edge's); ALPN offers h2
+    and http/1.1. Files are checked here, so that a missing one is named at start-up."""
     if not security.tls:
+        if client_ca_path:
+            raise ConfigError(
+                "chf.tls_client_ca_path: needs TLS ([security] tls_cert_path, tls_key_path and tls_client_ca_path)"
+            )
         return {}
+    client_ca_path = client_ca_path or security.tls_client_ca_path
     paths = {
         "certificate": security.tls_cert_path,
         "key": security.tls_key_path,
-        "client CA": security.tls_client_ca_path,
+        "client CA": client_ca_path,
     }
     for what, path in paths.items():
         if not path or b"-----BEGIN " not in _read(path, what):
@@ -73,7 +78,7 @@ def tls_options(security: SecuritySettings) -> dict[str, Any]:
     return {
         "ssl_cert": Path(security.tls_cert_path),
         "ssl_key": Path(security.tls_key_path),
-        "ssl_ca": Path(security.tls_client_ca_path),
+        "ssl_ca": Path(client_ca_path),
         "ssl_client_verify": True,
     }
 
@@ -122,7 +127,7 @@ class ChfServer:
     async def _start(self) -> None:
         settings, redis_settings = self.settings, self.settings.redis
         check_port_free(self.host, self.port)
-        tls = tls_options(settings.security)
+        tls = tls_options(settings.security, settings.chf.tls_client_ca_path)
         opened = await open_store(settings, self.redis_url, self._circuit)
         self._redis, self._pipeline, self._library_source = opened.redis, opened.pipeline, opened.library_source
         functions = opened.functions

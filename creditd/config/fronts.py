@@ -176,6 +176,11 @@ class ChfSettings(Struct, frozen=True):
 
     # Cleartext HTTP/2 (prior knowledge) and HTTP/1.1 on loopback; TLS with the [security] files.
     listen: str = "127.0.0.1:8090"
+    # With TLS: the CA whose certificates may charge over Nchf ('': [security] tls_client_ca_path, the
+    # gRPC edge's). The chf cannot map a certificate to a role as the gRPC edge does (granian hands the
+    # application no client certificate): every certificate this CA signs is an SMF to it, so give it
+    # a CA that signs only SMFs' certificates.
+    tls_client_ca_path: str = ""
     # creditd's gateway id of the SMFs' sessions: (gateway_id, ChargingDataRef, invocationSequenceNumber)
     # is applied at most once.
     gateway_id: Annotated[str, msgspec.Meta(pattern=f"^{ID.regex().pattern}$")] = "nchf"
