@@ -1,7 +1,8 @@
 """How throughput, Redis time and memory grow with the number of accounts: one creditd, accounts
 added in steps (created straight through the create_account function, in pipelines, for speed), and
 after each step a short unary phase over all of them, the Redis time per function call of that phase
-(INFO commandstats' usec_per_call of FCALL, reset before it) and Redis' used_memory.
+(INFO commandstats' usec_per_call of FCALL, reset before it), Redis' main thread's CPU per call over
+the phase (INFO cpu; whether a fork, an AOF rewrite, ran during it) and Redis' used_memory.
 
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
@@ -38,9 +39,18 @@ class GrowthRow(msgspec.Struct):
     charges_per_s: float
     p99_ms: float
     redis_usec_per_call: float
+    redis_cpu_usec_per_call: float
+    forked: bool
     used_memory_bytes: int
     bytes_per_account: int
     keys: int
+
+
+def redis_cpu_s(client: redis.Redis) -> float:
+    """Redis' main thread's CPU seconds: unlike usec_per_call, not counting the moments it waited for
+    a core that the load generator and the server also wanted."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
 
 
 def create_accounts(client: redis.Redis, calls: Calls, first: int, last: int, balance: int) -> None:
@@ -89,8 +99,12 @@ async def measure(
             used = client.info("memory")["used_memory"]
             shape = Shape(accounts=accounts, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
             client.config_resetstat()
+            cpu_before, forks_before = redis_cpu_s(client), client.info("stats")["total_forks"]
             recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
-            usec_per_call = float(client.info("commandstats").get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
+            fcalls = client.info("commandstats").get("cmdstat_fcall", {})
+            usec_per_call = float(fcalls.get("usec_per_call", 0.0))
+            cpu_usec_per_call = (redis_cpu_s(client) - cpu_before) * 1e6 / max(int(fcalls.get("calls", 0)), 1)
+            forked = client.info("stats")["total_forks"] > forks_before
             phase = recorder.finish(f"{accounts} accounts, {sessions} sessions", seconds)
             rows.append(
                 GrowthRow(
@@ -99,6 +113,8 @@ async def measure(
                     round(phase.charges_per_s),
                     phase.latency_us["p99"] / 1000,
                     usec_per_call,
+                    round(cpu_usec_per_call, 1),
+                    forked,
                     used,
                     (used - baseline) // accounts,
                     client.dbsize(),
@@ -106,8 +122,8 @@ async def measure(
             )
             click.echo(
                 f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
-                f"p99 {rows[-1].p99_ms:6.1f} ms, Redis {usec_per_call:6.1f} µs per call, "
-                f"used_memory {used / 2**20:8.1f} MiB"
+                f"p99 {rows[-1].p99_ms:6.1f} ms, Redis {usec_per_call:6.1f} µs per call "
+                f"(CPU {cpu_usec_per_call:6.1f}{', a fork ran' if forked else ''}), used_memory {used / 2**20:8.1f} MiB"
             )
         return rows
     finally:
