@@ -191,7 +191,7 @@ class Console:
             self.store.record(name or "-", "sign-in locked", "-", "", "", self.address(request))
             message = f"Too many wrong attempts: wait {SIGN_IN_WINDOW_S // 60} minutes."
             return self.page(request, "sign_in.html", None, 429, error=message)
-        found = self.store.check_sign_in(name, data.get("password", ""), data.get("code", "").strip())
+        found = await self.store.check_sign_in(name, data.get("password", ""), data.get("code", "").strip())
         if found is None:
             self.store.record(name or "-", "sign-in refused", "-", "", "", self.address(request))
             return self.page(request, "sign_in.html", None, 401, error="Name, password or code is wrong.")

@@ -10,6 +10,7 @@ are not here: they stay in creditd, reached over gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -142,25 +143,33 @@ class StaffStore:
             raise StaffError(f"name: {name} exists already") from None
         return secret
 
-    def check_sign_in(self, name: str, password: str, code: str) -> Staff | None:
+    async def check_sign_in(self, name: str, password: str, code: str) -> Staff | None:
         """The staff member when the password and a TOTP code not used before are right, else None
-        (the same answer whichever was wrong)."""
-        row = self._db.execute(
-            "SELECT role, password_hash, totp_secret, last_totp_step FROM staff WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            self._hasher.hash(password)  # the same work as for a known name
+        (the same answer whichever was wrong). argon2's work (tens of milliseconds, by design) runs in
+        a thread, so the console keeps answering others meanwhile."""
+        row = self._db.execute("SELECT role, password_hash, totp_secret FROM staff WHERE name = ?", (name,)).fetchone()
+        password_hash = row[1] if row is not None else None
+        if not await asyncio.to_thread(self._password_matches, password_hash, password) or row is None:
             return None
-        role, password_hash, secret, last_step = row
-        try:
-            self._hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return None
+        role, _, secret = row
         step = self._totp_step(secret, code)
-        if step is None or step <= last_step:
+        if step is None:
             return None
-        self._db.execute("UPDATE staff SET last_totp_step = ? WHERE name = ?", (step, name))
-        return Staff(name, role)
+        # Taken only if no sign-in took this code or a later one meanwhile (one ran beside this while
+        # argon2 worked): a code is good once.
+        taken = self._db.execute(
+            "UPDATE staff SET last_totp_step = ? WHERE name = ? AND last_totp_step < ?", (step, name, step)
+        ).rowcount
+        return Staff(name, role) if taken == 1 else None
+
+    def _password_matches(self, password_hash: str | None, password: str) -> bool:
+        if password_hash is None:
+            self._hasher.hash(password)  # the same work as for a known name
+            return False
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     @staticmethod
     def _totp_step(secret: str, code: str) -> int | None:
