@@ -25,10 +25,10 @@ import click
 import grpc
 import uvloop
 
+from creditd.devtools.configs import write_shipped_config
 from creditd.devtools.ports import free_port
 from creditd.diameter.codec import FLAG_REQUEST, HEADER_BYTES, Message, decode, encode, make
 from creditd.diameter.dictionary import Code, Command
-from creditd.resources import default_config_path
 from creditd.store.embedded import embedded_pid, embedded_url
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -178,19 +178,13 @@ async def _run_edge(
 
 
 def _config(directory: Path, port: int) -> Path:
-    shipped = default_config_path()
-    text = shipped.read_text().replace(
-        'templates_dir = "templates"', f'templates_dir = "{shipped.parent / "templates"}"'
-    )
-    text += f"""
+    diameter = f"""
 [diameter]
 listen = "127.0.0.1:{port}"
 max_in_flight_per_connection = 1024
 peers = [{{ origin_host = "{GATEWAY}", origin_realm = "load.test" }}]
 """
-    path = directory / "creditd.toml"
-    path.write_text(text)
-    return path
+    return write_shipped_config(directory / "creditd.toml", diameter)
 
 
 async def _measure(directory: Path, duration_s: float, connections: int, sessions: int, accounts: int) -> None:

@@ -19,15 +19,11 @@ import pytest
 
 from creditd.config.rating import Timing, timings_overlap, utc_offsets
 from creditd.config.settings import Settings, load_settings, parse_settings
+from creditd.devtools.configs import shipped_config_text
 from creditd.errors import ConfigError
-from creditd.resources import default_config_path
 
 # The shipped config, its templates found wherever a test writes the copy.
-SHIPPED = (
-    default_config_path()
-    .read_text()
-    .replace('templates_dir = "templates"', f'templates_dir = "{default_config_path().parent / "templates"}"')
-)
+SHIPPED = shipped_config_text()
 
 
 def with_extra(extra: str, base: str = SHIPPED) -> str:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from creditd.devtools.configs import write_shipped_config
 from creditd.diameter.codec import (
     FLAG_PROXIABLE,
     FLAG_REQUEST,
@@ -23,7 +24,6 @@ from creditd.diameter.codec import (
     make,
 )
 from creditd.diameter.dictionary import Code, Command
-from creditd.resources import default_config_path
 
 GATEWAY_HOST, GATEWAY_REALM = "pgw.test.local", "test.local"
 RO, GY, SMS = "ext.01.001.8.32260@3gpp.org", "32251@3gpp.org", "32274@3gpp.org"
@@ -209,11 +209,7 @@ def granted(mscc_avp: Avp, unit: Code = Code.CC_TIME) -> int:
 
 def config_with_peer(directory: Path, port: int, metrics_port: int) -> Path:
     """The shipped config with a [diameter] table that lets this client (GATEWAY_HOST) in."""
-    shipped = default_config_path()
-    text = shipped.read_text().replace(
-        'templates_dir = "templates"', f'templates_dir = "{shipped.parent / "templates"}"'
-    )
-    text += f"""
+    diameter = f"""
 [diameter]
 listen = "127.0.0.1:{port}"
 origin_host = "creditd.test"
@@ -221,6 +217,4 @@ origin_realm = "test"
 metrics_listen = "127.0.0.1:{metrics_port}"
 peers = [{{ origin_host = "{GATEWAY_HOST}", origin_realm = "{GATEWAY_REALM}" }}]
 """
-    path = directory / f"creditd-{port}.toml"
-    path.write_text(text)
-    return path
+    return write_shipped_config(directory / f"creditd-{port}.toml", diameter)
