@@ -19,7 +19,7 @@ from creditd.core.jobs import cards
 from creditd.core.notices import DEFERRED, queue_notice
 from creditd.core.notices import NoticeEvent as Event
 from creditd.errors import InvalidArgument
-from creditd.notifier.service import in_quiet_hours
+from creditd.notifier.rules import in_quiet_hours
 from creditd.notifier.templates import CAMPAIGN_PREFIX
 from creditd.store.calls import Calls
 from creditd.store.codes import AccountStatus

@@ -21,46 +21,52 @@ an opted-in subscriber also gets an offer: the bundle that would have covered th
 data for the least (core/offers.py, from the usage summaries the sweeper keeps). A refusal (a bad
 number or address) dead-letters at once; an outage retries with backoff up to max_attempts, then
 dead-letters. A notice a later event made meaningless is dropped with its reason (superseded).
+The rules of whether and when live in rules.py, what a notice says in wording.py, the channels in
+dispatch.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import logging
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.exceptions import RedisError
 
 from creditd import metrics
 from creditd.clock import Clock, wait_or_stop
-from creditd.config.rating import clock_minutes
 from creditd.config.settings import Settings
 from creditd.core.notices import DEFERRED, notice_fields, queue_notice, retention_of
 from creditd.core.notices import NoticeEvent as Event
 from creditd.core.offers import recommend
 from creditd.core.sign_in_codes import SignInKey, load_sign_in_key
 from creditd.core.usage_summary import UsageSummarizer, account_usage
-from creditd.display_names import NO_NAMES, LanguageNames, Names
+from creditd.display_names import NO_NAMES, Names
 from creditd.errors import CreditdError
-from creditd.formatting import bundle_of, local_time, money
+from creditd.formatting import bundle_of
 from creditd.notifier import order
-from creditd.notifier.channels import ChannelError, EmailChannel, SmsChannel, WebhookChannel
+from creditd.notifier.channels import ChannelError
+from creditd.notifier.dispatch import CONSOLE, Channels
+from creditd.notifier.rules import (
+    ASKED_FOR_KINDS,
+    CONFIRMATION_KINDS,
+    OFFER_TRIGGERS,
+    code_superseded,
+    in_quiet_hours,
+    superseded,
+)
 from creditd.notifier.templates import (
     SUBSCRIBER_KINDS,
-    Notice,
     NoticeContext,
     Templates,
     is_marketing,
     kind_label,
-    status_words,
 )
+from creditd.notifier.wording import notice_context
 from creditd.store.calls import Calls, fcall
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import events_of_partition, notifier_key
@@ -71,67 +77,10 @@ ROLE = "notifier"
 SENT, RETRYING, DEAD, SUPPRESSED = "sent", "retrying", "dead", "suppressed"
 # Partitions worked at once in a pass (each holds one of max_in_flight slots only while it delivers).
 PARTITIONS_AT_ONCE = 16
-# Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
-OFFER_TRIGGERS = ("bundle_used_up", "data_overage_cap_reached")
-# Notices the subscriber asked for this minute: never held for quiet hours.
-ASKED_FOR_KINDS = ("sign_in_code",)
-# Confirmations of money the subscriber moved: never held back by min_interval_s (it is for warnings).
-CONFIRMATION_KINDS = ("topup", "bundle_purchased", "loan_granted")
-# The status a status notice announces (docs/design.md, Suspension ladder): once the account is in
-# another, the notice would tell something no longer true.
-STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
-STATUS_NAMES = {1: "ACTIVE", 2: "ONE_WAY_SUSPENDED", 3: "TWO_WAY_SUSPENDED", 4: "TERMINATED"}
 # Why a notice is held (order.py): a notice of an earlier event of the account waits on its channel.
 AFTER_EARLIER = "after an earlier notice"
 # While Redis stays away, the pass failure is logged again only this often.
 FAILURE_LOG_INTERVAL_S = 60.0
-
-
-def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
-    """0 outside the quiet hours; inside, the Unix ms at which they end. Equal start and end: none."""
-    if not start or not end or start == end:
-        return 0
-    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(ZoneInfo(time_zone))
-    start_minute, end_minute = clock_minutes(start), clock_minutes(end)
-    minute = local.hour * 60 + local.minute
-    if start_minute < end_minute:
-        inside = start_minute <= minute < end_minute
-    else:
-        inside = not end_minute <= minute < start_minute
-    if not inside:
-        return 0
-    ends = local.replace(hour=end_minute // 60, minute=end_minute % 60, second=0, microsecond=0)
-    if ends <= local:
-        ends += timedelta(days=1)
-    return int(ends.timestamp() * 1000)
-
-
-CONSOLE = "console"
-
-
-def superseded(event: Event, card: AccountRecord) -> str:
-    """Why a later event made this notice meaningless ('' when it still holds): a status notice for
-    an account now in another status, a low-balance warning after the balance rose above it again.
-    A sign-in code is checked against the code creditd holds (Notifier.outdated, code_superseded)."""
-    announced = STATUS_OF_NOTICE.get(event.kind)
-    if announced is not None and card.status != announced:
-        return f"superseded: the account is {STATUS_NAMES.get(card.status, card.status)} now"
-    threshold = event.detail.split(" ")[0]
-    if event.kind == "low_balance" and threshold.lstrip("-").isdigit() and card.balance > int(threshold):
-        return f"superseded: the balance is above {threshold} again"
-    return ""
-
-
-def code_superseded(digest: str, stored_digest: str, expires_ms: int, now_ms: int) -> str:
-    """Why a sign-in code notice no longer holds ('' when its code is still the one to type): the
-    subscriber asked for a newer code, used this one (or five wrong tries killed it), or it expired."""
-    if not stored_digest:
-        return "superseded: the code was used or is void"
-    if not hmac.compare_digest(digest, stored_digest):
-        return "superseded: a newer sign-in code was issued"
-    if now_ms >= expires_ms:
-        return "superseded: the code expired"
-    return ""
 
 
 class Notifier:
@@ -139,13 +88,9 @@ class Notifier:
         self.client, self.settings, self.clock, self.owner = client, settings, clock, owner
         self.names = names  # what subscribers call bundles, in each language (creditd/display_names.py)
         self.config = settings.notifications
-        configured = {"sms": self.config.sms.url, "email": self.config.email.host, "webhook": self.config.webhook.url}
-        self._channels = tuple(name for name, where in configured.items() if where) or (CONSOLE,)
         self.calls = Calls(settings.redis.partitions)
         self.templates = Templates(Path(settings.notifications.templates_dir))
-        self.sms = SmsChannel(self.config.sms)
-        self.email = EmailChannel(self.config.email)
-        self.webhook = WebhookChannel(self.config.webhook)
+        self.channels = Channels(self.config)
         self._in_flight = asyncio.Semaphore(self.config.max_in_flight)
         self.summarizer = UsageSummarizer(client, settings, clock, f"notifier:{owner}")
 
@@ -163,7 +108,7 @@ class Notifier:
 
     def channels_in_use(self) -> list[str]:
         """The configured channels; none configured: 'console' (notices written to this log)."""
-        return list(self._channels)
+        return list(self.channels.names)
 
     async def run(self, stopping: asyncio.Event) -> None:
         channels = self.channels_in_use()
@@ -195,9 +140,7 @@ class Notifier:
             await self.close()
 
     async def close(self) -> None:
-        await self.sms.close()
-        await self.email.close()
-        await self.webhook.close()
+        await self.channels.close()
 
     async def pass_once(self) -> bool:
         """One round over the held partitions, PARTITIONS_AT_ONCE at a time; True when it found work."""
@@ -337,51 +280,7 @@ class Notifier:
     # -- deliveries
 
     def context(self, event: Event, card: AccountRecord) -> NoticeContext:
-        language, currency = card.preferences.language, card.currency
-        words = event.detail.split(" ")
-        plan = self.settings.plans.get(card.plan)
-        # What the event left, not what is true now (the card is read at delivery, maybe much later).
-        balance = card.balance if event.balance is None else event.balance
-        available = card.available if event.available is None else event.available
-        fields: dict[str, object] = {
-            "name": card.contact_name,
-            "balance": money(balance, currency, language),
-            "available": money(available, currency, language),
-            "topup_url": plan.redirect_url if plan else "",
-        }
-        if (
-            event.kind in ("low_balance", "data_overage_cap_reached")
-            and words[0].lstrip("-").isdigit()
-            or event.kind == "topup"
-            and words[0].isdigit()
-        ):
-            fields["amount"] = money(int(words[0]), currency, language)
-        elif event.kind == "loan_granted" and len(words) == 3 and all(word.isdigit() for word in words):
-            # '<amount> <fee> <owed after it>' (lua/functions/borrow.lua)
-            fields["amount"], fields["fee"], fields["owed"] = (money(int(word), currency, language) for word in words)
-        elif event.kind == "suspension_coming" and len(words) >= 3:
-            fields["next_status"] = status_words(words[0], language)
-            fields["next_step_at"] = local_time(int(words[1]), card.preferences.time_zone, language)
-            fields["days"] = int(words[2])
-        elif event.kind in STATUS_OF_NOTICE:
-            fields["reason"] = words[0]
-        elif event.kind == "sign_in_code":
-            fields["code"] = self.sign_in_code(event)
-        elif event.kind == "offer" and len(words) == 2:
-            fields["offer_bundle"] = self.bundle_name(words[0], language)
-            fields["offer_price"] = money(int(words[1]), currency, language)
-        elif event.kind in ("bonus_granted", "bonus_expired") and len(words) >= 2 and words[1].isdigit():
-            fields["amount"] = money(int(words[1]), currency, language)
-            if len(words) >= 3 and words[2].isdigit():
-                fields["valid_until"] = local_time(int(words[2]), card.preferences.time_zone, language)
-        elif event.kind.startswith("bundle_"):
-            fields["bundle"] = self.bundle_name(bundle_of(words[0]), language)
-            fields["percent"] = int(words[1]) if event.kind == "bundle_nearly_used" and len(words) > 1 else 0
-        return msgspec.convert(fields, NoticeContext)
-
-    def bundle_name(self, bundle_id: str, language: str) -> str:
-        """The bundle as the subscriber knows it; its id only where the words files name none."""
-        return self.names.get(language, LanguageNames()).bundles.get(bundle_id, bundle_id)
+        return notice_context(event, card, self.settings.plans.get(card.plan), self.names, self.sign_in_code)
 
     @functools.cached_property
     def sign_in_key(self) -> SignInKey:
@@ -407,53 +306,12 @@ class Notifier:
             raise ChannelError("sign_in_code: sealed under another key (security.sign_in_key_path)", retryable=False)
         return code
 
-    async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
-        # Unique across partitions (stream ids are only unique within one): the feed's event id and the channel.
-        notice_id = f"{event.id}-{partition}-{channel}"
-        if self._channels == (CONSOLE,):
-            log.info(
-                "console notice %s to %s (%s): %s | %s",
-                notice_id,
-                card.account_id,
-                channel,
-                notice.subject,
-                notice.text,
-            )
-            return
-        if channel == "sms":
-            await self.sms.send(card.contact_phone or card.account_id, notice, notice_id)
-        elif channel == "email":
-            await self.email.send(card.contact_email, notice, notice_id)
-        else:
-            payload = {
-                "id": notice_id,
-                "kind": event.kind,
-                "account_id": card.account_id,
-                "time_ms": event.time_ms,
-                "language": card.preferences.language,
-                "subject": notice.subject,
-                "text": notice.text,
-            }
-            await self.webhook.send(payload, notice_id)
-
-    async def send_checked(
-        self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice
-    ) -> None:
-        """send, with a failure the channel did not classify (our bug, or a library's) turned into a
-        refusal: that notice is dead-lettered with the reason and logged, and the others go on."""
-        try:
-            await self.send(partition, channel, event, card, notice)
-        except ChannelError:
-            raise
-        except Exception as error:
-            log.exception("notifier: %s notice %s failed unexpectedly", channel, event.id)
-            raise ChannelError(f"{channel}: {type(error).__name__}: {error}", retryable=False) from None
-
     async def deliver(self, partition: int, event: Event, channel: str, card: AccountRecord, attempts: int) -> None:
         attempts += 1
         try:
             notice = self.templates.render(card.preferences.language, event.kind, self.context(event, card))
-            await self.send_checked(partition, channel, event, card, notice)
+            # Unique across partitions (stream ids are only unique within one): the event id and the channel.
+            await self.channels.send(f"{event.id}-{partition}-{channel}", channel, event, card, notice)
         except ChannelError as error:
             log.warning(
                 "notice %s to %s on %s failed (attempt %d of %d): %s",
