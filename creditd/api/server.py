@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
+from creditd.api.handlers import generic_handlers_only
 from creditd.api.health import RedisHealth
 from creditd.api.metrics_endpoint import MetricsEndpoint
 from creditd.api.reflection import add_guarded_reflection
@@ -158,6 +159,7 @@ class CreditdServer:
                 ("grpc.max_send_message_length", settings.server.max_message_bytes),
             ],
         )
+        handlers = generic_handlers_only(server)
         calls = Calls(settings.redis.partitions)
         charging, accounts = Charging(calls, self.functions, self.clock), Accounts(calls, self.functions, self.clock)
         channels = frozenset(settings.metrics.channels)
@@ -171,18 +173,18 @@ class CreditdServer:
             limits.max_in_flight_per_client, limits.accounts_calls_per_client_s, limits.accounts_burst_per_client
         )
         credit_control = CreditControlService(charging, settings.limits, watchers, authorizer, client_limits)
-        pb_grpc.add_CreditControlServicer_to_server(credit_control, server)
+        pb_grpc.add_CreditControlServicer_to_server(credit_control, handlers)
         groups = Groups(calls, self.functions, self.clock)
         account_service = AccountsService(
             accounts, settings.limits, channels, watchers, authorizer, client_limits, groups
         )
-        pb_grpc.add_AccountsServicer_to_server(account_service, server)
+        pb_grpc.add_AccountsServicer_to_server(account_service, handlers)
         self_service = SelfService(self.redis, self.functions, accounts, settings, self.clock)
         self_servicer = SelfServiceServicer(self_service, settings.limits, authorizer, client_limits)
-        pb_grpc.add_SelfServiceServicer_to_server(self_servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        pb_grpc.add_SelfServiceServicer_to_server(self_servicer, handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, handlers)
         reflection_names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        add_guarded_reflection(server, reflection_names, authorizer)
+        add_guarded_reflection(handlers, reflection_names, authorizer)
         return server
 
     def _start_background(self, library_source: str) -> None:
