@@ -1,6 +1,7 @@
 """The gRPC floor: a bare grpc.aio server on uvloop speaking creditd's CreditControl with constant
-answers and no work behind them, started with the same server options as creditd, and its start-up
-objects frozen out of the garbage collector as creditd's are.
+answers and no work behind them, started with the same server options as creditd, its service added
+as creditd's are (generic handlers only, creditd/api/handlers.py), and its start-up objects frozen
+out of the garbage collector as creditd's are.
 
     python -m loadtest.echo --listen 127.0.0.1:PORT
 """
@@ -15,6 +16,7 @@ import grpc
 import uvloop
 
 from creditd import collector
+from creditd.api.handlers import generic_handlers_only
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -39,7 +41,7 @@ class EchoCreditControl(pb_grpc.CreditControlServicer):
 
 async def serve(listen: str) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
-    pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(), server)
+    pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(), generic_handlers_only(server))
     server.add_insecure_port(listen)
     await server.start()
     collector.freeze_after_start_up()
