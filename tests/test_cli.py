@@ -1,6 +1,7 @@
 """The CLI a person tries creditd with, run as real subprocesses against a real server: account
-create, charge (a whole session), topup (and its replay), status and show print what happened, and an
-error from the server comes back as a readable message with a non-zero exit."""
+create, charge (a whole session), topup (and its replay), status, plan (to a second plan the test
+configures; an unknown plan and a malformed name are refused, changing nothing) and show print what
+happened, and an error from the server comes back as a readable message with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import sys
 
 import pytest
 
-from tests.harness import THAI_NUMBER, Harness
+from creditd.config.settings import Settings
+from tests.harness import THAI_NUMBER, Harness, ServerAt
+from tests.test_console_care import with_a_second_plan
+from tests.test_rating import bangkok_ms
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66812345678"
@@ -77,6 +81,21 @@ async def test_worked_example(creditd: Harness) -> None:
     code, shown = await cli(creditd, "account", "show", ACCOUNT)
     assert code == 0 and "topup" in shown and "voucher voucher-1" in shown and shown.count("charge") == 3
     assert "contact      Somchai" in shown and "billing      cycle day" in shown and "credit_limit" in shown
+
+
+async def test_account_plan_moves_the_account_or_refuses_naming_the_plan(
+    server_at: ServerAt, settings: Settings
+) -> None:
+    async with server_at(bangkok_ms("2027-03-10T12:00:00"), loaded=with_a_second_plan(settings)) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1000)
+        code, moved = await cli(creditd, "account", "plan", ACCOUNT, "standard_2027")
+        assert code == 0 and "plan standard_2027" in moved, moved
+        assert (await creditd.get(ACCOUNT)).plan == "standard_2027"
+        code, unknown = await cli(creditd, "account", "plan", ACCOUNT, "no_such_plan")
+        assert code == 1 and "plan: no such plan" in unknown, unknown
+        code, malformed = await cli(creditd, "account", "plan", ACCOUNT, "a b")
+        assert code == 2 and "plan" in malformed, malformed
+        assert (await creditd.get(ACCOUNT)).plan == "standard_2027"
 
 
 async def test_server_errors_are_readable(creditd: Harness) -> None:

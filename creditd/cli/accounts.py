@@ -28,7 +28,8 @@ key_option = click.option(
 
 @click.group(cls=edge.Group)
 def account() -> None:
-    """Create, show, top up, adjust, suspend and set the credit of accounts on a running server.
+    """Create, show, top up, adjust, suspend, move to another plan and set the credit of accounts on a
+    running server.
     Amounts are in minor units (satang for THB: 100 = 1 baht)."""
 
 
@@ -155,6 +156,17 @@ def account_credit_limit(account_id: str, amount: int | None, back_to_tier: bool
     if amount is not None:
         request.credit_limit = amount
     click.echo(render.account_card(call(accounts.SetCreditLimit, request)))
+
+
+@account.command("plan")
+@account_id_argument
+@click.argument("plan", callback=edge.identifier("plan"))
+@server_option
+def account_plan(account_id: str, plan: str, server: str) -> None:
+    """Move an account to another configured plan of its currency, at once (its ledger records the
+    change; the console asks a reason)."""
+    accounts, _ = stubs(server)
+    click.echo(render.account_card(call(accounts.SetPlan, pb.SetPlanRequest(account_id=account_id, plan=plan))))
 
 
 @account.command("buy")
