@@ -90,6 +90,7 @@ CLIENTS = {
     "topup": "bank.test",
     "portal": "portal.test",
     "crm": "crm.test",
+    "care": "console.test",
     "admin": "ops.test",
     "nobody": "nobody.test",
 }
@@ -97,6 +98,7 @@ ROLES = {
     "gateway": ["pgw1.test", "pgw2.test"],
     "topup": ["bank.test"],
     "crm": ["crm.test"],
+    "care": ["console.test"],
     "portal": ["portal.test"],
     "admin": ["ops.test"],
 }

@@ -213,6 +213,14 @@ async def test_a_sign_in_leaves_the_console_serving_and_a_code_is_good_once(stor
     assert sorted(both, key=str) == [None, ("anna", "agent")], both
 
 
+def test_serve_takes_a_client_certificate_with_its_key_only(tmp_path: Path) -> None:
+    certificate = tmp_path / "care.pem"
+    certificate.write_text("not read: refused first")
+    command = [sys.executable, "-m", "creditd", "console", "serve", "--tls-cert", str(certificate)]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and "--tls-cert and --tls-key go together" in refused.stderr
+
+
 def test_staff_records_are_checked() -> None:
     store = StaffStore(Path(":memory:"), session_ttl_s=60)
     for name, role, password, message in [

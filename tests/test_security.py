@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from creditd.api.auth import ALL_METHODS, METHODS_OF_ROLE
 from creditd.api.server import CreditdServer
+from creditd.client_channel import open_channel
 from creditd.config.settings import Settings
 from creditd.errors import ConfigError
 from creditd.v1 import creditd_pb2 as pb
@@ -150,7 +151,7 @@ async def stream_outcome(call) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-@pytest.mark.parametrize("role", ["gateway", "topup", "crm", "portal", "admin"])
+@pytest.mark.parametrize("role", ["gateway", "topup", "crm", "care", "portal", "admin"])
 async def test_each_role_against_each_rpc(secure_server, redis_client, role: str) -> None:
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
@@ -172,6 +173,28 @@ async def test_each_role_against_each_rpc(secure_server, redis_client, role: str
             code = await stream_outcome(make(cc, ac, ss))
             expected_denied = method not in METHODS_OF_ROLE[role]
             assert (code == grpc.StatusCode.PERMISSION_DENIED) == expected_denied, (role, method, code)
+
+
+async def test_the_care_console_reaches_creditd_with_its_certificate(secure_server, tmp_path: Path) -> None:
+    """The console's own channel (client_channel.open_channel, as `creditd console serve --tls-cert
+    --tls-key --tls-ca` opens it) carries the care role: the card and an adjustment, not a charge."""
+    server, pki = secure_server
+    pair = pki.clients["care"]
+    (tmp_path / "care.pem").write_bytes(pair.certificate)
+    (tmp_path / "care.key").write_bytes(pair.key)
+    (tmp_path / "ca.pem").write_bytes(pki.ca.certificate)
+    async with channel_for(server, pki, "admin") as admin:
+        await pb_grpc.AccountsStub(admin).CreateAccount(
+            pb.CreateAccountRequest(account_id=ACCOUNT, plan="standard", initial_balance=1000)
+        )
+    files = (str(tmp_path / "ca.pem"), str(tmp_path / "care.pem"), str(tmp_path / "care.key"))
+    async with open_channel(f"localhost:{server.port}", *files) as channel:
+        accounts = pb_grpc.AccountsStub(channel)
+        adjust = pb.AdjustRequest(account_id=ACCOUNT, amount=-100, reason="care test", idempotency_key="care-1")
+        assert (await accounts.Adjust(adjust)).balance == 900
+        assert (await accounts.GetAccount(pb.GetAccountRequest(account_id=ACCOUNT))).balance == 900
+        request = charge_request("care-1", INITIAL, 0, ACCOUNT, [(VOICE, 0, 0)])
+        assert await outcome(pb_grpc.CreditControlStub(channel).Charge(request)) == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.parametrize("client", ["nobody", "stranger", None])

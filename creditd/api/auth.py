@@ -5,6 +5,7 @@ role before it touches Redis. Without TLS (loopback development only) every call
     gateway  CreditControl (Charge, ChargeBatch, WatchNotifications)
     topup    TopUp, GetAccount, TopUpGroup
     crm      GetAccount, ListLedger, WatchEvents, WatchUsage, Adjust, SetPreferences, Borrow, GetGroup
+    care     the care console's: GetAccount, ListLedger, Adjust, PurchaseBundle (a gift), SetStatus, SetPlan
     portal   SelfService (a subscriber's own account, through their session token)
     admin    everything
 """
@@ -21,7 +22,7 @@ from creditd.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
 
-ROLES = ("gateway", "topup", "crm", "portal", "admin")
+ROLES = ("gateway", "topup", "crm", "care", "portal", "admin")
 SELF_SERVICE_METHODS = frozenset(
     {
         "RequestSignInCode",
@@ -70,6 +71,7 @@ METHODS_OF_ROLE: dict[str, frozenset[str]] = {
     "crm": frozenset(
         {"GetAccount", "ListLedger", "WatchEvents", "WatchUsage", "Adjust", "SetPreferences", "Borrow", "GetGroup"}
     ),
+    "care": frozenset({"GetAccount", "ListLedger", "Adjust", "PurchaseBundle", "SetStatus", "SetPlan"}),
     "portal": SELF_SERVICE_METHODS,
     "admin": ALL_METHODS,
 }

@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 import click
-import grpc
 import pyotp
 import uvicorn
 import uvloop
@@ -15,6 +14,7 @@ import uvloop
 from creditd import logs
 from creditd.cli import edge
 from creditd.cli.common import open_redis, redis_options
+from creditd.client_channel import open_channel
 from creditd.console.actions import UsageSource
 from creditd.console.app import ConsoleSettings, create_app
 from creditd.console.staff import ROLES, StaffError, StaffStore
@@ -49,6 +49,9 @@ def console() -> None:
     type=click.IntRange(0, 10**12),
     help="adjustments above this many minor units (satang for THB), either way, need a supervisor",
 )
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="the console's client certificate (PEM)")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="its private key (PEM)")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA of creditd's server certificate")
 @click.option(
     "--session-ttl",
     default=DEFAULTS.session_ttl_s,
@@ -64,11 +67,18 @@ def serve(
     listen: str,
     server: str,
     approval_threshold: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
     session_ttl: int,
 ) -> None:
-    """Serve the console (plaintext gRPC to creditd: loopback development only). Usage records (to
-    explain charges), notices sent, and the searches by name, voucher and payment read creditd's Redis
-    (--redis, or the embedded server's --data-dir); a resent notice is queued there for the notifier."""
+    """Serve the console. It talks to creditd with mutual TLS given --tls-cert and --tls-key (a
+    certificate whose name [security.roles] maps to the role care), else in plaintext (loopback
+    development only: creditd treats it as admin). Usage records (to explain charges), notices sent,
+    and the searches by name, voucher and payment read creditd's Redis (--redis, or the embedded
+    server's --data-dir); a resent notice is queued there for the notifier."""
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     logs.configure("INFO", "text")
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
@@ -81,6 +91,9 @@ def serve(
         approval_threshold_minor=approval_threshold,
         session_ttl_s=session_ttl,
         region=creditd_settings.numbers.region,
+        tls_ca_path=tls_ca or "",
+        tls_cert_path=tls_cert or "",
+        tls_key_path=tls_key or "",
     )
     usage = UsageSource(
         client,
@@ -91,7 +104,7 @@ def serve(
     store = StaffStore(database, session_ttl)
 
     async def run() -> None:
-        channel = grpc.aio.insecure_channel(server)
+        channel = open_channel(server, settings.tls_ca_path, settings.tls_cert_path, settings.tls_key_path)
         try:
             app = create_app(settings, channel, store, usage)
             served = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), lifespan="off")

@@ -32,7 +32,7 @@ from creditd.config.types import (
 )
 from creditd.errors import ConfigError
 
-Role = Literal["gateway", "topup", "crm", "portal", "admin"]
+Role = Literal["gateway", "topup", "crm", "care", "portal", "admin"]
 
 
 class ServerSettings(Struct, frozen=True):

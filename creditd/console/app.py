@@ -90,8 +90,12 @@ SHOWN_STATUS = {
 
 class ConsoleSettings(msgspec.Struct, frozen=True):
     listen: str = "127.0.0.1:8090"
-    # creditd's gRPC address (plaintext: loopback development only).
+    # creditd's gRPC address; plaintext (every caller admin: loopback development only) unless the
+    # console has a client certificate, whose name [security.roles] maps to the role care.
     server: str = "127.0.0.1:50051"
+    tls_ca_path: str = ""
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
     database_path: str = "console.sqlite3"
     # Signs the CSRF tokens; empty: a random one per process.
     csrf_secret: str = ""

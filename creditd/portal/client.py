@@ -3,10 +3,9 @@ when configured, plaintext otherwise (loopback development)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 
+from creditd import client_channel
 from creditd.config.fronts import PortalSettings
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -14,14 +13,9 @@ CALL_TIMEOUT_S = 10.0
 
 
 def open_channel(settings: PortalSettings) -> grpc.aio.Channel:
-    if settings.tls_cert_path:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=Path(settings.tls_ca_path).read_bytes() if settings.tls_ca_path else None,
-            private_key=Path(settings.tls_key_path).read_bytes(),
-            certificate_chain=Path(settings.tls_cert_path).read_bytes(),
-        )
-        return grpc.aio.secure_channel(settings.server, credentials)
-    return grpc.aio.insecure_channel(settings.server)
+    return client_channel.open_channel(
+        settings.server, settings.tls_ca_path, settings.tls_cert_path, settings.tls_key_path
+    )
 
 
 def self_service(channel: grpc.aio.Channel) -> pb_grpc.SelfServiceStub:
