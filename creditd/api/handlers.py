@@ -2,7 +2,7 @@
 
 grpc's aio server (1.85) keeps one pending request per registered method, and for every RPC that
 arrives it waits on all of them at once (asyncio.wait, a done-callback added to and removed from
-each): with creditd's 38 methods that wait cost a unary Charge more than the rest of gRPC's Python
+each): with creditd's 38 methods, a quarter of the serving process' instructions per unary Charge
 (`python -m loadtest.server_instructions`, docs/performance.md). Handlers added only as generic
 handlers share one pending request and are found by their method's name in a dictionary.
 """

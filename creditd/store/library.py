@@ -90,8 +90,9 @@ def key_binders() -> str:
 
 
 # The Lua and Redis globals the library uses. A function library's code reaches globals only while it
-# runs, not while it loads, and each access then goes through the library's environment (some 50
-# instructions; an upvalue, 3): runtime_globals() binds them to top-level locals at the first call.
+# runs, not while it loads, and each access then goes through the library's environment (math.min
+# some 25 ns, an upvalue 1 ns, in a loop inside one FCALL): runtime_globals() binds them to top-level
+# locals at the first call.
 RUNTIME_GLOBALS = (
     "assert", "cjson", "cmsgpack", "error", "getmetatable", "ipairs", "math", "next", "pairs", "pcall", "redis",
     "setmetatable", "string", "table", "tonumber", "tostring", "type", "unpack",
