@@ -4,7 +4,8 @@ charge-shaped floor counted in the same run (the phases of loadtest.redis_time).
 
 Time on these shared two-core machines moves by 10 to 20 % from run to run; an instruction count
 moves by a few parts in ten thousand, whatever else the machine does, so a change of 1 % shows. It is
-the measure the charge path is tuned by; redis_time still gives the time.
+the measure the charge path is tuned by; redis_time still gives the time. Each figure is the median
+of --rounds whole runs (3), printed with the lowest and highest.
 The count is the whole server's while a phase runs: the FCALLs, reading them off the socket, the
 replies and the AOF. Phases run in pipelines of 500 as in redis_time; "standard mix" weighs the
 types as docs/performance.md's standard mix does (a session: INITIAL, 3 UPDATE, TERMINATE; one request in ten an SMS
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -24,7 +26,7 @@ import msgspec
 import redis
 
 from creditd.store.embedded import EmbeddedRedis
-from loadtest.redis_time import BASELINE_PHASE, piped, prepare, print_table, write_rows
+from loadtest.redis_time import BASELINE_PHASE, FLOOR_PHASE, MIX_PHASE, piped, prepare, print_table, write_rows
 
 DUMP_WAIT_S = 30.0
 START_TIMEOUT_S = 120.0
@@ -33,8 +35,10 @@ START_TIMEOUT_S = 120.0
 class TypeInstructions(msgspec.Struct):
     phase: str
     calls: int
-    instructions_per_call: float
+    instructions_per_call: float  # the median of the rounds
     ratio_to_baseline: float
+    lowest: float = 0.0  # of the rounds
+    highest: float = 0.0
 
 
 class CallgrindRedis(EmbeddedRedis):
@@ -95,18 +99,28 @@ def measure(session_count: int) -> dict[str, float]:
 @click.command()
 @click.option("--sessions", "session_count", default=400, show_default=True, help="calls per phase")
 @click.option(
+    "--rounds", default=3, show_default=True, type=click.IntRange(1, 9), help="whole runs; each figure is their median"
+)
+@click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/redis_instructions.json")
 )
-def main(session_count: int, json_path: Path) -> None:
+def main(session_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
-    figures = measure(session_count)
-    baseline = figures[BASELINE_PHASE]
-    rows = [
-        TypeInstructions(name, session_count, round(value), round(value / baseline, 2))
-        for name, value in figures.items()
-    ]
+    runs = [measure(session_count) for _ in range(rounds)]
+    rows = []
+    for name in runs[0]:
+        values = [run[name] for run in runs]
+        median, baseline = statistics.median(values), statistics.median(run[BASELINE_PHASE] for run in runs)
+        rows.append(
+            TypeInstructions(name, session_count, round(median), round(median / baseline, 2), min(values), max(values))
+        )
     lines = [(row.phase, f"{row.instructions_per_call:,.0f}", row.ratio_to_baseline) for row in rows]
     print_table(lines, "instructions per call")
+    if rounds > 1:
+        mixes = [run[MIX_PHASE] / run[FLOOR_PHASE] for run in runs]
+        spread = ", ".join(f"{row.phase} {row.lowest:,.0f}-{row.highest:,.0f}" for row in rows)
+        click.echo(f"{rounds} rounds, each figure their median; lowest-highest: {spread}")
+        click.echo(f"standard mix / floor by round: {', '.join(f'{mix:.2f}' for mix in mixes)}")
     write_rows(rows, json_path)
 
 

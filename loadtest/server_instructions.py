@@ -11,12 +11,14 @@ most are under unary load), and the count of the server's main thread (the event
 handlers, creditd's, the Redis exchange) is divided by the charges. gRPC's poller thread is reported
 apart: how often it spins depends on timing, so its count moves between runs. Kernel time (the
 system calls) is not counted; the sweeper is off (its work is per second, not per call).
-Needs valgrind (Debian's package: valgrind, callgrind_control)."""
+Each round runs both servers afresh; the ratio printed last is the rounds' median (--rounds, 3), with
+each round's. Needs valgrind (Debian's package: valgrind, callgrind_control)."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,18 +175,26 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
 @click.command()
 @click.option("--charges", "charge_count", default=300, show_default=True, help="unary Charges counted per server")
 @click.option(
+    "--rounds", default=3, show_default=True, type=click.IntRange(1, 9), help="whole runs; the ratio is their median"
+)
+@click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/server_instructions.json")
 )
-def main(charge_count: int, json_path: Path) -> None:
+def main(charge_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
-    with tempfile.TemporaryDirectory(prefix="creditd-server-instructions-") as work:
-        rows = measure(charge_count, Path(work))
+    rows: list[ServerInstructions] = []
+    ratios = []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="creditd-server-instructions-") as work:
+            run = measure(charge_count, Path(work))
+        by_name = {row.server: row for row in run}
+        ratios.append(by_name["creditd"].main_thread_per_rpc / by_name["echo"].main_thread_per_rpc)
+        rows += run
     click.echo(f"{'server':10} {'main thread per rpc':>20} {'other threads per rpc':>22}")
     for row in rows:
         click.echo(f"{row.server:10} {row.main_thread_per_rpc:>20,.0f} {row.other_threads_per_rpc:>22,.0f}")
-    by_name = {row.server: row for row in rows}
-    ratio = by_name["creditd"].main_thread_per_rpc / by_name["echo"].main_thread_per_rpc
-    click.echo(f"creditd / echo, main thread: {ratio:.2f}")
+    spread = f" (rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})" if rounds > 1 else ""
+    click.echo(f"creditd / echo, main thread: {statistics.median(ratios):.2f}{spread}")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_bytes(msgspec.json.encode(rows))
     click.echo(f"written: {json_path}")

@@ -120,7 +120,8 @@ def test_redis_time_run_measures_every_request_type_against_the_baseline(tmp_pat
 def test_redis_instructions_run_counts_every_request_type_against_the_baseline(tmp_path: Path) -> None:
     report_path = tmp_path / "redis_instructions.json"
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest.redis_instructions", "--sessions", "50", "--json", str(report_path)],
+        [sys.executable, "-m", "loadtest.redis_instructions", "--sessions", "50", "--rounds", "2"]
+        + ["--json", str(report_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -131,6 +132,9 @@ def test_redis_instructions_run_counts_every_request_type_against_the_baseline(t
     assert rows["baseline (reserve-shaped)"]["ratio_to_baseline"] == 1.0
     # each phase counted its own calls: a charge of any type does more than the reserve-shaped function
     assert all(rows[name]["ratio_to_baseline"] > 1.5 for name in ("INITIAL", "UPDATE", "TERMINATE", "EVENT"))
+    # two rounds: each figure their median, between the lowest and highest
+    assert all(row["lowest"] <= row["instructions_per_call"] <= row["highest"] for row in rows.values())
+    assert "standard mix / floor by round: " in result.stdout
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:
