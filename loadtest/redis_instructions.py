@@ -108,9 +108,10 @@ def main(session_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
     runs = [measure(session_count) for _ in range(rounds)]
     rows = []
+    baseline = statistics.median(run[BASELINE_PHASE] for run in runs)
     for name in runs[0]:
         values = [run[name] for run in runs]
-        median, baseline = statistics.median(values), statistics.median(run[BASELINE_PHASE] for run in runs)
+        median = statistics.median(values)
         rows.append(
             TypeInstructions(name, session_count, round(median), round(median / baseline, 2), min(values), max(values))
         )

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from creditd.config.rating import clock_minutes
 from creditd.core.notices import NoticeEvent as Event
+from creditd.store.codes import AccountStatus
 from creditd.store.replies import AccountRecord
 
 # Events after which an opted-in subscriber is offered a data bundle (core/offers.py).
@@ -20,8 +21,12 @@ ASKED_FOR_KINDS = ("sign_in_code",)
 CONFIRMATION_KINDS = ("topup", "bundle_purchased", "loan_granted")
 # The status a status notice announces (docs/design.md, Suspension ladder): once the account is in
 # another, the notice would tell something no longer true.
-STATUS_OF_NOTICE = {"resumed": 1, "suspended_one_way": 2, "suspended_two_way": 3, "terminated": 4}
-STATUS_NAMES = {1: "ACTIVE", 2: "ONE_WAY_SUSPENDED", 3: "TWO_WAY_SUSPENDED", 4: "TERMINATED"}
+STATUS_OF_NOTICE = {
+    "resumed": AccountStatus.ACTIVE,
+    "suspended_one_way": AccountStatus.ONE_WAY_SUSPENDED,
+    "suspended_two_way": AccountStatus.TWO_WAY_SUSPENDED,
+    "terminated": AccountStatus.TERMINATED,
+}
 
 
 def in_quiet_hours(now_ms: int, time_zone: str, start: str, end: str) -> int:
@@ -49,7 +54,8 @@ def superseded(event: Event, card: AccountRecord) -> str:
     A sign-in code is checked against the code creditd holds (Notifier.outdated, code_superseded)."""
     announced = STATUS_OF_NOTICE.get(event.kind)
     if announced is not None and card.status != announced:
-        return f"superseded: the account is {STATUS_NAMES.get(card.status, card.status)} now"
+        known = card.status in AccountStatus.__members__.values()
+        return f"superseded: the account is {AccountStatus(card.status).name if known else card.status} now"
     threshold = event.detail.split(" ")[0]
     if event.kind == "low_balance" and threshold.lstrip("-").isdigit() and card.balance > int(threshold):
         return f"superseded: the balance is above {threshold} again"
