@@ -26,9 +26,17 @@ pytestmark = pytest.mark.asyncio
 ACCOUNT = "66858000001"
 
 
+# How long a call waits for WAITAOF: where the test expects a confirmation, long enough for one fsync
+# of the AOF on a disk the whole suite is writing to (200 ms once fell short under CI's load);
+# where it expects none (a replica that does not exist), short, since the call waits all of it.
+CONFIRMED_WAIT_MS = 1_500  # below redis.call_timeout_s (2 s)
+REFUSED_WAIT_MS = 200
+
+
 def durable(settings: Settings, durability: str = "fsync", replicas: int = 0) -> Settings:
+    wait_timeout_ms = REFUSED_WAIT_MS if replicas else CONFIRMED_WAIT_MS
     redis_settings = msgspec.structs.replace(
-        settings.redis, durability=durability, wait_replicas=replicas, wait_timeout_ms=200
+        settings.redis, durability=durability, wait_replicas=replicas, wait_timeout_ms=wait_timeout_ms
     )
     return msgspec.structs.replace(settings, redis=redis_settings)
 
