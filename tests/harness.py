@@ -18,6 +18,7 @@ from creditd.clock import Clock
 from creditd.config.settings import Settings
 from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Charging
+from creditd.store.account_codec import BUCKETS_POSITION, POSITIONS
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import Keys
@@ -88,9 +89,12 @@ def tamper_account(client: redis.Redis, key: str, buckets: dict[str, str] | None
     """Overwrites fields (and bucket texts) of a packed account (lua/lib/account.lua) as a corruption
     would: what the auditor and the functions must notice or refuse."""
     stored = msgspec.msgpack.decode(client.get(key))
+    assert isinstance(stored, list), "an account is stored as an array (creditd/store/account_codec.py)"
     if buckets:
-        stored["buckets"] = (stored.get("buckets") or {}) | buckets
-    client.set(key, msgspec.msgpack.encode(stored | fields))
+        stored[BUCKETS_POSITION - 1] = (stored[BUCKETS_POSITION - 1] or {}) | buckets
+    for name, value in fields.items():
+        stored[POSITIONS[name] - 1] = value
+    client.set(key, msgspec.msgpack.encode(stored))
 
 
 def dump(client: redis.Redis) -> dict[bytes, bytes | None]:

@@ -4,24 +4,27 @@ field named, and a refused call writes nothing (DUMP of every key before and aft
 built by creditd.store.calls, as the server builds them; the arguments are written out here, so that
 each can be made bad on its own. And the account's field list (creditd/store/account_codec.py,
 from which the library's ACCOUNT_CODEC is generated) against real accounts: a new account is one
-packed string holding exactly its fields but the optional ones; an account an older version wrote (a
-hash of text fields and `bucket:<id>` fields, without the fields added since) is read with their
-defaults, left as it is by a read, and written packed at its next save with every other field and
-bucket as it was, the optional ones staying absent."""
+packed array holding exactly its fields (its optional ones at their default); an account an older
+version wrote (a hash of text fields and `bucket:<id>` fields, or the map of fields the version
+before wrote, without the fields added since) is read with their defaults, left as it is by a read,
+and written as the array at its next save with every other field and bucket as it was, the optional
+ones at their default."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import NamedTuple
 
+import msgspec
 import pytest
 import redis
 
 from creditd.resources import lua_directory
-from creditd.store.account_codec import ACCOUNT_FIELDS, Saved
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITIONS, Saved
 from creditd.store.account_record import read_account
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
+from creditd.store.replies import as_text
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
@@ -540,6 +543,60 @@ def test_a_new_account_is_packed_with_the_listed_fields_but_the_optional_ones(
     assert redis_client.type(calls.keys.account(ACCOUNT)) == b"string"
     stored = {name for name in stored_account(redis_client, calls) if not name.startswith("bucket:")}
     assert stored == {field.name for field in ACCOUNT_FIELDS} - OPTIONAL - {"preferences"}
+
+
+def test_a_new_account_is_an_array_of_every_field_after_its_buckets(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
+    assert isinstance(stored, list) and len(stored) == len(ACCOUNT_FIELDS) + 1
+    assert stored[POSITIONS["account_id"] - 1] == ACCOUNT
+    assert stored[BUCKETS_POSITION - 1], "VALID_ARGS' account has a bucket"
+    for name in OPTIONAL:
+        assert stored[POSITIONS[name] - 1] == DEFAULTED[name], name
+
+
+def write_as_older_map(redis_client: redis.Redis, calls: Calls, fields: dict[str, str]) -> None:
+    """The account as the version before wrote it: a MessagePack map of its fields, numbers as
+    integers, `buckets` mapping bucket ids to their text."""
+    numbers = {field.name for field in ACCOUNT_FIELDS if field.number}
+    stored: dict[str, object] = {
+        name: int(value) if name in numbers else value
+        for name, value in fields.items()
+        if not name.startswith("bucket:")
+    }
+    stored["buckets"] = {
+        name.removeprefix("bucket:"): text for name, text in fields.items() if name.startswith("bucket:")
+    }
+    redis_client.set(calls.keys.account(ACCOUNT), msgspec.msgpack.encode(stored))
+
+
+def test_an_older_map_account_reads_with_defaults_and_saves_as_an_array(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    before = stored_account(redis_client, calls)
+    older = [name for name in DEFAULTED if name in before and name != "dealer"]
+    write_as_older_map(redis_client, calls, {name: value for name, value in before.items() if name not in older})
+    key = calls.keys.account(ACCOUNT)
+    written = redis_client.get(key)
+    code, message, card = call("get_account", VALID_ARGS["get_account"])
+    assert code == Code.SUCCESS, message
+    assert f'"balance":{before["balance"]}' in as_text(card)
+    assert redis_client.get(key) == written  # a read writes nothing
+    code, message, _ = call("top_up", VALID_ARGS["top_up"])
+    assert code == Code.SUCCESS, message
+    assert isinstance(msgspec.msgpack.decode(redis_client.get(key)), list)
+    after = stored_account(redis_client, calls)
+    for name in older:
+        assert name in after, name
+    assert int(after["balance"]) == int(before["balance"]) + int(VALID_ARGS["top_up"][2])
+    moved = {"balance", "ledger_seq", "ledger_hash", *older}
+    unchanged = {name: value for name, value in before.items() if name not in moved}
+    assert {name: after[name] for name in unchanged} == unchanged  # the buckets among them
 
 
 def write_as_older_hash(redis_client: redis.Redis, calls: Calls, fields: dict[str, str]) -> None:

@@ -1,24 +1,26 @@
 """The account's scalar fields (lua/lib/account.lua), written once here, and the Lua that reads and
 writes them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CODEC.
 
-An account is stored as one MessagePack string (a map of these fields, plus `buckets`: bucket id ->
-its text), read with one GET and written whole with one SET: the hash it was before cost a charge
-some 150 000 of Redis' instructions to read (a reply element per field, a Lua string per name and
-value, a tonumber per number) and each save a list of changed fields. An account written as a hash
-by an older version is still read (its fields as text, `bucket:<id>` fields) and written packed at
-its next save. One statement a field, one table constructor: each loop step of Lua in Redis costs a
-few hundred instructions, and a table grown key by key is rehashed as it grows. The generated
-functions:
+An account is stored as one MessagePack string, read with one GET and written whole with one SET: an
+array, its buckets first (bucket id -> its text; false when it has none), then ACCOUNT_FIELDS in
+order, a field without a value written as its default, or false when it has none. An array rather than a map: a map stores every
+field's name in every account (more than half of a new account's bytes) and cmsgpack builds its
+table key by key, making a Lua string of each name; the array is read into one table constructor.
+A field is only ever added at the end, with a default, so an array written before it existed reads.
+Two older forms are still read and written as the array at their next save: the map of the same
+fields (`buckets` among them) that the version before wrote, and the hash of the fields as text
+(`bucket:<id>` fields) before that. The generated functions:
 
 - ACCOUNT_CODEC.names: every scalar field name (in a hash, what is not one is a bucket, `bucket:<id>`).
-- ACCOUNT_CODEC.finish(account): after a packed account's unpacking: the fields it lacks (optional
-  ones at their default, or fields added after it was written) take their default.
+- ACCOUNT_CODEC.unpack(t): what cmsgpack.unpack made of a stored string (array or map) as the
+  account's table, with its bucket texts (nil: none) second; fields it lacks take their default.
+- ACCOUNT_CODEC.finish(account): the fields an account lacks (added after it was written, or optional
+  ones a map left out) take their default.
 - ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: finish's
   defaults, then numbers become numbers.
-- ACCOUNT_CODEC.stored(account, buckets): the table saving packs: every field, optional ones left out
-  while at their default, and `buckets` (nil when the account has none).
+- ACCOUNT_CODEC.pack(account, buckets): the string to store.
 
-creditd/store/account_record.py reads both forms for Python (the auditor, the console, reports).
+creditd/store/account_record.py reads every form for Python (the auditor, the console, reports).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from creditd.store.lua_values import lua_literal
 class Saved(Enum):
     ONCE = "set by create_account (or set_preferences), never changed by other calls"
     ALWAYS = "present in every account (a default: an account written before the field existed)"
-    OPTIONAL = "stored only while it differs from its default; most accounts lack it"
+    OPTIONAL = "most accounts hold its default; readers (account_record.py) see it only once it differs"
 
 
 class Field(NamedTuple):
@@ -102,19 +104,36 @@ def _finish_hash() -> list[str]:
     return [*lines, "end"]
 
 
-def _stored_value(field: Field) -> str:
-    if field.saved is not Saved.OPTIONAL:
-        return f"a.{field.name}"
-    return (
-        f"a.{field.name} ~= {lua_literal(field.default if field.default is not None else '')} and a.{field.name} or nil"
-    )
+# Where each field sits in the stored array (Lua's indices): the buckets are first.
+BUCKETS_POSITION = 1
+POSITIONS = {field.name: BUCKETS_POSITION + 1 + index for index, field in enumerate(ACCOUNT_FIELDS)}
 
 
-def _stored() -> list[str]:
-    values = ",\n    ".join(f"{field.name} = {_stored_value(field)}" for field in ACCOUNT_FIELDS)
+def _stored_default(field: Field) -> str:
+    """What the array holds for a field the table lacks: its default, else false (read back as nil)."""
+    return "false" if field.default is None else lua_literal(field.default)
+
+
+def _pack() -> list[str]:
+    values = ", ".join(f"a.{field.name} or {_stored_default(field)}" for field in ACCOUNT_FIELDS)
     return [
-        "ACCOUNT_CODEC.stored = function(a, buckets)",
-        f"  return {{\n    {values},\n    buckets = buckets,\n  }}",
+        "ACCOUNT_CODEC.pack = function(a, buckets)",
+        f"  return cmsgpack.pack({{ buckets or false, {values} }})",
+        "end",
+    ]
+
+
+def _unpack() -> list[str]:
+    values = ",\n    ".join(f"{field.name} = t[{POSITIONS[field.name]}] or nil" for field in ACCOUNT_FIELDS)
+    return [
+        "ACCOUNT_CODEC.unpack = function(t)",
+        "  if t[1] == nil then",  # a map, as the version before wrote it
+        "    ACCOUNT_CODEC.finish(t)",
+        "    return t, t.buckets",
+        "  end",
+        f"  local a = {{\n    {values},\n  }}",
+        "  ACCOUNT_CODEC.finish(a)",
+        f"  return a, t[{BUCKETS_POSITION}] or nil",
         "end",
     ]
 
@@ -127,6 +146,7 @@ def account_codec() -> str:
             f"local ACCOUNT_CODEC = {{ names = {{ {names} }} }}",
             *_finish(),
             *_finish_hash(),
-            *_stored(),
+            *_unpack(),
+            *_pack(),
         ]
     )

@@ -1,11 +1,12 @@
 """An account as stored, for the Python readers that look at it outside the Lua functions (the
 auditor, the care console's search, reports, the payments' books).
 
-An account is one MessagePack string (lua/lib/account.lua; creditd/store/account_codec.py lists its
-fields); one written by an older version is a hash of the same fields as text, each bucket a field
-`bucket:<id>`, until its next save packs it. Both read here into that hash's shape, every value as
-text, so that a reader need not know which form it met: `fields_of` for one stored value,
-`read_account` for one key, `read_accounts` for many in one round trip.
+An account is one MessagePack string, an array (lua/lib/account.lua; creditd/store/account_codec.py
+lists its fields); one written by an older version is a map of the same fields, or, older still, a
+hash of them as text, each bucket a field `bucket:<id>`, until its next save packs it. Each is read
+here into that hash's shape, every value as text, so that a reader need not know which form it met:
+`fields_of` for one stored value, `read_account` for one key, `read_accounts` for many in one round
+trip.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, Saved
 from creditd.store.connection import AnyRedis, AnySyncRedis
 from creditd.store.packed import Stored, hash_fields, is_wrong_type, read_stored, read_stored_async
 from creditd.store.replies import as_text
@@ -24,14 +26,28 @@ BUCKETS = "buckets"
 
 def fields_of(packed: bytes) -> dict[str, str]:
     """A packed account's fields as the hash form holds them (cmsgpack wrote Lua's whole numbers as
-    integers: their text is the same)."""
+    integers: their text is the same), from the array or the map an older version wrote; an optional
+    field at its default is left out, as the hash and the map left it out."""
     stored = msgspec.msgpack.decode(packed)
-    if not isinstance(stored, dict):
-        raise ValueError(f"an account is a MessagePack map, not {type(stored).__name__}")
-    fields = {name: as_text(value) for name, value in stored.items() if name != BUCKETS}
-    # an empty Lua table packs as an empty array
-    buckets = stored.get(BUCKETS) or {}
+    if isinstance(stored, list):
+        fields, buckets = _array_fields(stored), stored[BUCKETS_POSITION - 1] or {}
+    elif isinstance(stored, dict):
+        fields = {name: as_text(value) for name, value in stored.items() if name != BUCKETS}
+        # an empty Lua table packs as an empty array
+        buckets = stored.get(BUCKETS) or {}
+    else:
+        raise ValueError(f"an account is a MessagePack array or map, not {type(stored).__name__}")
     fields.update({BUCKET_PREFIX + bucket_id: as_text(text) for bucket_id, text in buckets.items()})
+    return fields
+
+
+def _array_fields(stored: list[object]) -> dict[str, str]:
+    fields = {}
+    # zip stops at the array's end: a field added after it was written is absent, as in a map
+    for field, value in zip(ACCOUNT_FIELDS, stored[BUCKETS_POSITION:], strict=False):
+        if value is False or (field.saved is Saved.OPTIONAL and value == field.default):
+            continue
+        fields[field.name] = as_text(value)
     return fields
 
 

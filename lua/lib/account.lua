@@ -1,21 +1,20 @@
 --[=[
-Account state: the hash read into a table and changed in memory (lib/save.lua writes it back, lib/ledger.lua
-appends its entries, lib/card.lua shows it as JSON).
+Account state: the stored account read into a table and changed in memory (lib/save.lua writes it
+back, lib/ledger.lua appends its entries, lib/card.lua shows it as JSON).
 
-Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), a map of account_id, plan, currency,
-status, status_reason, status_since_ms, balance, reserved, credit_limit, tier, created_at_ms,
-contact_name, contact_email, contact_phone, dealer, ledger_seq, initial_balance, creation_fingerprint,
-loan_outstanding (loans and their fees not yet recovered; absent: 0), bonus_instalments
-(lib/bonus.lua; absent: none), group_id, group_holding, group_refill_minor, group_refill_tried_ms
-(lib/group.lua; absent: no group): creditd/store/account_codec.py's ACCOUNT_FIELDS list them, with
-their defaults; and buckets, a map of bucket id to its text (absent: none; unit MONEY: bonus money,
-lib/bonus.lua):
+Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), an array: first the buckets, a map
+of bucket id to its text (false: none; unit MONEY: bonus money, lib/bonus.lua), then the fields in the
+order of creditd/store/account_codec.py's ACCOUNT_FIELDS (account_id, currency, ..., balance, reserved,
+status, ..., loan_outstanding: loans and their fees not yet recovered; bonus_instalments, lib/bonus.lua;
+group_id, group_holding, group_refill_minor, group_refill_tried_ms, lib/group.lua), false for a field
+without a value. A bucket's text:
   '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
   (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
   bucket written before zones existed)
-Read with one GET, written whole with one SET. An account written by an older version is a hash of
-the same fields as text, each bucket a field 'bucket:<bucket_id>' holding its text: it is read as
-such (GET answers WRONGTYPE) and written packed at its next save.
+Read with one GET, written whole with one SET. Older versions wrote a map of the same fields (buckets
+under 'buckets'), and before that a hash of the fields as text, each bucket a field
+'bucket:<bucket_id>' holding its text (GET answers WRONGTYPE): both are read, and written as the
+array at the account's next save.
 Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first:
   '<seq>|<time_ms>|<kind>|<amount>|<balance_after>|<actor>|<hash>|<reference>' (reference last: it may
   hold '|'). actor is who caused it; hash = sha1(previous entry's hash .. '\n' .. the entry without its
@@ -107,9 +106,8 @@ local function load_account(key)
   if older then
     account = read_account_hash(key, buckets)
   else
-    account = cmsgpack.unpack(packed)
-    ACCOUNT_CODEC.finish(account)
-    local texts = account.buckets
+    local texts
+    account, texts = ACCOUNT_CODEC.unpack(cmsgpack.unpack(packed))
     if texts ~= nil then
       for bucket_id, text in pairs(texts) do
         buckets[bucket_id] = decode_bucket(bucket_id, text)

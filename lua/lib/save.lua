@@ -46,7 +46,7 @@ local function write_account(account, account_key)
     buckets = buckets or {}
     buckets[bucket_id] = account.dirty_buckets[bucket_id] and encode_bucket(bucket) or bucket.text
   end
-  redis.call('SET', account_key, cmsgpack.pack(ACCOUNT_CODEC.stored(account, buckets)))
+  redis.call('SET', account_key, ACCOUNT_CODEC.pack(account, buckets))
 end
 
 -- The partition's due index (see lib/lifecycle.lua) and blacklist (terminated ids, refused by
