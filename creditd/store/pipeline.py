@@ -116,6 +116,9 @@ class AutoPipeline:
         parallel_min_calls: int = 1,
     ) -> None:
         self._client = client
+        # Asked once: redis-py's cluster class has a Protocol among its bases, so isinstance runs
+        # typing's slow check.
+        self._cluster = client if isinstance(client, RedisCluster) else None
         self._wire = wire
         self._deadline_s = deadline_s
         self._circuit = circuit
@@ -228,9 +231,9 @@ class AutoPipeline:
             return
         metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
         results, confirmed = results[: len(batch)], results[len(batch) :]
-        if isinstance(self._client, RedisCluster) and any(isinstance(result, MovedError) for result in results):
+        if self._cluster is not None and any(isinstance(result, MovedError) for result in results):
             # Before anything else: a shortfall below must not keep a stale slot map alive.
-            await self._client.nodes_manager.initialize()
+            await self._cluster.nodes_manager.initialize()
         if self._wait.enabled and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
