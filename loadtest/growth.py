@@ -2,10 +2,16 @@
 added in steps (created straight through the create_account function, in pipelines, for speed), and
 after each step a short unary phase over all of them, the Redis time per function call of that phase
 (INFO commandstats' usec_per_call of FCALL, reset before it), Redis' main thread's CPU per call over
-the phase (INFO cpu; whether a fork, an AOF rewrite, ran during it) and Redis' used_memory.
+the phase (INFO cpu; whether a fork, an AOF rewrite, ran during it) and Redis' used_memory. A phase
+starts only once no AOF rewrite runs: the accounts just created often start one, and while its child
+lives the first write to each page of memory copies it.
 
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
+    python -m loadtest.growth --steps 1000,1000000 --traffic-accounts 1000 --duration 5
+
+With --traffic-accounts the phases charge only the first N accounts, however many exist: the
+keyspace grows while the accounts charged stay as warm as in a small one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from loadtest.runner import start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
+CHILD_WAIT_S = 300.0
 VOICE_IN_RATING_GROUP = 4  # free incoming voice in the sample plan
 
 
@@ -41,6 +48,7 @@ class GrowthRow(msgspec.Struct):
     redis_usec_per_call: float
     redis_cpu_usec_per_call: float
     forked: bool
+    child_wait_s: float  # waited before the phase for an AOF rewrite to end
     used_memory_bytes: int
     bytes_per_account: int
     keys: int
@@ -51,6 +59,18 @@ def redis_cpu_s(client: redis.Redis) -> float:
     a core that the load generator and the server also wanted."""
     cpu = client.info("cpu")
     return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
+def wait_for_no_child(client: redis.Redis, timeout_s: float = CHILD_WAIT_S) -> float:
+    """Waits until no AOF rewrite or snapshot child runs: while one does, every write Redis makes
+    copies a page first, which a phase would count as its own cost. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        persistence = client.info("persistence")
+        if not persistence["aof_rewrite_in_progress"] and not persistence["rdb_bgsave_in_progress"]:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def create_accounts(client: redis.Redis, calls: Calls, first: int, last: int, balance: int) -> None:
@@ -78,7 +98,11 @@ def open_idle_sessions(client: redis.Redis, calls: Calls, accounts: int, first: 
 
 
 async def measure(
-    steps: list[int], session_steps: list[int], duration_s: float, partitions: int = 256
+    steps: list[int],
+    session_steps: list[int],
+    duration_s: float,
+    partitions: int = 256,
+    traffic_accounts: int | None = None,
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
@@ -97,7 +121,9 @@ async def measure(
             created, opened = accounts, max(opened, sessions)
             client.execute_command("MEMORY", "PURGE")
             used = client.info("memory")["used_memory"]
-            shape = Shape(accounts=accounts, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
+            waited_s = wait_for_no_child(client)
+            charged = min(accounts, traffic_accounts or accounts)
+            shape = Shape(accounts=charged, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
             client.config_resetstat()
             cpu_before, forks_before = redis_cpu_s(client), client.info("stats")["total_forks"]
             recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
@@ -115,6 +141,7 @@ async def measure(
                     usec_per_call,
                     round(cpu_usec_per_call, 1),
                     forked,
+                    round(waited_s, 1),
                     used,
                     (used - baseline) // accounts,
                     client.dbsize(),
@@ -124,6 +151,7 @@ async def measure(
                 f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
                 f"p99 {rows[-1].p99_ms:6.1f} ms, Redis {usec_per_call:6.1f} µs per call "
                 f"(CPU {cpu_usec_per_call:6.1f}{', a fork ran' if forked else ''}), used_memory {used / 2**20:8.1f} MiB"
+                f"{f' (waited {waited_s:.0f} s for an AOF rewrite first)' if waited_s >= 1 else ''}"
             )
         return rows
     finally:
@@ -136,12 +164,18 @@ async def measure(
 @click.option("--steps", default="1000,10000,100000", show_default=True, help="account counts, ascending")
 @click.option("--session-steps", default="", help="then, at the last account count: idle open sessions, ascending")
 @click.option("--duration", default=5.0, show_default=True, help="seconds of unary traffic per step")
+@click.option(
+    "--traffic-accounts",
+    type=click.IntRange(1),
+    default=None,
+    help="charge only the first N accounts (default: all): a large keyspace with warm accounts",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/growth.json"))
-def main(steps: str, session_steps: str, duration: float, json_path: Path) -> None:
+def main(steps: str, session_steps: str, duration: float, traffic_accounts: int | None, json_path: Path) -> None:
     counts = sorted(int(step) for step in steps.split(","))
     sessions = sorted(int(step) for step in session_steps.split(",") if step)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        rows = runner.run(measure(counts, sessions, duration))
+        rows = runner.run(measure(counts, sessions, duration, traffic_accounts=traffic_accounts))
     write_json(rows, json_path)
     click.echo(f"written: {json_path}")
 
