@@ -2,8 +2,10 @@
 of its own (`spin` keeps Redis busy for a while, `echo` answers its argument): calls issued while a
 pipeline is out go together in the next one, in order and each with its own answer; enough of them
 for a pipeline of their own go at once beside it; a call's deadline counts from its issue, and calls
-still waiting for a pipeline when the circuit opens fail at once. Pipelines are counted with the
-creditd_redis_pipeline_calls histogram."""
+still waiting for a pipeline when the circuit opens fail at once. A pipeline sent at once on the
+open connection (no task) keeps the same promises: past its deadline its calls fail and the
+connection is replaced, and when its connection is lost under it, it is sent again on a new one.
+Pipelines are counted with the creditd_redis_pipeline_calls histogram."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from creditd.store.circuit import Circuit
 from creditd.store.connection import connect, wire_client
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.pipeline import AutoPipeline
+from creditd.store.wire import WireClient
 
 LIBRARY = """#!lua name=batching_test
 redis.register_function('spin', function(keys, args)
@@ -44,12 +47,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
         yield embedded
 
 
-def pipeline_of(url: str, deadline_s: float = 5.0) -> AutoPipeline:
+def pipeline_of(url: str, deadline_s: float = 5.0, circuit: Circuit | None = None) -> AutoPipeline:
+    return pipeline_and_wire(url, deadline_s, circuit)[0]
+
+
+def pipeline_and_wire(
+    url: str, deadline_s: float = 5.0, circuit: Circuit | None = None
+) -> tuple[AutoPipeline, WireClient]:
     settings = RedisSettings(call_timeout_s=deadline_s)
     client = connect(url, settings)
-    return AutoPipeline(
-        client, 512, 8, deadline_s, Circuit(), None, wire_client(client, url, settings), PARALLEL_MIN_CALLS
-    )
+    wire = wire_client(client, url, settings)
+    assert wire is not None
+    pipeline = AutoPipeline(client, 512, 8, deadline_s, circuit or Circuit(), None, wire, PARALLEL_MIN_CALLS)
+    return pipeline, wire
 
 
 def pipelines_sent() -> tuple[float, float]:
@@ -107,4 +117,35 @@ async def test_waiting_calls_fail_at_once_when_the_circuit_opens(server: Embedde
         await waiting
     assert time.monotonic() - started < deadline_s + 0.2  # the waiting call did not get a deadline of its own
     await asyncio.sleep(deadline_s * 3)  # Redis free again before the next test
+    await pipeline.close()
+
+
+@pytest.mark.asyncio
+async def test_a_pipeline_sent_at_once_fails_at_its_deadline_and_the_next_reconnects(server: EmbeddedRedis) -> None:
+    deadline_s, circuit = 0.3, Circuit()
+    pipeline = pipeline_of(server.url, deadline_s, circuit)
+    assert await pipeline.call("echo", (), ("connect",)) == b"connect"  # the connection is open now
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="no answer within"):
+        await pipeline.call("spin", (), (deadline_s * 3,))
+    assert deadline_s <= time.monotonic() - started < deadline_s + 0.2
+    assert circuit.is_open
+    await asyncio.sleep(deadline_s * 3)  # Redis free again
+    circuit.close()
+    assert await pipeline.call("echo", (), ("again",)) == b"again"
+    await pipeline.close()
+
+
+@pytest.mark.asyncio
+async def test_a_pipeline_whose_connection_is_lost_under_it_is_sent_again(server: EmbeddedRedis) -> None:
+    pipeline, wire = pipeline_and_wire(server.url)
+    assert await pipeline.call("echo", (), ("connect",)) == b"connect"
+    before = pipelines_sent()
+    spinning = asyncio.ensure_future(pipeline.call("spin", (), (SPIN_S,)))
+    await asyncio.sleep(0.05)  # written, Redis busy with it
+    wire.reset("the test cut the connection")
+    assert await spinning == b"spun"  # from the second sending, on a new connection
+    pipelines, calls = pipelines_sent()
+    assert (pipelines - before[0], calls - before[1]) == (2, 2)
+    assert await pipeline.call("echo", (), ("after",)) == b"after"
     await pipeline.close()

@@ -131,6 +131,8 @@ class AutoPipeline:
         self._pending: list[tuple[Command, asyncio.Future[Any], float]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # The replies of batches sent at once, still awaited (close waits for them).
+        self._at_once: set[asyncio.Future[list[Any]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
@@ -184,35 +186,115 @@ class AutoPipeline:
             cut, self._pending = self._pending[: self._max_commands], self._pending[self._max_commands :]
             deadline_at = cut[0][2] + self._deadline_s
             self._in_flight += 1
-            task = loop.create_task(self._send([(command, future) for command, future, _ in cut], deadline_at))
-            self._tasks.add(task)
-            task.add_done_callback(self._sent)
+            batch = [(command, future) for command, future, _ in cut]
+            if not self._send_at_once(loop, batch, deadline_at):
+                self._start_task(loop, batch, deadline_at)
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _start_task(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
+    ) -> None:
+        task = loop.create_task(self._send(batch, deadline_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            self._tasks.discard(task)
         self._in_flight -= 1
         if self._pending:
             self._schedule_flush()
+
+    # ---------------------------------------------------------------- the common case, without a task
+    # On the lean connection already open, with nothing to wait for after the calls (no WAIT,
+    # WAITAOF), a pipeline is written at once and answered from the reply's callback; its deadline is
+    # a timer: a task and a time-out scope for each pipeline are among the costliest steps of a unary
+    # Charge in this process (loadtest.server_instructions counts them). Anything else (no
+    # connection yet, a lost one, a demoted primary) goes the task's way, which connects and sends
+    # again.
+
+    def _send_at_once(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
+    ) -> bool:
+        """Sends the batch without a task; False when it cannot, having sent nothing."""
+        if self._wire is None or self._wait.enabled:
+            return False
+        replies = self._wire.send_now([("FCALL", *fcall(command)) for command, _ in batch])
+        if replies is None:
+            return False
+        metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
+        # at the deadline the calls fail, then the reset fails the replies' future, whose callback
+        # finds them answered
+        timer = loop.call_at(deadline_at, self._timed_out, batch)
+        self._at_once.add(replies)
+        started = time.perf_counter()
+        replies.add_done_callback(lambda done: self._answered_at_once(loop, batch, deadline_at, started, timer, done))
+        return True
+
+    def _answered_at_once(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Command, asyncio.Future[Any]]],
+        deadline_at: float,
+        started: float,
+        timer: asyncio.TimerHandle,
+        replies: asyncio.Future[list[Any]],
+    ) -> None:
+        timer.cancel()
+        self._at_once.discard(replies)
+        again = False
+        try:
+            again = self._take_replies(loop, batch, deadline_at, started, replies)
+        finally:
+            if again:
+                self._start_task(loop, batch, deadline_at)  # keeps its place in flight; _sent ends it
+            else:
+                # as _send's: no caller may wait forever, whatever went wrong above
+                self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+                self._sent(None)
+
+    def _take_replies(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Command, asyncio.Future[Any]]],
+        deadline_at: float,
+        started: float,
+        replies: asyncio.Future[list[Any]],
+    ) -> bool:
+        """Answers a batch sent at once from its replies; True when it must be sent again, the task's
+        way (a lost connection, a demoted primary), with time left before its deadline."""
+        results = None if replies.cancelled() or replies.exception() is not None else replies.result()
+        if results is not None and not any(isinstance(result, ReadOnlyError) for result in results):
+            metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
+            self._settle(batch, results)
+            return False
+        if not all(future.done() for _, future in batch) and loop.time() < deadline_at:
+            return True
+        self._fail(batch, Unavailable("redis: the connection was lost; retry (calls are idempotent)"))
+        return False
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float) -> None:
         try:
             async with asyncio.timeout_at(deadline_at):
                 await self._send_and_answer(batch)
         except TimeoutError:
-            metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
-            if self._wire is not None:
-                self._wire.reset(f"no answer within {self._deadline_s:g} s")
-            self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
-            self._fail(
-                batch,
-                Unavailable(
-                    f"redis: no answer within redis.call_timeout_s ({self._deadline_s:g} s); "
-                    "retry (calls are idempotent)"
-                ),
-            )
+            self._timed_out(batch)
         finally:
             # No caller may wait forever: whatever was not answered above is a bug of ours.
             self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+
+    def _timed_out(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
+        # the calls fail first: the reset below fails what waits on the connection, and a batch sent
+        # at once must find its calls answered then
+        self._fail(
+            batch,
+            Unavailable(
+                f"redis: no answer within redis.call_timeout_s ({self._deadline_s:g} s); retry (calls are idempotent)"
+            ),
+        )
+        if self._wire is not None:
+            self._wire.reset(f"no answer within {self._deadline_s:g} s")
+        self._circuit.trip(f"redis gave a pipeline no answer within {self._deadline_s:g} s")
 
     async def _send_and_answer(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         commands = [command for command, _ in batch]
@@ -237,6 +319,11 @@ class AutoPipeline:
         if self._wait.enabled and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
+        self._settle(batch, results)
+
+    @staticmethod
+    def _settle(batch: list[tuple[Command, asyncio.Future[Any]]], results: Sequence[Any]) -> None:
+        """Answers each call of the batch not answered yet with its reply, or its error's meaning."""
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -311,7 +398,9 @@ class AutoPipeline:
                 future.set_exception(failure)
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # a batch sent at once may hand itself to a task when its connection fails: wait for both
+        while self._tasks or self._at_once:
+            awaited: list[asyncio.Future[Any]] = [*self._tasks, *self._at_once]
+            await asyncio.wait(awaited)
         if self._wire is not None:
             await self._wire.close()

@@ -134,6 +134,15 @@ class WireClient:
         packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
         return await protocol.send(packed, len(commands))
 
+    def send_now(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]] | None:
+        """execute's exchange on the connection already open, without a coroutine: the replies'
+        future (failed with redis' ConnectionError as execute would raise it), or None when no usable
+        connection is open, and the caller takes execute's way, which connects."""
+        protocol = self._protocol
+        if protocol is None or not protocol.usable:
+            return None
+        return protocol.send(b"".join(hiredis.pack_command(tuple(command)) for command in commands), len(commands))
+
     def reset(self, reason: str = "reset by the caller") -> None:
         """Closes the connection; every batch still waiting on it fails."""
         if self._protocol is not None:
