@@ -4,9 +4,10 @@ keys by name only, each lib file's "uses:" line names exactly the lib files it r
 loader refuses an order that breaks them, the rendered chunk has at most 40 top-level names (one
 module table per lib file) beside its prelude, which binds exactly the Lua and Redis globals the
 sources use, and stays within Lua 5.1's 200 active locals (the estimate is checked against a real
-FUNCTION LOAD just past it). The CONFIG table holds exactly the [limits] options the Lua sources
-read, and a source reading one that [limits] lacks fails the render. charge.lua's header documents
-its answer's fields in the order store/replies.py's AnswerRecord and GrantRecord read them."""
+FUNCTION LOAD just past it). Each call's key layout builds every key as its pattern alone would.
+The CONFIG table holds exactly the [limits] options the Lua sources read, and a source reading one
+that [limits] lacks fails the render. charge.lua's header documents its answer's fields in the
+order store/replies.py's AnswerRecord and GrantRecord read them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from creditd.config.settings import Settings
 from creditd.resources import lua_directory
 from creditd.store.account_codec import account_codec
 from creditd.store.calls import KEY_LAYOUTS
-from creditd.store.keys import KEY_PATTERNS
+from creditd.store.keys import KEY_PATTERNS, Keys
 from creditd.store.library import (
     BLOCK_END,
     BLOCK_START,
@@ -74,6 +75,22 @@ def pattern_as_documented(name: str) -> str:
 
 def test_every_shipped_function_has_a_key_layout() -> None:
     assert set(function_files()) == set(KEY_LAYOUTS)
+
+
+# A partition's lease (claim_partition) is laid out by partition, not by account.
+BY_ACCOUNT = sorted(name for name, names in KEY_LAYOUTS.items() if names and "lease" not in names)
+
+
+@pytest.mark.parametrize("function", BY_ACCOUNT)
+def test_a_layout_builds_each_key_as_its_pattern_reads(function: str) -> None:
+    """Keys.layout formats one template for all of a call's keys: each must come out as its pattern
+    alone gives it, with ids holding what a template could mistake for its own ('%', '{')."""
+    keys, names = Keys(256), KEY_LAYOUTS[function]
+    ids = {"account_id": "a.b:c-1", "gateway_id": "g%s", "session_id": "s%(x)s%{", "idempotency_key": "k%d"}
+    tag = keys.tag(ids["account_id"])
+    fields = ids | {"group_id": ids["account_id"], "agent_id": ids["account_id"], "day": ids["idempotency_key"]}
+    expected = tuple(KEY_PATTERNS[name].format(tag=tag, **fields) for name in names)
+    assert keys.layout(names, **ids) == expected
 
 
 @pytest.mark.parametrize("function", sorted(KEY_LAYOUTS))
