@@ -196,7 +196,10 @@ def render_library(settings: Settings, directory: Path | None = None) -> str:
 
 
 def library_version(source: str) -> str:
-    return source.split("'", 2)[1]
+    """The version the rendered source names in its first quotes. The health check asks it every
+    interval: a split would copy the whole source behind them."""
+    start = source.index("'") + 1
+    return source[start : source.index("'", start)]
 
 
 async def ensure_library(client: AnyRedis, source: str) -> bool:
