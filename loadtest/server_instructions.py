@@ -12,27 +12,40 @@ handlers, creditd's, the Redis exchange) is divided by the charges. gRPC's polle
 apart: how often it spins depends on timing, so its count moves between runs. Kernel time (the
 system calls) is not counted; the sweeper is off (its work is per second, not per call).
 Each round runs both servers afresh; the ratio printed last is the rounds' median (--rounds, 3), with
-each round's. Needs valgrind (Debian's package: valgrind, callgrind_control)."""
+each round's. Needs valgrind (Debian's package: valgrind, callgrind_control).
+
+The Nchf front is counted the same way in each round, against the gRPC server's Charge of the same
+shape: `creditd chf`, under callgrind beside the running `creditd serve` and on its Redis, plays
+PDU sessions one request at a time over cleartext HTTP/2 (create, three updates, release; data, 1 MB
+asked, 1 500 bytes used, as loadtest.nchf sends), and creditd serve plays the same sessions as unary
+Charges. granian serves HTTP on threads of its own, so the ratio is given for the main thread and
+for all threads."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import click
 import grpc
+import httpx
 import msgspec
 
 from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from loadtest.nchf import API, MB, USED_BYTES, nchf_body
+from loadtest.nchf import charge as data_charge
 from loadtest.redis_instructions import require_callgrind
 
 START_TIMEOUT_S = 240.0
@@ -53,6 +66,10 @@ class ServerInstructions(msgspec.Struct):
     charges: int
     main_thread_per_rpc: float
     other_threads_per_rpc: float
+
+    @property
+    def all_threads_per_rpc(self) -> float:
+        return self.main_thread_per_rpc + self.other_threads_per_rpc
 
 
 def config_without_sweeper(work: Path) -> Path:
@@ -88,12 +105,58 @@ def charges(stub: pb_grpc.CreditControlStub, count: int, prefix: str) -> None:
         session += 1
 
 
-class CountedServer:
-    """A server process under callgrind, counting only between start_counting and the dump."""
+SESSION_UPDATES = 3
 
-    def __init__(self, name: str, command: list[str], work: Path, port: int) -> None:
+
+def data_charges(stub: pb_grpc.CreditControlStub, count: int, prefix: str) -> None:
+    """count unary Charges shaped as loadtest.nchf's: data sessions of INITIAL, updates, TERMINATE."""
+    done, session = 0, 0
+    while done < count:
+        session_id, account_id = f"{prefix}-{session}", f"6690{session % ACCOUNTS:07d}"
+        for number in range(SESSION_UPDATES + 2):
+            kind = (
+                pb.ChargeRequest.INITIAL
+                if number == 0
+                else pb.ChargeRequest.TERMINATE
+                if number == SESSION_UPDATES + 1
+                else pb.ChargeRequest.UPDATE
+            )
+            used = 0 if number == 0 else USED_BYTES
+            requested = 0 if kind == pb.ChargeRequest.TERMINATE else MB
+            answer = stub.Charge(data_charge(session_id, kind, number, account_id, used, requested), timeout=60)
+            assert answer.result == pb.SUCCESS, answer
+            done += 1
+        session += 1
+
+
+def nchf_requests(client: httpx.Client, count: int, prefix: int) -> None:
+    """count Nchf requests, one at a time, over one HTTP/2 connection: the same sessions as
+    data_charges (create, updates, release), each answered as it should be."""
+    done, session = 0, 0
+    while done < count:
+        account_id = f"6690{session % ACCOUNTS:07d}"
+        created_at = f"2026-12-04T10:{prefix % 60:02d}:00.{session:09d}Z"
+        create = client.post(API + "/chargingdata", json=nchf_body(account_id, 0, created_at, 0, MB))
+        assert create.status_code == 201, create.text
+        reference = create.headers["location"].rsplit("/", 1)[1]
+        for number in range(1, SESSION_UPDATES + 1):
+            body = nchf_body(account_id, number, created_at, USED_BYTES, MB)
+            answer = client.post(f"{API}/chargingdata/{reference}/update", json=body)
+            assert answer.status_code == 200, answer.text
+        release = nchf_body(account_id, SESSION_UPDATES + 1, created_at, USED_BYTES, 0)
+        assert client.post(f"{API}/chargingdata/{reference}/release", json=release).status_code == 204
+        done += SESSION_UPDATES + 2
+        session += 1
+
+
+class CountedServer:
+    """A server process under callgrind, counting only between start_counting and the dump. A gRPC
+    server is ready when its channel is; another (grpc_ready False) when its port takes connections."""
+
+    def __init__(self, name: str, command: list[str], work: Path, port: int, grpc_ready: bool = True) -> None:
         self.name, self.work, self.target = name, work, f"127.0.0.1:{port}"
         self.dump_prefix = work / f"callgrind.{name}"
+        self.dumps = 0
         valgrind = [
             shutil.which("valgrind") or "valgrind",
             "--tool=callgrind",
@@ -107,8 +170,11 @@ class CountedServer:
         )
         self.channel = grpc.insecure_channel(self.target)
         try:
-            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
-        except grpc.FutureTimeoutError as error:
+            if grpc_ready:
+                grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
+            else:
+                wait_listening(port)
+        except (grpc.FutureTimeoutError, TimeoutError) as error:
             self.stop()
             message = f"{name} did not serve within {START_TIMEOUT_S:g} s (see {self.log.name})"
             raise click.ClickException(message) from error
@@ -117,16 +183,16 @@ class CountedServer:
         command = ["callgrind_control", *flags, str(self.process.pid)]
         subprocess.run(command, capture_output=True, check=True, timeout=60)
 
-    def count(self, play: int) -> tuple[int, int]:
-        """Plays `play` charges while counting; returns the instructions of the main thread and of the
-        others."""
+    def count(self, play: Callable[[], None]) -> tuple[int, int]:
+        """Runs play() while counting; returns the instructions of the main thread and of the others."""
         self._control("-i", "on")
         self._control("-z")
-        charges(pb_grpc.CreditControlStub(self.channel), play, f"{self.name}-{time.monotonic_ns()}")
+        play()
         self._control("-d")
+        self.dumps += 1
         deadline = time.monotonic() + DUMP_WAIT_S
         while time.monotonic() < deadline:
-            dumps = sorted(self.work.glob(f"{self.dump_prefix.name}.{self.process.pid}.1-*"))
+            dumps = sorted(self.work.glob(f"{self.dump_prefix.name}.{self.process.pid}.{self.dumps}-*"))
             totals = [re.search(r"^summary: (\d+)$", path.read_text(), re.M) for path in dumps]
             if dumps and all(totals):
                 counts = [int(match.group(1)) for match in totals if match]
@@ -145,30 +211,69 @@ class CountedServer:
         self.log.close()
 
 
-def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
-    rows = []
-    config = config_without_sweeper(work)
-    creditd = ["-m", "creditd", "serve", "--metrics-listen", "", "--log-level", "WARNING", "--config", str(config)]
-    servers: dict[str, list[str]] = {
-        "echo": ["-m", "loadtest.echo"],
-        "creditd": [*creditd, "--data-dir", str(work / "data")],
-    }
-    for name, command in servers.items():
-        port = free_port()
-        server = CountedServer(name, [*command, "--listen", f"127.0.0.1:{port}"], work, port)
+def wait_listening(port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
         try:
-            if name == "creditd":
-                accounts = pb_grpc.AccountsStub(server.channel)
-                for number in range(ACCOUNTS):
-                    account = pb.CreateAccountRequest(
-                        account_id=f"6690{number:07d}", plan="standard", initial_balance=10**11
-                    )
-                    accounts.CreateAccount(account, timeout=60)
-            charges(pb_grpc.CreditControlStub(server.channel), WARM_UP_CHARGES, f"{name}-warm")
-            main, others = server.count(charge_count)
-        finally:
-            server.stop()
-        rows.append(ServerInstructions(name, charge_count, main / charge_count, others / charge_count))
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def create_accounts(channel: grpc.Channel) -> None:
+    accounts = pb_grpc.AccountsStub(channel)
+    for number in range(ACCOUNTS):
+        account = pb.CreateAccountRequest(account_id=f"6690{number:07d}", plan="standard", initial_balance=10**11)
+        accounts.CreateAccount(account, timeout=60)
+
+
+def count_chf(config: Path, work: Path, charge_count: int) -> ServerInstructions:
+    """`creditd chf` on the running creditd's embedded Redis, counted over Nchf sessions."""
+    port = free_port()
+    command = ["-m", "creditd", "chf", "--data-dir", str(work / "data"), "--config", str(config)]
+    command += ["--log-level", "WARNING", "--listen", f"127.0.0.1:{port}"]
+    server = CountedServer("chf", command, work, port, grpc_ready=False)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", http1=False, http2=True, timeout=60) as client:
+            nchf_requests(client, WARM_UP_CHARGES, 0)
+            counts = server.count(partial(nchf_requests, client, charge_count, 1))
+    finally:
+        server.stop()
+    return per_rpc("chf", charge_count, counts)
+
+
+def per_rpc(name: str, charge_count: int, counts: tuple[int, int]) -> ServerInstructions:
+    main, others = counts
+    return ServerInstructions(name, charge_count, main / charge_count, others / charge_count)
+
+
+def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
+    """echo, then creditd (voice Charges, then data Charges shaped as Nchf's), then the chf beside it."""
+    config = config_without_sweeper(work)
+    port = free_port()
+    echo = CountedServer("echo", ["-m", "loadtest.echo", "--listen", f"127.0.0.1:{port}"], work, port)
+    try:
+        stub = pb_grpc.CreditControlStub(echo.channel)
+        charges(stub, WARM_UP_CHARGES, "echo-warm")
+        rows = [per_rpc("echo", charge_count, echo.count(partial(charges, stub, charge_count, "echo")))]
+    finally:
+        echo.stop()
+    port = free_port()
+    command = ["-m", "creditd", "serve", "--metrics-listen", "", "--log-level", "WARNING", "--config", str(config)]
+    command += ["--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"]
+    creditd = CountedServer("creditd", command, work, port)
+    try:
+        create_accounts(creditd.channel)
+        stub = pb_grpc.CreditControlStub(creditd.channel)
+        charges(stub, WARM_UP_CHARGES, "creditd-warm")
+        rows.append(per_rpc("creditd", charge_count, creditd.count(partial(charges, stub, charge_count, "creditd"))))
+        data_charges(stub, WARM_UP_CHARGES, "data-warm")
+        counts = creditd.count(partial(data_charges, stub, charge_count, "data"))
+        rows += [per_rpc("creditd data", charge_count, counts), count_chf(config, work, charge_count)]
+    finally:
+        creditd.stop()
     return rows
 
 
@@ -183,18 +288,23 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
 def main(charge_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
     rows: list[ServerInstructions] = []
-    ratios = []
+    ratios: dict[str, list[float]] = {"creditd / echo, main thread": [], "chf / creditd data, main thread": []}
+    ratios["chf / creditd data, all threads"] = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="creditd-server-instructions-") as work:
             run = measure(charge_count, Path(work))
         by_name = {row.server: row for row in run}
-        ratios.append(by_name["creditd"].main_thread_per_rpc / by_name["echo"].main_thread_per_rpc)
+        echo, creditd, data, chf = (by_name[name] for name in ("echo", "creditd", "creditd data", "chf"))
+        ratios["creditd / echo, main thread"].append(creditd.main_thread_per_rpc / echo.main_thread_per_rpc)
+        ratios["chf / creditd data, main thread"].append(chf.main_thread_per_rpc / data.main_thread_per_rpc)
+        ratios["chf / creditd data, all threads"].append(chf.all_threads_per_rpc / data.all_threads_per_rpc)
         rows += run
-    click.echo(f"{'server':10} {'main thread per rpc':>20} {'other threads per rpc':>22}")
+    click.echo(f"{'server':14} {'main thread per rpc':>20} {'other threads per rpc':>22}")
     for row in rows:
-        click.echo(f"{row.server:10} {row.main_thread_per_rpc:>20,.0f} {row.other_threads_per_rpc:>22,.0f}")
-    spread = f" (rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})" if rounds > 1 else ""
-    click.echo(f"creditd / echo, main thread: {statistics.median(ratios):.2f}{spread}")
+        click.echo(f"{row.server:14} {row.main_thread_per_rpc:>20,.0f} {row.other_threads_per_rpc:>22,.0f}")
+    for name, values in ratios.items():
+        spread = f" (rounds: {', '.join(f'{ratio:.2f}' for ratio in values)})" if rounds > 1 else ""
+        click.echo(f"{name}: {statistics.median(values):.2f}{spread}")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_bytes(msgspec.json.encode(rows))
     click.echo(f"written: {json_path}")

@@ -5,8 +5,10 @@ prints every figure's ratio; the rating run measures the Redis time per call of 
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
 (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
-the median run of each phase and the median of each round's ratios; creditd's own latency per phase
-comes from its histogram read before and after (a worked example of the arithmetic)."""
+the median run of each phase and the median of each round's ratios; the serving processes'
+instruction counts cover the echo server, creditd's Charges and the chf's Nchf requests; creditd's
+own latency per phase comes from its histogram read before and after (a worked example of the
+arithmetic)."""
 
 from __future__ import annotations
 
@@ -135,6 +137,37 @@ def test_redis_instructions_run_counts_every_request_type_against_the_baseline(t
     # two rounds: each figure their median, between the lowest and highest
     assert all(row["lowest"] <= row["instructions_per_call"] <= row["highest"] for row in rows.values())
     assert "standard mix / floor by round: " in result.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("callgrind_control") is None,
+    reason="SKIPPED LOUDLY: valgrind is not installed (.ci/run installs Debian's valgrind)",
+)
+def test_server_instructions_run_counts_the_echo_creditd_and_the_chf(tmp_path: Path) -> None:
+    report_path = tmp_path / "server_instructions.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.server_instructions", "--charges", "20", "--rounds", "1"]
+        + ["--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {row["server"]: row for row in json.loads(report_path.read_text())}
+    assert list(rows) == ["echo", "creditd", "creditd data", "chf"]
+    # each counted its own requests: a charge does more than the echo's empty answer, and the chf's
+    # count is its second dump's, not the creditd's first
+    assert rows["creditd"]["main_thread_per_rpc"] > 1.5 * rows["echo"]["main_thread_per_rpc"]
+    assert rows["chf"]["main_thread_per_rpc"] > rows["echo"]["main_thread_per_rpc"]
+    assert rows["chf"]["other_threads_per_rpc"] > 0
+    # creditd's second count is read from its second dump: two counts never agree to the instruction
+    assert rows["creditd data"]["main_thread_per_rpc"] != rows["creditd"]["main_thread_per_rpc"]
+    for line in (
+        "creditd / echo, main thread: ",
+        "chf / creditd data, main thread: ",
+        "chf / creditd data, all threads: ",
+    ):
+        assert line in result.stdout, result.stdout
 
 
 def test_growth_run_measures_each_step(tmp_path: Path) -> None:
