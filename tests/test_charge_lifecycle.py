@@ -1,7 +1,8 @@
 """The quota lifecycle of docs/design.md end to end over gRPC against a real server and Redis: grants in
 whole blocks limited by available money, commits of real usage (even beyond the grant, into debt),
 final grants, CREDIT_LIMIT_REACHED, several rating groups per request, EVENT all-or-nothing, and the
-one-way suspension that the same call applies when credit runs out. Prices are the sample plan's:
+one-way suspension that the same call applies when credit runs out; a full ledger trimmed to its newest
+entries, at every append or once a batch. Prices are the sample plan's:
 data 10 per MB, voice 100 per 60 s, SMS 50, incoming voice free. Every test ends with a clean audit."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, EVENT, INITIAL, MB, SMS, TERMINATE, UPDATE, VOICE, VOICE_IN, Harness, started_server
 
@@ -212,8 +214,13 @@ async def test_account_created_without_credit_starts_one_way_suspended(creditd: 
     creditd.assert_audit_clean()
 
 
+def short_ledger(settings: Settings, trim_batch: int) -> Settings:
+    limits = msgspec.structs.replace(settings.limits, max_ledger_entries=10, ledger_trim_batch=trim_batch)
+    return msgspec.structs.replace(settings, limits=limits)
+
+
 async def test_ledger_keeps_its_newest_entries_and_carries_the_rest(redis_server, redis_client, settings) -> None:
-    short = msgspec.structs.replace(settings, limits=msgspec.structs.replace(settings.limits, max_ledger_entries=10))
+    short = short_ledger(settings, trim_batch=1)
     async with started_server(short, redis_server.url, redis_client) as creditd:
         await creditd.create_account(ACCOUNT, balance=1000)
         for n in range(1, 26):
@@ -226,3 +233,21 @@ async def test_ledger_keeps_its_newest_entries_and_carries_the_rest(redis_server
         assert [entry.seq for entry in await creditd.ledger(ACCOUNT, limit=3)] == [26, 25, 24]
         report = creditd.assert_audit_clean()
         assert report.amounts_by_kind["carried"] == 1000 + sum(range(1, 16))
+
+
+async def test_a_full_ledger_is_trimmed_once_a_batch(redis_server, redis_client, settings) -> None:
+    """ledger_trim_batch 5 above max_ledger_entries 10: the ledger grows to 14 entries and the
+    append of the 15th trims it back to the newest 10, the trimmed ones' sum carried."""
+    async with started_server(short_ledger(settings, trim_batch=5), redis_server.url, redis_client) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1000)
+        lengths = []
+        for n in range(1, 26):
+            await creditd.top_up(ACCOUNT, n, f"k{n}")
+            lengths.append(creditd.redis.llen(creditd.server_keys().ledger(ACCOUNT)))
+        assert lengths == [*range(2, 15), *range(10, 15), *range(10, 15), 10, 11]
+        card = await creditd.get(ACCOUNT)
+        assert (card.balance, card.ledger_seq) == (1000 + 25 * 26 // 2, 26)
+        page = await creditd.accounts.ListLedger(pb.ListLedgerRequest(account_id=ACCOUNT, limit=5, before_seq=20))
+        assert [(entry.seq, entry.amount) for entry in page.entries] == [(19, 18), (18, 17), (17, 16), (16, 15)]
+        report = creditd.assert_audit_clean()
+        assert report.amounts_by_kind["carried"] == 1000 + sum(range(1, 15))

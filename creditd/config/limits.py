@@ -26,6 +26,9 @@ class Limits(Struct, frozen=True):
     max_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
     # Per account: older entries are trimmed, their sum carried in the account (memory stays bounded).
     max_ledger_entries: Annotated[int, msgspec.Meta(ge=10, le=10_000_000)] = 2000
+    # ...trimmed back to max_ledger_entries once this many more have been appended: one trim (a read
+    # and an LTRIM) per batch instead of one per appended entry of a full ledger. 1: every append.
+    ledger_trim_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
     default_ledger_page: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
     answer_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=30 * 86400)] = 3600
     topup_key_retention_s: Annotated[int, msgspec.Meta(ge=3600, le=366 * 86400)] = 7 * 86400

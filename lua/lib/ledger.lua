@@ -1,20 +1,26 @@
 --[=[
 The account's ledger: pending entries appended with the hash chain, and trimmed to the newest
-limits.max_ledger_entries with what is trimmed carried in the account (lib/account.lua describes the list).
+limits.max_ledger_entries with what is trimmed carried in the account (lib/account.lua describes the list),
+once limits.ledger_trim_batch entries more have been appended.
 uses: numbers
 ]=]
--- Keeps the newest max_ledger_entries entries; what is trimmed is carried in the hash.
+-- Keeps the newest max_ledger_entries entries; what is trimmed is carried in the account. A full
+-- ledger is trimmed once per ledger_trim_batch appends, not at each, and a trim reads one entry, the
+-- newest it removes: its balance_after is the sum the removed entries carry (each entry's balance_after
+-- is the running sum, which creditd audit checks) and its hash is where the kept chain starts. Reading
+-- and parsing every removed entry, one trim per append, cost a charge of a full ledger some 37 000
+-- instructions (loadtest.redis_instructions with full ledgers).
 local function trim_ledger(account, ledger_key)
   local excess = account.ledger_seq - account.ledger_first_seq + 1 - CONFIG.limits.max_ledger_entries
-  if excess <= 0 then
+  if excess < CONFIG.limits.ledger_trim_batch then
     return
   end
-  for _, entry in ipairs(redis.call('LRANGE', ledger_key, 0, excess - 1)) do
-    local amount, hash = string.match(entry, '^%d+|%d+|[%w_]+|(%-?%d+)|%-?%d+|[^|]*|(%x+)|')
-    assert(amount, 'corrupt ledger entry')
-    account.ledger_carried = account.ledger_carried + tonumber(amount)
-    account.ledger_trimmed_hash = hash
-  end
+  local newest_removed = redis.call('LINDEX', ledger_key, excess - 1)
+  assert(newest_removed, 'the ledger holds fewer entries than its sequence numbers say')
+  local balance_after, hash = string.match(newest_removed, '^%d+|%d+|[%w_]+|%-?%d+|(%-?%d+)|[^|]*|(%x+)|')
+  assert(balance_after, 'corrupt ledger entry')
+  account.ledger_carried = tonumber(balance_after)
+  account.ledger_trimmed_hash = hash
   redis.call('LTRIM', ledger_key, excess, -1)
   account.ledger_first_seq = account.ledger_first_seq + excess
 end
