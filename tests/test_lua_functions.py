@@ -8,7 +8,8 @@ packed array holding exactly its fields (its optional ones at their default); an
 version wrote (a hash of text fields and `bucket:<id>` fields, or the map of fields the version
 before wrote, without the fields added since) is read with their defaults, left as it is by a read,
 and written as the array at its next save with every other field and bucket as it was, the optional
-ones at their default."""
+ones at their default. Buckets serve exactly their own rating groups after more distinct rating-groups
+texts than the library keeps sets of."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITI
 from creditd.store.account_record import read_account
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
-from creditd.store.replies import as_text
+from creditd.store.replies import ACCOUNT_DECODER, as_text
 from tests.harness import dump
 
 ACCOUNT = "66855550000"
@@ -456,6 +457,33 @@ def test_bad_argument_is_refused_and_writes_nothing(
         assert code == Code.INVALID_REQUEST, (code, message)
         assert message.decode().startswith(field + ":"), message
     assert dump(redis_client) == before
+
+
+def test_buckets_serve_their_own_rating_groups_past_the_librarys_memory_of_them(
+    redis_client: redis.Redis, calls: Calls
+) -> None:
+    """lib/account.lua builds the set a bucket's rating-groups text stands for once per text and
+    keeps at most 1 024 texts: 1 100 accounts, each with a bucket of a text of its own, serving
+    rating group 1 (even accounts) or not (odd ones), are charged for rating group 1 after the
+    texts have filled it; each reserves from its bucket exactly when the bucket serves the group."""
+    count = 1100
+
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(count):
+        args = list(VALID_ARGS["create_account"])
+        args[1], args[13] = f"bucket-{n}", f"{1 if n % 2 == 0 else 2},{100000 + n}"  # its bucket's rating groups
+        keys = KEYS_OF["create_account"](calls, Ids(account=f"bucket-{n}"))
+        pipe.fcall("create_account", len(keys), *keys, *args)
+    assert [reply[0] for reply in pipe.execute()] == [Code.SUCCESS] * count
+    for n in (0, 1, 2, count - 2, count - 1):
+        args = list(VALID_ARGS["charge"])
+        args[3], args[5] = f"bucket-{n}", f"s-{n}"
+        ids = Ids(account=f"bucket-{n}", session=f"s-{n}")
+        reply = redis_client.fcall("charge", len(KEYS_OF["charge"](calls, ids)), *KEYS_OF["charge"](calls, ids), *args)
+        assert as_text(reply[2]).startswith(f"[{Code.SUCCESS},"), reply
+        keys = KEYS_OF["get_account"](calls, Ids(account=f"bucket-{n}"))
+        account = ACCOUNT_DECODER.decode(redis_client.fcall("get_account", len(keys), *keys, NOW, f"bucket-{n}")[2])
+        assert (account.buckets[0].reserved > 0) == (n % 2 == 0), (n, account.buckets)
 
 
 @pytest.mark.parametrize("function", sorted(VALID_ARGS))
