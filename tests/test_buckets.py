@@ -1,4 +1,4 @@
-"""Buckets before money: consumption order (priority, then earliest expiry; expired buckets skipped),
+"""Buckets before money: consumption order (priority, then earliest expiry, then id; expired buckets skipped),
 and the data exhaustion policies CAP (stop, final grant), THROTTLE (free at the plan's reduced rate)
 and OVERAGE (fall through to money). Buckets are given at account creation."""
 
@@ -60,6 +60,22 @@ async def test_consumption_order_is_priority_then_earliest_expiry(creditd: Harne
     card = await creditd.get(ACCOUNT)
     assert buckets_of(card)["soon"] == (0, 0) and buckets_of(card)["late"] == (5 * MB, 5 * MB)
     assert "expired" not in buckets_of(card) and card.balance == 1000  # it left at the first request
+    creditd.assert_audit_clean()
+
+
+async def test_buckets_alike_in_priority_and_expiry_are_consumed_in_order_of_id(creditd: Harness) -> None:
+    expires_at_ms = creditd.clock.now_ms() + 86_400_000
+    await creditd.create_account(
+        ACCOUNT,
+        balance=1000,
+        buckets=[
+            bucket(name, pb.BYTES, 5 * MB, pb.OVERAGE, priority=1, expires_at_ms=expires_at_ms)
+            for name in ("b-second", "a-first", "c-third")
+        ],
+    )
+    await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 2 * MB, 0)])
+    reserved = {name: held for name, (_, held) in buckets_of(await creditd.get(ACCOUNT)).items()}
+    assert reserved == {"a-first": 2 * MB, "b-second": 0, "c-third": 0}
     creditd.assert_audit_clean()
 
 
