@@ -22,10 +22,10 @@ Ledger list (cd:{p:<n>}:ledger:<id>): one entry per change, oldest first:
   hash, so an entry changed, removed or inserted breaks the chain (creditd audit verifies it).
 A list, not a stream: Redis preallocates 4 KiB for a stream's first node, too much per account.
 It keeps the newest limits.max_ledger_entries entries, and up to limits.ledger_trim_batch - 1 more:
-older ones are trimmed in the call that appends the batch's last, their sum carried in the hash field ledger_carried, the first kept seq in ledger_first_seq
-(entry seq then sits at index seq - ledger_first_seq) and the last trimmed entry's hash in
-ledger_trimmed_hash (where the kept chain starts). balance always equals
-ledger_carried plus the sum of the kept entries' amounts.
+older ones are trimmed in the call that appends the batch's last, their sum carried in the field
+ledger_carried, the first kept seq in ledger_first_seq (entry seq then sits at index seq -
+ledger_first_seq) and the last trimmed entry's hash in ledger_trimmed_hash (where the kept chain
+starts). balance always equals ledger_carried plus the sum of the kept entries' amounts.
 uses: codes, numbers, checks, keys
 ]=]
 local BUCKET_PREFIX = 'bucket:'
