@@ -84,54 +84,51 @@ def config_without_sweeper(work: Path) -> Path:
     return path
 
 
-def charges(stub: pb_grpc.CreditControlStub, count: int, prefix: str) -> None:
-    """count unary Charges, one at a time, each answered SUCCESS."""
-    done, session = 0, 0
-    while done < count:
-        for number, kind in enumerate(SESSION):
-            used = 0 if kind == pb.ChargeRequest.INITIAL else 60
-            request = pb.ChargeRequest(
-                session_id=f"{prefix}-{session}",
-                request_type=kind,
-                request_number=number,
-                account_id=f"6690{session % ACCOUNTS:07d}",
-                gateway_id="gw-1",
-                called_party="66812345678",
-                units=[pb.UnitRequest(rating_group=2, used=used)],
-            )
-            answer = stub.Charge(request, timeout=60)
-            assert answer.result == pb.SUCCESS, answer
-            done += 1
-        session += 1
+def voice_charge(session_id: str, kind: int, number: int, account_id: str) -> pb.ChargeRequest:
+    """A voice call to a Thai number, 60 s used by each request after the INITIAL."""
+    used = 0 if kind == pb.ChargeRequest.INITIAL else 60
+    return pb.ChargeRequest(
+        session_id=session_id,
+        request_type=kind,  # type: ignore[arg-type]
+        request_number=number,
+        account_id=account_id,
+        gateway_id="gw-1",
+        called_party="66812345678",
+        units=[pb.UnitRequest(rating_group=2, used=used)],
+    )
 
 
-SESSION_UPDATES = 3
+def data_charge_as_nchf(session_id: str, kind: int, number: int, account_id: str) -> pb.ChargeRequest:
+    """What loadtest.nchf sends as gRPC: data, 1 MB asked (none by the TERMINATE), 1 500 bytes used
+    by each request after the INITIAL."""
+    used = 0 if kind == pb.ChargeRequest.INITIAL else USED_BYTES
+    requested = 0 if kind == pb.ChargeRequest.TERMINATE else MB
+    return data_charge(session_id, kind, number, account_id, used, requested)
 
 
-def data_charges(stub: pb_grpc.CreditControlStub, count: int, prefix: str) -> None:
-    """count unary Charges shaped as loadtest.nchf's: data sessions of INITIAL, updates, TERMINATE."""
+def charges(
+    stub: pb_grpc.CreditControlStub,
+    count: int,
+    prefix: str,
+    request_of: Callable[[str, int, int, str], pb.ChargeRequest] = voice_charge,
+) -> None:
+    """count unary Charges in sessions of SESSION, one at a time, each answered SUCCESS."""
     done, session = 0, 0
     while done < count:
         session_id, account_id = f"{prefix}-{session}", f"6690{session % ACCOUNTS:07d}"
-        for number in range(SESSION_UPDATES + 2):
-            kind = (
-                pb.ChargeRequest.INITIAL
-                if number == 0
-                else pb.ChargeRequest.TERMINATE
-                if number == SESSION_UPDATES + 1
-                else pb.ChargeRequest.UPDATE
-            )
-            used = 0 if number == 0 else USED_BYTES
-            requested = 0 if kind == pb.ChargeRequest.TERMINATE else MB
-            answer = stub.Charge(data_charge(session_id, kind, number, account_id, used, requested), timeout=60)
+        for number, kind in enumerate(SESSION):
+            answer = stub.Charge(request_of(session_id, kind, number, account_id), timeout=60)
             assert answer.result == pb.SUCCESS, answer
             done += 1
         session += 1
+
+
+SESSION_UPDATES = len(SESSION) - 2
 
 
 def nchf_requests(client: httpx.Client, count: int, prefix: int) -> None:
     """count Nchf requests, one at a time, over one HTTP/2 connection: the same sessions as
-    data_charges (create, updates, release), each answered as it should be."""
+    data_charge_as_nchf's sessions (create, updates, release), each answered as it should be."""
     done, session = 0, 0
     while done < count:
         account_id = f"6690{session % ACCOUNTS:07d}"
@@ -269,8 +266,8 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
         stub = pb_grpc.CreditControlStub(creditd.channel)
         charges(stub, WARM_UP_CHARGES, "creditd-warm")
         rows.append(per_rpc("creditd", charge_count, creditd.count(partial(charges, stub, charge_count, "creditd"))))
-        data_charges(stub, WARM_UP_CHARGES, "data-warm")
-        counts = creditd.count(partial(data_charges, stub, charge_count, "data"))
+        charges(stub, WARM_UP_CHARGES, "data-warm", data_charge_as_nchf)
+        counts = creditd.count(partial(charges, stub, charge_count, "data", data_charge_as_nchf))
         rows += [per_rpc("creditd data", charge_count, counts), count_chf(config, work, charge_count)]
     finally:
         creditd.stop()

@@ -478,8 +478,8 @@ def test_buckets_serve_their_own_rating_groups_past_the_librarys_memory_of_them(
     for n in (0, 1, 2, count - 2, count - 1):
         args = list(VALID_ARGS["charge"])
         args[3], args[5] = f"bucket-{n}", f"s-{n}"
-        ids = Ids(account=f"bucket-{n}", session=f"s-{n}")
-        reply = redis_client.fcall("charge", len(KEYS_OF["charge"](calls, ids)), *KEYS_OF["charge"](calls, ids), *args)
+        keys = KEYS_OF["charge"](calls, Ids(account=f"bucket-{n}", session=f"s-{n}"))
+        reply = redis_client.fcall("charge", len(keys), *keys, *args)
         assert as_text(reply[2]).startswith(f"[{Code.SUCCESS},"), reply
         keys = KEYS_OF["get_account"](calls, Ids(account=f"bucket-{n}"))
         account = ACCOUNT_DECODER.decode(redis_client.fcall("get_account", len(keys), *keys, NOW, f"bucket-{n}")[2])
