@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -86,10 +87,10 @@ def weighted_mix(figures: dict[str, float]) -> float:
     return 0.9 * session + 0.1 * figures["EVENT"]
 
 
-def measure(session_count: int) -> dict[str, float]:
+def measure(session_count: int, bundles: Sequence[str] = ()) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="creditd-instructions-") as work, CallgrindRedis(Path(work)) as server:
         client = redis.Redis.from_url(server.url)
-        _, phases = prepare(client, session_count)
+        _, phases = prepare(client, session_count, bundles)
         figures = {name: server.count(client, words) / session_count for name, words in phases}
         client.close()
     figures["standard mix"] = weighted_mix(figures)
@@ -102,11 +103,19 @@ def measure(session_count: int) -> dict[str, float]:
     "--rounds", default=3, show_default=True, type=click.IntRange(1, 9), help="whole runs; each figure is their median"
 )
 @click.option(
+    "--bundles",
+    default="",
+    show_default=True,
+    help="catalogue bundle ids each account buys before the phases, comma-separated (e.g. "
+    "data_5gb,voice_100min,sms_50): a line with bundles, whose buckets every call reads",
+)
+@click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/redis_instructions.json")
 )
-def main(session_count: int, rounds: int, json_path: Path) -> None:
+def main(session_count: int, rounds: int, bundles: str, json_path: Path) -> None:
     require_callgrind()
-    runs = [measure(session_count) for _ in range(rounds)]
+    bundle_ids = tuple(bundle_id for bundle_id in bundles.split(",") if bundle_id)
+    runs = [measure(session_count, bundle_ids) for _ in range(rounds)]
     rows = []
     baseline = statistics.median(run[BASELINE_PHASE] for run in runs)
     for name in runs[0]:

@@ -28,7 +28,7 @@ import uvloop
 from creditd.config.settings import load_settings
 from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall
-from creditd.store.codes import RequestType
+from creditd.store.codes import Code, RequestType
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
 from loadtest.rating import drive
@@ -89,9 +89,12 @@ def charge(calls: Calls, session: tuple[str, str, int, str, str], kind: int, num
     return calls.charge(spec, int(time.time() * 1000), "loadtest")
 
 
-def prepare(client: redis.Redis, session_count: int) -> tuple[Calls, list[tuple[str, list[tuple[object, ...]]]]]:
-    """Loads the libraries and the accounts into an empty server; returns the phases' FCALL words, in
-    the order they must run (each type's calls act on the sessions the one before opened)."""
+def prepare(
+    client: redis.Redis, session_count: int, bundles: Sequence[str] = ()
+) -> tuple[Calls, list[tuple[str, list[tuple[object, ...]]]]]:
+    """Loads the libraries and the accounts into an empty server, each account having bought
+    `bundles` (catalogue ids); returns the phases' FCALL words, in the order they must run (each
+    type's calls act on the sessions the one before opened)."""
     settings = load_settings(default_config_path())
     calls, rng = Calls(settings.redis.partitions), random.Random(17)
     client.flushall()
@@ -102,6 +105,10 @@ def prepare(client: redis.Redis, session_count: int) -> tuple[Calls, list[tuple[
     for n in range(200):
         command = calls.create_account(NewAccount(f"6690{n:07d}", "standard", 10**12), now_ms, "lt")
         client.execute_command("FCALL", *fcall(command))
+        for bundle_id in bundles:
+            purchase = calls.purchase_bundle(f"6690{n:07d}", bundle_id, f"lt-{bundle_id}", now_ms, "lt")
+            code = client.execute_command("FCALL", *fcall(purchase))[0]
+            assert code == Code.SUCCESS, f"purchase of {bundle_id}: {code}"
     baseline = [
         ("reserve_baseline", 3, f"{{b}}:acct:{n % 200}", f"{{b}}:record:{n}", "{b}:events", 1)
         for n in range(session_count)
