@@ -1,15 +1,17 @@
 """Each Lua function on its own, called with FCALL past every edge check: every kind of bad argument
-(number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the
-field named, and a refused call writes nothing (DUMP of every key before and after). The keys are
-built by creditd.store.calls, as the server builds them; the arguments are written out here, so that
-each can be made bad on its own. And the account's field list (creditd/store/account_codec.py,
-from which the library's ACCOUNT_CODEC is generated) against real accounts: a new account is one
-packed array holding exactly its fields (its optional ones at their default); an account an older
-version wrote (a hash of text fields and `bucket:<id>` fields, or the map of fields the version
-before wrote, without the fields added since) is read with their defaults, left as it is by a read,
-and written as the array at its next save with every other field and bucket as it was, the optional
-ones at their default. Buckets serve exactly their own rating groups after more distinct rating-groups
-texts than the library keeps sets of."""
+(number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the field
+named, and a refused call writes nothing (DUMP of every key before and after). The keys are built by
+creditd.store.calls, as the server builds them; the arguments are written out here, so that each can
+be made bad on its own. And the account's field list (creditd/store/account_codec.py, from which the
+library's ACCOUNT_CODEC is generated) against real accounts: a new account is one packed array
+holding exactly its fields (its optional ones at their default); an account an older version wrote
+(a hash of text fields and `bucket:<id>` fields, or the map of fields the version before wrote,
+without the fields added since) is read with their defaults, left as it is by a read, and written as
+the array at its next save with every other field and bucket as it was, the optional ones at their
+default. A bucket is packed as an array of its numbers and texts; one stored as text (the version
+before) is read, and packed at the account's next save whether or not the call changed it. Buckets
+serve exactly their own rating groups after more distinct rating-groups texts than the library keeps
+sets of."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import redis
 
 from creditd.resources import lua_directory
 from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITIONS, Saved
-from creditd.store.account_record import read_account
+from creditd.store.account_record import bucket_text, read_account
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
 from creditd.store.replies import ACCOUNT_DECODER, as_text
@@ -625,6 +627,55 @@ def test_an_older_map_account_reads_with_defaults_and_saves_as_an_array(
     moved = {"balance", "ledger_seq", "ledger_hash", *older}
     unchanged = {name: value for name, value in before.items() if name not in moved}
     assert {name: after[name] for name in unchanged} == unchanged  # the buckets among them
+
+
+def stored_buckets(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
+    stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
+    return dict(stored[BUCKETS_POSITION - 1])
+
+
+def test_a_new_bucket_is_packed_as_an_array_of_its_numbers_and_texts(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    # VALID_ARGS' bucket b1: bytes, 5 000 000, rating groups 1 and 2, no expiry, priority 1, policy 1
+    assert stored_buckets(redis_client, calls) == {"b1": [1, 5_000_000, 0, 0, 1, 1, 5_000_000, "1,2", "home"]}
+
+
+def test_buckets_stored_as_text_are_read_and_packed_at_the_next_save(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """Before buckets were packed, the account's array held each as '<unit>|<remaining>|...' text."""
+    for function in ("create_account", "purchase_bundle"):
+        code, message, _ = call(function, VALID_ARGS[function])
+        assert code == Code.SUCCESS, message
+    texts = {bucket_id: bucket_text(bucket) for bucket_id, bucket in stored_buckets(redis_client, calls).items()}
+    assert len(texts) == 2 and all(text.count("|") == 8 for text in texts.values())
+    key = calls.keys.account(ACCOUNT)
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    stored[BUCKETS_POSITION - 1] = texts
+    redis_client.set(key, msgspec.msgpack.encode(stored))
+    written = redis_client.get(key)
+    code, message, card = call("get_account", VALID_ARGS["get_account"])
+    assert code == Code.SUCCESS, message
+    assert redis_client.get(key) == written  # a read writes nothing
+    code, message, _ = call("top_up", VALID_ARGS["top_up"])  # changes no bucket
+    assert code == Code.SUCCESS, message
+    packed = stored_buckets(redis_client, calls)
+    assert all(isinstance(bucket, list) for bucket in packed.values()), packed
+    assert {bucket_id: bucket_text(bucket) for bucket_id, bucket in packed.items()} == texts
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    stored[BUCKETS_POSITION - 1] = texts
+    redis_client.set(key, msgspec.msgpack.encode(stored))
+    reply = call("charge", [NOW, "1", "0", ACCOUNT, "gw1", "s1", "", "", "1", "1", "0", "1000", "0", "0", "tester"])
+    assert reply[2].decode().startswith(f"[{Code.SUCCESS},"), reply
+    packed = stored_buckets(redis_client, calls)
+    assert packed["b1"] == [1, 5_000_000, 1_000, 0, 1, 1, 5_000_000, "1,2", "home"]  # reserved from the bucket
+    assert all(isinstance(bucket, list) for bucket in packed.values()), packed
+    assert {bucket_id: bucket_text(bucket) for bucket_id, bucket in packed.items() if bucket_id != "b1"} == {
+        bucket_id: text for bucket_id, text in texts.items() if bucket_id != "b1"
+    }
 
 
 def write_as_older_hash(redis_client: redis.Redis, calls: Calls, fields: dict[str, str]) -> None:

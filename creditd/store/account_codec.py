@@ -2,11 +2,11 @@
 writes them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CODEC.
 
 An account is stored as one MessagePack string, read with one GET and written whole with one SET: an
-array, its buckets first (bucket id -> its text; false when it has none), then ACCOUNT_FIELDS in
-order, a field without a value written as its default, or false when it has none. An array rather
-than a map: a map stores every field's name in every account (more than half of a new account's
-bytes) and cmsgpack builds its table key by key, making a Lua string of each name; the array is
-read into one table constructor.
+array, its buckets first (bucket id -> its array, or the text an older version wrote; false when it
+has none), then ACCOUNT_FIELDS in order, a field without a value written as its default, or false
+when it has none. An array rather than a map: a map stores every field's name in every account (more
+than half of a new account's bytes) and cmsgpack builds its table key by key, making a Lua string of
+each name; the array is read into one table constructor.
 A field is only ever added at the end, with a default, so an array written before it existed reads.
 Two older forms are still read and written as the array at their next save: the map of the same
 fields (`buckets` among them) that the version before wrote, and the hash of the fields as text

@@ -3,8 +3,9 @@ auditor, the care console's search, reports, the payments' books).
 
 An account is one MessagePack string, an array (lua/lib/account.lua; creditd/store/account_codec.py
 lists its fields); one written by an older version is a map of the same fields, or, older still, a
-hash of them as text, each bucket a field `bucket:<id>`, until its next save packs it. Each is read
-here into that hash's shape, every value as text, so that a reader need not know which form it met:
+hash of them as text, each bucket a field `bucket:<id>`, until its next save packs it. A bucket is an
+array in the account's array, or the text an older version wrote. Each is read here into that hash's
+shape, every value (a bucket too) as text, so that a reader need not know which form it met:
 `fields_of` for one stored value, `read_account` for one key, `read_accounts` for many in one round
 trip.
 """
@@ -37,8 +38,16 @@ def fields_of(packed: bytes) -> dict[str, str]:
         buckets = stored.get(BUCKETS) or {}
     else:
         raise ValueError(f"an account is a MessagePack array or map, not {type(stored).__name__}")
-    fields.update({BUCKET_PREFIX + bucket_id: as_text(text) for bucket_id, text in buckets.items()})
+    fields.update({BUCKET_PREFIX + bucket_id: bucket_text(bucket) for bucket_id, bucket in buckets.items()})
     return fields
+
+
+def bucket_text(stored: object) -> str:
+    """A stored bucket as the text an older version wrote ('<unit>|<remaining>|...', lua/lib/account.lua):
+    its array joined, or the text itself."""
+    if isinstance(stored, list):
+        return "|".join(as_text(value) for value in stored)
+    return as_text(stored)
 
 
 def _array_fields(stored: list[object]) -> dict[str, str]:

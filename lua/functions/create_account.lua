@@ -56,7 +56,7 @@ local function parse_bucket(args, base, field)
   local minimum_policy = unit == UNIT.BYTES and 1 or 0
   local policy = parse_integer(args[base + 6], field .. '.exhaustion_policy', minimum_policy, 3)
   return new_bucket(bucket_id, { unit = unit, amount = amount, expires_at_ms = expires_at_ms,
-    priority = format_integer(priority), policy = policy, rating_groups = groups })
+    priority = priority, policy = policy, rating_groups = groups })
 end
 
 local function parse_create_request(args)

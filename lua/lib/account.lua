@@ -3,14 +3,17 @@ Account state: the stored account read into a table and changed in memory (lib/s
 back, lib/ledger.lua appends its entries, lib/card.lua shows it as JSON).
 
 Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), an array: first the buckets, a map
-of bucket id to its text (false: none; unit MONEY: bonus money, lib/bonus.lua), then the fields in the
+of bucket id to its array (false: none; unit MONEY: bonus money, lib/bonus.lua), then the fields in the
 order of creditd/store/account_codec.py's ACCOUNT_FIELDS (account_id, currency, ..., balance, reserved,
 status, ..., loan_outstanding: loans and their fees not yet recovered; bonus_instalments, lib/bonus.lua;
 group_id, group_holding, group_refill_minor, group_refill_tried_ms, lib/group.lua), false for a field
-without a value. A bucket's text:
-  '<unit>|<remaining>|<reserved>|<expires_at_ms>|<priority>|<policy>|<amount>|<rg,rg,...>|<zone,zone,...>'
-  (amount: the size it was granted with, for the usage events; zones: where it serves, 'home' for a
-  bucket written before zones existed)
+without a value. A bucket's array:
+  { unit, remaining, reserved, expires_at_ms, priority, policy, amount, '<rg,rg,...>', '<zone,zone,...>' }
+  (amount: the size it was granted with, for the usage events; zones: where it serves). Versions
+  before wrote a bucket as the text of these joined by '|' ('home' alone before zones existed; that
+  text is read, and packed at the account's next save: unpacking the array costs a call some 9 000
+  instructions a bucket, the text's pattern and numbers some 21 000, loadtest.redis_instructions
+  --bundles).
 Read with one GET, written whole with one SET. Older versions wrote a map of the same fields (buckets
 under 'buckets'), and before that a hash of the fields as text, each bucket a field
 'bucket:<bucket_id>' holding its text (GET answers WRONGTYPE): both are read, and written as the
@@ -32,6 +35,7 @@ local BUCKET_PREFIX = 'bucket:'
 local BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)|([%w%._:%-,]+)$'
 local OLDER_BUCKET_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|([%d,]*)$'
 local HOME_ONLY = 'home'
+local BUCKET_FIELDS = 9
 
 -- The sets a bucket's rating-groups and zones texts stand for, built once per text and shared by every
 -- bucket with that text (the bundles of one catalogue entry all have the same): building them cost a
@@ -63,7 +67,8 @@ local function bucket_set(kind, text)
   return set
 end
 
-local function decode_bucket(bucket_id, text)
+-- A bucket's text, as versions before the packed bucket wrote it, as the array it is now stored as.
+local function bucket_of_text(bucket_id, text)
   local unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones =
     string.match(text, BUCKET_PATTERN)
   if unit == nil then
@@ -71,33 +76,41 @@ local function decode_bucket(bucket_id, text)
       string.match(text, OLDER_BUCKET_PATTERN)
     zones = HOME_ONLY
   end
-  assert(unit, 'corrupt bucket ' .. bucket_id)
-  local rating_groups, zone_set = bucket_set('rating_groups', groups), bucket_set('zones', zones)
+  if unit == nil then
+    error('corrupt bucket ' .. bucket_id)
+  end
+  return { stored_number(unit), stored_number(remaining), stored_number(reserved), stored_number(expires_at_ms),
+    stored_number(priority), stored_number(policy), stored_number(amount), groups, zones }
+end
+
+-- A stored bucket (its array, or an older version's text) as the table the functions change.
+local function decode_bucket(bucket_id, stored)
+  local packed = type(stored) == 'table'
+  local b = packed and stored or bucket_of_text(bucket_id, stored)
+  if #b ~= BUCKET_FIELDS or type(b[2]) ~= 'number' or type(b[9]) ~= 'string' then
+    error('corrupt bucket ' .. bucket_id)
+  end
+  local groups, zones = b[8], b[9]
   return {
-    id = bucket_id, unit = stored_number(unit), remaining = stored_number(remaining),
-    reserved = stored_number(reserved), expires_at_ms = stored_number(expires_at_ms),
-    priority = stored_number(priority), policy = stored_number(policy), amount = stored_number(amount),
-    groups_text = groups, rating_groups = rating_groups, has_groups = groups ~= '',
-    loaded_remaining = stored_number(remaining),
-    zones_text = zones, zones = zone_set,
-    text = text, -- what is stored, written back as it is while the bucket is unchanged
+    id = bucket_id, unit = b[1], remaining = b[2], reserved = b[3], expires_at_ms = b[4], priority = b[5],
+    policy = b[6], amount = b[7], groups_text = groups, rating_groups = bucket_set('rating_groups', groups),
+    has_groups = groups ~= '', loaded_remaining = b[2], zones_text = zones, zones = bucket_set('zones', zones),
+    -- what is stored, written back as it is while the bucket is unchanged; an older text is packed
+    stored = packed and stored or nil,
   }
 end
 
--- A new, unreserved bucket; b holds unit, amount, expires_at_ms, priority, policy, rating_groups (text)
--- and zones (text; nil: home only).
+-- A new, unreserved bucket; b holds unit, amount, expires_at_ms, priority, policy (numbers),
+-- rating_groups (text) and zones (text; nil: home only).
 local function new_bucket(bucket_id, b)
-  local bucket = decode_bucket(bucket_id, table.concat({ b.unit, format_integer(b.amount), '0',
-    format_integer(b.expires_at_ms), b.priority, b.policy, format_integer(b.amount), b.rating_groups,
-    b.zones or HOME_ONLY }, '|'))
-  return bucket
+  return decode_bucket(bucket_id, { b.unit, b.amount, 0, b.expires_at_ms, b.priority, b.policy, b.amount,
+    b.rating_groups, b.zones or HOME_ONLY })
 end
 
 local function encode_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
-  return table.concat({ format_integer(bucket.unit), format_integer(bucket.remaining),
-    format_integer(bucket.reserved), format_integer(bucket.expires_at_ms), format_integer(bucket.priority),
-    format_integer(bucket.policy), format_integer(bucket.amount), bucket.groups_text, bucket.zones_text }, '|')
+  return { bucket.unit, bucket.remaining, bucket.reserved, bucket.expires_at_ms, bucket.priority, bucket.policy,
+    bucket.amount, bucket.groups_text, bucket.zones_text }
 end
 
 -- The fields of an account hash written by an older version, as text (ACCOUNT_CODEC.finish_hash

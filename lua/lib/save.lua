@@ -39,12 +39,12 @@ local function notify_gateways(account, sessions_key, events_key, now_ms)
 end
 
 -- Writes the account whole, packed (lib/account.lua): one SET replaces what was stored, an older
--- version's hash too. An unchanged bucket keeps the text it was read with.
+-- version's hash too. An unchanged bucket is written back as it was read (an older text is packed).
 local function write_account(account, account_key)
   local buckets = nil
   for bucket_id, bucket in pairs(account.buckets) do
     buckets = buckets or {}
-    buckets[bucket_id] = account.dirty_buckets[bucket_id] and encode_bucket(bucket) or bucket.text
+    buckets[bucket_id] = (not account.dirty_buckets[bucket_id] and bucket.stored) or encode_bucket(bucket)
   end
   redis.call('SET', account_key, ACCOUNT_CODEC.pack(account, buckets))
 end
