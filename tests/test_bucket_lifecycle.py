@@ -2,7 +2,8 @@
 and a bundle_expired event, lazily on the account's next request or by the sweeper through the due
 index; a bucket still reserved by a session waits for the session's report, which consumes what was
 granted from it; a grant from a bucket is valid until the bucket expires at the latest; and usage
-events fire as a bundle is consumed (bundle_nearly_used at the plan's 80 %, bundle_used_up at 0)."""
+events fire as a bundle is consumed (bundle_nearly_used at the plan's 80 %, bundle_used_up at 0), in the
+order the buckets are consumed in when one report consumes several (both priority orders of two ids)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,19 @@ async def test_bundle_usage_events_at_80_and_100_percent(creditd: Harness) -> No
     assert usage_events()[-1] == ("bundle_used_up", bucket.bucket_id) and len(usage_events()) == 2
     assert (await creditd.charge("sms-50", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])).grants[0].charged == 50
     assert len(usage_events()) == 2
+
+
+@pytest.mark.parametrize("first", ["aa", "zz"])
+async def test_usage_events_of_buckets_consumed_in_one_report_come_in_consumption_order(
+    creditd: Harness, first: str
+) -> None:
+    # one of the two priority orders differs from the order Lua's table lists the buckets in
+    second = "zz" if first == "aa" else "aa"
+    alike = {"unit": pb.BYTES, "remaining": 10 * MB, "exhaustion_policy": pb.OVERAGE}
+    buckets = [pb.Bucket(bucket_id=first, priority=1, **alike), pb.Bucket(bucket_id=second, priority=2, **alike)]
+    await creditd.create_account(ACCOUNT, balance=1_000, buckets=buckets)
+    grant = (await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 10 * MB, 0)])).grants[0]
+    assert grant.granted == 10 * MB
+    await creditd.charge("s1", TERMINATE, 1, ACCOUNT, [(DATA, 0, 18 * MB)])
+    events = [event for event in creditd.events_of(ACCOUNT) if event[0] in ("bundle_used_up", "bundle_nearly_used")]
+    assert events == [("bundle_used_up", first), ("bundle_nearly_used", f"{second} 80")]
