@@ -5,7 +5,8 @@ prints every figure's ratio; the rating run measures the Redis time per call of 
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
 (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
-the median run of each phase and the median of each round's ratios; the serving processes'
+the median run of each phase and the median of each round's ratios; the Redis phases run on
+accounts that bought bundles, drawing on them; the serving processes'
 instruction counts cover the echo server, creditd's Charges and the chf's Nchf requests; creditd's
 own latency per phase comes from its histogram read before and after (a worked example of the
 arithmetic)."""
@@ -21,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from creditd.store.account_record import read_account
+from creditd.store.embedded import EmbeddedRedis
+from loadtest.redis_time import piped, prepare
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
 from loadtest.server_latency import phase_latency
@@ -135,6 +140,22 @@ def test_redis_instructions_run_counts_every_request_type_against_the_baseline(t
     # two rounds: each figure their median, between the lowest and highest
     assert all(row["lowest"] <= row["instructions_per_call"] <= row["highest"] for row in rows.values())
     assert "standard mix / floor by round: " in output
+
+
+def test_the_redis_phases_run_on_accounts_with_bundles(tmp_path: Path) -> None:
+    bundles = ("data_5gb", "voice_100min", "sms_50")
+    with EmbeddedRedis(tmp_path) as server, redis.Redis.from_url(server.url) as client:
+        calls, phases = prepare(client, 40, bundles)
+        key = calls.keys.account("66900000001")
+        # a bucket per bundle, named '<bundle_id>.<ledger seq>'
+        bought = {name: text for name, text in read_account(client, key).items() if name.startswith("bucket:")}
+        assert sorted(name.removeprefix("bucket:").split(".")[0] for name in bought) == sorted(bundles)
+        for _, words in phases:
+            piped(client, words)  # every call succeeds
+        after = read_account(client, key)
+        (data,) = [name for name in bought if name.startswith("bucket:data_5gb.")]
+        # the account's data sessions drew on its data bundle
+        assert int(after[data].split("|")[1]) < int(bought[data].split("|")[1])
 
 
 @NEEDS_VALGRIND
