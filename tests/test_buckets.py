@@ -1,6 +1,7 @@
-"""Buckets before money: consumption order (priority, then earliest expiry, then id; expired buckets skipped),
-and the data exhaustion policies CAP (stop, final grant), THROTTLE (free at the plan's reduced rate)
-and OVERAGE (fall through to money). Buckets are given at account creation."""
+"""Buckets before money: consumption order (priority, then earliest expiry, then id; expired buckets
+skipped), and the data exhaustion policies CAP (stop, final grant only from the last bucket, use
+beyond it free), THROTTLE (free at the plan's reduced rate) and OVERAGE (fall through to money).
+Buckets are given at account creation."""
 
 from __future__ import annotations
 
@@ -88,6 +89,23 @@ async def test_cap_bucket_keeps_data_within_the_bundle(creditd: Harness) -> None
     assert (after.result, after.granted, after.charged) == (pb.CREDIT_LIMIT_REACHED, 0, 0)
     assert after.final_unit_action == pb.UnitGrant.REDIRECT
     assert (await creditd.get(ACCOUNT)).balance == 1000  # never a surprise overage charge
+    creditd.assert_audit_clean()
+
+
+async def test_a_cap_grant_is_final_only_from_the_last_bucket_and_use_beyond_it_is_free(creditd: Harness) -> None:
+    caps = [bucket(f"cap-{n}", pb.BYTES, 5 * MB, pb.CAP, priority=n) for n in (1, 2)]
+    await creditd.create_account(ACCOUNT, balance=1000, buckets=caps)
+    first = (await creditd.charge("s1", INITIAL, 0, ACCOUNT, [(DATA, 0, 0)])).grants[0]
+    assert (first.granted, first.final_unit_action) == (5 * MB, pb.UnitGrant.NONE)  # cap-2 is left
+    last = (await creditd.charge("s1", UPDATE, 1, ACCOUNT, [(DATA, 0, 5 * MB)])).grants[0]
+    assert (last.granted, last.final_unit_action) == (5 * MB, pb.UnitGrant.REDIRECT)
+    done = (await creditd.charge("s1", TERMINATE, 2, ACCOUNT, [(DATA, 0, 7 * MB)])).grants[0]
+    assert done.charged == 0  # 2 MB beyond the buckets: CAP forbids money, so free
+    card = await creditd.get(ACCOUNT)
+    assert card.balance == 1000 and {name: left for name, (left, _) in buckets_of(card).items()} == {
+        "cap-1": 0,
+        "cap-2": 0,
+    }
     creditd.assert_audit_clean()
 
 

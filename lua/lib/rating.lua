@@ -173,7 +173,8 @@ local function charge_usage(account, tariff, reservation, unit_request, context,
   local rating_group = unit_request.rating_group
   if reservation == nil then
     local left = take_from_buckets(account, tariff.unit, rating_group, context.zone, used, now_ms)
-    local free = money_blocked(account, tariff.unit, rating_group, context.zone, now_ms)
+    -- whether money may pay matters only for units no bucket paid (asking tests every bucket)
+    local free = left > 0 and money_blocked(account, tariff.unit, rating_group, context.zone, now_ms)
     local charged = free and 0 or price_of(left, tariff.price_minor, tariff.block_size, field)
     local part = { units = used, from_buckets = used - left, charged = charged, tariff = tariff.name,
       block = tariff.block_size }
@@ -189,7 +190,7 @@ local function charge_usage(account, tariff, reservation, unit_request, context,
   if bonus == nil and (reservation.bucket_units > 0 or reservation.money == 0) then
     left = take_from_reserved_bucket(account, reservation, used)
     left = take_from_buckets(account, unit, rating_group, reservation.zone, left, now_ms)
-    free = money_blocked(account, unit, rating_group, reservation.zone, now_ms)
+    free = left > 0 and money_blocked(account, unit, rating_group, reservation.zone, now_ms)
   end
   local cost, parts = usage_parts(reservation, used, used - left, after_units, free, field)
   return pay_usage(account, unit, cost, parts, rating_group, reservation.zone, bonus, now_ms)
@@ -294,8 +295,9 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   local bucket, blocking_policy = select_bucket(account, unit, rating_group, context.zone, now_ms)
   if bucket then
     local granted = reserve_from_bucket(account, bucket, reservation, requested, now_ms)
-    local next_bucket = select_bucket(account, unit, rating_group, context.zone, now_ms)
-    local final = next_bucket == nil and blocking_policy == POLICY.CAP
+    -- final only when a CAP bucket forbids money and no bucket is left to grant from after this one
+    local final = blocking_policy == POLICY.CAP
+      and select_bucket(account, unit, rating_group, context.zone, now_ms) == nil
     return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
   end
   if blocking_policy == POLICY.THROTTLE then
