@@ -49,6 +49,7 @@ from loadtest.nchf import charge as data_charge
 from loadtest.redis_instructions import require_callgrind
 
 START_TIMEOUT_S = 240.0
+CHANNEL_READY_S = 60.0
 DUMP_WAIT_S = 60.0
 ACCOUNTS = 50
 WARM_UP_CHARGES = 100
@@ -167,14 +168,17 @@ class CountedServer:
         )
         self.channel = grpc.insecure_channel(self.target)
         try:
+            # the port first: a channel asked before the server listens backs off for up to two minutes
+            wait_listening(port, self.process)
             if grpc_ready:
-                grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT_S)
-            else:
-                wait_listening(port)
+                grpc.channel_ready_future(self.channel).result(timeout=CHANNEL_READY_S)
         except (grpc.FutureTimeoutError, TimeoutError) as error:
             self.stop()
             message = f"{name} did not serve within {START_TIMEOUT_S:g} s (see {self.log.name})"
             raise click.ClickException(message) from error
+        except ChildProcessError as error:
+            self.stop()
+            raise click.ClickException(f"{name} {error} (see {self.log.name})") from error
 
     def _control(self, *flags: str) -> None:
         command = ["callgrind_control", *flags, str(self.process.pid)]
@@ -208,9 +212,13 @@ class CountedServer:
         self.log.close()
 
 
-def wait_listening(port: int) -> None:
+def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until the port takes connections; ChildProcessError at once if the process ends first (a
+    module that does not import, say), rather than after the whole time-out."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ChildProcessError(f"exited with {process.returncode} before serving")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return

@@ -5,11 +5,11 @@ prints every figure's ratio; the rating run measures the Redis time per call of 
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
 (scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
-the median run of each phase and the median of each round's ratios; the Redis phases run on
-accounts that bought bundles, drawing on them; the serving processes'
-instruction counts cover the echo server, creditd's Charges and the chf's Nchf requests; creditd's
-own latency per phase comes from its histogram read before and after (a worked example of the
-arithmetic)."""
+the median run of each phase and the median of each round's ratios; the Redis phases run on accounts
+that bought bundles, drawing on them; the serving processes' instruction counts cover the echo
+server, creditd's Charges and the chf's Nchf requests, and a server that exits before serving is
+reported at once; creditd's own latency per phase comes from its histogram read before and after (a
+worked example of the arithmetic)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,21 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import redis
 
+from creditd.devtools.ports import free_port
 from creditd.store.account_record import read_account
 from creditd.store.embedded import EmbeddedRedis
 from loadtest.redis_time import piped, prepare
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
+from loadtest.server_instructions import START_TIMEOUT_S, CountedServer
 from loadtest.server_latency import phase_latency
 
 pytestmark = pytest.mark.slow
@@ -156,6 +160,15 @@ def test_the_redis_phases_run_on_accounts_with_bundles(tmp_path: Path) -> None:
         (data,) = [name for name in bought if name.startswith("bucket:data_5gb.")]
         # the account's data sessions drew on its data bundle
         assert int(after[data].split("|")[1]) < int(bought[data].split("|")[1])
+
+
+@NEEDS_VALGRIND
+def test_a_counted_server_that_exits_before_serving_is_reported_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(click.ClickException, match=r"^nothing exited with 1 before serving \(see .*nothing.log\)$"):
+        CountedServer("nothing", ["-m", "no_such_module"], tmp_path, free_port())
+    assert time.monotonic() - started < START_TIMEOUT_S / 2  # not after the whole time-out
+    assert "No module named no_such_module" in (tmp_path / "nothing.log").read_text()
 
 
 @NEEDS_VALGRIND
