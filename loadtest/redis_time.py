@@ -13,10 +13,11 @@ ten roaming); an UPDATE for each; a TERMINATE for each; SMS EVENTs; the standard
 from __future__ import annotations
 
 import asyncio
+import datetime
 import random
 import statistics
 import tempfile
-import time
+import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import msgspec
 import redis
 import uvloop
 
-from creditd.config.settings import load_settings
+from creditd.config.settings import Settings, load_settings
 from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall
 from creditd.store.codes import Code, RequestType
@@ -41,6 +42,7 @@ PIPELINE = 500
 BASELINE_PHASE, FLOOR_PHASE, MIX_PHASE = "baseline (reserve-shaped)", "charge-shaped floor", "standard mix"
 NUMBERS = ("66812345678", "66898765432", "442079460000")
 DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
+PLAN = "standard"
 
 
 class TypeTimes(msgspec.Struct):
@@ -82,11 +84,25 @@ def sessions(count: int, rng: random.Random) -> list[tuple[str, str, int, str, s
     ]
 
 
-def charge(calls: Calls, session: tuple[str, str, int, str, str], kind: int, number: int, used: int) -> Command:
+def charge(
+    calls: Calls, session: tuple[str, str, int, str, str], kind: int, number: int, used: int, now_ms: int
+) -> Command:
     session_id, account_id, group, called_party, visited_plmn = session
     units = (UnitSpec(group, 0, used),)
     spec = ChargeSpec(session_id, kind, number, account_id, "rt", units, called_party, visited_plmn)
-    return calls.charge(spec, int(time.time() * 1000), "loadtest")
+    return calls.charge(spec, now_ms, "loadtest")
+
+
+def last_noon_ms(settings: Settings) -> int:
+    """The last noon, in the sample plan's time zone, in Unix ms: the time the phases' calls carry. A
+    grant made in the ten minutes before one of the plan's timings starts (its night: 22:00) spans a
+    tariff time change and is priced on both sides of it, some 7 000 instructions more an INITIAL or
+    UPDATE; at noon no timing starts within a grant's validity, whatever the hour of the run."""
+    now = datetime.datetime.now(zoneinfo.ZoneInfo(settings.plans[PLAN].time_zone))
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon > now:
+        noon -= datetime.timedelta(days=1)
+    return int(noon.timestamp() * 1000)
 
 
 def prepare(
@@ -101,9 +117,9 @@ def prepare(
     client.function_load(render_library(settings), replace=True)
     client.function_load(BASELINE.read_text(), replace=True)
     client.function_load(CHARGE_FLOOR.read_text(), replace=True)
-    now_ms = int(time.time() * 1000)
+    now_ms = last_noon_ms(settings)
     for n in range(200):
-        command = calls.create_account(NewAccount(f"6690{n:07d}", "standard", 10**12), now_ms, "lt")
+        command = calls.create_account(NewAccount(f"6690{n:07d}", PLAN, 10**12), now_ms, "lt")
         client.execute_command("FCALL", *fcall(command))
         for bundle_id in bundles:
             purchase = calls.purchase_bundle(f"6690{n:07d}", bundle_id, f"lt-{bundle_id}", now_ms, "lt")
@@ -125,12 +141,10 @@ def prepare(
     open_sessions = sessions(session_count, rng)
 
     def phase(kind: int, number: int, used: Callable[[int], int]) -> list[tuple[object, ...]]:
-        return [fcall(charge(calls, session, kind, number, used(session[2]))) for session in open_sessions]
+        return [fcall(charge(calls, session, kind, number, used(session[2]), now_ms)) for session in open_sessions]
 
-    events = [
-        fcall(charge(calls, (f"e{n}", f"6690{n % 200:07d}", SMS, rng.choice(NUMBERS), ""), RequestType.EVENT, 0, 0))
-        for n in range(session_count)
-    ]
+    sms = [(f"e{n}", f"6690{n % 200:07d}", SMS, rng.choice(NUMBERS), "") for n in range(session_count)]
+    events = [fcall(charge(calls, session, RequestType.EVENT, 0, 0, now_ms)) for session in sms]
     return calls, [
         (BASELINE_PHASE, baseline),
         (FLOOR_PHASE, floor),
