@@ -13,12 +13,14 @@ worked example of the arithmetic)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import shutil
 import subprocess
 import sys
 import time
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,12 @@ import click
 import pytest
 import redis
 
+from creditd.config.settings import load_settings
 from creditd.devtools.ports import free_port
+from creditd.resources import default_config_path
 from creditd.store.account_record import read_account
 from creditd.store.embedded import EmbeddedRedis
-from loadtest.redis_time import piped, prepare
+from loadtest.redis_time import last_noon_ms, piped, prepare
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
 from loadtest.server_instructions import START_TIMEOUT_S, CountedServer
@@ -160,6 +164,14 @@ def test_the_redis_phases_run_on_accounts_with_bundles(tmp_path: Path) -> None:
         (data,) = [name for name in bought if name.startswith("bucket:data_5gb.")]
         # the account's data sessions drew on its data bundle
         assert int(after[data].split("|")[1]) < int(bought[data].split("|")[1])
+
+
+def test_the_redis_phases_carry_the_last_noon_in_the_plan_time_zone() -> None:
+    settings = load_settings(default_config_path())
+    noon_ms = last_noon_ms(settings)
+    noon = datetime.datetime.fromtimestamp(noon_ms / 1000, zoneinfo.ZoneInfo(settings.plans["standard"].time_zone))
+    assert (noon.hour, noon.minute, noon.second) == (12, 0, 0)
+    assert 0 <= time.time() * 1000 - noon_ms < 86_400_000  # the last one, not the next
 
 
 @NEEDS_VALGRIND
