@@ -11,7 +11,7 @@ end
 
 -- Buckets this call consumed from (units buckets only), in consumption order. Only they can cross a
 -- threshold, and they are seldom more than one: sorting every bucket of the account for them cost a
--- call some 5 000 instructions (an account with three bundles, loadtest.redis_instructions --bundles).
+-- call some 9 000 instructions (an account with three bundles, loadtest.redis_instructions --bundles).
 local function consumed_buckets(account)
   local consumed = {}
   for bucket_id in pairs(account.dirty_buckets) do
