@@ -15,6 +15,9 @@ sets of."""
 
 from __future__ import annotations
 
+import datetime
+import json
+import zoneinfo
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -486,6 +489,34 @@ def test_buckets_serve_their_own_rating_groups_past_the_librarys_memory_of_them(
         keys = KEYS_OF["get_account"](calls, Ids(account=f"bucket-{n}"))
         account = ACCOUNT_DECODER.decode(redis_client.fcall("get_account", len(keys), *keys, NOW, f"bucket-{n}")[2])
         assert (account.buckets[0].reserved > 0) == (n % 2 == 0), (n, account.buckets)
+
+
+def test_voice_grants_carry_the_tariff_change_past_the_librarys_memory_of_tariff_choices(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """lib/tariffs.lua remembers until when each context's tariff choice holds, at most 4 096 of
+    them: 4 200 calls, each with a service id of its own (a context of its own), opened at 21:55 in
+    Bangkok and closed, each get the same grant, carrying the night tariff's start at 22:00, before
+    and after the memory was begun again."""
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    now_ms = int(datetime.datetime(2026, 9, 21, 21, 55, tzinfo=zoneinfo.ZoneInfo("Asia/Bangkok")).timestamp() * 1000)
+    change_ms = now_ms + 5 * 60_000
+    count, grants = 4200, set()
+    for start in range(0, count, 500):
+        pipe = redis_client.pipeline(transaction=False)
+        for n in range(start, min(start + 500, count)):
+            for kind, number in ((1, 0), (3, 1)):  # INITIAL, then TERMINATE
+                args = [str(now_ms), str(kind), str(number), ACCOUNT, "gw1", f"v{n}", "66812345678", "", "1"]
+                args += ["2", str(n), "0", "0", "0", "tester"]  # voice, service id n
+                keys = KEYS_OF["charge"](calls, Ids(session=f"v{n}"))
+                pipe.fcall("charge", len(keys), *keys, *args)
+        replies = pipe.execute()
+        for reply in replies[0::2]:
+            answer = json.loads(as_text(reply[2]))
+            assert answer[0] == Code.SUCCESS, answer
+            grants.add(tuple(answer[3][0][9:12]))  # charged, tariff, tariff_time_change_ms
+    assert grants == {(0, "voice_out", change_ms)}
 
 
 @pytest.mark.parametrize("function", sorted(VALID_ARGS))

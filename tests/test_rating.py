@@ -6,8 +6,9 @@ price (unsplit: at the grant's price); a money grant across a change is sized fo
 roaming reprices the next grant of a session; a service id selects its own tariff; bundles serve at
 home only; one-way suspension still lets roaming incoming calls through at their price; a number no
 tariff covers is RATING_FAILED and writes nothing (DUMP unchanged); a holiday date and a London band
-(across both daylight saving changes) switch at the right instant. Each server runs on a frozen
-clock set to the instant the case needs."""
+(across both daylight saving changes) switch at the right instant; grants inside a tariff choice's
+remembered window, across its end, before it and after it are priced as without the memory. Each
+server runs on a frozen clock set to the instant the case needs."""
 
 from __future__ import annotations
 
@@ -89,6 +90,33 @@ async def test_a_call_across_22_00_is_charged_part_at_each_price(server_at: Serv
         closed = await play(creditd, "s3", [(VOICE, 0, 600)], TERMINATE, 1)
         assert closed.grants[0].charged == 1000
         assert (await creditd.get(ACCOUNT)).balance == 10_000 - 750 - 1000
+
+
+async def test_grants_in_a_remembered_tariff_window_still_carry_the_change_at_its_end(server_at: ServerAt) -> None:
+    """The library remembers until when a context's tariff choice holds (lib/tariffs.lua,
+    STABLE_CHOICES): a grant inside that window needs no search for a change, one that reaches past
+    its end must still find the change, and one made before the window (a server whose clock is
+    behind) or after it chooses again."""
+    async with server_at(bangkok_ms("2027-03-11T22:05:00")) as creditd:
+        await creditd.create_account(ACCOUNT, balance=100_000)  # every session holds its grant
+
+        async def grant(session_id: str, at: str, called_party: str = THAI_NUMBER) -> tuple[str, int, int]:
+            creditd.clock.advance((bangkok_ms(at) - creditd.clock.now_ms()) / 1000)
+            answer = await play(creditd, session_id, [(VOICE, 600, 0)], called_party=called_party)
+            return answer.grants[0].tariff, answer.grants[0].tariff_time_change_ms, answer.grants[0].validity_time_s
+
+        night_ends_ms, night_starts_ms = bangkok_ms("2027-03-12T07:00:00"), bangkok_ms("2027-03-12T22:00:00")
+        assert await grant("night", "2027-03-11T22:05:00") == ("voice_out_night", 0, 600)  # holds until 07:00
+        assert await grant("clock-behind", "2027-03-11T21:56:00") == (
+            "voice_out",
+            bangkok_ms("2027-03-11T22:00:00"),
+            600,
+        )
+        assert await grant("morning", "2027-03-12T06:55:00") == ("voice_out_night", night_ends_ms, 600)
+        assert await grant("noon", "2027-03-12T12:00:00") == ("voice_out", 0, 600)  # holds until 22:00
+        assert await grant("abroad", "2027-03-12T21:49:00", LONDON_NUMBER) == ("voice_out_international", 0, 600)
+        assert await grant("ends-at-the-change", "2027-03-12T21:50:00") == ("voice_out", 0, 600)
+        assert await grant("across", "2027-03-12T21:55:00") == ("voice_out", night_starts_ms, 600)
 
 
 async def test_a_money_grant_across_a_change_pays_for_the_dearer_side(server_at: ServerAt) -> None:

@@ -192,11 +192,45 @@ local function next_change(plan, group, context, current, instants, position)
   return nil, nil, nil
 end
 
+-- Until when a timed group's choice of tariff for a context holds, remembered per group and context
+-- (service_id, destination, zone): { tariff, from_ms, until_ms }, the tariff chosen at every instant
+-- of [from_ms, until_ms), until_ms being the first instant the choice changes, or from_ms +
+-- STABLE_CHOICES.horizon_ms when none does before. Finding the instants a grant's validity spans cost
+-- a timed grant some 12 000 instructions (loadtest.redis_instructions); a choice changes a few times
+-- a day. Lost at a reload of the library, which is also how new tariffs arrive; begun again once it
+-- holds STABLE_CHOICES.limit choices, which bounds its memory.
+local STABLE_CHOICES = { by_group = {}, count = 0, limit = 4096, horizon_ms = DAY_MS }
+
+local function stable_choice(plan, group, context, now_ms, tariff)
+  local by_context = STABLE_CHOICES.by_group[group]
+  local by_zone = by_context and by_context[context.zone]
+  local by_destination = by_zone and by_zone[context.destination]
+  local choice = by_destination and by_destination[context.service_id]
+  if choice and choice.tariff == tariff and choice.from_ms <= now_ms and now_ms < choice.until_ms then
+    return choice
+  end
+  local horizon_ms = now_ms + STABLE_CHOICES.horizon_ms
+  local instants = candidate_instants(plan, group, context, now_ms, horizon_ms)
+  choice = { tariff = tariff, from_ms = now_ms, until_ms = next_change(plan, group, context, tariff, instants, 1)
+    or horizon_ms }
+  if STABLE_CHOICES.count >= STABLE_CHOICES.limit then
+    STABLE_CHOICES.by_group, STABLE_CHOICES.count = {}, 0
+  end
+  by_context = STABLE_CHOICES.by_group[group] or {}
+  STABLE_CHOICES.by_group[group] = by_context
+  by_zone = by_context[context.zone] or {}
+  by_context[context.zone] = by_zone
+  by_destination = by_zone[context.destination] or {}
+  by_zone[context.destination] = by_destination
+  by_destination[context.service_id], STABLE_CHOICES.count = choice, STABLE_CHOICES.count + 1
+  return choice
+end
+
 -- How a grant made now at `tariff` (tariff_at now) is priced: { tariff, deadline_ms, change_ms (0:
 -- none), after (the tariff from change_ms on) }.
 local function price_grant(plan, group, context, now_ms, tariff)
   local pricing = { tariff = tariff, deadline_ms = now_ms + tariff.validity_time_s * 1000, change_ms = 0 }
-  if not group.timed then
+  if not group.timed or pricing.deadline_ms <= stable_choice(plan, group, context, now_ms, tariff).until_ms then
     return pricing
   end
   local instants = candidate_instants(plan, group, context, now_ms, pricing.deadline_ms)
