@@ -59,7 +59,7 @@ local function unit_names(index)
 end
 
 local function parse_units(args, count, request_type)
-  local units, seen = {}, {}
+  local units, seen = {}, count > 1 and {} or nil -- one unit cannot repeat a rating group
   local max_units = CONFIG.limits.max_units
   for index = 0, count - 1 do
     local base = FIRST_UNIT_ARGUMENT + index * UNIT_ARGUMENTS
@@ -73,10 +73,12 @@ local function parse_units(args, count, request_type)
       requested = requested, used = used,
       used_after_tariff_change = parse_integer(args[base + 4], names.used_after_tariff_change, 0, used),
     }
-    if seen[unit.rating_group] then
-      refuse(CODE.INVALID_REQUEST, names.rating_group .. ': appears twice in one request')
+    if seen then
+      if seen[rating_group] then
+        refuse(CODE.INVALID_REQUEST, names.rating_group .. ': appears twice in one request')
+      end
+      seen[rating_group] = true
     end
-    seen[unit.rating_group] = true
     if unit.used > 0 and (request_type == REQUEST_TYPE.INITIAL or request_type == REQUEST_TYPE.EVENT) then
       refuse(CODE.INVALID_REQUEST, names.used .. ': must be 0 in INITIAL and EVENT requests')
     end

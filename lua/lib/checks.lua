@@ -31,7 +31,7 @@ local function run_checked(check, ...)
 end
 
 local function parse_integer(text, field, minimum, maximum)
-  local value = number_of_text(text)
+  local value = small_of_text[text] or number_of_text(text) -- a look-up first: most are small
   if value == nil then
     if type(text) ~= 'string' or #text == 0 or #text > 17 or not string.find(text, '^%-?%d+$') then
       refuse(CODE.INVALID_REQUEST, field .. ': must be a decimal integer')

@@ -20,9 +20,12 @@ local MAX_UINT32 = CONTRACT.max_uint32
 -- at the first call (a library's globals, string.format among them, are out of reach while it
 -- loads). On the charge path numbers become text only through format_integer, never by '..'.
 local format_integer, number_of_text, stored_number
+-- The number of each canonical text of 0..SMALL_INTEGER_LIMIT - 1 (and of the result codes), for
+-- callers that look one up before calling number_of_text: empty until the first call fills it.
+local small_of_text = {}
 do
   local SMALL_INTEGER_LIMIT = 1024
-  local format, text_of_small, small_of_text = nil, {}, {}
+  local format, text_of_small = nil, {}
 
   local function fill()
     format = string.format
