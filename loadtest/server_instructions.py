@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import grpc
 import httpx
 import msgspec
 
-from creditd.devtools.ports import free_port
+from creditd.devtools.ports import free_port, wait_listening
 from creditd.resources import default_config_path
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -169,7 +168,7 @@ class CountedServer:
         self.channel = grpc.insecure_channel(self.target)
         try:
             # the port first: a channel asked before the server listens backs off for up to two minutes
-            wait_listening(port, self.process)
+            wait_listening(port, self.process, START_TIMEOUT_S)
             if grpc_ready:
                 grpc.channel_ready_future(self.channel).result(timeout=CHANNEL_READY_S)
         except (grpc.FutureTimeoutError, TimeoutError) as error:
@@ -210,21 +209,6 @@ class CountedServer:
             self.process.kill()
             self.process.wait(timeout=30)
         self.log.close()
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    """Until the port takes connections; ChildProcessError at once if the process ends first (a
-    module that does not import, say), rather than after the whole time-out."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ChildProcessError(f"exited with {process.returncode} before serving")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def create_accounts(channel: grpc.Channel) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -150,19 +149,6 @@ def start_chf_process(redis_url: str, port: int, log_path: Path) -> subprocess.P
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     command = [sys.executable, "-m", "creditd", "chf", "--redis", redis_url, "--listen", f"127.0.0.1:{port}"]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"creditd chf exited with {process.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"creditd chf did not listen on {port} within {timeout_s} s")
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

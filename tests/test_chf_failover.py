@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from creditd.devtools.ports import free_port
+from creditd.devtools.ports import free_port, wait_listening
 from tests.chf_smf import (
     API,
     h2_client,
@@ -26,7 +26,6 @@ from tests.chf_smf import (
     time_stamp,
     unit_usage,
     used,
-    wait_listening,
 )
 from tests.harness import MB, Harness
 

@@ -37,8 +37,8 @@ from schemathesis.core.transport import Response
 
 from creditd.config.settings import Settings
 from creditd.core.audit import Auditor
-from creditd.devtools.ports import free_port
-from tests.chf_smf import API, create_accounts, start_chf_process, stop_process, wait_listening
+from creditd.devtools.ports import free_port, wait_listening
+from tests.chf_smf import API, create_accounts, start_chf_process, stop_process
 from tests.harness import library_client
 
 CHECKS = [

@@ -17,11 +17,11 @@ import grpc
 import httpx
 import pytest
 
-from creditd.devtools.ports import free_port
+from creditd.devtools.ports import free_port, wait_listening
 from creditd.diameter.dictionary import Command
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from tests.chf_smf import API, h1_client, pdu_request, ref_of, time_stamp, unit_usage, used, wait_listening
+from tests.chf_smf import API, h1_client, pdu_request, ref_of, time_stamp, unit_usage, used
 from tests.diameter.client import config_with_peer, connected
 from tests.harness import MB
 from tests.processes import alive, start_server, stop, wait_serving

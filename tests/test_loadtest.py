@@ -177,7 +177,9 @@ def test_the_redis_phases_carry_the_last_noon_in_the_plan_time_zone() -> None:
 @NEEDS_VALGRIND
 def test_a_counted_server_that_exits_before_serving_is_reported_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
-    with pytest.raises(click.ClickException, match=r"^nothing exited with 1 before serving \(see .*nothing.log\)$"):
+    with pytest.raises(
+        click.ClickException, match=r"^nothing exited with 1 before listening on port \d+ \(see .*nothing.log\)$"
+    ):
         CountedServer("nothing", ["-m", "no_such_module"], tmp_path, free_port())
     assert time.monotonic() - started < START_TIMEOUT_S / 2  # not after the whole time-out
     assert "No module named no_such_module" in (tmp_path / "nothing.log").read_text()

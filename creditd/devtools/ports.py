@@ -1,5 +1,5 @@
 """Loopback ports for servers that tests and benchmarks start with a fixed port (a cluster's nodes,
-sentinels, a creditd child process).
+sentinels, a creditd child process), and waiting for such a child to listen on one.
 
 A port found free by binding port 0 comes from the kernel's ephemeral range, which outgoing
 connections draw their source ports from too: between the probe and the server's bind, a client
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -43,3 +45,19 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free loopback port below {highest} after {ATTEMPTS} attempts")
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Returns once the child process listens on the loopback port. ChildProcessError at once if it
+    ends first (a module that does not import, a port already taken), rather than after the whole
+    time-out; TimeoutError when timeout_s pass."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ChildProcessError(f"exited with {process.returncode} before listening on port {port}")
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout_s:g} s")
