@@ -4,10 +4,11 @@ balance, ledger and usage records read back over gRPC afterwards:
 - a call on a funded line is allowed and billed exactly for its length by the sample plan's tariff
   (100 satang per started minute to a Thai number);
 - a call on a line that cannot pay one minute is refused with SIP 402 and nothing is charged;
-- a call that outlives its balance is ended by kamailio at the end of its final grant (59 s: the 60 s
-  minute minus the 1 s final-grant margin) with every second reported, and the account is left within
-  its credit limit (0): kamailio splits the last minute into a CCR-U and a CCR-T, and the core charges
-  whole minutes of a session's use, not of each report.
+- a call that outlives its balance is ended by kamailio at the end of its final grant (9 s: one block
+  of a plan that sells calls by the 10 s, less the 1 s final-grant margin; the sample plan's minute
+  would hold the suite a minute for the same proof) with every second reported, and the account is
+  left within its credit limit (0): kamailio splits the last block into a CCR-U and a CCR-T, and the
+  core charges whole blocks of a session's use, not of each report.
 Skipped, loudly, only when kamailio, its IMS modules or SIPp are not installed."""
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from creditd.config.settings import Settings
 from creditd.diameter.codec import Message
 from creditd.diameter.dictionary import Code
 from creditd.diameter.server import DiameterServer
+from creditd.v1 import creditd_pb2 as pb
 from tests.diameter.conftest import DiameterAt
 from tests.diameter.kamailio import Kamailio, missing, running_kamailio
 from tests.harness import THAI_NUMBER, Harness
@@ -34,8 +38,23 @@ pytestmark = [
 # kamailio's caller (P-Asserted-Identity sip:+491701234567@test.local) as creditd maps it.
 CALLER = "491701234567"
 KAMAILIO_HOST = "scscf.test.local"
+# The sample plan with calls sold by the 10 s instead of the minute, at the same price a block.
+TEN_SECOND_PLAN = "standard_ten_second_blocks"
+BLOCK_S = 10
 
 Exchange = list[tuple[Message, Message]]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings and TEN_SECOND_PLAN."""
+    standard = settings.plans["standard"]
+    tariffs = [
+        msgspec.structs.replace(tariff, block_size=BLOCK_S) if tariff.unit == "SECONDS" else tariff
+        for tariff in standard.tariffs
+    ]
+    plans = {**settings.plans, TEN_SECOND_PLAN: msgspec.structs.replace(standard, tariffs=tariffs)}
+    return msgspec.structs.replace(settings, plans=plans)
 
 
 def _recording(front: DiameterServer) -> Exchange:
@@ -147,19 +166,21 @@ async def test_a_call_on_an_empty_line_is_refused_402(
 async def test_a_call_outliving_its_balance_is_ended_within_the_credit_limit(
     creditd: Harness, diameter_at: DiameterAt, tmp_path: Path
 ) -> None:
-    await creditd.create_account(CALLER, balance=100)  # one minute
+    one_block = pb.CreateAccountRequest(account_id=CALLER, plan=TEN_SECOND_PLAN, initial_balance=100)
+    await creditd.accounts.CreateAccount(one_block)
     started = time.monotonic()
     returncode, output, exchange = await _call(creditd, diameter_at, tmp_path, "uac_ro_ended.xml", 300_000, 150)
     lasted_s = time.monotonic() - started
     assert returncode == 0, output  # the caller got kamailio's BYE
-    assert lasted_s < 120, lasted_s
+    assert lasted_s < 60, lasted_s
     used_s = _used_seconds(exchange)
-    assert 58 <= used_s <= 60, used_s  # 59 s granted; kamailio may report one more
+    assert BLOCK_S - 2 <= used_s <= BLOCK_S, used_s  # 9 s granted; kamailio may report one more
     final = grants_of(exchange[0][1])
-    assert final == [59], final  # the minute 100 satang pays, less the 1 s margin
+    assert final == [BLOCK_S - 1], final  # the block 100 satang pays, less the 1 s margin
     account = await creditd.get(CALLER)
     assert account.reserved == 0
-    # kamailio reports the final grant in two parts (a CCR-U at 54 s, timer_buffer before its end, then
-    # the rest in the CCR-T): the core charges whole minutes of the session's use, so the rest falls in
-    # the minute already paid and the line ends within its credit limit (0).
+    # kamailio reports the final grant in two parts (a CCR-U timer_buffer, 5 s, before its end, then
+    # the rest in the CCR-T): the core charges whole blocks of the session's use, so the rest falls in
+    # the block already paid and the line ends within its credit limit (0).
+    assert _kinds(exchange) == [1, 2, 3], _describe(exchange)
     assert account.balance == 0, _describe(exchange)
