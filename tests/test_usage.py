@@ -5,7 +5,8 @@ not taken from bundles; per ledger entry, the sum of its records; replays and re
 WatchUsage delivers them in order and resumes from any id. Adjust credits and debits once per key,
 suspends on a debit into debt and resumes on a credit out of it; the dealer is on the card and on
 every record; the auditor flags a record no ledger entry charged; records older than the retention
-(by the stream's ids) are trimmed within a few dozen appends, newer ones kept. Clocks are frozen where
+(by the stream's ids) are trimmed within a few dozen appends, newer ones kept, and a stream grown past
+limits.max_usage_per_partition is brought back to it within as many, again and again. Clocks are frozen where
 prices depend on the hour."""
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import pytest
 from creditd.config.settings import Settings
 from creditd.core.usage import OLDEST, RECORD_FIELD, RECORD_VALUES, Usage, read_usage, usage_feed
 from creditd.resources import lua_directory
+from creditd.store.connection import AnySyncRedis
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import (
     DATA,
@@ -33,6 +36,7 @@ from tests.harness import (
     Harness,
     ServerAt,
     dump,
+    started_server,
 )
 from tests.test_rating import ABROAD, bangkok_ms, play
 
@@ -202,6 +206,41 @@ async def test_records_written_before_the_packed_field_read_as_packed_ones(credi
     assert msgspec.structs.replace(unpacked, id=packed.id, session_id="s1") == packed
     assert packed.charged > 0 and packed.dealer == "online" and unpacked.bonus == 0
     creditd.redis.xdel(key, older_id)  # it charged nothing: the teardown's audit would flag it
+
+
+def few_usage_records(settings: Settings) -> Settings:
+    limits = msgspec.structs.replace(settings.limits, max_usage_per_partition=1000)  # the least allowed
+    return msgspec.structs.replace(settings, limits=limits)
+
+
+async def test_a_stream_past_its_bound_is_trimmed_back_within_a_few_dozen_appends(
+    redis_server: EmbeddedRedis, redis_client: AnySyncRedis, settings: Settings
+) -> None:
+    """Twice: the stream filled past the bound, then APPENDS_BETWEEN_AGE_TRIMS + 1 charges, at least
+    one of which trims it (wherever the count of appends stood); what is left is the bound, at most a
+    stream node more and the appends since that trim, with every charge's record kept."""
+    own = few_usage_records(settings)
+    bound = own.limits.max_usage_per_partition
+    async with started_server(own, redis_server.url, redis_client) as creditd:
+        await creditd.create_account(ACCOUNT, balance=1_000_000)
+        key = creditd.server_keys().usage(ACCOUNT)
+        charges = 0
+        for _ in range(2):
+            with creditd.redis.pipeline(transaction=False) as pipe:
+                for _ in range(bound + 3 * STREAM_NODE_ENTRIES - creditd.redis.xlen(key)):
+                    pipe.xadd(key, {RECORD_FIELD: "filler"})
+                pipe.execute()
+            for _ in range(APPENDS_BETWEEN_AGE_TRIMS + 1):
+                answer = await creditd.charge(f"e{charges}", EVENT, 0, ACCOUNT, [(SMS, 0, 0)])
+                assert answer.result == pb.SUCCESS
+                charges += 1
+            length = creditd.redis.xlen(key)
+            assert bound <= length <= bound + STREAM_NODE_ENTRIES + APPENDS_BETWEEN_AGE_TRIMS, length
+        entries = creditd.redis.xrange(key)
+        fillers = [entry_id for entry_id, fields in entries if fields[RECORD_FIELD.encode()] == b"filler"]
+        assert len(entries) - len(fillers) == charges, "a charge's record was trimmed"
+        creditd.redis.xdel(key, *fillers)  # they charged nothing: the audit would flag them
+        creditd.assert_audit_clean()
 
 
 async def test_records_older_than_the_retention_are_trimmed_newer_ones_kept(creditd: Harness) -> None:

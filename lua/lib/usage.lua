@@ -13,18 +13,21 @@ instructions (read into Redis, appended to the stream, written to the AOF), so n
 it 5 % of its Redis time (loadtest.redis_instructions). Records written before
 it hold each value in a field of its own (no bonus field in those before bonus money: 0);
 creditd/core/usage.py usage_fields reads both.
-Trimmed here, approximately: to limits.max_usage_per_partition entries at every append, and of
-entries older than limits.usage_retention_s by the stream's own clock (Redis' time, which stream ids
-carry; the server's now_ms may be moved, by tests or a skewed server, and must not decide what is
-dropped) at the first append to a stream after the library is loaded and every
-USAGE_AGE_TRIM.appends_between-th one after: reading the newest id and the XTRIM cost a charge some
-10 000 instructions (1.4 % of an UPDATE), and a retention of hours or days loses nothing by being
-checked every few dozen records. The count lives in the library's Lua state (lost at a restart or a
-reload, which only brings the next trim forward); replicas and the AOF get the XTRIM itself.
+Trimmed here, approximately, at the first append to a stream after the library is loaded and every
+USAGE_TRIM.appends_between-th one after: to limits.max_usage_per_partition entries, and of entries
+older than limits.usage_retention_s by the stream's own clock (Redis' time, which stream ids carry;
+the server's now_ms may be moved, by tests or a skewed server, and must not decide what is dropped).
+A stream therefore holds up to appends_between records (and, the trims being approximate, up to a
+stream node of them) beyond its bound. Trimming at each append cost every charge that appends: the
+XADD's MAXLEN arguments some 4 000 instructions (0.6 % of the standard mix), reading the newest id
+and the XTRIM by age some 10 000 (1.4 % of an UPDATE); a bound of a million records or a retention
+of days loses nothing by being kept every few dozen appends. The count lives in the library's Lua
+state (lost at a restart or a reload, which only brings the next trim forward); replicas and the AOF
+get the XTRIMs themselves.
 uses: numbers
 ]=]
 
-local USAGE_AGE_TRIM = { appends_between = 64, appends_left = {} }
+local USAGE_TRIM = { appends_between = 64, appends_left = {} }
 
 -- request: now_ms, account_id, gateway_id, session_id, request_number, actor, reference and usage, a list of
 -- { rating_group, service_id, unit, zone, destination, part = { units, from_buckets, charged, bonus, tariff } }.
@@ -33,7 +36,7 @@ local function append_usage(usage_key, account, request)
   local newest_id
   for _, record in ipairs(request.usage) do
     local part = record.part
-    newest_id = redis.call('XADD', usage_key, 'MAXLEN', '~', CONFIG.limits.max_usage_per_partition, '*', 'usage',
+    newest_id = redis.call('XADD', usage_key, '*', 'usage',
       table.concat({ format_integer(request.now_ms), request.account_id, request.gateway_id, request.session_id,
         format_integer(request.request_number), format_integer(record.rating_group),
         format_integer(record.service_id), format_integer(record.unit), format_integer(part.units),
@@ -44,12 +47,13 @@ local function append_usage(usage_key, account, request)
   if newest_id == nil then
     return
   end
-  local appends_left = USAGE_AGE_TRIM.appends_left[usage_key] or 0
+  local appends_left = USAGE_TRIM.appends_left[usage_key] or 0
   if appends_left > 0 then
-    USAGE_AGE_TRIM.appends_left[usage_key] = appends_left - 1
+    USAGE_TRIM.appends_left[usage_key] = appends_left - 1
     return
   end
-  USAGE_AGE_TRIM.appends_left[usage_key] = USAGE_AGE_TRIM.appends_between - 1
+  USAGE_TRIM.appends_left[usage_key] = USAGE_TRIM.appends_between - 1
+  redis.call('XTRIM', usage_key, 'MAXLEN', '~', CONFIG.limits.max_usage_per_partition)
   local newest_ms = tonumber(string.match(newest_id, '^(%d+)-'))
   redis.call('XTRIM', usage_key, 'MINID', '~', newest_ms - CONFIG.limits.usage_retention_s * 1000)
 end
