@@ -263,14 +263,26 @@ local function next_due_ms(account)
   return due
 end
 
+-- Each step is called only when the account holds what it acts on: at the start of every call, the
+-- calls for an account with none of it (most: no debt, buckets or instalments, no plan change
+-- configured) cost some 6 000 instructions, and the save's bucket steps 2 000 more
+-- (loadtest.redis_instructions).
 local function apply_due_changes(account, now_ms)
   account.now_ms = now_ms
   account.indexed_due_ms = next_due_ms(account) or 0
-  apply_plan_changes(account, now_ms)
-  apply_ladder(account, now_ms)
-  apply_reminders(account, now_ms)
-  apply_bonus_instalments(account, now_ms)
-  expire_buckets(account, now_ms)
+  if CONFIG.plan_changes[1] ~= nil then
+    apply_plan_changes(account, now_ms)
+  end
+  if in_debt(account) then -- the ladder's steps and their reminders move only a line in debt
+    apply_ladder(account, now_ms)
+    apply_reminders(account, now_ms)
+  end
+  if (account.bonus_instalments or '') ~= '' then
+    apply_bonus_instalments(account, now_ms)
+  end
+  if next(account.buckets) ~= nil then
+    expire_buckets(account, now_ms)
+  end
 end
 
 -- The start of a money call keyed by an idempotency record (top_up, adjust): the account, its due

@@ -79,7 +79,7 @@ end
 -- k names the keys: account, sessions, ledger, events, stats, due, blacklist.
 local function save_account(account, k)
   drop_spent_bonus(account)
-  if account.now_ms then
+  if account.now_ms and next(account.buckets) ~= nil then -- most accounts have no bucket to expire or count
     expire_buckets(account, account.now_ms)
     queue_bucket_usage_events(account, account.now_ms)
   end
