@@ -224,12 +224,14 @@ local function commit_usage(account, plan, request, reservations, prepaid, grant
     if whole.used_after_tariff_change > 0 and (reservation == nil or reservation.change_ms == 0) then
       refuse(CODE.INVALID_REQUEST, whole.field .. '.used_after_tariff_change: the grant had no tariff time change')
     end
-    local context, tariff = unit_context(plan, request, whole), nil
+    -- a reservation holds its context (zone, destination): a unit without one is priced by the present's
+    local context, tariff = reservation, nil
     if reservation then
       release_reservation(account, reservation)
       reservations[whole.rating_group] = nil
       grant.tariff = reservation.tariff
     else
+      context = unit_context(plan, request, whole)
       tariff = unit_tariff(plan, grant, context, whole, request.now_ms)
       grant.tariff = tariff and tariff.name or ''
     end
@@ -240,11 +242,10 @@ local function commit_usage(account, plan, request, reservations, prepaid, grant
       local unit, parts, bonus = uncovered(whole, covered), nil, nil
       grant.charged, parts, bonus = charge_usage(account, tariff, reservation, unit, context, request.now_ms)
       charged_total = charged_total + grant.charged - bonus
-      local usage_context = reservation and { zone = reservation.zone, destination = reservation.destination } or context
       if covered > 0 then -- a record of its own, charging nothing: an earlier report paid for it
         table.insert(parts, 1, { units = covered, from_buckets = 0, charged = 0, tariff = grant.tariff, bonus = 0 })
       end
-      queue_usage(request, unit, grant.unit, usage_context, parts)
+      queue_usage(request, unit, grant.unit, context, parts)
       local beyond, last = paid_beyond_use(parts), parts[#parts]
       if beyond > 0 then
         prepaid[whole.rating_group] = { units = beyond, tariff = last.tariff }

@@ -44,6 +44,9 @@ end
 -- forbids falling through to money (nil when overage is allowed).
 local function select_bucket(account, unit, rating_group, zone, now_ms)
   local chosen, blocking_policy = nil, nil
+  if next(account.buckets) == nil then -- most lines: no list to build and sort, three times a report
+    return chosen, blocking_policy
+  end
   if account.ordered == nil then
     account.ordered = ordered_buckets(account)
   end
@@ -82,11 +85,13 @@ local function usage_parts(reservation, used, taken, after_units, free, field)
   local before_buckets = math.min(taken, before)
   local after_buckets = taken - before_buckets
   local parts = {}
-  for _, part in ipairs({
-    { before, before_buckets, reservation.price_minor, reservation.block_size, reservation.tariff },
-    { after, after_buckets, reservation.price_after, reservation.block_after, reservation.tariff_after },
-  }) do
-    local units, from_buckets, price_minor, block_size, tariff = part[1], part[2], part[3], part[4], part[5]
+  for side = 1, 2 do -- before the change, then after it (a list of the two would be tables made each call)
+    local units, from_buckets, price_minor, block_size, tariff =
+      before, before_buckets, reservation.price_minor, reservation.block_size, reservation.tariff
+    if side == 2 then
+      units, from_buckets, price_minor, block_size, tariff =
+        after, after_buckets, reservation.price_after, reservation.block_after, reservation.tariff_after
+    end
     if units > 0 then
       local charged = free and 0 or price_of(units - from_buckets, price_minor, block_size, field)
       parts[#parts + 1] = { units = units, from_buckets = from_buckets, charged = charged, tariff = tariff,
@@ -267,7 +272,9 @@ end
 -- when every side is free.
 local function money_grant(account, plan, pricing, unit, requested, bonus, now_ms)
   local granted, money, dearest_price = nil, 0, 0
-  for _, tariff in ipairs({ pricing.tariff, pricing.after }) do
+  local sides = pricing.after and 2 or 1 -- the tariff, and the one after its time change if any
+  for side = 1, sides do
+    local tariff = side == 1 and pricing.tariff or pricing.after
     if tariff.price_minor > 0 then
       local affordable = affordable_blocks(account, plan, tariff, unit, bonus, now_ms)
       if affordable == nil then
@@ -281,7 +288,8 @@ local function money_grant(account, plan, pricing, unit, requested, bonus, now_m
   if granted == nil then
     return requested, 0, 0
   end
-  for _, tariff in ipairs({ pricing.tariff, pricing.after }) do
+  for side = 1, sides do
+    local tariff = side == 1 and pricing.tariff or pricing.after
     money = math.max(money, price_of(granted, tariff.price_minor, tariff.block_size, 'requested'))
   end
   return granted, money, dearest_price
