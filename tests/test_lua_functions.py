@@ -660,6 +660,32 @@ def test_an_older_map_account_reads_with_defaults_and_saves_as_an_array(
     assert {name: after[name] for name in unchanged} == unchanged  # the buckets among them
 
 
+def test_an_older_shorter_array_reads_with_defaults_and_saves_every_field(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """An array written before its last fields existed (read value by value after its header, as
+    ACCOUNT_CODEC.read does for this version's): they take their defaults, and the next save writes
+    every field."""
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    key = calls.keys.account(ACCOUNT)
+    full = msgspec.msgpack.decode(redis_client.get(key))
+    newest = [field.name for field in ACCOUNT_FIELDS[-len(OPTIONAL) :]]
+    assert set(newest) == OPTIONAL, "the optional fields are the newest, at the end"
+    shorter = full[: -len(OPTIONAL)]
+    assert len(shorter) >= 16, "still an array with a 3-byte header"
+    redis_client.set(key, msgspec.msgpack.encode(shorter))
+    code, message, card = call("get_account", VALID_ARGS["get_account"])
+    assert code == Code.SUCCESS, message
+    assert f'"balance":{full[POSITIONS["balance"] - 1]}' in as_text(card)
+    code, message, _ = call("top_up", VALID_ARGS["top_up"])
+    assert code == Code.SUCCESS, message
+    after = msgspec.msgpack.decode(redis_client.get(key))
+    assert len(after) == len(full)
+    assert [after[POSITIONS[name] - 1] for name in newest] == [DEFAULTED[name] for name in newest]
+    assert after[POSITIONS["balance"] - 1] == full[POSITIONS["balance"] - 1] + int(VALID_ARGS["top_up"][2])
+
+
 def stored_buckets(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
     stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
     return dict(stored[BUCKETS_POSITION - 1])

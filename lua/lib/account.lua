@@ -144,7 +144,7 @@ local function load_account(key)
     account = read_account_hash(key, buckets)
   else
     local texts
-    account, texts = ACCOUNT_CODEC.unpack(cmsgpack.unpack(packed))
+    account, texts = ACCOUNT_CODEC.read(packed)
     if texts ~= nil then
       for bucket_id, text in pairs(texts) do
         buckets[bucket_id] = decode_bucket(bucket_id, text)
