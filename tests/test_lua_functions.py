@@ -686,6 +686,26 @@ def test_an_older_shorter_array_reads_with_defaults_and_saves_every_field(
     assert after[POSITIONS["balance"] - 1] == full[POSITIONS["balance"] - 1] + int(VALID_ARGS["top_up"][2])
 
 
+def test_a_session_of_another_length_is_refused_as_corrupt_writing_nothing(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """SESSION_CODEC reads an open session's values after its 1-byte array header: an array of
+    another length is a corrupt session, not a session of shifted fields."""
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    code, message, _ = call("charge", VALID_ARGS["charge"])
+    assert code == Code.SUCCESS, message
+    key = calls.keys.session(ACCOUNT, "gw1", "s1")
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    assert stored[2] == "open", stored
+    redis_client.set(key, msgspec.msgpack.encode(stored[:-1]))  # no prepaid units: nine values
+    before = dump(redis_client)
+    update = [NOW, "2", "1", *VALID_ARGS["charge"][3:9], "1", "0", "0", "10", "0", "tester"]
+    with pytest.raises(redis.ResponseError, match="corrupt session"):
+        call("charge", update)
+    assert dump(redis_client) == before
+
+
 def stored_buckets(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
     stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
     return dict(stored[BUCKETS_POSITION - 1])
