@@ -28,8 +28,8 @@ end
 local function append_ledger(account, ledger_key)
   for _, entry in ipairs(account.pending_ledger) do
     assert(account.actor, 'a ledger entry without an actor')
-    local head = table.concat({ format_integer(entry[1]), format_integer(entry[2]), entry[3],
-      format_integer(entry[4]), format_integer(entry[5]), account.actor }, '|')
+    local head = format_integer(entry[1]) .. '|' .. format_integer(entry[2]) .. '|' .. entry[3] .. '|'
+      .. format_integer(entry[4]) .. '|' .. format_integer(entry[5]) .. '|' .. account.actor
     local hash = redis.sha1hex(account.ledger_hash .. '\n' .. head .. '|' .. entry[6])
     redis.call('RPUSH', ledger_key, head .. '|' .. hash .. '|' .. entry[6])
     account.ledger_hash = hash

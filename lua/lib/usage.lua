@@ -36,13 +36,15 @@ local function append_usage(usage_key, account, request)
   local newest_id
   for _, record in ipairs(request.usage) do
     local part = record.part
+    -- one concatenation of every value and tab, not a table of the values joined: no table to make
     newest_id = redis.call('XADD', usage_key, '*', 'usage',
-      table.concat({ format_integer(request.now_ms), request.account_id, request.gateway_id, request.session_id,
-        format_integer(request.request_number), format_integer(record.rating_group),
-        format_integer(record.service_id), format_integer(record.unit), format_integer(part.units),
-        format_integer(part.charged), format_integer(part.from_buckets), part.tariff, record.destination, record.zone,
-        account.dealer, plan and plan.providers[part.tariff] or '', request.actor, request.reference,
-        format_integer(part.bonus or 0) }, '\t'))
+      format_integer(request.now_ms) .. '\t' .. request.account_id .. '\t' .. request.gateway_id .. '\t'
+        .. request.session_id .. '\t' .. format_integer(request.request_number) .. '\t'
+        .. format_integer(record.rating_group) .. '\t' .. format_integer(record.service_id) .. '\t'
+        .. format_integer(record.unit) .. '\t' .. format_integer(part.units) .. '\t' .. format_integer(part.charged)
+        .. '\t' .. format_integer(part.from_buckets) .. '\t' .. part.tariff .. '\t' .. record.destination .. '\t'
+        .. record.zone .. '\t' .. account.dealer .. '\t' .. (plan and plan.providers[part.tariff] or '') .. '\t'
+        .. request.actor .. '\t' .. request.reference .. '\t' .. format_integer(part.bonus or 0))
   end
   if newest_id == nil then
     return
