@@ -193,7 +193,7 @@ end
 -- none matches.
 local function unit_tariff(plan, grant, context, unit, now_ms)
   local group = plan.rating_groups[unit.rating_group]
-  local tariff = group and tariff_at(plan, group, context, now_ms)
+  local tariff = group and tariff_now(plan, group, context, now_ms)
   if tariff == nil then
     grant.result = CODE.RATING_FAILED
     grant.rating_error = unit.field .. ': no tariff of rating group ' .. unit.rating_group .. ' for service_id '

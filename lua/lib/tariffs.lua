@@ -201,11 +201,28 @@ end
 -- holds STABLE_CHOICES.limit choices, which bounds its memory.
 local STABLE_CHOICES = { by_group = {}, count = 0, limit = 4096, horizon_ms = DAY_MS }
 
-local function stable_choice(plan, group, context, now_ms, tariff)
+local function remembered_choice(group, context)
   local by_context = STABLE_CHOICES.by_group[group]
   local by_zone = by_context and by_context[context.zone]
   local by_destination = by_zone and by_zone[context.destination]
-  local choice = by_destination and by_destination[context.service_id]
+  return by_destination and by_destination[context.service_id]
+end
+
+-- The tariff in force at now_ms for a context: a timed group's remembered choice while its window
+-- holds (the local time, its day and minute, need not be worked out: some 2 000 instructions a timed
+-- unit), else chosen afresh.
+local function tariff_now(plan, group, context, now_ms)
+  if group.timed then
+    local choice = remembered_choice(group, context)
+    if choice and choice.from_ms <= now_ms and now_ms < choice.until_ms then
+      return choice.tariff
+    end
+  end
+  return tariff_at(plan, group, context, now_ms)
+end
+
+local function stable_choice(plan, group, context, now_ms, tariff)
+  local choice = remembered_choice(group, context)
   if choice and choice.tariff == tariff and choice.from_ms <= now_ms and now_ms < choice.until_ms then
     return choice
   end
@@ -216,11 +233,11 @@ local function stable_choice(plan, group, context, now_ms, tariff)
   if STABLE_CHOICES.count >= STABLE_CHOICES.limit then
     STABLE_CHOICES.by_group, STABLE_CHOICES.count = {}, 0
   end
-  by_context = STABLE_CHOICES.by_group[group] or {}
+  local by_context = STABLE_CHOICES.by_group[group] or {}
   STABLE_CHOICES.by_group[group] = by_context
-  by_zone = by_context[context.zone] or {}
+  local by_zone = by_context[context.zone] or {}
   by_context[context.zone] = by_zone
-  by_destination = by_zone[context.destination] or {}
+  local by_destination = by_zone[context.destination] or {}
   by_zone[context.destination] = by_destination
   by_destination[context.service_id], STABLE_CHOICES.count = choice, STABLE_CHOICES.count + 1
   return choice
