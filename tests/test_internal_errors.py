@@ -1,5 +1,5 @@
 """No internals on the wire: when a function fails for a reason of ours (here a session's stored
-reservation corrupted on purpose, so that the Lua asserts), a unary Charge gets INTERNAL and a
+array corrupted on purpose, a value too many, so that the Lua refuses to read it), a unary Charge gets INTERNAL and a
 ChargeBatch item UNABLE_TO_COMPLY, each with a message in the contract's words that gives the request
 id, never the Lua or Redis text; that text goes to the server's log under the same request id. And a
 batch item Redis refuses for memory is answered as a unary Charge is: the whole batch
@@ -13,14 +13,12 @@ import grpc
 import msgspec
 import pytest
 
-from creditd.store.session_codec import StoredSession
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import INITIAL, UPDATE, VOICE, Harness, charge_request
 
 pytestmark = pytest.mark.asyncio
 ACCOUNT = "66857000001"
-INTERNAL_WORDS = ("user_function", "redis function failed", "script", "corrupt reservation")
-RESERVATIONS = StoredSession.__struct_fields__.index("reservations")  # the packed session's array
+INTERNAL_WORDS = ("user_function", "redis function failed", "script", "corrupt session")
 
 
 async def open_corrupt_session(creditd: Harness, session_id: str) -> None:
@@ -28,8 +26,7 @@ async def open_corrupt_session(creditd: Harness, session_id: str) -> None:
     assert opened.result == pb.SUCCESS
     key = creditd.server_keys().session(ACCOUNT, "gw1", session_id)
     stored = msgspec.msgpack.decode(creditd.redis.get(key))
-    stored[RESERVATIONS] = [[VOICE, "not a reservation"]]
-    creditd.redis.set(key, msgspec.msgpack.encode(stored))
+    creditd.redis.set(key, msgspec.msgpack.encode([*stored, "not a reservation's"]))
 
 
 @pytest.mark.corrupts_data
@@ -60,5 +57,5 @@ async def test_a_failing_function_is_reported_in_the_contracts_words(
     error = answers[0].error
     assert "req-batch" in error and not any(word in error for word in INTERNAL_WORDS), error
 
-    logged = [record for record in caplog.records if "corrupt reservation" in record.getMessage()]
+    logged = [record for record in caplog.records if "corrupt session" in record.getMessage()]
     assert len(logged) == 2, [record.getMessage() for record in caplog.records]

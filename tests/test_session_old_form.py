@@ -2,7 +2,8 @@
 'reservation:<rating_group>' field per open grant, one 'prepaid:<rating_group>' = '<units>|<tariff>'
 field per group) go on after an upgrade: a retransmission gets the stored answer, the next UPDATE and
 TERMINATE charge as for a packed session and release the old reservations, the sweeper releases an
-old orphan, and the auditor reads both forms.
+old orphan, and the auditor reads both forms. So do sessions packed as the nested array of the
+version before the flat one (reservations as a list of rows): the next write packs them flat.
 
 How: two accounts make the same requests, one session per account on its own gateway; before each
 step under test, one account's session is rewritten as the older version wrote it (from what the
@@ -11,6 +12,7 @@ creditd/store/session_codec.py). Answers, cards and audits of the twins must the
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from creditd.store.connection import AnySyncRedis
@@ -118,6 +120,48 @@ async def test_an_old_open_session_replays_charges_and_terminates_as_a_packed_on
     assert ended.result == pb.SUCCESS
     card = await cards_agree(creditd)
     assert (card.reserved, card.open_sessions) == (0, 0)
+    creditd.assert_audit_clean()
+
+
+def rewrite_as_nested(creditd: Harness, account_id: str, session_id: str) -> None:
+    """Replaces the flat session by the nested array the version before packed (StoredSession as
+    msgspec encodes it: reservations and prepaid units as lists of rows), keeping its expiry."""
+    key = creditd.server_keys().session(account_id, GATEWAYS[account_id], session_id)
+    session = read_session(creditd.redis, key)
+    assert session is not None
+    ttl_ms = creditd.redis.pttl(key)
+    creditd.redis.set(key, msgspec.msgpack.encode(session), px=ttl_ms if ttl_ms > 0 else None)
+    assert creditd.redis.get(key)[:1] == bytes([0x90 + len(StoredSession.__struct_fields__)])
+
+
+def stored_values(creditd: Harness, account_id: str, session_id: str) -> list[object]:
+    key = creditd.server_keys().session(account_id, GATEWAYS[account_id], session_id)
+    return list(msgspec.msgpack.decode(creditd.redis.get(key)))
+
+
+async def test_a_nested_session_replays_charges_and_terminates_as_a_flat_one(creditd: Harness) -> None:
+    updated = await open_twins(creditd)
+    flat = stored_values(creditd, NEW, "s1")
+    # the flat array: the session's fields and its prepaid rows, then 17 values per reservation
+    assert len(flat) == 9 + 2 * 17 and [row[:2] for row in flat[8]] == [[VOICE, 30]]
+    assert {flat[9], flat[9 + 17]} == {VOICE, DATA}
+    rewrite_as_nested(creditd, OLD, "s1")
+    creditd.assert_audit_clean()  # the auditor reads the nested form
+
+    replayed = await creditd.charge("s1", UPDATE, 1, OLD, [(VOICE, 0, 30), (DATA, 0, MB)], gateway_id=GATEWAYS[OLD])
+    assert replayed == updated
+    second = await both(creditd, "s1", UPDATE, 2, [(VOICE, 0, 20), (DATA, 0, MB)])
+    voice = next(grant for grant in second.grants if grant.rating_group == VOICE)
+    assert (second.result, voice.charged) == (pb.SUCCESS, 0)  # the nested prepaid row is read
+    assert len(stored_values(creditd, OLD, "s1")) == 9 + 2 * 17  # written flat
+    await cards_agree(creditd)
+
+    rewrite_as_nested(creditd, OLD, "s1")
+    ended = await both(creditd, "s1", TERMINATE, 3, [(VOICE, 0, 15), (DATA, 0, MB)])
+    assert ended.result == pb.SUCCESS
+    card = await cards_agree(creditd)
+    assert (card.reserved, card.open_sessions) == (0, 0)
+    assert len(stored_values(creditd, OLD, "s1")) == 9  # closed: no reservation left
     creditd.assert_audit_clean()
 
 

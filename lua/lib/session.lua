@@ -2,12 +2,13 @@
 Sessions: one string per gateway session (cd:{p:<n>}:session:<gateway_id>/<session_id>), a MessagePack
 array packed and unpacked by SESSION_CODEC (creditd/store/session_codec.py, StoredSession): account_id,
 gateway_id, state ('open' or 'closed'), opened_at_ms, last_number, last_fingerprint, last_answer,
-close_reason (when closed by creditd), reservations (one row per open grant, lib/rating.lua) and prepaid
-(one row {rating_group, units, tariff} per rating group whose last report paid for more than it used:
-the units of its last charged block left over, which the next report of that group at the same tariff
-uses first; docs/design.md: usage is rounded to whole blocks per session and rating group, not per
-report). In Lua a session holds its reservations and prepaid units keyed by rating group. It is read
-with one GET and written whole with one SET.
+close_reason (when closed by creditd), prepaid (a list of rows {rating_group, units, tariff}, one per
+rating group whose last report paid for more than it used: the units of its last charged block left
+over, which the next report of that group at the same tariff uses first; docs/design.md: usage is
+rounded to whole blocks per session and rating group, not per report), then the 17 values of each
+open grant's reservation (lib/rating.lua), flat in the same array; the version before held them as a
+list of rows, which is still read. In Lua a session holds its reservations and prepaid units keyed by
+rating group. It is read with one GET and written whole with one SET.
 A session written by an older version is a hash: a field per name above, one
 'reservation:<rating_group>' field per open grant (text, lib/rating.lua decode_reservation) and one
 'prepaid:<rating_group>' = '<units>|<tariff>' field per group. GET fails on it (WRONGTYPE); it is then
