@@ -181,12 +181,18 @@ local function grant_json(plan, grant)
 end
 
 local function answer_json(result, account_status, message, plan, grants)
-  local parts = {}
-  for _, grant in ipairs(grants) do
-    parts[#parts + 1] = grant_json(plan, grant)
+  local listed -- most requests have one unit: its grant needs no list to join
+  if #grants == 1 then
+    listed = grant_json(plan, grants[1])
+  else
+    local parts = {}
+    for _, grant in ipairs(grants) do
+      parts[#parts + 1] = grant_json(plan, grant)
+    end
+    listed = table.concat(parts, ',')
   end
   return '[' .. format_integer(result) .. ',' .. format_integer(account_status) .. ',' .. json_string(message)
-    .. ',[' .. table.concat(parts, ',') .. ']]'
+    .. ',[' .. listed .. ']]'
 end
 
 -- The tariff of a unit now, for its context; nil (and the grant marked RATING_FAILED, with why) when
@@ -266,9 +272,8 @@ local function commit_usage(account, plan, request, reservations, prepaid, grant
   end
 end
 
-local function fill_grant(grant, outcome, reservation, tariff)
-  grant.result, grant.granted, grant.final, grant.throttled =
-    outcome.result, outcome.granted, outcome.final == true, outcome.throttled == true
+local function fill_grant(grant, tariff, result, granted, final, throttled, reservation)
+  grant.result, grant.granted, grant.final, grant.throttled = result, granted, final == true, throttled == true
   grant.tariff = tariff.name
   if reservation then
     grant.validity_time_s = reservation.validity_time_s
@@ -279,12 +284,15 @@ local function fill_grant(grant, outcome, reservation, tariff)
 end
 
 local function grant_units(account, plan, request, reservations, grants)
-  local by_group = {}
-  for _, grant in ipairs(grants) do
-    by_group[grant.rating_group] = grant
+  local by_group = nil -- the grants an UPDATE's usage made; an INITIAL has none
+  if grants[1] ~= nil then
+    by_group = {}
+    for _, grant in ipairs(grants) do
+      by_group[grant.rating_group] = grant
+    end
   end
   for _, unit in ipairs(request.units) do
-    local grant = by_group[unit.rating_group]
+    local grant = by_group and by_group[unit.rating_group]
     if grant == nil then
       grant = new_grant(plan, unit.rating_group)
       grants[#grants + 1] = grant
@@ -297,9 +305,9 @@ local function grant_units(account, plan, request, reservations, grants)
     else
       local pricing = price_grant(plan, group, context, request.now_ms, tariff)
       local requested = unit.requested > 0 and unit.requested or tariff.default_grant
-      local outcome, reservation =
+      local result, granted, final, throttled, reservation =
         reserve_units(account, plan, pricing, context, unit, group.unit, requested, request.now_ms)
-      fill_grant(grant, outcome, reservation, tariff)
+      fill_grant(grant, tariff, result, granted, final, throttled, reservation)
       reservations[unit.rating_group] = reservation
     end
   end
@@ -422,10 +430,15 @@ end
 -- reservations and prepaid units; a closing one without them. Only open sessions get here
 -- (check_sequence).
 local function write_session(keys, request, outcome, session)
-  local stored = { account_id = request.account_id, gateway_id = request.gateway_id,
-    state = 'open', opened_at_ms = outcome.opened_at_ms, last_number = request.request_number,
-    last_fingerprint = request.fingerprint, last_answer = outcome.answer,
-    reservations = outcome.reservations, prepaid = outcome.prepaid }
+  -- an open session's table is written again (its reservations and prepaid units are the outcome's):
+  -- only a new one is made
+  local stored = session or { account_id = request.account_id, gateway_id = request.gateway_id,
+    state = 'open', opened_at_ms = outcome.opened_at_ms, reservations = outcome.reservations,
+    prepaid = outcome.prepaid }
+  assert(stored.reservations == outcome.reservations and stored.prepaid == outcome.prepaid,
+    'the outcome holds another session\'s reservations')
+  stored.last_number, stored.last_fingerprint, stored.last_answer =
+    request.request_number, request.fingerprint, outcome.answer
   if outcome.closes then
     close_session(keys.session, keys.sessions, keys.deadlines, request, stored, session ~= nil)
     return

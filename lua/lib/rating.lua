@@ -245,7 +245,7 @@ end
 
 local function throttled_grant(reservation, requested)
   reservation.throttled = true
-  return { result = CODE.SUCCESS, granted = requested, throttled = true }, reservation
+  return CODE.SUCCESS, requested, false, true, reservation
 end
 
 -- Money blocks of a tariff a grant may reserve: what available and `bonus` (free bonus money
@@ -296,7 +296,8 @@ local function money_grant(account, plan, pricing, unit, requested, bonus, now_m
 end
 
 -- Reserves the next slice for one rating group, priced by `pricing` (lib/tariffs.lua). Returns the
--- grant fields and the reservation (nil when nothing was granted).
+-- grant's result, the units granted, whether they are final, whether throttled, and the reservation
+-- (nil when nothing was granted): values, not a table of them made for each grant.
 local function reserve_units(account, plan, pricing, context, unit_request, unit, requested, now_ms)
   local rating_group = unit_request.rating_group
   local reservation = new_reservation(pricing, context, unit, now_ms)
@@ -306,13 +307,13 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
     -- final only when a CAP bucket forbids money and no bucket is left to grant from after this one
     local final = blocking_policy == POLICY.CAP
       and select_bucket(account, unit, rating_group, context.zone, now_ms) == nil
-    return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
+    return CODE.SUCCESS, granted, final, false, reservation
   end
   if blocking_policy == POLICY.THROTTLE then
     return throttled_grant(reservation, requested)
   end
   if blocking_policy == POLICY.CAP then
-    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
+    return CODE.CREDIT_LIMIT_REACHED, 0, true, false, nil
   end
   local bonus = first_bonus(account, rating_group, context.zone, now_ms) -- one per reservation
   local bonus_free = bonus and bonus.remaining - bonus.reserved or 0
@@ -321,7 +322,7 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
     return throttled_grant(reservation, requested)
   end
   if granted == 0 then
-    return { result = CODE.CREDIT_LIMIT_REACHED, granted = 0, final = true }, nil
+    return CODE.CREDIT_LIMIT_REACHED, 0, true, false, nil
   end
   local from_bonus = math.min(money, bonus_free)
   if from_bonus > 0 then
@@ -334,7 +335,7 @@ local function reserve_units(account, plan, pricing, context, unit_request, unit
   assert(reservation.money == 0 or available_money(account) >= 0, 'reservation makes available negative')
   local left = math.max(available_money(account), 0) + free_bonus(account, rating_group, context.zone, now_ms)
   local final = dearest_price > 0 and left < dearest_price
-  return { result = CODE.SUCCESS, granted = granted, final = final }, reservation
+  return CODE.SUCCESS, granted, final, false, reservation
 end
 
 -- EVENT: debits `units` at once from buckets, then bonus money, then main money. Returns the grant
