@@ -706,6 +706,31 @@ def test_a_session_of_another_length_is_refused_as_corrupt_writing_nothing(
     assert dump(redis_client) == before
 
 
+def test_json_texts_stay_right_past_the_bound_of_those_kept(
+    redis_client: redis.Redis, call: Callable[..., list[object]]
+) -> None:
+    """lib/numbers.lua keeps the JSON text of short strings, 1 024 at most, begun again when full:
+    1 100 accounts named apart, each card still shows its own name (the first, kept before the new
+    beginning, and the last, after it)."""
+    count = 1100
+    for number in range(count):
+        account_id = f"6681{number:07d}"
+        args = [
+            NOW,
+            account_id,
+            *VALID_ARGS["create_account"][2:5],
+            f"Name {number}",
+            *VALID_ARGS["create_account"][6:],
+        ]
+        code, message, _ = call("create_account", args, Ids(account=account_id))
+        assert code == Code.SUCCESS, message
+    for number in (0, count - 1, 0):
+        account_id = f"6681{number:07d}"
+        code, message, card = call("get_account", [NOW, account_id], Ids(account=account_id))
+        assert code == Code.SUCCESS, message
+        assert f'"Name {number}"' in as_text(card)
+
+
 def stored_buckets(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
     stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
     return dict(stored[BUCKETS_POSITION - 1])

@@ -88,10 +88,12 @@ local function save_account(account, k)
   write_account(account, k.account)
   -- Each event carries the balance and available money it left, so that a notice tells what was true
   -- at the event, not what is true when it is delivered (a retry, quiet hours).
-  local balance, available = format_integer(account.balance), format_integer(available_money(account))
-  for _, event in ipairs(account.pending_events) do
-    append_event(k.events, { 'kind', event[2], 'account_id', account.account_id,
-      'time_ms', format_integer(event[1]), 'detail', event[3], 'balance', balance, 'available', available })
+  if account.pending_events[1] ~= nil then -- most saves have none: no balance to format for them
+    local balance, available = format_integer(account.balance), format_integer(available_money(account))
+    for _, event in ipairs(account.pending_events) do
+      append_event(k.events, { 'kind', event[2], 'account_id', account.account_id,
+        'time_ms', format_integer(event[1]), 'detail', event[3], 'balance', balance, 'available', available })
+    end
   end
   notify_gateways(account, k.sessions, k.events, account.notification_ms or account.status_since_ms)
   count_statistics(account, k.stats)
