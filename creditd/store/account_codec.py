@@ -32,9 +32,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-import msgspec
-
-from creditd.store.lua_values import lua_literal
+from creditd.store.lua_values import lua_bytes, lua_literal, msgpack_array_header
 
 
 class Saved(Enum):
@@ -120,29 +118,20 @@ def _stored_default(field: Field) -> str:
     return "false" if field.default is None else lua_literal(field.default)
 
 
-def array_header(count: int) -> bytes:
-    """The MessagePack header of an array of `count` values, in the shortest form, as cmsgpack writes it."""
-    return msgspec.msgpack.encode([None] * count)[:-count]
-
-
 # The stored array's header, then its values one by one: cmsgpack.pack(v1, ..., vn) writes the values
 # back to back, without first building the array as a table, and cmsgpack.unpack of what follows the
 # header returns them as values, not as a table grown slot by slot. Reading an account costs some
 # 14 000 instructions less, writing it 2 500 (loadtest.redis_instructions); the string is the same.
 STORED_COUNT = BUCKETS_POSITION + len(ACCOUNT_FIELDS)
 ARRAY_16 = 0xDC  # MessagePack's array of 16 to 65 535 values: a 3-byte header
-assert array_header(STORED_COUNT)[0] == ARRAY_16, "the account's array no longer takes a 3-byte header"
-
-
-def _byte_literal(data: bytes) -> str:
-    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
+assert msgpack_array_header(STORED_COUNT)[0] == ARRAY_16, "the account's array no longer takes a 3-byte header"
 
 
 def _pack() -> list[str]:
     values = ", ".join(f"a.{field.name} or {_stored_default(field)}" for field in ACCOUNT_FIELDS)
     return [
         "ACCOUNT_CODEC.pack = function(a, buckets)",
-        f"  return {_byte_literal(array_header(STORED_COUNT))} .. cmsgpack.pack(buckets or false, {values})",
+        f"  return {lua_bytes(msgpack_array_header(STORED_COUNT))} .. cmsgpack.pack(buckets or false, {values})",
         "end",
     ]
 

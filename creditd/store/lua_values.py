@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 # Mapping keys are invariant: string-keyed and integer-keyed tables are two members.
 LuaValue = int | str | bool | Sequence["LuaValue"] | Mapping[str, "LuaValue"] | Mapping[int, "LuaValue"]
 
@@ -24,3 +26,14 @@ def lua_literal(value: LuaValue) -> str:
         items = (f"[{lua_literal(key)}] = {lua_literal(item)}" for key, item in value.items())
         return "{ " + ", ".join(items) + " }"
     return "{ " + ", ".join(lua_literal(item) for item in value) + " }"
+
+
+def lua_bytes(data: bytes) -> str:
+    """A Lua string literal of raw bytes (decimal escapes), such as a MessagePack header."""
+    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
+
+
+def msgpack_array_header(count: int) -> bytes:
+    """The MessagePack header of an array of `count` values, in the shortest form, as cmsgpack writes
+    it: a fixarray (1 byte) up to 15, an array 16 (3 bytes) up to 65 535."""
+    return msgspec.msgpack.encode([None] * count)[:-count]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import msgspec
 
 from creditd.store.connection import AnySyncRedis
-from creditd.store.lua_values import lua_literal
+from creditd.store.lua_values import lua_bytes, lua_literal, msgpack_array_header
 from creditd.store.packed import read_stored
 
 
@@ -174,14 +174,6 @@ def _lua_keyed(field: str, struct: type[msgspec.Struct], position: int, check: s
     return [*lines, f"    {field}[row[1]] = {_lua_named(struct)}", "  end"]
 
 
-def _byte_literal(data: bytes) -> str:
-    return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
-
-
-def _array_header(count: int) -> bytes:
-    return msgspec.msgpack.encode([None] * count)[:-count]
-
-
 def _lua_reservation_values(variable: str) -> str:
     """A reservation's values in a row, its rating group (the loop's key) first."""
     return ", ".join(["rating_group", *(f"{variable}.{name}" for name in _names(StoredReservation)[1:])])
@@ -191,7 +183,7 @@ def _lua_pack(head: list[str]) -> list[str]:
     """The flat array: the header, then the values packed one by one (no table of them) for none or
     one reservation; a table of them unpacked into cmsgpack.pack for several."""
     one = HEAD_FIELDS + RESERVATION_FIELDS
-    assert len(_array_header(HEAD_FIELDS)) == 1 and len(_array_header(one)) == 3
+    assert len(msgpack_array_header(HEAD_FIELDS)) == 1 and len(msgpack_array_header(one)) == 3
     values = f"{', '.join(head)}, prepaid"
     return [
         "SESSION_CODEC.pack = function(s)",
@@ -199,10 +191,10 @@ def _lua_pack(head: list[str]) -> list[str]:
         *_lua_rows("prepaid", StoredPrepaid, "p"),
         "  local rating_group, r = next(s.reservations)",
         "  if rating_group == nil then",
-        f"    return {_byte_literal(_array_header(HEAD_FIELDS))} .. cmsgpack.pack({values})",
+        f"    return {lua_bytes(msgpack_array_header(HEAD_FIELDS))} .. cmsgpack.pack({values})",
         "  end",
         "  if next(s.reservations, rating_group) == nil then",
-        f"    return {_byte_literal(_array_header(one))} .. cmsgpack.pack({values}, {_lua_reservation_values('r')})",
+        f"    return {lua_bytes(msgpack_array_header(one))} .. cmsgpack.pack({values}, {_lua_reservation_values('r')})",
         "  end",
         f"  local all = {{ {values} }}",
         "  for rating_group, r in pairs(s.reservations) do",
@@ -234,7 +226,7 @@ def session_codec() -> str:
         f"s.{field.name}" if field.required else f"s.{field.name} or {lua_literal(field.default)}"
         for field in head_fields
     ]
-    nested_header = _array_header(NESTED_FIELDS)
+    nested_header = msgpack_array_header(NESTED_FIELDS)
     assert len(nested_header) == 1, "the nested session's array no longer takes a 1-byte header"
     nested = [f"v{index}" for index in range(1, NESTED_FIELDS + 1)]
     from_nested = ", ".join(f"{name} = v{index}" for index, name in enumerate(names, 1) if index not in (rows, prepaid))
