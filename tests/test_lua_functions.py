@@ -686,6 +686,19 @@ def test_an_older_shorter_array_reads_with_defaults_and_saves_every_field(
     assert after[POSITIONS["balance"] - 1] == full[POSITIONS["balance"] - 1] + int(VALID_ARGS["top_up"][2])
 
 
+def test_an_account_neither_the_array_nor_a_map_is_corrupt(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """ACCOUNT_CODEC.read takes the array (a 3-byte header: every array written held more than 15
+    values) or the older map; a short array, which no version wrote, is a corrupt account."""
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    key = calls.keys.account(ACCOUNT)
+    redis_client.set(key, msgspec.msgpack.encode(msgspec.msgpack.decode(redis_client.get(key))[:15]))
+    with pytest.raises(redis.ResponseError, match="corrupt account"):
+        call("get_account", VALID_ARGS["get_account"])
+
+
 def test_a_session_of_another_length_is_refused_as_corrupt_writing_nothing(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:

@@ -13,11 +13,9 @@ fields (`buckets` among them) that the version before wrote, and the hash of the
 (`bucket:<id>` fields) before that. The generated functions:
 
 - ACCOUNT_CODEC.names: every scalar field name (in a hash, what is not one is a bucket, `bucket:<id>`).
-- ACCOUNT_CODEC.read(packed): a stored string as the account's table, with its buckets (nil: none)
-  second; fields it lacks take their default. An array's values are unpacked one by one after its
-  header (STORED_COUNT, below); a map goes through ACCOUNT_CODEC.unpack.
-- ACCOUNT_CODEC.unpack(t): what cmsgpack.unpack made of a stored string (array or map) as the
-  account's table, with its bucket texts (nil: none) second; fields it lacks take their default.
+- ACCOUNT_CODEC.read(packed): a stored string (the array, or the older map) as the account's table,
+  with its buckets (nil: none) second; fields it lacks take their default. The array's values are
+  unpacked one by one after its header (STORED_COUNT, below).
 - ACCOUNT_CODEC.finish(account): the fields an account lacks (added after it was written, or optional
   ones a map left out) take their default.
 - ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: finish's
@@ -137,34 +135,25 @@ def _pack() -> list[str]:
 
 
 def _read() -> list[str]:
-    """ACCOUNT_CODEC.read(packed): an array with a 3-byte header (this version's, and older ones with
-    fewer fields) read value by value; any other form (a map) through ACCOUNT_CODEC.unpack."""
+    """ACCOUNT_CODEC.read(packed): the array (3-byte header: every array this project wrote, its first
+    with 35 fields, holds more than 15 values) read value by value, an older one with fewer fields
+    too; a map, as the version before the array wrote it, as cmsgpack unpacks it."""
     names = [f"v{position}" for position in range(BUCKETS_POSITION + 1, STORED_COUNT + 1)]
     values = ",\n    ".join(f"{field.name} = {name} or nil" for field, name in zip(ACCOUNT_FIELDS, names, strict=True))
     return [
         "ACCOUNT_CODEC.read = function(packed)",
         f"  if string.byte(packed, 1) ~= {ARRAY_16} then",
-        "    return ACCOUNT_CODEC.unpack(cmsgpack.unpack(packed))",
+        "    local t = cmsgpack.unpack(packed)",
+        "    if type(t) ~= 'table' or t[1] ~= nil then",
+        "      error('corrupt account: neither the array nor a map')",
+        "    end",
+        "    ACCOUNT_CODEC.finish(t)",
+        "    return t, t.buckets",
         "  end",
         f"  local buckets, {', '.join(names)} = cmsgpack.unpack(string.sub(packed, 4))",
         f"  local a = {{\n    {values},\n  }}",
         "  ACCOUNT_CODEC.finish(a)",
         "  return a, buckets or nil",
-        "end",
-    ]
-
-
-def _unpack() -> list[str]:
-    values = ",\n    ".join(f"{field.name} = t[{POSITIONS[field.name]}] or nil" for field in ACCOUNT_FIELDS)
-    return [
-        "ACCOUNT_CODEC.unpack = function(t)",
-        "  if t[1] == nil then",  # a map, as the version before wrote it
-        "    ACCOUNT_CODEC.finish(t)",
-        "    return t, t.buckets",
-        "  end",
-        f"  local a = {{\n    {values},\n  }}",
-        "  ACCOUNT_CODEC.finish(a)",
-        f"  return a, t[{BUCKETS_POSITION}] or nil",
         "end",
     ]
 
@@ -177,7 +166,6 @@ def account_codec() -> str:
             f"local ACCOUNT_CODEC = {{ names = {{ {names} }} }}",
             *_finish(),
             *_finish_hash(),
-            *_unpack(),
             *_read(),
             *_pack(),
         ]
