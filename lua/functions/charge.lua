@@ -230,7 +230,7 @@ local function commit_usage(account, plan, request, reservations, prepaid, grant
     if whole.used_after_tariff_change > 0 and (reservation == nil or reservation.change_ms == 0) then
       refuse(CODE.INVALID_REQUEST, whole.field .. '.used_after_tariff_change: the grant had no tariff time change')
     end
-    -- a reservation holds its context (zone, destination): a unit without one is priced by the present's
+    -- a reservation holds its context (zone, destination); a unit without one takes the request's
     local context, tariff = reservation, nil
     if reservation then
       release_reservation(account, reservation)

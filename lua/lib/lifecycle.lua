@@ -229,6 +229,14 @@ local function group_refill_due_ms(account)
   return account.group_refill_tried_ms + CONFIG.limits.group_refill_retry_s * 1000
 end
 
+-- The earlier of a due time and a candidate (either may be nil).
+local function earlier_ms(due_ms, candidate_ms)
+  if candidate_ms ~= nil and (due_ms == nil or candidate_ms < due_ms) then
+    return candidate_ms
+  end
+  return due_ms
+end
+
 -- The earliest time something above is due for the account (nil: nothing). It runs twice a call
 -- (the due index as loaded, and as saved), so what most accounts lack (debt, buckets, instalments, a
 -- group) costs a test, not a call, and no closure is made: some 3 000 instructions a call less
@@ -236,29 +244,19 @@ end
 local function next_due_ms(account)
   local due = nil
   if in_debt(account) then
-    due = ladder_due_ms(account)
     local reminder = next_reminder(account)
-    if reminder ~= nil and (due == nil or reminder[1] < due) then
-      due = reminder[1]
-    end
+    due = earlier_ms(ladder_due_ms(account), reminder and reminder[1])
   end
   for _, bucket in pairs(account.buckets) do
-    local expires_at_ms = bucket.expires_at_ms
-    if expires_at_ms > 0 and bucket.reserved == 0 and (due == nil or expires_at_ms < due) then
-      due = expires_at_ms
+    if bucket.expires_at_ms > 0 and bucket.reserved == 0 then
+      due = earlier_ms(due, bucket.expires_at_ms)
     end
   end
   if (account.bonus_instalments or '') ~= '' then
-    local instalment_ms = next_instalment_ms(account)
-    if instalment_ms ~= nil and (due == nil or instalment_ms < due) then
-      due = instalment_ms
-    end
+    due = earlier_ms(due, next_instalment_ms(account))
   end
   if (account.group_id or '') ~= '' then
-    local refill_ms = group_refill_due_ms(account)
-    if refill_ms ~= nil and (due == nil or refill_ms < due) then
-      due = refill_ms
-    end
+    due = earlier_ms(due, group_refill_due_ms(account))
   end
   return due
 end
