@@ -10,7 +10,9 @@ INITIAL, three UPDATEs and TERMINATE, voice to a Thai number: one call to Redis 
 most are under unary load), and the count of the server's main thread (the event loop: gRPC's
 handlers, creditd's, the Redis exchange) is divided by the charges. gRPC's poller thread is reported
 apart: how often it spins depends on timing, so its count moves between runs. Kernel time (the
-system calls) is not counted; the sweeper is off (its work is per second, not per call).
+system calls) is not counted; the sweeper is off (its work is per second, not per call). The same
+sessions are then played as ChargeBatches of 100 (each batch one step of 100 sessions), and the
+main thread's count divided by the charges: the serving process' half of ChargeBatch's CPU per charge.
 Each round runs both servers afresh; the ratio printed last is the rounds' median (--rounds, 3), with
 each round's. Needs valgrind (Debian's package: valgrind, callgrind_control).
 
@@ -124,6 +126,22 @@ def charges(
 
 
 SESSION_UPDATES = len(SESSION) - 2
+BATCH_SIZE = 100
+
+
+def batches(stub: pb_grpc.CreditControlStub, count: int, prefix: str) -> None:
+    """count Charges in ChargeBatches of BATCH_SIZE: BATCH_SIZE sessions at a time, each batch one step
+    of all of them (their INITIALs, then each UPDATE, then their TERMINATEs), each answered SUCCESS."""
+    done, first = 0, 0
+    while done < count:
+        numbers = range(first, first + BATCH_SIZE)
+        sessions = [(f"{prefix}-{number}", f"6690{number % ACCOUNTS:07d}") for number in numbers]
+        for request_number, kind in enumerate(SESSION):
+            requests = [voice_charge(session, kind, request_number, account) for session, account in sessions]
+            answer = stub.ChargeBatch(pb.ChargeBatchRequest(requests=requests), timeout=60)
+            assert all(item.result == pb.SUCCESS for item in answer.answers), answer
+            done += BATCH_SIZE
+        first += BATCH_SIZE
 
 
 def nchf_requests(client: httpx.Client, count: int, prefix: int) -> None:
@@ -258,6 +276,9 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
         stub = pb_grpc.CreditControlStub(creditd.channel)
         charges(stub, WARM_UP_CHARGES, "creditd-warm")
         rows.append(per_rpc("creditd", charge_count, creditd.count(partial(charges, stub, charge_count, "creditd"))))
+        batched = -(-charge_count // (BATCH_SIZE * len(SESSION))) * BATCH_SIZE * len(SESSION)
+        batches(stub, BATCH_SIZE * len(SESSION), "batch-warm")
+        rows.append(per_rpc("creditd batch", batched, creditd.count(partial(batches, stub, batched, "batch"))))
         charges(stub, WARM_UP_CHARGES, "data-warm", data_charge_as_nchf)
         counts = creditd.count(partial(charges, stub, charge_count, "data", data_charge_as_nchf))
         rows += [per_rpc("creditd data", charge_count, counts), count_chf(config, work, charge_count)]
@@ -278,6 +299,7 @@ def main(charge_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
     rows: list[ServerInstructions] = []
     ratios: dict[str, list[float]] = {"creditd / echo, main thread": [], "chf / creditd data, main thread": []}
+    ratios["creditd batched charge / unary Charge, main thread"] = []
     ratios["chf / creditd data, all threads"] = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="creditd-server-instructions-") as work:
@@ -285,6 +307,8 @@ def main(charge_count: int, rounds: int, json_path: Path) -> None:
         by_name = {row.server: row for row in run}
         echo, creditd, data, chf = (by_name[name] for name in ("echo", "creditd", "creditd data", "chf"))
         ratios["creditd / echo, main thread"].append(creditd.main_thread_per_rpc / echo.main_thread_per_rpc)
+        batched = by_name["creditd batch"].main_thread_per_rpc / creditd.main_thread_per_rpc
+        ratios["creditd batched charge / unary Charge, main thread"].append(batched)
         ratios["chf / creditd data, main thread"].append(chf.main_thread_per_rpc / data.main_thread_per_rpc)
         ratios["chf / creditd data, all threads"].append(chf.all_threads_per_rpc / data.all_threads_per_rpc)
         rows += run

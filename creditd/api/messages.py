@@ -10,7 +10,14 @@ from creditd.core.self_service import CatalogueEntry
 from creditd.core.usage import Usage
 from creditd.core.usage_summary import AccountUsage
 from creditd.store.calls import BucketSpec, NewAccount, PreferencesSpec
-from creditd.store.replies import AccountRecord, AnswerRecord, GroupRecord, LedgerEntryRecord, TopUpRecord
+from creditd.store.replies import (
+    AccountRecord,
+    AnswerRecord,
+    GrantRecord,
+    GroupRecord,
+    LedgerEntryRecord,
+    TopUpRecord,
+)
 from creditd.v1 import creditd_pb2 as pb
 
 # The records carry the enums as plain ints (the parity tests keep the numbers equal); the stubs
@@ -21,31 +28,41 @@ FINAL_UNIT_ACTION = pb.UnitGrant.FinalUnitAction.ValueType
 NOTIFICATION_KINDS = {"REAUTH": pb.Notification.REAUTH, "ABORT_SESSION": pb.Notification.ABORT_SESSION}
 
 
+def _grant_message(grant: GrantRecord) -> pb.UnitGrant:
+    message = pb.UnitGrant(
+        rating_group=grant.rating_group,
+        result=RESULT(grant.result),
+        unit=UNIT(grant.unit),
+        granted=grant.granted,
+        validity_time_s=grant.validity_time_s,
+        charged=grant.charged,
+        tariff=grant.tariff,
+    )
+    # The fields most grants leave at their defaults are set only when they are not: each field named
+    # costs the message a look-up by name, and this runs for every charge.
+    if grant.final_unit_action:
+        message.final_unit_action = FINAL_UNIT_ACTION(grant.final_unit_action)
+    if grant.redirect_url:
+        message.redirect_url = grant.redirect_url
+    if grant.throttled:
+        message.throttled = grant.throttled == 1
+    if grant.max_bitrate_kbps:
+        message.max_bitrate_kbps = grant.max_bitrate_kbps
+    if grant.tariff_time_change_ms:
+        message.tariff_time_change_ms = grant.tariff_time_change_ms
+    if grant.quota_threshold:
+        message.quota_threshold = grant.quota_threshold
+    if grant.quota_holding_time_s:
+        message.quota_holding_time_s = grant.quota_holding_time_s
+    return message
+
+
 def answer_message(request: pb.ChargeRequest, record: AnswerRecord) -> pb.ChargeAnswer:
-    grants = [
-        pb.UnitGrant(
-            rating_group=grant.rating_group,
-            result=RESULT(grant.result),
-            unit=UNIT(grant.unit),
-            granted=grant.granted,
-            validity_time_s=grant.validity_time_s,
-            final_unit_action=FINAL_UNIT_ACTION(grant.final_unit_action),
-            redirect_url=grant.redirect_url,
-            throttled=grant.throttled == 1,
-            max_bitrate_kbps=grant.max_bitrate_kbps,
-            charged=grant.charged,
-            tariff_time_change_ms=grant.tariff_time_change_ms,
-            quota_threshold=grant.quota_threshold,
-            quota_holding_time_s=grant.quota_holding_time_s,
-            tariff=grant.tariff,
-        )
-        for grant in record.grants
-    ]
     return pb.ChargeAnswer(
         session_id=request.session_id,
         request_number=request.request_number,
         result=RESULT(record.result),
-        grants=grants,
+        grants=[_grant_message(grant) for grant in record.grants],
         account_status=STATUS(record.account_status),
         error=record.error,
     )

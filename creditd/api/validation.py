@@ -27,6 +27,8 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 CALLED_PARTY_PATTERN = re.compile(r"[0-9]{0,15}")
 VISITED_PLMN_PATTERN = re.compile(r"[0-9]{5,6}")
 REQUEST_TYPES = frozenset(pb.ChargeRequest.RequestType.values()) - {0}
+# Read once: an enum value looked up on a message class is a dictionary search each time.
+INITIAL, TERMINATE, EVENT = pb.ChargeRequest.INITIAL, pb.ChargeRequest.TERMINATE, pb.ChargeRequest.EVENT
 UNITS = frozenset(pb.Unit.values()) - {0}
 ACCOUNT_STATUSES = frozenset(pb.AccountStatus.values()) - {0}
 POLICIES = frozenset(pb.ExhaustionPolicy.values())
@@ -56,8 +58,8 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
     units = request.units
     check_range(len(units), "units", 0, limits.max_units_per_request)
     kind, max_units = request.request_type, limits.max_units
-    without_use = kind == pb.ChargeRequest.INITIAL or kind == pb.ChargeRequest.EVENT
-    terminate = kind == pb.ChargeRequest.TERMINATE
+    without_use = kind in (INITIAL, EVENT)
+    terminate = kind == TERMINATE
     seen: set[int] = set()
     # One test per unit on the fields read once; the message (named field) is spelled only for a
     # unit that fails, by _refuse_unit: this runs for every charge.
@@ -83,9 +85,9 @@ def _refuse_unit(field: str, unit: pb.UnitRequest, seen: set[int], kind: int, ma
     check_range(unit.used, f"{field}.used", 0, max_units)
     if unit.used_after_tariff_change > unit.used or unit.used_after_tariff_change < 0:
         raise InvalidArgument(f"{field}.used_after_tariff_change: must be between 0 and used ({unit.used})")
-    if unit.used and kind in (pb.ChargeRequest.INITIAL, pb.ChargeRequest.EVENT):
+    if unit.used and kind in (INITIAL, EVENT):
         raise InvalidArgument(f"{field}.used: must be 0 in INITIAL and EVENT requests")
-    if unit.requested and kind == pb.ChargeRequest.TERMINATE:
+    if unit.requested and kind == TERMINATE:
         raise InvalidArgument(f"{field}.requested: must be 0 in TERMINATE requests")
     raise AssertionError("_refuse_unit called for a unit that passes every check")
 

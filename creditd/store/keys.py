@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import string
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 PREFIX = "cd"
 
@@ -153,14 +153,41 @@ def payments_key(name: str, idempotency_key: str = "") -> str:
     return KEY_PATTERNS[name].format(idempotency_key=idempotency_key)
 
 
+# What each field of a pattern is filled with, by Keys.layout's arguments: a group's calls are laid
+# out by the group id in the place of an account's; an agent's day book by the agent id, its day in
+# the place of a key.
+_LAYOUT_FIELDS = {
+    "tag": "tag",
+    "account_id": "account_id",
+    "gateway_id": "gateway_id",
+    "session_id": "session_id",
+    "idempotency_key": "idempotency_key",
+    "group_id": "account_id",
+    "agent_id": "account_id",
+    "day": "idempotency_key",
+}
+LayoutBuilder = Callable[[str, str, str, str, str], tuple[str, ...]]
+
+
 @functools.cache
-def _joined_template(names: tuple[str, ...]) -> str:
-    """The patterns of the keys named, joined by NUL, as one %-template: %-formatting a mapping
-    costs half what str.format_map does, which parses its template anew on every call."""
-    segments = string.Formatter().parse("\0".join(KEY_PATTERNS[name] for name in names))
-    return "".join(
-        literal.replace("%", "%%") + (f"%({field})s" if field is not None else "") for literal, field, _, _ in segments
-    )
+def _layout_builder(names: tuple[str, ...]) -> LayoutBuilder:
+    """A function building the keys named from (tag, account_id, gateway_id, session_id,
+    idempotency_key): one f-string per key, compiled once per layout from KEY_PATTERNS, as
+    collections.namedtuple compiles its class. This runs for every request, and a template filled
+    from a mapping cost 2.4 µs a charge (ten keys) against 0.7 for the f-strings."""
+    keys = []
+    for name in names:
+        pattern = KEY_PATTERNS[name]
+        assert pattern.isprintable() and '"' not in pattern and "\\" not in pattern, f"key pattern {name!r}"
+        parts = []
+        for literal, field, _, _ in string.Formatter().parse(pattern):
+            parts.append(literal.replace("{", "{{").replace("}", "}}"))
+            if field is not None:
+                parts.append("{" + _LAYOUT_FIELDS[field] + "}")
+        keys.append('f"' + "".join(parts) + '"')
+    source = f"lambda tag, account_id, gateway_id, session_id, idempotency_key: ({', '.join(keys)},)"
+    builder: LayoutBuilder = eval(source, {"__builtins__": {}})  # noqa: S307 - built from KEY_PATTERNS only
+    return builder
 
 
 class Keys:
@@ -181,23 +208,8 @@ class Keys:
         idempotency_key: str = "",
     ) -> tuple[str, ...]:
         """The keys named, in that order, of one account's (or group's) partition."""
-        parts = {
-            "tag": self.tag(account_id),
-            "account_id": account_id,
-            "gateway_id": gateway_id,
-            "session_id": session_id,
-            "idempotency_key": idempotency_key,
-            # a group's calls are laid out by the group id, in the place of an account's
-            "group_id": account_id,
-            # an agent's day book: laid out by the agent id, its day in the place of a key
-            "agent_id": account_id,
-            "day": idempotency_key,
-        }
-        # One formatting for all the keys of a call (ids are printable, never a NUL): this runs for
-        # every request.
-        keys = tuple((_joined_template(tuple(names)) % parts).split("\0"))
-        assert len(keys) == len(names), "an id with a NUL in it got past validation"
-        return keys
+        builder = _layout_builder(names if isinstance(names, tuple) else tuple(names))
+        return builder(self.tag(account_id), account_id, gateway_id, session_id, idempotency_key)
 
     def account(self, account_id: str) -> str:
         return self.layout(("account",), account_id)[0]
