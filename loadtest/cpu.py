@@ -52,6 +52,21 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total_ticks / CLOCK_TICKS_PER_S
 
 
+# The fixed work of reference_work_ms: some 100 ms of one core here when the machine runs at its best.
+REFERENCE_ITERATIONS = 1_000_000
+
+
+def reference_work_ms() -> float:
+    """CPU ms this process spends on a fixed piece of pure-Python work: how fast the machine runs at
+    this moment. On a shared virtual machine the same work has taken 228 to 372 ms minutes apart, more
+    than most changes move a CPU-per-operation figure; each phase records it beside its own."""
+    started, total = time.process_time(), 0
+    for number in range(REFERENCE_ITERATIONS):
+        total += number
+    assert total == REFERENCE_ITERATIONS * (REFERENCE_ITERATIONS - 1) // 2
+    return round((time.process_time() - started) * 1000, 1)
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

@@ -30,6 +30,8 @@ class PhaseResult(msgspec.Struct):
     cpu_us_per_rpc: dict[str, float] = msgspec.field(default_factory=dict)
     # creditd's own histogram over the phase (loadtest/server_latency.py), when the run started it.
     server_latency: dict[str, float] = msgspec.field(default_factory=dict)
+    # loadtest.cpu.reference_work_ms just before the phase: how fast the machine ran then.
+    reference_work_ms: float = 0.0
 
     @property
     def rpcs_per_s(self) -> float:
@@ -92,11 +94,19 @@ def table(report: Report) -> str:
         )
     cpu = [phase for phase in report.phases if phase.cpu_us_per_rpc]
     if cpu:
-        lines += ["", f"{'CPU µs per rpc':34} {'load generator':>15} {'server':>8} {'redis':>8}"]
+        header = f"{'CPU µs per rpc':34} {'load generator':>15} {'server':>8} {'redis':>8} {'reference ms':>13}"
+        lines += ["", header]
         for phase in cpu:
             used = phase.cpu_us_per_rpc
             lines.append(
                 f"{phase.name:34} {used['load generator']:15.0f} {used['server']:8.0f} {used.get('redis', 0.0):8.0f}"
+                f" {phase.reference_work_ms:13.0f}"
+            )
+        references = report.settings.get("reference work ms of each phase")
+        if isinstance(references, list) and references:
+            lines.append(
+                f"reference ms: the same fixed work before each phase, {min(references):.0f}-{max(references):.0f} "
+                f"over the run's {len(references)} (loadtest/cpu.py; the lower, the faster the machine ran)"
             )
     own = [phase for phase in report.phases if phase.server_latency]
     if own:

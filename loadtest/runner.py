@@ -29,7 +29,7 @@ from creditd.store.connection import connect_sync
 from creditd.store.embedded import embedded_pid, embedded_url
 from creditd.store.replies import decode_reply
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from loadtest.cpu import CpuMeter
+from loadtest.cpu import CpuMeter, reference_work_ms
 from loadtest.redis_floor import measure_redis_floor
 from loadtest.report import PhaseResult, Report, ratio
 from loadtest.server_latency import cumulative_counts, phase_latency
@@ -109,9 +109,11 @@ async def phase(
     method = "ChargeBatch" if mode == "batch" else "Charge"
     urls = processes.metrics_urls
     before = await asyncio.to_thread(cumulative_counts, urls, method) if urls else {}
+    reference_ms = reference_work_ms()
     meter = CpuMeter([processes.server], [processes.redis] if processes.redis else []) if processes.server else None
     recorder, seconds = await run_traffic(target, mode, shape, seed, uuid.uuid4().hex[:8], progress)
     result = recorder.finish(name, seconds)
+    result.reference_work_ms = reference_ms
     if urls:
         result.server_latency = phase_latency(before, await asyncio.to_thread(cumulative_counts, urls, method))
     if meter is not None and result.rpcs:
@@ -321,6 +323,8 @@ async def run(options: Options, progress: Progress) -> Report:
         }
         per_round = [ratios(played) for played in rounds]
         settings["ratios of each round"] = per_round
+        references = [played.reference_work_ms for one in rounds for played in one.values() if played.reference_work_ms]
+        settings["reference work ms of each phase"] = references
         return Report(settings, list(phases.values()), median_ratios(per_round), memory, violations, summary)
     finally:
         if server is not None:

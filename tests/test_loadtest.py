@@ -92,6 +92,11 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert report["memory"]["redis bytes per open session"] > 0
     cpu = {phase["name"]: phase["cpu_us_per_rpc"] for phase in report["phases"] if phase["cpu_us_per_rpc"]}
     assert cpu["echo unary (gRPC floor)"]["server"] > 0 and cpu["creditd unary Charge"]["redis"] > 0
+    # how fast the machine ran: the fixed work timed before each phase the CPU table shows
+    references = [phase["reference_work_ms"] for phase in report["phases"] if phase["cpu_us_per_rpc"]]
+    assert len(references) == len(cpu) and all(reference > 0 for reference in references)
+    assert len(report["settings"]["reference work ms of each phase"]) == len(cpu)
+    assert "reference ms: the same fixed work before each phase" in result.stdout
     assert report["settings"]["commit"] and report["settings"]["written_at"]
 
     # a second run compared with the first prints every figure's ratio to it
