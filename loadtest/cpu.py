@@ -52,14 +52,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total_ticks / CLOCK_TICKS_PER_S
 
 
-# The fixed work of reference_work_ms: some 100 ms of one core here when the machine runs at its best.
+# The fixed work of reference_work_ms: some 30 ms of one core here when the machine runs at its best.
 REFERENCE_ITERATIONS = 1_000_000
 
 
 def reference_work_ms() -> float:
     """CPU ms this process spends on a fixed piece of pure-Python work: how fast the machine runs at
-    this moment. On a shared virtual machine the same work has taken 228 to 372 ms minutes apart, more
-    than most changes move a CPU-per-operation figure; each phase records it beside its own."""
+    this moment. On a shared virtual machine three times this work took 228 to 372 ms minutes apart, and
+    this 29 to 53 ms within one run: more than most changes move a CPU-per-operation figure, so each
+    phase records it beside its own."""
     started, total = time.process_time(), 0
     for number in range(REFERENCE_ITERATIONS):
         total += number
