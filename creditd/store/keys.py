@@ -174,7 +174,7 @@ def _layout_builder(names: tuple[str, ...]) -> LayoutBuilder:
     """A function building the keys named from (tag, account_id, gateway_id, session_id,
     idempotency_key): one f-string per key, compiled once per layout from KEY_PATTERNS, as
     collections.namedtuple compiles its class. This runs for every request, and a template filled
-    from a mapping cost 2.4 µs a charge (ten keys) against 0.7 for the f-strings."""
+    from a mapping cost 2.4 µs a charge (ten keys), the f-strings and the tag 0.9."""
     keys = []
     for name in names:
         pattern = KEY_PATTERNS[name]
