@@ -18,7 +18,8 @@ from creditd.clock import Clock
 from creditd.config.settings import Settings
 from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Charging
-from creditd.store.account_codec import BUCKETS_POSITION, POSITIONS
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITIONS
+from creditd.store.account_record import stored_buckets
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis, connect_sync
 from creditd.store.keys import Keys
@@ -85,13 +86,21 @@ def charge_request(
     )
 
 
+def as_older_array(stored: list[object], buckets: dict[str, object]) -> list[object]:
+    """An account array (creditd/store/account_codec.py) in the form the version before wrote: the
+    buckets first, a map of bucket id to its values after the id (or their text), then the fields."""
+    fields = stored[BUCKETS_POSITION : BUCKETS_POSITION + len(ACCOUNT_FIELDS)]
+    return [buckets or False, *fields]
+
+
 def tamper_account(client: redis.Redis, key: str, buckets: dict[str, str] | None = None, **fields: int | str) -> None:
     """Overwrites fields (and bucket texts) of a packed account (lua/lib/account.lua) as a corruption
-    would: what the auditor and the functions must notice or refuse."""
+    would: what the auditor and the functions must notice or refuse. Bucket texts are written as an
+    older version did, in the array with the buckets first (both forms are read)."""
     stored = msgspec.msgpack.decode(client.get(key))
     assert isinstance(stored, list), "an account is stored as an array (creditd/store/account_codec.py)"
     if buckets:
-        stored[BUCKETS_POSITION - 1] = (stored[BUCKETS_POSITION - 1] or {}) | buckets
+        stored = as_older_array(stored, stored_buckets(stored) | buckets)
     for name, value in fields.items():
         stored[POSITIONS[name] - 1] = value
     client.set(key, msgspec.msgpack.encode(stored))

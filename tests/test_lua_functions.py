@@ -26,12 +26,12 @@ import pytest
 import redis
 
 from creditd.resources import lua_directory
-from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITIONS, Saved
-from creditd.store.account_record import bucket_text, read_account
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, POSITIONS, Saved
+from creditd.store.account_record import bucket_text, read_account, stored_buckets
 from creditd.store.calls import KEY_LAYOUTS, Calls
 from creditd.store.codes import Code
 from creditd.store.replies import ACCOUNT_DECODER, as_text
-from tests.harness import dump
+from tests.harness import as_older_array, dump
 
 ACCOUNT = "66855550000"
 GROUP = "family-1"
@@ -606,15 +606,17 @@ def test_a_new_account_is_packed_with_the_listed_fields_but_the_optional_ones(
     assert stored == {field.name for field in ACCOUNT_FIELDS} - OPTIONAL - {"preferences"}
 
 
-def test_a_new_account_is_an_array_of_every_field_after_its_buckets(
+def test_a_new_account_is_an_array_of_its_bucket_count_every_field_and_each_buckets_values(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:
     code, message, _ = call("create_account", VALID_ARGS["create_account"])
     assert code == Code.SUCCESS, message
     stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
-    assert isinstance(stored, list) and len(stored) == len(ACCOUNT_FIELDS) + 1
+    # VALID_ARGS' account has one bucket, b1
+    assert isinstance(stored, list) and len(stored) == 1 + len(ACCOUNT_FIELDS) + len(BUCKET_VALUES)
+    assert stored[BUCKETS_POSITION - 1] == 1
     assert stored[POSITIONS["account_id"] - 1] == ACCOUNT
-    assert stored[BUCKETS_POSITION - 1], "VALID_ARGS' account has a bucket"
+    assert stored[1 + len(ACCOUNT_FIELDS) :] == ["b1", 1, 5_000_000, 0, 0, 1, 1, 5_000_000, "1,2", "home"]
     for name in OPTIONAL:
         assert stored[POSITIONS[name] - 1] == DEFAULTED[name], name
 
@@ -663,16 +665,16 @@ def test_an_older_map_account_reads_with_defaults_and_saves_as_an_array(
 def test_an_older_shorter_array_reads_with_defaults_and_saves_every_field(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:
-    """An array written before its last fields existed (read value by value after its header, as
-    ACCOUNT_CODEC.read does for this version's): they take their defaults, and the next save writes
-    every field."""
+    """An array written before its last fields existed (the version before's, with the buckets first;
+    read value by value after its header, as ACCOUNT_CODEC.read does for this version's): they take
+    their defaults, and the next save writes every field."""
     code, message, _ = call("create_account", VALID_ARGS["create_account"])
     assert code == Code.SUCCESS, message
     key = calls.keys.account(ACCOUNT)
     full = msgspec.msgpack.decode(redis_client.get(key))
     newest = [field.name for field in ACCOUNT_FIELDS[-len(OPTIONAL) :]]
     assert set(newest) == OPTIONAL, "the optional fields are the newest, at the end"
-    shorter = full[: -len(OPTIONAL)]
+    shorter = as_older_array(full, stored_buckets(full))[: -len(OPTIONAL)]
     assert len(shorter) >= 16, "still an array with a 3-byte header"
     redis_client.set(key, msgspec.msgpack.encode(shorter))
     code, message, card = call("get_account", VALID_ARGS["get_account"])
@@ -697,6 +699,50 @@ def test_an_account_neither_the_array_nor_a_map_is_corrupt(
     redis_client.set(key, msgspec.msgpack.encode(msgspec.msgpack.decode(redis_client.get(key))[:15]))
     with pytest.raises(redis.ResponseError, match="corrupt account"):
         call("get_account", VALID_ARGS["get_account"])
+
+
+def test_an_array_whose_length_does_not_fit_its_bucket_count_is_corrupt(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """The array's first value counts the buckets whose values follow the fields: a count the array's
+    length does not hold (a bucket's value lost, a count too high or too low) is refused as corrupt,
+    not read askew."""
+    code, message, _ = call("create_account", VALID_ARGS["create_account"])
+    assert code == Code.SUCCESS, message
+    key = calls.keys.account(ACCOUNT)
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    for broken in (stored[:-1], [2, *stored[1:]], [0, *stored[1:]]):
+        redis_client.set(key, msgspec.msgpack.encode(broken))
+        with pytest.raises(redis.ResponseError, match="corrupt (account|bucket)"):
+            call("get_account", VALID_ARGS["get_account"])
+
+
+def test_an_account_of_the_version_before_charges_and_is_written_with_its_buckets_after_its_fields(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """The version before held the buckets first, a map of bucket id to an array of the values after
+    the id: such an account reads as its twin in today's form does (the card, byte for byte), charges
+    from the same bucket, and is written in today's form with every bucket."""
+    for function in ("create_account", "purchase_bundle"):
+        code, message, _ = call(function, VALID_ARGS[function])
+        assert code == Code.SUCCESS, message
+    key = calls.keys.account(ACCOUNT)
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    buckets = stored_buckets(stored)
+    assert len(buckets) == 2 and all(isinstance(bucket, list) and len(bucket) == 9 for bucket in buckets.values())
+    _, _, card = call("get_account", VALID_ARGS["get_account"])
+    redis_client.set(key, msgspec.msgpack.encode(as_older_array(stored, buckets)))
+    _, _, older_card = call("get_account", VALID_ARGS["get_account"])
+    assert older_card == card
+    reply = call("charge", [NOW, "1", "0", ACCOUNT, "gw1", "s1", "", "", "1", "1", "0", "1000", "0", "0", "tester"])
+    assert reply[2].decode().startswith(f"[{Code.SUCCESS},"), reply
+    after = msgspec.msgpack.decode(redis_client.get(key))
+    assert after[BUCKETS_POSITION - 1] == 2 and len(after) == 1 + len(ACCOUNT_FIELDS) + 2 * len(BUCKET_VALUES)
+    charged = stored_buckets(after)
+    assert charged["b1"] == [1, 5_000_000, 1_000, 0, 1, 1, 5_000_000, "1,2", "home"]  # reserved from the bucket
+    assert {bucket_id: bucket for bucket_id, bucket in charged.items() if bucket_id != "b1"} == {
+        bucket_id: bucket for bucket_id, bucket in buckets.items() if bucket_id != "b1"
+    }
 
 
 def test_a_session_of_another_length_is_refused_as_corrupt_writing_nothing(
@@ -744,9 +790,8 @@ def test_json_texts_stay_right_past_the_bound_of_those_kept(
         assert f'"Name {number}"' in as_text(card)
 
 
-def stored_buckets(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
-    stored = msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT)))
-    return dict(stored[BUCKETS_POSITION - 1])
+def buckets_stored(redis_client: redis.Redis, calls: Calls) -> dict[str, object]:
+    return stored_buckets(msgspec.msgpack.decode(redis_client.get(calls.keys.account(ACCOUNT))))
 
 
 def test_a_new_bucket_is_packed_as_an_array_of_its_numbers_and_texts(
@@ -755,7 +800,7 @@ def test_a_new_bucket_is_packed_as_an_array_of_its_numbers_and_texts(
     code, message, _ = call("create_account", VALID_ARGS["create_account"])
     assert code == Code.SUCCESS, message
     # VALID_ARGS' bucket b1: bytes, 5 000 000, rating groups 1 and 2, no expiry, priority 1, policy 1
-    assert stored_buckets(redis_client, calls) == {"b1": [1, 5_000_000, 0, 0, 1, 1, 5_000_000, "1,2", "home"]}
+    assert buckets_stored(redis_client, calls) == {"b1": [1, 5_000_000, 0, 0, 1, 1, 5_000_000, "1,2", "home"]}
 
 
 def test_buckets_stored_as_text_are_read_and_packed_at_the_next_save(
@@ -765,27 +810,25 @@ def test_buckets_stored_as_text_are_read_and_packed_at_the_next_save(
     for function in ("create_account", "purchase_bundle"):
         code, message, _ = call(function, VALID_ARGS[function])
         assert code == Code.SUCCESS, message
-    texts = {bucket_id: bucket_text(bucket) for bucket_id, bucket in stored_buckets(redis_client, calls).items()}
+    texts = {bucket_id: bucket_text(bucket) for bucket_id, bucket in buckets_stored(redis_client, calls).items()}
     assert len(texts) == 2 and all(text.count("|") == 8 for text in texts.values())
     key = calls.keys.account(ACCOUNT)
     stored = msgspec.msgpack.decode(redis_client.get(key))
-    stored[BUCKETS_POSITION - 1] = texts
-    redis_client.set(key, msgspec.msgpack.encode(stored))
+    redis_client.set(key, msgspec.msgpack.encode(as_older_array(stored, texts)))
     written = redis_client.get(key)
     code, message, card = call("get_account", VALID_ARGS["get_account"])
     assert code == Code.SUCCESS, message
     assert redis_client.get(key) == written  # a read writes nothing
     code, message, _ = call("top_up", VALID_ARGS["top_up"])  # changes no bucket
     assert code == Code.SUCCESS, message
-    packed = stored_buckets(redis_client, calls)
+    packed = buckets_stored(redis_client, calls)
     assert all(isinstance(bucket, list) for bucket in packed.values()), packed
     assert {bucket_id: bucket_text(bucket) for bucket_id, bucket in packed.items()} == texts
     stored = msgspec.msgpack.decode(redis_client.get(key))
-    stored[BUCKETS_POSITION - 1] = texts
-    redis_client.set(key, msgspec.msgpack.encode(stored))
+    redis_client.set(key, msgspec.msgpack.encode(as_older_array(stored, texts)))
     reply = call("charge", [NOW, "1", "0", ACCOUNT, "gw1", "s1", "", "", "1", "1", "0", "1000", "0", "0", "tester"])
     assert reply[2].decode().startswith(f"[{Code.SUCCESS},"), reply
-    packed = stored_buckets(redis_client, calls)
+    packed = buckets_stored(redis_client, calls)
     assert packed["b1"] == [1, 5_000_000, 1_000, 0, 1, 1, 5_000_000, "1,2", "home"]  # reserved from the bucket
     assert all(isinstance(bucket, list) for bucket in packed.values()), packed
     assert {bucket_id: bucket_text(bucket) for bucket_id, bucket in packed.items() if bucket_id != "b1"} == {

@@ -2,25 +2,32 @@
 writes them, rendered into the library after lua/lib/numbers.lua as ACCOUNT_CODEC.
 
 An account is stored as one MessagePack string, read with one GET and written whole with one SET: an
-array, its buckets first (bucket id -> its array, or the text an older version wrote; false when it
-has none), then ACCOUNT_FIELDS in order, a field without a value written as its default, or false
-when it has none. An array rather than a map: a map stores every field's name in every account (more
-than half of a new account's bytes) and cmsgpack builds its table key by key, making a Lua string of
-each name; the array is read into one table constructor.
-A field is only ever added at the end, with a default, so an array written before it existed reads.
-Two older forms are still read and written as the array at their next save: the map of the same
-fields (`buckets` among them) that the version before wrote, and the hash of the fields as text
-(`bucket:<id>` fields) before that. The generated functions:
+array, the count of its buckets first, then ACCOUNT_FIELDS in order (a field without a value written
+as its default, or false when it has none), then each bucket's BUCKET_VALUES. An array rather than a
+map: a map stores every field's name in every account (more than half of a new account's bytes) and
+cmsgpack builds its table key by key, making a Lua string of each name; the array is read into one
+table constructor. The buckets' values follow the fields rather than forming arrays of their own:
+cmsgpack makes a table, grown slot by slot, of every array it unpacks, where the values of a stream
+come back as values.
+A field is only ever added after the others, with a default; the array's header then tells how many
+fields an array holds (its length less the count and the buckets' values), so that one written
+before the field existed reads. Three older forms are still read and written as the array at their
+next save: the array with the buckets first, as a map of bucket id to its array (or the text an
+older version wrote; false when it had none), that the version before wrote; the map of the fields
+(`buckets` among them) before that; and the hash of the fields as text (`bucket:<id>` fields) before
+that. The generated functions:
 
 - ACCOUNT_CODEC.names: every scalar field name (in a hash, what is not one is a bucket, `bucket:<id>`).
-- ACCOUNT_CODEC.read(packed): a stored string (the array, or the older map) as the account's table,
-  with its buckets (nil: none) second; fields it lacks take their default. The array's values are
-  unpacked one by one after its header (STORED_COUNT, below).
+- ACCOUNT_CODEC.read(packed): a stored string (the array, an older array or the older map) as the
+  account's table; fields it lacks take their default. Then an older form's buckets (nil: none), or
+  nil, the count of the buckets and where their values start. The array's values are unpacked one
+  by one after its header (STORED_COUNT, below).
 - ACCOUNT_CODEC.finish(account): the fields an account lacks (added after it was written, or optional
   ones a map left out) take their default.
 - ACCOUNT_CODEC.finish_hash(account): after load_account copied an older hash's fields in as text: finish's
   defaults, then numbers become numbers.
-- ACCOUNT_CODEC.pack(account, buckets): the string to store: the array's header, then its values.
+- ACCOUNT_CODEC.pack(account, bucket_count, packed_buckets): the string to store: the array's header,
+  then its values.
 
 creditd/store/account_record.py reads every form for Python (the auditor, the console, reports).
 """
@@ -125,11 +132,40 @@ ARRAY_16 = 0xDC  # MessagePack's array of 16 to 65 535 values: a 3-byte header
 assert msgpack_array_header(STORED_COUNT)[0] == ARRAY_16, "the account's array no longer takes a 3-byte header"
 
 
+# Each bucket's values after the fields, in this order: its id, then what lua/lib/account.lua's
+# bucket_of takes. The array's first value then counts the buckets.
+BUCKET_VALUES: tuple[str, ...] = ("bucket_id", "unit", "remaining", "reserved", "expires_at_ms", "priority")
+BUCKET_VALUES += ("policy", "amount", "rating_groups", "zones")
+
+
+# The array's header for an account of up to this many buckets is written into the library: most
+# accounts hold none or a few, and working it out costs a call some 1 000 instructions.
+HEADERS_WRITTEN = 16
+
+
 def _pack() -> list[str]:
+    """ACCOUNT_CODEC.pack(a, bucket_count, packed_buckets): the header of an array of STORED_COUNT +
+    BUCKET_VALUES per bucket values, the count and the fields, then the buckets' values as
+    lib/save.lua packed them. (One cmsgpack.pack of the fields and a list of the buckets' values cost
+    a call with three buckets 10 000 instructions more: the list, grown slot by slot, and its unpack.)"""
     values = ", ".join(f"a.{field.name} or {_stored_default(field)}" for field in ACCOUNT_FIELDS)
+    width = len(BUCKET_VALUES)
+    headers = ", ".join(
+        f"[{count}] = {lua_bytes(msgpack_array_header(STORED_COUNT + width * count))}"
+        for count in range(1, HEADERS_WRITTEN + 1)
+    )
     return [
-        "ACCOUNT_CODEC.pack = function(a, buckets)",
-        f"  return {lua_bytes(msgpack_array_header(STORED_COUNT))} .. cmsgpack.pack(buckets or false, {values})",
+        f"ACCOUNT_CODEC.headers = {{ {headers} }}",
+        "ACCOUNT_CODEC.pack = function(a, bucket_count, packed_buckets)",
+        "  if bucket_count == 0 then",
+        f"    return {lua_bytes(msgpack_array_header(STORED_COUNT))} .. cmsgpack.pack(0, {values})",
+        "  end",
+        "  local header = ACCOUNT_CODEC.headers[bucket_count]",
+        "  if header == nil then",
+        f"    local count = {STORED_COUNT} + {width} * bucket_count",
+        f"    header = string.char({ARRAY_16}, math.floor(count / 256), count % 256)",
+        "  end",
+        f"  return header .. cmsgpack.pack(bucket_count, {values}) .. packed_buckets",
         "end",
     ]
 
@@ -137,7 +173,10 @@ def _pack() -> list[str]:
 def _read() -> list[str]:
     """ACCOUNT_CODEC.read(packed): the array (3-byte header: every array this project wrote, its first
     with 35 fields, holds more than 15 values) read value by value, an older one with fewer fields
-    too; a map, as the version before the array wrote it, as cmsgpack unpacks it."""
+    too; a map, as the version before the array wrote it, as cmsgpack unpacks it. Returns the account;
+    then the buckets of an older array (its map of bucket id to array or text) or, for the array with
+    the buckets after the fields, nil, their count and where they start (the reader checks that they
+    end where the string does)."""
     names = [f"v{position}" for position in range(BUCKETS_POSITION + 1, STORED_COUNT + 1)]
     values = ",\n    ".join(f"{field.name} = {name} or nil" for field, name in zip(ACCOUNT_FIELDS, names, strict=True))
     return [
@@ -150,10 +189,13 @@ def _read() -> list[str]:
         "    ACCOUNT_CODEC.finish(t)",
         "    return t, t.buckets",
         "  end",
-        f"  local buckets, {', '.join(names)} = cmsgpack.unpack(string.sub(packed, 4))",
+        f"  local offset, buckets, {', '.join(names)} = cmsgpack.unpack_limit(packed, {STORED_COUNT}, 3)",
         f"  local a = {{\n    {values},\n  }}",
         "  ACCOUNT_CODEC.finish(a)",
-        "  return a, buckets or nil",
+        "  if type(buckets) ~= 'number' then",
+        "    return a, buckets or nil",
+        "  end",
+        "  return a, nil, buckets, offset",
         "end",
     ]
 

@@ -4,10 +4,10 @@ auditor, the care console's search, reports, the payments' books).
 An account is one MessagePack string, an array (lua/lib/account.lua; creditd/store/account_codec.py
 lists its fields); one written by an older version is a map of the same fields, or, older still, a
 hash of them as text, each bucket a field `bucket:<id>`, until its next save packs it. A bucket is an
-array in the account's array, or the text an older version wrote. Each is read here into that hash's
-shape, every value (a bucket too) as text, so that a reader need not know which form it met:
-`fields_of` for one stored value, `read_account` for one key, `read_accounts` for many in one round
-trip.
+few values after the account's fields (in an older array, an array in its map of buckets, or the text
+an older version wrote). Each is read here into that hash's shape, every value (a bucket too) as
+text, so that a reader need not know which form it met: `fields_of` for one stored value,
+`read_account` for one key, `read_accounts` for many in one round trip.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, Saved
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, Saved
 from creditd.store.connection import AnyRedis, AnySyncRedis
 from creditd.store.packed import Stored, hash_fields, is_wrong_type, read_stored, read_stored_async
 from creditd.store.replies import as_text
@@ -31,7 +31,7 @@ def fields_of(packed: bytes) -> dict[str, str]:
     field at its default is left out, as the hash and the map left it out."""
     stored = msgspec.msgpack.decode(packed)
     if isinstance(stored, list):
-        fields, buckets = _array_fields(stored), stored[BUCKETS_POSITION - 1] or {}
+        fields, buckets = _array_fields(stored), stored_buckets(stored)
     elif isinstance(stored, dict):
         fields = {name: as_text(value) for name, value in stored.items() if name != BUCKETS}
         # an empty Lua table packs as an empty array
@@ -40,6 +40,23 @@ def fields_of(packed: bytes) -> dict[str, str]:
         raise ValueError(f"an account is a MessagePack array or map, not {type(stored).__name__}")
     fields.update({BUCKET_PREFIX + bucket_id: bucket_text(bucket) for bucket_id, bucket in buckets.items()})
     return fields
+
+
+def stored_buckets(stored: list[object]) -> dict[str, object]:
+    """An account array's buckets, bucket id -> the values after its id (or the text an older version
+    wrote): the values after the fields when the array starts with their count, else the map of an
+    older array."""
+    first = stored[BUCKETS_POSITION - 1]
+    if isinstance(first, dict):
+        return {as_text(bucket_id): bucket for bucket_id, bucket in first.items()}
+    if not isinstance(first, int) or isinstance(first, bool):
+        return {}  # false, or an empty Lua table (packed as an empty array): none
+    width = len(BUCKET_VALUES)
+    start = len(stored) - width * first
+    if start != BUCKETS_POSITION + len(ACCOUNT_FIELDS):
+        raise ValueError(f"an account array of {len(stored)} values cannot hold {first} buckets after its fields")
+    values = stored[start:]
+    return {str(values[index]): values[index + 1 : index + width] for index in range(0, len(values), width)}
 
 
 def bucket_text(stored: object) -> str:
@@ -52,8 +69,12 @@ def bucket_text(stored: object) -> str:
 
 def _array_fields(stored: list[object]) -> dict[str, str]:
     fields = {}
-    # zip stops at the array's end: a field added after it was written is absent, as in a map
-    for field, value in zip(ACCOUNT_FIELDS, stored[BUCKETS_POSITION:], strict=False):
+    # zip stops at the fields' end: a field added after it was written is absent, as in a map
+    first = stored[BUCKETS_POSITION - 1]
+    buckets = first if isinstance(first, int) and not isinstance(first, bool) else 0
+    for field, value in zip(
+        ACCOUNT_FIELDS, stored[BUCKETS_POSITION : len(stored) - len(BUCKET_VALUES) * buckets], strict=False
+    ):
         if value is False or (field.saved is Saved.OPTIONAL and value == field.default):
             continue
         fields[field.name] = as_text(value)

@@ -2,18 +2,19 @@
 Account state: the stored account read into a table and changed in memory (lib/save.lua writes it
 back, lib/ledger.lua appends its entries, lib/card.lua shows it as JSON).
 
-Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), an array: first the buckets, a map
-of bucket id to its array (false: none; unit MONEY: bonus money, lib/bonus.lua), then the fields in the
-order of creditd/store/account_codec.py's ACCOUNT_FIELDS (account_id, currency, ..., balance, reserved,
+Account (cd:{p:<n>}:acct:<id>): one MessagePack string (cmsgpack), an array: first the count of its
+buckets (unit MONEY: bonus money, lib/bonus.lua), then the fields in the order of
+creditd/store/account_codec.py's ACCOUNT_FIELDS (account_id, currency, ..., balance, reserved,
 status, ..., loan_outstanding: loans and their fees not yet recovered; bonus_instalments, lib/bonus.lua;
 group_id, group_holding, group_refill_minor, group_refill_tried_ms, lib/group.lua), false for a field
-without a value. A bucket's array:
-  { unit, remaining, reserved, expires_at_ms, priority, policy, amount, '<rg,rg,...>', '<zone,zone,...>' }
-  (amount: the size it was granted with, for the usage events; zones: where it serves). Versions
-  before wrote a bucket as the text of these joined by '|' ('home' alone before zones existed; that
-  text is read, and packed at the account's next save: unpacking the array costs a call some 9 000
-  instructions a bucket, the text's pattern and numbers some 21 000, loadtest.redis_instructions
-  --bundles).
+without a value, then each bucket's values:
+  bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, '<rg,rg,...>', '<zone,...>'
+  (amount: the size it was granted with, for the usage events; zones: where it serves). Read straight
+  from the string (cmsgpack.unpack_limit), with no array made of each. The version before held the
+  buckets first, a map of bucket id to the array of the values after the id (unpacking those arrays
+  cost a call some 10 000 instructions a bucket), and versions before that wrote a bucket as the text
+  of those values joined by '|' ('home' alone before zones existed): both are read, and written the
+  new way at the account's next save.
 Read with one GET, written whole with one SET. Older versions wrote a map of the same fields (buckets
 under 'buckets'), and before that a hash of the fields as text, each bucket a field
 'bucket:<bucket_id>' holding its text (GET answers WRONGTYPE): both are read, and written as the
@@ -67,7 +68,7 @@ local function bucket_set(kind, text)
   return set
 end
 
--- A bucket's text, as versions before the packed bucket wrote it, as the array it is now stored as.
+-- A bucket's text, as versions before the packed bucket wrote it, as the array a version after wrote.
 local function bucket_of_text(bucket_id, text)
   local unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones =
     string.match(text, BUCKET_PATTERN)
@@ -83,34 +84,42 @@ local function bucket_of_text(bucket_id, text)
     stored_number(priority), stored_number(policy), stored_number(amount), groups, zones }
 end
 
--- A stored bucket (its array, or an older version's text) as the table the functions change.
+-- A bucket's values (creditd/store/account_codec.py's BUCKET_VALUES after its id) as the table the
+-- functions change.
+local function bucket_of(bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups,
+                         zones)
+  if type(bucket_id) ~= 'string' or type(remaining) ~= 'number' or type(zones) ~= 'string' then
+    error('corrupt bucket ' .. tostring(bucket_id))
+  end
+  return {
+    id = bucket_id, unit = unit, remaining = remaining, reserved = reserved, expires_at_ms = expires_at_ms,
+    priority = priority, policy = policy, amount = amount, groups_text = groups,
+    rating_groups = bucket_set('rating_groups', groups), has_groups = groups ~= '', loaded_remaining = remaining,
+    zones_text = zones, zones = bucket_set('zones', zones),
+  }
+end
+
+-- A bucket an older array held (its own array, or an older version's text) as bucket_of's table.
 local function decode_bucket(bucket_id, stored)
-  local packed = type(stored) == 'table'
-  local b = packed and stored or bucket_of_text(bucket_id, stored)
-  if #b ~= BUCKET_FIELDS or type(b[2]) ~= 'number' or type(b[9]) ~= 'string' then
+  local b = type(stored) == 'table' and stored or bucket_of_text(bucket_id, stored)
+  if #b ~= BUCKET_FIELDS or type(b[9]) ~= 'string' then
     error('corrupt bucket ' .. bucket_id)
   end
-  local groups, zones = b[8], b[9]
-  return {
-    id = bucket_id, unit = b[1], remaining = b[2], reserved = b[3], expires_at_ms = b[4], priority = b[5],
-    policy = b[6], amount = b[7], groups_text = groups, rating_groups = bucket_set('rating_groups', groups),
-    has_groups = groups ~= '', loaded_remaining = b[2], zones_text = zones, zones = bucket_set('zones', zones),
-    -- what is stored, written back as it is while the bucket is unchanged; an older text is packed
-    stored = packed and stored or nil,
-  }
+  return bucket_of(bucket_id, b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9])
 end
 
 -- A new, unreserved bucket; b holds unit, amount, expires_at_ms, priority, policy (numbers),
 -- rating_groups (text) and zones (text; nil: home only).
 local function new_bucket(bucket_id, b)
-  return decode_bucket(bucket_id, { b.unit, b.amount, 0, b.expires_at_ms, b.priority, b.policy, b.amount,
-    b.rating_groups, b.zones or HOME_ONLY })
+  return bucket_of(bucket_id, b.unit, b.amount, 0, b.expires_at_ms, b.priority, b.policy, b.amount,
+    b.rating_groups, b.zones or HOME_ONLY)
 end
 
-local function encode_bucket(bucket)
+-- A bucket's values as the account's array holds them (lib/save.lua writes them after its fields).
+local function pack_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
-  return { bucket.unit, bucket.remaining, bucket.reserved, bucket.expires_at_ms, bucket.priority, bucket.policy,
-    bucket.amount, bucket.groups_text, bucket.zones_text }
+  return cmsgpack.pack(bucket.id, bucket.unit, bucket.remaining, bucket.reserved, bucket.expires_at_ms,
+    bucket.priority, bucket.policy, bucket.amount, bucket.groups_text, bucket.zones_text)
 end
 
 -- The fields of an account hash written by an older version, as text (ACCOUNT_CODEC.finish_hash
@@ -143,12 +152,27 @@ local function load_account(key)
   if older then
     account = read_account_hash(key, buckets)
   else
-    local texts
-    account, texts = ACCOUNT_CODEC.read(packed)
+    local texts, count, offset
+    account, texts, count, offset = ACCOUNT_CODEC.read(packed)
     if texts ~= nil then
       for bucket_id, text in pairs(texts) do
         buckets[bucket_id] = decode_bucket(bucket_id, text)
       end
+    end
+    -- each bucket's values straight from the string, with no array made of them; cmsgpack answers
+    -- the offset -1 once the string is read to its end, which must come with the last bucket
+    for _ = 1, count or 0 do
+      if offset == -1 then
+        error('corrupt account: its array holds fewer buckets than it counts')
+      end
+      local bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones
+      offset, bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones =
+        cmsgpack.unpack_limit(packed, BUCKET_FIELDS + 1, offset)
+      buckets[bucket_id] = bucket_of(bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount,
+        groups, zones)
+    end
+    if count and offset ~= -1 then
+      error('corrupt account: its array holds more than its fields and the buckets it counts')
     end
   end
   local has_money_buckets = false

@@ -39,14 +39,19 @@ local function notify_gateways(account, sessions_key, events_key, now_ms)
 end
 
 -- Writes the account whole, packed (lib/account.lua): one SET replaces what was stored, an older
--- version's hash too. An unchanged bucket is written back as it was read (an older text is packed).
+-- version's array, map or hash too. Its buckets' values follow its fields.
 local function write_account(account, account_key)
-  local buckets = nil
-  for bucket_id, bucket in pairs(account.buckets) do
-    buckets = buckets or {}
-    buckets[bucket_id] = (not account.dirty_buckets[bucket_id] and bucket.stored) or encode_bucket(bucket)
+  local count, first, pieces = 0, '', nil
+  for _, bucket in pairs(account.buckets) do
+    count = count + 1
+    if count == 1 then
+      first = pack_bucket(bucket)
+    else -- no list for the common one bucket or none
+      pieces = pieces or { first }
+      pieces[count] = pack_bucket(bucket)
+    end
   end
-  redis.call('SET', account_key, ACCOUNT_CODEC.pack(account, buckets))
+  redis.call('SET', account_key, ACCOUNT_CODEC.pack(account, count, pieces and table.concat(pieces) or first))
 end
 
 -- The partition's due index (see lib/lifecycle.lua) and blacklist (terminated ids, refused by
