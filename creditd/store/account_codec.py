@@ -9,9 +9,9 @@ cmsgpack builds its table key by key, making a Lua string of each name; the arra
 table constructor. The buckets' values follow the fields rather than forming arrays of their own:
 cmsgpack makes a table, grown slot by slot, of every array it unpacks, where the values of a stream
 come back as values.
-A field is only ever added after the others, with a default; the array's header then tells how many
-fields an array holds (its length less the count and the buckets' values), so that one written
-before the field existed reads. Three older forms are still read and written as the array at their
+A field is only ever added after the others, with a default: the version that adds one tells an
+array written before it by its length (the count, the fields and the buckets' values), and reads it
+with the default. Three older forms are still read and written as the array at their
 next save: the array with the buckets first, as a map of bucket id to its array (or the text an
 older version wrote; false when it had none), that the version before wrote; the map of the fields
 (`buckets` among them) before that; and the hash of the fields as text (`bucket:<id>` fields) before
