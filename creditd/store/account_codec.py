@@ -37,7 +37,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-from creditd.store.lua_values import lua_bytes, lua_literal, msgpack_array_header
+from creditd.store.lua_values import ARRAY_16, lua_array_16_header, lua_bytes, lua_literal, msgpack_array_header
 
 
 class Saved(Enum):
@@ -128,7 +128,6 @@ def _stored_default(field: Field) -> str:
 # header returns them as values, not as a table grown slot by slot. Reading an account costs some
 # 14 000 instructions less, writing it 2 500 (loadtest.redis_instructions); the string is the same.
 STORED_COUNT = BUCKETS_POSITION + len(ACCOUNT_FIELDS)
-ARRAY_16 = 0xDC  # MessagePack's array of 16 to 65 535 values: a 3-byte header
 assert msgpack_array_header(STORED_COUNT)[0] == ARRAY_16, "the account's array no longer takes a 3-byte header"
 
 
@@ -163,7 +162,7 @@ def _pack() -> list[str]:
         "  local header = ACCOUNT_CODEC.headers[bucket_count]",
         "  if header == nil then",
         f"    local count = {STORED_COUNT} + {width} * bucket_count",
-        f"    header = string.char({ARRAY_16}, math.floor(count / 256), count % 256)",
+        f"    header = {lua_array_16_header('count')}",
         "  end",
         f"  return header .. cmsgpack.pack(bucket_count, {values}) .. packed_buckets",
         "end",

@@ -33,6 +33,16 @@ def lua_bytes(data: bytes) -> str:
     return '"' + "".join(f"\\{byte:03d}" for byte in data) + '"'
 
 
+# MessagePack's array of 16 to 65 535 values: a 3-byte header, this byte then the count (big-endian).
+ARRAY_16 = 0xDC
+
+
+def lua_array_16_header(count: str) -> str:
+    """A Lua expression of the header of an array of `count` values (a Lua expression, at least 16):
+    for a count known only when the Lua runs."""
+    return f"string.char({ARRAY_16}, math.floor({count} / 256), {count} % 256)"
+
+
 def msgpack_array_header(count: int) -> bytes:
     """The MessagePack header of an array of `count` values, in the shortest form, as cmsgpack writes
     it: a fixarray (1 byte) up to 15, an array 16 (3 bytes) up to 65 535."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import msgspec
 
 from creditd.store.connection import AnySyncRedis
-from creditd.store.lua_values import lua_bytes, lua_literal, msgpack_array_header
+from creditd.store.lua_values import ARRAY_16, lua_array_16_header, lua_bytes, lua_literal, msgpack_array_header
 from creditd.store.packed import read_stored
 
 
@@ -203,7 +203,7 @@ def _lua_pack(head: list[str]) -> list[str]:
         "    end",
         "  end",
         "  count = #all -- an array 16 (3-byte header): several reservations make more than 15 values",
-        "  return string.char(220, math.floor(count / 256), count % 256) .. cmsgpack.pack(unpack(all, 1, count))",
+        f"  return {lua_array_16_header('count')} .. cmsgpack.pack(unpack(all, 1, count))",
         "end",
     ]
 
@@ -250,7 +250,7 @@ def session_codec() -> str:
             "    return SESSION_CODEC.unpack_nested(text)",
             "  end",
             "  local v",
-            "  if first == 220 then -- an array 16: a 3-byte header",
+            f"  if first == {ARRAY_16} then -- an array 16: a 3-byte header",
             "    v = { cmsgpack.unpack(string.sub(text, 4)) }",
             "  elseif first >= 144 and first <= 159 then -- a fixarray: a 1-byte header",
             "    v = { cmsgpack.unpack(string.sub(text, 2)) }",
