@@ -42,15 +42,21 @@ def fields_of(packed: bytes) -> dict[str, str]:
     return fields
 
 
+def _bucket_count(stored: list[object]) -> int | None:
+    """The count an account array starts with; None for an older array, which starts with its map of
+    buckets (false, or an empty Lua table packed as an empty array, when it has none)."""
+    first = stored[BUCKETS_POSITION - 1]
+    return first if isinstance(first, int) and not isinstance(first, bool) else None
+
+
 def stored_buckets(stored: list[object]) -> dict[str, object]:
     """An account array's buckets, bucket id -> the values after its id (or the text an older version
     wrote): the values after the fields when the array starts with their count, else the map of an
     older array."""
-    first = stored[BUCKETS_POSITION - 1]
-    if isinstance(first, dict):
-        return {as_text(bucket_id): bucket for bucket_id, bucket in first.items()}
-    if not isinstance(first, int) or isinstance(first, bool):
-        return {}  # false, or an empty Lua table (packed as an empty array): none
+    first = _bucket_count(stored)
+    if first is None:
+        older = stored[BUCKETS_POSITION - 1]
+        return {as_text(bucket_id): bucket for bucket_id, bucket in older.items()} if isinstance(older, dict) else {}
     width = len(BUCKET_VALUES)
     start = len(stored) - width * first
     if start != BUCKETS_POSITION + len(ACCOUNT_FIELDS):
@@ -70,8 +76,7 @@ def bucket_text(stored: object) -> str:
 def _array_fields(stored: list[object]) -> dict[str, str]:
     fields = {}
     # zip stops at the fields' end: a field added after it was written is absent, as in a map
-    first = stored[BUCKETS_POSITION - 1]
-    buckets = first if isinstance(first, int) and not isinstance(first, bool) else 0
+    buckets = _bucket_count(stored) or 0
     for field, value in zip(
         ACCOUNT_FIELDS, stored[BUCKETS_POSITION : len(stored) - len(BUCKET_VALUES) * buckets], strict=False
     ):
