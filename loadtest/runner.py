@@ -212,6 +212,13 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
         found["unary Charge / echo unary (target >= 0.7)"] = ratio(unary.rpcs_per_s, echo.rpcs_per_s)
     if echo and batch:
         found["batch charges / echo unary (target >= 5)"] = ratio(batch.charges_per_s, echo.rpcs_per_s)
+    found.update(cpu_targets(echo, unary, batch))
+    paced, echo_paced = phases.get("paced"), phases.get("echo paced")
+    if paced and echo_paced and paced.cpu_us_per_rpc and echo_paced.cpu_us_per_rpc:
+        # the same ratio where a Redis call rarely shares its pipeline (and its system calls) with another
+        found["server CPU per unary Charge / echo's per RPC, at half load"] = ratio(
+            paced.cpu_us_per_rpc["server"], echo_paced.cpu_us_per_rpc["server"]
+        )
     if floor and unary:
         found["unary Charge / redis floor"] = ratio(unary.charges_per_s, floor.charges_per_s)
     if floor and batch:
@@ -222,6 +229,21 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
             found["of those, handled by creditd within 10 ms"] = phases["paced"].server_latency["handled within 10 ms"]
     if "echo paced" in phases:
         found["p99 ms of echo at that rate (the harness' own)"] = phases["echo paced"].latency_us["p99"] / 1000
+    return found
+
+
+def cpu_targets(echo: PhaseResult | None, unary: PhaseResult | None, batch: PhaseResult | None) -> dict[str, float]:
+    """Issue #36's two CPU targets, from /proc, where the run started the servers: the serving process'
+    CPU per unary Charge over the echo server's per RPC, both at their most; ChargeBatch's server and
+    Redis CPU per charge."""
+    found: dict[str, float] = {}
+    if echo and unary and echo.cpu_us_per_rpc and unary.cpu_us_per_rpc:
+        found["server CPU per unary Charge / echo's per RPC (target <= 1.25)"] = ratio(
+            unary.cpu_us_per_rpc["server"], echo.cpu_us_per_rpc["server"]
+        )
+    if batch and batch.charges and batch.cpu_us_per_rpc.get("redis"):
+        per_charge = (batch.cpu_us_per_rpc["server"] + batch.cpu_us_per_rpc["redis"]) * batch.rpcs / batch.charges
+        found["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] = round(per_charge, 1)
     return found
 
 

@@ -92,6 +92,13 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert report["memory"]["redis bytes per open session"] > 0
     cpu = {phase["name"]: phase["cpu_us_per_rpc"] for phase in report["phases"] if phase["cpu_us_per_rpc"]}
     assert cpu["echo unary (gRPC floor)"]["server"] > 0 and cpu["creditd unary Charge"]["redis"] > 0
+    # issue #36's CPU targets, each from its phases' CPU table
+    server_ratio = report["ratios"]["server CPU per unary Charge / echo's per RPC (target <= 1.25)"]
+    assert server_ratio == round(cpu["creditd unary Charge"]["server"] / cpu["echo unary (gRPC floor)"]["server"], 3)
+    batch = next(phase for phase in report["phases"] if phase["name"] == "creditd ChargeBatch (20)")
+    batch_cpu = (batch["cpu_us_per_rpc"]["server"] + batch["cpu_us_per_rpc"]["redis"]) * batch["rpcs"]
+    batch_cpu /= batch["charges"]
+    assert report["ratios"]["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] == round(batch_cpu, 1)
     # how fast the machine ran: the fixed work timed before each phase the CPU table shows
     references = [phase["reference_work_ms"] for phase in report["phases"] if phase["cpu_us_per_rpc"]]
     assert len(references) == len(cpu) and all(reference > 0 for reference in references)

@@ -62,8 +62,10 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
     terminate = kind == TERMINATE
     seen: set[int] = set()
     # One test per unit on the fields read once; the message (named field) is spelled only for a
-    # unit that fails, by _refuse_unit: this runs for every charge.
-    for index, unit in enumerate(units):
+    # unit that fails, by _refuse_unit: this runs for every charge. units[:] is a list: upb's
+    # container has no iterator, and Python's fallback ends each loop by raising (and formatting) an
+    # IndexError, 0.3 µs.
+    for index, unit in enumerate(units[:]):
         rating_group, requested, used = unit.rating_group, unit.requested, unit.used
         if (
             rating_group in seen

@@ -271,7 +271,7 @@ class Calls:
             request.visited_plmn,
             unit_count,
         ]
-        for unit in request.units:
+        for unit in request.units[:]:  # a list: see validation._check_units
             args += (unit.rating_group, unit.service_id, unit.requested, unit.used, unit.used_after_tariff_change)
         args.append(actor)
         return "charge", self.keys_of("charge", account_id, gateway_id, session_id), tuple(args)
