@@ -52,6 +52,14 @@ class GrowthRow(msgspec.Struct):
     used_memory_bytes: int
     bytes_per_account: int
     keys: int
+    # used_memory's growth over the step's new idle sessions alone, measured before any traffic: the
+    # phases between two steps add ledger entries and usage records of their own
+    bytes_per_new_session: int = 0
+
+
+def used_memory(client: redis.Redis) -> int:
+    client.execute_command("MEMORY", "PURGE")
+    return int(client.info("memory")["used_memory"])
 
 
 def redis_cpu_s(client: redis.Redis) -> float:
@@ -117,10 +125,10 @@ async def measure(
         opened = 0
         for accounts, sessions in plan:
             create_accounts(client, Calls(partitions), created, accounts, 10**9)
+            before_sessions = used_memory(client)
             open_idle_sessions(client, Calls(partitions), accounts, opened, sessions)
+            used, new_sessions = used_memory(client), max(sessions - opened, 0)
             created, opened = accounts, max(opened, sessions)
-            client.execute_command("MEMORY", "PURGE")
-            used = client.info("memory")["used_memory"]
             waited_s = wait_for_no_child(client)
             charged = min(accounts, traffic_accounts or accounts)
             shape = Shape(accounts=charged, duration_s=duration_s, top_ups_per_s=0, small_initial_balance=10**9)
@@ -145,12 +153,14 @@ async def measure(
                     used,
                     (used - baseline) // accounts,
                     client.dbsize(),
+                    (used - before_sessions) // new_sessions if new_sessions else 0,
                 )
             )
             click.echo(
                 f"{accounts:>9} accounts {sessions:>8} idle sessions: {phase.charges_per_s:7.0f} charges/s, "
                 f"p99 {rows[-1].p99_ms:6.1f} ms, Redis {usec_per_call:6.1f} µs per call "
                 f"(CPU {cpu_usec_per_call:6.1f}{', a fork ran' if forked else ''}), used_memory {used / 2**20:8.1f} MiB"
+                f"{f', {rows[-1].bytes_per_new_session} B per new session' if new_sessions else ''}"
                 f"{f' (waited {waited_s:.0f} s for an AOF rewrite first)' if waited_s >= 1 else ''}"
             )
         return rows

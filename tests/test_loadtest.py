@@ -251,6 +251,10 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
     assert all(row["redis_usec_per_call"] > 0 for row in rows)
     assert rows[1]["keys"] > rows[0]["keys"]
+    # a session's bytes measured over the sessions alone: a session key, a member of its account's set
+    # and of the deadline index; far less than the step's whole growth would give with traffic in it
+    assert [row["bytes_per_new_session"] > 0 for row in rows] == [False, False, True]
+    assert 200 < rows[2]["bytes_per_new_session"] < 2000
 
 
 def test_scaling_run_measures_every_cell(tmp_path: Path) -> None:
