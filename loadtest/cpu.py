@@ -13,7 +13,9 @@ from pathlib import Path
 import msgspec
 
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-UTIME_FIELD, STIME_FIELD, PARENT_FIELD = 11, 12, 1  # /proc/<pid>/stat fields after "(comm)", from 0
+# /proc/<pid>/stat fields after "(comm)", from 0: the process' own user and system time, its reaped
+# children's (cutime, cstime), its parent
+UTIME_FIELD, STIME_FIELD, CUTIME_FIELD, CSTIME_FIELD, PARENT_FIELD = 11, 12, 13, 14, 1
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -42,13 +44,16 @@ def _tree(pid: int, parents: dict[int, int]) -> list[int]:
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of these processes and all their descendants alive now."""
+    """User + system CPU seconds of these processes and all their descendants alive now, and of the
+    children they have reaped: Redis forks a child for each AOF rewrite (every few seconds under
+    loadtest's batch phase), which a phase would otherwise count only while it lives, and then take
+    away again."""
     parents = _parents()
     total_ticks = 0
     for member in (member for pid in pids for member in _tree(pid, parents)):
         fields = _stat(member)
         if fields is not None:
-            total_ticks += int(fields[UTIME_FIELD]) + int(fields[STIME_FIELD])
+            total_ticks += sum(int(fields[field]) for field in (UTIME_FIELD, STIME_FIELD, CUTIME_FIELD, CSTIME_FIELD))
     return total_ticks / CLOCK_TICKS_PER_S
 
 

@@ -10,7 +10,8 @@ usage record in every partition they charge (per-64-appends work amortised as in
 on accounts that bought bundles, drawing on them; the serving processes' instruction counts cover the echo
 server, creditd's Charges and the chf's Nchf requests, and a server that exits before serving is
 reported at once; creditd's own latency per phase comes from its histogram read before and after (a
-worked example of the arithmetic)."""
+worked example of the arithmetic); a process' CPU counts the children it has reaped (a real fork
+that burns CPU and is waited for)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.store.account_record import read_account
 from creditd.store.embedded import EmbeddedRedis
+from loadtest.cpu import cpu_seconds
 from loadtest.redis_time import last_noon_ms, piped, prepare
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
@@ -291,3 +293,35 @@ def test_the_servers_share_of_a_phase_comes_from_its_histogram_between_two_reads
     after = {0.005: 1000.0, 0.01: 1130.0, 0.025: 1200.0, math.inf: 1200.0}
     assert phase_latency(before, after) == {"handled within 10 ms": 0.98, "p99 at most ms": 25.0}
     assert phase_latency(after, after) == {}  # no request in between
+
+
+# A child forked on a line from stdin, burning 0.3 s of CPU, then waited for: as Redis' AOF rewrite.
+FORK_AND_REAP = """
+import os, sys, time
+sys.stdin.readline()
+child = os.fork()
+if child == 0:
+    started = time.process_time()
+    while time.process_time() - started < 0.3:
+        pass
+    os._exit(0)
+os.waitpid(child, 0)
+print("reaped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_cpu_seconds_counts_the_children_a_process_has_reaped() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", FORK_AND_REAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        before = cpu_seconds([process.pid])
+        process.stdin.write("fork\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "reaped\n"
+        assert cpu_seconds([process.pid]) - before >= 0.25  # the child is gone; its CPU is still there
+    finally:
+        process.stdin.close()  # its last readline ends it
+        process.wait(timeout=30)
