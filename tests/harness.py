@@ -18,7 +18,7 @@ from creditd.clock import Clock
 from creditd.config.settings import Settings
 from creditd.core.audit import Auditor, AuditReport
 from creditd.core.charging import Charging
-from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKETS_POSITION, POSITIONS
+from creditd.store.account_codec import BUCKETS_POSITION, POSITIONS, STORED_COUNT
 from creditd.store.account_record import stored_buckets
 from creditd.store.calls import Calls
 from creditd.store.connection import AnySyncRedis, connect_sync
@@ -89,7 +89,7 @@ def charge_request(
 def as_older_array(stored: list[object], buckets: dict[str, object]) -> list[object]:
     """An account array (creditd/store/account_codec.py) in the form the version before wrote: the
     buckets first, a map of bucket id to its values after the id (or their text), then the fields."""
-    fields = stored[BUCKETS_POSITION : BUCKETS_POSITION + len(ACCOUNT_FIELDS)]
+    fields = stored[BUCKETS_POSITION:STORED_COUNT]
     return [buckets or False, *fields]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, Saved
+from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, STORED_COUNT, Saved
 from creditd.store.connection import AnyRedis, AnySyncRedis
 from creditd.store.packed import Stored, hash_fields, is_wrong_type, read_stored, read_stored_async
 from creditd.store.replies import as_text
@@ -59,7 +59,7 @@ def stored_buckets(stored: list[object]) -> dict[str, object]:
         return {as_text(bucket_id): bucket for bucket_id, bucket in older.items()} if isinstance(older, dict) else {}
     width = len(BUCKET_VALUES)
     start = len(stored) - width * first
-    if start != BUCKETS_POSITION + len(ACCOUNT_FIELDS):
+    if start != STORED_COUNT:
         raise ValueError(f"an account array of {len(stored)} values cannot hold {first} buckets after its fields")
     values = stored[start:]
     return {str(values[index]): values[index + 1 : index + width] for index in range(0, len(values), width)}
