@@ -14,7 +14,10 @@ KEYS[4] sessions   set
 KEYS[5] deadlines  zset
 KEYS[6] usage      stream
 ARGV[1] now_ms     integer, Unix ms
-ARGV[2..]          the rest of a charge's arguments (fingerprinted only)
+ARGV[2..]          the rest of a charge's arguments as separate words, fingerprinted only (the form
+                   charge took before its request values were packed); or, with three arguments,
+                   ARGV[2] the request values packed as charge takes them (read, since any charge
+                   must read its request, and fingerprinted) and ARGV[3] the actor
 Returns {1, '', answer}, the shape of charge's reply.
 ]=]
 local ANSWER = '[2001,1,"",[[1,2001,3,1000000,3600,0,"",0,0,1000,"data_home",0,800000,0]]]'
@@ -24,7 +27,14 @@ local function charge_floor(keys, args)
   local account = cmsgpack.unpack(redis.call('GET', keys[1]))
   local stored_session = redis.call('GET', keys[2])
   local session = stored_session and cmsgpack.unpack(stored_session) or { last_number = 0 }
-  local fingerprint = redis.sha1hex(table.concat(args, '\n'))
+  local fingerprint
+  if #args == 3 then
+    local _, values = cmsgpack.unpack_one(args[2], 0)
+    assert(type(values) == 'table', 'request values: not an array')
+    fingerprint = redis.sha1hex(args[2])
+  else
+    fingerprint = redis.sha1hex(table.concat(args, '\n'))
+  end
   account.balance = account.balance - 1000
   account.ledger_seq = account.ledger_seq + 1
   local entry = account.ledger_seq .. '|' .. now_ms .. '|charge|-1000|' .. account.balance .. '|loadtest'

@@ -40,6 +40,8 @@ CHARGE_FLOOR = Path(__file__).with_name("charge_floor.lua")
 FLOOR_ACCOUNT = {"balance": 10**12, "reserved": 0, "ledger_seq": 1, "ledger_hash": "0" * 40}
 PIPELINE = 500
 BASELINE_PHASE, FLOOR_PHASE, MIX_PHASE = "baseline (reserve-shaped)", "charge-shaped floor", "standard mix"
+# The floor fed what charge now takes: its request values as one packed word (lua/functions/charge.lua).
+PACKED_FLOOR_PHASE = "floor, packed request"
 NUMBERS = ("66812345678", "66898765432", "442079460000")
 DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
 PLAN = "standard"
@@ -144,6 +146,11 @@ def prepare(
         + (now_ms, int(RequestType.UPDATE), 1, f"6690{n % 200:07d}", "rt", f"t{n}", "", "", 1, DATA, 0, 0, MB, 0, "lt")
         for n in range(session_count)
     ]
+    # sessions of its own, new as the first floor's were
+    packed_floor = [
+        (*words[:3], f"{{f}}:session:packed-{n}", *words[4:9], msgspec.msgpack.encode(list(words[9:-1])), words[-1])
+        for n, words in enumerate(floor)
+    ]
     open_sessions = sessions(session_count, rng)
 
     def phase(kind: int, number: int, used: Callable[[int], int]) -> list[tuple[object, ...]]:
@@ -154,6 +161,7 @@ def prepare(
     return calls, [
         (BASELINE_PHASE, baseline),
         (FLOOR_PHASE, floor),
+        (PACKED_FLOOR_PHASE, packed_floor),
         ("INITIAL", phase(RequestType.INITIAL, 0, lambda group: 0)),
         ("UPDATE", phase(RequestType.UPDATE, 1, lambda group: MB if group == DATA else 60)),
         ("TERMINATE", phase(RequestType.TERMINATE, 2, lambda group: MB if group == DATA else 45)),
@@ -194,9 +202,11 @@ def print_table(lines: Sequence[tuple[str, str, float]], column: str) -> None:
     for phase, figure, ratio in lines:
         click.echo(f"{phase:28} {figure:>22} {ratio:11.2f}")
     by_phase = {phase: ratio for phase, _, ratio in lines}
-    floor, mix = by_phase.get(FLOOR_PHASE), by_phase.get(MIX_PHASE)
+    floor, packed_floor, mix = by_phase.get(FLOOR_PHASE), by_phase.get(PACKED_FLOOR_PHASE), by_phase.get(MIX_PHASE)
     if floor and mix:
         click.echo(f"standard mix / charge-shaped floor: {mix / floor:.2f} (target: at most 2.0)")
+    if packed_floor and mix:
+        click.echo(f"standard mix / floor fed the packed request: {mix / packed_floor:.2f} (no target)")
 
 
 def write_rows(rows: Sequence[msgspec.Struct], json_path: Path) -> None:

@@ -47,6 +47,7 @@ pytestmark = pytest.mark.slow
 REDIS_PHASES = [
     "baseline (reserve-shaped)",
     "charge-shaped floor",
+    "floor, packed request",
     "INITIAL",
     "UPDATE",
     "TERMINATE",
@@ -166,6 +167,8 @@ def test_redis_instructions_run_counts_every_request_type_against_the_baseline(t
     # the headline ratio is the figures' own, not a ratio of two rounded ratios
     exact = rows["standard mix"]["instructions_per_call"] / rows["charge-shaped floor"]["instructions_per_call"]
     assert f"standard mix / charge-shaped floor: {exact:.2f} (target" in output, output
+    packed = rows["standard mix"]["instructions_per_call"] / rows["floor, packed request"]["instructions_per_call"]
+    assert f"standard mix / floor fed the packed request: {packed:.2f} (no target)" in output, output
 
 
 def test_the_redis_phases_run_warmed_up_on_accounts_with_bundles(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ variable or attribute each one is, so `request.called_party` is called_party and
 status) are the header's names in the header's order; for a function with a variable part (units,
 buckets, records) the fixed arguments before it and the ones after it (`ARGV[last]`,
 `ARGV[last - 1]`) are compared. A builder that swapped two arguments, or a header that named one
-otherwise, fails here; every function the library ships has its builder found."""
+otherwise, fails here; every function the library ships has its builder found. The charge's
+request values, packed into one argument, are tied the same way: the header's `[i] name` lines and
+its per-unit names against the list Calls.charge packs and the tuple its loop adds per unit."""
 
 from __future__ import annotations
 
@@ -130,3 +132,31 @@ def test_builder_lays_out_what_the_header_documents(function: str) -> None:
         assert built_after == documented_tail
     else:
         assert built_first == documented_first + documented_tail
+
+
+def _charge_builder() -> ast.FunctionDef:
+    tree = ast.parse((STORE / "calls.py").read_text())
+    return next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "charge")
+
+
+def _added_per_unit(builder: ast.FunctionDef, variable: str) -> list[str]:
+    loop = next(statement for statement in builder.body if isinstance(statement, ast.For))
+    added = [
+        statement.value
+        for statement in loop.body
+        if isinstance(statement, ast.AugAssign) and ast.unparse(statement.target) == variable
+    ]
+    assert len(added) == 1, ast.unparse(loop)
+    return _names(added[0])
+
+
+def test_charge_packs_the_request_values_its_header_documents() -> None:
+    header = (lua_directory() / "functions" / "charge.lua").read_text().split("]=]", 1)[0]
+    documented = re.findall(r"^  \[(\d+)\] +(\w+)", header, re.M)
+    assert [int(index) for index, _ in documented] == list(range(1, len(documented) + 1))
+    per_unit = re.search(r"^  \[\d+ \+ 5i \.\.\] +per unit, integers: (.+?)\nARGV", header, re.M | re.S)
+    assert per_unit is not None
+    builder = _charge_builder()
+    built_first, _ = _assembled(builder, "request_values")
+    assert built_first == [name for _, name in documented]
+    assert _added_per_unit(builder, "request_values") == re.findall(r"(\w+) \(", per_unit.group(1))

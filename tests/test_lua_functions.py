@@ -2,29 +2,36 @@
 (number formats Lua's tonumber would accept, bounds, ids, argument counts) is refused with the field
 named, and a refused call writes nothing (DUMP of every key before and after). The keys are built by
 creditd.store.calls, as the server builds them; the arguments are written out here, so that each can
-be made bad on its own. And the account's field list (creditd/store/account_codec.py, from which the
-library's ACCOUNT_CODEC is generated) against real accounts: a new account is one packed array
-holding exactly its fields (its optional ones at their default); an account an older version wrote
-(a hash of text fields and `bucket:<id>` fields, or the map of fields the version before wrote,
-without the fields added since) is read with their defaults, left as it is by a read, and written as
-the array at its next save with every other field and bucket as it was, the optional ones at their
-default. A bucket is packed as an array of its numbers and texts; one stored as text (the version
-before) is read, and packed at the account's next save whether or not the call changed it. Buckets
-serve exactly their own rating groups after more distinct rating-groups texts than the library keeps
-sets of."""
+be made bad on its own. A charge's request values travel as one MessagePack array: its cases are
+written as the words they once were and packed by charge_words (a decimal integer where the function
+takes an integer, anything else as the text it is), beside cases only the packed form can carry
+(fractions, booleans, nil, arrays, bytes that are no MessagePack array), and a session whose
+fingerprint the version before stored (of the words) still replays. And the account's field list
+(creditd/store/account_codec.py, from which the library's ACCOUNT_CODEC is generated) against real
+accounts: a new account is one packed array holding exactly its fields (its optional ones at their
+default); an account an older version wrote (a hash of text fields and `bucket:<id>` fields, or the
+map of fields the version before wrote, without the fields added since) is read with their defaults,
+left as it is by a read, and written as the array at its next save with every other field and bucket
+as it was, the optional ones at their default. A bucket is packed as an array of its numbers and
+texts; one stored as text (the version before) is read, and packed at the account's next save
+whether or not the call changed it. Buckets serve exactly their own rating groups after more
+distinct rating-groups texts than the library keeps sets of."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import msgspec
 import pytest
 import redis
 
+from creditd.config.settings import Settings
 from creditd.resources import lua_directory
 from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, POSITIONS, Saved
 from creditd.store.account_record import bucket_text, read_account, stored_buckets
@@ -58,11 +65,29 @@ def calls() -> Calls:
     return Calls(256)
 
 
+# The positions, in a charge's words as the cases write them, of the request values that are texts.
+CHARGE_TEXT_POSITIONS = frozenset({3, 4, 5, 6, 7})
+DECIMAL = re.compile(r"-?[0-9]+")
+
+
+def charge_words(words: Sequence[object]) -> list[object]:
+    """now_ms, the request values packed (lua/functions/charge.lua), actor: from the words the charge
+    once took, each of its request values an integer where it takes one and written as a decimal."""
+    values = [
+        int(word)
+        if position not in CHARGE_TEXT_POSITIONS and isinstance(word, str) and DECIMAL.fullmatch(word)
+        else word
+        for position, word in enumerate(words[1:-1], start=1)
+    ]
+    return [words[0], msgspec.msgpack.encode(values), words[-1]]
+
+
 @pytest.fixture
 def call(redis_client: redis.Redis, calls: Calls) -> Callable[..., list[object]]:
-    def run(function: str, args: list[str], ids: Ids | None = None) -> list[object]:
+    def run(function: str, args: list[object], ids: Ids | None = None) -> list[object]:
         key_list = KEYS_OF[function](calls, ids or Ids())
-        return redis_client.fcall(function, len(key_list), *key_list, *args)
+        words = charge_words(args) if function == "charge" else args
+        return redis_client.fcall(function, len(key_list), *key_list, *words)
 
     return run
 
@@ -484,11 +509,48 @@ def test_buckets_serve_their_own_rating_groups_past_the_librarys_memory_of_them(
         args = list(VALID_ARGS["charge"])
         args[3], args[5] = f"bucket-{n}", f"s-{n}"
         keys = KEYS_OF["charge"](calls, Ids(account=f"bucket-{n}", session=f"s-{n}"))
-        reply = redis_client.fcall("charge", len(keys), *keys, *args)
+        reply = redis_client.fcall("charge", len(keys), *keys, *charge_words(args))
         assert as_text(reply[2]).startswith(f"[{Code.SUCCESS},"), reply
         keys = KEYS_OF["get_account"](calls, Ids(account=f"bucket-{n}"))
         account = ACCOUNT_DECODER.decode(redis_client.fcall("get_account", len(keys), *keys, NOW, f"bucket-{n}")[2])
         assert (account.buckets[0].reserved > 0) == (n % 2 == 0), (n, account.buckets)
+
+
+def test_gateway_ids_and_actors_are_checked_alike_past_the_librarys_memory_of_them(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """lib/checks.lua remembers the gateway ids and actors that matched their pattern, at most 256:
+    after 600 EVENTs, each from a gateway and an actor of its own (the memory filled and begun
+    again), every one of them is charged again, and a bad gateway id or actor, or a good one too
+    long, is still refused and writes nothing; so is a gateway id that is a remembered actor's text
+    (an actor may hold a space, an id may not)."""
+    seed(call)
+    count = 600
+
+    def event(gateway_id: object, actor: object, session: str) -> list[object]:
+        keys = KEYS_OF["charge"](calls, Ids(gateway=str(gateway_id), session=session))
+        words = [NOW, "4", "0", ACCOUNT, gateway_id, session, "66812345678", "", "1", "3", "0", "0", "0", "0", actor]
+        return ["charge", len(keys), *keys, *charge_words(words)]
+
+    for attempt in range(2):
+        pipe = redis_client.pipeline(transaction=False)
+        for n in range(count):
+            pipe.fcall(*event(f"gw-{n}", f"node {n}", f"e{attempt}-{n}"))
+        answers = [json.loads(as_text(reply[2])) for reply in pipe.execute()]
+        assert all(answer[0] == Code.SUCCESS for answer in answers), answers[:3]
+    for gateway_id, actor, expected in (
+        ("g w", "node-1", "gateway_id: contains characters other than"),
+        ("node 599", "node-1", "gateway_id: contains characters other than"),  # an actor remembered
+        ("gw-1|", "node-1", "gateway_id: contains characters other than"),
+        ("gw-1" + "x" * 61, "node-1", "gateway_id: longer than 64 characters"),
+        (1, "node-1", "gateway_id: must be a string"),
+        ("gw-1", "node|1", "actor: contains characters other than"),
+        ("gw-1", "", "actor: must not be empty"),
+    ):
+        before = dump(redis_client)
+        answer = json.loads(as_text(redis_client.fcall(*event(gateway_id, actor, "bad"))[2]))
+        assert answer[0] == Code.INVALID_REQUEST and answer[2].startswith(expected), answer
+        assert dump(redis_client) == before
 
 
 def test_voice_grants_carry_the_tariff_change_past_the_librarys_memory_of_tariff_choices(
@@ -510,7 +572,7 @@ def test_voice_grants_carry_the_tariff_change_past_the_librarys_memory_of_tariff
                 args = [str(now_ms), str(kind), str(number), ACCOUNT, "gw1", f"v{n}", "66812345678", "", "1"]
                 args += ["2", str(n), "0", "0", "0", "tester"]  # voice, service id n
                 keys = KEYS_OF["charge"](calls, Ids(session=f"v{n}"))
-                pipe.fcall("charge", len(keys), *keys, *args)
+                pipe.fcall("charge", len(keys), *keys, *charge_words(args))
         replies = pipe.execute()
         for reply in replies[0::2]:
             answer = json.loads(as_text(reply[2]))
@@ -542,6 +604,111 @@ def test_valid_arguments_succeed(redis_client: redis.Redis, call: Callable, func
         assert reply[2].decode().startswith(f"[{Code.SUCCESS},")
     if function == "release_orphan":
         assert reply[1] == b"not due"  # the session the seed did not open is not overdue either
+
+
+# (position in the charge's words, field): what only a packed value can carry in place of an integer.
+CHARGE_INTEGERS = [(1, "request_type"), (2, "request_number"), (8, "units"), (9, "units[0].rating_group")]
+CHARGE_INTEGERS += [(10, "units[0].service_id"), (11, "units[0].requested"), (12, "units[0].used")]
+CHARGE_INTEGERS += [(13, "units[0].used_after_tariff_change")]
+NOT_INTEGERS: list[object] = [1.5, -0.5, float("nan"), float("inf"), float("-inf"), True, None, [1], {"a": 1}, "1"]
+CHARGE_TEXTS = [(3, "account_id"), (4, "gateway_id"), (5, "session_id"), (6, "called_party"), (7, "visited_plmn")]
+NOT_TEXTS: list[object] = [5, 0, 1.5, True, None, ["s1"], {"a": "b"}]
+
+
+def refused_charge(redis_client: redis.Redis, calls: Calls, values: list[object]) -> str:
+    """The refusal a charge of these request values answers with, checked to have written nothing."""
+    before = dump(redis_client)
+    keys = KEYS_OF["charge"](calls, Ids())
+    reply = redis_client.fcall("charge", len(keys), *keys, NOW, msgspec.msgpack.encode(values), "tester")
+    assert reply[0] == Code.SUCCESS  # the refusal is the answer's result
+    answer = as_text(reply[2])
+    assert answer.startswith(f"[{Code.INVALID_REQUEST},"), answer
+    assert dump(redis_client) == before
+    return str(json.loads(answer)[2])
+
+
+@pytest.mark.parametrize(
+    ("position", "field", "value"),
+    [(position, field, value) for position, field in CHARGE_INTEGERS for value in NOT_INTEGERS]
+    + [(position, field, value) for position, field in CHARGE_TEXTS for value in NOT_TEXTS],
+)
+def test_a_packed_charge_value_of_the_wrong_kind_is_refused_and_writes_nothing(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls, position: int, field: str, value: object
+) -> None:
+    """A nil leaves a hole in Lua's table, and where the array ends is then Lua's choice: the values'
+    count may be what is refused instead of the field; a text field's nil is refused as empty."""
+    seed(call)
+    values = msgspec.msgpack.decode(charge_words(VALID_ARGS["charge"])[1])
+    values[position - 1] = value
+    message = refused_charge(redis_client, calls, values)
+    expected = f"{field}: must be an integer" if (position, field) in CHARGE_INTEGERS else f"{field}: must be a string"
+    if value is None and message.startswith("arguments: expected 13 request_values for 1 units"):
+        return
+    if value is None and (position, field) in CHARGE_TEXTS and field.endswith("_id"):
+        expected = f"{field}: must not be empty"
+    assert message == expected, message
+
+
+def test_request_values_that_are_not_one_messagepack_array_are_refused_and_write_nothing(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls, settings: Settings
+) -> None:
+    """ARGV[2] must be exactly one MessagePack array within the bound its header states; the values'
+    count must be the one its units count gives."""
+    seed(call)
+    limits = settings.limits
+    maximum_bytes = 256 + limits.max_session_id_length + 45 * limits.max_units_per_request
+    _, valid, actor = charge_words(VALID_ARGS["charge"])
+    assert isinstance(valid, bytes)
+    keys = KEYS_OF["charge"](calls, Ids())
+    cases = {
+        b"": "request_values: must be one MessagePack array",
+        b"\xc1": "request_values: must be one MessagePack array",  # a byte MessagePack never uses
+        valid[:-1]: "request_values: must be one MessagePack array",  # cut short
+        valid + b"\x00": "request_values: must be one MessagePack array",  # a second value after it
+        msgspec.msgpack.encode(5): "request_values: must be one MessagePack array",
+        msgspec.msgpack.encode("x" * 20): "request_values: must be one MessagePack array",
+        msgspec.msgpack.encode(["x" * maximum_bytes]): f"request_values: longer than {maximum_bytes} bytes",
+        msgspec.msgpack.decode(valid)
+        and msgspec.msgpack.encode(
+            msgspec.msgpack.decode(valid)[:-1]
+        ): "arguments: expected 13 request_values for 1 units, got 12",
+        msgspec.msgpack.encode(
+            [*msgspec.msgpack.decode(valid), 0]
+        ): "arguments: expected 13 request_values for 1 units, got 14",
+        msgspec.msgpack.encode([]): "request_type: must be an integer",
+    }
+    for packed, expected in cases.items():
+        before = dump(redis_client)
+        reply = redis_client.fcall("charge", len(keys), *keys, NOW, packed, actor)
+        answer = json.loads(as_text(reply[2]))
+        assert (answer[0], answer[2]) == (Code.INVALID_REQUEST, expected), (packed, answer)
+        assert dump(redis_client) == before
+    for words in ([NOW, valid], [NOW, valid, actor, "extra"]):
+        answer = json.loads(as_text(redis_client.fcall("charge", len(keys), *keys, *words)[2]))
+        assert answer[2] == f"arguments: expected 3, got {len(words)}", answer
+
+
+def test_a_retransmission_fingerprinted_as_the_version_before_did_still_replays(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """A session holds its last request's fingerprint: the SHA-1 of the packed request values now,
+    of the words joined by newlines (now_ms and actor left out) before. A session written before the
+    upgrade holds the latter: its retransmission replays the stored answer, and a request of the same
+    number with other values is refused as before."""
+    seed(call)
+    code, message, answer = call("charge", VALID_ARGS["charge"])
+    assert (code, message) == (Code.SUCCESS, b""), message
+    key = calls.keys.session(ACCOUNT, "gw1", "s1")
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    fingerprint = hashlib.sha1(charge_words(VALID_ARGS["charge"])[1]).hexdigest()  # noqa: S324 (not security)
+    assert stored.count(fingerprint) == 1, stored
+    words_fingerprint = hashlib.sha1("\n".join(VALID_ARGS["charge"][1:-1]).encode()).hexdigest()  # noqa: S324
+    redis_client.set(key, msgspec.msgpack.encode([words_fingerprint if v == fingerprint else v for v in stored]))
+    assert call("charge", VALID_ARGS["charge"]) == [Code.SUCCESS, b"replayed", answer]
+    other = list(VALID_ARGS["charge"])
+    other[11] = "5"  # requested
+    refused = json.loads(as_text(call("charge", other)[2]))
+    assert refused[2] == "request_number: already applied with a different payload", refused
 
 
 def test_every_function_has_argument_cases_here() -> None:

@@ -15,8 +15,11 @@ import msgspec
 
 from creditd.store.keys import KEY_PATTERNS, Keys, partition_lease
 
-Argument = str | int
+Argument = str | int | bytes
 Command = tuple[str, Sequence[str], Sequence[Argument]]
+
+# The charge's request values travel as one MessagePack word (lua/functions/charge.lua).
+_REQUEST_ENCODER = msgspec.msgpack.Encoder()
 
 # A call on one session: charge, release_orphan.
 SESSION_CALL = (
@@ -259,22 +262,28 @@ class Calls:
 
     def charge(self, request: ChargeLike, now_ms: int, actor: str) -> Command:
         account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id
-        unit_count = len(request.units)
-        args: list[Argument] = [
-            now_ms,
-            int(request.request_type),  # an IntEnum would not pass hiredis' packer
+        units = request.units[:]  # a list: see validation._check_units
+        request_values: list[Argument] = [
+            int(request.request_type),
             request.request_number,
             account_id,
             gateway_id,
             session_id,
             request.called_party,
             request.visited_plmn,
-            unit_count,
+            len(units),
         ]
-        for unit in request.units[:]:  # a list: see validation._check_units
-            args += (unit.rating_group, unit.service_id, unit.requested, unit.used, unit.used_after_tariff_change)
-        args.append(actor)
-        return "charge", self.keys_of("charge", account_id, gateway_id, session_id), tuple(args)
+        for unit in units:
+            request_values += (
+                unit.rating_group,
+                unit.service_id,
+                unit.requested,
+                unit.used,
+                unit.used_after_tariff_change,
+            )
+        # one MessagePack word for the request (lua/functions/charge.lua): Redis and hiredis work per word
+        keys = self.keys_of("charge", account_id, gateway_id, session_id)
+        return "charge", keys, (now_ms, _REQUEST_ENCODER.encode(request_values), actor)
 
     def quote_price(self, request: ChargeLike, now_ms: int) -> Command:
         """The price of a charge's units now (its session fields and used units play no part)."""

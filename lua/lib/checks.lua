@@ -45,6 +45,32 @@ local function parse_integer(text, field, minimum, maximum)
   return value
 end
 
+-- An integer carried in a MessagePack argument: cmsgpack gives every number, integer or not, as a
+-- Lua number. value % 1 is NaN for NaN and the infinities, so they are refused with the fractions.
+local function check_integer(value, field, minimum, maximum)
+  if not small_integers[value] and (type(value) ~= 'number' or value % 1 ~= 0) then
+    refuse(CODE.INVALID_REQUEST, field .. ': must be an integer')
+  end
+  if value < minimum or value > maximum then
+    refuse(CODE.INVALID_REQUEST,
+      field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
+  end
+  return value
+end
+
+-- The values of an argument that holds one MessagePack array of at most maximum_bytes bytes. The
+-- bound comes first: cmsgpack builds the whole value before anything in it can be checked.
+local function unpack_array(packed, field, maximum_bytes)
+  if #packed > maximum_bytes then
+    refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_bytes .. ' bytes')
+  end
+  local ok, next_offset, values = pcall(cmsgpack.unpack_one, packed, 0)
+  if not ok or type(values) ~= 'table' or next_offset ~= -1 then
+    refuse(CODE.INVALID_REQUEST, field .. ': must be one MessagePack array')
+  end
+  return values
+end
+
 -- creditd/contract.py's ID and SESSION_ID (session ids: printable ASCII without space and braces).
 local ID_PATTERN = CONTRACT.id_pattern
 local SESSION_ID_PATTERN = CONTRACT.session_id_pattern
@@ -53,8 +79,9 @@ local SESSION_ID_PATTERN = CONTRACT.session_id_pattern
 local ALLOWED = { [ID_PATTERN] = CONTRACT.id_allowed, [SESSION_ID_PATTERN] = CONTRACT.session_id_allowed }
 
 local function check_text(text, field, pattern, maximum_length)
-  if type(text) ~= 'string' or #text == 0 then
-    refuse(CODE.INVALID_REQUEST, field .. ': must not be empty')
+  if type(text) ~= 'string' or #text == 0 then -- a number or a table from a MessagePack argument
+    local empty = text == nil or text == ''
+    refuse(CODE.INVALID_REQUEST, field .. (empty and ': must not be empty' or ': must be a string'))
   end
   if #text > maximum_length then
     refuse(CODE.INVALID_REQUEST, field .. ': longer than ' .. maximum_length .. ' characters')
@@ -62,6 +89,31 @@ local function check_text(text, field, pattern, maximum_length)
   if not string.find(text, pattern) then
     refuse(CODE.INVALID_REQUEST, field .. ': contains characters other than ' .. (ALLOWED[pattern] or 'the allowed'))
   end
+  return text
+end
+
+-- Texts that matched their pattern, by pattern: a few gateway ids and actors (certificate names)
+-- come with nearly every call, and a pattern match is dear (lib/numbers.lua's figures). Only
+-- check_repeated_text remembers (an account's or a session's id seldom comes back before the memory
+-- is full), at most REMEMBERED_LIMIT texts; the memory starts again when full. The type and the
+-- length are checked every time.
+local REMEMBERED_LIMIT = 256
+local remembered, remembered_count = {}, 0
+
+local function check_repeated_text(text, field, pattern, maximum_length)
+  local matched = remembered[pattern]
+  if matched ~= nil and matched[text] and #text <= maximum_length then
+    return text
+  end
+  check_text(text, field, pattern, maximum_length)
+  if remembered_count >= REMEMBERED_LIMIT then
+    remembered, remembered_count, matched = {}, 0, nil
+  end
+  if matched == nil then
+    matched = {}
+    remembered[pattern] = matched
+  end
+  matched[text], remembered_count = true, remembered_count + 1
   return text
 end
 
@@ -82,7 +134,7 @@ end
 local ACTOR_PATTERN = '^[^|%c]+$'
 
 local function check_actor(args)
-  return check_text(args[#args], 'actor', ACTOR_PATTERN, 255)
+  return check_repeated_text(args[#args], 'actor', ACTOR_PATTERN, 255)
 end
 
 -- A SHA-256 digest in hex (of a sign-in code, a session token, a voucher code): 64 of [0-9a-f].

@@ -23,8 +23,14 @@ local format_integer, number_of_text, stored_number
 -- The number of each canonical text of 0..SMALL_INTEGER_LIMIT - 1 (and of the result codes), for
 -- callers that look one up before calling number_of_text: empty until the first call fills it.
 local small_of_text = {}
+local SMALL_INTEGER_LIMIT = 1024
+-- true for each of 0..SMALL_INTEGER_LIMIT - 1, filled at load: a number read from MessagePack is
+-- looked up here before the dearer type() and fraction checks (lib/checks.lua check_integer).
+local small_integers = {}
+for value = 0, SMALL_INTEGER_LIMIT - 1 do
+  small_integers[value] = true
+end
 do
-  local SMALL_INTEGER_LIMIT = 1024
   local format, text_of_small = nil, {}
 
   local function fill()
