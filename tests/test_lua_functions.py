@@ -912,6 +912,40 @@ def test_an_account_of_the_version_before_charges_and_is_written_with_its_bucket
     }
 
 
+def test_a_bucket_no_call_changed_is_written_back_as_the_bytes_it_was_read_from(
+    redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
+) -> None:
+    """lib/account.lua's pack_bucket writes a loaded bucket whose remaining and reserved are as loaded
+    back as the bytes it was read from, and packs a changed one anew. Told apart here by bytes of
+    another form with the same values: the SMS bundle's `amount` stored as a MessagePack float. A data
+    charge reserves from b1 and not from the bundle: after it the bundle still holds the float, b1
+    holds its new reservation packed as integers; an SMS EVENT then changes the bundle, which is
+    packed anew."""
+    for function in ("create_account", "purchase_bundle"):
+        code, message, _ = call(function, VALID_ARGS[function])
+        assert code == Code.SUCCESS, message
+    key = calls.keys.account(ACCOUNT)
+    stored = msgspec.msgpack.decode(redis_client.get(key))
+    (bundle_id,) = [bucket_id for bucket_id in stored_buckets(stored) if bucket_id.startswith("sms_50")]
+    amount_position = stored.index(bundle_id) + 1 + BUCKET_VALUES.index("amount") - 1
+    stored[amount_position] = float(stored[amount_position])
+    redis_client.set(key, msgspec.msgpack.encode(stored))
+
+    def bucket_values() -> dict[str, object]:
+        return stored_buckets(msgspec.msgpack.decode(redis_client.get(key)))
+
+    data = [NOW, "1", "0", ACCOUNT, "gw1", "s1", "", "", "1", "1", "0", "1000", "0", "0", "tester"]
+    assert as_text(call("charge", data)[2]).startswith(f"[{Code.SUCCESS},")
+    buckets = bucket_values()
+    assert isinstance(buckets[bundle_id][BUCKET_VALUES.index("amount") - 1], float), buckets[bundle_id]
+    assert buckets["b1"][BUCKET_VALUES.index("reserved") - 1] == 1000
+    sms = [NOW, "4", "0", ACCOUNT, "gw1", "e1", "66812345678", "", "1", "3", "0", "0", "0", "0", "tester"]
+    assert as_text(call("charge", sms, Ids(session="e1"))[2]).startswith(f"[{Code.SUCCESS},")
+    bundle = bucket_values()[bundle_id]
+    assert isinstance(bundle, list) and not any(isinstance(value, float) for value in bundle), bundle
+    assert bundle[BUCKET_VALUES.index("remaining") - 1] == bundle[BUCKET_VALUES.index("amount") - 1] - 1
+
+
 def test_a_session_of_another_length_is_refused_as_corrupt_writing_nothing(
     redis_client: redis.Redis, call: Callable[..., list[object]], calls: Calls
 ) -> None:

@@ -95,7 +95,7 @@ local function bucket_of(bucket_id, unit, remaining, reserved, expires_at_ms, pr
     id = bucket_id, unit = unit, remaining = remaining, reserved = reserved, expires_at_ms = expires_at_ms,
     priority = priority, policy = policy, amount = amount, groups_text = groups,
     rating_groups = bucket_set('rating_groups', groups), has_groups = groups ~= '', loaded_remaining = remaining,
-    zones_text = zones, zones = bucket_set('zones', zones),
+    loaded_reserved = reserved, zones_text = zones, zones = bucket_set('zones', zones), stored = nil,
   }
 end
 
@@ -116,8 +116,15 @@ local function new_bucket(bucket_id, b)
 end
 
 -- A bucket's values as the account's array holds them (lib/save.lua writes them after its fields).
+-- remaining and reserved are the only values a function changes on a loaded bucket: one with both as
+-- loaded is written back as the bytes it was read from (a call on an account with three bundles
+-- changes one bucket at most; the pack costs more than the bytes' copy made at load).
 local function pack_bucket(bucket)
   assert(bucket.reserved >= 0 and bucket.reserved <= bucket.remaining, 'bucket reserves more than it holds')
+  if bucket.stored ~= nil and bucket.remaining == bucket.loaded_remaining and bucket.reserved == bucket.loaded_reserved
+  then
+    return bucket.stored
+  end
   return cmsgpack.pack(bucket.id, bucket.unit, bucket.remaining, bucket.reserved, bucket.expires_at_ms,
     bucket.priority, bucket.policy, bucket.amount, bucket.groups_text, bucket.zones_text)
 end
@@ -166,10 +173,14 @@ local function load_account(key)
         error('corrupt account: its array holds fewer buckets than it counts')
       end
       local bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones
+      local start = offset
       offset, bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount, groups, zones =
         cmsgpack.unpack_limit(packed, BUCKET_FIELDS + 1, offset)
-      buckets[bucket_id] = bucket_of(bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount,
+      local bucket = bucket_of(bucket_id, unit, remaining, reserved, expires_at_ms, priority, policy, amount,
         groups, zones)
+      -- its bytes (offsets count from 0; -1: to the end), for pack_bucket to write back unchanged
+      bucket.stored = string.sub(packed, start + 1, offset == -1 and #packed or offset)
+      buckets[bucket_id] = bucket
     end
     if count and offset ~= -1 then
       error('corrupt account: its array holds more than its fields and the buckets it counts')
