@@ -212,13 +212,7 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
         found["unary Charge / echo unary (target >= 0.7)"] = ratio(unary.rpcs_per_s, echo.rpcs_per_s)
     if echo and batch:
         found["batch charges / echo unary (target >= 5)"] = ratio(batch.charges_per_s, echo.rpcs_per_s)
-    found.update(cpu_targets(echo, unary, batch))
-    paced, echo_paced = phases.get("paced"), phases.get("echo paced")
-    if paced and echo_paced and paced.cpu_us_per_rpc and echo_paced.cpu_us_per_rpc:
-        # the same ratio where a Redis call rarely shares its pipeline (and its system calls) with another
-        found["server CPU per unary Charge / echo's per RPC, at half load"] = ratio(
-            paced.cpu_us_per_rpc["server"], echo_paced.cpu_us_per_rpc["server"]
-        )
+    found.update(cpu_ratios(phases))
     if floor and unary:
         found["unary Charge / redis floor"] = ratio(unary.charges_per_s, floor.charges_per_s)
     if floor and batch:
@@ -232,18 +226,29 @@ def ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
     return found
 
 
-def cpu_targets(echo: PhaseResult | None, unary: PhaseResult | None, batch: PhaseResult | None) -> dict[str, float]:
-    """Issue #36's two CPU targets, from /proc, where the run started the servers: the serving process'
-    CPU per unary Charge over the echo server's per RPC, both at their most; ChargeBatch's server and
-    Redis CPU per charge."""
+def _server_cpu_ratio(creditd: PhaseResult | None, echo: PhaseResult | None) -> float | None:
+    """The serving process' CPU per RPC in a creditd phase over the echo server's in its own."""
+    if creditd and echo and creditd.cpu_us_per_rpc and echo.cpu_us_per_rpc:
+        return ratio(creditd.cpu_us_per_rpc["server"], echo.cpu_us_per_rpc["server"])
+    return None
+
+
+def cpu_ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
+    """From /proc, where the run started the servers: issue #36's two CPU targets (the serving
+    process' CPU per unary Charge over the echo server's per RPC, both at their most; ChargeBatch's
+    server and Redis CPU per charge), and the first again at half load, where a Redis call rarely
+    shares its pipeline (and its system calls) with another (no target)."""
     found: dict[str, float] = {}
-    if echo and unary and echo.cpu_us_per_rpc and unary.cpu_us_per_rpc:
-        found["server CPU per unary Charge / echo's per RPC (target <= 1.25)"] = ratio(
-            unary.cpu_us_per_rpc["server"], echo.cpu_us_per_rpc["server"]
-        )
+    at_most = _server_cpu_ratio(phases.get("unary"), phases.get("echo"))
+    if at_most is not None:
+        found["server CPU per unary Charge / echo's per RPC (target <= 1.25)"] = at_most
+    batch = phases.get("batch")
     if batch and batch.charges and batch.cpu_us_per_rpc.get("redis"):
         per_charge = (batch.cpu_us_per_rpc["server"] + batch.cpu_us_per_rpc["redis"]) * batch.rpcs / batch.charges
         found["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] = round(per_charge, 1)
+    at_half = _server_cpu_ratio(phases.get("paced"), phases.get("echo paced"))
+    if at_half is not None:
+        found["server CPU per unary Charge / echo's per RPC, at half load"] = at_half
     return found
 
 
