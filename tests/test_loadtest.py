@@ -102,6 +102,8 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     batch_cpu = (batch["cpu_us_per_rpc"]["server"] + batch["cpu_us_per_rpc"]["redis"]) * batch["rpcs"]
     batch_cpu /= batch["charges"]
     assert report["ratios"]["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] == round(batch_cpu, 1)
+    half = cpu["creditd unary at half max"]["server"] / cpu["echo unary at that rate"]["server"]
+    assert report["ratios"]["server CPU per unary Charge / echo's per RPC, at half load"] == round(half, 3)
     # how fast the machine ran: the fixed work timed before each phase the CPU table shows
     references = [phase["reference_work_ms"] for phase in report["phases"] if phase["cpu_us_per_rpc"]]
     assert len(references) == len(cpu) and all(reference > 0 for reference in references)
