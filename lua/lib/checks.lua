@@ -30,6 +30,11 @@ local function run_checked(check, ...)
   error(result, 0)
 end
 
+local function refuse_out_of_range(field, minimum, maximum)
+  refuse(CODE.INVALID_REQUEST,
+    field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
+end
+
 local function parse_integer(text, field, minimum, maximum)
   local value = small_of_text[text] or number_of_text(text) -- a look-up first: most are small
   if value == nil then
@@ -39,8 +44,7 @@ local function parse_integer(text, field, minimum, maximum)
     value = tonumber(text)
   end
   if value < minimum or value > maximum then
-    refuse(CODE.INVALID_REQUEST,
-      field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
+    refuse_out_of_range(field, minimum, maximum)
   end
   return value
 end
@@ -52,8 +56,7 @@ local function check_integer(value, field, minimum, maximum)
     refuse(CODE.INVALID_REQUEST, field .. ': must be an integer')
   end
   if value < minimum or value > maximum then
-    refuse(CODE.INVALID_REQUEST,
-      field .. ': must be between ' .. format_integer(minimum) .. ' and ' .. format_integer(maximum))
+    refuse_out_of_range(field, minimum, maximum)
   end
   return value
 end
