@@ -615,11 +615,11 @@ CHARGE_TEXTS = [(3, "account_id"), (4, "gateway_id"), (5, "session_id"), (6, "ca
 NOT_TEXTS: list[object] = [5, 0, 1.5, True, None, ["s1"], {"a": "b"}]
 
 
-def refused_charge(redis_client: redis.Redis, calls: Calls, values: list[object]) -> str:
-    """The refusal a charge of these request values answers with, checked to have written nothing."""
+def refused_charge(redis_client: redis.Redis, calls: Calls, packed: bytes) -> str:
+    """The refusal a charge of these packed request values answers with, checked to have written nothing."""
     before = dump(redis_client)
     keys = KEYS_OF["charge"](calls, Ids())
-    reply = redis_client.fcall("charge", len(keys), *keys, NOW, msgspec.msgpack.encode(values), "tester")
+    reply = redis_client.fcall("charge", len(keys), *keys, NOW, packed, "tester")
     assert reply[0] == Code.SUCCESS  # the refusal is the answer's result
     answer = as_text(reply[2])
     assert answer.startswith(f"[{Code.INVALID_REQUEST},"), answer
@@ -640,7 +640,7 @@ def test_a_packed_charge_value_of_the_wrong_kind_is_refused_and_writes_nothing(
     seed(call)
     values = msgspec.msgpack.decode(charge_words(VALID_ARGS["charge"])[1])
     values[position - 1] = value
-    message = refused_charge(redis_client, calls, values)
+    message = refused_charge(redis_client, calls, msgspec.msgpack.encode(values))
     expected = f"{field}: must be an integer" if (position, field) in CHARGE_INTEGERS else f"{field}: must be a string"
     if value is None and message.startswith("arguments: expected 13 request_values for 1 units"):
         return
@@ -659,6 +659,7 @@ def test_request_values_that_are_not_one_messagepack_array_are_refused_and_write
     maximum_bytes = 256 + limits.max_session_id_length + 45 * limits.max_units_per_request
     _, valid, actor = charge_words(VALID_ARGS["charge"])
     assert isinstance(valid, bytes)
+    values = msgspec.msgpack.decode(valid)
     keys = KEYS_OF["charge"](calls, Ids())
     cases = {
         b"": "request_values: must be one MessagePack array",
@@ -668,21 +669,12 @@ def test_request_values_that_are_not_one_messagepack_array_are_refused_and_write
         msgspec.msgpack.encode(5): "request_values: must be one MessagePack array",
         msgspec.msgpack.encode("x" * 20): "request_values: must be one MessagePack array",
         msgspec.msgpack.encode(["x" * maximum_bytes]): f"request_values: longer than {maximum_bytes} bytes",
-        msgspec.msgpack.decode(valid)
-        and msgspec.msgpack.encode(
-            msgspec.msgpack.decode(valid)[:-1]
-        ): "arguments: expected 13 request_values for 1 units, got 12",
-        msgspec.msgpack.encode(
-            [*msgspec.msgpack.decode(valid), 0]
-        ): "arguments: expected 13 request_values for 1 units, got 14",
+        msgspec.msgpack.encode(values[:-1]): "arguments: expected 13 request_values for 1 units, got 12",
+        msgspec.msgpack.encode([*values, 0]): "arguments: expected 13 request_values for 1 units, got 14",
         msgspec.msgpack.encode([]): "request_type: must be an integer",
     }
     for packed, expected in cases.items():
-        before = dump(redis_client)
-        reply = redis_client.fcall("charge", len(keys), *keys, NOW, packed, actor)
-        answer = json.loads(as_text(reply[2]))
-        assert (answer[0], answer[2]) == (Code.INVALID_REQUEST, expected), (packed, answer)
-        assert dump(redis_client) == before
+        assert refused_charge(redis_client, calls, packed) == expected, packed
     for words in ([NOW, valid], [NOW, valid, actor, "extra"]):
         answer = json.loads(as_text(redis_client.fcall("charge", len(keys), *keys, *words)[2]))
         assert answer[2] == f"arguments: expected 3, got {len(words)}", answer
