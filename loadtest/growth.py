@@ -9,9 +9,11 @@ lives the first write to each page of memory copies it.
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
     python -m loadtest.growth --steps 1000,1000000 --traffic-accounts 1000 --duration 5
+    python -m loadtest.growth --steps 1000,1000000 --redis redis://127.0.0.1:6390/0
 
 With --traffic-accounts the phases charge only the first N accounts, however many exist: the
-keyspace grows while the accounts charged stay as warm as in a small one.
+keyspace grows while the accounts charged stay as warm as in a small one. With --redis creditd runs
+on that server (an operator's own Redis or Valkey, which must be empty) instead of the embedded one.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ class GrowthRow(msgspec.Struct):
     # used_memory's growth over the step's new idle sessions alone, measured before any traffic: the
     # phases between two steps add ledger entries and usage records of their own
     bytes_per_new_session: int = 0
+    server: str = ""  # what ran the calls, e.g. "valkey 9.1.2, malloc libc": the allocator moves growth most
+
+
+def server_description(client: redis.Redis) -> str:
+    server, allocator = client.info("server"), client.info("memory")["mem_allocator"]
+    version = server.get("valkey_version") or server["redis_version"]
+    if allocator == "libc" and "libjemalloc" in local_mapped_files(int(server["process_id"])):
+        allocator = "jemalloc (preloaded)"  # the embedded server's, by default: creditd/store/embedded.py
+    return f"{server.get('server_name') or 'redis'} {version}, malloc {allocator}"
+
+
+def local_mapped_files(pid: int) -> str:
+    """The files mapped into process `pid` if it is a Redis or Valkey server on this machine, else ''."""
+    try:
+        if b"-server" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
+            return ""
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # no such process here: the server runs elsewhere
+        return ""
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -111,16 +132,22 @@ async def measure(
     duration_s: float,
     partitions: int = 256,
     traffic_accounts: int | None = None,
+    redis_url: str | None = None,
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    server = start_creditd(target, "--data-dir", str(data_dir))
+    if redis_url is not None:
+        with redis.Redis.from_url(redis_url) as probe:
+            if keys := probe.dbsize():  # the URL is not echoed: it may hold a password
+                raise click.UsageError(f"--redis: the server is not empty ({keys} keys); growth needs an empty one")
+    server = start_creditd(target, *(("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))))
     rows, created = [], 0
     client = None
     try:
         await wait_serving(target, server, "creditd.v1.CreditControl")
-        client = redis.Redis.from_url(embedded_url(data_dir))
-        baseline = client.info("memory")["used_memory"]
+        client = redis.Redis.from_url(redis_url or embedded_url(data_dir))  # the embedded one's exists now
+        baseline, description = client.info("memory")["used_memory"], server_description(client)
+        click.echo(f"on {description}")
         plan = [(accounts, 0) for accounts in steps] + [(steps[-1], sessions) for sessions in session_steps if sessions]
         opened = 0
         for accounts, sessions in plan:
@@ -154,6 +181,7 @@ async def measure(
                     (used - baseline) // accounts,
                     client.dbsize(),
                     (used - before_sessions) // new_sessions if new_sessions else 0,
+                    description,
                 )
             )
             click.echo(
@@ -180,12 +208,20 @@ async def measure(
     default=None,
     help="charge only the first N accounts (default: all): a large keyspace with warm accounts",
 )
+@click.option("--redis", "redis_url", default=None, help="an empty Redis or Valkey to run on (default: embedded)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/growth.json"))
-def main(steps: str, session_steps: str, duration: float, traffic_accounts: int | None, json_path: Path) -> None:
+def main(
+    steps: str,
+    session_steps: str,
+    duration: float,
+    traffic_accounts: int | None,
+    redis_url: str | None,
+    json_path: Path,
+) -> None:
     counts = sorted(int(step) for step in steps.split(","))
     sessions = sorted(int(step) for step in session_steps.split(",") if step)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        rows = runner.run(measure(counts, sessions, duration, traffic_accounts=traffic_accounts))
+        rows = runner.run(measure(counts, sessions, duration, traffic_accounts=traffic_accounts, redis_url=redis_url))
     write_json(rows, json_path)
     click.echo(f"written: {json_path}")
 

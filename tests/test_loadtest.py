@@ -4,7 +4,8 @@ run is clean with nothing left reserved, and every unit is rated; a run compared
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
-(scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
+(growth: on the embedded server or on one of the operator's, named with its allocator, refusing one
+that holds keys; scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps
 the median run of each phase and the median of each round's ratios; the Redis phases run after a
 usage record in every partition they charge (per-64-appends work amortised as in a running server),
 on accounts that bought bundles, drawing on them; the serving processes' instruction counts cover the echo
@@ -34,7 +35,7 @@ from creditd.config.settings import load_settings
 from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
 from creditd.store.account_record import read_account
-from creditd.store.embedded import EmbeddedRedis
+from creditd.store.embedded import EmbeddedRedis, find_jemalloc
 from loadtest.cpu import cpu_seconds
 from loadtest.redis_time import last_noon_ms, piped, prepare
 from loadtest.report import PhaseResult
@@ -262,6 +263,30 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     # and of the deadline index; far less than the step's whole growth would give with traffic in it
     assert [row["bytes_per_new_session"] > 0 for row in rows] == [False, False, True]
     assert 200 < rows[2]["bytes_per_new_session"] < 2000
+
+
+def growth_on(url: str, report_path: Path) -> subprocess.CompletedProcess[str]:
+    command = ["loadtest.growth", "--steps", "100", "--duration", "0.5", "--redis", url, "--json", str(report_path)]
+    return subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=300)
+
+
+def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
+    report_path = tmp_path / "growth.json"
+    with EmbeddedRedis(tmp_path / "theirs") as server, redis.Redis.from_url(server.url) as client:
+        client.set("their:key", "kept")
+        refused = growth_on(server.url, report_path)
+        assert refused.returncode == 2 and "the server is not empty (1 keys)" in refused.stderr, refused.stderr[-3000:]
+        assert client.get("their:key") == b"kept" and client.dbsize() == 1 and not report_path.exists()
+        client.delete("their:key")
+        result = growth_on(server.url, report_path)
+        assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+        assert client.dbsize() > 100  # the accounts went there
+    (row,) = json.loads(report_path.read_text())
+    assert row["accounts"] == 100 and row["charges_per_s"] > 0 and row["redis_usec_per_call"] > 0
+    assert row["server"].startswith("valkey ") and ", malloc " in row["server"], row["server"]
+    if find_jemalloc() is not None:  # the embedded server preloads it: growth names what really allocates
+        assert row["server"].endswith(", malloc jemalloc (preloaded)"), row["server"]
+    assert f"on {row['server']}" in result.stdout
 
 
 def test_scaling_run_measures_every_cell(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """`creditd serve` as a real process: it refuses to start with a clear message on an invalid config
 or an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction,
 whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
-embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it. Also: the
-settings loader names the bad field, and the generated code is current."""
+embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it; the embedded
+server allocates with the system's jemalloc (mapped into the running server, read from /proc) unless
+told "libc", keeping what the operator preloads. Also: the settings loader names the bad field, and
+the generated code is current."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from creditd.devtools import protogen
 from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
-from creditd.store.embedded import embedded_url
+from creditd.store.embedded import EmbeddedRedis, embedded_url, find_jemalloc, server_environment
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.processes import alive, embedded_redis_pid, kill_hard, start_server, stop, wait_serving
@@ -59,6 +61,7 @@ def test_unreachable_redis_is_refused(tmp_path: Path) -> None:
         ({"plans": {"p": {"currency": "THB", "final_unit_action": "REDIRECT", "tariffs": []}}}, "plans.p.redirect_url"),
         ({"plans": {"p": {"currency": "thb", "tariffs": []}}}, "plans.p"),
         ({"plans": {"p": {"currency": "THB", "tariffs": []}}, "surprise": 1}, "surprise"),
+        ({"plans": {}, "redis": {"embedded_allocator": "tcmalloc"}}, "redis.embedded_allocator"),
         (
             {
                 "plans": {
@@ -128,6 +131,26 @@ async def test_embedded_redis_persists_and_stops_with_creditd(tmp_path: Path) ->
         assert card.balance == 777
     finally:
         stop(process, data_dir)
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(
+    find_jemalloc() is None, reason="LOUD SKIP: no libjemalloc on this machine (Debian: apt-get install libjemalloc2)"
+)
+def test_the_embedded_server_allocates_with_jemalloc_unless_told_libc(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path / "jemalloc") as server, redis.Redis.from_url(server.url) as client:
+        assert client.set("k", "v") and client.get("k") == b"v"
+        assert "libjemalloc" in mapped_files(embedded_redis_pid(server.data_dir))
+    with EmbeddedRedis(tmp_path / "libc", allocator="libc") as server, redis.Redis.from_url(server.url) as client:
+        assert client.ping()
+        assert "libjemalloc" not in mapped_files(embedded_redis_pid(server.data_dir))
+    library = find_jemalloc()
+    operators = {"LD_PRELOAD": "libtheirs.so", "HOME": "/home/op"}
+    assert server_environment("jemalloc", operators) == {"LD_PRELOAD": f"{library} libtheirs.so", "HOME": "/home/op"}
+    assert server_environment("libc", operators) == operators
 
 
 @pytest.mark.asyncio

