@@ -32,12 +32,11 @@ import redis
 import uvloop
 
 from creditd.devtools.ports import free_port
-from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
-from loadtest.runner import start_creditd, stop, wait_serving
+from loadtest.runner import shipped_config_with, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
@@ -79,15 +78,6 @@ def local_mapped_files(pid: int) -> str:
         return Path(f"/proc/{pid}/maps").read_text()
     except OSError:  # no such process here: the server runs elsewhere
         return ""
-
-
-def allocator_config(directory: Path, allocator: str) -> Path:
-    """The shipped config with redis.embedded_allocator set, written into directory."""
-    shipped, line = default_config_path().read_text(), 'embedded_allocator = "libc"'
-    assert line in shipped, "the shipped config names no redis.embedded_allocator"
-    path = directory / "creditd.toml"
-    path.write_text(shipped.replace(line, f'embedded_allocator = "{allocator}"', 1))
-    return path
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -154,7 +144,8 @@ async def measure(
             if keys := probe.dbsize():  # the URL is not echoed: it may hold a password
                 raise click.UsageError(f"--redis: the server is not empty ({keys} keys); growth needs an empty one")
     where = ("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))
-    server = start_creditd(target, *where, "--config", str(allocator_config(workdir, allocator)))
+    config = shipped_config_with(workdir, {'embedded_allocator = "libc"': f'embedded_allocator = "{allocator}"'})
+    server = start_creditd(target, *where, "--config", str(config))
     rows, created = [], 0
     client = None
     try:

@@ -294,19 +294,24 @@ def median_ratios(per_round: list[dict[str, float]]) -> dict[str, float]:
 FSYNC_WAIT_TIMEOUT_MS = 1000
 
 
+def shipped_config_with(directory: Path, changes: dict[str, str]) -> Path:
+    """The shipped config with each of its `changes` keys (a setting's text as shipped) replaced by
+    the value, written into directory."""
+    text = default_config_path().read_text()
+    for shipped, changed in changes.items():
+        assert shipped in text, f"the shipped config has no {shipped!r}"
+        text = text.replace(shipped, changed, 1)
+    path = directory / "creditd.toml"
+    path.write_text(text)
+    return path
+
+
 def durability_config(directory: Path, durability: str) -> Path:
     """The shipped config with redis.durability set, written into directory."""
-    shipped = default_config_path().read_text()
-    line = 'durability = "written"'
-    assert line in shipped, "the shipped config names no redis.durability"
-    changed = shipped.replace(line, f'durability = "{durability}"', 1)
+    changes = {'durability = "written"': f'durability = "{durability}"'}
     if durability == "fsync":  # an fsync under load takes longer than the replicas' 100 ms default
-        waited = "wait_timeout_ms = 100 "
-        assert waited in changed, "the shipped config names no redis.wait_timeout_ms of 100"
-        changed = changed.replace(waited, f"wait_timeout_ms = {FSYNC_WAIT_TIMEOUT_MS} ", 1)
-    path = directory / "creditd.toml"
-    path.write_text(changed)
-    return path
+        changes["wait_timeout_ms = 100 "] = f"wait_timeout_ms = {FSYNC_WAIT_TIMEOUT_MS} "
+    return shipped_config_with(directory, changes)
 
 
 async def run(options: Options, progress: Progress) -> Report:
