@@ -19,7 +19,13 @@ SMOKE = Shape(gateways=2, sessions_per_gateway=4, accounts=40, duration_s=1.5, t
 
 @click.command()
 @click.option("--target", default="", help="HOST:PORT of a running creditd [default: start one]")
-@click.option("--redis", "redis_url", default="", help="the running creditd's Redis URL (floor, memory, audit)")
+@click.option(
+    "--redis",
+    "redis_url",
+    default="",
+    help="the running creditd's Redis URL (floor, memory, audit); without --target, an empty one for the "
+    "creditd it starts (default: that creditd's embedded one)",
+)
 @click.option("--mode", type=click.Choice(["unary", "batch", "both"]), default="both", show_default=True)
 @click.option("--duration", default=10.0, show_default=True, help="seconds per phase")
 @click.option("--gateways", default=4, show_default=True)

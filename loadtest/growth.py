@@ -36,7 +36,7 @@ from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
-from loadtest.runner import shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.runner import local_server_pid, require_empty, shipped_config_with, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
@@ -65,19 +65,10 @@ class GrowthRow(msgspec.Struct):
 def server_description(client: redis.Redis) -> str:
     server, allocator = client.info("server"), client.info("memory")["mem_allocator"]
     version = server.get("valkey_version") or server["redis_version"]
-    if allocator == "libc" and "libjemalloc" in local_mapped_files(int(server["process_id"])):
+    pid = local_server_pid(client)
+    if allocator == "libc" and pid and "libjemalloc" in Path(f"/proc/{pid}/maps").read_text():
         allocator = "jemalloc (preloaded)"  # the embedded one's with redis.embedded_allocator = "jemalloc"
     return f"{server.get('server_name') or 'redis'} {version}, malloc {allocator}"
-
-
-def local_mapped_files(pid: int) -> str:
-    """The files mapped into process `pid` if it is a Redis or Valkey server on this machine, else ''."""
-    try:
-        if b"-server" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]:
-            return ""
-        return Path(f"/proc/{pid}/maps").read_text()
-    except OSError:  # no such process here: the server runs elsewhere
-        return ""
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -140,9 +131,7 @@ async def measure(
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
     if redis_url is not None:
-        with redis.Redis.from_url(redis_url) as probe:
-            if keys := probe.dbsize():  # the URL is not echoed: it may hold a password
-                raise click.UsageError(f"--redis: the server is not empty ({keys} keys); growth needs an empty one")
+        require_empty(redis_url)
     where = ("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))
     config = shipped_config_with(workdir, {'embedded_allocator = "libc"': f'embedded_allocator = "{allocator}"'})
     server = start_creditd(target, *where, "--config", str(config))

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import grpc
 import msgspec
 import redis
@@ -26,7 +27,7 @@ from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.connection import connect_sync
-from creditd.store.embedded import embedded_pid, embedded_url
+from creditd.store.embedded import embedded_url
 from creditd.store.replies import decode_reply
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import CpuMeter, reference_work_ms
@@ -314,32 +315,55 @@ def durability_config(directory: Path, durability: str) -> Path:
     return shipped_config_with(directory, changes)
 
 
+def require_empty(url: str) -> None:
+    """Refuses a Redis that holds keys: a run's accounts, totals and audit must be its own."""
+    with redis.Redis.from_url(url) as client:
+        if keys := client.dbsize():  # the URL is not echoed: it may hold a password
+            raise click.UsageError(f"--redis: the server is not empty ({keys} keys); a run needs an empty one")
+
+
+def local_server_pid(client: redis.Redis) -> int:
+    """The pid of the Redis or Valkey server `client` talks to if it runs on this machine, else 0."""
+    pid = int(client.info("server")["process_id"])
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:  # no such process here: the server runs elsewhere
+        return 0
+    return pid if b"-server" in command else 0
+
+
 async def run(options: Options, progress: Progress) -> Report:
+    """One run: on a creditd this run starts (on its own embedded Redis, or on options.redis_url, an
+    empty server of the operator's) or on options.target, one already running."""
     server, workdir = None, tempfile.mkdtemp(prefix="creditd-loadtest-")
     target, url, metrics_urls = options.target, options.redis_url, ()
+    data_dir = Path(workdir) / "data"
     try:
         if not target:
+            if url:
+                require_empty(url)
             target = f"127.0.0.1:{free_port()}"
-            data_dir = Path(workdir) / "data"
             # one worker's /metrics (several would take consecutive ports, which may not all be free)
             metrics_listen = f"127.0.0.1:{free_port()}" if options.workers == 1 else ""
             metrics_urls = (f"http://{metrics_listen}/metrics",) if metrics_listen else ()
             config = durability_config(Path(workdir), options.durability)
+            where = ("--redis", url) if url else ("--data-dir", str(data_dir))
             server = start_creditd(
                 target,
-                *("--data-dir", str(data_dir), "--workers", str(options.workers), "--config", str(config)),
+                *(*where, "--workers", str(options.workers), "--config", str(config)),
                 metrics_listen=metrics_listen,
             )
         await wait_serving(target, server, "creditd.v1.CreditControl")
-        if server is not None:
+        if server is not None and not url:
             url = embedded_url(data_dir)
         async with grpc.aio.insecure_channel(target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), options.shape)
         # The generator's own full collections (25-45 ms each here) would be counted as the server's latency.
         collector.freeze_after_start_up()
-        processes = (
-            Processes(server.pid, embedded_pid(data_dir) or 0, metrics_urls) if server is not None else Processes()
-        )
+        processes = Processes()
+        if server is not None:
+            with redis.Redis.from_url(url) as client:
+                processes = Processes(server.pid, local_server_pid(client), metrics_urls)
         rounds = [await _one_round(options, target, url, processes, progress) for _ in range(options.rounds)]
         phases = {key: median_phase([played[key] for played in rounds]) for key in rounds[0]}
         shape = options.shape

@@ -5,7 +5,7 @@ prints every figure's ratio; the rating run measures the Redis time per call of 
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
 (growth: on the embedded server, on jemalloc when asked, or on one of the operator's, named with its
-allocator, refusing one that holds keys; scaling: a 1- and a 3-primary cluster, 1 and 2 creditd
+allocator, refusing one that holds keys, as a whole run does; scaling: a 1- and a 3-primary cluster, 1 and 2 creditd
 processes); with rounds, the report keeps the median run of each phase and the median of each
 round's ratios; the Redis phases run after a usage record in every partition they charge
 (per-64-appends work amortised as in a running server), on accounts that bought bundles, drawing on
@@ -132,6 +132,23 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert f"compared with {report['settings']['commit']}" in again.stdout
     assert "creditd unary Charge: charges/s" in again.stdout and "now/base" in again.stdout
+
+
+def test_a_run_starts_creditd_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
+    arguments = ["--smoke", "--mode", "unary", "--no-baselines"]
+    with EmbeddedRedis(tmp_path / "theirs") as server, redis.Redis.from_url(server.url) as client:
+        client.set("their:key", "kept")
+        command = [sys.executable, "-m", "loadtest", *arguments, "--redis", server.url]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and "not empty (1 keys)" in refused.stderr, refused.stderr[-3000:]
+        assert server.password not in refused.stderr
+        client.delete("their:key")
+        _, report = run_report("loadtest", [*arguments, "--redis", server.url], tmp_path / "report.json")
+        assert client.dbsize() > 0  # the run's accounts went there
+    cpu = {phase["name"]: phase["cpu_us_per_rpc"] for phase in report["phases"]}
+    # that server's own CPU, found through its pid on this machine
+    assert cpu["creditd unary Charge"]["server"] > 0 and cpu["creditd unary Charge"]["redis"] > 0
+    assert report["audit_violations"] == [] and report["audit_summary"]["accounts"] > 0
 
 
 def test_rating_run_measures_every_library(tmp_path: Path) -> None:
