@@ -35,22 +35,22 @@ def _parents() -> dict[int, int]:
     return parents
 
 
-def _tree(pid: int, parents: dict[int, int]) -> list[int]:
+def _tree(pid: int, parents: dict[int, int], excluded: frozenset[int]) -> list[int]:
     members, frontier = [pid], [pid]
     while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
+        frontier = [child for child, parent in parents.items() if parent in frontier and child not in excluded]
         members += frontier
     return members
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of these processes and all their descendants alive now, and of the
-    children they have reaped: Redis forks a child for each AOF rewrite (every few seconds under
-    loadtest's batch phase), which a phase would otherwise count only while it lives, and then take
-    away again."""
-    parents = _parents()
+def cpu_seconds(pids: Iterable[int], excluding: Iterable[int] = ()) -> float:
+    """User + system CPU seconds of these processes and all their descendants alive now but those
+    `excluding` (and theirs), and of the children they have reaped: Redis forks a child for each AOF
+    rewrite (every few seconds under loadtest's batch phase), which a phase would otherwise count
+    only while it lives, and then take away again."""
+    parents, excluded = _parents(), frozenset(excluding)
     total_ticks = 0
-    for member in (member for pid in pids for member in _tree(pid, parents)):
+    for member in (member for pid in pids for member in _tree(pid, parents, excluded)):
         fields = _stat(member)
         if fields is not None:
             total_ticks += sum(int(fields[field]) for field in (UTIME_FIELD, STIME_FIELD, CUTIME_FIELD, CSTIME_FIELD))
@@ -88,7 +88,8 @@ class CoresUsed(msgspec.Struct, frozen=True):
 
 
 class CpuMeter:
-    """Cores used by the load generator (this process), creditd and Redis between start and stop."""
+    """Cores used by the load generator (this process), creditd and Redis between start and stop;
+    creditd's without Redis' when Redis is its child (the embedded server)."""
 
     def __init__(self, creditd_pids: list[int], redis_pids: list[int]) -> None:
         self._creditd_pids, self._redis_pids = creditd_pids, redis_pids
@@ -96,7 +97,8 @@ class CpuMeter:
 
     def _sample(self) -> tuple[float, float, float, float]:
         own = own_cpu_seconds()
-        return time.perf_counter(), own, cpu_seconds(self._creditd_pids), cpu_seconds(self._redis_pids)
+        creditd = cpu_seconds(self._creditd_pids, excluding=self._redis_pids)
+        return time.perf_counter(), own, creditd, cpu_seconds(self._redis_pids)
 
     def stop(self) -> CoresUsed:
         (wall0, own0, creditd0, redis0), (wall1, own1, creditd1, redis1) = self._started, self._sample()

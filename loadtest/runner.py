@@ -121,7 +121,7 @@ async def phase(
         # The server's tree holds its embedded Redis: its share is counted once, as redis.
         cores, per_rpc_us = meter.stop(), seconds / result.rpcs * 1_000_000
         result.cpu_us_per_rpc = {"load generator": round(cores.load_generator * per_rpc_us, 1)}
-        result.cpu_us_per_rpc["server"] = round((cores.creditd - cores.redis) * per_rpc_us, 1)
+        result.cpu_us_per_rpc["server"] = round(cores.creditd * per_rpc_us, 1)
         if processes.redis:
             result.cpu_us_per_rpc["redis"] = round(cores.redis * per_rpc_us, 1)
     return result

@@ -13,7 +13,7 @@ them; the serving processes' instruction counts cover the echo server, creditd's
 chf's Nchf requests, and a server that exits before serving is reported at once; creditd's own
 latency per phase comes from its histogram read before and after (a worked example of the
 arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
-waited for)."""
+waited for) and leaves out a live one it is told to (the embedded Redis)."""
 
 from __future__ import annotations
 
@@ -375,4 +375,31 @@ def test_cpu_seconds_counts_the_children_a_process_has_reaped() -> None:
         assert cpu_seconds([process.pid]) - before >= 0.25  # the child is gone; its CPU is still there
     finally:
         process.stdin.close()  # its last readline ends it
+        process.wait(timeout=30)
+
+
+BUSY_CHILD = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+print(child.pid, flush=True)
+sys.stdin.readline()
+child.kill()
+child.wait()
+"""
+
+
+def test_cpu_seconds_leaves_out_a_child_it_is_told_to() -> None:
+    """The embedded Redis is creditd's child: the server's CPU must not hold Redis' as well."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUSY_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        child = int(process.stdout.readline())
+        whole, without = cpu_seconds([process.pid]), cpu_seconds([process.pid], excluding=[child])
+        time.sleep(0.5)  # the child spins a core meanwhile; the parent waits on its stdin
+        assert cpu_seconds([process.pid]) - whole >= 0.25
+        assert cpu_seconds([process.pid], excluding=[child]) - without < 0.1
+    finally:
+        process.stdin.close()
         process.wait(timeout=30)
