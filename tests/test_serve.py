@@ -3,12 +3,14 @@ or an unreachable Redis; with no Redis URL it runs an embedded server with AOF o
 whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
 embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it; the embedded
 server allocates with glibc's malloc unless told "jemalloc", then with the system's (mapped into the
-running server, read from /proc), keeping what the operator preloads. Also: the settings loader names the bad field, and
+running server, read from /proc), keeping what the operator preloads, and says so in the log where
+the system has none. Also: the settings loader names the bad field, and
 the generated code is current."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from creditd.devtools import protogen
 from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
+from creditd.store import embedded
 from creditd.store.embedded import EmbeddedRedis, embedded_url, find_jemalloc, server_environment
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -152,6 +155,16 @@ def test_the_embedded_server_allocates_with_jemalloc_when_told(tmp_path: Path) -
     operators = {"LD_PRELOAD": "libtheirs.so", "HOME": "/home/op"}
     assert server_environment("jemalloc", operators) == {"LD_PRELOAD": f"{library} libtheirs.so", "HOME": "/home/op"}
     assert server_environment("libc", operators) == operators
+
+
+def test_jemalloc_asked_for_on_a_system_without_it_is_said_and_glibc_kept(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(embedded, "find_jemalloc", lambda: None)  # a machine without libjemalloc2
+    operators = {"LD_PRELOAD": "libtheirs.so"}
+    with caplog.at_level(logging.WARNING, logger="creditd.store.embedded"):
+        assert server_environment("jemalloc", operators) == operators
+    assert "no libjemalloc on this system" in caplog.text
 
 
 @pytest.mark.asyncio
