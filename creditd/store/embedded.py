@@ -34,6 +34,7 @@ from pathlib import Path
 
 import redis
 
+from creditd.config.settings import EmbeddedAllocator
 from creditd.errors import ConfigError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def find_jemalloc() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
-def server_environment(allocator: str, environment: dict[str, str]) -> dict[str, str]:
+def server_environment(allocator: EmbeddedAllocator, environment: dict[str, str]) -> dict[str, str]:
     """The environment to start the server in: `environment` with jemalloc preloaded, before whatever
     the operator preloads already, when `allocator` is "jemalloc" and the system has it."""
     library = find_jemalloc() if allocator == "jemalloc" else None
@@ -141,10 +142,10 @@ def _process_alive(pid: int) -> bool:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: str = "libc") -> None:
+    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: EmbeddedAllocator = "libc") -> None:
         self.data_dir = data_dir.resolve()
         self.start_timeout_s = start_timeout_s
-        self.allocator = allocator  # "jemalloc" (when the system has it) or "libc"
+        self.allocator = allocator
         self.process: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
         self.socket_path = self._choose_socket_path()
