@@ -119,7 +119,7 @@ async def phase(
     if urls:
         result.server_latency = phase_latency(before, await asyncio.to_thread(cumulative_counts, urls, method))
     if meter is not None and result.rpcs:
-        # The server's tree holds its embedded Redis: its share is counted once, as redis.
+        # The server's tree holds its embedded Redis: CpuMeter leaves it out there and counts it once, as redis.
         cores, per_rpc_us = meter.stop(), seconds / result.rpcs * 1_000_000
         result.cpu_us_per_rpc = {"load generator": round(cores.load_generator * per_rpc_us, 1)}
         result.cpu_us_per_rpc["server"] = round(cores.creditd * per_rpc_us, 1)
