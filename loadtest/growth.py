@@ -9,7 +9,7 @@ lives the first write to each page of memory copies it.
     python -m loadtest.growth --steps 1000,10000,100000,1000000 --duration 5
     python -m loadtest.growth --steps 100000 --session-steps 10000,100000 --duration 5
     python -m loadtest.growth --steps 1000,1000000 --traffic-accounts 1000 --duration 5
-    python -m loadtest.growth --steps 1000,1000000 --embedded-allocator jemalloc
+    python -m loadtest.growth --steps 1000,1000000 --embedded-allocator libc
     python -m loadtest.growth --steps 1000,1000000 --redis redis://127.0.0.1:6390/0
 
 With --traffic-accounts the phases charge only the first N accounts, however many exist: the
@@ -69,7 +69,7 @@ def server_description(client: redis.Redis) -> str:
     version = server.get("valkey_version") or server["redis_version"]
     pid = local_server_pid(server)
     if allocator == "libc" and pid and "libjemalloc" in Path(f"/proc/{pid}/maps").read_text():
-        allocator = "jemalloc (preloaded)"  # the embedded one's with redis.embedded_allocator = "jemalloc"
+        allocator = "jemalloc (preloaded)"  # the embedded one's, by default where the system has jemalloc
     return f"{server.get('server_name') or 'redis'} {version}, malloc {allocator}"
 
 
@@ -128,11 +128,11 @@ async def measure(
     partitions: int = 256,
     traffic_accounts: int | None = None,
     redis_url: str | None = None,
-    allocator: EmbeddedAllocator = "libc",
+    allocator: EmbeddedAllocator = "auto",
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    config = shipped_config_with(workdir, {'embedded_allocator = "libc"': f'embedded_allocator = "{allocator}"'})
+    config = shipped_config_with(workdir, {'embedded_allocator = "auto"': f'embedded_allocator = "{allocator}"'})
     server = start_creditd(target, *redis_options(redis_url, data_dir), "--config", str(config))
     rows, created = [], 0
     client = None
@@ -205,7 +205,7 @@ async def measure(
     "--embedded-allocator",
     "allocator",
     type=click.Choice(get_args(EmbeddedAllocator)),
-    default="libc",
+    default="auto",
     show_default=True,
     help="redis.embedded_allocator of the embedded server",
 )

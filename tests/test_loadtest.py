@@ -4,16 +4,16 @@ run is clean with nothing left reserved, and every unit is rated; a run compared
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
 against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
-(growth: on the embedded server, on jemalloc when asked, or on one of the operator's, named with its
-allocator, refusing one that holds keys, as a whole run does; scaling: a 1- and a 3-primary cluster, 1 and 2 creditd
-processes); with rounds, the report keeps the median run of each phase and the median of each
-round's ratios; the Redis phases run after a usage record in every partition they charge
-(per-64-appends work amortised as in a running server), on accounts that bought bundles, drawing on
-them; the serving processes' instruction counts cover the echo server, creditd's Charges and the
-chf's Nchf requests, and a server that exits before serving is reported at once; creditd's own
-latency per phase comes from its histogram read before and after (a worked example of the
-arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
-waited for) and leaves out a live one it is told to (the embedded Redis)."""
+(growth: on the embedded server, on glibc's malloc when asked, or on one of the operator's, named
+with its allocator, the preloaded jemalloc too, refusing one that holds keys, as a whole run does;
+scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps the
+median run of each phase and the median of each round's ratios; the Redis phases run after a usage
+record in every partition they charge (per-64-appends work amortised as in a running server), on
+accounts that bought bundles, drawing on them; the serving processes' instruction counts cover the
+echo server, creditd's Charges and the chf's Nchf requests, and a server that exits before serving
+is reported at once; creditd's own latency per phase comes from its histogram read before and after
+(a worked example of the arithmetic); a process' CPU counts the children it has reaped (a real fork
+that burns CPU and is waited for) and leaves out a live one it is told to (the embedded Redis)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from creditd.resources import default_config_path
 from creditd.store.account_record import read_account
 from creditd.store.embedded import EmbeddedRedis, find_jemalloc
 from loadtest.cpu import cpu_seconds
+from loadtest.growth import server_description
 from loadtest.redis_time import last_noon_ms, piped, prepare
 from loadtest.report import PhaseResult
 from loadtest.runner import median_phase, median_ratios
@@ -265,7 +266,7 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
             "--duration",
             "0.5",
             "--embedded-allocator",
-            "jemalloc",
+            "libc",
             "--json",
             str(report_path),
         ],
@@ -276,9 +277,11 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     rows = json.loads(report_path.read_text())
     assert [(row["accounts"], row["open_sessions"]) for row in rows] == [(100, 0), (300, 0), (300, 500)]
-    # growth names what really allocated: the embedded server with the system's jemalloc preloaded
-    allocator = "jemalloc (preloaded)" if find_jemalloc() is not None else "libc"
-    assert all(row["server"].endswith(f", malloc {allocator}") for row in rows), rows[0]["server"]
+    # growth names what really allocated: glibc's malloc when told, though the default finds jemalloc
+    assert all(row["server"].endswith(", malloc libc") for row in rows), rows[0]["server"]
+    with EmbeddedRedis(tmp_path / "default") as server, redis.Redis.from_url(server.url) as client:
+        allocator = "jemalloc (preloaded)" if find_jemalloc() is not None else "libc"
+        assert server_description(client).endswith(f", malloc {allocator}"), server_description(client)
     assert all(row["charges_per_s"] > 0 and row["used_memory_bytes"] > 0 for row in rows)
     assert all(row["redis_usec_per_call"] > 0 for row in rows)
     assert rows[1]["keys"] > rows[0]["keys"]
@@ -295,7 +298,9 @@ def growth_on(url: str, report_path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
     report_path = tmp_path / "growth.json"
-    with EmbeddedRedis(tmp_path / "theirs") as server, redis.Redis.from_url(server.url) as client:
+    # theirs allocates with glibc's malloc, which the row must name (creditd's default would preload jemalloc)
+    theirs = EmbeddedRedis(tmp_path / "theirs", allocator="libc")
+    with theirs as server, redis.Redis.from_url(server.url) as client:
         client.set("their:key", "kept")
         refused = growth_on(server.url, report_path)
         assert refused.returncode == 2 and "the server is not empty (1 keys)" in refused.stderr, refused.stderr[-3000:]

