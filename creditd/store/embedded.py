@@ -12,8 +12,10 @@ every call allocates and frees come back from all over it (perf: glibc's _int_ma
 per-thread cache from scattered chunks, 7 % of the server's time at 10^3 accounts, 22 % at 10^6):
 Redis' CPU per charge rose 27-44 % from 10^3 to 10^6 accounts, against 5-10 % on jemalloc, which
 Redis and Valkey are built with as shipped. So by default ("auto") the server starts with the
-system's libjemalloc preloaded when there is one (Debian: libjemalloc2), else on glibc's malloc,
-said in the log; "jemalloc" asks for it (a warning when missing), "libc" keeps glibc's malloc.
+system's libjemalloc preloaded when there is one (Debian: libjemalloc2) and the binary says it was
+built with glibc's malloc (a valkey-server or redis-server from PATH built with jemalloc keeps its
+own), else on glibc's malloc, said in the log; "jemalloc" asks for it whatever the build (a warning
+when missing), "libc" keeps glibc's malloc.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import ctypes.util
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -101,12 +104,28 @@ def find_jemalloc() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
-def server_environment(allocator: EmbeddedAllocator, environment: dict[str, str]) -> dict[str, str]:
+def built_allocator(binary: Path) -> str:
+    """The malloc the server binary was built with, as its --version says ('libc', 'jemalloc-5.3.0'),
+    or '' when it does not say."""
+    try:
+        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    found = re.search(r"\bmalloc=(\S+)", version)
+    return found.group(1) if found else ""
+
+
+def server_environment(
+    allocator: EmbeddedAllocator, environment: dict[str, str], built_with: str = "libc"
+) -> dict[str, str]:
     """The environment to start the server in: `environment` with jemalloc preloaded, before whatever
-    the operator preloads already, when `allocator` is "jemalloc" or "auto" and the system has it."""
-    library = None if allocator == "libc" else find_jemalloc()
+    the operator preloads already, when `allocator` is "jemalloc", or "auto" and the server was built
+    with glibc's malloc (`built_with`, from built_allocator), and the system has it: a server built
+    with jemalloc, as Redis' and Valkey's own builds are, keeps its own."""
+    wanted = allocator == "jemalloc" or (allocator == "auto" and built_with == "libc")
+    library = find_jemalloc() if wanted else None
     if library is None:
-        if allocator != "libc":
+        if wanted:
             report = log.warning if allocator == "jemalloc" else log.info
             report(
                 "embedded redis: no libjemalloc on this system (Debian: libjemalloc2): glibc's malloc, whose "
@@ -234,13 +253,15 @@ class EmbeddedRedis:
         self._keep_private()
         self._wait_for_previous_owner()
         self.socket_path.unlink(missing_ok=True)
+        binary = find_server_binary()
+        built_with = built_allocator(binary) if self.allocator == "auto" else ""
         self.process = subprocess.Popen(
-            dying_with_parent(self.command_line(find_server_binary())),
+            dying_with_parent(self.command_line(binary)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             umask=0o077,
-            env=server_environment(self.allocator, dict(os.environ)),
+            env=server_environment(self.allocator, dict(os.environ), built_with),
         )
         self._wait_until_ready()
         return self.url
