@@ -3,17 +3,19 @@ asserted): every phase including both baselines produces figures, no request fai
 run is clean with nothing left reserved, and every unit is rated; a run compared with a previous one
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
-against the reserve-shaped baseline; the growth and scaling runs measure every step and cell
-(growth: on the embedded server, on glibc's malloc when asked, or on one of the operator's, named
-with its allocator, the preloaded jemalloc too, refusing one that holds keys, as a whole run does;
-scaling: a 1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps the
-median run of each phase and the median of each round's ratios; the Redis phases run after a usage
-record in every partition they charge (per-64-appends work amortised as in a running server), on
-accounts that bought bundles, drawing on them; the serving processes' instruction counts cover the
-echo server, creditd's Charges and the chf's Nchf requests, and a server that exits before serving
-is reported at once; creditd's own latency per phase comes from its histogram read before and after
-(a worked example of the arithmetic); a process' CPU counts the children it has reaped (a real fork
-that burns CPU and is waited for) and leaves out a live one it is told to (the embedded Redis)."""
+against the reserve-shaped baseline; the growth, allocators and scaling runs measure every step and
+cell (growth: on the embedded server, on glibc's malloc when asked, or on one of the operator's,
+named with its allocator, the preloaded jemalloc too, refusing one that holds keys, as a whole run
+does; allocators: glibc's malloc and jemalloc at each account count in each round, each server named
+with what it ran on, an unknown allocator refused; scaling: a 1- and a 3-primary cluster, 1 and 2
+creditd processes); with rounds, the report keeps the median run of each phase and the median of
+each round's ratios; the Redis phases run after a usage record in every partition they charge
+(per-64-appends work amortised as in a running server), on accounts that bought bundles, drawing on
+them; the serving processes' instruction counts cover the echo server, creditd's Charges and the
+chf's Nchf requests, and a server that exits before serving is reported at once; creditd's own
+latency per phase comes from its histogram read before and after (a worked example of the
+arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
+waited for) and leaves out a live one it is told to (the embedded Redis)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import datetime
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -294,6 +297,30 @@ def test_growth_run_measures_each_step(tmp_path: Path) -> None:
 def growth_on(url: str, report_path: Path) -> subprocess.CompletedProcess[str]:
     command = ["loadtest.growth", "--steps", "100", "--duration", "0.5", "--redis", url, "--json", str(report_path)]
     return subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=300)
+
+
+def test_allocators_run_measures_every_allocator_at_every_count_in_every_round(tmp_path: Path) -> None:
+    report_path = tmp_path / "allocators.json"
+    command = ["loadtest.allocators", "--accounts", "100,50", "--rounds", "2", "--duration", "0.3"]
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--json", str(report_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    cells = json.loads(report_path.read_text())
+    assert [(cell["allocator"], cell["accounts"]) for cell in cells] == [
+        ("libc", 50),
+        ("libc", 100),
+        ("jemalloc", 50),
+        ("jemalloc", 100),
+    ]
+    jemalloc = "jemalloc (preloaded)" if find_jemalloc() is not None else "libc"  # each server says what it ran on
+    assert [cell["server"].split(", malloc ", 1)[1] for cell in cells] == ["libc", "libc", jemalloc, jemalloc]
+    assert all(len(cell["rounds"]) == 2 and all(figure > 0 for figure in cell["rounds"]) for cell in cells)
+    assert all(cell["redis_cpu_usec_per_call"] == statistics.median(cell["rounds"]) for cell in cells)
+    refused = subprocess.run(
+        [sys.executable, "-m", "loadtest.allocators", "--allocators", "libc,tcmalloc"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "unknown allocator 'tcmalloc'" in refused.stderr, refused.stderr
 
 
 def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
