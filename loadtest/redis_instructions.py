@@ -121,9 +121,10 @@ def main(session_count: int, rounds: int, bundles: str, json_path: Path) -> None
     for name in runs[0]:
         values = [run[name] for run in runs]
         median = statistics.median(values)
-        rows.append(
-            TypeInstructions(name, session_count, round(median), round(median / baseline, 2), min(values), max(values))
-        )
+        # all three rounded alike (round is monotonic): rounds a fraction apart, as jemalloc's repeat,
+        # rounded the median alone below the lowest
+        low, high = round(min(values)), round(max(values))
+        rows.append(TypeInstructions(name, session_count, round(median), round(median / baseline, 2), low, high))
     # exact ratios: the mix / floor line divides two of them, and rounded ones can move it by 0.01
     lines = [(row.phase, f"{row.instructions_per_call:,.0f}", row.instructions_per_call / baseline) for row in rows]
     print_table(lines, "instructions per call")
