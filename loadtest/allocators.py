@@ -31,9 +31,9 @@ from creditd.config.settings import EmbeddedAllocator
 from creditd.devtools.ports import free_port
 from creditd.store.calls import Calls
 from creditd.store.embedded import embedded_url
-from loadtest.growth import create_accounts, redis_cpu_s, server_description, wait_for_no_child
+from loadtest.growth import create_accounts, fcall_figures, redis_cpu_s, server_description, wait_for_no_child
 from loadtest.report import write_json
-from loadtest.runner import shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.runner import allocator_config, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 
@@ -52,7 +52,7 @@ class Cell:
         self.allocator, self.accounts = allocator, accounts
         self.target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
         workdir.mkdir(parents=True)
-        config = shipped_config_with(workdir, {'embedded_allocator = "auto"': f'embedded_allocator = "{allocator}"'})
+        config = allocator_config(workdir, allocator)
         self.process: subprocess.Popen[bytes] = start_creditd(
             self.target, "--data-dir", str(data_dir), "--config", str(config)
         )
@@ -74,8 +74,7 @@ class Cell:
         self.client.config_resetstat()
         before = redis_cpu_s(self.client)
         await run_traffic(self.target, "unary", shape, self.accounts, uuid.uuid4().hex[:8])
-        calls = int(self.client.info("commandstats").get("cmdstat_fcall", {}).get("calls", 0))
-        self.rounds.append(round((redis_cpu_s(self.client) - before) * 1e6 / max(calls, 1), 1))
+        self.rounds.append(round(fcall_figures(self.client, before)[1], 1))
         return self.rounds[-1]
 
     def close(self) -> None:

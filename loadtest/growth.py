@@ -38,7 +38,7 @@ from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
-from loadtest.runner import local_server_pid, redis_options, shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.runner import allocator_config, local_server_pid, redis_options, start_creditd, stop, wait_serving
 from loadtest.traffic import Shape, run_traffic
 
 PIPELINE = 1000
@@ -83,6 +83,14 @@ def redis_cpu_s(client: redis.Redis) -> float:
     a core that the load generator and the server also wanted."""
     cpu = client.info("cpu")
     return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
+def fcall_figures(client: redis.Redis, cpu_before_s: float) -> tuple[float, float]:
+    """FCALL's usec_per_call (INFO commandstats, since the last CONFIG RESETSTAT) and Redis' main-thread
+    CPU µs per FCALL since redis_cpu_s read cpu_before_s."""
+    fcalls = client.info("commandstats").get("cmdstat_fcall", {})
+    cpu_usec_per_call = (redis_cpu_s(client) - cpu_before_s) * 1e6 / max(int(fcalls.get("calls", 0)), 1)
+    return float(fcalls.get("usec_per_call", 0.0)), cpu_usec_per_call
 
 
 def wait_for_no_child(client: redis.Redis, timeout_s: float = CHILD_WAIT_S) -> float:
@@ -132,7 +140,7 @@ async def measure(
 ) -> list[GrowthRow]:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-growth-"))
     target, data_dir = f"127.0.0.1:{free_port()}", workdir / "data"
-    config = shipped_config_with(workdir, {'embedded_allocator = "auto"': f'embedded_allocator = "{allocator}"'})
+    config = allocator_config(workdir, allocator)
     server = start_creditd(target, *redis_options(redis_url, data_dir), "--config", str(config))
     rows, created = [], 0
     client = None
@@ -155,9 +163,7 @@ async def measure(
             client.config_resetstat()
             cpu_before, forks_before = redis_cpu_s(client), client.info("stats")["total_forks"]
             recorder, seconds = await run_traffic(target, "unary", shape, accounts + sessions, uuid.uuid4().hex[:8])
-            fcalls = client.info("commandstats").get("cmdstat_fcall", {})
-            usec_per_call = float(fcalls.get("usec_per_call", 0.0))
-            cpu_usec_per_call = (redis_cpu_s(client) - cpu_before) * 1e6 / max(int(fcalls.get("calls", 0)), 1)
+            usec_per_call, cpu_usec_per_call = fcall_figures(client, cpu_before)
             forked = client.info("stats")["total_forks"] > forks_before
             phase = recorder.finish(f"{accounts} accounts, {sessions} sessions", seconds)
             rows.append(

@@ -308,6 +308,11 @@ def shipped_config_with(directory: Path, changes: dict[str, str]) -> Path:
     return path
 
 
+def allocator_config(directory: Path, allocator: str) -> Path:
+    """The shipped config with redis.embedded_allocator set, written into directory."""
+    return shipped_config_with(directory, {'embedded_allocator = "auto"': f'embedded_allocator = "{allocator}"'})
+
+
 def durability_config(directory: Path, durability: str) -> Path:
     """The shipped config with redis.durability set, written into directory."""
     changes = {'durability = "written"': f'durability = "{durability}"'}
