@@ -121,8 +121,8 @@ def main(session_count: int, rounds: int, bundles: str, json_path: Path) -> None
     for name in runs[0]:
         values = [run[name] for run in runs]
         median = statistics.median(values)
-        # all three rounded alike (round is monotonic): rounds a fraction apart, as jemalloc's repeat,
-        # rounded the median alone below the lowest
+        # all three rounded alike (round is monotonic): with rounds less than an instruction apart, the
+        # median rounded alone could fall outside the unrounded lowest and highest
         low, high = round(min(values)), round(max(values))
         rows.append(TypeInstructions(name, session_count, round(median), round(median / baseline, 2), low, high))
     # exact ratios: the mix / floor line divides two of them, and rounded ones can move it by 0.01
