@@ -14,7 +14,7 @@ import pytest
 
 from creditd.config.settings import Settings
 from creditd.core.sweeper import Sweeper
-from creditd.store.keys import partition_of
+from creditd.store.keys import partition_lease, partition_of
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import DATA, INITIAL, UPDATE, VOICE, Harness, started_server
 
@@ -115,6 +115,33 @@ async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(cred
     await asyncio.sleep(0.3)  # "first" died: its leases run out on Redis' clock
     assert len(await second.claim()) == 256
     assert await first.claim() == []
+
+
+async def test_a_pass_renews_a_lease_only_when_a_third_of_it_has_passed(creditd: Harness) -> None:
+    """A pass claims a partition again only when a third of its lease has passed since the last
+    claim (the lease's remaining time on Redis' clock shows whether it did), and still sweeps the
+    partitions it holds in between."""
+    settings = with_sweeper(creditd.settings, lease_s=6.0)
+    sweeper = Sweeper(creditd.server.redis, creditd.server.functions, 256, settings.sweeper, creditd.clock, owner="one")
+    lease = partition_lease(7, "sweeper")
+    assert (await sweeper.sweep_once()).partitions_held == 256
+    await asyncio.sleep(0.3)
+    assert (await sweeper.sweep_once()).partitions_held == 256
+    assert creditd.redis.pttl(lease) <= 5700  # not renewed: 0.3 s of a 6 s lease went by
+    await asyncio.sleep(1.8)
+    assert (await sweeper.sweep_once()).partitions_held == 256
+    assert creditd.redis.pttl(lease) > 5700  # renewed: over 2 s (a third) since the first claim
+
+
+async def test_a_pass_takes_over_within_the_lease_and_a_third_of_it(creditd: Harness) -> None:
+    settings = with_sweeper(creditd.settings, lease_s=0.3)
+    functions, client = creditd.server.functions, creditd.server.redis
+    first = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="first")
+    second = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="second")
+    assert (await first.sweep_once()).partitions_held == 256
+    assert (await second.sweep_once()).partitions_held == 0
+    await asyncio.sleep(0.45)  # "first" died: its leases ran out, and a third of one since "second" asked
+    assert (await second.sweep_once()).partitions_held == 256
 
 
 async def test_background_passes_step_through_every_partition(redis_server, redis_client, settings: Settings) -> None:

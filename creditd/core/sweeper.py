@@ -4,8 +4,13 @@ members short of it and transfers left half done (core/groups.py); in every serv
 
 Partitions are shared out by leases (Redis function claim_partition): a process sweeps only the
 partitions whose lease it holds, renews them each pass, and a crashed process's leases run out so
-the others pick its partitions up. Each pass is bounded (max_sessions_per_pass); the release itself
-is the function release_orphan, which checks the deadline again atomically.
+the others pick its partitions up. A lease is renewed when a third of it has passed, not on every
+pass, and a partition another process held is asked for again as often: the claims cost Redis a
+call per partition each time (256 a second per process when every pass claimed), and holding a
+lease is only about sharing the work out, not about safety, since every change a pass makes is
+checked again atomically in its function. So a crashed process' partitions are taken over within
+lease_s plus a third of it. Each pass is bounded (max_sessions_per_pass); the release itself is the
+function release_orphan, which checks the deadline again atomically.
 
 A pass is spread over its interval in steps of partitions_per_step partitions, each step with its
 share of the pass's budget: a pass over every partition at once (256 claims, two pipelines of 256
@@ -20,6 +25,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -101,14 +107,34 @@ class Sweeper:
         self._groups = Groups(self._calls, functions, clock)
         self._completion_ms = group_transfer_completion_s * 1000
         self._vouchers = vouchers
+        # partition -> (time.monotonic() when it was last claimed, held then); leases expire on
+        # Redis' clock, which the test clock does not move.
+        self._claimed: dict[int, tuple[float, bool]] = {}
+        self._index_keys = [
+            (due_of_partition(partition), deadlines_of_partition(partition), group_pending_of_partition(partition))
+            for partition in range(partitions)
+        ]
 
     async def claim(self, partitions: Sequence[int] | None = None) -> list[int]:
         """Claims or renews the lease of each partition (all of them by default); returns those held."""
         lease_ms = int(self._settings.lease_s * 1000)
         wanted = range(self._partitions) if partitions is None else partitions
         commands = [self._calls.claim_partition(partition, self.owner, lease_ms) for partition in wanted]
+        sent_at = time.monotonic()
         replies = _replies(await self._functions.call_many(commands))
-        return [partition for partition, reply in zip(wanted, replies, strict=True) if reply.body == b"1"]
+        held = [reply.body == b"1" for reply in replies]
+        self._claimed.update((partition, (sent_at, is_held)) for partition, is_held in zip(wanted, held, strict=True))
+        return [partition for partition, is_held in zip(wanted, held, strict=True) if is_held]
+
+    async def held(self, partitions: Sequence[int]) -> list[int]:
+        """The partitions of these whose lease this process holds: claimed again where a third of the
+        lease has passed since the last claim (renewed if held, asked for if another's), else as the
+        last claim found them, which was within a third of the lease, so the lease still runs."""
+        renew_after_s = self._settings.lease_s / 3
+        now = time.monotonic()
+        stale = [p for p in partitions if now - self._claimed.get(p, (-math.inf, False))[0] >= renew_after_s]
+        claimed = set(await self.claim(stale)) if stale else set()
+        return [p for p in partitions if p in claimed or (p not in stale and self._claimed[p][1])]
 
     async def _due(self, partitions: list[int], now_ms: int, budget: int) -> Due:
         """The accounts of the partitions' due indexes that are due, their sessions past deadline plus
@@ -118,12 +144,8 @@ class Sweeper:
         horizon_ms = now_ms - self._settings.grace_period_s * 1000
         stale_ms = now_ms - self._completion_ms
         reads = [
-            ("ZRANGEBYSCORE", key_of(partition), "-inf", until_ms, "LIMIT", 0, budget)
-            for key_of, until_ms in (
-                (due_of_partition, now_ms),
-                (deadlines_of_partition, horizon_ms),
-                (group_pending_of_partition, stale_ms),
-            )
+            ("ZRANGEBYSCORE", self._index_keys[partition][index], "-inf", until_ms, "LIMIT", 0, budget)
+            for index, until_ms in enumerate((now_ms, horizon_ms, stale_ms))
             for partition in partitions
         ]
         replies = await self._read(reads)
@@ -182,7 +204,7 @@ class Sweeper:
         """One pass over the partitions (all of them by default), at most `budget` accounts advanced
         and `budget` sessions released (default max_sessions_per_pass)."""
         budget = self._settings.max_sessions_per_pass if budget is None else budget
-        held = await self.claim(partitions)
+        held = await self.held(range(self._partitions) if partitions is None else partitions)
         now_ms = self._clock.now_ms()
         accounts, due, transfers = await self._due(held, now_ms, budget)
         refills = await self._advance_accounts(accounts, now_ms)

@@ -143,6 +143,8 @@ class AutoPipeline:
         """Issues every command in this turn (one pipeline when they fit); results in order, an
         exception object in place of a failed call. One future per call and no task: a coroutine and a
         task for each would cost a ChargeBatch of hundreds of calls more than its calls."""
+        if not commands:  # nothing to flush: no turn of the loop spent on it (the sweeper's idle steps)
+            return []
         if self._circuit.is_open:
             return [self._circuit.refusal() for _ in commands]
         return await asyncio.gather(*self._queue(commands), return_exceptions=True)
