@@ -250,8 +250,10 @@ class AutoPipeline:
             if again:
                 self._start_task(loop, batch, deadline_at)  # keeps its place in flight; _sent ends it
             else:
-                # as _send's: no caller may wait forever, whatever went wrong above
-                self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+                # as _send's: no caller may wait forever, whatever went wrong above (the error is
+                # made only then: this runs for every pipeline)
+                if not all(future.done() for _, future in batch):
+                    self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
                 self._sent(None)
 
     def _take_replies(
