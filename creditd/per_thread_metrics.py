@@ -20,12 +20,16 @@ import bisect
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
+from prometheus_client import utils
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
+
+# how prometheus_client spells a bucket's bound (le="0.001", le="+Inf")
+bound_text = cast(Callable[[float], str], utils.floatToGoString)
 
 
 class _Cells:
@@ -96,11 +100,11 @@ class HistogramChild:
         cumulative, buckets = 0.0, []
         for bound, count in zip(self._bounds, totals, strict=False):
             cumulative += count
-            buckets.append((floatToGoString(bound), cumulative))
+            buckets.append((bound_text(bound), cumulative))
         return buckets, totals[-1]
 
 
-class _PerThreadMetric:
+class _PerThreadMetric(Collector):
     """A metric family of children by label values, registered as a collector."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
@@ -208,6 +212,7 @@ class PerThreadHistogram(_PerThreadMetric):
             assert isinstance(child, HistogramChild)
             buckets, sum_value = child.buckets_and_sum()
             family.add_metric(list(values), buckets, sum_value)
-            created.append(Sample(f"{self._name}_created", dict(zip(self._labelnames, values, strict=True)), child._cells.created))
+            labels = dict(zip(self._labelnames, values, strict=True))
+            created.append(Sample(f"{self._name}_created", labels, child._cells.created))
         family.samples.extend(created)
         yield family
