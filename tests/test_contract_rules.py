@@ -11,8 +11,9 @@ import string
 
 import pytest
 
+from creditd.api import validation
 from creditd.config.settings import Settings
-from creditd.contract import ID, MAX_EXACT_INTEGER, MAX_UINT32, SESSION_ID, TextRule, lua_contract
+from creditd.contract import ID, MAX_EXACT_INTEGER, MAX_UINT32, SESSION_ID, TextRule, lua_contract, refusal_of
 from creditd.resources import lua_directory
 from creditd.store.connection import AnySyncRedis
 from creditd.store.library import render_library
@@ -41,6 +42,25 @@ def test_python_and_lua_agree_on_every_case(redis_client: AnySyncRedis, rule: Te
         in_python = regex.fullmatch(case) is not None
         in_lua = redis_client.eval(LUA_FIND, 0, case, pattern) == 1
         assert in_python == in_lua, (case, regex.pattern, pattern)
+
+
+def test_the_edge_refuses_what_the_rules_refuse_with_their_words() -> None:
+    """validation's one-regex checks (check_id, check_session_id) pass exactly what refusal_of
+    passes, and refuse with its message: every case, the empty text and the edges of each length."""
+    max_session = 40
+    for case in [*CASES, "", "A" * 64, "A" * 65, "s" * max_session, "s" * (max_session + 1), "é" * 20]:
+        for rule, check, maximum in (
+            (ID, lambda text: validation.check_id(text, "account_id"), 64),
+            (SESSION_ID, lambda text: validation.check_session_id(text, max_session), max_session),
+        ):
+            field = "account_id" if rule is ID else "session_id"
+            expected = refusal_of(rule, case, field, maximum)
+            try:
+                check(case)
+            except validation.InvalidArgument as error:
+                assert error.message == expected, (case, field)
+            else:
+                assert expected is None, (case, field)
 
 
 def test_the_rules_say_what_the_contract_says() -> None:
