@@ -323,6 +323,25 @@ def test_allocators_run_measures_every_allocator_at_every_count_in_every_round(t
     assert refused.returncode == 2 and "unknown allocator 'tcmalloc'" in refused.stderr, refused.stderr
 
 
+def test_idle_run_measures_both_processes_with_and_without_the_sweeper(tmp_path: Path) -> None:
+    output, cells = run_report(
+        "loadtest.idle", ["--rounds", "2", "--duration", "1.5", "--settle", "0"], tmp_path / "idle.json"
+    )
+    assert [cell["config"] for cell in cells] == ["shipped", "sweeper off"]
+    for cell in cells:
+        assert len(cell["creditd_rounds"]) == len(cell["redis_rounds"]) == 2
+        assert cell["creditd_cpu_ms_per_s"] == statistics.median(cell["creditd_rounds"])
+        assert cell["redis_cpu_ms_per_s"] == statistics.median(cell["redis_rounds"])
+        assert all(0 <= figure < 1000 for figure in (*cell["creditd_rounds"], *cell["redis_rounds"]))
+    # the shipped config's sweeper claims and reads 256 partitions' indexes a second; with it off
+    # the process wakes only for the health check: over two rounds the sweeping one spent more
+    shipped, off = cells
+    assert sum(shipped["creditd_rounds"]) + sum(shipped["redis_rounds"]) > sum(off["creditd_rounds"]) + sum(
+        off["redis_rounds"]
+    ), output
+    assert "shipped: creditd" in output and "sweeper off: creditd" in output
+
+
 def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
     report_path = tmp_path / "growth.json"
     # theirs allocates with glibc's malloc, which the row must name (creditd's default would preload jemalloc)
