@@ -13,10 +13,20 @@ import uuid
 
 import msgspec
 
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-SESSION_ID: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
-# The authenticated caller of the current RPC (certificate name, or "local" without TLS).
-CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+
+class CallNames:
+    """What the current RPC's log lines and ledger entries name: its request id, the gateway's
+    session id, and the authenticated caller (certificate name, or "local" without TLS). One object
+    a call, set once in its context (a context variable set costs a copy of the context's map, and
+    this happens on every call); the caller is filled in once it is known."""
+
+    __slots__ = ("caller", "request_id", "session_id")
+
+    def __init__(self, request_id: str, session_id: str, caller: str = "") -> None:
+        self.request_id, self.session_id, self.caller = request_id, session_id, caller
+
+
+CALL: contextvars.ContextVar[CallNames | None] = contextvars.ContextVar("call", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 
 
@@ -27,7 +37,14 @@ _SERIAL = itertools.count(1)
 
 def caller() -> str:
     """The identity recorded in the ledger for the current call."""
-    return CALLER.get() or "local"
+    names = CALL.get()
+    return (names.caller if names is not None else "") or "local"
+
+
+def request_id() -> str:
+    """The current call's request id; empty outside an RPC."""
+    names = CALL.get()
+    return names.request_id if names is not None else ""
 
 
 def new_request_id(supplied: str = "") -> str:
@@ -39,7 +56,8 @@ def new_request_id(supplied: str = "") -> str:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        request_id, session_id = REQUEST_ID.get(), SESSION_ID.get()
+        names = CALL.get()
+        request_id, session_id = (names.request_id, names.session_id) if names is not None else ("", "")
         # The record's extra attributes, read by the formats (%(context)s) and JsonFormatter.
         record.__dict__.update(request_id=request_id, session_id=session_id)
         parts = [f"{name}={value}" for name, value in (("request", request_id), ("session", session_id)) if value]

@@ -66,10 +66,11 @@ def _admit(servicer: Servicer, name: str, request: Any, context: Context) -> str
     """Names the request and the caller, checks the caller's role and limits, and counts the call
     in flight (the handler calls client_limits.leave when it ends); returns the caller."""
     metadata = dict(context.invocation_metadata() or ())
-    logs.REQUEST_ID.set(logs.new_request_id(str(metadata.get("x-request-id", ""))))
-    logs.SESSION_ID.set(getattr(request, "session_id", ""))
-    caller = servicer.authorizer.check(context, name)
-    logs.CALLER.set(caller)
+    names = logs.CallNames(
+        logs.new_request_id(str(metadata.get("x-request-id", ""))), getattr(request, "session_id", "")
+    )
+    logs.CALL.set(names)  # before the check: a refusal's log line names the request
+    caller = names.caller = servicer.authorizer.check(context, name)
     if servicer.rate_limited:
         subject = getattr(servicer, "rate_subject", None)
         servicer.client_limits.take_token(subject(caller, context) if subject else caller)
@@ -94,7 +95,7 @@ def public_message(error: CreditdError) -> str:
     ours, whose Lua and Redis details go only to the log, under the request id told instead."""
     if grpc_status_of(error) != grpc.StatusCode.INTERNAL:
         return error.message
-    return f"internal error: logged by the server with request id {logs.REQUEST_ID.get()}"
+    return f"internal error: logged by the server with request id {logs.request_id()}"
 
 
 async def _refuse(name: str, error: CreditdError, context: Context) -> None:

@@ -70,8 +70,11 @@ class SelfServiceServicer(pb_grpc.SelfServiceServicer):
         """The signed-in subscriber, who then takes one of their own budget of calls; from here on
         the actor is '<portal>/<account>'. Their calls are refused once the session ends."""
         subscriber = await self._self_service.subscriber(session_token)
-        self.client_limits.take_token(f"{logs.caller()}/{subscriber.account_id}")
-        logs.CALLER.set(f"{logs.caller()}/{subscriber.account_id}")
+        actor = f"{logs.caller()}/{subscriber.account_id}"
+        self.client_limits.take_token(actor)
+        names = logs.CALL.get()
+        assert names is not None, "an RPC's names are set when it is admitted (rpc._admit)"
+        names.caller = actor
         return subscriber
 
     @rpc
