@@ -117,7 +117,8 @@ NOTICE_LAG = Histogram(
 )
 NOTIFIER_PARTITIONS = Gauge("creditd_notifier_partitions_held", "Partitions this notifier serves", registry=REGISTRY)
 # Every long-running process's (collector.py); generation is 0, 1 or 2.
-COLLECTOR_PAUSE = Histogram(
+# per-thread too: the collector runs every few hundred allocations, in whichever thread makes them
+COLLECTOR_PAUSE = PerThreadHistogram(
     "creditd_collector_pause_seconds",
     "Python garbage collector pauses (the process' event loop stands still meanwhile), by generation",
     ["generation"],
