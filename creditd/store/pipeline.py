@@ -220,7 +220,9 @@ class AutoPipeline:
         """Sends the batch without a task; False when it cannot, having sent nothing."""
         if self._wire is None or self._wait.enabled:
             return False
-        replies = self._wire.send_now([("FCALL", *fcall(command)) for command, _ in batch])
+        replies = self._wire.send_now(
+            [("FCALL", function, len(keys), *keys, *args) for (function, keys, args), _ in batch]
+        )
         if replies is None:
             return False
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))

@@ -33,6 +33,16 @@ Address = tuple[Any, ...]
 AddressSource = Callable[[], Awaitable[Address]]
 
 
+def _packed(commands: Sequence[Sequence[Any]]) -> bytes:
+    """The commands in RESP, one write's worth. Most unary pipelines carry one call: it is packed
+    alone, without the join."""
+    if len(commands) == 1:
+        command = commands[0]
+        packed: bytes = hiredis.pack_command(command if type(command) is tuple else tuple(command))
+        return packed
+    return b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+
+
 class Batch:
     """The replies a batch still waits for, gathered into one future."""
 
@@ -131,8 +141,7 @@ class WireClient:
         """The replies of the commands, in order; error replies as exception objects. Raises
         redis' ConnectionError when the connection fails before every reply came."""
         protocol = await self._connected()
-        packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
-        return await protocol.send(packed, len(commands))
+        return await protocol.send(_packed(commands), len(commands))
 
     def send_now(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]] | None:
         """execute's exchange on the connection already open, without a coroutine: the replies'
@@ -141,7 +150,7 @@ class WireClient:
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return None
-        return protocol.send(b"".join(hiredis.pack_command(tuple(command)) for command in commands), len(commands))
+        return protocol.send(_packed(commands), len(commands))
 
     def reset(self, reason: str = "reset by the caller") -> None:
         """Closes the connection; every batch still waiting on it fails."""
