@@ -3,8 +3,8 @@ grace), applies what time made due (advance_account), and moves shared wallets' 
 members short of it and transfers left half done (core/groups.py); in every server process.
 
 Partitions are shared out by leases (Redis function claim_partition): a process sweeps only the
-partitions whose lease it holds, renews them each pass, and a crashed process's leases run out so
-the others pick its partitions up. A lease is renewed when a third of it has passed, not on every
+partitions whose lease it holds, and a crashed process's leases run out so the others pick its
+partitions up. A lease is renewed when a third of it has passed, not on every
 pass, and a partition another process held is asked for again as often: the claims cost Redis a
 call per partition each time (256 a second per process when every pass claimed), and holding a
 lease is only about sharing the work out, not about safety, since every change a pass makes is
