@@ -21,7 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import cast
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import utils
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -65,6 +65,10 @@ class CounterChild:
         self._cells = _Cells(1)
         self._local = self._cells._local
 
+    @property
+    def created(self) -> float:
+        return self._cells.created
+
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
             raise ValueError(f"a counter only goes up: inc({amount})")
@@ -86,6 +90,10 @@ class HistogramChild:
         self._cells = _Cells(len(bounds) + 1)
         self._local = self._cells._local
 
+    @property
+    def created(self) -> float:
+        return self._cells.created
+
     def observe(self, amount: float) -> None:
         try:
             cells = self._local.cells
@@ -98,27 +106,30 @@ class HistogramChild:
     def buckets_and_sum(self) -> tuple[list[tuple[str, float]], float]:
         totals = self._cells.totals()
         cumulative, buckets = 0.0, []
-        for bound, count in zip(self._bounds, totals, strict=False):
+        for bound, count in zip(self._bounds, totals[:-1], strict=True):
             cumulative += count
             buckets.append((bound_text(bound), cumulative))
         return buckets, totals[-1]
 
 
-class _PerThreadMetric(Collector):
+Child = TypeVar("Child", CounterChild, HistogramChild)
+
+
+class _PerThreadMetric(Collector, Generic[Child]):
     """A metric family of children by label values, registered as a collector."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
         self._name, self._documentation, self._labelnames = name, documentation, tuple(labelnames)
-        self._children: dict[tuple[str, ...], CounterChild | HistogramChild] = {}
+        self._children: dict[tuple[str, ...], Child] = {}
         self._lock = threading.Lock()
         # a metric without labels has its one child from the start, updated without a look-up
-        self._only = None if self._labelnames else self._children.setdefault((), self._new_child())
+        self._only: Child | None = None if self._labelnames else self._children.setdefault((), self._new_child())
         registry.register(self)
 
-    def _new_child(self) -> CounterChild | HistogramChild:
+    def _new_child(self) -> Child:
         raise NotImplementedError
 
-    def _child(self, *values: str, **named: str) -> CounterChild | HistogramChild:
+    def labels(self, *values: str, **named: str) -> Child:
         if named:
             if values:
                 raise ValueError("label values: by position or by name, not both")
@@ -132,7 +143,12 @@ class _PerThreadMetric(Collector):
                 child = self._children.setdefault(key, self._new_child())
         return child
 
-    def _items(self) -> list[tuple[tuple[str, ...], CounterChild | HistogramChild]]:
+    def _only_child(self, update: str) -> Child:
+        if self._only is None:
+            raise ValueError(f"{self._name} has labels: {update} its labels(...)")
+        return self._only
+
+    def _items(self) -> list[tuple[tuple[str, ...], Child]]:
         with self._lock:
             return list(self._children.items())
 
@@ -143,21 +159,14 @@ class _PerThreadMetric(Collector):
         raise NotImplementedError
 
 
-class PerThreadCounter(_PerThreadMetric):
+class PerThreadCounter(_PerThreadMetric[CounterChild]):
     """prometheus_client's Counter for the hot path: labels(...).inc(amount)."""
 
     def _new_child(self) -> CounterChild:
         return CounterChild()
 
-    def labels(self, *values: str, **named: str) -> CounterChild:
-        child = self._child(*values, **named)
-        assert isinstance(child, CounterChild)
-        return child
-
     def inc(self, amount: float = 1) -> None:
-        if not isinstance(self._only, CounterChild):
-            raise ValueError(f"{self._name} has labels: inc its labels(...)")
-        self._only.inc(amount)
+        self._only_child("inc").inc(amount)
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -165,12 +174,11 @@ class PerThreadCounter(_PerThreadMetric):
     def collect(self) -> Iterator[Metric]:
         family = self._family()
         for values, child in self._items():
-            assert isinstance(child, CounterChild)
-            family.add_metric(values, child.value(), created=child._cells.created)
+            family.add_metric(values, child.value(), created=child.created)
         yield family
 
 
-class PerThreadHistogram(_PerThreadMetric):
+class PerThreadHistogram(_PerThreadMetric[HistogramChild]):
     """prometheus_client's Histogram for the hot path: labels(...).observe(amount), or observe
     directly when it has no labels."""
 
@@ -192,15 +200,8 @@ class PerThreadHistogram(_PerThreadMetric):
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self._bounds)
 
-    def labels(self, *values: str, **named: str) -> HistogramChild:
-        child = self._child(*values, **named)
-        assert isinstance(child, HistogramChild)
-        return child
-
     def observe(self, amount: float) -> None:
-        if not isinstance(self._only, HistogramChild):
-            raise ValueError(f"{self._name} has labels: observe with its labels(...)")
-        self._only.observe(amount)
+        self._only_child("observe with").observe(amount)
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -209,10 +210,9 @@ class PerThreadHistogram(_PerThreadMetric):
         family = self._family()
         created = []
         for values, child in self._items():
-            assert isinstance(child, HistogramChild)
             buckets, sum_value = child.buckets_and_sum()
             family.add_metric(list(values), buckets, sum_value)
             labels = dict(zip(self._labelnames, values, strict=True))
-            created.append(Sample(f"{self._name}_created", labels, child._cells.created))
+            created.append(Sample(f"{self._name}_created", labels, child.created))
         family.samples.extend(created)
         yield family
