@@ -244,6 +244,12 @@ def fcall(command: Command) -> tuple[Argument, ...]:
     return (function, len(keys), *keys, *args)
 
 
+def fcall_words(command: Command) -> tuple[Argument, ...]:
+    """The whole FCALL command, verb first, built in one tuple (the pipeline's hot path)."""
+    function, keys, args = command
+    return ("FCALL", function, len(keys), *keys, *args)
+
+
 def _optional(value: int | None) -> Argument:
     # '' tells the function to use its default (the plan's credit limit, the day of creation).
     return "" if value is None else value

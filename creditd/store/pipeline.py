@@ -41,7 +41,7 @@ from redis.exceptions import MovedError, ReadOnlyError, RedisError
 
 from creditd import metrics
 from creditd.errors import CreditdError, Internal, Unavailable
-from creditd.store.calls import Argument, Command, fcall
+from creditd.store.calls import Argument, Command, fcall_words
 from creditd.store.circuit import Circuit
 from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.replies import classify_reply_error
@@ -220,9 +220,7 @@ class AutoPipeline:
         """Sends the batch without a task; False when it cannot, having sent nothing."""
         if self._wire is None or self._wait.enabled:
             return False
-        replies = self._wire.send_now(
-            [("FCALL", function, len(keys), *keys, *args) for (function, keys, args), _ in batch]
-        )
+        replies = self._wire.send_now([fcall_words(command) for command, _ in batch])
         if replies is None:
             return False
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
@@ -346,7 +344,7 @@ class AutoPipeline:
             return await self._execute_on_wire(commands)
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command("FCALL", *fcall(command))
+            pipe.execute_command(*fcall_words(command))
         if not self._wait.enabled:
             return await pipe.execute(raise_on_error=False)
         for node in self._wait.nodes(self._client, commands):
@@ -361,7 +359,7 @@ class AutoPipeline:
         READONLY (it was demoted), is replaced and the whole batch sent again, as redis-py's retry
         would: the calls may have run, and are idempotent."""
         assert self._wire is not None
-        words: list[tuple[Argument, ...]] = [("FCALL", *fcall(command)) for command in commands]
+        words: list[tuple[Argument, ...]] = [fcall_words(command) for command in commands]
         if self._wait.enabled:
             words.append(self._wait.command())
         for attempt in range(1, RETRY_ATTEMPTS + 1):

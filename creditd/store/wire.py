@@ -35,12 +35,15 @@ AddressSource = Callable[[], Awaitable[Address]]
 
 def _packed(commands: Sequence[Sequence[Any]]) -> bytes:
     """The commands in RESP, one write's worth. Most unary pipelines carry one call: it is packed
-    alone, without the join."""
+    alone, without the join; a command already a tuple (hiredis wants one) is not copied."""
     if len(commands) == 1:
-        command = commands[0]
-        packed: bytes = hiredis.pack_command(command if type(command) is tuple else tuple(command))
-        return packed
-    return b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+        return _packed_one(commands[0])
+    return b"".join(_packed_one(command) for command in commands)
+
+
+def _packed_one(command: Sequence[Any]) -> bytes:
+    packed: bytes = hiredis.pack_command(command if type(command) is tuple else tuple(command))
+    return packed
 
 
 class Batch:
