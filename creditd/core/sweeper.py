@@ -4,13 +4,13 @@ members short of it and transfers left half done (core/groups.py); in every serv
 
 Partitions are shared out by leases (Redis function claim_partition): a process sweeps only the
 partitions whose lease it holds, and a crashed process's leases run out so the others pick its
-partitions up. A lease is renewed when a third of it has passed, not on every
-pass, and a partition another process held is asked for again as often: the claims cost Redis a
-call per partition each time (256 a second per process when every pass claimed), and holding a
-lease is only about sharing the work out, not about safety, since every change a pass makes is
-checked again atomically in its function. So a crashed process' partitions are taken over within
-lease_s plus a third of it. Each pass is bounded (max_sessions_per_pass); the release itself is the
-function release_orphan, which checks the deadline again atomically.
+partitions up. A lease is renewed when a third of it has passed, not on every pass, and a partition
+another process held is asked for again as often: the claims cost Redis a call per partition each
+time (256 a second per process when every pass claimed), and holding a lease is only about sharing
+the work out, not about safety, since every change a pass makes is checked again atomically in its
+function. So a crashed process' partitions are taken over within lease_s plus a third of it. Each
+pass is bounded (max_sessions_per_pass); the release itself is the function release_orphan, which
+checks the deadline again atomically.
 
 A pass is spread over its interval in steps of partitions_per_step partitions, each step with its
 share of the pass's budget: a pass over every partition at once (256 claims, two pipelines of 256
