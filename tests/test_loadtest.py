@@ -15,7 +15,9 @@ them; the serving processes' instruction counts cover the echo server, creditd's
 chf's Nchf requests, and a server that exits before serving is reported at once; creditd's own
 latency per phase comes from its histogram read before and after (a worked example of the
 arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
-waited for) and leaves out a live one it is told to (the embedded Redis)."""
+waited for) and leaves out a live one it is told to (the embedded Redis); the server-ratio run plays
+the echo server and creditd in alternate slices, each side first in turn, and its figures are each
+side's CPU over its own slices' RPCs, recomputed here from the slices it reports."""
 
 from __future__ import annotations
 
@@ -340,6 +342,30 @@ def test_idle_run_measures_both_processes_with_and_without_the_sweeper(tmp_path:
         off["redis_rounds"]
     ), output
     assert "shipped: creditd" in output and "sweeper off: creditd" in output
+
+
+def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_path: Path) -> None:
+    output, found = run_report("loadtest.server_ratio", ["--pairs", "3", "--slice", "0.5"], tmp_path / "ratio.json")
+    slices = found["slices"]
+    # a pair is one slice of each side, the first side alternating: echo first, then creditd first
+    assert [one["side"] for one in slices] == ["echo", "creditd", "creditd", "echo", "echo", "creditd"]
+    for one in slices:
+        assert one["rpcs"] > 0 and one["server_cpu_s"] > 0 and one["errors"] == 0, one
+        # only creditd's side has a Redis, counted apart from it
+        assert (one["redis_cpu_s"] > 0) == (one["side"] == "creditd"), one
+
+    def per_rpc_us(counted: list[dict[str, Any]], side: str) -> float:
+        mine = [one for one in counted if one["side"] == side]
+        return sum(one["server_cpu_s"] for one in mine) / sum(one["rpcs"] for one in mine) * 1_000_000
+
+    assert found["creditd_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, "creditd"), abs=0.05)
+    assert found["echo_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, "echo"), abs=0.05)
+    assert found["ratio"] == pytest.approx(per_rpc_us(slices, "creditd") / per_rpc_us(slices, "echo"), abs=5e-4)
+    pairs = [slices[index : index + 2] for index in (0, 2, 4)]
+    expected = [per_rpc_us(pair, "creditd") / per_rpc_us(pair, "echo") for pair in pairs]
+    assert found["pair_ratios"] == pytest.approx(expected, abs=5e-4)
+    assert found["median_pair_ratio"] == statistics.median(found["pair_ratios"])
+    assert "server CPU per unary Charge / echo's per RPC (target <= 1.25)" in output, output
 
 
 def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:

@@ -1,0 +1,183 @@
+"""python -m loadtest.server_ratio: issue #36's server target, the serving process' CPU per unary
+Charge over the echo server's per RPC, both at their most, with the two measured in alternate
+short slices of the same minutes.
+
+    python -m loadtest.server_ratio --pairs 20 --slice 2
+
+`python -m loadtest` measures the echo server in one phase and creditd in the next, seconds apart:
+this machine's speed moves by tens of percent from one such span to the next (the reference work
+before each phase, 28 to 47 ms within one run), and a round's ratio with it (1.159 to 1.438 for the
+same code). Here `creditd serve` (the shipped config, its embedded Redis) and the echo server
+(loadtest/echo.py) run side by side for the whole run, and the load generator plays loadtest's
+unary traffic (the same shape, closed loop, as fast as answers come back) at one of them at a time,
+in slices of `--slice` seconds: a pair is one slice of each, in the order echo-creditd, then
+creditd-echo, then again (so neither side is always the one after a switch). Each server's CPU
+(from /proc; creditd's without its Redis, which is counted apart, as loadtest does) is read over its
+own slices only. The figure is the pooled ratio (creditd's CPU over its RPCs, over all its slices,
+divided by the echo server's), beside the median of the pairs' ratios and their spread. A slice
+before the pairs warms each side up and is not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import click
+import grpc
+import msgspec
+import redis
+import uvloop
+
+from creditd import collector
+from creditd.devtools.ports import free_port
+from creditd.store.embedded import embedded_url
+from creditd.v1 import creditd_pb2_grpc as pb_grpc
+from loadtest.cpu import cpu_seconds
+from loadtest.report import write_json
+from loadtest.runner import local_server_pid, shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.traffic import Shape, create_accounts, run_traffic
+
+SIDES = ("echo", "creditd")
+RESULT_PATH = Path("loadtest/results/server_ratio.json")
+
+
+class Slice(msgspec.Struct):
+    side: str  # "echo" or "creditd"
+    seconds: float
+    rpcs: int
+    server_cpu_s: float
+    redis_cpu_s: float  # creditd's Redis; 0 for the echo server
+    errors: int
+
+
+class ServerRatio(msgspec.Struct):
+    pairs: int
+    slice_s: float
+    # CPU µs per RPC over all of a side's counted slices
+    creditd_cpu_us_per_rpc: float
+    echo_cpu_us_per_rpc: float
+    creditd_redis_cpu_us_per_rpc: float
+    ratio: float  # creditd's over echo's: issue #36's target is <= 1.25
+    pair_ratios: list[float]
+    median_pair_ratio: float
+    slices: list[Slice]  # in the order played
+
+
+class Server:
+    """One side: its address, the processes its CPU is read from, and the traffic played at it."""
+
+    def __init__(self, side: str, target: str, process: subprocess.Popen[bytes], shape: Shape) -> None:
+        self.side, self.target, self.process, self.shape = side, target, process, shape
+        self.redis_pid = 0
+
+    async def play(self, seconds: float) -> Slice:
+        shape = msgspec.structs.replace(self.shape, duration_s=seconds)
+        server_before, redis_before = self.cpu_s()
+        recorder, elapsed = await run_traffic(self.target, "unary", shape, 1, uuid.uuid4().hex[:8])
+        server_after, redis_after = self.cpu_s()
+        server_cpu_s, redis_cpu_s = server_after - server_before, redis_after - redis_before
+        return Slice(self.side, elapsed, recorder.rpcs, server_cpu_s, redis_cpu_s, sum(recorder.errors.values()))
+
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds so far of the server (its Redis left out) and of its Redis (0 without one)."""
+        redis_pids = [self.redis_pid] if self.redis_pid else []
+        server = cpu_seconds([self.process.pid], excluding=redis_pids)
+        return server, cpu_seconds(redis_pids) if redis_pids else 0.0
+
+
+def _per_rpc_us(slices: list[Slice], side: str, of_redis: bool = False) -> float:
+    counted = [one for one in slices if one.side == side]
+    rpcs = sum(one.rpcs for one in counted)
+    assert rpcs, f"no {side} RPC was answered"
+    return sum(one.redis_cpu_s if of_redis else one.server_cpu_s for one in counted) / rpcs * 1_000_000
+
+
+def summary(slices: list[Slice], slice_s: float) -> ServerRatio:
+    """The pooled ratio and each pair's, from the slices in the order played (a pair: two in a row)."""
+    creditd, echo = _per_rpc_us(slices, "creditd"), _per_rpc_us(slices, "echo")
+    pairs = [slices[index : index + 2] for index in range(0, len(slices), 2)]
+    pair_ratios = [round(_per_rpc_us(pair, "creditd") / _per_rpc_us(pair, "echo"), 3) for pair in pairs]
+    return ServerRatio(
+        pairs=len(pairs),
+        slice_s=slice_s,
+        creditd_cpu_us_per_rpc=round(creditd, 1),
+        echo_cpu_us_per_rpc=round(echo, 1),
+        creditd_redis_cpu_us_per_rpc=round(_per_rpc_us(slices, "creditd", of_redis=True), 1),
+        ratio=round(creditd / echo, 3),
+        pair_ratios=pair_ratios,
+        median_pair_ratio=statistics.median(pair_ratios),
+        slices=slices,
+    )
+
+
+async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
+    creditd_target, echo_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    data_dir = workdir / "data"
+    config = shipped_config_with(workdir, {})
+    creditd = start_creditd(creditd_target, "--data-dir", str(data_dir), "--config", str(config))
+    echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", echo_target], stdin=subprocess.DEVNULL)
+    # the echo server has no Accounts: no top-ups there, as in loadtest's echo phase
+    servers = {
+        "creditd": Server("creditd", creditd_target, creditd, shape),
+        "echo": Server("echo", echo_target, echo, msgspec.structs.replace(shape, top_ups_per_s=0)),
+    }
+    await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
+    await wait_serving(echo_target, echo)
+    with redis.Redis.from_url(embedded_url(data_dir)) as client:
+        servers["creditd"].redis_pid = local_server_pid(client.info("server"))
+    async with grpc.aio.insecure_channel(creditd_target) as channel:
+        await create_accounts(pb_grpc.AccountsStub(channel), shape)
+    return servers
+
+
+async def measure(pair_count: int, slice_s: float, shape: Shape) -> ServerRatio:
+    workdir = Path(tempfile.mkdtemp(prefix="creditd-server-ratio-"))
+    servers: dict[str, Server] = {}
+    try:
+        servers = await _start(workdir, shape)
+        collector.freeze_after_start_up()  # the generator's own collections, as in loadtest
+        for side in SIDES:  # warm-up, not counted
+            await servers[side].play(slice_s)
+        slices: list[Slice] = []
+        for number in range(pair_count):
+            order = SIDES if number % 2 == 0 else SIDES[::-1]
+            slices += [await servers[side].play(slice_s) for side in order]
+            ratio = _per_rpc_us(slices[-2:], "creditd") / _per_rpc_us(slices[-2:], "echo")
+            click.echo(f"pair {number + 1} ({' then '.join(order)}): {ratio:.3f}")
+        return summary(slices, slice_s)
+    finally:
+        for server in servers.values():
+            stop(server.process)
+
+
+@click.command()
+@click.option("--pairs", type=click.IntRange(1, 200), default=20, show_default=True, help="slices of each side")
+@click.option("--slice", "slice_s", type=click.FloatRange(0.5, 60), default=2.0, show_default=True, help="seconds")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=RESULT_PATH)
+def main(pairs: int, slice_s: float, json_path: Path) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        found = runner.run(measure(pairs, slice_s, Shape()))
+    errors = sum(one.errors for one in found.slices)
+    click.echo(
+        f"creditd {found.creditd_cpu_us_per_rpc} µs CPU per unary Charge (its Redis "
+        f"{found.creditd_redis_cpu_us_per_rpc}), echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} "
+        f"pairs of slices of {slice_s} s"
+    )
+    click.echo(
+        f"server CPU per unary Charge / echo's per RPC (target <= 1.25): {found.ratio:.3f}; pairs' median "
+        f"{found.median_pair_ratio:.3f} ({min(found.pair_ratios):.3f}-{max(found.pair_ratios):.3f}); errors {errors}"
+    )
+    write_json(found, json_path)
+    click.echo(f"written: {json_path}")
+    if errors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
