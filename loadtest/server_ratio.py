@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import grpc
 import msgspec
 import redis
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import collector
 from creditd.devtools.ports import free_port
@@ -41,10 +43,12 @@ from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import cpu_seconds
 from loadtest.report import write_json
 from loadtest.runner import local_server_pid, shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.server_latency import SCRAPE_TIMEOUT_S
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 SIDES = ("echo", "creditd")
 RESULT_PATH = Path("loadtest/results/server_ratio.json")
+PIPELINE_CALLS = "creditd_redis_pipeline_calls"
 
 
 class Slice(msgspec.Struct):
@@ -54,6 +58,9 @@ class Slice(msgspec.Struct):
     server_cpu_s: float
     redis_cpu_s: float  # creditd's Redis; 0 for the echo server
     errors: int
+    # creditd's Redis pipelines in the slice and the function calls they carried (its /metrics); 0, 0 for echo
+    redis_pipelines: int = 0
+    redis_pipeline_calls: int = 0
 
 
 class ServerRatio(msgspec.Struct):
@@ -64,6 +71,8 @@ class ServerRatio(msgspec.Struct):
     echo_cpu_us_per_rpc: float
     creditd_redis_cpu_us_per_rpc: float
     ratio: float  # creditd's over echo's: issue #36's target is <= 1.25
+    # how many Charges shared a Redis pipeline, over creditd's slices: fewer, the more each pays
+    calls_per_redis_pipeline: float
     pair_ratios: list[float]
     median_pair_ratio: float
     slices: list[Slice]  # in the order played
@@ -75,14 +84,39 @@ class Server:
     def __init__(self, side: str, target: str, process: subprocess.Popen[bytes], shape: Shape) -> None:
         self.side, self.target, self.process, self.shape = side, target, process, shape
         self.redis_pid = 0
+        self.metrics_url = ""  # creditd's
 
     async def play(self, seconds: float) -> Slice:
         shape = msgspec.structs.replace(self.shape, duration_s=seconds)
+        pipelines_before = await asyncio.to_thread(self.pipelines)
         server_before, redis_before = self.cpu_s()
         recorder, elapsed = await run_traffic(self.target, "unary", shape, 1, uuid.uuid4().hex[:8])
         server_after, redis_after = self.cpu_s()
+        pipelines_after = await asyncio.to_thread(self.pipelines)
         server_cpu_s, redis_cpu_s = server_after - server_before, redis_after - redis_before
-        return Slice(self.side, elapsed, recorder.rpcs, server_cpu_s, redis_cpu_s, sum(recorder.errors.values()))
+        return Slice(
+            self.side,
+            elapsed,
+            recorder.rpcs,
+            server_cpu_s,
+            redis_cpu_s,
+            sum(recorder.errors.values()),
+            pipelines_after[0] - pipelines_before[0],
+            pipelines_after[1] - pipelines_before[1],
+        )
+
+    def pipelines(self) -> tuple[int, int]:
+        """creditd's Redis pipelines so far and the calls they carried (0, 0 without /metrics)."""
+        if not self.metrics_url:
+            return 0, 0
+        with urllib.request.urlopen(self.metrics_url, timeout=SCRAPE_TIMEOUT_S) as answer:
+            text = answer.read().decode()
+        found = {"count": 0.0, "sum": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in (PIPELINE_CALLS + "_count", PIPELINE_CALLS + "_sum"):
+                    found[sample.name.rpartition("_")[2]] += sample.value
+        return int(found["count"]), int(found["sum"])
 
     def cpu_s(self) -> tuple[float, float]:
         """CPU seconds so far of the server (its Redis left out) and of its Redis (0 without one)."""
@@ -110,8 +144,11 @@ def summary(slices: list[Slice], slice_s: float) -> ServerRatio:
         echo_cpu_us_per_rpc=round(echo, 1),
         creditd_redis_cpu_us_per_rpc=round(_per_rpc_us(slices, "creditd", of_redis=True), 1),
         ratio=round(creditd / echo, 3),
+        calls_per_redis_pipeline=round(
+            sum(one.redis_pipeline_calls for one in slices) / max(1, sum(one.redis_pipelines for one in slices)), 2
+        ),
         pair_ratios=pair_ratios,
-        median_pair_ratio=statistics.median(pair_ratios),
+        median_pair_ratio=round(statistics.median(pair_ratios), 3),
         slices=slices,
     )
 
@@ -120,13 +157,17 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
     creditd_target, echo_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     data_dir = workdir / "data"
     config = shipped_config_with(workdir, {})
-    creditd = start_creditd(creditd_target, "--data-dir", str(data_dir), "--config", str(config))
+    metrics_listen = f"127.0.0.1:{free_port()}"
+    creditd = start_creditd(
+        creditd_target, "--data-dir", str(data_dir), "--config", str(config), metrics_listen=metrics_listen
+    )
     echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", echo_target], stdin=subprocess.DEVNULL)
     # the echo server has no Accounts: no top-ups there, as in loadtest's echo phase
     servers = {
         "creditd": Server("creditd", creditd_target, creditd, shape),
         "echo": Server("echo", echo_target, echo, msgspec.structs.replace(shape, top_ups_per_s=0)),
     }
+    servers["creditd"].metrics_url = f"http://{metrics_listen}/metrics"
     await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
     await wait_serving(echo_target, echo)
     with redis.Redis.from_url(embedded_url(data_dir)) as client:
@@ -166,8 +207,8 @@ def main(pairs: int, slice_s: float, json_path: Path) -> None:
     errors = sum(one.errors for one in found.slices)
     click.echo(
         f"creditd {found.creditd_cpu_us_per_rpc} µs CPU per unary Charge (its Redis "
-        f"{found.creditd_redis_cpu_us_per_rpc}), echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} "
-        f"pairs of slices of {slice_s} s"
+        f"{found.creditd_redis_cpu_us_per_rpc}; {found.calls_per_redis_pipeline} Charges a Redis pipeline), "
+        f"echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} pairs of slices of {slice_s} s"
     )
     click.echo(
         f"server CPU per unary Charge / echo's per RPC (target <= 1.25): {found.ratio:.3f}; pairs' median "
