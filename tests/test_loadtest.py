@@ -351,8 +351,10 @@ def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_p
     assert [one["side"] for one in slices] == ["echo", "creditd", "creditd", "echo", "echo", "creditd"]
     for one in slices:
         assert one["rpcs"] > 0 and one["server_cpu_s"] > 0 and one["errors"] == 0, one
-        # only creditd's side has a Redis, counted apart from it
+        # only creditd's side has a Redis, counted apart from it, and pipelines to it (its /metrics)
         assert (one["redis_cpu_s"] > 0) == (one["side"] == "creditd"), one
+        assert (one["redis_pipelines"] > 0) == (one["side"] == "creditd"), one
+        assert one["redis_pipelines"] <= one["redis_pipeline_calls"], one
 
     def per_rpc_us(counted: list[dict[str, Any]], side: str) -> float:
         mine = [one for one in counted if one["side"] == side]
@@ -364,6 +366,8 @@ def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_p
     pairs = [slices[index : index + 2] for index in (0, 2, 4)]
     expected = [per_rpc_us(pair, "creditd") / per_rpc_us(pair, "echo") for pair in pairs]
     assert found["pair_ratios"] == pytest.approx(expected, abs=5e-4)
+    calls = sum(one["redis_pipeline_calls"] for one in slices) / sum(one["redis_pipelines"] for one in slices)
+    assert found["calls_per_redis_pipeline"] == pytest.approx(calls, abs=0.005)
     assert found["median_pair_ratio"] == pytest.approx(statistics.median(found["pair_ratios"]), abs=5e-4)
     assert "server CPU per unary Charge / echo's per RPC (target <= 1.25)" in output, output
 
