@@ -21,6 +21,7 @@ before the pairs warms each side up and is not counted.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,7 +72,8 @@ class ServerRatio(msgspec.Struct):
     echo_cpu_us_per_rpc: float
     creditd_redis_cpu_us_per_rpc: float
     ratio: float  # creditd's over echo's: issue #36's target is <= 1.25
-    # how many Charges shared a Redis pipeline, over creditd's slices: fewer, the more each pays
+    # how many calls (nearly all Charges) shared a Redis pipeline over creditd's slices: the fewer, the
+    # more of a pipeline's write, read and wake-up each pays
     calls_per_redis_pipeline: float
     pair_ratios: list[float]
     median_pair_ratio: float
@@ -168,12 +170,17 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
         "echo": Server("echo", echo_target, echo, msgspec.structs.replace(shape, top_ups_per_s=0)),
     }
     servers["creditd"].metrics_url = f"http://{metrics_listen}/metrics"
-    await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
-    await wait_serving(echo_target, echo)
-    with redis.Redis.from_url(embedded_url(data_dir)) as client:
-        servers["creditd"].redis_pid = local_server_pid(client.info("server"))
-    async with grpc.aio.insecure_channel(creditd_target) as channel:
-        await create_accounts(pb_grpc.AccountsStub(channel), shape)
+    try:
+        await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
+        await wait_serving(echo_target, echo)
+        with redis.Redis.from_url(embedded_url(data_dir)) as client:
+            servers["creditd"].redis_pid = local_server_pid(client.info("server"))
+        async with grpc.aio.insecure_channel(creditd_target) as channel:
+            await create_accounts(pb_grpc.AccountsStub(channel), shape)
+    except BaseException:
+        for server in servers.values():
+            stop(server.process)
+        raise
     return servers
 
 
@@ -195,6 +202,7 @@ async def measure(pair_count: int, slice_s: float, shape: Shape) -> ServerRatio:
     finally:
         for server in servers.values():
             stop(server.process)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @click.command()
@@ -207,7 +215,7 @@ def main(pairs: int, slice_s: float, json_path: Path) -> None:
     errors = sum(one.errors for one in found.slices)
     click.echo(
         f"creditd {found.creditd_cpu_us_per_rpc} µs CPU per unary Charge (its Redis "
-        f"{found.creditd_redis_cpu_us_per_rpc}; {found.calls_per_redis_pipeline} Charges a Redis pipeline), "
+        f"{found.creditd_redis_cpu_us_per_rpc}; {found.calls_per_redis_pipeline} calls a Redis pipeline), "
         f"echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} pairs of slices of {slice_s} s"
     )
     click.echo(
