@@ -37,7 +37,7 @@ class _Cells:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._local = threading.local()
+        self.local = threading.local()  # .cells: this thread's, once it made its first update
         self._every_thread: list[list[float]] = []
         self._lock = threading.Lock()  # taken once per thread (its first update) and per scrape
         self.created = time.time()
@@ -45,9 +45,9 @@ class _Cells:
     def mine(self) -> list[float]:
         """This thread's cells (made at its first update); only this thread writes them."""
         try:
-            cells: list[float] = self._local.cells
+            cells: list[float] = self.local.cells
         except AttributeError:
-            cells = self._local.cells = [0.0] * self._size
+            cells = self.local.cells = [0.0] * self._size
             with self._lock:
                 self._every_thread.append(cells)
         return cells
@@ -58,16 +58,25 @@ class _Cells:
         return [math.fsum(cells[index] for cells in every_thread) for index in range(self._size)]
 
 
-class CounterChild:
+class _Child:
+    """A metric child's cells; `local` is this thread's view of them, read first on the hot path."""
+
     __slots__ = ("_cells", "_local")
 
-    def __init__(self) -> None:
-        self._cells = _Cells(1)
-        self._local = self._cells._local
+    def __init__(self, size: int) -> None:
+        self._cells = _Cells(size)
+        self._local = self._cells.local
 
     @property
     def created(self) -> float:
         return self._cells.created
+
+
+class CounterChild(_Child):
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(1)
 
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
@@ -81,18 +90,13 @@ class CounterChild:
         return self._cells.totals()[0]
 
 
-class HistogramChild:
-    __slots__ = ("_bounds", "_cells", "_local")
+class HistogramChild(_Child):
+    __slots__ = ("_bounds",)
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
         # one count per bucket (not cumulative), then the sum
-        self._cells = _Cells(len(bounds) + 1)
-        self._local = self._cells._local
-
-    @property
-    def created(self) -> float:
-        return self._cells.created
+        super().__init__(len(bounds) + 1)
+        self._bounds = bounds
 
     def observe(self, amount: float) -> None:
         try:
