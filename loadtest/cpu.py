@@ -57,6 +57,14 @@ def cpu_seconds(pids: Iterable[int], excluding: Iterable[int] = ()) -> float:
     return total_ticks / CLOCK_TICKS_PER_S
 
 
+def server_and_redis_cpu_s(server_pid: int, redis_pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a server's process tree without its Redis (a child when embedded), and
+    of that Redis (0 when redis_pid is 0: a server without one)."""
+    if not redis_pid:
+        return cpu_seconds([server_pid]), 0.0
+    return cpu_seconds([server_pid], excluding=[redis_pid]), cpu_seconds([redis_pid])
+
+
 # The fixed work of reference_work_ms: some 30 ms of one core here when the machine runs at its best.
 REFERENCE_ITERATIONS = 1_000_000
 

@@ -23,14 +23,12 @@ from pathlib import Path
 
 import click
 import msgspec
-import redis
 import uvloop
 
 from creditd.devtools.ports import free_port
-from creditd.store.embedded import embedded_url
-from loadtest.cpu import cpu_seconds
+from loadtest.cpu import server_and_redis_cpu_s
 from loadtest.report import write_json
-from loadtest.runner import local_server_pid, shipped_config_with, start_creditd, stop, wait_serving
+from loadtest.runner import embedded_server_pid, shipped_config_with, start_creditd, stop, wait_serving
 from loadtest.server_instructions import config_without_sweeper
 
 
@@ -56,12 +54,11 @@ class Idle:
 
     async def started(self) -> None:
         await wait_serving(self.target, self.process, "creditd.v1.CreditControl")
-        with redis.Redis.from_url(embedded_url(self.data_dir)) as client:
-            self.redis_pid = local_server_pid(client.info("server"))
+        self.redis_pid = embedded_server_pid(self.data_dir)
         assert self.redis_pid, f"{self.name}: its embedded server runs on this machine"
 
     def cpu_s(self) -> tuple[float, float]:
-        return cpu_seconds([self.process.pid], excluding=[self.redis_pid]), cpu_seconds([self.redis_pid])
+        return server_and_redis_cpu_s(self.process.pid, self.redis_pid)
 
     def cell(self) -> IdleCell:
         return IdleCell(

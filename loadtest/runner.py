@@ -128,9 +128,14 @@ async def phase(
     return result
 
 
+def start_echo(listen: str) -> subprocess.Popen[bytes]:
+    """The echo server (loadtest/echo.py) on `listen`."""
+    return subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", listen], stdin=subprocess.DEVNULL)
+
+
 async def echo_phase(shape: Shape, seed: int, progress: Progress, name: str) -> PhaseResult:
     target = f"127.0.0.1:{free_port()}"
-    echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", target], stdin=subprocess.DEVNULL)
+    echo = start_echo(target)
     try:
         await wait_serving(target, echo)
         no_top_ups = msgspec.structs.replace(shape, top_ups_per_s=0)  # the echo server has no Accounts
@@ -330,6 +335,12 @@ def redis_options(redis_url: str | None, data_dir: Path) -> tuple[str, ...]:
         if keys := client.dbsize():  # the URL is not echoed: it may hold a password
             raise click.UsageError(f"--redis: the server is not empty ({keys} keys); a run needs an empty one")
     return ("--redis", redis_url)
+
+
+def embedded_server_pid(data_dir: Path) -> int:
+    """The process id of the embedded server a `creditd serve --data-dir data_dir` started."""
+    with redis.Redis.from_url(embedded_url(data_dir)) as client:
+        return local_server_pid(client.info("server"))
 
 
 def local_server_pid(server_info: dict[str, Any]) -> int:

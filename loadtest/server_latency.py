@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import math
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 DURATION_BUCKET = "creditd_request_duration_seconds_bucket"
 SCRAPE_TIMEOUT_S = 5.0
 WITHIN_S = 0.010  # the issue's p99 target
 
 
+def scraped_samples(url: str) -> Iterator[Sample]:
+    """Every sample of one /metrics page."""
+    with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        yield from family.samples
+
+
 def cumulative_counts(metrics_urls: Sequence[str], method: str) -> dict[float, float]:
     """The method's requests at or under each bucket bound (seconds; inf last), summed over the workers."""
     counts: dict[float, float] = {}
     for url in metrics_urls:
-        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as answer:
-            text = answer.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == DURATION_BUCKET and sample.labels.get("method") == method:
-                    bound = float(sample.labels["le"])
-                    counts[bound] = counts.get(bound, 0.0) + sample.value
+        for sample in scraped_samples(url):
+            if sample.name == DURATION_BUCKET and sample.labels.get("method") == method:
+                bound = float(sample.labels["le"])
+                counts[bound] = counts.get(bound, 0.0) + sample.value
     return counts
 
 

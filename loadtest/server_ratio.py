@@ -26,25 +26,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import uuid
 from pathlib import Path
 
 import click
 import grpc
 import msgspec
-import redis
 import uvloop
-from prometheus_client.parser import text_string_to_metric_families
 
 from creditd import collector
 from creditd.devtools.ports import free_port
-from creditd.store.embedded import embedded_url
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from loadtest.cpu import cpu_seconds
+from loadtest.cpu import server_and_redis_cpu_s
 from loadtest.report import write_json
-from loadtest.runner import local_server_pid, shipped_config_with, start_creditd, stop, wait_serving
-from loadtest.server_latency import SCRAPE_TIMEOUT_S
+from loadtest.runner import embedded_server_pid, shipped_config_with, start_creditd, start_echo, stop, wait_serving
+from loadtest.server_latency import scraped_samples
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 SIDES = ("echo", "creditd")
@@ -111,20 +107,14 @@ class Server:
         """creditd's Redis pipelines so far and the calls they carried (0, 0 without /metrics)."""
         if not self.metrics_url:
             return 0, 0
-        with urllib.request.urlopen(self.metrics_url, timeout=SCRAPE_TIMEOUT_S) as answer:
-            text = answer.read().decode()
         found = {"count": 0.0, "sum": 0.0}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in (PIPELINE_CALLS + "_count", PIPELINE_CALLS + "_sum"):
-                    found[sample.name.rpartition("_")[2]] += sample.value
+        for sample in scraped_samples(self.metrics_url):
+            if sample.name in (PIPELINE_CALLS + "_count", PIPELINE_CALLS + "_sum"):
+                found[sample.name.rpartition("_")[2]] += sample.value
         return int(found["count"]), int(found["sum"])
 
     def cpu_s(self) -> tuple[float, float]:
-        """CPU seconds so far of the server (its Redis left out) and of its Redis (0 without one)."""
-        redis_pids = [self.redis_pid] if self.redis_pid else []
-        server = cpu_seconds([self.process.pid], excluding=redis_pids)
-        return server, cpu_seconds(redis_pids) if redis_pids else 0.0
+        return server_and_redis_cpu_s(self.process.pid, self.redis_pid)
 
 
 def _per_rpc_us(slices: list[Slice], side: str, of_redis: bool = False) -> float:
@@ -163,7 +153,7 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
     creditd = start_creditd(
         creditd_target, "--data-dir", str(data_dir), "--config", str(config), metrics_listen=metrics_listen
     )
-    echo = subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", echo_target], stdin=subprocess.DEVNULL)
+    echo = start_echo(echo_target)
     # the echo server has no Accounts: no top-ups there, as in loadtest's echo phase
     servers = {
         "creditd": Server("creditd", creditd_target, creditd, shape),
@@ -173,8 +163,7 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
     try:
         await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
         await wait_serving(echo_target, echo)
-        with redis.Redis.from_url(embedded_url(data_dir)) as client:
-            servers["creditd"].redis_pid = local_server_pid(client.info("server"))
+        servers["creditd"].redis_pid = embedded_server_pid(data_dir)
         async with grpc.aio.insecure_channel(creditd_target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), shape)
     except BaseException:
