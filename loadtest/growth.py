@@ -34,7 +34,7 @@ import uvloop
 
 from creditd.config.settings import EmbeddedAllocator
 from creditd.devtools.ports import free_port
-from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
+from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall_words
 from creditd.store.codes import RequestType
 from creditd.store.embedded import embedded_url
 from loadtest.report import write_json
@@ -112,7 +112,7 @@ def create_accounts(client: redis.Redis, calls: Calls, first: int, last: int, ba
         for n in range(start, min(start + PIPELINE, last)):
             account_id = f"6690{n:07d}"
             command = calls.create_account(NewAccount(account_id, "standard", balance), now_ms, "loadtest")
-            pipe.execute_command("FCALL", *fcall(command))
+            pipe.execute_command(*fcall_words(command))
         pipe.execute()
 
 
@@ -125,7 +125,7 @@ def open_idle_sessions(client: redis.Redis, calls: Calls, accounts: int, first: 
             account_id, session_id = f"6690{n % accounts:07d}", f"idle-{n}"
             units = (UnitSpec(VOICE_IN_RATING_GROUP),)
             request = ChargeSpec(session_id, RequestType.INITIAL, 0, account_id, "growth", units)
-            pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+            pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
         pipe.execute()
 
 

@@ -40,7 +40,7 @@ from creditd.devtools.ports import free_port
 from creditd.notifier.service import Notifier
 from creditd.notifier.templates import Notice
 from creditd.resources import default_config_path
-from creditd.store.calls import Calls, NewAccount, PreferencesSpec, fcall
+from creditd.store.calls import Calls, NewAccount, PreferencesSpec, fcall_words
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
@@ -148,8 +148,8 @@ def open_accounts(client: redis.Redis, calls: Calls, channel: str, count: int, n
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
         new = NewAccount(account_id, "standard", 10_000, contact_email=f"{account_id}@example.net")
-        pipe.execute_command("FCALL", *fcall(calls.create_account(new, now_ms, "load")))
-        pipe.execute_command("FCALL", *fcall(calls.set_preferences(account_id, preferences, now_ms, "load")))
+        pipe.execute_command(*fcall_words(calls.create_account(new, now_ms, "load")))
+        pipe.execute_command(*fcall_words(calls.set_preferences(account_id, preferences, now_ms, "load")))
     pipe.execute()
     return accounts
 
@@ -157,7 +157,7 @@ def open_accounts(client: redis.Redis, calls: Calls, channel: str, count: int, n
 def top_up(client: redis.Redis, calls: Calls, accounts: list[str], key: str) -> None:
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
-        pipe.execute_command("FCALL", *fcall(calls.top_up(account_id, 500, "bank", key, Clock().now_ms(), "load")))
+        pipe.execute_command(*fcall_words(calls.top_up(account_id, 500, "bank", key, Clock().now_ms(), "load")))
     pipe.execute()
 
 

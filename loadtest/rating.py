@@ -33,7 +33,7 @@ import uvloop
 
 from creditd.config.settings import RedisSettings, Settings, load_settings
 from creditd.resources import default_config_path
-from creditd.store.calls import Calls, NewAccount, fcall
+from creditd.store.calls import Calls, NewAccount, fcall_words
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.keys import usage_of_partition
@@ -125,7 +125,7 @@ async def drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: i
                     serial += 1
                     request = script.next_request()
                 assert request is not None
-                pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+                pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
             for raw in await pipe.execute():
                 result = pb.ResultCode.Name(json.loads(raw[2])[0])
                 results[result] = results.get(result, 0) + 1
@@ -166,13 +166,13 @@ async def measure(
     now_ms = int(time.time() * 1000)
     for account_id in (f"6690{n:07d}" for n in range(shape.accounts)):
         client.execute_command(
-            "FCALL", *fcall(calls.create_account(NewAccount(account_id, "standard", 10**12), now_ms, "lt"))
+            *fcall_words(calls.create_account(NewAccount(account_id, "standard", 10**12), now_ms, "lt"))
         )
     first = SessionScript(0, 0, msgspec.structs.replace(shape, event_share=1.0), random.Random(1), "first")
     request = first.next_request()
     assert request is not None
     started = time.perf_counter()
-    client.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+    client.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
     first_call_ms = (time.perf_counter() - started) * 1000
     client.config_resetstat()
     started = time.perf_counter()

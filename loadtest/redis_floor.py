@@ -8,7 +8,7 @@ import asyncio
 import time
 
 from creditd.config.settings import RedisSettings
-from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
+from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall_words
 from creditd.store.codes import RequestType
 from creditd.store.connection import AnyRedis, connect
 from loadtest.report import Recorder
@@ -25,7 +25,7 @@ async def create_floor_accounts(client: AnyRedis, calls: Calls, now_ms: int) -> 
     pipe = client.pipeline(transaction=False)
     for account_id in accounts:
         command = calls.create_account(NewAccount(account_id, "standard", 10**12), now_ms, "loadtest")
-        pipe.execute_command("FCALL", *fcall(command))
+        pipe.execute_command(*fcall_words(command))
     await pipe.execute()
     return accounts
 
@@ -50,7 +50,7 @@ async def measure_redis_floor(url: str, partitions: int, duration_s: float) -> t
                     request = ChargeSpec(
                         session_id, RequestType.EVENT, 0, account_id, "floor", units, called_party=THAI_NUMBER
                     )
-                    pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+                    pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
                 started = time.perf_counter()
                 await pipe.execute()
                 recorder.record(time.perf_counter() - started, PIPELINE_CALLS)

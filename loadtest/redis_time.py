@@ -28,7 +28,7 @@ import uvloop
 
 from creditd.config.settings import Settings, load_settings
 from creditd.resources import default_config_path
-from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall
+from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall, fcall_words
 from creditd.store.codes import Code, RequestType
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
@@ -122,10 +122,10 @@ def prepare(
     now_ms = last_noon_ms(settings)
     for n in range(200):
         command = calls.create_account(NewAccount(f"6690{n:07d}", PLAN, 10**12), now_ms, "lt")
-        client.execute_command("FCALL", *fcall(command))
+        client.execute_command(*fcall_words(command))
         for bundle_id in bundles:
             purchase = calls.purchase_bundle(f"6690{n:07d}", bundle_id, f"lt-{bundle_id}", now_ms, "lt")
-            code = client.execute_command("FCALL", *fcall(purchase))[0]
+            code = client.execute_command(*fcall_words(purchase))[0]
             assert code == Code.SUCCESS, f"purchase of {bundle_id}: {code}"
     # One SMS per account, not measured: every partition the phases charge has then had its first
     # usage record since the library was loaded, as in a server that has run a while. lib/usage.lua

@@ -25,7 +25,7 @@ from creditd.config.settings import RedisSettings
 from creditd.core.audit import Auditor
 from creditd.devtools.ports import free_port
 from creditd.resources import default_config_path
-from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall
+from creditd.store.calls import Calls, ChargeSpec, NewAccount, UnitSpec, fcall_words
 from creditd.store.codes import RequestType
 from creditd.store.connection import connect_sync
 from creditd.store.embedded import embedded_url
@@ -157,7 +157,7 @@ def measure_memory(url: str, partitions: int) -> dict[str, int]:
         pipe = client.pipeline(transaction=False)
         for account_id in accounts:
             command = calls.create_account(NewAccount(account_id, "standard", 1000), now_ms, "loadtest")
-            pipe.execute_command("FCALL", *fcall(command))
+            pipe.execute_command(*fcall_words(command))
         pipe.execute()
         account_bytes = _usage(client, [keys.account(a) for a in accounts])
         ledger_bytes = _usage(client, [keys.ledger(a) for a in accounts])
@@ -189,7 +189,7 @@ def _charge_all(client: redis.Redis, calls: Calls, accounts: list[str], kind: Re
     number = 0 if kind == RequestType.INITIAL else 1
     for account_id in accounts:
         request = ChargeSpec(f"m-{account_id}", kind, number, account_id, "memory", (UnitSpec(VOICE_IN_RATING_GROUP),))
-        pipe.execute_command("FCALL", *fcall(calls.charge(request, now_ms, "loadtest")))
+        pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
     return sum(1 for reply in pipe.execute() if decode_reply(reply).body.startswith(b"[2001,"))
 
 

@@ -67,7 +67,7 @@ from creditd.notifier.templates import (
     kind_label,
 )
 from creditd.notifier.wording import notice_context
-from creditd.store.calls import Calls, fcall
+from creditd.store.calls import Calls, fcall, fcall_words
 from creditd.store.connection import AnyRedis
 from creditd.store.keys import events_of_partition, notifier_key
 from creditd.store.replies import ACCOUNT_DECODER, AccountRecord, as_text, checked_reply
@@ -100,7 +100,7 @@ class Notifier:
         lease_ms = int(self.config.lease_s * 1000)
         pipe = self.client.pipeline(transaction=False)
         for partition in range(self.settings.redis.partitions):
-            pipe.execute_command("FCALL", *fcall(self.calls.claim_partition(partition, self.owner, lease_ms, ROLE)))
+            pipe.execute_command(*fcall_words(self.calls.claim_partition(partition, self.owner, lease_ms, ROLE)))
         replies = await pipe.execute()
         held = [partition for partition, raw in enumerate(replies) if checked_reply(raw).body == b"1"]  # type: ignore[union-attr]
         metrics.NOTIFIER_PARTITIONS.set(len(held))
