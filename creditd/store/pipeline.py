@@ -250,10 +250,7 @@ class AutoPipeline:
             if again:
                 self._start_task(loop, batch, deadline_at)  # keeps its place in flight; _sent ends it
             else:
-                # as _send's: no caller may wait forever, whatever went wrong above (the error is
-                # made only then: this runs for every pipeline)
-                if not all(future.done() for _, future in batch):
-                    self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+                self._fail_unanswered(batch)  # as _send's
                 self._sent(None)
 
     def _take_replies(
@@ -283,8 +280,7 @@ class AutoPipeline:
         except TimeoutError:
             self._timed_out(batch)
         finally:
-            # No caller may wait forever: whatever was not answered above is a bug of ours.
-            self._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+            self._fail_unanswered(batch)
 
     def _timed_out(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         metrics.REDIS_TIMEOUTS.labels("pipeline").inc()
@@ -400,6 +396,13 @@ class AutoPipeline:
             if not future.done():
                 metrics.REDIS_ERRORS.labels(kind).inc()
                 future.set_exception(failure)
+
+    @classmethod
+    def _fail_unanswered(cls, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        """No caller may wait forever: a call of a pipeline that ended still unanswered is failed,
+        as a bug of ours (the error is made only then: this runs at the end of every pipeline)."""
+        if not all(future.done() for _, future in batch):
+            cls._fail(batch, Internal("redis pipeline ended without an answer for this call"))
 
     async def close(self) -> None:
         # a batch sent at once may hand itself to a task when its connection fails: wait for both
