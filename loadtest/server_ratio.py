@@ -14,8 +14,10 @@ in slices of `--slice` seconds: a pair is one slice of each, in the order echo-c
 creditd-echo, then again (so neither side is always the one after a switch). Each server's CPU
 (from /proc; creditd's without its Redis, which is counted apart, as loadtest does) is read over its
 own slices only. The figure is the pooled ratio (creditd's CPU over its RPCs, over all its slices,
-divided by the echo server's), beside the median of the pairs' ratios and their spread. A slice
-before the pairs warms each side up and is not counted.
+divided by the echo server's), beside the median of the pairs' ratios and their spread, and how many
+calls shared each of creditd's Redis pipelines (its /metrics, read around each of its slices): the
+fewer, the more of a pipeline's write, read and wake-up each pays. A slice before the pairs warms
+each side up and is not counted.
 """
 
 from __future__ import annotations
