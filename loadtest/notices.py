@@ -1,6 +1,6 @@
 """Notices per second through each channel, and the delivery lag at a steady rate below that.
 
-`python -m loadtest.notices [--notices 2000] [--json PATH]`. For each channel it starts its own Redis
+`python -m loadtest.notices [--notices 2000] [--paced-s 5] [--json PATH]`. For each channel it starts its own Redis
 (embedded) with the sample library, opens one account per notice with that channel, and runs the
 notifier (creditd/notifier/service.py) in this process against:
 - webhook: a local HTTP server that answers 200;
@@ -33,10 +33,16 @@ import uvloop
 from aiosmtpd.controller import Controller
 
 from creditd.clock import Clock
-from creditd.config.fronts import EmailChannelSettings, SmsChannelSettings, WebhookChannelSettings
+from creditd.config.fronts import (
+    EmailChannelSettings,
+    NotificationSettings,
+    SmsChannelSettings,
+    WebhookChannelSettings,
+)
 from creditd.config.settings import Settings, load_settings
 from creditd.core.notices import NoticeEvent as Event
 from creditd.devtools.ports import free_port
+from creditd.notifier.dispatch import Channels
 from creditd.notifier.service import Notifier
 from creditd.notifier.templates import Notice
 from creditd.resources import default_config_path
@@ -48,23 +54,35 @@ from creditd.store.replies import AccountRecord
 from loadtest.report import run_identity, write_json
 
 PACED_S = 5.0
+# A burst, or the paced run's tail, not handed off by then fails the run (the notifier stalled).
+BURST_TIMEOUT_S, PACED_TIMEOUT_S = 300.0, 60.0
 RESULTS = Path(__file__).parent / "results"
 
 
-class TimedNotifier(Notifier):
-    """The notifier, noting when each notice was handed off (the channel's send returned)."""
+class TimedChannels(Channels):
+    """The notifier's channels, noting when each notice was handed off (the channel's send returned)."""
 
-    def __init__(self, *arguments: object) -> None:
-        super().__init__(*arguments)  # type: ignore[arg-type]
+    def __init__(self, config: NotificationSettings) -> None:
+        super().__init__(config)
         self.handoffs: list[tuple[str, float]] = []
 
-    async def send(self, partition: int, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
-        await super().send(partition, channel, event, card, notice)
+    async def send(self, notice_id: str, channel: str, event: Event, card: AccountRecord, notice: Notice) -> None:
+        await super().send(notice_id, channel, event, card, notice)
         self.handoffs.append((event.id, time.time()))
 
     def lags_ms(self, after_ms: int) -> list[float]:
         stamped = ((int(event_id.split("-")[0]), at) for event_id, at in self.handoffs)
         return sorted(at * 1000 - event_ms for event_ms, at in stamped if event_ms >= after_ms)
+
+
+class TimedNotifier(Notifier):
+    """The notifier, its hand-offs timed: every notice goes out through Notifier.channels."""
+
+    channels: TimedChannels
+
+    def __init__(self, *arguments: object) -> None:
+        super().__init__(*arguments)  # type: ignore[arg-type]
+        self.channels = TimedChannels(self.config)
 
 
 @contextlib.contextmanager
@@ -161,13 +179,18 @@ def top_up(client: redis.Redis, calls: Calls, accounts: list[str], key: str) -> 
     pipe.execute()
 
 
-async def wait_until(notifier: TimedNotifier, count: int, timeout_s: float) -> None:
+async def wait_until(channels: TimedChannels, count: int, timeout_s: float) -> None:
+    """Returns when `count` notices were handed off; raises when they were not within timeout_s."""
     deadline = time.monotonic() + timeout_s
-    while len(notifier.handoffs) < count and time.monotonic() < deadline:
+    while len(channels.handoffs) < count:
+        if time.monotonic() >= deadline:
+            raise click.ClickException(
+                f"{len(channels.handoffs)} of {count} notices handed off within {timeout_s:g} s (see the log)"
+            )
         await asyncio.sleep(0.01)
 
 
-async def measure_channel(url: str, settings: Settings, channel: str, count: int) -> dict[str, float]:
+async def measure_channel(url: str, settings: Settings, channel: str, count: int, paced_s: float) -> dict[str, float]:
     client = redis.Redis.from_url(url)
     client.flushall()
     client.function_load(render_library(settings), replace=True)
@@ -179,35 +202,35 @@ async def measure_channel(url: str, settings: Settings, channel: str, count: int
     stopping = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(notifier.run(stopping))
-    await wait_until(notifier, count, 300)
+    await wait_until(notifier.channels, count, BURST_TIMEOUT_S)
     burst_s = time.perf_counter() - started
     rate = count / burst_s
     # paced: half the burst rate, in slices of 50 ms
     paced_from_ms = int(time.time() * 1000)
     per_slice, sent, key = max(1, int(rate / 2 * 0.05)), 0, 0
-    deadline = time.monotonic() + PACED_S
+    deadline = time.monotonic() + paced_s
     while time.monotonic() < deadline:
         batch = accounts[sent % count : sent % count + per_slice]
         key += 1
         top_up(client, calls, batch, f"paced{key}")
         sent += len(batch)
         await asyncio.sleep(0.05)
-    await wait_until(notifier, count + sent, 60)
+    await wait_until(notifier.channels, count + sent, PACED_TIMEOUT_S)
     stopping.set()
     await running
     await async_client.aclose()
     client.close()
-    lags = notifier.lags_ms(paced_from_ms)
+    lags = notifier.channels.lags_ms(paced_from_ms)
     return {
         "notices_per_s": round(rate, 1),
-        "paced_per_s": round(sent / PACED_S, 1),
+        "paced_per_s": round(sent / paced_s, 1),
         "lag_p50_ms": round(statistics.median(lags), 1) if lags else -1,
         "lag_p99_ms": round(lags[int(len(lags) * 0.99) - 1], 1) if lags else -1,
-        "handed_off": len(notifier.handoffs),
+        "handed_off": len(notifier.channels.handoffs),
     }
 
 
-def run_channel(channel: str, count: int, work: Path, in_flight: int) -> dict[str, float]:
+def run_channel(channel: str, count: int, work: Path, in_flight: int, paced_s: float = PACED_S) -> dict[str, float]:
     with contextlib.ExitStack() as stack:
         if channel == "email":
             endpoint = f"127.0.0.1:{stack.enter_context(smtp_receiver())}"
@@ -219,19 +242,20 @@ def run_channel(channel: str, count: int, work: Path, in_flight: int) -> dict[st
         settings = channel_settings(load_settings(default_config_path()), channel, endpoint, in_flight)
         server = stack.enter_context(EmbeddedRedis(work / channel))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(measure_channel(server.url, settings, channel, count))
+            return runner.run(measure_channel(server.url, settings, channel, count, paced_s))
 
 
 @click.command()
 @click.option("--notices", default=2000, show_default=True, help="notices in the burst per channel")
 @click.option("--channels", default="webhook,sms-http,email", show_default=True)
 @click.option("--in-flight", default=32, show_default=True, help="the notifier's max_in_flight")
+@click.option("--paced-s", default=PACED_S, show_default=True, help="seconds of the paced run per channel")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def main(notices: int, channels: str, in_flight: int, json_path: Path | None) -> None:
+def main(notices: int, channels: str, in_flight: int, paced_s: float, json_path: Path | None) -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="creditd-notices-") as work:
         for channel in channels.split(","):
-            results[channel] = run_channel(channel, notices, Path(work), in_flight)
+            results[channel] = run_channel(channel, notices, Path(work), in_flight, paced_s)
             r = results[channel]
             click.echo(
                 f"{channel:9} {r['notices_per_s']:8.1f} notices/s burst; at {r['paced_per_s']:.0f}/s: "

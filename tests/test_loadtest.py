@@ -17,7 +17,9 @@ latency per phase comes from its histogram read before and after (a worked examp
 arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
 waited for) and leaves out a live one it is told to (the embedded Redis); the server-ratio run plays
 the echo server and creditd in alternate slices, each side first in turn, and its figures are each
-side's CPU over its own slices' RPCs, recomputed here from the slices it reports."""
+side's CPU over its own slices' RPCs, recomputed here from the slices it reports; the notices run
+hands every notice of its burst and of its paced run to each channel's receiver (a webhook and an
+SMTP server) and times their lag."""
 
 from __future__ import annotations
 
@@ -370,6 +372,22 @@ def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_p
     assert found["calls_per_redis_pipeline"] == pytest.approx(calls, abs=0.005)
     assert found["median_pair_ratio"] == pytest.approx(statistics.median(found["pair_ratios"]), abs=5e-4)
     assert "server CPU per unary Charge / echo's per RPC (target <= 1.25)" in output, output
+
+
+def test_notices_run_hands_every_notice_off_on_each_channel_and_times_the_paced_ones(tmp_path: Path) -> None:
+    output, found = run_report(
+        "loadtest.notices",
+        ["--notices", "30", "--channels", "webhook,email", "--in-flight", "4", "--paced-s", "1"],
+        tmp_path / "notices.json",
+    )
+    assert set(found["channels"]) == {"webhook", "email"}
+    for channel, figures in found["channels"].items():
+        # the burst's 30, then one notice per paced top-up (paced_per_s over the 1 s run): each
+        # handed off once, by the receiver's answer, which the run counts
+        assert figures["handed_off"] == 30 + figures["paced_per_s"], (channel, figures)
+        assert figures["notices_per_s"] > 0 and figures["paced_per_s"] >= 1, (channel, figures)
+        assert 0 < figures["lag_p50_ms"] <= figures["lag_p99_ms"], (channel, figures)
+        assert f"{channel:9}" in output and "notices/s burst" in output, output
 
 
 def test_growth_runs_on_the_operators_server_if_it_is_empty(tmp_path: Path) -> None:
