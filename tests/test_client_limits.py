@@ -1,9 +1,12 @@
-"""Per-caller limits: calls in flight are bounded per caller and released when the call ends (also,
+"""Limits on calls in flight: calls are bounded per caller and released when the call ends (also,
 through a real server, when it fails), callers do not share budgets, and the token bucket refuses
-once the burst is spent and refills at its rate."""
+once the burst is spent and refills at its rate. The whole server's bound (limits.max_concurrent_rpcs)
+counts every caller's calls together: through a real server allowing two, two open notification
+streams leave a third call RESOURCE_EXHAUSTED, naming the setting, and closing one serves it again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -13,11 +16,12 @@ import pytest
 from creditd.api.client_limits import ClientLimits
 from creditd.config.settings import Settings
 from creditd.errors import ResourceExhausted
-from tests.harness import started_server
+from creditd.v1 import creditd_pb2 as pb
+from tests.harness import Harness, started_server
 
 
 def test_in_flight_is_bounded_per_caller_and_released() -> None:
-    limits = ClientLimits(max_in_flight=2, rate_per_s=1, burst=1)
+    limits = ClientLimits(max_in_flight=2, rate_per_s=1, burst=1, max_server_in_flight=10)
     limits.enter("pgw1")
     limits.enter("pgw1")
     with pytest.raises(ResourceExhausted) as refused:
@@ -29,6 +33,61 @@ def test_in_flight_is_bounded_per_caller_and_released() -> None:
     limits.enter("pgw1")  # the slot left is free again
     with pytest.raises(ResourceExhausted):
         limits.enter("pgw1")
+
+
+def test_the_whole_server_bound_counts_every_caller() -> None:
+    limits = ClientLimits(max_in_flight=2, rate_per_s=1, burst=1, max_server_in_flight=3)
+    limits.enter("pgw1")
+    limits.enter("pgw1")
+    limits.enter("pgw2")
+    with pytest.raises(ResourceExhausted) as refused:
+        limits.enter("pgw3")  # a caller with nothing in flight, but the server is full
+    assert refused.value.message == "server: 3 calls already in flight (limits.max_concurrent_rpcs); retry"
+    with pytest.raises(ResourceExhausted):
+        limits.enter("pgw1")  # the server's bound is checked first
+    limits.leave("pgw1")
+    limits.enter("pgw3")
+    with pytest.raises(ResourceExhausted):
+        limits.enter("pgw2")
+
+
+async def refused_while_full(creditd: Harness, account_id: str, timeout_s: float = 5.0) -> grpc.aio.AioRpcError:
+    """The refusal of a GetAccount, asked again until the server counts the streams opened just
+    before (an RPC is counted when its handler starts, a moment after the client sent it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            await creditd.get(account_id)
+        except grpc.aio.AioRpcError as error:
+            return error
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"GetAccount still served after {timeout_s:g} s with two streams open on a server of two")
+
+
+@pytest.mark.asyncio
+async def test_the_whole_server_refuses_past_its_bound_and_serves_again(
+    redis_server, redis_client, settings: Settings
+) -> None:
+    two = msgspec.structs.replace(settings, limits=msgspec.structs.replace(settings.limits, max_concurrent_rpcs=2))
+    async with started_server(two, redis_server.url, redis_client) as creditd:
+        await creditd.create_account("66800000406", balance=10)
+        streams = [
+            creditd.credit_control.WatchNotifications(pb.WatchNotificationsRequest(gateway_id=gateway))
+            for gateway in ("pgw1", "pgw2")
+        ]
+        refused = await refused_while_full(creditd, "66800000406")
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused
+        assert "limits.max_concurrent_rpcs" in (refused.details() or "")
+        streams[0].cancel()
+        deadline = time.monotonic() + 5.0
+        while True:  # the cancelled stream's handler ends a moment later and gives its slot back
+            try:
+                assert (await creditd.get("66800000406")).balance == 10
+                break
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline, error
+                await asyncio.sleep(0.02)
+        streams[1].cancel()
 
 
 @pytest.mark.asyncio
@@ -46,7 +105,7 @@ async def test_a_failed_call_gives_its_slot_back(redis_server, redis_client, set
 
 
 def test_token_bucket_refuses_past_the_burst_and_refills() -> None:
-    limits = ClientLimits(max_in_flight=1, rate_per_s=50, burst=3)
+    limits = ClientLimits(max_in_flight=1, rate_per_s=50, burst=3, max_server_in_flight=10)
     for _ in range(3):
         limits.take_token("crm")
     with pytest.raises(ResourceExhausted):

@@ -153,7 +153,6 @@ class CreditdServer:
     def _build_grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
         server = grpc.aio.server(
-            maximum_concurrent_rpcs=settings.limits.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", settings.server.max_message_bytes),
                 ("grpc.max_send_message_length", settings.server.max_message_bytes),
@@ -170,7 +169,10 @@ class CreditdServer:
         authorizer = Authorizer(settings.security.roles, settings.security.tls)
         limits = settings.limits
         client_limits = ClientLimits(
-            limits.max_in_flight_per_client, limits.accounts_calls_per_client_s, limits.accounts_burst_per_client
+            limits.max_in_flight_per_client,
+            limits.accounts_calls_per_client_s,
+            limits.accounts_burst_per_client,
+            limits.max_concurrent_rpcs,
         )
         credit_control = CreditControlService(charging, settings.limits, watchers, authorizer, client_limits)
         pb_grpc.add_CreditControlServicer_to_server(credit_control, handlers)
