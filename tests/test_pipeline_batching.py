@@ -4,7 +4,9 @@ pipeline is out go together in the next one, in order and each with its own answ
 for a pipeline of their own go at once beside it; a call's deadline counts from its issue, and calls
 still waiting for a pipeline when the circuit opens fail at once. A pipeline sent at once on the
 open connection (no task) keeps the same promises: past its deadline its calls fail and the
-connection is replaced, and when its connection is lost under it, it is sent again on a new one.
+connection is replaced, and when its connection is lost under it, it is sent again on a new one;
+its deadline counts from its own calls' issue though the one timer watching the pipelines out was
+armed for an earlier pipeline's.
 Pipelines are counted with the creditd_redis_pipeline_calls histogram."""
 
 from __future__ import annotations
@@ -133,6 +135,25 @@ async def test_a_pipeline_sent_at_once_fails_at_its_deadline_and_the_next_reconn
         await pipeline.call("spin", (), (deadline_s * 3,))
     assert deadline_s <= round(clock() - started, 3) < deadline_s + 0.2
     assert circuit.is_open
+    await asyncio.sleep(deadline_s * 3)  # Redis free again
+    circuit.close()
+    assert await pipeline.call("echo", (), ("again",)) == b"again"
+    await pipeline.close()
+
+
+@pytest.mark.asyncio
+async def test_a_pipeline_fails_at_its_own_deadline_not_at_an_earlier_pipelines(server: EmbeddedRedis) -> None:
+    deadline_s, circuit = 0.4, Circuit()
+    pipeline = pipeline_of(server.url, deadline_s, circuit)
+    assert await pipeline.call("echo", (), ("connect",)) == b"connect"  # the task's way: it connects
+    assert await pipeline.call("echo", (), ("arm",)) == b"arm"  # at once: arms the timer for its deadline
+    await asyncio.sleep(deadline_s / 2)
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    with pytest.raises(Unavailable, match="no answer within"):
+        # the timer fires at the first call's deadline, half-way through this one's, and waits on
+        await pipeline.call("spin", (), (deadline_s * 3,))
+    assert deadline_s <= round(clock() - started, 3) < deadline_s + 0.2
     await asyncio.sleep(deadline_s * 3)  # Redis free again
     circuit.close()
     assert await pipeline.call("echo", (), ("again",)) == b"again"

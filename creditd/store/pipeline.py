@@ -44,6 +44,7 @@ from creditd.errors import CreditdError, Internal, Unavailable
 from creditd.store.calls import Argument, Command, fcall_words
 from creditd.store.circuit import Circuit
 from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
+from creditd.store.deadlines import Deadlines, OutPipeline
 from creditd.store.replies import classify_reply_error
 from creditd.store.wire import WireClient
 
@@ -131,8 +132,8 @@ class AutoPipeline:
         self._pending: list[tuple[Command, asyncio.Future[Any], float]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # The replies of batches sent at once, still awaited (close waits for them).
-        self._at_once: set[asyncio.Future[list[Any]]] = set()
+        # The batches sent at once, still awaited (close waits for them), and their deadlines' timer.
+        self._deadlines: Deadlines | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
@@ -169,6 +170,7 @@ class AutoPipeline:
         # Looked up once: CPython 3.11's get_running_loop() makes a getpid() system call each time,
         # 5 % of the serving process' CPU under load (py-spy).
         self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop, self._expired)
         return self._loop
 
     def _flush(self) -> None:
@@ -209,10 +211,10 @@ class AutoPipeline:
     # ---------------------------------------------------------------- the common case, without a task
     # On the lean connection already open, with nothing to wait for after the calls (no WAIT,
     # WAITAOF), a pipeline is written at once and answered from the reply's callback; its deadline is
-    # a timer: a task and a time-out scope for each pipeline are among the costliest steps of a unary
-    # Charge in this process (loadtest.server_instructions counts them). Anything else (no
-    # connection yet, a lost one, a demoted primary) goes the task's way, which connects and sends
-    # again.
+    # watched by one timer for all of them (store/deadlines.py): a task and a time-out scope for each
+    # pipeline are among the costliest steps of a unary Charge in this process
+    # (loadtest.server_instructions counts them). Anything else (no connection yet, a lost one, a
+    # demoted primary) goes the task's way, which connects and sends again.
 
     def _send_at_once(
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
@@ -224,51 +226,39 @@ class AutoPipeline:
         if replies is None:
             return False
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
-        # at the deadline the calls fail, then the reset fails the replies' future, whose callback
-        # finds them answered
-        timer = loop.call_at(deadline_at, self._timed_out, batch)
-        self._at_once.add(replies)
-        started = time.perf_counter()
-        replies.add_done_callback(lambda done: self._answered_at_once(loop, batch, deadline_at, started, timer, done))
+        out = OutPipeline(batch, deadline_at, replies, time.perf_counter())
+        assert self._deadlines is not None, "bound with the loop"
+        self._deadlines.add(out)
+        replies.add_done_callback(lambda _: self._answered_at_once(loop, out))
         return True
 
-    def _answered_at_once(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Command, asyncio.Future[Any]]],
-        deadline_at: float,
-        started: float,
-        timer: asyncio.TimerHandle,
-        replies: asyncio.Future[list[Any]],
-    ) -> None:
-        timer.cancel()
-        self._at_once.discard(replies)
+    def _expired(self, out: OutPipeline) -> None:
+        # the calls fail, then the reset fails the replies' future, whose callback finds them answered
+        self._timed_out(out.batch)
+
+    def _answered_at_once(self, loop: asyncio.AbstractEventLoop, out: OutPipeline) -> None:
+        assert self._deadlines is not None, "bound with the loop"
+        self._deadlines.remove(out)
         again = False
         try:
-            again = self._take_replies(loop, batch, deadline_at, started, replies)
+            again = self._take_replies(loop, out)
         finally:
             if again:
-                self._start_task(loop, batch, deadline_at)  # keeps its place in flight; _sent ends it
+                self._start_task(loop, out.batch, out.deadline_at)  # keeps its place in flight; _sent ends it
             else:
-                self._fail_unanswered(batch)  # as _send's
+                self._fail_unanswered(out.batch)  # as _send's
                 self._sent(None)
 
-    def _take_replies(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Command, asyncio.Future[Any]]],
-        deadline_at: float,
-        started: float,
-        replies: asyncio.Future[list[Any]],
-    ) -> bool:
+    def _take_replies(self, loop: asyncio.AbstractEventLoop, out: OutPipeline) -> bool:
         """Answers a batch sent at once from its replies; True when it must be sent again, the task's
         way (a lost connection, a demoted primary), with time left before its deadline."""
+        replies, batch = out.replies, out.batch
         results = None if replies.cancelled() or replies.exception() is not None else replies.result()
         if results is not None and not any(isinstance(result, ReadOnlyError) for result in results):
-            metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - started)
+            metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - out.started)
             self._settle(batch, results)
             return False
-        if not all(future.done() for _, future in batch) and loop.time() < deadline_at:
+        if not all(future.done() for _, future in batch) and loop.time() < out.deadline_at:
             return True
         self._fail(batch, Unavailable("redis: the connection was lost; retry (calls are idempotent)"))
         return False
@@ -406,8 +396,9 @@ class AutoPipeline:
 
     async def close(self) -> None:
         # a batch sent at once may hand itself to a task when its connection fails: wait for both
-        while self._tasks or self._at_once:
-            awaited: list[asyncio.Future[Any]] = [*self._tasks, *self._at_once]
+        while awaited := [*self._tasks, *(self._deadlines.replies() if self._deadlines else ())]:
             await asyncio.wait(awaited)
+        if self._deadlines is not None:
+            self._deadlines.stop()
         if self._wire is not None:
             await self._wire.close()
