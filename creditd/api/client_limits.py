@@ -3,10 +3,10 @@ cannot exhaust the server: a bound on each caller's calls in flight and on the w
 RPC through api/rpc.py), and a token bucket on each caller's Accounts calls. The caller is its
 certificate name ("local" without TLS, where every caller shares one budget).
 
-The whole server's bound is counted here rather than by grpc.aio's maximum_concurrent_rpcs: that one
-adds a done callback to every RPC's task, some 8 000 instructions a unary Charge
-(loadtest.server_instructions), where two counter steps here cost nothing measurable; what it refuses
-it refuses the same way (RESOURCE_EXHAUSTED)."""
+The whole server's bound is counted here rather than by grpc.aio's maximum_concurrent_rpcs, which
+adds a done callback to every RPC's task (some 3 000 instructions an RPC on the echo server,
+loadtest.server_instructions) where two counter steps here cost next to nothing; it refuses as that
+one did, RESOURCE_EXHAUSTED, and names the setting."""
 
 from __future__ import annotations
 
