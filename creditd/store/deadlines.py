@@ -1,13 +1,13 @@
 """One timer for every pipeline out on the lean connection (store/wire.py), instead of one each.
 
-A timer per pipeline cost uvloop some 6.5 µs of CPU (call_at, then cancel, whose handle is closed on
-a later turn of the loop: a loop of 50 000 measured both ways), more than the rest of a pipeline's
-own Python. The connection answers in the order it was written to, and a pipeline's deadline counts
-from its oldest call's issue, so the pipelines out are kept oldest first and one timer watches the
-oldest's deadline. When it fires, every pipeline past its deadline is handed to `expired`, and it is
-armed again for the oldest left. A pipeline answered in time leaves the timer where it was: it fires
-then, finds nothing due, and is armed for the new oldest; with nothing out it stays unarmed, so an
-idle server does not wake for it.
+A timer per pipeline cost uvloop some 6.7 µs of CPU on a slow machine (call_at, then cancel, whose
+handle is closed on a later turn of the loop: 50 000 turns measured with and without), where a
+deque's append and pop cost 0.12. The connection answers in the order it was written to, and a
+pipeline's deadline counts from its oldest call's issue, so the pipelines out are kept oldest first
+and one timer watches the oldest's deadline. When it fires, every pipeline past its deadline is
+handed to `expired`, and it is armed again for the oldest left. A pipeline answered in time leaves
+the timer where it was: it fires then, finds nothing due, and is armed for the new oldest; with
+nothing out it stays unarmed, so an idle server does not wake for it.
 """
 
 from __future__ import annotations

@@ -227,9 +227,9 @@ class AutoPipeline:
             return False
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
         out = OutPipeline(batch, deadline_at, replies, time.perf_counter())
-        assert self._deadlines is not None, "bound with the loop"
-        self._deadlines.add(out)
         replies.add_done_callback(lambda _: self._answered_at_once(loop, out))
+        assert self._deadlines is not None, "bound with the loop"
+        self._deadlines.add(out)  # after the callback: the replies answer the calls whatever happens here
         return True
 
     def _expired(self, out: OutPipeline) -> None:
