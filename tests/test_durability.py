@@ -6,19 +6,26 @@ local AOF (and on `wait_replicas` replicas). Against a Redis of the test's own (
 - a WAITAOF that cannot confirm (AOF turned off under the server; a replica asked for that does not
   exist, within wait_timeout_ms) answers UNAVAILABLE, never SUCCESS, and the caller's retry with the
   same key, once it can confirm, replays the one write;
-- a Redis that cannot give WAITAOF (AOF off) is refused at start-up, naming the setting."""
+- a Redis that cannot give WAITAOF (AOF off) is refused at start-up, naming the setting;
+- on a Redis that fsyncs once a second (appendfsync everysec), where every answer would wait for the
+  next background fsync, start-up warns, naming appendfsync; on appendfsync always it does not;
+- the embedded server runs appendfsync always under "fsync" and everysec under "written" (through a
+  real embedded server; `creditd serve`'s choice is checked by tests/test_crash.py)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grpc
 import msgspec
 import pytest
+import redis
 
 from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.errors import ConfigError
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import EVENT, SMS, charge_request, library_client, started_server
 
@@ -100,3 +107,35 @@ async def test_fsync_durability_needs_the_aof_at_start_up(tmp_path: Path, settin
         with pytest.raises(ConfigError, match="redis.durability"):
             async with started_server(durable(settings), redis_server.url, client):
                 pass
+
+
+async def test_fsync_durability_warns_on_a_redis_that_fsyncs_once_a_second(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        LocalServer(tmp_path) as redis_server,
+        library_client(redis_server.url, settings) as client,
+        redis_server.admin(redis_server.server) as admin,
+        caplog.at_level(logging.WARNING, logger="creditd.store.connection"),
+    ):
+        async with started_server(durable(settings), redis_server.url, client):
+            assert "appendfsync is 'everysec'" in caplog.text
+        caplog.clear()
+        admin.config_set("appendfsync", "always")
+        async with started_server(durable(settings), redis_server.url, client):
+            assert "appendfsync" not in caplog.text
+        caplog.clear()
+        admin.config_set("appendfsync", "everysec")
+        async with started_server(durable(settings, "written"), redis_server.url, client):
+            assert "appendfsync" not in caplog.text  # "written" does not wait for the fsync
+
+
+@pytest.mark.parametrize(("durability", "appendfsync"), [("written", "everysec"), ("fsync", "always")])
+async def test_the_embedded_server_fsyncs_as_the_durability_needs(
+    tmp_path: Path, durability: str, appendfsync: str
+) -> None:
+    with (
+        EmbeddedRedis(tmp_path, durability=durability) as server,  # type: ignore[arg-type]
+        redis.Redis.from_url(server.url) as client,
+    ):
+        assert client.config_get("appendfsync") == {"appendfsync": appendfsync}

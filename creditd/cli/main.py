@@ -220,10 +220,15 @@ def serve(
         if not url:
             redis_settings = settings.redis
             embedded = EmbeddedRedis(
-                Path(redis_settings.data_dir), redis_settings.start_timeout_s, redis_settings.embedded_allocator
+                Path(redis_settings.data_dir),
+                redis_settings.start_timeout_s,
+                redis_settings.embedded_allocator,
+                redis_settings.durability,
             )
             url = embedded.start()
-            log.info("embedded redis started (data dir %s, AOF on)", embedded.data_dir)
+            log.info(
+                "embedded redis started (data dir %s, AOF on, appendfsync %s)", embedded.data_dir, embedded.appendfsync
+            )
         if _signalled_early.is_set():
             log.info("signal received during start-up: stopped")
             return

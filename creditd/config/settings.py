@@ -35,6 +35,7 @@ from creditd.errors import ConfigError
 Role = Literal["gateway", "topup", "crm", "care", "portal", "admin"]
 # The embedded server's allocator (RedisSettings.embedded_allocator, creditd/store/embedded.py).
 EmbeddedAllocator = Literal["auto", "libc", "jemalloc"]
+Durability = Literal["written", "fsync"]
 
 
 class ServerSettings(Struct, frozen=True):
@@ -69,10 +70,12 @@ class RedisSettings(Struct, frozen=True):
     # 0: acknowledge after the primary's write (asynchronous replication; see docs/scaling.md).
     wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
-    # "written": answer once Redis applied a pipeline (its AOF is fsynced within a second: a host
-    # crash can lose that second). "fsync": answer only after WAITAOF found the pipeline's writes
-    # fsynced to the AOF (and, with wait_replicas, to as many replicas' AOFs) within wait_timeout_ms.
-    durability: Literal["written", "fsync"] = "written"
+    # "written": answer once Redis applied a pipeline. With appendfsync everysec Redis may hold its
+    # AOF write back up to 2 s while a slow fsync runs, answering meanwhile: a crash of Redis (or of
+    # its host) can lose up to 2 s of answered calls. "fsync": answer only after WAITAOF found the
+    # pipeline's writes fsynced to the AOF (and, with wait_replicas, to as many replicas' AOFs)
+    # within wait_timeout_ms; the embedded server then runs appendfsync always (docs/operating.md).
+    durability: Durability = "written"
     # A server whose clock differs from Redis' TIME by more than this refuses every call and reports
     # NOT_SERVING (docs/design.md, Where time comes from). 0: not checked.
     max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 2_000

@@ -111,11 +111,11 @@ class ServerProcess:
             process.wait()
 
 
-def _node_config(password: str) -> str:
+def _node_config(password: str, appendfsync: str = "everysec") -> str:
     return (
         f"requirepass {password}\nmasterauth {password}\n"
         f"user {APP_USER} on >{password} ~* &* +@all\n"
-        'appendonly yes\nappendfsync everysec\nsave ""\nmaxmemory-policy noeviction\n'
+        f'appendonly yes\nappendfsync {appendfsync}\nsave ""\nmaxmemory-policy noeviction\n'
     )
 
 
@@ -294,9 +294,10 @@ class LocalServer(_Topology):
     """One server on a loopback TCP port (the embedded one listens on a unix socket only), for tests
     that put something between creditd and Redis, or freeze Redis (SIGSTOP)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, appendfsync: str = "everysec") -> None:
         super().__init__(directory)
-        self.server = ServerProcess(directory / "data", free_port(), _node_config(self.password), [])
+        config = _node_config(self.password, appendfsync)
+        self.server = ServerProcess(directory / "data", free_port(), config, [])
         self.servers = [self.server]
 
     def start(self) -> None:

@@ -238,6 +238,22 @@ async def check_waitaof(client: AnyRedis, replicas: int) -> None:
         ) from None
     if replicas:
         log.info("durability: each answer waits for its writes fsynced here and on %d replica(s)", replicas)
+    await _warn_unless_appendfsync_always(client)
+
+
+async def _warn_unless_appendfsync_always(client: AnyRedis) -> None:
+    """With appendfsync everysec (or no) WAITAOF waits for the next once-a-second background fsync,
+    so every answer does: docs/operating.md gives what that cost in the load test."""
+    try:
+        replies = await on_every_primary(client, "CONFIG GET", "appendfsync")
+    except ResponseError:
+        return  # CONFIG refused: check_fit_for_money already warned that it could not be read
+    for policy in {_config_value(reply, "appendfsync") for reply in replies} - {"always"}:
+        log.warning(
+            "redis: appendfsync is %r: with durability 'fsync' each answer waits for the next background "
+            "fsync (up to a second); appendfsync always answers as soon as its writes are fsynced",
+            policy,
+        )
 
 
 async def check_fit_for_money(client: AnyRedis, url: str) -> None:

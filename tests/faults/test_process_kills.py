@@ -3,7 +3,12 @@
 - one creditd process (a child process) is killed and restarted five times while another (in this
   process) keeps serving; each has its own clients, which retry with the same ids until answered, on
   shared accounts;
-- Redis itself is killed and restarted from its append-only file, twice, while both serve.
+- Redis itself is killed and restarted from its append-only file, twice, while both serve with
+  `redis.durability = "fsync"` on a Redis with `appendfsync always` (docs/operating.md), and while a
+  writer keeps the disk busy (tests/busy_disk.py). With durability "written" this half loses answered
+  top-ups: Redis, under `appendfsync everysec`, holds its AOF write back while a slow fsync runs and
+  answers meanwhile (33 top-ups answered and lost in one run), so this half proves the setting that
+  promises it.
 
 Afterwards both loads' books balance together: every balance is the start plus every acknowledged
 top-up minus what every acknowledged SMS charged, every acknowledged request replays its first answer,
@@ -19,11 +24,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
+import msgspec
 import pytest
 
 from creditd.config.settings import Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.devtools.ports import free_port
+from loadtest.runner import FSYNC_WAIT_TIMEOUT_MS, durability_config
+from tests.busy_disk import busy_disk
 from tests.harness import Harness, library_client, started_server
 from tests.money_load import MoneyLoad
 from tests.processes import CHANNEL_OPTIONS, kill_hard, start_server, stop, wait_serving
@@ -41,14 +49,14 @@ BETWEEN_KILLS_S = 0.3
 class Victim:
     """A creditd child process on a fixed port, killed and started again."""
 
-    def __init__(self, directory: Path, redis_url: str) -> None:
-        self.directory, self.redis_url = directory, redis_url
+    def __init__(self, directory: Path, redis_url: str, config: Path) -> None:
+        self.directory, self.redis_url, self.config = directory, redis_url, config
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return start_server(self.directory / "data", self.port, "--redis", self.redis_url)
+        return start_server(self.directory / "data", self.port, "--redis", self.redis_url, "--config", str(self.config))
 
     async def wait_serving(self) -> None:
         await asyncio.to_thread(wait_serving, self.port, self.process)
@@ -63,11 +71,24 @@ class Victim:
         stop(self.process, self.directory / "data")
 
 
+def _fsync_durable(settings: Settings) -> Settings:
+    """Durability "fsync", waiting as long for WAITAOF as the victim's config (loadtest's figure)."""
+    redis_settings = msgspec.structs.replace(settings.redis, durability="fsync", wait_timeout_ms=FSYNC_WAIT_TIMEOUT_MS)
+    return msgspec.structs.replace(settings, redis=redis_settings)
+
+
 @contextlib.asynccontextmanager
-async def _two_servers(directory: Path, settings: Settings) -> AsyncIterator[tuple[LocalServer, Harness, Victim]]:
-    """A Redis, a creditd in this process (the survivor) and one in a child process (the victim)."""
-    with LocalServer(directory / "redis") as redis_server, library_client(redis_server.url, settings) as client:
-        victim = Victim(directory / "victim", redis_server.url)
+async def _two_servers(
+    directory: Path, settings: Settings, appendfsync: str = "everysec"
+) -> AsyncIterator[tuple[LocalServer, Harness, Victim]]:
+    """A Redis, a creditd in this process (the survivor) and one in a child process (the victim),
+    both with the survivor's redis.durability."""
+    with (
+        LocalServer(directory / "redis", appendfsync) as redis_server,
+        library_client(redis_server.url, settings) as client,
+    ):
+        config = durability_config(directory, settings.redis.durability)
+        victim = Victim(directory / "victim", redis_server.url, config)
         try:
             await victim.wait_serving()
             async with started_server(settings, redis_server.url, client) as harness:
@@ -133,7 +154,8 @@ def _run_id(redis_server: LocalServer) -> str:
 
 
 async def test_redis_killed_and_restarted_from_its_append_only_file(tmp_path: Path, settings: Settings) -> None:
-    async with _two_servers(tmp_path, settings) as (redis_server, harness, victim):
+    durable = _fsync_durable(settings)
+    async with _two_servers(tmp_path, durable, "always") as (redis_server, harness, victim):
         run_ids = [_run_id(redis_server)]
 
         async def kill_redis() -> None:
@@ -144,5 +166,6 @@ async def test_redis_killed_and_restarted_from_its_append_only_file(tmp_path: Pa
                 await asyncio.to_thread(redis_server.wait_ready)
                 run_ids.append(_run_id(redis_server))
 
-        await _under_two_loads(harness, victim, kill_redis)
+        with busy_disk(tmp_path):
+            await _under_two_loads(harness, victim, kill_redis)
         assert len(set(run_ids)) == REDIS_KILLS + 1  # each kill gave a new Redis process
