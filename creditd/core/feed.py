@@ -30,7 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from creditd import metrics
-from creditd.clock import wait_or_stop
+from creditd.clock import raise_if_cancelled, wait_or_stop
 from creditd.config.settings import EventSettings
 from creditd.errors import InvalidArgument, Unavailable
 from creditd.store.connection import AnyRedis, redis_time_ms
@@ -119,6 +119,7 @@ class EventFeed:
         cursors = {key: stream_cursor(position, partition) for partition, key in enumerate(self._keys)}
         delivered = position
         while not stopping.is_set():
+            raise_if_cancelled()  # a stream's consumer may go on while its client is gone
             deliverable = await bounded(self._read(cursors), self.timeout_s)
             for event in deliverable:
                 cursors[self._keys[event.key[2]]] = f"{event.key[0]}-{event.key[1]}"

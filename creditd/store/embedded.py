@@ -21,7 +21,7 @@ Its AOF is fsynced as `redis.durability` needs: "written" runs `appendfsync ever
 `appendfsync always`, so Redis fsyncs once an event-loop turn before it answers and the WAITAOF after
 each pipeline finds its writes already on disk. With everysec, WAITAOF waits for the next background
 fsync instead: durability "fsync" on everysec answered 401 unary Charges/s with p50 145 ms at half
-load, on always 1 416/s with p50 5.8 ms (`python -m loadtest --durability fsync`, this machine).
+load, on always 1 448/s with p50 5.6 ms (`python -m loadtest --durability fsync`, README).
 """
 
 from __future__ import annotations
