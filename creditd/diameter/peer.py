@@ -118,7 +118,8 @@ class Connection:
     async def _send(self, message: Message) -> None:
         self.writer.write(encode(message))
         try:
-            await asyncio.wait_for(self.writer.drain(), self.settings.write_timeout_s)
+            async with asyncio.timeout(self.settings.write_timeout_s):
+                await self.writer.drain()
         except TimeoutError:
             self.writer.transport.abort()
             raise Closed("slow_reader") from None
