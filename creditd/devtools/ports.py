@@ -5,10 +5,13 @@ A port found free by binding port 0 comes from the kernel's ephemeral range, whi
 connections draw their source ports from too: between the probe and the server's bind, a client
 connection may take it ("Address already in use"; seen in CI while a cluster started). Ports here come
 from below that range, which the kernel never hands out on its own, and never twice in one process.
+The suite runs on pytest-xdist workers (README): each worker draws from a slice of its own
+(PYTEST_XDIST_WORKER gwN of PYTEST_XDIST_WORKER_COUNT), so that two never probe one port at once.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -30,11 +33,21 @@ def _ephemeral_start() -> int:
         return DEFAULT_EPHEMERAL_START
 
 
+def _worker_range(lowest: int, highest: int) -> tuple[int, int]:
+    """This pytest-xdist worker's slice of [lowest, highest); the whole range outside xdist."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 0):
+        return lowest, highest
+    width = (highest - lowest) // int(count)
+    start = lowest + int(worker[2:]) % int(count) * width
+    return start, start + width
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now, outside the ephemeral range, not handed out before."""
-    highest = max(LOWEST_PORT + 1_000, _ephemeral_start())
+    lowest, highest = _worker_range(LOWEST_PORT, max(LOWEST_PORT + 1_000, _ephemeral_start()))
     for _ in range(ATTEMPTS):
-        port = random.randrange(LOWEST_PORT, highest)
+        port = random.randrange(lowest, highest)
         if port in _handed_out:
             continue
         with socket.socket() as probe:
