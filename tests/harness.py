@@ -219,6 +219,19 @@ async def watch_health(harness: Harness, seen: list[tuple[float, int]], stopping
         await asyncio.sleep(0.05)
 
 
+async def refused_while_full(creditd: Harness, account_id: str, timeout_s: float = 5.0) -> grpc.aio.AioRpcError:
+    """The refusal of a GetAccount, asked again until the server counts the streams opened just
+    before (an RPC is counted when its handler starts, a moment after the client sent it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            await creditd.get(account_id)
+        except grpc.aio.AioRpcError as error:
+            return error
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"GetAccount still served after {timeout_s:g} s with two streams open on a server of two")
+
+
 # The server_at fixture (conftest.py): a server on a frozen clock at an instant, with settings of the
 # test's choosing.
 ServerAt = Callable[..., AbstractAsyncContextManager[Harness]]

@@ -7,7 +7,6 @@ the setting."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import grpc
@@ -18,7 +17,7 @@ from creditd.api.client_limits import ClientLimits
 from creditd.config.settings import Settings
 from creditd.errors import ResourceExhausted
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import Harness, started_server
+from tests.harness import refused_while_full, started_server
 
 
 def test_in_flight_is_bounded_per_caller_and_released() -> None:
@@ -50,19 +49,6 @@ def test_the_whole_server_bound_counts_every_caller() -> None:
     limits.enter("pgw3")
     with pytest.raises(ResourceExhausted):
         limits.enter("pgw2")
-
-
-async def refused_while_full(creditd: Harness, account_id: str, timeout_s: float = 5.0) -> grpc.aio.AioRpcError:
-    """The refusal of a GetAccount, asked again until the server counts the streams opened just
-    before (an RPC is counted when its handler starts, a moment after the client sent it)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            await creditd.get(account_id)
-        except grpc.aio.AioRpcError as error:
-            return error
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"GetAccount still served after {timeout_s:g} s with two streams open on a server of two")
 
 
 @pytest.mark.asyncio

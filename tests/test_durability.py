@@ -22,7 +22,7 @@ import msgspec
 import pytest
 import redis
 
-from creditd.config.settings import Settings
+from creditd.config.settings import Durability, Settings
 from creditd.devtools.local_topology import LocalServer
 from creditd.errors import ConfigError
 from creditd.store.embedded import EmbeddedRedis
@@ -132,10 +132,10 @@ async def test_fsync_durability_warns_on_a_redis_that_fsyncs_once_a_second(
 
 @pytest.mark.parametrize(("durability", "appendfsync"), [("written", "everysec"), ("fsync", "always")])
 async def test_the_embedded_server_fsyncs_as_the_durability_needs(
-    tmp_path: Path, durability: str, appendfsync: str
+    tmp_path: Path, durability: Durability, appendfsync: str
 ) -> None:
     with (
-        EmbeddedRedis(tmp_path, durability=durability) as server,  # type: ignore[arg-type]
+        EmbeddedRedis(tmp_path, durability=durability) as server,
         redis.Redis.from_url(server.url) as client,
     ):
         assert client.config_get("appendfsync") == {"appendfsync": appendfsync}

@@ -12,9 +12,9 @@ from creditd.devtools import ports
 def test_ports_are_below_the_ephemeral_range_and_never_repeated() -> None:
     handed_out = [ports.free_port() for _ in range(50)]
     assert len(set(handed_out)) == len(handed_out)
-    assert all(
-        ports.LOWEST_PORT <= port < max(ports.LOWEST_PORT + 1_000, ports._ephemeral_start()) for port in handed_out
-    )
+    lowest, highest = ports.port_range()
+    assert ports.LOWEST_PORT <= lowest < highest <= max(ports.LOWEST_PORT + 1_000, ports._ephemeral_start())
+    assert all(lowest <= port < highest for port in handed_out)
 
 
 def test_each_worker_draws_from_a_slice_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,7 +25,7 @@ def test_each_worker_draws_from_a_slice_of_its_own(monkeypatch: pytest.MonkeyPat
         slices.append(ports._worker_range(10_000, 31_000))
     assert slices == [(10_000, 17_000), (17_000, 24_000), (24_000, 31_000)]
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    lowest, highest = ports._worker_range(ports.LOWEST_PORT, max(ports.LOWEST_PORT + 1_000, ports._ephemeral_start()))
+    lowest, highest = ports.port_range()
     assert ports.LOWEST_PORT < lowest < highest
     assert all(lowest <= ports.free_port() < highest for _ in range(20))
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 import msgspec
@@ -28,8 +29,7 @@ from creditd.config.settings import Settings
 from creditd.core.feed import EventFeed
 from creditd.store.connection import connect
 from creditd.v1 import creditd_pb2 as pb
-from tests.harness import started_server
-from tests.test_client_limits import refused_while_full
+from tests.harness import refused_while_full, started_server
 
 pytestmark = pytest.mark.asyncio
 ROUNDS = 60
@@ -39,12 +39,12 @@ SERVER_ROUNDS = 15
 ACCOUNT = "66800000407"
 
 
-async def dropping_a_cancellation(after_drop: object) -> None:
+async def dropping_a_cancellation(after_drop: Callable[[], Awaitable[None]]) -> None:
     """Cancelled while asleep, carries on as wait_for does when its result arrived, then runs
     `after_drop` (a coroutine function)."""
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.sleep(10)
-    await after_drop()  # type: ignore[operator]
+    await after_drop()
 
 
 async def test_a_dropped_cancellation_is_raised_again() -> None:

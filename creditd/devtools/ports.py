@@ -33,6 +33,12 @@ def _ephemeral_start() -> int:
         return DEFAULT_EPHEMERAL_START
 
 
+def port_range() -> tuple[int, int]:
+    """[lowest, highest) of the ports free_port draws from here: below the ephemeral range, this
+    worker's slice of it under pytest-xdist."""
+    return _worker_range(LOWEST_PORT, max(LOWEST_PORT + 1_000, _ephemeral_start()))
+
+
 def _worker_range(lowest: int, highest: int) -> tuple[int, int]:
     """This pytest-xdist worker's slice of [lowest, highest); the whole range outside xdist."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
@@ -45,7 +51,7 @@ def _worker_range(lowest: int, highest: int) -> tuple[int, int]:
 
 def free_port() -> int:
     """A loopback port nothing listens on now, outside the ephemeral range, not handed out before."""
-    lowest, highest = _worker_range(LOWEST_PORT, max(LOWEST_PORT + 1_000, _ephemeral_start()))
+    lowest, highest = port_range()
     for _ in range(ATTEMPTS):
         port = random.randrange(lowest, highest)
         if port in _handed_out:
