@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from creditd.api.messages import charge_spec
 from creditd.api.validation import check_charge
 from creditd.config.settings import Settings
 from creditd.errors import InvalidArgument
@@ -89,7 +90,7 @@ def test_edge_and_lua_refuse_alike(
     redis_client: AnySyncRedis, settings: Settings, wrong: str, message: pb.ChargeRequest, expected: str
 ) -> None:
     with pytest.raises(InvalidArgument) as edge:
-        check_charge(message, settings.limits)
+        check_charge(charge_spec(message, settings.limits.max_units_per_request), settings.limits)
     code, lua_message = _lua_refusal(redis_client, settings, message)
     assert code == Code.INVALID_REQUEST, lua_message
     assert str(edge.value).startswith(expected), str(edge.value)
@@ -97,6 +98,6 @@ def test_edge_and_lua_refuse_alike(
 
 
 def test_a_well_formed_request_passes_both(redis_client: AnySyncRedis, settings: Settings) -> None:
-    check_charge(request(), settings.limits)
+    check_charge(charge_spec(request(), settings.limits.max_units_per_request), settings.limits)
     code, message = _lua_answer(redis_client, settings, request())
     assert code == Code.USER_UNKNOWN, message  # past every check: the account does not exist

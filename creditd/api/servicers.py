@@ -13,6 +13,7 @@ from creditd.api.context import Context
 from creditd.api.messages import (
     account_message,
     answer_message,
+    charge_spec,
     group_message,
     ledger_entry_message,
     new_account,
@@ -53,44 +54,47 @@ class CreditControlService(pb_grpc.CreditControlServicer):
 
     @rpc
     async def Charge(self, request: pb.ChargeRequest, context: Context) -> pb.ChargeAnswer:
+        spec = charge_spec(request, self._limits.max_units_per_request)
         try:
-            validation.check_charge(request, self._limits)
+            validation.check_charge(spec, self._limits)
         except InvalidArgument as error:
-            count_charge(request.request_type, pb.INVALID_REQUEST)
-            log.info("Charge %s refused: %s", request.request_number, error.message)
-            return refused_answer(request, pb.INVALID_REQUEST, error.message)
-        outcome = await self._charging.charge(request)
-        count_charge(request.request_type, outcome.answer.result)
-        return answer_message(request, outcome.answer)
+            count_charge(spec.request_type, pb.INVALID_REQUEST)
+            log.info("Charge %s refused: %s", spec.request_number, error.message)
+            return refused_answer(spec, pb.INVALID_REQUEST, error.message)
+        outcome = await self._charging.charge(spec)
+        count_charge(spec.request_type, outcome.answer.result)
+        return answer_message(spec, outcome.answer)
 
     @rpc
     async def ChargeBatch(self, request: pb.ChargeBatchRequest, context: Context) -> pb.ChargeBatchAnswer:
         validation.check_batch(request.requests, self._limits)
-        metrics.BATCH_REQUESTS.observe(len(request.requests))
-        answers: list[pb.ChargeAnswer | None] = [None] * len(request.requests)
+        items = request.requests[:]  # a list: see charge_spec
+        metrics.BATCH_REQUESTS.observe(len(items))
+        specs = [charge_spec(item, self._limits.max_units_per_request) for item in items]
+        answers: list[pb.ChargeAnswer | None] = [None] * len(specs)
         valid: list[int] = []
-        for index, item in enumerate(request.requests):
+        for index, spec in enumerate(specs):
             try:
-                validation.check_charge(item, self._limits)
+                validation.check_charge(spec, self._limits)
                 valid.append(index)
             except InvalidArgument as error:
-                answers[index] = refused_answer(item, pb.INVALID_REQUEST, error.message)
-        outcomes = await self._charging.charge_many([request.requests[index] for index in valid])
+                answers[index] = refused_answer(spec, pb.INVALID_REQUEST, error.message)
+        outcomes = await self._charging.charge_many([specs[index] for index in valid])
         for index, outcome in zip(valid, outcomes, strict=True):
-            item = request.requests[index]
+            spec = specs[index]
             if isinstance(outcome, Unavailable | ResourceExhausted):
                 # Redis is away or full, for every item alike: the batch is answered as a unary Charge
                 # would be, and retried whole, safely, with the same ids
                 raise outcome
             if isinstance(outcome, CreditdError):
-                log.error("ChargeBatch item %s/%s failed: %s", item.session_id, item.request_number, outcome)
-                answers[index] = refused_answer(item, pb.UNABLE_TO_COMPLY, public_message(outcome))
+                log.error("ChargeBatch item %s/%s failed: %s", spec.session_id, spec.request_number, outcome)
+                answers[index] = refused_answer(spec, pb.UNABLE_TO_COMPLY, public_message(outcome))
             else:
-                answers[index] = answer_message(item, outcome.answer)
+                answers[index] = answer_message(spec, outcome.answer)
         answered: list[pb.ChargeAnswer] = []
-        for item, answer in zip(request.requests, answers, strict=True):
+        for spec, answer in zip(specs, answers, strict=True):
             assert answer is not None, "every batch item is answered"
-            count_charge(item.request_type, answer.result)
+            count_charge(spec.request_type, answer.result)
             answered.append(answer)
         return pb.ChargeBatchAnswer(answers=answered)
 

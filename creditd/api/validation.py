@@ -15,6 +15,7 @@ from creditd.config.fronts import CHANNELS, LANGUAGES
 from creditd.config.limits import Limits
 from creditd.contract import MAX_EXACT_INTEGER
 from creditd.errors import InvalidArgument
+from creditd.store.calls import ChargeSpec, UnitSpec
 from creditd.store.codes import OPERATOR_REASONS
 from creditd.v1 import creditd_pb2 as pb
 
@@ -68,7 +69,7 @@ def check_free_text(value: str, field: str, maximum_length: int) -> None:
         raise InvalidArgument(f"{field}: contains control characters")
 
 
-def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
+def _check_units(request: ChargeSpec, limits: Limits) -> None:
     units = request.units
     check_range(len(units), "units", 0, limits.max_units_per_request)
     kind, max_units = request.request_type, limits.max_units
@@ -76,10 +77,8 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
     terminate = kind == TERMINATE
     seen: set[int] = set()
     # One test per unit on the fields read once; the message (named field) is spelled only for a
-    # unit that fails, by _refuse_unit: this runs for every charge. units[:] is a list: upb's
-    # container has no iterator, and Python's fallback ends each loop by raising (and formatting) an
-    # IndexError, 0.3 µs.
-    for index, unit in enumerate(units[:]):
+    # unit that fails, by _refuse_unit: this runs for every charge.
+    for index, unit in enumerate(units):
         rating_group, requested, used = unit.rating_group, unit.requested, unit.used
         if (
             rating_group in seen
@@ -93,7 +92,7 @@ def _check_units(request: pb.ChargeRequest, limits: Limits) -> None:
         seen.add(rating_group)
 
 
-def _refuse_unit(field: str, unit: pb.UnitRequest, seen: set[int], kind: int, max_units: int) -> None:
+def _refuse_unit(field: str, unit: UnitSpec, seen: set[int], kind: int, max_units: int) -> None:
     """Raises the refusal of a unit that failed _check_units' test, naming the first field at fault."""
     if unit.rating_group in seen:
         raise InvalidArgument(f"{field}.rating_group: appears twice in one request")
@@ -108,7 +107,8 @@ def _refuse_unit(field: str, unit: pb.UnitRequest, seen: set[int], kind: int, ma
     raise AssertionError("_refuse_unit called for a unit that passes every check")
 
 
-def check_charge(request: pb.ChargeRequest, limits: Limits) -> None:
+def check_charge(request: ChargeSpec, limits: Limits) -> None:
+    """A Charge's checks, on its fields read once (api/messages.charge_spec)."""
     check_session_id(request.session_id, limits.max_session_id_length)
     if request.request_type not in REQUEST_TYPES:
         raise InvalidArgument(f"request_type: unknown value {request.request_type}")
