@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from creditd.store.keys import KEY_PATTERNS, Keys, partition_lease
+from creditd.store.keys import KEY_PATTERNS, Keys, LayoutBuilder, layout_builder, partition_lease
 
 Argument = str | int | bytes
 Command = tuple[str, Sequence[str], Sequence[Argument]]
@@ -74,6 +74,18 @@ KEY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "apply_group_transfer": RECORD_CALL,
     "record_agent_payment": ("agent_day",),
 }
+
+
+class _Builders(dict[str, LayoutBuilder]):
+    """Each function's key builder, found by its name (a layout's tuple would be hashed at each
+    call), compiled at its first call."""
+
+    def __missing__(self, function: str) -> LayoutBuilder:
+        builder = self[function] = layout_builder(KEY_LAYOUTS[function])
+        return builder
+
+
+_BUILDERS = _Builders()
 
 # Functions a SelfService call makes for a portal session: with_session adds the session's key, and
 # the function refuses the call (SESSION_ENDED) once the session is gone (lua/lib/keys.lua).
@@ -264,7 +276,7 @@ class Calls:
     def keys_of(
         self, function: str, account_id: str, gateway_id: str = "", session_id: str = "", idempotency_key: str = ""
     ) -> tuple[str, ...]:
-        return self.keys.layout(KEY_LAYOUTS[function], account_id, gateway_id, session_id, idempotency_key)
+        return self.keys.build(_BUILDERS[function], account_id, gateway_id, session_id, idempotency_key)
 
     def charge(self, request: ChargeLike, now_ms: int, actor: str) -> Command:
         account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id

@@ -166,26 +166,41 @@ _LAYOUT_FIELDS = {
     "agent_id": "account_id",
     "day": "idempotency_key",
 }
-LayoutBuilder = Callable[[str, str, str, str, str], tuple[str, ...]]
+LayoutBuilder = Callable[[str, tuple[str, ...], str, str, str, str], tuple[str, ...]]
+
+
+def _fields_of(pattern: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None}
+
+
+# The keys a partition has once (its deadlines, events, stats...: a pattern of {tag} alone, or a
+# constant): spelled once per partition by Keys and handed to the layout builders, not per call.
+PARTITION_KEY_NAMES = tuple(name for name, pattern in KEY_PATTERNS.items() if _fields_of(pattern) <= {"tag"})
+_PARTITION_KEY_INDEX = {name: index for index, name in enumerate(PARTITION_KEY_NAMES)}
 
 
 @functools.cache
-def _layout_builder(names: tuple[str, ...]) -> LayoutBuilder:
-    """A function building the keys named from (tag, account_id, gateway_id, session_id,
-    idempotency_key): one f-string per key, compiled once per layout from KEY_PATTERNS, as
-    collections.namedtuple compiles its class. This runs for every request, and a template filled
-    from a mapping cost 2.4 µs a charge (ten keys), the f-strings and the tag 0.9."""
+def layout_builder(names: tuple[str, ...]) -> LayoutBuilder:
+    """A function building the keys named from (tag, the partition's own keys, account_id,
+    gateway_id, session_id, idempotency_key): one f-string per key of an account, session or record,
+    compiled once per layout from KEY_PATTERNS, as collections.namedtuple compiles its class. This
+    runs for every request, and a template filled from a mapping cost 2.4 µs a charge (ten keys), the
+    f-strings and the tag 0.9."""
     keys = []
     for name in names:
         pattern = KEY_PATTERNS[name]
         assert pattern.isprintable() and '"' not in pattern and "\\" not in pattern, f"key pattern {name!r}"
+        if name in _PARTITION_KEY_INDEX:
+            keys.append(f"partition_keys[{_PARTITION_KEY_INDEX[name]}]")
+            continue
         parts = []
         for literal, field, _, _ in string.Formatter().parse(pattern):
             parts.append(literal.replace("{", "{{").replace("}", "}}"))
             if field is not None:
                 parts.append("{" + _LAYOUT_FIELDS[field] + "}")
         keys.append('f"' + "".join(parts) + '"')
-    source = f"lambda tag, account_id, gateway_id, session_id, idempotency_key: ({', '.join(keys)},)"
+    arguments = "tag, partition_keys, account_id, gateway_id, session_id, idempotency_key"
+    source = f"lambda {arguments}: ({', '.join(keys)},)"
     builder: LayoutBuilder = eval(source, {"__builtins__": {}})  # noqa: S307 - built from KEY_PATTERNS only
     return builder
 
@@ -195,9 +210,17 @@ class Keys:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
+        self._tags = [partition_tag(partition) for partition in range(partitions)]
+        # Each partition's own keys, spelled when the partition is first used (16 384 at most).
+        self._partition_keys: list[tuple[str, ...] | None] = [None] * partitions
 
     def tag(self, account_id: str) -> str:
-        return partition_tag(partition_of(account_id, self.partitions))
+        return self._tags[partition_of(account_id, self.partitions)]
+
+    def _spell_partition_keys(self, partition: int) -> tuple[str, ...]:
+        keys = tuple(KEY_PATTERNS[name].format(tag=self._tags[partition]) for name in PARTITION_KEY_NAMES)
+        self._partition_keys[partition] = keys
+        return keys
 
     def layout(
         self,
@@ -208,8 +231,16 @@ class Keys:
         idempotency_key: str = "",
     ) -> tuple[str, ...]:
         """The keys named, in that order, of one account's (or group's) partition."""
-        builder = _layout_builder(names if isinstance(names, tuple) else tuple(names))
-        return builder(self.tag(account_id), account_id, gateway_id, session_id, idempotency_key)
+        builder = layout_builder(names if isinstance(names, tuple) else tuple(names))
+        return self.build(builder, account_id, gateway_id, session_id, idempotency_key)
+
+    def build(
+        self, builder: LayoutBuilder, account_id: str, gateway_id: str, session_id: str, idempotency_key: str
+    ) -> tuple[str, ...]:
+        """The keys of a layout_builder's layout, of one account's (or group's) partition."""
+        partition = zlib.crc32(account_id.encode()) % self.partitions
+        partition_keys = self._partition_keys[partition] or self._spell_partition_keys(partition)
+        return builder(self._tags[partition], partition_keys, account_id, gateway_id, session_id, idempotency_key)
 
     def account(self, account_id: str) -> str:
         return self.layout(("account",), account_id)[0]
