@@ -110,9 +110,14 @@ async def _refuse(name: str, error: CreditdError, context: Context) -> None:
 
 def _unary(method: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[Answer]]:
     name = method.__name__
+    # The method's own metric children, looked up at its first call (not at import: a series appears
+    # once its method is called) and kept here rather than found in the caches at every call.
+    answered: Any = None
+    duration: Any = None
 
     @functools.wraps(method)
     async def handler(self: Servicer, request: Any, context: Context) -> Answer:
+        nonlocal answered, duration
         started = time.perf_counter()
         try:
             caller = _admit(self, name, request, context)
@@ -120,13 +125,17 @@ def _unary(method: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[
                 answer = await method(self, request, context)
             finally:
                 self.client_limits.leave(caller)
-            _requests_counter(name, "OK").inc()
+            if answered is None:
+                answered = _requests_counter(name, "OK")
+            answered.inc()
             return answer
         except CreditdError as error:
             await _refuse(name, error, context)
             raise AssertionError("unreachable: abort raises") from error
         finally:
-            _duration_histogram(name).observe(time.perf_counter() - started)
+            if duration is None:
+                duration = _duration_histogram(name)
+            duration.observe(time.perf_counter() - started)
 
     return handler
 

@@ -100,15 +100,20 @@ def as_text(value: object) -> str:
 
 def decode_reply(raw: Any) -> Reply:
     """The {code, message, body} of any function; Internal for anything else."""
-    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[0], int):
+    if type(raw) is not list or len(raw) != 3 or type(raw[0]) is not int:
         raise Internal(f"unexpected function reply: {raw!r:.200}")
-    body = raw[2] if isinstance(raw[2], bytes) else as_text(raw[2]).encode()
-    return Reply(code=raw[0], message=as_text(raw[1]), body=body)
+    code, message, body = raw
+    if type(body) is not bytes:
+        body = as_text(body).encode()
+    return Reply(code, message.decode() if type(message) is bytes else str(message), body)
+
+
+_SUCCESS = int(Code.SUCCESS)
 
 
 def error_for_code(code: int, message: str) -> CreditdError | None:
     """The exception for a function's code; None for SUCCESS."""
-    if code == Code.SUCCESS:
+    if code == _SUCCESS:
         return None
     try:
         error_class = ERROR_BY_CODE.get(Code(code))
@@ -122,12 +127,13 @@ def error_for_code(code: int, message: str) -> CreditdError | None:
 def checked_reply(raw: Any) -> Reply | CreditdError:
     """One pipelined call's outcome: its reply when SUCCESS, else the error it stands for. A failed
     call (an exception in the pipeline's results) stays the error it already is, or becomes one."""
-    if isinstance(raw, CreditdError):
-        return raw
-    if isinstance(raw, RedisError):
-        return classify_reply_error(raw)
-    if isinstance(raw, BaseException):
-        raise raw
+    if type(raw) is not list:  # a function's reply is a list; the rarer cases are tested only here
+        if isinstance(raw, CreditdError):
+            return raw
+        if isinstance(raw, RedisError):
+            return classify_reply_error(raw)
+        if isinstance(raw, BaseException):
+            raise raw
     reply = decode_reply(raw)
     return error_for_code(reply.code, reply.message) or reply
 
