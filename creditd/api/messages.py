@@ -50,18 +50,17 @@ def charge_spec(request: pb.ChargeRequest, max_units_per_request: int) -> Charge
 
 
 def _add_grant(answer: pb.ChargeAnswer, grant: GrantRecord) -> None:
-    # Added in place: a UnitGrant made apart and put in the answer's list is copied into it (upb
-    # merges it), a quarter of the answer's cost.
-    message = answer.grants.add(
-        rating_group=grant.rating_group,
-        result=RESULT(grant.result),
-        unit=UNIT(grant.unit),
-        granted=grant.granted,
-        validity_time_s=grant.validity_time_s,
-        charged=grant.charged,
-        tariff=grant.tariff,
-    )
-    # The fields most grants leave at their defaults are set only when they are not: each field named
+    # Added in place (a UnitGrant made apart and put in the answer's list is copied into it), and its
+    # fields set one by one: named in a call, they would first be gathered in a dictionary.
+    message = answer.grants.add()
+    message.rating_group = grant.rating_group
+    message.result = RESULT(grant.result)
+    message.unit = UNIT(grant.unit)
+    message.granted = grant.granted
+    message.validity_time_s = grant.validity_time_s
+    message.charged = grant.charged
+    message.tariff = grant.tariff
+    # The fields most grants leave at their defaults are set only when they are not: each field set
     # costs the message a look-up by name, and this runs for every charge.
     if grant.final_unit_action:
         message.final_unit_action = FINAL_UNIT_ACTION(grant.final_unit_action)
@@ -80,12 +79,11 @@ def _add_grant(answer: pb.ChargeAnswer, grant: GrantRecord) -> None:
 
 
 def answer_message(request: ChargeLike, record: AnswerRecord) -> pb.ChargeAnswer:
-    answer = pb.ChargeAnswer(
-        session_id=request.session_id,
-        request_number=request.request_number,
-        result=RESULT(record.result),
-        account_status=STATUS(record.account_status),
-    )
+    answer = pb.ChargeAnswer()
+    answer.session_id = request.session_id
+    answer.request_number = request.request_number
+    answer.result = RESULT(record.result)
+    answer.account_status = STATUS(record.account_status)
     if record.error:
         answer.error = record.error
     for grant in record.grants:
