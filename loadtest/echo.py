@@ -3,7 +3,12 @@ answers and no work behind them, started with the same server options as creditd
 as creditd's are (generic handlers only, creditd/api/handlers.py), and its start-up objects frozen
 out of the garbage collector as creditd's are.
 
-    python -m loadtest.echo --listen 127.0.0.1:PORT
+With --redis-data-dir (the data directory of a running embedded Redis), each Charge first makes one
+round trip to that Redis, a PING over creditd's own lean connection (creditd/store/wire.py): the
+floor of a server that answers each Charge from one Redis call, against which creditd's own work per
+Charge is counted (loadtest.server_instructions).
+
+    python -m loadtest.echo --listen 127.0.0.1:PORT [--redis-data-dir DIR]
 """
 
 from __future__ import annotations
@@ -11,20 +16,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 
 import grpc
 import uvloop
 
 from creditd import collector
 from creditd.api.handlers import generic_handlers_only
+from creditd.store.embedded import EmbeddedRedis, read_or_make_password
+from creditd.store.wire import Address, WireClient
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
 GRANT = pb.UnitGrant(rating_group=1, result=pb.SUCCESS, unit=pb.BYTES, granted=10_000_000, validity_time_s=600)
 
 
+PING = (("PING",),)
+
+
 class EchoCreditControl(pb_grpc.CreditControlServicer):
+    def __init__(self, redis: WireClient | None = None) -> None:
+        self._redis = redis
+
     async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeAnswer:
+        if self._redis is not None:
+            # as creditd's pipeline sends: on the open connection without a coroutine, else connecting
+            replies = self._redis.send_now(PING)
+            await (replies if replies is not None else self._redis.execute(PING))
         return pb.ChargeAnswer(
             session_id=request.session_id,
             request_number=request.request_number,
@@ -39,9 +57,20 @@ class EchoCreditControl(pb_grpc.CreditControlServicer):
         return pb.ChargeBatchAnswer(answers=[await self.Charge(item, context) for item in request.requests])
 
 
-async def serve(listen: str) -> None:
+def redis_of(data_dir: Path) -> WireClient:
+    """The lean connection to the embedded Redis of data_dir, as creditd serve opens it."""
+    socket_path = EmbeddedRedis(data_dir).socket_path
+
+    async def address() -> Address:
+        return ("unix", str(socket_path))
+
+    return WireClient(address, [("AUTH", read_or_make_password(data_dir))], connect_timeout_s=5.0)
+
+
+async def serve(listen: str, redis_data_dir: Path | None) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
-    pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(), generic_handlers_only(server))
+    redis = redis_of(redis_data_dir) if redis_data_dir is not None else None
+    pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(redis), generic_handlers_only(server))
     server.add_insecure_port(listen)
     await server.start()
     collector.freeze_after_start_up()
@@ -50,13 +79,17 @@ async def serve(listen: str) -> None:
         asyncio.get_running_loop().add_signal_handler(number, stopping.set)
     await stopping.wait()
     await server.stop(1)
+    if redis is not None:
+        await redis.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True)
+    parser.add_argument("--redis-data-dir", type=Path, help="one Redis round trip per Charge, to this embedded Redis")
+    arguments = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(parser.parse_args().listen))
+        runner.run(serve(arguments.listen, arguments.redis_data_dir))
 
 
 if __name__ == "__main__":

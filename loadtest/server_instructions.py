@@ -13,8 +13,11 @@ apart: how often it spins depends on timing, so its count moves between runs. Ke
 system calls) is not counted; the sweeper is off (its work is per second, not per call). The same
 sessions are then played as ChargeBatches of 100 (each batch one step of 100 sessions), and the
 main thread's count divided by the charges: the serving process' half of ChargeBatch's CPU per charge.
-Each round runs both servers afresh; the ratio printed last is the rounds' median (--rounds, 3), with
-each round's. Needs valgrind (Debian's package: valgrind, callgrind_control).
+The echo server is counted a second time making one Redis round trip a Charge (a PING to an
+embedded Redis of its own, over creditd's lean connection: loadtest/echo.py --redis-data-dir), the
+floor of any server answering a Charge from one Redis call; creditd's own work a Charge is what it
+spends over that floor. Each round runs every server afresh; the ratios printed last are the
+rounds' medians (--rounds, 3), with each round's. Needs valgrind (Debian's package: valgrind, callgrind_control).
 
 The Nchf front is counted the same way in each round, against the gRPC server's Charge of the same
 shape: `creditd chf`, under callgrind beside the running `creditd serve` and on its Redis, plays
@@ -43,6 +46,7 @@ import msgspec
 
 from creditd.devtools.ports import free_port, wait_listening
 from creditd.resources import default_config_path
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.nchf import API, MB, USED_BYTES, nchf_body
@@ -54,6 +58,8 @@ CHANNEL_READY_S = 60.0
 DUMP_WAIT_S = 60.0
 ACCOUNTS = 50
 WARM_UP_CHARGES = 100
+# The echo server making one Redis round trip a Charge (loadtest/echo.py --redis-data-dir).
+FLOOR = "echo+redis"
 SESSION = (
     pb.ChargeRequest.INITIAL,
     pb.ChargeRequest.UPDATE,
@@ -256,17 +262,24 @@ def per_rpc(name: str, charge_count: int, counts: tuple[int, int]) -> ServerInst
     return ServerInstructions(name, charge_count, main / charge_count, others / charge_count)
 
 
-def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
-    """echo, then creditd (voice Charges, then data Charges shaped as Nchf's), then the chf beside it."""
-    config = config_without_sweeper(work)
+def count_echo(name: str, flags: list[str], work: Path, charge_count: int) -> ServerInstructions:
     port = free_port()
-    echo = CountedServer("echo", ["-m", "loadtest.echo", "--listen", f"127.0.0.1:{port}"], work, port)
+    echo = CountedServer(name, ["-m", "loadtest.echo", "--listen", f"127.0.0.1:{port}", *flags], work, port)
     try:
         stub = pb_grpc.CreditControlStub(echo.channel)
-        charges(stub, WARM_UP_CHARGES, "echo-warm")
-        rows = [per_rpc("echo", charge_count, echo.count(partial(charges, stub, charge_count, "echo")))]
+        charges(stub, WARM_UP_CHARGES, f"{name}-warm")
+        return per_rpc(name, charge_count, echo.count(partial(charges, stub, charge_count, name)))
     finally:
         echo.stop()
+
+
+def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
+    """echo, echo with a Redis round trip, then creditd (voice Charges, then data Charges shaped as
+    Nchf's), then the chf beside it."""
+    config = config_without_sweeper(work)
+    rows = [count_echo("echo", [], work, charge_count)]
+    with EmbeddedRedis(work / "floor-redis"):
+        rows.append(count_echo(FLOOR, ["--redis-data-dir", str(work / "floor-redis")], work, charge_count))
     port = free_port()
     command = ["-m", "creditd", "serve", "--metrics-listen", "", "--log-level", "WARNING", "--config", str(config)]
     command += ["--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"]
@@ -299,6 +312,8 @@ def main(charge_count: int, rounds: int, json_path: Path) -> None:
     require_callgrind()
     rows: list[ServerInstructions] = []
     ratios: dict[str, list[float]] = {"creditd / echo, main thread": [], "chf / creditd data, main thread": []}
+    ratios[f"{FLOOR} / echo, main thread"] = []
+    ratios[f"creditd / {FLOOR}, main thread"] = []
     ratios["creditd batched charge / unary Charge, main thread"] = []
     ratios["chf / creditd data, all threads"] = []
     for _ in range(rounds):
@@ -307,6 +322,9 @@ def main(charge_count: int, rounds: int, json_path: Path) -> None:
         by_name = {row.server: row for row in run}
         echo, creditd, data, chf = (by_name[name] for name in ("echo", "creditd", "creditd data", "chf"))
         ratios["creditd / echo, main thread"].append(creditd.main_thread_per_rpc / echo.main_thread_per_rpc)
+        floor = by_name[FLOOR].main_thread_per_rpc
+        ratios[f"{FLOOR} / echo, main thread"].append(floor / echo.main_thread_per_rpc)
+        ratios[f"creditd / {FLOOR}, main thread"].append(creditd.main_thread_per_rpc / floor)
         batched = by_name["creditd batch"].main_thread_per_rpc / creditd.main_thread_per_rpc
         ratios["creditd batched charge / unary Charge, main thread"].append(batched)
         ratios["chf / creditd data, main thread"].append(chf.main_thread_per_rpc / data.main_thread_per_rpc)

@@ -242,9 +242,11 @@ def test_server_instructions_run_counts_the_echo_creditd_and_the_chf(tmp_path: P
     arguments = ["--charges", "20", "--rounds", "1"]
     output, report = run_report("loadtest.server_instructions", arguments, tmp_path / "server.json", 600)
     rows = {row["server"]: row for row in report}
-    assert list(rows) == ["echo", "creditd", "creditd batch", "creditd data", "chf"]
-    # each counted its own requests: a charge does more than the echo's empty answer, as does an
-    # Nchf request, part of whose work is on granian's own thread
+    assert list(rows) == ["echo", "echo+redis", "creditd", "creditd batch", "creditd data", "chf"]
+    # each counted its own requests: a Redis round trip costs the echo something, a charge more than
+    # that, as does an Nchf request, part of whose work is on granian's own thread
+    assert rows["echo+redis"]["main_thread_per_rpc"] > 1.02 * rows["echo"]["main_thread_per_rpc"]
+    assert rows["creditd"]["main_thread_per_rpc"] > 1.3 * rows["echo+redis"]["main_thread_per_rpc"]
     assert rows["creditd"]["main_thread_per_rpc"] > 1.5 * rows["echo"]["main_thread_per_rpc"]
     assert rows["chf"]["main_thread_per_rpc"] > rows["echo"]["main_thread_per_rpc"]
     assert rows["chf"]["other_threads_per_rpc"] > 0
@@ -255,6 +257,7 @@ def test_server_instructions_run_counts_the_echo_creditd_and_the_chf(tmp_path: P
     # creditd's second count is read from its second dump: two counts never agree to the instruction
     assert rows["creditd data"]["main_thread_per_rpc"] != rows["creditd"]["main_thread_per_rpc"]
     lines = ("creditd / echo, main thread: ", "chf / creditd data, main thread: ", "chf / creditd data, all")
+    lines += ("echo+redis / echo, main thread: ", "creditd / echo+redis, main thread: ")
     for line in (*lines, "creditd batched charge / unary Charge, main thread: "):
         assert line in output, output
 
