@@ -10,20 +10,46 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable
 
 import msgspec
+
+# A call's metadata, as grpc's ServicerContext.invocation_metadata gives it.
+MetadataSource = Callable[[], Iterable[tuple[str, str | bytes]] | None]
 
 
 class CallNames:
     """What the current RPC's log lines and ledger entries name: its request id, the gateway's
     session id, and the authenticated caller (certificate name, or "local" without TLS). One object
     a call, set once in its context (a context variable set costs a copy of the context's map, and
-    this happens on every call); the caller is filled in once it is known."""
+    this happens on every call); the caller is filled in once it is known. The request id and the
+    session id are read from the call when first asked for (a log line, an internal error's
+    message): most calls never are, and reading them costs the call its metadata as a new tuple and
+    a field read from its request message."""
 
-    __slots__ = ("caller", "request_id", "session_id")
+    __slots__ = ("_metadata", "_request", "_request_id", "_session_id", "caller")
 
-    def __init__(self, request_id: str, session_id: str, caller: str = "") -> None:
-        self.request_id, self.session_id, self.caller = request_id, session_id, caller
+    def __init__(self, request: object = None, metadata: MetadataSource | None = None, caller: str = "") -> None:
+        self._request, self._metadata, self.caller = request, metadata, caller
+        self._request_id: str | None = None
+        self._session_id: str | None = None
+
+    @property
+    def request_id(self) -> str:
+        if self._request_id is None:
+            supplied = ""
+            for key, value in (self._metadata() if self._metadata is not None else None) or ():
+                if key == "x-request-id":
+                    supplied = str(value)
+                    break
+            self._request_id, self._metadata = new_request_id(supplied), None
+        return self._request_id
+
+    @property
+    def session_id(self) -> str:
+        if self._session_id is None:
+            self._session_id, self._request = str(getattr(self._request, "session_id", "")), None
+        return self._session_id
 
 
 CALL: contextvars.ContextVar[CallNames | None] = contextvars.ContextVar("call", default=None)

@@ -65,10 +65,7 @@ class Servicer(Protocol):
 def _admit(servicer: Servicer, name: str, request: Any, context: Context) -> str:
     """Names the request and the caller, checks the caller's role and limits, and counts the call
     in flight (the handler calls client_limits.leave when it ends); returns the caller."""
-    metadata = dict(context.invocation_metadata() or ())
-    names = logs.CallNames(
-        logs.new_request_id(str(metadata.get("x-request-id", ""))), getattr(request, "session_id", "")
-    )
+    names = logs.CallNames(request, context.invocation_metadata)
     logs.CALL.set(names)  # before the check: a refusal's log line names the request
     caller = names.caller = servicer.authorizer.check(context, name)
     if servicer.rate_limited:

@@ -136,9 +136,11 @@ class AutoPipeline:
         self._deadlines: Deadlines | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> Any:
+    def call(self, function: str, keys: Sequence[str], args: Sequence[Argument]) -> asyncio.Future[Any]:
+        """The call's reply, to await (a future, not a coroutine: one layer less to suspend and
+        resume on every request). Raises at once while the circuit is open."""
         self._circuit.check()
-        return await self._queue([(function, keys, args)])[0]
+        return self._queue([(function, keys, args)])[0]
 
     async def call_many(self, commands: Sequence[Command]) -> list[Any]:
         """Issues every command in this turn (one pipeline when they fit); results in order, an
