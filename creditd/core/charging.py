@@ -12,7 +12,7 @@ from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.logs import caller
 from creditd.store.calls import Calls, ChargeLike, Command
-from creditd.store.functions import Functions
+from creditd.store.functions import Functions, checked
 from creditd.store.replies import ANSWER_DECODER, QUOTE_DECODER, AnswerRecord, QuoteRecord, Reply
 
 
@@ -37,7 +37,7 @@ class Charging:
         return self._calls.charge(request, self._clock.now_ms(), caller())
 
     async def charge(self, request: ChargeLike) -> ChargeOutcome:
-        return _outcome(await self._functions.call(self.command(request)))
+        return _outcome(checked(await self._functions.send(self.command(request))))
 
     async def charge_many(self, requests: Sequence[ChargeLike]) -> list[ChargeOutcome | CreditdError]:
         outcomes = await self._functions.call_many([self.command(request) for request in requests])

@@ -104,6 +104,15 @@ class DurabilityWait(msgspec.Struct, frozen=True):
         )
 
 
+def _any_read_only(results: Sequence[Any]) -> bool:
+    """Whether a reply says the server is a replica now (a loop, not any() over a generator: this
+    runs for every pipeline)."""
+    for result in results:  # noqa: SIM110 - see the docstring
+        if isinstance(result, ReadOnlyError):
+            return True
+    return False
+
+
 class AutoPipeline:
     def __init__(
         self,
@@ -256,7 +265,7 @@ class AutoPipeline:
         way (a lost connection, a demoted primary), with time left before its deadline."""
         replies, batch = out.replies, out.batch
         results = None if replies.cancelled() or replies.exception() is not None else replies.result()
-        if results is not None and not any(isinstance(result, ReadOnlyError) for result in results):
+        if results is not None and not _any_read_only(results):
             metrics.REDIS_PIPELINE_DURATION.observe(time.perf_counter() - out.started)
             self._settle(batch, results)
             return False
@@ -393,8 +402,10 @@ class AutoPipeline:
     def _fail_unanswered(cls, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         """No caller may wait forever: a call of a pipeline that ended still unanswered is failed,
         as a bug of ours (the error is made only then: this runs at the end of every pipeline)."""
-        if not all(future.done() for _, future in batch):
-            cls._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+        for _, future in batch:  # a loop, not all() over a generator: this runs for every pipeline
+            if not future.done():
+                cls._fail(batch, Internal("redis pipeline ended without an answer for this call"))
+                return
 
     async def close(self) -> None:
         # a batch sent at once may hand itself to a task when its connection fails: wait for both
