@@ -8,6 +8,7 @@ the same binary (tests/test_topologies.py does that for the lifecycle and concur
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tomllib
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,30 @@ from creditd.store.embedded import EmbeddedRedis
 from tests.harness import FrozenClock, Harness, ServerAt, library_client, started_server
 
 TOPOLOGY_VARIABLE = "CREDITD_TEST_TOPOLOGY"
+
+
+@pytest.fixture(autouse=True)
+def machine_shared_or_alone(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist, a test marked `alone` runs while no other worker's test does: a score the
+    machine's speed decides (Lighthouse's simulated throttling scales the task times it observes)
+    fell below its line with the other worker's test beside it, and reads 1.00 alone. Every other
+    test holds the machine shared. A turnstile before the shared lock keeps a waiting `alone` test
+    from being overtaken by the other worker's next tests."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    folder = tmp_path_factory.getbasetemp().parent  # the run's own, above each worker's
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(folder / "machine.turnstile", "a+b") as turnstile, open(folder / "machine.lock", "a+b") as machine:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(machine, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:

@@ -24,7 +24,8 @@ from tests.test_channels import http_server
 from tests.test_portal import CSRF
 from tests.test_rating import bangkok_ms
 
-pytestmark = pytest.mark.asyncio
+# alone: its performance score falls with another worker's test beside it (tests/conftest.py)
+pytestmark = [pytest.mark.asyncio, pytest.mark.alone]
 ACCOUNT = "66819190061"
 LIGHTHOUSE = Path(__file__).resolve().parent.parent / ".ci" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
