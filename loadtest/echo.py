@@ -3,12 +3,12 @@ answers and no work behind them, started with the same server options as creditd
 as creditd's are (generic handlers only, creditd/api/handlers.py), and its start-up objects frozen
 out of the garbage collector as creditd's are.
 
-With --redis-data-dir (the data directory of a running embedded Redis), each Charge first makes one
+With --redis-url (a unix-socket URL, as an embedded Redis gives it), each Charge first makes one
 round trip to that Redis, a PING over creditd's own lean connection (creditd/store/wire.py): the
 floor of a server that answers each Charge from one Redis call, against which creditd's own work per
 Charge is counted (loadtest.server_instructions).
 
-    python -m loadtest.echo --listen 127.0.0.1:PORT [--redis-data-dir DIR]
+    python -m loadtest.echo --listen 127.0.0.1:PORT [--redis-url unix://:PASSWORD@PATH]
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from pathlib import Path
+import urllib.parse
 
 import grpc
 import uvloop
 
 from creditd import collector
 from creditd.api.handlers import generic_handlers_only
-from creditd.store.embedded import EmbeddedRedis, read_or_make_password
 from creditd.store.wire import Address, WireClient
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
@@ -57,19 +56,21 @@ class EchoCreditControl(pb_grpc.CreditControlServicer):
         return pb.ChargeBatchAnswer(answers=[await self.Charge(item, context) for item in request.requests])
 
 
-def redis_of(data_dir: Path) -> WireClient:
-    """The lean connection to the embedded Redis of data_dir, as creditd serve opens it."""
-    socket_path = EmbeddedRedis(data_dir).socket_path
+def redis_of(url: str) -> WireClient:
+    """The lean connection to a Redis on a unix socket (an embedded one's URL), as creditd serve opens it."""
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.scheme == "unix", f"--redis-url: a unix socket URL, not {parsed.scheme!r}"
+    socket_path, password = parsed.path, urllib.parse.unquote(parsed.password or "")
 
     async def address() -> Address:
-        return ("unix", str(socket_path))
+        return ("unix", socket_path)
 
-    return WireClient(address, [("AUTH", read_or_make_password(data_dir))], connect_timeout_s=5.0)
+    return WireClient(address, [("AUTH", password)] if password else [], connect_timeout_s=5.0)
 
 
-async def serve(listen: str, redis_data_dir: Path | None) -> None:
+async def serve(listen: str, redis_url: str | None) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
-    redis = redis_of(redis_data_dir) if redis_data_dir is not None else None
+    redis = redis_of(redis_url) if redis_url is not None else None
     pb_grpc.add_CreditControlServicer_to_server(EchoCreditControl(redis), generic_handlers_only(server))
     server.add_insecure_port(listen)
     await server.start()
@@ -86,10 +87,10 @@ async def serve(listen: str, redis_data_dir: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True)
-    parser.add_argument("--redis-data-dir", type=Path, help="one Redis round trip per Charge, to this embedded Redis")
+    parser.add_argument("--redis-url", help="one Redis round trip per Charge, to this Redis (a unix socket URL)")
     arguments = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(arguments.listen, arguments.redis_data_dir))
+        runner.run(serve(arguments.listen, arguments.redis_url))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ system calls) is not counted; the sweeper is off (its work is per second, not pe
 sessions are then played as ChargeBatches of 100 (each batch one step of 100 sessions), and the
 main thread's count divided by the charges: the serving process' half of ChargeBatch's CPU per charge.
 The echo server is counted a second time making one Redis round trip a Charge (a PING to an
-embedded Redis of its own, over creditd's lean connection: loadtest/echo.py --redis-data-dir), the
+embedded Redis of its own, over creditd's lean connection: loadtest/echo.py --redis-url), the
 floor of any server answering a Charge from one Redis call; creditd's own work a Charge is what it
 spends over that floor. Each round runs every server afresh; the ratios printed last are the
 rounds' medians (--rounds, 3), with each round's. Needs valgrind (Debian's package: valgrind, callgrind_control).
@@ -58,7 +58,7 @@ CHANNEL_READY_S = 60.0
 DUMP_WAIT_S = 60.0
 ACCOUNTS = 50
 WARM_UP_CHARGES = 100
-# The echo server making one Redis round trip a Charge (loadtest/echo.py --redis-data-dir).
+# The echo server making one Redis round trip a Charge (loadtest/echo.py --redis-url).
 FLOOR = "echo+redis"
 SESSION = (
     pb.ChargeRequest.INITIAL,
@@ -278,8 +278,8 @@ def measure(charge_count: int, work: Path) -> list[ServerInstructions]:
     Nchf's), then the chf beside it."""
     config = config_without_sweeper(work)
     rows = [count_echo("echo", [], work, charge_count)]
-    with EmbeddedRedis(work / "floor-redis"):
-        rows.append(count_echo(FLOOR, ["--redis-data-dir", str(work / "floor-redis")], work, charge_count))
+    with EmbeddedRedis(work / "floor-redis") as floor_redis:
+        rows.append(count_echo(FLOOR, ["--redis-url", floor_redis.url], work, charge_count))
     port = free_port()
     command = ["-m", "creditd", "serve", "--metrics-listen", "", "--log-level", "WARNING", "--config", str(config)]
     command += ["--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"]

@@ -53,8 +53,12 @@ def _queue_calls(pipe: Any, commands: Sequence[Command]) -> Any:
 async def call_all(client: AnyRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
     """One pipelined round trip of function calls on an asyncio client of its own (the notifier's,
     outside the server's auto-pipeline), each outcome decoded as call_many decodes it."""
-    pipe = _queue_calls(client.pipeline(transaction=False), commands)
-    return [checked_reply(raw) for raw in await pipe.execute(raise_on_error=False)]
+    return [checked_reply(raw) for raw in await _raw_replies(client, commands)]
+
+
+async def _raw_replies(client: AnyRedis, commands: Sequence[Command]) -> list[Any]:
+    """The calls' replies as Redis gave them (an error reply as its exception), in one round trip."""
+    return list(await _queue_calls(client.pipeline(transaction=False), commands).execute(raise_on_error=False))
 
 
 def call_all_sync(client: AnySyncRedis, commands: Sequence[Command]) -> list[Reply | CreditdError]:
@@ -84,7 +88,7 @@ class DirectFunctions(Functions):
         return asyncio.ensure_future(self._raw(command))
 
     async def _raw(self, command: Command) -> Any:
-        (raw,) = await _queue_calls(self.client.pipeline(transaction=False), [command]).execute(raise_on_error=False)
+        (raw,) = await _raw_replies(self.client, [command])
         return raw
 
 

@@ -238,7 +238,7 @@ class Keys:
         self, builder: LayoutBuilder, account_id: str, gateway_id: str, session_id: str, idempotency_key: str
     ) -> tuple[str, ...]:
         """The keys of a layout_builder's layout, of one account's (or group's) partition."""
-        partition = zlib.crc32(account_id.encode()) % self.partitions
+        partition = partition_of(account_id, self.partitions)
         partition_keys = self._partition_keys[partition] or self._spell_partition_keys(partition)
         return builder(self._tags[partition], partition_keys, account_id, gateway_id, session_id, idempotency_key)
 
