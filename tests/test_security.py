@@ -241,7 +241,10 @@ async def test_ledger_records_who_made_each_change(secure_server) -> None:
     ]
 
 
-async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> None:
+async def test_a_flooding_gateway_does_not_starve_the_others(secure_server, redis_client) -> None:
+    """The flood is certain to outrun its limit whatever the machine's speed: Redis holds every write
+    for a second (CLIENT PAUSE WRITE), so the flood's first two Charges stay in flight while the rest
+    arrive. The calm gateway's Charges wait out the same pause but are never refused."""
     server, pki = secure_server
     async with channel_for(server, pki, "admin") as admin:
         await pb_grpc.AccountsStub(admin).CreateAccount(
@@ -253,6 +256,7 @@ async def test_a_flooding_gateway_does_not_starve_the_others(secure_server) -> N
 
     async with channel_for(server, pki, "gateway") as flooding, channel_for(server, pki, "gateway2") as calm:
         flood_stub, calm_stub = pb_grpc.CreditControlStub(flooding), pb_grpc.CreditControlStub(calm)
+        redis_client.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
         flood = asyncio.gather(*(outcome(flood_stub.Charge(sms("pgw1", n))) for n in range(400)))
         calm_results = [await calm_stub.Charge(sms("pgw2", n)) for n in range(30)]
         flood_results = await flood
