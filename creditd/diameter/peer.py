@@ -33,6 +33,7 @@ from creditd.diameter.codec import (
 )
 from creditd.diameter.credit import base_answer, refusal
 from creditd.diameter.dictionary import CREDIT_CONTROL_APPLICATION, VENDOR_3GPP, Code, Command, Result
+from creditd.diameter.read_deadline import ReadDeadline
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ DPA_WAIT_S: Final = 2.0
 AUTHORIZE_ONLY: Final = 0
 MAX_UNANSWERED: Final = 1024
 KNOWN_RESULTS: Final = frozenset(int(result) for result in Result)
+# What a connection waits for when it reads, each named by the close its deadline's expiry causes
+# (the watchdog's sends a DWR first).
+WAITING_FOR_CER: Final = "handshake_timeout"
+WAITING_FOR_MESSAGE: Final = "watchdog"
+INSIDE_MESSAGE: Final = "stalled_message"
 
 # Serves one accepted request of an Open connection: (request, peer's Origin-Host) -> its answer.
 Handler = Callable[[Message, str], Awaitable[Message]]
@@ -84,6 +90,15 @@ def _salvaged(data: bytes) -> Message:
     return message
 
 
+def _write_high_water_bytes(transport: asyncio.BaseTransport) -> int:
+    """How much a transport buffers before it pauses its writers; 0 where it cannot say (every send
+    then waits on drain)."""
+    try:
+        return int(transport.get_write_buffer_limits()[1])  # type: ignore[attr-defined]
+    except (AttributeError, NotImplementedError):
+        return 0
+
+
 class Connection:
     def __init__(
         self,
@@ -111,26 +126,46 @@ class Connection:
         self._slots = asyncio.Semaphore(settings.max_in_flight_per_connection)
         self._watchdog_pending = False
         self._closed = asyncio.Event()
+        self._read_deadline: ReadDeadline | None = None  # made in run(), on the running loop
+        self._waiting_for = WAITING_FOR_CER
+        self._now: Callable[[], float] = time.monotonic  # the loop's clock, from run()
+        self._write_high_water_bytes = _write_high_water_bytes(writer.transport)
+        self._close_reason = ""  # set by what closed the connection from outside the reading loop
         self._next_id = int(time.time()) << 20
 
     # ------------------------------------------------------------------------------------ wire
 
     async def _send(self, message: Message) -> None:
         self.writer.write(encode(message))
+        if self.writer.transport.get_write_buffer_size() <= self._write_high_water_bytes:
+            return  # drain() would return at once; its time-out's timer costs more than the write
         try:
             async with asyncio.timeout(self.settings.write_timeout_s):
                 await self.writer.drain()
         except TimeoutError:
-            self.writer.transport.abort()
+            self._close("slow_reader")
             raise Closed("slow_reader") from None
 
-    async def _read(self, idle_timeout_s: float | None) -> Message | None:
-        """The next message, or None for one refused (and answered); raises Closed, or TimeoutError
-        when idle past idle_timeout_s."""
+    def _close(self, reason: str) -> None:
+        """Closes the connection from outside the reading loop, whose read then fails: its Closed
+        carries this reason."""
+        self._close_reason = self._close_reason or reason
+        self.writer.transport.abort()
+
+    async def _read(self, waiting_for: str, timeout_s: float) -> Message | None:
+        """The next message within timeout_s, or None for one refused (and answered); raises Closed
+        (when the deadline passes, with the reason `waiting_for` names)."""
+        deadline = self._read_deadline
+        assert deadline is not None, "made before the first read"
+        now = self._now
+        self._waiting_for = waiting_for
+        deadline.set(now() + timeout_s)
         try:
-            head = await asyncio.wait_for(self.reader.readexactly(HEADER_BYTES), idle_timeout_s)
+            head = await self.reader.readexactly(HEADER_BYTES)
         except asyncio.IncompleteReadError:
-            raise Closed("peer") from None
+            raise Closed(self._close_reason or "peer") from None
+        self._waiting_for = INSIDE_MESSAGE
+        deadline.set(now() + self.settings.handshake_timeout_s)
         try:
             header = check_header(head, self.settings.max_message_bytes)
         except DiameterError as error:
@@ -139,11 +174,10 @@ class Connection:
                 await self._send(refusal(_salvaged(head), self.settings, error))
             raise Closed("oversize" if error.result == Result.INVALID_MESSAGE_LENGTH else "bad_header") from None
         try:
-            rest = await asyncio.wait_for(
-                self.reader.readexactly(header.length - HEADER_BYTES), self.settings.handshake_timeout_s
-            )
-        except (asyncio.IncompleteReadError, TimeoutError):
-            raise Closed("stalled_message") from None
+            rest = await self.reader.readexactly(header.length - HEADER_BYTES)
+        except asyncio.IncompleteReadError:
+            raise Closed(self._close_reason or INSIDE_MESSAGE) from None
+        deadline.clear()
         data = head + rest
         try:
             return decode(data, self.settings.max_message_bytes, self.settings.max_avp_depth)
@@ -181,11 +215,31 @@ class Connection:
             offered += [avp.value for avp in vsai.children(Code.AUTH_APPLICATION_ID)]
         return CREDIT_CONTROL_APPLICATION in offered or RELAY_APPLICATION in offered
 
+    def _read_expired(self) -> None:
+        """The read deadline passed: the connection is closed, but a first silence in the open state
+        gets a DWR and another watchdog_interval_s (RFC 3539)."""
+        if self._waiting_for == WAITING_FOR_MESSAGE:
+            if not self._watchdog_pending:
+                self._watchdog_pending = True
+                assert self._read_deadline is not None, "it called"
+                self._read_deadline.set(self._now() + self.settings.watchdog_interval_s)
+                self._track(asyncio.create_task(self._probe()))
+                return
+            metrics.WATCHDOG_FAILURES.labels(self.label).inc()
+        self._close(self._waiting_for)
+
+    async def _probe(self) -> None:
+        with contextlib.suppress(Closed, ConnectionError, OSError):  # the reading loop sees the close
+            await self._send(
+                self._request(Command.DEVICE_WATCHDOG, 0, [make(Code.ORIGIN_STATE_ID, self.origin_state_id)])
+            )
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
     async def _handshake(self) -> None:
-        try:
-            cer = await self._read(self.settings.handshake_timeout_s)
-        except TimeoutError:
-            raise Closed("handshake_timeout") from None
+        cer = await self._read(WAITING_FOR_CER, self.settings.handshake_timeout_s)
         if cer is None or cer.command != Command.CAPABILITIES_EXCHANGE or not cer.is_request:
             raise Closed("no_cer")
         host, realm = text(cer.first(Code.ORIGIN_HOST)), text(cer.first(Code.ORIGIN_REALM))
@@ -211,6 +265,11 @@ class Connection:
 
     async def run(self) -> None:
         reason = "peer"
+        loop = asyncio.get_running_loop()
+        self._now = loop.time  # looked up once: 3.11's get_running_loop() makes a system call
+        self._read_deadline = ReadDeadline(
+            loop, min(self.settings.handshake_timeout_s, self.settings.watchdog_interval_s), self._read_expired
+        )
         try:
             await self._handshake()
             try:
@@ -220,9 +279,10 @@ class Connection:
         except Closed as closed:
             reason = closed.reason
         except (ConnectionError, OSError) as error:
-            reason = "connection_error"
+            reason = self._close_reason or "connection_error"
             log.info("diameter peer %s: %s", self.label, error)
         finally:
+            self._read_deadline.stop()
             if reason == "disconnected" and self._in_flight:  # DPR/DPA: answer what was asked first
                 await asyncio.wait(set(self._in_flight), timeout=self.settings.drain_timeout_s)
             for task in self._in_flight:
@@ -235,11 +295,7 @@ class Connection:
 
     async def _serve(self) -> None:
         while True:
-            try:
-                message = await self._read(self.settings.watchdog_interval_s)
-            except TimeoutError:
-                await self._watchdog()
-                continue
+            message = await self._read(WAITING_FOR_MESSAGE, self.settings.watchdog_interval_s)
             self._watchdog_pending = False
             if message is None:
                 continue
@@ -258,16 +314,7 @@ class Connection:
                 metrics.REQUESTS.labels(self.label, "DWR", str(int(Result.SUCCESS))).inc()
                 continue
             await self._slots.acquire()
-            task = asyncio.create_task(self._serve_request(message))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
-    async def _watchdog(self) -> None:
-        if self._watchdog_pending:
-            metrics.WATCHDOG_FAILURES.labels(self.label).inc()
-            raise Closed("watchdog")
-        self._watchdog_pending = True
-        await self._send(self._request(Command.DEVICE_WATCHDOG, 0, [make(Code.ORIGIN_STATE_ID, self.origin_state_id)]))
+            self._track(asyncio.create_task(self._serve_request(message)))
 
     async def _serve_request(self, request: Message) -> None:
         started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -68,9 +69,23 @@ async def test_an_unknown_peer_gets_3010_and_is_closed(diameter: DiameterServer)
     assert await client.closed_within(2.0)
 
 
+async def until_counted(counted: Callable[[], bool]) -> None:
+    """Waits (2 s at most) for the server's side of a close to be counted: it follows the client's."""
+    async with asyncio.timeout(2.0):
+        while not counted():
+            await asyncio.sleep(0.01)
+
+
+def closes(reason: str) -> float:
+    value: float = metrics.CLOSED.labels(reason)._value.get()
+    return value
+
+
 async def test_a_peer_that_never_sends_cer_is_closed(diameter: DiameterServer) -> None:
+    before = closes("handshake_timeout")
     client = await Client.open(diameter.port)
     assert await client.closed_within(3.0)  # handshake_timeout_s is 1 s
+    await until_counted(lambda: closes("handshake_timeout") == before + 1)
 
 
 async def test_a_request_before_cer_closes(diameter: DiameterServer) -> None:
@@ -90,6 +105,7 @@ async def test_dwr_dwa_and_dpr_dpa(diameter: DiameterServer) -> None:
 
 async def test_the_watchdog_probes_and_closes_a_silent_peer(diameter_at: DiameterAt) -> None:
     before = metrics.WATCHDOG_FAILURES.labels("pgw.test.local")._value.get()
+    closed_before = closes("watchdog")
     async with diameter_at(watchdog_interval_s=0.3) as front, connected(front.port) as client:
         dwr = await client.read(2.0)
         assert dwr.command == Command.DEVICE_WATCHDOG and dwr.is_request
@@ -97,6 +113,7 @@ async def test_the_watchdog_probes_and_closes_a_silent_peer(diameter_at: Diamete
         second = await client.read(2.0)
         assert second.command == Command.DEVICE_WATCHDOG  # unanswered this time
         assert await client.closed_within(2.0)
+        await until_counted(lambda: closes("watchdog") == closed_before + 1)
     assert metrics.WATCHDOG_FAILURES.labels("pgw.test.local")._value.get() == before + 1
 
 
@@ -142,9 +159,11 @@ async def test_an_oversize_message_is_answered_5015_and_closed(creditd: Harness,
 
 
 async def test_a_message_stalled_half_way_is_closed(diameter: DiameterServer) -> None:
+    before = closes("stalled_message")
     async with connected(diameter.port) as client:
         await client.send(encode(request(Command.DEVICE_WATCHDOG, 0, []))[:30])
         assert await client.closed_within(3.0)  # handshake_timeout_s (1 s) inside a message
+        await until_counted(lambda: closes("stalled_message") == before + 1)
 
 
 async def test_a_peer_that_does_not_read_is_closed(diameter: DiameterServer) -> None:
