@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
 from creditd.metrics import LATENCY_BUCKETS_S, REGISTRY
+from creditd.per_thread_metrics import PerThreadCounter, PerThreadHistogram
 
 UNKNOWN_PEER = "unknown"
 
 CONNECTIONS = Gauge(
     "creditd_diameter_connections", "Open Diameter connections by peer (state Open)", ["peer"], registry=REGISTRY
 )
-REQUESTS = Counter(
+# updated by every request: kept per thread, without a lock (creditd/per_thread_metrics.py)
+REQUESTS = PerThreadCounter(
     "creditd_diameter_requests",
     "Diameter requests answered by peer, command (CCR-I/U/T/E, CER, DWR, DPR, other) and Result-Code",
     ["peer", "command", "result"],
     registry=REGISTRY,
 )
-REQUEST_DURATION = Histogram(
+REQUEST_DURATION = PerThreadHistogram(
     "creditd_diameter_request_duration_seconds",
     "Time from a request's last byte read to its answer written, by peer and command",
     ["peer", "command"],
