@@ -315,6 +315,9 @@ class Connection:
                 continue
             await self._slots.acquire()
             self._track(asyncio.create_task(self._serve_request(message)))
+            # A read of a message already buffered does not wait: without a turn of the loop here, a
+            # burst would be read whole before its first request reaches Redis.
+            await asyncio.sleep(0)
 
     async def _serve_request(self, request: Message) -> None:
         started = time.perf_counter()
