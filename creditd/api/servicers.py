@@ -26,7 +26,7 @@ from creditd.api.rpc import public_message, rpc
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
 from creditd.config.limits import Limits
 from creditd.core.accounts import Accounts
-from creditd.core.charging import Charging
+from creditd.core.charging import Charging, outcome_of
 from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
 from creditd.v1 import creditd_pb2 as pb
@@ -61,7 +61,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
             count_charge(spec.request_type, pb.INVALID_REQUEST)
             log.info("Charge %s refused: %s", spec.request_number, error.message)
             return refused_answer(spec, pb.INVALID_REQUEST, error.message)
-        outcome = await self._charging.charge(spec)
+        outcome = outcome_of(await self._charging.send(spec))
         count_charge(spec.request_type, outcome.answer.result)
         return answer_message(spec, outcome.answer)
 

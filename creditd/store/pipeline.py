@@ -149,7 +149,14 @@ class AutoPipeline:
         """The call's reply, to await (a future, not a coroutine: one layer less to suspend and
         resume on every request). Raises at once while the circuit is open."""
         self._circuit.check()
-        return self._queue([(function, keys, args)])[0]
+        # _queue's work for one command, without its lists: this runs for every unary request
+        loop = self._loop or self._bind_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(((function, keys, args), future, loop.time()))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
 
     async def call_many(self, commands: Sequence[Command]) -> list[Any]:
         """Issues every command in this turn (one pipeline when they fit); results in order, an
