@@ -104,8 +104,11 @@ ROLES = {
 }
 
 
-def make_pki(directory: Path) -> Pki:
-    ca, ca_key, ca_certificate = make_ca("creditd test CA")
+def make_pki(directory: Path, ca_name: str = "creditd test CA") -> Pki:
+    """Two PKIs meant to be told apart need CAs of different names: a verifier looks a certificate's
+    issuer up by name, and one signed by a namesake CA fails on its signature (alert decrypt_error),
+    not as unknown (unknown_ca)."""
+    ca, ca_key, ca_certificate = make_ca(ca_name)
     _, other_key, other_certificate = make_ca("someone else's CA")
     clients = {role: issue(ca_key, ca_certificate, name) for role, name in CLIENTS.items()}
     clients["stranger"] = issue(other_key, other_certificate, CLIENTS["gateway"])
