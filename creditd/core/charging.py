@@ -49,7 +49,7 @@ class Charging:
     def send(self, request: ChargeLike) -> asyncio.Future[Any]:
         """The charge's raw reply, to await and hand to `outcome_of`: charge's two halves, for the
         gRPC edge, which awaits it in its own coroutine (one layer less on every request)."""
-        return self._functions.send(self._calls.charge(request, self._clock.now_ms(), caller()))
+        return self._functions.send(self.command(request))
 
     async def charge_many(self, requests: Sequence[ChargeLike]) -> list[ChargeOutcome | CreditdError]:
         outcomes = await self._functions.call_many([self.command(request) for request in requests])

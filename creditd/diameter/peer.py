@@ -126,9 +126,14 @@ class Connection:
         self._slots = asyncio.Semaphore(settings.max_in_flight_per_connection)
         self._watchdog_pending = False
         self._closed = asyncio.Event()
-        self._read_deadline: ReadDeadline | None = None  # made in run(), on the running loop
+        # made on the loop that accepted the connection; its clock looked up once (3.11's
+        # get_running_loop() makes a system call)
+        loop = asyncio.get_running_loop()
+        self._now = loop.time
+        self._read_deadline = ReadDeadline(
+            loop, min(settings.handshake_timeout_s, settings.watchdog_interval_s), self._read_expired
+        )
         self._waiting_for = WAITING_FOR_CER
-        self._now: Callable[[], float] = time.monotonic  # the loop's clock, from run()
         self._write_high_water_bytes = _write_high_water_bytes(writer.transport)
         self._close_reason = ""  # set by what closed the connection from outside the reading loop
         self._next_id = int(time.time()) << 20
@@ -155,9 +160,7 @@ class Connection:
     async def _read(self, waiting_for: str, timeout_s: float) -> Message | None:
         """The next message within timeout_s, or None for one refused (and answered); raises Closed
         (when the deadline passes, with the reason `waiting_for` names)."""
-        deadline = self._read_deadline
-        assert deadline is not None, "made before the first read"
-        now = self._now
+        deadline, now = self._read_deadline, self._now
         self._waiting_for = waiting_for
         deadline.set(now() + timeout_s)
         try:
@@ -221,7 +224,6 @@ class Connection:
         if self._waiting_for == WAITING_FOR_MESSAGE:
             if not self._watchdog_pending:
                 self._watchdog_pending = True
-                assert self._read_deadline is not None, "it called"
                 self._read_deadline.set(self._now() + self.settings.watchdog_interval_s)
                 self._track(asyncio.create_task(self._probe()))
                 return
@@ -265,11 +267,6 @@ class Connection:
 
     async def run(self) -> None:
         reason = "peer"
-        loop = asyncio.get_running_loop()
-        self._now = loop.time  # looked up once: 3.11's get_running_loop() makes a system call
-        self._read_deadline = ReadDeadline(
-            loop, min(self.settings.handshake_timeout_s, self.settings.watchdog_interval_s), self._read_expired
-        )
         try:
             await self._handshake()
             try:

@@ -153,9 +153,7 @@ class AutoPipeline:
         loop = self._loop or self._bind_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(((function, keys, args), future, loop.time()))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        self._schedule_flush()
         return future
 
     async def call_many(self, commands: Sequence[Command]) -> list[Any]:
