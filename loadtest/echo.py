@@ -3,12 +3,12 @@ answers and no work behind them, started with the same server options as creditd
 as creditd's are (generic handlers only, creditd/api/handlers.py), and its start-up objects frozen
 out of the garbage collector as creditd's are.
 
-With --redis-url (a unix-socket URL, as an embedded Redis gives it), each Charge first makes one
+With --redis-url (any one server's URL, as creditd serve takes it), each Charge first makes one
 round trip to that Redis, a PING over creditd's own lean connection (creditd/store/wire.py): the
 floor of a server that answers each Charge from one Redis call, against which creditd's own work per
 Charge is counted (loadtest.server_instructions).
 
-    python -m loadtest.echo --listen 127.0.0.1:PORT [--redis-url unix://:PASSWORD@PATH]
+    python -m loadtest.echo --listen 127.0.0.1:PORT [--redis-url URL]
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import urllib.parse
 
 import grpc
 import uvloop
 
 from creditd import collector
 from creditd.api.handlers import generic_handlers_only
-from creditd.store.wire import Address, WireClient
+from creditd.config.settings import RedisSettings
+from creditd.store.connection import connect, wire_client
+from creditd.store.url import redact
+from creditd.store.wire import WireClient
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 
@@ -57,15 +59,11 @@ class EchoCreditControl(pb_grpc.CreditControlServicer):
 
 
 def redis_of(url: str) -> WireClient:
-    """The lean connection to a Redis on a unix socket (an embedded one's URL), as creditd serve opens it."""
-    parsed = urllib.parse.urlsplit(url)
-    assert parsed.scheme == "unix", f"--redis-url: a unix socket URL, not {parsed.scheme!r}"
-    socket_path, password = parsed.path, urllib.parse.unquote(parsed.password or "")
-
-    async def address() -> Address:
-        return ("unix", socket_path)
-
-    return WireClient(address, [("AUTH", password)] if password else [], connect_timeout_s=5.0)
+    """The lean connection to a Redis, as creditd serve opens it (store/connection.wire_client)."""
+    settings = RedisSettings()
+    wire = wire_client(connect(url, settings), url, settings)
+    assert wire is not None, f"--redis-url: one server, not a cluster: {redact(url)}"
+    return wire
 
 
 async def serve(listen: str, redis_url: str | None) -> None:
@@ -87,7 +85,7 @@ async def serve(listen: str, redis_url: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True)
-    parser.add_argument("--redis-url", help="one Redis round trip per Charge, to this Redis (a unix socket URL)")
+    parser.add_argument("--redis-url", help="one Redis round trip per Charge, to this Redis")
     arguments = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(arguments.listen, arguments.redis_url))
