@@ -23,11 +23,19 @@ ID_PATTERN = contract.ID.regex()
 ID_MAX_LENGTH = contract.ID.max_length or 0
 # Printable ASCII without space and braces (braces would confuse Redis Cluster hash tags).
 SESSION_ID_PATTERN = contract.SESSION_ID.regex()
+# A charge's account, gateway and session ids in one regex test (a space, in none of the rules'
+# characters, between them): a test costs its call and its match object, and this runs for every
+# charge. One that fails is tested again id by id, to name the field at fault.
+CHARGE_IDS_PATTERN = re.compile(f"{ID_PATTERN.pattern} {ID_PATTERN.pattern} {SESSION_ID_PATTERN.pattern}")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# E.164: at most 15 digits (a leading "+" is allowed and dropped before this check).
-CALLED_PARTY_PATTERN = re.compile(r"[0-9]{0,15}")
-VISITED_PLMN_PATTERN = re.compile(r"[0-9]{5,6}")
+# E.164: at most 15 digits (a leading "+" is allowed and dropped before this check); tested with
+# str methods (ASCII digits: isdigit alone takes other scripts' digits), not a regex: every charge.
+MAX_CALLED_PARTY_DIGITS = 15
+VISITED_PLMN_DIGITS = (5, 6)
 REQUEST_TYPES = frozenset(pb.ChargeRequest.RequestType.values()) - {0}
+# Refused by range, in the Lua function's words: the types are contiguous.
+FIRST_REQUEST_TYPE, LAST_REQUEST_TYPE = min(REQUEST_TYPES), max(REQUEST_TYPES)
+assert frozenset(range(FIRST_REQUEST_TYPE, LAST_REQUEST_TYPE + 1)) == REQUEST_TYPES, "request types have a gap"
 # Read once: an enum value looked up on a message class is a dictionary search each time.
 INITIAL, TERMINATE, EVENT = pb.ChargeRequest.INITIAL, pb.ChargeRequest.TERMINATE, pb.ChargeRequest.EVENT
 UNITS = frozenset(pb.Unit.values()) - {0}
@@ -107,18 +115,37 @@ def _refuse_unit(field: str, unit: UnitSpec, seen: set[int], kind: int, max_unit
     raise AssertionError("_refuse_unit called for a unit that passes every check")
 
 
+def valid_called_party(value: str) -> bool:
+    digits = value.removeprefix("+")
+    return len(digits) <= MAX_CALLED_PARTY_DIGITS and (not digits or (digits.isascii() and digits.isdigit()))
+
+
+def valid_visited_plmn(value: str) -> bool:
+    """MCC+MNC, or empty for the home network."""
+    return not value or (len(value) in VISITED_PLMN_DIGITS and value.isascii() and value.isdigit())
+
+
 def check_charge(request: ChargeSpec, limits: Limits) -> None:
-    """A Charge's checks, on its fields read once (api/messages.charge_spec)."""
-    check_session_id(request.session_id, limits.max_session_id_length)
-    if request.request_type not in REQUEST_TYPES:
-        raise InvalidArgument(f"request_type: unknown value {request.request_type}")
-    check_id(request.account_id, "account_id")
-    check_id(request.gateway_id, "gateway_id")
-    if not CALLED_PARTY_PATTERN.fullmatch(request.called_party.removeprefix("+")):
+    """A Charge's checks, on its fields read once (api/messages.charge_spec), in the order
+    lua/functions/charge.lua takes them: a request with two faults is refused for the same one."""
+    check_range(request.request_type, "request_type", FIRST_REQUEST_TYPE, LAST_REQUEST_TYPE)
+    session_id = request.session_id
+    ids = f"{request.account_id} {request.gateway_id} {session_id}"
+    if len(session_id) > limits.max_session_id_length or CHARGE_IDS_PATTERN.fullmatch(ids) is None:
+        _refuse_ids(request, limits)
+    if not valid_called_party(request.called_party):
         raise InvalidArgument("called_party: at most 15 digits (E.164), a leading + allowed")
-    if request.visited_plmn and not VISITED_PLMN_PATTERN.fullmatch(request.visited_plmn):
+    if not valid_visited_plmn(request.visited_plmn):
         raise InvalidArgument("visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network")
     _check_units(request, limits)
+
+
+def _refuse_ids(request: ChargeSpec, limits: Limits) -> None:
+    """Raises the refusal of ids that failed check_charge's one test, naming the first at fault."""
+    check_id(request.account_id, "account_id")
+    check_id(request.gateway_id, "gateway_id")
+    check_session_id(request.session_id, limits.max_session_id_length)
+    raise AssertionError("_refuse_ids called for ids that pass every check")
 
 
 def check_batch(requests: Sequence[pb.ChargeRequest], limits: Limits) -> None:

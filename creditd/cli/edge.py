@@ -156,13 +156,13 @@ def top_up_channel(context: click.Context, parameter: click.Parameter, value: st
 
 
 def called_party(context: click.Context, parameter: click.Parameter, value: str) -> str:
-    if not validation.CALLED_PARTY_PATTERN.fullmatch(value.removeprefix("+")):
+    if not validation.valid_called_party(value):
         raise click.BadParameter("called_party: at most 15 digits (E.164), a leading + allowed")
     return value
 
 
 def visited_plmn(context: click.Context, parameter: click.Parameter, value: str) -> str:
-    if value and not validation.VISITED_PLMN_PATTERN.fullmatch(value):
+    if not validation.valid_visited_plmn(value):
         raise click.BadParameter("visited_plmn: MCC+MNC, 5 or 6 digits, or empty for the home network")
     return value
 

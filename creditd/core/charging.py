@@ -15,7 +15,7 @@ from creditd.errors import CreditdError
 from creditd.logs import caller
 from creditd.store.calls import Calls, ChargeLike, Command
 from creditd.store.functions import Functions, checked
-from creditd.store.replies import ANSWER_DECODER, QUOTE_DECODER, AnswerRecord, QuoteRecord, Reply
+from creditd.store.replies import ANSWER_DECODER, QUOTE_DECODER, AnswerRecord, QuoteRecord, Reply, success_body
 
 
 class ChargeOutcome(msgspec.Struct, frozen=True):
@@ -26,12 +26,16 @@ class ChargeOutcome(msgspec.Struct, frozen=True):
 
 
 def _outcome(reply: Reply) -> ChargeOutcome:
-    return ChargeOutcome(answer=ANSWER_DECODER.decode(reply.body), replayed=reply.replayed, answer_json=reply.body)
+    return ChargeOutcome(ANSWER_DECODER.decode(reply.body), reply.replayed, reply.body)
 
 
 def outcome_of(raw: Any) -> ChargeOutcome:
     """A charge's outcome from its raw reply (Charging.send); raises the error its code stands for."""
-    return _outcome(checked(raw))
+    success = success_body(raw)
+    if success is None:
+        return _outcome(checked(raw))
+    body, replayed = success
+    return ChargeOutcome(ANSWER_DECODER.decode(body), replayed, body)
 
 
 class Charging:

@@ -21,18 +21,19 @@ Command = tuple[str, Sequence[str], Sequence[Argument]]
 # The charge's request values travel as one MessagePack word (lua/functions/charge.lua).
 _REQUEST_ENCODER = msgspec.msgpack.Encoder()
 
-# A call on one session: charge, release_orphan.
+# A call on one session: charge, release_orphan. The partition's own keys first: the lean
+# connection packs a call's leading partition keys once per partition (store/resp.py), not per call.
 SESSION_CALL = (
-    "account",
-    "sessions",
-    "ledger",
-    "session",
     "deadlines",
     "events",
     "stats",
     "due",
     "blacklist",
     "usage",
+    "account",
+    "sessions",
+    "ledger",
+    "session",
 )
 # A call on one account that may write it.
 ACCOUNT_CALL = ("account", "sessions", "ledger", "events", "stats", "due", "blacklist")

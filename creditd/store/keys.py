@@ -200,7 +200,7 @@ def layout_builder(names: tuple[str, ...]) -> LayoutBuilder:
                 parts.append("{" + _LAYOUT_FIELDS[field] + "}")
         keys.append('f"' + "".join(parts) + '"')
     arguments = "tag, partition_keys, account_id, gateway_id, session_id, idempotency_key"
-    source = f"lambda {arguments}: ({', '.join(keys)},)"
+    source = f"lambda {arguments}: ({''.join(key + ', ' for key in keys)})"
     builder: LayoutBuilder = eval(source, {"__builtins__": {}})  # noqa: S307 - built from KEY_PATTERNS only
     return builder
 

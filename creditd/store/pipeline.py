@@ -46,6 +46,7 @@ from creditd.store.circuit import Circuit
 from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.deadlines import Deadlines, OutPipeline
 from creditd.store.replies import classify_reply_error
+from creditd.store.resp import CallPacker, pack_words
 from creditd.store.wire import WireClient
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class AutoPipeline:
         # typing's slow check.
         self._cluster = client if isinstance(client, RedisCluster) else None
         self._wire = wire
+        self._packer = CallPacker()
         self._deadline_s = deadline_s
         self._circuit = circuit
         self._wait = wait or DurabilityWait()
@@ -238,7 +240,11 @@ class AutoPipeline:
         """Sends the batch without a task; False when it cannot, having sent nothing."""
         if self._wire is None or self._wait.enabled:
             return False
-        replies = self._wire.send_now([fcall_words(command) for command, _ in batch])
+        if len(batch) == 1:
+            packed = self._packer.pack(batch[0][0])
+        else:
+            packed = self._packer.pack_all([command for command, _ in batch])
+        replies = self._wire.send_packed_now(packed, len(batch))
         if replies is None:
             return False
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
@@ -361,12 +367,14 @@ class AutoPipeline:
         READONLY (it was demoted), is replaced and the whole batch sent again, as redis-py's retry
         would: the calls may have run, and are idempotent."""
         assert self._wire is not None
-        words: list[tuple[Argument, ...]] = [fcall_words(command) for command in commands]
+        packed = self._packer.pack_all(commands)
+        count = len(commands)
         if self._wait.enabled:
-            words.append(self._wait.command())
+            packed += pack_words(self._wait.command())
+            count += 1
         for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
-                replies = await self._wire.execute(words)
+                replies = await self._wire.execute_packed(packed, count)
             except RedisConnectionError:
                 if attempt == RETRY_ATTEMPTS:
                     raise

@@ -143,17 +143,25 @@ class WireClient:
     async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """The replies of the commands, in order; error replies as exception objects. Raises
         redis' ConnectionError when the connection fails before every reply came."""
+        return await self.execute_packed(_packed(commands), len(commands))
+
+    async def execute_packed(self, packed: bytes, count: int) -> list[Any]:
+        """execute, for `count` commands already packed (store/resp.py)."""
         protocol = await self._connected()
-        return await protocol.send(_packed(commands), len(commands))
+        return await protocol.send(packed, count)
 
     def send_now(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]] | None:
         """execute's exchange on the connection already open, without a coroutine: the replies'
         future (failed with redis' ConnectionError as execute would raise it), or None when no usable
         connection is open, and the caller takes execute's way, which connects."""
+        return self.send_packed_now(_packed(commands), len(commands))
+
+    def send_packed_now(self, packed: bytes, count: int) -> asyncio.Future[list[Any]] | None:
+        """send_now, for `count` commands already packed (store/resp.py)."""
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return None
-        return protocol.send(_packed(commands), len(commands))
+        return protocol.send(packed, count)
 
     def reset(self, reason: str = "reset by the caller") -> None:
         """Closes the connection; every batch still waiting on it fails."""

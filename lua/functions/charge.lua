@@ -1,17 +1,17 @@
 --[=[
 charge — one gateway request (INITIAL, UPDATE, TERMINATE or EVENT), applied at most once.
 
-KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
-KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
-KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
-KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
+KEYS[1] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
+KEYS[2] events      cd:{p:<n>}:events                               stream
+KEYS[3] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
+KEYS[4] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
+KEYS[5] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
+KEYS[6] usage       cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
+KEYS[7] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
+KEYS[8] sessions    cd:{p:<n>}:sessions:<account_id>               set of '<gateway_id> <session_id>'
+KEYS[9] ledger      cd:{p:<n>}:ledger:<account_id>                  list
+KEYS[10] session    cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
                                                                     an older version's hash is read too)
-KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset '<account_id> <gateway_id> <session_id>' by deadline ms
-KEYS[6] events      cd:{p:<n>}:events                               stream
-KEYS[7] stats       cd:{p:<n>}:stats                                hash (lib/account.lua)
-KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
-KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
-KEYS[10] usage      cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
 ARGV[1] now_ms          integer, Unix ms, from the server's clock
 ARGV[2] request_values  one MessagePack array, at most 256 + max_session_id_length + 45 x
                         max_units_per_request bytes; its SHA-1 is the request's fingerprint. Packed, a

@@ -6,17 +6,17 @@ close_reason 'orphan', an orphan_released event is written, and a later request 
 gets UNKNOWN_SESSION (a retransmission of its last request still gets its stored answer).
 The deadline is checked here again: the gateway may have reported since the sweeper looked.
 
-KEYS[1] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
-KEYS[2] sessions    cd:{p:<n>}:sessions:<account_id>               set
-KEYS[3] ledger      cd:{p:<n>}:ledger:<account_id>                  list
-KEYS[4] session     cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
+KEYS[1] deadlines   cd:{p:<n>}:deadlines                            zset
+KEYS[2] events      cd:{p:<n>}:events                               stream
+KEYS[3] stats       cd:{p:<n>}:stats                                hash
+KEYS[4] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
+KEYS[5] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
+KEYS[6] usage       cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
+KEYS[7] account     cd:{p:<n>}:acct:<account_id>                    packed account (lib/account.lua)
+KEYS[8] sessions    cd:{p:<n>}:sessions:<account_id>               set
+KEYS[9] ledger      cd:{p:<n>}:ledger:<account_id>                  list
+KEYS[10] session    cd:{p:<n>}:session:<gateway_id>/<session_id>    string: MessagePack (lib/session.lua;
                                                                     an older version's hash is read too)
-KEYS[5] deadlines   cd:{p:<n>}:deadlines                            zset
-KEYS[6] events      cd:{p:<n>}:events                               stream
-KEYS[7] stats       cd:{p:<n>}:stats                                hash
-KEYS[8] due         cd:{p:<n>}:due                                  zset of account ids by next due ms (lib/lifecycle.lua)
-KEYS[9] blacklist   cd:{p:<n>}:blacklist                            set of terminated account ids
-KEYS[10] usage      cd:{p:<n>}:usage                                stream of usage records (lib/usage.lua)
 ARGV[1] now_ms      integer, Unix ms
 ARGV[2] account_id  [A-Za-z0-9._:-]{1,64}
 ARGV[3] gateway_id  [A-Za-z0-9._:-]{1,64}

@@ -1,0 +1,90 @@
+"""Function calls in RESP for the lean connection (store/wire.py), the words a partition's calls share
+packed once.
+
+hiredis packs a command word by word (a sprintf for each word's length): a charge's FCALL of 16
+words cost the serving process some 21 000 instructions a call, a tenth of what it spends on a Charge
+beside the floor of one Redis round trip (loadtest.server_instructions). Of those words, the verb, the
+function's name, the key count and the partition's own keys (its deadlines, events, stats...) are the
+same for every call of that function in that partition. A layout that lists the partition's keys
+first (store/calls.py SESSION_CALL) has them packed once per function and partition, with the array's
+header; a call then packs only the words after them. Any other layout is packed whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import hiredis
+
+from creditd.store.calls import KEY_LAYOUTS, Argument, Command, fcall_words
+from creditd.store.keys import PARTITION_KEY_NAMES
+
+
+def leading_partition_keys(layouts: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """How many of each function's keys, from the first, are its partition's own (those with any)."""
+    counts = {}
+    for function, names in layouts.items():
+        count = 0
+        while count < len(names) and names[count] in PARTITION_KEY_NAMES:
+            count += 1
+        if count:
+            counts[function] = count
+    return counts
+
+
+# hiredis' stub takes a tuple of one word; it takes any number
+_pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
+# What a packer keeps: one head per function with leading partition keys (two), partition (at most
+# 16 384, redis.partitions) and word count (one each); forgotten, to be packed again, past this.
+MAX_KEPT_HEADS = 65_536
+
+
+class CallPacker:
+    """Packs FCALL commands, keeping each function's and partition's head (MAX_KEPT_HEADS)."""
+
+    def __init__(self, layouts: Mapping[str, tuple[str, ...]] = KEY_LAYOUTS) -> None:
+        self._shared = leading_partition_keys(layouts)
+        # (function, the call's first key, its word count) -> the array header and the shared words
+        self._heads: dict[tuple[str, str, int], tuple[bytes, int]] = {}
+
+    def pack(self, command: Command) -> bytes:
+        function, keys, args = command
+        shared = self._shared.get(function, 0)
+        if not shared or len(keys) < shared:
+            return _pack(fcall_words(command))
+        # a tuple's slice and sum when both are tuples, as the builders make them: unpacking costs more
+        rest = keys[shared:] + args if type(keys) is tuple and type(args) is tuple else (*keys[shared:], *args)
+        head_key = (function, keys[0], 3 + len(keys) + len(args))
+        kept = self._heads.get(head_key)
+        if kept is None:
+            if len(self._heads) >= MAX_KEPT_HEADS:
+                self._heads.clear()
+            kept = self._heads[head_key] = self._head(command, shared)
+        head, rest_header_bytes = kept
+        packed = _pack(rest)
+        # the rest's own array header ('*<n>\r\n') gives way to the head's
+        return head + packed[rest_header_bytes:]
+
+    @staticmethod
+    def _head(command: Command, shared: int) -> tuple[bytes, int]:
+        """The whole command's array header, then its verb, function, key count and shared keys; and
+        the length of the array header of the words after them, packed on their own."""
+        function, keys, args = command
+        whole = _pack(fcall_words(command))
+        rest = _pack((*keys[shared:], *args))
+        rest_header_bytes = rest.index(b"\n") + 1
+        tail = rest[rest_header_bytes:]
+        assert whole.endswith(tail), "the shared words are the command's first"
+        return whole[: len(whole) - len(tail)], rest_header_bytes
+
+    def pack_all(self, commands: Sequence[Command]) -> bytes:
+        """The commands in RESP, one write's worth (most unary pipelines carry one: no join)."""
+        if len(commands) == 1:
+            return self.pack(commands[0])
+        return b"".join([self.pack(command) for command in commands])
+
+
+def pack_words(words: tuple[Argument, ...]) -> bytes:
+    """A plain command in RESP (WAIT, WAITAOF after a pipeline's calls)."""
+    return _pack(words)

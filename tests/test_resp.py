@@ -1,0 +1,99 @@
+"""store/resp.py packs a function call in RESP with the words its partition's calls share kept from
+the first call: what it writes must be, byte for byte, what hiredis packs from the whole command.
+Checked for every function's layout (with and without leading partition keys), over many partitions,
+with tuple and list arguments, across the kept heads' limit, and through a real Redis, which must
+run the packed charge as the unpacked one."""
+
+from __future__ import annotations
+
+import hiredis
+import pytest
+from redis.cluster import RedisCluster
+
+from creditd.config.settings import Settings
+from creditd.store import resp
+from creditd.store.calls import KEY_LAYOUTS, SESSION_CALL, Calls, fcall_words
+from creditd.store.codes import Code
+from creditd.store.connection import AnySyncRedis
+from creditd.store.keys import PARTITION_KEY_NAMES, Keys, partition_lease
+from creditd.store.replies import ANSWER_DECODER, decode_reply
+from creditd.store.resp import CallPacker, leading_partition_keys
+from tests.harness import dump
+from tests.test_charge_checks_agree import request
+
+PARTITIONS = 64
+
+
+def whole(command: tuple[str, tuple[str, ...], tuple[object, ...]]) -> bytes:
+    packed: bytes = hiredis.pack_command(fcall_words(command))  # type: ignore[arg-type]
+    return packed
+
+
+def test_session_calls_share_their_six_partition_keys_and_other_layouts_none_leading() -> None:
+    counts = leading_partition_keys(KEY_LAYOUTS)
+    assert counts["charge"] == counts["release_orphan"] == 6
+    assert SESSION_CALL[:6] == ("deadlines", "events", "stats", "due", "blacklist", "usage")
+    for function, count in counts.items():
+        assert all(name in PARTITION_KEY_NAMES for name in KEY_LAYOUTS[function][:count])
+        assert len(KEY_LAYOUTS[function]) == count or KEY_LAYOUTS[function][count] not in PARTITION_KEY_NAMES
+    assert "top_up" not in counts  # its account key comes first: packed whole
+
+
+@pytest.mark.parametrize("function", sorted(KEY_LAYOUTS))
+def test_every_layout_packs_as_hiredis_packs_the_whole_command(function: str) -> None:
+    keys, packer = Keys(PARTITIONS), CallPacker()
+    for number in range(200):  # many partitions, each met several times (its head kept, then reused)
+        account_id = f"6681{number % 80:07d}"
+        if function == "claim_partition":  # a lease's key names its role, not an account's field
+            layout: tuple[str, ...] = (partition_lease(number % PARTITIONS, "sweeper"),)
+        else:
+            layout = keys.layout(KEY_LAYOUTS[function], account_id, "gw-1", f"s-{number}", f"key-{number}")
+        for args in ((1_800_000_000_000, b"\x93\x01\x02\x03", "actor"), [number, f"text {number}"], ()):
+            command = (function, layout, args)
+            assert packer.pack(command) == whole(command), (function, args)  # type: ignore[arg-type]
+
+
+def test_a_pipeline_of_several_calls_is_their_packs_joined() -> None:
+    calls, packer = Calls(PARTITIONS), CallPacker()
+    commands = [
+        calls.charge(request(session_id=f"s-{number}", account_id=f"6681{number:07d}"), 1, "test")
+        for number in range(5)
+    ]
+    assert packer.pack_all(commands) == b"".join(whole(command) for command in commands)  # type: ignore[arg-type]
+    assert packer.pack_all(commands[:1]) == whole(commands[0])  # type: ignore[arg-type]
+
+
+def test_heads_past_the_limit_are_forgotten_and_packed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resp, "MAX_KEPT_HEADS", 3)
+    calls, packer = Calls(PARTITIONS), CallPacker()
+    for number in range(40):
+        command = calls.charge(request(account_id=f"6681{number:07d}"), number, "test")
+        assert packer.pack(command) == whole(command)  # type: ignore[arg-type]
+        assert len(packer._heads) <= 3
+
+
+def _raw_reply(redis_client: AnySyncRedis, key: str, packed: bytes) -> object:
+    """The reply to bytes written as they are, on a connection to the server that holds key."""
+    client = (
+        redis_client.get_node_from_key(key).redis_connection if isinstance(redis_client, RedisCluster) else redis_client
+    )
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([packed])
+        return connection.read_response()
+    finally:
+        pool.release(connection)
+
+
+def test_redis_runs_the_packed_charge_as_the_unpacked_one(redis_client: AnySyncRedis, settings: Settings) -> None:
+    """The packed bytes, written on a raw connection, reach the charge function with its keys in
+    their places: a well-formed request for an unknown account passes every check and is answered
+    USER_UNKNOWN, writing nothing, exactly as the same call sent word by word."""
+    function, keys, args = Calls(settings.redis.partitions).charge(request(), 1_800_000_000_000, "test")
+    before = dump(redis_client)
+    raw = _raw_reply(redis_client, keys[0], CallPacker().pack((function, keys, args)))
+    assert raw == redis_client.fcall(function, len(keys), *keys, *args)
+    answer = ANSWER_DECODER.decode(decode_reply(raw).body)
+    assert answer.result == Code.USER_UNKNOWN, answer
+    assert dump(redis_client) == before
