@@ -147,10 +147,8 @@ class _PerThreadMetric(Collector, Generic[Child]):
                 child = self._children.setdefault(key, self._new_child())
         return child
 
-    def _only_child(self, update: str) -> Child:
-        if self._only is None:
-            raise ValueError(f"{self._name} has labels: {update} its labels(...)")
-        return self._only
+    def _labelled(self, update: str) -> ValueError:
+        return ValueError(f"{self._name} has labels: {update} its labels(...)")
 
     def _items(self) -> list[tuple[tuple[str, ...], Child]]:
         with self._lock:
@@ -170,7 +168,10 @@ class PerThreadCounter(_PerThreadMetric[CounterChild]):
         return CounterChild()
 
     def inc(self, amount: float = 1) -> None:
-        self._only_child("inc").inc(amount)
+        only = self._only  # read here, not by a helper: every request updates one
+        if only is None:
+            raise self._labelled("inc")
+        only.inc(amount)
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -205,7 +206,10 @@ class PerThreadHistogram(_PerThreadMetric[HistogramChild]):
         return HistogramChild(self._bounds)
 
     def observe(self, amount: float) -> None:
-        self._only_child("observe with").observe(amount)
+        only = self._only  # read here, not by a helper: every request updates one
+        if only is None:
+            raise self._labelled("observe with")
+        only.observe(amount)
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)

@@ -17,7 +17,9 @@ from creditd.store.deadlines import Deadlines, OutPipeline
 def pipeline_due(loop: asyncio.AbstractEventLoop, deadline_at: float, name: str) -> OutPipeline:
     replies: asyncio.Future[list[Any]] = loop.create_future()
     replies.set_result([name])  # what close() would wait for; its value names the pipeline here
-    return OutPipeline([], deadline_at, replies, 0.0)
+    out = OutPipeline([], deadline_at, 0.0)
+    out.replies = replies
+    return out
 
 
 def name_of(out: OutPipeline) -> str:

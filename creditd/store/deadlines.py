@@ -21,18 +21,15 @@ from creditd.store.calls import Command
 
 
 class OutPipeline:
-    """A pipeline written on the lean connection, waiting for its replies."""
+    """A pipeline written on the lean connection, waiting for its replies (`replies`, the wire's
+    future, is set as soon as the pipeline is written: the pipeline is made first, for the wire's
+    callback to name it)."""
 
     __slots__ = ("batch", "deadline_at", "replies", "started")
 
-    def __init__(
-        self,
-        batch: list[tuple[Command, asyncio.Future[Any]]],
-        deadline_at: float,
-        replies: asyncio.Future[list[Any]],
-        started: float,
-    ) -> None:
-        self.batch, self.deadline_at, self.replies, self.started = batch, deadline_at, replies, started
+    def __init__(self, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float, started: float) -> None:
+        self.batch, self.deadline_at, self.started = batch, deadline_at, started
+        self.replies: asyncio.Future[list[Any]]
 
 
 class Deadlines:

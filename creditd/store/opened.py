@@ -9,9 +9,10 @@ import logging
 from creditd.config.settings import Settings
 from creditd.store.circuit import Circuit
 from creditd.store.connection import AnyRedis, check_fit_for_money, check_waitaof, connect, wire_client
+from creditd.store.durability_wait import DurabilityWait
 from creditd.store.functions import Functions
 from creditd.store.library import ensure_library, render_library
-from creditd.store.pipeline import AutoPipeline, DurabilityWait
+from creditd.store.pipeline import AutoPipeline
 
 log = logging.getLogger(__name__)
 

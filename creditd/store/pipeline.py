@@ -32,9 +32,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
-import msgspec
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, ReadOnlyError, RedisError
@@ -45,6 +45,7 @@ from creditd.store.calls import Argument, Command, fcall_words
 from creditd.store.circuit import Circuit
 from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.deadlines import Deadlines, OutPipeline
+from creditd.store.durability_wait import DurabilityWait
 from creditd.store.replies import classify_reply_error
 from creditd.store.resp import CallPacker, pack_words
 from creditd.store.wire import WireClient
@@ -52,57 +53,6 @@ from creditd.store.wire import WireClient
 log = logging.getLogger(__name__)
 # The backoff between attempts on the lean connection (redis-py's ExponentialBackoff, same figures).
 WIRE_RETRY_BASE_S, WIRE_RETRY_CAP_S = 0.02, 0.5
-
-
-class DurabilityWait(msgspec.Struct, frozen=True):
-    """What each pipeline waits for before its calls are answered: WAIT for `replicas` replicas, or
-    with `local_fsync` WAITAOF for the local AOF's fsync (and `replicas` replicas' AOFs); neither:
-    nothing."""
-
-    replicas: int = 0
-    timeout_ms: int = 0
-    local_fsync: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.local_fsync or self.replicas > 0
-
-    def command(self) -> tuple[Argument, ...]:
-        if self.local_fsync:
-            return ("WAITAOF", 1, self.replicas, self.timeout_ms)
-        return ("WAIT", self.replicas, self.timeout_ms)
-
-    def nodes(self, client: AnyRedis, batch: Sequence[Command]) -> list[Any]:
-        """Where a WAIT goes: each node the batch writes to, or the one server (None)."""
-        if not isinstance(client, RedisCluster):
-            return [None]
-        by_name = {}
-        for _, keys, _ in batch:
-            node = client.get_node_from_key(keys[0]) if keys else None
-            if node is not None:
-                by_name[node.name] = node
-        return list(by_name.values())
-
-    def _confirmed(self, reply: Any) -> bool:
-        if self.local_fsync:  # WAITAOF: [local AOFs fsynced, replicas that fsynced]
-            return isinstance(reply, list) and len(reply) == 2 and reply[0] >= 1 and reply[1] >= self.replicas
-        return isinstance(reply, int) and reply >= self.replicas
-
-    def shortfall(self, confirmed: Sequence[Any]) -> str | None:
-        if all(self._confirmed(reply) for reply in confirmed):
-            return None
-        counts = ", ".join(
-            repr(reply) if isinstance(reply, int | list) else type(reply).__name__ for reply in confirmed
-        )
-        if self.local_fsync:
-            return (
-                f"redis: written but WAITAOF confirmed {counts} (local AOF fsynced, replicas) of 1 and "
-                f"{self.replicas} within {self.timeout_ms} ms; retry (calls are idempotent)"
-            )
-        return (
-            f"redis: written on the primary but confirmed by {counts} of {self.replicas} replica(s) "
-            f"within {self.timeout_ms} ms; retry (calls are idempotent)"
-        )
 
 
 def _any_read_only(results: Sequence[Any]) -> bool:
@@ -135,12 +85,15 @@ class AutoPipeline:
         self._deadline_s = deadline_s
         self._circuit = circuit
         self._wait = wait or DurabilityWait()
+        self._wait_enabled = self._wait.enabled  # read for every pipeline: once, not by its property
         self._max_commands = max_commands
         self._max_in_flight = max_in_flight
         self._parallel_min_calls = parallel_min_calls
         self._in_flight = 0
-        # Calls not sent yet, with the loop time each was issued at (its deadline counts from then).
-        self._pending: list[tuple[Command, asyncio.Future[Any], float]] = []
+        # Calls not sent yet, and beside them the loop time each was issued at (its deadline counts
+        # from then): two lists, so that a cut of the first is a batch as it is.
+        self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._issued_at: list[float] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         # The batches sent at once, still awaited (close waits for them), and their deadlines' timer.
@@ -154,7 +107,8 @@ class AutoPipeline:
         # _queue's work for one command, without its lists: this runs for every unary request
         loop = self._loop or self._bind_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(((function, keys, args), future, loop.time()))
+        self._pending.append(((function, keys, args), future))
+        self._issued_at.append(loop.time())
         self._schedule_flush()
         return future
 
@@ -171,11 +125,12 @@ class AutoPipeline:
     def _queue(self, commands: Sequence[Command]) -> list[asyncio.Future[Any]]:
         """Adds the commands to the pending ones (issued now) and has them flushed; their futures."""
         loop = self._loop or self._bind_loop()
-        issued_at, futures = loop.time(), []
+        futures = []
         for command in commands:
             future: asyncio.Future[Any] = loop.create_future()
-            self._pending.append((command, future, issued_at))
+            self._pending.append((command, future))
             futures.append(future)
+        self._issued_at += [loop.time()] * len(commands)
         self._schedule_flush()
         return futures
 
@@ -198,17 +153,21 @@ class AutoPipeline:
         if not self._pending:
             return
         if self._circuit.is_open:  # opened while these waited for a pipeline
-            pending, self._pending = self._pending, []
-            self._fail([(command, future) for command, future, _ in pending], self._circuit.refusal())
+            pending, self._pending, self._issued_at = self._pending, [], []
+            self._fail(pending, self._circuit.refusal())
             return
         loop = self._loop or self._bind_loop()
         while self._pending and self._in_flight < self._max_in_flight:
             if self._in_flight and len(self._pending) < self._parallel_min_calls:
                 return
-            cut, self._pending = self._pending[: self._max_commands], self._pending[self._max_commands :]
-            deadline_at = cut[0][2] + self._deadline_s
+            deadline_at = self._issued_at[0] + self._deadline_s
+            if len(self._pending) <= self._max_commands:  # nearly always: no copies
+                batch, self._pending, self._issued_at = self._pending, [], []
+            else:
+                cut = self._max_commands
+                batch, self._pending = self._pending[:cut], self._pending[cut:]
+                del self._issued_at[:cut]
             self._in_flight += 1
-            batch = [(command, future) for command, future, _ in cut]
             if not self._send_at_once(loop, batch, deadline_at):
                 self._start_task(loop, batch, deadline_at)
 
@@ -238,20 +197,21 @@ class AutoPipeline:
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Command, asyncio.Future[Any]]], deadline_at: float
     ) -> bool:
         """Sends the batch without a task; False when it cannot, having sent nothing."""
-        if self._wire is None or self._wait.enabled:
+        if self._wire is None or self._wait_enabled:
             return False
         if len(batch) == 1:
             packed = self._packer.pack(batch[0][0])
         else:
             packed = self._packer.pack_all([command for command, _ in batch])
-        replies = self._wire.send_packed_now(packed, len(batch))
+        out = OutPipeline(batch, deadline_at, time.perf_counter())
+        # answered from the wire's callback, in the turn its replies came (store/wire.py Batch)
+        replies = self._wire.send_packed_now(packed, len(batch), partial(self._answered_at_once, loop, out))
         if replies is None:
             return False
+        out.replies = replies
         metrics.REDIS_PIPELINE_CALLS.observe(len(batch))
-        out = OutPipeline(batch, deadline_at, replies, time.perf_counter())
-        replies.add_done_callback(lambda _: self._answered_at_once(loop, out))
         assert self._deadlines is not None, "bound with the loop"
-        self._deadlines.add(out)  # after the callback: the replies answer the calls whatever happens here
+        self._deadlines.add(out)
         return True
 
     def _expired(self, out: OutPipeline) -> None:

@@ -47,12 +47,15 @@ def _packed_one(command: Sequence[Any]) -> bytes:
 
 
 class Batch:
-    """The replies a batch still waits for, gathered into one future."""
+    """The replies a batch still waits for, gathered into one future; `answered`, if given, is called
+    as soon as the future is done (its replies in, or the connection failed), from the protocol's own
+    callback: a done-callback of the future would run a turn of the loop later, a scheduled handle
+    more on every pipeline."""
 
-    __slots__ = ("future", "remaining", "replies")
+    __slots__ = ("answered", "future", "remaining", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
-        self.future, self.remaining = future, count
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, answered: Callable[[], None] | None) -> None:
+        self.future, self.remaining, self.answered = future, count, answered
         self.replies: list[Any] = []
 
 
@@ -87,6 +90,8 @@ class WireProtocol(asyncio.Protocol):
             self._waiting.popleft()
             if not batch.future.done():  # a cancelled batch's replies are read and dropped
                 batch.future.set_result(batch.replies)
+            if batch.answered is not None:
+                batch.answered()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_waiting(exc or RedisConnectionError("redis closed the connection"))
@@ -98,6 +103,8 @@ class WireProtocol(asyncio.Protocol):
             batch = self._waiting.popleft()
             if not batch.future.done():
                 batch.future.set_exception(self._as_connection_error(error))
+            if batch.answered is not None:
+                batch.answered()
 
     @staticmethod
     def _as_connection_error(error: BaseException) -> BaseException:
@@ -105,12 +112,14 @@ class WireProtocol(asyncio.Protocol):
             return error
         return RedisConnectionError(f"redis connection lost: {type(error).__name__}: {error}")
 
-    def send(self, packed: bytes, count: int) -> asyncio.Future[list[Any]]:
+    def send(self, packed: bytes, count: int, answered: Callable[[], None] | None = None) -> asyncio.Future[list[Any]]:
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         if self.lost is not None or self._transport is None or self._transport.is_closing():
             future.set_exception(self._as_connection_error(self.lost or RedisConnectionError("not connected")))
+            if answered is not None:  # never before send returns: the caller first keeps the future
+                self._loop.call_soon(answered)
             return future
-        self._waiting.append(Batch(future, count))
+        self._waiting.append(Batch(future, count, answered))
         self._transport.write(packed)
         return future
 
@@ -156,12 +165,15 @@ class WireClient:
         connection is open, and the caller takes execute's way, which connects."""
         return self.send_packed_now(_packed(commands), len(commands))
 
-    def send_packed_now(self, packed: bytes, count: int) -> asyncio.Future[list[Any]] | None:
-        """send_now, for `count` commands already packed (store/resp.py)."""
+    def send_packed_now(
+        self, packed: bytes, count: int, answered: Callable[[], None] | None = None
+    ) -> asyncio.Future[list[Any]] | None:
+        """send_now, for `count` commands already packed (store/resp.py); `answered` is called once
+        the returned future is done (Batch), never before this returns, and not when it returns None."""
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return None
-        return protocol.send(packed, count)
+        return protocol.send(packed, count, answered)
 
     def reset(self, reason: str = "reset by the caller") -> None:
         """Closes the connection; every batch still waiting on it fails."""
