@@ -59,12 +59,16 @@ def _add_grant(answer: Any, grant: GrantRecord) -> None:
     message.rating_group = grant.rating_group
     message.result = grant.result
     message.unit = grant.unit
-    message.granted = grant.granted
-    message.validity_time_s = grant.validity_time_s
-    message.charged = grant.charged
     message.tariff = grant.tariff
-    # The fields most grants leave at their defaults are set only when they are not: each field set
-    # costs the message a look-up by name, and this runs for every charge.
+    # A field is set only when it is not its default (the message is the same): each set costs the
+    # message a look-up by name, and this runs for every charge. An INITIAL charges nothing yet, a
+    # TERMINATE grants nothing; most grants leave the rest at their defaults.
+    if grant.granted:
+        message.granted = grant.granted
+    if grant.validity_time_s:
+        message.validity_time_s = grant.validity_time_s
+    if grant.charged:
+        message.charged = grant.charged
     if grant.final_unit_action:
         message.final_unit_action = grant.final_unit_action
     if grant.redirect_url:
