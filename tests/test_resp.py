@@ -9,15 +9,17 @@ from __future__ import annotations
 import hiredis
 import pytest
 from redis.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from creditd.config.settings import Settings
 from creditd.store import resp
-from creditd.store.calls import KEY_LAYOUTS, SESSION_CALL, Calls, fcall_words
+from creditd.store.calls import KEY_LAYOUTS, SESSION_CALL, Calls, NewAccount, fcall_words
 from creditd.store.codes import Code
 from creditd.store.connection import AnySyncRedis
 from creditd.store.keys import PARTITION_KEY_NAMES, Keys, partition_lease
 from creditd.store.replies import ANSWER_DECODER, decode_reply
 from creditd.store.resp import CallPacker, leading_partition_keys
+from creditd.v1 import creditd_pb2 as pb
 from tests.harness import dump
 from tests.test_charge_checks_agree import request
 
@@ -97,3 +99,40 @@ def test_redis_runs_the_packed_charge_as_the_unpacked_one(redis_client: AnySyncR
     answer = ANSWER_DECODER.decode(decode_reply(raw).body)
     assert answer.result == Code.USER_UNKNOWN, answer
     assert dump(redis_client) == before
+
+
+def _call(redis_client: AnySyncRedis, command: tuple[str, tuple[str, ...], tuple[object, ...]]) -> object:
+    function, keys, args = command
+    try:
+        return redis_client.fcall(function, len(keys), *keys, *args)
+    except ResponseError as error:
+        return error
+
+
+def test_a_session_call_in_the_old_key_order_writes_nothing(redis_client: AnySyncRedis, settings: Settings) -> None:
+    """The session calls took the account's keys first before this version. A server of the other
+    version (an upgrade that did not stop every old server first) sends them in the other order: the
+    keys read as the account and the session are then the partition's (a hash, a sorted set, a
+    stream, or none yet): the call fails on what it reads there (WRONGTYPE, or a hash read as an
+    older version's account) or is refused (no such session), and writes nothing, on an account
+    with an open session: an UPDATE, an INITIAL and an orphan's release."""
+    calls = Calls(settings.redis.partitions)
+    now_ms = 1_800_000_000_000
+    account = NewAccount(account_id="66812345678", plan="standard", initial_balance=100_000)
+    assert decode_reply(_call(redis_client, calls.create_account(account, now_ms, "test"))).code == Code.SUCCESS
+    opened = decode_reply(_call(redis_client, calls.charge(request(), now_ms, "test")))
+    assert ANSWER_DECODER.decode(opened.body).result == Code.SUCCESS
+    before = dump(redis_client)
+    update = request(request_type=pb.ChargeRequest.UPDATE, request_number=1, units=[(2, 60, 30)])
+    for function, keys, args in (
+        calls.charge(update, now_ms + 1_000, "test"),
+        calls.charge(request(session_id="s-2"), now_ms + 1_000, "test"),  # a new session: nothing read yet
+        calls.release_orphan("66812345678", "gw-1", "s-1", now_ms + 10**9, "test"),
+    ):
+        old_order = (*keys[6:], *keys[:6])
+        outcome = _call(redis_client, (function, old_order, args))
+        if not isinstance(outcome, ResponseError):  # else WRONGTYPE, or the like
+            reply = decode_reply(outcome)
+            result = ANSWER_DECODER.decode(reply.body).result if reply.code == Code.SUCCESS else reply.code
+            assert result != Code.SUCCESS, (function, reply)
+        assert dump(redis_client) == before, function
