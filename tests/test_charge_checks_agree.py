@@ -59,7 +59,7 @@ BAD = [
     ("bad request type and ids", request(request_type=9, account_id=""), "request_type: must be between 1 and 4"),
     ("called party with letters", request(called_party="12ab"), "called_party: at most 15 digits (E.164)"),
     ("called party in Thai digits", request(called_party="+๐๘๑๒"), "called_party: at most 15 digits (E.164)"),
-    ("called party of a lone +", request(called_party="++66"), "called_party: at most 15 digits (E.164)"),
+    ("called party with two +", request(called_party="++66"), "called_party: at most 15 digits (E.164)"),
     ("called party of 16 digits", request(called_party="+1" + "2" * 15), "called_party: at most 15 digits (E.164)"),
     ("visited PLMN of 4 digits", request(visited_plmn="5200"), "visited_plmn: MCC+MNC, 5 or 6 digits"),
     ("visited PLMN of 7 digits", request(visited_plmn="5200101"), "visited_plmn: MCC+MNC, 5 or 6 digits"),
