@@ -47,8 +47,8 @@ from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.deadlines import Deadlines, OutPipeline
 from creditd.store.durability_wait import DurabilityWait
 from creditd.store.replies import classify_reply_error
-from creditd.store.resp import CallPacker, pack_words
-from creditd.store.wire import WireClient
+from creditd.store.resp import CallPacker
+from creditd.store.wire import WireClient, pack_words
 
 log = logging.getLogger(__name__)
 # The backoff between attempts on the lean connection (redis-py's ExponentialBackoff, same figures).
@@ -199,7 +199,7 @@ class AutoPipeline:
         """Sends the batch without a task; False when it cannot, having sent nothing."""
         if self._wire is None or self._wait_enabled:
             return False
-        if len(batch) == 1:
+        if len(batch) == 1:  # most unary pipelines: no list of commands, no join
             packed = self._packer.pack(batch[0][0])
         else:
             packed = self._packer.pack_all([command for command, _ in batch])
@@ -288,7 +288,7 @@ class AutoPipeline:
         if self._cluster is not None and any(isinstance(result, MovedError) for result in results):
             # Before anything else: a shortfall below must not keep a stale slot map alive.
             await self._cluster.nodes_manager.initialize()
-        if self._wait.enabled and (shortfall := self._wait.shortfall(confirmed)):
+        if self._wait_enabled and (shortfall := self._wait.shortfall(confirmed)):
             self._fail(batch, Unavailable(shortfall))
             return
         self._settle(batch, results)
@@ -313,7 +313,7 @@ class AutoPipeline:
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*fcall_words(command))
-        if not self._wait.enabled:
+        if not self._wait_enabled:
             return await pipe.execute(raise_on_error=False)
         for node in self._wait.nodes(self._client, commands):
             target = {} if node is None else {"target_nodes": node}
@@ -329,7 +329,7 @@ class AutoPipeline:
         assert self._wire is not None
         packed = self._packer.pack_all(commands)
         count = len(commands)
-        if self._wait.enabled:
+        if self._wait_enabled:
             packed += pack_words(self._wait.command())
             count += 1
         for attempt in range(1, RETRY_ATTEMPTS + 1):

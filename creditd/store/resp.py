@@ -12,13 +12,11 @@ header; a call then packs only the words after them. Any other layout is packed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
 
-import hiredis
-
-from creditd.store.calls import KEY_LAYOUTS, Argument, Command, fcall_words
+from creditd.store.calls import KEY_LAYOUTS, Command, fcall_words
 from creditd.store.keys import PARTITION_KEY_NAMES
+from creditd.store.wire import pack_tuple
 
 
 def leading_partition_keys(layouts: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
@@ -33,8 +31,6 @@ def leading_partition_keys(layouts: Mapping[str, tuple[str, ...]]) -> dict[str, 
     return counts
 
 
-# hiredis' stub takes a tuple of one word; it takes any number
-_pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 # What a packer keeps: one head per function with leading partition keys (two), partition (at most
 # 16 384, redis.partitions) and word count (one each); forgotten, to be packed again, past this.
 MAX_KEPT_HEADS = 65_536
@@ -52,7 +48,7 @@ class CallPacker:
         function, keys, args = command
         shared = self._shared.get(function, 0)
         if not shared or len(keys) < shared:
-            return _pack(fcall_words(command))
+            return pack_tuple(fcall_words(command))
         # a tuple's slice and sum when both are tuples, as the builders make them: unpacking costs more
         rest = keys[shared:] + args if type(keys) is tuple and type(args) is tuple else (*keys[shared:], *args)
         head_key = (function, keys[0], 3 + len(keys) + len(args))
@@ -62,7 +58,7 @@ class CallPacker:
                 self._heads.clear()
             kept = self._heads[head_key] = self._head(command, shared)
         head, rest_header_bytes = kept
-        packed = _pack(rest)
+        packed = pack_tuple(rest)
         # the rest's own array header ('*<n>\r\n') gives way to the head's
         return head + packed[rest_header_bytes:]
 
@@ -71,20 +67,13 @@ class CallPacker:
         """The whole command's array header, then its verb, function, key count and shared keys; and
         the length of the array header of the words after them, packed on their own."""
         function, keys, args = command
-        whole = _pack(fcall_words(command))
-        rest = _pack((*keys[shared:], *args))
+        whole = pack_tuple(fcall_words(command))
+        rest = pack_tuple((*keys[shared:], *args))
         rest_header_bytes = rest.index(b"\n") + 1
         tail = rest[rest_header_bytes:]
         assert whole.endswith(tail), "the shared words are the command's first"
         return whole[: len(whole) - len(tail)], rest_header_bytes
 
     def pack_all(self, commands: Sequence[Command]) -> bytes:
-        """The commands in RESP, one write's worth (most unary pipelines carry one: no join)."""
-        if len(commands) == 1:
-            return self.pack(commands[0])
+        """The commands in RESP, one write's worth."""
         return b"".join([self.pack(command) for command in commands])
-
-
-def pack_words(words: tuple[Argument, ...]) -> bytes:
-    """A plain command in RESP (WAIT, WAITAOF after a pipeline's calls)."""
-    return _pack(words)

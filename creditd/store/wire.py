@@ -33,17 +33,21 @@ Address = tuple[Any, ...]
 AddressSource = Callable[[], Awaitable[Address]]
 
 
+# hiredis' stub takes a tuple of one word; it takes any number (store/resp.py calls it directly)
+pack_tuple = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
+
+
 def _packed(commands: Sequence[Sequence[Any]]) -> bytes:
     """The commands in RESP, one write's worth. Most unary pipelines carry one call: it is packed
     alone, without the join; a command already a tuple (hiredis wants one) is not copied."""
     if len(commands) == 1:
-        return _packed_one(commands[0])
-    return b"".join(_packed_one(command) for command in commands)
+        return pack_words(commands[0])
+    return b"".join(pack_words(command) for command in commands)
 
 
-def _packed_one(command: Sequence[Any]) -> bytes:
-    packed: bytes = hiredis.pack_command(command if type(command) is tuple else tuple(command))
-    return packed
+def pack_words(command: Sequence[Any]) -> bytes:
+    """One command's words in RESP."""
+    return pack_tuple(command if type(command) is tuple else tuple(command))
 
 
 class Batch:
@@ -205,9 +209,7 @@ class WireClient:
         except OSError as error:  # refused, unreachable, no socket file: retried like a lost connection
             raise RedisConnectionError(f"redis: cannot connect to {address[1:]}: {error}") from error
         if self._handshake:
-            replies = await protocol.send(
-                b"".join(hiredis.pack_command(command) for command in self._handshake), len(self._handshake)
-            )
+            replies = await protocol.send(_packed(self._handshake), len(self._handshake))
             for command, reply in zip(self._handshake, replies, strict=True):
                 if isinstance(reply, Exception):  # AUTH refusals parse as AuthenticationError
                     protocol.close(reply)
