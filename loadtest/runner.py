@@ -128,9 +128,10 @@ async def phase(
     return result
 
 
-def start_echo(listen: str) -> subprocess.Popen[bytes]:
-    """The echo server (loadtest/echo.py) on `listen`."""
-    return subprocess.Popen([sys.executable, "-m", "loadtest.echo", "--listen", listen], stdin=subprocess.DEVNULL)
+def start_echo(listen: str, redis_url: str = "") -> subprocess.Popen[bytes]:
+    """The echo server (loadtest/echo.py) on `listen`; with redis_url, one round trip to it a Charge."""
+    command = [sys.executable, "-m", "loadtest.echo", "--listen", listen]
+    return subprocess.Popen([*command, "--redis-url", redis_url] if redis_url else command, stdin=subprocess.DEVNULL)
 
 
 async def echo_phase(shape: Shape, seed: int, progress: Progress, name: str) -> PhaseResult:

@@ -18,11 +18,21 @@ divided by the echo server's), beside the median of the pairs' ratios and their 
 calls shared each of creditd's Redis pipelines (its /metrics, read around each of its slices): the
 fewer, the more of a pipeline's write, read and wake-up each pays. A slice before the pairs warms
 each side up and is not counted.
+
+With `--floor`, a third side plays in every round: the echo server making one Redis round trip a
+Charge (loadtest/echo.py --redis-url, a PING to an embedded Redis of its own over creditd's lean
+connection; that Redis counted apart, as creditd's is), the floor of any server answering a Charge
+from one Redis call (`echo+redis`, as loadtest.server_instructions counts it in instructions). Its
+ratio to the echo server is the part of the server target that talking to Redis takes before any
+work of creditd's own; creditd's ratio to it is what creditd's own work costs. A round is then one
+slice of each of the three, the first side rotating (echo, floor, creditd; floor, creditd, echo;
+creditd, echo, floor), so each side takes each place as often.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -34,28 +44,39 @@ from pathlib import Path
 import click
 import grpc
 import msgspec
+import redis
 import uvloop
 
 from creditd import collector
 from creditd.devtools.ports import free_port
+from creditd.store.embedded import EmbeddedRedis
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
 from loadtest.cpu import server_and_redis_cpu_s
 from loadtest.report import write_json
-from loadtest.runner import embedded_server_pid, shipped_config_with, start_creditd, start_echo, stop, wait_serving
+from loadtest.runner import (
+    embedded_server_pid,
+    local_server_pid,
+    shipped_config_with,
+    start_creditd,
+    start_echo,
+    stop,
+    wait_serving,
+)
 from loadtest.server_latency import scraped_samples
 from loadtest.traffic import Shape, create_accounts, run_traffic
 
 SIDES = ("echo", "creditd")
+FLOOR = "echo+redis"  # as loadtest.server_instructions names it
 RESULT_PATH = Path("loadtest/results/server_ratio.json")
 PIPELINE_CALLS = "creditd_redis_pipeline_calls"
 
 
 class Slice(msgspec.Struct):
-    side: str  # "echo" or "creditd"
+    side: str  # "echo", "creditd" or FLOOR
     seconds: float
     rpcs: int
     server_cpu_s: float
-    redis_cpu_s: float  # creditd's Redis; 0 for the echo server
+    redis_cpu_s: float  # creditd's Redis or the floor's; 0 for the echo server
     errors: int
     # creditd's Redis pipelines in the slice and the function calls they carried (its /metrics); 0, 0 for echo
     redis_pipelines: int = 0
@@ -76,6 +97,12 @@ class ServerRatio(msgspec.Struct):
     pair_ratios: list[float]
     median_pair_ratio: float
     slices: list[Slice]  # in the order played
+    # with --floor: the floor's CPU per RPC (its Redis apart), its ratio to the echo server's, and
+    # creditd's to the floor's, pooled over their slices; 0 without it
+    floor_cpu_us_per_rpc: float = 0.0
+    floor_redis_cpu_us_per_rpc: float = 0.0
+    floor_ratio: float = 0.0
+    creditd_over_floor: float = 0.0
 
 
 class Server:
@@ -126,13 +153,18 @@ def _per_rpc_us(slices: list[Slice], side: str, of_redis: bool = False) -> float
     return sum(one.redis_cpu_s if of_redis else one.server_cpu_s for one in counted) / rpcs * 1_000_000
 
 
-def summary(slices: list[Slice], slice_s: float) -> ServerRatio:
-    """The pooled ratio and each pair's, from the slices in the order played (a pair: two in a row)."""
+def _pooled(slices: list[Slice], over: str, under: str) -> float:
+    return _per_rpc_us(slices, over) / _per_rpc_us(slices, under)
+
+
+def summary(slices: list[Slice], slice_s: float, sides: tuple[str, ...] = SIDES) -> ServerRatio:
+    """The pooled ratios and each round's, from the slices in the order played (a round: one slice of
+    each side, in a row)."""
     creditd, echo = _per_rpc_us(slices, "creditd"), _per_rpc_us(slices, "echo")
-    pairs = [slices[index : index + 2] for index in range(0, len(slices), 2)]
-    pair_ratios = [round(_per_rpc_us(pair, "creditd") / _per_rpc_us(pair, "echo"), 3) for pair in pairs]
-    return ServerRatio(
-        pairs=len(pairs),
+    rounds = [slices[index : index + len(sides)] for index in range(0, len(slices), len(sides))]
+    pair_ratios = [round(_pooled(one, "creditd", "echo"), 3) for one in rounds]
+    found = ServerRatio(
+        pairs=len(rounds),
         slice_s=slice_s,
         creditd_cpu_us_per_rpc=round(creditd, 1),
         echo_cpu_us_per_rpc=round(echo, 1),
@@ -145,9 +177,15 @@ def summary(slices: list[Slice], slice_s: float) -> ServerRatio:
         median_pair_ratio=round(statistics.median(pair_ratios), 3),
         slices=slices,
     )
+    if FLOOR in sides:
+        found.floor_cpu_us_per_rpc = round(_per_rpc_us(slices, FLOOR), 1)
+        found.floor_redis_cpu_us_per_rpc = round(_per_rpc_us(slices, FLOOR, of_redis=True), 1)
+        found.floor_ratio = round(_pooled(slices, FLOOR, "echo"), 3)
+        found.creditd_over_floor = round(_pooled(slices, "creditd", FLOOR), 3)
+    return found
 
 
-async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
+async def _start(workdir: Path, shape: Shape, floor_url: str) -> dict[str, Server]:
     creditd_target, echo_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     data_dir = workdir / "data"
     config = shipped_config_with(workdir, {})
@@ -155,17 +193,24 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
     creditd = start_creditd(
         creditd_target, "--data-dir", str(data_dir), "--config", str(config), metrics_listen=metrics_listen
     )
-    echo = start_echo(echo_target)
-    # the echo server has no Accounts: no top-ups there, as in loadtest's echo phase
+    # the echo servers have no Accounts: no top-ups there, as in loadtest's echo phase
+    no_top_ups = msgspec.structs.replace(shape, top_ups_per_s=0)
     servers = {
         "creditd": Server("creditd", creditd_target, creditd, shape),
-        "echo": Server("echo", echo_target, echo, msgspec.structs.replace(shape, top_ups_per_s=0)),
+        "echo": Server("echo", echo_target, start_echo(echo_target), no_top_ups),
     }
+    if floor_url:
+        floor_target = f"127.0.0.1:{free_port()}"
+        servers[FLOOR] = Server(FLOOR, floor_target, start_echo(floor_target, floor_url), no_top_ups)
     servers["creditd"].metrics_url = f"http://{metrics_listen}/metrics"
     try:
         await wait_serving(creditd_target, creditd, "creditd.v1.CreditControl")
-        await wait_serving(echo_target, echo)
+        for side in servers.keys() - {"creditd"}:
+            await wait_serving(servers[side].target, servers[side].process)
         servers["creditd"].redis_pid = embedded_server_pid(data_dir)
+        if floor_url:
+            with redis.Redis.from_url(floor_url) as client:
+                servers[FLOOR].redis_pid = local_server_pid(client.info("server"))
         async with grpc.aio.insecure_channel(creditd_target) as channel:
             await create_accounts(pb_grpc.AccountsStub(channel), shape)
     except BaseException:
@@ -175,21 +220,34 @@ async def _start(workdir: Path, shape: Shape) -> dict[str, Server]:
     return servers
 
 
-async def measure(pair_count: int, slice_s: float, shape: Shape) -> ServerRatio:
+def round_order(sides: tuple[str, ...], number: int) -> tuple[str, ...]:
+    """Round `number`'s order: the sides rotated by one a round, so each takes each place as often
+    (with two sides: echo-creditd, then creditd-echo)."""
+    first = number % len(sides)
+    return sides[first:] + sides[:first]
+
+
+async def measure(pair_count: int, slice_s: float, shape: Shape, floor: bool = False) -> ServerRatio:
     workdir = Path(tempfile.mkdtemp(prefix="creditd-server-ratio-"))
+    sides = ("echo", FLOOR, "creditd") if floor else SIDES
     servers: dict[str, Server] = {}
     try:
-        servers = await _start(workdir, shape)
-        collector.freeze_after_start_up()  # the generator's own collections, as in loadtest
-        for side in SIDES:  # warm-up, not counted
-            await servers[side].play(slice_s)
-        slices: list[Slice] = []
-        for number in range(pair_count):
-            order = SIDES if number % 2 == 0 else SIDES[::-1]
-            slices += [await servers[side].play(slice_s) for side in order]
-            ratio = _per_rpc_us(slices[-2:], "creditd") / _per_rpc_us(slices[-2:], "echo")
-            click.echo(f"pair {number + 1} ({' then '.join(order)}): {ratio:.3f}")
-        return summary(slices, slice_s)
+        with contextlib.ExitStack() as stack:
+            floor_url = stack.enter_context(EmbeddedRedis(workdir / "floor-redis")).url if floor else ""
+            servers = await _start(workdir, shape, floor_url)
+            collector.freeze_after_start_up()  # the generator's own collections, as in loadtest
+            for side in sides:  # warm-up, not counted
+                await servers[side].play(slice_s)
+            slices: list[Slice] = []
+            for number in range(pair_count):
+                order = round_order(sides, number)
+                slices += [await servers[side].play(slice_s) for side in order]
+                played = slices[-len(sides) :]
+                ratios = f"{_pooled(played, 'creditd', 'echo'):.3f}"
+                if floor:
+                    ratios += f", floor / echo {_pooled(played, FLOOR, 'echo'):.3f}"
+                click.echo(f"round {number + 1} ({' then '.join(order)}): {ratios}")
+            return summary(slices, slice_s, sides)
     finally:
         for server in servers.values():
             stop(server.process)
@@ -197,22 +255,30 @@ async def measure(pair_count: int, slice_s: float, shape: Shape) -> ServerRatio:
 
 
 @click.command()
-@click.option("--pairs", type=click.IntRange(1, 200), default=20, show_default=True, help="slices of each side")
+@click.option(
+    "--pairs", type=click.IntRange(1, 200), default=20, show_default=True, help="rounds of one slice of each side"
+)
 @click.option("--slice", "slice_s", type=click.FloatRange(0.5, 60), default=2.0, show_default=True, help="seconds")
+@click.option("--floor", is_flag=True, help=f"a third side, {FLOOR}: the echo server making one Redis call a Charge")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=RESULT_PATH)
-def main(pairs: int, slice_s: float, json_path: Path) -> None:
+def main(pairs: int, slice_s: float, floor: bool, json_path: Path) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        found = runner.run(measure(pairs, slice_s, Shape()))
+        found = runner.run(measure(pairs, slice_s, Shape(), floor))
     errors = sum(one.errors for one in found.slices)
     click.echo(
         f"creditd {found.creditd_cpu_us_per_rpc} µs CPU per unary Charge (its Redis "
         f"{found.creditd_redis_cpu_us_per_rpc}; {found.calls_per_redis_pipeline} calls a Redis pipeline), "
-        f"echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} pairs of slices of {slice_s} s"
+        f"echo {found.echo_cpu_us_per_rpc} µs per RPC, over {pairs} rounds of slices of {slice_s} s"
     )
     click.echo(
-        f"server CPU per unary Charge / echo's per RPC (target <= 1.25): {found.ratio:.3f}; pairs' median "
+        f"server CPU per unary Charge / echo's per RPC (target <= 1.25): {found.ratio:.3f}; rounds' median "
         f"{found.median_pair_ratio:.3f} ({min(found.pair_ratios):.3f}-{max(found.pair_ratios):.3f}); errors {errors}"
     )
+    if floor:
+        click.echo(
+            f"{FLOOR} {found.floor_cpu_us_per_rpc} µs per RPC (its Redis {found.floor_redis_cpu_us_per_rpc}): "
+            f"{FLOOR} / echo {found.floor_ratio:.3f}; creditd / {FLOOR} {found.creditd_over_floor:.3f}"
+        )
     write_json(found, json_path)
     click.echo(f"written: {json_path}")
     if errors:

@@ -377,6 +377,38 @@ def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_p
     assert "server CPU per unary Charge / echo's per RPC (target <= 1.25)" in output, output
 
 
+def test_server_ratio_with_the_floor_rotates_three_sides_and_counts_the_floors_redis_apart(tmp_path: Path) -> None:
+    output, found = run_report(
+        "loadtest.server_ratio", ["--pairs", "3", "--slice", "0.5", "--floor"], tmp_path / "ratio.json"
+    )
+    slices, floor = found["slices"], "echo+redis"
+    # a round is one slice of each side, the first rotating, so each side takes each place once
+    assert [one["side"] for one in slices] == [
+        *("echo", floor, "creditd"),
+        *(floor, "creditd", "echo"),
+        *("creditd", "echo", floor),
+    ]
+    for one in slices:
+        assert one["rpcs"] > 0 and one["server_cpu_s"] > 0 and one["errors"] == 0, one
+        # the floor has a Redis of its own (one PING a Charge), counted apart as creditd's is; no pipelines
+        assert (one["redis_cpu_s"] > 0) == (one["side"] != "echo"), one
+        assert (one["redis_pipelines"] > 0) == (one["side"] == "creditd"), one
+
+    def per_rpc_us(counted: list[dict[str, Any]], side: str, field: str = "server_cpu_s") -> float:
+        mine = [one for one in counted if one["side"] == side]
+        return sum(one[field] for one in mine) / sum(one["rpcs"] for one in mine) * 1_000_000
+
+    assert found["floor_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, floor), abs=0.05)
+    assert found["floor_redis_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, floor, "redis_cpu_s"), abs=0.05)
+    assert found["floor_ratio"] == pytest.approx(per_rpc_us(slices, floor) / per_rpc_us(slices, "echo"), abs=5e-4)
+    creditd_over_floor = per_rpc_us(slices, "creditd") / per_rpc_us(slices, floor)
+    assert found["creditd_over_floor"] == pytest.approx(creditd_over_floor, abs=5e-4)
+    rounds = [slices[index : index + 3] for index in (0, 3, 6)]
+    expected = [per_rpc_us(one, "creditd") / per_rpc_us(one, "echo") for one in rounds]
+    assert found["pair_ratios"] == pytest.approx(expected, abs=5e-4)
+    assert f"{floor} / echo {found['floor_ratio']:.3f}" in output, output
+
+
 def test_notices_run_hands_every_notice_off_on_each_channel_and_times_the_paced_ones(tmp_path: Path) -> None:
     output, found = run_report(
         "loadtest.notices",
