@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -31,9 +32,11 @@ import msgspec
 import redis
 import uvloop
 
+from creditd.api.answers import leading_result
 from creditd.config.settings import RedisSettings, Settings, load_settings
 from creditd.resources import default_config_path
 from creditd.store.calls import Calls, NewAccount, fcall_words
+from creditd.store.codes import AnswerFormat
 from creditd.store.connection import connect
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.keys import usage_of_partition
@@ -45,6 +48,10 @@ ACCOUNTS = 200
 PIPELINE_REQUESTS = 200
 CONCURRENT_PIPELINES = 4
 PLAIN_TARIFFS = ("data", "voice_out", "sms", "voice_in")
+
+# The format the charges ask their answers in: the gRPC edge's, as most traffic takes
+# (CREDITD_LOADTEST_ANSWER_FORMAT=JSON: the other fronts').
+ANSWER_FORMAT = AnswerFormat[os.environ.get("CREDITD_LOADTEST_ANSWER_FORMAT", "PROTOBUF")]
 
 
 def plain_settings(sample: Settings) -> Settings:
@@ -107,6 +114,11 @@ def _usec_per_call(client: redis.Redis) -> float:
     return float(stats.get("cmdstat_fcall", {}).get("usec_per_call", 0.0))
 
 
+def answer_result(answer: bytes) -> int:
+    """The result of a charge's answer in either format (lua/lib/answer.lua)."""
+    return int(json.loads(answer)[0]) if answer[:1] == b"[" else leading_result(answer)
+
+
 async def drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: int) -> tuple[int, dict[str, int]]:
     client = connect(url, RedisSettings())
     rng, results, charges = random.Random(seed), dict[str, int](), 0
@@ -125,9 +137,9 @@ async def drive(url: str, calls: Calls, shape: Shape, duration_s: float, seed: i
                     serial += 1
                     request = script.next_request()
                 assert request is not None
-                pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest")))
+                pipe.execute_command(*fcall_words(calls.charge(request, now_ms, "loadtest", ANSWER_FORMAT)))
             for raw in await pipe.execute():
-                result = pb.ResultCode.Name(json.loads(raw[2])[0])
+                result = pb.ResultCode.Name(pb.ResultCode.ValueType(answer_result(raw[2])))
                 results[result] = results.get(result, 0) + 1
             charges += len(scripts)
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 import re
 
 from creditd.resources import lua_directory
-from creditd.store.codes import AccountStatus, Code, ExhaustionPolicy, FinalUnitAction, RequestType, Unit
+from creditd.store.codes import (
+    AccountStatus,
+    AnswerFormat,
+    Code,
+    ExhaustionPolicy,
+    FinalUnitAction,
+    RequestType,
+    Unit,
+)
 from creditd.v1 import creditd_pb2 as pb
 
 TABLE = re.compile(r"local (\w+) = \{\n(.*?)\n\}", re.S)
@@ -29,6 +37,10 @@ def proto_values(enum: object, skip_zero: bool = True) -> dict[str, int]:
 
 def test_lua_codes_mirror_the_python_enum() -> None:
     assert lua_tables()["CODE"] == {code.name: code.value for code in Code}
+
+
+def test_lua_answer_formats_mirror_the_python_enum() -> None:
+    assert lua_tables()["ANSWER_FORMAT"] == {answer_format.name: answer_format.value for answer_format in AnswerFormat}
 
 
 def test_diameter_codes_equal_the_proto_result_codes() -> None:

@@ -36,7 +36,7 @@ from creditd.resources import lua_directory
 from creditd.store.account_codec import ACCOUNT_FIELDS, BUCKET_VALUES, BUCKETS_POSITION, POSITIONS, Saved
 from creditd.store.account_record import bucket_text, read_account, stored_buckets
 from creditd.store.calls import KEY_LAYOUTS, Calls
-from creditd.store.codes import Code
+from creditd.store.codes import AnswerFormat, Code
 from creditd.store.replies import ACCOUNT_DECODER, as_text
 from tests.harness import as_older_array, dump
 
@@ -70,16 +70,17 @@ CHARGE_TEXT_POSITIONS = frozenset({3, 4, 5, 6, 7})
 DECIMAL = re.compile(r"-?[0-9]+")
 
 
-def charge_words(words: Sequence[object]) -> list[object]:
-    """now_ms, the request values packed (lua/functions/charge.lua), actor: from the words the charge
-    once took, each of its request values an integer where it takes one and written as a decimal."""
+def charge_words(words: Sequence[object], answer_format: object = AnswerFormat.JSON.value) -> list[object]:
+    """now_ms, the request values packed (lua/functions/charge.lua), answer_format (JSON, which these
+    tests read), actor: from the words the charge once took, each of its request values an integer
+    where it takes one and written as a decimal."""
     values = [
         int(word)
         if position not in CHARGE_TEXT_POSITIONS and isinstance(word, str) and DECIMAL.fullmatch(word)
         else word
         for position, word in enumerate(words[1:-1], start=1)
     ]
-    return [words[0], msgspec.msgpack.encode(values), words[-1]]
+    return [words[0], msgspec.msgpack.encode(values), answer_format, words[-1]]
 
 
 @pytest.fixture
@@ -619,7 +620,7 @@ def refused_charge(redis_client: redis.Redis, calls: Calls, packed: bytes) -> st
     """The refusal a charge of these packed request values answers with, checked to have written nothing."""
     before = dump(redis_client)
     keys = KEYS_OF["charge"](calls, Ids())
-    reply = redis_client.fcall("charge", len(keys), *keys, NOW, packed, "tester")
+    reply = redis_client.fcall("charge", len(keys), *keys, NOW, packed, AnswerFormat.JSON.value, "tester")
     assert reply[0] == Code.SUCCESS  # the refusal is the answer's result
     answer = as_text(reply[2])
     assert answer.startswith(f"[{Code.INVALID_REQUEST},"), answer
@@ -657,7 +658,7 @@ def test_request_values_that_are_not_one_messagepack_array_are_refused_and_write
     seed(call)
     limits = settings.limits
     maximum_bytes = 256 + limits.max_session_id_length + 45 * limits.max_units_per_request
-    _, valid, actor = charge_words(VALID_ARGS["charge"])
+    _, valid, answer_format, actor = charge_words(VALID_ARGS["charge"])
     assert isinstance(valid, bytes)
     values = msgspec.msgpack.decode(valid)
     keys = KEYS_OF["charge"](calls, Ids())
@@ -675,9 +676,9 @@ def test_request_values_that_are_not_one_messagepack_array_are_refused_and_write
     }
     for packed, expected in cases.items():
         assert refused_charge(redis_client, calls, packed) == expected, packed
-    for words in ([NOW, valid], [NOW, valid, actor, "extra"]):
+    for words in ([NOW, valid, actor], [NOW, valid, answer_format, actor, "extra"]):
         answer = json.loads(as_text(redis_client.fcall("charge", len(keys), *keys, *words)[2]))
-        assert answer[2] == f"arguments: expected 3, got {len(words)}", answer
+        assert answer[2] == f"arguments: expected 4, got {len(words)}", answer
 
 
 def test_a_retransmission_fingerprinted_as_the_version_before_did_still_replays(

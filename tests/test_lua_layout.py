@@ -240,9 +240,9 @@ def settings_table_in(library: str) -> str:
 
 
 def documented_answer(header: str) -> tuple[list[str], list[str]]:
-    """charge.lua's documented answer: the names of the answer's fields and of each grant's, in order."""
+    """lib/answer.lua's documented JSON answer: the names of the answer's fields and of each grant's, in order."""
     shape = re.search(r"answer is JSON\s*\[(.*?)\]\]", header, re.S)
-    assert shape is not None, "charge.lua's header no longer documents the answer's JSON"
+    assert shape is not None, "lib/answer.lua's header no longer documents the answer's JSON"
     text = " ".join(shape.group(1).split())
     outer, grant = text.split("[[", 1)
     grant = grant.split("]", 1)[0]  # up to the end of the first grant
@@ -251,7 +251,7 @@ def documented_answer(header: str) -> tuple[list[str], list[str]]:
 
 
 def test_charge_answer_is_documented_as_the_reply_structs_read_it() -> None:
-    header = (lua_directory() / "functions" / "charge.lua").read_text()
+    header = (lua_directory() / "lib" / "answer.lua").read_text()
     answer, grant = documented_answer(header)
     assert answer == [name for name in AnswerRecord.__struct_fields__ if name != "grants"]
     assert grant == list(GrantRecord.__struct_fields__)

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.asyncio
 OLD, NEW = "66855500001", "66855500002"
 GATEWAYS = {OLD: "gw-old", NEW: "gw-new"}
 VALIDITY_S, GRACE_S = 600, 60  # the shared test settings' (tests/test_sweeper.py)
+LAST_ANSWER = StoredSession.__struct_fields__.index("last_answer")
 
 
 def old_reservation_text(row: object) -> str:
@@ -34,6 +35,21 @@ def old_reservation_text(row: object) -> str:
     fields += ["zone", "destination"]
     values = [getattr(row, name) for name in fields]
     return "|".join(("1" if value else "0") if isinstance(value, bool) else str(value) for value in values)
+
+
+def older_answer(stored: bytes) -> str:
+    """The answer as the versions before the gRPC edge's protobuf answers stored it: JSON, the array
+    of creditd/store/replies.py's AnswerRecord (written out here from the protobuf)."""
+    if stored.startswith(b"["):
+        return stored.decode()
+    answer = pb.ChargeAnswer.FromString(stored)
+    grants = [
+        [grant.rating_group, grant.result, grant.unit, grant.granted, grant.validity_time_s, grant.final_unit_action]
+        + [grant.redirect_url, int(grant.throttled), grant.max_bitrate_kbps, grant.charged, grant.tariff]
+        + [grant.tariff_time_change_ms, grant.quota_threshold, grant.quota_holding_time_s]
+        for grant in answer.grants
+    ]
+    return msgspec.json.encode([answer.result, answer.account_status, answer.error, grants]).decode()
 
 
 def rewrite_as_hash(creditd: Harness, account_id: str, session_id: str) -> StoredSession:
@@ -49,7 +65,7 @@ def rewrite_as_hash(creditd: Harness, account_id: str, session_id: str) -> Store
         "opened_at_ms": str(session.opened_at_ms),
         "last_number": str(session.last_number),
         "last_fingerprint": session.last_fingerprint,
-        "last_answer": session.last_answer,
+        "last_answer": older_answer(session.last_answer),
     }
     fields |= {"close_reason": session.close_reason} if session.close_reason else {}
     fields |= {f"reservation:{row.rating_group}": old_reservation_text(row) for row in session.reservations}
@@ -130,13 +146,17 @@ def rewrite_as_nested(creditd: Harness, account_id: str, session_id: str) -> Non
     session = read_session(creditd.redis, key)
     assert session is not None
     ttl_ms = creditd.redis.pttl(key)
-    creditd.redis.set(key, msgspec.msgpack.encode(session), px=ttl_ms if ttl_ms > 0 else None)
+    older = [*msgspec.structs.astuple(session)]
+    older[LAST_ANSWER] = older_answer(session.last_answer)
+    creditd.redis.set(key, msgspec.msgpack.encode(older), px=ttl_ms if ttl_ms > 0 else None)
     assert creditd.redis.get(key)[:1] == bytes([0x90 + len(StoredSession.__struct_fields__)])
 
 
 def stored_values(creditd: Harness, account_id: str, session_id: str) -> list[object]:
+    """The packed session's values, its last answer as the packed bytes it is (protobuf need not be UTF-8)."""
     key = creditd.server_keys().session(account_id, GATEWAYS[account_id], session_id)
-    return list(msgspec.msgpack.decode(creditd.redis.get(key)))
+    items = msgspec.msgpack.decode(creditd.redis.get(key), type=list[msgspec.Raw])
+    return [bytes(item) if index == LAST_ANSWER else msgspec.msgpack.decode(item) for index, item in enumerate(items)]
 
 
 async def test_a_nested_session_replays_charges_and_terminates_as_a_flat_one(creditd: Harness) -> None:

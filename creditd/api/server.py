@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
-from creditd.api.handlers import generic_handlers_only
+from creditd.api.handlers import generic_handlers_only, service_handler
 from creditd.api.health import RedisHealth
 from creditd.api.metrics_endpoint import MetricsEndpoint
 from creditd.api.reflection import add_guarded_reflection
@@ -175,7 +175,10 @@ class CreditdServer:
             limits.max_concurrent_rpcs,
         )
         credit_control = CreditControlService(charging, settings.limits, watchers, authorizer, client_limits)
-        pb_grpc.add_CreditControlServicer_to_server(credit_control, handlers)
+        credit_control_service = pb.DESCRIPTOR.services_by_name["CreditControl"]
+        handlers.add_generic_rpc_handlers(
+            (service_handler(credit_control_service, credit_control, credit_control.ANSWERED_AS_BYTES),)
+        )
         groups = Groups(calls, self.functions, self.clock)
         account_service = AccountsService(
             accounts, settings.limits, channels, watchers, authorizer, client_limits, groups

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 from creditd import metrics
 from creditd.api import validation
+from creditd.api.answers import batch_answer, batch_item_answer, charge_answer
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
 from creditd.api.messages import (
     account_message,
-    answer_message,
     charge_spec,
     group_message,
     ledger_entry_message,
@@ -26,7 +26,7 @@ from creditd.api.rpc import public_message, rpc
 from creditd.api.streams import Watchers, watch_events, watch_notifications, watch_usage
 from creditd.config.limits import Limits
 from creditd.core.accounts import Accounts
-from creditd.core.charging import Charging, outcome_of
+from creditd.core.charging import Charging
 from creditd.core.groups import Groups
 from creditd.errors import CreditdError, InvalidArgument, ResourceExhausted, Unavailable
 from creditd.v1 import creditd_pb2 as pb
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 class CreditControlService(pb_grpc.CreditControlServicer):
     rate_limited = False  # gateways are bounded by calls in flight, not by rate
+    # the methods whose answers are returned as bytes, which grpc sends as they are (api/handlers.py)
+    ANSWERED_AS_BYTES = frozenset({"Charge", "ChargeBatch"})
 
     def __init__(
         self,
@@ -52,51 +54,53 @@ class CreditControlService(pb_grpc.CreditControlServicer):
         self._limits = limits
         self._watchers = watchers
 
+    # The answer as bytes (ANSWERED_AS_BYTES): most are the function's own (api/answers.py).
     @rpc
-    async def Charge(self, request: pb.ChargeRequest, context: Context) -> pb.ChargeAnswer:
+    async def Charge(self, request: pb.ChargeRequest, context: Context) -> bytes:
         spec = charge_spec(request, self._limits.max_units_per_request)
         try:
             validation.check_charge(spec, self._limits)
         except InvalidArgument as error:
             count_charge(spec.request_type, pb.INVALID_REQUEST)
             log.info("Charge %s refused: %s", spec.request_number, error.message)
-            return refused_answer(spec, pb.INVALID_REQUEST, error.message)
-        outcome = outcome_of(await self._charging.send(spec))
-        count_charge(spec.request_type, outcome.answer.result)
-        return answer_message(spec, outcome.answer)
+            return refused_answer(spec, pb.INVALID_REQUEST, error.message).SerializeToString()
+        answer, result = charge_answer(spec, await self._charging.send(spec))
+        count_charge(spec.request_type, result)
+        return answer
 
     @rpc
-    async def ChargeBatch(self, request: pb.ChargeBatchRequest, context: Context) -> pb.ChargeBatchAnswer:
+    async def ChargeBatch(self, request: pb.ChargeBatchRequest, context: Context) -> bytes:
         validation.check_batch(request.requests, self._limits)
         items = request.requests[:]  # a list: see charge_spec
         metrics.BATCH_REQUESTS.observe(len(items))
         specs = [charge_spec(item, self._limits.max_units_per_request) for item in items]
-        answers: list[pb.ChargeAnswer | None] = [None] * len(specs)
+        answers: list[bytes] = [b""] * len(specs)
+        results: list[int | None] = [None] * len(specs)
         valid: list[int] = []
         for index, spec in enumerate(specs):
             try:
                 validation.check_charge(spec, self._limits)
                 valid.append(index)
             except InvalidArgument as error:
-                answers[index] = refused_answer(spec, pb.INVALID_REQUEST, error.message)
-        outcomes = await self._charging.charge_many([specs[index] for index in valid])
-        for index, outcome in zip(valid, outcomes, strict=True):
+                answers[index] = refused_answer(spec, pb.INVALID_REQUEST, error.message).SerializeToString()
+                results[index] = pb.INVALID_REQUEST
+        replies = await self._charging.send_many([specs[index] for index in valid])
+        for index, reply in zip(valid, replies, strict=True):
             spec = specs[index]
-            if isinstance(outcome, Unavailable | ResourceExhausted):
+            if isinstance(reply, Unavailable | ResourceExhausted):
                 # Redis is away or full, for every item alike: the batch is answered as a unary Charge
                 # would be, and retried whole, safely, with the same ids
-                raise outcome
-            if isinstance(outcome, CreditdError):
-                log.error("ChargeBatch item %s/%s failed: %s", spec.session_id, spec.request_number, outcome)
-                answers[index] = refused_answer(spec, pb.UNABLE_TO_COMPLY, public_message(outcome))
+                raise reply
+            if isinstance(reply, CreditdError):
+                log.error("ChargeBatch item %s/%s failed: %s", spec.session_id, spec.request_number, reply)
+                answer = refused_answer(spec, pb.UNABLE_TO_COMPLY, public_message(reply))
+                answers[index], results[index] = answer.SerializeToString(), pb.UNABLE_TO_COMPLY
             else:
-                answers[index] = answer_message(spec, outcome.answer)
-        answered: list[pb.ChargeAnswer] = []
-        for spec, answer in zip(specs, answers, strict=True):
-            assert answer is not None, "every batch item is answered"
-            count_charge(spec.request_type, answer.result)
-            answered.append(answer)
-        return pb.ChargeBatchAnswer(answers=answered)
+                answers[index], results[index] = batch_item_answer(spec, reply)
+        for spec, result in zip(specs, results, strict=True):
+            assert result is not None, "every batch item is answered"
+            count_charge(spec.request_type, result)
+        return batch_answer(answers)
 
     @rpc
     async def WatchNotifications(

@@ -14,6 +14,7 @@ from creditd.clock import Clock
 from creditd.errors import CreditdError
 from creditd.logs import caller
 from creditd.store.calls import Calls, ChargeLike, Command
+from creditd.store.codes import AnswerFormat
 from creditd.store.functions import Functions, checked
 from creditd.store.replies import ANSWER_DECODER, QUOTE_DECODER, AnswerRecord, QuoteRecord, Reply, success_body
 
@@ -44,20 +45,23 @@ class Charging:
         self._functions = functions
         self._clock = clock
 
-    def command(self, request: ChargeLike) -> Command:
-        return self._calls.charge(request, self._clock.now_ms(), caller())
+    def command(self, request: ChargeLike, answer_format: AnswerFormat = AnswerFormat.JSON) -> Command:
+        return self._calls.charge(request, self._clock.now_ms(), caller(), answer_format)
 
     async def charge(self, request: ChargeLike) -> ChargeOutcome:
-        return outcome_of(await self.send(request))
+        return outcome_of(await self._functions.send(self.command(request)))
 
     def send(self, request: ChargeLike) -> asyncio.Future[Any]:
-        """The charge's raw reply, to await and hand to `outcome_of`: charge's two halves, for the
-        gRPC edge, which awaits it in its own coroutine (one layer less on every request)."""
-        return self._functions.send(self.command(request))
+        """The charge's raw reply, its answer in protobuf (lua/lib/answer.lua), to await: for the gRPC
+        edge, which awaits it in its own coroutine (one layer less on every request) and sends the
+        answer on as it is (api/answers.py)."""
+        return self._functions.send(self.command(request, AnswerFormat.PROTOBUF))
 
-    async def charge_many(self, requests: Sequence[ChargeLike]) -> list[ChargeOutcome | CreditdError]:
-        outcomes = await self._functions.call_many([self.command(request) for request in requests])
-        return [outcome if isinstance(outcome, CreditdError) else _outcome(outcome) for outcome in outcomes]
+    async def send_many(self, requests: Sequence[ChargeLike]) -> list[Reply | CreditdError]:
+        """The charges' replies, issued together (one pipeline when they fit), their answers in
+        protobuf: for the gRPC edge's ChargeBatch, which sends them on as they are."""
+        commands = [self.command(request, AnswerFormat.PROTOBUF) for request in requests]
+        return await self._functions.call_many(commands)
 
     async def quote(self, request: ChargeLike) -> QuoteRecord:
         """What the request's units (rating group, service, requested units; called party and visited

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import msgspec
 
+from creditd.store.codes import AnswerFormat
 from creditd.store.keys import KEY_PATTERNS, Keys, LayoutBuilder, layout_builder, partition_lease
 
 Argument = str | int | bytes
@@ -279,7 +280,9 @@ class Calls:
     ) -> tuple[str, ...]:
         return self.keys.build(_BUILDERS[function], account_id, gateway_id, session_id, idempotency_key)
 
-    def charge(self, request: ChargeLike, now_ms: int, actor: str) -> Command:
+    def charge(
+        self, request: ChargeLike, now_ms: int, actor: str, answer_format: AnswerFormat = AnswerFormat.JSON
+    ) -> Command:
         account_id, gateway_id, session_id = request.account_id, request.gateway_id, request.session_id
         units = request.units[:]  # a list: see validation._check_units
         request_values: list[Argument] = [
@@ -302,7 +305,7 @@ class Calls:
             )
         # one MessagePack word for the request (lua/functions/charge.lua): Redis and hiredis work per word
         keys = self.keys_of("charge", account_id, gateway_id, session_id)
-        return "charge", keys, (now_ms, _REQUEST_ENCODER.encode(request_values), actor)
+        return "charge", keys, (now_ms, _REQUEST_ENCODER.encode(request_values), int(answer_format), actor)
 
     def quote_price(self, request: ChargeLike, now_ms: int) -> Command:
         """The price of a charge's units now (its session fields and used units play no part)."""

@@ -63,6 +63,13 @@ class FinalUnitAction(enum.IntEnum):
     RESTRICT_ACCESS = 3
 
 
+class AnswerFormat(enum.IntEnum):
+    """The format of a charge's answer, which its caller names (lua/lib/answer.lua)."""
+
+    JSON = 0  # the fronts that read the answer's fields (replies.AnswerRecord)
+    PROTOBUF = 1  # the gRPC edge: a ChargeAnswer's bytes without session_id and request_number
+
+
 class RequestType(enum.IntEnum):
     INITIAL = 1
     UPDATE = 2

@@ -57,6 +57,7 @@ LIBRARY_FILES = (
     "usage.lua",
     "rating.lua",
     "session.lua",
+    "answer.lua",
 )
 USES = re.compile(r"^uses: (.+)$", re.M)
 

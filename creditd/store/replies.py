@@ -112,15 +112,21 @@ _SUCCESS = int(Code.SUCCESS)
 _REPLAYED_BYTES = REPLAYED.encode()
 
 
-def success_body(raw: Any) -> tuple[bytes, bool] | None:
-    """A SUCCESS reply's body and whether it was replayed, when the reply is one as the wire reads it
-    (bytes); None for anything else, which checked_reply then decodes or refuses. decode_reply's
-    general checks and a Reply made and read cost a charge some 4 000 instructions."""
+def success_answer(raw: Any) -> bytes | None:
+    """A SUCCESS reply's body when the reply is one as the wire reads it (bytes); None for anything
+    else, which checked_reply then decodes or refuses. decode_reply's general checks and a Reply made
+    and read cost a charge some 4 000 instructions."""
     if type(raw) is list and len(raw) == 3 and raw[0] == _SUCCESS:
-        message, body = raw[1], raw[2]
-        if type(body) is bytes and type(message) is bytes:
-            return body, message == _REPLAYED_BYTES
+        body = raw[2]
+        if type(body) is bytes and type(raw[1]) is bytes:
+            return body
     return None
+
+
+def success_body(raw: Any) -> tuple[bytes, bool] | None:
+    """success_answer's body and whether it was replayed."""
+    body = success_answer(raw)
+    return None if body is None else (body, raw[1] == _REPLAYED_BYTES)
 
 
 def error_for_code(code: int, message: str) -> CreditdError | None:

@@ -68,13 +68,14 @@ class StoredSession(msgspec.Struct, array_like=True):
     opened_at_ms: int
     last_number: int
     last_fingerprint: str
-    last_answer: str
+    # its bytes: JSON, or a ChargeAnswer's protobuf for the gRPC edge (lua/lib/answer.lua), which
+    # MessagePack holds as a str that need not be UTF-8
+    last_answer: bytes
     close_reason: str = ""  # 'orphan' when the sweeper closed it
     reservations: list[StoredReservation] = msgspec.field(default_factory=list)
     prepaid: list[StoredPrepaid] = msgspec.field(default_factory=list)
 
 
-SESSION_DECODER = msgspec.msgpack.Decoder(StoredSession)
 RESERVATION_PREFIX, PREPAID_PREFIX = "reservation:", "prepaid:"
 # The text form of a reservation in a hash written before the rating engine: its first nine fields,
 # one price, the home zone.
@@ -109,7 +110,7 @@ def _session_of_hash(stored: dict[str, str]) -> StoredSession:
         opened_at_ms=int(stored["opened_at_ms"]),
         last_number=int(stored["last_number"]),
         last_fingerprint=stored["last_fingerprint"],
-        last_answer=stored["last_answer"],
+        last_answer=stored["last_answer"].encode(),
         close_reason=stored.get("close_reason", ""),
         reservations=reservations,
         prepaid=prepaid,
@@ -123,13 +124,36 @@ RESERVATION_FIELDS = len(_names(StoredReservation))
 NESTED_FIELDS = len(_names(StoredSession))  # the array before: reservations as one list of rows
 
 
+_ITEMS = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_ANSWER_INDEX = _names(StoredSession).index("last_answer")
+# MessagePack's str and bin headers: the first byte, and how many bytes of it and its length precede
+# the payload (a fixstr's length is in its first byte's low five bits).
+_PAYLOAD_OFFSET = {0xD9: 2, 0xDA: 3, 0xDB: 5, 0xC4: 2, 0xC5: 3, 0xC6: 5}
+
+
+def _payload(item: bytes) -> bytes:
+    """The bytes of a packed str or bin, which need not be UTF-8 (a protobuf answer)."""
+    first = item[0]
+    if 0xA0 <= first <= 0xBF:
+        return item[1:]
+    offset = _PAYLOAD_OFFSET.get(first)
+    if offset is None:
+        raise ValueError("corrupt session: last_answer is not a string")
+    return item[offset:]
+
+
 def decode_session(packed: bytes) -> StoredSession:
     """A packed session, flat or nested (the version before); ValueError when it is neither."""
-    values = msgspec.msgpack.decode(packed)
-    if not isinstance(values, list):
-        raise ValueError("corrupt session: not an array")
+    try:
+        items = _ITEMS.decode(packed)
+    except msgspec.ValidationError as error:
+        raise ValueError("corrupt session: not an array") from error
+    values = [
+        _payload(bytes(item)) if index == _ANSWER_INDEX else msgspec.msgpack.decode(item)
+        for index, item in enumerate(items)
+    ]
     if len(values) == NESTED_FIELDS and isinstance(values[HEAD_FIELDS], list):
-        return SESSION_DECODER.decode(packed)
+        return msgspec.convert(values, StoredSession)
     rows = len(values) - HEAD_FIELDS
     if rows < 0 or rows % RESERVATION_FIELDS:
         raise ValueError(f"corrupt session: {len(values)} values")

@@ -28,13 +28,15 @@ ARGV[2] request_values  one MessagePack array, at most 256 + max_session_id_leng
                         requested (units, 0 = tariff default), used (units, 0..max_units),
                         used_after_tariff_change (units, <= used: the part of used after the grant's
                         tariff time change)
-ARGV[3] actor           the caller's identity (lib/checks.lua), recorded in the ledger
+ARGV[3] answer_format   integer, ANSWER_FORMAT: 0 JSON (the fronts that read the answer's fields),
+                        1 PROTOBUF (the gRPC edge, which sends the bytes on); lib/answer.lua
+ARGV[4] actor           the caller's identity (lib/checks.lua), recorded in the ledger
 Returns {code, message, answer}: code is always SUCCESS (the outcome is the answer's result);
-  message is 'replayed' for a retransmission, which gets the stored answer unchanged. answer is JSON
-  [result, account_status, error, [[rating_group, result, unit, granted, validity_time_s,
-    final_unit_action, redirect_url, throttled 0|1, max_bitrate_kbps, charged, tariff,
-    tariff_time_change_ms, quota_threshold, quota_holding_time_s], ...]]
-  and is stored in the session.
+  message is 'replayed' for a retransmission, which gets the stored answer unchanged (in the format
+  it was stored in). answer is in answer_format, JSON or a ChargeAnswer's protobuf bytes without
+  fields 1 and 2 (lib/answer.lua documents both), and is stored in the session. A refused request's
+  answer is in the format ARGV[3] asks for, JSON when it names none; a protobuf answer is not
+  replayed to a request that asks for JSON (refused: INVALID_REQUEST).
 Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant or whole request),
   RATING_FAILED (no tariff matches a unit: that unit, or the whole request, writing nothing, when no
   unit of an INITIAL or EVENT could be rated; or usage too costly to rate), UNKNOWN_SESSION,
@@ -46,6 +48,7 @@ Result codes: SUCCESS, END_USER_SERVICE_DENIED, CREDIT_LIMIT_REACHED (per grant 
 ]=]
 
 local UNIT_VALUES, FIRST_UNIT_VALUE = 5, 9
+local JSON_FIRST_BYTE = 91 -- '[', which no protobuf answer starts with (lib/answer.lua)
 -- What a packed request can take at most: 188 bytes of fields and headers but the session id's own,
 -- 45 a unit (five integers of up to 9 bytes each); the rest is slack.
 local MAXIMUM_REQUEST_BYTES = 256 + CONFIG.limits.max_session_id_length + 45 * CONFIG.limits.max_units_per_request
@@ -119,8 +122,13 @@ local function fingerprint_as_words(packed)
   return redis.sha1hex(table.concat(words, '\n'))
 end
 
+-- The format a refusal of the request is answered in: the one it asks for, JSON when it names none.
+local function asked_format(args)
+  return number_of_text(args[3] or '') == ANSWER_FORMAT.PROTOBUF and ANSWER_FORMAT.PROTOBUF or ANSWER_FORMAT.JSON
+end
+
 local function parse_charge_request(args)
-  check_argument_count(args, 3)
+  check_argument_count(args, 4)
   local now_ms = parse_integer(args[1], 'now_ms', 0, MAX_EXACT_INTEGER)
   local values = unpack_array(args[2], 'request_values', MAXIMUM_REQUEST_BYTES)
   local request_type = check_integer(values[1], 'request_type', 1, 4)
@@ -143,8 +151,18 @@ local function parse_charge_request(args)
     gateway_id = gateway_id, session_id = session_id, called_party = called_party, visited_plmn = visited_plmn,
     destination = destination_of(called_party), units = units, actor = check_actor(args),
     fingerprint = redis.sha1hex(args[2]), usage = {}, member = member,
+    answer_format = parse_integer(args[3], 'answer_format', ANSWER_FORMAT.JSON, ANSWER_FORMAT.PROTOBUF),
     deadline_member = account_id .. ' ' .. member, reference = member .. ' ' .. format_integer(request_number),
   }
+end
+
+-- A retransmission's stored answer. The gRPC edge reads JSON too (an answer stored before it asked
+-- for protobuf); a front that reads JSON cannot read protobuf, so such a replay is refused.
+local function replayed_answer(stored, answer_format)
+  if answer_format == ANSWER_FORMAT.JSON and string.byte(stored, 1) ~= JSON_FIRST_BYTE then
+    refuse(CODE.INVALID_REQUEST, 'session_id: answered through the gRPC edge; retransmit it there')
+  end
+  return stored
 end
 
 -- Returns the stored answer of a retransmission, nil for a new request; refuses one out of order.
@@ -163,7 +181,7 @@ local function check_sequence(session, request, args)
   if request.request_number == session.last_number then
     if request.fingerprint == session.last_fingerprint
       or fingerprint_as_words(args[2]) == session.last_fingerprint then
-      return session.last_answer
+      return replayed_answer(session.last_answer, request.answer_format)
     end
     refuse(CODE.INVALID_REQUEST, 'request_number: already applied with a different payload')
   end
@@ -194,38 +212,6 @@ local function new_grant(plan, rating_group)
     validity_time_s = 0, final = false, throttled = false, charged = 0, tariff = '', tariff_time_change_ms = 0,
     quota_threshold = 0, quota_holding_time_s = 0,
   }
-end
-
-local function grant_json(plan, grant)
-  local action, url = FINAL_UNIT_ACTION.NONE, ''
-  if grant.final then
-    action = plan.final_unit_action
-    if action == FINAL_UNIT_ACTION.REDIRECT then
-      url = plan.redirect_url
-    end
-  end
-  return '[' .. format_integer(grant.rating_group) .. ',' .. format_integer(grant.result) .. ','
-    .. format_integer(grant.unit) .. ',' .. format_integer(grant.granted) .. ','
-    .. format_integer(grant.validity_time_s) .. ',' .. format_integer(action) .. ',' .. json_string(url) .. ','
-    .. (grant.throttled and '1,' .. format_integer(plan.throttle_kbps) or '0,0') .. ','
-    .. format_integer(grant.charged) .. ',' .. json_string(grant.tariff) .. ','
-    .. format_integer(grant.tariff_time_change_ms) .. ',' .. format_integer(grant.quota_threshold) .. ','
-    .. format_integer(grant.quota_holding_time_s) .. ']'
-end
-
-local function answer_json(result, account_status, message, plan, grants)
-  local listed -- most requests have one unit: its grant needs no list to join
-  if #grants == 1 then
-    listed = grant_json(plan, grants[1])
-  else
-    local parts = {}
-    for _, grant in ipairs(grants) do
-      parts[#parts + 1] = grant_json(plan, grant)
-    end
-    listed = table.concat(parts, ',')
-  end
-  return '[' .. format_integer(result) .. ',' .. format_integer(account_status) .. ',' .. json_string(message)
-    .. ',[' .. listed .. ']]'
 end
 
 -- The tariff of a unit now, for its context; nil (and the grant marked RATING_FAILED, with why) when
@@ -444,7 +430,7 @@ local function rate_request(keys, request, session)
     or (kind == REQUEST_TYPE.INITIAL and result ~= CODE.SUCCESS)
   return {
     account = account, reservations = reservations, prepaid = prepaid, closes = closes, discard = discard,
-    answer = answer_json(result, account.status, '', plan, grants),
+    answer = encode_answer(request.answer_format, result, account.status, '', plan, grants),
     opened_at_ms = session and session.opened_at_ms or request.now_ms,
   }
 end
@@ -483,27 +469,28 @@ local function write_session(keys, request, outcome, session)
   redis.call('ZADD', keys.deadlines, session_deadline_ms(request, outcome.reservations), request.deadline_member)
 end
 
-local function refusal_answer(refusal, account_status)
-  return reply(CODE.SUCCESS, '', answer_json(refusal.code, account_status, refusal.message, nil, {}))
+local function refusal_answer(answer_format, refusal)
+  return reply(CODE.SUCCESS, '', encode_answer(answer_format, refusal.code, 0, refusal.message, nil, {}))
 end
 
 local function charge(raw_keys, args)
   local keys = named_keys('charge', raw_keys)
   local parsed, request = run_checked(parse_charge_request, args)
   if not parsed then
-    return refusal_answer(request, 0)
+    return refusal_answer(asked_format(args), request)
   end
+  local answer_format = request.answer_format
   local session = load_session(keys.session)
   local in_order, replay = run_checked(check_sequence, session, request, args)
   if not in_order then
-    return refusal_answer(replay, 0)
+    return refusal_answer(answer_format, replay)
   end
   if replay then
     return reply(CODE.SUCCESS, 'replayed', replay)
   end
   local rated, outcome = run_checked(rate_request, keys, request, session)
   if not rated then
-    return refusal_answer(outcome, 0)
+    return refusal_answer(answer_format, outcome)
   end
   if not outcome.discard then
     save_account(outcome.account, keys)

@@ -49,6 +49,12 @@ local FINAL_UNIT_ACTION = {
   RESTRICT_ACCESS = 3,
 }
 
+-- The format of a charge's answer (lib/answer.lua), which its caller names.
+local ANSWER_FORMAT = {
+  JSON = 0,
+  PROTOBUF = 1,
+}
+
 local REQUEST_TYPE = {
   INITIAL = 1,
   UPDATE = 2,
