@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from creditd.api.messages import answer_message
-from creditd.core.charging import outcome_of
 from creditd.store.calls import ChargeLike
 from creditd.store.codes import Code
-from creditd.store.replies import ANSWER_DECODER, Reply, success_answer
+from creditd.store.functions import checked
+from creditd.store.replies import ANSWER_DECODER, success_answer
 
 # A varint's bytes for 0..127 (lengths of ids, most request numbers), and the keys of ChargeAnswer's
 # session_id (1, length-delimited), request_number (2, varint) and result (3, varint).
@@ -67,25 +67,21 @@ def _head(request: ChargeLike) -> bytes:
     return head + _REQUEST_NUMBER_KEY + varint(number) if number else head
 
 
-def charge_answer(request: ChargeLike, raw: Any) -> tuple[bytes, int]:
-    """A Charge's answer as gRPC sends it, and its result code (for the charges counter), from the
-    function's raw reply (Charging.send); raises the error a refusal of the call stands for."""
-    body = success_answer(raw)
-    if body is not None and body[:1] != _JSON_START:
-        result = _RESULT_OF_HEAD.get(body[:3])
-        return _head(request) + body, leading_result(body) if result is None else result
-    outcome = outcome_of(raw)
-    return answer_message(request, outcome.answer).SerializeToString(), outcome.answer.result
-
-
-def batch_item_answer(request: ChargeLike, reply: Reply) -> tuple[bytes, int]:
-    """A ChargeBatch item's answer and result from its checked reply (Charging.send_many)."""
-    body = reply.body
+def answer_of_body(request: ChargeLike, body: bytes) -> tuple[bytes, int]:
+    """A charge's answer as gRPC sends it, and its result code (for the charges counter), from the
+    body of its SUCCESS reply, protobuf or JSON."""
     if body[:1] != _JSON_START:
         result = _RESULT_OF_HEAD.get(body[:3])
         return _head(request) + body, leading_result(body) if result is None else result
     answer = ANSWER_DECODER.decode(body)
     return answer_message(request, answer).SerializeToString(), answer.result
+
+
+def charge_answer(request: ChargeLike, raw: Any) -> tuple[bytes, int]:
+    """answer_of_body from the function's raw reply (Charging.send); raises the error a refusal of
+    the call stands for."""
+    body = success_answer(raw)
+    return answer_of_body(request, checked(raw).body if body is None else body)
 
 
 def batch_answer(answers: Sequence[bytes]) -> bytes:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from creditd import metrics
 from creditd.api import validation
-from creditd.api.answers import batch_answer, batch_item_answer, charge_answer
+from creditd.api.answers import answer_of_body, batch_answer, charge_answer
 from creditd.api.auth import Authorizer
 from creditd.api.client_limits import ClientLimits
 from creditd.api.context import Context
@@ -96,7 +96,7 @@ class CreditControlService(pb_grpc.CreditControlServicer):
                 answer = refused_answer(spec, pb.UNABLE_TO_COMPLY, public_message(reply))
                 answers[index], results[index] = answer.SerializeToString(), pb.UNABLE_TO_COMPLY
             else:
-                answers[index], results[index] = batch_item_answer(spec, reply)
+                answers[index], results[index] = answer_of_body(spec, reply.body)
         for spec, result in zip(specs, results, strict=True):
             assert result is not None, "every batch item is answered"
             count_charge(spec.request_type, result)
