@@ -26,14 +26,13 @@ import msgspec
 import redis
 import uvloop
 
-from creditd.api.answers import varint
 from creditd.config.settings import Settings, load_settings
 from creditd.resources import default_config_path
 from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec, fcall, fcall_words
 from creditd.store.codes import Code, RequestType
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
-from loadtest.rating import ANSWER_FORMAT, drive
+from loadtest.rating import ANSWER_FORMAT, answer_result, drive
 from loadtest.traffic import Shape
 
 BASELINE = Path(__file__).with_name("baseline.lua")
@@ -46,9 +45,6 @@ PACKED_FLOOR_PHASE = "floor, packed request"
 NUMBERS = ("66812345678", "66898765432", "442079460000")
 DATA, VOICE, SMS, MB = 1, 2, 3, 1_000_000
 PLAN = "standard"
-
-# How a SUCCESS answer starts in either format (lua/lib/answer.lua).
-SUCCESS_ANSWER_HEADS = (f"[{Code.SUCCESS.value},".encode(), b"\x18" + varint(Code.SUCCESS))
 
 
 class TypeTimes(msgspec.Struct):
@@ -71,7 +67,7 @@ def piped(client: redis.Redis, words: Sequence[tuple[object, ...]]) -> float:
         for call in words[start : start + PIPELINE]:
             pipe.execute_command("FCALL", *call)
         for reply in pipe.execute():
-            succeeded = reply == 1 if isinstance(reply, int) else bytes(reply[2]).startswith(SUCCESS_ANSWER_HEADS)
+            succeeded = reply == 1 if isinstance(reply, int) else answer_result(bytes(reply[2])) == Code.SUCCESS
             assert succeeded, reply
     return usec_per_call(client)
 
