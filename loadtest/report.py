@@ -12,6 +12,7 @@ from hdrh.histogram import HdrHistogram
 
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+TOP_UP = "TOPUP"  # a top-up's result name (loadtest/traffic.py top_up_loop)
 
 
 def new_histogram() -> HdrHistogram:
@@ -32,6 +33,12 @@ class PhaseResult(msgspec.Struct):
     server_latency: dict[str, float] = msgspec.field(default_factory=dict)
     # loadtest.cpu.reference_work_ms just before the phase: how fast the machine ran then.
     reference_work_ms: float = 0.0
+
+    @property
+    def answered(self) -> int:
+        """The RPCs the server answered: the phase's Charge or ChargeBatch RPCs and its top-ups (both
+        sides of a comparison play the same top-ups; CPU per RPC is over all of them)."""
+        return self.rpcs + self.results.get(TOP_UP, 0)
 
     @property
     def rpcs_per_s(self) -> float:

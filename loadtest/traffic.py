@@ -20,7 +20,7 @@ import msgspec
 
 from creditd.v1 import creditd_pb2 as pb
 from creditd.v1 import creditd_pb2_grpc as pb_grpc
-from loadtest.report import Recorder
+from loadtest.report import TOP_UP, Recorder
 
 DATA, VOICE, SMS = 1, 2, 3
 MB = 1_000_000
@@ -238,7 +238,7 @@ async def top_up_loop(
         serial += 1
         try:
             await stub.TopUp(request, timeout=CALL_TIMEOUT_S)
-            recorder.result("TOPUP")
+            recorder.result(TOP_UP)
         except grpc.aio.AioRpcError as error:
             recorder.error(f"topup {_failure(error)}")
 

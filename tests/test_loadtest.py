@@ -17,7 +17,8 @@ latency per phase comes from its histogram read before and after (a worked examp
 arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
 waited for) and leaves out a live one it is told to (the embedded Redis); the server-ratio run plays
 the echo server and creditd in alternate slices, each side first in turn, and its figures are each
-side's CPU over its own slices' RPCs, recomputed here from the slices it reports; the notices run
+side's CPU over its own slices' RPCs (both sides play the top-ups and count them as RPCs), recomputed
+here from the slices it reports; the notices run
 hands every notice of its burst and of its paced run to each channel's receiver (a webhook and an
 SMTP server) and times their lag."""
 
@@ -108,9 +109,13 @@ def test_smoke_run_finishes_with_a_clean_audit(tmp_path: Path) -> None:
     # issue #36's CPU targets, each from its phases' CPU table
     server_ratio = report["ratios"]["server CPU per unary Charge / echo's per RPC (target <= 1.25)"]
     assert server_ratio == round(cpu["creditd unary Charge"]["server"] / cpu["echo unary (gRPC floor)"]["server"], 3)
+    # every phase played its top-ups, the echo server's too, each counted as an RPC answered (in the
+    # batch phase as a charge)
+    assert all(phase["results"].get("TOPUP", 0) > 0 for phase in report["phases"] if phase["cpu_us_per_rpc"])
     batch = next(phase for phase in report["phases"] if phase["name"] == "creditd ChargeBatch (20)")
-    batch_cpu = (batch["cpu_us_per_rpc"]["server"] + batch["cpu_us_per_rpc"]["redis"]) * batch["rpcs"]
-    batch_cpu /= batch["charges"]
+    top_ups = batch["results"]["TOPUP"]
+    batch_cpu = (batch["cpu_us_per_rpc"]["server"] + batch["cpu_us_per_rpc"]["redis"]) * (batch["rpcs"] + top_ups)
+    batch_cpu /= batch["charges"] + top_ups
     assert report["ratios"]["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] == round(batch_cpu, 1)
     half = cpu["creditd unary at half max"]["server"] / cpu["echo unary at that rate"]["server"]
     assert report["ratios"]["server CPU per unary Charge / echo's per RPC, at half load"] == round(half, 3)
@@ -361,10 +366,15 @@ def test_server_ratio_alternates_the_sides_and_pools_each_sides_own_slices(tmp_p
         assert (one["redis_pipelines"] > 0) == (one["side"] == "creditd"), one
         assert one["redis_pipelines"] <= one["redis_pipeline_calls"], one
 
-    def per_rpc_us(counted: list[dict[str, Any]], side: str) -> float:
+    def per_rpc_us(counted: list[dict[str, Any]], side: str, top_ups: bool = True) -> float:
         mine = [one for one in counted if one["side"] == side]
-        return sum(one["server_cpu_s"] for one in mine) / sum(one["rpcs"] for one in mine) * 1_000_000
+        answered = sum(one["rpcs"] + (one["top_ups"] if top_ups else 0) for one in mine)
+        return sum(one["server_cpu_s"] for one in mine) / answered * 1_000_000
 
+    # both sides played the traffic's top-ups, counted as RPCs answered; ratio_per_charge leaves them out
+    assert all(one["top_ups"] > 0 for one in slices), slices
+    per_charge = per_rpc_us(slices, "creditd", top_ups=False) / per_rpc_us(slices, "echo", top_ups=False)
+    assert found["ratio_per_charge"] == pytest.approx(per_charge, abs=5e-4)
     assert found["creditd_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, "creditd"), abs=0.05)
     assert found["echo_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, "echo"), abs=0.05)
     assert found["ratio"] == pytest.approx(per_rpc_us(slices, "creditd") / per_rpc_us(slices, "echo"), abs=5e-4)
@@ -396,7 +406,7 @@ def test_server_ratio_with_the_floor_rotates_three_sides_and_counts_the_floors_r
 
     def per_rpc_us(counted: list[dict[str, Any]], side: str, field: str = "server_cpu_s") -> float:
         mine = [one for one in counted if one["side"] == side]
-        return sum(one[field] for one in mine) / sum(one["rpcs"] for one in mine) * 1_000_000
+        return sum(one[field] for one in mine) / sum(one["rpcs"] + one["top_ups"] for one in mine) * 1_000_000
 
     assert found["floor_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, floor), abs=0.05)
     assert found["floor_redis_cpu_us_per_rpc"] == pytest.approx(per_rpc_us(slices, floor, "redis_cpu_s"), abs=0.05)

@@ -2,7 +2,9 @@
 the first call: what it writes must be, byte for byte, what hiredis packs from the whole command.
 Checked for every function's layout (with and without leading partition keys), over many partitions,
 with tuple and list arguments, across the kept heads' limit, and through a real Redis, which must
-run the packed charge as the unpacked one."""
+run the packed charge as the unpacked one. The sweeper's range reads likewise: byte for byte
+hiredis' packing of each read, across the kept heads' limit, and answered by a real Redis as the
+same reads sent word by word."""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ from creditd.store import resp
 from creditd.store.calls import KEY_LAYOUTS, SESSION_CALL, Calls, NewAccount, fcall_words
 from creditd.store.codes import Code
 from creditd.store.connection import AnySyncRedis
-from creditd.store.keys import PARTITION_KEY_NAMES, Keys, partition_lease
+from creditd.store.keys import PARTITION_KEY_NAMES, Keys, deadlines_of_partition, due_of_partition, partition_lease
 from creditd.store.replies import ANSWER_DECODER, decode_reply
-from creditd.store.resp import CallPacker, leading_partition_keys
+from creditd.store.resp import CallPacker, RangeReadPacker, leading_partition_keys, range_read
 from creditd.v1 import creditd_pb2 as pb
 from tests.harness import dump
 from tests.test_charge_checks_agree import request
@@ -136,3 +138,55 @@ def test_a_session_call_in_the_old_key_order_writes_nothing(redis_client: AnySyn
             result = ANSWER_DECODER.decode(reply.body).result if reply.code == Code.SUCCESS else reply.code
             assert result != Code.SUCCESS, (function, reply)
         assert dump(redis_client) == before, function
+
+
+def _range_reads(count: int) -> list[tuple[str, int]]:
+    """A sweeper step's shape: each partition's due index up to now, then its deadlines up to an
+    earlier bound; keys met again, bounds shared, a negative bound and a large one."""
+    partitions = range(count)
+    return [(due_of_partition(p), 1_800_000_000_000) for p in partitions] + [
+        (deadlines_of_partition(p), bound) for p in partitions for bound in (-5, 1_799_999_940_000)
+    ]
+
+
+def test_range_reads_pack_as_hiredis_packs_each_read() -> None:
+    packer = RangeReadPacker()
+    for budget in (1, 63, 1000):
+        reads = _range_reads(20)
+        expected = b"".join(hiredis.pack_command(range_read(key, until, budget)) for key, until in reads)  # type: ignore[arg-type]
+        assert packer.pack(reads, budget) == expected
+        assert packer.pack(reads, budget) == expected  # the heads kept from the first
+    assert packer.pack([], 5) == b""
+
+
+def test_range_read_heads_past_the_limit_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resp, "MAX_KEPT_HEADS", 4)
+    packer = RangeReadPacker()
+    reads = _range_reads(10)
+    for start in range(0, len(reads), 3):
+        part = reads[start : start + 3]
+        expected = b"".join(hiredis.pack_command(range_read(key, until, 7)) for key, until in part)  # type: ignore[arg-type]
+        assert packer.pack(part, 7) == expected
+        assert len(packer._heads) <= 4
+
+
+def test_redis_answers_packed_range_reads_as_the_reads_sent_word_by_word(redis_client: AnySyncRedis) -> None:
+    """Members due and not yet due in two partitions' indexes: the packed reads, written as they
+    are, get the same replies as the same reads sent one by one (members up to each bound, at most
+    the count)."""
+    due, deadlines = due_of_partition(3), deadlines_of_partition(3)
+    if isinstance(redis_client, RedisCluster):
+        pytest.skip("one connection reads one node's keys: the packed reads of a cluster go through redis-py")
+    redis_client.zadd(due, {"a": 10, "b": 20, "c": 30})
+    redis_client.zadd(deadlines, {"x y z": 5, "x y w": 50})
+    reads = [(due, 25), (deadlines, 10), (due, 100), (deadlines_of_partition(4), 100)]
+    packed = RangeReadPacker().pack(reads, 2)
+    pool = redis_client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([packed])
+        replies = [connection.read_response() for _ in reads]
+    finally:
+        pool.release(connection)
+    assert replies == [redis_client.execute_command(*range_read(key, until, 2)) for key, until in reads]
+    assert replies == [[b"a", b"b"], [b"x y z"], [b"a", b"b"], []]

@@ -96,7 +96,7 @@ class SweeperSettings(Struct, frozen=True):
     max_sessions_per_pass: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     lease_s: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 10.0
     # A pass is spread over interval_s in steps of this many partitions (core/sweeper.py).
-    partitions_per_step: Annotated[int, msgspec.Meta(ge=1, le=16384)] = 16
+    partitions_per_step: Annotated[int, msgspec.Meta(ge=1, le=16384)] = 64
 
 
 class SecuritySettings(Struct, frozen=True):

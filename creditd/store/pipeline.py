@@ -47,7 +47,7 @@ from creditd.store.connection import RETRY_ATTEMPTS, AnyRedis
 from creditd.store.deadlines import Deadlines, OutPipeline
 from creditd.store.durability_wait import DurabilityWait
 from creditd.store.replies import classify_reply_error
-from creditd.store.resp import CallPacker
+from creditd.store.resp import CallPacker, RangeReadPacker, range_read
 from creditd.store.wire import WireClient, pack_words
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class AutoPipeline:
         self._cluster = client if isinstance(client, RedisCluster) else None
         self._wire = wire
         self._packer = CallPacker()
+        self._range_packer = RangeReadPacker()
         self._deadline_s = deadline_s
         self._circuit = circuit
         self._wait = wait or DurabilityWait()
@@ -344,18 +345,19 @@ class AutoPipeline:
             await asyncio.sleep(min(WIRE_RETRY_CAP_S, WIRE_RETRY_BASE_S * 2**attempt))
         raise AssertionError("unreachable")
 
-    async def read(self, commands: Sequence[tuple[Argument, ...]]) -> list[Any]:
-        """Plain read commands (the sweeper's index reads) in one round trip, answered within
-        deadline_s; an error reply raises. They go on the lean connection when there is one:
+    async def read_ranges(self, reads: Sequence[tuple[str, int]], count: int) -> list[Any]:
+        """Range reads, ZRANGEBYSCORE <key> -inf <until> LIMIT 0 <count> for each (key, until) (the
+        sweeper's index reads), in one round trip answered within deadline_s; an error reply
+        raises. They go on the lean connection when there is one, packed by RangeReadPacker:
         redis-py's pipeline costs many times its Python per command, and the sweeper sends dozens a
         step, several steps a second, in every serving process."""
         async with asyncio.timeout(self._deadline_s):
             if self._wire is not None:
-                replies = await self._wire.execute(commands)
+                replies = await self._wire.execute_packed(self._range_packer.pack(reads, count), len(reads))
             else:
                 pipe = self._client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
+                for key, until in reads:
+                    pipe.execute_command(*range_read(key, until, count))
                 replies = await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception):

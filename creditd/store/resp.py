@@ -77,3 +77,47 @@ class CallPacker:
     def pack_all(self, commands: Sequence[Command]) -> bytes:
         """The commands in RESP, one write's worth."""
         return b"".join([self.pack(command) for command in commands])
+
+
+# A read's words: ZRANGEBYSCORE <key> -inf <until> LIMIT 0 <count> (RangeReadPacker).
+RANGE_READ_WORDS = 7
+
+
+class RangeReadPacker:
+    """Packs `ZRANGEBYSCORE <key> -inf <until> LIMIT 0 <count>` reads, keeping each key's leading
+    words (MAX_KEPT_HEADS): the sweeper reads three indexes of each partition every pass (768 reads
+    a second in every serving process, shipped settings), and packing each read whole with hiredis
+    was a third of a pass' CPU. A pack's reads share their count and few `until`s, packed once each."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, bytes] = {}
+
+    def pack(self, reads: Sequence[tuple[str, int]], count: int) -> bytes:
+        """The reads, (key, until) each, in RESP, one write's worth."""
+        tails: dict[int, bytes] = {}
+        parts: list[bytes] = []
+        for key, until in reads:
+            head = self._heads.get(key)
+            if head is None:
+                if len(self._heads) >= MAX_KEPT_HEADS:
+                    self._heads.clear()
+                head = self._heads[key] = _range_head(key)
+            tail = tails.get(until)
+            if tail is None:
+                tail = tails[until] = _without_array_header(pack_tuple((until, "LIMIT", 0, count)))
+            parts += (head, tail)
+        return b"".join(parts)
+
+
+def _range_head(key: str) -> bytes:
+    """A range read's array header and its first three words."""
+    return b"*%d\r\n" % RANGE_READ_WORDS + _without_array_header(pack_tuple(("ZRANGEBYSCORE", key, "-inf")))
+
+
+def _without_array_header(packed: bytes) -> bytes:
+    return packed[packed.index(b"\n") + 1 :]
+
+
+def range_read(key: str, until: int, count: int) -> tuple[str, str, str, int, str, int, int]:
+    """The same read as a command's words (for redis-py's pipeline: a cluster's reads)."""
+    return ("ZRANGEBYSCORE", key, "-inf", until, "LIMIT", 0, count)

@@ -76,26 +76,26 @@ class WireProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
 
     def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
+        reader, waiting = self._reader, self._waiting
+        reader.feed(data)
         try:
-            while (reply := self._reader.gets()) is not False:
-                self._answer(reply)
+            # each reply to the batch at the head, in this loop rather than a call a reply: a
+            # sweeper step's reads bring dozens in one read
+            while (reply := reader.gets()) is not False:
+                assert waiting, "a reply nobody asked for"
+                batch = waiting[0]
+                if isinstance(reply, ReadOnlyError):
+                    self.saw_readonly = True
+                batch.replies.append(reply)
+                batch.remaining -= 1
+                if batch.remaining == 0:
+                    waiting.popleft()
+                    if not batch.future.done():  # a cancelled batch's replies are read and dropped
+                        batch.future.set_result(batch.replies)
+                    if batch.answered is not None:
+                        batch.answered()
         except InvalidResponse as error:  # not RESP: nothing later on this connection can be trusted
             self.close(RedisConnectionError(f"redis: protocol error: {error}"))
-
-    def _answer(self, reply: Any) -> None:
-        assert self._waiting, "a reply nobody asked for"
-        batch = self._waiting[0]
-        if isinstance(reply, ReadOnlyError):
-            self.saw_readonly = True
-        batch.replies.append(reply)
-        batch.remaining -= 1
-        if batch.remaining == 0:
-            self._waiting.popleft()
-            if not batch.future.done():  # a cancelled batch's replies are read and dropped
-                batch.future.set_result(batch.replies)
-            if batch.answered is not None:
-                batch.answered()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_waiting(exc or RedisConnectionError("redis closed the connection"))
