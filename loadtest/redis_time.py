@@ -4,7 +4,9 @@ issue's baseline: read two hash fields, check an idempotency record, HINCRBY, HS
 XADD; loadtest/baseline.lua) and the charge-shaped floor (loadtest/charge_floor.lua: only the reads
 and writes the contract requires of any charge, no logic, packed storage), which shows how far the
 commands alone are from the baseline. Everything is piped straight into an embedded server; the time is
-INFO commandstats' usec_per_call of FCALL, reset before each phase, so only that phase's calls count.
+INFO commandstats' usec_per_call of FCALL, reset before each phase, so only that phase's calls count;
+beside it the server process' CPU per call over the phase (from /proc: reading each call, running it,
+writing its reply and appending it to the AOF), which is what a ChargeBatch's charge costs Redis.
 
 Phases: the baseline; the floor; INITIAL for a set of sessions (data, voice to Thai and foreign numbers, one in
 ten roaming); an UPDATE for each; a TERMINATE for each; SMS EVENTs; the standard mix
@@ -32,7 +34,9 @@ from creditd.store.calls import Calls, ChargeSpec, Command, NewAccount, UnitSpec
 from creditd.store.codes import Code, RequestType
 from creditd.store.embedded import EmbeddedRedis
 from creditd.store.library import render_library
+from loadtest.cpu import cpu_seconds
 from loadtest.rating import ANSWER_FORMAT, answer_result, drive
+from loadtest.runner import local_server_pid
 from loadtest.traffic import Shape
 
 BASELINE = Path(__file__).with_name("baseline.lua")
@@ -52,6 +56,8 @@ class TypeTimes(msgspec.Struct):
     calls: int
     usec_per_call: float
     ratio_to_baseline: float = 0.0
+    # the server process' CPU per call over the phase (0 for the standard mix, whose calls are not counted)
+    redis_cpu_us_per_call: float = 0.0
 
 
 def usec_per_call(client: redis.Redis) -> float:
@@ -169,13 +175,20 @@ def prepare(
     ]
 
 
-def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -> dict[str, float]:
+def one_round(
+    client: redis.Redis, url: str, session_count: int, mix_s: float, redis_pid: int
+) -> dict[str, tuple[float, float]]:
+    """Each phase's usec_per_call and the server's CPU µs per call over it."""
     calls, phases = prepare(client, session_count)
-    figures = {name: piped(client, words) for name, words in phases}
+    figures = {}
+    for name, words in phases:
+        started_s = cpu_seconds([redis_pid])
+        usec = piped(client, words)
+        figures[name] = (usec, (cpu_seconds([redis_pid]) - started_s) / len(words) * 1_000_000)
     client.config_resetstat()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(drive(url, calls, Shape(accounts=200), mix_s, seed=3))
-    figures[MIX_PHASE] = usec_per_call(client)
+    figures[MIX_PHASE] = (usec_per_call(client), 0.0)
     return figures
 
 
@@ -187,12 +200,21 @@ def one_round(client: redis.Redis, url: str, session_count: int, mix_s: float) -
 def main(session_count: int, mix_duration: float, rounds: int, json_path: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="creditd-redis-time-") as work, EmbeddedRedis(Path(work)) as server:
         client = redis.Redis.from_url(server.url)
-        runs = [one_round(client, server.url, session_count, mix_duration) for _ in range(rounds)]
+        redis_pid = local_server_pid(client.info("server"))
+        runs = [one_round(client, server.url, session_count, mix_duration, redis_pid) for _ in range(rounds)]
         client.close()
-    medians = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+    medians = {name: statistics.median(run[name][0] for run in runs) for name in runs[0]}
+    cpu = {name: statistics.median(run[name][1] for run in runs) for name in runs[0]}
     baseline = medians[BASELINE_PHASE]
-    rows = [TypeTimes(name, session_count, value, round(value / baseline, 2)) for name, value in medians.items()]
-    print_table([(row.phase, f"{row.usec_per_call:.2f}", row.usec_per_call / baseline) for row in rows], "µs per call")
+    rows = [
+        TypeTimes(name, session_count, value, round(value / baseline, 2), round(cpu[name], 1))
+        for name, value in medians.items()
+    ]
+    lines = [
+        (row.phase, f"{row.usec_per_call:.2f} ({row.redis_cpu_us_per_call or '-'})", row.usec_per_call / baseline)
+        for row in rows
+    ]
+    print_table(lines, "µs per call (CPU µs)")
     write_rows(rows, json_path)
 
 

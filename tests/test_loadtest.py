@@ -3,7 +3,7 @@ asserted): every phase including both baselines produces figures, no request fai
 run is clean with nothing left reserved, and every unit is rated; a run compared with a previous one
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
-against the reserve-shaped baseline; the growth, allocators and scaling runs measure every step and
+against the reserve-shaped baseline, with the server's CPU per call; the growth, allocators and scaling runs measure every step and
 cell (growth: on the embedded server, on glibc's malloc when asked, or on one of the operator's,
 named with its allocator, the preloaded jemalloc too, refusing one that holds keys, as a whole run
 does; allocators: glibc's malloc and jemalloc at each account count in each round, each server named
@@ -184,6 +184,11 @@ def test_redis_time_run_measures_every_request_type_against_the_baseline(tmp_pat
     _, rows = run_report("loadtest.redis_time", arguments, tmp_path / "redis_time.json")
     assert [row["phase"] for row in rows] == REDIS_PHASES
     assert all(row["usec_per_call"] > 0 for row in rows) and rows[0]["ratio_to_baseline"] == 1.0
+    # the server's CPU per call of each piped phase, from /proc in ticks of 10 ms (a phase of 200
+    # calls may read 0); the standard mix's calls are not counted
+    piped_phases = [row for row in rows if row["phase"] != "standard mix"]
+    assert all(row["redis_cpu_us_per_call"] >= 0 for row in piped_phases) and rows[-1]["redis_cpu_us_per_call"] == 0
+    assert sum(row["redis_cpu_us_per_call"] for row in piped_phases) > 0
 
 
 @NEEDS_VALGRIND
