@@ -3,24 +3,23 @@ asserted): every phase including both baselines produces figures, no request fai
 run is clean with nothing left reserved, and every unit is rated; a run compared with a previous one
 prints every figure's ratio; the rating run measures the Redis time per call of each library (plain,
 sample, a generated prefix table, no usage records); the Redis time run measures each request type
-against the reserve-shaped baseline, with the server's CPU per call; the growth, allocators and scaling runs measure every step and
-cell (growth: on the embedded server, on glibc's malloc when asked, or on one of the operator's,
-named with its allocator, the preloaded jemalloc too, refusing one that holds keys, as a whole run
-does; allocators: glibc's malloc and jemalloc at each account count in each round, each server named
-with what it ran on, an unknown allocator refused; scaling: a 1- and a 3-primary cluster, 1 and 2
-creditd processes); with rounds, the report keeps the median run of each phase and the median of
-each round's ratios; the Redis phases run after a usage record in every partition they charge
-(per-64-appends work amortised as in a running server), on accounts that bought bundles, drawing on
-them; the serving processes' instruction counts cover the echo server, creditd's Charges and the
-chf's Nchf requests, and a server that exits before serving is reported at once; creditd's own
-latency per phase comes from its histogram read before and after (a worked example of the
-arithmetic); a process' CPU counts the children it has reaped (a real fork that burns CPU and is
-waited for) and leaves out a live one it is told to (the embedded Redis); the server-ratio run plays
-the echo server and creditd in alternate slices, each side first in turn, and its figures are each
-side's CPU over its own slices' RPCs (both sides play the top-ups and count them as RPCs), recomputed
-here from the slices it reports; the notices run
-hands every notice of its burst and of its paced run to each channel's receiver (a webhook and an
-SMTP server) and times their lag."""
+against the reserve-shaped baseline, with the server's CPU per call; the growth, allocators and
+scaling runs measure every step and cell (growth: on the embedded server, on glibc's malloc when
+asked, or on one of the operator's, named with its allocator, the preloaded jemalloc too, refusing
+one that holds keys, as a whole run does; allocators: glibc's malloc and jemalloc at each account
+count in each round, each server named with what it ran on, an unknown allocator refused; scaling: a
+1- and a 3-primary cluster, 1 and 2 creditd processes); with rounds, the report keeps the median run
+of each phase and the median of each round's ratios; the Redis phases run after a usage record in
+every partition they charge (per-64-appends work amortised as in a running server), on accounts that
+bought bundles, drawing on them; the serving processes' instruction counts cover the echo server,
+creditd's Charges and the chf's Nchf requests, and a server that exits before serving is reported at
+once; creditd's own latency per phase comes from its histogram read before and after (a worked
+example of the arithmetic); a process' CPU counts the children it has reaped (a real fork that burns
+CPU and is waited for) and leaves out a live one it is told to (the embedded Redis); the server-
+ratio run plays the echo server and creditd in alternate slices, each side first in turn, and its
+figures are each side's CPU over its own slices' RPCs (both sides play the top-ups and count them as
+RPCs), recomputed here from the slices it reports; the notices run hands every notice of its burst
+and of its paced run to each channel's receiver (a webhook and an SMTP server) and times their lag."""
 
 from __future__ import annotations
 
