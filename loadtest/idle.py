@@ -7,9 +7,9 @@ of them.
 Two `creditd serve` processes, each on its own embedded server: one with the shipped config, one
 with the sweeper off (the rest of the idle cost: the health check, gRPC's and the metrics endpoint's
 timers). Both sit idle through every round; each round reads the CPU of each process and each
-Redis (from /proc, the Redis apart from its creditd) over `--duration` seconds, in ms of CPU a
-second; a figure is the median of the rounds, with the rounds beside it. /proc counts in ticks of
-10 ms, so a round of 20 s resolves 0.5 ms a second.
+Redis (each process' own CPU-time clock, to the nanosecond: /proc's ticks of 10 ms resolved 0.5 ms
+a second in a round of 20 s) over `--duration` seconds, in ms of CPU a second; a figure is the
+median of the rounds, with the rounds beside it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import msgspec
 import uvloop
 
 from creditd.devtools.ports import free_port
-from loadtest.cpu import server_and_redis_cpu_s
+from loadtest.cpu import process_cpu_s
 from loadtest.report import write_json
 from loadtest.runner import embedded_server_pid, shipped_config_with, start_creditd, stop, wait_serving
 from loadtest.server_instructions import config_without_sweeper
@@ -58,7 +58,8 @@ class Idle:
         assert self.redis_pid, f"{self.name}: its embedded server runs on this machine"
 
     def cpu_s(self) -> tuple[float, float]:
-        return server_and_redis_cpu_s(self.process.pid, self.redis_pid)
+        """creditd's CPU seconds so far (its Redis, a child, apart) and its Redis'."""
+        return process_cpu_s(self.process.pid), process_cpu_s(self.redis_pid)
 
     def cell(self) -> IdleCell:
         return IdleCell(
@@ -87,8 +88,8 @@ async def measure(rounds: int, duration_s: float, settle_s: float) -> list[IdleC
             await asyncio.sleep(duration_s)
             seconds, after = time.perf_counter() - started_at, [server.cpu_s() for server in servers]
             for server, (creditd0, redis0), (creditd1, redis1) in zip(servers, before, after, strict=True):
-                server.creditd_rounds.append(round((creditd1 - creditd0) / seconds * 1000, 1))
-                server.redis_rounds.append(round((redis1 - redis0) / seconds * 1000, 1))
+                server.creditd_rounds.append(round((creditd1 - creditd0) / seconds * 1000, 2))
+                server.redis_rounds.append(round((redis1 - redis0) / seconds * 1000, 2))
             click.echo(
                 f"round {number + 1}: "
                 + ", ".join(f"{s.name} {s.creditd_rounds[-1]} + {s.redis_rounds[-1]} ms/s" for s in servers)
