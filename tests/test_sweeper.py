@@ -107,10 +107,10 @@ async def test_background_sweeper_releases_without_being_asked(redis_server, red
 async def test_one_sweeper_per_partition_and_takeover_when_a_lease_runs_out(creditd: Harness) -> None:
     """The first sweeper's lease (1 s) is long enough for the three claims before it runs out on a
     busy machine, and the second's (6 s) for the last: only the sleep lets a lease run out."""
-    functions, client = creditd.server.functions, creditd.server.redis
+    functions = creditd.server.functions
     short, long = (with_sweeper(creditd.settings, lease_s=lease_s).sweeper for lease_s in (1.0, 6.0))
-    first = Sweeper(client, functions, 256, short, creditd.clock, owner="first")
-    second = Sweeper(client, functions, 256, long, creditd.clock, owner="second")
+    first = Sweeper(functions, 256, short, creditd.clock, owner="first")
+    second = Sweeper(functions, 256, long, creditd.clock, owner="second")
     assert len(await first.claim()) == 256
     assert await second.claim() == []
     assert len(await first.claim()) == 256  # renewal by the holder
@@ -124,7 +124,7 @@ async def test_a_pass_renews_a_lease_only_when_a_third_of_it_has_passed(creditd:
     claim (the lease's remaining time on Redis' clock shows whether it did), and still sweeps the
     partitions it holds in between."""
     settings = with_sweeper(creditd.settings, lease_s=6.0)
-    sweeper = Sweeper(creditd.server.redis, creditd.server.functions, 256, settings.sweeper, creditd.clock, owner="one")
+    sweeper = Sweeper(creditd.server.functions, 256, settings.sweeper, creditd.clock, owner="one")
     lease = partition_lease(7, "sweeper")
     assert (await sweeper.sweep_once()).partitions_held == 256
     await asyncio.sleep(0.3)
@@ -138,9 +138,9 @@ async def test_a_pass_renews_a_lease_only_when_a_third_of_it_has_passed(creditd:
 async def test_a_pass_takes_over_within_the_lease_and_a_third_of_it(creditd: Harness) -> None:
     # a 1 s lease: the two first passes fit well inside it on a busy machine
     settings = with_sweeper(creditd.settings, lease_s=1.0)
-    functions, client = creditd.server.functions, creditd.server.redis
-    first = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="first")
-    second = Sweeper(client, functions, 256, settings.sweeper, creditd.clock, owner="second")
+    functions = creditd.server.functions
+    first = Sweeper(functions, 256, settings.sweeper, creditd.clock, owner="first")
+    second = Sweeper(functions, 256, settings.sweeper, creditd.clock, owner="second")
     assert (await first.sweep_once()).partitions_held == 256
     assert (await second.sweep_once()).partitions_held == 0
     await asyncio.sleep(1.45)  # "first" died: its leases ran out, and a third of one since "second" asked

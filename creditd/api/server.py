@@ -195,7 +195,6 @@ class CreditdServer:
     def _start_background(self, library_source: str) -> None:
         settings = self.settings
         self.sweeper = Sweeper(
-            self.redis,
             self.functions,
             settings.redis.partitions,
             settings.sweeper,

@@ -41,7 +41,6 @@ from creditd.core.groups import Groups
 from creditd.core.voucher_claims import VoucherClaims
 from creditd.errors import CreditdError, NotFound
 from creditd.store.calls import Calls
-from creditd.store.connection import AnyRedis
 from creditd.store.functions import Functions
 from creditd.store.keys import deadlines_of_partition, due_of_partition, group_pending_of_partition
 from creditd.store.replies import ADVANCE_DECODER, RELEASED_DECODER, Reply
@@ -88,7 +87,6 @@ def _replies(outcomes: list[Reply | CreditdError]) -> list[Reply]:
 class Sweeper:
     def __init__(
         self,
-        client: AnyRedis,
         functions: Functions,
         partitions: int,
         settings: SweeperSettings,
@@ -97,7 +95,6 @@ class Sweeper:
         group_transfer_completion_s: int = 30,
         vouchers: VoucherClaims | None = None,
     ) -> None:
-        self._client = client
         self._functions = functions
         self._partitions = partitions
         self._calls = Calls(partitions)
