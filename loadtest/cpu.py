@@ -57,15 +57,15 @@ def cpu_seconds(pids: Iterable[int], excluding: Iterable[int] = ()) -> float:
     return total_ticks / CLOCK_TICKS_PER_S
 
 
+_CPUCLOCK_SCHED = 2  # Linux: a process' CPU clock counting its run time on any CPU
+
+
 def process_cpu_s(pid: int) -> float:
     """CPU seconds so far of one process, all its threads, not its children, to the nanosecond: the
     kernel's CPU-time clock of that process (the clock id glibc's clock_getcpuclockid makes for it).
     For small figures (an idle process spends a few ms a second) where /proc's ticks of 10 ms are
     too coarse."""
     return time.clock_gettime_ns(((~pid) << 3) | _CPUCLOCK_SCHED) / 1e9
-
-
-_CPUCLOCK_SCHED = 2  # Linux: a process' CPU clock counting its run time on any CPU
 
 
 def server_and_redis_cpu_s(server_pid: int, redis_pid: int) -> tuple[float, float]:

@@ -35,10 +35,14 @@ class PhaseResult(msgspec.Struct):
     reference_work_ms: float = 0.0
 
     @property
+    def top_ups(self) -> int:
+        return self.results.get(TOP_UP, 0)
+
+    @property
     def answered(self) -> int:
         """The RPCs the server answered: the phase's Charge or ChargeBatch RPCs and its top-ups (both
         sides of a comparison play the same top-ups; CPU per RPC is over all of them)."""
-        return self.rpcs + self.results.get(TOP_UP, 0)
+        return self.rpcs + self.top_ups
 
     @property
     def rpcs_per_s(self) -> float:

@@ -252,9 +252,8 @@ def cpu_ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
         found["server CPU per unary Charge / echo's per RPC (target <= 1.25)"] = at_most
     batch = phases.get("batch")
     if batch and batch.charges and batch.cpu_us_per_rpc.get("redis"):
-        # a top-up counted as one charge
-        answered = batch.charges + batch.answered - batch.rpcs
-        per_charge = (batch.cpu_us_per_rpc["server"] + batch.cpu_us_per_rpc["redis"]) * batch.answered / answered
+        cpu_us = (batch.cpu_us_per_rpc["server"] + batch.cpu_us_per_rpc["redis"]) * batch.answered
+        per_charge = cpu_us / (batch.charges + batch.top_ups)  # a top-up counted as one charge
         found["ChargeBatch server + Redis CPU µs per charge (target <= 120)"] = round(per_charge, 1)
     at_half = _server_cpu_ratio(phases.get("paced"), phases.get("echo paced"))
     if at_half is not None:
